@@ -1,0 +1,3 @@
+from costlake.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""The small base class every engine implements, and the registry that picks one by name.
+
+An engine never decides semantics: the stages hand it SQL over named inputs, and it returns Arrow
+(small results) or writes Parquet files, one `usage_date` per file with the column kept inside.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+
+from costlake.errors import ConfigError
+from costlake.settings import Settings
+
+
+class Engine(ABC):
+    """A session of one engine. Inputs are named relations the SQL refers to."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings, temp_dir: Path) -> None:
+        self.settings = settings
+        self.temp_dir = temp_dir
+
+    @abstractmethod
+    def register_files(self, name: str, files: Sequence[str], schema: pa.Schema) -> None:
+        """Expose Parquet files (possibly none) with the given schema as relation `name`."""
+
+    @abstractmethod
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        """Expose an in-memory Arrow table as relation `name`."""
+
+    @abstractmethod
+    def materialize(self, name: str, sql: str) -> int:
+        """Compute `sql` once into relation `name` (spilling if needed); return its row count."""
+
+    @abstractmethod
+    def fetch(self, sql: str) -> pa.Table:
+        """Run `sql` and return the (small) result as Arrow."""
+
+    @abstractmethod
+    def write_partitions(self, sql: str, out_dir: Path, partition_by: str) -> list[str]:
+        """Write the result of `sql` as Parquet under `out_dir`, one value of `partition_by` per file."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the session."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_REGISTRY: dict[str, Callable[[Settings, Path], Engine]] = {}
+
+
+def register_engine(name: str, factory: Callable[[Settings, Path], Engine]) -> None:
+    _REGISTRY[name] = factory
+
+
+def create_engine(settings: Settings, temp_dir: Path) -> Engine:
+    """The engine named by `settings.engine`."""
+    if not _REGISTRY:
+        from costlake.engines import duckdb_engine  # noqa: F401 - registers itself
+    try:
+        factory = _REGISTRY[settings.engine]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown engine {settings.engine!r}; choose one of: {known}") from None
+    return factory(settings, temp_dir)

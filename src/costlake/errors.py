@@ -1,0 +1,32 @@
+"""One root exception; the CLI maps each kind to an exit code and prints it on one line.
+
+Input errors say what was wrong, where (file, row, column) and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class CostlakeError(Exception):
+    """Root of every error costlake raises on purpose."""
+
+    exit_code = 3
+
+
+class InputError(CostlakeError):
+    """The user's input (a file, a flag, a setting) cannot be used. Exit code 1."""
+
+    exit_code = 1
+
+
+class ConfigError(InputError):
+    """A setting is missing or invalid."""
+
+
+class GateFailure(CostlakeError):
+    """A quality gate held back at least one partition. Exit code 2."""
+
+    exit_code = 2
+
+
+class LakeError(CostlakeError):
+    """The lake (catalog, storage) is not in a state costlake can work with."""

@@ -1,0 +1,1 @@
+"""Iceberg tables: schemas, the warehouse (catalog + storage) and atomic partition commits."""

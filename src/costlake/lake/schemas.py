@@ -1,0 +1,232 @@
+"""Every table of the lake: columns in table order, types, partitioning.
+
+Money is DECIMAL(38,12) everywhere. Engines write files whose columns and types follow these
+definitions exactly; the commit refuses anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import (
+    BooleanType,
+    DateType,
+    DecimalType,
+    IcebergType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestampType,
+)
+
+NAMESPACE = "costlake"
+MONEY = DecimalType(38, 12)
+MONEY_SQL = "DECIMAL(38,12)"
+MONEY_ARROW = pa.decimal128(38, 12)
+
+_S, _L, _D, _T, _B = StringType(), LongType(), DateType(), TimestampType(), BooleanType()
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """A lake table: name, ordered columns, the identity-partition column (if any), and what it holds."""
+
+    name: str
+    columns: tuple[tuple[str, IcebergType], ...]
+    partition_by: str | None
+    grain: tuple[str, ...]
+    doc: str
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    def iceberg_schema(self) -> Schema:
+        # Columns stay optional: engines write nullable columns and Iceberg refuses a
+        # required field fed from an optional one. Keys are enforced by the quality gate.
+        fields = [
+            NestedField(field_id=i, name=name, field_type=kind, required=False)
+            for i, (name, kind) in enumerate(self.columns, start=1)
+        ]
+        return Schema(*fields)
+
+    def partition_spec(self) -> PartitionSpec:
+        if self.partition_by is None:
+            return UNPARTITIONED_PARTITION_SPEC
+        source_id = self.column_names.index(self.partition_by) + 1
+        field = PartitionField(source_id, 1000, IdentityTransform(), self.partition_by)
+        return PartitionSpec(field)
+
+    def arrow_schema(self) -> pa.Schema:
+        return schema_to_pyarrow(self.iceberg_schema(), include_field_ids=False)
+
+    @property
+    def identifier(self) -> str:
+        return f"{NAMESPACE}.{self.name}"
+
+
+_CANONICAL = (
+    ("event_id", _S),
+    ("billing_account_id", _S),
+    ("account_id", _S),
+    ("service_name", _S),
+    ("region", _S),
+    ("pricing_model", _S),
+    ("charge_category", _S),
+    ("usage_date", _D),
+    ("billed_cost", MONEY),
+    ("effective_cost", MONEY),
+    ("currency", _S),
+    ("invoice_id", _S),
+)
+
+RAW = TableDef(
+    "raw_billing_events",
+    (
+        ("batch_id", _S),
+        ("batch_seq", _L),
+        ("source_format", _S),
+        ("source_file", _S),
+        ("source_row", _L),
+        ("ingestion_ts", _T),
+        ("load_date", _D),
+        *_CANONICAL,
+    ),
+    partition_by="load_date",
+    grain=("batch_seq", "source_row"),
+    doc="Every accepted source row, append-only; one batch per ingested file.",
+)
+
+QUARANTINE = TableDef(
+    "quarantine",
+    (
+        ("batch_id", _S),
+        ("batch_seq", _L),
+        ("source_file", _S),
+        ("source_row", _L),
+        ("reason", _S),
+        ("raw_record", _S),
+        ("load_date", _D),
+    ),
+    partition_by="load_date",
+    grain=("batch_seq", "source_row"),
+    doc="Rejected source rows with the reason and the row's original fields as JSON.",
+)
+
+NORMALIZED = TableDef(
+    "normalized_billing_events",
+    (*_CANONICAL, ("ingestion_ts", _T), ("batch_id", _S), ("batch_seq", _L), ("source_row", _L)),
+    partition_by="usage_date",
+    grain=("event_id",),
+    doc="Stage 1: one row per event, the latest version by (ingestion_ts, batch_seq, source_row).",
+)
+
+ACCOUNT_SERVICE_DAY = TableDef(
+    "account_service_day_cost",
+    (
+        ("account_id", _S),
+        ("service_name", _S),
+        ("usage_date", _D),
+        ("total_cost_usd", MONEY),
+        ("effective_cost_usd", MONEY),
+        ("event_count", _L),
+    ),
+    partition_by="usage_date",
+    grain=("account_id", "service_name", "usage_date"),
+    doc="Stage 2: cost per account, service and day.",
+)
+
+DAILY_ACCOUNT = TableDef(
+    "daily_account_cost",
+    (
+        ("account_id", _S),
+        ("usage_date", _D),
+        ("total_cost_usd", MONEY),
+        ("effective_cost_usd", MONEY),
+        ("event_count", _L),
+        ("service_count", _L),
+        ("data_complete", _B),
+        ("published_at", _T),
+        ("run_id", _S),
+    ),
+    partition_by="usage_date",
+    grain=("account_id", "usage_date"),
+    doc="Stage 3, the canonical published dataset: cost per account and day.",
+)
+
+_SEEN = (("first_usage_date", _D), ("last_usage_date", _D))
+
+DIM_ACCOUNT = TableDef(
+    "dim_account",
+    (
+        ("account_id", _S),
+        ("account_name", _S),
+        ("tenant_id", _S),
+        ("billing_account_id", _S),
+        *_SEEN,
+        ("last_ingestion_ts", _T),
+    ),
+    partition_by=None,
+    grain=("account_id",),
+    doc="Accounts seen or loaded from a tenants file; maps account_id to tenant_id.",
+)
+
+DIM_SERVICE = TableDef(
+    "dim_service",
+    (("service_name", _S), ("display_name", _S), *_SEEN),
+    partition_by=None,
+    grain=("service_name",),
+    doc="Canonical service names (trimmed, case-folded) with a display spelling.",
+)
+
+DIM_REGION = TableDef(
+    "dim_region", (("region", _S), *_SEEN), partition_by=None, grain=("region",), doc="Regions seen."
+)
+
+DIM_PRICING_MODEL = TableDef(
+    "dim_pricing_model",
+    (("pricing_model", _S), *_SEEN),
+    partition_by=None,
+    grain=("pricing_model",),
+    doc="Pricing models seen.",
+)
+
+PUBLISH_LOG = TableDef(
+    "publish_log",
+    (
+        ("run_id", _S),
+        ("table_name", _S),
+        ("usage_date", _D),
+        ("snapshot_id", _L),
+        ("row_count", _L),
+        ("content_hash", _S),
+        ("input_batch_ids", _S),
+        ("gate_status", _S),
+        ("gate_results", _S),
+        ("published_at", _T),
+    ),
+    partition_by=None,
+    grain=("run_id", "table_name", "usage_date"),
+    doc="One row per partition a run published (or held back).",
+)
+
+TABLES: dict[str, TableDef] = {
+    t.name: t
+    for t in (
+        RAW,
+        QUARANTINE,
+        NORMALIZED,
+        ACCOUNT_SERVICE_DAY,
+        DAILY_ACCOUNT,
+        DIM_ACCOUNT,
+        DIM_SERVICE,
+        DIM_REGION,
+        DIM_PRICING_MODEL,
+        PUBLISH_LOG,
+    )
+}

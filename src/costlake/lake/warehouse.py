@@ -1,0 +1,240 @@
+"""The warehouse: an Iceberg catalog plus the storage under it, and the only place that commits.
+
+Every write is one Iceberg transaction per table. Partitioned tables are replaced a set of
+`usage_date` partitions at a time: delete those days and add the engine's Parquet files in the same
+transaction, so a reader sees the old or the new snapshot, never a mix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression, In
+from pyiceberg.table import Table
+
+from costlake.errors import LakeError
+from costlake.lake.schemas import NAMESPACE, TABLES, TableDef
+from costlake.settings import Settings
+
+PROP_PREFIX = "costlake."
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot of a table with the costlake properties its commit recorded."""
+
+    snapshot_id: int
+    timestamp_ms: int
+    properties: dict[str, str]
+
+
+def _to_local(path: str) -> str:
+    parsed = urlparse(path)
+    return parsed.path if parsed.scheme == "file" else path
+
+
+def _to_uri(path: str | Path) -> str:
+    # Plain absolute paths: PyIceberg does not percent-decode `file://` URIs, and Hive-style
+    # folder names (`usage_date=2025-01-01`) would be mangled by encoding.
+    text = str(path)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+class Warehouse:
+    """Catalog and tables of one warehouse folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        if "://" in settings.warehouse and not settings.warehouse.startswith("file://"):
+            raise LakeError(f"warehouse {settings.warehouse!r}: only local folders are supported so far")
+        self.settings = settings
+        self.root = Path(_to_local(settings.warehouse)).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        uri = settings.catalog_uri or f"sqlite:///{self.root / 'catalog.db'}"
+        self.catalog: Catalog = SqlCatalog("costlake", uri=uri, warehouse=self.root.as_uri())
+        self._tables: dict[str, Table] = {}
+
+    # -- tables -----------------------------------------------------------------------------------
+    def ensure_tables(self) -> None:
+        """Create the namespace and every missing table (idempotent)."""
+        try:
+            self.catalog.create_namespace(NAMESPACE)
+        except NamespaceAlreadyExistsError:
+            pass
+        for tdef in TABLES.values():
+            try:
+                self.catalog.load_table(tdef.identifier)
+            except NoSuchTableError:
+                self.catalog.create_table(
+                    tdef.identifier, schema=tdef.iceberg_schema(), partition_spec=tdef.partition_spec()
+                )
+
+    def table(self, tdef: TableDef) -> Table:
+        cached = self._tables.get(tdef.name)
+        if cached is not None:
+            return cached
+        try:
+            table = self.catalog.load_table(tdef.identifier)
+        except NoSuchTableError:
+            self.ensure_tables()
+            table = self.catalog.load_table(tdef.identifier)
+        self._tables[tdef.name] = table
+        return table
+
+    def refresh(self) -> None:
+        """Forget cached table metadata so the next read sees other processes' commits."""
+        self._tables.clear()
+
+    def location(self, tdef: TableDef) -> Path:
+        return Path(_to_local(self.table(tdef).location()))
+
+    def new_data_dir(self, tdef: TableDef, folder: str) -> Path:
+        """A fresh folder under the table location for one writer's files (they stay once added)."""
+        path = self.location(tdef) / "data" / folder
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- reading ----------------------------------------------------------------------------------
+    def data_files(
+        self,
+        tdef: TableDef,
+        *,
+        dates: Iterable[dt.date] | None = None,
+        row_filter: BooleanExpression | None = None,
+        snapshot_id: int | None = None,
+    ) -> list[str]:
+        """Local paths of the data files holding the given partitions (all when `dates` is None)."""
+        table = self.table(tdef)
+        expr: BooleanExpression = row_filter if row_filter is not None else AlwaysTrue()
+        if dates is not None:
+            wanted = sorted({d.isoformat() for d in dates})
+            if not wanted:
+                return []
+            assert tdef.partition_by is not None, f"{tdef.name} is not partitioned"
+            expr = In(tdef.partition_by, wanted) if isinstance(expr, AlwaysTrue) else expr & In(
+                tdef.partition_by, wanted
+            )
+        if snapshot_id is None and table.current_snapshot() is None:
+            return []
+        scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
+        return sorted(_to_local(task.file.file_path) for task in scan.plan_files())
+
+    def snapshots(self, tdef: TableDef) -> list[SnapshotInfo]:
+        """Snapshots oldest first, each with the `costlake.*` properties of its commit."""
+        table = self.table(tdef)
+        out = []
+        for snap in table.snapshots():
+            props = snap.summary.additional_properties if snap.summary else {}
+            mine = {k[len(PROP_PREFIX) :]: v for k, v in props.items() if k.startswith(PROP_PREFIX)}
+            out.append(SnapshotInfo(snap.snapshot_id, snap.timestamp_ms, mine))
+        return out
+
+    def last_properties(self, tdef: TableDef) -> dict[str, str]:
+        """The costlake properties of the newest commit that recorded any."""
+        for snap in reversed(self.snapshots(tdef)):
+            if snap.properties:
+                return snap.properties
+        return {}
+
+    # -- writing ----------------------------------------------------------------------------------
+    def replace_partitions(
+        self,
+        tdef: TableDef,
+        dates: Sequence[dt.date],
+        files: Sequence[str],
+        properties: dict[str, str],
+    ) -> int:
+        """Atomically replace the `dates` partitions of `tdef` with `files`; return the snapshot id."""
+        assert tdef.partition_by is not None
+        wanted = {d.isoformat() for d in dates}
+        check_partition_files(tdef, files, wanted)
+        table = self.table(tdef)
+        props = {PROP_PREFIX + k: v for k, v in properties.items()}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "delete matched no records" on first publish
+                with table.transaction() as tx:
+                    if wanted:
+                        tx.delete(In(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
+                    tx.add_files([_to_uri(f) for f in files], snapshot_properties=props)
+        except ValueError as exc:  # schema mismatch and friends: nothing was committed
+            raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
+        return _current_snapshot_id(table)
+
+    def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
+        """Add already-written Parquet files to `tdef` in one commit (no files: a marker commit)."""
+        table = self.table(tdef)
+        props = {PROP_PREFIX + k: v for k, v in properties.items()}
+        try:
+            with table.transaction() as tx:
+                tx.add_files([_to_uri(f) for f in files], snapshot_properties=props)
+        except ValueError as exc:
+            raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
+        return _current_snapshot_id(table)
+
+    def append_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
+        table = self.table(tdef)
+        props = {PROP_PREFIX + k: v for k, v in properties.items()}
+        table.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+        return _current_snapshot_id(table)
+
+    def overwrite_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
+        """Replace the whole content of a small unpartitioned table (the dimensions)."""
+        table = self.table(tdef)
+        props = {PROP_PREFIX + k: v for k, v in properties.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table.overwrite(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+        return _current_snapshot_id(table)
+
+    def read_rows(self, tdef: TableDef, snapshot_id: int | None = None) -> pa.Table:
+        """A whole (small) table as Arrow, in table column order."""
+        table = self.table(tdef)
+        if snapshot_id is None and table.current_snapshot() is None:
+            return tdef.arrow_schema().empty_table()
+        return table.scan(snapshot_id=snapshot_id).to_arrow().cast(tdef.arrow_schema())
+
+
+def _current_snapshot_id(table: Table) -> int:
+    snap = table.current_snapshot()
+    assert snap is not None
+    return snap.snapshot_id
+
+
+def check_partition_files(tdef: TableDef, files: Sequence[str], wanted: set[str]) -> None:
+    """Refuse files that would silently corrupt a partition replace.
+
+    Each file must be non-empty, hold the partition column, and hold exactly one of the dates
+    being replaced (min == max, inside the set). The Iceberg schema check happens in the commit.
+    """
+    column = tdef.partition_by
+    for path in files:
+        meta = pq.read_metadata(_to_local(path))
+        if meta.num_rows == 0:
+            raise LakeError(f"{tdef.name}: staged file {path} is empty")
+        names = meta.schema.names
+        if column not in names:
+            raise LakeError(f"{tdef.name}: staged file {path} lacks the partition column {column}")
+        index = names.index(column)
+        lows, highs = set(), set()
+        for rg in range(meta.num_row_groups):
+            stats = meta.row_group(rg).column(index).statistics
+            if stats is None or not stats.has_min_max or stats.null_count:
+                raise LakeError(f"{tdef.name}: staged file {path} has no usable {column} statistics")
+            lows.add(str(stats.min))
+            highs.add(str(stats.max))
+        values = lows | highs
+        if len(values) != 1 or not values <= wanted:
+            raise LakeError(
+                f"{tdef.name}: staged file {path} holds {column} {sorted(values)}, "
+                f"expected one of the partitions being replaced"
+            )

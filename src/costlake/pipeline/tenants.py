@@ -1,0 +1,71 @@
+"""`costlake tenants load FILE`: who owns which account, from a CSV `account_id,tenant_id,account_name`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pyarrow as pa
+
+from costlake.errors import InputError
+from costlake.lake.lock import warehouse_lock
+from costlake.lake.schemas import DIM_ACCOUNT
+from costlake.lake.warehouse import Warehouse
+
+REQUIRED = ("account_id", "tenant_id")
+
+
+def read_tenants(path: Path) -> dict[str, tuple[str, str | None]]:
+    """account_id → (tenant_id, account_name); every problem is reported with its row."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise InputError(
+                f"{path}: missing required column(s) {', '.join(missing)}; "
+                "expected account_id,tenant_id[,account_name]"
+            )
+        reader.fieldnames = header
+        owners: dict[str, tuple[str, str | None]] = {}
+        for row_number, row in enumerate(reader, start=1):
+            account = (row.get("account_id") or "").strip()
+            tenant = (row.get("tenant_id") or "").strip()
+            name = (row.get("account_name") or "").strip() or None
+            for column, value in (("account_id", account), ("tenant_id", tenant)):
+                if not value:
+                    raise InputError(f"{path}: row {row_number}, column {column}: empty value")
+            if account in owners and owners[account][0] != tenant:
+                raise InputError(
+                    f"{path}: row {row_number}, column tenant_id: account {account} is already "
+                    f"assigned to {owners[account][0]}"
+                )
+            owners[account] = (tenant, name)
+    return owners
+
+
+def load_tenants(wh: Warehouse, path: Path) -> tuple[int, int]:
+    """Upsert the owners into dim_account. Returns (accounts updated, accounts added)."""
+    owners = read_tenants(path)
+    wh.ensure_tables()
+    with warehouse_lock(wh.root):
+        wh.refresh()
+        current = wh.read_rows(DIM_ACCOUNT).to_pylist()
+        updated = 0
+        for row in current:
+            owner = owners.pop(row["account_id"], None)
+            if owner is not None:
+                row["tenant_id"], row["account_name"] = owner[0], owner[1] or row["account_name"]
+                updated += 1
+        added = [
+            {"account_id": account, "tenant_id": tenant, "account_name": name}
+            for account, (tenant, name) in sorted(owners.items())
+        ]
+        rows = sorted(current + added, key=lambda r: r["account_id"])
+        table = pa.Table.from_pylist(rows, schema=DIM_ACCOUNT.arrow_schema())
+        # Keep the dimension's batch watermark: loading owners folds in no raw rows.
+        props = {k: v for k, v in wh.last_properties(DIM_ACCOUNT).items() if k == "batch_seq"}
+        wh.overwrite_rows(DIM_ACCOUNT, table, props | {"tenants_file": str(path.resolve())})
+    return updated, len(added)
