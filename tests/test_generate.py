@@ -170,8 +170,9 @@ def test_tenants_cover_every_account(default_run: tuple[GenerateResult, list[dic
 
 def test_small_custom_run_creates_directory(tmp_path: Path) -> None:
     out = tmp_path / "nested" / "dir"
-    result = generate(out, events=50, days=3, start=date(2024, 2, 28), tenants=30,
-                      accounts_per_tenant=1, batches=3, seed=0)
+    result = generate(
+        out, events=50, days=3, start=date(2024, 2, 28), tenants=30, accounts_per_tenant=1, batches=3, seed=0
+    )
     assert out.is_dir() and len(result.files) == 3
     assert sum(len(_read(p)) for p in result.files) == result.rows
     tenants = _read(result.tenants_file)

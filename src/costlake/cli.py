@@ -13,14 +13,18 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from costlake.errors import CostlakeError
+try:  # typer >= 0.24 carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+from costlake.errors import CostlakeError, InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings, load_settings
 
@@ -46,7 +50,7 @@ class _State:
         try:
             return load_settings(**self.overrides)
         except Exception as exc:  # pydantic's ValidationError: show it as a config error
-            raise click.UsageError(f"invalid settings: {exc}") from None
+            raise InputError(f"invalid settings: {exc}") from None
 
     def warehouse(self) -> Warehouse:
         return Warehouse(self.settings())
@@ -59,10 +63,13 @@ state = _State()
 def _global(
     warehouse: Annotated[
         str | None,
-        typer.Option("--warehouse", "-w", help="Warehouse folder [env COSTLAKE_WAREHOUSE; default ./warehouse]."),
+        typer.Option(
+            "--warehouse", "-w", help="Warehouse folder (env COSTLAKE_WAREHOUSE; default ./warehouse)."
+        ),
     ] = None,
     engine: Annotated[
-        str | None, typer.Option("--engine", help="Compute engine: duckdb [env COSTLAKE_ENGINE].")
+        str | None,
+        typer.Option("--engine", help="Compute engine: duckdb (env COSTLAKE_ENGINE; default duckdb)."),
     ] = None,
 ) -> None:
     state.overrides = {"warehouse": warehouse, "engine": engine}
@@ -71,9 +78,7 @@ def _global(
 @app.command()
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Billing files to ingest, each as one batch.")],
-    fmt: Annotated[
-        str, typer.Option("--format", help="auto (detect from the header) or native.")
-    ] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help="auto (detect from the header) or native.")] = "auto",
 ) -> None:
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files
@@ -98,8 +103,13 @@ def run() -> None:
 
     wh = state.warehouse()
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("starting", total=len(STEPS))
 
@@ -131,7 +141,7 @@ def query(
     from costlake.query import run_query
 
     if fmt not in ("table", "csv", "json"):
-        raise click.UsageError(f"--format must be table, csv or json, not {fmt!r}")
+        raise InputError(f"--format must be table, csv or json, not {fmt!r}")
     result = run_query(state.warehouse(), sql)
     print_result(result, fmt)
 
@@ -172,14 +182,20 @@ def generate(
     try:
         first = dt.date.fromisoformat(start)
     except ValueError:
-        raise click.UsageError(f"--start must be a date YYYY-MM-DD, not {start!r}") from None
+        raise InputError(f"--start must be a date YYYY-MM-DD, not {start!r}") from None
     try:
         result = make(
-            out_dir, events=events, days=days, start=first, tenants=tenants,
-            accounts_per_tenant=accounts_per_tenant, batches=batches, seed=seed,
+            out_dir,
+            events=events,
+            days=days,
+            start=first,
+            tenants=tenants,
+            accounts_per_tenant=accounts_per_tenant,
+            batches=batches,
+            seed=seed,
         )
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     for path in result.files:
         out.print(f"wrote {path}")
     out.print(f"wrote {result.tenants_file}")
@@ -215,12 +231,14 @@ def main() -> None:
     """Entry point: map errors to exit codes and one-line messages."""
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
+    except click_exceptions.NoArgsIsHelpError:
+        sys.exit(0)  # the help was shown: that is what was asked for
+    except click_exceptions.ClickException as exc:
         err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     except CostlakeError as exc:

@@ -38,15 +38,25 @@ GROUP BY ALL ORDER BY a.tenant_id"""
 def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> None:
     started = time.monotonic()
     made = generate(data_dir, events=events, days=90, tenants=3, accounts_per_tenant=4, batches=4)
-    console.print(f"generated {made.rows:,} billing rows in {len(made.files)} delivery files under {data_dir}/")
+    console.print(
+        f"generated {made.rows:,} billing rows in {len(made.files)} delivery files under {data_dir}/"
+    )
     for result in ingest_files(wh, made.files):
-        verb = "already ingested" if result.skipped else f"{result.accepted:,} accepted, {result.quarantined:,} quarantined"
+        verb = (
+            "already ingested"
+            if result.skipped
+            else f"{result.accepted:,} accepted, {result.quarantined:,} quarantined"
+        )
         console.print(f"  ingest {result.path.name}: {verb}")
     load_tenants(wh, made.tenants_file)
     report = run_pipeline(wh)
     for stage in report.stages:
         console.print(f"  {stage.table}: {len(stage.dates)} partition(s), {stage.rows:,} rows")
-    for title, sql in (("Cost by tenant", TENANTS), ("Top accounts", TOP_ACCOUNTS), ("Daily totals, last 14 days", DAILY_TOTALS)):
+    for title, sql in (
+        ("Cost by tenant", TENANTS),
+        ("Top accounts", TOP_ACCOUNTS),
+        ("Daily totals, last 14 days", DAILY_TOTALS),
+    ):
         result = run_query(wh, sql)
         table = Table(*result.column_names, title=title)
         for row in result.to_pylist():
@@ -54,5 +64,5 @@ def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> No
         console.print(table)
     console.print(
         f"done in {time.monotonic() - started:.1f} s. Explore with: "
-        f".venv/bin/costlake --warehouse {wh.root} query \"SELECT * FROM daily_account_cost LIMIT 5\""
+        f'.venv/bin/costlake --warehouse {wh.root} query "SELECT * FROM daily_account_cost LIMIT 5"'
     )

@@ -24,24 +24,82 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-HEADER = ("event_id", "usage_date", "account_id", "service_name", "region", "pricing_model",
-          "charge_category", "cost_usd", "currency", "ingestion_ts")
+HEADER = (
+    "event_id",
+    "usage_date",
+    "account_id",
+    "service_name",
+    "region",
+    "pricing_model",
+    "charge_category",
+    "cost_usd",
+    "currency",
+    "ingestion_ts",
+)
 TENANTS_HEADER = ("account_id", "tenant_id", "account_name")
 
 # Ordered by popularity: rank drives the Zipf-like weight in _make_accounts.
 SERVICES: tuple[str, ...] = (
-    "AmazonEC2", "AmazonS3", "AmazonRDS", "AmazonEKS", "AmazonRedshift", "AWSDataTransfer",
-    "AmazonCloudFront", "AmazonDynamoDB", "AWSLambda", "AmazonElastiCache", "AmazonCloudWatch",
-    "AmazonVPC", "AmazonES", "AmazonSageMaker", "ElasticMapReduce", "AmazonEFS", "AmazonKinesis",
-    "AmazonMSK", "AWSGlue", "AmazonAthena", "AmazonECR", "AmazonECS", "AWSBackup", "AmazonGuardDuty",
-    "AWSConfig", "AWSCloudTrail", "AmazonApiGateway", "AWSQueueService", "AmazonSNS", "AmazonRoute53",
-    "AWSKMS", "AWSSecretsManager", "AmazonStates", "AmazonCognito", "AmazonSES", "AWSWAF",
+    "AmazonEC2",
+    "AmazonS3",
+    "AmazonRDS",
+    "AmazonEKS",
+    "AmazonRedshift",
+    "AWSDataTransfer",
+    "AmazonCloudFront",
+    "AmazonDynamoDB",
+    "AWSLambda",
+    "AmazonElastiCache",
+    "AmazonCloudWatch",
+    "AmazonVPC",
+    "AmazonES",
+    "AmazonSageMaker",
+    "ElasticMapReduce",
+    "AmazonEFS",
+    "AmazonKinesis",
+    "AmazonMSK",
+    "AWSGlue",
+    "AmazonAthena",
+    "AmazonECR",
+    "AmazonECS",
+    "AWSBackup",
+    "AmazonGuardDuty",
+    "AWSConfig",
+    "AWSCloudTrail",
+    "AmazonApiGateway",
+    "AWSQueueService",
+    "AmazonSNS",
+    "AmazonRoute53",
+    "AWSKMS",
+    "AWSSecretsManager",
+    "AmazonStates",
+    "AmazonCognito",
+    "AmazonSES",
+    "AWSWAF",
 )
 # Only these can be bought with commitments or spot; everything else bills on demand.
-_COMMITMENT_SERVICES = frozenset({"AmazonEC2", "AmazonRDS", "AmazonRedshift", "AmazonElastiCache", "AmazonES",
-                                  "AmazonSageMaker", "AWSLambda", "AmazonECS"})
-REGIONS: tuple[str, ...] = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1",
-                            "ap-southeast-1", "ap-northeast-1", "sa-east-1")
+_COMMITMENT_SERVICES = frozenset(
+    {
+        "AmazonEC2",
+        "AmazonRDS",
+        "AmazonRedshift",
+        "AmazonElastiCache",
+        "AmazonES",
+        "AmazonSageMaker",
+        "AWSLambda",
+        "AmazonECS",
+    }
+)
+REGIONS: tuple[str, ...] = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "ap-southeast-1",
+    "ap-northeast-1",
+    "sa-east-1",
+)
 PRICING_MODELS: tuple[str, ...] = ("on_demand", "reserved", "spot", "savings_plan")
 CHARGE_CATEGORIES: tuple[str, ...] = ("usage", "credit", "tax")
 _TEAMS = ("payments", "data", "web", "search", "ml", "identity", "platform", "analytics", "checkout", "app")
@@ -68,22 +126,29 @@ class GenerateResult:
 
 @dataclass(frozen=True)
 class _Accounts:
-    ids: np.ndarray          # int64, 12 digits
-    tenant: np.ndarray       # tenant index per account
+    ids: np.ndarray  # int64, 12 digits
+    tenant: np.ndarray  # tenant index per account
     names: list[str]
-    level: np.ndarray        # typical daily spend in USD
-    growth: np.ndarray       # gentle per-day drift so series are not flat
-    weekend: np.ndarray      # weekend multiplier (< 1)
-    mix: np.ndarray          # (accounts, services) share of spend, rows sum to 1
+    level: np.ndarray  # typical daily spend in USD
+    growth: np.ndarray  # gentle per-day drift so series are not flat
+    weekend: np.ndarray  # weekend multiplier (< 1)
+    mix: np.ndarray  # (accounts, services) share of spend, rows sum to 1
     home_region: np.ndarray
     alt_region: np.ndarray
     pricing_cum: np.ndarray  # (accounts, len(PRICING_MODELS)) cumulative probabilities
 
 
-def _validate(events: int, days: int, start: date, tenants: int,
-              accounts_per_tenant: int, batches: int, seed: int) -> None:
-    minimums = {"events": (events, 1), "days": (days, 1), "tenants": (tenants, 1),
-                "accounts_per_tenant": (accounts_per_tenant, 1), "batches": (batches, 1), "seed": (seed, 0)}
+def _validate(
+    events: int, days: int, start: date, tenants: int, accounts_per_tenant: int, batches: int, seed: int
+) -> None:
+    minimums = {
+        "events": (events, 1),
+        "days": (days, 1),
+        "tenants": (tenants, 1),
+        "accounts_per_tenant": (accounts_per_tenant, 1),
+        "batches": (batches, 1),
+        "seed": (seed, 0),
+    }
     for name, (value, minimum) in minimums.items():
         if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -108,8 +173,10 @@ def _make_accounts(rng: np.random.Generator, tenants: int, per_tenant: int) -> _
     ids = rng.choice(9 * 10**11, size=n, replace=False).astype(np.int64) + 10**11
     combos = [f"{t}-{e}" for t in _TEAMS for e in _ENVS]
     order = rng.permutation(len(combos))
-    names = [combos[order[i % len(combos)]] + (f"-{i // len(combos) + 1}" if i >= len(combos) else "")
-             for i in range(n)]
+    names = [
+        combos[order[i % len(combos)]] + (f"-{i // len(combos) + 1}" if i >= len(combos) else "")
+        for i in range(n)
+    ]
     # Zipf-ish popularity makes a handful of services carry most of the spend.
     popularity = 1.0 / np.arange(1, n_svc + 1) ** 1.3
     include = rng.random((n, n_svc)) < np.linspace(1.0, 0.35, n_svc)
@@ -117,10 +184,15 @@ def _make_accounts(rng: np.random.Generator, tenants: int, per_tenant: int) -> _
     mix = popularity * rng.lognormal(0.0, 0.6, (n, n_svc)) * include
     home = rng.integers(0, len(REGIONS), n)
     return _Accounts(
-        ids=ids, tenant=np.arange(n) // per_tenant, names=names,
-        level=rng.lognormal(np.log(1500.0), 0.9, n), growth=rng.uniform(-0.001, 0.003, n),
-        weekend=rng.uniform(0.6, 0.85, n), mix=mix / mix.sum(axis=1, keepdims=True),
-        home_region=home, alt_region=(home + rng.integers(1, len(REGIONS), n)) % len(REGIONS),
+        ids=ids,
+        tenant=np.arange(n) // per_tenant,
+        names=names,
+        level=rng.lognormal(np.log(1500.0), 0.9, n),
+        growth=rng.uniform(-0.001, 0.003, n),
+        weekend=rng.uniform(0.6, 0.85, n),
+        mix=mix / mix.sum(axis=1, keepdims=True),
+        home_region=home,
+        alt_region=(home + rng.integers(1, len(REGIONS), n)) % len(REGIONS),
         pricing_cum=np.cumsum(rng.dirichlet([4.0, 2.0, 1.0, 2.0], n), axis=1),
     )
 
@@ -170,10 +242,15 @@ def _messy_names(rng: np.random.Generator, service: np.ndarray) -> pa.Array:
     """Canonical names, with ~5% in wrong case or padded with spaces, as real exports do."""
     canon = pc.take(pa.array(SERVICES), pa.array(service))
     variant = np.where(rng.random(service.size) < MESSY_NAME_RATE, rng.integers(1, 6, service.size), 0)
-    return pc.choose(pa.array(variant), canon, pc.utf8_upper(canon), pc.utf8_lower(canon),
-                     pc.binary_join_element_wise(" ", canon, ""),
-                     pc.binary_join_element_wise(canon, " ", ""),
-                     pc.binary_join_element_wise(" ", canon, " ", ""))
+    return pc.choose(
+        pa.array(variant),
+        canon,
+        pc.utf8_upper(canon),
+        pc.utf8_lower(canon),
+        pc.binary_join_element_wise(" ", canon, ""),
+        pc.binary_join_element_wise(canon, " ", ""),
+        pc.binary_join_element_wise(" ", canon, " ", ""),
+    )
 
 
 def _write_csv(path: Path, header: tuple[str, ...], table: pa.Table) -> None:
@@ -190,20 +267,23 @@ def _decorate(rng: np.random.Generator, acc: _Accounts, ev: dict[str, np.ndarray
     special = rng.permutation(n)
     n_credit, n_tax = round(n * CREDIT_RATE), round(n * TAX_RATE)
     ev["category"][special[:n_credit]] = 1
-    ev["category"][special[n_credit:n_credit + n_tax]] = 2
+    ev["category"][special[n_credit : n_credit + n_tax]] = 2
     ev["units"] = np.where(ev["category"] == 1, -ev["units"], ev["units"])
     # Mostly the account's home region, some in a secondary one, a little anywhere.
     u = rng.random(n)
-    ev["region"] = np.where(u < 0.75, acc.home_region[account],
-                            np.where(u < 0.95, acc.alt_region[account],
-                                     rng.integers(0, len(REGIONS), n)))
+    ev["region"] = np.where(
+        u < 0.75,
+        acc.home_region[account],
+        np.where(u < 0.95, acc.alt_region[account], rng.integers(0, len(REGIONS), n)),
+    )
     pricing = (rng.random(n)[:, None] >= acc.pricing_cum[account]).sum(axis=1)
     commit = np.array([s in _COMMITMENT_SERVICES for s in SERVICES])
     ev["pricing"] = np.where(commit[ev["service"]], np.minimum(pricing, len(PRICING_MODELS) - 1), 0)
 
 
-def _deliveries(rng: np.random.Generator, ev: dict[str, np.ndarray], days: int,
-                batches: int) -> dict[str, np.ndarray]:
+def _deliveries(
+    rng: np.random.Generator, ev: dict[str, np.ndarray], days: int, batches: int
+) -> dict[str, np.ndarray]:
     """Output rows (originals plus re-deliveries), sorted by batch then ingestion time."""
     n = ev["units"].size
     # Batch k delivers its own consecutive slice of usage days.
@@ -214,21 +294,29 @@ def _deliveries(rng: np.random.Generator, ev: dict[str, np.ndarray], days: int,
     # Re-deliveries: same event, corrected cost, later timestamp, next batch (same if last).
     redo = np.sort(rng.choice(n, round(n * REDELIVERY_RATE), replace=False))
     old = ev["units"][redo]
-    fixed = np.rint(old * (1.0 + rng.choice([-1.0, 1.0], redo.size)
-                           * rng.uniform(0.02, 0.2, redo.size))).astype(np.int64)
+    fixed = np.rint(
+        old * (1.0 + rng.choice([-1.0, 1.0], redo.size) * rng.uniform(0.02, 0.2, redo.size))
+    ).astype(np.int64)
     fixed = np.where(fixed == old, old + np.sign(old), fixed)
     late = offset[redo] + _HOUR + rng.integers(0, 30 * _HOUR - offset[redo] - _HOUR + 1)
-    rows = {"src": np.concatenate([np.arange(n), redo]),  # source event of every row
-            "units": np.concatenate([ev["units"], fixed]),
-            "offset": np.concatenate([offset, late]),
-            "batch": np.concatenate([batch, np.minimum(batch[redo] + 1, batches - 1)])}
+    rows = {
+        "src": np.concatenate([np.arange(n), redo]),  # source event of every row
+        "units": np.concatenate([ev["units"], fixed]),
+        "offset": np.concatenate([offset, late]),
+        "batch": np.concatenate([batch, np.minimum(batch[redo] + 1, batches - 1)]),
+    }
     # Within a file rows are in ingestion order; the event id breaks ties deterministically.
     order = np.lexsort((rows["src"], rows["offset"] + ev["day"][rows["src"]] * 86_400, rows["batch"]))
     return {k: v[order] for k, v in rows.items()}
 
 
-def _billing_table(rng: np.random.Generator, acc: _Accounts, ev: dict[str, np.ndarray],
-                   rows: dict[str, np.ndarray], start: date) -> pa.Table:
+def _billing_table(
+    rng: np.random.Generator,
+    acc: _Accounts,
+    ev: dict[str, np.ndarray],
+    rows: dict[str, np.ndarray],
+    start: date,
+) -> pa.Table:
     """Render the output rows as the native CSV columns (all strings, written verbatim)."""
     src = rows["src"]
     usage = np.datetime64(start, "D") + ev["day"][src]
@@ -237,23 +325,34 @@ def _billing_table(rng: np.random.Generator, acc: _Accounts, ev: dict[str, np.nd
     def lookup(values: tuple[str, ...], idx: np.ndarray) -> pa.Array:
         return pc.take(pa.array(values), pa.array(idx))
 
-    return pa.table([
-        pc.binary_join_element_wise("evt-", pc.utf8_lpad(pa.array(src).cast(pa.string()), 9, "0"), ""),
-        pa.array(usage).cast(pa.string()),
-        pa.array(acc.ids[ev["account"][src]]).cast(pa.string()),
-        _messy_names(rng, ev["service"][src]),
-        lookup(REGIONS, ev["region"][src]),
-        lookup(PRICING_MODELS, ev["pricing"][src]),
-        lookup(CHARGE_CATEGORIES, ev["category"][src]),
-        _format_units(rows["units"]),
-        lookup(("USD",), np.zeros(src.size, np.int64)),
-        pa.array(ingest).cast(pa.string()),  # 'YYYY-MM-DD HH:MM:SS'; 10x faster than strftime
-    ], names=list(HEADER))
+    return pa.table(
+        [
+            pc.binary_join_element_wise("evt-", pc.utf8_lpad(pa.array(src).cast(pa.string()), 9, "0"), ""),
+            pa.array(usage).cast(pa.string()),
+            pa.array(acc.ids[ev["account"][src]]).cast(pa.string()),
+            _messy_names(rng, ev["service"][src]),
+            lookup(REGIONS, ev["region"][src]),
+            lookup(PRICING_MODELS, ev["pricing"][src]),
+            lookup(CHARGE_CATEGORIES, ev["category"][src]),
+            _format_units(rows["units"]),
+            lookup(("USD",), np.zeros(src.size, np.int64)),
+            pa.array(ingest).cast(pa.string()),  # 'YYYY-MM-DD HH:MM:SS'; 10x faster than strftime
+        ],
+        names=list(HEADER),
+    )
 
 
-def generate(out_dir: Path, *, events: int = 20_000, days: int = 90,
-             start: date = date(2025, 1, 1), tenants: int = 3, accounts_per_tenant: int = 4,
-             batches: int = 4, seed: int = 7) -> GenerateResult:
+def generate(
+    out_dir: Path,
+    *,
+    events: int = 20_000,
+    days: int = 90,
+    start: date = date(2025, 1, 1),
+    tenants: int = 3,
+    accounts_per_tenant: int = 4,
+    batches: int = 4,
+    seed: int = 7,
+) -> GenerateResult:
     """Write billing_batch_NNN.csv files and tenants.csv into out_dir; see module docstring."""
     _validate(events, days, start, tenants, accounts_per_tenant, batches, seed)
     rng = np.random.default_rng(seed)
@@ -273,9 +372,18 @@ def generate(out_dir: Path, *, events: int = 20_000, days: int = 90,
         _write_csv(files[-1], HEADER, table.slice(bounds[k], bounds[k + 1] - bounds[k]))
     tenants_file = out_dir / "tenants.csv"
     tenant_ids = [f"tenant-{_letters(int(t))}" for t in acc.tenant]
-    _write_csv(tenants_file, TENANTS_HEADER, pa.table(
-        [pa.array(acc.ids).cast(pa.string()), pa.array(tenant_ids), pa.array(acc.names)],
-        names=list(TENANTS_HEADER)))
-    return GenerateResult(files=files, tenants_file=tenants_file, rows=table.num_rows,
-                          redeliveries=int(rows["src"].size - events),
-                          credits=int(np.count_nonzero(rows["units"] < 0)))
+    _write_csv(
+        tenants_file,
+        TENANTS_HEADER,
+        pa.table(
+            [pa.array(acc.ids).cast(pa.string()), pa.array(tenant_ids), pa.array(acc.names)],
+            names=list(TENANTS_HEADER),
+        ),
+    )
+    return GenerateResult(
+        files=files,
+        tenants_file=tenants_file,
+        rows=table.num_rows,
+        redeliveries=int(rows["src"].size - events),
+        credits=int(np.count_nonzero(rows["units"] < 0)),
+    )

@@ -32,13 +32,16 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URI of the SQL catalog; default: `catalog.db` in the warehouse."
     )
     engine: Literal["duckdb"] = Field("duckdb", description="Compute engine for the pipeline stages.")
-    currency: str = Field("USD", description="Reporting currency; rows in any other currency are quarantined.")
+    currency: str = Field(
+        "USD", description="Reporting currency; rows in any other currency are quarantined."
+    )
     completeness_lag_hours: int = Field(
         24, ge=0, description="Hours after the end of a usage day before its data counts as complete (T+1)."
     )
     duckdb_threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default: all cores.")
     duckdb_memory_limit: str | None = Field(
-        None, description="DuckDB memory cap such as `2GB`; larger work spills to the warehouse's temp folder."
+        None,
+        description="DuckDB memory cap such as `2GB`; larger work spills to the warehouse's temp folder.",
     )
 
     @field_validator("currency")

@@ -24,13 +24,15 @@ def parquet_scan(files: Sequence[str]) -> str:
     return f"read_parquet([{listing}], hive_partitioning = false)"
 
 
-def connect(settings: Settings, temp_dir: Path | None = None, *, ordered: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    settings: Settings, temp_dir: Path | None = None, *, ordered: bool = False
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection configured from settings.
 
     `ordered` keeps insertion order (needed where row numbers come from file order); the pipeline
     turns it off because it never relies on order and is faster without it.
     """
-    config: dict[str, str | int | bool] = {"preserve_insertion_order": ordered}
+    config: dict[str, str | bool | int | float | list[str]] = {"preserve_insertion_order": ordered}
     if settings.duckdb_threads:
         config["threads"] = settings.duckdb_threads
     if settings.duckdb_memory_limit:
@@ -46,6 +48,17 @@ def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     method = getattr(relation, "to_arrow_table", None) or relation.arrow
     table: pa.Table = method()
     return table
+
+
+def run_on_arrow(sql: str, **tables: pa.Table) -> pa.Table:
+    """Run `sql` over in-memory Arrow tables named by the keywords: a stage as a pure function."""
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        return to_arrow(con, sql)
+    finally:
+        con.close()
 
 
 class DuckDBEngine(Engine):

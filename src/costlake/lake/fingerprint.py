@@ -35,15 +35,15 @@ def fingerprint_files(tdef: TableDef, files: Sequence[str]) -> dict[dt.date, Par
     """Fingerprints per `usage_date` of the rows in `files` (a partitioned table's data files)."""
     if not files:
         return {}
-    row_text = " || '|' || ".join(
-        f"COALESCE(CAST({c} AS VARCHAR), '\\N')" for c in content_columns(tdef)
+    row_text = " || '|' || ".join(f"COALESCE(CAST({c} AS VARCHAR), '\\N')" for c in content_columns(tdef))
+    batches = (
+        "string_agg(DISTINCT batch_id, ',' ORDER BY batch_id)" if "batch_id" in tdef.column_names else "''"
     )
-    batches = "string_agg(DISTINCT batch_id, ',' ORDER BY batch_id)" if "batch_id" in tdef.column_names else "''"
     con = duckdb.connect()
     try:
         rows = con.execute(
             f"""SELECT usage_date, count(*), md5(string_agg(row_hash, '' ORDER BY row_hash)), {batches}
-                FROM (SELECT usage_date, md5({row_text}) AS row_hash{', batch_id' if batches != "''" else ''}
+                FROM (SELECT usage_date, md5({row_text}) AS row_hash{", batch_id" if batches != "''" else ""}
                       FROM {parquet_scan(files)})
                 GROUP BY usage_date"""
         ).fetchall()

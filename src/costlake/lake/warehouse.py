@@ -7,6 +7,7 @@ transaction, so a reader sees the old or the new snapshot, never a mix.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import warnings
 from collections.abc import Iterable, Sequence
@@ -19,10 +20,11 @@ import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression, In
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
 from costlake.errors import LakeError
+from costlake.lake.filters import is_in
 from costlake.lake.schemas import NAMESPACE, TABLES, TableDef
 from costlake.settings import Settings
 
@@ -66,10 +68,8 @@ class Warehouse:
     # -- tables -----------------------------------------------------------------------------------
     def ensure_tables(self) -> None:
         """Create the namespace and every missing table (idempotent)."""
-        try:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
             self.catalog.create_namespace(NAMESPACE)
-        except NamespaceAlreadyExistsError:
-            pass
         for tdef in TABLES.values():
             try:
                 self.catalog.load_table(tdef.identifier)
@@ -120,9 +120,8 @@ class Warehouse:
             if not wanted:
                 return []
             assert tdef.partition_by is not None, f"{tdef.name} is not partitioned"
-            expr = In(tdef.partition_by, wanted) if isinstance(expr, AlwaysTrue) else expr & In(
-                tdef.partition_by, wanted
-            )
+            by_date = is_in(tdef.partition_by, wanted)
+            expr = by_date if isinstance(expr, AlwaysTrue) else expr & by_date
         if snapshot_id is None and table.current_snapshot() is None:
             return []
         scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
@@ -164,7 +163,7 @@ class Warehouse:
                 warnings.simplefilter("ignore")  # "delete matched no records" on first publish
                 with table.transaction() as tx:
                     if wanted:
-                        tx.delete(In(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
+                        tx.delete(is_in(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
                     tx.add_files([_to_uri(f) for f in files], snapshot_properties=props)
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc

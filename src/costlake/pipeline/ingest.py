@@ -14,11 +14,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyiceberg.expressions import EqualTo
+import duckdb
 
 from costlake.engines.duckdb_engine import connect, sql_string
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
+from costlake.lake.filters import equal_to
 from costlake.lake.lock import warehouse_lock
 from costlake.lake.schemas import QUARANTINE, RAW
 from costlake.lake.warehouse import Warehouse
@@ -98,11 +99,11 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
     return result
 
 
-def _count(con, table: str) -> int:  # type: ignore[no-untyped-def]
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
-def _top_reasons(con) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def _top_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     rows = con.execute(
         # Values are quoted inside reasons; count by the kind of problem, not by the value.
         """SELECT regexp_replace(unnest(string_split(reason, '; ')),
@@ -113,7 +114,7 @@ def _top_reasons(con) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
     return [(str(r), int(n)) for r, n in rows]
 
 
-def _copy(con, table: str, out_dir: Path, order_by: str) -> str:  # type: ignore[no-untyped-def]
+def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, order_by: str) -> str:
     target = out_dir / "part-00000.parquet"
     con.execute(
         f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO {sql_string(str(target))} "
@@ -127,12 +128,11 @@ def _drop_orphan_quarantine(wh: Warehouse) -> None:
     known = {b.batch_seq for b in registered_batches(wh)}
     orphans = set()
     for snap in wh.snapshots(QUARANTINE):
-        seq = snap.properties.get("batch_seq")
-        if seq is not None and int(seq) not in known:
-            orphans.add(int(seq))
+        recorded = snap.properties.get("batch_seq")
+        if recorded is not None and int(recorded) not in known:
+            orphans.add(int(recorded))
     table = wh.table(QUARANTINE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # already removed: nothing matches
         for seq in sorted(orphans):
-            table.delete(EqualTo("batch_seq", seq))
-
+            table.delete(equal_to("batch_seq", seq))

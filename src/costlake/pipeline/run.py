@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from pyiceberg.expressions import GreaterThan
 
 from costlake.engines import Engine, create_engine
 from costlake.lake.batches import registered_batches
+from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
 from costlake.lake.lock import warehouse_lock
 from costlake.lake.schemas import (
@@ -62,8 +62,13 @@ class RunReport:
         return any(s.dates for s in self.stages)
 
 
-STEPS = ("stage 1: normalize + dedupe", "dimensions", "stage 2: account-service-day", "stage 3: account-day",
-         "publish log")
+STEPS = (
+    "stage 1: normalize + dedupe",
+    "dimensions",
+    "stage 2: account-service-day",
+    "stage 3: account-day",
+    "publish log",
+)
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -86,7 +91,9 @@ def run_pipeline(wh: Warehouse, step: Step | None = None) -> RunReport:
             say(STEPS[1])
             run.dimensions()
             say(STEPS[2])
-            run.downstream(NORMALIZED, ACCOUNT_SERVICE_DAY, stage2_account_service_day.account_service_day_sql)
+            run.downstream(
+                NORMALIZED, ACCOUNT_SERVICE_DAY, stage2_account_service_day.account_service_day_sql
+            )
             say(STEPS[3])
             run.downstream(ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, run.account_day_sql)
             say(STEPS[4])
@@ -107,7 +114,9 @@ class _Run:
         self.engine.register_files(name, self.wh.data_files(tdef, **kwargs), tdef.arrow_schema())  # type: ignore[arg-type]
 
     def _commit(self, tdef: TableDef, dates: list[dt.date], sql: str, props: dict[str, str]) -> None:
-        files = self.engine.write_partitions(sql, self.wh.new_data_dir(tdef, f"run_id={self.report.run_id}"), "usage_date")
+        files = self.engine.write_partitions(
+            sql, self.wh.new_data_dir(tdef, f"run_id={self.report.run_id}"), "usage_date"
+        )
         snapshot = self.wh.replace_partitions(tdef, dates, files, props | {"dates": _dates_text(dates)})
         fps = fingerprint_files(tdef, files)
         rows = sum(fp.row_count for fp in fps.values())
@@ -125,7 +134,7 @@ class _Run:
             self.report.stages.append(StageResult(NORMALIZED.name, [], 0, 0, None))
             return
         self.report.batches = [b.batch_id for b in batches]
-        self._register("raw_new", RAW, row_filter=GreaterThan("batch_seq", seen_seq))
+        self._register("raw_new", RAW, row_filter=greater_than("batch_seq", seen_seq))
         self._register("s1_current", NORMALIZED)
         self.engine.materialize("s1_winners", stage1_normalize.winners_sql("raw_new", "s1_current"))
         days = self.engine.fetch(stage1_normalize.affected_dates_sql("s1_winners", "s1_current"))
@@ -147,8 +156,10 @@ class _Run:
             change = int(snap.properties.get("change", 0))
             if change > done:
                 latest = max(latest, change)
-                pending |= {dt.date.fromisoformat(d) for d in snap.properties.get("dates", "").split(",") if d}
-        if latest == done:
+                pending |= {
+                    dt.date.fromisoformat(d) for d in snap.properties.get("dates", "").split(",") if d
+                }
+        if not pending:  # nothing to rebuild; the empty upstream commits need no answer
             self.report.stages.append(StageResult(tdef.name, [], 0, 0, None))
             return
         dates = sorted(pending)
@@ -169,25 +180,27 @@ class _Run:
         )
 
     def dimensions(self) -> None:
-        """Fold the raw batches each dimension has not seen yet into it (its own watermark)."""
-        seen_seq = int(self.wh.last_properties(DIM_ACCOUNT).get("batch_seq", 0))
-        batches = [b.batch_seq for b in registered_batches(self.wh) if b.batch_seq > seen_seq]
-        if not batches:
-            return
-        self._register("raw_for_dims", RAW, row_filter=GreaterThan("batch_seq", seen_seq))
-        props = {"run_id": self.report.run_id, "batch_seq": str(max(batches))}
+        """Fold the raw batches each dimension has not seen yet into it; each keeps its own watermark,
+        so a run that stopped between two dimensions is finished by the next one."""
+        batches = registered_batches(self.wh)
         for tdef, sql in (
             (DIM_ACCOUNT, dimensions.dim_account_sql),
             (DIM_SERVICE, dimensions.dim_service_sql),
             (DIM_REGION, lambda new, cur: dimensions.dim_seen_sql("region", new, cur)),
             (DIM_PRICING_MODEL, lambda new, cur: dimensions.dim_seen_sql("pricing_model", new, cur)),
         ):
-            self.engine.register_arrow(f"{tdef.name}_current", self.wh.read_rows(tdef))
-            rows = self.engine.fetch(sql("raw_for_dims", f"{tdef.name}_current"))
+            seen_seq = int(self.wh.last_properties(tdef).get("batch_seq", 0))
+            unseen = [b.batch_seq for b in batches if b.batch_seq > seen_seq]
+            if not unseen:
+                continue
+            self._register("raw_for_dim", RAW, row_filter=greater_than("batch_seq", seen_seq))
+            self.engine.register_arrow("dim_current", self.wh.read_rows(tdef))
+            rows = self.engine.fetch(sql("raw_for_dim", "dim_current"))
+            props = {"run_id": self.report.run_id, "batch_seq": str(max(unseen))}
             self.wh.overwrite_rows(tdef, rows, props)
 
     def publish_log(self) -> None:
-        if not self.published:
+        if not any(dates for _, dates, _, _ in self.published):
             return
         rows: list[dict[str, object]] = []
         for tdef, dates, fps, snapshot in self.published:

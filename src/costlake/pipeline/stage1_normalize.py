@@ -11,7 +11,10 @@ event to another day or account: both days are rebuilt).
 
 from __future__ import annotations
 
-from costlake.lake.schemas import NORMALIZED
+import pyarrow as pa
+
+from costlake.engines.duckdb_engine import run_on_arrow
+from costlake.lake.schemas import NORMALIZED, RAW
 
 ORDER = "ingestion_ts DESC, batch_seq DESC, source_row DESC"
 COLUMNS = ", ".join(NORMALIZED.column_names)
@@ -60,3 +63,29 @@ def output_sql(winners: str, current_partitions: str) -> str:
     WHERE event_id NOT IN (SELECT event_id FROM {winners})
     UNION ALL
     SELECT {COLUMNS} FROM {winners}"""
+
+
+def normalize(new_raw: pa.Table, current: pa.Table | None = None) -> pa.Table:
+    """Stage 1 as a pure function: new raw rows and the current stage-1 rows in, the rebuilt
+    affected days out.
+
+    >>> import datetime as dt, decimal
+    >>> raw = pa.Table.from_pylist([
+    ...     {"event_id": "e1", "account_id": "A1", "service_name": " EC2", "usage_date": dt.date(2025, 1, 1),
+    ...      "billed_cost": decimal.Decimal("10"), "ingestion_ts": dt.datetime(2025, 1, 2), "batch_seq": 1,
+    ...      "source_row": 1},
+    ...     {"event_id": "e1", "account_id": "A1", "service_name": "ec2", "usage_date": dt.date(2025, 1, 1),
+    ...      "billed_cost": decimal.Decimal("12"), "ingestion_ts": dt.datetime(2025, 1, 3), "batch_seq": 1,
+    ...      "source_row": 2},
+    ... ], schema=RAW.arrow_schema())
+    >>> [(r["event_id"], r["service_name"], str(r["billed_cost"])) for r in normalize(raw).to_pylist()]
+    [('e1', 'ec2', '12.000000000000')]
+    """
+    current = NORMALIZED.arrow_schema().empty_table() if current is None else current
+    inputs = {"new_raw": new_raw.cast(RAW.arrow_schema()), "current": current}
+    winners = run_on_arrow(winners_sql("new_raw", "current"), **inputs)
+    days = run_on_arrow(affected_dates_sql("winners", "current"), winners=winners, current=current)
+    rebuilt = f"""
+    SELECT * FROM ({output_sql("winners", "current")}) AS rebuilt
+    WHERE usage_date IN (SELECT usage_date FROM days)"""
+    return run_on_arrow(rebuilt, winners=winners, current=current, days=days)

@@ -5,6 +5,9 @@ Sums stay DECIMAL(38,12): a total is the exact sum of its events, credits includ
 
 from __future__ import annotations
 
+import pyarrow as pa
+
+from costlake.engines.duckdb_engine import run_on_arrow
 from costlake.lake.schemas import MONEY_SQL
 
 
@@ -17,3 +20,8 @@ def account_service_day_sql(events: str) -> str:
     FROM {events}
     GROUP BY account_id, service_name, usage_date
     ORDER BY usage_date, account_id, service_name"""
+
+
+def aggregate(events: pa.Table) -> pa.Table:
+    """Stage 2 as a pure function: stage-1 events in, account-service-day rows out."""
+    return run_on_arrow(account_service_day_sql("events"), events=events)

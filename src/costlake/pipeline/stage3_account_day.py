@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
+
+from costlake.engines.duckdb_engine import run_on_arrow
 from costlake.lake.schemas import MONEY_SQL
 
 
@@ -30,3 +33,13 @@ def account_day_sql(
     FROM {service_days} AS s LEFT JOIN {accounts} AS a ON a.account_id = s.account_id
     GROUP BY s.account_id, s.usage_date
     ORDER BY s.usage_date, s.account_id"""
+
+
+def publish(
+    service_days: pa.Table, accounts: pa.Table, *, lag_hours: int, run_id: str, published_at: dt.datetime
+) -> pa.Table:
+    """Stage 3 as a pure function: stage-2 rows and (account_id, last_ingestion_ts) in, account-day out."""
+    sql = account_day_sql(
+        "service_days", "accounts", lag_hours=lag_hours, run_id=run_id, published_at=published_at
+    )
+    return run_on_arrow(sql, service_days=service_days, accounts=accounts)

@@ -87,9 +87,13 @@ class NativeSource(Source):
         _load_text(con, path, header)
         con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {_checked_sql(present, ctx)}")
         raw_cols = ", ".join(RAW.column_names)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT {raw_cols} FROM checked WHERE reason = ''")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE accepted AS SELECT {raw_cols} FROM checked WHERE reason = ''"
+        )
         q_cols = ", ".join(QUARANTINE.column_names)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE rejected AS SELECT {q_cols} FROM checked WHERE reason <> ''")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE rejected AS SELECT {q_cols} FROM checked WHERE reason <> ''"
+        )
         con.execute("DROP TABLE checked")
         con.execute("DROP TABLE text_rows")
 
@@ -115,7 +119,9 @@ def _checked_sql(present: set[str], ctx: BatchContext) -> str:
     billed, billed_reason = _money_checks("cost_usd")
     if "effective_cost_usd" in present:
         effective, eff_reason = _money_checks("effective_cost_usd")
-        effective = f"CASE WHEN NULLIF(trim(effective_cost_usd), '') IS NULL THEN {billed} ELSE {effective} END"
+        effective = (
+            f"CASE WHEN NULLIF(trim(effective_cost_usd), '') IS NULL THEN {billed} ELSE {effective} END"
+        )
         eff_reason = f"CASE WHEN NULLIF(trim(effective_cost_usd), '') IS NOT NULL THEN {eff_reason} END"
     else:
         effective, eff_reason = billed, "NULL"
@@ -142,7 +148,7 @@ def _checked_sql(present: set[str], ctx: BatchContext) -> str:
     currency_reason = f"""CASE
         WHEN {currency_text} IS NULL THEN NULL
         WHEN NOT regexp_full_match({currency_text}, '[A-Z]{{3}}')
-            THEN 'currency ' || quote_text({_text('currency', present)}) || ' is not an ISO 4217 code'
+            THEN 'currency ' || quote_text({_text("currency", present)}) || ' is not an ISO 4217 code'
         WHEN {currency_text} <> {sql_string(ctx.currency)}
             THEN 'currency ' || {currency_text} || ', no FX rates configured'
     END"""
@@ -159,7 +165,8 @@ def _checked_sql(present: set[str], ctx: BatchContext) -> str:
     usage_text = _text("usage_date", present)
     date_reason = f"""CASE
         WHEN {usage_text} IS NULL THEN 'missing usage_date'
-        WHEN TRY_CAST({usage_text} AS DATE) IS NULL
+        WHEN NOT regexp_full_match({usage_text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')
+             OR TRY_CAST({usage_text} AS DATE) IS NULL
             THEN 'usage_date ' || quote_text({usage_text}) || ' is not a date (YYYY-MM-DD)'
     END"""
 
@@ -186,12 +193,12 @@ def _checked_sql(present: set[str], ctx: BatchContext) -> str:
         CAST(source_row AS BIGINT) AS source_row,
         {ingestion} AS ingestion_ts,
         CAST({loaded} AS DATE) AS load_date,
-        {_text('event_id', present)} AS event_id,
-        {_text('billing_account_id', present)} AS billing_account_id,
-        {_text('account_id', present)} AS account_id,
+        {_text("event_id", present)} AS event_id,
+        {_text("billing_account_id", present)} AS billing_account_id,
+        {_text("account_id", present)} AS account_id,
         service_name,  -- kept as delivered; stage 1 trims and case-folds it
-        {_text('region', present)} AS region,
-        {_text('pricing_model', present)} AS pricing_model,
+        {_text("region", present)} AS region,
+        {_text("pricing_model", present)} AS pricing_model,
         {category} AS charge_category,
         TRY_CAST({usage_text} AS DATE) AS usage_date,
         {billed} AS billed_cost,

@@ -1,0 +1,195 @@
+"""costlake's pipeline beside the bare-DuckDB baseline, on the same input, in one invocation.
+
+    make bench                      # 1M events (EVENTS=1000000)
+    make bench EVENTS=10000000      # or: .venv/bin/python bench/pipeline_bench.py --events 200000
+
+The baseline lives outside the repo (`../shared/bench` from the repo root, or `--baseline-dir`). When it
+is there, its gen_billing_csv.py writes the input (N rows plus a 3-day BACKFILL file) and its
+pipe_duckdb.py runs `full` and then `backfill`; costlake runs `ingest` + `run` on a fresh warehouse
+and then ingests the backfill file into the same warehouse and runs again. After each phase costlake's
+stage-3 grand total (sum of daily_account_cost.total_cost_usd) and row count must equal the baseline's,
+compared as decimals: the script prints MATCH or MISMATCH and exits 1 on a mismatch (2 if a step fails).
+
+Without the baseline (or with --skip-baseline) costlake runs alone. If the baseline's generator is
+missing too, `costlake generate` writes the input and the backfill re-delivers 3 days of it verbatim,
+so costlake's total must not change.
+
+Every step is a subprocess timed on the wall clock; its peak RSS comes from os.wait4 (per child).
+Both sides get 2 DuckDB threads (the baseline hard-codes threads=2). Logs go to OUT/logs.
+Prints a table and one `BENCH {json}` line. Needs Linux or macOS; no dependencies beyond the venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
+_CLI = Path(PY).parent / "costlake"
+COSTLAKE = [str(_CLI)] if _CLI.exists() else [PY, "-m", "costlake"]
+THREADS = "2"  # pipe_duckdb.py's setting; costlake would otherwise take every core
+BACKFILL_DATES = ("2024-02-10", "2024-02-11", "2024-02-12")  # used only without the baseline generator
+
+
+class Step:
+    """One finished subprocess: wall seconds, peak RSS in MiB, its output."""
+
+    def __init__(self, name: str, cmd: list[str], logs: Path, env: dict[str, str] | None = None) -> None:
+        log = logs / f"{name}.log"
+        with open(log, "w") as fh:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)  # per-child rusage, unlike RUSAGE_CHILDREN
+            self.seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self.rss_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        self.output = log.read_text()
+        if proc.returncode != 0:
+            tail = "\n".join(self.output.splitlines()[-15:])
+            print(f"{name} failed (exit {proc.returncode}): {' '.join(cmd)}", tail, f"(log: {log})",
+                  sep="\n", file=sys.stderr)
+            sys.exit(2)
+
+
+def baseline_result(step: Step) -> dict:
+    line = next(ln for ln in step.output.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def costlake_totals(warehouse: Path, logs: Path, name: str) -> dict:
+    sql = ("SELECT count(*) AS n, CAST(sum(total_cost_usd) AS VARCHAR) AS total, version() AS duckdb "
+           "FROM daily_account_cost")
+    step = Step(name, [*COSTLAKE, "--warehouse", str(warehouse), "query", sql, "--format", "csv"], logs)
+    row = next(csv.DictReader(io.StringIO(step.output)))
+    return {"rows": int(row["n"]), "total": row["total"], "duckdb": row["duckdb"]}
+
+
+def verbatim_backfill(files: list[Path], out: Path) -> None:
+    """Every row of BACKFILL_DATES' days, re-delivered unchanged (costlake's generator writes no quotes)."""
+    with open(out, "w") as dst:
+        for i, path in enumerate(files):
+            with open(path) as src:
+                header = src.readline()
+                col = header.rstrip("\n").split(",").index("usage_date")
+                if i == 0:
+                    dst.write(header)
+                dst.writelines(ln for ln in src if ln.split(",")[col] in BACKFILL_DATES)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000, help="billing rows to generate")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="work folder (wiped parts)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--baseline-dir", type=Path, default=ROOT.parent / "shared" / "bench")
+    ap.add_argument("--skip-baseline", action="store_true", help="run costlake alone")
+    args = ap.parse_args()
+
+    out = args.out.resolve()
+    data, base_out, warehouse, logs = out / "input", out / "baseline", out / "warehouse", out / "logs"
+    for d in (data, base_out, warehouse, logs):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    bdir = args.baseline_dir.resolve()
+    have_gen = (bdir / "gen_billing_csv.py").is_file()
+    run_base = have_gen and (bdir / "pipe_duckdb.py").is_file() and not args.skip_baseline
+    why = "skipped (--skip-baseline)" if args.skip_baseline else f"not available (no {bdir}/pipe_duckdb.py)"
+    print(f"baseline: {bdir if run_base else why}")
+    env = {**os.environ, "COSTLAKE_DUCKDB_THREADS": os.environ.get("COSTLAKE_DUCKDB_THREADS", THREADS)}
+
+    # 1. the input, once, shared by both sides
+    backfill = data / "BACKFILL.csv"
+    if have_gen:
+        inputs = [data / "billing.csv"]
+        gen = Step("generate", [PY, str(bdir / "gen_billing_csv.py"), str(args.events), str(inputs[0]),
+                                str(backfill), str(args.seed)], logs)
+    else:
+        gen = Step("generate", [*COSTLAKE, "generate", str(data), "--events", str(args.events),
+                                "--start", BACKFILL_DATES[0][:4] + "-01-01", "--seed", str(args.seed)], logs)
+        inputs = sorted(data.glob("billing_batch_*.csv"))
+        verbatim_backfill(inputs, backfill)
+    size_mb = sum(p.stat().st_size for p in inputs) / 2**20
+    print(f"input: {', '.join(p.name for p in inputs)} ({size_mb:.0f} MiB, generated in {gen.seconds:.1f} s)")
+
+    phases: dict[str, dict] = {}
+    checks: dict[str, dict] = {}
+    versions: dict[str, str | None] = {"baseline": None, "costlake": None}
+    plan = [("full", inputs, "full", inputs[0]), ("backfill", [backfill], "backfill", backfill)]
+    for phase, files, mode, base_csv in plan:
+        ph: dict = {}
+        base = None
+        if run_base:
+            print(f"{phase}: baseline ...", flush=True)
+            cmd = [PY, str(bdir / "pipe_duckdb.py"), mode, str(base_csv), str(base_out)]
+            b = Step(f"{phase}_baseline", cmd, logs)
+            base = baseline_result(b)
+            versions["baseline"] = base.get("version")
+            ph.update(baseline_s=round(b.seconds, 3), baseline_rss_mb=round(b.rss_mb))
+        print(f"{phase}: costlake ingest + run ...", flush=True)
+        ing = Step(f"{phase}_costlake_ingest", [*COSTLAKE, "--warehouse", str(warehouse), "ingest",
+                                                *map(str, files)], logs, env)
+        run = Step(f"{phase}_costlake_run", [*COSTLAKE, "--warehouse", str(warehouse), "run"], logs, env)
+        ph.update(costlake_ingest_s=round(ing.seconds, 3), costlake_run_s=round(run.seconds, 3),
+                  costlake_s=round(ing.seconds + run.seconds, 3),
+                  costlake_ingest_rss_mb=round(ing.rss_mb), costlake_run_rss_mb=round(run.rss_mb),
+                  costlake_rss_mb=round(max(ing.rss_mb, run.rss_mb)))
+        if base:
+            ph["ratio"] = round(ph["costlake_s"] / ph["baseline_s"], 2)
+        phases[phase] = ph
+        got = costlake_totals(warehouse, logs, f"{phase}_costlake_query")
+        versions["costlake"] = got["duckdb"].lstrip("v")
+        if base:
+            want = {"rows": int(base["stage3_rows"]), "total": base["stage3_total_cost"]}
+        elif phase == "backfill" and not have_gen:  # verbatim re-delivery: nothing may change
+            want = {"rows": checks["full"]["costlake_rows"], "total": checks["full"]["costlake_total"]}
+        else:
+            want = None
+        check = {"costlake_rows": got["rows"], "costlake_total": got["total"]}
+        if want:
+            ok = want["rows"] == got["rows"] and Decimal(want["total"]) == Decimal(got["total"])
+            check.update(expected_rows=want["rows"], expected_total=want["total"], match=ok)
+        checks[phase] = check
+
+    def row(*cells: object) -> None:
+        text = [f"{c:.2f}" if isinstance(c, float) else "-" if c is None else str(c) for c in cells]
+        widths = (11, 11, 7, 13, 11)
+        print(text[0].ljust(18) + "".join(t.rjust(w) for t, w in zip(text[1:], widths, strict=True)))
+
+    print()
+    row("phase", "baseline s", "costlake s", "ratio", "base RSS MiB", "cl RSS MiB")
+    for phase, ph in phases.items():
+        row(phase, ph.get("baseline_s"), ph["costlake_s"], ph.get("ratio"), ph.get("baseline_rss_mb"),
+            ph["costlake_rss_mb"])
+        for part in ("ingest", "run"):
+            row(f"  costlake {part}", "", ph[f"costlake_{part}_s"], "", "", ph[f"costlake_{part}_rss_mb"])
+    print(f"duckdb: baseline {versions['baseline'] or 'not run'}, costlake {versions['costlake']}")
+    bad = []
+    for phase, c in checks.items():
+        if "match" not in c:
+            print(f"{phase}: costlake total {c['costlake_total']} over {c['costlake_rows']} rows "
+                  f"(not checked: no baseline)")
+            continue
+        verdict = "MATCH" if c["match"] else "MISMATCH"
+        print(f"{phase}: {verdict} costlake {c['costlake_total']} ({c['costlake_rows']} rows) vs "
+              f"expected {c['expected_total']} ({c['expected_rows']} rows)")
+        bad += [] if c["match"] else [phase]
+    summary = {"events": args.events, "input_mib": round(size_mb, 1), "generator": "baseline" if have_gen
+               else "costlake", "baseline": run_base, "threads": env["COSTLAKE_DUCKDB_THREADS"],
+               "duckdb": versions, "phases": phases, "checks": checks, "ok": not bad}
+    print("BENCH " + json.dumps(summary), flush=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

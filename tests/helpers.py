@@ -1,0 +1,37 @@
+"""Helpers the tests import: read the lake with SQL, run the CLI as a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.ingest import IngestResult, ingest_files
+from costlake.pipeline.run import RunReport, run_pipeline
+from costlake.query import run_query
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SEED = FIXTURES / "seed" / "raw_billing_events.csv"
+NATIVE_HEADER = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_date")
+
+
+def ingest_and_run(wh: Warehouse, *paths: Path) -> tuple[list[IngestResult], RunReport]:
+    results = ingest_files(wh, list(paths))
+    return results, run_pipeline(wh)
+
+
+def query_rows(wh: Warehouse, sql: str) -> list[dict[str, object]]:
+    wh.refresh()
+    return run_query(wh, sql).to_pylist()
+
+
+def cli(warehouse: Path | str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a separate process, the way a user does."""
+    return subprocess.run(
+        [sys.executable, "-m", "costlake", "--warehouse", str(warehouse), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )

@@ -1,0 +1,173 @@
+"""The native CSV source: every kind of bad row is quarantined with its reason; bad files are refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from costlake.errors import InputError
+from costlake.pipeline.ingest import ingest_files
+from costlake.settings import Settings
+from helpers import SEED, cli, query_rows
+
+HEADER = (
+    "event_id",
+    "usage_date",
+    "account_id",
+    "service_name",
+    "cost_usd",
+    "ingestion_ts",
+    "currency",
+    "charge_category",
+    "region",
+    "pricing_model",
+)
+GOOD = [
+    "ok",
+    "2025-01-01",
+    "A1",
+    "EC2",
+    "1.5",
+    "2025-01-02 10:00:00",
+    "USD",
+    "usage",
+    "us-east-1",
+    "on_demand",
+]
+
+
+def bad(**change: str) -> list[str]:
+    row = dict(zip(HEADER, GOOD, strict=True))
+    row.update(change)
+    return [row[c] for c in HEADER]
+
+
+CASES = {
+    "missing event_id": bad(event_id=""),
+    "missing account_id": bad(event_id="b2", account_id="  "),
+    "missing service_name": bad(event_id="b3", service_name=""),
+    "cost_usd 'abc' is not a decimal number": bad(event_id="b4", cost_usd="abc"),
+    "cost_usd '1e5' is not a decimal number": bad(event_id="b5", cost_usd="1e5"),
+    "missing cost_usd": bad(event_id="b6", cost_usd=""),
+    "cost_usd '0.1234567890123' has more than 12 decimal places": bad(
+        event_id="b7", cost_usd="0.1234567890123"
+    ),
+    "usage_date '2025-13-45' is not a date (YYYY-MM-DD)": bad(event_id="b8", usage_date="2025-13-45"),
+    "missing usage_date": bad(event_id="b9", usage_date=""),
+    "usage_date '2025/1/5' is not a date (YYYY-MM-DD)": bad(event_id="b9b", usage_date="2025/1/5"),
+    "currency EUR, no FX rates configured": bad(event_id="b10", currency="eur"),
+    "currency 'US$' is not an ISO 4217 code": bad(event_id="b11", currency="US$"),
+    "ingestion_ts 'yesterday' is not a date or timestamp": bad(event_id="b12", ingestion_ts="yesterday"),
+    "charge_category 'bonus' is not one of usage, purchase, tax, credit, adjustment": bad(
+        event_id="b13", charge_category="bonus"
+    ),
+}
+
+
+def test_every_kind_of_bad_row_is_quarantined_with_its_reason(wh, write_csv):
+    rows = [GOOD, *CASES.values(), bad(event_id="two", account_id="", cost_usd="x")]
+    path = write_csv("mixed.csv", rows, header=HEADER)
+    [result] = ingest_files(wh, [path])
+    assert (result.accepted, result.quarantined) == (1, len(CASES) + 1)
+    got = query_rows(
+        wh, "SELECT source_row, reason, raw_record, source_file FROM quarantine ORDER BY source_row"
+    )
+    assert [r["reason"] for r in got[:-1]] == list(CASES)
+    # Several problems in one row: all of them are named.
+    assert got[-1]["reason"] == "missing account_id; cost_usd 'x' is not a decimal number"
+    assert [r["source_row"] for r in got] == list(range(2, len(CASES) + 3))
+    record = json.loads(got[0]["raw_record"])
+    assert record["event_id"] is None and record["account_id"] == "A1" and record["cost_usd"] == "1.5"
+    assert got[3]["source_file"] == str(path.resolve())
+    accepted = query_rows(wh, "SELECT event_id, billed_cost, currency, source_row FROM raw_billing_events")
+    assert accepted == [
+        {
+            "event_id": "ok",
+            "billed_cost": __import__("decimal").Decimal("1.5"),
+            "currency": "USD",
+            "source_row": 1,
+        }
+    ]
+
+
+def test_reporting_currency_accepts_its_own_rows(tmp_path, write_csv):
+    from costlake.lake.warehouse import Warehouse
+
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "eur"), currency="eur"))
+    path = write_csv("eur.csv", [bad(currency="EUR"), bad(event_id="u", currency="USD")], header=HEADER)
+    [result] = ingest_files(wh, [path])
+    assert (result.accepted, result.quarantined) == (1, 1)
+    assert query_rows(wh, "SELECT reason FROM quarantine") == [
+        {"reason": "currency USD, no FX rates configured"}
+    ]
+
+
+def test_defaults_for_optional_columns(wh, write_csv):
+    path = write_csv(
+        "minimal.csv",
+        [["m1", "2025-01-01", "A1", "EC2", "2"]],
+        header=("event_id", "usage_date", "account_id", "service_name", "cost_usd"),
+    )
+    [result] = ingest_files(wh, [path])
+    row = query_rows(wh, "SELECT * FROM raw_billing_events")[0]
+    assert (row["currency"], row["charge_category"], row["effective_cost"]) == (
+        "USD",
+        "usage",
+        row["billed_cost"],
+    )
+    assert row["ingestion_ts"] is not None and row["load_date"] is not None
+    assert result.accepted == 1
+
+
+def test_missing_columns_are_refused_in_one_line_with_exit_code_1(tmp_path, write_csv):
+    path = write_csv("broken.csv", [["e1", "A1", "1"]], header=("event_id", "account_id", "cost"))
+    done = cli(tmp_path / "wh", "ingest", str(path), "--format", "native")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert str(path) in lines[0]
+    assert "usage_date, service_name, cost_usd" in lines[0]
+
+
+def test_unknown_layout_is_refused_with_what_was_expected(tmp_path, write_csv):
+    path = write_csv("weird.csv", [["1", "2"]], header=("foo", "bar"))
+    done = cli(tmp_path / "wh", "ingest", str(path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "unrecognised billing file layout" in done.stderr and "event_id" in done.stderr
+
+
+def test_malformed_csv_is_refused_and_nothing_is_committed(wh, tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text(
+        "event_id,usage_date,account_id,service_name,cost_usd\ne1,2025-01-01,A1,EC2,1\ne2,2025-01-01\n"
+    )
+    with pytest.raises(InputError, match="ragged.csv: malformed CSV"):
+        ingest_files(wh, [path])
+    assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 0}]
+
+
+def test_reingesting_the_same_file_is_a_no_op(tmp_path):
+    first = cli(tmp_path / "wh", "ingest", str(SEED))
+    assert first.returncode == 0, first.stderr
+    assert "5 accepted, 0 quarantined" in first.stdout
+    again = cli(tmp_path / "wh", "ingest", str(SEED))
+    assert again.returncode == 0
+    assert "already ingested as batch" in again.stdout and "nothing to do" in again.stdout
+    counted = cli(tmp_path / "wh", "query", "SELECT count(*) AS n FROM raw_billing_events", "--format", "csv")
+    assert counted.stdout.splitlines() == ["n", "5"]
+    batches = cli(tmp_path / "wh", "query", "SELECT count(*) AS n FROM ingest_batches", "--format", "csv")
+    assert batches.stdout.splitlines() == ["n", "1"]
+
+
+def test_source_rows_follow_file_order_on_a_large_file(wh, tmp_path):
+    path = tmp_path / "big.csv"
+    lines = ["event_id,usage_date,account_id,service_name,cost_usd"]
+    lines += [f"e{i},2025-01-01,A1,EC2,{i}" for i in range(1, 50_001)]
+    path.write_text("\n".join(lines) + "\n")
+    ingest_files(wh, [path])
+    mismatched = query_rows(
+        wh, "SELECT count(*) AS n FROM raw_billing_events WHERE 'e' || source_row <> event_id"
+    )
+    assert mismatched == [{"n": 0}]

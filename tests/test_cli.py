@@ -1,0 +1,129 @@
+"""The command line as a user runs it: separate processes, exit codes, output formats."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from helpers import SEED, cli
+
+
+def test_ingest_run_query_in_every_format(tmp_path):
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", str(SEED)).returncode == 0
+    ran = cli(wh, "run")
+    assert ran.returncode == 0, ran.stderr
+    assert "1 new batch(es)" in ran.stdout and "daily_account_cost" in ran.stdout
+    sql = (
+        "SELECT account_id, CAST(usage_date AS VARCHAR) AS d, total_cost_usd "
+        "FROM daily_account_cost ORDER BY d, account_id"
+    )
+    as_csv = cli(wh, "query", sql, "--format", "csv")
+    assert as_csv.stdout.splitlines() == [
+        "account_id,d,total_cost_usd",
+        "A1,2025-01-01,17.000000000000",
+        "A2,2025-01-01,7.000000000000",
+        "A1,2025-01-02,8.000000000000",
+    ]
+    as_json = json.loads(cli(wh, "query", sql, "--format", "json").stdout)
+    assert [Decimal(r["total_cost_usd"]) for r in as_json] == [Decimal(17), Decimal(7), Decimal(8)]
+    as_table = cli(wh, "query", sql)
+    assert "17.000000000000" in as_table.stdout and "A2" in as_table.stdout
+    again = cli(wh, "run")
+    assert again.returncode == 0 and "nothing new to publish" in again.stdout
+
+
+def test_bad_sql_and_bad_flags_exit_1_without_traceback(tmp_path):
+    wh = tmp_path / "wh"
+    for args in (
+        ("query", "SELECT * FROM no_such_table"),
+        ("query", "SELECT 1", "--format", "xml"),
+        ("ingest", str(tmp_path / "missing.csv")),
+        ("generate",),
+        ("frobnicate",),
+    ):
+        done = cli(wh, *args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert done.stderr.startswith("error: "), done.stderr
+
+
+def test_help_explains_commands(tmp_path):
+    done = cli(tmp_path / "wh", "--help")
+    assert done.returncode == 0
+    for command in ("ingest", "run", "query", "generate", "tenants", "demo"):
+        assert command in done.stdout
+
+
+def test_tenants_load_assigns_owners_and_keeps_the_rest_unassigned(tmp_path, write_csv):
+    wh = tmp_path / "wh"
+    cli(wh, "ingest", str(SEED))
+    cli(wh, "run")
+    owners = write_csv(
+        "owners.csv",
+        [["A1", "tenant-x", "payments-prod"], ["A9", "tenant-y", ""]],
+        header=("account_id", "tenant_id", "account_name"),
+    )
+    done = cli(wh, "tenants", "load", str(owners))
+    assert done.returncode == 0, done.stderr
+    assert "1 account(s) updated, 1 not seen yet added" in done.stdout
+    rows = cli(
+        wh,
+        "query",
+        "SELECT account_id, tenant_id, account_name FROM dim_account ORDER BY 1",
+        "--format",
+        "csv",
+    ).stdout.splitlines()
+    assert rows == [
+        "account_id,tenant_id,account_name",
+        "A1,tenant-x,payments-prod",
+        "A2,unassigned,",
+        "A9,tenant-y,",
+    ]
+    clash = write_csv(
+        "clash.csv", [["A1", "t1", ""], ["A1", "t2", ""]], header=("account_id", "tenant_id", "account_name")
+    )
+    refused = cli(wh, "tenants", "load", str(clash))
+    assert refused.returncode == 1 and "row 2, column tenant_id" in refused.stderr
+
+
+def test_generate_writes_files_with_a_summary(tmp_path):
+    done = cli(
+        tmp_path / "wh",
+        "generate",
+        str(tmp_path / "gen"),
+        "--events",
+        "500",
+        "--days",
+        "10",
+        "--batches",
+        "2",
+        "--seed",
+        "3",
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [
+        "billing_batch_001.csv",
+        "billing_batch_002.csv",
+        "tenants.csv",
+    ]
+    assert "rows in 2 file(s)" in done.stdout
+    refused = cli(tmp_path / "wh", "generate", str(tmp_path / "gen2"), "--batches", "0")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+
+
+def test_warehouse_from_environment(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COSTLAKE_WAREHOUSE=str(tmp_path / "from-env"))
+    done = subprocess.run(
+        [sys.executable, "-m", "costlake", "ingest", str(SEED)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "from-env" / "catalog.db").exists()

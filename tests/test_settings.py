@@ -1,0 +1,37 @@
+"""Settings come from flags, then COSTLAKE_* environment, then costlake.toml, then defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from costlake.settings import Settings, load_settings
+
+
+def test_precedence_flags_env_toml_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "costlake.toml").write_text(
+        'warehouse = "from-toml"\ncurrency = "eur"\ncompleteness_lag_hours = 48\n'
+    )
+    monkeypatch.setenv("COSTLAKE_CURRENCY", "gbp")
+    s = load_settings(warehouse="from-flag", engine=None)
+    assert (s.warehouse, s.currency, s.completeness_lag_hours, s.engine) == ("from-flag", "GBP", 48, "duckdb")
+    monkeypatch.delenv("COSTLAKE_CURRENCY")
+    assert load_settings().currency == "EUR" and load_settings().warehouse == "from-toml"
+
+
+def test_config_file_named_by_environment(tmp_path, monkeypatch):
+    other = tmp_path / "elsewhere.toml"
+    other.write_text("completeness_lag_hours = 6\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COSTLAKE_CONFIG", str(other))
+    assert load_settings().completeness_lag_hours == 6
+
+
+@pytest.mark.parametrize(
+    "bad", [{"currency": "dollars"}, {"completeness_lag_hours": -1}, {"nonsense": 1}, {"engine": "pandas"}]
+)
+def test_invalid_settings_are_refused(bad, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError):
+        Settings(**bad)
