@@ -20,7 +20,7 @@ def dim_account_sql(new_raw: str, current: str) -> str:
     SELECT COALESCE(d.account_id, s.account_id) AS account_id,
            d.account_name,
            COALESCE(d.tenant_id, '{UNASSIGNED}') AS tenant_id,
-           COALESCE(d.billing_account_id, s.billing_account_id) AS billing_account_id,
+           least(d.billing_account_id, s.billing_account_id) AS billing_account_id,
            least(d.first_usage_date, s.first_usage_date) AS first_usage_date,
            greatest(d.last_usage_date, s.last_usage_date) AS last_usage_date,
            greatest(d.last_ingestion_ts, s.last_ingestion_ts) AS last_ingestion_ts

@@ -79,12 +79,12 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
             props = {"batch_id": batch_id, "batch_seq": str(seq)}
             if result.quarantined:
                 q_dir = wh.new_data_dir(QUARANTINE, f"batch_id={batch_id}")
-                q_file = _copy(con, "rejected", q_dir, "source_row")
+                q_file = _copy(con, "rejected", q_dir)
                 wh.append_files(QUARANTINE, [q_file], props)
             raw_files = []
             if result.accepted:
                 raw_dir = wh.new_data_dir(RAW, f"batch_id={batch_id}")
-                raw_files = [_copy(con, "accepted", raw_dir, "source_row")]
+                raw_files = [_copy(con, "accepted", raw_dir)]
             props |= {
                 "sha256": sha,
                 "source_file": ctx.source_file,
@@ -114,10 +114,11 @@ def _top_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return [(str(r), int(n)) for r, n in rows]
 
 
-def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, order_by: str) -> str:
+def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path) -> str:
+    """One Parquet file of the table; the ingest connection keeps file order, so rows stay in it."""
     target = out_dir / "part-00000.parquet"
     con.execute(
-        f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO {sql_string(str(target))} "
+        f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} "
         "(FORMAT parquet, COMPRESSION zstd)"
     )
     return str(target)
