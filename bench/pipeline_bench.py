@@ -57,19 +57,26 @@ class Step:
         self.output = log.read_text()
         if proc.returncode != 0:
             tail = "\n".join(self.output.splitlines()[-15:])
-            print(f"{name} failed (exit {proc.returncode}): {' '.join(cmd)}", tail, f"(log: {log})",
-                  sep="\n", file=sys.stderr)
+            print(
+                f"{name} failed (exit {proc.returncode}): {' '.join(cmd)}",
+                tail,
+                f"(log: {log})",
+                sep="\n",
+                file=sys.stderr,
+            )
             sys.exit(2)
 
 
 def baseline_result(step: Step) -> dict:
     line = next(ln for ln in step.output.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def costlake_totals(warehouse: Path, logs: Path, name: str) -> dict:
-    sql = ("SELECT count(*) AS n, CAST(sum(total_cost_usd) AS VARCHAR) AS total, version() AS duckdb "
-           "FROM daily_account_cost")
+    sql = (
+        "SELECT count(*) AS n, CAST(sum(total_cost_usd) AS VARCHAR) AS total, version() AS duckdb "
+        "FROM daily_account_cost"
+    )
     step = Step(name, [*COSTLAKE, "--warehouse", str(warehouse), "query", sql, "--format", "csv"], logs)
     row = next(csv.DictReader(io.StringIO(step.output)))
     return {"rows": int(row["n"]), "total": row["total"], "duckdb": row["duckdb"]}
@@ -112,11 +119,34 @@ def main() -> int:
     backfill = data / "BACKFILL.csv"
     if have_gen:
         inputs = [data / "billing.csv"]
-        gen = Step("generate", [PY, str(bdir / "gen_billing_csv.py"), str(args.events), str(inputs[0]),
-                                str(backfill), str(args.seed)], logs)
+        gen = Step(
+            "generate",
+            [
+                PY,
+                str(bdir / "gen_billing_csv.py"),
+                str(args.events),
+                str(inputs[0]),
+                str(backfill),
+                str(args.seed),
+            ],
+            logs,
+        )
     else:
-        gen = Step("generate", [*COSTLAKE, "generate", str(data), "--events", str(args.events),
-                                "--start", BACKFILL_DATES[0][:4] + "-01-01", "--seed", str(args.seed)], logs)
+        gen = Step(
+            "generate",
+            [
+                *COSTLAKE,
+                "generate",
+                str(data),
+                "--events",
+                str(args.events),
+                "--start",
+                BACKFILL_DATES[0][:4] + "-01-01",
+                "--seed",
+                str(args.seed),
+            ],
+            logs,
+        )
         inputs = sorted(data.glob("billing_batch_*.csv"))
         verbatim_backfill(inputs, backfill)
     size_mb = sum(p.stat().st_size for p in inputs) / 2**20
@@ -137,13 +167,21 @@ def main() -> int:
             versions["baseline"] = base.get("version")
             ph.update(baseline_s=round(b.seconds, 3), baseline_rss_mb=round(b.rss_mb))
         print(f"{phase}: costlake ingest + run ...", flush=True)
-        ing = Step(f"{phase}_costlake_ingest", [*COSTLAKE, "--warehouse", str(warehouse), "ingest",
-                                                *map(str, files)], logs, env)
+        ing = Step(
+            f"{phase}_costlake_ingest",
+            [*COSTLAKE, "--warehouse", str(warehouse), "ingest", *map(str, files)],
+            logs,
+            env,
+        )
         run = Step(f"{phase}_costlake_run", [*COSTLAKE, "--warehouse", str(warehouse), "run"], logs, env)
-        ph.update(costlake_ingest_s=round(ing.seconds, 3), costlake_run_s=round(run.seconds, 3),
-                  costlake_s=round(ing.seconds + run.seconds, 3),
-                  costlake_ingest_rss_mb=round(ing.rss_mb), costlake_run_rss_mb=round(run.rss_mb),
-                  costlake_rss_mb=round(max(ing.rss_mb, run.rss_mb)))
+        ph.update(
+            costlake_ingest_s=round(ing.seconds, 3),
+            costlake_run_s=round(run.seconds, 3),
+            costlake_s=round(ing.seconds + run.seconds, 3),
+            costlake_ingest_rss_mb=round(ing.rss_mb),
+            costlake_run_rss_mb=round(run.rss_mb),
+            costlake_rss_mb=round(max(ing.rss_mb, run.rss_mb)),
+        )
         if base:
             ph["ratio"] = round(ph["costlake_s"] / ph["baseline_s"], 2)
         phases[phase] = ph
@@ -169,24 +207,42 @@ def main() -> int:
     print()
     row("phase", "baseline s", "costlake s", "ratio", "base RSS MiB", "cl RSS MiB")
     for phase, ph in phases.items():
-        row(phase, ph.get("baseline_s"), ph["costlake_s"], ph.get("ratio"), ph.get("baseline_rss_mb"),
-            ph["costlake_rss_mb"])
+        row(
+            phase,
+            ph.get("baseline_s"),
+            ph["costlake_s"],
+            ph.get("ratio"),
+            ph.get("baseline_rss_mb"),
+            ph["costlake_rss_mb"],
+        )
         for part in ("ingest", "run"):
             row(f"  costlake {part}", "", ph[f"costlake_{part}_s"], "", "", ph[f"costlake_{part}_rss_mb"])
     print(f"duckdb: baseline {versions['baseline'] or 'not run'}, costlake {versions['costlake']}")
     bad = []
     for phase, c in checks.items():
         if "match" not in c:
-            print(f"{phase}: costlake total {c['costlake_total']} over {c['costlake_rows']} rows "
-                  f"(not checked: no baseline)")
+            print(
+                f"{phase}: costlake total {c['costlake_total']} over {c['costlake_rows']} rows "
+                f"(not checked: no baseline)"
+            )
             continue
         verdict = "MATCH" if c["match"] else "MISMATCH"
-        print(f"{phase}: {verdict} costlake {c['costlake_total']} ({c['costlake_rows']} rows) vs "
-              f"expected {c['expected_total']} ({c['expected_rows']} rows)")
+        print(
+            f"{phase}: {verdict} costlake {c['costlake_total']} ({c['costlake_rows']} rows) vs "
+            f"expected {c['expected_total']} ({c['expected_rows']} rows)"
+        )
         bad += [] if c["match"] else [phase]
-    summary = {"events": args.events, "input_mib": round(size_mb, 1), "generator": "baseline" if have_gen
-               else "costlake", "baseline": run_base, "threads": env["COSTLAKE_DUCKDB_THREADS"],
-               "duckdb": versions, "phases": phases, "checks": checks, "ok": not bad}
+    summary = {
+        "events": args.events,
+        "input_mib": round(size_mb, 1),
+        "generator": "baseline" if have_gen else "costlake",
+        "baseline": run_base,
+        "threads": env["COSTLAKE_DUCKDB_THREADS"],
+        "duckdb": versions,
+        "phases": phases,
+        "checks": checks,
+        "ok": not bad,
+    }
     print("BENCH " + json.dumps(summary), flush=True)
     return 1 if bad else 0
 

@@ -118,8 +118,7 @@ def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path) -> str:
     """One Parquet file of the table; the ingest connection keeps file order, so rows stay in it."""
     target = out_dir / "part-00000.parquet"
     con.execute(
-        f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} "
-        "(FORMAT parquet, COMPRESSION zstd)"
+        f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
     )
     return str(target)
 
