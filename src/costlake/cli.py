@@ -7,6 +7,7 @@ least one partition; 3 any other costlake failure.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import sys
@@ -24,7 +25,7 @@ try:  # typer >= 0.24 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from costlake.errors import CostlakeError, InputError
+from costlake.errors import CostlakeError, GateFailure, InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings, load_settings
 
@@ -36,6 +37,8 @@ app = typer.Typer(
 )
 tenants_app = typer.Typer(help="Account ownership: which tenant owns which account.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
+audit_app = typer.Typer(help="Prove published content against raw.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 out = Console()
 if not out.is_terminal:  # piped: wide tables, no wrapping mid-value
@@ -98,7 +101,31 @@ def ingest(
 
 @app.command()
 def run() -> None:
-    """Take newly ingested batches through the three stages and publish the affected days."""
+    """Publish everything ingested since the last run: rebuild the affected days through stages
+    1-3, hold back days that fail the quality gate (exit code 2), commit the rest atomically."""
+    _run_and_report()
+
+
+@app.command()
+def backfill(
+    first: Annotated[str, typer.Option("--from", help="First usage date to rebuild (YYYY-MM-DD).")],
+    last: Annotated[str, typer.Option("--to", help="Last usage date to rebuild (YYYY-MM-DD).")],
+) -> None:
+    """Rebuild a window of days from raw; days whose content does not change are not committed."""
+    window = (_date("--from", first), _date("--to", last))
+    if window[0] > window[1]:
+        raise InputError(f"--from {first} is after --to {last}")
+    _run_and_report(window)
+
+
+def _date(flag: str, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{flag} must be a date YYYY-MM-DD, not {text!r}") from None
+
+
+def _run_and_report(window: tuple[dt.date, dt.date] | None = None) -> None:
     from costlake.pipeline.run import STEPS, run_pipeline
 
     wh = state.warehouse()
@@ -116,33 +143,106 @@ def run() -> None:
         def step(name: str) -> None:
             progress.update(task, description=name, completed=STEPS.index(name))
 
-        report = run_pipeline(wh, step)
-    _print_run(report)
+        report = run_pipeline(wh, step, backfill=window)
+    print_run(report)
+    if report.held_back:
+        days = ", ".join(d.isoformat() for d in report.held_back)
+        raise GateFailure(f"quality gate held back {len(report.held_back)} day(s): {days}")
 
 
-def _print_run(report: Any) -> None:
-    if not report.changed:
+def _ranges(days: list[dt.date]) -> str:
+    """2025-01-01..2025-01-03, 2025-01-07"""
+    spans: list[list[dt.date]] = []
+    for day in sorted(days):
+        if spans and (day - spans[-1][1]).days == 1:
+            spans[-1][1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(a.isoformat() if a == b else f"{a}..{b}" for a, b in spans)
+
+
+def print_run(report: Any) -> None:
+    if not report.reasons and not report.changed:
         out.print(f"run {report.run_id}: nothing new to publish ({report.seconds:.1f} s)")
         return
-    out.print(f"run {report.run_id}: {len(report.batches)} new batch(es) in {report.seconds:.1f} s")
-    table = Table("table", "partitions", "rows written", "files", "snapshot")
-    for s in report.stages:
-        span = f"{len(s.dates)} ({s.dates[0]} … {s.dates[-1]})" if s.dates else "0"
-        table.add_row(s.table, span, f"{s.rows:,}", str(s.files), str(s.snapshot_id or "-"))
+    out.print(
+        f"run {report.run_id}: {len(report.batches)} new batch(es), {len(report.reasons)} day(s) to rebuild"
+    )
+    by_reason: dict[str, list[dt.date]] = {}
+    for day, reasons in report.reasons.items():
+        for reason in reasons:
+            by_reason.setdefault(reason, []).append(day)
+    for reason, days in sorted(by_reason.items()):
+        out.print(f"  {reason}: {_ranges(days)}")
+    table = Table("table", "committed days", "unchanged", "held back", "rows written", "snapshot")
+    for t in report.tables:
+        table.add_row(
+            t.table,
+            _ranges(t.committed) or "-",
+            str(len(t.unchanged)),
+            _ranges(t.held_back) or "-",
+            f"{t.rows:,}",
+            str(t.snapshot_id or "-"),
+        )
     out.print(table)
+    for f in report.findings:
+        out.print(f"  gate {f.severity}: {f.usage_date} {f.check}: {f.detail}", markup=False)
+    out.print(f"done in {report.seconds:.1f} s")
+
+
+@app.command()
+def validate(
+    first: Annotated[str | None, typer.Option("--from", help="First usage date to check.")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last usage date to check.")] = None,
+) -> None:
+    """Run the quality gate over the published tables; exit code 2 if any check fails."""
+    from costlake.pipeline.validate import validate as check
+
+    days, findings = check(
+        state.warehouse(), _date("--from", first) if first else None, _date("--to", last) if last else None
+    )
+    errors = [f for f in findings if f.severity == "error"]
+    for f in findings:
+        out.print(f"{f.severity}: {f.usage_date} {f.check}: {f.detail}", markup=False)
+    out.print(f"checked {days} day(s): {len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
+    if errors:
+        raise GateFailure(f"quality gate failed on {len({f.usage_date for f in errors})} day(s)")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Run id to verify (default: every run).")
+    ] = None,
+) -> None:
+    """Replay runs from raw and prove the published content hashes; exit code 2 names what differs."""
+    from costlake.pipeline.audit import verify
+
+    report = verify(state.warehouse(), run_id)
+    for mismatch in report.mismatches:
+        out.print(mismatch.describe(), markup=False)
+    out.print(
+        f"verified {report.partitions} partition(s) of {len(report.runs)} run(s): "
+        f"{len(report.mismatches)} mismatch(es)"
+    )
+    if report.mismatches:
+        raise GateFailure(f"audit failed: {len(report.mismatches)} partition(s) differ from the publish log")
 
 
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the lake's tables, by name (DuckDB dialect).")],
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Read every table as it was right after this run id.")
+    ] = None,
 ) -> None:
     """Run SQL over every table (raw_billing_events, daily_account_cost, dim_account, …)."""
     from costlake.query import run_query
 
     if fmt not in ("table", "csv", "json"):
         raise InputError(f"--format must be table, csv or json, not {fmt!r}")
-    result = run_query(state.warehouse(), sql)
+    result = run_query(state.warehouse(), sql, as_of)
     print_result(result, fmt)
 
 
@@ -175,8 +275,6 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 7,
 ) -> None:
     """Write realistic synthetic native billing files plus a tenants.csv."""
-    import datetime as dt
-
     from costlake.generate import generate as make
 
     try:

@@ -50,8 +50,8 @@ def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> No
         console.print(f"  ingest {result.path.name}: {verb}")
     load_tenants(wh, made.tenants_file)
     report = run_pipeline(wh)
-    for stage in report.stages:
-        console.print(f"  {stage.table}: {len(stage.dates)} partition(s), {stage.rows:,} rows")
+    for published in report.tables:
+        console.print(f"  {published.table}: {len(published.committed)} partition(s), {published.rows:,} rows")
     for title, sql in (
         ("Cost by tenant", TENANTS),
         ("Top accounts", TOP_ACCOUNTS),

@@ -8,16 +8,36 @@ import pyarrow as pa
 from costlake.engines.duckdb_engine import connect, parquet_scan, to_arrow
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
-from costlake.lake.schemas import TABLES
+from costlake.lake.manifest import latest_manifest, manifest_for
+from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, PUBLISH_LOG, TABLES
 from costlake.lake.warehouse import Warehouse
 
+# The stage tables change together in a run: readers see them as of the last finished run.
+RUN_TABLES = frozenset({NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name})
 
-def open_lake(wh: Warehouse) -> duckdb.DuckDBPyConnection:
+
+def snapshot_view(wh: Warehouse, as_of: str | None = None) -> dict[str, int | None]:
+    """The snapshot each table is read at: `as_of` a run's manifest for every table, or by default
+    the latest finished run's for the stage tables and the current one for the rest (None)."""
+    if as_of is not None:
+        manifest = manifest_for(wh, as_of)
+        return {**manifest.snapshots, PUBLISH_LOG.name: manifest.log_snapshot_id}
+    latest = latest_manifest(wh)
+    if latest is None:
+        return {}
+    return {name: snap for name, snap in latest.snapshots.items() if name in RUN_TABLES}
+
+
+def open_lake(wh: Warehouse, as_of: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per table, plus `ingest_batches` from the batch registry."""
     wh.ensure_tables()
+    view = snapshot_view(wh, as_of)
     con = connect(wh.settings, ordered=True)
     for tdef in TABLES.values():
-        files = wh.data_files(tdef)
+        snapshot = view.get(tdef.name)
+        # Under --as-of, a table absent from the manifest had no data yet when that run finished.
+        missing = as_of is not None and snapshot is None
+        files = [] if missing else wh.data_files(tdef, snapshot_id=snapshot)
         if files:
             con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {parquet_scan(files)}")
         else:
@@ -44,9 +64,9 @@ def open_lake(wh: Warehouse) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(wh: Warehouse, sql: str) -> pa.Table:
-    """The result of `sql` over the lake, as Arrow."""
-    con = open_lake(wh)
+def run_query(wh: Warehouse, sql: str, as_of: str | None = None) -> pa.Table:
+    """The result of `sql` over the lake (as of a past run, if given), as Arrow."""
+    con = open_lake(wh, as_of)
     try:
         return to_arrow(con, sql)
     except duckdb.Error as exc:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     completeness_lag_hours: int = Field(
         24, ge=0, description="Hours after the end of a usage day before its data counts as complete (T+1)."
     )
+    negative_daily_total: Literal["warning", "error"] = Field(
+        "warning", description="Severity of a negative account-day total in the quality gate."
+    )
     duckdb_threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default: all cores.")
     duckdb_memory_limit: str | None = Field(
         None,

@@ -102,7 +102,7 @@ def test_correction_moving_an_event_rebuilds_both_days_and_accounts(wh, write_cs
         ("A2", "2025-01-02"): D("11"),
         ("A3", "2025-01-03"): D("1"),
     }
-    touched = {s.table: [d.isoformat() for d in s.dates] for s in report.stages}
+    touched = {t.table: [d.isoformat() for d in t.committed] for t in report.tables}
     assert touched["normalized_billing_events"] == ["2025-01-01", "2025-01-02"]
     assert touched["daily_account_cost"] == ["2025-01-01", "2025-01-02"]
     assert query_rows(wh, "SELECT count(*) AS n FROM normalized_billing_events WHERE event_id = 'e1'") == [

@@ -52,14 +52,20 @@ def test_latest_version_wins_by_total_order():
     ]
 
 
-def test_incremental_merge_moves_an_event_between_days():
-    current = stage1_normalize.normalize(
-        raw(("e1", "A1", "EC2", DAY1, D("1"), ts(2), 1, 1), ("e2", "A1", "S3", DAY1, D("2"), ts(2), 1, 2))
+def test_rebuilding_days_follows_an_event_that_moved():
+    rows = raw(
+        ("e1", "A1", "EC2", DAY1, D("1"), ts(2), 1, 1),
+        ("e2", "A1", "S3", DAY1, D("2"), ts(2), 1, 2),
+        ("e1", "A2", "EC2", DAY2, D("9"), ts(3), 2, 1),  # correction: another day and account
     )
-    out = stage1_normalize.normalize(raw(("e1", "A2", "EC2", DAY2, D("9"), ts(3), 2, 1)), current)
-    got = sorted((r["event_id"], r["account_id"], r["usage_date"]) for r in out.to_pylist())
-    # Day 1 is rebuilt without e1, day 2 gains it: both affected days come back, nothing else.
+    got = sorted(
+        (r["event_id"], r["account_id"], r["usage_date"])
+        for r in stage1_normalize.normalize(rows).to_pylist()
+    )
     assert got == [("e1", "A2", DAY2), ("e2", "A1", DAY1)]
+    # Rebuilding day 1 alone drops e1 from it: its winner lives on day 2 now.
+    only_day1 = stage1_normalize.normalize(rows, days=[DAY1]).to_pylist()
+    assert [(r["event_id"], r["usage_date"]) for r in only_day1] == [("e2", DAY1)]
 
 
 def test_stage2_and_stage3_sum_exactly_and_count():

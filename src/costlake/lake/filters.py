@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pyiceberg.expressions import BooleanExpression, EqualTo, GreaterThan, In
+from pyiceberg.expressions import BooleanExpression, EqualTo, GreaterThan, In, LessThanOrEqual
 
 
 def is_in(column: str, values: Iterable[Any]) -> BooleanExpression:
@@ -18,3 +18,7 @@ def greater_than(column: str, value: Any) -> BooleanExpression:
 
 def equal_to(column: str, value: Any) -> BooleanExpression:
     return EqualTo(column, value)  # type: ignore[call-arg, arg-type]
+
+
+def at_most(column: str, value: Any) -> BooleanExpression:
+    return LessThanOrEqual(column, value)  # type: ignore[call-arg, arg-type]

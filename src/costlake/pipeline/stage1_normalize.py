@@ -3,13 +3,15 @@
 The winner of an event is the row with the greatest (ingestion_ts, batch_seq, source_row): a total
 order, so no two rows tie and the result never depends on the engine or on file order.
 
-The stage is incremental and exact. The current winners already beat every older row, so the new
-winner of an event is simply the best of its current winner and its new rows. The days that change
-are the days of the new winners plus the days of the winners they displace (a correction can move an
-event to another day or account: both days are rebuilt).
+A run rebuilds a set of days from raw. For those days it takes every event that has a raw row dated
+on one of them, finds each event's winner among *all* of its raw versions, and keeps the winners
+dated on the rebuilt days. An event whose winner moved to another day leaves the rebuilt day; the
+day it moved to is rebuilt too, because the planner adds the days of new rows (`touched_days_sql`).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pyarrow as pa
 
@@ -29,45 +31,43 @@ def canonical_sql(raw: str) -> str:
     FROM {raw}"""
 
 
-def winners_sql(new_raw: str, current: str) -> str:
-    """Events whose winner changes: the best of each event's new rows and its current winner,
-    kept only when a new row wins."""
+def touched_days_sql(new_raw: str, current: str) -> str:
+    """Days whose content can change when `new_raw` arrives: the days of the new rows, and the days
+    where the current winners of the same events live (a correction can move an event away)."""
+    return f"""
+    SELECT DISTINCT usage_date, reason FROM (
+        SELECT usage_date, 'new rows' AS reason FROM {new_raw}
+        UNION ALL
+        SELECT usage_date, 'superseded rows' AS reason FROM {current}
+        WHERE event_id IN (SELECT event_id FROM {new_raw})
+    ) AS days
+    ORDER BY usage_date, reason"""
+
+
+def event_ids_sql(raw: str, days: str) -> str:
+    """Every event with a raw row dated on one of `days`."""
+    return f"SELECT DISTINCT event_id FROM {raw} WHERE usage_date IN (SELECT usage_date FROM {days})"
+
+
+def winners_sql(raw: str, event_ids: str) -> str:
+    """The winning version of each event in `event_ids`, among all of its raw rows."""
     return f"""
     SELECT {COLUMNS} FROM (
         SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY {ORDER}) AS rank_in_event
-        FROM (
-            SELECT *, 1 AS is_new FROM ({canonical_sql(new_raw)}) AS fresh
-            UNION ALL
-            SELECT {COLUMNS}, 0 AS is_new FROM {current}
-            WHERE event_id IN (SELECT event_id FROM {new_raw})
-        ) AS candidates
+        FROM ({canonical_sql(raw)}) AS events
+        WHERE event_id IN (SELECT event_id FROM {event_ids})
     ) AS ranked
-    WHERE rank_in_event = 1 AND is_new = 1"""
+    WHERE rank_in_event = 1"""
 
 
-def affected_dates_sql(winners: str, current: str) -> str:
-    """The days whose content changes: new winners' days and the days of the winners they displace."""
-    return f"""
-    SELECT DISTINCT usage_date FROM (
-        SELECT usage_date FROM {winners}
-        UNION ALL
-        SELECT usage_date FROM {current} WHERE event_id IN (SELECT event_id FROM {winners})
-    ) AS days
-    ORDER BY usage_date"""
+def on_days_sql(winners: str, days: str) -> str:
+    """The stage 1 content of the rebuilt days."""
+    return f"SELECT {COLUMNS} FROM {winners} WHERE usage_date IN (SELECT usage_date FROM {days})"
 
 
-def output_sql(winners: str, current_partitions: str) -> str:
-    """The affected days rebuilt: their current events minus the displaced ones, plus the winners."""
-    return f"""
-    SELECT {COLUMNS} FROM {current_partitions}
-    WHERE event_id NOT IN (SELECT event_id FROM {winners})
-    UNION ALL
-    SELECT {COLUMNS} FROM {winners}"""
-
-
-def normalize(new_raw: pa.Table, current: pa.Table | None = None) -> pa.Table:
-    """Stage 1 as a pure function: new raw rows and the current stage-1 rows in, the rebuilt
-    affected days out.
+def normalize(raw: pa.Table, days: list[dt.date] | None = None) -> pa.Table:
+    """Stage 1 as a pure function: raw rows in, the stage 1 content of `days` (default: every day
+    of the raw rows) out.
 
     >>> import datetime as dt, decimal
     >>> raw = pa.Table.from_pylist([
@@ -81,11 +81,10 @@ def normalize(new_raw: pa.Table, current: pa.Table | None = None) -> pa.Table:
     >>> [(r["event_id"], r["service_name"], str(r["billed_cost"])) for r in normalize(raw).to_pylist()]
     [('e1', 'ec2', '12.000000000000')]
     """
-    current = NORMALIZED.arrow_schema().empty_table() if current is None else current
-    inputs = {"new_raw": new_raw.cast(RAW.arrow_schema()), "current": current}
-    winners = run_on_arrow(winners_sql("new_raw", "current"), **inputs)
-    days = run_on_arrow(affected_dates_sql("winners", "current"), winners=winners, current=current)
-    rebuilt = f"""
-    SELECT * FROM ({output_sql("winners", "current")}) AS rebuilt
-    WHERE usage_date IN (SELECT usage_date FROM days)"""
-    return run_on_arrow(rebuilt, winners=winners, current=current, days=days)
+    raw = raw.cast(RAW.arrow_schema())
+    wanted = pa.table({"usage_date": pa.array(days if days is not None else [], pa.date32())})
+    if days is None:
+        wanted = run_on_arrow("SELECT DISTINCT usage_date FROM raw", raw=raw)
+    ids = run_on_arrow(event_ids_sql("raw", "days"), raw=raw, days=wanted)
+    winners = run_on_arrow(winners_sql("raw", "ids"), raw=raw, ids=ids)
+    return run_on_arrow(on_days_sql("winners", "days"), winners=winners, days=wanted)

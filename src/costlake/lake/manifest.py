@@ -1,0 +1,49 @@
+"""Run manifests: the snapshot of every table right after a run finished.
+
+The last commit of a run (its publish_log append) carries, in its snapshot properties, the run id,
+the raw batch watermark and the snapshot id of every table. Readers use the latest manifest for the
+derived tables, so they see one finished run or the one before, never half of a run; `--as-of RUN`
+reads every table at that run's manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from costlake.errors import InputError
+from costlake.lake.schemas import PUBLISH_LOG
+from costlake.lake.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class Manifest:
+    run_id: str
+    batch_seq: int
+    snapshots: dict[str, int | None]
+    log_snapshot_id: int
+
+
+def manifests(wh: Warehouse) -> list[Manifest]:
+    """Every finished run, oldest first."""
+    out = []
+    for snap in wh.snapshots(PUBLISH_LOG):
+        props = snap.properties
+        if "manifest" in props:
+            snapshots = json.loads(props["manifest"])
+            out.append(Manifest(props["run_id"], int(props["batch_seq"]), snapshots, snap.snapshot_id))
+    return out
+
+
+def manifest_for(wh: Warehouse, run_id: str) -> Manifest:
+    for found in manifests(wh):
+        if found.run_id == run_id:
+            return found
+    known = [m.run_id for m in manifests(wh)][-5:]
+    hint = f"; recent runs: {', '.join(known)}" if known else "; no run has finished yet"
+    raise InputError(f"unknown run id {run_id!r}{hint}")
+
+
+def latest_manifest(wh: Warehouse) -> Manifest | None:
+    found = manifests(wh)
+    return found[-1] if found else None

@@ -1,0 +1,126 @@
+"""The quality gate: per-partition checks over a run's stage outputs, before anything is committed.
+
+Every check is SQL over named relations and returns rows (usage_date, check_name, severity, detail).
+An `error` row holds its day back in every stage table; a `warning` is recorded and published.
+The same checks run on demand over the published tables (`costlake validate`).
+
+Inputs:
+- `s1`, `s2`, `s3`: the stage outputs for the days being checked;
+- `raw_ids`: (usage_date, event_id) of every raw row dated on those days;
+- `winners`: the winning version of each of those events, whatever its day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from costlake.engines.duckdb_engine import sql_string
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    usage_date: object
+    check: str
+    severity: str
+    detail: str
+
+
+def _not_null(table: str, keys: Sequence[str]) -> str:
+    nulls = " OR ".join(f"{k} IS NULL" for k in keys)
+    return f"""
+    SELECT usage_date, 'keys_not_null' AS check_name, 'error' AS severity,
+           '{table}: ' || CAST(count(*) AS VARCHAR) || ' row(s) with a null key ({", ".join(keys)})' AS detail
+    FROM {table} WHERE {nulls} GROUP BY usage_date"""
+
+
+def _unique(table: str, keys: Sequence[str]) -> str:
+    cols = ", ".join(keys)
+    return f"""
+    SELECT usage_date, 'grain_unique' AS check_name, 'error' AS severity,
+           '{table}: ' || CAST(count(*) AS VARCHAR) || ' duplicated key(s) ({cols})' AS detail
+    FROM (SELECT min(usage_date) AS usage_date FROM {table} GROUP BY {cols} HAVING count(*) > 1) AS dupes
+    GROUP BY usage_date"""
+
+
+def _reconcile() -> str:
+    """Stage 1 = stage 2 = stage 3 per day, for billed cost, effective cost and event counts."""
+    return """
+    SELECT usage_date, 'reconciliation' AS check_name, 'error' AS severity,
+           concat_ws(' / ', b1, b2, b3) || ' billed, ' || concat_ws(' / ', f1, f2, f3) || ' effective, '
+           || concat_ws(' / ', n1, n2, n3) || ' events (stage 1 / 2 / 3)' AS detail
+    FROM (
+        SELECT usage_date,
+               COALESCE(max(b1), 0) AS b1, COALESCE(max(b2), 0) AS b2, COALESCE(max(b3), 0) AS b3,
+               COALESCE(max(f1), 0) AS f1, COALESCE(max(f2), 0) AS f2, COALESCE(max(f3), 0) AS f3,
+               COALESCE(max(n1), 0) AS n1, COALESCE(max(n2), 0) AS n2, COALESCE(max(n3), 0) AS n3
+        FROM (
+            SELECT usage_date, sum(billed_cost) AS b1, sum(effective_cost) AS f1, count(*) AS n1,
+                   NULL AS b2, NULL AS f2, NULL AS n2, NULL AS b3, NULL AS f3, NULL AS n3
+            FROM s1 GROUP BY usage_date
+            UNION ALL
+            SELECT usage_date, NULL, NULL, NULL,
+                   sum(total_cost_usd), sum(effective_cost_usd), sum(event_count), NULL, NULL, NULL
+            FROM s2 GROUP BY usage_date
+            UNION ALL
+            SELECT usage_date, NULL, NULL, NULL, NULL, NULL, NULL,
+                   sum(total_cost_usd), sum(effective_cost_usd), sum(event_count)
+            FROM s3 GROUP BY usage_date
+        ) AS per_stage
+        GROUP BY usage_date
+    ) AS sums
+    WHERE NOT (b1 = b2 AND b2 = b3 AND f1 = f2 AND f2 = f3 AND n1 = n2 AND n2 = n3)"""
+
+
+def _accounted() -> str:
+    """Every raw event dated on a day has a winner, and a day whose raw events win there is not empty."""
+    return """
+    SELECT r.usage_date, 'events_accounted' AS check_name, 'error' AS severity,
+           CAST(count(*) AS VARCHAR) || ' raw event(s) of this day have no published version' AS detail
+    FROM raw_ids AS r LEFT JOIN winners AS w ON w.event_id = r.event_id
+    WHERE w.event_id IS NULL GROUP BY r.usage_date
+    UNION ALL
+    SELECT w.usage_date, 'not_empty', 'error',
+           CAST(count(*) AS VARCHAR) || ' winning event(s) but the stage 1 partition is empty'
+    FROM winners AS w
+    WHERE w.usage_date IN (SELECT usage_date FROM raw_ids)
+      AND w.usage_date NOT IN (SELECT usage_date FROM s1)
+    GROUP BY w.usage_date"""
+
+
+def _currency(currency: str) -> str:
+    return f"""
+    SELECT usage_date, 'single_currency' AS check_name, 'error' AS severity,
+           'currencies ' || string_agg(DISTINCT currency, ', ' ORDER BY currency)
+           || ', expected {currency}' AS detail
+    FROM s1 GROUP BY usage_date
+    HAVING count(DISTINCT currency) > 1 OR min(currency) <> {sql_string(currency)}"""
+
+
+def _negative(severity: Severity) -> str:
+    return f"""
+    SELECT usage_date, 'negative_daily_total' AS check_name, '{severity}' AS severity,
+           string_agg(account_id || ' ' || CAST(total_cost_usd AS VARCHAR), ', ' ORDER BY account_id)
+           AS detail
+    FROM s3 WHERE total_cost_usd < 0 GROUP BY usage_date"""
+
+
+def gate_sql(*, currency: str, negative_total: Severity) -> str:
+    """All checks as one query: one row per failing (day, check)."""
+    checks = [
+        _not_null("s1", ["event_id", "account_id", "service_name", "usage_date"]),
+        _unique("s1", ["event_id"]),
+        _not_null("s2", ["account_id", "service_name", "usage_date"]),
+        _unique("s2", ["account_id", "service_name", "usage_date"]),
+        _not_null("s3", ["account_id", "usage_date"]),
+        _unique("s3", ["account_id", "usage_date"]),
+        _reconcile(),
+        _accounted(),
+        _currency(currency),
+        _negative(negative_total),
+    ]
+    body = "\nUNION ALL\n".join(f"SELECT * FROM ({c}) AS c{i}" for i, c in enumerate(checks))
+    return f"SELECT * FROM ({body}) AS findings ORDER BY usage_date, check_name, detail"

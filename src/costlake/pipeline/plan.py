@@ -1,0 +1,94 @@
+"""Which `usage_date` partitions a run must rebuild, and why.
+
+- `new rows`: days of the rows in batches stage 1 has not seen;
+- `superseded rows`: days where the current winners of those events live (a correction can move an
+  event to another day or account; both days are rebuilt);
+- `held back by the gate`: days an earlier run could not publish;
+- `catching up`: days an interrupted run committed upstream but not downstream;
+- `completeness`: days not yet complete that the new ingestions make complete (T+1);
+- `backfill window`: every day of `costlake backfill --from --to`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from costlake.engines import Engine
+from costlake.lake.batches import registered_batches
+from costlake.lake.filters import greater_than
+from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline import stage1_normalize
+
+
+@dataclass
+class Plan:
+    watermark: int
+    seen_watermark: int
+    new_batches: list[str]
+    reasons: dict[dt.date, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    @property
+    def days(self) -> list[dt.date]:
+        return sorted(self.reasons)
+
+    def add(self, days: object, reason: str) -> None:
+        for day in days:  # type: ignore[attr-defined]
+            if day is not None:
+                self.reasons[day].add(reason)
+
+
+def split_dates(text: str) -> list[dt.date]:
+    return [dt.date.fromisoformat(d) for d in text.split(",") if d]
+
+
+def pending_days(wh: Warehouse, upstream: TableDef, downstream: TableDef) -> list[dt.date]:
+    """Days upstream committed in changes that `downstream` has not incorporated."""
+    done = int(wh.last_properties(downstream).get("upstream_change", 0))
+    days: set[dt.date] = set()
+    for snap in wh.snapshots(upstream):
+        if int(snap.properties.get("change", 0)) > done:
+            days |= set(split_dates(snap.properties.get("dates", "")))
+    return sorted(days)
+
+
+def plan_run(wh: Warehouse, engine: Engine, backfill: tuple[dt.date, dt.date] | None = None) -> Plan:
+    props = wh.last_properties(NORMALIZED)
+    seen = int(props.get("batch_seq", 0))
+    batches = registered_batches(wh)
+    plan = Plan(
+        watermark=max((b.batch_seq for b in batches), default=0),
+        seen_watermark=seen,
+        new_batches=[b.batch_id for b in batches if b.batch_seq > seen],
+    )
+    if plan.new_batches:
+        engine.register_files(
+            "raw_new", wh.data_files(RAW, row_filter=greater_than("batch_seq", seen)), RAW.arrow_schema()
+        )
+        engine.register_files("s1_current", wh.data_files(NORMALIZED), NORMALIZED.arrow_schema())
+        for row in engine.fetch(stage1_normalize.touched_days_sql("raw_new", "s1_current")).to_pylist():
+            plan.add([row["usage_date"]], row["reason"])
+        plan.add(_completed_days(wh, engine), "completeness")
+    plan.add(split_dates(props.get("held_back", "")), "held back by the gate")
+    plan.add(pending_days(wh, NORMALIZED, ACCOUNT_SERVICE_DAY), "catching up")
+    plan.add(pending_days(wh, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT), "catching up")
+    if backfill is not None:
+        first, last = backfill
+        plan.add((first + dt.timedelta(days=i) for i in range((last - first).days + 1)), "backfill window")
+    return plan
+
+
+def _completed_days(wh: Warehouse, engine: Engine) -> list[dt.date]:
+    """Published days not yet complete that this run's ingestions push past the lag."""
+    engine.register_files("s3_current", wh.data_files(DAILY_ACCOUNT), DAILY_ACCOUNT.arrow_schema())
+    lag = 24 + wh.settings.completeness_lag_hours
+    rows = engine.fetch(
+        f"""SELECT DISTINCT d.usage_date FROM s3_current AS d
+            JOIN (SELECT account_id, max(ingestion_ts) AS latest FROM raw_new GROUP BY account_id) AS n
+              ON n.account_id = d.account_id
+            WHERE NOT d.data_complete
+              AND n.latest >= CAST(d.usage_date AS TIMESTAMP) + INTERVAL '{lag}' HOUR"""
+    )
+    return list(rows.column("usage_date").to_pylist())
