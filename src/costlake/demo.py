@@ -51,7 +51,9 @@ def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> No
     load_tenants(wh, made.tenants_file)
     report = run_pipeline(wh)
     for published in report.tables:
-        console.print(f"  {published.table}: {len(published.committed)} partition(s), {published.rows:,} rows")
+        console.print(
+            f"  {published.table}: {len(published.committed)} partition(s), {published.rows:,} rows"
+        )
     for title, sql in (
         ("Cost by tenant", TENANTS),
         ("Top accounts", TOP_ACCOUNTS),

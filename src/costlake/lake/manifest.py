@@ -22,6 +22,7 @@ class Manifest:
     batch_seq: int
     snapshots: dict[str, int | None]
     log_snapshot_id: int
+    covers: frozenset[str]  # this run and the interrupted runs whose commits it finished
 
 
 def manifests(wh: Warehouse) -> list[Manifest]:
@@ -31,7 +32,10 @@ def manifests(wh: Warehouse) -> list[Manifest]:
         props = snap.properties
         if "manifest" in props:
             snapshots = json.loads(props["manifest"])
-            out.append(Manifest(props["run_id"], int(props["batch_seq"]), snapshots, snap.snapshot_id))
+            covers = frozenset({props["run_id"], *props.get("covers", "").split(",")} - {""})
+            out.append(
+                Manifest(props["run_id"], int(props["batch_seq"]), snapshots, snap.snapshot_id, covers)
+            )
     return out
 
 

@@ -4,7 +4,7 @@
 - `superseded rows`: days where the current winners of those events live (a correction can move an
   event to another day or account; both days are rebuilt);
 - `held back by the gate`: days an earlier run could not publish;
-- `catching up`: days an interrupted run committed upstream but not downstream;
+- `catching up`: days an interrupted run committed to some tables but not all, or did not log;
 - `completeness`: days not yet complete that the new ingestions make complete (T+1);
 - `backfill window`: every day of `costlake backfill --from --to`.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from costlake.engines import Engine
 from costlake.lake.batches import registered_batches
 from costlake.lake.filters import greater_than
+from costlake.lake.manifest import manifests
 from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline import stage1_normalize
@@ -29,6 +30,10 @@ class Plan:
     seen_watermark: int
     new_batches: list[str]
     reasons: dict[dt.date, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # Days an interrupted run committed to a stage table without finishing (no manifest): they are
+    # logged by the run that finishes the job.
+    recovered: dict[str, set[dt.date]] = field(default_factory=dict)
+    recovered_runs: set[str] = field(default_factory=set)
 
     @property
     def days(self) -> list[dt.date]:
@@ -74,6 +79,13 @@ def plan_run(wh: Warehouse, engine: Engine, backfill: tuple[dt.date, dt.date] | 
     plan.add(split_dates(props.get("held_back", "")), "held back by the gate")
     plan.add(pending_days(wh, NORMALIZED, ACCOUNT_SERVICE_DAY), "catching up")
     plan.add(pending_days(wh, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT), "catching up")
+    finished = {run for m in manifests(wh) for run in m.covers}
+    for tdef in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT):
+        unfinished = [s for s in wh.snapshots(tdef) if s.properties.get("run_id", "") not in finished | {""}]
+        plan.recovered_runs |= {s.properties["run_id"] for s in unfinished}
+        days = {day for snap in unfinished for day in split_dates(snap.properties.get("dates", ""))}
+        plan.recovered[tdef.name] = days
+        plan.add(days, "catching up")
     if backfill is not None:
         first, last = backfill
         plan.add((first + dt.timedelta(days=i) for i in range((last - first).days + 1)), "backfill window")

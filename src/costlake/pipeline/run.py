@@ -9,6 +9,7 @@ next run. Readers follow the manifest, so they see the previous run or this one,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -52,6 +53,7 @@ class TableResult:
     committed: list[dt.date]
     unchanged: list[dt.date]
     held_back: list[dt.date]
+    recovered: list[dt.date]
     rows: int
     files: int
     snapshot_id: int | None
@@ -147,13 +149,17 @@ def _publish(
             snapshot = wh.replace_partitions(tdef, commit, files, props)
             crash_point(f"after_commit:{tdef.name}")
         upstream_change = props["change"] if snapshot is not None else last.get("change", "0")
-        _discard_unpublished(rebuilt, tdef.name, set(commit))
+        _discard_unpublished(rebuilt, tdef.name, set(commit), staging[tdef.name], snapshot is not None)
+        recovered = sorted(
+            d for d in plan.recovered.get(tdef.name, set()) if d not in changed and d not in failed
+        )
         report.tables.append(
             TableResult(
                 tdef.name,
                 commit,
                 [d for d in plan.days if d not in changed],
                 held,
+                recovered,
                 sum(new[d].row_count for d in commit if d in new),
                 len(files),
                 snapshot,
@@ -162,18 +168,27 @@ def _publish(
     say(STEPS[3])
     _update_dimensions(wh, engine, report.run_id)
     say(STEPS[4])
-    _append_publish_log(wh, report, rebuilt, plan, now)
+    if any(t.snapshot_id for t in report.tables) or report.held_back or plan.recovered_runs:
+        _append_publish_log(wh, report, rebuilt, plan, now)
 
 
 def _key(fp: PartitionFingerprint | None) -> tuple[int, str]:
     return (fp.row_count, fp.content_hash) if fp else (0, EMPTY_HASH)
 
 
-def _discard_unpublished(rebuilt: Rebuilt, table: str, committed: set[dt.date]) -> None:
+def _discard_unpublished(
+    rebuilt: Rebuilt, table: str, committed: set[dt.date], folder: Path, kept: bool
+) -> None:
+    """Delete the staged files that were not committed (unchanged or held-back days)."""
+    if not kept:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
     for day, paths in rebuilt.files[table].items():
         if day not in committed:
             for path in paths:
                 Path(path).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the day's folder, once empty
+                    Path(path).parent.rmdir()
 
 
 def _update_dimensions(wh: Warehouse, engine: Engine, run_id: str) -> None:
@@ -212,9 +227,11 @@ def _append_publish_log(
     rows: list[dict[str, object]] = []
     for result in report.tables:
         fps = rebuilt.fingerprints[result.table]
-        for day, status in [(d, "published") for d in result.committed] + [
-            (d, "held_back") for d in result.held_back
-        ]:
+        # Recovered days were committed by an interrupted run; their content is proven equal here.
+        current = wh.table(TABLES[result.table]).current_snapshot()
+        snapshot_id = result.snapshot_id or (current.snapshot_id if current else None)
+        statuses = [(d, "published") for d in result.committed + result.recovered]
+        for day, status in statuses + [(d, "held_back") for d in result.held_back]:
             fp = fps.get(day)
             findings = by_day.get(day, [])
             if status == "published" and findings:
@@ -224,7 +241,7 @@ def _append_publish_log(
                     "run_id": report.run_id,
                     "table_name": result.table,
                     "usage_date": day,
-                    "snapshot_id": result.snapshot_id if status != "held_back" else None,
+                    "snapshot_id": snapshot_id if status != "held_back" else None,
                     "row_count": fp.row_count if fp else 0,
                     "content_hash": fp.content_hash if fp else EMPTY_HASH,
                     "input_batch_ids": rebuilt.batch_ids(day),
@@ -238,7 +255,12 @@ def _append_publish_log(
         if tdef is not PUBLISH_LOG:
             snap = wh.table(tdef).current_snapshot()
             snapshots[name] = snap.snapshot_id if snap else None
-    props = {"run_id": report.run_id, "batch_seq": str(plan.watermark), "manifest": json.dumps(snapshots)}
+    props = {
+        "run_id": report.run_id,
+        "batch_seq": str(plan.watermark),
+        "manifest": json.dumps(snapshots),
+        "covers": ",".join(sorted(plan.recovered_runs)),
+    }
     crash_point("before_commit:publish_log")
     wh.append_rows(PUBLISH_LOG, pa.Table.from_pylist(rows, schema=PUBLISH_LOG.arrow_schema()), props)
     crash_point("after_commit:publish_log")
