@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
 from costlake.errors import InputError
+from costlake.lake.schemas import RAW
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
 from helpers import SEED, cli, query_rows
@@ -84,7 +86,7 @@ def test_every_kind_of_bad_row_is_quarantined_with_its_reason(wh, write_csv):
     assert accepted == [
         {
             "event_id": "ok",
-            "billed_cost": __import__("decimal").Decimal("1.5"),
+            "billed_cost": Decimal("1.5"),
             "currency": "USD",
             "source_row": 1,
         }
@@ -171,3 +173,26 @@ def test_source_rows_follow_file_order_on_a_large_file(wh, tmp_path):
         wh, "SELECT count(*) AS n FROM raw_billing_events WHERE 'e' || source_row <> event_id"
     )
     assert mismatched == [{"n": 0}]
+
+
+@pytest.mark.parametrize("point", ["after_commit:quarantine", "before_commit:raw_billing_events"])
+def test_a_crashed_ingest_leaves_no_batch_and_can_be_repeated(point, tmp_path, write_csv):
+    import os
+    import subprocess
+    import sys
+
+    from costlake.faults import ENV, EXIT_CODE
+    from costlake.lake.warehouse import Warehouse
+
+    path = write_csv("mixed.csv", [GOOD, CASES["missing event_id"]], header=HEADER)
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(tmp_path / "wh"), "ingest", str(path)]
+    crashed = subprocess.run(command, env=dict(os.environ, **{ENV: point}), capture_output=True, text=True)
+    assert crashed.returncode == EXIT_CODE
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0 and "1 accepted, 1 quarantined" in again.stdout, again.stdout + again.stderr
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 1}]
+    assert query_rows(wh, "SELECT batch_seq, count(*) AS n FROM quarantine GROUP BY 1") == [
+        {"batch_seq": 1, "n": 1}
+    ]
+    assert len(list((wh.location(RAW) / "data").glob("batch_id=*"))) == 1

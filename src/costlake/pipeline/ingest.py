@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import duckdb
 
 from costlake.engines.duckdb_engine import connect, sql_string
 from costlake.errors import InputError
+from costlake.faults import crash_point
 from costlake.lake.batches import registered_batches
 from costlake.lake.filters import equal_to
 from costlake.lake.lock import warehouse_lock
@@ -54,6 +56,7 @@ def ingest_files(wh: Warehouse, paths: list[Path], fmt: str = "auto") -> list[In
     with warehouse_lock(wh.root):
         wh.refresh()
         _drop_orphan_quarantine(wh)
+        _remove_unregistered_raw_files(wh)
         return [_ingest_one(wh, path, fmt) for path in paths]
 
 
@@ -81,6 +84,7 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
                 q_dir = wh.new_data_dir(QUARANTINE, f"batch_id={batch_id}")
                 q_file = _copy(con, "rejected", q_dir)
                 wh.append_files(QUARANTINE, [q_file], props)
+                crash_point("after_commit:quarantine")
             raw_files = []
             if result.accepted:
                 raw_dir = wh.new_data_dir(RAW, f"batch_id={batch_id}")
@@ -93,6 +97,7 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
                 "rows_accepted": str(result.accepted),
                 "rows_quarantined": str(result.quarantined),
             }
+            crash_point("before_commit:raw_billing_events")
             wh.append_files(RAW, raw_files, props)
         finally:
             con.close()
@@ -136,3 +141,11 @@ def _drop_orphan_quarantine(wh: Warehouse) -> None:
         warnings.simplefilter("ignore")  # already removed: nothing matches
         for seq in sorted(orphans):
             table.delete(equal_to("batch_seq", seq))
+
+
+def _remove_unregistered_raw_files(wh: Warehouse) -> None:
+    """Raw files of an ingestion that stopped before its commit: never registered, never read."""
+    known = {b.batch_id for b in registered_batches(wh)}
+    for folder in (wh.location(RAW) / "data").glob("batch_id=*"):
+        if folder.name.removeprefix("batch_id=") not in known:
+            shutil.rmtree(folder, ignore_errors=True)
