@@ -21,10 +21,11 @@ def snapshot_view(wh: Warehouse, as_of: str | None = None) -> dict[str, int | No
     the latest finished run's for the stage tables and the current one for the rest (None)."""
     if as_of is not None:
         manifest = manifest_for(wh, as_of)
-        return {**manifest.snapshots, PUBLISH_LOG.name: manifest.log_snapshot_id}
+        view = {name: manifest.snapshots.get(name) for name in TABLES}
+        return view | {PUBLISH_LOG.name: manifest.log_snapshot_id}
     latest = latest_manifest(wh)
-    if latest is None:
-        return {}
+    if latest is None:  # no run finished yet: whatever a crashed first run committed stays unseen
+        return dict.fromkeys(RUN_TABLES)
     return {name: snap for name, snap in latest.snapshots.items() if name in RUN_TABLES}
 
 
@@ -35,8 +36,8 @@ def open_lake(wh: Warehouse, as_of: str | None = None) -> duckdb.DuckDBPyConnect
     con = connect(wh.settings, ordered=True)
     for tdef in TABLES.values():
         snapshot = view.get(tdef.name)
-        # Under --as-of, a table absent from the manifest had no data yet when that run finished.
-        missing = as_of is not None and snapshot is None
+        # A table in the view without a snapshot had no data yet when that run finished.
+        missing = tdef.name in view and snapshot is None
         files = [] if missing else wh.data_files(tdef, snapshot_id=snapshot)
         if files:
             con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {parquet_scan(files)}")
@@ -44,8 +45,9 @@ def open_lake(wh: Warehouse, as_of: str | None = None) -> duckdb.DuckDBPyConnect
             empty = tdef.arrow_schema().empty_table()
             con.register(f"{tdef.name}__empty", empty)
             con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {tdef.name}__empty")
+    watermark = manifest_for(wh, as_of).batch_seq if as_of is not None else None
     batches = pa.Table.from_pylist(
-        [b.__dict__ for b in registered_batches(wh)],
+        [b.__dict__ for b in registered_batches(wh) if watermark is None or b.batch_seq <= watermark],
         schema=pa.schema(
             [
                 ("batch_id", pa.string()),

@@ -38,6 +38,8 @@ CRASH_POINTS = [
     ),
     "before_commit:dim_account",
     "before_commit:dim_service",
+    "before_commit:dim_region",
+    "before_commit:dim_pricing_model",
     "before_commit:publish_log",
     "after_commit:publish_log",
 ]
@@ -118,3 +120,17 @@ def test_crash_at_every_step_converges(point, tmp_path, uninterrupted):
     assert idle.returncode == 0 and "nothing new to publish" in idle.stdout, idle.stdout
     wh.refresh()
     assert {t.name: len(wh.table(t).snapshots()) for t in (*CHECKED, PUBLISH_LOG)} == counts
+
+
+def test_a_crashed_first_run_shows_nothing_until_it_is_finished(tmp_path, uninterrupted):
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    ingest_files(wh, [SEED])
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(wh.root), "run"]
+    crashed = subprocess.run(
+        command, env=dict(os.environ, **{ENV: "after_commit:normalized_billing_events"}), capture_output=True
+    )
+    assert crashed.returncode == EXIT_CODE
+    assert query_rows(wh, "SELECT count(*) AS n FROM normalized_billing_events") == [{"n": 0}]
+    assert totals(wh) == {}
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    assert totals(wh) == BEFORE

@@ -212,3 +212,62 @@ def test_two_concurrent_runs_do_not_interleave(tmp_path):
         cols = ", ".join(c for c in t.column_names if c not in ("published_at", "run_id"))
         sql = f"SELECT {cols} FROM {t.name} ORDER BY ALL"
         assert query_rows(racing, sql) == query_rows(reference, sql), t.name
+
+
+def test_a_day_tied_to_a_failing_day_by_a_moved_event_is_held_back_too(tmp_path, write_csv):
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh"), negative_daily_total="error"))
+    ingest_and_run(wh, SEED)
+    before = account_days(wh)
+    # e3 moves from 2025-01-01 to 2025-01-02, and 2025-01-02 fails the gate (a negative total):
+    # publishing 2025-01-01 alone would drop e3 from the books.
+    moved = write_csv(
+        "moved.csv",
+        [
+            ["e3", "2025-01-02", "A2", "EC2", "7", "2025-01-04"],
+            ["e6", "2025-01-02", "A1", "EC2", "-100", "2025-01-04"],
+        ],
+    )
+    _, report = ingest_and_run(wh, moved)
+    assert report.held_back == [dt.date(2025, 1, 1), dt.date(2025, 1, 2)]
+    assert account_days(wh) == before
+    assert not any(t.committed for t in report.tables)
+    # The published books stay consistent (no event lost or counted twice); validate only notes
+    # that the held-back raw event e6 is not published yet.
+    done = cli(wh.root, "validate")
+    assert done.returncode == 2
+    assert done.stdout.splitlines()[0] == (
+        "error: 2025-01-02 events_accounted: 1 raw event(s) of this day have no published version"
+    )
+    assert "checked 2 day(s): 1 error(s), 0 warning(s)" in done.stdout
+
+
+def test_a_failing_day_is_held_back_even_when_its_content_is_unchanged(tmp_path, write_csv):
+    credit = write_csv("credit.csv", [["c1", "2025-01-03", "A1", "EC2", "-5", "2025-01-05"]])
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    _, first = ingest_and_run(wh, credit)
+    assert [f.check for f in first.findings] == ["negative_daily_total"] and not first.held_back
+    strict = Warehouse(Settings(warehouse=str(tmp_path / "wh"), negative_daily_total="error"))
+    report = run_pipeline(strict, backfill=(dt.date(2025, 1, 3), dt.date(2025, 1, 3)))
+    assert report.held_back == [dt.date(2025, 1, 3)]
+    assert account_days(strict) == {("A1", "2025-01-03"): D(-5)}  # the published version stays
+
+
+def test_a_batch_with_no_accepted_rows_still_finishes_a_run(tmp_path, write_csv):
+    wh_dir = tmp_path / "wh"
+    wh = Warehouse(Settings(warehouse=str(wh_dir)))
+    ingest_and_run(wh, SEED)
+    rejected = write_csv("all_bad.csv", [["", "2025-01-01", "A1", "EC2", "1", "2025-01-02"]])
+    from costlake.faults import ENV, EXIT_CODE
+    from costlake.pipeline.ingest import ingest_files
+
+    assert ingest_files(wh, [rejected])[0].accepted == 0
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(wh_dir), "run"]
+    crashed = subprocess.run(command, env=dict(os.environ, **{ENV: "before_commit:publish_log"}))
+    assert crashed.returncode == EXIT_CODE
+    finish = subprocess.run(command, capture_output=True, text=True)
+    assert finish.returncode == 0
+    counts = snapshot_counts(wh)
+    idle = subprocess.run(command, capture_output=True, text=True)
+    assert "nothing new to publish" in idle.stdout
+    assert snapshot_counts(wh) == counts
+    assert verify(wh).mismatches == []

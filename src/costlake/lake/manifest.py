@@ -23,6 +23,7 @@ class Manifest:
     snapshots: dict[str, int | None]
     log_snapshot_id: int
     covers: frozenset[str]  # this run and the interrupted runs whose commits it finished
+    lag_hours: int | None  # the completeness lag the run published with
 
 
 def manifests(wh: Warehouse) -> list[Manifest]:
@@ -33,9 +34,9 @@ def manifests(wh: Warehouse) -> list[Manifest]:
         if "manifest" in props:
             snapshots = json.loads(props["manifest"])
             covers = frozenset({props["run_id"], *props.get("covers", "").split(",")} - {""})
-            out.append(
-                Manifest(props["run_id"], int(props["batch_seq"]), snapshots, snap.snapshot_id, covers)
-            )
+            lag = int(props["completeness_lag_hours"]) if "completeness_lag_hours" in props else None
+            batch_seq = int(props["batch_seq"])
+            out.append(Manifest(props["run_id"], batch_seq, snapshots, snap.snapshot_id, covers, lag))
     return out
 
 

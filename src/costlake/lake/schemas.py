@@ -83,6 +83,9 @@ _CANONICAL = (
     ("effective_cost", MONEY),
     ("currency", _S),
     ("invoice_id", _S),
+    # Set for formats that restate whole billing periods (FOCUS, CUR): the replacement unit is
+    # (source_format, billing_account_id, billing_period_start). NULL for per-event formats.
+    ("billing_period_start", _D),
 )
 
 RAW = TableDef(
@@ -96,6 +99,7 @@ RAW = TableDef(
         ("ingestion_ts", _T),
         ("load_date", _D),
         *_CANONICAL,
+        ("tags", _S),
     ),
     partition_by="load_date",
     grain=("batch_seq", "source_row"),
@@ -120,7 +124,14 @@ QUARANTINE = TableDef(
 
 NORMALIZED = TableDef(
     "normalized_billing_events",
-    (*_CANONICAL, ("ingestion_ts", _T), ("batch_id", _S), ("batch_seq", _L), ("source_row", _L)),
+    (
+        *_CANONICAL,
+        ("source_format", _S),
+        ("ingestion_ts", _T),
+        ("batch_id", _S),
+        ("batch_seq", _L),
+        ("source_row", _L),
+    ),
     partition_by="usage_date",
     grain=("event_id",),
     doc="Stage 1: one row per event, the latest version by (ingestion_ts, batch_seq, source_row).",

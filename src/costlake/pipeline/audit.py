@@ -74,6 +74,7 @@ def _verify_run(wh: Warehouse, manifest: Manifest, rows: list[dict[str, object]]
                 run_id=manifest.run_id,
                 published_at=dt.datetime(1970, 1, 1),
                 staging=staging,
+                lag_hours=manifest.lag_hours,
             ).fingerprints
         stored = {}
         for tdef, _ in STAGES:

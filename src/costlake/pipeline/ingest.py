@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import shutil
 import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,8 @@ def _top_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 
 def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path) -> str:
     """One Parquet file of the table; the ingest connection keeps file order, so rows stay in it."""
-    target = out_dir / "part-00000.parquet"
+    # A fresh name per attempt: a repeated ingestion never overwrites a file an old snapshot references.
+    target = out_dir / f"part-{uuid.uuid4().hex}.parquet"
     con.execute(
         f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
     )

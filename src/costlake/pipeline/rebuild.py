@@ -38,9 +38,7 @@ class Rebuilt:
     files: dict[str, dict[dt.date, list[str]]]
     fingerprints: dict[str, dict[dt.date, PartitionFingerprint]]
     findings: list[gate.Finding]
-
-    def failed_days(self) -> set[dt.date]:
-        return {f.usage_date for f in self.findings if f.severity == "error"}  # type: ignore[misc]
+    held_back: set[dt.date]  # failing days plus the days tied to them
 
     def batch_ids(self, day: dt.date) -> str:
         fp = self.fingerprints[NORMALIZED.name].get(day)
@@ -64,19 +62,18 @@ def rebuild(
     run_id: str,
     published_at: dt.datetime,
     staging: dict[str, Path],
+    lag_hours: int | None = None,
 ) -> Rebuilt:
-    """Compute stages 1-3 for `days` from raw batches up to `watermark`, run the gate, write files."""
+    """Compute stages 1-3 for `days` from raw batches up to `watermark`, run the gate, write files.
+    `lag_hours` overrides the completeness lag (an audit replays with the one the run used)."""
     settings = wh.settings
     raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
     engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
     engine.register_arrow("days", pa.table({"usage_date": pa.array(sorted(days), pa.date32())}))
-    engine.materialize(
-        "raw_ids",
-        "SELECT DISTINCT usage_date, event_id FROM raw_asof "
-        "WHERE usage_date IN (SELECT usage_date FROM days)",
-    )
+    engine.materialize("raw_ids", stage1_normalize.event_ids_sql("raw_asof", "days"))
     engine.materialize("winners", stage1_normalize.winners_sql("raw_asof", "raw_ids"))
-    engine.materialize("s1", stage1_normalize.on_days_sql("winners", "days"))
+    engine.materialize("period_rows", stage1_normalize.period_rows_sql("raw_asof", "days"))
+    engine.materialize("s1", stage1_normalize.on_days_sql("winners", "days", "period_rows"))
     engine.materialize("s2", stage2_account_service_day.account_service_day_sql("s1"))
     engine.materialize("account_ingestion", stage3_account_day.account_ingestion_sql("raw_asof"))
     engine.materialize("invoiced", stage3_account_day.invoiced_sql("s1"))
@@ -86,7 +83,7 @@ def rebuild(
             "s2",
             "account_ingestion",
             "invoiced",
-            lag_hours=settings.completeness_lag_hours,
+            lag_hours=settings.completeness_lag_hours if lag_hours is None else lag_hours,
             run_id=run_id,
             published_at=published_at,
         ),
@@ -97,6 +94,8 @@ def rebuild(
     findings = [
         gate.Finding(r["usage_date"], r["check_name"], r["severity"], r["detail"]) for r in found.to_pylist()
     ]
+    failed = {f.usage_date for f in findings if f.severity == "error"}
+    held_back = _tied_days(wh, engine, days, failed) if failed else set()
     crash_point("computed")
     files: dict[str, dict[dt.date, list[str]]] = {}
     fingerprints: dict[str, dict[dt.date, PartitionFingerprint]] = {}
@@ -108,4 +107,34 @@ def rebuild(
         files[tdef.name] = dict(by_day)
         fingerprints[tdef.name] = fingerprint_files(tdef, written)
     crash_point("files_written")
-    return Rebuilt(sorted(days), files, fingerprints, findings)
+    return Rebuilt(sorted(days), files, fingerprints, findings, held_back)
+
+
+def _tied_days(wh: Warehouse, engine: Engine, days: list[dt.date], failed: set[object]) -> set[dt.date]:
+    """The failing days plus every day tied to one: a day an event moves from or to, or a day of the
+    same restated billing period. Publishing one without the other would drop or double-count it."""
+    engine.register_files("s1_before", wh.data_files(NORMALIZED, dates=days), NORMALIZED.arrow_schema())
+    link = (
+        "CASE WHEN billing_period_start IS NULL THEN 'e:' || event_id ELSE 'p:' || source_format || '|' "
+        "|| billing_account_id || '|' || CAST(billing_period_start AS VARCHAR) END"
+    )
+    links = engine.fetch(
+        f"""WITH links AS (
+                SELECT usage_date, {link} AS link FROM s1
+                UNION SELECT usage_date, {link} AS link FROM s1_before
+            )
+            SELECT link, usage_date FROM links
+            WHERE link IN (SELECT link FROM links GROUP BY link HAVING count(DISTINCT usage_date) > 1)"""
+    ).to_pylist()
+    groups: dict[str, set[dt.date]] = defaultdict(set)
+    for row in links:
+        groups[row["link"]].add(row["usage_date"])
+    held = {d for d in failed if isinstance(d, dt.date)}
+    grew = True
+    while grew:  # grow to the connected days; groups are few, this settles in a few passes
+        grew = False
+        for tied in groups.values():
+            if tied & held and not tied <= held:
+                held |= tied
+                grew = True
+    return held

@@ -97,7 +97,7 @@ def run_pipeline(
             say(STEPS[0])
             plan = plan_run(wh, engine, backfill)
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
-            if plan.days or plan.new_batches:
+            if plan.days or plan.new_batches or plan.recovered_runs:
                 _publish(wh, engine, plan, report, now, say)
         report.seconds = time.monotonic() - started
         return report
@@ -118,7 +118,7 @@ def _publish(
         staging=staging,
     )
     report.findings = rebuilt.findings
-    failed = rebuilt.failed_days()
+    failed = rebuilt.held_back
     say(STEPS[2])
     upstream_change: str | None = None
     for tdef, _ in STAGES:
@@ -126,7 +126,7 @@ def _publish(
         new = rebuilt.fingerprints[tdef.name]
         changed = [d for d in plan.days if _key(new.get(d)) != _key(current.get(d))]
         commit = [d for d in changed if d not in failed]
-        held = [d for d in changed if d in failed]
+        held = [d for d in plan.days if d in failed]  # changed or not: it failed and is not published
         last = wh.last_properties(tdef)
         props = {
             "run_id": report.run_id,
@@ -260,6 +260,7 @@ def _append_publish_log(
         "batch_seq": str(plan.watermark),
         "manifest": json.dumps(snapshots),
         "covers": ",".join(sorted(plan.recovered_runs)),
+        "completeness_lag_hours": str(wh.settings.completeness_lag_hours),
     }
     crash_point("before_commit:publish_log")
     wh.append_rows(PUBLISH_LOG, pa.Table.from_pylist(rows, schema=PUBLISH_LOG.arrow_schema()), props)

@@ -1,7 +1,15 @@
-"""Stage 1: canonical events, one per `event_id`, the latest version winning.
+"""Stage 1: canonical events, with the two replacement rules of the design.
 
-The winner of an event is the row with the greatest (ingestion_ts, batch_seq, source_row): a total
-order, so no two rows tie and the result never depends on the engine or on file order.
+Per-event formats (the native CSV; rows without a billing period): one event per `event_id`, the
+winner being the row with the greatest (ingestion_ts, batch_seq, source_row): a total order, so no
+two rows tie and the result never depends on the engine or on file order.
+
+Period formats (FOCUS, CUR; rows with a `billing_period_start`): a delivery restates whole billing
+periods, so the rows of the latest batch of each (source_format, billing_account_id,
+billing_period_start) replace every earlier row of that period. Correction rows are ordinary rows of
+the delivery they arrive in and keep their own (possibly older) usage date. Their rows (often hourly)
+are rolled up to one event per account, service, region, pricing model, charge category, currency,
+invoice and day, with a stable id.
 
 A run rebuilds a set of days from raw. For those days it takes every event that has a raw row dated
 on one of them, finds each event's winner among *all* of its raw versions, and keeps the winners
@@ -16,7 +24,7 @@ import datetime as dt
 import pyarrow as pa
 
 from costlake.engines.duckdb_engine import run_on_arrow
-from costlake.lake.schemas import NORMALIZED, RAW
+from costlake.lake.schemas import MONEY_SQL, NORMALIZED, RAW
 
 ORDER = "ingestion_ts DESC, batch_seq DESC, source_row DESC"
 COLUMNS = ", ".join(NORMALIZED.column_names)
@@ -27,26 +35,36 @@ def canonical_sql(raw: str) -> str:
     return f"""
     SELECT event_id, billing_account_id, account_id, lower(trim(service_name)) AS service_name,
            region, pricing_model, charge_category, usage_date, billed_cost, effective_cost, currency,
-           invoice_id, ingestion_ts, batch_id, batch_seq, source_row
+           invoice_id, billing_period_start, source_format, ingestion_ts, batch_id, batch_seq, source_row
     FROM {raw}"""
 
 
 def touched_days_sql(new_raw: str, current: str) -> str:
-    """Days whose content can change when `new_raw` arrives: the days of the new rows, and the days
-    where the current winners of the same events live (a correction can move an event away)."""
+    """Days whose content can change when `new_raw` arrives: the days of the new rows, the days where
+    the current winners of the same events live (a correction can move an event away), and the days
+    of every billing period the new rows restate."""
     return f"""
     SELECT DISTINCT usage_date, reason FROM (
         SELECT usage_date, 'new rows' AS reason FROM {new_raw}
         UNION ALL
         SELECT usage_date, 'superseded rows' AS reason FROM {current}
-        WHERE event_id IN (SELECT event_id FROM {new_raw})
+        WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {new_raw})
+        UNION ALL
+        SELECT c.usage_date, 'restated billing period' AS reason
+        FROM {current} AS c
+        JOIN (SELECT DISTINCT source_format, billing_account_id, billing_period_start FROM {new_raw}
+              WHERE billing_period_start IS NOT NULL) AS p
+          ON c.source_format = p.source_format AND c.billing_account_id = p.billing_account_id
+         AND c.billing_period_start = p.billing_period_start
     ) AS days
     ORDER BY usage_date, reason"""
 
 
 def event_ids_sql(raw: str, days: str) -> str:
-    """Every event with a raw row dated on one of `days`."""
-    return f"SELECT DISTINCT event_id FROM {raw} WHERE usage_date IN (SELECT usage_date FROM {days})"
+    """(usage_date, event_id) of every per-event raw row dated on one of `days`."""
+    return f"""
+    SELECT DISTINCT usage_date, event_id FROM {raw}
+    WHERE billing_period_start IS NULL AND usage_date IN (SELECT usage_date FROM {days})"""
 
 
 def winners_sql(raw: str, event_ids: str) -> str:
@@ -55,14 +73,53 @@ def winners_sql(raw: str, event_ids: str) -> str:
     SELECT {COLUMNS} FROM (
         SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY {ORDER}) AS rank_in_event
         FROM ({canonical_sql(raw)}) AS events
-        WHERE event_id IN (SELECT event_id FROM {event_ids})
+        WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {event_ids})
     ) AS ranked
     WHERE rank_in_event = 1"""
 
 
-def on_days_sql(winners: str, days: str) -> str:
-    """The stage 1 content of the rebuilt days."""
-    return f"SELECT {COLUMNS} FROM {winners} WHERE usage_date IN (SELECT usage_date FROM {days})"
+def period_rows_sql(raw: str, days: str) -> str:
+    """Rows of the latest delivery of every billing period with a raw row on one of `days`, rolled up
+    per day, on those days."""
+    unit = "source_format, billing_account_id, billing_period_start"
+    key = (
+        "concat_ws('|', billing_account_id, CAST(billing_period_start AS VARCHAR), account_id, service_name, "
+        "COALESCE(region, '\\N'), COALESCE(pricing_model, '\\N'), charge_category, "
+        "CAST(usage_date AS VARCHAR), currency, COALESCE(invoice_id, '\\N'))"
+    )
+    return f"""
+    WITH units AS (
+        SELECT DISTINCT {unit} FROM {raw}
+        WHERE billing_period_start IS NOT NULL AND usage_date IN (SELECT usage_date FROM {days})
+    ), latest AS (
+        SELECT r.source_format, r.billing_account_id, r.billing_period_start, max(r.batch_seq) AS batch_seq
+        FROM {raw} AS r
+        JOIN units AS u ON r.source_format = u.source_format AND r.billing_account_id = u.billing_account_id
+                       AND r.billing_period_start = u.billing_period_start
+        GROUP BY r.source_format, r.billing_account_id, r.billing_period_start
+    ), delivered AS (
+        SELECT e.* FROM ({canonical_sql(raw)}) AS e
+        JOIN latest AS l ON e.source_format = l.source_format AND e.billing_account_id = l.billing_account_id
+                        AND e.billing_period_start = l.billing_period_start AND e.batch_seq = l.batch_seq
+        WHERE e.usage_date IN (SELECT usage_date FROM {days})
+    )
+    SELECT source_format || ':' || md5({key}) AS event_id, billing_account_id, account_id, service_name,
+           region, pricing_model, charge_category, usage_date,
+           CAST(sum(billed_cost) AS {MONEY_SQL}) AS billed_cost,
+           CAST(sum(effective_cost) AS {MONEY_SQL}) AS effective_cost,
+           currency, invoice_id, billing_period_start, source_format,
+           max(ingestion_ts) AS ingestion_ts, batch_id, batch_seq, min(source_row) AS source_row
+    FROM delivered
+    GROUP BY source_format, billing_account_id, billing_period_start, batch_id, batch_seq, account_id,
+             service_name, region, pricing_model, charge_category, usage_date, currency, invoice_id"""
+
+
+def on_days_sql(winners: str, days: str, period_rows: str | None = None) -> str:
+    """The stage 1 content of the rebuilt days: event winners dated there, plus period rows."""
+    events = f"SELECT {COLUMNS} FROM {winners} WHERE usage_date IN (SELECT usage_date FROM {days})"
+    return (
+        events if period_rows is None else f"{events}\n    UNION ALL\n    SELECT {COLUMNS} FROM {period_rows}"
+    )
 
 
 def normalize(raw: pa.Table, days: list[dt.date] | None = None) -> pa.Table:
@@ -87,4 +144,7 @@ def normalize(raw: pa.Table, days: list[dt.date] | None = None) -> pa.Table:
         wanted = run_on_arrow("SELECT DISTINCT usage_date FROM raw", raw=raw)
     ids = run_on_arrow(event_ids_sql("raw", "days"), raw=raw, days=wanted)
     winners = run_on_arrow(winners_sql("raw", "ids"), raw=raw, ids=ids)
-    return run_on_arrow(on_days_sql("winners", "days"), winners=winners, days=wanted)
+    periods = run_on_arrow(period_rows_sql("raw", "days"), raw=raw, days=wanted)
+    return run_on_arrow(
+        on_days_sql("winners", "days", "periods"), winners=winners, days=wanted, periods=periods
+    )

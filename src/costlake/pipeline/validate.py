@@ -34,8 +34,12 @@ def validate(
             engine.materialize(name, f"SELECT * FROM {name}_all WHERE {window}")
         raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
         engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
-        engine.materialize("raw_ids", f"SELECT DISTINCT usage_date, event_id FROM raw_asof WHERE {window}")
-        engine.materialize("winners", "SELECT * FROM s1_all")
+        engine.materialize(
+            "raw_ids",
+            "SELECT DISTINCT usage_date, event_id FROM raw_asof "
+            f"WHERE billing_period_start IS NULL AND {window}",
+        )
+        engine.materialize("winners", "SELECT * FROM s1_all WHERE billing_period_start IS NULL")
         days = (
             engine.fetch(
                 "SELECT count(DISTINCT usage_date) AS n FROM (SELECT usage_date FROM s1 "

@@ -205,6 +205,8 @@ def _checked_sql(present: set[str], ctx: BatchContext) -> str:
         {effective} AS effective_cost,
         {currency} AS currency,
         CAST(NULL AS VARCHAR) AS invoice_id,
+        CAST(NULL AS DATE) AS billing_period_start,
+        CAST(NULL AS VARCHAR) AS tags,
         concat_ws('; ', {reasons}) AS reason,
         CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
     FROM text_rows
