@@ -6,20 +6,27 @@ STAMP  := $(VENV)/.installed-stamp
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench clean
+.PHONY: help demo test test-fast lint bench clean java
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,spark,aws]'
 	@touch $(STAMP)
+
+java: ## make sure a Java 17+ runtime is there for Spark (installs Debian's as root)
+	@if command -v java >/dev/null 2>&1; then java -version 2>&1 | head -1; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing openjdk-17-jre-headless for the Spark tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
+	else echo "error: the Spark tests need Java 17+: install openjdk-17-jre-headless (or run as root)"; exit 1; fi
 
 demo: $(STAMP) ## set up, generate 3 months for 3 tenants, ingest, run, show the result
 	$(VENV)/bin/costlake --warehouse demo-warehouse demo --data demo-data
 
-test: $(STAMP) ## set up and run every test (what CI runs)
+test: $(STAMP) java ## set up and run every test (what CI runs)
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## the tests not marked slow

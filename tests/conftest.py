@@ -8,14 +8,55 @@ from pathlib import Path
 
 import pytest
 
+from costlake.errors import ConfigError
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
-from helpers import NATIVE_HEADER
+from helpers import ENGINES, NATIVE_HEADER, engine_options
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `all_engines` runs once per engine; its Spark run carries the `spark` marker,
+    so `-m "not spark"` is the fast set (CI runs everything). Other tests run on DuckDB."""
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_engines"):
+        params = [pytest.param(name, marks=pytest.mark.spark if name == "spark" else ()) for name in ENGINES]
+        metafunc.parametrize("engine", params, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> object:
+    """The one SparkSession of the test run (local[2], 2 shuffle partitions), started on first use.
+    Without Java the Spark tests fail, with what to install: they are never skipped."""
+    from costlake.engines.spark_engine import find_java, spark_session
+
+    try:
+        find_java()
+    except ConfigError as exc:
+        pytest.fail(f"Spark tests cannot run: {exc} (select the others with -m 'not spark')", pytrace=False)
+    return spark_session(Settings(warehouse="unused", **engine_options("spark")))
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(warehouse=str(tmp_path / "warehouse"))
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine under test: the parameter of an `all_engines` test, else DuckDB."""
+    name: str = getattr(request, "param", "duckdb")
+    if name == "spark":
+        request.getfixturevalue("spark_session")
+    return name
+
+
+@pytest.fixture
+def settings(tmp_path: Path, engine: str) -> Settings:
+    return Settings(warehouse=str(tmp_path / "warehouse"), **engine_options(engine))
+
+
+@pytest.fixture
+def make_wh(tmp_path: Path, engine: str) -> Callable[..., Warehouse]:
+    """make_wh(folder, **settings) -> a Warehouse on the engine under test."""
+
+    def make(folder: str = "wh", **overrides: object) -> Warehouse:
+        return Warehouse(Settings(warehouse=str(tmp_path / folder), **engine_options(engine), **overrides))
+
+    return make
 
 
 @pytest.fixture

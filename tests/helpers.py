@@ -15,6 +15,21 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SEED = FIXTURES / "seed" / "raw_billing_events.csv"
 NATIVE_HEADER = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_date")
 
+ENGINES = ("duckdb", "spark")
+# Spark in the tests: two local cores and two shuffle partitions, as on CI. A JVM that compiles
+# with C1 only warms up much faster, and the tests' data is small.
+SPARK_TEST_OPTIONS: dict[str, object] = {
+    "spark_master": "local[2]",
+    "spark_shuffle_partitions": 2,
+    "spark_driver_memory": "2g",
+    "spark_conf": {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"},
+}
+
+
+def engine_options(engine: str) -> dict[str, object]:
+    """Settings keywords that select `engine` for a test."""
+    return {"engine": engine, **(SPARK_TEST_OPTIONS if engine == "spark" else {})}
+
 
 def ingest_and_run(wh: Warehouse, *paths: Path) -> tuple[list[IngestResult], RunReport]:
     results = ingest_files(wh, list(paths))

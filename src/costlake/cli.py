@@ -39,6 +39,8 @@ tenants_app = typer.Typer(help="Account ownership: which tenant owns which accou
 app.add_typer(tenants_app, name="tenants")
 audit_app = typer.Typer(help="Prove published content against raw.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+catalog_app = typer.Typer(help="Query the lake from other engines.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
 
 out = Console()
 if not out.is_terminal:  # piped: wide tables, no wrapping mid-value
@@ -72,7 +74,9 @@ def _global(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="Compute engine: duckdb (env COSTLAKE_ENGINE; default duckdb)."),
+        typer.Option(
+            "--engine", help="Compute engine: duckdb or spark (env COSTLAKE_ENGINE; default duckdb)."
+        ),
     ] = None,
 ) -> None:
     state.overrides = {"warehouse": warehouse, "engine": engine}
@@ -312,6 +316,25 @@ def tenants_load(
 
     updated, added = load_tenants(state.warehouse(), file)
     out.print(f"{file}: {updated} account(s) updated, {added} not seen yet added")
+
+
+@catalog_app.command("ddl")
+def catalog_ddl(
+    dialect: Annotated[str, typer.Option(help="athena, trino or spark.")] = "athena",
+    catalog_name: Annotated[str, typer.Option(help="Iceberg catalog name in Trino or Spark.")] = "iceberg",
+) -> None:
+    """Print the statements that make the lake's tables queryable from Athena, Trino or Spark."""
+    from costlake.catalog.ddl import statements, table_refs
+
+    wh = state.warehouse()
+    wh.ensure_tables()
+    try:
+        lines = statements(
+            dialect, table_refs(wh), catalog_name=catalog_name, glue=wh.settings.catalog == "glue"
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    sys.stdout.write("\n\n".join(lines) + "\n")
 
 
 @app.command()

@@ -25,13 +25,27 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COSTLAKE_", extra="forbid", validate_default=True)
 
     warehouse: str = Field("./warehouse", description="Folder (or s3:// URI) holding the tables and catalog.")
-    catalog: Literal["sql"] = Field(
-        "sql", description="Catalog kind: `sql` keeps an SQLite catalog inside the warehouse."
+    catalog: Literal["sql", "glue"] = Field(
+        "sql",
+        description="Catalog: `sql` (an SQLite catalog inside a local warehouse, or `catalog_uri`) or "
+        "`glue` (AWS Glue Data Catalog, so Athena can query the tables).",
     )
     catalog_uri: str | None = Field(
         None, description="SQLAlchemy URI of the SQL catalog; default: `catalog.db` in the warehouse."
     )
-    engine: Literal["duckdb"] = Field("duckdb", description="Compute engine for the pipeline stages.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Compute engine for the pipeline stages: `duckdb` (embedded, the default) or `spark` "
+        "(PySpark, install `costlake[spark]`; needs Java 17+).",
+    )
+    s3_endpoint: str | None = Field(
+        None, description="Endpoint of an S3-compatible store (e.g. http://127.0.0.1:9000); default AWS."
+    )
+    glue_endpoint: str | None = Field(None, description="Endpoint override of the Glue API; default AWS.")
+    aws_region: str | None = Field(None, description="AWS region of S3 and Glue; default the AWS chain's.")
+    local_dir: str | None = Field(
+        None, description="Local folder for a remote warehouse's lock, staging and file cache."
+    )
     currency: str = Field(
         "USD", description="Reporting currency; rows in any other currency are quarantined."
     )
@@ -45,6 +59,20 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str | None = Field(
         None,
         description="DuckDB memory cap such as `2GB`; larger work spills to the warehouse's temp folder.",
+    )
+    spark_master: str = Field(
+        "local[*]", description="Spark master URL: `local[*]` runs in-process on every core, `local[2]` on two."
+    )
+    spark_driver_memory: str = Field(
+        "2g", description="Spark driver JVM heap such as `2g`; fixed when the process starts its session."
+    )
+    spark_shuffle_partitions: int = Field(
+        8, ge=1, description="Spark `spark.sql.shuffle.partitions`: tasks per shuffle (joins, aggregations)."
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further Spark properties, `spark.*` key to value (env: a JSON object). JVM and "
+        "context properties take effect when the process starts its session; SQL ones in every engine.",
     )
 
     @field_validator("currency")

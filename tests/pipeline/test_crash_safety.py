@@ -111,7 +111,7 @@ def test_crash_at_every_step_converges(point, tmp_path, uninterrupted):
     # Files a crashed run wrote are removed or never referenced.
     for tdef in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT):
         runs = {s.properties.get("run_id") for s in wh.snapshots(tdef)}
-        folders = {p.name.removeprefix("run_id=") for p in (wh.location(tdef) / "data").glob("run_id=*")}
+        folders = {p.name.removeprefix("run_id=") for p in wh.staging_root(tdef).glob("run_id=*")}
         assert folders <= runs, tdef.name
     assert query_rows(wh, f"SELECT count(DISTINCT run_id) AS n FROM {PUBLISH_LOG.name}")[0]["n"] >= 2
     # Once finished, the interrupted run is settled: another run has nothing to do.

@@ -1,16 +1,17 @@
-"""The three stages end to end on DuckDB: exact results, winners by total order, incremental days."""
+"""The three stages end to end on every engine: exact results, winners by total order, incremental days."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TABLES
-from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import run_pipeline
-from costlake.settings import Settings
 from helpers import SEED, ingest_and_run, query_rows
 
+pytestmark = pytest.mark.all_engines
 D = Decimal
 
 
@@ -157,14 +158,14 @@ def test_service_names_fold_to_one_key_with_a_display_name(wh, write_csv):
     ]
 
 
-def test_data_complete_follows_the_lag(tmp_path, write_csv):
+def test_data_complete_follows_the_lag(make_wh, write_csv):
     rows = [
         ["e1", "2025-01-01", "A1", "EC2", "1", "2025-01-03"],  # 48 h after the day began: complete at lag 24
         ["e2", "2025-01-02", "A1", "EC2", "1", "2025-01-03"],  # 24 h: not yet complete
     ]
     path = write_csv("lag.csv", rows)
     for lag, expected in ((24, [True, False]), (0, [True, True])):
-        wh = Warehouse(Settings(warehouse=str(tmp_path / f"wh{lag}"), completeness_lag_hours=lag))
+        wh = make_wh(f"wh{lag}", completeness_lag_hours=lag)
         ingest_and_run(wh, path)
         flags = query_rows(wh, "SELECT data_complete FROM daily_account_cost ORDER BY usage_date")
         assert [r["data_complete"] for r in flags] == expected

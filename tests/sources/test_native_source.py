@@ -50,7 +50,7 @@ CASES = {
     "missing account_id": bad(event_id="b2", account_id="  "),
     "missing service_name": bad(event_id="b3", service_name=""),
     "cost_usd 'abc' is not a decimal number": bad(event_id="b4", cost_usd="abc"),
-    "cost_usd '1e5' is not a decimal number": bad(event_id="b5", cost_usd="1e5"),
+    "cost_usd '1,5' is not a decimal number": bad(event_id="b5", cost_usd="1,5"),
     "missing cost_usd": bad(event_id="b6", cost_usd=""),
     "cost_usd '0.1234567890123' has more than 12 decimal places": bad(
         event_id="b7", cost_usd="0.1234567890123"
@@ -90,6 +90,25 @@ def test_every_kind_of_bad_row_is_quarantined_with_its_reason(wh, write_csv):
             "currency": "USD",
             "source_row": 1,
         }
+    ]
+
+
+def test_e_notation_and_zeros_past_12_decimal_places_are_read_exactly(wh, write_csv):
+    header = (*HEADER, "effective_cost_usd")
+    rows = [
+        [*bad(event_id="e1", cost_usd="1.5E-3"), "0.1000000000000000"],
+        [*bad(event_id="e2", cost_usd="0.1000000000000000"), "-2.5e+2"],
+        [*bad(event_id="e3", cost_usd="1.81E-8"), ""],  # blank effective cost: the billed cost
+    ]
+    [result] = ingest_files(wh, [write_csv("exact.csv", rows, header=header)])
+    assert (result.accepted, result.quarantined) == (3, 0)
+    got = query_rows(
+        wh, "SELECT event_id, billed_cost, effective_cost FROM raw_billing_events ORDER BY source_row"
+    )
+    assert [(r["event_id"], r["billed_cost"], r["effective_cost"]) for r in got] == [
+        ("e1", Decimal("0.0015"), Decimal("0.1")),
+        ("e2", Decimal("0.1"), Decimal("-250")),
+        ("e3", Decimal("0.0000000181"), Decimal("0.0000000181")),
     ]
 
 
@@ -140,12 +159,21 @@ def test_unknown_layout_is_refused_with_what_was_expected(tmp_path, write_csv):
     assert "unrecognised billing file layout" in done.stderr and "event_id" in done.stderr
 
 
-def test_malformed_csv_is_refused_and_nothing_is_committed(wh, tmp_path):
-    path = tmp_path / "ragged.csv"
-    path.write_text(
-        "event_id,usage_date,account_id,service_name,cost_usd\ne1,2025-01-01,A1,EC2,1\ne2,2025-01-01\n"
-    )
-    with pytest.raises(InputError, match="ragged.csv: malformed CSV"):
+NATIVE = "event_id,usage_date,account_id,service_name,cost_usd"
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        (f"{NATIVE}\ne1,2025-01-01,A1,EC2,1\ne2,2025-01-01\n", "malformed CSV"),
+        (f"{NATIVE},Cost_USD\ne1,2025-01-01,A1,EC2,1,2\n", "column.s. cost_usd appear more than once"),
+    ],
+    ids=["ragged", "repeated column"],
+)
+def test_malformed_csv_is_refused_and_nothing_is_committed(wh, tmp_path, text, refusal):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=f"bad.csv: {refusal}"):
         ingest_files(wh, [path])
     assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 0}]
 
@@ -195,4 +223,4 @@ def test_a_crashed_ingest_leaves_no_batch_and_can_be_repeated(point, tmp_path, w
     assert query_rows(wh, "SELECT batch_seq, count(*) AS n FROM quarantine GROUP BY 1") == [
         {"batch_seq": 1, "n": 1}
     ]
-    assert len(list((wh.location(RAW) / "data").glob("batch_id=*"))) == 1
+    assert len(list(wh.staging_root(RAW).glob("batch_id=*"))) == 1

@@ -6,6 +6,7 @@ An engine never decides semantics: the stages hand it SQL over named inputs, and
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,14 +14,17 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from costlake.engines.dialect import Dialect
 from costlake.errors import ConfigError
 from costlake.settings import Settings
 
 
 class Engine(ABC):
-    """A session of one engine. Inputs are named relations the SQL refers to."""
+    """A session of one engine. Inputs are named relations the SQL refers to; `dialect` holds the
+    few SQL spellings this engine needs that the others write differently."""
 
     name: ClassVar[str]
+    dialect: ClassVar[Dialect]
 
     def __init__(self, settings: Settings, temp_dir: Path) -> None:
         self.settings = settings
@@ -57,6 +61,9 @@ class Engine(ABC):
 
 
 _REGISTRY: dict[str, Callable[[Settings, Path], Engine]] = {}
+# Built-in engines register themselves when their module is imported, on first use only: the Spark
+# module must not load pyspark (or need Java) for a DuckDB run.
+_BUILT_IN = {"duckdb": "costlake.engines.duckdb_engine", "spark": "costlake.engines.spark_engine"}
 
 
 def register_engine(name: str, factory: Callable[[Settings, Path], Engine]) -> None:
@@ -65,11 +72,11 @@ def register_engine(name: str, factory: Callable[[Settings, Path], Engine]) -> N
 
 def create_engine(settings: Settings, temp_dir: Path) -> Engine:
     """The engine named by `settings.engine`."""
-    if not _REGISTRY:
-        from costlake.engines import duckdb_engine  # noqa: F401 - registers itself
+    if settings.engine not in _REGISTRY and settings.engine in _BUILT_IN:
+        importlib.import_module(_BUILT_IN[settings.engine])
     try:
         factory = _REGISTRY[settings.engine]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(sorted(set(_REGISTRY) | set(_BUILT_IN)))
         raise ConfigError(f"unknown engine {settings.engine!r}; choose one of: {known}") from None
     return factory(settings, temp_dir)

@@ -9,6 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from costlake.engines.base import Engine, register_engine
+from costlake.engines.dialect import DUCKDB
 from costlake.settings import Settings
 
 
@@ -63,6 +64,7 @@ def run_on_arrow(sql: str, **tables: pa.Table) -> pa.Table:
 
 class DuckDBEngine(Engine):
     name = "duckdb"
+    dialect = DUCKDB
 
     def __init__(self, settings: Settings, temp_dir: Path) -> None:
         super().__init__(settings, temp_dir)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,9 +23,10 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
-from costlake.errors import LakeError
+from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
 from costlake.lake.schemas import NAMESPACE, TABLES, TableDef
+from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.settings import Settings
 
 PROP_PREFIX = "costlake."
@@ -40,30 +41,49 @@ class SnapshotInfo:
     properties: dict[str, str]
 
 
-def _to_local(path: str) -> str:
-    parsed = urlparse(path)
-    return parsed.path if parsed.scheme == "file" else path
+def _catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
+    """The configured Iceberg catalog. Credentials are never configured here: PyIceberg, boto3 and
+    PyArrow find them in the standard AWS chain (environment, profile, instance role)."""
+    s3 = {}
+    if settings.s3_endpoint:
+        s3["s3.endpoint"] = settings.s3_endpoint
+    if settings.aws_region:
+        s3["s3.region"] = settings.aws_region
+    location = settings.warehouse if remote else root.as_uri()
+    if settings.catalog == "glue":
+        from pyiceberg.catalog.glue import GlueCatalog
 
-
-def _to_uri(path: str | Path) -> str:
-    # Plain absolute paths: PyIceberg does not percent-decode `file://` URIs, and Hive-style
-    # folder names (`usage_date=2025-01-01`) would be mangled by encoding.
-    text = str(path)
-    return text if "://" in text else str(Path(text).resolve())
+        glue = {"warehouse": location, **s3}
+        if settings.glue_endpoint:
+            glue["glue.endpoint"] = settings.glue_endpoint
+        if settings.aws_region:
+            glue["glue.region"] = settings.aws_region
+        return GlueCatalog("costlake", **glue)
+    if remote and not settings.catalog_uri:
+        raise ConfigError(
+            f"warehouse {settings.warehouse}: an object-store warehouse needs catalog = 'glue' or a "
+            "catalog_uri (COSTLAKE_CATALOG_URI) for the SQL catalog"
+        )
+    uri = settings.catalog_uri or f"sqlite:///{root / 'catalog.db'}"
+    return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
 
 
 class Warehouse:
-    """Catalog and tables of one warehouse folder."""
+    """Catalog and tables of one warehouse: a local folder, or `s3://bucket/prefix`."""
 
     def __init__(self, settings: Settings) -> None:
-        if "://" in settings.warehouse and not settings.warehouse.startswith("file://"):
-            raise LakeError(f"warehouse {settings.warehouse!r}: only local folders are supported so far")
         self.settings = settings
-        self.root = Path(_to_local(settings.warehouse)).resolve()
+        self.remote = is_remote(settings.warehouse)
+        if self.remote:
+            # The local side of a remote warehouse: lock, staging and the cache of downloaded files.
+            slug = hashlib.sha256(settings.warehouse.encode()).hexdigest()[:16]
+            self.root = Path(settings.local_dir or Path.home() / ".cache" / "costlake" / slug).resolve()
+        else:
+            self.root = Path(to_local(settings.warehouse)).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        uri = settings.catalog_uri or f"sqlite:///{self.root / 'catalog.db'}"
-        self.catalog: Catalog = SqlCatalog("costlake", uri=uri, warehouse=self.root.as_uri())
+        self.catalog: Catalog = _catalog(settings, self.root, self.remote)
         self._tables: dict[str, Table] = {}
+        self._storage: Storage | None = None
 
     # -- tables -----------------------------------------------------------------------------------
     def ensure_tables(self) -> None:
@@ -94,12 +114,19 @@ class Warehouse:
         """Forget cached table metadata so the next read sees other processes' commits."""
         self._tables.clear()
 
-    def location(self, tdef: TableDef) -> Path:
-        return Path(_to_local(self.table(tdef).location()))
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = Storage(self.table(TABLES["raw_billing_events"]).io, self.root, self.remote)
+        return self._storage
+
+    def staging_root(self, tdef: TableDef) -> Path:
+        """The local folder holding the per-writer folders of a table's new files."""
+        return self.storage.staging_root(tdef.name, self.table(tdef).location())
 
     def new_data_dir(self, tdef: TableDef, folder: str) -> Path:
-        """A fresh folder under the table location for one writer's files (they stay once added)."""
-        path = self.location(tdef) / "data" / folder
+        """A fresh local folder for one writer's files (for a local warehouse they stay there)."""
+        path = self.staging_root(tdef) / folder
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -125,7 +152,7 @@ class Warehouse:
         if snapshot_id is None and table.current_snapshot() is None:
             return []
         scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
-        return sorted(_to_local(task.file.file_path) for task in scan.plan_files())
+        return self.storage.readable(sorted(task.file.file_path for task in scan.plan_files()))
 
     def snapshots(self, tdef: TableDef) -> list[SnapshotInfo]:
         """Snapshots oldest first, each with the `costlake.*` properties of its commit."""
@@ -164,7 +191,7 @@ class Warehouse:
                 with table.transaction() as tx:
                     if wanted:
                         tx.delete(is_in(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
-                    tx.add_files([_to_uri(f) for f in files], snapshot_properties=props)
+                    tx.add_files(self._publish(tdef, files), snapshot_properties=props)
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
         return _current_snapshot_id(table)
@@ -175,10 +202,13 @@ class Warehouse:
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
         try:
             with table.transaction() as tx:
-                tx.add_files([_to_uri(f) for f in files], snapshot_properties=props)
+                tx.add_files(self._publish(tdef, files), snapshot_properties=props)
         except ValueError as exc:
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
         return _current_snapshot_id(table)
+
+    def _publish(self, tdef: TableDef, files: Sequence[str]) -> list[str]:
+        return self.storage.publish(files, tdef.name, self.table(tdef).location())
 
     def append_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
         table = self.table(tdef)
@@ -217,7 +247,7 @@ def check_partition_files(tdef: TableDef, files: Sequence[str], wanted: set[str]
     """
     column = tdef.partition_by
     for path in files:
-        meta = pq.read_metadata(_to_local(path))
+        meta = pq.read_metadata(path)
         if meta.num_rows == 0:
             raise LakeError(f"{tdef.name}: staged file {path} is empty")
         names = meta.schema.names

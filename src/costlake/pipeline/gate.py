@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from costlake.engines.duckdb_engine import sql_string
+from costlake.engines.dialect import DUCKDB, Dialect
 
 Severity = Literal["error", "warning"]
 
@@ -33,7 +33,7 @@ def _not_null(table: str, keys: Sequence[str]) -> str:
     nulls = " OR ".join(f"{k} IS NULL" for k in keys)
     return f"""
     SELECT usage_date, 'keys_not_null' AS check_name, 'error' AS severity,
-           '{table}: ' || CAST(count(*) AS VARCHAR) || ' row(s) with a null key ({", ".join(keys)})' AS detail
+           '{table}: ' || CAST(count(*) AS STRING) || ' row(s) with a null key ({", ".join(keys)})' AS detail
     FROM {table} WHERE {nulls} GROUP BY usage_date"""
 
 
@@ -41,7 +41,7 @@ def _unique(table: str, keys: Sequence[str]) -> str:
     cols = ", ".join(keys)
     return f"""
     SELECT usage_date, 'grain_unique' AS check_name, 'error' AS severity,
-           '{table}: ' || CAST(count(*) AS VARCHAR) || ' duplicated key(s) ({cols})' AS detail
+           '{table}: ' || CAST(count(*) AS STRING) || ' duplicated key(s) ({cols})' AS detail
     FROM (SELECT min(usage_date) AS usage_date FROM {table} GROUP BY {cols} HAVING count(*) > 1) AS dupes
     GROUP BY usage_date"""
 
@@ -79,37 +79,36 @@ def _accounted() -> str:
     """Every raw event dated on a day has a winner, and a day whose raw events win there is not empty."""
     return """
     SELECT r.usage_date, 'events_accounted' AS check_name, 'error' AS severity,
-           CAST(count(*) AS VARCHAR) || ' raw event(s) of this day have no published version' AS detail
+           CAST(count(*) AS STRING) || ' raw event(s) of this day have no published version' AS detail
     FROM raw_ids AS r LEFT JOIN winners AS w ON w.event_id = r.event_id
     WHERE w.event_id IS NULL GROUP BY r.usage_date
     UNION ALL
     SELECT w.usage_date, 'not_empty', 'error',
-           CAST(count(*) AS VARCHAR) || ' winning event(s) but the stage 1 partition is empty'
+           CAST(count(*) AS STRING) || ' winning event(s) but the stage 1 partition is empty'
     FROM winners AS w
     WHERE w.usage_date IN (SELECT usage_date FROM raw_ids)
       AND w.usage_date NOT IN (SELECT usage_date FROM s1)
     GROUP BY w.usage_date"""
 
 
-def _currency(currency: str) -> str:
+def _currency(currency: str, dialect: Dialect) -> str:
     return f"""
     SELECT usage_date, 'single_currency' AS check_name, 'error' AS severity,
-           'currencies ' || string_agg(DISTINCT currency, ', ' ORDER BY currency)
-           || ', expected {currency}' AS detail
+           'currencies ' || {dialect.sorted_distinct_join("currency", ", ")}
+           || {dialect.literal(f", expected {currency}")} AS detail
     FROM s1 GROUP BY usage_date
-    HAVING count(DISTINCT currency) > 1 OR min(currency) <> {sql_string(currency)}"""
+    HAVING count(DISTINCT currency) > 1 OR min(currency) <> {dialect.literal(currency)}"""
 
 
-def _negative(severity: Severity) -> str:
+def _negative(severity: Severity, dialect: Dialect) -> str:
+    listing = dialect.join_ordered_by("account_id || ' ' || CAST(total_cost_usd AS STRING)", "account_id", ", ")
     return f"""
-    SELECT usage_date, 'negative_daily_total' AS check_name, '{severity}' AS severity,
-           string_agg(account_id || ' ' || CAST(total_cost_usd AS VARCHAR), ', ' ORDER BY account_id)
-           AS detail
+    SELECT usage_date, 'negative_daily_total' AS check_name, '{severity}' AS severity, {listing} AS detail
     FROM s3 WHERE total_cost_usd < 0 GROUP BY usage_date"""
 
 
-def gate_sql(*, currency: str, negative_total: Severity) -> str:
-    """All checks as one query: one row per failing (day, check)."""
+def gate_sql(*, currency: str, negative_total: Severity, dialect: Dialect = DUCKDB) -> str:
+    """All checks as one query: one row per failing (day, check), in the engine's `dialect`."""
     checks = [
         _not_null("s1", ["event_id", "account_id", "service_name", "usage_date"]),
         _unique("s1", ["event_id"]),
@@ -119,8 +118,9 @@ def gate_sql(*, currency: str, negative_total: Severity) -> str:
         _unique("s3", ["account_id", "usage_date"]),
         _reconcile(),
         _accounted(),
-        _currency(currency),
-        _negative(negative_total),
+        _currency(currency, dialect),
+        _negative(negative_total, dialect),
     ]
     body = "\nUNION ALL\n".join(f"SELECT * FROM ({c}) AS c{i}" for i, c in enumerate(checks))
-    return f"SELECT * FROM ({body}) AS findings ORDER BY usage_date, check_name, detail"
+    # NULLS LAST spelled out: DuckDB sorts NULLs last by default, Spark first.
+    return f"SELECT * FROM ({body}) AS findings ORDER BY usage_date NULLS LAST, check_name, detail"

@@ -148,6 +148,6 @@ def _drop_orphan_quarantine(wh: Warehouse) -> None:
 def _remove_unregistered_raw_files(wh: Warehouse) -> None:
     """Raw files of an ingestion that stopped before its commit: never registered, never read."""
     known = {b.batch_id for b in registered_batches(wh)}
-    for folder in (wh.location(RAW) / "data").glob("batch_id=*"):
+    for folder in wh.staging_root(RAW).glob("batch_id=*"):
         if folder.name.removeprefix("batch_id=") not in known:
             shutil.rmtree(folder, ignore_errors=True)

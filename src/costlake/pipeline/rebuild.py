@@ -89,7 +89,9 @@ def rebuild(
         ),
     )
     found = engine.fetch(
-        gate.gate_sql(currency=settings.currency, negative_total=settings.negative_daily_total)
+        gate.gate_sql(
+            currency=settings.currency, negative_total=settings.negative_daily_total, dialect=engine.dialect
+        )
     )
     findings = [
         gate.Finding(r["usage_date"], r["check_name"], r["severity"], r["detail"]) for r in found.to_pylist()
@@ -116,7 +118,7 @@ def _tied_days(wh: Warehouse, engine: Engine, days: list[dt.date], failed: set[o
     engine.register_files("s1_before", wh.data_files(NORMALIZED, dates=days), NORMALIZED.arrow_schema())
     link = (
         "CASE WHEN billing_period_start IS NULL THEN 'e:' || event_id ELSE 'p:' || source_format || '|' "
-        "|| billing_account_id || '|' || CAST(billing_period_start AS VARCHAR) END"
+        "|| billing_account_id || '|' || CAST(billing_period_start AS STRING) END"
     )
     links = engine.fetch(
         f"""WITH links AS (

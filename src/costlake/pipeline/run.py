@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
 from costlake.lake.lock import warehouse_lock
 from costlake.lake.schemas import (
+    DAILY_ACCOUNT,
     DIM_ACCOUNT,
     DIM_PRICING_MODEL,
     DIM_REGION,
@@ -82,9 +83,17 @@ def new_run_id(now: dt.datetime) -> str:
 
 
 def run_pipeline(
-    wh: Warehouse, step: Step | None = None, *, backfill: tuple[dt.date, dt.date] | None = None
+    wh: Warehouse,
+    step: Step | None = None,
+    *,
+    backfill: tuple[dt.date, dt.date] | None = None,
+    stages: Collection[str] | None = None,
 ) -> RunReport:
-    """Publish everything not yet published (and the `backfill` window, if given)."""
+    """Publish everything not yet published (and the `backfill` window, if given).
+
+    `stages` limits the commits to some stage tables (the original system's one-job-per-stage flow):
+    the next job catches up on what this one committed, and readers see the new days once the job
+    that commits stage 3 has written the run manifest."""
     started = time.monotonic()
     say: Step = step or (lambda _: None)
     wh.ensure_tables()
@@ -98,13 +107,19 @@ def run_pipeline(
             plan = plan_run(wh, engine, backfill)
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
-                _publish(wh, engine, plan, report, now, say)
+                _publish(wh, engine, plan, report, now, say, stages)
         report.seconds = time.monotonic() - started
         return report
 
 
 def _publish(
-    wh: Warehouse, engine: Engine, plan: Plan, report: RunReport, now: dt.datetime, say: Step
+    wh: Warehouse,
+    engine: Engine,
+    plan: Plan,
+    report: RunReport,
+    now: dt.datetime,
+    say: Step,
+    stages: Collection[str] | None,
 ) -> None:
     say(STEPS[1])
     staging = {tdef.name: wh.new_data_dir(tdef, f"run_id={report.run_id}") for tdef, _ in STAGES}
@@ -142,6 +157,8 @@ def _publish(
         else:
             props["upstream_change"] = upstream_change
             must = upstream_change != last.get("upstream_change")
+        if stages is not None and tdef.name not in stages:  # another job's table
+            commit, must = [], False
         files = [f for d in commit for f in rebuilt.files[tdef.name].get(d, [])]
         snapshot = None
         if commit or must:
@@ -165,6 +182,8 @@ def _publish(
                 snapshot,
             )
         )
+    if stages is not None and DAILY_ACCOUNT.name not in stages:
+        return  # the job that publishes stage 3 finishes the run
     say(STEPS[3])
     _update_dimensions(wh, engine, report.run_id)
     say(STEPS[4])
@@ -272,7 +291,7 @@ def remove_orphaned_run_files(wh: Warehouse) -> None:
     Files of a committed run that were left uncommitted are never referenced, so never read."""
     for tdef, _ in STAGES:
         runs = {s.properties.get("run_id") for s in wh.snapshots(tdef)}
-        root = wh.location(tdef) / "data"
+        root = wh.staging_root(tdef)
         if not root.is_dir():
             continue
         for folder in root.glob("run_id=*"):

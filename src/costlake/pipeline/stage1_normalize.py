@@ -27,6 +27,8 @@ from costlake.engines.duckdb_engine import run_on_arrow
 from costlake.lake.schemas import MONEY_SQL, NORMALIZED, RAW
 
 ORDER = "ingestion_ts DESC, batch_seq DESC, source_row DESC"
+# NULL inside a rolled-up event's key. No backslash: DuckDB reads '\N' as two characters, Spark as 'N'.
+NULL_KEY = "'(null)'"
 COLUMNS = ", ".join(NORMALIZED.column_names)
 
 
@@ -83,9 +85,9 @@ def period_rows_sql(raw: str, days: str) -> str:
     per day, on those days."""
     unit = "source_format, billing_account_id, billing_period_start"
     key = (
-        "concat_ws('|', billing_account_id, CAST(billing_period_start AS VARCHAR), account_id, service_name, "
-        "COALESCE(region, '\\N'), COALESCE(pricing_model, '\\N'), charge_category, "
-        "CAST(usage_date AS VARCHAR), currency, COALESCE(invoice_id, '\\N'))"
+        "concat_ws('|', billing_account_id, CAST(billing_period_start AS STRING), account_id, service_name, "
+        f"COALESCE(region, {NULL_KEY}), COALESCE(pricing_model, {NULL_KEY}), charge_category, "
+        f"CAST(usage_date AS STRING), currency, COALESCE(invoice_id, {NULL_KEY}))"
     )
     return f"""
     WITH units AS (

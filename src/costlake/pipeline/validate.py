@@ -49,7 +49,11 @@ def validate(
             .as_py()
         )
         found = engine.fetch(
-            gate.gate_sql(currency=wh.settings.currency, negative_total=wh.settings.negative_daily_total)
+            gate.gate_sql(
+                currency=wh.settings.currency,
+                negative_total=wh.settings.negative_daily_total,
+                dialect=engine.dialect,
+            )
         )
     findings = [
         gate.Finding(r["usage_date"], r["check_name"], r["severity"], r["detail"]) for r in found.to_pylist()

@@ -75,7 +75,7 @@ def read_header(path: Path) -> list[str]:
 
 def source_for(path: Path, fmt: str = "auto") -> Source:
     """The source for `path`: the named format, or the one whose header matches."""
-    from costlake.sources import native  # noqa: F401 - registers itself
+    from costlake.sources import cur, focus, native  # noqa: F401 - each registers itself
 
     header = read_header(path)
     if fmt != "auto":

@@ -1,0 +1,245 @@
+"""Apache Spark (PySpark) as the engine: the same stage SQL, written as Parquet that the lake commits
+with PyIceberg, so Spark needs no Iceberg jars and nothing downloaded.
+
+One SparkSession per process (Spark allows one context); each engine works in a child session
+(`newSession`), so its temp views and SQL settings never leak into another engine's. What makes
+Spark's files safe to commit, measured in `notes/spark-iceberg-commit.md`:
+
+- timestamps are `TIMESTAMP_NTZ` written as INT64 micros (INT96 and UTC-adjusted ones are refused);
+- `usage_date` stays inside every file: the folders are made from a copy of the column;
+- one date per file: rows are repartitioned by that date before the write;
+- ANSI mode and no decimal precision loss: an overflow fails instead of becoming NULL or rounding.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from costlake.engines.base import Engine, register_engine
+from costlake.engines.dialect import SPARK
+from costlake.errors import ConfigError
+from costlake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+MIN_JAVA = 17
+COPY_PREFIX = "part_"  # no leading underscore: pyarrow skips `_`-prefixed folders
+
+# SQL settings of every engine session: what the lake's files and the stages' semantics require.
+SESSION_SQL_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.parquet.compression.codec": "zstd",
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.decimalOperations.allowPrecisionLoss": "false",
+}
+
+# Spark prints its start-up chatter and every failed query's stack although PySpark raises the
+# error anyway: keep the console to real errors. log4j reads this file when the JVM starts.
+LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = spark %p %c{1}: %m%n
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
+logger.submit.name = org.apache.spark.deploy.SparkSubmit
+logger.submit.level = error
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
+"""
+
+_LOCK = threading.Lock()
+_ROOT: list[SparkSession] = []  # the process's session, once started
+
+
+def java_version(java: str) -> int:
+    """The major version `java -version` reports (`1.8.0_x` counts as 8)."""
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise ConfigError(f"the Spark engine could not read the Java version from `{java} -version`: {out!r}")
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def find_java() -> str:
+    """The `java` Spark will start: `$JAVA_HOME/bin/java`, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        where = f"JAVA_HOME={home} has no bin/java" if home else "no `java` on PATH and JAVA_HOME is unset"
+        raise ConfigError(
+            f"the Spark engine needs Java {MIN_JAVA}+ ({where}): install one, e.g. "
+            "`apt-get install openjdk-17-jre-headless`, or use --engine duckdb"
+        )
+    if (version := java_version(java)) < MIN_JAVA:
+        raise ConfigError(f"the Spark engine needs Java {MIN_JAVA}+, found Java {version} at {java}")
+    return java
+
+
+def _quiet_python_loggers() -> None:
+    """PySpark logs every failed query with its stack before raising it; the exception is enough."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def spark_session(settings: Settings) -> SparkSession:
+    """The process's SparkSession, started on first use from `settings`. Master, memory and JVM
+    options are fixed from then on: Spark runs one context per process."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError(
+            "the Spark engine needs PySpark: install costlake[spark] (pip install 'costlake[spark]')"
+        ) from None
+    with _LOCK:
+        if _ROOT:
+            return _ROOT[0]
+        find_java()
+        scratch = Path(tempfile.mkdtemp(prefix="costlake-spark-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        log_config = scratch / "log4j2.properties"
+        log_config.write_text(LOG4J2)
+        extra = dict(settings.spark_conf)
+        java_options = f"-Dlog4j2.configurationFile=file:{log_config} " + extra.pop(
+            "spark.driver.extraJavaOptions", ""
+        )
+        conf = {
+            "spark.master": settings.spark_master,
+            "spark.app.name": "costlake",
+            "spark.driver.memory": settings.spark_driver_memory,
+            "spark.driver.extraJavaOptions": java_options.strip(),
+            "spark.log.structuredLogging.enabled": "false",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.warehouse.dir": str(scratch / "spark-warehouse"),
+            "spark.local.dir": str(scratch / "local"),
+            # Spark's job marker would sit beside the staged Parquet files.
+            "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+            **SESSION_SQL_CONF,
+            "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+            **extra,
+        }
+        builder = SparkSession.builder
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        _quiet_python_loggers()
+        _ROOT.append(session)
+        return session
+
+
+class SparkEngine(Engine):
+    name = "spark"
+    dialect = SPARK
+
+    def __init__(self, settings: Settings, temp_dir: Path) -> None:
+        super().__init__(settings, temp_dir)
+        self.spark = spark_session(settings).newSession()
+        sql_conf = {
+            **SESSION_SQL_CONF,
+            "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+            **settings.spark_conf,
+        }
+        for key, value in sql_conf.items():
+            if self.spark.conf.isModifiable(key):
+                self.spark.conf.set(key, value)
+        self._cached: dict[str, DataFrame] = {}
+        self._views: set[str] = set()
+
+    @staticmethod
+    def _schema(schema: pa.Schema) -> Any:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return from_arrow_schema(schema, prefer_timestamp_ntz=True)
+
+    def _view(self, name: str, frame: DataFrame) -> None:
+        frame.createOrReplaceTempView(name)
+        self._views.add(name)
+
+    def register_files(self, name: str, files: Sequence[str], schema: pa.Schema) -> None:
+        if not files:
+            self.register_arrow(name, schema.empty_table())
+            return
+        # The table's schema, never inference; and no partition discovery from folder names such
+        # as `usage_date=…`: every file carries its own columns.
+        frame = (
+            self.spark.read.schema(self._schema(schema))
+            .option("recursiveFileLookup", "true")
+            .parquet(*files)
+            .select(*schema.names)
+        )
+        self._view(name, frame)
+
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        self._view(name, self.spark.createDataFrame(table, schema=self._schema(table.schema)))
+
+    def materialize(self, name: str, sql: str) -> int:
+        from pyspark import StorageLevel
+
+        frame = self.spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
+        rows = frame.count()  # computes and caches it, once
+        self._view(name, frame)
+        previous = self._cached.pop(name, None)
+        if previous is not None:
+            previous.unpersist()
+        self._cached[name] = frame
+        return int(rows)
+
+    def fetch(self, sql: str) -> pa.Table:
+        return self.spark.sql(sql).toArrow()
+
+    def write_partitions(self, sql: str, out_dir: Path, partition_by: str) -> list[str]:
+        from pyspark.sql.functions import col
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        frame = self.spark.sql(sql)
+        copy = COPY_PREFIX + partition_by
+        if partition_by not in frame.columns or copy in frame.columns:
+            raise ValueError(f"cannot partition columns {frame.columns} by {partition_by!r} via {copy!r}")
+        # All rows of a date in one task, so one file per date; `partitionBy` drops the copy from
+        # the files and keeps the column itself, in the select's order and types.
+        (
+            frame.withColumn(copy, col(partition_by))
+            .repartition(copy)
+            .write.mode("append")
+            .partitionBy(copy)
+            .parquet(str(out_dir))
+        )
+        for checksum in out_dir.rglob(".*.crc"):  # Hadoop's local-file checksums, not data
+            checksum.unlink()
+        return sorted(str(p) for p in out_dir.rglob("*.parquet"))
+
+    def close(self) -> None:
+        for frame in self._cached.values():
+            frame.unpersist()
+        self._cached.clear()
+        for name in self._views:
+            self.spark.catalog.dropTempView(name)
+        self._views.clear()
+
+
+register_engine("spark", SparkEngine)

@@ -1,0 +1,234 @@
+"""AWS Cost and Usage Report, legacy CUR (`lineItem/UnblendedCost`) or CUR 2.0 / Data Exports
+(`line_item_unblended_cost`): one line item becomes one raw row, every check runs in SQL.
+
+Names: legacy https://docs.aws.amazon.com/cur/latest/userguide/data-dictionary.html, CUR 2.0
+https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2.html (`COLUMNS` has both spellings).
+
+  billing_account_id  bill/PayerAccountId        account_id  lineItem/UsageAccountId
+  service_name        product/servicecode, else lineItem/ProductCode (CID summary_view's `service`)
+  region              product/region | product_region_code (blank -> NULL)
+  usage_date          UTC date of lineItem/UsageStartDate ('...Z', an offset, or no zone = UTC)
+  billing_period_start  UTC date of bill/BillingPeriodStartDate; invoice_id bill/InvoiceId (blank -> NULL)
+  currency            lineItem/CurrencyCode upper-cased; must be the reporting currency
+  billed_cost         lineItem/UnblendedCost, for EVERY line item type (the invoice is their sum)
+  tags                resourceTags/* (legacy) or resource_tags (2.0: JSON or {k=v, ...} map text)
+  event_id            batch_id:source_row (a delivery restates whole billing periods)
+
+lineItem/LineItemType -> charge_category, pricing_model (unknown types are quarantined):
+  Usage -> usage: Reserved term -> reserved, *SpotUsage* or Spot term -> spot, else on_demand
+  DiscountedUsage -> usage, reserved;  SavingsPlanCoveredUsage -> usage, savings_plan
+  SavingsPlanUpfrontFee, SavingsPlanRecurringFee -> purchase, savings_plan;  RIFee -> purchase, reserved
+  Fee, FlatRateSubscription -> purchase (Fee with a reservation ARN, an RI upfront fee: reserved)
+  SavingsPlanNegation -> adjustment, savings_plan
+  Discount, BundledDiscount, EdpDiscount, PrivateRateDiscount, SppDiscount, RiVolumeDiscount -> adjustment
+  Credit, Refund -> credit;  Tax -> tax.  pricing_model is NULL where not named: not priced usage.
+
+effective_cost (amortised) is CID's `amortized_cost` (aws-solutions-library-samples/cloud-intelligence-
+dashboards-framework, cid/builtin/core/data/queries/cid/summary_view.sql; same in finopsfoundation/
+focus_converters, conversion_configs/aws/effective_cost_S001.yaml):
+  SavingsPlanCoveredUsage   savingsPlan/SavingsPlanEffectiveCost
+  SavingsPlanRecurringFee   savingsPlan/TotalCommitmentToDate - savingsPlan/UsedCommitment
+  SavingsPlanNegation, SavingsPlanUpfrontFee, Fee with reservation/ReservationARN   0
+  Refund, ComputeSavingsPlans, 'Refund for one-time fee for Savings Plan ID...'       0
+  DiscountedUsage           reservation/EffectiveCost
+  RIFee                     reservation/UnusedAmortizedUpfrontFeeForBillingPeriod + .../UnusedRecurringFee
+  anything else             lineItem/UnblendedCost
+A formula column that is absent or blank counts as 0 (as Athena's SUM skips a NULL).
+
+Money is DECIMAL(38,12), exact. CUR writes small values in E-notation ('1.81E-8'): they are expanded
+as text, never through a float. Digits beyond 12 decimal places must be zeros, else quarantine.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import duckdb
+
+from costlake.engines.duckdb_engine import sql_string
+from costlake.errors import InputError
+from costlake.lake.schemas import MONEY_SQL
+from costlake.sources import sql_text
+from costlake.sources.base import BatchContext, Source, read_header, register_source
+
+# canonical name -> (legacy header, CUR 2.0 header); headers are compared lower-cased.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "payer": ("bill/PayerAccountId", "bill_payer_account_id"),
+    "account": ("lineItem/UsageAccountId", "line_item_usage_account_id"),
+    "line_item_type": ("lineItem/LineItemType", "line_item_line_item_type"),
+    "usage_start": ("lineItem/UsageStartDate", "line_item_usage_start_date"),
+    "unblended_cost": ("lineItem/UnblendedCost", "line_item_unblended_cost"),
+    "currency": ("lineItem/CurrencyCode", "line_item_currency_code"),
+    "period_start": ("bill/BillingPeriodStartDate", "bill_billing_period_start_date"),
+    "product_code": ("lineItem/ProductCode", "line_item_product_code"),
+    "service_code": ("product/servicecode", "product_servicecode"),
+    "region": ("product/region", "product_region_code"),
+    "invoice_id": ("bill/InvoiceId", "bill_invoice_id"),
+    "usage_type": ("lineItem/UsageType", "line_item_usage_type"),
+    "description": ("lineItem/LineItemDescription", "line_item_line_item_description"),
+    "pricing_term": ("pricing/term", "pricing_term"),
+    "reservation_arn": ("reservation/ReservationARN", "reservation_reservation_a_r_n"),
+    "sp_effective": ("savingsPlan/SavingsPlanEffectiveCost", "savings_plan_savings_plan_effective_cost"),
+    "sp_commitment": ("savingsPlan/TotalCommitmentToDate", "savings_plan_total_commitment_to_date"),
+    "sp_used": ("savingsPlan/UsedCommitment", "savings_plan_used_commitment"),
+    "ri_effective": ("reservation/EffectiveCost", "reservation_effective_cost"),
+    "ri_unused_upfront": (
+        "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod",
+        "reservation_unused_amortized_upfront_fee_for_billing_period",
+    ),
+    "ri_unused_recurring": ("reservation/UnusedRecurringFee", "reservation_unused_recurring_fee"),
+}
+REQUIRED: tuple[str, ...] = ("payer", "account", "line_item_type", "usage_start", "unblended_cost")
+REQUIRED += ("currency", "period_start", "product_code")
+MATCH = ("account", "unblended_cost", "usage_start")
+# Formula money columns and the (lower-cased) line item type whose effective cost uses each.
+FORMULA = {"sp_effective": "savingsplancoveredusage", "sp_commitment": "savingsplanrecurringfee"}
+FORMULA |= {"sp_used": "savingsplanrecurringfee", "ri_effective": "discountedusage"}
+FORMULA |= {"ri_unused_upfront": "rifee", "ri_unused_recurring": "rifee"}
+# lineItem/LineItemType values: AWS data dictionary, FOCUS_Spec adjustmentcategory.md, CID summary_view.
+CATEGORIES = {
+    "usage": ("Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"),
+    "purchase": ("Fee", "RIFee", "SavingsPlanUpfrontFee", "SavingsPlanRecurringFee", "FlatRateSubscription"),
+    "tax": ("Tax",),
+    "credit": ("Credit", "Refund"),
+    "adjustment": ("SavingsPlanNegation", "Discount", "BundledDiscount", "EdpDiscount", "PrivateRateDiscount")
+    + ("SppDiscount", "RiVolumeDiscount"),
+}
+
+
+@register_source
+class CurSource(Source):
+    format = "cur"
+    description = "AWS Cost and Usage Report: legacy CUR or CUR 2.0 (Data Exports)"
+
+    @classmethod
+    def matches(cls, header: list[str]) -> bool:
+        return any(all(COLUMNS[c][layout].lower() in header for c in MATCH) for layout in (0, 1))
+
+    @classmethod
+    def expected(cls) -> str:
+        legacy, v2 = (",".join(COLUMNS[c][layout] for c in REQUIRED) for layout in (0, 1))
+        return f"CUR columns {legacy} (legacy) or {v2} (CUR 2.0)"
+
+    def parse(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: BatchContext) -> None:
+        header = read_header(path)
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # tag keys keep their case
+            original = [name.strip() for name in next(csv.reader(handle))]
+        where: dict[str, int] = {}  # canonical name -> index of the first column spelled either way
+        for name, (legacy, v2) in COLUMNS.items():
+            found = [i for i, h in enumerate(header) if h in (legacy.lower(), v2)]
+            if found:
+                where[name] = found[0]
+        layout = 0 if any("/" in name for name in header) else 1
+        missing = [COLUMNS[c][layout] for c in REQUIRED if c not in where]
+        if missing:
+            raise InputError(f"{path}: missing required CUR column(s) {', '.join(missing)}")
+        tags = [i for i, h in enumerate(header) if h.startswith(("resourcetags/", "resource_tags"))]
+        sql_text.install_macros(con)
+        # Header names may repeat (both spellings, tags differing in case only): load by position.
+        sql_text.load_text(con, path, header, positions=[*where.values(), *tags])
+        sql_text.split_checked(con, _checked_sql(where, original, _tags_sql(header, original, tags), ctx))
+
+
+def _tags_sql(header: list[str], original: list[str], tags: list[int]) -> str:
+    """A JSON object of the non-blank tag values, or NULL. Tags never reject a row."""
+    parts, keys = [], {original[i].split("/", 1)[-1].removeprefix("resource_tags_"): i for i in tags}
+    if "resource_tags" in header:  # CUR 2.0 map column: JSON, or Athena's {key=value, ...}
+        t = f"NULLIF(trim(c{header.index('resource_tags')}), '')"
+        as_map = f"""CASE WHEN json_valid({t}) THEN TRY(json_transform({t}, '"MAP(VARCHAR, VARCHAR)"'))
+            ELSE TRY(map_from_entries([struct_pack(k := split_part(s, '=', 1),
+                v := substr(s, strpos(s, '=') + 1)) FOR s IN string_split(trim({t}, '{{}}'), ', ')
+                IF strpos(s, '=') > 0])) END"""
+        # List comprehensions, not lambdas: the same syntax on every DuckDB the project allows.
+        parts.append(f"map_from_entries([e FOR e IN map_entries({as_map}) IF trim(e.value) <> ''])")
+        keys.pop("resource_tags", None)
+    if keys:  # one column per tag
+        pairs = ", ".join(
+            f"struct_pack(k := {sql_string(k)}, v := NULLIF(trim(c{i}), ''))" for k, i in keys.items()
+        )
+        parts.append(f"TRY(map_from_entries([e FOR e IN [{pairs}] IF e.v IS NOT NULL]))")
+    if not parts:
+        return "CAST(NULL AS VARCHAR)"
+    return f"NULLIF(CAST(to_json(COALESCE({', '.join(parts)})) AS VARCHAR), '{{}}')"
+
+
+def _checked_sql(where: dict[str, int], original: list[str], tags: str, ctx: BatchContext) -> str:
+    """One row per line item with typed values and `reason` ('' when the row is good)."""
+    text = {n: f"NULLIF(trim(c{where[n]}), '')" if n in where else "CAST(NULL AS VARCHAR)" for n in COLUMNS}
+    name = {n: original[where[n]] if n in where else COLUMNS[n][0] for n in COLUMNS}
+    label = {n: sql_string(name[n]) for n in COLUMNS}
+    money = ["unblended_cost", *FORMULA]
+    raw = ", ".join(f"{sql_string(original[where[n]])}: c{where[n]}" for n in COLUMNS if n in where)
+    whens = (
+        f"WHEN {sql_string(t.lower())} THEN {sql_string(c)}" for c, types in CATEGORIES.items() for t in types
+    )
+    category = f"CASE lit {' '.join(whens)} END"
+    zero = f"CAST(0 AS {MONEY_SQL})"
+    z = {n: f"COALESCE({n}__v, {zero})" for n in FORMULA}
+    no_amortised = (
+        "(lit = 'fee' AND reservation_arn IS NOT NULL) OR (lit = 'refund' AND product_code = "
+        "'ComputeSavingsPlans' AND description LIKE 'Refund for one-time fee for Savings Plan ID%')"
+    )
+    effective = f"""CAST(CASE lit
+        WHEN 'savingsplancoveredusage' THEN {z["sp_effective"]}
+        WHEN 'savingsplanrecurringfee' THEN {z["sp_commitment"]} - {z["sp_used"]}
+        WHEN 'savingsplannegation' THEN {zero}
+        WHEN 'savingsplanupfrontfee' THEN {zero}
+        WHEN 'discountedusage' THEN {z["ri_effective"]}
+        WHEN 'rifee' THEN {z["ri_unused_upfront"]} + {z["ri_unused_recurring"]}
+        ELSE CASE WHEN {no_amortised} THEN {zero} ELSE unblended_cost__v END
+    END AS {MONEY_SQL})"""
+    pricing = """CASE
+        WHEN lit IN ('savingsplancoveredusage', 'savingsplannegation', 'savingsplanupfrontfee',
+                     'savingsplanrecurringfee') THEN 'savings_plan'
+        WHEN lit IN ('discountedusage', 'rifee') OR (lit = 'fee' AND reservation_arn IS NOT NULL)
+            THEN 'reserved'
+        WHEN lit = 'usage' THEN CASE WHEN lower(pricing_term) = 'reserved' THEN 'reserved'
+            WHEN usage_type LIKE '%SpotUsage%' OR lower(pricing_term) = 'spot' THEN 'spot'
+            ELSE 'on_demand' END
+    END"""
+    reasons = [
+        *(f"CASE WHEN {n} IS NULL THEN 'missing ' || {label[n]} END" for n in ("payer", "account")),
+        f"CASE WHEN service_name IS NULL THEN 'missing ' || {label['product_code']} END",
+        f"""CASE WHEN lit IS NULL THEN 'missing ' || {label["line_item_type"]}
+            WHEN ({category}) IS NULL THEN {label["line_item_type"]} || ' ' || quote_text(line_item_type)
+                || ' is not a known line item type' END""",
+        *(sql_text.date_reason(n, name[n], "is not a timestamp") for n in ("usage_start", "period_start")),
+        f"money_reason(unblended_cost, {label['unblended_cost']})",
+        *(
+            f"CASE WHEN lit = '{t}' AND {n} IS NOT NULL THEN money_reason({n}, {label[n]}) END"
+            for n, t in FORMULA.items()
+        ),
+        sql_text.currency_reason("currency", "currency", ctx.currency, missing=name["currency"]),
+    ]
+    return f"""
+    WITH src AS (
+        SELECT source_row, {", ".join(f"{e} AS {n}" for n, e in text.items() if n != "currency")},
+               upper({text["currency"]}) AS currency, lower({text["line_item_type"]}) AS lit,
+               {tags} AS tags, CAST(to_json({{{raw}}}) AS VARCHAR) AS raw_record
+        FROM text_rows
+    ), typed AS (
+        SELECT *, COALESCE(service_code, product_code) AS service_name,
+               {", ".join(f"money({n}) AS {n}__v" for n in money)} FROM src
+    )
+    SELECT
+        {sql_text.batch_columns(ctx, "cur")},
+        {sql_string(ctx.batch_id + ":")} || CAST(source_row AS VARCHAR) AS event_id,
+        payer AS billing_account_id,
+        account AS account_id,
+        service_name,
+        region,
+        {pricing} AS pricing_model,
+        {category} AS charge_category,
+        utc_date(usage_start) AS usage_date,
+        unblended_cost__v AS billed_cost,
+        {effective} AS effective_cost,
+        currency,
+        invoice_id,
+        utc_date(period_start) AS billing_period_start,
+        tags,
+        concat_ws('; ', {", ".join(reasons)}) AS reason,
+        raw_record
+    FROM typed
+    """

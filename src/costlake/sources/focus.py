@@ -1,0 +1,211 @@
+"""FinOps FOCUS 1.0–1.3 cost and usage files: one FOCUS row becomes one raw row.
+
+Spec: FinOps Open Cost and Usage Specification, https://focus.finops.org (column pages under
+`specification/datasets/cost_and_usage/columns/` in FinOps-Open-Cost-and-Usage-Spec/FOCUS_Spec).
+Header names are case-insensitive, columns not listed below are ignored, and `NULL` (any case) or a
+blank field is a null in every column (the FOCUS samples write nulls as the literal `NULL`).
+
+| raw column           | from FOCUS                                                                    |
+| -------------------- | ----------------------------------------------------------------------------- |
+| event_id             | batch_id || ':' || source_row (rows are not events; a later stage rolls them up) |
+| billing_account_id   | BillingAccountId (required)                                                   |
+| account_id           | SubAccountId, else BillingAccountId (SubAccountId is conditional, nullable)   |
+| service_name         | ServiceName (required)                                                        |
+| region               | RegionId (1.0+; it was `Region` in 0.5)                                       |
+| pricing_model        | derived, see below                                                            |
+| charge_category      | lower(ChargeCategory): usage, purchase, tax, credit, adjustment; else rejected |
+| usage_date           | UTC date of ChargePeriodStart (`Z`, an offset, or no zone = UTC)              |
+| billed_cost          | BilledCost, exact DECIMAL(38,12)                                              |
+| effective_cost       | EffectiveCost, or BilledCost when the column is absent or the value null      |
+| currency             | upper(BillingCurrency); anything but the reporting currency is rejected       |
+| invoice_id           | InvoiceId (added in 1.2; null before)                                         |
+| billing_period_start | UTC date of BillingPeriodStart (required: the restatement unit)               |
+| tags                 | Tags as delivered when it is a JSON object, else null (the row is kept)       |
+| ingestion_ts         | when the batch was loaded (FOCUS has no delivery timestamp)                   |
+
+pricing_model, first match wins:
+
+| CommitmentDiscountCategory / Type | PricingCategory                   | pricing_model |
+| --------------------------------- | --------------------------------- | ------------- |
+| Category `Spend`                  | any                               | savings_plan  |
+| Category `Usage`                  | any                               | reserved      |
+| Type contains `savings`           | any                               | savings_plan  |
+| Type contains `reserv`            | any                               | reserved      |
+| null                              | `Standard` (`On-Demand` pre-1.0)  | on_demand     |
+| null                              | `Dynamic`                         | spot          |
+| null                              | `Committed`, `Other`, null, other | other         |
+
+A commitment's purchase and its unused share carry its category too, so they get its kind.
+`Committed` without a category or type cannot say which kind of commitment: `other`, not a guess.
+A null PricingCategory (Tax rows, credits, adjustments, corrections) has no pricing model: `other`.
+
+Tags are descriptive: a malformed Tags value must not remove a charge from the totals, so it
+becomes null and the row is kept. Money is never read as float: more than 12 decimal places are
+accepted only when the extra digits are zeros. ChargeClass `Correction` rows are ordinary rows here:
+they carry the original ChargePeriodStart and the BillingPeriodStart of the period that issues them.
+FOCUS 1.3 renamed ProviderName/PublisherName to ServiceProviderName/HostProviderName; none of them
+feeds a raw column, so 1.0–1.3 files are read alike.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import duckdb
+
+from costlake.engines.duckdb_engine import sql_string
+from costlake.errors import InputError
+from costlake.sources import sql_text
+from costlake.sources.base import BatchContext, Source, read_header, register_source
+
+# The FOCUS core a file must have to be recognised: Mandatory, non-null columns in every version since 0.5
+# (FOCUS_Spec CHANGELOG; columns/*.md "Allows nulls: False"). BillingPeriodStart is the restatement unit.
+DETECT = (
+    "BilledCost",
+    "BillingAccountId",
+    "BillingCurrency",
+    "ChargeCategory",
+    "ChargePeriodStart",
+    "ServiceName",
+)
+REQUIRED = (*DETECT, "BillingPeriodStart")
+OPTIONAL = (
+    "EffectiveCost",
+    "SubAccountId",
+    "RegionId",
+    "PricingCategory",
+    "CommitmentDiscountCategory",
+    "CommitmentDiscountType",
+    "InvoiceId",
+    "Tags",
+)
+CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")  # ChargeCategory allowed values
+# NullHandling attribute: an absent value is NULL; CSV exports write it as the literal NULL.
+_FOCUS_NULL = """CREATE OR REPLACE TEMP MACRO focus_null(x) AS
+    CASE WHEN upper(trim(x)) NOT IN ('', 'NULL') THEN trim(x) END"""
+
+
+@register_source
+class FocusSource(Source):
+    format = "focus"
+    description = "FinOps FOCUS 1.0–1.3 cost and usage export"
+
+    @classmethod
+    def matches(cls, header: list[str]) -> bool:
+        return {c.lower() for c in DETECT} <= set(header)
+
+    @classmethod
+    def expected(cls) -> str:
+        return "FOCUS columns " + ",".join(REQUIRED) + " (optional: " + ",".join(OPTIONAL) + ")"
+
+    def parse(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: BatchContext) -> None:
+        header = read_header(path)
+        missing = [c for c in REQUIRED if c.lower() not in header]
+        if missing:
+            raise InputError(
+                f"{path}: missing required FOCUS column(s) {', '.join(missing)}; expected {self.expected()}"
+            )
+        sql_text.install_macros(con)
+        con.execute(_FOCUS_NULL)
+        sql_text.load_text(con, path, header)
+        sql_text.split_checked(con, _checked_sql(path, header, ctx))
+
+
+def _original_names(path: Path, header: list[str]) -> list[str]:
+    """The header as written in the file (for raw_record keys); `header` is its lower-cased twin."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        names = [n.strip() for n in next(csv.reader(handle))]
+    return names if len(names) == len(header) else header
+
+
+def _normalised(header: list[str]) -> str:
+    """Each used column as trimmed text under its FOCUS name, NULL for blank, `NULL` or absent."""
+    cols = []
+    for name in REQUIRED + OPTIONAL:
+        text = f'focus_null("{name.lower()}")' if name.lower() in header else "CAST(NULL AS VARCHAR)"
+        cols.append(f"{text} AS {name}")
+    return ", ".join(cols)
+
+
+def _money_checks(column: str) -> tuple[str, str]:
+    """(value, reason) for a FOCUS money column (NumericFormat attribute: plain decimals, no exponent)."""
+    return f"money({column}, exponent := false)", f"money_reason({column}, '{column}', exponent := false)"
+
+
+def _date_checks(column: str) -> tuple[str, str]:
+    """(UTC date, reason) for a FOCUS date/time column (DateTimeFormat: ISO 8601 in UTC; real exports also
+    write a space and no zone, read as UTC, or an offset, converted)."""
+    reason = sql_text.date_reason(column, column, "is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM:SSZ)")
+    return f"utc_date({column})", reason
+
+
+def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
+    """One row per source row with typed values and `reason` ('' when the row is good)."""
+    billed, billed_reason = _money_checks("BilledCost")
+    effective, eff_reason = _money_checks("EffectiveCost")
+    effective = f"CASE WHEN EffectiveCost IS NULL THEN {billed} ELSE {effective} END"
+    eff_reason = f"CASE WHEN EffectiveCost IS NOT NULL THEN {eff_reason} END"
+    usage_date, usage_reason = _date_checks("ChargePeriodStart")
+    period, period_reason = _date_checks("BillingPeriodStart")
+
+    allowed = ", ".join(sql_string(c.lower()) for c in CHARGE_CATEGORIES)
+    one_of = ", ".join(CHARGE_CATEGORIES)
+    category_reason = f"""CASE
+        WHEN ChargeCategory IS NULL THEN 'missing ChargeCategory'
+        WHEN lower(ChargeCategory) NOT IN ({allowed})
+            THEN 'ChargeCategory ' || quote_text(ChargeCategory) || ' is not one of {one_of}'
+    END"""
+    # PricingCategory allowed values (1.0): Standard, Dynamic, Committed, Other; 1.0 renamed
+    # On-Demand to Standard and Commitment-Based to Committed (CHANGELOG v1.0).
+    # CommitmentDiscountCategory allowed values: Spend, Usage; CommitmentDiscountType is free text.
+    pricing_model = """CASE
+        WHEN lower(CommitmentDiscountCategory) = 'spend' THEN 'savings_plan'
+        WHEN lower(CommitmentDiscountCategory) = 'usage' THEN 'reserved'
+        WHEN CommitmentDiscountType ILIKE '%savings%' THEN 'savings_plan'
+        WHEN CommitmentDiscountType ILIKE '%reserv%' THEN 'reserved'
+        WHEN lower(PricingCategory) IN ('standard', 'on-demand') THEN 'on_demand'
+        WHEN lower(PricingCategory) = 'dynamic' THEN 'spot'
+        ELSE 'other'
+    END"""
+    currency_reason = sql_text.currency_reason(
+        "BillingCurrency", "BillingCurrency", ctx.currency, missing="BillingCurrency"
+    )
+    reasons = ", ".join(
+        [
+            "CASE WHEN BillingAccountId IS NULL THEN 'missing BillingAccountId' END",
+            "CASE WHEN ServiceName IS NULL THEN 'missing ServiceName' END",
+            usage_reason,
+            billed_reason,
+            eff_reason,
+            currency_reason,
+            category_reason,
+            period_reason,
+        ]
+    )
+    names = _original_names(path, header)
+    original = ", ".join(f'{sql_string(n)}: "{h}"' for n, h in zip(names, header, strict=True))
+    return f"""
+    SELECT
+        {sql_text.batch_columns(ctx, "focus")},
+        {sql_string(ctx.batch_id)} || ':' || CAST(source_row AS VARCHAR) AS event_id,
+        BillingAccountId AS billing_account_id,
+        COALESCE(SubAccountId, BillingAccountId) AS account_id,
+        ServiceName AS service_name,
+        RegionId AS region,
+        {pricing_model} AS pricing_model,
+        lower(ChargeCategory) AS charge_category,
+        {usage_date} AS usage_date,
+        {billed} AS billed_cost,
+        {effective} AS effective_cost,
+        upper(BillingCurrency) AS currency,
+        InvoiceId AS invoice_id,
+        {period} AS billing_period_start,
+        CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' THEN Tags END AS tags,
+        concat_ws('; ', {reasons}) AS reason,
+        raw_record
+    FROM (
+        SELECT source_row, {_normalised(header)}, CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
+        FROM text_rows
+    )
+    """
