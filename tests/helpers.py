@@ -50,3 +50,9 @@ def cli(warehouse: Path | str, *args: str, cwd: Path | None = None) -> subproces
         cwd=cwd,
         timeout=300,
     )
+
+
+def changed_row(header: tuple[str, ...], good: list[str], **change: str) -> list[str]:
+    """A copy of the `good` row (in `header` order) with some columns changed."""
+    row = dict(zip(header, good, strict=True)) | change
+    return [row[c] for c in header]

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import boto3
 import pytest
-from helpers import SEED, cli, ingest_and_run, query_rows
 from moto.server import ThreadedMotoServer
 
 from costlake.lake.schemas import DAILY_ACCOUNT, TABLES
@@ -18,6 +17,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.audit import verify
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
+from helpers import SEED, cli, ingest_and_run, query_rows
 
 BUCKET = "costlake-test"
 

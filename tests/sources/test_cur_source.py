@@ -19,6 +19,7 @@ from costlake.lake.schemas import QUARANTINE, RAW
 from costlake.settings import Settings
 from costlake.sources.base import SOURCES, BatchContext, read_header
 from costlake.sources.cur import CurSource
+from helpers import changed_row
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cur"
 SAMPLE = FIXTURES / "aws_cur_legacy_sample.csv"
@@ -196,9 +197,7 @@ GOOD = [
 
 
 def bad(**change: str) -> list[str]:
-    row = dict(zip(V2, GOOD, strict=True))
-    row.update(change)
-    return [row[c] for c in V2]
+    return changed_row(V2, GOOD, **change)
 
 
 BAD = {

@@ -18,7 +18,7 @@ from costlake.lake.schemas import QUARANTINE, RAW
 from costlake.settings import Settings
 from costlake.sources.base import BatchContext, read_header
 from costlake.sources.focus import FocusSource
-from helpers import FIXTURES
+from helpers import FIXTURES, changed_row
 
 FOCUS = FIXTURES / "focus"
 SAMPLE = FOCUS / "focus_1.0_sample.csv"
@@ -213,9 +213,7 @@ GOOD = ["BA", "S1", "Compute", "2025-01-01T10:00:00Z", "2025-01-01T00:00:00Z", "
 
 
 def bad(**change: str) -> list[str]:
-    row = dict(zip(HEADER, GOOD, strict=True))
-    row.update(change)
-    return [row[c] for c in HEADER]
+    return changed_row(HEADER, GOOD, **change)
 
 
 CASES = {

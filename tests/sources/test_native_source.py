@@ -11,7 +11,7 @@ from costlake.errors import InputError
 from costlake.lake.schemas import RAW
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
-from helpers import SEED, cli, query_rows
+from helpers import SEED, changed_row, cli, query_rows
 
 HEADER = (
     "event_id",
@@ -40,9 +40,7 @@ GOOD = [
 
 
 def bad(**change: str) -> list[str]:
-    row = dict(zip(HEADER, GOOD, strict=True))
-    row.update(change)
-    return [row[c] for c in HEADER]
+    return changed_row(HEADER, GOOD, **change)
 
 
 CASES = {
