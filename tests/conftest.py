@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def settings(tmp_path: Path, engine: str) -> Settings:
 def make_wh(tmp_path: Path, engine: str) -> Callable[..., Warehouse]:
     """make_wh(folder, **settings) -> a Warehouse on the engine under test."""
 
-    def make(folder: str = "wh", **overrides: object) -> Warehouse:
+    def make(folder: str = "wh", **overrides: Any) -> Warehouse:
         return Warehouse(Settings(warehouse=str(tmp_path / folder), **engine_options(engine), **overrides))
 
     return make

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
         description="DuckDB memory cap such as `2GB`; larger work spills to the warehouse's temp folder.",
     )
     spark_master: str = Field(
-        "local[*]", description="Spark master URL: `local[*]` runs in-process on every core, `local[2]` on two."
+        "local[*]",
+        description="Spark master URL: `local[*]` runs in-process on every core, `local[2]` on two; under "
+        "spark-submit its own --master wins.",
     )
     spark_driver_memory: str = Field(
         "2g", description="Spark driver JVM heap such as `2g`; fixed when the process starts its session."

@@ -9,9 +9,12 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from costlake.lake.warehouse import Warehouse
-from costlake.settings import Settings
 from helpers import FIXTURES, ingest_and_run, query_rows
+
+pytestmark = pytest.mark.all_engines  # period restatements and rolled-up event ids on every engine
 
 FOCUS = FIXTURES / "focus" / "focus_1.0_sample.csv"
 CUR = FIXTURES / "cur" / "aws_cur_legacy_sample.csv"
@@ -124,8 +127,8 @@ def test_a_correction_row_lands_in_its_old_partition(wh):
     assert published(wh) == focus_totals(path)
 
 
-def test_an_invoiced_period_is_complete_whatever_the_lag(tmp_path):
-    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh"), completeness_lag_hours=10**7))
+def test_an_invoiced_period_is_complete_whatever_the_lag(make_wh):
+    wh = make_wh(completeness_lag_hours=10**7)
     ingest_and_run(wh, FIXTURES / "focus" / "focus_1.2_invoiced.csv", FOCUS)
     flags = query_rows(
         wh,

@@ -1,4 +1,10 @@
-"""Finance-grade publishing: the gate, backfills, as-of reads, audits, completeness, concurrency."""
+"""Finance-grade publishing: the gate, backfills, as-of reads, audits, completeness, concurrency.
+
+The gate, backfill and completeness tests run on every engine (`all_engines`). The others test
+the lake and the CLI (as-of reads, audits, concurrent processes, crashes), which work the same
+whatever engine wrote the files, so they stay on DuckDB; so does the CLI's version of the gate
+test (exit codes and messages), which would start a JVM per command.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from decimal import Decimal
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from costlake.generate import generate
 from costlake.lake.manifest import latest_manifest
@@ -17,6 +24,7 @@ from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.audit import verify
 from costlake.pipeline.run import run_pipeline
+from costlake.pipeline.validate import validate
 from costlake.settings import Settings
 from helpers import SEED, cli, ingest_and_run, query_rows
 
@@ -38,6 +46,7 @@ def snapshot_counts(wh: Warehouse) -> dict[str, int]:
 
 
 def test_gate_holds_back_a_failing_day_commits_the_others_and_exits_2(tmp_path, write_csv):
+    # DuckDB only: the CLI's exit code and messages; the gate itself runs on every engine below.
     wh_dir = tmp_path / "wh"
     env = dict(os.environ, COSTLAKE_NEGATIVE_DAILY_TOTAL="error")
 
@@ -89,6 +98,50 @@ def test_gate_holds_back_a_failing_day_commits_the_others_and_exits_2(tmp_path, 
     assert account_days(wh)[("A1", "2025-01-01")] == D(18)
 
 
+@pytest.mark.all_engines
+def test_gate_holds_back_a_failing_day_and_publishes_it_once_fixed(make_wh, write_csv):
+    wh = make_wh(negative_daily_total="error")
+    ingest_and_run(wh, SEED)
+    bad = write_csv(
+        "bad.csv",
+        [
+            ["e2", "2025-01-01", "A1", "S3", "-50", "2025-01-04"],
+            ["e3", "2025-01-01", "A2", "EC2", "-1", "2025-01-04"],
+            ["e4", "2025-01-02", "A1", "EC2", "9", "2025-01-04"],
+        ],
+    )
+    _, held = ingest_and_run(wh, bad)
+    assert held.held_back == [dt.date(2025, 1, 1)]
+    # The detail lists the accounts in order, amounts as exact decimal text, on every engine.
+    assert [(f.usage_date, f.check, f.severity, f.detail) for f in held.findings] == [
+        (dt.date(2025, 1, 1), "negative_daily_total", "error", "A1 -38.000000000000, A2 -1.000000000000")
+    ]
+    assert account_days(wh) == {
+        ("A1", "2025-01-01"): D(17),
+        ("A2", "2025-01-01"): D(7),
+        ("A1", "2025-01-02"): D(9),
+    }
+    log = query_rows(
+        wh,
+        "SELECT table_name, gate_results FROM publish_log "
+        "WHERE usage_date = DATE '2025-01-01' AND gate_status = 'held_back'",
+    )
+    assert {r["table_name"] for r in log} == {t.name for t in STAGE_TABLES}
+    assert all("A1 -38.000000000000, A2 -1.000000000000" in r["gate_results"] for r in log)
+    fix = write_csv(
+        "fix.csv",
+        [
+            ["e2", "2025-01-01", "A1", "S3", "6", "2025-01-05"],
+            ["e3", "2025-01-01", "A2", "EC2", "7", "2025-01-05"],
+        ],
+    )
+    _, again = ingest_and_run(wh, fix)
+    assert not again.held_back and "held back by the gate" in again.reasons[dt.date(2025, 1, 1)]
+    assert account_days(wh)[("A1", "2025-01-01")] == D(18)
+    assert validate(wh) == (2, [])
+
+
+@pytest.mark.all_engines
 def test_backfill_with_no_new_input_commits_nothing_and_keeps_files(wh, tmp_path, write_csv):
     made = generate(tmp_path / "data", events=2000, days=10, batches=2, seed=4)
     ingest_and_run(wh, *made.files)
@@ -173,6 +226,7 @@ def test_audit_passes_after_corrections_and_names_a_tampered_partition(wh, tmp_p
     assert "audit failed" in tampered.stderr
 
 
+@pytest.mark.all_engines
 def test_completeness_flips_when_a_later_ingestion_arrives(wh, write_csv):
     ingest_and_run(wh, SEED)
     flags = {
@@ -214,8 +268,9 @@ def test_two_concurrent_runs_do_not_interleave(tmp_path):
         assert query_rows(racing, sql) == query_rows(reference, sql), t.name
 
 
-def test_a_day_tied_to_a_failing_day_by_a_moved_event_is_held_back_too(tmp_path, write_csv):
-    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh"), negative_daily_total="error"))
+@pytest.mark.all_engines
+def test_a_day_tied_to_a_failing_day_by_a_moved_event_is_held_back_too(make_wh, write_csv):
+    wh = make_wh(negative_daily_total="error")
     ingest_and_run(wh, SEED)
     before = account_days(wh)
     # e3 moves from 2025-01-01 to 2025-01-02, and 2025-01-02 fails the gate (a negative total):
@@ -232,7 +287,17 @@ def test_a_day_tied_to_a_failing_day_by_a_moved_event_is_held_back_too(tmp_path,
     assert account_days(wh) == before
     assert not any(t.committed for t in report.tables)
     # The published books stay consistent (no event lost or counted twice); validate only notes
-    # that the held-back raw event e6 is not published yet.
+    # that the held-back raw event e6 is not published yet: on the engine under test...
+    days, findings = validate(wh)
+    assert days == 2 and [(f.usage_date, f.check, f.severity, f.detail) for f in findings] == [
+        (
+            dt.date(2025, 1, 2),
+            "events_accounted",
+            "error",
+            "1 raw event(s) of this day have no published version",
+        )
+    ]
+    # ...and through the CLI (DuckDB, whatever engine wrote the files).
     done = cli(wh.root, "validate")
     assert done.returncode == 2
     assert done.stdout.splitlines()[0] == (
@@ -241,12 +306,13 @@ def test_a_day_tied_to_a_failing_day_by_a_moved_event_is_held_back_too(tmp_path,
     assert "checked 2 day(s): 1 error(s), 0 warning(s)" in done.stdout
 
 
-def test_a_failing_day_is_held_back_even_when_its_content_is_unchanged(tmp_path, write_csv):
+@pytest.mark.all_engines
+def test_a_failing_day_is_held_back_even_when_its_content_is_unchanged(make_wh, write_csv):
     credit = write_csv("credit.csv", [["c1", "2025-01-03", "A1", "EC2", "-5", "2025-01-05"]])
-    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    wh = make_wh()
     _, first = ingest_and_run(wh, credit)
     assert [f.check for f in first.findings] == ["negative_daily_total"] and not first.held_back
-    strict = Warehouse(Settings(warehouse=str(tmp_path / "wh"), negative_daily_total="error"))
+    strict = make_wh(negative_daily_total="error")
     report = run_pipeline(strict, backfill=(dt.date(2025, 1, 3), dt.date(2025, 1, 3)))
     assert report.held_back == [dt.date(2025, 1, 3)]
     assert account_days(strict) == {("A1", "2025-01-03"): D(-5)}  # the published version stays

@@ -14,6 +14,7 @@ Spark's files safe to commit, measured in `notes/spark-iceberg-commit.md`:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -51,7 +52,8 @@ SESSION_SQL_CONF = {
 }
 
 # Spark prints its start-up chatter and every failed query's stack although PySpark raises the
-# error anyway: keep the console to real errors. log4j reads this file when the JVM starts.
+# error anyway: keep the console to real errors. log4j reads this file when the JVM starts; the
+# launcher's own loggers are set too, or PySpark announces the "default log level" it picks.
 LOG4J2 = """\
 rootLogger.level = error
 rootLogger.appenderRef.console.ref = console
@@ -70,6 +72,7 @@ logger.gateway.level = error
 
 _LOCK = threading.Lock()
 _ROOT: list[SparkSession] = []  # the process's session, once started
+_ROOT_CONF: dict[str, str] = {}  # the `spark_conf` it was started with
 
 
 def java_version(java: str) -> int:
@@ -106,42 +109,23 @@ def _quiet_python_loggers() -> None:
 
 
 def spark_session(settings: Settings) -> SparkSession:
-    """The process's SparkSession, started on first use from `settings`. Master, memory and JVM
-    options are fixed from then on: Spark runs one context per process."""
+    """The process's SparkSession, started on first use from `settings`; master, memory and JVM
+    options are fixed from then on (one Spark context per process). Under `spark-submit` (or any
+    launcher that started the JVM) the launcher's master and resources are kept."""
     try:
+        from pyspark import SparkContext
         from pyspark.sql import SparkSession
     except ImportError:
         raise ConfigError(
             "the Spark engine needs PySpark: install costlake[spark] (pip install 'costlake[spark]')"
         ) from None
     with _LOCK:
-        if _ROOT:
+        if _ROOT and SparkContext._active_spark_context is not None:
             return _ROOT[0]
-        find_java()
-        scratch = Path(tempfile.mkdtemp(prefix="costlake-spark-"))
-        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-        log_config = scratch / "log4j2.properties"
-        log_config.write_text(LOG4J2)
-        extra = dict(settings.spark_conf)
-        java_options = f"-Dlog4j2.configurationFile=file:{log_config} " + extra.pop(
-            "spark.driver.extraJavaOptions", ""
-        )
-        conf = {
-            "spark.master": settings.spark_master,
-            "spark.app.name": "costlake",
-            "spark.driver.memory": settings.spark_driver_memory,
-            "spark.driver.extraJavaOptions": java_options.strip(),
-            "spark.log.structuredLogging.enabled": "false",
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.sql.warehouse.dir": str(scratch / "spark-warehouse"),
-            "spark.local.dir": str(scratch / "local"),
-            # Spark's job marker would sit beside the staged Parquet files.
-            "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
-            **SESSION_SQL_CONF,
-            "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
-            **extra,
-        }
+        _ROOT.clear()  # none yet, or someone stopped it: start again
+        _ROOT_CONF.clear()
+        launched = "PYSPARK_GATEWAY_PORT" in os.environ or SparkSession.getActiveSession() is not None
+        conf = dict(SESSION_SQL_CONF) if launched else _start_conf(settings)
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)
@@ -149,7 +133,43 @@ def spark_session(settings: Settings) -> SparkSession:
         session.sparkContext.setLogLevel("ERROR")
         _quiet_python_loggers()
         _ROOT.append(session)
+        if not launched:
+            _ROOT_CONF.update(settings.spark_conf)
         return session
+
+
+def _start_conf(settings: Settings) -> dict[str, str]:
+    """The properties of a session this process starts itself (checks Java first)."""
+    find_java()
+    scratch = Path(tempfile.mkdtemp(prefix="costlake-spark-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    log_config = scratch / "log4j2.properties"
+    log_config.write_text(LOG4J2)
+    extra = dict(settings.spark_conf)
+    java_options = f"-Dlog4j2.configurationFile=file:{log_config} " + extra.pop(
+        "spark.driver.extraJavaOptions", ""
+    )
+    return {
+        "spark.master": settings.spark_master,
+        "spark.app.name": "costlake",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.driver.extraJavaOptions": java_options.strip(),
+        "spark.log.structuredLogging.enabled": "false",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.warehouse.dir": str(scratch / "spark-warehouse"),
+        "spark.local.dir": str(scratch / "local"),
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        **SESSION_SQL_CONF,
+        **extra,
+    }
+
+
+def _release(frame: DataFrame) -> None:
+    """Drop a local checkpoint's blocks now rather than when the JVM collects the RDD."""
+    plan = frame._jdf.queryExecution().logical()  # a LogicalRDD over the checkpointed RDD
+    with contextlib.suppress(Exception):
+        plan.rdd().unpersist(False)
 
 
 class SparkEngine(Engine):
@@ -159,6 +179,11 @@ class SparkEngine(Engine):
     def __init__(self, settings: Settings, temp_dir: Path) -> None:
         super().__init__(settings, temp_dir)
         self.spark = spark_session(settings).newSession()
+        # A child session starts from the context's properties, which hold the `spark_conf` of
+        # whichever settings started the process: reset the SQL ones this engine did not ask for.
+        for key in _ROOT_CONF.keys() - settings.spark_conf.keys():
+            if self.spark.conf.isModifiable(key):
+                self.spark.conf.unset(key)
         sql_conf = {
             **SESSION_SQL_CONF,
             "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
@@ -167,7 +192,7 @@ class SparkEngine(Engine):
         for key, value in sql_conf.items():
             if self.spark.conf.isModifiable(key):
                 self.spark.conf.set(key, value)
-        self._cached: dict[str, DataFrame] = {}
+        self._checkpoints: dict[str, DataFrame] = {}
         self._views: set[str] = set()
 
     @staticmethod
@@ -200,14 +225,17 @@ class SparkEngine(Engine):
     def materialize(self, name: str, sql: str) -> int:
         from pyspark import StorageLevel
 
-        frame = self.spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
-        rows = frame.count()  # computes and caches it, once
+        # A local checkpoint computes the result once and cuts its lineage: later queries plan
+        # against a plain scan of it, not the whole chain of stages (planning the gate over
+        # cached stages took longer than running it). Losing an executor fails the run, before
+        # anything is committed.
+        frame = self.spark.sql(sql).localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
         self._view(name, frame)
-        previous = self._cached.pop(name, None)
+        previous = self._checkpoints.pop(name, None)
         if previous is not None:
-            previous.unpersist()
-        self._cached[name] = frame
-        return int(rows)
+            _release(previous)
+        self._checkpoints[name] = frame
+        return int(frame.count())
 
     def fetch(self, sql: str) -> pa.Table:
         return self.spark.sql(sql).toArrow()
@@ -229,14 +257,14 @@ class SparkEngine(Engine):
             .partitionBy(copy)
             .parquet(str(out_dir))
         )
-        for checksum in out_dir.rglob(".*.crc"):  # Hadoop's local-file checksums, not data
-            checksum.unlink()
+        for junk in [*out_dir.rglob(".*.crc"), *out_dir.glob("_SUCCESS")]:  # checksums, job marker
+            junk.unlink()
         return sorted(str(p) for p in out_dir.rglob("*.parquet"))
 
     def close(self) -> None:
-        for frame in self._cached.values():
-            frame.unpersist()
-        self._cached.clear()
+        for frame in self._checkpoints.values():
+            _release(frame)
+        self._checkpoints.clear()
         for name in self._views:
             self.spark.catalog.dropTempView(name)
         self._views.clear()

@@ -101,7 +101,8 @@ def _currency(currency: str, dialect: Dialect) -> str:
 
 
 def _negative(severity: Severity, dialect: Dialect) -> str:
-    listing = dialect.join_ordered_by("account_id || ' ' || CAST(total_cost_usd AS STRING)", "account_id", ", ")
+    entry = "account_id || ' ' || CAST(total_cost_usd AS STRING)"
+    listing = dialect.join_ordered_by(entry, "account_id", ", ")
     return f"""
     SELECT usage_date, 'negative_daily_total' AS check_name, '{severity}' AS severity, {listing} AS detail
     FROM s3 WHERE total_cost_usd < 0 GROUP BY usage_date"""

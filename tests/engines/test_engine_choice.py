@@ -1,0 +1,59 @@
+"""Choosing an engine: Spark is imported only when chosen, and a missing piece says what to do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from costlake.settings import Settings
+
+
+def python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, **env), timeout=120
+    )
+
+
+def test_spark_is_imported_only_when_chosen_and_says_what_is_missing(tmp_path):
+    duckdb_run = python(
+        "import sys, pathlib\n"
+        "from costlake.engines import create_engine\n"
+        "from costlake.settings import Settings\n"
+        f"create_engine(Settings(warehouse='w'), pathlib.Path({str(tmp_path)!r})).close()\n"
+        "assert 'pyspark' not in sys.modules, 'pyspark imported for a DuckDB run'\n"
+    )
+    assert duckdb_run.returncode == 0, duckdb_run.stderr
+    start_spark = (
+        "import pathlib\n"
+        "from costlake.engines import create_engine\n"
+        "from costlake.errors import ConfigError\n"
+        "from costlake.settings import Settings\n"
+        "try:\n"
+        f"    create_engine(Settings(warehouse='w', engine='spark'), pathlib.Path({str(tmp_path)!r}))\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    no_pyspark = python("import sys; sys.modules['pyspark'] = None\n" + start_spark)
+    assert "install costlake[spark]" in no_pyspark.stdout, no_pyspark.stdout + no_pyspark.stderr
+    no_java = python(start_spark, PATH=str(tmp_path), JAVA_HOME="")
+    assert "needs Java 17+" in no_java.stdout and "openjdk-17-jre-headless" in no_java.stdout, no_java.stderr
+
+
+def test_spark_settings_have_defaults_and_read_the_environment(monkeypatch):
+    monkeypatch.setenv("COSTLAKE_ENGINE", "spark")
+    monkeypatch.setenv("COSTLAKE_SPARK_CONF", '{"spark.sql.adaptive.enabled": "false"}')
+    monkeypatch.setenv("COSTLAKE_SPARK_SHUFFLE_PARTITIONS", "3")
+    settings = Settings(warehouse="w")
+    assert (settings.engine, settings.spark_master, settings.spark_driver_memory) == (
+        "spark",
+        "local[*]",
+        "2g",
+    )
+    assert settings.spark_shuffle_partitions == 3
+    assert settings.spark_conf == {"spark.sql.adaptive.enabled": "false"}
+    with pytest.raises(ValidationError):
+        Settings(warehouse="w", spark_shuffle_partitions=0)

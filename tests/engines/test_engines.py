@@ -1,0 +1,256 @@
+"""The engine contract on every engine: the stages' SQL, the gate's findings and the written files,
+without a lake. Expected values are literals, so DuckDB and Spark must both produce them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from costlake.engines import Engine, create_engine
+from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW
+from costlake.lake.warehouse import check_partition_files
+from costlake.pipeline import gate, stage1_normalize, stage2_account_service_day, stage3_account_day
+from costlake.settings import Settings
+from helpers import engine_options
+
+pytestmark = pytest.mark.all_engines
+D = Decimal
+DAY1, DAY2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
+
+
+@pytest.fixture
+def compute(engine: str, tmp_path: Path) -> Iterator[Engine]:
+    settings = Settings(warehouse=str(tmp_path / "wh"), **engine_options(engine))
+    with create_engine(settings, tmp_path / "tmp") as session:
+        yield session
+
+
+def raw(*rows: dict[str, object]) -> pa.Table:
+    base = {
+        "charge_category": "usage",
+        "currency": "USD",
+        "batch_seq": 1,
+        "ingestion_ts": dt.datetime(2025, 1, 3),
+    }
+    filled = [base | {"effective_cost": r.get("billed_cost")} | r for r in rows]
+    return pa.Table.from_pylist(filled, schema=RAW.arrow_schema())
+
+
+def columns(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
+    """Names and types; string and large_string are the same column to the lake."""
+    return [(f.name, pa.string() if f.type == pa.large_string() else f.type) for f in schema]
+
+
+def stage1(compute: Engine, table: pa.Table, days: list[dt.date]) -> pa.Table:
+    compute.register_arrow("raw", table)
+    compute.register_arrow("days", pa.table({"usage_date": pa.array(days, pa.date32())}))
+    compute.materialize("ids", stage1_normalize.event_ids_sql("raw", "days"))
+    compute.materialize("winners", stage1_normalize.winners_sql("raw", "ids"))
+    compute.materialize("periods", stage1_normalize.period_rows_sql("raw", "days"))
+    compute.materialize("s1", stage1_normalize.on_days_sql("winners", "days", "periods"))
+    return compute.fetch("SELECT * FROM s1 ORDER BY event_id")
+
+
+def test_winners_by_total_order_and_moved_events(compute):
+    rows = raw(
+        {
+            "event_id": "e1",
+            "account_id": "A1",
+            "service_name": " EC2",
+            "usage_date": DAY1,
+            "billed_cost": D(1),
+        },
+        {"event_id": "e1", "account_id": "A1", "service_name": "ec2", "usage_date": DAY1, "billed_cost": D(2)}
+        | {"batch_seq": 2},
+        {"event_id": "e2", "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(3)}
+        | {"source_row": 7},
+        {"event_id": "e2", "account_id": "A2", "service_name": "S3", "usage_date": DAY2, "billed_cost": D(4)}
+        | {"source_row": 8},
+    )
+    out = stage1(compute, rows, [DAY1])
+    assert out.schema.names == NORMALIZED.column_names
+    assert out.select(["event_id", "service_name", "billed_cost"]).to_pylist() == [
+        {"event_id": "e1", "service_name": "ec2", "billed_cost": D("2.000000000000")}
+    ]  # e2 moved to DAY2: its winner leaves DAY1
+    both = stage1(compute, rows, [DAY1, DAY2])
+    assert [(r["event_id"], r["usage_date"]) for r in both.to_pylist()] == [("e1", DAY1), ("e2", DAY2)]
+
+
+def test_period_rows_roll_up_with_the_same_event_ids_everywhere(compute):
+    period = {"source_format": "focus", "billing_account_id": "BA1", "billing_period_start": DAY1}
+    rows = raw(
+        *(
+            period
+            | {"event_id": f"h{h}", "account_id": "A1", "service_name": "EC2", "usage_date": DAY1}
+            | {"billed_cost": D("0.000000000001") * (h + 1), "source_row": h}
+            for h in range(3)
+        ),
+        period
+        | {"event_id": "x", "account_id": "A1", "service_name": "EC2", "usage_date": DAY2}
+        | {"billed_cost": D("-1.5"), "region": "eu-west-1", "invoice_id": "INV-1", "source_row": 9},
+    )
+    out = stage1(compute, rows, [DAY1, DAY2]).to_pylist()
+    # NULLs are keyed as '(null)': no backslash, which DuckDB and Spark would read differently.
+    key = "BA1|2025-01-01|A1|ec2|(null)|(null)|usage|2025-01-01|USD|(null)"
+    day1 = "focus:" + hashlib.md5(key.encode()).hexdigest()
+    assert [(r["event_id"], r["usage_date"], r["billed_cost"]) for r in out if r["usage_date"] == DAY1] == [
+        (day1, DAY1, D("0.000000000006"))
+    ]
+    key2 = "BA1|2025-01-01|A1|ec2|eu-west-1|(null)|usage|2025-01-02|USD|INV-1"
+    assert [r["event_id"] for r in out if r["usage_date"] == DAY2] == [
+        "focus:" + hashlib.md5(key2.encode()).hexdigest()
+    ]
+
+
+def test_stage2_and_stage3_types_and_exact_sums(compute):
+    rows = raw(
+        {"event_id": "e1", "account_id": "A1", "service_name": "EC2", "usage_date": DAY1}
+        | {"billed_cost": D("99999999999999999999999.999999999999")},
+        {
+            "event_id": "e2",
+            "account_id": "A1",
+            "service_name": "EC2",
+            "usage_date": DAY1,
+            "billed_cost": D("-0.5"),
+        },
+        {"event_id": "e3", "account_id": "A1", "service_name": "S3", "usage_date": DAY1}
+        | {"billed_cost": D("0.000000000001"), "invoice_id": "INV"},
+    )
+    stage1(compute, rows, [DAY1])
+    compute.materialize("s2", stage2_account_service_day.account_service_day_sql("s1"))
+    compute.materialize("accounts", stage3_account_day.account_ingestion_sql("raw"))
+    compute.materialize("invoiced", stage3_account_day.invoiced_sql("s1"))
+    published = dt.datetime(2025, 3, 4, 5, 6, 7, 890123)
+    sql = stage3_account_day.account_day_sql(
+        "s2", "accounts", "invoiced", lag_hours=48, run_id="r1", published_at=published
+    )
+    compute.materialize("s3", sql)
+    s2 = compute.fetch("SELECT * FROM s2 ORDER BY service_name")
+    s3 = compute.fetch("SELECT * FROM s3")
+    for got, tdef in ((s2, ACCOUNT_SERVICE_DAY), (s3, DAILY_ACCOUNT)):
+        assert columns(got.schema) == columns(tdef.arrow_schema())
+    assert [r["total_cost_usd"] for r in s2.to_pylist()] == [
+        D("99999999999999999999999.499999999999"),
+        D("0.000000000001"),
+    ]
+    assert s3.to_pylist() == [
+        {
+            "account_id": "A1",
+            "usage_date": DAY1,
+            "total_cost_usd": D("99999999999999999999999.500000000000"),
+            "effective_cost_usd": D("99999999999999999999999.500000000000"),
+            "event_count": 3,
+            "service_count": 2,
+            "data_complete": False,  # ingested 48 h after the day began, lag 48 h; not all invoiced
+            "published_at": published,
+            "run_id": "r1",
+        }
+    ]
+
+
+def test_gate_findings_are_the_same_text_in_the_same_order(compute):
+    s1 = pa.Table.from_pylist(
+        [
+            {"event_id": "e1", "account_id": "A1", "service_name": "ec2", "usage_date": DAY1}
+            | {"billed_cost": D(-3), "effective_cost": D(-3), "currency": "USD"},
+            {"event_id": "e2", "account_id": "A2", "service_name": "ec2", "usage_date": DAY1}
+            | {"billed_cost": D("-0.25"), "effective_cost": D("-0.25"), "currency": "EUR"},
+            {"event_id": "e3", "account_id": None, "service_name": "s3", "usage_date": DAY2}
+            | {"billed_cost": D(1), "effective_cost": D(1), "currency": "USD"},
+            {"event_id": "e4", "account_id": "A1", "service_name": "s3", "usage_date": None}
+            | {"billed_cost": D(1), "effective_cost": D(1), "currency": "USD"},
+        ],
+        schema=NORMALIZED.arrow_schema(),
+    )
+    compute.register_arrow("s1", s1)
+    compute.materialize("s2", stage2_account_service_day.account_service_day_sql("s1"))
+    compute.register_arrow(
+        "accounts", pa.table({"account_id": ["A1"], "last_ingestion_ts": [dt.datetime(2025, 1, 9)]})
+    )
+    compute.register_arrow(
+        "invoiced", pa.table({"account_id": ["A1"], "usage_date": [DAY1], "invoiced": [False]})
+    )
+    sql = stage3_account_day.account_day_sql(
+        "s2", "accounts", "invoiced", lag_hours=24, run_id="r", published_at=dt.datetime(2025, 1, 9)
+    )
+    # Stage 3 is computed from a stage 2 that lost A2's row: reconciliation must catch it.
+    compute.materialize("s3", f"SELECT * FROM ({sql}) AS s WHERE COALESCE(account_id, '') <> 'A2'")
+    compute.register_arrow("raw_ids", pa.table({"usage_date": [DAY2], "event_id": ["lost"]}))
+    compute.register_arrow("winners", s1.filter(pa.compute.equal(s1["event_id"], "e1")))
+    found = compute.fetch(gate.gate_sql(currency="USD", negative_total="warning", dialect=compute.dialect))
+    assert [tuple(r.values()) for r in found.to_pylist()] == [
+        (DAY1, "negative_daily_total", "warning", "A1 -3.000000000000"),
+        (
+            DAY1,
+            "reconciliation",
+            "error",
+            "-3.250000000000 / -3.250000000000 / -3.000000000000 billed, -3.250000000000 / "
+            "-3.250000000000 / -3.000000000000 effective, 2 / 2 / 1 events (stage 1 / 2 / 3)",
+        ),
+        (DAY1, "single_currency", "error", "currencies EUR, USD, expected USD"),
+        (DAY2, "events_accounted", "error", "1 raw event(s) of this day have no published version"),
+        (
+            DAY2,
+            "keys_not_null",
+            "error",
+            "s1: 1 row(s) with a null key (event_id, account_id, service_name, usage_date)",
+        ),
+        (
+            DAY2,
+            "keys_not_null",
+            "error",
+            "s2: 1 row(s) with a null key (account_id, service_name, usage_date)",
+        ),
+        (DAY2, "keys_not_null", "error", "s3: 1 row(s) with a null key (account_id, usage_date)"),
+        (
+            None,
+            "keys_not_null",
+            "error",
+            "s1: 1 row(s) with a null key (event_id, account_id, service_name, usage_date)",
+        ),
+        (
+            None,
+            "keys_not_null",
+            "error",
+            "s2: 1 row(s) with a null key (account_id, service_name, usage_date)",
+        ),
+        (None, "keys_not_null", "error", "s3: 1 row(s) with a null key (account_id, usage_date)"),
+    ]
+
+
+def test_written_files_hold_one_date_each_and_commit_cleanly(compute, tmp_path):
+    rows = [
+        {"account_id": f"A{i % 3}", "usage_date": DAY1 + dt.timedelta(days=i % 4)}
+        | {"total_cost_usd": D(i) / 8, "effective_cost_usd": D(-i), "event_count": i, "service_count": 1}
+        | {"data_complete": i % 2 == 0, "published_at": dt.datetime(2025, 2, 1, 0, 0, 0, i), "run_id": "r"}
+        for i in range(40)
+    ]
+    table = pa.Table.from_pylist(rows, schema=DAILY_ACCOUNT.arrow_schema())
+    compute.register_arrow("s3", table)
+    out = tmp_path / "out"
+    files = compute.write_partitions("SELECT * FROM s3", out, "usage_date")
+    assert len(files) == 4 and files == sorted(files)
+    assert sorted(p.name for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet") == []
+    check_partition_files(DAILY_ACCOUNT, files, {str(DAY1 + dt.timedelta(days=i)) for i in range(4)})
+    for path in files:
+        assert columns(pq.read_schema(path)) == columns(DAILY_ACCOUNT.arrow_schema())
+        stamp = pq.ParquetFile(path).schema.column(DAILY_ACCOUNT.column_names.index("published_at"))
+        assert stamp.physical_type == "INT64"  # micros, not INT96, and not adjusted to UTC:
+        assert json.loads(stamp.logical_type.to_json())["isAdjustedToUTC"] is False
+    back = pa.concat_tables(pq.read_table(p, schema=DAILY_ACCOUNT.arrow_schema()) for p in files)
+    assert back.sort_by([("published_at", "ascending")]).to_pylist() == table.to_pylist()
+    # Reading them back through the engine: no partition column appears from the folder names.
+    compute.register_files("again", files, DAILY_ACCOUNT.arrow_schema())
+    again = compute.fetch("SELECT * FROM again ORDER BY published_at")
+    assert again.to_pylist() == table.to_pylist()
+    assert compute.write_partitions("SELECT * FROM s3 WHERE false", tmp_path / "none", "usage_date") == []
+    compute.register_files("nothing", [], DAILY_ACCOUNT.arrow_schema())
+    assert compute.fetch("SELECT count(*) AS n FROM nothing").to_pylist() == [{"n": 0}]
