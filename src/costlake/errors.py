@@ -12,6 +12,14 @@ class CostlakeError(Exception):
     exit_code = 3
 
 
+class Transient(Exception):
+    """Marker mixin: the same call may succeed later (timeout, refused connection, 429, 5xx). Retry it."""
+
+
+class Terminal(Exception):
+    """Marker mixin: repeating the call cannot help (bad key, bad request, unknown model). Do not retry."""
+
+
 class InputError(CostlakeError):
     """The user's input (a file, a flag, a setting) cannot be used. Exit code 1."""
 

@@ -124,6 +124,7 @@ def test_every_column_of_every_table_once_in_order() -> None:
 
 DUCKDB_TYPE = {"string": "VARCHAR", "bigint": "BIGINT", "boolean": "BOOLEAN", "date": "DATE"}
 DUCKDB_TYPE |= {"timestamp": "TIMESTAMP", "decimal(38,12)": "DECIMAL(38,12)"}
+DUCKDB_TYPE |= {"decimal(38,4)": "DECIMAL(38,4)"}
 
 
 def test_column_lists_parse_as_sql_with_the_declared_types() -> None:

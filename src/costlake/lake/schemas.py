@@ -207,6 +207,37 @@ DIM_PRICING_MODEL = TableDef(
     doc="Pricing models seen.",
 )
 
+PERCENT = DecimalType(38, 4)
+
+COST_ANOMALIES = TableDef(
+    "cost_anomalies",
+    (
+        ("account_id", _S),
+        ("service_name", _S),
+        ("usage_date", _D),
+        ("method", _S),  # baseline | day_over_day
+        ("kind", _S),  # spike, dip, step_up, step_down, new_service, dropped_to_zero, mix_shift
+        ("direction", _S),  # up | down | shift
+        ("actual_usd", MONEY),
+        ("expected_usd", MONEY),
+        ("expected_low_usd", MONEY),
+        ("expected_high_usd", MONEY),
+        ("impact_usd", MONEY),
+        ("impact_pct", PERCENT),  # NULL when the expected cost is zero
+        ("score", PERCENT),  # robust z-score (baseline) or |% change| (day_over_day); no floats in the lake
+        ("duration_days", _L),
+        ("ongoing", _B),
+        ("history_days", _L),
+        ("top_dimension", _S),
+        ("top_value", _S),
+        ("top_contribution_usd", MONEY),
+        ("contributors", _S),  # JSON list: dimension, value, actual_usd, expected_usd, contribution_usd
+    ),
+    partition_by="usage_date",
+    grain=("account_id", "service_name", "usage_date"),
+    doc="Detected cost anomalies per account, service and day, with root-cause contributors.",
+)
+
 PUBLISH_LOG = TableDef(
     "publish_log",
     (
@@ -238,6 +269,7 @@ TABLES: dict[str, TableDef] = {
         DIM_SERVICE,
         DIM_REGION,
         DIM_PRICING_MODEL,
+        COST_ANOMALIES,
         PUBLISH_LOG,
     )
 }

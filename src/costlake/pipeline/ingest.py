@@ -8,7 +8,6 @@ batch; the next ingestion removes them before it starts, so they are never seen 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 import tempfile
 import uuid
@@ -21,6 +20,7 @@ import duckdb
 from costlake.engines.duckdb_engine import connect, sql_string
 from costlake.errors import InputError
 from costlake.faults import crash_point
+from costlake.files import file_sha256
 from costlake.lake.batches import registered_batches
 from costlake.lake.filters import equal_to
 from costlake.lake.lock import warehouse_lock
@@ -39,13 +39,6 @@ class IngestResult:
     skipped: bool = False
     reasons: list[tuple[str, int]] = field(default_factory=list)
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ingest_files(wh: Warehouse, paths: list[Path], fmt: str = "auto") -> list[IngestResult]:

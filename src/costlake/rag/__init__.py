@@ -1,0 +1,1 @@
+"""The explanation layer: anomaly chunks, embedders, vector index, retriever, LLM providers."""

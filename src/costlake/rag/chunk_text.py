@@ -1,0 +1,210 @@
+"""The sentence of an anomaly chunk, and the safe formatting of what goes into it.
+
+Text comes from structured fields only. Account names come from a user's tenants file and
+contributor values from billing data, so both are reduced to a small safe alphabet before they reach
+a sentence an LLM will read. Money is rounded half-even to cents with thousands separators.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 ._-]+")
+_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9._:/-]+")
+_CENT = Decimal("0.01")
+_TENTH = Decimal("0.1")
+
+
+def sanitize_label(value: str, max_len: int = 64) -> str:
+    """Keeps letters, digits, space and '._-' (other runs become one space), `max_len` chars at most."""
+    cleaned = " ".join(_LABEL_UNSAFE.sub(" ", value).split())
+    return cleaned[:max_len].rstrip()
+
+
+def sanitize_value(value: str, max_len: int = 64) -> str:
+    """A dimension value (region, usage type): letters, digits and '._:/-' only, no spaces.
+
+    >>> sanitize_value("us-east-1"), sanitize_value("say $1; rm")
+    ('us-east-1', 'say-1-rm')
+    """
+    return _VALUE_UNSAFE.sub("-", value.strip()).strip("-")[:max_len]
+
+
+def format_usd(amount: Decimal) -> str:
+    """Dollars rounded half-even to cents, with thousands separators; never "-$0.00"."""
+    cents = amount.quantize(_CENT, rounding=ROUND_HALF_EVEN)
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents):,.2f}"
+
+
+def format_signed_usd(amount: Decimal) -> str:
+    """Like `format_usd`, with an explicit "+" for non-negative amounts."""
+    text = format_usd(amount)
+    return text if text.startswith("-") else "+" + text
+
+
+def format_pct(pct: Decimal) -> str:
+    """A percentage (in percent units) rounded half-even to one decimal."""
+    return f"{pct.quantize(_TENTH, rounding=ROUND_HALF_EVEN):,.1f}%"
+
+
+def decimal_str(value: Decimal) -> str:
+    """Exact, compact decimal string: trailing zeros dropped, no exponent.
+
+    >>> decimal_str(Decimal("1204.500000000000")), decimal_str(Decimal("0E-12")), decimal_str(Decimal("1E+2"))
+    ('1204.5', '0', '100')
+    """
+    return "0" if value == 0 else format(value.normalize(), "f")
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_KIND_LABELS = {
+    "spike": "a spike",
+    "dip": "a dip",
+    "step_up": "a step up",
+    "step_down": "a step down",
+    "new_service": "a new service",
+    "dropped_to_zero": "a drop to zero",
+    "mix_shift": "a mix shift",
+}
+_DIMENSION_LABELS = {
+    "pricing_model": "pricing model",
+    "charge_category": "charge category",
+    "usage_type": "usage type",
+    "account_id": "account",
+    "service_name": "service",
+}
+
+
+def chunk_text(meta: Mapping[str, Any]) -> str:
+    """The chunk sentence for one anomaly's metadata (as built by `build_chunks`); deterministic.
+
+    >>> chunk_text({"usage_date": "2025-03-02", "account_id": "334112345678", "account_name": "payments-prod",
+    ...     "service_name": "AmazonRDS", "method": "baseline", "kind": "spike", "actual_usd": "1204.5",
+    ...     "expected_usd": "386.2", "expected_low_usd": None, "expected_high_usd": None,
+    ...     "impact_usd": "818.3", "impact_pct": "211.8902", "duration_days": 1, "ongoing": False,
+    ...     "top_dimension": None,
+    ...     "contributors": [{"dimension": "region", "value": "us-east-1", "contribution_usd": "790.1"}]})
+    'On 2025-03-02 (Sunday, March 2, 2025), account 334112345678 (payments-prod) spent $1,204.50 on \
+AmazonRDS, $818.30 (211.9%) above the expected $386.20; most of the increase came from region us-east-1 \
+(+$790.10). Classified as a spike by the baseline method.'
+    """
+    day = date.fromisoformat(meta["usage_date"])
+    account = sanitize_label(str(meta["account_id"])) or "unknown"
+    service = sanitize_label(str(meta["service_name"])) or "an unnamed service"
+    actual, expected, impact = (Decimal(meta[name]) for name in ("actual_usd", "expected_usd", "impact_usd"))
+    kind = str(meta["kind"])
+    head = (
+        f"On {day.isoformat()} ({_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {day.day}, {day.year}), "
+        f"account {account} ({meta['account_name']})"
+    )
+    rising = impact >= 0
+    change = f"{format_usd(abs(impact))}{_pct_part(meta)} {'above' if impact >= 0 else 'below'} the expected "
+    change += format_usd(expected) + _range_part(meta)
+    contributors = _contributors_of(meta)
+    if kind in ("step_up", "step_down"):
+        lasting = _lasting(meta)
+        body = (
+            f"{head} saw a sustained step {'up' if kind == 'step_up' else 'down'} on {service} since "
+            f"{day.isoformat()}{lasting}: daily spend was {format_usd(actual)}, {change}"
+        )
+        body += _because(contributors, rising=kind == "step_up")
+    elif kind == "new_service":
+        body = f"{head} started spending on {service}, new for this account: {_spent(actual)}, {change}"
+        body += _because(contributors, rising=True)
+    elif kind == "dropped_to_zero":
+        body = (
+            f"{head} spent {format_usd(actual)} on {service}, which dropped to zero from the expected "
+            f"{format_usd(expected)} ({format_signed_usd(impact)})"
+        )
+        body += _because(contributors, rising=False)
+    elif kind == "mix_shift":
+        body = f"{head} {_spent(actual)} on {service}, close to the expected {format_usd(expected)}, but "
+        body += _shift(contributors) + f" while the total stayed near {format_usd(actual)}"
+    else:
+        body = f"{head} {_spent(actual)} on {service}, {change}" + _because(contributors, rising=rising)
+        body += _duration_sentence(meta)
+    label = _KIND_LABELS.get(kind, f"an anomaly of kind {sanitize_label(kind) or 'unknown'}")
+    method = {"day_over_day": "day-over-day"}.get(str(meta["method"]), sanitize_label(str(meta["method"])))
+    return f"{body}. Classified as {label} by the {method} method."
+
+
+def _spent(actual: Decimal) -> str:
+    if actual < 0:
+        return f"recorded a net credit of {format_usd(actual)} (credits exceeded charges)"
+    return f"spent {format_usd(actual)}"
+
+
+def _pct_part(meta: Mapping[str, Any]) -> str:
+    pct = meta.get("impact_pct")
+    return "" if pct is None else f" ({format_pct(abs(Decimal(pct)))})"
+
+
+def _range_part(meta: Mapping[str, Any]) -> str:
+    low, high = meta.get("expected_low_usd"), meta.get("expected_high_usd")
+    if low is None or high is None:
+        return ""
+    return f" (usual range {format_usd(Decimal(low))} to {format_usd(Decimal(high))})"
+
+
+def _lasting(meta: Mapping[str, Any]) -> str:
+    days = meta.get("duration_days")
+    if days is None:
+        return " (ongoing)" if meta.get("ongoing") else ""
+    text = f", lasting {days} day{'s' if days != 1 else ''}"
+    return text + (" (ongoing)" if meta.get("ongoing") else "")
+
+
+def _duration_sentence(meta: Mapping[str, Any]) -> str:
+    days, ongoing = meta.get("duration_days"), bool(meta.get("ongoing"))
+    if days is not None and days > 1:
+        return f". It has lasted {days} days so far (ongoing)" if ongoing else f". It lasted {days} days"
+    return ". It is ongoing" if ongoing else ""
+
+
+def _contributors_of(meta: Mapping[str, Any]) -> list[tuple[str, Decimal]]:
+    """(label, contribution) pairs such as ("region us-east-1", 790.1); else the top_dimension/top_value."""
+    items = [(c["dimension"], c["value"], c["contribution_usd"]) for c in meta.get("contributors") or []]
+    if not items and meta.get("top_dimension") and meta.get("top_contribution_usd") is not None:
+        items = [(meta["top_dimension"], meta["top_value"], meta["top_contribution_usd"])]
+    return [(f"{_DIMENSION_LABELS.get(d, d)} {v}", Decimal(amount)) for d, v, amount in items]
+
+
+def _because(contributors: list[tuple[str, Decimal]], *, rising: bool) -> str:
+    """The clause naming the two largest movers in the anomaly's direction ("most of the increase ...")."""
+    moved = [c for c in contributors if (c[1] > 0 if rising else c[1] < 0)]
+    moved.sort(key=lambda c: (-c[1] if rising else c[1], c[0]))
+    if not moved:
+        return ""
+    parts = [f"{label} ({format_signed_usd(amount)})" for label, amount in moved[:2]]
+    return f"; most of the {'increase' if rising else 'decrease'} came from " + ", then ".join(parts)
+
+
+def _shift(contributors: list[tuple[str, Decimal]]) -> str:
+    losers = sorted((c for c in contributors if c[1] < 0), key=lambda c: (c[1], c[0]))
+    gainers = sorted((c for c in contributors if c[1] > 0), key=lambda c: (-c[1], c[0]))
+    if not losers or not gainers:
+        return "the mix of spend changed"
+    (from_label, from_amount), (to_label, to_amount) = losers[0], gainers[0]
+    return (
+        f"spend moved from {from_label} ({format_signed_usd(from_amount)}) "
+        f"to {to_label} ({format_signed_usd(to_amount)})"
+    )

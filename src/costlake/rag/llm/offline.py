@@ -1,0 +1,217 @@
+"""Provider "offline", the default: no model, no network. A deterministic composer reads the CONTEXT block of
+the prompt and writes one grounded paragraph per anomaly, in retrieval order: what changed, actual against
+expected, the dollar and percent impact, spike or sustained step, the top contributors, and a citation.
+
+Grounded by construction: every number is a context value, printed with the money rule shared with the
+grounding check (`format_money`: cents, half-up, thousands separators) or as written; no totals are computed.
+As a last guard each sentence is checked, and a sentence with an unsupported number is replaced by one
+without numbers. `FailingClient` ("failing") is the fake that fails on purpose, for retry and degraded tests.
+
+>>> print(compose_explanation([{"chunk_id": "anom-1", "service_name": "AmazonRDS",
+...     "account_id": "334112345678", "usage_date": "2025-03-02", "kind": "spike", "direction": "up",
+...     "actual_usd": "1204.50", "expected_usd": "386.2031", "impact_usd": "818.2969",
+...     "impact_pct": "211.88", "text": "RDS spend rose."}]))
+AmazonRDS spend in account 334112345678 spiked on 2025-03-02: $1,204.50 against an expected $386.20, \
+$818.30 (211.9%) above the baseline [anom-1].
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from costlake.errors import InputError
+from costlake.rag.grounding import context_numbers, unsupported_numbers
+from costlake.rag.llm.base import LLMClient, LLMTerminalError, LLMTransientError
+from costlake.rag.prompt import context_block, context_lines, parse_context
+
+NO_MATCH = (
+    "No matching cost anomaly was found in the retrieved data, so the question cannot be answered from it."
+)
+_PLAIN_DECIMAL = re.compile(r"[-+]?\d+(?:\.\d+)?")
+_DIMENSIONS = {"region": "region", "pricing_model": "pricing model", "charge_category": "charge category"}
+_VERBS = {"spike": "spiked", "dip": "dipped", "mix_shift": "shifted"}
+_BY_DIRECTION = {"up": "rose", "down": "fell", "shift": "shifted"}
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """A plain decimal (no exponent, so its digits are in the context as written), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = format(value, "f") if isinstance(value, Decimal) else str(value).strip()
+    return Decimal(text) if _PLAIN_DECIMAL.fullmatch(text) else None
+
+
+def format_money(value: Decimal, *, signed: bool = False) -> str:
+    """The one money rule: cents (half-up), thousands separators, sign before the dollar sign.
+
+    >>> format_money(Decimal("1204.5")), format_money(Decimal("-12"))
+    ('$1,204.50', '-$12.00')
+    >>> format_money(Decimal("790.105"), signed=True)
+    '+$790.11'
+    """
+    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    sign = "-" if cents < 0 else ("+" if signed and cents > 0 else "")
+    return f"{sign}${abs(cents):,.2f}"
+
+
+def format_pct(value: Decimal) -> str:
+    """A percentage magnitude to one decimal (half-up): "212.0%"; the sentence says above or below."""
+    return f"{abs(value).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+
+
+def _account(chunk: Mapping[str, Any]) -> str:
+    name, number = chunk.get("account_name"), chunk.get("account_id")
+    if name and number:
+        return f"account {name} ({number})"
+    return f"account {name or number}" if name or number else "an account"
+
+
+def _change(chunk: Mapping[str, Any]) -> str:
+    """What changed, when, and by how much against the baseline (dollars, percent)."""
+    service = chunk.get("service_name") or "A service"
+    kind, date = str(chunk.get("kind") or ""), chunk.get("usage_date") or "an unknown date"
+    actual, expected = _decimal(chunk.get("actual_usd")), _decimal(chunk.get("expected_usd"))
+    impact, pct = _decimal(chunk.get("impact_usd")), _decimal(chunk.get("impact_pct"))
+    days = chunk.get("duration_days")
+    days = days if isinstance(days, int) and not isinstance(days, bool) and days > 0 else None
+    ongoing = chunk.get("ongoing") is True
+    where = f"{service} spend in {_account(chunk)}"
+
+    if kind == "new_service":
+        head = f"{service} is new in {_account(chunk)}, first billed on {date}"
+    elif kind == "dropped_to_zero":
+        head = f"{where} dropped to zero on {date}"
+    elif kind in ("step_up", "step_down"):
+        up = kind == "step_up"
+        step = [f"a step {'up' if up else 'down'}"]
+        if days is not None:
+            step[0] += f" lasting {days} day{'s' if days != 1 else ''}"
+        step += ["still ongoing"] if ongoing else []
+        level = "higher" if up else "lower"
+        head = f"{where} has run at a sustained {level} level since {date} ({', '.join(step)})"
+    else:
+        verb = _VERBS.get(kind) or _BY_DIRECTION.get(str(chunk.get("direction")), "changed")
+        head = f"{where} {verb} on {date}"
+        if days is not None and days > 1:
+            head += f" for {days} days"
+        head += " and is still ongoing" if ongoing else ""
+
+    parts = []
+    if actual is not None and expected is not None:
+        parts.append(f"{format_money(actual)} against an expected {format_money(expected)}")
+    elif actual is not None:
+        parts.append(f"actual spend {format_money(actual)}")
+    if actual is not None and actual < 0:
+        parts.append("credits exceeded charges, so net spend was negative")
+    if impact is not None and impact != 0:
+        size = format_money(abs(impact)) + (f" ({format_pct(pct)})" if pct is not None else "")
+        parts.append(f"{size} {'above' if impact > 0 else 'below'} the baseline")
+    elif impact is not None:
+        parts.append("no net change in total")
+    return head + (": " + ", ".join(parts) if parts else "")
+
+
+def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
+    """'Most of the increase came from region us-east-1 (+$790.10: $900.00 against $109.90 expected).'"""
+    rows = []
+    for item in chunk.get("contributors") or []:
+        if not isinstance(item, Mapping):
+            continue
+        amount = _decimal(item.get("contribution_usd"))
+        if amount is None or amount == 0 or not item.get("value"):
+            continue
+        dimension = str(item.get("dimension") or "group")
+        label = f"{_DIMENSIONS.get(dimension, dimension)} {item['value']}"
+        detail = format_money(amount, signed=True)
+        actual, expected = _decimal(item.get("actual_usd")), _decimal(item.get("expected_usd"))
+        if actual is not None and expected is not None:
+            detail += f": {format_money(actual)} against {format_money(expected)} expected"
+        rows.append((-abs(amount), label, f"{label} ({detail})"))
+    if not rows:
+        return ""
+    named = [text for _, _, text in sorted(rows)[:top]]
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    if chunk.get("kind") == "mix_shift" or chunk.get("direction") == "shift":
+        return f"Spend moved between {listed}."
+    impact = _decimal(chunk.get("impact_usd"))
+    change = "increase" if impact is None or impact > 0 else "decrease"
+    return f"Most of the {change} came from {listed}."
+
+
+def _paragraph(chunk: Mapping[str, Any], context: set[Decimal]) -> str:
+    cite = f" [{chunk['chunk_id']}]"
+    sentences = [_change(chunk) + cite + "."]
+    if contributors := _contributors(chunk):
+        sentences.append(contributors)
+    kept = []
+    for sentence in sentences:
+        if unsupported_numbers(sentence, context):  # a guard: the rules above should never get here
+            sentence = f"The retrieved anomaly{cite} could not be summarised without unsupported numbers."
+        kept.append(sentence)
+    return " ".join(kept)
+
+
+def compose_explanation(
+    chunks: Sequence[Mapping[str, Any]], max_anomalies: int = 5, context_texts: Sequence[str] | None = None
+) -> str:
+    """The grounded explanation of `chunks` (in order, at most `max_anomalies`). `context_texts` are what
+    the answer is checked against; by default the chunks themselves."""
+    usable = [c for c in chunks if isinstance(c.get("chunk_id"), str) and c["chunk_id"]]
+    if not usable:
+        return NO_MATCH
+    context = context_numbers(context_lines(usable) if context_texts is None else context_texts)
+    paragraphs = [_paragraph(chunk, context) for chunk in usable[:max_anomalies]]
+    if len(paragraphs) == 1:
+        return paragraphs[0]
+    lines = ["Several cost anomalies match the question; each is explained below with its source."]
+    lines += [f"- {p}" for p in paragraphs]
+    if len(usable) > max_anomalies:
+        lines.append("Further matching anomalies were retrieved but are not described here.")
+    return "\n".join(lines)
+
+
+class OfflineClient(LLMClient):
+    """The default provider: the deterministic composer behind the LLM interface."""
+
+    name = "offline"
+    model = "composer"
+
+    def __init__(self, *, max_anomalies: int = 5, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_anomalies = max_anomalies
+
+    def _complete(self, prompt: str) -> str:
+        try:
+            chunks, lines = parse_context(prompt), context_block(prompt)
+        except InputError as exc:  # a prompt not made by build_prompt: retrying cannot fix that
+            raise LLMTerminalError(f"offline: {exc}") from exc
+        return compose_explanation(chunks, self.max_anomalies, lines)
+
+
+class FailingClient(OfflineClient):
+    """A provider that fails on purpose: its first `failures` calls raise (every call when None), later ones
+    answer like "offline". The fake for retry, backoff and degraded-mode tests; `calls` counts attempts."""
+
+    name = "failing"
+    model = "failing"
+
+    def __init__(
+        self,
+        *,
+        failures: int | None = None,
+        error: Literal["transient", "terminal"] = "transient",
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def _complete(self, prompt: str) -> str:
+        self.calls += 1
+        if self.failures is None or self.calls <= self.failures:
+            if self.error == "terminal":
+                raise LLMTerminalError(f"failing: injected terminal failure on call {self.calls}")
+            raise LLMTransientError(f"failing: injected transient failure on call {self.calls}")
+        return super()._complete(prompt)

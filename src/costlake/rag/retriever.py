@@ -1,0 +1,325 @@
+"""Hybrid retrieval of anomaly chunks: tenant filter, filters parsed from the question, then BM25 and
+dense rankings fused by reciprocal rank.
+
+The tenant filter comes first and is never relaxed: a tenant sees only its own chunks, whatever the
+question says. The parsed filters come next; when they leave nothing, they are relaxed one at a time
+(direction, then an exact day widened to its month, then the date, then the service). The account
+filter is never dropped: in the lab, dropping every filter surfaced a wrong account.
+
+>>> rrf_fuse([["a", "b", "c"], ["c", "a"]])
+[('a', 0.032522...), ('c', 0.032266...), ('b', 0.016129...)]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from costlake.errors import ConfigError, InputError
+from costlake.rag.bm25 import BM25Ranker
+from costlake.rag.chunks import Chunk, sanitize_label
+from costlake.rag.embedders.base import Embedder
+from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
+
+Mode = Literal["hybrid", "bm25", "dense"]
+#: dense_search(query_vec, k, candidate_chunk_ids) -> [(chunk_id, cosine)], best first, only candidates
+DenseSearch = Callable[[np.ndarray, int, Collection[str]], list[tuple[str, float]]]
+RRF_K = 60
+#: the order in which parsed filters are relaxed when nothing matches (the account filter never is)
+RELAX_ORDER = ("direction", "day_to_month", "date", "service")
+_MODES = ("hybrid", "bm25", "dense")
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                "October", "November", "December")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Chunks best first; the filters applied (before relaxation); the relaxations, in order; a note for
+    the reader when the question could not be matched as asked; timings in milliseconds."""
+
+    chunks: list[Chunk]
+    filters: QueryFilters
+    relaxed: list[str]
+    note: str | None
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+def rrf_fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion: score = sum of 1 / (k + rank), rank from 1; ties go to the smaller id."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, doc_id in enumerate(ranking, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+class InMemoryDenseSearch:
+    """Exact cosine top-k with numpy over unit vectors, restricted to candidate ids (a `DenseSearch`).
+
+    >>> search = InMemoryDenseSearch(["b", "a", "c"], np.array([[1, 0], [1, 0], [0, 1]], np.float32))
+    >>> search(np.array([1, 0], np.float32), 2, {"a", "b", "c"})
+    [('a', 1.0), ('b', 1.0)]
+    >>> search(np.array([1, 0], np.float32), 5, {"c"})
+    [('c', 0.0)]
+    """
+
+    def __init__(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        if len(ids) != len(vectors) or len(set(ids)) != len(ids):
+            raise ValueError("InMemoryDenseSearch: ids must be unique, one per vector")
+        order = sorted(range(len(ids)), key=lambda i: ids[i])
+        self._ids = [ids[i] for i in order]
+        self._row = {chunk_id: row for row, chunk_id in enumerate(self._ids)}
+        self._vectors = np.asarray(vectors, dtype=np.float32)[order] if len(ids) else np.zeros((0, 0))
+
+    @classmethod
+    def from_chunks(cls, chunks: Sequence[Chunk], embedder: Embedder) -> InMemoryDenseSearch:
+        return cls([c.chunk_id for c in chunks], embedder.embed_batch([c.text for c in chunks]))
+
+    def __call__(self, query_vec: np.ndarray, k: int, candidates: Collection[str]) -> list[tuple[str, float]]:
+        rows = np.array(sorted(self._row[c] for c in set(candidates) if c in self._row), dtype=np.int64)
+        if k <= 0 or rows.size == 0:
+            return []
+        scores = self._vectors[rows] @ np.asarray(query_vec, dtype=np.float32)
+        best = np.lexsort((rows, -scores))[:k]  # rows are in id order, so ties go to the smaller id
+        return [(self._ids[rows[i]], float(scores[i])) for i in best]
+
+
+def relax_steps(filters: QueryFilters) -> list[tuple[str, QueryFilters]]:
+    """The successively looser filters to try, each with the name of what it relaxed (`RELAX_ORDER`)."""
+    steps: list[tuple[str, QueryFilters]] = []
+    current = filters
+    if current.direction is not None:
+        current = replace(current, direction=None)
+        steps.append(("direction", current))
+    if current.single_day and current.date_from is not None:
+        first = current.date_from.replace(day=1)
+        current = replace(current, date_from=first, date_to=_month_end(first))
+        steps.append(("day_to_month", current))
+    if current.date_from is not None or current.date_to is not None:
+        current = replace(current, date_from=None, date_to=None)
+        steps.append(("date", current))
+    if current.service_names:
+        current = replace(current, service_names=frozenset())
+        steps.append(("service", current))
+    return steps
+
+
+def matches(chunk: Chunk, filters: QueryFilters) -> bool:
+    """Whether `chunk` satisfies every constraint in `filters` (services compare case-insensitively)."""
+    if filters.account_ids and chunk.account_id not in filters.account_ids:
+        return False
+    if filters.service_names and _service_key(chunk.service_name) not in {
+        _service_key(s) for s in filters.service_names
+    }:
+        return False
+    if filters.date_from is not None and chunk.usage_date < filters.date_from:
+        return False
+    if filters.date_to is not None and chunk.usage_date > filters.date_to:
+        return False
+    return filters.direction is None or chunk.direction == filters.direction
+
+
+def describe(filters: QueryFilters) -> str:
+    """Filters in words for notes.
+
+    >>> describe(QueryFilters(service_names=frozenset({"AmazonRDS"}), date_from=date(2025, 3, 2),
+    ...                       date_to=date(2025, 3, 2), direction="up"))
+    'increases in service AmazonRDS on 2025-03-02'
+    """
+    nouns = []
+    if filters.account_ids:
+        nouns.append(
+            ("account " if len(filters.account_ids) == 1 else "accounts ")
+            + ", ".join(sorted(filters.account_ids))
+        )
+    if filters.service_names:
+        nouns.append(
+            ("service " if len(filters.service_names) == 1 else "services ")
+            + ", ".join(sorted(filters.service_names))
+        )
+    text = ", ".join(nouns)
+    if filters.direction is not None:
+        text = ("increases" if filters.direction == "up" else "decreases") + (f" in {text}" if text else "")
+    start, end = filters.date_from, filters.date_to
+    if start is not None and end is not None:
+        if start == end:
+            when = f"on {start}"
+        elif start.day == 1 and end == _month_end(start):
+            when = f"in {_MONTH_NAMES[start.month - 1]} {start.year}"
+        else:
+            when = f"from {start} to {end}"
+        text = f"{text} {when}" if text else f"anomalies {when}"
+    elif start is not None or end is not None:
+        text = f"{text} {'since ' + str(start) if start else 'until ' + str(end)}".strip()
+    return text or "any anomaly"
+
+
+class Retriever:
+    """Retrieval over one list of chunks (all tenants); see `retrieve`.
+
+    `accounts` is dim_account (account_id, account_name, tenant_id): account names in a question are
+    read only against the asking tenant's accounts, so another tenant's names are never revealed or
+    resolved. Services are read against `services` (default: the canonical names the parser knows) plus
+    the tenant's own, never against what other tenants have. `today` (for "last week") defaults to the
+    date of each call. Without `dense_search`, an embedder gets an exact in-memory numpy search.
+    """
+
+    def __init__(
+        self,
+        chunks: Sequence[Chunk],
+        embedder: Embedder | None = None,
+        dense_search: DenseSearch | None = None,
+        *,
+        accounts: pa.Table | None = None,
+        services: Collection[str] | None = None,
+        today: date | None = None,
+        rrf_k: int = RRF_K,
+    ) -> None:
+        self._chunks = {c.chunk_id: c for c in sorted(chunks, key=lambda c: c.chunk_id)}
+        if len(self._chunks) != len(chunks):
+            raise InputError("Retriever: two chunks share a chunk_id; rebuild the chunks")
+        self._embedder = embedder
+        if dense_search is None and embedder is not None:
+            dense_search = InMemoryDenseSearch.from_chunks(list(self._chunks.values()), embedder)
+        self._dense_search = dense_search
+        self._services = frozenset(KNOWN_SERVICES if services is None else services)
+        self._today = today
+        self._rrf_k = rrf_k
+        self._by_tenant: dict[str | None, list[Chunk]] = {None: list(self._chunks.values())}
+        self._names: dict[str | None, dict[str, str]] = {None: {}}
+        self._own_services: dict[str | None, set[str]] = {None: {c.service_name for c in chunks}}
+        for chunk in self._chunks.values():
+            self._by_tenant.setdefault(chunk.tenant_id, []).append(chunk)
+            self._own_services.setdefault(chunk.tenant_id, set()).add(chunk.service_name)
+            self._add_name(chunk.tenant_id, chunk.account_id, chunk.account_name)
+        if accounts is not None:
+            for row in accounts.select(["account_id", "account_name", "tenant_id"]).to_pylist():
+                if row["account_id"] is not None and row["tenant_id"] is not None:
+                    name = sanitize_label(row["account_name"] or "") or row["account_id"]
+                    self._add_name(row["tenant_id"], row["account_id"], name)
+        self._rankers: dict[str | None, BM25Ranker] = {}
+
+    def _add_name(self, tenant_id: str, account_id: str, name: str) -> None:
+        self._names.setdefault(tenant_id, {}).setdefault(account_id, name)
+        self._names[None].setdefault(account_id, name)
+
+    def retrieve(
+        self,
+        question: str,
+        *,
+        tenant_id: str | None,
+        k: int = 5,
+        mode: Mode = "hybrid",
+        use_filters: bool = True,
+    ) -> Retrieval:
+        """The `k` best chunks for `question` among `tenant_id`'s (None: every tenant, for admins)."""
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        if mode not in _MODES:
+            raise InputError(f"unknown retrieval mode {mode!r}: choose one of {', '.join(_MODES)}")
+        if mode == "dense" and (self._embedder is None or self._dense_search is None):
+            raise ConfigError("retrieval mode 'dense' needs an embedder; configure one or use 'bm25'")
+        started = time.perf_counter()
+        pool = self._by_tenant.get(tenant_id, [])
+        filters = QueryFilters()
+        if use_filters:
+            today = self._today or date.today()
+            names = self._names.get(tenant_id, {})
+            services = self._services | self._own_services.get(tenant_id, set())
+            filters = parse_query(question, accounts=names, services=services, today=today)
+        parsed = time.perf_counter()
+        candidates, relaxed, note = _filter(pool, filters)
+        filtered = time.perf_counter()
+        timings = {"parse_ms": _ms(started, parsed), "filter_ms": _ms(parsed, filtered)}
+        ranked = self._rank(question, candidates, k, mode, tenant_id, timings) if candidates else []
+        timings["total_ms"] = _ms(started, time.perf_counter())
+        return Retrieval(ranked, filters, relaxed, note, timings)
+
+    def _rank(
+        self,
+        question: str,
+        candidates: list[Chunk],
+        k: int,
+        mode: Mode,
+        tenant_id: str | None,
+        timings: dict[str, float],
+    ) -> list[Chunk]:
+        ids = {c.chunk_id for c in candidates}
+        depth = min(len(candidates), max(50, 10 * k))
+        rankings: list[list[str]] = []
+        start = time.perf_counter()
+        if mode in ("hybrid", "bm25"):
+            rankings.append([doc_id for doc_id, _ in self._ranker(tenant_id).rank(question, ids, depth)])
+        bm25_done = time.perf_counter()
+        use_dense = mode == "dense" or (mode == "hybrid" and len(candidates) > 1)
+        if use_dense and self._embedder is not None and self._dense_search is not None:
+            query_vec = self._embedder.embed(question)
+            hits = self._dense_search(query_vec, depth, ids)
+            # the tenant boundary does not depend on the index honouring `candidates`
+            rankings.append(list(dict.fromkeys(doc_id for doc_id, _ in hits if doc_id in ids)))
+        dense_done = time.perf_counter()
+        order = [doc_id for doc_id, _ in rrf_fuse(rankings, self._rrf_k)]
+        best = [self._chunks[doc_id] for doc_id in order[:k]]
+        if len(best) < k:  # candidates no ranking reached (no shared word): largest impact first
+            seen = set(order)
+            rest = sorted(
+                (c for c in candidates if c.chunk_id not in seen),
+                key=lambda c: (-abs(c.impact_usd), c.chunk_id),
+            )
+            best += rest[: k - len(best)]
+        timings.update(
+            bm25_ms=_ms(start, bm25_done),
+            dense_ms=_ms(bm25_done, dense_done),
+            fuse_ms=_ms(dense_done, time.perf_counter()),
+        )
+        return best
+
+    def _ranker(self, tenant_id: str | None) -> BM25Ranker:
+        """BM25 over the tenant's own chunks only: term statistics never mix tenants."""
+        ranker = self._rankers.get(tenant_id)
+        if ranker is None:
+            ranker = BM25Ranker((c.chunk_id, c.text) for c in self._by_tenant.get(tenant_id, []))
+            self._rankers[tenant_id] = ranker
+        return ranker
+
+
+def _filter(pool: list[Chunk], filters: QueryFilters) -> tuple[list[Chunk], list[str], str | None]:
+    """Candidates, the relaxations applied, and a note when the question could not be matched as asked."""
+    if filters.account_ids:
+        pool = [c for c in pool if c.account_id in filters.account_ids]
+        if not pool:
+            return [], [], f"No anomaly found for {describe(QueryFilters(account_ids=filters.account_ids))}."
+    if not pool:
+        return [], [], "No anomaly matched the question."
+    active, relaxed = filters, []
+    candidates = [c for c in pool if matches(c, active)]
+    for name, looser in relax_steps(filters):
+        if candidates:
+            break
+        active = looser
+        relaxed.append(name)
+        candidates = [c for c in pool if matches(c, active)]
+    note = None
+    if relaxed:
+        remaining = describe(active)
+        closest = "the closest matches" + ("" if remaining == "any anomaly" else f" for {remaining}")
+        note = f"No anomaly matched {describe(filters)}; showing {closest} instead."
+    return candidates, relaxed, note
+
+
+def _service_key(service: str) -> str:
+    return "".join(ch for ch in service.lower() if ch.isalnum())
+
+
+def _month_end(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1) - timedelta(days=1)
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000.0, 3)

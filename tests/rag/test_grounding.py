@@ -1,0 +1,182 @@
+"""The grounding check, and the property that the offline composer's answers always pass it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costlake.rag.grounding import GroundingResult, check_grounding, extract_numbers
+from costlake.rag.llm import OfflineClient
+from costlake.rag.prompt import build_prompt, context_lines
+
+CONTEXT = [
+    "On 2025-03-02, account 334112345678 (payments-prod) spent $1,204.50 on AmazonRDS, 212.0% above the "
+    "expected $386.2031; most of the increase came from region us-east-1 (+$790.10).",
+    '{"chunk_id": "anom-3f2a9c1b7d4e", "duration_days": 3, "impact_usd": "-12.00", "impact_pct": "-12.3456"}',
+]
+
+
+def unsupported(explanation: str) -> list[str]:
+    return check_grounding(explanation, CONTEXT).unsupported
+
+
+def test_an_invented_number_is_caught() -> None:
+    result = check_grounding("AmazonRDS cost $999.99 on 2025-03-02 [anom-3f2a9c1b7d4e].", CONTEXT)
+    assert result == GroundingResult(grounded=False, unsupported=["999.99"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "spent $1,204.50",
+        "spent 1204.5 dollars",
+        "spent $1204.50000",
+        "212.0% above",
+        "212% above",
+        "lasting 3 days",
+        "fell by $12.00",  # the sign is in the words
+        "an impact of -$12.00",
+        "an impact of \u2212$12",  # unicode minus
+        "(+$790.10)",
+        "account 334112345678",
+    ],
+)
+def test_numbers_from_the_context_in_any_notation_are_supported(text: str) -> None:
+    assert unsupported(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("expected $386.20", []),  # 386.2031 rounded to cents
+        ("expected $386.2", []),
+        ("expected $386", []),
+        ("down 12.35%", []),  # -12.3456, half-up or half-even
+        ("down 12.3%", []),
+        ("expected $386.21", ["386.21"]),  # not a rounding of anything in the context
+        ("expected $390", ["390"]),
+        ("down 12.4%", ["12.4"]),
+        ("spent $1,205", []),  # 1204.50 rounds half-up to 1205
+        ("spent $1,204", []),  # ... and half-even to 1204
+        ("spent $1,200", ["1200"]),  # a rounding to hundreds is not a rounding to decimals
+    ],
+)
+def test_roundings_of_context_numbers_count_and_nothing_else(text: str, expected: list[str]) -> None:
+    assert unsupported(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "on 2025-03-02",
+        "on 2024-11-30T08:15:00Z",
+        "in 2024-11",
+        "on March 2, 2025",
+        "on Mar 2",
+        "on 17 March 2024",
+        "on the 17th of March",
+        "in September 2019",
+        "see [anom-3f2a9c1b7d4e]",
+        "see [anom-3f2a9c1b7d4e, anom-8c1d00aa1234]",
+        "in us-west-2 on EC2 m5.large instances, S3 and p99 latency",
+    ],
+)
+def test_dates_citations_and_identifiers_are_not_numbers(text: str) -> None:
+    assert unsupported(text) == []
+
+
+def test_digits_inside_context_identifiers_support_nothing() -> None:
+    # the context's chunk id anom-3f2a9c1b7d4e and region us-east-1 contain 3, 2, 9, 1, 7, 4: none are numbers
+    assert unsupported("up 9 days") == ["9"]
+    assert unsupported("region 1") == ["1"]
+
+
+def test_multipliers_scales_and_bracketed_numbers_are_checked() -> None:
+    assert unsupported("4x the usual, about $1.2k, [42] and 5-10%") == ["4x", "1.2k", "42", "5", "10"]
+
+
+def test_each_unsupported_number_is_reported_once_as_written() -> None:
+    result = check_grounding("$5,000.00 then $5,000.00 then -$7", "nothing here")
+    assert result == GroundingResult(grounded=False, unsupported=["5000.00", "-7"])
+    assert check_grounding("", CONTEXT).grounded
+
+
+def test_extract_numbers_reads_values_exactly() -> None:
+    values = [n.value for n in extract_numbers("$1,204.50, -$12.00, 212.0%, .5 and 3 days on 2025-03-02")]
+    assert values == [Decimal("1204.50"), Decimal("-12.00"), Decimal("212.0"), Decimal("0.5"), Decimal(3)]
+
+
+# --- property: the offline composer is grounded by construction ------------------------------------------
+
+SERVICES = ["AmazonEC2", "AmazonRDS", "AmazonS3", "AWSLambda", "AmazonMSK"]
+KINDS = ["spike", "dip", "step_up", "step_down", "new_service", "dropped_to_zero", "mix_shift", "unknown"]
+VALUES = {
+    "region": ["us-east-1", "eu-west-2", "ap-southeast-2"],
+    "pricing_model": ["OnDemand", "SavingsPlan", "Spot", "Reserved"],
+    "charge_category": ["Usage", "Credit", "Tax", "Refund"],
+}
+
+
+@st.composite
+def money(draw: st.DrawFn, places: int | None = None) -> str:
+    """A decimal string with 0 to 6 places, positive or negative, up to hundreds of millions."""
+    unscaled = draw(st.integers(min_value=-(10**12), max_value=10**12))
+    scale = draw(st.integers(min_value=0, max_value=6)) if places is None else places
+    return format(Decimal(unscaled).scaleb(-scale), "f")
+
+
+@st.composite
+def contributor(draw: st.DrawFn) -> dict[str, Any]:
+    dimension = draw(st.sampled_from(sorted(VALUES)))
+    return {
+        "dimension": dimension,
+        "value": draw(st.sampled_from(VALUES[dimension])),
+        "actual_usd": draw(money()),
+        "expected_usd": draw(money()),
+        "contribution_usd": draw(money()),
+    }
+
+
+@st.composite
+def anomaly(draw: st.DrawFn, index: int) -> dict[str, Any]:
+    return {
+        "chunk_id": f"anom-{draw(st.integers(min_value=0, max_value=16**12 - 1)):012x}{index}",
+        "tenant_id": "acme",
+        "account_id": str(draw(st.integers(min_value=10**11, max_value=10**12 - 1))),
+        "account_name": draw(st.sampled_from(["payments", "data", "ml"]))
+        + draw(st.text("abcxyz0123456789-", max_size=10)),
+        "service_name": draw(
+            st.sampled_from(["AmazonEC2", "AmazonRDS", "AmazonS3", "AWSLambda", "AmazonMSK"])
+        ),
+        "usage_date": draw(st.dates()).isoformat(),
+        "direction": draw(st.sampled_from(["up", "down", "shift"])),
+        "kind": draw(st.sampled_from(KINDS)),
+        "actual_usd": draw(money()),
+        "expected_usd": draw(money()),
+        "impact_usd": draw(money()),
+        "impact_pct": draw(st.none() | money()),
+        "duration_days": draw(st.integers(min_value=0, max_value=400)),
+        "ongoing": draw(st.booleans()),
+        "contributors": draw(st.lists(contributor(), max_size=5)),
+        "text": "generated anomaly",
+    }
+
+
+@st.composite
+def anomalies(draw: st.DrawFn) -> list[dict[str, Any]]:
+    return [draw(anomaly(i)) for i in range(draw(st.integers(min_value=0, max_value=7)))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(chunks=anomalies(), limit=st.integers(min_value=1, max_value=5))
+def test_offline_answers_are_always_grounded(chunks: list[dict[str, Any]], limit: int) -> None:
+    answer = OfflineClient(max_anomalies=limit).generate(build_prompt("What changed?", chunks))
+    result = check_grounding(answer, context_lines(chunks))
+    assert result.grounded, (result.unsupported, answer)
+    assert "could not be summarised" not in answer  # the rules ground it, not the last-resort guard
+    for chunk in chunks[:limit]:
+        assert f"[{chunk['chunk_id']}]" in answer
