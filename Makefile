@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed-stamp
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench clean java
+.PHONY: help demo test test-fast lint bench bench-anomalies bench-rag clean java
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,spark,aws]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,spark,aws,llm]'
 	@touch $(STAMP)
 
 java: ## make sure a Java 17+ runtime is there for Spark (installs Debian's as root)
@@ -29,8 +29,8 @@ demo: $(STAMP) ## set up, generate 3 months for 3 tenants, ingest, run, show the
 test: $(STAMP) java ## set up and run every test (what CI runs)
 	$(PY) -m pytest
 
-test-fast: $(STAMP) ## the tests not marked slow
-	$(PY) -m pytest -m "not slow"
+test-fast: $(STAMP) ## the tests not marked slow or spark (seconds, not minutes)
+	$(PY) -m pytest -m "not slow and not spark"
 
 lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check src tests bench
@@ -38,6 +38,12 @@ lint: $(STAMP) ## ruff + mypy
 
 bench: $(STAMP) ## pipeline benchmark beside the bare-DuckDB baseline (EVENTS=1000000)
 	$(PY) bench/pipeline_bench.py --events $(EVENTS)
+
+bench-anomalies: $(STAMP) ## precision / recall / F1 of the anomaly methods on generated datasets with injected anomalies
+	$(PY) bench/anomaly_eval.py
+
+bench-rag: $(STAMP) ## recall@5 / MRR of dense, BM25 and hybrid retrieval on generated anomalies and questions
+	$(PY) bench/retrieval_eval.py
 
 clean: ## remove the venv, demo output and caches
 	rm -rf $(VENV) demo-warehouse demo-data bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -191,6 +191,12 @@ def print_run(report: Any) -> None:
     out.print(table)
     for f in report.findings:
         out.print(f"  gate {f.severity}: {f.usage_date} {f.check}: {f.detail}", markup=False)
+    a = report.anomalies
+    if a is not None and not a.skipped:
+        out.print(
+            f"anomalies: {a.anomalies:,} over {a.series:,} series; {len(a.changed_days)} day(s) changed "
+            f"(+{a.added} / -{a.removed})"
+        )
     out.print(f"done in {report.seconds:.1f} s")
 
 
@@ -277,6 +283,13 @@ def generate(
     accounts_per_tenant: Annotated[int, typer.Option(help="Accounts per tenant.")] = 4,
     batches: Annotated[int, typer.Option(help="Number of delivery files.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 7,
+    anomalies: Annotated[
+        int,
+        typer.Option(
+            help="Inject this many known anomalies (spike, step up, new service, drop, region shift, in "
+            "turn) and write them to anomalies_truth.csv."
+        ),
+    ] = 0,
 ) -> None:
     """Write realistic synthetic native billing files plus a tenants.csv."""
     from costlake.generate import generate as make
@@ -295,12 +308,15 @@ def generate(
             accounts_per_tenant=accounts_per_tenant,
             batches=batches,
             seed=seed,
+            anomalies=anomalies,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
     for path in result.files:
         out.print(f"wrote {path}")
     out.print(f"wrote {result.tenants_file}")
+    if result.truth_file:
+        out.print(f"wrote {result.truth_file} ({result.anomalies} injected anomalies)")
     out.print(
         f"{result.rows:,} rows in {len(result.files)} file(s): "
         f"{result.redeliveries:,} re-deliveries, {result.credits:,} credits"
@@ -366,3 +382,7 @@ def main() -> None:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     sys.exit(0)
+
+
+# Commands kept in their own modules register themselves on `app` when imported.
+from costlake import cli_anomalies  # noqa: E402,F401

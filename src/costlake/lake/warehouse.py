@@ -196,6 +196,24 @@ class Warehouse:
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
         return _current_snapshot_id(table)
 
+    def replace_partition_rows(
+        self, tdef: TableDef, dates: Sequence[dt.date], rows: pa.Table, properties: dict[str, str]
+    ) -> int:
+        """Atomically replace the `dates` partitions of a small table with `rows` (which must all fall
+        on those dates); with no dates, a marker commit that only records `properties`."""
+        assert tdef.partition_by is not None
+        wanted = sorted({d.isoformat() for d in dates})
+        table = self.table(tdef)
+        props = {PROP_PREFIX + k: v for k, v in properties.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with table.transaction() as tx:
+                if wanted:
+                    tx.delete(is_in(tdef.partition_by, wanted), snapshot_properties=props)
+                if rows.num_rows or not wanted:
+                    tx.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+        return _current_snapshot_id(table)
+
     def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
         """Add already-written Parquet files to `tdef` in one commit (no files: a marker commit)."""
         table = self.table(tdef)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from costlake.anomalies.job import AnomalyReport, update_anomalies
 from costlake.engines import Engine, create_engine
 from costlake.faults import crash_point
 from costlake.lake.batches import registered_batches
@@ -45,7 +46,14 @@ from costlake.pipeline.plan import Plan, plan_run, split_dates
 from costlake.pipeline.rebuild import STAGES, Rebuilt, rebuild
 
 Step = Callable[[str], None]
-STEPS = ("planning", "rebuilding stages 1-3", "quality gate and commits", "dimensions", "publish log")
+STEPS = (
+    "planning",
+    "rebuilding stages 1-3",
+    "quality gate and commits",
+    "dimensions",
+    "publish log",
+    "anomalies",
+)
 
 
 @dataclass
@@ -67,6 +75,7 @@ class RunReport:
     reasons: dict[dt.date, set[str]] = field(default_factory=dict)
     tables: list[TableResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    anomalies: AnomalyReport | None = None
     seconds: float = 0.0
 
     @property
@@ -108,6 +117,10 @@ def run_pipeline(
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
                 _publish(wh, engine, plan, report, now, say, stages)
+        if stages is None or DAILY_ACCOUNT.name in stages:
+            # Detection follows the published data: a no-op when it already reflects the latest run.
+            say(STEPS[5])
+            report.anomalies = update_anomalies(wh, force=False)
         report.seconds = time.monotonic() - started
         return report
 

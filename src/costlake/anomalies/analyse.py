@@ -1,0 +1,124 @@
+"""From a service's daily series (total and per region / pricing model / charge category) to its
+anomalies, each with contributors: a pure function, the unit the job runs for every series.
+
+Besides changes of the total, the `baseline` method reports a *mix shift*: on a day the total stays
+inside its band, one value of a dimension leaves its own band upwards while another leaves it
+downwards (spend moved from one region to another, or from reserved to on-demand). Such a day is
+reported once, at its first day, like any other change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from costlake.anomalies.contributors import contributors, contributors_json
+from costlake.anomalies.detect import Finding, Params, SeriesResult, detect, median, quiet
+
+SHIFT_DIMENSIONS = ("region", "pricing_model")
+
+
+@dataclass
+class ServiceSeries:
+    """Daily cost of one (account, service) from `start`, zero on days without charges."""
+
+    account_id: str
+    service_name: str
+    start: dt.date
+    total: list[Decimal]
+    parts: dict[tuple[str, str], list[Decimal]] = field(default_factory=dict)
+
+    def day(self, index: int) -> dt.date:
+        return self.start + dt.timedelta(days=index)
+
+
+def _mix_shifts(series: ServiceSeries, total: SeriesResult, params: Params) -> list[Finding]:
+    """Days the total stayed normal while, for at least `mix_shift_days`, one value of a dimension rose
+    past its band by a real share of the total, and other values of that dimension fell by at least
+    half as much (against their own baselines)."""
+    busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}
+    shifts: dict[int, Finding] = {}
+    for dimension in SHIFT_DIMENSIONS:
+        values = {v: xs for (dim, v), xs in sorted(series.parts.items()) if dim == dimension}
+        rises: dict[int, Finding] = {}
+        for xs in values.values():
+            if quiet(xs, params):
+                continue
+            for f in detect(xs, params).findings:
+                if f.direction == "up" and (f.index not in rises or f.impact > rises[f.index].impact):
+                    rises[f.index] = f
+        for t, rise in sorted(rises.items()):
+            band = total.band(t)
+            if t in busy or t in shifts or band is None or rise.duration < params.mix_shift_days:
+                continue
+            # A shift is a lasting move of a real share of the service's spend: one-day reshuffles
+            # of small line items are noise.
+            floor = max(params.min_impact, params.min_pct * abs(band.expected) / 100)
+            fall = sum(
+                (min(xs[t] - median(xs[i] for i in rise.band.basis), Decimal(0)) for xs in values.values()),
+                Decimal(0),
+            )
+            if rise.impact < floor or -fall < rise.impact / 2:
+                continue
+            score = abs(rise.score or Decimal(0))
+            shifts[t] = Finding(
+                t, "mix_shift", "shift", series.total[t], band, score, rise.duration, rise.ongoing
+            )
+    return [shifts[t] for t in sorted(shifts)]
+
+
+def analyse(series: ServiceSeries, params: Params) -> list[Finding]:
+    """The anomalies of one series, first day order, contributors attached."""
+    if quiet(series.total, params) and all(quiet(v, params) for v in series.parts.values()):
+        return []
+    total = detect(series.total, params)
+    findings = list(total.findings)
+    if params.method == "baseline":
+        findings += _mix_shifts(series, total, params)
+        findings.sort(key=lambda f: f.index)
+    for f in findings:
+        f.contributors = contributors(f, series.parts)
+    return findings
+
+
+def anomaly_row(series: ServiceSeries, f: Finding, method: str) -> dict[str, Any]:
+    """One `cost_anomalies` row."""
+    top = f.contributors[0] if f.contributors else None
+    return {
+        "account_id": series.account_id,
+        "service_name": series.service_name,
+        "usage_date": series.day(f.index),
+        "method": method,
+        "kind": f.kind,
+        "direction": f.direction,
+        "actual_usd": f.actual,
+        "expected_usd": f.band.expected,
+        "expected_low_usd": f.band.low,
+        "expected_high_usd": f.band.high,
+        "impact_usd": f.impact,
+        "impact_pct": f.impact_pct,
+        "score": f.score,
+        "duration_days": f.duration,
+        "ongoing": f.ongoing,
+        "history_days": f.band.history,
+        "top_dimension": top.dimension if top else None,
+        "top_value": top.value if top else None,
+        "top_contribution_usd": top.contribution if top else None,
+        "contributors": contributors_json(f.contributors),
+    }
+
+
+def analyse_all(all_series: Sequence[ServiceSeries], params: Params) -> list[dict[str, Any]]:
+    """Rows for every series, sorted by (usage_date, account_id, service_name)."""
+    rows = [anomaly_row(s, f, params.method) for s in all_series for f in analyse(s, params)]
+    rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"]))
+    return rows
+
+
+def parts_by_dimension(
+    parts: Mapping[tuple[str, str], list[Decimal]], dimension: str
+) -> dict[str, list[Decimal]]:
+    return {value: values for (dim, value), values in parts.items() if dim == dimension}

@@ -1,0 +1,103 @@
+"""Root causes of an anomaly: which region, pricing model or charge category moved the cost.
+
+Each value of each dimension is its own daily series inside the (account, service). Its expected
+cost on the anomaly's day is the median over the same baseline days as the total's, so a value's
+contribution c is how far it moved from its own normal. Contributors are ranked by
+``|c| x |c| / (|expected| + |actual|)``: the dollar contribution, weighted by how completely the
+value changed (1 for a region that appeared from nothing or stopped, a credit that is new). That
+puts the region that moved above the charge category `usage`, which carries almost every dollar of
+every service and so always moves with it, explaining nothing.
+
+>>> from decimal import Decimal as D
+>>> from costlake.anomalies.detect import Band, Finding
+>>> band = Band(D("100"), D("50"), D("150"), D("5"), (0, 1, 2), 3)
+>>> f = Finding(3, "spike", "up", D("300"), band, 40.0)
+>>> parts = {
+...     ("region", "us-east-1"): [D("100")] * 4,
+...     ("region", "eu-west-1"): [D(0)] * 3 + [D("200")],
+...     ("charge_category", "usage"): [D("100")] * 3 + [D("300")],
+... }
+>>> [(c.dimension, c.value, str(c.contribution)) for c in contributors(f, parts)]
+[('region', 'eu-west-1', '200.000000000000'), ('charge_category', 'usage', '200.000000000000')]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from costlake.anomalies.detect import Finding, median
+
+DIMENSIONS = ("region", "pricing_model", "charge_category")
+TOP = 5
+
+
+@dataclass(frozen=True)
+class Contributor:
+    dimension: str
+    value: str
+    actual: Decimal
+    expected: Decimal
+    contribution: Decimal
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "dimension": self.dimension,
+            "value": self.value,
+            "actual_usd": str(self.actual),
+            "expected_usd": str(self.expected),
+            "contribution_usd": str(self.contribution),
+        }
+
+
+def _weight(c: Contributor) -> Decimal:
+    size = abs(c.contribution)
+    return size * size / (abs(c.expected) + abs(c.actual))
+
+
+def contributors(
+    finding: Finding, parts: Mapping[tuple[str, str], Sequence[Decimal]], top: int = TOP
+) -> list[Contributor]:
+    """The `top` dimension values that moved most in the finding's direction (both ways for a shift)."""
+    t, basis = finding.index, finding.band.basis
+    found = []
+    for (dimension, value), series in parts.items():
+        expected = median(series[i] for i in basis)
+        c = Contributor(dimension, value, series[t], expected, series[t] - expected)
+        if c.contribution == 0:
+            continue
+        if finding.direction == "up" and c.contribution < 0:
+            continue
+        if finding.direction == "down" and c.contribution > 0:
+            continue
+        found.append(c)
+
+    def whole(c: Contributor) -> bool:
+        """The value is (nearly) the whole service, before and on the day -- `usage` for most
+        services, `on_demand` for one without commitments -- so naming it explains nothing."""
+        return _covers(c.expected, finding.band.expected) and _covers(c.actual, finding.actual)
+
+    # For a shift the destination comes first; ties (a new service is new in every dimension) go to
+    # region, then pricing model, then charge category.
+    shift = finding.direction == "shift"
+    found.sort(
+        key=lambda c: (
+            whole(c),
+            shift and c.contribution < 0,
+            -_weight(c),
+            -c.contribution,
+            DIMENSIONS.index(c.dimension),
+            c.value,
+        )
+    )
+    return found[:top]
+
+
+def _covers(part: Decimal, total: Decimal) -> bool:
+    return total == 0 and part == 0 or total != 0 and abs(part) >= abs(total) * Decimal("0.95")
+
+
+def contributors_json(found: Sequence[Contributor]) -> str:
+    return json.dumps([c.as_json() for c in found], separators=(",", ":"))

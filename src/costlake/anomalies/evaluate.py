@@ -1,0 +1,81 @@
+"""Scoring detected anomalies against injected ground truth (the generator's anomalies_truth.csv).
+
+A detection matches an injected anomaly when account and service agree and it is reported on the
+anomaly's first day or the day after (a change that starts on a quiet weekend day may only leave the
+band the next day); a level shift must be reported once. Precision counts every detection (natural noise that
+alerts is a false positive); recall counts every injected anomaly; `cause_hits` counts matched
+anomalies whose top contributor is the injected cause.
+
+>>> truth = [{"account_id": "A", "service_name": "s", "start_date": "2025-02-10",
+...           "cause_dimension": "region", "cause_value": "eu-west-1"}]
+>>> found = [{"account_id": "A", "service_name": "s", "usage_date": "2025-02-10",
+...           "top_dimension": "region", "top_value": "eu-west-1"},
+...          {"account_id": "B", "service_name": "s", "usage_date": "2025-02-11",
+...           "top_dimension": None, "top_value": None}]
+>>> s = score(found, truth)
+>>> (s.true_positives, s.false_positives, s.false_negatives, s.cause_hits, round(s.f1, 3))
+(1, 1, 0, 1, 0.667)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Scores:
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    cause_hits: int
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        injected = self.true_positives + self.false_negatives
+        return self.true_positives / injected if injected else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def cause_share(self) -> float:
+        """Share of the detected injected anomalies whose top contributor is the injected cause."""
+        return self.cause_hits / self.true_positives if self.true_positives else 0.0
+
+    def __add__(self, other: Scores) -> Scores:
+        return Scores(
+            self.true_positives + other.true_positives,
+            self.false_positives + other.false_positives,
+            self.false_negatives + other.false_negatives,
+            self.cause_hits + other.cause_hits,
+        )
+
+
+TOLERANCE_DAYS = 1
+
+
+def score(detected: Sequence[Mapping[str, Any]], truth: Sequence[Mapping[str, str]]) -> Scores:
+    found = {(str(d["account_id"]), str(d["service_name"]), str(d["usage_date"])): d for d in detected}
+    matched: set[tuple[str, str, str]] = set()
+    hits = causes = 0
+    for t in truth:
+        start = dt.date.fromisoformat(t["start_date"])
+        for lag in range(TOLERANCE_DAYS + 1):
+            key = (t["account_id"], t["service_name"], (start + dt.timedelta(days=lag)).isoformat())
+            if key in found and key not in matched:
+                matched.add(key)
+                hits += 1
+                top = (found[key]["top_dimension"], found[key]["top_value"])
+                causes += top == (t["cause_dimension"], t["cause_value"])
+                break
+    return Scores(hits, len(found) - hits, len(truth) - hits, causes)

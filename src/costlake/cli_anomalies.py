@@ -1,0 +1,77 @@
+"""`costlake anomalies` and `costlake plot` (registered on the main app by cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from costlake.cli import app, out, print_result, state
+from costlake.errors import InputError
+
+
+@app.command()
+def anomalies(
+    method: Annotated[
+        str | None,
+        typer.Option(help="baseline or day_over_day (setting anomaly_method; default baseline)."),
+    ] = None,
+    account: Annotated[str | None, typer.Option(help="Only list this account's anomalies.")] = None,
+    limit: Annotated[int, typer.Option(help="List at most this many, largest impact first.")] = 20,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Detect cost anomalies in the published data and list the largest.
+
+    Only the days whose anomalies changed are committed to `cost_anomalies`."""
+    from costlake.anomalies.detect import Params
+    from costlake.anomalies.job import update_anomalies
+    from costlake.lake.lock import warehouse_lock
+    from costlake.query import run_query
+
+    if fmt not in ("table", "csv", "json"):
+        raise InputError(f"--format must be table, csv or json, not {fmt!r}")
+    if method not in (None, "baseline", "day_over_day"):
+        raise InputError(f"--method must be baseline or day_over_day, not {method!r}")
+    if method:
+        state.overrides["anomaly_method"] = method
+    wh = state.warehouse()
+    with warehouse_lock(wh.root):
+        report = update_anomalies(wh, Params.from_settings(wh.settings))
+    if fmt == "table":
+        out.print(
+            f"{report.anomalies:,} anomalies over {report.series:,} series; "
+            f"{len(report.changed_days)} day(s) changed (+{report.added} / -{report.removed})"
+        )
+    where = "" if account is None else "WHERE account_id = " + "'" + account.replace("'", "''") + "'"
+    listing = run_query(
+        wh,
+        f"""SELECT usage_date, account_id, service_name, kind,
+                   CAST(actual_usd AS DECIMAL(18,2)) AS actual_usd,
+                   CAST(expected_usd AS DECIMAL(18,2)) AS expected_usd,
+                   CAST(impact_usd AS DECIMAL(18,2)) AS impact_usd,
+                   CAST(impact_pct AS DECIMAL(18,1)) AS impact_pct,
+                   duration_days, top_dimension, top_value,
+                   CAST(top_contribution_usd AS DECIMAL(18,2)) AS top_contribution_usd
+            FROM cost_anomalies {where}
+            ORDER BY abs(impact_usd) DESC, usage_date, account_id, service_name LIMIT {int(limit)}""",
+    )
+    print_result(listing, fmt)
+
+
+@app.command()
+def plot(
+    account: Annotated[str, typer.Option(help="Account id to chart.")],
+    service: Annotated[str | None, typer.Option(help="One service (as published, e.g. amazonec2).")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="PNG path; the HTML goes beside it.")] = None,
+) -> None:
+    """Chart an account's daily cost (or one service's) with the expected band and the anomalies."""
+    from costlake.anomalies.detect import Params
+    from costlake.anomalies.job import load_series
+    from costlake.anomalies.plot import chart_for, write_chart
+
+    wh = state.warehouse()
+    chart = chart_for(load_series(wh), account, service, Params.from_settings(wh.settings))
+    name = f"cost_{account}" + (f"_{service}" if service else "") + ".png"
+    png, page = write_chart(chart, output or Path(name))
+    out.print(f"wrote {png} and {page} ({len(chart.days)} days, {len(chart.anomalies)} anomalies)")

@@ -1,0 +1,111 @@
+"""cost_anomalies in the lake: written by `costlake run`, updated day by day, removed when corrected."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from costlake.anomalies.job import update_anomalies
+from costlake.generate import generate
+from costlake.injection import read_truth
+from costlake.lake.schemas import COST_ANOMALIES
+from costlake.lake.warehouse import Warehouse
+from helpers import cli, ingest_and_run, query_rows
+
+START = dt.date(2025, 1, 1)
+
+
+def _rows(days: int, spike_day: int | None = None, spike: str = "900") -> list[list[str]]:
+    rows = []
+    for i in range(days):
+        day = (START + dt.timedelta(days=i)).isoformat()
+        for account, level in (("111111111111", 200), ("222222222222", 80)):
+            cost = spike if (i == spike_day and account == "111111111111") else str(level + (i * 7) % 5)
+            rows.append([f"{account}-{i}", day, account, "AmazonEC2", cost, day])
+    return rows
+
+
+def test_run_writes_anomalies_and_a_correction_removes_exactly_that_day(
+    make_wh: Callable[..., Warehouse], write_csv: Callable[..., Path]
+) -> None:
+    wh = make_wh()
+    _, report = ingest_and_run(wh, write_csv("bill.csv", _rows(40, spike_day=30)))
+    assert report.anomalies is not None and report.anomalies.anomalies == 1
+    [row] = query_rows(wh, "SELECT * FROM cost_anomalies")
+    assert (row["account_id"], row["usage_date"], row["kind"]) == (
+        "111111111111",
+        START + dt.timedelta(30),
+        "spike",
+    )
+    assert str(row["actual_usd"]) == "900.000000000000"
+    first = wh.table(COST_ANOMALIES).current_snapshot()
+
+    # An idle run leaves the anomalies alone.
+    _, idle = ingest_and_run(wh)
+    assert idle.anomalies is not None and idle.anomalies.skipped
+    assert wh.table(COST_ANOMALIES).current_snapshot().snapshot_id == first.snapshot_id
+
+    # The spike was a billing error: its re-delivery removes the anomaly, only on that day.
+    fixed = [r for r in _rows(40) if r[0] == "111111111111-30"]
+    fixed[0][5] = (START + dt.timedelta(41)).isoformat()
+    _, corrected = ingest_and_run(wh, write_csv("fix.csv", fixed))
+    assert corrected.anomalies is not None
+    assert corrected.anomalies.changed_days == [START + dt.timedelta(30)]
+    assert (corrected.anomalies.added, corrected.anomalies.removed) == (0, 1)
+    assert query_rows(wh, "SELECT * FROM cost_anomalies") == []
+    assert update_anomalies(wh).changed_days == []  # recomputing again changes nothing
+
+
+@pytest.mark.slow
+def test_injected_anomalies_are_found_with_their_cause(
+    tmp_path: Path, make_wh: Callable[..., Warehouse]
+) -> None:
+    made = generate(
+        tmp_path / "data", events=60_000, days=70, tenants=1, accounts_per_tenant=3, anomalies=5, seed=3
+    )
+    assert made.truth_file is not None
+    truth = read_truth(made.truth_file)
+    assert sorted(t["kind"] for t in truth) == ["drop", "new_service", "region_shift", "spike", "step_up"]
+    wh = make_wh()
+    ingest_and_run(wh, *made.files)
+    found = {
+        (r["account_id"], r["service_name"]): r
+        for r in query_rows(wh, "SELECT * FROM cost_anomalies ORDER BY usage_date")
+    }
+    hits = 0
+    for t in truth:
+        row = found.get((t["account_id"], t["service_name"]))
+        if row is None:
+            continue
+        lag = (row["usage_date"] - dt.date.fromisoformat(t["start_date"])).days
+        hits += 0 <= lag <= 1 and row["kind"] == t["expected_kind"]
+        assert json.loads(row["contributors"]), "every anomaly carries its contributors"
+    assert hits >= 4
+
+
+@pytest.mark.slow
+def test_cli_anomalies_and_plot(tmp_path: Path, write_csv: Callable[..., Path]) -> None:
+    wh = tmp_path / "wh"
+    bill = write_csv("bill.csv", _rows(40, spike_day=33))
+    assert cli(wh, "ingest", str(bill)).returncode == 0
+    assert cli(wh, "run").returncode == 0
+    listed = cli(wh, "anomalies", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert (row["usage_date"], row["kind"], row["impact_usd"]) == ("2025-02-03", "spike", "697.50")
+    dod = cli(wh, "anomalies", "--method", "day_over_day", "--format", "json")
+    assert dod.returncode == 0 and len(json.loads(dod.stdout)) == 2  # up, then back down
+
+    png = tmp_path / "chart" / "ec2.png"
+    made = cli(wh, "plot", "--account", "111111111111", "--service", "amazonec2", "--out", str(png))
+    assert made.returncode == 0, made.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = png.with_suffix(".html").read_text()
+    assert "<svg" in page and "2025-02-03" in page and "spike" in page
+    missing = cli(wh, "plot", "--account", "999")
+    assert missing.returncode == 1 and "no published cost for account '999'" in missing.stderr
+    assert cli(wh, "anomalies", "--method", "nope").returncode == 1

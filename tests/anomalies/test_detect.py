@@ -1,0 +1,179 @@
+"""Hand-made series with known answers, for each method and each edge case."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal as D
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costlake.anomalies.analyse import ServiceSeries, analyse
+from costlake.anomalies.detect import Params, detect, detect_baseline
+
+P = Params(window=28, min_history=14)
+
+
+def flat(value: str, days: int) -> list[D]:
+    return [D(value)] * days
+
+
+def wobble(level: int, days: int) -> list[D]:
+    """A level with a small deterministic wobble (+-3%), so the spread is not zero."""
+    return [D(level) * (1 + D((i * 7) % 5 - 2) / 66) for i in range(days)]
+
+
+def test_spike_is_found_with_exact_impact() -> None:
+    series = wobble(200, 40)
+    series[30] = D("900.123456789012")
+    [f] = detect(series, P).findings
+    assert (f.index, f.kind, f.direction, f.duration, f.ongoing) == (30, "spike", "up", 1, False)
+    assert f.impact == D("900.123456789012") - f.band.expected  # exact, 12 places
+    assert f.impact_pct is not None and f.impact_pct > 300
+
+
+def test_no_history_means_no_judgement() -> None:
+    series = flat("100", 10) + [D("5000")]
+    assert detect(series, P).findings == []
+    assert all(b is None for b in detect(series, P).bands)
+
+
+def test_cent_level_noise_on_a_tiny_service_never_alerts_but_day_over_day_does() -> None:
+    series = [D("0.01"), D("0.02")] * 30
+    assert detect(series, P).findings == []
+    dod = detect(series, Params(method="day_over_day"))
+    assert len(dod.findings) == 59  # the original's +100% / -50% every day
+    assert {f.kind for f in dod.findings} == {"spike", "dip"}
+
+
+def test_new_service_from_a_zero_baseline_is_reported_once() -> None:
+    series = flat("0", 30) + wobble(120, 20)
+    [f] = detect(series, P).findings
+    assert (f.index, f.kind, f.duration, f.ongoing) == (30, "new_service", 20, True)
+    assert f.band.expected == 0 and f.impact_pct is None
+
+
+def test_drop_to_zero_is_reported_once_with_its_duration() -> None:
+    series = wobble(300, 35) + flat("0", 12)
+    [f] = detect(series, P).findings
+    assert (f.index, f.kind, f.direction, f.duration, f.ongoing) == (35, "dropped_to_zero", "down", 12, True)
+
+
+def test_level_shift_is_reported_once_then_the_baseline_follows_the_new_level() -> None:
+    series = wobble(100, 30) + wobble(260, 40)
+    series[62] = D("1500")  # a spike on top of the new level, after the baseline caught up
+    found = detect(series, P).findings
+    assert [(f.index, f.kind) for f in found] == [(30, "step_up"), (62, "spike")]
+    assert found[0].duration == 32  # it lasted until the spike opened a new change
+
+
+def test_step_that_ends_is_one_change_with_its_length() -> None:
+    series = wobble(100, 30) + wobble(300, 2) + wobble(100, 10)
+    [f] = detect(series, P).findings
+    assert (f.index, f.kind, f.duration, f.ongoing) == (30, "spike", 2, False)
+
+
+def test_weekly_seasonality_is_not_an_anomaly_with_the_weekday_baseline() -> None:
+    # Weekends at a quarter of weekdays: a trailing median calls every weekend a -75% dip.
+    series = [D(25) if i % 7 in (5, 6) else D(100) + i % 3 for i in range(70)]
+    assert detect(series, P).findings == []
+    trailing = detect(series, Params(window=28, min_history=14, baseline="trailing")).findings
+    assert trailing and all(f.direction == "down" for f in trailing)
+    series[64] = D(400)  # a weekday spike is still found
+    assert [f.index for f in detect(series, P).findings] == [64]
+
+
+def test_day_over_day_compares_with_the_previous_day_only() -> None:
+    # +60% alerts, -37.5% and +49% stay under the 50% threshold, -60% alerts.
+    series = [D(100), D(100), D(160), D(100), D(149), D("59.6")]
+    found = detect(series, Params(method="day_over_day"))
+    assert [(f.index, f.direction, f.score) for f in found.findings] == [(2, "up", 60.0), (5, "down", 60.0)]
+
+
+def _series(total: list[D], parts: dict[tuple[str, str], list[D]]) -> ServiceSeries:
+    return ServiceSeries("111122223333", "amazonec2", dt.date(2025, 1, 1), total, parts)
+
+
+def test_a_credit_shows_as_a_dip_caused_by_the_credit() -> None:
+    usage = wobble(200, 40)
+    credit = [D(0)] * 40
+    credit[33] = D("-450")
+    total = [u + c for u, c in zip(usage, credit, strict=True)]
+    s = _series(
+        total,
+        {
+            ("charge_category", "usage"): usage,
+            ("charge_category", "credit"): credit,
+            ("region", "us-east-1"): total,
+        },
+    )
+    [f] = analyse(s, P)
+    assert (f.index, f.kind, f.direction) == (33, "dip", "down")
+    assert f.actual < 0 and f.impact_pct is not None and f.impact_pct < -100
+    top = f.contributors[0]
+    assert (top.dimension, top.value, top.contribution) == (
+        "charge_category",
+        "credit",
+        D("-450.000000000000"),
+    )
+
+
+def test_spike_names_the_region_that_carried_the_extra_cost() -> None:
+    home, other = wobble(200, 40), [D(0)] * 40
+    other[36] = D("700")
+    total = [a + b for a, b in zip(home, other, strict=True)]
+    parts = {
+        ("region", "us-east-1"): home,
+        ("region", "eu-west-1"): other,
+        ("charge_category", "usage"): total,
+        ("pricing_model", "on_demand"): total,
+    }
+    [f] = analyse(_series(total, parts), P)
+    assert (f.kind, f.contributors[0].dimension, f.contributors[0].value) == ("spike", "region", "eu-west-1")
+    row_json = json.dumps([c.as_json() for c in f.contributors])
+    assert '"contribution_usd": "700.000000000000"' in row_json
+
+
+def test_region_shift_inside_a_stable_total_is_a_mix_shift() -> None:
+    total = wobble(400, 50)
+    east = total[:35] + [D(0)] * 15
+    west = [D(0)] * 35 + total[35:]
+    parts = {
+        ("region", "us-east-1"): east,
+        ("region", "us-west-2"): west,
+        ("charge_category", "usage"): total,
+    }
+    [f] = analyse(_series(total, parts), P)
+    assert (f.index, f.kind, f.direction, f.duration) == (35, "mix_shift", "shift", 15)
+    assert (f.contributors[0].value, f.contributors[1].value) == ("us-west-2", "us-east-1")
+    assert f.contributors[0].contribution == total[35]
+
+
+@st.composite
+def bills(draw: st.DrawFn) -> list[D]:
+    """A daily series with noise, weekends, spikes, steps and zeros: days near every threshold."""
+    days = draw(st.integers(min_value=20, max_value=80))
+    level = draw(st.integers(min_value=0, max_value=50_000))
+    noise = draw(st.lists(st.integers(min_value=-30, max_value=30), min_size=days, max_size=days))
+    cents = [
+        level * (100 + n) // 100 * (3 if i % 7 in (5, 6) and level % 2 else 4) // 4
+        for i, n in enumerate(noise)
+    ]
+    for _ in range(draw(st.integers(min_value=0, max_value=4))):
+        at = draw(st.integers(min_value=0, max_value=days - 1))
+        factor = draw(st.sampled_from([0, 0.3, 1.7, 2.5, 6]))
+        until = at + draw(st.sampled_from([1, 2, 5, days]))
+        cents[at:until] = [int(c * factor) for c in cents[at:until]]
+    return [D(c) / 100 for c in cents]
+
+
+@settings(max_examples=80, deadline=None)
+@given(bills(), st.sampled_from(["weekday", "trailing"]))
+def test_the_float_screen_never_changes_a_finding(values: list[D], baseline: str) -> None:
+    params = Params(window=28, min_history=14, baseline=baseline)
+    fast = detect_baseline(values, params)
+    exact = detect_baseline(values, params, screen=False)
+    assert [(f.index, f.kind, f.duration, f.actual, f.band) for f in fast.findings] == [
+        (f.index, f.kind, f.duration, f.actual, f.band) for f in exact.findings
+    ]
