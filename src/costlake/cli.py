@@ -385,4 +385,4 @@ def main() -> None:
 
 
 # Commands kept in their own modules register themselves on `app` when imported.
-from costlake import cli_anomalies  # noqa: E402,F401
+from costlake import cli_anomalies, cli_explain  # noqa: E402,F401

@@ -34,10 +34,21 @@ SELECT a.tenant_id, count(DISTINCT d.account_id) AS accounts,
 FROM daily_account_cost d LEFT JOIN dim_account a USING (account_id)
 GROUP BY ALL ORDER BY a.tenant_id"""
 
+ANOMALIES = """
+SELECT c.usage_date, a.account_name, c.service_name, c.kind,
+       CAST(c.actual_usd AS DECIMAL(18,2)) AS actual_usd,
+       CAST(c.expected_usd AS DECIMAL(18,2)) AS expected_usd,
+       CAST(c.impact_usd AS DECIMAL(18,2)) AS impact_usd, c.duration_days,
+       c.top_dimension || '=' || c.top_value AS top_cause
+FROM cost_anomalies c LEFT JOIN dim_account a USING (account_id)
+ORDER BY abs(c.impact_usd) DESC, c.usage_date LIMIT 10"""
+
 
 def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> None:
     started = time.monotonic()
-    made = generate(data_dir, events=events, days=90, tenants=3, accounts_per_tenant=4, batches=4)
+    made = generate(
+        data_dir, events=events, days=90, tenants=3, accounts_per_tenant=4, batches=4, anomalies=8
+    )
     console.print(
         f"generated {made.rows:,} billing rows in {len(made.files)} delivery files under {data_dir}/"
     )
@@ -58,13 +69,37 @@ def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> No
         ("Cost by tenant", TENANTS),
         ("Top accounts", TOP_ACCOUNTS),
         ("Daily totals, last 14 days", DAILY_TOTALS),
+        ("Largest cost anomalies", ANOMALIES),
     ):
         result = run_query(wh, sql)
         table = Table(*result.column_names, title=title)
         for row in result.to_pylist():
             table.add_row(*("" if v is None else str(v) for v in row.values()))
         console.print(table)
+    _explain_the_largest(wh, console)
     console.print(
         f"done in {time.monotonic() - started:.1f} s. Explore with: "
         f'.venv/bin/costlake --warehouse {wh.root} query "SELECT * FROM daily_account_cost LIMIT 5"'
     )
+
+
+def _explain_the_largest(wh: Warehouse, console: Console) -> None:
+    """Index the anomalies and ask about the largest one, as its tenant would."""
+    from costlake.rag.explain import Explainer
+    from costlake.rag.indexer import build_index
+
+    top = run_query(
+        wh,
+        """SELECT c.usage_date, c.service_name, a.account_name, a.tenant_id FROM cost_anomalies c
+           JOIN dim_account a USING (account_id) ORDER BY abs(c.impact_usd) DESC, c.usage_date LIMIT 1""",
+    ).to_pylist()
+    if not top:
+        return
+    report = build_index(wh)
+    console.print(f"indexed {report.chunks} anomalies ({report.embedder_id}) in {report.seconds:.1f} s")
+    day, service, account, tenant = top[0].values()
+    question = f"Why did {service} spend change for {account} on {day.isoformat()}?"
+    answer = Explainer(wh).explain(question, tenant=tenant).payload
+    console.print(f"\n[bold]costlake explain[/bold] {question!r} --tenant {tenant}")
+    console.print(answer["explanation"], markup=False, highlight=False)
+    console.print(f"({answer['provider']}, grounded: {answer['grounded']}, {answer['latency_ms']:.0f} ms)\n")

@@ -1,0 +1,72 @@
+"""`costlake index` and `costlake explain` (registered on the main app by cli.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from costlake.cli import app, err, out, state
+from costlake.errors import InputError
+
+
+@app.command()
+def index() -> None:
+    """Build or update the explanation index from the detected anomalies.
+
+    One chunk per anomaly (JSONL), embeddings cached by content, one FAISS index per embedder; only
+    new or changed chunks are embedded."""
+    from costlake.rag.indexer import build_index
+
+    report = build_index(state.warehouse())
+    out.print(
+        f"{report.chunks:,} chunks in {report.folder} ({report.embedder_id}): +{report.added} added, "
+        f"{report.changed} changed, -{report.removed} removed, {report.unchanged} unchanged; "
+        f"{report.embedded} embedded in {report.seconds:.1f} s"
+    )
+
+
+@app.command()
+def explain(
+    question: Annotated[str, typer.Argument(help='A question, e.g. "why did EC2 spend jump on March 3?"')],
+    tenant: Annotated[
+        str | None, typer.Option(help="Answer from this tenant's accounts only (default: every tenant).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Anomalies to retrieve.", min=1, max=50)] = 5,
+    fmt: Annotated[str, typer.Option("--format", help="text or json (the API's shape).")] = "text",
+) -> None:
+    """Explain a cost change from the detected anomalies, with citations (see `costlake index`)."""
+    from costlake.rag.explain import Explainer
+
+    if fmt not in ("text", "json"):
+        raise InputError(f"--format must be text or json, not {fmt!r}")
+    explainer = Explainer(state.warehouse())
+    answer = explainer.explain(question, tenant=tenant, k=k)
+    if explainer.stale:
+        err.print("warning: anomalies changed since the index was built; run `costlake index` to update it")
+    body = answer.payload
+    if fmt == "json":
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        return
+    out.print(body["explanation"], markup=False, highlight=False)
+    if body["citations"]:
+        out.print("\nSources:", markup=False)
+        for c in body["citations"]:
+            out.print(
+                f"  [{c['chunk_id']}] {c['usage_date']} account {c['account_id']} {c['service_name']} "
+                f"impact {c['impact_usd']}",
+                markup=False,
+                highlight=False,
+            )
+    if body["degraded"]:
+        err.print("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
+    if not body["grounded"]:
+        err.print(f"warning: numbers not found in the retrieved context: {', '.join(answer.unsupported)}")
+    out.print(
+        f"\n{body['provider']}: {body['retrieved_context_count']} retrieved in "
+        f"{body['retrieval_ms']:.0f} ms, generated in {body['generation_ms']:.0f} ms",
+        markup=False,
+        style="dim",
+    )

@@ -1,0 +1,107 @@
+"""`costlake index`: cost_anomalies -> chunks (JSONL) -> embeddings (cached by content) -> FAISS.
+
+The index folder holds `chunks.jsonl` (every chunk, all tenants), `embeddings/` (one cache per
+embedder, keyed by the hash of the embedder id and the text) and `index/<embedder>/` (the FAISS
+index and its metadata). Each embedder has its own index, so switching embedders never mixes vectors
+of different models or dimensions; an unchanged chunk is never embedded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from costlake.lake.schemas import COST_ANOMALIES
+from costlake.lake.warehouse import Warehouse
+from costlake.rag.chunks import Chunk, build_chunks, write_jsonl
+from costlake.rag.embedders import Embedder, embedder_for
+from costlake.rag.embedders.cache import CachedEmbedder
+from costlake.rag.index import IndexItem, VectorIndex
+from costlake.settings import Settings
+
+CHUNKS_FILE = "chunks.jsonl"
+SOURCE_FILE = "source.json"  # the cost_anomalies snapshot the chunks were built from
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    folder: Path
+    embedder_id: str
+    chunks: int
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    embedded: int  # texts the embedder actually computed (cache misses)
+    seconds: float
+
+
+def rag_folder(wh: Warehouse) -> Path:
+    folder = Path(wh.settings.rag_dir) if wh.settings.rag_dir else wh.root / "rag"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def configured_embedder(settings: Settings, folder: Path) -> CachedEmbedder:
+    """The embedder the settings name, behind the content-hash cache in `folder/embeddings`."""
+    options: dict[str, object] = {}
+    if settings.embedder == "titan":
+        options = {"model_id": settings.embedder_model, "region": settings.aws_region}
+    elif settings.embedder == "openai":
+        options = {"model": settings.embedder_model, "base_url": settings.embedder_base_url}
+    inner: Embedder = embedder_for(settings.embedder, **{k: v for k, v in options.items() if v is not None})
+    return CachedEmbedder(inner, folder / "embeddings")
+
+
+def index_folder(folder: Path, embedder_id: str) -> Path:
+    return folder / "index" / re.sub(r"[^A-Za-z0-9._-]+", "_", embedder_id)
+
+
+def anomalies_snapshot(wh: Warehouse) -> int | None:
+    snapshot = wh.table(COST_ANOMALIES).current_snapshot()
+    return snapshot.snapshot_id if snapshot else None
+
+
+def lake_chunks(wh: Warehouse) -> list[Chunk]:
+    """Chunks of every anomaly in the lake, with account names and tenants from dim_account."""
+    from costlake.query import run_query
+
+    anomalies = run_query(wh, "SELECT * FROM cost_anomalies")
+    accounts: pa.Table = run_query(wh, "SELECT account_id, account_name, tenant_id FROM dim_account")
+    return build_chunks(anomalies, accounts)
+
+
+def build_index(wh: Warehouse) -> IndexReport:
+    """Bring chunks and the configured embedder's index in line with cost_anomalies."""
+    started = time.monotonic()
+    folder = rag_folder(wh)
+    wh.ensure_tables()
+    source = anomalies_snapshot(wh)
+    chunks = lake_chunks(wh)
+    write_jsonl(chunks, folder / CHUNKS_FILE)
+    embedder = configured_embedder(wh.settings, folder)
+    where = index_folder(folder, embedder.embedder_id)
+    if (where / "index.json").exists():
+        index = VectorIndex.open(where, expect_embedder_id=embedder.embedder_id)
+    else:
+        index = VectorIndex.create(where, embedder.embedder_id, embedder.dim)
+    items = [IndexItem(c.chunk_id, c.tenant_id, c.text, c.content_hash) for c in chunks]
+    report = index.sync(items, embedder.embed_batch)
+    index.save()
+    (folder / SOURCE_FILE).write_text(json.dumps({"cost_anomalies_snapshot": source}) + "\n")
+    return IndexReport(
+        where,
+        embedder.embedder_id,
+        len(chunks),
+        report.added,
+        report.changed,
+        report.removed,
+        report.unchanged,
+        embedder.misses,
+        time.monotonic() - started,
+    )

@@ -1,0 +1,175 @@
+"""`costlake index` and `costlake explain` end to end: lake -> anomalies -> chunks -> index -> answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.tenants import load_tenants
+from costlake.rag.explain import Explainer
+from costlake.rag.index import VectorIndex
+from costlake.rag.indexer import build_index, index_folder, lake_chunks, rag_folder
+from costlake.rag.llm import LLMClient, register
+from costlake.rag.llm import base as llm_base
+from costlake.settings import Settings
+from helpers import ingest_and_run
+
+START = dt.date(2025, 1, 1)
+A1, A2, B1 = "111111111111", "222222222222", "333333333333"
+API_KEYS = {
+    "explanation",
+    "latency_ms",
+    "retrieved_context_count",
+    "citations",
+    "retrieval_ms",
+    "generation_ms",
+    "provider",
+    "degraded",
+    "grounded",
+}
+
+
+def _bill(days: int = 45, spike: tuple[str, int] | None = (A1, 33)) -> list[list[str]]:
+    rows = []
+    for i in range(days):
+        day = (START + dt.timedelta(days=i)).isoformat()
+        for account, service, level in ((A1, "AmazonEC2", 300), (A2, "AmazonS3", 90), (B1, "AmazonRDS", 150)):
+            cost = str(level + (i * 7) % 5)
+            if spike is not None and (account, i) == spike:
+                cost = str(level * 5)
+            rows.append([f"{account}-{service}-{i}", day, account, service, cost, day])
+    return rows
+
+
+@pytest.fixture
+def lake(
+    make_wh: Callable[..., Warehouse], write_csv: Callable[..., Path], tmp_path: Path
+) -> Iterator[Warehouse]:
+    wh = make_wh(embedder="hashing")
+    ingest_and_run(wh, write_csv("bill.csv", _bill()))
+    tenants = write_csv(
+        "tenants.csv",
+        [[A1, "team-a", "payments-prod"], [A2, "team-a", "web-dev"], [B1, "team-b", "ml-prod"]],
+        header=("account_id", "tenant_id", "account_name"),
+    )
+    load_tenants(wh, tenants)
+    yield wh
+
+
+def test_explain_answers_with_the_api_shape_and_cites_the_anomaly(lake: Warehouse) -> None:
+    report = build_index(lake)
+    assert (report.chunks, report.added, report.embedded) == (1, 1, 1)
+    question = "why did EC2 spend jump for payments-prod on February 3?"
+    answer = Explainer(lake).explain(question, tenant="team-a")
+    body = answer.payload
+    assert set(body) == API_KEYS
+    assert (body["provider"], body["degraded"], body["grounded"]) == ("offline", False, True)
+    [cited] = body["citations"]
+    assert (cited["account_id"], cited["service_name"]) == (A1, "amazonec2")
+    assert (cited["usage_date"], cited["impact_usd"]) == ("2025-02-03", "1197.5")
+    assert cited["chunk_id"] in body["explanation"] and "$1,500.00" in body["explanation"]
+    assert json.loads(json.dumps(body)) == body  # plain JSON types only
+
+
+def test_a_tenant_never_retrieves_another_tenants_anomaly(lake: Warehouse) -> None:
+    build_index(lake)
+    answer = Explainer(lake).explain(f"why did account {A1} jump on 2025-02-03?", tenant="team-b").payload
+    assert answer["citations"] == [] and answer["retrieved_context_count"] == 0
+    assert A1 in answer["explanation"] and "payments-prod" not in answer["explanation"]
+
+
+def test_index_updates_incrementally_and_equals_a_rebuild(
+    lake: Warehouse, write_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    first = build_index(lake)
+    assert not Explainer(lake).stale
+    again = build_index(lake)
+    assert (again.added, again.changed, again.removed, again.unchanged, again.embedded) == (0, 0, 0, 1, 0)
+    # A second spike appears (new chunk) and the first is corrected away (removed chunk).
+    fix = [r for r in _bill(spike=(A2, 40)) if r[0] in (f"{A1}-AmazonEC2-33", f"{A2}-AmazonS3-40")]
+    for row in fix:
+        row[5] = (START + dt.timedelta(days=46)).isoformat()
+    ingest_and_run(lake, write_csv("fix.csv", fix))
+    assert Explainer(lake).stale  # the CLI warns: run `costlake index`
+    update = build_index(lake)
+    assert not Explainer(lake).stale
+    assert (update.added, update.removed, update.embedded) == (1, 1, 1)
+    incremental = VectorIndex.open(first.folder)
+    fresh = lake.settings.model_copy(update={"rag_dir": str(tmp_path / "fresh-rag")})
+    rebuilt = build_index(Warehouse(fresh))
+    full = VectorIndex.open(rebuilt.folder)
+    assert incremental.chunk_ids() == full.chunk_ids() == [c.chunk_id for c in lake_chunks(lake)]
+    for chunk_id, vector in full.vectors().items():
+        assert (incremental.vectors()[chunk_id] == vector).all()
+
+
+class _Inventing(LLMClient):
+    """A provider that makes up a number: what the grounding check is for."""
+
+    name = "inventing"
+
+    def _complete(self, prompt: str) -> str:
+        return "EC2 rose by $999.99 because of a runaway job."
+
+
+def test_grounding_flags_an_invented_number(lake: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Registered the way a plugin would be, and unregistered after the test.
+    monkeypatch.setattr(llm_base, "_REGISTRY", dict(llm_base._REGISTRY))
+    register("inventing", _Inventing)
+    build_index(lake)
+    wh = Warehouse(lake.settings.model_copy(update={"llm_provider": "inventing"}))
+    answer = Explainer(wh).explain("why did EC2 jump on 2025-02-03?", tenant="team-a")
+    assert answer.payload["grounded"] is False and answer.unsupported == ["999.99"]
+
+
+def _cli(wh: Warehouse, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "costlake", "--warehouse", wh.settings.warehouse, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COSTLAKE_EMBEDDER": "hashing", **env},
+    )
+
+
+@pytest.mark.slow
+def test_cli_index_explain_and_degraded_mode(lake: Warehouse) -> None:
+    assert "explain" not in rag_folder(lake).name
+    made = _cli(lake, "index")
+    assert made.returncode == 0 and "1 chunks" in made.stdout, made.stderr
+    assert index_folder(rag_folder(lake), "hashing:256").is_dir()
+    text = _cli(lake, "explain", "why did EC2 spend jump on 2025-02-03?", "--tenant", "team-a")
+    assert text.returncode == 0 and "Sources:" in text.stdout and "amazonec2" in text.stdout
+    asked = ("explain", "what happened to EC2 on 2025-02-03?", "--tenant", "team-a", "--format", "json")
+    degraded = _cli(lake, *asked, COSTLAKE_LLM_PROVIDER="failing", COSTLAKE_LLM_MAX_ATTEMPTS="2")
+    body = json.loads(degraded.stdout)
+    assert set(body) == API_KEYS and body["degraded"] is True and body["provider"] == "failing"
+    assert body["retrieved_context_count"] == 1 and body["citations"][0]["chunk_id"] in body["explanation"]
+    failed = _cli(lake, *asked, COSTLAKE_LLM_PROVIDER="failing", COSTLAKE_LLM_FAILURE="error")
+    assert failed.returncode == 3 and "injected transient failure" in failed.stderr
+    unknown = _cli(lake, *asked, COSTLAKE_LLM_PROVIDER="nope")
+    assert unknown.returncode == 1 and "unknown" in unknown.stderr and "offline" in unknown.stderr
+    no_index = _cli(lake, "explain", "why?", COSTLAKE_RAG_DIR=str(Path(lake.settings.warehouse) / "none"))
+    assert no_index.returncode == 1 and "run `costlake index` first" in no_index.stderr
+
+
+@pytest.mark.slow
+def test_the_offline_default_embedder_builds_the_index(lake: Warehouse) -> None:
+    wh = Warehouse(lake.settings.model_copy(update={"embedder": "minilm"}))
+    report = build_index(wh)
+    assert report.embedder_id == "minilm:384" and report.embedded == 1
+    answer = Explainer(wh).explain("why did compute costs increase in February?", tenant="team-a").payload
+    assert answer["retrieved_context_count"] == 1 and answer["grounded"] is True
+
+
+def test_settings_keep_the_offline_defaults() -> None:
+    s = Settings(warehouse="x")
+    assert (s.embedder, s.llm_provider, s.llm_failure) == ("minilm", "offline", "degraded")
