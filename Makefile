@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench bench-anomalies bench-rag clean java
+.PHONY: help demo test test-fast lint bench bench-anomalies bench-rag clean java chromium
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +23,17 @@ java: ## make sure a Java 17+ runtime is there for Spark (installs Debian's as r
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
 	else echo "error: the Spark tests need Java 17+: install openjdk-17-jre-headless (or run as root)"; exit 1; fi
 
+chromium: ## make sure Debian's Chromium is there for the browser test (installs it as root)
+	@if command -v chromium >/dev/null 2>&1; then chromium --version 2>/dev/null | head -1; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "error: the browser test needs Chromium: install Debian's chromium package (or run as root)"; exit 1; fi
+
 demo: $(STAMP) ## set up, generate 3 months for 3 tenants, ingest, run, show the result
 	$(VENV)/bin/costlake --warehouse demo-warehouse demo --data demo-data
 
-test: $(STAMP) java ## set up and run every test (what CI runs)
+test: $(STAMP) java chromium ## set up and run every test (what CI runs)
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## the tests not marked slow or spark (seconds, not minutes)

@@ -205,13 +205,17 @@ class Warehouse:
         wanted = sorted({d.isoformat() for d in dates})
         table = self.table(tdef)
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with table.transaction() as tx:
-                if wanted:
-                    tx.delete(is_in(tdef.partition_by, wanted), snapshot_properties=props)
-                if rows.num_rows or not wanted:
-                    tx.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with table.transaction() as tx:
+                    if wanted:
+                        tx.delete(is_in(tdef.partition_by, wanted), snapshot_properties=props)
+                    if rows.num_rows or not wanted:
+                        tx.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+        except ValueError as exc:  # schema mismatch and friends: nothing was committed
+            first = str(exc).strip().splitlines()[0]
+            raise LakeError(f"{tdef.name}: refused to commit {rows.num_rows} row(s): {first}") from exc
         return _current_snapshot_id(table)
 
     def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
