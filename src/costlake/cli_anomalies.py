@@ -73,5 +73,8 @@ def plot(
     wh = state.warehouse()
     chart = chart_for(load_series(wh), account, service, Params.from_settings(wh.settings))
     name = f"cost_{account}" + (f"_{service}" if service else "") + ".png"
-    png, page = write_chart(chart, output or Path(name))
+    try:
+        png, page = write_chart(chart, output or Path(name))
+    except OSError as exc:
+        raise InputError(f"cannot write the chart: {exc}") from None
     out.print(f"wrote {png} and {page} ({len(chart.days)} days, {len(chart.anomalies)} anomalies)")

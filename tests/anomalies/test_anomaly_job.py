@@ -60,6 +60,14 @@ def test_run_writes_anomalies_and_a_correction_removes_exactly_that_day(
     assert update_anomalies(wh).changed_days == []  # recomputing again changes nothing
 
 
+def test_runs_on_an_empty_lake_commit_no_anomalies(make_wh: Callable[..., Warehouse]) -> None:
+    wh = make_wh()
+    for _ in range(3):
+        report = ingest_and_run(wh)[1]
+        assert report.anomalies is not None
+    assert len(wh.snapshots(COST_ANOMALIES)) <= 1  # at most the first marker, then nothing
+
+
 @pytest.mark.slow
 def test_injected_anomalies_are_found_with_their_cause(
     tmp_path: Path, make_wh: Callable[..., Warehouse]

@@ -311,3 +311,16 @@ def test_read_jsonl_refuses_edited_chunks(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("$1,204.50", "$9,999.99"))
     with pytest.raises(InputError, match="content_hash does not match"):
         read_jsonl(path)
+
+
+def test_chunk_keeps_the_root_cause_ranking_of_detection() -> None:
+    # Detection ranked the region first although `usage` carries more dollars (it always does).
+    ranked = [
+        {"dimension": "region", "value": "eu-central-1", "actual_usd": "300", "expected_usd": "0",
+         "contribution_usd": "300"},
+        {"dimension": "charge_category", "value": "usage", "actual_usd": "1204.5", "expected_usd": "386.2",
+         "contribution_usd": "818.3"},
+    ]  # fmt: skip
+    [chunk] = build_chunks(anomalies(anomaly(contributors=json.dumps(ranked))), DIMS)
+    assert "came from region eu-central-1 (+$300.00), then charge category usage" in chunk.text
+    assert [c["value"] for c in chunk.metadata["contributors"]] == ["eu-central-1", "usage"]

@@ -86,6 +86,20 @@ def test_a_tenant_never_retrieves_another_tenants_anomaly(lake: Warehouse) -> No
     assert A1 in answer["explanation"] and "payments-prod" not in answer["explanation"]
 
 
+def test_moving_an_account_to_another_tenant_takes_effect_without_reindexing(
+    lake: Warehouse, write_csv: Callable[..., Path]
+) -> None:
+    build_index(lake)
+    question = "why did EC2 spend jump on 2025-02-03?"
+    assert Explainer(lake).explain(question, tenant="team-a").payload["retrieved_context_count"] == 1
+    moved = write_csv(
+        "moved.csv", [[A1, "team-b", "payments-prod"]], header=("account_id", "tenant_id", "account_name")
+    )
+    load_tenants(lake, moved)
+    assert Explainer(lake).explain(question, tenant="team-a").payload["citations"] == []
+    assert Explainer(lake).explain(question, tenant="team-b").payload["retrieved_context_count"] == 1
+
+
 def test_index_updates_incrementally_and_equals_a_rebuild(
     lake: Warehouse, write_csv: Callable[..., Path], tmp_path: Path
 ) -> None:

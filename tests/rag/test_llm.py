@@ -244,9 +244,9 @@ SCENARIOS = {
             expected_usd="498.75",
             impact_usd="1.25",
             impact_pct="0.2506",
-            contributors=[
-                {"dimension": "region", "value": "us-west-2", "contribution_usd": "-310.00"},
+            contributors=[  # as detection ranks a shift: destinations first, then sources
                 {"dimension": "region", "value": "eu-west-1", "contribution_usd": "311.25"},
+                {"dimension": "region", "value": "us-west-2", "contribution_usd": "-310.00"},
             ],
         ),
         [

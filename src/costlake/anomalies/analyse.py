@@ -36,32 +36,40 @@ class ServiceSeries:
 
 
 def _mix_shifts(series: ServiceSeries, total: SeriesResult, params: Params) -> list[Finding]:
-    """Days the total stayed normal while, for at least `mix_shift_days`, one value of a dimension rose
-    past its band by a real share of the total, and other values of that dimension fell by at least
-    half as much (against their own baselines)."""
+    """Days the total stayed normal while one value of a dimension rose past its band and, over the
+    next `mix_shift_days` days, stayed up by a real share of the total, while the other values of
+    that dimension fell by at least half as much (each against its own baseline)."""
     busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}
     shifts: dict[int, Finding] = {}
     for dimension in SHIFT_DIMENSIONS:
         values = {v: xs for (dim, v), xs in sorted(series.parts.items()) if dim == dimension}
-        rises: dict[int, Finding] = {}
+        rises: dict[int, tuple[Finding, list[Decimal]]] = {}
         for xs in values.values():
             if quiet(xs, params):
                 continue
             for f in detect(xs, params).findings:
-                if f.direction == "up" and (f.index not in rises or f.impact > rises[f.index].impact):
-                    rises[f.index] = f
-        for t, rise in sorted(rises.items()):
+                if f.direction == "up" and (f.index not in rises or f.impact > rises[f.index][0].impact):
+                    rises[f.index] = (f, xs)
+        span = params.mix_shift_days
+        for t, (rise, riser) in sorted(rises.items()):
             band = total.band(t)
-            if t in busy or t in shifts or band is None or rise.duration < params.mix_shift_days:
+            short = rise.duration < span or t + span > len(series.total)
+            if t in busy or t in shifts or band is None or short:
                 continue
-            # A shift is a lasting move of a real share of the service's spend: one-day reshuffles
-            # of small line items are noise.
+            # A shift is a lasting move of a real share of the service's spend: judged on medians, of
+            # its first `span` days against the window before it, so reshuffles of a few line items
+            # between regions (everyday noise on small services) do not count.
             floor = max(params.min_impact, params.min_pct * abs(band.expected) / 100)
-            fall = sum(
-                (min(xs[t] - median(xs[i] for i in rise.band.basis), Decimal(0)) for xs in values.values()),
-                Decimal(0),
-            )
-            if rise.impact < floor or -fall < rise.impact / 2:
+            before = slice(max(0, t - params.window), t)
+
+            after = slice(t, t + span)
+
+            def moved(xs: list[Decimal], after: slice = after, before: slice = before) -> Decimal:
+                return median(xs[after]) - median(xs[before])
+
+            gain = moved(riser)
+            loss = sum((min(moved(xs), Decimal(0)) for xs in values.values() if xs is not riser), Decimal(0))
+            if gain < floor or -loss < gain / 2:
                 continue
             score = abs(rise.score or Decimal(0))
             shifts[t] = Finding(

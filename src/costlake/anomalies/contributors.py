@@ -92,6 +92,10 @@ def contributors(
             c.value,
         )
     )
+    if shift:  # both sides of a move: the destinations, then where the spend came from
+        gains = [c for c in found if c.contribution > 0]
+        losses = [c for c in found if c.contribution < 0]
+        return gains[: top - min(2, len(losses))] + losses[:2]
     return found[:top]
 
 

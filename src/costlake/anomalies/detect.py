@@ -161,6 +161,15 @@ def quiet(values: Sequence[Decimal], params: Params) -> bool:
     return all(abs(v) < half for v in values)
 
 
+WEEKDAY_MIN = 2  # same-weekday days the weekday baseline needs (with two, the trailing median breaks ties)
+
+
+def min_history(start: int, params: Params) -> int:
+    """Days of history a day needs: `min_history` at the start of a series, `shift_days` after a level
+    shift restarted the baseline (so a second change soon after the first is not missed)."""
+    return params.min_history if start == 0 else params.shift_days
+
+
 def baseline_band(
     values: Sequence[Decimal], t: int, start: int, params: Params, end: int | None = None
 ) -> Band | None:
@@ -168,12 +177,14 @@ def baseline_band(
     days just before; an earlier `end` judges t against the level before a change), or None."""
     end = t if end is None else end
     history = range(max(start, end - params.window), end)
-    if len(history) < params.min_history:
+    if len(history) < min_history(start, params):
         return None
     same = [i for i in history if (t - i) % 7 == 0]
-    weekly = params.baseline == "weekday" and len(same) >= 2
+    weekly = params.baseline == "weekday" and len(same) >= WEEKDAY_MIN
     basis = same if weekly else list(history)
     expected = median(values[i] for i in basis)
+    if weekly and len(same) == 2:  # one odd day must not be half the baseline: the window votes too
+        expected = median([values[same[0]], values[same[1]], median(values[i] for i in history)])
     # Spread from how well each history day is predicted by the others of its group (its weekday,
     # or the whole window): the error the band has to allow for. Against a group median that
     # includes the day itself, small groups would understate it.
@@ -200,6 +211,16 @@ def _direction(value: Decimal, band: Band) -> str | None:
     if value < band.low:
         return "down"
     return None
+
+
+def _beyond_halfway(value: Decimal, change: Finding, old: Band | None) -> bool:
+    """Whether `value` is still past the midpoint between the old level (for its weekday) and the
+    changed level, in the change's direction."""
+    first = change.band.expected
+    level = old.expected if old is not None else first
+    step = change.impact if first == 0 else _CTX.divide(change.impact * level, first)
+    midpoint = level + step / 2
+    return value > midpoint if change.direction == "up" else value < midpoint
 
 
 def _usual_zero(values: Sequence[Decimal], t: int, band: Band) -> bool:
@@ -259,9 +280,9 @@ def _screen(values: np.ndarray, start: int, params: Params) -> tuple[np.ndarray,
     index = t - lag
     valid = index >= max(start, 0)
     history = np.where(valid, values[np.clip(index, 0, None)], np.nan)
-    enough = valid.sum(axis=1) >= params.min_history
+    enough = valid.sum(axis=1) >= min_history(start, params)
     keys = lag[0] % 7
-    weekly = (valid[:, keys == 0].sum(axis=1) >= 2) & (params.baseline == "weekday")
+    weekly = (valid[:, keys == 0].sum(axis=1) >= WEEKDAY_MIN) & (params.baseline == "weekday")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no history yet
         # Trailing: one group, the window; large enough that leaving a day out hardly matters.
@@ -277,7 +298,12 @@ def _screen(values: np.ndarray, start: int, params: Params) -> tuple[np.ndarray,
         else:
             padded = np.concatenate([history, np.full((n, 1), np.nan)], axis=1)
             residuals = history - _row_median(padded[:, others])
-        week_expected = _row_median(history[:, keys == 0])
+        same_day = history[:, keys == 0]
+        week_expected = _row_median(same_day)
+        # Two same weekdays: the trailing median breaks the tie (as in baseline_band).
+        two = (~np.isnan(same_day)).sum(axis=1) == 2
+        with_window = np.concatenate([same_day, trail_expected[:, None]], axis=1)
+        week_expected = np.where(two, _row_median(with_window), week_expected)
         week_spread = _row_median(np.abs(residuals))
     expected = np.where(weekly, week_expected, trail_expected)
     spread = np.maximum(MAD_SIGMA * np.where(weekly, week_spread, trail_spread), 0.01)
@@ -300,6 +326,7 @@ def detect_baseline(values: Sequence[Decimal], params: Params, *, screen: bool =
     screened = _screen(floats, regime, params)
     open_: Finding | None = None  # the change still going on, judged against the level before it
     before: dict[int, Band | None] = {}  # that level's band per weekday phase of the change
+    grace = 0  # days the change has been back to normal (it ends at the second)
 
     def band_at(t: int) -> Band | None:
         return baseline_band(values, t, starts[t], params)
@@ -317,31 +344,42 @@ def detect_baseline(values: Sequence[Decimal], params: Params, *, screen: bool =
     for t, value in enumerate(values):
         starts.append(regime)
         if open_ is not None:
-            # Still the same change: beyond the band of its first day, or beyond the band the days
-            # before it give this weekday (a drop that starts on a quiet Sunday is still a drop on
-            # Monday, though Monday's own level is higher).
+            # Still the same change while the cost stays outside the old level's band (that of the
+            # first day, or the one the days before the change give this weekday: a drop that
+            # starts on a quiet Sunday is still a drop on Monday) or more than halfway from the old
+            # level to the new one (so one noisy day does not split a lasting step in two).
             phase = (t - open_.index) % 7
             if phase not in before:
                 before[phase] = baseline_band(values, t, starts[open_.index], params, end=open_.index)
             bands = (open_.band, before[phase] or open_.band)
-            same_change = any(_direction(value, b) == open_.direction for b in bands)
+            outside = any(_direction(value, b) == open_.direction for b in bands)
+            same_change = outside or _beyond_halfway(value, open_, before[phase])
             # Once the baseline restarted from the new level, a move away from that level is news.
             rebased = open_.duration >= params.shift_days
             if same_change and not (rebased and leaves_band(t)[1] is not None):
-                open_.duration += 1
-                if open_.duration == params.shift_days:
+                open_.duration += 1 + grace  # a grace day followed by the change belongs to it
+                grace = 0
+                if open_.duration >= params.shift_days and regime != open_.index:  # a level shift
                     open_.kind = {"spike": "step_up", "dip": "step_down"}.get(open_.kind, open_.kind)
                     regime = open_.index
                     screened = _screen(floats, regime, params)
                 continue
-            open_.ongoing = False
-            open_ = None
+            # One day back is not yet the end of a change that has lasted: it ends after two such
+            # days in a row, unless that day is an anomaly of its own. (A one-day blip ends at
+            # once, so a real change two days later is not dated at the blip.)
+            lasting = open_.duration > 1
+            if lasting and grace == 0 and not same_change and leaves_band(t)[1] is None:
+                grace = 1
+                continue
+            open_.ongoing, open_, grace = False, None, 0
         band, direction = leaves_band(t)
         if band is not None and direction is not None and not _usual_zero(values, t, band):
             kind = _opening_kind(values, t, band, direction)
             open_ = Finding(t, kind, direction, value, band, _score(value, band), ongoing=True)
             before = {0: band}
             findings.append(open_)
+    if open_ is not None and grace:
+        open_.ongoing = False  # the last day was already back to normal
     return SeriesResult(findings, band_at, len(values))
 
 

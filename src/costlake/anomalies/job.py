@@ -34,7 +34,7 @@ NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
 
 @dataclass
 class AnomalyReport:
-    source_run: str | None
+    source_run: str  # "" before any run has finished
     series: int
     anomalies: int
     changed_days: list[dt.date]
@@ -107,7 +107,7 @@ def update_anomalies(wh: Warehouse, params: Params | None = None, *, force: bool
     wh.ensure_tables()
     params = params or Params.from_settings(wh.settings)
     manifest = latest_manifest(wh)
-    source = manifest.run_id if manifest else None
+    source = manifest.run_id if manifest else ""
     last = wh.last_properties(COST_ANOMALIES)
     if not force and last.get("source_run") == source and last.get("params") == repr(params):
         return AnomalyReport(source, 0, 0, [], 0, 0, None, skipped=True)
@@ -122,6 +122,6 @@ def update_anomalies(wh: Warehouse, params: Params | None = None, *, force: bool
     snapshot_id = None
     if changed or last.get("source_run") != source or last.get("params") != repr(params):
         keep = pa.array([d in set(changed) for d in new_rows.column("usage_date").to_pylist()], pa.bool_())
-        props = {"source_run": source or "", "params": repr(params), "changed_days": str(len(changed))}
+        props = {"source_run": source, "params": repr(params), "changed_days": str(len(changed))}
         snapshot_id = wh.replace_partition_rows(COST_ANOMALIES, changed, new_rows.filter(keep), props)
     return AnomalyReport(source, len(all_series), new_rows.num_rows, changed, added, removed, snapshot_id)

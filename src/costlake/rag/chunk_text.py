@@ -190,8 +190,7 @@ def _contributors_of(meta: Mapping[str, Any]) -> list[tuple[str, Decimal]]:
 
 def _because(contributors: list[tuple[str, Decimal]], *, rising: bool) -> str:
     """The clause naming the two largest movers in the anomaly's direction ("most of the increase ...")."""
-    moved = [c for c in contributors if (c[1] > 0 if rising else c[1] < 0)]
-    moved.sort(key=lambda c: (-c[1] if rising else c[1], c[0]))
+    moved = [c for c in contributors if (c[1] > 0 if rising else c[1] < 0)]  # ranked order kept
     if not moved:
         return ""
     parts = [f"{label} ({format_signed_usd(amount)})" for label, amount in moved[:2]]
@@ -199,8 +198,8 @@ def _because(contributors: list[tuple[str, Decimal]], *, rising: bool) -> str:
 
 
 def _shift(contributors: list[tuple[str, Decimal]]) -> str:
-    losers = sorted((c for c in contributors if c[1] < 0), key=lambda c: (c[1], c[0]))
-    gainers = sorted((c for c in contributors if c[1] > 0), key=lambda c: (-c[1], c[0]))
+    losers = [c for c in contributors if c[1] < 0]  # each in the order detection ranked them
+    gainers = [c for c in contributors if c[1] > 0]
     if not losers or not gainers:
         return "the mix of spend changed"
     (from_label, from_amount), (to_label, to_amount) = losers[0], gainers[0]

@@ -287,7 +287,7 @@ def _metadata(row: Mapping[str, Any], account_name: str, tenant_id: str, key: st
 
 
 def _contributors(raw: str | None, key: str) -> list[dict[str, str]]:
-    """Contributors on structured dimensions only, largest absolute contribution first."""
+    """Contributors on structured dimensions only, in the order detection ranked them."""
     if raw is None or raw == "":
         return []
     try:
@@ -307,8 +307,7 @@ def _contributors(raw: str | None, key: str) -> list[dict[str, str]]:
         for name in ("actual_usd", "expected_usd", "contribution_usd"):
             entry[name] = decimal_str(_decimal(item.get(name, "0"), f"contributors.{name}", key))
         out.append(entry)
-    out.sort(key=lambda e: (-abs(Decimal(e["contribution_usd"])), e["dimension"], e["value"]))
-    return out
+    return out  # in the order detection ranked them (root cause first)
 
 
 def _decimal(value: Any, name: str, key: str) -> Decimal:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
-from costlake.rag.chunks import Chunk, read_jsonl
+from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk, read_jsonl
 from costlake.rag.grounding import check_grounding
 from costlake.rag.index import VectorIndex
 from costlake.rag.indexer import (
@@ -85,6 +85,10 @@ class Explainer:
         def dense(vector: np.ndarray, k: int, candidates: Any) -> list[tuple[str, float]]:
             return index.search(vector, k, allowed_chunk_ids=candidates)
 
+        # Tenants come from dim_account as it is now: moving an account to another tenant takes
+        # effect at once, not at the next `costlake index`.
+        owner = {r["account_id"]: r["tenant_id"] for r in accounts.to_pylist() if r["tenant_id"]}
+        chunks = [replace(c, tenant_id=owner.get(c.account_id, UNASSIGNED_TENANT)) for c in chunks]
         return Retriever(chunks, embedder, dense, accounts=accounts, today=today)
 
     def explain(
@@ -112,6 +116,8 @@ class Explainer:
             options["model"] = settings.llm_model
         if settings.llm_base_url:
             options["base_url"] = settings.llm_base_url
+        if settings.llm_provider == "bedrock" and settings.aws_region:
+            options["region"] = settings.aws_region
         client = llm_for(settings.llm_provider, **options)
         degraded = False
         try:

@@ -47,7 +47,7 @@ _NUMBER = re.compile(
     (?P<sign>[-+\u2212])?\$?
     (?P<digits>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)
     (?P<suffix>bn|[kKMBx\u00d7])?
-    (?!\w)                                # not glued to letters (3f2a, 5xl)
+    (?![\d.]|[A-Za-z_]+\d)                # a unit may follow (999USD, 75pct), not more of an id (3f2a9)
     """,
     re.VERBOSE,
 )

@@ -63,8 +63,12 @@ def index_folder(folder: Path, embedder_id: str) -> Path:
 
 
 def anomalies_snapshot(wh: Warehouse) -> int | None:
-    snapshot = wh.table(COST_ANOMALIES).current_snapshot()
-    return snapshot.snapshot_id if snapshot else None
+    """The newest cost_anomalies commit that changed rows (commits that only record which run the
+    anomalies follow do not make an index stale)."""
+    for snap in reversed(wh.snapshots(COST_ANOMALIES)):
+        if snap.properties.get("changed_days", "1") != "0":
+            return snap.snapshot_id
+    return None
 
 
 def lake_chunks(wh: Warehouse) -> list[Chunk]:

@@ -69,9 +69,14 @@ class TitanEmbedder(Embedder):
                 import boto3
             except ImportError:
                 raise ConfigError("the titan embedder needs boto3: pip install 'costlake[aws]'") from None
-            self._client = boto3.client(
-                "bedrock-runtime", region_name=self.region, endpoint_url=self.endpoint_url
-            )
+            from botocore.exceptions import BotoCoreError
+
+            try:
+                self._client = boto3.client(
+                    "bedrock-runtime", region_name=self.region, endpoint_url=self.endpoint_url
+                )
+            except BotoCoreError as exc:  # no region, bad endpoint: a setting to fix, not a crash
+                raise ConfigError(f"titan embedder: {exc} (set aws_region or AWS_REGION)") from None
         return self._client
 
     def request_body(self, text: str) -> str:

@@ -129,10 +129,10 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
         actual, expected = _decimal(item.get("actual_usd")), _decimal(item.get("expected_usd"))
         if actual is not None and expected is not None:
             detail += f": {format_money(actual)} against {format_money(expected)} expected"
-        rows.append((-abs(amount), label, f"{label} ({detail})"))
+        rows.append(f"{label} ({detail})")
     if not rows:
         return ""
-    named = [text for _, _, text in sorted(rows)[:top]]
+    named = rows[:top]  # the order detection ranked them: the root cause first
     listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     if chunk.get("kind") == "mix_shift" or chunk.get("direction") == "shift":
         return f"Spend moved between {listed}."
