@@ -30,7 +30,7 @@ chromium: ## make sure Debian's Chromium is there for the browser test (installs
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "error: the browser test needs Chromium: install Debian's chromium package (or run as root)"; exit 1; fi
 
-demo: $(STAMP) ## set up, generate 3 months for 3 tenants, ingest, run, show the result
+demo: $(STAMP) ## set up, generate 3 months for 3 tenants, run the pipeline, show costs, anomalies and an explanation
 	$(VENV)/bin/costlake --warehouse demo-warehouse demo --data demo-data
 
 test: $(STAMP) java chromium ## set up and run every test (what CI runs)
@@ -53,4 +53,4 @@ bench-rag: $(STAMP) ## recall@5 / MRR of dense, BM25 and hybrid retrieval on gen
 	$(PY) bench/retrieval_eval.py
 
 clean: ## remove the venv, demo output and caches
-	rm -rf $(VENV) demo-warehouse demo-data bench/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-warehouse demo-data bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis
