@@ -10,7 +10,7 @@ reported once, at its first day, like any other change.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -124,9 +124,3 @@ def analyse_all(all_series: Sequence[ServiceSeries], params: Params) -> list[dic
     rows = [anomaly_row(s, f, params.method) for s in all_series for f in analyse(s, params)]
     rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"]))
     return rows
-
-
-def parts_by_dimension(
-    parts: Mapping[tuple[str, str], list[Decimal]], dimension: str
-) -> dict[str, list[Decimal]]:
-    return {value: values for (dim, value), values in parts.items() if dim == dimension}
