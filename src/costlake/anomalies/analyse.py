@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from costlake.anomalies.contributors import contributors, contributors_json
 from costlake.anomalies.detect import Finding, Params, SeriesResult, detect, median, quiet
 
@@ -40,12 +42,16 @@ def _mix_shifts(series: ServiceSeries, total: SeriesResult, params: Params) -> l
     next `mix_shift_days` days, stayed up by a real share of the total, while the other values of
     that dimension fell by at least half as much (each against its own baseline)."""
     busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}
+    lowest_floor = max(params.min_impact, params.min_pct * max(min(series.total), Decimal(0)) / 100)
     shifts: dict[int, Finding] = {}
     for dimension in SHIFT_DIMENSIONS:
         values = {v: xs for (dim, v), xs in sorted(series.parts.items()) if dim == dimension}
         rises: dict[int, tuple[Finding, list[Decimal]]] = {}
         for xs in values.values():
-            if quiet(xs, params):
+            # A value can only be the one that rose if its median over `span` days reached the
+            # floor, which is never below this bound (the expected total is a median of past
+            # totals): most values of a stable service never get near it, so they are not analysed.
+            if quiet(xs, params) or max(xs) < lowest_floor or not _moves(xs, params.mix_shift_days, params):
                 continue
             for f in detect(xs, params).findings:
                 if f.direction == "up" and (f.index not in rises or f.impact > rises[f.index][0].impact):
@@ -76,6 +82,23 @@ def _mix_shifts(series: ServiceSeries, total: SeriesResult, params: Params) -> l
                 t, "mix_shift", "shift", series.total[t], band, score, rise.duration, rise.ongoing
             )
     return [shifts[t] for t in sorted(shifts)]
+
+
+def _moves(values: list[Decimal], span: int, params: Params) -> bool:
+    """Whether the median of some `span` days exceeds the median of the window before them by the
+    dollar floor, in floats with a margin: a necessary condition for a mix-shift riser, cheap to test
+    for every value at once, so the values of a stable service skip the full analysis."""
+    v = np.array([float(x) for x in values])
+    if v.size <= span:
+        return False
+    after = np.median(np.lib.stride_tricks.sliding_window_view(v, span), axis=1)  # days t .. t+span-1
+    for t in range(1, v.size - span + 1):
+        if (
+            after[t] - np.median(v[max(0, t - params.window) : t])
+            >= float(params.min_impact) * (1 - 1e-6) - 1e-6
+        ):
+            return True
+    return False
 
 
 def analyse(series: ServiceSeries, params: Params) -> list[Finding]:

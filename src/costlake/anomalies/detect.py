@@ -29,6 +29,7 @@ for consecutive days, zero where nothing was billed. Two methods:
 from __future__ import annotations
 
 import decimal
+import functools
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -255,6 +256,11 @@ def _row_median(a: np.ndarray) -> np.ndarray:
     return np.where(count > 0, (lo + hi) / 2, np.nan)
 
 
+@functools.lru_cache(maxsize=8)
+def _others_for_window(window: int) -> np.ndarray | None:
+    return _others(np.arange(1, window + 1) % 7)
+
+
 def _others(keys: np.ndarray) -> np.ndarray | None:
     """For each history column, the columns of the other days of its weekday (padded with an index
     one past the end, which reads NaN); None when groups are large (then the plain median is used)."""
@@ -289,7 +295,7 @@ def _screen(values: np.ndarray, start: int, params: Params) -> tuple[np.ndarray,
         trail_expected = _row_median(history)
         trail_spread = _row_median(np.abs(history - trail_expected[:, None]))
         # Weekly: each history day against the median of the other days of its weekday.
-        others = _others(keys)
+        others = _others_for_window(window)
         if others is None:
             residuals = np.full_like(history, np.nan)
             for key in range(7):
