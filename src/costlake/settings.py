@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         "context properties take effect when the process starts its session; SQL ones in every engine.",
     )
 
+    anomalies_on_run: bool = Field(
+        True,
+        description="Detect anomalies at the end of `costlake run` (and backfill). Turn off for very large "
+        "lakes and run `costlake anomalies` on its own schedule instead.",
+    )
     anomaly_method: Literal["baseline", "day_over_day"] = Field(
         "baseline",
         description="Anomaly detection method written to `cost_anomalies`: `baseline` (trailing median "

@@ -117,3 +117,12 @@ def test_cli_anomalies_and_plot(tmp_path: Path, write_csv: Callable[..., Path]) 
     missing = cli(wh, "plot", "--account", "999")
     assert missing.returncode == 1 and "no published cost for account '999'" in missing.stderr
     assert cli(wh, "anomalies", "--method", "nope").returncode == 1
+
+
+def test_detection_on_run_can_be_turned_off(
+    make_wh: Callable[..., Warehouse], write_csv: Callable[..., Path]
+) -> None:
+    wh = make_wh(anomalies_on_run=False)
+    _, report = ingest_and_run(wh, write_csv("bill.csv", _rows(40, spike_day=30)))
+    assert report.anomalies is None and wh.snapshots(COST_ANOMALIES) == []
+    assert update_anomalies(wh).anomalies == 1  # `costlake anomalies` still does it on its own

@@ -117,7 +117,7 @@ def run_pipeline(
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
                 _publish(wh, engine, plan, report, now, say, stages)
-        if stages is None or DAILY_ACCOUNT.name in stages:
+        if wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages):
             # Detection follows the published data: a no-op when it already reflects the latest run.
             say(STEPS[5])
             report.anomalies = update_anomalies(wh, force=False)
