@@ -1,0 +1,93 @@
+"""A warehouse written by v0.1.0 opens with today's code, migrates, and keeps every promise."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import tarfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from helpers import FIXTURES, cli
+
+FIXTURE = FIXTURES / "warehouse_v0.1.0"
+EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
+# Iceberg metadata holds absolute paths: the warehouse is unpacked where v0.1.0 wrote it.
+ROOT = Path(EXPECTED["root"])
+
+DAILY = (
+    "SELECT account_id, CAST(usage_date AS VARCHAR) AS usage_date, "
+    "CAST(total_cost_usd AS VARCHAR) AS total_cost_usd, "
+    "CAST(effective_cost_usd AS VARCHAR) AS effective_cost_usd, event_count, service_count "
+    "FROM daily_account_cost ORDER BY usage_date, account_id"
+)
+
+
+@pytest.fixture
+def v010_warehouse() -> Iterator[Path]:
+    """The v0.1.0 warehouse unpacked at its own path, one test at a time (a lock file beside it)."""
+    ROOT.parent.mkdir(parents=True, exist_ok=True)
+    with (ROOT.parent.parent / f"{ROOT.parent.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(ROOT, ignore_errors=True)
+        with tarfile.open(FIXTURE / "warehouse.tar.gz") as archive:
+            archive.extractall(ROOT.parent, filter="data")
+        try:
+            yield ROOT
+        finally:
+            shutil.rmtree(ROOT, ignore_errors=True)
+
+
+def _json(proc) -> list[dict]:  # type: ignore[no-untyped-def]
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, write_csv):
+    wh = v010_warehouse
+    for run_id, rows in EXPECTED["runs"].items():
+        assert _json(cli(wh, "query", DAILY, "--as-of", run_id, "--format", "json")) == rows, run_id
+    assert _json(cli(wh, "query", DAILY, "--format", "json")) == EXPECTED["runs"][EXPECTED["latest_run"]]
+    batches = "SELECT batch_id, batch_seq, sha256 FROM ingest_batches ORDER BY batch_seq"
+    assert _json(cli(wh, "query", batches, "--format", "json")) == EXPECTED["batches"]
+    owners = "SELECT account_id, tenant_id FROM dim_account ORDER BY account_id"
+    assert _json(cli(wh, "query", owners, "--format", "json")) == EXPECTED["tenants"]
+    anomalies = (
+        "SELECT account_id, service_name, CAST(usage_date AS VARCHAR) AS usage_date, kind, "
+        "CAST(impact_usd AS VARCHAR) AS impact_usd FROM cost_anomalies "
+        "ORDER BY usage_date, account_id, service_name"
+    )
+    assert _json(cli(wh, "query", anomalies, "--format", "json")) == EXPECTED["anomalies"]
+
+    audit = cli(wh, "audit", "verify")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "of 3 run(s): 0 mismatch(es)" in audit.stdout
+
+    idle = cli(wh, "run")
+    assert idle.returncode == 0, idle.stderr
+    assert "nothing new to publish" in idle.stdout
+
+    # The migrated lake takes new deliveries: one more event on a published day.
+    extra = write_csv(
+        "late.csv",
+        [["evt-late-1", "2025-03-10", "125820107534", "AmazonS3", "0.010000000001", "2025-03-26"]],
+    )
+    assert cli(wh, "ingest", str(extra)).returncode == 0
+    ran = cli(wh, "run")
+    assert ran.returncode == 0, ran.stderr
+    after = {
+        (r["account_id"], r["usage_date"]): r for r in _json(cli(wh, "query", DAILY, "--format", "json"))
+    }
+    before = {(r["account_id"], r["usage_date"]): r for r in EXPECTED["runs"][EXPECTED["latest_run"]]}
+    changed = {key for key in after if after[key] != before.get(key)}
+    assert changed == {("125820107534", "2025-03-10")}
+    key = ("125820107534", "2025-03-10")
+    assert Decimal(after[key]["total_cost_usd"]) == Decimal(before[key]["total_cost_usd"]) + Decimal(
+        "0.010000000001"
+    )
+    audit = cli(wh, "audit", "verify")
+    assert audit.returncode == 0 and "of 4 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
