@@ -23,12 +23,12 @@ from costlake.anomalies.analyse import analyse_all
 from costlake.anomalies.detect import Params
 from costlake.anomalies.evaluate import Scores, score
 from costlake.anomalies.job import load_series
-from costlake.generate import generate
-from costlake.injection import read_truth
 from costlake.lake.warehouse import Warehouse
+from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
-from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
+from costlake.synthetic.generate import generate
+from costlake.synthetic.injection import read_truth
 
 METHODS = ("baseline", "day_over_day")
 
@@ -47,7 +47,7 @@ def evaluate_dataset(folder: Path, seed: int, args: argparse.Namespace) -> dict[
     truth = read_truth(made.truth_file)
     wh = Warehouse(Settings(warehouse=str(folder / "warehouse")))
     ingest_files(wh, made.files)
-    run_pipeline(wh)
+    publish_and_detect(wh)
     series = load_series(wh)
     out = {}
     for method in METHODS:

@@ -38,7 +38,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from costlake.lake.schemas import COST_ANOMALIES, DIM_ACCOUNT
 from costlake.rag.chunks import Chunk, build_chunks
 from costlake.rag.embedders import embedder_for
 from costlake.rag.embedders.cache import CachedEmbedder
@@ -48,6 +47,7 @@ from costlake.rag.index import IndexItem, VectorIndex
 from costlake.rag.llm import llm_for
 from costlake.rag.prompt import build_prompt, context_lines
 from costlake.rag.retriever import Retriever
+from costlake.tables import COST_ANOMALIES, DIM_ACCOUNT
 
 SERVICES = {  # lake name -> (how a bill names it, paraphrases a person would use)
     "amazonec2": ("EC2", ("virtual machines", "compute instances")),

@@ -7,10 +7,12 @@ import datetime as dt
 import sys
 from collections.abc import Collection
 
-from costlake.cli import print_run
+from rich.console import Console
+
 from costlake.errors import CostlakeError
 from costlake.lake.warehouse import Warehouse
-from costlake.pipeline.run import run_pipeline
+from costlake.ops.publish import publish_and_detect
+from costlake.ops.report import print_run
 from costlake.settings import load_settings
 
 
@@ -26,10 +28,10 @@ def main(description: str, stages: Collection[str] | None) -> None:
     try:
         wh = Warehouse(load_settings(warehouse=args.warehouse, engine=args.engine))
         window = (args.first, args.last) if args.first else None
-        report = run_pipeline(wh, backfill=window, stages=stages)
+        report = publish_and_detect(wh, backfill=window, stages=stages)
     except CostlakeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    print_run(report)
+    print_run(report, Console())
     if report.held_back:
         sys.exit(2)

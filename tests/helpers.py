@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from costlake.catalog.views import run_query
 from costlake.lake.warehouse import Warehouse
+from costlake.ops.publish import PublishReport, publish_and_detect
 from costlake.pipeline.ingest import IngestResult, ingest_files
-from costlake.pipeline.run import RunReport, run_pipeline
-from costlake.query import run_query
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED = FIXTURES / "seed" / "raw_billing_events.csv"
@@ -47,9 +47,9 @@ def engine_options(engine: str) -> dict[str, Any]:
     return {"engine": engine, **(SPARK_TEST_OPTIONS if engine == "spark" else {})}
 
 
-def ingest_and_run(wh: Warehouse, *paths: Path) -> tuple[list[IngestResult], RunReport]:
+def ingest_and_run(wh: Warehouse, *paths: Path) -> tuple[list[IngestResult], PublishReport]:
     results = ingest_files(wh, list(paths))
-    return results, run_pipeline(wh)
+    return results, publish_and_detect(wh)
 
 
 def query_rows(wh: Warehouse, sql: str) -> list[dict[str, object]]:

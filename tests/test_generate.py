@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from costlake.generate import HEADER, SERVICES, GenerateResult, generate
+from costlake.synthetic.generate import HEADER, SERVICES, GenerateResult, generate
 
 BILLING_HEADER = (
     "event_id,usage_date,account_id,service_name,region,pricing_model,"

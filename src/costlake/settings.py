@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         "context properties take effect when the process starts its session; SQL ones in every engine.",
     )
 
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "warning", description="Least severe log records written to stderr (`--log-level`)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text` lines for people, or `json`: one object per line with the phase durations "
+        "(`--log-format`).",
+    )
     anomalies_on_run: bool = Field(
         True,
         description="Detect anomalies at the end of `costlake run` (and backfill). Turn off for very large "

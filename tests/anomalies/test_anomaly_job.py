@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from costlake.anomalies.job import update_anomalies
-from costlake.generate import generate
-from costlake.injection import read_truth
-from costlake.lake.schemas import COST_ANOMALIES
 from costlake.lake.warehouse import Warehouse
+from costlake.synthetic.generate import generate
+from costlake.synthetic.injection import read_truth
+from costlake.tables import COST_ANOMALIES
 from helpers import cli, ingest_and_run, query_rows
 
 START = dt.date(2025, 1, 1)

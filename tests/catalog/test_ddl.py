@@ -10,9 +10,9 @@ import pytest
 from pyiceberg.types import DateType, StringType, TimestamptzType
 
 from costlake.catalog.ddl import DIALECTS, TableRef, athena_type, statements, table_refs
-from costlake.lake.schemas import DAILY_ACCOUNT, DIM_REGION, MONEY, TABLES, TableDef
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
+from costlake.tables import DAILY_ACCOUNT, DIM_REGION, MONEY, TABLES, TableDef
 
 BASE = "s3://lake/warehouse/costlake"
 META = "00003-4f2a.metadata.json"

@@ -9,9 +9,13 @@ import shutil
 
 import pytest
 
-from costlake.generate import generate
 from costlake.lake.fingerprint import content_columns
-from costlake.lake.schemas import (
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.ingest import ingest_files
+from costlake.pipeline.run import run_pipeline
+from costlake.settings import Settings
+from costlake.synthetic.generate import generate
+from costlake.tables import (
     ACCOUNT_SERVICE_DAY,
     DAILY_ACCOUNT,
     DIM_ACCOUNT,
@@ -19,10 +23,6 @@ from costlake.lake.schemas import (
     NORMALIZED,
     TableDef,
 )
-from costlake.lake.warehouse import Warehouse
-from costlake.pipeline.ingest import ingest_files
-from costlake.pipeline.run import run_pipeline
-from costlake.settings import Settings
 from helpers import query_rows
 
 pytestmark = pytest.mark.spark
@@ -53,8 +53,12 @@ def test_duckdb_and_spark_publish_identical_content(tmp_path):
     )
     lakes = {}
     for engine in ("duckdb", "spark"):
-        settings = Settings(warehouse=str(tmp_path / engine), engine=engine, spark_master="local[2]",
-                            spark_shuffle_partitions=4)
+        settings = Settings(
+            warehouse=str(tmp_path / engine),
+            engine=engine,
+            spark_master="local[2]",
+            spark_shuffle_partitions=4,
+        )
         wh = Warehouse(settings)
         ingest_files(wh, made.files)
         first = run_pipeline(wh)

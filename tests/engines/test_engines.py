@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from costlake.engines import Engine, create_engine
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW
 from costlake.lake.warehouse import check_partition_files
 from costlake.pipeline import gate, stage1_normalize, stage2_account_service_day, stage3_account_day
 from costlake.settings import Settings
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW
 from helpers import engine_options
 
 pytestmark = pytest.mark.all_engines

@@ -12,11 +12,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from costlake.lake.schemas import DAILY_ACCOUNT, TABLES
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.audit import verify
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
+from costlake.tables import DAILY_ACCOUNT, TABLES
 from helpers import SEED, cli, ingest_and_run, query_rows
 
 BUCKET = "costlake-test"

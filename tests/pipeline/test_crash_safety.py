@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from costlake.faults import ENV, EXIT_CODE
+from costlake.lake.faults import ENV, EXIT_CODE
 from costlake.lake.fingerprint import content_columns
-from costlake.lake.schemas import (
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.audit import verify
+from costlake.pipeline.ingest import ingest_files
+from costlake.settings import Settings
+from costlake.tables import (
     ACCOUNT_SERVICE_DAY,
     DAILY_ACCOUNT,
     DIM_ACCOUNT,
@@ -22,10 +26,6 @@ from costlake.lake.schemas import (
     PUBLISH_LOG,
     TableDef,
 )
-from costlake.lake.warehouse import Warehouse
-from costlake.pipeline.audit import verify
-from costlake.pipeline.ingest import ingest_files
-from costlake.settings import Settings
 from helpers import SEED, ingest_and_run, query_rows
 
 CRASH_POINTS = [

@@ -6,11 +6,11 @@ import csv
 import random
 from pathlib import Path
 
-from costlake.generate import generate
 from costlake.lake.fingerprint import content_columns
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TableDef
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
+from costlake.synthetic.generate import generate
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TableDef
 from helpers import ingest_and_run, query_rows
 
 # Lineage columns say which batch and row a winner came from: they follow file order by design.

@@ -6,7 +6,7 @@ import csv
 from collections import defaultdict
 from decimal import Decimal
 
-from costlake.generate import generate
+from costlake.synthetic.generate import generate
 from helpers import ingest_and_run, query_rows
 
 

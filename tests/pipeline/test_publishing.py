@@ -18,14 +18,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from costlake.generate import generate
 from costlake.lake.manifest import latest_manifest
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TABLES
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.audit import verify
 from costlake.pipeline.run import run_pipeline
 from costlake.pipeline.validate import validate
 from costlake.settings import Settings
+from costlake.synthetic.generate import generate
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TABLES
 from helpers import SEED, cli, ingest_and_run, query_rows
 
 D = Decimal
@@ -33,7 +33,7 @@ STAGE_TABLES = (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT)
 
 
 def account_days(wh: Warehouse, as_of: str | None = None) -> dict[tuple[str, str], Decimal]:
-    from costlake.query import run_query
+    from costlake.catalog.views import run_query
 
     wh.refresh()
     sql = "SELECT account_id, CAST(usage_date AS VARCHAR) AS d, total_cost_usd FROM daily_account_cost"
@@ -186,7 +186,7 @@ def test_as_of_reads_the_lake_as_it_was_after_a_run(wh, write_csv):
     }
     # Raw as of the first run holds only the first batch.
     assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 6}]
-    from costlake.query import run_query
+    from costlake.catalog.views import run_query
 
     assert run_query(wh, "SELECT count(*) AS n FROM raw_billing_events", first.run_id).to_pylist() == [
         {"n": 5}
@@ -323,7 +323,7 @@ def test_a_batch_with_no_accepted_rows_still_finishes_a_run(tmp_path, write_csv)
     wh = Warehouse(Settings(warehouse=str(wh_dir)))
     ingest_and_run(wh, SEED)
     rejected = write_csv("all_bad.csv", [["", "2025-01-01", "A1", "EC2", "1", "2025-01-02"]])
-    from costlake.faults import ENV, EXIT_CODE
+    from costlake.lake.faults import ENV, EXIT_CODE
     from costlake.pipeline.ingest import ingest_files
 
     assert ingest_files(wh, [rejected])[0].accepted == 0

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TABLES
 from costlake.pipeline.run import run_pipeline
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TABLES
 from helpers import SEED, ingest_and_run, query_rows
 
 pytestmark = pytest.mark.all_engines

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, NORMALIZED, RAW
 from costlake.pipeline import stage1_normalize, stage2_account_service_day, stage3_account_day
+from costlake.tables import ACCOUNT_SERVICE_DAY, NORMALIZED, RAW
 
 D = Decimal
 DAY1, DAY2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)

@@ -14,7 +14,6 @@ import pyarrow as pa
 import pytest
 
 from costlake.errors import InputError
-from costlake.lake.schemas import COST_ANOMALIES
 from costlake.rag.chunks import (
     UNASSIGNED_TENANT,
     Chunk,
@@ -25,6 +24,7 @@ from costlake.rag.chunks import (
     read_jsonl,
     write_jsonl,
 )
+from costlake.tables import COST_ANOMALIES
 
 D = Decimal
 

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from costlake.generate import SERVICES
 from costlake.rag.query_parser import Direction, QueryFilters, parse_query
+from costlake.synthetic.generate import SERVICES
 
 TODAY = date(2025, 3, 12)  # a Wednesday
 ACCOUNTS = {

@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costlake.errors import ConfigError, InputError
-from costlake.lake.schemas import COST_ANOMALIES
 from costlake.rag.bm25 import BM25Ranker
 from costlake.rag.chunks import Chunk, build_chunks
 from costlake.rag.embedders.base import HashingEmbedder
 from costlake.rag.query_parser import QueryFilters
 from costlake.rag.retriever import InMemoryDenseSearch, Mode, Retriever, relax_steps, rrf_fuse
+from costlake.tables import COST_ANOMALIES
 
 TODAY = date(2025, 3, 12)
 PAY, LAKE, GLOBEX_PAY, WEB, ML = (

@@ -13,12 +13,13 @@ from typing import Any
 import duckdb
 import pytest
 
-from costlake.engines.duckdb_engine import connect, to_arrow
+from costlake.duck import connect, to_arrow
 from costlake.errors import InputError
-from costlake.lake.schemas import QUARANTINE, RAW
 from costlake.settings import Settings
-from costlake.sources.base import SOURCES, BatchContext, read_header
+from costlake.sources.base import BatchContext, read_header
 from costlake.sources.cur import CurSource
+from costlake.sources.registry import SOURCES
+from costlake.tables import QUARANTINE, RAW
 from helpers import changed_row
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cur"

@@ -12,12 +12,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from costlake.engines.duckdb_engine import connect, to_arrow
+from costlake.duck import connect, to_arrow
 from costlake.errors import InputError
-from costlake.lake.schemas import QUARANTINE, RAW
 from costlake.settings import Settings
 from costlake.sources.base import BatchContext, read_header
 from costlake.sources.focus import FocusSource
+from costlake.tables import QUARANTINE, RAW
 from helpers import FIXTURES, changed_row
 
 FOCUS = FIXTURES / "focus"

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from costlake.errors import InputError
-from costlake.lake.schemas import RAW
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
+from costlake.tables import RAW
 from helpers import SEED, changed_row, cli, query_rows
 
 HEADER = (
@@ -207,7 +207,7 @@ def test_a_crashed_ingest_leaves_no_batch_and_can_be_repeated(point, tmp_path, w
     import subprocess
     import sys
 
-    from costlake.faults import ENV, EXIT_CODE
+    from costlake.lake.faults import ENV, EXIT_CODE
     from costlake.lake.warehouse import Warehouse
 
     path = write_csv("mixed.csv", [GOOD, CASES["missing event_id"]], header=HEADER)

@@ -24,10 +24,10 @@ import pyarrow as pa
 from costlake.anomalies.analyse import ServiceSeries, analyse_all
 from costlake.anomalies.contributors import DIMENSIONS
 from costlake.anomalies.detect import Params
-from costlake.engines.duckdb_engine import to_arrow
+from costlake.duck import to_arrow
 from costlake.lake.manifest import latest_manifest
-from costlake.lake.schemas import COST_ANOMALIES
 from costlake.lake.warehouse import Warehouse
+from costlake.tables import COST_ANOMALIES
 
 NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
 
@@ -56,7 +56,7 @@ _PART = """
 
 def load_series(wh: Warehouse) -> list[ServiceSeries]:
     """Every (account, service) series over its account's span of complete days."""
-    from costlake.query import open_lake
+    from costlake.catalog.views import open_lake
 
     con = open_lake(wh)
     try:
@@ -103,8 +103,14 @@ def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
 
 def update_anomalies(wh: Warehouse, params: Params | None = None, *, force: bool = True) -> AnomalyReport:
     """Detect over the whole lake and commit the changed days; with `force=False`, do nothing when
-    the anomalies already reflect the latest finished run."""
+    the anomalies already reflect the latest finished run. Takes the warehouse's write lock."""
     wh.ensure_tables()
+    with wh.writer("anomalies"):
+        wh.refresh()
+        return _update(wh, params, force)
+
+
+def _update(wh: Warehouse, params: Params | None, force: bool) -> AnomalyReport:
     params = params or Params.from_settings(wh.settings)
     manifest = latest_manifest(wh)
     source = manifest.run_id if manifest else ""

@@ -48,7 +48,7 @@ from pyiceberg.types import (
     TimestampType,
 )
 
-from costlake.lake.schemas import NAMESPACE, TABLES, TableDef
+from costlake.tables import NAMESPACE, TABLES, TableDef
 
 if TYPE_CHECKING:
     from costlake.lake.warehouse import Warehouse

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costlake.lake.schemas import RAW
 from costlake.lake.warehouse import Warehouse
+from costlake.tables import RAW
 
 
 @dataclass(frozen=True)

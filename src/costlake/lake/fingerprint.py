@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from costlake.engines.duckdb_engine import parquet_scan
-from costlake.lake.schemas import TableDef
+from costlake.duck import parquet_scan
+from costlake.tables import TableDef
 
 RUN_COLUMNS = frozenset({"published_at", "run_id"})
 

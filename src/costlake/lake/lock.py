@@ -1,41 +1,80 @@
-"""One writer at a time per warehouse: an exclusive advisory lock on a file in the warehouse folder."""
+"""One writer at a time per warehouse: an exclusive advisory lock on a file in the warehouse folder.
+
+Every command that writes takes it the same way, through `writer_lock` (or `Warehouse.writer`). The
+lock is re-entrant within a process, so a composed command ("publish, then detect") holds it once
+across its parts while each part still takes it when called alone.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
+import json
+import logging
 import os
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from costlake.errors import LakeError
 
+log = logging.getLogger(__name__)
+LOCK_FILE = ".costlake.lock"
+_held: dict[Path, int] = {}  # lock path -> nesting depth in this process
+
 
 @contextmanager
-def warehouse_lock(root: Path, *, timeout_s: float = 600.0, on_wait: object = None) -> Iterator[None]:
-    """Hold the warehouse's write lock; wait up to `timeout_s` for another writer to finish."""
-    path = root / ".costlake.lock"
+def writer_lock(
+    root: Path, command: str, *, timeout_s: float = 600.0, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold the warehouse's write lock for `command`; wait up to `timeout_s` for another writer."""
+    path = (root / LOCK_FILE).resolve()
+    if _held.get(path):
+        _held[path] += 1
+        try:
+            yield
+        finally:
+            _held[path] -= 1
+        return
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + timeout_s
-        told = False
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if callable(on_wait) and not told:
-                    on_wait()
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise LakeError(
-                        f"{root}: another costlake process holds the warehouse lock; "
-                        f"gave up after {timeout_s:.0f} s"
-                    ) from None
-                time.sleep(0.2)
+        _acquire(handle, root, timeout_s, on_wait)
         os.ftruncate(handle, 0)
-        os.write(handle, str(os.getpid()).encode())
-        yield
+        holder = {
+            "command": command,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        os.write(handle, json.dumps(holder).encode())
+        log.debug("writer lock taken for %s", command)
+        _held[path] = 1
+        try:
+            yield
+        finally:
+            del _held[path]
     finally:
         os.close(handle)  # closing releases the lock
+
+
+def _acquire(handle: int, root: Path, timeout_s: float, on_wait: Callable[[], None] | None) -> None:
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if not told:
+                log.info("waiting for another costlake writer on %s", root)
+                if on_wait is not None:
+                    on_wait()
+                told = True
+            if time.monotonic() >= deadline:
+                raise LakeError(
+                    f"{root}: another costlake process holds the warehouse lock; "
+                    f"gave up after {timeout_s:.0f} s"
+                ) from None
+            time.sleep(0.2)

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 
 from costlake.errors import InputError
-from costlake.lake.schemas import PUBLISH_LOG
 from costlake.lake.warehouse import Warehouse
+from costlake.tables import PUBLISH_LOG
 
 
 @dataclass(frozen=True)

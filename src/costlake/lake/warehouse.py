@@ -25,9 +25,10 @@ from pyiceberg.table import Table
 
 from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
-from costlake.lake.schemas import NAMESPACE, TABLES, TableDef
+from costlake.lake.lock import writer_lock
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.settings import Settings
+from costlake.tables import NAMESPACE, TABLES, TableDef
 
 PROP_PREFIX = "costlake."
 
@@ -84,6 +85,10 @@ class Warehouse:
         self.catalog: Catalog = _catalog(settings, self.root, self.remote)
         self._tables: dict[str, Table] = {}
         self._storage: Storage | None = None
+
+    def writer(self, command: str) -> contextlib.AbstractContextManager[None]:
+        """The warehouse's write lock, held for `command` (re-entrant within a process)."""
+        return writer_lock(self.root, command)
 
     # -- tables -----------------------------------------------------------------------------------
     def ensure_tables(self) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 from costlake.engines import create_engine
 from costlake.lake.fingerprint import EMPTY_HASH, fingerprint_files
 from costlake.lake.manifest import Manifest, manifest_for, manifests
-from costlake.lake.schemas import PUBLISH_LOG, TABLES
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.rebuild import STAGES, rebuild
+from costlake.tables import PUBLISH_LOG, TABLES
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.engines.duckdb_engine import connect, sql_string
+from costlake.duck import connect, sql_string
 from costlake.errors import InputError
-from costlake.faults import crash_point
 from costlake.files import file_sha256
 from costlake.lake.batches import registered_batches
+from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
-from costlake.lake.lock import warehouse_lock
-from costlake.lake.schemas import QUARANTINE, RAW
 from costlake.lake.warehouse import Warehouse
-from costlake.sources.base import BatchContext, source_for
+from costlake.sources.base import BatchContext
+from costlake.sources.registry import source_for
+from costlake.tables import QUARANTINE, RAW
 
 
 @dataclass
@@ -40,14 +40,13 @@ class IngestResult:
     reasons: list[tuple[str, int]] = field(default_factory=list)
 
 
-
 def ingest_files(wh: Warehouse, paths: list[Path], fmt: str = "auto") -> list[IngestResult]:
     """Ingest each file in order as its own batch. Files already ingested are skipped."""
     for path in paths:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     wh.ensure_tables()
-    with warehouse_lock(wh.root):
+    with wh.writer("ingest"):
         wh.refresh()
         _drop_orphan_quarantine(wh)
         _remove_unregistered_raw_files(wh)

@@ -19,9 +19,9 @@ from costlake.engines import Engine
 from costlake.lake.batches import registered_batches
 from costlake.lake.filters import greater_than
 from costlake.lake.manifest import manifests
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline import stage1_normalize
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
 
 
 @dataclass

@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from costlake.engines import Engine
-from costlake.faults import crash_point
+from costlake.lake.faults import crash_point
 from costlake.lake.filters import at_most
 from costlake.lake.fingerprint import PartitionFingerprint, fingerprint_files
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline import gate, stage1_normalize, stage2_account_service_day, stage3_account_day
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
 
 STAGES: tuple[tuple[TableDef, str], ...] = (
     (NORMALIZED, "s1"),

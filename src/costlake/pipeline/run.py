@@ -22,14 +22,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from costlake.anomalies.job import AnomalyReport, update_anomalies
 from costlake.engines import Engine, create_engine
-from costlake.faults import crash_point
 from costlake.lake.batches import registered_batches
+from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
-from costlake.lake.lock import warehouse_lock
-from costlake.lake.schemas import (
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline import dimensions
+from costlake.pipeline.gate import Finding
+from costlake.pipeline.plan import Plan, plan_run, split_dates
+from costlake.pipeline.rebuild import STAGES, Rebuilt, rebuild
+from costlake.tables import (
     DAILY_ACCOUNT,
     DIM_ACCOUNT,
     DIM_PRICING_MODEL,
@@ -39,11 +42,6 @@ from costlake.lake.schemas import (
     RAW,
     TABLES,
 )
-from costlake.lake.warehouse import Warehouse
-from costlake.pipeline import dimensions
-from costlake.pipeline.gate import Finding
-from costlake.pipeline.plan import Plan, plan_run, split_dates
-from costlake.pipeline.rebuild import STAGES, Rebuilt, rebuild
 
 Step = Callable[[str], None]
 STEPS = (
@@ -52,7 +50,6 @@ STEPS = (
     "quality gate and commits",
     "dimensions",
     "publish log",
-    "anomalies",
 )
 
 
@@ -75,7 +72,6 @@ class RunReport:
     reasons: dict[dt.date, set[str]] = field(default_factory=dict)
     tables: list[TableResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    anomalies: AnomalyReport | None = None
     seconds: float = 0.0
 
     @property
@@ -106,7 +102,7 @@ def run_pipeline(
     started = time.monotonic()
     say: Step = step or (lambda _: None)
     wh.ensure_tables()
-    with warehouse_lock(wh.root), tempfile.TemporaryDirectory(prefix="costlake-run-") as tmp:
+    with wh.writer("run"), tempfile.TemporaryDirectory(prefix="costlake-run-") as tmp:
         wh.refresh()
         remove_orphaned_run_files(wh)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -117,10 +113,6 @@ def run_pipeline(
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
                 _publish(wh, engine, plan, report, now, say, stages)
-        if wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages):
-            # Detection follows the published data: a no-op when it already reflects the latest run.
-            say(STEPS[5])
-            report.anomalies = update_anomalies(wh, force=False)
         report.seconds = time.monotonic() - started
         return report
 

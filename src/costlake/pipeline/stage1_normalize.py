@@ -23,8 +23,8 @@ import datetime as dt
 
 import pyarrow as pa
 
-from costlake.engines.duckdb_engine import run_on_arrow
-from costlake.lake.schemas import MONEY_SQL, NORMALIZED, RAW
+from costlake.duck import run_on_arrow
+from costlake.tables import MONEY_SQL, NORMALIZED, RAW
 
 ORDER = "ingestion_ts DESC, batch_seq DESC, source_row DESC"
 # NULL inside a rolled-up event's key. No backslash: DuckDB reads '\N' as two characters, Spark as 'N'.

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from costlake.engines.duckdb_engine import run_on_arrow
-from costlake.lake.schemas import MONEY_SQL
+from costlake.duck import run_on_arrow
+from costlake.tables import MONEY_SQL
 
 
 def account_service_day_sql(events: str) -> str:

@@ -11,8 +11,8 @@ import datetime as dt
 
 import pyarrow as pa
 
-from costlake.engines.duckdb_engine import run_on_arrow
-from costlake.lake.schemas import MONEY_SQL
+from costlake.duck import run_on_arrow
+from costlake.tables import MONEY_SQL
 
 
 def invoiced_sql(events: str) -> str:

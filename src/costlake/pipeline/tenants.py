@@ -8,9 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from costlake.errors import InputError
-from costlake.lake.lock import warehouse_lock
-from costlake.lake.schemas import DIM_ACCOUNT
 from costlake.lake.warehouse import Warehouse
+from costlake.tables import DIM_ACCOUNT
 
 REQUIRED = ("account_id", "tenant_id")
 
@@ -50,7 +49,7 @@ def load_tenants(wh: Warehouse, path: Path) -> tuple[int, int]:
     """Upsert the owners into dim_account. Returns (accounts updated, accounts added)."""
     owners = read_tenants(path)
     wh.ensure_tables()
-    with warehouse_lock(wh.root):
+    with wh.writer("tenants load"):
         wh.refresh()
         current = wh.read_rows(DIM_ACCOUNT).to_pylist()
         updated = 0

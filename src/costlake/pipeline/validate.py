@@ -8,10 +8,10 @@ from pathlib import Path
 
 from costlake.engines import create_engine
 from costlake.lake.filters import at_most
-from costlake.lake.schemas import NORMALIZED, RAW
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline import gate
 from costlake.pipeline.rebuild import STAGES
+from costlake.tables import NORMALIZED, RAW
 
 
 def validate(

@@ -70,7 +70,7 @@ class Explainer:
 
     @cached_property
     def retriever(self) -> Retriever:
-        from costlake.query import run_query
+        from costlake.catalog.views import run_query
 
         chunks = self.chunks  # first: a missing index says to run `costlake index`
         folder = rag_folder(self.wh)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from costlake.lake.schemas import COST_ANOMALIES
 from costlake.lake.warehouse import Warehouse
 from costlake.rag.chunks import Chunk, build_chunks, write_jsonl
 from costlake.rag.embedders import Embedder, embedder_for
 from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.index import IndexItem, VectorIndex
 from costlake.settings import Settings
+from costlake.tables import COST_ANOMALIES
 
 CHUNKS_FILE = "chunks.jsonl"
 SOURCE_FILE = "source.json"  # the cost_anomalies snapshot the chunks were built from
@@ -73,7 +73,7 @@ def anomalies_snapshot(wh: Warehouse) -> int | None:
 
 def lake_chunks(wh: Warehouse) -> list[Chunk]:
     """Chunks of every anomaly in the lake, with account names and tenants from dim_account."""
-    from costlake.query import run_query
+    from costlake.catalog.views import run_query
 
     anomalies = run_query(wh, "SELECT * FROM cost_anomalies")
     accounts: pa.Table = run_query(wh, "SELECT account_id, account_name, tenant_id FROM dim_account")

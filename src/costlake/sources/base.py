@@ -1,4 +1,4 @@
-"""The base class of a billing source and the registry that detects a file's format from its header.
+"""The base class of a billing source (the registry that picks one is sources/registry.py).
 
 A source parses one file inside a DuckDB connection and leaves two temp tables behind:
 `accepted` with the raw table's columns and `rejected` with the quarantine table's columns.
@@ -51,14 +51,6 @@ class Source(ABC):
         """Create the temp tables `accepted` and `rejected` in `con` from the file at `path`."""
 
 
-SOURCES: dict[str, type[Source]] = {}
-
-
-def register_source(cls: type[Source]) -> type[Source]:
-    SOURCES[cls.format] = cls
-    return cls
-
-
 def read_header(path: Path) -> list[str]:
     """The file's header, trimmed and lower-cased."""
     try:
@@ -71,22 +63,3 @@ def read_header(path: Path) -> list[str]:
     if not header:
         raise InputError(f"{path}: empty file, expected a CSV header")
     return [name.strip().lower() for name in header]
-
-
-def source_for(path: Path, fmt: str = "auto") -> Source:
-    """The source for `path`: the named format, or the one whose header matches."""
-    from costlake.sources import cur, focus, native  # noqa: F401 - each registers itself
-
-    header = read_header(path)
-    if fmt != "auto":
-        try:
-            cls = SOURCES[fmt]
-        except KeyError:
-            known = ", ".join(["auto", *sorted(SOURCES)])
-            raise InputError(f"unknown format {fmt!r}; choose one of: {known}") from None
-        return cls()
-    for cls in SOURCES.values():
-        if cls.matches(header):
-            return cls()
-    expected = "; ".join(f"{c.format}: {c.expected()}" for c in SOURCES.values())
-    raise InputError(f"{path}: unrecognised billing file layout; expected {expected}")

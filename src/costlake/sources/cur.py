@@ -46,11 +46,11 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.engines.duckdb_engine import sql_string
+from costlake.duck import sql_string
 from costlake.errors import InputError
-from costlake.lake.schemas import MONEY_SQL
 from costlake.sources import sql_text
-from costlake.sources.base import BatchContext, Source, read_header, register_source
+from costlake.sources.base import BatchContext, Source, read_header
+from costlake.tables import MONEY_SQL
 
 # canonical name -> (legacy header, CUR 2.0 header); headers are compared lower-cased.
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -97,7 +97,6 @@ CATEGORIES = {
 }
 
 
-@register_source
 class CurSource(Source):
     format = "cur"
     description = "AWS Cost and Usage Report: legacy CUR or CUR 2.0 (Data Exports)"

@@ -54,10 +54,10 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.engines.duckdb_engine import sql_string
+from costlake.duck import sql_string
 from costlake.errors import InputError
 from costlake.sources import sql_text
-from costlake.sources.base import BatchContext, Source, read_header, register_source
+from costlake.sources.base import BatchContext, Source, read_header
 
 # The FOCUS core a file must have to be recognised: Mandatory, non-null columns in every version since 0.5
 # (FOCUS_Spec CHANGELOG; columns/*.md "Allows nulls: False"). BillingPeriodStart is the restatement unit.
@@ -86,7 +86,6 @@ _FOCUS_NULL = """CREATE OR REPLACE TEMP MACRO focus_null(x) AS
     CASE WHEN upper(trim(x)) NOT IN ('', 'NULL') THEN trim(x) END"""
 
 
-@register_source
 class FocusSource(Source):
     format = "focus"
     description = "FinOps FOCUS 1.0–1.3 cost and usage export"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.engines.duckdb_engine import sql_string
+from costlake.duck import sql_string
 from costlake.errors import InputError
 from costlake.sources import sql_text
-from costlake.sources.base import BatchContext, Source, read_header, register_source
+from costlake.sources.base import BatchContext, Source, read_header
 
 REQUIRED = ("event_id", "usage_date", "account_id", "service_name", "cost_usd")
 OPTIONAL = (
@@ -38,7 +38,6 @@ def _text(column: str, present: set[str]) -> str:
     return f"NULLIF(trim({column}), '')" if column in present else "CAST(NULL AS VARCHAR)"
 
 
-@register_source
 class NativeSource(Source):
     format = "native"
     description = "costlake's own CSV (the original system's columns)"

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.engines.duckdb_engine import sql_string
+from costlake.duck import sql_string
 from costlake.errors import InputError
-from costlake.lake.schemas import MONEY_SQL, QUARANTINE, RAW
 from costlake.sources.base import BatchContext
+from costlake.tables import MONEY_SQL, QUARANTINE, RAW
 
 # A number: optional sign, digits, optional fraction, optional exponent (at most three digits).
 _NUMBER = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?"

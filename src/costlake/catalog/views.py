@@ -5,12 +5,12 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from costlake.engines.duckdb_engine import connect, parquet_scan, to_arrow
+from costlake.duck import connect, parquet_scan, to_arrow
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
-from costlake.lake.schemas import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, PUBLISH_LOG, TABLES
 from costlake.lake.warehouse import Warehouse
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, PUBLISH_LOG, TABLES
 
 # The stage tables change together in a run: readers see them as of the last finished run.
 RUN_TABLES = frozenset({NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name})

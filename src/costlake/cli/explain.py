@@ -1,4 +1,4 @@
-"""`costlake index` and `costlake explain` (registered on the main app by cli.py)."""
+"""`costlake index` and `costlake explain`: the explanation layer from the command line."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from costlake.cli import app, err, out, state
-from costlake.errors import InputError
+from costlake.cli.context import check_choice, err, out, state
+
+app = typer.Typer()
 
 
 @app.command()
@@ -40,8 +41,7 @@ def explain(
     """Explain a cost change from the detected anomalies, with citations (see `costlake index`)."""
     from costlake.rag.explain import Explainer
 
-    if fmt not in ("text", "json"):
-        raise InputError(f"--format must be text or json, not {fmt!r}")
+    check_choice("--format", fmt, ("text", "json"))
     explainer = Explainer(state.warehouse())
     answer = explainer.explain(question, tenant=tenant, k=k)
     if explainer.stale:

@@ -1,4 +1,4 @@
-"""`costlake anomalies` and `costlake plot` (registered on the main app by cli.py)."""
+"""`costlake anomalies` and `costlake plot`: detect, list and chart cost anomalies."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-from costlake.cli import app, out, print_result, state
+from costlake.cli.context import check_choice, out, print_result, state
 from costlake.errors import InputError
+
+app = typer.Typer()
 
 
 @app.command()
@@ -26,18 +28,14 @@ def anomalies(
     Only the days whose anomalies changed are committed to `cost_anomalies`."""
     from costlake.anomalies.detect import Params
     from costlake.anomalies.job import update_anomalies
-    from costlake.lake.lock import warehouse_lock
-    from costlake.query import run_query
+    from costlake.catalog.views import run_query
 
-    if fmt not in ("table", "csv", "json"):
-        raise InputError(f"--format must be table, csv or json, not {fmt!r}")
-    if method not in (None, "baseline", "day_over_day"):
-        raise InputError(f"--method must be baseline or day_over_day, not {method!r}")
-    if method:
+    check_choice("--format", fmt, ("table", "csv", "json"))
+    if method is not None:
+        check_choice("--method", method, ("baseline", "day_over_day"))
         state.overrides["anomaly_method"] = method
     wh = state.warehouse()
-    with warehouse_lock(wh.root):
-        report = update_anomalies(wh, Params.from_settings(wh.settings))
+    report = update_anomalies(wh, Params.from_settings(wh.settings))
     if fmt == "table":
         out.print(
             f"{report.anomalies:,} anomalies over {report.series:,} series; "

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from costlake import injection
+from costlake.synthetic import injection
 
 HEADER = (
     "event_id",

@@ -8,12 +8,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from costlake.generate import generate
+from costlake.catalog.views import run_query
 from costlake.lake.warehouse import Warehouse
+from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
-from costlake.pipeline.run import run_pipeline
 from costlake.pipeline.tenants import load_tenants
-from costlake.query import run_query
+from costlake.synthetic.generate import generate
 
 TOP_ACCOUNTS = """
 SELECT a.tenant_id, d.account_id, a.account_name,
@@ -60,7 +60,7 @@ def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> No
         )
         console.print(f"  ingest {result.path.name}: {verb}")
     load_tenants(wh, made.tenants_file)
-    report = run_pipeline(wh)
+    report = publish_and_detect(wh)
     for published in report.tables:
         console.print(
             f"  {published.table}: {len(published.committed)} partition(s), {published.rows:,} rows"

@@ -1,0 +1,71 @@
+"""What every command group shares: the global options, the consoles, and how results are printed."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+from costlake.errors import InputError
+from costlake.lake.warehouse import Warehouse
+from costlake.settings import Settings, load_settings
+
+out = Console()
+if not out.is_terminal:  # piped: wide tables, no wrapping mid-value
+    out = Console(width=200)
+err = Console(stderr=True)
+
+
+class State:
+    """The global options of this invocation (`--warehouse`, `--engine`, …) as settings overrides."""
+
+    overrides: dict[str, Any] = {}
+
+    def settings(self) -> Settings:
+        try:
+            return load_settings(**self.overrides)
+        except Exception as exc:  # pydantic's ValidationError: show it as a config error
+            raise InputError(f"invalid settings: {exc}") from None
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.settings())
+
+
+state = State()
+
+
+def parse_date(flag: str, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{flag} must be a date YYYY-MM-DD, not {text!r}") from None
+
+
+def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"{flag} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}")
+
+
+def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
+    """A query result as a table on the terminal, CSV or JSON (decimals as exact strings)."""
+    rows = result.to_pylist()
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, default=str, indent=2) + "\n")
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(result.column_names)
+        writer.writerows([["" if v is None else v for v in row.values()] for row in rows])
+        sys.stdout.write(buffer.getvalue())
+    else:
+        table = Table(*result.column_names, title=title)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        out.print(table)

@@ -1,0 +1,162 @@
+"""Commands over the lake itself: ingest, run, backfill, validate, audit, query, catalog DDL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from costlake.cli.context import check_choice, err, out, parse_date, print_result, state
+from costlake.errors import GateFailure, InputError
+
+app = typer.Typer()
+audit_app = typer.Typer(help="Prove published content against raw.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+catalog_app = typer.Typer(help="Query the lake from other engines.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Billing files to ingest, each as one batch.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto (detect from the header) or native.")] = "auto",
+) -> None:
+    """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
+    from costlake.pipeline.ingest import ingest_files
+
+    results = ingest_files(state.warehouse(), files, fmt)
+    for r in results:
+        if r.skipped:
+            out.print(f"{r.path}: already ingested as batch {r.batch_id}; nothing to do")
+            continue
+        out.print(
+            f"{r.path}: batch {r.batch_id} ({r.source_format}): "
+            f"{r.accepted:,} accepted, {r.quarantined:,} quarantined"
+        )
+        for reason, count in r.reasons:
+            out.print(f"  quarantined {count:,} × {reason}")
+
+
+@app.command()
+def run() -> None:
+    """Publish everything ingested since the last run: rebuild the affected days through stages
+    1-3, hold back days that fail the quality gate (exit code 2), commit the rest atomically."""
+    _run_and_report()
+
+
+@app.command()
+def backfill(
+    first: Annotated[str, typer.Option("--from", help="First usage date to rebuild (YYYY-MM-DD).")],
+    last: Annotated[str, typer.Option("--to", help="Last usage date to rebuild (YYYY-MM-DD).")],
+) -> None:
+    """Rebuild a window of days from raw; days whose content does not change are not committed."""
+    window = (parse_date("--from", first), parse_date("--to", last))
+    if window[0] > window[1]:
+        raise InputError(f"--from {first} is after --to {last}")
+    _run_and_report(window)
+
+
+def _run_and_report(window: tuple[dt.date, dt.date] | None = None) -> None:
+    from costlake.ops.publish import STEPS, publish_and_detect
+    from costlake.ops.report import print_run
+
+    wh = state.warehouse()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("starting", total=len(STEPS))
+
+        def step(name: str) -> None:
+            progress.update(task, description=name, completed=STEPS.index(name))
+
+        report = publish_and_detect(wh, step, backfill=window)
+    print_run(report, out)
+    if report.held_back:
+        days = ", ".join(d.isoformat() for d in report.held_back)
+        raise GateFailure(f"quality gate held back {len(report.held_back)} day(s): {days}")
+
+
+@app.command()
+def validate(
+    first: Annotated[str | None, typer.Option("--from", help="First usage date to check.")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last usage date to check.")] = None,
+) -> None:
+    """Run the quality gate over the published tables; exit code 2 if any check fails."""
+    from costlake.pipeline.validate import validate as check
+
+    days, findings = check(
+        state.warehouse(),
+        parse_date("--from", first) if first else None,
+        parse_date("--to", last) if last else None,
+    )
+    errors = [f for f in findings if f.severity == "error"]
+    for f in findings:
+        out.print(f"{f.severity}: {f.usage_date} {f.check}: {f.detail}", markup=False)
+    out.print(f"checked {days} day(s): {len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
+    if errors:
+        raise GateFailure(f"quality gate failed on {len({f.usage_date for f in errors})} day(s)")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Run id to verify (default: every run).")
+    ] = None,
+) -> None:
+    """Replay runs from raw and prove the published content hashes; exit code 2 names what differs."""
+    from costlake.pipeline.audit import verify
+
+    report = verify(state.warehouse(), run_id)
+    for mismatch in report.mismatches:
+        out.print(mismatch.describe(), markup=False)
+    out.print(
+        f"verified {report.partitions} partition(s) of {len(report.runs)} run(s): "
+        f"{len(report.mismatches)} mismatch(es)"
+    )
+    if report.mismatches:
+        raise GateFailure(f"audit failed: {len(report.mismatches)} partition(s) differ from the publish log")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the lake's tables, by name (DuckDB dialect).")],
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Read every table as it was right after this run id.")
+    ] = None,
+) -> None:
+    """Run SQL over every table (raw_billing_events, daily_account_cost, dim_account, …)."""
+    from costlake.catalog.views import run_query
+
+    check_choice("--format", fmt, ("table", "csv", "json"))
+    result = run_query(state.warehouse(), sql, as_of)
+    print_result(result, fmt)
+
+
+@catalog_app.command("ddl")
+def catalog_ddl(
+    dialect: Annotated[str, typer.Option(help="athena, trino or spark.")] = "athena",
+    catalog_name: Annotated[str, typer.Option(help="Iceberg catalog name in Trino or Spark.")] = "iceberg",
+) -> None:
+    """Print the statements that make the lake's tables queryable from Athena, Trino or Spark."""
+    from costlake.catalog.ddl import statements, table_refs
+
+    wh = state.warehouse()
+    wh.ensure_tables()
+    try:
+        lines = statements(
+            dialect, table_refs(wh), catalog_name=catalog_name, glue=wh.settings.catalog == "glue"
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    sys.stdout.write("\n\n".join(lines) + "\n")

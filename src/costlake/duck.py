@@ -1,0 +1,64 @@
+"""DuckDB helpers shared by every layer: connections from settings, literals, Parquet scans, Arrow out.
+
+The engine (engines/duckdb_engine.py) computes stages with these; the read side (catalog/), sources
+and fingerprints use them without depending on any engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from costlake.settings import Settings
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def parquet_scan(files: Sequence[str]) -> str:
+    """`read_parquet` over exactly these files. Hive partitioning stays off: folder names such as
+    `run_id=…` must not turn into columns; every file carries its own columns."""
+    listing = ", ".join(sql_string(f) for f in files)
+    return f"read_parquet([{listing}], hive_partitioning = false)"
+
+
+def connect(
+    settings: Settings, temp_dir: Path | None = None, *, ordered: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection configured from settings.
+
+    `ordered` keeps insertion order (needed where row numbers come from file order); the pipeline
+    turns it off because it never relies on order and is faster without it.
+    """
+    config: dict[str, str | bool | int | float | list[str]] = {"preserve_insertion_order": ordered}
+    if settings.duckdb_threads:
+        config["threads"] = settings.duckdb_threads
+    if settings.duckdb_memory_limit:
+        config["memory_limit"] = settings.duckdb_memory_limit
+    if temp_dir is not None:
+        config["temp_directory"] = str(temp_dir)
+    return duckdb.connect(config=config)
+
+
+def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """The result of a query as Arrow (DuckDB 2 renamed the relation's `arrow` to `to_arrow_table`)."""
+    relation = con.sql(sql)
+    method = getattr(relation, "to_arrow_table", None) or relation.arrow
+    table: pa.Table = method()
+    return table
+
+
+def run_on_arrow(sql: str, **tables: pa.Table) -> pa.Table:
+    """Run `sql` over in-memory Arrow tables named by the keywords: a stage as a pure function."""
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        return to_arrow(con, sql)
+    finally:
+        con.close()

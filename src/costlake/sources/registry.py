@@ -1,0 +1,34 @@
+"""The billing formats costlake reads, and the choice of one for a file (named, or detected from its header).
+
+Built explicitly from the source classes, so no source module imports the registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from costlake.errors import InputError
+from costlake.sources.base import Source, read_header
+from costlake.sources.cur import CurSource
+from costlake.sources.focus import FocusSource
+from costlake.sources.native import NativeSource
+
+# Detection tries the formats in this order; the first whose header matches wins.
+SOURCES: dict[str, type[Source]] = {cls.format: cls for cls in (CurSource, FocusSource, NativeSource)}
+
+
+def source_for(path: Path, fmt: str = "auto") -> Source:
+    """The source for `path`: the named format, or the one whose header matches."""
+    header = read_header(path)
+    if fmt != "auto":
+        try:
+            cls = SOURCES[fmt]
+        except KeyError:
+            known = ", ".join(["auto", *sorted(SOURCES)])
+            raise InputError(f"unknown format {fmt!r}; choose one of: {known}") from None
+        return cls()
+    for cls in SOURCES.values():
+        if cls.matches(header):
+            return cls()
+    expected = "; ".join(f"{c.format}: {c.expected()}" for c in SOURCES.values())
+    raise InputError(f"{path}: unrecognised billing file layout; expected {expected}")

@@ -1,0 +1,1 @@
+"""Synthetic billing with known anomalies, for demos, tests and benchmarks."""
