@@ -33,15 +33,16 @@ chromium: ## make sure Debian's Chromium is there for the browser test (installs
 demo: $(STAMP) ## set up, generate 3 months for 3 tenants, run the pipeline, show costs, anomalies and an explanation
 	$(VENV)/bin/costlake --warehouse demo-warehouse demo --data demo-data
 
-test: $(STAMP) java chromium ## set up and run every test (what CI runs)
+test: $(STAMP) java chromium lint ## set up, lint, and run every test (what CI runs)
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## the tests not marked slow or spark (seconds, not minutes)
 	$(PY) -m pytest -m "not slow and not spark"
 
-lint: $(STAMP) ## ruff + mypy
-	$(VENV)/bin/ruff check src tests bench
+lint: $(STAMP) ## ruff, mypy and the layer contract (import-linter, contracts in pyproject.toml)
+	$(VENV)/bin/ruff check src tests bench jobs
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP) ## pipeline benchmark beside the bare-DuckDB baseline (EVENTS=1000000)
 	$(PY) bench/pipeline_bench.py --events $(EVENTS)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from costlake.lake.warehouse import Warehouse
+from costlake.settings import Settings
+from costlake.tables import TABLES
 from helpers import FIXTURES, cli
 
 FIXTURE = FIXTURES / "warehouse_v0.1.0"
@@ -91,3 +94,9 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
     )
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "of 4 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
+
+    # Opened, the warehouse's tables are at today's definitions (lake/migrate.py).
+    opened = Warehouse(Settings(warehouse=str(wh)))
+    opened.ensure_tables()
+    for tdef in TABLES.values():
+        assert [f.name for f in opened.table(tdef).schema().fields] == tdef.column_names, tdef.name

@@ -26,6 +26,7 @@ from pyiceberg.table import Table
 from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
 from costlake.lake.lock import writer_lock
+from costlake.lake.migrate import migrate_table
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.settings import Settings
 from costlake.tables import NAMESPACE, TABLES, TableDef
@@ -85,6 +86,7 @@ class Warehouse:
         self.catalog: Catalog = _catalog(settings, self.root, self.remote)
         self._tables: dict[str, Table] = {}
         self._storage: Storage | None = None
+        self._ensured = False
 
     def writer(self, command: str) -> contextlib.AbstractContextManager[None]:
         """The warehouse's write lock, held for `command` (re-entrant within a process)."""
@@ -92,16 +94,23 @@ class Warehouse:
 
     # -- tables -----------------------------------------------------------------------------------
     def ensure_tables(self) -> None:
-        """Create the namespace and every missing table (idempotent)."""
+        """Create the namespace and every missing table, and migrate existing tables to their
+        current definition (lake/migrate.py). Idempotent; done once per Warehouse object."""
+        if self._ensured:
+            return
         with contextlib.suppress(NamespaceAlreadyExistsError):
             self.catalog.create_namespace(NAMESPACE)
         for tdef in TABLES.values():
             try:
-                self.catalog.load_table(tdef.identifier)
+                table = self.catalog.load_table(tdef.identifier)
             except NoSuchTableError:
                 self.catalog.create_table(
                     tdef.identifier, schema=tdef.iceberg_schema(), partition_spec=tdef.partition_spec()
                 )
+                continue
+            if migrate_table(table, tdef):
+                self._tables.pop(tdef.name, None)
+        self._ensured = True
 
     def table(self, tdef: TableDef) -> Table:
         cached = self._tables.get(tdef.name)
