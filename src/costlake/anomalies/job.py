@@ -14,6 +14,7 @@ the latest (also after a crash between the run and this step).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,9 +28,12 @@ from costlake.anomalies.detect import Params
 from costlake.duck import to_arrow
 from costlake.lake.manifest import latest_manifest
 from costlake.lake.warehouse import Warehouse
+from costlake.logs import phase
 from costlake.tables import COST_ANOMALIES
 
 NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,9 +121,12 @@ def _update(wh: Warehouse, params: Params | None, force: bool) -> AnomalyReport:
     last = wh.last_properties(COST_ANOMALIES)
     if not force and last.get("source_run") == source and last.get("params") == repr(params):
         return AnomalyReport(source, 0, 0, [], 0, 0, None, skipped=True)
-    all_series = load_series(wh) if manifest else []
-    schema = COST_ANOMALIES.arrow_schema()
-    new_rows = pa.Table.from_pylist(analyse_all(all_series, params), schema=schema)
+    with phase(log, "load series") as done:
+        all_series = load_series(wh) if manifest else []
+        done["series"] = len(all_series)
+    with phase(log, "detect", method=params.method) as done:
+        new_rows = pa.Table.from_pylist(analyse_all(all_series, params), schema=COST_ANOMALIES.arrow_schema())
+        done["anomalies"] = new_rows.num_rows
     new = _by_day(new_rows.to_pylist())
     old = _by_day(wh.read_rows(COST_ANOMALIES).to_pylist())
     changed = sorted(d for d in new.keys() | old.keys() if new.get(d) != old.get(d))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from costlake.settings import Settings
 from costlake.tables import NAMESPACE, TABLES, TableDef
 
 PROP_PREFIX = "costlake."
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class Warehouse:
                     tx.add_files(self._publish(tdef, files), snapshot_properties=props)
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
-        return _current_snapshot_id(table)
+        return _committed(table, tdef, days=len(wanted), files=len(files))
 
     def replace_partition_rows(
         self, tdef: TableDef, dates: Sequence[dt.date], rows: pa.Table, properties: dict[str, str]
@@ -230,7 +232,7 @@ class Warehouse:
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             first = str(exc).strip().splitlines()[0]
             raise LakeError(f"{tdef.name}: refused to commit {rows.num_rows} row(s): {first}") from exc
-        return _current_snapshot_id(table)
+        return _committed(table, tdef, days=len(wanted), rows=rows.num_rows)
 
     def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
         """Add already-written Parquet files to `tdef` in one commit (no files: a marker commit)."""
@@ -241,7 +243,7 @@ class Warehouse:
                 tx.add_files(self._publish(tdef, files), snapshot_properties=props)
         except ValueError as exc:
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
-        return _current_snapshot_id(table)
+        return _committed(table, tdef, files=len(files))
 
     def _publish(self, tdef: TableDef, files: Sequence[str]) -> list[str]:
         return self.storage.publish(files, tdef.name, self.table(tdef).location())
@@ -250,7 +252,7 @@ class Warehouse:
         table = self.table(tdef)
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
         table.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
-        return _current_snapshot_id(table)
+        return _committed(table, tdef, rows=rows.num_rows)
 
     def overwrite_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
         """Replace the whole content of a small unpartitioned table (the dimensions)."""
@@ -259,7 +261,7 @@ class Warehouse:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table.overwrite(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
-        return _current_snapshot_id(table)
+        return _committed(table, tdef, rows=rows.num_rows)
 
     def read_rows(self, tdef: TableDef, snapshot_id: int | None = None) -> pa.Table:
         """A whole (small) table as Arrow, in table column order."""
@@ -267,6 +269,13 @@ class Warehouse:
         if snapshot_id is None and table.current_snapshot() is None:
             return tdef.arrow_schema().empty_table()
         return table.scan(snapshot_id=snapshot_id).to_arrow().cast(tdef.arrow_schema())
+
+
+def _committed(table: Table, tdef: TableDef, **fields: int) -> int:
+    """The snapshot a commit made, logged with what it holds."""
+    snapshot_id = _current_snapshot_id(table)
+    log.info("committed %s snapshot %s", tdef.name, snapshot_id, extra={"table": tdef.name, **fields})
+    return snapshot_id
 
 
 def _current_snapshot_id(table: Table) -> int:

@@ -9,6 +9,7 @@ stage logic breaks the third.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,11 @@ from costlake.engines import create_engine
 from costlake.lake.fingerprint import EMPTY_HASH, fingerprint_files
 from costlake.lake.manifest import Manifest, manifest_for, manifests
 from costlake.lake.warehouse import Warehouse
+from costlake.logs import phase
 from costlake.pipeline.rebuild import STAGES, rebuild
 from costlake.tables import PUBLISH_LOG, TABLES
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,11 @@ def verify(wh: Warehouse, run_id: str | None = None) -> VerifyReport:
     for manifest in runs:
         rows = [r for r in log if r["run_id"] == manifest.run_id and r["gate_status"] != "held_back"]
         if rows:
+            with phase(logger, "audit run", run_id=manifest.run_id, partitions=len(rows)) as done:
+                found = _verify_run(wh, manifest, rows)
+                done["mismatches"] = len(found)
             report.partitions += len(rows)
-            report.mismatches += _verify_run(wh, manifest, rows)
+            report.mismatches += found
     return report
 
 
