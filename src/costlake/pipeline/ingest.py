@@ -8,6 +8,7 @@ batch; the next ingestion removes them before it starts, so they are never seen 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import tempfile
 import uuid
@@ -24,9 +25,12 @@ from costlake.lake.batches import registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
 from costlake.lake.warehouse import Warehouse
+from costlake.logs import phase
 from costlake.sources.base import BatchContext
 from costlake.sources.registry import source_for
 from costlake.tables import QUARANTINE, RAW
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,13 +69,17 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     ctx = BatchContext(batch_id, seq, str(path.resolve()), loaded_at, wh.settings.currency)
     result = IngestResult(path, batch_id, source.format)
-    with tempfile.TemporaryDirectory(prefix="costlake-ingest-") as tmp:
+    with (
+        phase(log, "ingest file", file=str(path), format=source.format, batch_id=batch_id) as done,
+        tempfile.TemporaryDirectory(prefix="costlake-ingest-") as tmp,
+    ):
         con = connect(wh.settings, Path(tmp), ordered=True)
         try:
             source.parse(con, path, ctx)
             result.accepted = _count(con, "accepted")
             result.quarantined = _count(con, "rejected")
             result.reasons = _top_reasons(con)
+            done |= {"accepted": result.accepted, "quarantined": result.quarantined}
             props = {"batch_id": batch_id, "batch_seq": str(seq)}
             if result.quarantined:
                 q_dir = wh.new_data_dir(QUARANTINE, f"batch_id={batch_id}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -28,6 +29,7 @@ from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
 from costlake.lake.warehouse import Warehouse
+from costlake.logs import phase
 from costlake.pipeline import dimensions
 from costlake.pipeline.gate import Finding
 from costlake.pipeline.plan import Plan, plan_run, split_dates
@@ -41,6 +43,7 @@ from costlake.tables import (
     PUBLISH_LOG,
     RAW,
     TABLES,
+    TableDef,
 )
 
 Step = Callable[[str], None]
@@ -51,6 +54,8 @@ STEPS = (
     "dimensions",
     "publish log",
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,7 +114,9 @@ def run_pipeline(
         report = RunReport(new_run_id(now))
         with create_engine(wh.settings, Path(tmp)) as engine:
             say(STEPS[0])
-            plan = plan_run(wh, engine, backfill)
+            with phase(log, "plan", run_id=report.run_id) as done:
+                plan = plan_run(wh, engine, backfill)
+                done |= {"days": len(plan.days), "batches": len(plan.new_batches)}
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
                 _publish(wh, engine, plan, report, now, say, stages)
@@ -128,72 +135,107 @@ def _publish(
 ) -> None:
     say(STEPS[1])
     staging = {tdef.name: wh.new_data_dir(tdef, f"run_id={report.run_id}") for tdef, _ in STAGES}
-    rebuilt = rebuild(
-        wh,
-        engine,
-        plan.days,
-        watermark=plan.watermark,
-        run_id=report.run_id,
-        published_at=now,
-        staging=staging,
-    )
+    with phase(log, "rebuild", days=len(plan.days), run_id=report.run_id) as done:
+        rebuilt = rebuild(
+            wh,
+            engine,
+            plan.days,
+            watermark=plan.watermark,
+            run_id=report.run_id,
+            published_at=now,
+            staging=staging,
+        )
+        done["held_back"] = len(rebuilt.held_back)
     report.findings = rebuilt.findings
-    failed = rebuilt.held_back
     say(STEPS[2])
-    upstream_change: str | None = None
+    upstream_change: str | None = None  # stage 1 has no stage before it
     for tdef, _ in STAGES:
-        current = fingerprint_files(tdef, wh.data_files(tdef, dates=plan.days))
-        new = rebuilt.fingerprints[tdef.name]
-        changed = [d for d in plan.days if _key(new.get(d)) != _key(current.get(d))]
-        commit = [d for d in changed if d not in failed]
-        held = [d for d in plan.days if d in failed]  # changed or not: it failed and is not published
-        last = wh.last_properties(tdef)
-        props = {
-            "run_id": report.run_id,
-            "batch_seq": str(plan.watermark),
-            "change": str(int(last.get("change", 0)) + 1),
-            "dates": ",".join(d.isoformat() for d in commit),
-        }
-        if upstream_change is None:  # stage 1 also remembers what it could not publish
-            props["held_back"] = ",".join(d.isoformat() for d in sorted(failed & set(plan.days)))
-            must = props["batch_seq"] != last.get("batch_seq") or props["held_back"] != last.get(
-                "held_back", ""
+        with phase(log, "gate and commit", table=tdef.name, run_id=report.run_id) as done:
+            ours = stages is None or tdef.name in stages  # else another job's table
+            result, upstream_change = _gate_and_commit(
+                wh, tdef, plan, rebuilt, staging[tdef.name], report.run_id, upstream_change, ours
             )
-        else:
-            props["upstream_change"] = upstream_change
-            must = upstream_change != last.get("upstream_change")
-        if stages is not None and tdef.name not in stages:  # another job's table
-            commit, must = [], False
-        files = [f for d in commit for f in rebuilt.files[tdef.name].get(d, [])]
-        snapshot = None
-        if commit or must:
-            crash_point(f"before_commit:{tdef.name}")
-            snapshot = wh.replace_partitions(tdef, commit, files, props)
-            crash_point(f"after_commit:{tdef.name}")
-        upstream_change = props["change"] if snapshot is not None else last.get("change", "0")
-        _discard_unpublished(rebuilt, tdef.name, set(commit), staging[tdef.name], snapshot is not None)
-        recovered = sorted(
-            d for d in plan.recovered.get(tdef.name, set()) if d not in changed and d not in failed
-        )
-        report.tables.append(
-            TableResult(
-                tdef.name,
-                commit,
-                [d for d in plan.days if d not in changed],
-                held,
-                recovered,
-                sum(new[d].row_count for d in commit if d in new),
-                len(files),
-                snapshot,
-            )
-        )
+            done |= {"days": len(result.committed), "held_back": len(result.held_back), "rows": result.rows}
+        report.tables.append(result)
     if stages is not None and DAILY_ACCOUNT.name not in stages:
         return  # the job that publishes stage 3 finishes the run
     say(STEPS[3])
-    _update_dimensions(wh, engine, report.run_id)
+    with phase(log, "dimensions", run_id=report.run_id):
+        _update_dimensions(wh, engine, report.run_id)
     say(STEPS[4])
     if any(t.snapshot_id for t in report.tables) or report.held_back or plan.recovered_runs:
-        _append_publish_log(wh, report, rebuilt, plan, now)
+        with phase(log, "publish log", run_id=report.run_id) as done:
+            done["rows"] = _append_publish_log(wh, report, rebuilt, plan, now)
+
+
+def _gate_and_commit(
+    wh: Warehouse,
+    tdef: TableDef,
+    plan: Plan,
+    rebuilt: Rebuilt,
+    staging: Path,
+    run_id: str,
+    upstream_change: str | None,
+    ours: bool,
+) -> tuple[TableResult, str]:
+    """Commit one stage table's changed days that passed the gate (one transaction), and drop the
+    rest of its staged files. Returns its result and the change number the next stage records."""
+    failed = rebuilt.held_back
+    current = fingerprint_files(tdef, wh.data_files(tdef, dates=plan.days))
+    new = rebuilt.fingerprints[tdef.name]
+    changed = [d for d in plan.days if _key(new.get(d)) != _key(current.get(d))]
+    commit = [d for d in changed if d not in failed]
+    held = [d for d in plan.days if d in failed]  # changed or not: it failed and is not published
+    last = wh.last_properties(tdef)
+    props, must = _commit_properties(plan, run_id, last, commit, failed, upstream_change)
+    if not ours:
+        commit, must = [], False
+    files = [f for d in commit for f in rebuilt.files[tdef.name].get(d, [])]
+    snapshot = None
+    if commit or must:
+        crash_point(f"before_commit:{tdef.name}")
+        snapshot = wh.replace_partitions(tdef, commit, files, props)
+        crash_point(f"after_commit:{tdef.name}")
+    _discard_unpublished(rebuilt, tdef.name, set(commit), staging, snapshot is not None)
+    recovered = sorted(
+        d for d in plan.recovered.get(tdef.name, set()) if d not in changed and d not in failed
+    )
+    result = TableResult(
+        tdef.name,
+        commit,
+        [d for d in plan.days if d not in changed],
+        held,
+        recovered,
+        sum(new[d].row_count for d in commit if d in new),
+        len(files),
+        snapshot,
+    )
+    return result, props["change"] if snapshot is not None else last.get("change", "0")
+
+
+def _commit_properties(
+    plan: Plan,
+    run_id: str,
+    last: dict[str, str],
+    commit: list[dt.date],
+    failed: set[dt.date],
+    upstream_change: str | None,
+) -> tuple[dict[str, str], bool]:
+    """A stage commit's snapshot properties, and whether the table must commit even without a
+    changed day: stage 1 when the watermark or its held-back days moved, a later stage when it has
+    not yet recorded the change of the stage before it."""
+    props = {
+        "run_id": run_id,
+        "batch_seq": str(plan.watermark),
+        "change": str(int(last.get("change", 0)) + 1),
+        "dates": ",".join(d.isoformat() for d in commit),
+    }
+    if upstream_change is None:  # stage 1 also remembers what it could not publish
+        props["held_back"] = ",".join(d.isoformat() for d in sorted(failed & set(plan.days)))
+        must = props["batch_seq"] != last.get("batch_seq") or props["held_back"] != last.get("held_back", "")
+        return props, must
+    props["upstream_change"] = upstream_change
+    return props, upstream_change != last.get("upstream_change")
 
 
 def _key(fp: PartitionFingerprint | None) -> tuple[int, str]:
@@ -242,7 +284,8 @@ def _update_dimensions(wh: Warehouse, engine: Engine, run_id: str) -> None:
 
 def _append_publish_log(
     wh: Warehouse, report: RunReport, rebuilt: Rebuilt, plan: Plan, now: dt.datetime
-) -> None:
+) -> int:
+    """Append one row per partition of this run and commit the run manifest; returns the rows."""
     by_day: dict[dt.date, list[dict[str, str]]] = {}
     for f in rebuilt.findings:
         by_day.setdefault(f.usage_date, []).append(  # type: ignore[arg-type]
@@ -289,6 +332,7 @@ def _append_publish_log(
     crash_point("before_commit:publish_log")
     wh.append_rows(PUBLISH_LOG, pa.Table.from_pylist(rows, schema=PUBLISH_LOG.arrow_schema()), props)
     crash_point("after_commit:publish_log")
+    return len(rows)
 
 
 def remove_orphaned_run_files(wh: Warehouse) -> None:

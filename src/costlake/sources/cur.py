@@ -152,33 +152,13 @@ def _tags_sql(header: list[str], original: list[str], tags: list[int]) -> str:
     return f"NULLIF(CAST(to_json(COALESCE({', '.join(parts)})) AS VARCHAR), '{{}}')"
 
 
-def _checked_sql(where: dict[str, int], original: list[str], tags: str, ctx: BatchContext) -> str:
-    """One row per line item with typed values and `reason` ('' when the row is good)."""
-    text = {n: f"NULLIF(trim(c{where[n]}), '')" if n in where else "CAST(NULL AS VARCHAR)" for n in COLUMNS}
-    name = {n: original[where[n]] if n in where else COLUMNS[n][0] for n in COLUMNS}
-    label = {n: sql_string(name[n]) for n in COLUMNS}
-    money = ["unblended_cost", *FORMULA]
-    raw = ", ".join(f"{sql_string(original[where[n]])}: c{where[n]}" for n in COLUMNS if n in where)
-    whens = (
+# The charge category of each line item type (`lit`: lineItem/LineItemType lower-cased); NULL if unknown.
+_CATEGORY = "CASE lit {} END".format(
+    " ".join(
         f"WHEN {sql_string(t.lower())} THEN {sql_string(c)}" for c, types in CATEGORIES.items() for t in types
     )
-    category = f"CASE lit {' '.join(whens)} END"
-    zero = f"CAST(0 AS {MONEY_SQL})"
-    z = {n: f"COALESCE({n}__v, {zero})" for n in FORMULA}
-    no_amortised = (
-        "(lit = 'fee' AND reservation_arn IS NOT NULL) OR (lit = 'refund' AND product_code = "
-        "'ComputeSavingsPlans' AND description LIKE 'Refund for one-time fee for Savings Plan ID%')"
-    )
-    effective = f"""CAST(CASE lit
-        WHEN 'savingsplancoveredusage' THEN {z["sp_effective"]}
-        WHEN 'savingsplanrecurringfee' THEN {z["sp_commitment"]} - {z["sp_used"]}
-        WHEN 'savingsplannegation' THEN {zero}
-        WHEN 'savingsplanupfrontfee' THEN {zero}
-        WHEN 'discountedusage' THEN {z["ri_effective"]}
-        WHEN 'rifee' THEN {z["ri_unused_upfront"]} + {z["ri_unused_recurring"]}
-        ELSE CASE WHEN {no_amortised} THEN {zero} ELSE unblended_cost__v END
-    END AS {MONEY_SQL})"""
-    pricing = """CASE
+)
+_PRICING_MODEL = """CASE
         WHEN lit IN ('savingsplancoveredusage', 'savingsplannegation', 'savingsplanupfrontfee',
                      'savingsplanrecurringfee') THEN 'savings_plan'
         WHEN lit IN ('discountedusage', 'rifee') OR (lit = 'fee' AND reservation_arn IS NOT NULL)
@@ -187,20 +167,13 @@ def _checked_sql(where: dict[str, int], original: list[str], tags: str, ctx: Bat
             WHEN usage_type LIKE '%SpotUsage%' OR lower(pricing_term) = 'spot' THEN 'spot'
             ELSE 'on_demand' END
     END"""
-    reasons = [
-        *(f"CASE WHEN {n} IS NULL THEN 'missing ' || {label[n]} END" for n in ("payer", "account")),
-        f"CASE WHEN service_name IS NULL THEN 'missing ' || {label['product_code']} END",
-        f"""CASE WHEN lit IS NULL THEN 'missing ' || {label["line_item_type"]}
-            WHEN ({category}) IS NULL THEN {label["line_item_type"]} || ' ' || quote_text(line_item_type)
-                || ' is not a known line item type' END""",
-        *(sql_text.date_reason(n, name[n], "is not a timestamp") for n in ("usage_start", "period_start")),
-        f"money_reason(unblended_cost, {label['unblended_cost']})",
-        *(
-            f"CASE WHEN lit = '{t}' AND {n} IS NOT NULL THEN money_reason({n}, {label[n]}) END"
-            for n, t in FORMULA.items()
-        ),
-        sql_text.currency_reason("currency", "currency", ctx.currency, missing=name["currency"]),
-    ]
+
+
+def _checked_sql(where: dict[str, int], original: list[str], tags: str, ctx: BatchContext) -> str:
+    """One row per line item with typed values and `reason` ('' when the row is good)."""
+    text = {n: f"NULLIF(trim(c{where[n]}), '')" if n in where else "CAST(NULL AS VARCHAR)" for n in COLUMNS}
+    name = {n: original[where[n]] if n in where else COLUMNS[n][0] for n in COLUMNS}  # for reasons
+    raw = ", ".join(f"{sql_string(original[where[n]])}: c{where[n]}" for n in COLUMNS if n in where)
     return f"""
     WITH src AS (
         SELECT source_row, {", ".join(f"{e} AS {n}" for n, e in text.items() if n != "currency")},
@@ -209,7 +182,7 @@ def _checked_sql(where: dict[str, int], original: list[str], tags: str, ctx: Bat
         FROM text_rows
     ), typed AS (
         SELECT *, COALESCE(service_code, product_code) AS service_name,
-               {", ".join(f"money({n}) AS {n}__v" for n in money)} FROM src
+               {", ".join(f"money({n}) AS {n}__v" for n in ("unblended_cost", *FORMULA))} FROM src
     )
     SELECT
         {sql_text.batch_columns(ctx, "cur")},
@@ -218,16 +191,57 @@ def _checked_sql(where: dict[str, int], original: list[str], tags: str, ctx: Bat
         account AS account_id,
         service_name,
         region,
-        {pricing} AS pricing_model,
-        {category} AS charge_category,
+        {_PRICING_MODEL} AS pricing_model,
+        {_CATEGORY} AS charge_category,
         utc_date(usage_start) AS usage_date,
         unblended_cost__v AS billed_cost,
-        {effective} AS effective_cost,
+        {_effective_cost()} AS effective_cost,
         currency,
         invoice_id,
         utc_date(period_start) AS billing_period_start,
         tags,
-        concat_ws('; ', {", ".join(reasons)}) AS reason,
+        concat_ws('; ', {", ".join(_reasons(name, ctx))}) AS reason,
         raw_record
     FROM typed
     """
+
+
+def _effective_cost() -> str:
+    """The amortised cost of a line item (the table in the module docstring), over `typed`."""
+    zero = f"CAST(0 AS {MONEY_SQL})"
+    z = {n: f"COALESCE({n}__v, {zero})" for n in FORMULA}
+    no_amortised = (
+        "(lit = 'fee' AND reservation_arn IS NOT NULL) OR (lit = 'refund' AND product_code = "
+        "'ComputeSavingsPlans' AND description LIKE 'Refund for one-time fee for Savings Plan ID%')"
+    )
+    return f"""CAST(CASE lit
+        WHEN 'savingsplancoveredusage' THEN {z["sp_effective"]}
+        WHEN 'savingsplanrecurringfee' THEN {z["sp_commitment"]} - {z["sp_used"]}
+        WHEN 'savingsplannegation' THEN {zero}
+        WHEN 'savingsplanupfrontfee' THEN {zero}
+        WHEN 'discountedusage' THEN {z["ri_effective"]}
+        WHEN 'rifee' THEN {z["ri_unused_upfront"]} + {z["ri_unused_recurring"]}
+        ELSE CASE WHEN {no_amortised} THEN {zero} ELSE unblended_cost__v END
+    END AS {MONEY_SQL})"""
+
+
+def _reasons(name: dict[str, str], ctx: BatchContext) -> list[str]:
+    """Why a line item is refused, one expression per check (NULL when it passes), over `typed`;
+    `name` is each column's header as the file spells it, for the messages."""
+    lit_label = sql_string(name["line_item_type"])
+    return [
+        sql_text.missing_reason("payer", name["payer"]),
+        sql_text.missing_reason("account", name["account"]),
+        sql_text.missing_reason("service_name", name["product_code"]),
+        f"""CASE WHEN lit IS NULL THEN 'missing ' || {lit_label}
+            WHEN ({_CATEGORY}) IS NULL THEN {lit_label} || ' ' || quote_text(line_item_type)
+                || ' is not a known line item type' END""",
+        *(sql_text.date_reason(n, name[n], "is not a timestamp") for n in ("usage_start", "period_start")),
+        sql_text.money_checks("unblended_cost", name["unblended_cost"])[1],
+        # A formula column is checked only on the line item type whose effective cost reads it.
+        *(
+            f"CASE WHEN lit = '{t}' AND {n} IS NOT NULL THEN {sql_text.money_checks(n, name[n])[1]} END"
+            for n, t in FORMULA.items()
+        ),
+        sql_text.currency_reason("currency", "currency", ctx.currency, missing=name["currency"]),
+    ]

@@ -127,11 +127,6 @@ def _normalised(header: list[str]) -> str:
     return ", ".join(cols)
 
 
-def _money_checks(column: str) -> tuple[str, str]:
-    """(value, reason) for a FOCUS money column (NumericFormat attribute: plain decimals, no exponent)."""
-    return f"money({column}, exponent := false)", f"money_reason({column}, '{column}', exponent := false)"
-
-
 def _date_checks(column: str) -> tuple[str, str]:
     """(UTC date, reason) for a FOCUS date/time column (DateTimeFormat: ISO 8601 in UTC; real exports also
     write a space and no zone, read as UTC, or an offset, converted)."""
@@ -139,26 +134,10 @@ def _date_checks(column: str) -> tuple[str, str]:
     return f"utc_date({column})", reason
 
 
-def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
-    """One row per source row with typed values and `reason` ('' when the row is good)."""
-    billed, billed_reason = _money_checks("BilledCost")
-    effective, eff_reason = _money_checks("EffectiveCost")
-    effective = f"CASE WHEN EffectiveCost IS NULL THEN {billed} ELSE {effective} END"
-    eff_reason = f"CASE WHEN EffectiveCost IS NOT NULL THEN {eff_reason} END"
-    usage_date, usage_reason = _date_checks("ChargePeriodStart")
-    period, period_reason = _date_checks("BillingPeriodStart")
-
-    allowed = ", ".join(sql_string(c.lower()) for c in CHARGE_CATEGORIES)
-    one_of = ", ".join(CHARGE_CATEGORIES)
-    category_reason = f"""CASE
-        WHEN ChargeCategory IS NULL THEN 'missing ChargeCategory'
-        WHEN lower(ChargeCategory) NOT IN ({allowed})
-            THEN 'ChargeCategory ' || quote_text(ChargeCategory) || ' is not one of {one_of}'
-    END"""
-    # PricingCategory allowed values (1.0): Standard, Dynamic, Committed, Other; 1.0 renamed
-    # On-Demand to Standard and Commitment-Based to Committed (CHANGELOG v1.0).
-    # CommitmentDiscountCategory allowed values: Spend, Usage; CommitmentDiscountType is free text.
-    pricing_model = """CASE
+# PricingCategory allowed values (1.0): Standard, Dynamic, Committed, Other; 1.0 renamed
+# On-Demand to Standard and Commitment-Based to Committed (CHANGELOG v1.0).
+# CommitmentDiscountCategory allowed values: Spend, Usage; CommitmentDiscountType is free text.
+_PRICING_MODEL = """CASE
         WHEN lower(CommitmentDiscountCategory) = 'spend' THEN 'savings_plan'
         WHEN lower(CommitmentDiscountCategory) = 'usage' THEN 'reserved'
         WHEN CommitmentDiscountType ILIKE '%savings%' THEN 'savings_plan'
@@ -167,23 +146,29 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
         WHEN lower(PricingCategory) = 'dynamic' THEN 'spot'
         ELSE 'other'
     END"""
-    currency_reason = sql_text.currency_reason(
-        "BillingCurrency", "BillingCurrency", ctx.currency, missing="BillingCurrency"
-    )
-    reasons = ", ".join(
-        [
-            "CASE WHEN BillingAccountId IS NULL THEN 'missing BillingAccountId' END",
-            "CASE WHEN ServiceName IS NULL THEN 'missing ServiceName' END",
-            usage_reason,
-            billed_reason,
-            eff_reason,
-            currency_reason,
-            category_reason,
-            period_reason,
-        ]
-    )
-    names = _original_names(path, header)
-    original = ", ".join(f'{sql_string(n)}: "{h}"' for n, h in zip(names, header, strict=True))
+
+
+def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
+    """One row per source row with typed values and `reason` ('' when the row is good)."""
+    # NumericFormat attribute: money columns are plain decimals, no exponent.
+    billed, billed_reason = sql_text.money_checks("BilledCost", "BilledCost", exponent=False)
+    effective, eff_reason = sql_text.optional_money("EffectiveCost", "EffectiveCost", billed, exponent=False)
+    usage_date, usage_reason = _date_checks("ChargePeriodStart")
+    period, period_reason = _date_checks("BillingPeriodStart")
+    reasons = [
+        sql_text.missing_reason("BillingAccountId", "BillingAccountId"),
+        sql_text.missing_reason("ServiceName", "ServiceName"),
+        usage_reason,
+        billed_reason,
+        eff_reason,
+        sql_text.currency_reason(
+            "BillingCurrency", "BillingCurrency", ctx.currency, missing="BillingCurrency"
+        ),
+        sql_text.choice_reason(
+            "ChargeCategory", "ChargeCategory", CHARGE_CATEGORIES, missing="ChargeCategory"
+        ),
+        period_reason,
+    ]
     return f"""
     SELECT
         {sql_text.batch_columns(ctx, "focus")},
@@ -192,7 +177,7 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
         COALESCE(SubAccountId, BillingAccountId) AS account_id,
         ServiceName AS service_name,
         RegionId AS region,
-        {pricing_model} AS pricing_model,
+        {_PRICING_MODEL} AS pricing_model,
         lower(ChargeCategory) AS charge_category,
         {usage_date} AS usage_date,
         {billed} AS billed_cost,
@@ -201,10 +186,17 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
         InvoiceId AS invoice_id,
         {period} AS billing_period_start,
         CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' THEN Tags END AS tags,
-        concat_ws('; ', {reasons}) AS reason,
+        concat_ws('; ', {", ".join(reasons)}) AS reason,
         raw_record
-    FROM (
+    FROM ({_normalised_rows(path, header)})
+    """
+
+
+def _normalised_rows(path: Path, header: list[str]) -> str:
+    """`text_rows` with each used column under its FOCUS name, and the row as delivered (raw_record)."""
+    names = _original_names(path, header)
+    original = ", ".join(f'{sql_string(n)}: "{h}"' for n, h in zip(names, header, strict=True))
+    return f"""
         SELECT source_row, {_normalised(header)}, CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
         FROM text_rows
-    )
     """

@@ -65,83 +65,73 @@ class NativeSource(Source):
 
 def _checked_sql(present: set[str], ctx: BatchContext) -> str:
     """One row per source row with typed values and `reason` ('' when the row is good)."""
-    cost = _text("cost_usd", present)
-    billed, billed_reason = f"money({cost})", f"money_reason({cost}, 'cost_usd')"
-    if "effective_cost_usd" in present:
-        eff = _text("effective_cost_usd", present)
-        effective = f"CASE WHEN {eff} IS NULL THEN {billed} ELSE money({eff}) END"
-        eff_reason = f"CASE WHEN {eff} IS NOT NULL THEN money_reason({eff}, 'effective_cost_usd') END"
-    else:
-        effective, eff_reason = billed, "NULL"
 
-    loaded = sql_text.loaded_at(ctx)
-    if "ingestion_ts" in present:
-        ing_col = "ingestion_ts"
-    elif "ingestion_date" in present:
-        ing_col = "ingestion_date"
-    else:
-        ing_col = None
-    if ing_col:
-        ing_text = _text(ing_col, present)
-        ingestion = f"COALESCE(TRY_CAST({ing_text} AS TIMESTAMP), {loaded})"
-        ing_reason = (
-            f"CASE WHEN {ing_text} IS NOT NULL AND TRY_CAST({ing_text} AS TIMESTAMP) IS NULL "
-            f"THEN '{ing_col} ' || quote_text({ing_text}) || ' is not a date or timestamp' END"
-        )
-    else:
-        ingestion, ing_reason = loaded, "NULL"
+    def text(column: str) -> str:
+        return _text(column, present)
 
-    currency = f"COALESCE(upper({_text('currency', present)}), {sql_string(ctx.currency)})"
-
-    category_text = f"lower({_text('charge_category', present)})"
-    allowed = ", ".join(sql_string(c) for c in CHARGE_CATEGORIES)
-    category = f"COALESCE({category_text}, 'usage')"
-    category_reason = (
-        f"CASE WHEN {category_text} IS NOT NULL AND {category_text} NOT IN ({allowed}) "
-        f"THEN 'charge_category ' || quote_text({_text('charge_category', present)}) "
-        f"|| ' is not one of {', '.join(CHARGE_CATEGORIES)}' END"
-    )
-
-    usage_text = _text("usage_date", present)
-    date_reason = f"""CASE
-        WHEN {usage_text} IS NULL THEN 'missing usage_date'
-        WHEN NOT regexp_full_match({usage_text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')
-             OR TRY_CAST({usage_text} AS DATE) IS NULL
-            THEN 'usage_date ' || quote_text({usage_text}) || ' is not a date (YYYY-MM-DD)'
-    END"""
-
-    reasons = ", ".join(
-        [
-            f"CASE WHEN {_text('event_id', present)} IS NULL THEN 'missing event_id' END",
-            f"CASE WHEN {_text('account_id', present)} IS NULL THEN 'missing account_id' END",
-            f"CASE WHEN {_text('service_name', present)} IS NULL THEN 'missing service_name' END",
-            date_reason,
-            billed_reason,
-            eff_reason,
-            ing_reason,
-            sql_text.currency_reason(_text("currency", present), "currency", ctx.currency),
-            category_reason,
-        ]
-    )
+    billed, billed_reason = sql_text.money_checks(text("cost_usd"), "cost_usd")
+    effective, eff_reason = _effective_cost(present, billed)
+    ingestion, ing_reason = _ingestion(present, ctx)
+    reasons = [
+        *(sql_text.missing_reason(text(c), c) for c in ("event_id", "account_id", "service_name")),
+        _usage_date_reason(text("usage_date")),
+        billed_reason,
+        eff_reason,
+        ing_reason,
+        sql_text.currency_reason(text("currency"), "currency", ctx.currency),
+        sql_text.choice_reason(text("charge_category"), "charge_category", CHARGE_CATEGORIES),
+    ]
     original = ", ".join(f"{sql_string(c)}: {c}" for c in sorted(present))
     return f"""
     SELECT
         {sql_text.batch_columns(ctx, "native", ingestion)},
-        {_text("event_id", present)} AS event_id,
-        {_text("billing_account_id", present)} AS billing_account_id,
-        {_text("account_id", present)} AS account_id,
+        {text("event_id")} AS event_id,
+        {text("billing_account_id")} AS billing_account_id,
+        {text("account_id")} AS account_id,
         service_name,  -- kept as delivered; stage 1 trims and case-folds it
-        {_text("region", present)} AS region,
-        {_text("pricing_model", present)} AS pricing_model,
-        {category} AS charge_category,
-        TRY_CAST({usage_text} AS DATE) AS usage_date,
+        {text("region")} AS region,
+        {text("pricing_model")} AS pricing_model,
+        COALESCE(lower({text("charge_category")}), 'usage') AS charge_category,
+        TRY_CAST({text("usage_date")} AS DATE) AS usage_date,
         {billed} AS billed_cost,
         {effective} AS effective_cost,
-        {currency} AS currency,
+        COALESCE(upper({text("currency")}), {sql_string(ctx.currency)}) AS currency,
         CAST(NULL AS VARCHAR) AS invoice_id,
         CAST(NULL AS DATE) AS billing_period_start,
         CAST(NULL AS VARCHAR) AS tags,
-        concat_ws('; ', {reasons}) AS reason,
+        concat_ws('; ', {", ".join(reasons)}) AS reason,
         CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
     FROM text_rows
     """
+
+
+def _effective_cost(present: set[str], billed: str) -> tuple[str, str]:
+    """(value, reason) of the effective cost: effective_cost_usd, or the billed cost where it is blank."""
+    if "effective_cost_usd" not in present:
+        return billed, "NULL"
+    return sql_text.optional_money(_text("effective_cost_usd", present), "effective_cost_usd", billed)
+
+
+def _ingestion(present: set[str], ctx: BatchContext) -> tuple[str, str]:
+    """(value, reason) of ingestion_ts: the ingestion_ts column, else ingestion_date, else (and where
+    blank) when the batch was loaded."""
+    loaded = sql_text.loaded_at(ctx)
+    column = next((c for c in ("ingestion_ts", "ingestion_date") if c in present), None)
+    if column is None:
+        return loaded, "NULL"
+    value = _text(column, present)
+    reason = (
+        f"CASE WHEN {value} IS NOT NULL AND TRY_CAST({value} AS TIMESTAMP) IS NULL "
+        f"THEN '{column} ' || quote_text({value}) || ' is not a date or timestamp' END"
+    )
+    return f"COALESCE(TRY_CAST({value} AS TIMESTAMP), {loaded})", reason
+
+
+def _usage_date_reason(usage: str) -> str:
+    """The reason usage_date is refused (NULL when fine): missing, or not a YYYY-MM-DD date."""
+    return f"""CASE
+        WHEN {usage} IS NULL THEN 'missing usage_date'
+        WHEN NOT regexp_full_match({usage}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')
+             OR TRY_CAST({usage} AS DATE) IS NULL
+            THEN 'usage_date ' || quote_text({usage}) || ' is not a date (YYYY-MM-DD)'
+    END"""

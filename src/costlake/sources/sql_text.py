@@ -19,7 +19,7 @@ Macro arguments are trimmed text, NULL for a blank value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -116,6 +116,40 @@ def load_text(
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"{path}: malformed CSV: {first}") from None
+
+
+def missing_reason(text: str, label: str) -> str:
+    """`missing <label>` when the column is NULL (blank or absent), else NULL."""
+    return f"CASE WHEN {text} IS NULL THEN {sql_string('missing ' + label)} END"
+
+
+def money_checks(text: str, label: str, *, exponent: bool = True) -> tuple[str, str]:
+    """(value, reason) of a money column: the exact amount, and why it is refused (NULL when fine).
+    `exponent=False` refuses E-notation, for formats whose spec allows plain decimals only."""
+    flag = "" if exponent else ", exponent := false"
+    return f"money({text}{flag})", f"money_reason({text}, {sql_string(label)}{flag})"
+
+
+def optional_money(text: str, label: str, default: str, *, exponent: bool = True) -> tuple[str, str]:
+    """(value, reason) of a money column whose NULL means `default` (the value of another column)."""
+    value, reason = money_checks(text, label, exponent=exponent)
+    return (
+        f"CASE WHEN {text} IS NULL THEN {default} ELSE {value} END",
+        f"CASE WHEN {text} IS NOT NULL THEN {reason} END",
+    )
+
+
+def choice_reason(text: str, label: str, allowed: Sequence[str], *, missing: str | None = None) -> str:
+    """The reason a value is refused (NULL when fine): not one of `allowed`, compared case-insensitively.
+    A NULL `text` is `missing <missing>`, or fine when `missing` is None (the column has a default)."""
+    blank = "NULL" if missing is None else sql_string("missing " + missing)
+    lowered = ", ".join(sql_string(value.lower()) for value in allowed)
+    not_one_of = sql_string(" is not one of " + ", ".join(allowed))
+    return f"""CASE
+        WHEN {text} IS NULL THEN {blank}
+        WHEN lower({text}) NOT IN ({lowered})
+            THEN {sql_string(label + " ")} || quote_text({text}) || {not_one_of}
+    END"""
 
 
 def date_reason(text: str, label: str, problem: str) -> str:

@@ -1,0 +1,211 @@
+"""The parameters of the detection methods and their exact arithmetic: medians, bands, scores.
+
+Everything here is a pure function on exact decimals at the lake's money scale, so a band or a
+score is the same on every run and every machine; detect.py describes the methods that use them.
+
+>>> from decimal import Decimal as D
+>>> band = baseline_band([D("100")] * 14 + [D("400")], 14, 0, Params(window=14, min_history=7))
+>>> (str(band.expected), str(band.high), direction_of(D("400"), band))
+('100.000000000000', '160.000000000000', 'up')
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+PLACES = Decimal("1E-12")  # money scale of the lake: DECIMAL(38,12)
+MAD_TO_SIGMA = Decimal("1.4826")
+MAD_SIGMA = float(MAD_TO_SIGMA)
+SCORE_PLACES = Decimal("0.0001")
+CTX = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
+
+KINDS = ("spike", "dip", "step_up", "step_down", "new_service", "dropped_to_zero", "mix_shift")
+WEEKDAY_MIN = 2  # same-weekday days the weekday baseline needs (with two, the trailing median breaks ties)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Thresholds of both methods; `from_settings` reads them from the `anomaly_*` settings."""
+
+    method: str = "baseline"
+    baseline: str = "weekday"
+    window: int = 28
+    min_history: int = 14
+    z: Decimal = Decimal("4")
+    min_impact: Decimal = Decimal("10")
+    min_pct: Decimal = Decimal("60")
+    shift_days: int = 3
+    mix_shift_days: int = 7
+    dod_pct: Decimal = Decimal("50")
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> Params:
+        values = {
+            "method": settings.anomaly_method,
+            "baseline": settings.anomaly_baseline,
+            "window": settings.anomaly_window_days,
+            "min_history": settings.anomaly_min_history_days,
+            "z": Decimal(str(settings.anomaly_z)),
+            "min_impact": Decimal(settings.anomaly_min_impact_usd),
+            "min_pct": Decimal(settings.anomaly_min_pct),
+            "shift_days": settings.anomaly_shift_days,
+            "mix_shift_days": settings.anomaly_mix_shift_days,
+            "dod_pct": Decimal(settings.anomaly_dod_pct),
+        }
+        return cls(**(values | overrides))
+
+
+@dataclass(frozen=True)
+class Band:
+    """The expected cost of one day and the range inside which it is normal."""
+
+    expected: Decimal
+    low: Decimal
+    high: Decimal
+    spread: Decimal  # robust standard deviation of the history (never below one cent)
+    basis: tuple[int, ...]  # the days whose median is `expected`
+    history: int  # days of history the band was built from
+
+
+@dataclass
+class Finding:
+    """One anomaly: the first day of a change, with how long the change lasted."""
+
+    index: int
+    kind: str
+    direction: str  # up | down | shift
+    actual: Decimal
+    band: Band
+    score: Decimal | None  # robust z (baseline) or |% change| (day_over_day), 4 places
+    duration: int = 1
+    ongoing: bool = False
+    contributors: list[Any] = field(default_factory=list)
+
+    @property
+    def impact(self) -> Decimal:
+        return self.actual - self.band.expected
+
+    @property
+    def impact_pct(self) -> Decimal | None:
+        """% of the expected cost, 4 places; None when nothing was expected."""
+        if self.band.expected == 0:
+            return None
+        pct = CTX.divide(self.impact * 100, abs(self.band.expected))
+        return pct.quantize(Decimal("0.0001"), context=CTX)
+
+
+class SeriesResult:
+    """Findings of one series, and its band on any day (computed exactly, on demand)."""
+
+    def __init__(self, findings: list[Finding], band_at: Callable[[int], Band | None], days: int) -> None:
+        self.findings = findings
+        self._band_at = band_at
+        self._cache: dict[int, Band | None] = {}
+        self.days = days
+
+    def band(self, t: int) -> Band | None:
+        """The band of day t; None where the series has too little history."""
+        if t not in self._cache:
+            self._cache[t] = self._band_at(t)
+        return self._cache[t]
+
+    @property
+    def bands(self) -> list[Band | None]:
+        return [self.band(t) for t in range(self.days)]
+
+
+def median(values: Iterable[Decimal]) -> Decimal:
+    """Exact median (the mean of the middle two for an even count), at the lake's 12 places.
+
+    >>> median([Decimal("3"), Decimal("1"), Decimal("2"), Decimal("10")])
+    Decimal('2.500000000000')
+    """
+    ordered = sorted(values)
+    if not ordered:
+        return ZERO.quantize(PLACES)
+    mid = len(ordered) // 2
+    value = ordered[mid] if len(ordered) % 2 else CTX.divide(ordered[mid - 1] + ordered[mid], 2)
+    return value.quantize(PLACES, context=CTX)
+
+
+def quiet(values: Sequence[Decimal], params: Params) -> bool:
+    """True when no day of the series can leave any band: every |cost| is under half the $ floor
+    (so |actual - expected| < the floor), which is most sub-series of tiny services."""
+    if params.method != "baseline":
+        return False
+    half = params.min_impact / 2
+    return all(abs(v) < half for v in values)
+
+
+def min_history(start: int, params: Params) -> int:
+    """Days of history a day needs: `min_history` at the start of a series, `shift_days` after a level
+    shift restarted the baseline (so a second change soon after the first is not missed)."""
+    return params.min_history if start == 0 else params.shift_days
+
+
+def baseline_band(
+    values: Sequence[Decimal], t: int, start: int, params: Params, end: int | None = None
+) -> Band | None:
+    """The band of day t from the history [max(start, end - window), end) (`end` defaults to t: the
+    days just before; an earlier `end` judges t against the level before a change), or None."""
+    end = t if end is None else end
+    history = range(max(start, end - params.window), end)
+    if len(history) < min_history(start, params):
+        return None
+    same = [i for i in history if (t - i) % 7 == 0]
+    weekly = params.baseline == "weekday" and len(same) >= WEEKDAY_MIN
+    basis = same if weekly else list(history)
+    expected = median(values[i] for i in basis)
+    if weekly and len(same) == 2:  # one odd day must not be half the baseline: the window votes too
+        expected = median([values[same[0]], values[same[1]], median(values[i] for i in history)])
+    spread = _spread(values, history, t, weekly)
+    margin = max(params.z * spread, params.min_impact, params.min_pct * abs(expected) / 100)
+    margin = margin.quantize(PLACES, context=CTX)
+    return Band(expected, expected - margin, expected + margin, spread, tuple(basis), len(history))
+
+
+def _spread(values: Sequence[Decimal], history: range, t: int, weekly: bool) -> Decimal:
+    """Spread from how well each history day is predicted by the others of its group (its weekday,
+    or the whole window): the error the band has to allow for. Against a group median that
+    includes the day itself, small groups would understate it."""
+    groups: dict[int, list[int]] = {}
+    for i in history:
+        groups.setdefault((t - i) % 7 if weekly else 0, []).append(i)
+    residuals = []
+    for members in groups.values():
+        centre = median(values[j] for j in members) if len(members) > 7 else None
+        for i in members:
+            if centre is not None:  # large groups: leaving one day out hardly moves the median
+                residuals.append(values[i] - centre)
+            elif len(members) > 1:
+                residuals.append(values[i] - median(values[j] for j in members if j != i))
+    return max(MAD_TO_SIGMA * median(abs(r) for r in residuals), CENT).quantize(PLACES, context=CTX)
+
+
+def direction_of(value: Decimal, band: Band) -> str | None:
+    """'up' or 'down' when `value` is outside the band, else None."""
+    if value > band.high:
+        return "up"
+    if value < band.low:
+        return "down"
+    return None
+
+
+def opening_kind(values: Sequence[Decimal], t: int, band: Band, direction: str) -> str:
+    """The kind of a change that starts on day t."""
+    history = range(t - band.history, t)
+    if direction == "up" and band.expected == 0 and all(values[i] == 0 for i in history):
+        return "new_service"
+    if direction == "down" and values[t] == 0:
+        return "dropped_to_zero"
+    return "spike" if direction == "up" else "dip"
+
+
+def robust_z(value: Decimal, band: Band) -> Decimal:
+    return CTX.divide(value - band.expected, band.spread).quantize(SCORE_PLACES, context=CTX)

@@ -1,0 +1,129 @@
+"""The `baseline` method: one pass over a daily series that opens a finding where a day leaves its
+band and follows the change until it ends or becomes a level shift (see detect.py for the rules).
+
+A float screen (screen.py) spares the exact band of days that are plainly inside it; `screen=False`
+judges every day exactly, the reference the screen is tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import numpy as np
+
+from costlake.anomalies.bands import (
+    CTX,
+    Band,
+    Finding,
+    Params,
+    SeriesResult,
+    baseline_band,
+    direction_of,
+    opening_kind,
+    robust_z,
+)
+from costlake.anomalies.screen import screen_bands
+
+
+def detect_baseline(values: Sequence[Decimal], params: Params, *, screen: bool = True) -> SeriesResult:
+    """`screen=False` judges every day exactly (the reference the float screen is tested against)."""
+    walk = _Walk(values, params, screen)
+    for t, value in enumerate(values):
+        walk.step(t, value)
+    if walk.open is not None and walk.grace:
+        walk.open.ongoing = False  # the last day was already back to normal
+    return SeriesResult(walk.findings, walk.band_at, len(values))
+
+
+class _Walk:
+    """The state of one pass between days: the current regime, and the change still going on."""
+
+    def __init__(self, values: Sequence[Decimal], params: Params, screen: bool) -> None:
+        self.values, self.params, self.screen = values, params, screen
+        self.floats = np.array([float(v) for v in values], dtype=np.float64)
+        self.starts: list[int] = []  # the regime start each day was judged with
+        self.findings: list[Finding] = []
+        self.regime = 0  # first day of the current level; the history never reaches back before it
+        self.screened = screen_bands(self.floats, self.regime, params)
+        self.open: Finding | None = None  # the change still going on, judged against the level before it
+        self.before: dict[int, Band | None] = {}  # that level's band per weekday phase of the change
+        self.grace = 0  # days the change has been back to normal (it ends at the second)
+
+    def band_at(self, t: int) -> Band | None:
+        return baseline_band(self.values, t, self.starts[t], self.params)
+
+    def leaves_band(self, t: int) -> tuple[Band | None, str | None]:
+        """The exact band and direction of day t, when the float screen says it may be outside."""
+        expected, margin = self.screened[0][t], self.screened[1][t]
+        if not self.screen:
+            pass
+        elif np.isnan(expected) or abs(self.floats[t] - expected) <= margin * (1 - 1e-9) - 1e-6:
+            return None, None  # no history, or plainly inside: no need for exact arithmetic
+        band = self.band_at(t)
+        return band, None if band is None else direction_of(self.values[t], band)
+
+    def step(self, t: int, value: Decimal) -> None:
+        self.starts.append(self.regime)
+        if self.open is not None and self._continues(self.open, t, value):
+            return
+        band, direction = self.leaves_band(t)
+        if band is not None and direction is not None and not _usual_zero(self.values, t, band):
+            kind = opening_kind(self.values, t, band, direction)
+            self.open = Finding(t, kind, direction, value, band, robust_z(value, band), ongoing=True)
+            self.before = {0: band}
+            self.findings.append(self.open)
+
+    def _continues(self, change: Finding, t: int, value: Decimal) -> bool:
+        """Whether day t belongs to the open change (or is a grace day of it); closes it if not."""
+        # Still the same change while the cost stays outside the old level's band (that of the
+        # first day, or the one the days before the change give this weekday: a drop that
+        # starts on a quiet Sunday is still a drop on Monday) or more than halfway from the old
+        # level to the new one (so one noisy day does not split a lasting step in two).
+        phase = (t - change.index) % 7
+        if phase not in self.before:
+            self.before[phase] = baseline_band(
+                self.values, t, self.starts[change.index], self.params, end=change.index
+            )
+        bands = (change.band, self.before[phase] or change.band)
+        outside = any(direction_of(value, b) == change.direction for b in bands)
+        same_change = outside or _beyond_halfway(value, change, self.before[phase])
+        # Once the baseline restarted from the new level, a move away from that level is news.
+        rebased = change.duration >= self.params.shift_days
+        if same_change and not (rebased and self.leaves_band(t)[1] is not None):
+            change.duration += 1 + self.grace  # a grace day followed by the change belongs to it
+            self.grace = 0
+            if change.duration >= self.params.shift_days and self.regime != change.index:
+                self._level_shift(change)
+            return True
+        # One day back is not yet the end of a change that has lasted: it ends after two such
+        # days in a row, unless that day is an anomaly of its own. (A one-day blip ends at
+        # once, so a real change two days later is not dated at the blip.)
+        lasting = change.duration > 1
+        if lasting and self.grace == 0 and not same_change and self.leaves_band(t)[1] is None:
+            self.grace = 1
+            return True
+        change.ongoing, self.open, self.grace = False, None, 0
+        return False
+
+    def _level_shift(self, change: Finding) -> None:
+        """The change has lasted `shift_days`: it is a step, and the baseline restarts from it."""
+        change.kind = {"spike": "step_up", "dip": "step_down"}.get(change.kind, change.kind)
+        self.regime = change.index
+        self.screened = screen_bands(self.floats, self.regime, self.params)
+
+
+def _beyond_halfway(value: Decimal, change: Finding, old: Band | None) -> bool:
+    """Whether `value` is still past the midpoint between the old level (for its weekday) and the
+    changed level, in the change's direction."""
+    first = change.band.expected
+    level = old.expected if old is not None else first
+    step = change.impact if first == 0 else CTX.divide(change.impact * level, first)
+    midpoint = level + step / 2
+    return value > midpoint if change.direction == "up" else value < midpoint
+
+
+def _usual_zero(values: Sequence[Decimal], t: int, band: Band) -> bool:
+    """A day without charges in a series that had such days in its history is its usual
+    intermittency (a service billed now and then), not a drop."""
+    return values[t] == 0 and any(values[i] == 0 for i in range(t - band.history, t))
