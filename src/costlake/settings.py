@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         "context properties take effect when the process starts its session; SQL ones in every engine.",
     )
 
+    lock_timeout_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How long a writing command waits for another one holding the warehouse's lock "
+        "(`--lock-timeout`); then it stops with exit code 1.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning", description="Least severe log records written to stderr (`--log-level`)."
     )

@@ -1,13 +1,16 @@
 """The `costlake` command line: one typer sub-app per command group, composed here.
 
 Exit codes: 0 success; 1 usage or input error (one line, no traceback); 2 a quality gate held back at
-least one partition; 3 any other costlake failure. Nothing in the package imports the CLI.
+least one partition; 3 any other failure; 130 / 143 interrupted by SIGINT / SIGTERM. Nothing in the
+package imports the CLI.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Annotated
+import traceback
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -64,32 +67,90 @@ def _global(
             "(env COSTLAKE_LOG_FORMAT; default text).",
         ),
     ] = None,
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--lock-timeout",
+            help="Seconds a writing command waits for another one to release the warehouse "
+            "(env COSTLAKE_LOCK_TIMEOUT_SECONDS; default 600); then it stops with exit code 1.",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error (after its one-line message).")
+    ] = False,
 ) -> None:
-    state.overrides = {"warehouse": warehouse, "engine": engine, "log_level": log_level}
+    state.debug = debug
+    state.overrides = {
+        "warehouse": warehouse,
+        "engine": engine,
+        "log_level": log_level,
+        "lock_timeout_seconds": lock_timeout,
+    }
     if log_format is not None:
         state.overrides["log_format"] = log_format
     settings = state.settings()
     configure_logging(settings.log_level, settings.log_format)
 
 
+class Interrupted(BaseException):
+    """Raised in the main thread when SIGINT or SIGTERM arrives. A BaseException, so no `except
+    Exception` on the way up swallows it; `finally` blocks (the writer lock, temp folders) still run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_received: list[int] = []
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: map errors to exit codes and one-line messages."""
+    """Entry point: map every outcome to an exit code and at most one line on stderr.
+
+    0 success; 1 usage or input error; 2 a quality gate held back a day; 3 an internal failure;
+    130 / 143 interrupted by SIGINT / SIGTERM. `--debug` adds the traceback of an error."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
     try:
         app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click_exceptions.NoArgsIsHelpError:
-        sys.exit(0)  # the help was shown: that is what was asked for
-    except click_exceptions.ClickException as exc:
-        err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except CostlakeError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+    except BaseException as exc:  # noqa: BLE001 - this is the one place that decides how we exit
+        _exit_for(exc)
     sys.exit(0)
+
+
+def _exit_for(exc: BaseException) -> NoReturn:
+    if isinstance(exc, SystemExit):
+        raise exc
+    if _received:  # whatever surfaced (ours, or a library's "query interrupted"), it was the signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message short
+        _fail("interrupted", 128 + _received[0])
+    if state.debug and not isinstance(exc, typer.Exit | click_exceptions.NoArgsIsHelpError):
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, typer.Exit):
+        sys.exit(exc.exit_code)
+    if isinstance(exc, click_exceptions.NoArgsIsHelpError):
+        sys.exit(0)  # the help was shown: that is what was asked for
+    if isinstance(exc, typer.Abort | KeyboardInterrupt):
+        _fail("interrupted", 130)
+    if isinstance(exc, click_exceptions.ClickException):
+        _fail(f"error: {exc.format_message()}", 1)
+    if isinstance(exc, CostlakeError):
+        _fail(f"error: {exc}", exc.exit_code)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"error: {where}{exc.strerror or exc}", 1)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    _fail(f"error: internal error ({type(exc).__name__}: {first}); rerun with --debug for the traceback", 3)
 
 
 __all__ = ["LOG_FORMATS", "app", "main"]

@@ -27,6 +27,7 @@ class State:
     """The global options of this invocation (`--warehouse`, `--engine`, …) as settings overrides."""
 
     overrides: dict[str, Any] = {}
+    debug = False
 
     def settings(self) -> Settings:
         try:
@@ -35,7 +36,8 @@ class State:
             raise InputError(f"invalid settings: {exc}") from None
 
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.settings())
+        """The warehouse; a command blocked by another writer says once who it waits for."""
+        return Warehouse(self.settings(), on_wait=lambda message: err.print(message, markup=False))
 
 
 state = State()

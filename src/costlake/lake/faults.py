@@ -1,18 +1,27 @@
-"""Crash injection for tests: `COSTLAKE_CRASH_AT=<point>` kills the process at that point.
+"""Fault injection for tests, at the named points of the write path.
 
-The publish path calls `crash_point(name)` between its steps. With the variable unset this is a
-dictionary lookup; with it set to the step's name the process dies on the spot with exit code 86,
-without cleanup, as a power cut or `kill -9` would leave it.
+- `COSTLAKE_CRASH_AT=<point>` kills the process at that point with exit code 86, without cleanup,
+  as a power cut or `kill -9` would leave it.
+- `COSTLAKE_SIGNAL_AT=<point>:<INT|TERM>` makes the process send itself that signal at that point,
+  so a test can interrupt a real process at an exact step, as Ctrl-C or a scheduler's stop would.
+
+The write path calls `crash_point(name)` between its steps. With the variables unset this is two
+dictionary lookups.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 
 ENV = "COSTLAKE_CRASH_AT"
+SIGNAL_ENV = "COSTLAKE_SIGNAL_AT"
 EXIT_CODE = 86
 
 
 def crash_point(name: str) -> None:
     if os.environ.get(ENV) == name:
         os._exit(EXIT_CODE)
+    wanted = os.environ.get(SIGNAL_ENV)
+    if wanted and wanted.rpartition(":")[0] == name:
+        os.kill(os.getpid(), signal.Signals["SIG" + wanted.rpartition(":")[2]])

@@ -18,18 +18,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from costlake.errors import LakeError
+from costlake.errors import InputError
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".costlake.lock"
 _held: dict[Path, int] = {}  # lock path -> nesting depth in this process
 
 
+class LockTimeout(InputError):
+    """Another command held the warehouse's write lock for longer than the lock timeout. Exit code 1."""
+
+
 @contextmanager
 def writer_lock(
-    root: Path, command: str, *, timeout_s: float = 600.0, on_wait: Callable[[], None] | None = None
+    root: Path, command: str, *, timeout_s: float = 600.0, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[None]:
-    """Hold the warehouse's write lock for `command`; wait up to `timeout_s` for another writer."""
+    """Hold the warehouse's write lock for `command`; wait up to `timeout_s` for another writer.
+
+    While waiting, `on_wait` is told once who holds the lock ("waiting for run (pid 4711 on host,
+    since …)"); without it that line is logged as a warning."""
     path = (root / LOCK_FILE).resolve()
     if _held.get(path):
         _held[path] += 1
@@ -59,7 +66,7 @@ def writer_lock(
         os.close(handle)  # closing releases the lock
 
 
-def _acquire(handle: int, root: Path, timeout_s: float, on_wait: Callable[[], None] | None) -> None:
+def _acquire(handle: int, root: Path, timeout_s: float, on_wait: Callable[[str], None] | None) -> None:
     deadline = time.monotonic() + timeout_s
     told = False
     while True:
@@ -68,13 +75,24 @@ def _acquire(handle: int, root: Path, timeout_s: float, on_wait: Callable[[], No
             return
         except BlockingIOError:
             if not told:
-                log.info("waiting for another costlake writer on %s", root)
-                if on_wait is not None:
-                    on_wait()
+                message = f"waiting for {holder(root)} to finish (up to {timeout_s:.0f} s)"
+                (on_wait or log.warning)(message)
                 told = True
             if time.monotonic() >= deadline:
-                raise LakeError(
-                    f"{root}: another costlake process holds the warehouse lock; "
-                    f"gave up after {timeout_s:.0f} s"
+                raise LockTimeout(
+                    f"{root}: gave up after {timeout_s:.0f} s waiting for {holder(root)}; "
+                    "raise --lock-timeout (setting lock_timeout_seconds) or try again later"
                 ) from None
             time.sleep(0.2)
+
+
+def holder(root: Path) -> str:
+    """Who holds (or last held) the warehouse's lock, as the holder wrote it: "run (pid 4711 on
+    host, since 2026-01-01T00:00:00+00:00)"."""
+    try:
+        info = json.loads((root / LOCK_FILE).read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or "command" not in info:
+        return "another costlake command"
+    return f"{info['command']} (pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"

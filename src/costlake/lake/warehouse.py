@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +20,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.exceptions import (
+    NamespaceAlreadyExistsError,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
 from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
 from costlake.lake.lock import writer_lock
-from costlake.lake.migrate import migrate_table
+from costlake.lake.migrate import migrate_table, missing_columns
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.settings import Settings
 from costlake.tables import NAMESPACE, TABLES, TableDef
@@ -75,8 +80,9 @@ def _catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
 class Warehouse:
     """Catalog and tables of one warehouse: a local folder, or `s3://bucket/prefix`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_wait: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.on_wait = on_wait
         self.remote = is_remote(settings.warehouse)
         if self.remote:
             # The local side of a remote warehouse: lock, staging and the cache of downloaded files.
@@ -91,8 +97,11 @@ class Warehouse:
         self._ensured = False
 
     def writer(self, command: str) -> contextlib.AbstractContextManager[None]:
-        """The warehouse's write lock, held for `command` (re-entrant within a process)."""
-        return writer_lock(self.root, command)
+        """The warehouse's write lock, held for `command` (re-entrant within a process); waits up
+        to `lock_timeout_seconds` for another writer, telling `on_wait` once who it waits for."""
+        return writer_lock(
+            self.root, command, timeout_s=self.settings.lock_timeout_seconds, on_wait=self.on_wait
+        )
 
     # -- tables -----------------------------------------------------------------------------------
     def ensure_tables(self) -> None:
@@ -100,19 +109,31 @@ class Warehouse:
         current definition (lake/migrate.py). Idempotent; done once per Warehouse object."""
         if self._ensured:
             return
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            self.catalog.create_namespace(NAMESPACE)
-        for tdef in TABLES.values():
-            try:
-                table = self.catalog.load_table(tdef.identifier)
-            except NoSuchTableError:
-                self.catalog.create_table(
-                    tdef.identifier, schema=tdef.iceberg_schema(), partition_spec=tdef.partition_spec()
-                )
-                continue
-            if migrate_table(table, tdef):
-                self._tables.pop(tdef.name, None)
+        stored = self._stored_tables()
+        if len(stored) < len(TABLES) or any(missing_columns(t, TABLES[n]) for n, t in stored.items()):
+            # Creating and migrating are writes: under the lock, so two first commands cannot race.
+            with self.writer("create or migrate tables"):
+                with contextlib.suppress(NamespaceAlreadyExistsError):
+                    self.catalog.create_namespace(NAMESPACE)
+                stored = self._stored_tables()
+                for tdef in TABLES.values():
+                    if tdef.name not in stored:
+                        with contextlib.suppress(TableAlreadyExistsError):  # a creator on another host
+                            self.catalog.create_table(
+                                tdef.identifier,
+                                schema=tdef.iceberg_schema(),
+                                partition_spec=tdef.partition_spec(),
+                            )
+                    elif migrate_table(stored[tdef.name], tdef):
+                        self._tables.pop(tdef.name, None)
         self._ensured = True
+
+    def _stored_tables(self) -> dict[str, Table]:
+        found: dict[str, Table] = {}
+        for tdef in TABLES.values():
+            with contextlib.suppress(NoSuchTableError, NoSuchNamespaceError):
+                found[tdef.name] = self.catalog.load_table(tdef.identifier)
+        return found
 
     def table(self, tdef: TableDef) -> Table:
         cached = self._tables.get(tdef.name)
