@@ -45,7 +45,7 @@ from costlake.rag.explain import context_of
 from costlake.rag.grounding import check_grounding
 from costlake.rag.index import IndexItem, VectorIndex
 from costlake.rag.llm import llm_for
-from costlake.rag.prompt import build_prompt, context_lines
+from costlake.rag.prompt import build_prompt
 from costlake.rag.retriever import Retriever
 from costlake.tables import COST_ANOMALIES, DIM_ACCOUNT
 
@@ -236,9 +236,9 @@ def run(n: int, per_kind: int, seed: int, embedder_name: str, cache: Path) -> di
     for q in asked:
         t0 = time.perf_counter()
         got = retriever.retrieve(q["text"], tenant_id=q["tenant"], k=5)
-        context = [context_of(c) for c in got.chunks]
-        text = client.generate(build_prompt(q["text"], context))
-        grounded += check_grounding(text, context_lines(context)).grounded
+        prompt = build_prompt(q["text"], [context_of(c) for c in got.chunks])
+        text = client.generate(prompt)
+        grounded += check_grounding(text, prompt.context_lines()).grounded
         latencies.append((time.perf_counter() - t0) * 1000)
     latencies.sort()
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -127,3 +128,43 @@ def test_warehouse_from_environment(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "from-env" / "catalog.db").exists()
+
+
+def test_query_as_a_tenant_shows_only_its_accounts(tmp_path, write_csv):
+    """Team a owns A1 and A2, team b owns B1; both have a spike, so both have anomalies."""
+    wh = tmp_path / "wh"
+    start, rows = dt.date(2025, 1, 1), []
+    for i in range(40):
+        day = (start + dt.timedelta(days=i)).isoformat()
+        for account, level, spike in (("A1", 300, 33), ("A2", 90, None), ("B1", 150, 30)):
+            cost = level * 5 if i == spike else level + (i * 7) % 5
+            rows.append([f"{account}-{i}", day, account, "AmazonEC2", str(cost), day])
+    owners = write_csv(
+        "owners.csv",
+        [["A1", "team-a", ""], ["A2", "team-a", ""], ["B1", "team-b", ""]],
+        header=("account_id", "tenant_id", "account_name"),
+    )
+    for args in (("ingest", str(write_csv("bill.csv", rows))), ("run",), ("tenants", "load", str(owners))):
+        done = cli(wh, *args)
+        assert done.returncode == 0, (args, done.stderr)
+
+    def query(sql: str, *tenant: str) -> list[str]:
+        done = cli(wh, "query", sql, "--format", "csv", *tenant)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()[1:]
+
+    expected = {
+        "daily_account_cost": (["A1", "A2"], ["B1"]),
+        "raw_billing_events": (["A1", "A2"], ["B1"]),
+        "cost_anomalies": (["A1"], ["B1"]),  # A2 has no spike
+    }
+    for table, (team_a, team_b) in expected.items():
+        sql = f"SELECT DISTINCT account_id FROM {table} ORDER BY 1"
+        assert query(sql, "--tenant", "team-a") == team_a
+        assert query(sql, "--tenant", "team-b") == team_b
+        assert query(sql) == team_a + team_b
+    published = "SELECT count(*) AS n FROM publish_log"
+    assert query(published, "--tenant", "team-a") == ["0"] and query(published) != ["0"]
+    unknown = cli(wh, "query", "SELECT 1", "--tenant", "team-c")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.splitlines() == ["error: unknown tenant 'team-c'"]

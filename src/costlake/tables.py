@@ -28,6 +28,8 @@ NAMESPACE = "costlake"
 MONEY = DecimalType(38, 12)
 MONEY_SQL = "DECIMAL(38,12)"
 MONEY_ARROW = pa.decimal128(38, 12)
+# The tenant of an account no tenants file names and no billing account owns (dim_account.tenant_id).
+UNASSIGNED_TENANT = "unassigned"
 
 _S, _L, _D, _T, _B = StringType(), LongType(), DateType(), TimestampType(), BooleanType()
 

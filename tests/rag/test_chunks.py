@@ -192,11 +192,11 @@ def test_text_per_kind(overrides: dict[str, Any], expected: str) -> None:
 
 
 def test_money_and_percent_rounding() -> None:
-    assert format_usd(D("0.005")) == "$0.00"  # half-even
+    assert format_usd(D("0.005")) == "$0.01"  # half-up (formatting.ROUNDING)
     assert format_usd(D("0.015")) == "$0.02"
     assert format_usd(D("1234567.891")) == "$1,234,567.89"
     assert format_usd(D("-0.004")) == "$0.00"
-    assert format_pct(D("12.25")) == "12.2%" and format_pct(D("12.35")) == "12.4%"
+    assert format_pct(D("12.25")) == "12.3%" and format_pct(D("12.35")) == "12.4%"
 
 
 def _rows() -> list[dict[str, Any]]:

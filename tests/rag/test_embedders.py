@@ -25,6 +25,7 @@ from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.embedders.minilm import MODEL_SHA256, MiniLMEmbedder
 from costlake.rag.embedders.openai_compat import EmbedderError, OpenAICompatEmbedder
 from costlake.rag.embedders.titan import TitanEmbedder
+from costlake.rag.providers import RetryPolicy
 
 REFERENCE = Path(__file__).parents[1] / "fixtures" / "embeddings" / "minilm_reference.json"
 DATA = Path(__file__).parents[2] / "src" / "costlake" / "rag" / "embedders" / "data"
@@ -204,6 +205,19 @@ def test_titan_turns_service_errors_and_bad_replies_into_embedder_errors(fake_aw
             titan.embed("x")
 
 
+def test_titan_retries_throttling_with_the_shared_policy(fake_aws: None) -> None:
+    from botocore.stub import Stubber
+
+    sleeps: list[float] = []
+    titan = TitanEmbedder(sleep=sleeps.append)
+    with Stubber(titan.client) as stub:
+        stub.add_client_error("invoke_model", "ThrottlingException", "Rate exceeded", 429)
+        stub.add_response("invoke_model", _titan_reply([1.0] * 1536))
+        assert titan.embed_batch(["x"]).shape == (1, 1536)
+        stub.assert_no_pending_responses()
+    assert sleeps == RetryPolicy(attempts=3).delays()[:1]
+
+
 def test_titan_rejects_an_unknown_model() -> None:
     with pytest.raises(ConfigError, match="unknown Titan model 'amazon.titan-embed-g1-text-02'"):
         TitanEmbedder(model_id="amazon.titan-embed-g1-text-02")
@@ -320,6 +334,23 @@ def test_openai_errors_are_one_clear_line(server: EmbeddingsServer, monkeypatch:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="needs an API key: export OPENAI_API_KEY=... or pass api_key"):
         OpenAICompatEmbedder(base_url=server.base_url)
+
+
+def test_openai_retries_transient_failures_with_the_shared_policy(server: EmbeddingsServer) -> None:
+    sleeps: list[float] = []
+    embedder = OpenAICompatEmbedder(
+        base_url=server.base_url, api_key="sk-local", dim=12, timeout=5, max_retries=2, sleep=sleeps.append
+    )
+    server.fail_with = 503
+    with pytest.raises(EmbedderError, match="answered 503.*gave up after 3 attempts"):
+        embedder.embed("x")
+    assert len(server.requests) == 3 and sleeps == RetryPolicy(attempts=3).delays()
+    server.fail_with = 400
+    with pytest.raises(EmbedderError, match="answered 400"):
+        embedder.embed("x")
+    assert len(server.requests) == 4 and len(sleeps) == 2  # a client error is not retried
+    server.fail_with = None
+    assert embedder.embed("x").shape == (12,)
 
 
 def test_openai_key_comes_from_the_environment(

@@ -9,16 +9,20 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.tenants import load_tenants
-from costlake.rag.explain import Explainer
+from costlake.rag.embedders import HashingEmbedder
+from costlake.rag.embedders import base as embedders_base
+from costlake.rag.explain import Explainer, ExplainResult
 from costlake.rag.index import VectorIndex
 from costlake.rag.indexer import build_index, index_folder, lake_chunks, rag_folder
-from costlake.rag.llm import LLMClient, register
+from costlake.rag.llm import LLMClient, OfflineClient, register
 from costlake.rag.llm import base as llm_base
+from costlake.rag.prompt import Prompt
 from costlake.settings import Settings
 from helpers import ingest_and_run
 
@@ -69,7 +73,7 @@ def test_explain_answers_with_the_api_shape_and_cites_the_anomaly(lake: Warehous
     assert (report.chunks, report.added, report.embedded) == (1, 1, 1)
     question = "why did EC2 spend jump for payments-prod on February 3?"
     answer = Explainer(lake).explain(question, tenant="team-a")
-    body = answer.payload
+    body = answer.model_dump(mode="json")
     assert set(body) == API_KEYS
     assert (body["provider"], body["degraded"], body["grounded"]) == ("offline", False, True)
     [cited] = body["citations"]
@@ -81,7 +85,8 @@ def test_explain_answers_with_the_api_shape_and_cites_the_anomaly(lake: Warehous
 
 def test_a_tenant_never_retrieves_another_tenants_anomaly(lake: Warehouse) -> None:
     build_index(lake)
-    answer = Explainer(lake).explain(f"why did account {A1} jump on 2025-02-03?", tenant="team-b").payload
+    result = Explainer(lake).explain(f"why did account {A1} jump on 2025-02-03?", tenant="team-b")
+    answer = result.model_dump(mode="json")
     assert answer["citations"] == [] and answer["retrieved_context_count"] == 0
     assert A1 in answer["explanation"] and "payments-prod" not in answer["explanation"]
 
@@ -91,13 +96,13 @@ def test_moving_an_account_to_another_tenant_takes_effect_without_reindexing(
 ) -> None:
     build_index(lake)
     question = "why did EC2 spend jump on 2025-02-03?"
-    assert Explainer(lake).explain(question, tenant="team-a").payload["retrieved_context_count"] == 1
+    assert Explainer(lake).explain(question, tenant="team-a").retrieved_context_count == 1
     moved = write_csv(
         "moved.csv", [[A1, "team-b", "payments-prod"]], header=("account_id", "tenant_id", "account_name")
     )
     load_tenants(lake, moved)
-    assert Explainer(lake).explain(question, tenant="team-a").payload["citations"] == []
-    assert Explainer(lake).explain(question, tenant="team-b").payload["retrieved_context_count"] == 1
+    assert Explainer(lake).explain(question, tenant="team-a").citations == []
+    assert Explainer(lake).explain(question, tenant="team-b").retrieved_context_count == 1
 
 
 def test_index_updates_incrementally_and_equals_a_rebuild(
@@ -130,7 +135,7 @@ class _Inventing(LLMClient):
 
     name = "inventing"
 
-    def _complete(self, prompt: str) -> str:
+    def _complete(self, prompt: Prompt) -> str:
         return "EC2 rose by $999.99 because of a runaway job."
 
 
@@ -141,7 +146,46 @@ def test_grounding_flags_an_invented_number(lake: Warehouse, monkeypatch: pytest
     build_index(lake)
     wh = Warehouse(lake.settings.model_copy(update={"llm_provider": "inventing"}))
     answer = Explainer(wh).explain("why did EC2 jump on 2025-02-03?", tenant="team-a")
-    assert answer.payload["grounded"] is False and answer.unsupported == ["999.99"]
+    assert answer.grounded is False and answer.unsupported == ["999.99"]
+
+
+def test_the_json_body_is_the_result_without_unsupported_numbers(lake: Warehouse) -> None:
+    build_index(lake)
+    answer = Explainer(lake).explain("why did EC2 spend jump on 2025-02-03?", tenant="team-a")
+    body = answer.model_dump(mode="json")
+    assert list(body) == list(ExplainResult.model_fields)[:-1] and "unsupported" not in body
+    assert body["citations"] == [c.model_dump() for c in answer.citations]
+    assert ExplainResult.model_validate({**body, "unsupported": answer.unsupported}) == answer
+
+
+def test_one_llm_client_and_one_embedder_serve_every_question_of_a_process(
+    lake: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients: list[LLMClient] = []
+    embedders: list[HashingEmbedder] = []
+
+    def counting_llm(**options: Any) -> LLMClient:
+        clients.append(OfflineClient(**options))
+        return clients[-1]
+
+    def counting_embedder(**options: Any) -> HashingEmbedder:
+        embedders.append(HashingEmbedder(**options))
+        return embedders[-1]
+
+    # Registered the way plugins would be, and unregistered after the test.
+    monkeypatch.setattr(llm_base, "_REGISTRY", dict(llm_base._REGISTRY))
+    monkeypatch.setattr(embedders_base, "_REGISTRY", dict(embedders_base._REGISTRY))
+    register("counting", counting_llm)
+    embedders_base.register("hashing", counting_embedder)
+    build_index(lake)
+    settings = lake.settings.model_copy(update={"llm_provider": "counting"})
+    first = Explainer(Warehouse(settings))
+    first.explain("why did EC2 jump on 2025-02-03?", tenant="team-a")
+    first.explain("what happened to payments-prod in February?", tenant="team-a")
+    second = Explainer(Warehouse(settings.model_copy()))
+    assert second.explain("why did EC2 jump on 2025-02-03?", tenant="team-a").provider == "offline"
+    assert len(clients) == 1 and first.llm is second.llm is clients[0]
+    assert len(embedders) == 1  # built by `costlake index`, then reused by both explainers
 
 
 def _cli(wh: Warehouse, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -180,7 +224,8 @@ def test_the_offline_default_embedder_builds_the_index(lake: Warehouse) -> None:
     wh = Warehouse(lake.settings.model_copy(update={"embedder": "minilm"}))
     report = build_index(wh)
     assert report.embedder_id == "minilm:384" and report.embedded == 1
-    answer = Explainer(wh).explain("why did compute costs increase in February?", tenant="team-a").payload
+    question = "why did compute costs increase in February?"
+    answer = Explainer(wh).explain(question, tenant="team-a").model_dump(mode="json")
     assert answer["retrieved_context_count"] == 1 and answer["grounded"] is True
 
 

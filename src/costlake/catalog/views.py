@@ -1,6 +1,19 @@
-"""SQL over the lake: every table is a DuckDB view over its current data files (or a past run's)."""
+"""SQL over the lake: every table is a DuckDB view over its current data files (or a past run's),
+for every tenant (the operator's view) or cut down to one tenant's accounts.
+
+The tenant cut is written here once, and both `costlake query --tenant` and the readers
+(catalog/readers.py) go through it. Ownership is dim_account as it is now, whatever `as_of`: moving an
+account to another tenant moves its history with it. Under a tenant,
+
+* a table with an `account_id` column keeps the rows of the tenant's accounts (dim_account: the
+  tenant's accounts themselves);
+* a dimension without one keeps the keys the tenant's published rows use (`SCOPE_LINKS`);
+* a table that carries no account (publish_log, quarantine, ingest_batches) is empty.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa
@@ -10,10 +23,80 @@ from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
 from costlake.lake.warehouse import Warehouse
-from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, PUBLISH_LOG, TABLES
+from costlake.tables import (
+    ACCOUNT_SERVICE_DAY,
+    DAILY_ACCOUNT,
+    DIM_ACCOUNT,
+    DIM_PRICING_MODEL,
+    DIM_REGION,
+    DIM_SERVICE,
+    NORMALIZED,
+    PUBLISH_LOG,
+    TABLES,
+    TableDef,
+)
 
 # The stage tables change together in a run: readers see them as of the last finished run.
 RUN_TABLES = frozenset({NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name})
+
+INGEST_BATCHES = "ingest_batches"
+INGEST_BATCHES_SCHEMA = pa.schema(
+    [
+        ("batch_id", pa.string()),
+        ("batch_seq", pa.int64()),
+        ("sha256", pa.string()),
+        ("source_file", pa.string()),
+        ("source_format", pa.string()),
+        ("loaded_at", pa.string()),
+        ("rows_accepted", pa.int64()),
+        ("rows_quarantined", pa.int64()),
+        ("snapshot_id", pa.int64()),
+    ]
+)
+
+# Under a tenant, the relation of the tenant's account ids (visible to `query --tenant` too).
+TENANT_ACCOUNTS = "tenant_accounts"
+# A dimension without an account: (its key, the published table whose rows of the tenant's accounts
+# say which keys the tenant uses). That table's view is already cut to the tenant, and comes earlier
+# in TABLES, so it exists when the dimension's view is created.
+SCOPE_LINKS: dict[str, tuple[str, str]] = {
+    DIM_SERVICE.name: ("service_name", ACCOUNT_SERVICE_DAY.name),
+    DIM_REGION.name: ("region", NORMALIZED.name),
+    DIM_PRICING_MODEL.name: ("pricing_model", NORMALIZED.name),
+}
+
+
+class UnknownTenant(InputError):
+    """A tenant that owns no account in dim_account."""
+
+
+def tenant_accounts(wh: Warehouse, tenant: str) -> list[str]:
+    """The accounts `tenant` owns, sorted, from dim_account as it is now. A tenant that owns none is
+    unknown (`UnknownTenant`): nobody can tell it from a misspelt one."""
+    owners = wh.read_rows(DIM_ACCOUNT).select(["account_id", "tenant_id"]).to_pylist()
+    accounts = sorted({r["account_id"] for r in owners if r["tenant_id"] == tenant and r["account_id"]})
+    if not accounts:
+        raise UnknownTenant(f"unknown tenant {tenant!r}")
+    return accounts
+
+
+def tenant_scope(tdef: TableDef) -> str | None:
+    """The condition that cuts `tdef` down to one tenant, or None when a tenant sees none of it.
+
+    >>> tenant_scope(TABLES["daily_account_cost"])
+    'account_id IN (SELECT account_id FROM tenant_accounts)'
+    >>> tenant_scope(TABLES["dim_region"])
+    'region IN (SELECT region FROM normalized_billing_events)'
+    >>> tenant_scope(TABLES["publish_log"]) is None
+    True
+    """
+    if "account_id" in tdef.column_names:
+        return f"account_id IN (SELECT account_id FROM {TENANT_ACCOUNTS})"
+    link = SCOPE_LINKS.get(tdef.name)
+    if link is None:
+        return None
+    key, table = link
+    return f"{key} IN (SELECT {key} FROM {table})"
 
 
 def snapshot_view(wh: Warehouse, as_of: str | None = None) -> dict[str, int | None]:
@@ -29,46 +112,65 @@ def snapshot_view(wh: Warehouse, as_of: str | None = None) -> dict[str, int | No
     return {name: snap for name, snap in latest.snapshots.items() if name in RUN_TABLES}
 
 
-def open_lake(wh: Warehouse, as_of: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with one view per table, plus `ingest_batches` from the batch registry."""
+def open_lake(
+    wh: Warehouse,
+    as_of: str | None = None,
+    *,
+    tenant: str | None = None,
+    tables: Iterable[str] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with one view per table, plus `ingest_batches` from the batch registry.
+
+    `tenant` cuts every view down to that tenant (see the module docstring; `UnknownTenant` if it owns
+    no account); None is the operator's view of every tenant. `tables` limits the views to those
+    names (plus what a tenant's dimension views need), which saves planning the other tables' files.
+    """
+    everything = set(TABLES) | {INGEST_BATCHES}
+    wanted = everything if tables is None else set(tables)
+    if wanted - everything:
+        raise ValueError(f"no such table(s): {', '.join(sorted(wanted - everything))}")
     wh.ensure_tables()
-    view = snapshot_view(wh, as_of)
     con = connect(wh.settings, ordered=True)
-    for tdef in TABLES.values():
-        snapshot = view.get(tdef.name)
-        # A table in the view without a snapshot had no data yet when that run finished.
-        missing = tdef.name in view and snapshot is None
-        files = [] if missing else wh.data_files(tdef, snapshot_id=snapshot)
-        if files:
-            con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {parquet_scan(files)}")
-        else:
-            empty = tdef.arrow_schema().empty_table()
-            con.register(f"{tdef.name}__empty", empty)
-            con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {tdef.name}__empty")
-    watermark = manifest_for(wh, as_of).batch_seq if as_of is not None else None
-    batches = pa.Table.from_pylist(
-        [b.__dict__ for b in registered_batches(wh) if watermark is None or b.batch_seq <= watermark],
-        schema=pa.schema(
-            [
-                ("batch_id", pa.string()),
-                ("batch_seq", pa.int64()),
-                ("sha256", pa.string()),
-                ("source_file", pa.string()),
-                ("source_format", pa.string()),
-                ("loaded_at", pa.string()),
-                ("rows_accepted", pa.int64()),
-                ("rows_quarantined", pa.int64()),
-                ("snapshot_id", pa.int64()),
-            ]
-        ),
-    )
-    con.register("ingest_batches", batches)
+    try:
+        if tenant is not None:
+            wanted |= {SCOPE_LINKS[name][1] for name in wanted if name in SCOPE_LINKS}
+            accounts = pa.table({"account_id": pa.array(tenant_accounts(wh, tenant), pa.string())})
+            con.register(TENANT_ACCOUNTS, accounts)
+        view = snapshot_view(wh, as_of)
+        for tdef in TABLES.values():
+            if tdef.name not in wanted:
+                continue
+            scope = tenant_scope(tdef) if tenant is not None else None
+            snapshot = view.get(tdef.name)
+            # A table in the view without a snapshot had no data yet when that run finished.
+            hidden = (tdef.name in view and snapshot is None) or (tenant is not None and scope is None)
+            files = [] if hidden else wh.data_files(tdef, snapshot_id=snapshot)
+            if files:
+                where = f" WHERE {scope}" if scope is not None else ""
+                con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {parquet_scan(files)}{where}")
+            else:
+                con.register(f"{tdef.name}__empty", tdef.arrow_schema().empty_table())
+                con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {tdef.name}__empty")
+        if INGEST_BATCHES in wanted:  # batches carry no account: a tenant sees none
+            batches = _batches(wh, as_of) if tenant is None else INGEST_BATCHES_SCHEMA.empty_table()
+            con.register(INGEST_BATCHES, batches)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-def run_query(wh: Warehouse, sql: str, as_of: str | None = None) -> pa.Table:
-    """The result of `sql` over the lake (as of a past run, if given), as Arrow."""
-    con = open_lake(wh, as_of)
+def _batches(wh: Warehouse, as_of: str | None) -> pa.Table:
+    watermark = manifest_for(wh, as_of).batch_seq if as_of is not None else None
+    rows = [b.__dict__ for b in registered_batches(wh) if watermark is None or b.batch_seq <= watermark]
+    return pa.Table.from_pylist(rows, schema=INGEST_BATCHES_SCHEMA)
+
+
+def run_query(wh: Warehouse, sql: str, as_of: str | None = None, tenant: str | None = None) -> pa.Table:
+    """The result of `sql` over the lake (as of a past run, if given; cut to a tenant, if given), as
+    Arrow. Scoping is for people who want one tenant's slice: the SQL is still DuckDB's, which can
+    read files by path, so it is no sandbox for SQL from untrusted users (they get the readers)."""
+    con = open_lake(wh, as_of, tenant=tenant)
     try:
         return to_arrow(con, sql)
     except duckdb.Error as exc:

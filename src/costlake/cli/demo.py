@@ -99,7 +99,7 @@ def _explain_the_largest(wh: Warehouse, console: Console) -> None:
     console.print(f"indexed {report.chunks} anomalies ({report.embedder_id}) in {report.seconds:.1f} s")
     day, service, account, tenant = top[0].values()
     question = f"Why did {service} spend change for {account} on {day.isoformat()}?"
-    answer = Explainer(wh).explain(question, tenant=tenant).payload
+    answer = Explainer(wh).explain(question, tenant=tenant)
     console.print(f"\n[bold]costlake explain[/bold] {question!r} --tenant {tenant}")
-    console.print(answer["explanation"], markup=False, highlight=False)
-    console.print(f"({answer['provider']}, grounded: {answer['grounded']}, {answer['latency_ms']:.0f} ms)\n")
+    console.print(answer.explanation, markup=False, highlight=False)
+    console.print(f"({answer.provider}, grounded: {answer.grounded}, {answer.latency_ms:.0f} ms)\n")

@@ -43,30 +43,29 @@ def explain(
 
     check_choice("--format", fmt, ("text", "json"))
     explainer = Explainer(state.warehouse())
-    answer = explainer.explain(question, tenant=tenant, k=k)
+    result = explainer.explain(question, tenant=tenant, k=k)
     if explainer.stale:
         err.print("warning: anomalies changed since the index was built; run `costlake index` to update it")
-    body = answer.payload
     if fmt == "json":
-        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
         return
-    out.print(body["explanation"], markup=False, highlight=False)
-    if body["citations"]:
+    out.print(result.explanation, markup=False, highlight=False)
+    if result.citations:
         out.print("\nSources:", markup=False)
-        for c in body["citations"]:
+        for c in result.citations:
             out.print(
-                f"  [{c['chunk_id']}] {c['usage_date']} account {c['account_id']} {c['service_name']} "
-                f"impact {c['impact_usd']}",
+                f"  [{c.chunk_id}] {c.usage_date} account {c.account_id} {c.service_name} "
+                f"impact {c.impact_usd}",
                 markup=False,
                 highlight=False,
             )
-    if body["degraded"]:
+    if result.degraded:
         err.print("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
-    if not body["grounded"]:
-        err.print(f"warning: numbers not found in the retrieved context: {', '.join(answer.unsupported)}")
+    if not result.grounded:
+        err.print(f"warning: numbers not found in the retrieved context: {', '.join(result.unsupported)}")
     out.print(
-        f"\n{body['provider']}: {body['retrieved_context_count']} retrieved in "
-        f"{body['retrieval_ms']:.0f} ms, generated in {body['generation_ms']:.0f} ms",
+        f"\n{result.provider}: {result.retrieved_context_count} retrieved in "
+        f"{result.retrieval_ms:.0f} ms, generated in {result.generation_ms:.0f} ms",
         markup=False,
         style="dim",
     )

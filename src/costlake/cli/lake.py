@@ -134,12 +134,20 @@ def query(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Read every table as it was right after this run id.")
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Show only this tenant's accounts (their rows, and the dimension keys they use); "
+            "tables without an account are empty.",
+        ),
+    ] = None,
 ) -> None:
     """Run SQL over every table (raw_billing_events, daily_account_cost, dim_account, …)."""
     from costlake.catalog.views import run_query
 
     check_choice("--format", fmt, ("table", "csv", "json"))
-    result = run_query(state.warehouse(), sql, as_of)
+    result = run_query(state.warehouse(), sql, as_of, tenant=tenant)
     print_result(result, fmt)
 
 

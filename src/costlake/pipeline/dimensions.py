@@ -6,7 +6,7 @@ so the same inputs give the same dimensions whatever order the files came in.
 
 from __future__ import annotations
 
-UNASSIGNED = "unassigned"
+from costlake.tables import UNASSIGNED_TENANT
 
 
 def dim_account_sql(new_raw: str, current: str) -> str:
@@ -20,7 +20,8 @@ def dim_account_sql(new_raw: str, current: str) -> str:
     SELECT COALESCE(d.account_id, s.account_id) AS account_id,
            d.account_name,
            -- An owner from a tenants file wins; else the billing account (FOCUS, CUR) owns it.
-           COALESCE(NULLIF(d.tenant_id, '{UNASSIGNED}'), s.billing_account_id, '{UNASSIGNED}') AS tenant_id,
+           COALESCE(NULLIF(d.tenant_id, '{UNASSIGNED_TENANT}'), s.billing_account_id, '{UNASSIGNED_TENANT}')
+               AS tenant_id,
            least(d.billing_account_id, s.billing_account_id) AS billing_account_id,
            least(d.first_usage_date, s.first_usage_date) AS first_usage_date,
            greatest(d.last_usage_date, s.last_usage_date) AS last_usage_date,

@@ -2,7 +2,8 @@
 
 Text comes from structured fields only. Account names come from a user's tenants file and
 contributor values from billing data, so both are reduced to a small safe alphabet before they reach
-a sentence an LLM will read. Money is rounded half-even to cents with thousands separators.
+a sentence an LLM will read. Money, percentages and dates are written by `formatting.py` (half-up to
+cents and to 0.1%), the rule the offline composer uses too.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
+
+from costlake.rag.formatting import format_date, format_long_date, format_pct, format_signed_usd, format_usd
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 ._-]+")
 _VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9._:/-]+")
-_CENT = Decimal("0.01")
-_TENTH = Decimal("0.1")
 
 
 def sanitize_label(value: str, max_len: int = 64) -> str:
@@ -34,48 +35,6 @@ def sanitize_value(value: str, max_len: int = 64) -> str:
     return _VALUE_UNSAFE.sub("-", value.strip()).strip("-")[:max_len]
 
 
-def format_usd(amount: Decimal) -> str:
-    """Dollars rounded half-even to cents, with thousands separators; never "-$0.00"."""
-    cents = amount.quantize(_CENT, rounding=ROUND_HALF_EVEN)
-    sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents):,.2f}"
-
-
-def format_signed_usd(amount: Decimal) -> str:
-    """Like `format_usd`, with an explicit "+" for non-negative amounts."""
-    text = format_usd(amount)
-    return text if text.startswith("-") else "+" + text
-
-
-def format_pct(pct: Decimal) -> str:
-    """A percentage (in percent units) rounded half-even to one decimal."""
-    return f"{pct.quantize(_TENTH, rounding=ROUND_HALF_EVEN):,.1f}%"
-
-
-def decimal_str(value: Decimal) -> str:
-    """Exact, compact decimal string: trailing zeros dropped, no exponent.
-
-    >>> decimal_str(Decimal("1204.500000000000")), decimal_str(Decimal("0E-12")), decimal_str(Decimal("1E+2"))
-    ('1204.5', '0', '100')
-    """
-    return "0" if value == 0 else format(value.normalize(), "f")
-
-
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 _KIND_LABELS = {
     "spike": "a spike",
     "dip": "a dip",
@@ -112,10 +71,7 @@ AmazonRDS, $818.30 (211.9%) above the expected $386.20; most of the increase cam
     service = sanitize_label(str(meta["service_name"])) or "an unnamed service"
     actual, expected, impact = (Decimal(meta[name]) for name in ("actual_usd", "expected_usd", "impact_usd"))
     kind = str(meta["kind"])
-    head = (
-        f"On {day.isoformat()} ({_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {day.day}, {day.year}), "
-        f"account {account} ({meta['account_name']})"
-    )
+    head = f"On {format_date(day)} ({format_long_date(day)}), account {account} ({meta['account_name']})"
     rising = impact >= 0
     change = f"{format_usd(abs(impact))}{_pct_part(meta)} {'above' if impact >= 0 else 'below'} the expected "
     change += format_usd(expected) + _range_part(meta)
@@ -124,7 +80,7 @@ AmazonRDS, $818.30 (211.9%) above the expected $386.20; most of the increase cam
         lasting = _lasting(meta)
         body = (
             f"{head} saw a sustained step {'up' if kind == 'step_up' else 'down'} on {service} since "
-            f"{day.isoformat()}{lasting}: daily spend was {format_usd(actual)}, {change}"
+            f"{format_date(day)}{lasting}: daily spend was {format_usd(actual)}, {change}"
         )
         body += _because(contributors, rising=kind == "step_up")
     elif kind == "new_service":

@@ -1,9 +1,10 @@
 """`costlake explain` (and, later, the API's POST /explain): retrieve, prompt, generate, check.
 
-The answer has exactly the API's shape: `explanation`, `latency_ms`, `retrieved_context_count`,
-`citations` (chunk_id, account_id, service_name, usage_date, impact_usd), `retrieval_ms`,
-`generation_ms`, `provider`, `degraded`, `grounded`. A provider failure (any `LLMError`) gives the
-retrieved anomalies' own sentences with `degraded: true`, unless `llm_failure = "error"`.
+The answer is an `ExplainResult`, whose JSON is exactly the API's shape: `explanation`, `latency_ms`,
+`retrieved_context_count`, `citations` (chunk_id, account_id, service_name, usage_date, impact_usd),
+`retrieval_ms`, `generation_ms`, `provider`, `degraded`, `grounded`. A provider failure (any `LLMError`)
+gives the retrieved anomalies' own sentences with `degraded: true`, unless `llm_failure = "error"`.
+The LLM client and the embedder are built once per process and configuration, not per question.
 Relative dates in a question ("last week", "yesterday") count from the day after the latest
 published usage day, since billing data arrives a day late.
 """
@@ -12,15 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
+from costlake.logs import phase
 from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk, read_jsonl
 from costlake.rag.grounding import check_grounding
 from costlake.rag.index import VectorIndex
@@ -32,9 +37,12 @@ from costlake.rag.indexer import (
     index_folder,
     rag_folder,
 )
-from costlake.rag.llm import LLMError, llm_for
-from costlake.rag.prompt import build_prompt, context_lines
+from costlake.rag.llm import LLMClient, LLMError, shared_llm
+from costlake.rag.prompt import Prompt, build_prompt
 from costlake.rag.retriever import Mode, Retriever
+from costlake.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def context_of(chunk: Chunk) -> dict[str, Any]:
@@ -42,10 +50,59 @@ def context_of(chunk: Chunk) -> dict[str, Any]:
     return {**chunk.metadata, "chunk_id": chunk.chunk_id, "text": chunk.text}
 
 
-@dataclass(frozen=True)
-class Answer:
-    payload: dict[str, Any]  # exactly the API's fields
-    unsupported: list[str]  # numbers of the explanation the context does not support (grounded: false)
+class Citation(BaseModel):
+    """One retrieved anomaly the explanation may cite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chunk_id: str
+    account_id: str
+    service_name: str
+    usage_date: str = Field(description="ISO 8601 day, e.g. 2025-03-02")
+    impact_usd: str = Field(description="exact decimal, as a string so no float ever rounds it")
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> Citation:
+        return cls(
+            chunk_id=chunk.chunk_id,
+            account_id=chunk.account_id,
+            service_name=chunk.service_name,
+            usage_date=chunk.usage_date.isoformat(),
+            impact_usd=str(chunk.metadata.get("impact_usd", chunk.impact_usd)),
+        )
+
+
+class ExplainResult(BaseModel):
+    """The answer to one question; `model_dump(mode="json")` is the API's body (without `unsupported`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    explanation: str
+    latency_ms: float = Field(description="retrieval and generation, in milliseconds")
+    retrieved_context_count: int
+    citations: list[Citation]
+    retrieval_ms: float
+    generation_ms: float
+    provider: str
+    degraded: bool = Field(description="true when the LLM failed and the retrieved anomalies are shown")
+    grounded: bool = Field(description="true when every number of the explanation is in the context")
+    #: numbers of the explanation the context does not support (grounded: false); not part of the body
+    unsupported: list[str] = Field(default_factory=list, exclude=True)
+
+
+def configured_llm(settings: Settings) -> LLMClient:
+    """The LLM client the settings name, built once per process and configuration (`shared_llm`)."""
+    options: dict[str, Any] = {
+        "timeout": settings.llm_timeout_seconds,
+        "max_attempts": settings.llm_max_attempts,
+    }
+    if settings.llm_model:
+        options["model"] = settings.llm_model
+    if settings.llm_base_url:
+        options["base_url"] = settings.llm_base_url
+    if settings.llm_provider == "bedrock" and settings.aws_region:
+        options["region"] = settings.aws_region
+    return shared_llm(settings.llm_provider, **options)
 
 
 @dataclass
@@ -70,7 +127,7 @@ class Explainer:
 
     @cached_property
     def retriever(self) -> Retriever:
-        from costlake.catalog.views import run_query
+        from costlake.catalog import readers
 
         chunks = self.chunks  # first: a missing index says to run `costlake index`
         folder = rag_folder(self.wh)
@@ -78,8 +135,8 @@ class Explainer:
         index = VectorIndex.open(
             index_folder(folder, embedder.embedder_id), expect_embedder_id=embedder.embedder_id
         )
-        accounts = run_query(self.wh, "SELECT account_id, account_name, tenant_id FROM dim_account")
-        latest = run_query(self.wh, "SELECT max(usage_date) AS d FROM daily_account_cost").to_pylist()[0]["d"]
+        accounts = readers.accounts_table(readers.accounts(self.wh, None))
+        latest = readers.latest_usage_date(self.wh, None)
         today = (latest or dt.date.today()) + dt.timedelta(days=1)
 
         def dense(vector: np.ndarray, k: int, candidates: Any) -> list[tuple[str, float]]:
@@ -91,6 +148,11 @@ class Explainer:
         chunks = [replace(c, tenant_id=owner.get(c.account_id, UNASSIGNED_TENANT)) for c in chunks]
         return Retriever(chunks, embedder, dense, accounts=accounts, today=today)
 
+    @property
+    def llm(self) -> LLMClient:
+        """The settings' LLM client: one per process and configuration, shared by every question."""
+        return configured_llm(self.wh.settings)
+
     def explain(
         self,
         question: str,
@@ -99,56 +161,44 @@ class Explainer:
         k: int = 5,
         mode: Mode = "hybrid",
         use_filters: bool = True,
-    ) -> Answer:
-        settings = self.wh.settings
+    ) -> ExplainResult:
         started = time.perf_counter()
-        retrieval = self.retriever.retrieve(
-            question, tenant_id=tenant, k=k, mode=mode, use_filters=use_filters
-        )
+        with phase(log, "retrieval", k=k, mode=mode) as done:
+            retrieval = self.retriever.retrieve(
+                question, tenant_id=tenant, k=k, mode=mode, use_filters=use_filters
+            )
+            done["chunks"] = len(retrieval.chunks)
         retrieved = time.perf_counter()
-        context = [context_of(c) for c in retrieval.chunks]
-        lines = context_lines(context)
-        options: dict[str, Any] = {
-            "timeout": settings.llm_timeout_seconds,
-            "max_attempts": settings.llm_max_attempts,
-        }
-        if settings.llm_model:
-            options["model"] = settings.llm_model
-        if settings.llm_base_url:
-            options["base_url"] = settings.llm_base_url
-        if settings.llm_provider == "bedrock" and settings.aws_region:
-            options["region"] = settings.aws_region
-        client = llm_for(settings.llm_provider, **options)
-        degraded = False
-        try:
-            text = client.generate(build_prompt(question, context))
-        except LLMError as exc:
-            if settings.llm_failure == "error":
-                raise
-            degraded = True
-            found = "\n".join(f"- [{c.chunk_id}] {c.text}" for c in retrieval.chunks) or "No anomaly matched."
-            text = f"The explanation service is unavailable ({exc}); the retrieved anomalies are:\n{found}"
+        prompt = build_prompt(question, [context_of(c) for c in retrieval.chunks])
+        client = self.llm
+        with phase(log, "generation", provider=client.name) as done:
+            text, degraded = self._generate(client, prompt, retrieval.chunks)
+            done["degraded"] = degraded
         generated = time.perf_counter()
-        grounding = check_grounding(text if not degraded else "", lines)
-        explanation = f"{retrieval.note}\n\n{text}" if retrieval.note else text
-        payload = {
-            "explanation": explanation,
-            "latency_ms": round((generated - started) * 1000, 3),
-            "retrieved_context_count": len(retrieval.chunks),
-            "citations": [
-                {
-                    "chunk_id": c.chunk_id,
-                    "account_id": c.account_id,
-                    "service_name": c.service_name,
-                    "usage_date": c.usage_date.isoformat(),
-                    "impact_usd": str(c.metadata.get("impact_usd", c.impact_usd)),
-                }
-                for c in retrieval.chunks
-            ],
-            "retrieval_ms": round((retrieved - started) * 1000, 3),
-            "generation_ms": round((generated - retrieved) * 1000, 3),
-            "provider": client.name,
-            "degraded": degraded,
-            "grounded": grounding.grounded,
-        }
-        return Answer(payload, grounding.unsupported)
+        with phase(log, "grounding") as done:
+            grounding = check_grounding(text if not degraded else "", prompt.context_lines())
+            done["grounded"] = grounding.grounded
+        return ExplainResult(
+            explanation=f"{retrieval.note}\n\n{text}" if retrieval.note else text,
+            latency_ms=round((generated - started) * 1000, 3),
+            retrieved_context_count=len(retrieval.chunks),
+            citations=[Citation.of(c) for c in retrieval.chunks],
+            retrieval_ms=round((retrieved - started) * 1000, 3),
+            generation_ms=round((generated - retrieved) * 1000, 3),
+            provider=client.name,
+            degraded=degraded,
+            grounded=grounding.grounded,
+            unsupported=grounding.unsupported,
+        )
+
+    def _generate(self, client: LLMClient, prompt: Prompt, chunks: Sequence[Chunk]) -> tuple[str, bool]:
+        """The model's explanation and False; when the provider fails (and the settings allow it), the
+        retrieved anomalies' own sentences and True (degraded)."""
+        try:
+            return client.generate(prompt), False
+        except LLMError as exc:
+            if self.wh.settings.llm_failure == "error":
+                raise
+            found = "\n".join(f"- [{c.chunk_id}] {c.text}" for c in chunks) or "No anomaly matched."
+            text = f"The explanation service is unavailable ({exc}); the retrieved anomalies are:\n{found}"
+            return text, True

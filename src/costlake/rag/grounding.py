@@ -4,7 +4,8 @@ Numbers are money ($1,204.50, -$12.00, 1204.5), percentages (212%, 212.0%), inte
 and multipliers (3x, $1.2k). Each is compared, as an exact `Decimal` and ignoring its sign (the words carry
 the direction: "fell by $12.00" for an impact of -12.00), with the numbers found in the context:
 `$`, thousands separators and trailing zeros do not matter, and a rounding of a context number to the
-number of decimals written counts (context 386.2031 supports "386.20" and "386.2"; half-up or half-even).
+number of decimals written counts (context 386.2031 supports "386.20" and "386.2"). The project's own
+text rounds half-up (`formatting.ROUNDING`); a model may round half-even, so both roundings are accepted.
 
 Not numbers to check: dates (2025-03-02, 2025-03, March 2, 2025, Mar 2, 2 March 2025, March 2025),
 citations in square brackets ([anom-3f2a9c1b7d4e]) and digits inside identifiers (us-east-1, EC2, m5.large,
@@ -26,7 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from costlake.rag.formatting import ROUNDING
 
 _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
@@ -51,7 +54,7 @@ _NUMBER = re.compile(
     """,
     re.VERBOSE,
 )
-_ROUNDINGS = (ROUND_HALF_UP, ROUND_HALF_EVEN)
+_ROUNDINGS = (ROUNDING, ROUND_HALF_EVEN)  # ours, and the other rounding a model may use
 _SCALE = {"k": 1000, "K": 1000, "M": 1_000_000, "B": 1_000_000_000, "bn": 1_000_000_000}
 
 

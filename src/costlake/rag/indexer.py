@@ -9,20 +9,22 @@ of different models or dimensions; an unchanged chunk is never embedded twice.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-
 from costlake.lake.warehouse import Warehouse
+from costlake.logs import phase
 from costlake.rag.chunks import Chunk, build_chunks, write_jsonl
-from costlake.rag.embedders import Embedder, embedder_for
+from costlake.rag.embedders import Embedder, shared_embedder
 from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.index import IndexItem, VectorIndex
 from costlake.settings import Settings
 from costlake.tables import COST_ANOMALIES
+
+log = logging.getLogger(__name__)
 
 CHUNKS_FILE = "chunks.jsonl"
 SOURCE_FILE = "source.json"  # the cost_anomalies snapshot the chunks were built from
@@ -48,13 +50,16 @@ def rag_folder(wh: Warehouse) -> Path:
 
 
 def configured_embedder(settings: Settings, folder: Path) -> CachedEmbedder:
-    """The embedder the settings name, behind the content-hash cache in `folder/embeddings`."""
+    """The embedder the settings name, behind the content-hash cache in `folder/embeddings`. The embedder
+    itself (its model, its SDK client) is built once per process; the cache wrapper counts one run."""
     options: dict[str, object] = {}
     if settings.embedder == "titan":
         options = {"model_id": settings.embedder_model, "region": settings.aws_region}
     elif settings.embedder == "openai":
         options = {"model": settings.embedder_model, "base_url": settings.embedder_base_url}
-    inner: Embedder = embedder_for(settings.embedder, **{k: v for k, v in options.items() if v is not None})
+    inner: Embedder = shared_embedder(
+        settings.embedder, **{k: v for k, v in options.items() if v is not None}
+    )
     return CachedEmbedder(inner, folder / "embeddings")
 
 
@@ -73,11 +78,9 @@ def anomalies_snapshot(wh: Warehouse) -> int | None:
 
 def lake_chunks(wh: Warehouse) -> list[Chunk]:
     """Chunks of every anomaly in the lake, with account names and tenants from dim_account."""
-    from costlake.catalog.views import run_query
+    from costlake.catalog.readers import accounts, accounts_table, all_anomalies
 
-    anomalies = run_query(wh, "SELECT * FROM cost_anomalies")
-    accounts: pa.Table = run_query(wh, "SELECT account_id, account_name, tenant_id FROM dim_account")
-    return build_chunks(anomalies, accounts)
+    return build_chunks(all_anomalies(wh, None), accounts_table(accounts(wh, None)))
 
 
 def build_index(wh: Warehouse) -> IndexReport:
@@ -85,9 +88,11 @@ def build_index(wh: Warehouse) -> IndexReport:
     started = time.monotonic()
     folder = rag_folder(wh)
     wh.ensure_tables()
-    source = anomalies_snapshot(wh)
-    chunks = lake_chunks(wh)
-    write_jsonl(chunks, folder / CHUNKS_FILE)
+    with phase(log, "chunks") as done:
+        source = anomalies_snapshot(wh)
+        chunks = lake_chunks(wh)
+        write_jsonl(chunks, folder / CHUNKS_FILE)
+        done["chunks"] = len(chunks)
     embedder = configured_embedder(wh.settings, folder)
     where = index_folder(folder, embedder.embedder_id)
     if (where / "index.json").exists():
@@ -95,9 +100,12 @@ def build_index(wh: Warehouse) -> IndexReport:
     else:
         index = VectorIndex.create(where, embedder.embedder_id, embedder.dim)
     items = [IndexItem(c.chunk_id, c.tenant_id, c.text, c.content_hash) for c in chunks]
-    report = index.sync(items, embedder.embed_batch)
-    index.save()
-    (folder / SOURCE_FILE).write_text(json.dumps({"cost_anomalies_snapshot": source}) + "\n")
+    with phase(log, "embed", embedder=embedder.embedder_id) as done:
+        report = index.sync(items, embedder.embed_batch)
+        done |= {"embedded": embedder.misses, "cached": embedder.hits}
+    with phase(log, "index write", vectors=len(index)):
+        index.save()
+        (folder / SOURCE_FILE).write_text(json.dumps({"cost_anomalies_snapshot": source}) + "\n")
     return IndexReport(
         where,
         embedder.embedder_id,

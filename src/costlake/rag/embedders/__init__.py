@@ -1,8 +1,24 @@
 """Embedders behind one small base class; see base.py."""
 
-from costlake.rag.embedders.base import Embedder, HashingEmbedder, embedder_for, register
+from costlake.rag.embedders.base import (
+    Embedder,
+    EmbedderError,
+    HashingEmbedder,
+    RemoteEmbedder,
+    embedder_for,
+    register,
+    shared_embedder,
+)
 
-__all__ = ["Embedder", "HashingEmbedder", "embedder_for", "register"]
+__all__ = [
+    "Embedder",
+    "EmbedderError",
+    "HashingEmbedder",
+    "RemoteEmbedder",
+    "embedder_for",
+    "register",
+    "shared_embedder",
+]
 
 
 # Built-in providers register through the same hook as third-party ones. Each factory imports its module on

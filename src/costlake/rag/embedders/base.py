@@ -1,5 +1,7 @@
 """The embedder base class: subclasses implement `_embed(texts)`; the base batches, checks input,
 L2-normalises and names the embedder (`embedder_id`), so every index can record what built it.
+Embedders behind a network API subclass `RemoteEmbedder`, which adds what LLM clients share with them
+(`rag/providers.py`): the lazy SDK client, key lookup, missing-extra errors and the one retry loop.
 
 >>> e = HashingEmbedder(dim=16)
 >>> v = e.embed_batch(["EC2 cost rose", "EC2 cost rose", "S3 fell"])
@@ -16,7 +18,20 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from costlake.errors import ConfigError
+from costlake.errors import ConfigError, CostlakeError, Terminal
+from costlake.rag.providers import Provider, RetryableError, SharedProviders
+
+
+class EmbedderError(CostlakeError):
+    """A remote embedding provider failed or answered something unusable (network, auth, bad shape)."""
+
+
+class EmbedderTransientError(EmbedderError, RetryableError):
+    """A failure worth retrying (timeout, refused connection, 429, 5xx, throttling)."""
+
+
+class EmbedderTerminalError(EmbedderError, Terminal):
+    """A failure that repeating will not fix (a bad request, an unusable answer)."""
 
 
 class Embedder(ABC):
@@ -83,7 +98,17 @@ class HashingEmbedder(Embedder):
         return out
 
 
+class RemoteEmbedder(Provider, Embedder):
+    """An embedder behind a network API: call `configure_calls` in the constructor, implement
+    `_make_client`, and wrap each request in `with_retries`."""
+
+    kind = "embedder"
+    config_error = ConfigError
+    transient_error = EmbedderTransientError
+
+
 _REGISTRY: dict[str, Callable[..., Embedder]] = {"hashing": HashingEmbedder}
+_SHARED: SharedProviders[Embedder] = SharedProviders()
 
 
 def register(name: str, factory: Callable[..., Embedder]) -> None:
@@ -91,11 +116,19 @@ def register(name: str, factory: Callable[..., Embedder]) -> None:
     _REGISTRY[name] = factory
 
 
-def embedder_for(name: str, **options: object) -> Embedder:
-    """Build the embedder registered under `name` with provider options (model, base_url, ...)."""
+def _factory(name: str) -> Callable[..., Embedder]:
     try:
-        factory = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise ConfigError(f"unknown embedder {name!r}: choose one of {known}") from None
-    return factory(**options)
+
+
+def embedder_for(name: str, **options: object) -> Embedder:
+    """A new embedder registered under `name`, with provider options (model, base_url, ...)."""
+    return _factory(name)(**options)
+
+
+def shared_embedder(name: str, **options: object) -> Embedder:
+    """The process's one embedder for `name` with these options: built on first use, then reused."""
+    return _SHARED.get(_factory(name), name, options)

@@ -9,45 +9,22 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from costlake.rag.llm.base import (
-    LLMClient,
-    LLMConfigError,
-    LLMError,
-    LLMTerminalError,
-    LLMTransientError,
-    require_module,
-)
-
-#: error codes worth retrying; AccessDenied, Validation, ResourceNotFound and the rest are terminal
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "ModelTimeout",
-        "ModelTimeoutException",
-        "ModelNotReadyException",
-        "InternalServerException",
-        "InternalFailure",
-        "RequestTimeout",
-    }
-)
+from costlake.rag.llm.base import LLMClient, LLMError, LLMTerminalError, LLMTransientError
+from costlake.rag.prompt import Prompt
+from costlake.rag.providers import bedrock_runtime, is_transient_aws
 
 
 def client_error(exc: Any, provider: str) -> LLMError:
-    """Typed error for a botocore `ClientError`, by error code (then HTTP status)."""
+    """Typed error for a botocore `ClientError`, transient by error code or HTTP status."""
     error = exc.response.get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     text = f"{provider}: {code or 'error'}: {message or 'no message'}"
-    if code in TRANSIENT_CODES or status == 429 or status >= 500:
-        return LLMTransientError(text)
-    return LLMTerminalError(text)
+    return LLMTransientError(text) if is_transient_aws(exc.response) else LLMTerminalError(text)
 
 
 class BedrockClient(LLMClient):
-    """`converse` with one user message (the prompt) at temperature 0."""
+    """`converse` at temperature 0: the prompt's system text as `system`, and one user turn of two text
+    blocks (the context, then the question)."""
 
     name = "bedrock"
 
@@ -62,32 +39,17 @@ class BedrockClient(LLMClient):
         **options: Any,
     ) -> None:
         super().__init__(**options)
-        require_module("boto3", self.name, extra="aws")
+        self.require_module("boto3", extra="aws")
         self.model, self.endpoint_url = model, endpoint_url
         self.temperature, self.max_tokens = temperature, max_tokens
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not self.region:
-            raise LLMConfigError("LLM provider 'bedrock' needs a region: set AWS_REGION (or pass region)")
-        self._client: Any = None
+            raise self.config_error(f"{self.label} needs a region: set AWS_REGION (or pass region)")
 
-    @property
-    def client(self) -> Any:
-        """The boto3 `bedrock-runtime` client, built on first use."""
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
+    def _make_client(self) -> Any:
+        return bedrock_runtime(self.region, self.endpoint_url, self.timeout)
 
-            config = Config(
-                connect_timeout=self.timeout,
-                read_timeout=self.timeout,
-                retries={"total_max_attempts": 1, "mode": "standard"},
-            )
-            self._client = boto3.client(
-                "bedrock-runtime", region_name=self.region, endpoint_url=self.endpoint_url, config=config
-            )
-        return self._client
-
-    def _complete(self, prompt: str) -> str:
+    def _complete(self, prompt: Prompt) -> str:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -96,23 +58,25 @@ class BedrockClient(LLMClient):
             ReadTimeoutError,
         )
 
+        system, *turns = prompt.messages()
         try:
             response = self.client.converse(
                 modelId=self.model,
-                messages=[{"role": "user", "content": [{"text": prompt}]}],
+                system=[{"text": system["content"]}],
+                messages=[{"role": "user", "content": [{"text": message["content"]} for message in turns]}],
                 inferenceConfig={"temperature": self.temperature, "maxTokens": self.max_tokens},
             )
         except ClientError as exc:
             raise client_error(exc, self.name) from exc
         except NoCredentialsError as exc:
-            raise LLMConfigError(
-                "LLM provider 'bedrock' found no AWS credentials: set AWS_ACCESS_KEY_ID and "
+            raise self.config_error(
+                f"{self.label} found no AWS credentials: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
             ) from exc
         except (ReadTimeoutError, ConnectionError) as exc:
-            raise LLMTransientError(f"{self.name}: {exc}") from exc
+            raise LLMTransientError(self.scrub(f"{self.name}: {exc}")) from exc
         except BotoCoreError as exc:
-            raise LLMTerminalError(f"{self.name}: {exc}") from exc
+            raise LLMTerminalError(self.scrub(f"{self.name}: {exc}")) from exc
         blocks = response.get("output", {}).get("message", {}).get("content", [])
         text = "".join(block["text"] for block in blocks if isinstance(block, dict) and "text" in block)
         if not text:

@@ -1,11 +1,13 @@
-"""Provider "offline", the default: no model, no network. A deterministic composer reads the CONTEXT block of
-the prompt and writes one grounded paragraph per anomaly, in retrieval order: what changed, actual against
-expected, the dollar and percent impact, spike or sustained step, the top contributors, and a citation.
+"""Provider "offline", the default: no model, no network. A deterministic composer reads the prompt's
+structured context and writes one grounded paragraph per anomaly, in retrieval order: what changed, actual
+against expected, the dollar and percent impact, spike or sustained step, the top contributors, and a
+citation.
 
-Grounded by construction: every number is a context value, printed with the money rule shared with the
-grounding check (`format_money`: cents, half-up, thousands separators) or as written; no totals are computed.
-As a last guard each sentence is checked, and a sentence with an unsupported number is replaced by one
-without numbers. `FailingClient` ("failing") is the fake that fails on purpose, for retry and degraded tests.
+Grounded by construction: every number is a context value, written with the project's one formatting rule
+(`rag/formatting.py`: cents and tenths of a percent, half-up, thousands separators, as chunk text writes
+them) or as written; no totals are computed. As a last guard each sentence is checked, and a sentence with
+an unsupported number is replaced by one without numbers. `FailingClient` ("failing") is the fake that
+fails on purpose, for retry and degraded tests.
 
 >>> print(compose_explanation([{"chunk_id": "anom-1", "service_name": "AmazonRDS",
 ...     "account_id": "334112345678", "usage_date": "2025-03-02", "kind": "spike", "direction": "up",
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
-from costlake.errors import InputError
+from costlake.rag.formatting import format_date, format_pct, format_signed_usd, format_usd
 from costlake.rag.grounding import context_numbers, unsupported_numbers
 from costlake.rag.llm.base import LLMClient, LLMTerminalError, LLMTransientError
-from costlake.rag.prompt import context_block, context_lines, parse_context
+from costlake.rag.prompt import Prompt, context_lines
 
 NO_MATCH = (
     "No matching cost anomaly was found in the retrieved data, so the question cannot be answered from it."
@@ -44,22 +47,14 @@ def _decimal(value: Any) -> Decimal | None:
     return Decimal(text) if _PLAIN_DECIMAL.fullmatch(text) else None
 
 
-def format_money(value: Decimal, *, signed: bool = False) -> str:
-    """The one money rule: cents (half-up), thousands separators, sign before the dollar sign.
-
-    >>> format_money(Decimal("1204.5")), format_money(Decimal("-12"))
-    ('$1,204.50', '-$12.00')
-    >>> format_money(Decimal("790.105"), signed=True)
-    '+$790.11'
-    """
-    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    sign = "-" if cents < 0 else ("+" if signed and cents > 0 else "")
-    return f"{sign}${abs(cents):,.2f}"
-
-
-def format_pct(value: Decimal) -> str:
-    """A percentage magnitude to one decimal (half-up): "212.0%"; the sentence says above or below."""
-    return f"{abs(value).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+def _day(value: Any) -> str:
+    """The usage date as ISO, or as written when it is not a date."""
+    if isinstance(value, date):
+        return format_date(value)
+    try:
+        return format_date(str(value))
+    except ValueError:
+        return str(value) if value else "an unknown date"
 
 
 def _account(chunk: Mapping[str, Any]) -> str:
@@ -72,7 +67,7 @@ def _account(chunk: Mapping[str, Any]) -> str:
 def _change(chunk: Mapping[str, Any]) -> str:
     """What changed, when, and by how much against the baseline (dollars, percent)."""
     service = chunk.get("service_name") or "A service"
-    kind, date = str(chunk.get("kind") or ""), chunk.get("usage_date") or "an unknown date"
+    kind, day = str(chunk.get("kind") or ""), _day(chunk.get("usage_date"))
     actual, expected = _decimal(chunk.get("actual_usd")), _decimal(chunk.get("expected_usd"))
     impact, pct = _decimal(chunk.get("impact_usd")), _decimal(chunk.get("impact_pct"))
     days = chunk.get("duration_days")
@@ -81,9 +76,9 @@ def _change(chunk: Mapping[str, Any]) -> str:
     where = f"{service} spend in {_account(chunk)}"
 
     if kind == "new_service":
-        head = f"{service} is new in {_account(chunk)}, first billed on {date}"
+        head = f"{service} is new in {_account(chunk)}, first billed on {day}"
     elif kind == "dropped_to_zero":
-        head = f"{where} dropped to zero on {date}"
+        head = f"{where} dropped to zero on {day}"
     elif kind in ("step_up", "step_down"):
         up = kind == "step_up"
         step = [f"a step {'up' if up else 'down'}"]
@@ -91,23 +86,23 @@ def _change(chunk: Mapping[str, Any]) -> str:
             step[0] += f" lasting {days} day{'s' if days != 1 else ''}"
         step += ["still ongoing"] if ongoing else []
         level = "higher" if up else "lower"
-        head = f"{where} has run at a sustained {level} level since {date} ({', '.join(step)})"
+        head = f"{where} has run at a sustained {level} level since {day} ({', '.join(step)})"
     else:
         verb = _VERBS.get(kind) or _BY_DIRECTION.get(str(chunk.get("direction")), "changed")
-        head = f"{where} {verb} on {date}"
+        head = f"{where} {verb} on {day}"
         if days is not None and days > 1:
             head += f" for {days} days"
         head += " and is still ongoing" if ongoing else ""
 
     parts = []
     if actual is not None and expected is not None:
-        parts.append(f"{format_money(actual)} against an expected {format_money(expected)}")
+        parts.append(f"{format_usd(actual)} against an expected {format_usd(expected)}")
     elif actual is not None:
-        parts.append(f"actual spend {format_money(actual)}")
+        parts.append(f"actual spend {format_usd(actual)}")
     if actual is not None and actual < 0:
         parts.append("credits exceeded charges, so net spend was negative")
     if impact is not None and impact != 0:
-        size = format_money(abs(impact)) + (f" ({format_pct(pct)})" if pct is not None else "")
+        size = format_usd(abs(impact)) + (f" ({format_pct(abs(pct))})" if pct is not None else "")
         parts.append(f"{size} {'above' if impact > 0 else 'below'} the baseline")
     elif impact is not None:
         parts.append("no net change in total")
@@ -125,10 +120,10 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
             continue
         dimension = str(item.get("dimension") or "group")
         label = f"{_DIMENSIONS.get(dimension, dimension)} {item['value']}"
-        detail = format_money(amount, signed=True)
+        detail = format_signed_usd(amount)
         actual, expected = _decimal(item.get("actual_usd")), _decimal(item.get("expected_usd"))
         if actual is not None and expected is not None:
-            detail += f": {format_money(actual)} against {format_money(expected)} expected"
+            detail += f": {format_usd(actual)} against {format_usd(expected)} expected"
         rows.append(f"{label} ({detail})")
     if not rows:
         return ""
@@ -183,12 +178,8 @@ class OfflineClient(LLMClient):
         super().__init__(**options)
         self.max_anomalies = max_anomalies
 
-    def _complete(self, prompt: str) -> str:
-        try:
-            chunks, lines = parse_context(prompt), context_block(prompt)
-        except InputError as exc:  # a prompt not made by build_prompt: retrying cannot fix that
-            raise LLMTerminalError(f"offline: {exc}") from exc
-        return compose_explanation(chunks, self.max_anomalies, lines)
+    def _complete(self, prompt: Prompt) -> str:
+        return compose_explanation(prompt.context, self.max_anomalies, prompt.context_lines())
 
 
 class FailingClient(OfflineClient):
@@ -208,7 +199,7 @@ class FailingClient(OfflineClient):
         super().__init__(**options)
         self.failures, self.error, self.calls = failures, error, 0
 
-    def _complete(self, prompt: str) -> str:
+    def _complete(self, prompt: Prompt) -> str:
         self.calls += 1
         if self.failures is None or self.calls <= self.failures:
             if self.error == "terminal":

@@ -1,5 +1,5 @@
 """Provider "openai": any server speaking OpenAI chat completions (OpenAI, Ollama, vLLM, llama.cpp) through
-the `openai` SDK. The SDK's own retries are off; the base class retries transient failures.
+the `openai` SDK. The SDK's own retries are off; the shared retry loop of the base class retries.
 
 For a `base_url` on this machine (e.g. Ollama at http://localhost:11434/v1) no API key is needed.
 """
@@ -9,37 +9,31 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from costlake.rag.llm.base import (
-    LLMClient,
-    LLMError,
-    LLMTerminalError,
-    LLMTransientError,
-    api_key_for,
-    error_for_status,
-    is_local_url,
-    require_module,
-    retry_after_seconds,
-)
+from costlake.rag.llm.base import LLMClient, LLMError, LLMTerminalError, LLMTransientError, error_for_status
+from costlake.rag.prompt import Prompt
+from costlake.rag.providers import is_local_url, retry_after_seconds
 
 KEY_ENV = "OPENAI_API_KEY"
 LOCAL_KEY = "unused-by-local-servers"
 
 
-def sdk_error(sdk: ModuleType, exc: Exception, provider: str, timeout: float, url: str | None) -> LLMError:
-    """Typed error for an exception of the `openai` or `anthropic` SDK (they share the error classes)."""
+def sdk_error(sdk: ModuleType, exc: Exception, client: LLMClient, url: str | None) -> LLMError:
+    """Typed error for an exception of the `openai` or `anthropic` SDK (they share the error classes);
+    the message never carries the client's key."""
+    provider = client.name
     if isinstance(exc, sdk.APITimeoutError):
-        return LLMTransientError(f"{provider}: no answer within {timeout:g}s from {url or 'the API'}")
+        return LLMTransientError(f"{provider}: no answer within {client.timeout:g}s from {url or 'the API'}")
     if isinstance(exc, sdk.APIConnectionError):
-        return LLMTransientError(f"{provider}: cannot connect to {url or 'the API'}: {exc}")
+        return LLMTransientError(client.scrub(f"{provider}: cannot connect to {url or 'the API'}: {exc}"))
     if isinstance(exc, sdk.APIStatusError):
-        headers = exc.response.headers
-        hint = retry_after_seconds(headers.get("retry-after"))
-        return error_for_status(provider, exc.status_code, str(exc.message), hint)
-    return LLMTerminalError(f"{provider}: {type(exc).__name__}: {exc}")
+        hint = retry_after_seconds(exc.response.headers.get("retry-after"))
+        return error_for_status(provider, exc.status_code, client.scrub(str(exc.message)), hint)
+    return LLMTerminalError(client.scrub(f"{provider}: {type(exc).__name__}: {exc}"))
 
 
 class OpenAICompatClient(LLMClient):
-    """Chat completions with one user message (the prompt) at temperature 0."""
+    """Chat completions at temperature 0: the prompt's system message, then its context and its question
+    as two user messages."""
 
     name = "openai"
 
@@ -54,38 +48,33 @@ class OpenAICompatClient(LLMClient):
         **options: Any,
     ) -> None:
         super().__init__(**options)
-        require_module("openai", self.name)
+        self.require_module("openai", extra="llm")
         self.model, self.base_url = model, base_url
         self.temperature, self.max_tokens = temperature, max_tokens
         local = LOCAL_KEY if is_local_url(base_url) else None
-        self._api_key = api_key_for(self.name, api_key, KEY_ENV, local_dummy=local)
-        self._client: Any = None
+        self._api_key = self.api_key(api_key, KEY_ENV, local_dummy=local)
 
-    @property
-    def client(self) -> Any:
-        """The `openai.OpenAI` client, built on first use."""
-        if self._client is None:
-            import openai
+    def _make_client(self) -> Any:
+        import openai
 
-            self._client = openai.OpenAI(
-                api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
-            )
-        return self._client
+        return openai.OpenAI(
+            api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0
+        )
 
-    def _complete(self, prompt: str) -> str:
+    def _complete(self, prompt: Prompt) -> str:
         import openai
 
         extra: dict[str, Any] = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
         try:
             response = self.client.chat.completions.create(
                 model=self.model,
-                messages=[{"role": "user", "content": prompt}],
+                messages=prompt.messages(),
                 temperature=self.temperature,
                 timeout=self.timeout,
                 **extra,
             )
         except openai.OpenAIError as exc:
-            raise sdk_error(openai, exc, self.name, self.timeout, self.base_url) from exc
+            raise sdk_error(openai, exc, self, self.base_url) from exc
         choices = response.choices or []
         text = choices[0].message.content if choices else None
         if not text:

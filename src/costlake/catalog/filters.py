@@ -1,0 +1,147 @@
+"""What a reader is asked: typed filters, and a keyset page with an opaque position.
+
+Filters are pydantic models (frozen, extra keys refused), so an API can take them as query
+parameters as they are. Each becomes SQL conditions with `?` parameters, never with the values
+pasted into the text.
+
+A listing is in one total order (its sort key is unique per row), and a page starts strictly after
+the sort key of the previous page's last row. Paging is stable: rows committed between two requests
+appear in their place instead of shifting every later page by one.
+
+>>> keys = Keyset("costs", ("usage_date", "account_id"))
+>>> position = keys.position({"usage_date": dt.date(2025, 3, 2), "account_id": "A1", "cost": 1})
+>>> keys.after(position)
+('(usage_date, account_id) > (?, ?)', [datetime.date(2025, 3, 2), 'A1'])
+>>> CostFilters(service=" AmazonEC2 ").conditions()
+(['service_name = lower(trim(?))'], [' AmazonEC2 '])
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from costlake.errors import InputError
+
+MAX_LIMIT = 1000
+
+
+class CostFilters(BaseModel):
+    """Which published rows: a window of usage days (both ends included), an account, a service."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    date_from: dt.date | None = None
+    """First usage day (inclusive)."""
+    date_to: dt.date | None = None
+    """Last usage day (inclusive)."""
+    account_id: str | None = None
+    """One account. Another tenant's account answers like an account that does not exist: no rows."""
+    service: str | None = None
+    """One service, as published (trimmed and lower-cased the way stage 1 does; `AmazonEC2` finds
+    `amazonec2`)."""
+
+    @model_validator(mode="after")
+    def _window(self) -> CostFilters:
+        if self.date_from is not None and self.date_to is not None and self.date_from > self.date_to:
+            raise ValueError(f"date_from {self.date_from} is after date_to {self.date_to}")
+        return self
+
+    def conditions(self) -> tuple[list[str], list[Any]]:
+        """SQL conditions (to AND together) and their parameters, in order."""
+        found: list[tuple[str, Any]] = [
+            ("usage_date >= ?", self.date_from),
+            ("usage_date <= ?", self.date_to),
+            ("account_id = ?", self.account_id),
+            ("service_name = lower(trim(?))", self.service),
+        ]
+        return _present(found)
+
+
+class DailyCostFilters(CostFilters):
+    """Daily cost: the filters, what a row totals (per account or per service) and which cost."""
+
+    group_by: Literal["account", "service"] = "account"
+    """A row per (day, account) or per (day, service)."""
+    cost: Literal["billed", "effective"] = "billed"
+    """Billed (`total_cost_usd`) or amortised (`effective_cost_usd`) cost."""
+
+
+class AnomalyFilters(CostFilters):
+    """Anomalies: the filters, plus a kind and a minimum dollar impact."""
+
+    kind: str | None = None
+    """spike, dip, step_up, step_down, new_service, dropped_to_zero or mix_shift."""
+    min_impact: Decimal | None = Field(default=None, ge=0)
+    """Only anomalies whose impact is at least this many dollars, up or down."""
+
+    def conditions(self) -> tuple[list[str], list[Any]]:
+        where, params = super().conditions()
+        more, values = _present([("kind = ?", self.kind), ("abs(impact_usd) >= ?", self.min_impact)])
+        return where + more, params + values
+
+
+def _present(found: list[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    kept = [(sql, value) for sql, value in found if value is not None]
+    return [sql for sql, _ in kept], [value for _, value in kept]
+
+
+class Page(BaseModel):
+    """At most `limit` rows, starting after `after` (the `next` of the page before; None: the start)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    """Rows per page."""
+    after: str | None = None
+    """Opaque position: the `next` of the previous page."""
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """The total order of one listing: its name and its sort columns, `usage_date` first, then text
+    columns. A position names the listing it came from, so one listing's position is refused by
+    another instead of silently starting elsewhere."""
+
+    listing: str
+    columns: tuple[str, ...]
+
+    @property
+    def order_by(self) -> str:
+        return ", ".join(self.columns)
+
+    def position(self, row: Mapping[str, Any]) -> str:
+        """The opaque position after `row`."""
+        key = [row[c].isoformat() if c == "usage_date" else row[c] for c in self.columns]
+        text = json.dumps([self.listing, *key], separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    def after(self, position: str) -> tuple[str, list[Any]]:
+        """The condition (and its parameters) that keeps the rows after `position`."""
+        key = self._decode(position)
+        placeholders = ", ".join("?" for _ in self.columns)
+        return f"({self.order_by}) > ({placeholders})", key
+
+    def _decode(self, position: str) -> list[Any]:
+        try:
+            raw = base64.urlsafe_b64decode(position + "=" * (-len(position) % 4))
+            listing, *key = json.loads(raw)
+            if listing != self.listing or len(key) != len(self.columns):
+                raise ValueError
+            if not all(isinstance(v, str) for v in key):
+                raise ValueError
+            pairs = zip(self.columns, key, strict=True)
+            return [dt.date.fromisoformat(v) if c == "usage_date" else v for c, v in pairs]
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise InputError(
+                f"page position {position[:40]!r} is not one this listing ({self.listing}) gave; "
+                "start again without it"
+            ) from None

@@ -1,0 +1,253 @@
+"""Tenant-scoped readers: what the API and the explanation layer read from the lake.
+
+Every reader takes the tenant first: a tenant id reads only that tenant's accounts (the cut of
+catalog/views.py, written once there); None is the operator's view of every tenant. An unknown
+tenant raises `UnknownTenant`. The SQL is fixed; filter values travel as `?` parameters. Money stays
+`Decimal`. Listings come in pages of a total order (`Page`, `PageOf.next`).
+
+Readers see what `costlake query` sees: the stage tables as of the latest finished run, the other
+tables as they are now. Each call reads the catalog afresh, so a long-lived process sees new runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from costlake.catalog.filters import AnomalyFilters, CostFilters, DailyCostFilters, Keyset, Page
+from costlake.catalog.views import open_lake
+from costlake.duck import to_arrow
+from costlake.lake.warehouse import Warehouse
+from costlake.tables import (
+    ACCOUNT_SERVICE_DAY,
+    COST_ANOMALIES,
+    DAILY_ACCOUNT,
+    DIM_ACCOUNT,
+    UNASSIGNED_TENANT,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageOf(Generic[T]):
+    """One page of a listing; `next` is the `Page.after` of the following page (None: no more rows)."""
+
+    rows: list[T]
+    next: str | None
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    account_name: str | None
+    tenant_id: str
+    first_usage_date: dt.date | None  # None for an account a tenants file named before any bill did
+    last_usage_date: dt.date | None
+
+
+@dataclass(frozen=True)
+class DailyCost:
+    """A day's cost of one account (`group_by="account"`, service_name None) or of one service over
+    the accounts read (`group_by="service"`, account_id None)."""
+
+    usage_date: dt.date
+    account_id: str | None
+    service_name: str | None
+    cost_usd: Decimal  # billed or effective, as asked
+    event_count: int
+    data_complete: bool  # every account in the row has the day complete (T+1)
+
+
+@dataclass(frozen=True)
+class AccountServiceCost:
+    usage_date: dt.date
+    account_id: str
+    service_name: str
+    total_cost_usd: Decimal  # billed
+    effective_cost_usd: Decimal
+    event_count: int
+
+
+@dataclass(frozen=True)
+class Contributor:
+    dimension: str
+    value: str
+    actual_usd: Decimal
+    expected_usd: Decimal
+    contribution_usd: Decimal
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A `cost_anomalies` row (see docs/anomalies.md), its contributors parsed."""
+
+    account_id: str
+    service_name: str
+    usage_date: dt.date
+    method: str
+    kind: str
+    direction: str
+    actual_usd: Decimal
+    expected_usd: Decimal
+    expected_low_usd: Decimal | None
+    expected_high_usd: Decimal | None
+    impact_usd: Decimal
+    impact_pct: Decimal | None  # None when the expected cost is zero
+    score: Decimal | None
+    duration_days: int | None
+    ongoing: bool | None
+    history_days: int | None
+    top_dimension: str | None
+    top_value: str | None
+    top_contribution_usd: Decimal | None
+    contributors: tuple[Contributor, ...]
+
+
+def accounts(wh: Warehouse, tenant: str | None) -> list[Account]:
+    """The accounts in dim_account (the tenant's), by account_id."""
+    sql = f"""SELECT account_id, account_name, tenant_id, first_usage_date, last_usage_date
+              FROM {DIM_ACCOUNT.name} WHERE account_id IS NOT NULL ORDER BY account_id"""
+    rows = _select(wh, tenant, [DIM_ACCOUNT.name], sql, [])
+    return [Account(**(r | {"tenant_id": r["tenant_id"] or UNASSIGNED_TENANT})) for r in rows]
+
+
+def accounts_table(rows: Iterable[Account]) -> pa.Table:
+    """Accounts as Arrow (account_id, account_name, tenant_id, ...), for code that takes tables."""
+    schema = DIM_ACCOUNT.arrow_schema()
+    names = [f.name for f in fields(Account)]
+    return pa.Table.from_pylist(
+        [{n: getattr(a, n) for n in names} for a in rows],
+        schema=pa.schema([schema.field(n) for n in names]),
+    )
+
+
+def latest_usage_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
+    """The last published usage day (of the tenant's accounts); None before anything is published."""
+    sql = f"SELECT max(usage_date) AS latest FROM {DAILY_ACCOUNT.name}"
+    latest: dt.date | None = _select(wh, tenant, [DAILY_ACCOUNT.name], sql, [])[0]["latest"]
+    return latest
+
+
+_COST_COLUMNS = {"billed": "s.total_cost_usd", "effective": "s.effective_cost_usd"}
+_GROUP_KEYS = {"account": "account_id", "service": "service_name"}
+
+
+def daily_costs(
+    wh: Warehouse, tenant: str | None, filters: DailyCostFilters | None = None, page: Page | None = None
+) -> PageOf[DailyCost]:
+    """Daily cost per (usage_date, account) or per (usage_date, service), in that order.
+
+    Summed exactly from stage 2, which the quality gate proves equal to stage 3 per account and day;
+    `data_complete` comes from stage 3.
+    """
+    filters = filters or DailyCostFilters()
+    key = _GROUP_KEYS[filters.group_by]
+    keyset = Keyset(f"daily_costs/{filters.group_by}", ("usage_date", key))
+    sql = f"""SELECT usage_date, {key}, sum({_COST_COLUMNS[filters.cost]}) AS cost_usd,
+                     CAST(sum(s.event_count) AS BIGINT) AS event_count,
+                     bool_and(COALESCE(d.data_complete, false)) AS data_complete
+              FROM {ACCOUNT_SERVICE_DAY.name} AS s
+              LEFT JOIN {DAILY_ACCOUNT.name} AS d USING (account_id, usage_date)
+              WHERE {{where}} GROUP BY usage_date, {key} ORDER BY {{order}} LIMIT ?"""
+
+    def row(r: dict[str, Any]) -> DailyCost:
+        return DailyCost(**({"account_id": None, "service_name": None} | r))
+
+    tables = [ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name]
+    return _page(wh, tenant, tables, sql, filters, page, keyset, row)
+
+
+def account_service_costs(
+    wh: Warehouse, tenant: str | None, filters: CostFilters | None = None, page: Page | None = None
+) -> PageOf[AccountServiceCost]:
+    """Stage 2 rows, by (usage_date, account_id, service_name)."""
+    keyset = Keyset("account_service_costs", ("usage_date", "account_id", "service_name"))
+    sql = f"""SELECT usage_date, account_id, service_name, total_cost_usd, effective_cost_usd, event_count
+              FROM {ACCOUNT_SERVICE_DAY.name} WHERE {{where}} ORDER BY {{order}} LIMIT ?"""
+    filters = filters or CostFilters()
+    tables = [ACCOUNT_SERVICE_DAY.name]
+    return _page(wh, tenant, tables, sql, filters, page, keyset, lambda r: AccountServiceCost(**r))
+
+
+def anomalies(
+    wh: Warehouse, tenant: str | None, filters: AnomalyFilters | None = None, page: Page | None = None
+) -> PageOf[Anomaly]:
+    """Detected anomalies, by (usage_date, account_id, service_name)."""
+    keyset = Keyset("anomalies", ("usage_date", "account_id", "service_name"))
+    columns = ", ".join(f.name for f in fields(Anomaly))
+    sql = f"SELECT {columns} FROM {COST_ANOMALIES.name} WHERE {{where}} ORDER BY {{order}} LIMIT ?"
+    filters = filters or AnomalyFilters()
+    return _page(wh, tenant, [COST_ANOMALIES.name], sql, filters, page, keyset, _anomaly)
+
+
+def all_anomalies(wh: Warehouse, tenant: str | None) -> pa.Table:
+    """Every anomaly row with every column, as Arrow, for bulk consumers (the explanation index)."""
+    sql = f"SELECT * FROM {COST_ANOMALIES.name} ORDER BY usage_date, account_id, service_name"
+    with _lake(wh, tenant, [COST_ANOMALIES.name]) as con:
+        return to_arrow(con, sql)
+
+
+def _anomaly(row: dict[str, Any]) -> Anomaly:
+    found = json.loads(row["contributors"]) if row["contributors"] else []
+    parsed = tuple(
+        Contributor(
+            c["dimension"],
+            c["value"],
+            Decimal(c["actual_usd"]),
+            Decimal(c["expected_usd"]),
+            Decimal(c["contribution_usd"]),
+        )
+        for c in found
+    )
+    return Anomaly(**(row | {"contributors": parsed}))
+
+
+def _page(
+    wh: Warehouse,
+    tenant: str | None,
+    tables: Sequence[str],
+    sql: str,
+    filters: CostFilters,
+    page: Page | None,
+    keyset: Keyset,
+    make: Callable[[dict[str, Any]], T],
+) -> PageOf[T]:
+    """Run a listing's `sql` (with `{where}`, `{order}` and a `LIMIT ?` to fill) for one page."""
+    page = page or Page()
+    where, params = filters.conditions()
+    if page.after is not None:
+        after, key = keyset.after(page.after)
+        where, params = [*where, after], [*params, *key]
+    text = sql.format(where=" AND ".join(where) or "true", order=keyset.order_by)
+    rows = _select(wh, tenant, tables, text, [*params, page.limit + 1])  # one more: is there a next page?
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return PageOf([make(r) for r in rows], keyset.position(rows[-1]) if more else None)
+
+
+def _select(
+    wh: Warehouse, tenant: str | None, tables: Sequence[str], sql: str, params: list[Any]
+) -> list[dict[str, Any]]:
+    with _lake(wh, tenant, tables) as con:
+        cursor = con.execute(sql, params)
+        names = [d[0] for d in cursor.description or []]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+@contextmanager
+def _lake(wh: Warehouse, tenant: str | None, tables: Sequence[str]) -> Iterator[duckdb.DuckDBPyConnection]:
+    wh.refresh()  # another process may have committed since this Warehouse last looked
+    con = open_lake(wh, tenant=tenant, tables=tables)
+    try:
+        yield con
+    finally:
+        con.close()
