@@ -37,7 +37,10 @@ class State:
 
     def warehouse(self) -> Warehouse:
         """The warehouse; a command blocked by another writer says once who it waits for."""
-        return Warehouse(self.settings(), on_wait=lambda message: err.print(message, markup=False))
+        return Warehouse(
+            self.settings(),
+            on_wait=lambda message: err.print(message, markup=False, highlight=False, soft_wrap=True),
+        )
 
 
 state = State()
