@@ -7,15 +7,18 @@ import datetime as dt
 import io
 import json
 import sys
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings, load_settings
+from costlake.text import neutralise_cell
 
 out = Console()
 if not out.is_terminal:  # piped: wide tables, no wrapping mid-value
@@ -58,19 +61,36 @@ def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
         raise InputError(f"{flag} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}")
 
 
+def plain(value: Any) -> Any:
+    """A value as printed: exact decimals in plain notation (`0.000000000000`, never `0E-12`).
+
+    >>> from decimal import Decimal
+    >>> plain(Decimal("0E-12")), plain(Decimal("1.5E+3")), plain("x")
+    ('0.000000000000', '1500', 'x')
+    """
+    return format(value, "f") if isinstance(value, Decimal) else value
+
+
 def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
-    """A query result as a table on the terminal, CSV or JSON (decimals as exact strings)."""
+    """A query result as a table on the terminal, CSV or JSON (decimals as exact strings).
+
+    Cell text is data: never read as markup on the terminal, and neutralised in CSV so that a
+    spreadsheet does not run a cell like `=HYPERLINK(...)` as a formula."""
     rows = result.to_pylist()
     if fmt == "json":
-        sys.stdout.write(json.dumps(rows, default=str, indent=2) + "\n")
+        sys.stdout.write(json.dumps(rows, default=lambda v: str(plain(v)), indent=2) + "\n")
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(result.column_names)
-        writer.writerows([["" if v is None else v for v in row.values()] for row in rows])
+        writer.writerow([neutralise_cell(name) for name in result.column_names])
+        writer.writerows(
+            [["" if v is None else neutralise_cell(plain(v)) for v in row.values()] for row in rows]
+        )
         sys.stdout.write(buffer.getvalue())
     else:
-        table = Table(*result.column_names, title=title)
+        table = Table(title=title)
+        for name in result.column_names:
+            table.add_column(Text(name))
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row.values()))
+            table.add_row(*(Text("" if v is None else str(plain(v))) for v in row.values()))
         out.print(table)

@@ -23,7 +23,13 @@ app.add_typer(catalog_app, name="catalog")
 @app.command()
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Billing files to ingest, each as one batch.")],
-    fmt: Annotated[str, typer.Option("--format", help="auto (detect from the header) or native.")] = "auto",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="auto (detect from the CSV header or Parquet schema), native, focus or cur.",
+        ),
+    ] = "auto",
 ) -> None:
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files

@@ -30,10 +30,19 @@ def generate(
             "turn) and write them to anomalies_truth.csv."
         ),
     ] = 0,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace billing files an earlier `generate` wrote in OUT_DIR.")
+    ] = False,
 ) -> None:
     """Write realistic synthetic native billing files plus a tenants.csv."""
     from costlake.synthetic.generate import generate as make
 
+    earlier = sorted(out_dir.glob("billing_batch_*.csv")) if out_dir.is_dir() else []
+    if earlier and not overwrite:
+        raise InputError(
+            f"{out_dir} already holds generated billing files ({earlier[0].name}, …) whose event ids a new "
+            "set would reuse; choose another folder or pass --overwrite"
+        )
     first = parse_date("--start", start)
     try:
         result = make(

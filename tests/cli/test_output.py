@@ -1,0 +1,69 @@
+"""What the command line prints: cell text as data, exact decimals in plain notation, safe CSV,
+and the small refusals users met (an earlier set of generated files, --debug for a traceback)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from helpers import SEED, cli
+
+CELLS = (
+    "SELECT '[w1]' AS tag, CAST(0 AS DECIMAL(38,12)) AS zero, '=HYPERLINK(\"http://x\",\"click\")' AS link, "
+    "CAST(-1.5 AS DECIMAL(10,2)) AS credit, '-12.5' AS text_number, '@SUM(A1)' AS at"
+)
+
+
+def test_table_output_shows_cell_text_as_it_is(tmp_path: Path) -> None:
+    shown = cli(tmp_path / "wh", "query", CELLS)
+    assert shown.returncode == 0, shown.stderr
+    assert "[w1]" in shown.stdout and "0.000000000000" in shown.stdout and "0E-12" not in shown.stdout
+
+
+def test_csv_output_neutralises_formulas_and_keeps_numbers(tmp_path: Path) -> None:
+    shown = cli(tmp_path / "wh", "query", CELLS, "--format", "csv")
+    row = next(csv.DictReader(io.StringIO(shown.stdout)))
+    assert row == {
+        "tag": "[w1]",
+        "zero": "0.000000000000",
+        "link": '\'=HYPERLINK("http://x","click")',
+        "credit": "-1.50",
+        "text_number": "-12.5",
+        "at": "'@SUM(A1)",
+    }
+
+
+def test_json_output_keeps_exact_plain_decimals(tmp_path: Path) -> None:
+    shown = cli(tmp_path / "wh", "query", CELLS, "--format", "json")
+    (row,) = json.loads(shown.stdout)
+    assert row["zero"] == "0.000000000000" and row["credit"] == "-1.50"
+
+
+def test_generate_refuses_to_reuse_a_folder_of_earlier_files(tmp_path: Path) -> None:
+    out = tmp_path / "bills"
+    args = ("generate", str(out), "--events", "200", "--days", "10")
+    assert cli(tmp_path / "wh", *args).returncode == 0
+    before = (out / "billing_batch_001.csv").read_bytes()
+    again = cli(tmp_path / "wh", *args, "--seed", "8")
+    assert again.returncode == 1 and "already holds generated billing files" in again.stderr
+    assert len(again.stderr.splitlines()) == 1
+    assert (out / "billing_batch_001.csv").read_bytes() == before
+    assert cli(tmp_path / "wh", *args, "--seed", "8", "--overwrite").returncode == 0
+    assert (out / "billing_batch_001.csv").read_bytes() != before
+
+
+def test_debug_adds_the_traceback_to_the_one_line(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", str(SEED)).returncode == 0
+    plain = cli(wh, "query", "SELECT * FROM no_such_table")
+    assert plain.returncode == 1 and len(plain.stderr.splitlines()) == 1
+    debug = cli(wh, "--debug", "query", "SELECT * FROM no_such_table")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == plain.stderr.splitlines()[0]
+
+
+def test_ingest_help_names_every_format(tmp_path: Path) -> None:
+    shown = cli(tmp_path / "wh", "ingest", "--help")
+    assert all(name in shown.stdout for name in ("native", "focus", "cur", "Parquet"))
