@@ -1,0 +1,11 @@
+"""Rules for text that costlake writes out, shared by every layer that writes it (CLI, API, page).
+
+`neutralise_cell` keeps a spreadsheet from running a cell of a CSV download as a formula.
+A package, not a root module: the package root stays small (tests/test_layout.py).
+"""
+
+from __future__ import annotations
+
+from costlake.text.csv_cells import neutralise_cell
+
+__all__ = ["neutralise_cell"]
