@@ -95,3 +95,11 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    """The two-tenant lake of two_tenants.py, built once per module: the read side's tests only read."""
+    from two_tenants import build_lake
+
+    return build_lake(tmp_path_factory.mktemp("two_tenants"))
