@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from two_tenants import A1, A2, B1, C1, DAYS, SERIES, START
 
 from costlake.catalog import readers
 from costlake.catalog.filters import AnomalyFilters, CostFilters, DailyCostFilters, Page
 from costlake.catalog.views import UnknownTenant, run_query, tenant_accounts
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
+from two_tenants import A1, A2, B1, C1, DAYS, SERIES, START
 
 OWNED = {"team-a": {A1, A2}, "team-b": {B1}, "unassigned": {C1}, None: {A1, A2, B1, C1}}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from two_tenants import A1, A2, B1, C1
 
 from costlake.catalog.views import (
     INGEST_BATCHES,
@@ -18,6 +17,7 @@ from costlake.duck import to_arrow
 from costlake.lake.manifest import latest_manifest
 from costlake.lake.warehouse import Warehouse
 from costlake.tables import TABLES
+from two_tenants import A1, A2, B1, C1
 
 ACCOUNT_TABLES = sorted(name for name, tdef in TABLES.items() if "account_id" in tdef.column_names)
 
