@@ -6,6 +6,7 @@ Precedence (highest first): explicit keyword arguments (the CLI's flags), enviro
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -52,6 +53,24 @@ class Settings(BaseSettings):
     )
     completeness_lag_hours: int = Field(
         24, ge=0, description="Hours after the end of a usage day before its data counts as complete (T+1)."
+    )
+    usage_date_min: dt.date = Field(
+        dt.date(2000, 1, 1),
+        description="Earliest plausible date of a row: a usage date, billing period or ingestion time "
+        "before it sends the row to quarantine.",
+    )
+    usage_date_max_days_ahead: int = Field(
+        400,
+        ge=0,
+        le=36500,
+        description="Days after the load of a file that a row's dates may reach (a usage date, billing "
+        "period or ingestion time later than that sends the row to quarantine).",
+    )
+    max_field_bytes: int = Field(
+        4096,
+        ge=256,
+        description="Largest field (in UTF-8 bytes) a billing file may hold; a row with a larger one goes "
+        "to quarantine.",
     )
     negative_daily_total: Literal["warning", "error"] = Field(
         "warning", description="Severity of a negative account-day total in the quality gate."
@@ -179,6 +198,13 @@ class Settings(BaseSettings):
         "degraded",
         description="When the LLM fails: `degraded` answers with the retrieved anomalies and "
         "`degraded: true`; `error` fails the request (exit code 3; the API answers 502).",
+    )
+    llm_ungrounded: Literal["replace", "flag"] = Field(
+        "replace",
+        description="When a model's answer states a number or date the retrieved context does not hold, or "
+        "cites an anomaly that was not retrieved: `replace` answers with the offline composition instead "
+        "(`degraded: true`, `degraded_reason: ungrounded`); `flag` keeps the model's text with "
+        "`grounded: false`.",
     )
     rag_dir: str | None = Field(
         None,

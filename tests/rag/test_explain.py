@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from costlake.catalog.views import UnknownTenant
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.tenants import load_tenants
 from costlake.rag.embedders import HashingEmbedder
@@ -37,6 +38,7 @@ API_KEYS = {
     "generation_ms",
     "provider",
     "degraded",
+    "degraded_reason",
     "grounded",
 }
 
@@ -76,6 +78,7 @@ def test_explain_answers_with_the_api_shape_and_cites_the_anomaly(lake: Warehous
     body = answer.model_dump(mode="json")
     assert set(body) == API_KEYS
     assert (body["provider"], body["degraded"], body["grounded"]) == ("offline", False, True)
+    assert body["degraded_reason"] is None
     [cited] = body["citations"]
     assert (cited["account_id"], cited["service_name"]) == (A1, "amazonec2")
     assert (cited["usage_date"], cited["impact_usd"]) == ("2025-02-03", "1197.5")
@@ -139,14 +142,47 @@ class _Inventing(LLMClient):
         return "EC2 rose by $999.99 because of a runaway job."
 
 
-def test_grounding_flags_an_invented_number(lake: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Registered the way a plugin would be, and unregistered after the test.
+@pytest.fixture
+def inventing(lake: Warehouse, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Warehouse]:
+    """The lake, indexed, with the "inventing" provider registered the way a plugin would be (and
+    unregistered after the test); call it with settings to get a warehouse that uses the provider."""
     monkeypatch.setattr(llm_base, "_REGISTRY", dict(llm_base._REGISTRY))
     register("inventing", _Inventing)
     build_index(lake)
-    wh = Warehouse(lake.settings.model_copy(update={"llm_provider": "inventing"}))
-    answer = Explainer(wh).explain("why did EC2 jump on 2025-02-03?", tenant="team-a")
-    assert answer.grounded is False and answer.unsupported == ["999.99"]
+
+    def make(**settings: Any) -> Warehouse:
+        return Warehouse(lake.settings.model_copy(update={"llm_provider": "inventing", **settings}))
+
+    return make
+
+
+def test_an_invented_number_is_replaced_by_the_offline_composition(
+    inventing: Callable[..., Warehouse],
+) -> None:
+    answer = Explainer(inventing()).explain("why did EC2 jump on 2025-02-03?", tenant="team-a")
+    assert (answer.degraded, answer.degraded_reason, answer.grounded) == (True, "ungrounded", True)
+    assert answer.unsupported == ["999.99"] and "999.99" not in answer.explanation
+    offline = Explainer(inventing(llm_provider="offline")).explain(
+        "why did EC2 jump on 2025-02-03?", tenant="team-a"
+    )
+    assert answer.explanation == offline.explanation and answer.provider == "inventing"
+
+
+def test_with_llm_ungrounded_flag_the_models_text_is_kept_and_flagged(
+    inventing: Callable[..., Warehouse],
+) -> None:
+    answer = Explainer(inventing(llm_ungrounded="flag")).explain(
+        "why did EC2 jump on 2025-02-03?", tenant="team-a"
+    )
+    assert answer.explanation == "EC2 rose by $999.99 because of a runaway job."
+    assert (answer.degraded, answer.degraded_reason, answer.grounded) == (False, None, False)
+    assert answer.unsupported == ["999.99"]
+
+
+def test_an_unknown_tenant_is_an_input_error_not_an_empty_answer(lake: Warehouse) -> None:
+    build_index(lake)
+    with pytest.raises(UnknownTenant, match="unknown tenant 'tenant-nope'"):
+        Explainer(lake).explain("why did EC2 jump?", tenant="tenant-nope")
 
 
 def test_the_json_body_is_the_result_without_unsupported_numbers(lake: Warehouse) -> None:
@@ -210,11 +246,15 @@ def test_cli_index_explain_and_degraded_mode(lake: Warehouse) -> None:
     degraded = _cli(lake, *asked, COSTLAKE_LLM_PROVIDER="failing", COSTLAKE_LLM_MAX_ATTEMPTS="2")
     body = json.loads(degraded.stdout)
     assert set(body) == API_KEYS and body["degraded"] is True and body["provider"] == "failing"
+    assert body["degraded_reason"] == "provider_error"
     assert body["retrieved_context_count"] == 1 and body["citations"][0]["chunk_id"] in body["explanation"]
     failed = _cli(lake, *asked, COSTLAKE_LLM_PROVIDER="failing", COSTLAKE_LLM_FAILURE="error")
     assert failed.returncode == 3 and "injected transient failure" in failed.stderr
     unknown = _cli(lake, *asked, COSTLAKE_LLM_PROVIDER="nope")
     assert unknown.returncode == 1 and "unknown" in unknown.stderr and "offline" in unknown.stderr
+    nobody = _cli(lake, "explain", "why did EC2 jump?", "--tenant", "tenant-nope")
+    assert (nobody.returncode, nobody.stdout) == (1, "")
+    assert nobody.stderr.strip() == "error: unknown tenant 'tenant-nope'"
     no_index = _cli(lake, "explain", "why?", COSTLAKE_RAG_DIR=str(Path(lake.settings.warehouse) / "none"))
     assert no_index.returncode == 1 and "run `costlake index` first" in no_index.stderr
 

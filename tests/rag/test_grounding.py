@@ -9,14 +9,35 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from costlake.errors import InputError
 from costlake.rag.grounding import GroundingResult, check_grounding, extract_numbers
 from costlake.rag.llm import OfflineClient
-from costlake.rag.prompt import build_prompt, context_lines
+from costlake.rag.prompt import build_prompt
 
-CONTEXT = [
-    "On 2025-03-02, account 334112345678 (payments-prod) spent $1,204.50 on AmazonRDS, 212.0% above the "
-    "expected $386.2031; most of the increase came from region us-east-1 (+$790.10).",
-    '{"chunk_id": "anom-3f2a9c1b7d4e", "duration_days": 3, "impact_usd": "-12.00", "impact_pct": "-12.3456"}',
+CONTEXT: list[dict[str, Any]] = [
+    {
+        "chunk_id": "anom-3f2a9c1b7d4e",
+        "account_id": "334112345678",
+        "account_name": "payments-prod",
+        "service_name": "AmazonRDS",
+        "usage_date": "2025-03-02",
+        "actual_usd": "1204.50",
+        "expected_usd": "386.2031",
+        "impact_pct": "212.0",
+        "contributors": [{"dimension": "region", "value": "us-east-1", "contribution_usd": "790.10"}],
+        "text": "On 2025-03-02 payments-prod spent $1,204.50; the sentence supports nothing: $4.44",
+    },
+    {
+        "chunk_id": "anom-8c1d00aa1234",
+        "account_id": "111122223333",
+        "account_name": "web 8461",
+        "service_name": "service 3f2a9c (name withheld)",
+        "usage_date": "2024-11-30",
+        "duration_days": 3,
+        "impact_usd": "-12.00",
+        "impact_pct": "-12.3456",
+        "text": "t",
+    },
 ]
 
 
@@ -27,6 +48,14 @@ def unsupported(explanation: str) -> list[str]:
 def test_an_invented_number_is_caught() -> None:
     result = check_grounding("AmazonRDS cost $999.99 on 2025-03-02 [anom-3f2a9c1b7d4e].", CONTEXT)
     assert result == GroundingResult(grounded=False, unsupported=["999.99"])
+
+
+def test_the_context_may_be_given_as_the_prompts_json_lines() -> None:
+    lines = build_prompt("why?", CONTEXT).context_lines()
+    assert check_grounding("spent $1,204.50 [anom-3f2a9c1b7d4e]", lines).grounded
+    assert check_grounding("spent $1,204.51", lines).unsupported == ["1204.51"]
+    with pytest.raises(InputError, match="not a chunk"):
+        check_grounding("x", ["On 2025-03-02 it cost $1."])
 
 
 @pytest.mark.parametrize(
@@ -42,7 +71,10 @@ def test_an_invented_number_is_caught() -> None:
         "an impact of -$12.00",
         "an impact of \u2212$12",  # unicode minus
         "(+$790.10)",
+        "The bill is $12.",  # a full stop after a number
         "account 334112345678",
+        "account web 8461 (111122223333)",  # digits inside names are not claims
+        "on service 3f2a9c (name withheld)",
     ],
 )
 def test_numbers_from_the_context_in_any_notation_are_supported(text: str) -> None:
@@ -77,22 +109,46 @@ def test_roundings_of_context_numbers_count_and_nothing_else(text: str, expected
         "in 2024-11",
         "on March 2, 2025",
         "on Mar 2",
-        "on 17 March 2024",
-        "on the 17th of March",
-        "in September 2019",
+        "on 30 November 2024",
+        "on the 30th of November",
+        "in March 2025",
         "see [anom-3f2a9c1b7d4e]",
-        "see [anom-3f2a9c1b7d4e, anom-8c1d00aa1234]",
+        "see [anom-3f2a9c1b7d4e, anom-8c1d00aa1234] and anom-8c1d00aa1234",
         "in us-west-2 on EC2 m5.large instances, S3 and p99 latency",
     ],
 )
-def test_dates_citations_and_identifiers_are_not_numbers(text: str) -> None:
+def test_context_dates_citations_and_identifiers_are_not_numbers(text: str) -> None:
     assert unsupported(text) == []
 
 
-def test_digits_inside_context_identifiers_support_nothing() -> None:
-    # the context's chunk id anom-3f2a9c1b7d4e and region us-east-1 contain 3, 2, 9, 1, 7, 4: none are numbers
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("on 2025-03-03", ["2025-03-03"]),
+        ("on 2023-03-02", ["2023-03-02"]),
+        ("in 2025-04", ["2025-04"]),
+        ("on March 3", ["March 3"]),
+        ("in April 2025", ["April 2025"]),
+        ("on 2 March 2024", ["2 March 2024"]),
+    ],
+)
+def test_a_date_the_context_does_not_hold_is_not_grounded(text: str, expected: list[str]) -> None:
+    assert unsupported(text) == expected
+
+
+def test_a_citation_of_a_chunk_that_was_not_retrieved_is_not_grounded() -> None:
+    result = check_grounding("AmazonRDS spiked [anom-000000000000]; see also anom-ffffffffffff.", CONTEXT)
+    assert result == GroundingResult(False, ["anom-000000000000", "anom-ffffffffffff"])
+
+
+def test_digits_inside_names_ids_and_sentences_support_nothing() -> None:
+    # chunk ids, us-east-1, the label's 3f2a9c, "web 8461" and the sentence's $4.44 are not numeric fields
     assert unsupported("up 9 days") == ["9"]
     assert unsupported("region 1") == ["1"]
+    assert unsupported("the total is $8461 and $4.44") == ["8461", "4.44"]
+    assert unsupported("The bill is $0.") == ["0"]
+    assert unsupported("costs are 334112345678 dollars") == []  # the account id, taken out as a name
+    assert unsupported("costs are $334112345678") == ["334112345678"]  # "$" makes it an amount
 
 
 def test_multipliers_scales_and_bracketed_numbers_are_checked() -> None:
@@ -100,7 +156,7 @@ def test_multipliers_scales_and_bracketed_numbers_are_checked() -> None:
 
 
 def test_each_unsupported_number_is_reported_once_as_written() -> None:
-    result = check_grounding("$5,000.00 then $5,000.00 then -$7", "nothing here")
+    result = check_grounding("$5,000.00 then $5,000.00 then -$7", [])
     assert result == GroundingResult(grounded=False, unsupported=["5000.00", "-7"])
     assert check_grounding("", CONTEXT).grounded
 
@@ -112,10 +168,11 @@ def test_extract_numbers_reads_values_exactly() -> None:
 
 # --- property: the offline composer is grounded by construction ------------------------------------------
 
-SERVICES = ["AmazonEC2", "AmazonRDS", "AmazonS3", "AWSLambda", "AmazonMSK"]
+# labels of withheld names (a hash may be all digits) are names like any other
+SERVICES = ["AmazonEC2", "AmazonRDS", "AmazonS3", "AWSLambda", "AmazonMSK", "service 123456 (name withheld)"]
 KINDS = ["spike", "dip", "step_up", "step_down", "new_service", "dropped_to_zero", "mix_shift", "unknown"]
 VALUES = {
-    "region": ["us-east-1", "eu-west-2", "ap-southeast-2"],
+    "region": ["us-east-1", "eu-west-2", "ap-southeast-2", "region 905e12 (name withheld)"],
     "pricing_model": ["OnDemand", "SavingsPlan", "Spot", "Reserved"],
     "charge_category": ["Usage", "Credit", "Tax", "Refund"],
 }
@@ -147,11 +204,9 @@ def anomaly(draw: st.DrawFn, index: int) -> dict[str, Any]:
         "chunk_id": f"anom-{draw(st.integers(min_value=0, max_value=16**12 - 1)):012x}{index}",
         "tenant_id": "acme",
         "account_id": str(draw(st.integers(min_value=10**11, max_value=10**12 - 1))),
-        "account_name": draw(st.sampled_from(["payments", "data", "ml"]))
+        "account_name": draw(st.sampled_from(["payments", "data", "ml", "account 000777 (name withheld)"]))
         + draw(st.text("abcxyz0123456789-", max_size=10)),
-        "service_name": draw(
-            st.sampled_from(["AmazonEC2", "AmazonRDS", "AmazonS3", "AWSLambda", "AmazonMSK"])
-        ),
+        "service_name": draw(st.sampled_from(SERVICES)),
         "usage_date": draw(st.dates()).isoformat(),
         "direction": draw(st.sampled_from(["up", "down", "shift"])),
         "kind": draw(st.sampled_from(KINDS)),
@@ -175,7 +230,7 @@ def anomalies(draw: st.DrawFn) -> list[dict[str, Any]]:
 @given(chunks=anomalies(), limit=st.integers(min_value=1, max_value=5))
 def test_offline_answers_are_always_grounded(chunks: list[dict[str, Any]], limit: int) -> None:
     answer = OfflineClient(max_anomalies=limit).generate(build_prompt("What changed?", chunks))
-    result = check_grounding(answer, context_lines(chunks))
+    result = check_grounding(answer, build_prompt("What changed?", chunks).context)
     assert result.grounded, (result.unsupported, answer)
     assert "could not be summarised" not in answer  # the rules ground it, not the last-resort guard
     for chunk in chunks[:limit]:

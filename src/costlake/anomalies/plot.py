@@ -2,6 +2,10 @@
 
 Writes a PNG and an HTML page (the same chart as inline SVG, plus the anomaly table) so it can be
 attached to a ticket or opened in a browser. Uses matplotlib's non-interactive Agg backend.
+
+Names (the service, a contributor's value) come from billing files: the chart shows them through the
+name policy (`costlake.text.names`), so one that reads like prose or instructions appears as its label,
+e.g. `service 3f2a9c (name withheld)`; the numbers are the stored ones.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from costlake.anomalies.analyse import ServiceSeries, analyse
 from costlake.anomalies.detect import Params, detect
 from costlake.errors import InputError
+from costlake.text.names import is_label, shown_value
 
 MARKERS = {"up": ("^", "#c0392b"), "down": ("v", "#2471a3"), "shift": ("D", "#7d3c98")}
 
@@ -47,20 +52,21 @@ def chart_for(series: list[ServiceSeries], account: str, service: str | None, pa
             anomalies.append(
                 {
                     "day": s.day(f.index),
-                    "service": s.service_name,
+                    "service": shown_value("service_name", s.service_name),
                     "kind": f.kind,
                     "direction": f.direction,
                     "actual": f.actual,
                     "expected": f.band.expected,
                     "impact": f.impact,
-                    "top": f"{f.contributors[0].dimension}={f.contributors[0].value}"
+                    "top": _top(f.contributors[0].dimension, f.contributors[0].value)
                     if f.contributors
                     else "",
                 }
             )
     anomalies.sort(key=lambda a: (a["day"], a["service"]))
     days = [start + dt.timedelta(days=i) for i in range(length)]
-    title = f"account {account}" + (f" · {service}" if service else " · all services")
+    shown = shown_value("service_name", service) if service else "all services"
+    title = f"account {shown_value('account_id', account)} · {shown}"
     return Chart(
         title,
         days,
@@ -70,6 +76,12 @@ def chart_for(series: list[ServiceSeries], account: str, service: str | None, pa
         [b.high if b else None for b in bands],
         anomalies,
     )
+
+
+def _top(dimension: str, value: str) -> str:
+    """The top contributor as `dimension=value`, or the label of its value when that was withheld."""
+    shown = str(shown_value(dimension, value))
+    return shown if is_label(shown) else f"{dimension}={shown}"
 
 
 def _figure(chart: Chart) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 
 from costlake.cli.context import check_choice, out, print_result, state
@@ -25,7 +26,8 @@ def anomalies(
 ) -> None:
     """Detect cost anomalies in the published data and list the largest.
 
-    Only the days whose anomalies changed are committed to `cost_anomalies`."""
+    Only the days whose anomalies changed are committed to `cost_anomalies`. Names that read like text
+    are listed as labels, e.g. `service 3f2a9c (name withheld)` (`costlake query` shows what is stored)."""
     from costlake.anomalies.detect import Params
     from costlake.anomalies.job import update_anomalies
     from costlake.catalog.views import run_query
@@ -54,7 +56,16 @@ def anomalies(
             FROM cost_anomalies {where}
             ORDER BY abs(impact_usd) DESC, usage_date, account_id, service_name LIMIT {int(limit)}""",
     )
-    print_result(listing, fmt)
+    print_result(_shown(listing), fmt)
+
+
+def _shown(listing: pa.Table) -> pa.Table:
+    """The listing with its names through the name policy (`costlake.text.names`)."""
+    from costlake.text.names import shown_rows
+
+    columns = {"account_id": "account_id", "service_name": "service_name", "top_value": "top_dimension"}
+    rows = shown_rows(listing.to_pylist(), columns)
+    return pa.Table.from_pylist(rows, schema=listing.schema)
 
 
 @app.command()

@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from costlake.catalog.views import run_query
 from costlake.lake.warehouse import Warehouse
@@ -14,6 +16,7 @@ from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
 from costlake.pipeline.tenants import load_tenants
 from costlake.synthetic.generate import generate
+from costlake.text.names import shown_rows, shown_value
 
 TOP_ACCOUNTS = """
 SELECT a.tenant_id, d.account_id, a.account_name,
@@ -39,9 +42,17 @@ SELECT c.usage_date, a.account_name, c.service_name, c.kind,
        CAST(c.actual_usd AS DECIMAL(18,2)) AS actual_usd,
        CAST(c.expected_usd AS DECIMAL(18,2)) AS expected_usd,
        CAST(c.impact_usd AS DECIMAL(18,2)) AS impact_usd, c.duration_days,
-       c.top_dimension || '=' || c.top_value AS top_cause
+       c.top_dimension, c.top_value
 FROM cost_anomalies c LEFT JOIN dim_account a USING (account_id)
 ORDER BY abs(c.impact_usd) DESC, c.usage_date LIMIT 10"""
+
+#: the columns of the tables above that hold names, and the column that says each one's kind
+NAME_COLUMNS = {
+    "account_name": "account_name",
+    "account_id": "account_id",
+    "service_name": "service_name",
+    "top_value": "top_dimension",
+}
 
 
 def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> None:
@@ -73,8 +84,8 @@ def run_demo(wh: Warehouse, data_dir: Path, events: int, console: Console) -> No
     ):
         result = run_query(wh, sql)
         table = Table(*result.column_names, title=title)
-        for row in result.to_pylist():
-            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        for row in shown_rows(result.to_pylist(), NAME_COLUMNS):
+            table.add_row(*(Text("" if v is None else str(v)) for v in row.values()))
         console.print(table)
     _explain_the_largest(wh, console)
     console.print(
@@ -98,8 +109,10 @@ def _explain_the_largest(wh: Warehouse, console: Console) -> None:
     report = build_index(wh)
     console.print(f"indexed {report.chunks} anomalies ({report.embedder_id}) in {report.seconds:.1f} s")
     day, service, account, tenant = top[0].values()
-    question = f"Why did {service} spend change for {account} on {day.isoformat()}?"
+    # The question is text a model reads: names through the policy, like everything else it reads.
+    who = shown_value("account_name", account) if account else "the account"
+    question = f"Why did {shown_value('service_name', service)} spend change for {who} on {day.isoformat()}?"
     answer = Explainer(wh).explain(question, tenant=tenant)
-    console.print(f"\n[bold]costlake explain[/bold] {question!r} --tenant {tenant}")
+    console.print(f"\n[bold]costlake explain[/bold] {escape(repr(question))} --tenant {escape(str(tenant))}")
     console.print(answer.explanation, markup=False, highlight=False)
     console.print(f"({answer.provider}, grounded: {answer.grounded}, {answer.latency_ms:.0f} ms)\n")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from costlake.cli.context import check_choice, err, out, state
+
+if TYPE_CHECKING:
+    from costlake.rag.explain import ExplainResult
 
 app = typer.Typer()
 
@@ -38,7 +41,10 @@ def explain(
     k: Annotated[int, typer.Option("--k", help="Anomalies to retrieve.", min=1, max=50)] = 5,
     fmt: Annotated[str, typer.Option("--format", help="text or json (the API's shape).")] = "text",
 ) -> None:
-    """Explain a cost change from the detected anomalies, with citations (see `costlake index`)."""
+    """Explain a cost change from the detected anomalies, with citations (see `costlake index`).
+
+    Names from billing files that read like text are shown as labels, e.g. `service 3f2a9c (name
+    withheld)`; an unknown --tenant is an error."""
     from costlake.rag.explain import Explainer
 
     check_choice("--format", fmt, ("text", "json"))
@@ -59,13 +65,28 @@ def explain(
                 markup=False,
                 highlight=False,
             )
-    if result.degraded:
-        err.print("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
-    if not result.grounded:
-        err.print(f"warning: numbers not found in the retrieved context: {', '.join(result.unsupported)}")
+    _warn(result)
     out.print(
         f"\n{result.provider}: {result.retrieved_context_count} retrieved in "
         f"{result.retrieval_ms:.0f} ms, generated in {result.generation_ms:.0f} ms",
         markup=False,
         style="dim",
     )
+
+
+def _warn(result: ExplainResult) -> None:
+    """One warning line on stderr when the answer is not the model's grounded text."""
+    unsupported = ", ".join(result.unsupported)
+    if result.degraded_reason == "provider_error":
+        err.print("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
+    elif result.degraded_reason == "ungrounded":
+        err.print(
+            f"warning: the model's answer was not grounded (not in the retrieved context: {unsupported}); "
+            "showing the offline composition (degraded)",
+            markup=False,
+            highlight=False,
+        )
+    elif not result.grounded:
+        err.print(
+            f"warning: not found in the retrieved context: {unsupported}", markup=False, highlight=False
+        )

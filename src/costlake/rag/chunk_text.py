@@ -1,9 +1,11 @@
 """The sentence of an anomaly chunk, and the safe formatting of what goes into it.
 
-Text comes from structured fields only. Account names come from a user's tenants file and
-contributor values from billing data, so both are reduced to a small safe alphabet before they reach
-a sentence an LLM will read. Money, percentages and dates are written by `formatting.py` (half-up to
-cents and to 0.1%), the rule the offline composer uses too.
+Text comes from structured fields only. Names (account names, services, contributor values) arrive
+here already through the name policy (`costlake.text.names`, applied by `chunks.shown_metadata`): each
+is a name that reads like a name, or a label such as `region 988751 (name withheld)`, which is written
+as it is. Kinds and methods come from detection and are reduced to a safe alphabet. Money, percentages
+and dates are written by `formatting.py` (half-up to cents and to 0.1%), the rule the offline composer
+uses too.
 """
 
 from __future__ import annotations
@@ -15,24 +17,46 @@ from decimal import Decimal
 from typing import Any
 
 from costlake.rag.formatting import format_date, format_long_date, format_pct, format_signed_usd, format_usd
+from costlake.text.names import is_label
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 ._-]+")
-_VALUE_UNSAFE = re.compile(r"[^A-Za-z0-9._:/-]+")
 
 
 def sanitize_label(value: str, max_len: int = 64) -> str:
-    """Keeps letters, digits, space and '._-' (other runs become one space), `max_len` chars at most."""
+    """Keeps letters, digits, space and '._-' (other runs become one space), `max_len` chars at most.
+
+    >>> sanitize_label("step_up; say $1")
+    'step_up say 1'
+    """
     cleaned = " ".join(_LABEL_UNSAFE.sub(" ", value).split())
     return cleaned[:max_len].rstrip()
 
 
-def sanitize_value(value: str, max_len: int = 64) -> str:
-    """A dimension value (region, usage type): letters, digits and '._:/-' only, no spaces.
+def account_phrase(account_id: str, account_name: str | None, *, name_first: bool = False) -> str:
+    """How text names an account: by id and name; by id alone when the name was withheld.
 
-    >>> sanitize_value("us-east-1"), sanitize_value("say $1; rm")
-    ('us-east-1', 'say-1-rm')
+    >>> account_phrase("334112345678", "payments-prod"), account_phrase("1", "a", name_first=True)
+    ('account 334112345678 (payments-prod)', 'account a (1)')
+    >>> account_phrase("334112345678", "account 4a8d31 (name withheld)")
+    'account 334112345678 (name withheld)'
     """
-    return _VALUE_UNSAFE.sub("-", value.strip()).strip("-")[:max_len]
+    who = account_id if is_label(account_id) else f"account {account_id}"
+    if not account_name or account_name == account_id:
+        return who
+    if is_label(account_name):
+        return f"{who} (name withheld)"
+    return f"account {account_name} ({account_id})" if name_first else f"{who} ({account_name})"
+
+
+def dimension_phrase(dimension: str, value: str) -> str:
+    """A contributor in words: "region us-east-1", or the label of a withheld value as it is.
+
+    >>> dimension_phrase("pricing_model", "Savings Plan")
+    'pricing model Savings Plan'
+    >>> dimension_phrase("region", "region 988751 (name withheld)")
+    'region 988751 (name withheld)'
+    """
+    return value if is_label(value) else f"{_DIMENSION_LABELS.get(dimension, dimension)} {value}"
 
 
 _KIND_LABELS = {
@@ -67,11 +91,11 @@ AmazonRDS, $818.30 (211.9%) above the expected $386.20; most of the increase cam
 (+$790.10). Classified as a spike by the baseline method.'
     """
     day = date.fromisoformat(meta["usage_date"])
-    account = sanitize_label(str(meta["account_id"])) or "unknown"
-    service = sanitize_label(str(meta["service_name"])) or "an unnamed service"
+    service = str(meta["service_name"] or "") or "an unnamed service"
     actual, expected, impact = (Decimal(meta[name]) for name in ("actual_usd", "expected_usd", "impact_usd"))
     kind = str(meta["kind"])
-    head = f"On {format_date(day)} ({format_long_date(day)}), account {account} ({meta['account_name']})"
+    account = account_phrase(str(meta["account_id"] or "unknown"), meta.get("account_name"))
+    head = f"On {format_date(day)} ({format_long_date(day)}), {account}"
     rising = impact >= 0
     change = f"{format_usd(abs(impact))}{_pct_part(meta)} {'above' if impact >= 0 else 'below'} the expected "
     change += format_usd(expected) + _range_part(meta)
@@ -141,7 +165,7 @@ def _contributors_of(meta: Mapping[str, Any]) -> list[tuple[str, Decimal]]:
     items = [(c["dimension"], c["value"], c["contribution_usd"]) for c in meta.get("contributors") or []]
     if not items and meta.get("top_dimension") and meta.get("top_contribution_usd") is not None:
         items = [(meta["top_dimension"], meta["top_value"], meta["top_contribution_usd"])]
-    return [(f"{_DIMENSION_LABELS.get(d, d)} {v}", Decimal(amount)) for d, v, amount in items]
+    return [(dimension_phrase(d, v), Decimal(amount)) for d, v, amount in items]
 
 
 def _because(contributors: list[tuple[str, Decimal]], *, rising: bool) -> str:

@@ -2,10 +2,19 @@
 
 The answer is an `ExplainResult`, whose JSON is exactly the API's shape: `explanation`, `latency_ms`,
 `retrieved_context_count`, `citations` (chunk_id, account_id, service_name, usage_date, impact_usd),
-`retrieval_ms`, `generation_ms`, `provider`, `degraded`, `grounded`. A provider failure (any `LLMError`)
-gives the retrieved anomalies' own sentences with `degraded: true`, unless `llm_failure = "error"`.
-The LLM client and the embedder are built once per process and configuration, not per question.
-Relative dates in a question ("last week", "yesterday") count from the day after the latest
+`retrieval_ms`, `generation_ms`, `provider`, `degraded`, `degraded_reason`, `grounded`.
+
+Two ways an answer is degraded (`degraded: true`):
+- `degraded_reason: "provider_error"`: the provider failed (any `LLMError`); the answer lists the retrieved
+  anomalies' own sentences, unless `llm_failure = "error"`, which raises instead.
+- `degraded_reason: "ungrounded"`: the model's answer failed the grounding check (a figure or date the
+  context does not hold, or a chunk id that was not retrieved); with `llm_ungrounded = "replace"` (the
+  default) the offline composition answers instead. With `"flag"` the model's text is kept, with
+  `grounded: false` and not degraded.
+
+A tenant that owns no account is refused (`UnknownTenant`), so a misspelt tenant is not answered with
+"nothing found". The LLM client and the embedder are built once per process and configuration, not per
+question. Relative dates in a question ("last week", "yesterday") count from the day after the latest
 published usage day, since billing data arrives a day late.
 """
 
@@ -18,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,8 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
-from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk, read_jsonl
-from costlake.rag.grounding import check_grounding
+from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk, read_jsonl, shown_chunk
+from costlake.rag.grounding import GroundingResult, check_grounding
 from costlake.rag.index import VectorIndex
 from costlake.rag.indexer import (
     CHUNKS_FILE,
@@ -37,7 +46,7 @@ from costlake.rag.indexer import (
     index_folder,
     rag_folder,
 )
-from costlake.rag.llm import LLMClient, LLMError, shared_llm
+from costlake.rag.llm import LLMClient, LLMError, compose_explanation, shared_llm
 from costlake.rag.prompt import Prompt, build_prompt
 from costlake.rag.retriever import Mode, Retriever
 from costlake.settings import Settings
@@ -63,13 +72,24 @@ class Citation(BaseModel):
 
     @classmethod
     def of(cls, chunk: Chunk) -> Citation:
+        """The citation of a chunk, its names as the chunk shows them (through the name policy)."""
         return cls(
             chunk_id=chunk.chunk_id,
-            account_id=chunk.account_id,
-            service_name=chunk.service_name,
+            account_id=str(chunk.metadata.get("account_id", chunk.account_id)),
+            service_name=str(chunk.metadata.get("service_name", chunk.service_name)),
             usage_date=chunk.usage_date.isoformat(),
             impact_usd=str(chunk.metadata.get("impact_usd", chunk.impact_usd)),
         )
+
+
+DegradedReason = Literal["provider_error", "ungrounded"]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    text: str
+    grounding: GroundingResult
+    degraded_reason: DegradedReason | None = None
 
 
 class ExplainResult(BaseModel):
@@ -84,9 +104,19 @@ class ExplainResult(BaseModel):
     retrieval_ms: float
     generation_ms: float
     provider: str
-    degraded: bool = Field(description="true when the LLM failed and the retrieved anomalies are shown")
-    grounded: bool = Field(description="true when every number of the explanation is in the context")
-    #: numbers of the explanation the context does not support (grounded: false); not part of the body
+    degraded: bool = Field(
+        description="true when the model's answer is not shown: the provider failed, or its answer was "
+        "not grounded and the offline composition replaced it"
+    )
+    degraded_reason: DegradedReason | None = Field(
+        None,
+        description='why the answer is degraded: "provider_error" or "ungrounded"; null when not degraded',
+    )
+    grounded: bool = Field(
+        description="true when every number, date and cited chunk id of the explanation is in the context"
+    )
+    #: what the grounding check found unsupported in the model's answer (numbers, dates, chunk ids), also
+    #: when the answer was replaced; not part of the body
     unsupported: list[str] = Field(default_factory=list, exclude=True)
 
 
@@ -116,7 +146,8 @@ class Explainer:
         path = rag_folder(self.wh) / CHUNKS_FILE
         if not path.exists():
             raise InputError(f"no explanation index in {path.parent}: run `costlake index` first")
-        return read_jsonl(path)
+        # A chunks file written before the name policy gets its names withheld here.
+        return [shown_chunk(c) for c in read_jsonl(path)]
 
     @property
     def stale(self) -> bool:
@@ -162,6 +193,12 @@ class Explainer:
         mode: Mode = "hybrid",
         use_filters: bool = True,
     ) -> ExplainResult:
+        """The answer to `question` from `tenant`'s anomalies (None: every tenant's, for operators); an
+        unknown tenant is refused (`catalog.views.UnknownTenant`, an input error)."""
+        if tenant is not None:
+            from costlake.catalog.views import tenant_accounts
+
+            tenant_accounts(self.wh, tenant)
         started = time.perf_counter()
         with phase(log, "retrieval", k=k, mode=mode) as done:
             retrieval = self.retriever.retrieve(
@@ -172,12 +209,10 @@ class Explainer:
         prompt = build_prompt(question, [context_of(c) for c in retrieval.chunks])
         client = self.llm
         with phase(log, "generation", provider=client.name) as done:
-            text, degraded = self._generate(client, prompt, retrieval.chunks)
-            done["degraded"] = degraded
+            answer = self._answer(client, prompt, retrieval.chunks)
+            done["degraded_reason"] = answer.degraded_reason
         generated = time.perf_counter()
-        with phase(log, "grounding") as done:
-            grounding = check_grounding(text if not degraded else "", prompt.context_lines())
-            done["grounded"] = grounding.grounded
+        text = answer.text
         return ExplainResult(
             explanation=f"{retrieval.note}\n\n{text}" if retrieval.note else text,
             latency_ms=round((generated - started) * 1000, 3),
@@ -186,19 +221,33 @@ class Explainer:
             retrieval_ms=round((retrieved - started) * 1000, 3),
             generation_ms=round((generated - retrieved) * 1000, 3),
             provider=client.name,
-            degraded=degraded,
-            grounded=grounding.grounded,
-            unsupported=grounding.unsupported,
+            degraded=answer.degraded_reason is not None,
+            degraded_reason=answer.degraded_reason,
+            grounded=answer.grounding.grounded or answer.degraded_reason is not None,
+            unsupported=answer.grounding.unsupported,
         )
 
-    def _generate(self, client: LLMClient, prompt: Prompt, chunks: Sequence[Chunk]) -> tuple[str, bool]:
-        """The model's explanation and False; when the provider fails (and the settings allow it), the
-        retrieved anomalies' own sentences and True (degraded)."""
+    def _answer(self, client: LLMClient, prompt: Prompt, chunks: Sequence[Chunk]) -> _Answer:
+        """The model's answer and its grounding; when the provider fails (and the settings allow it), the
+        retrieved anomalies' own sentences; when the answer is not grounded, by default the offline
+        composition (see the module doc)."""
         try:
-            return client.generate(prompt), False
+            text = client.generate(prompt)
         except LLMError as exc:
             if self.wh.settings.llm_failure == "error":
                 raise
             found = "\n".join(f"- [{c.chunk_id}] {c.text}" for c in chunks) or "No anomaly matched."
             text = f"The explanation service is unavailable ({exc}); the retrieved anomalies are:\n{found}"
-            return text, True
+            return _Answer(text, GroundingResult(True, []), "provider_error")
+        with phase(log, "grounding") as done:
+            grounding = check_grounding(text, prompt.context)
+            done["grounded"] = grounding.grounded
+        if grounding.grounded or self.wh.settings.llm_ungrounded == "flag":
+            return _Answer(text, grounding)
+        log.info(
+            "%s: the answer is not grounded (unsupported: %s); answering with the offline composition",
+            client.label,
+            ", ".join(grounding.unsupported),
+            extra={"provider": client.name, "unsupported": grounding.unsupported},
+        )
+        return _Answer(compose_explanation(prompt.context), grounding, "ungrounded")

@@ -1,35 +1,49 @@
-"""Is every number in an explanation backed by the retrieved context?
+"""Is every figure and citation of an explanation backed by the retrieved context?
 
-Numbers are money ($1,204.50, -$12.00, 1204.5), percentages (212%, 212.0%), integers ("3 days"), decimals
-and multipliers (3x, $1.2k). Each is compared, as an exact `Decimal` and ignoring its sign (the words carry
-the direction: "fell by $12.00" for an impact of -12.00), with the numbers found in the context:
-`$`, thousands separators and trailing zeros do not matter, and a rounding of a context number to the
-number of decimals written counts (context 386.2031 supports "386.20" and "386.2"). The project's own
-text rounds half-up (`formatting.ROUNDING`); a model may round half-even, so both roundings are accepted.
+The context is structured: the retrieved chunks as the prompt shows them (`Prompt.context`, or its JSON
+lines). Only its *numeric fields* support a number: money (`*_usd`, contributors' too), `impact_pct`,
+`duration_days`, `history_days`; only its date fields (`*_date`) support a date. Names and ids (account
+ids and names, services, regions, labels of withheld names, chunk ids) support nothing, and digits inside
+them are not claims either: a name the context holds is taken out of the answer before it is read, so
+"account 334112345678" or "region us-east-1" is not a number, while "$8461" taken from an account named
+"web 8461" is an unsupported figure. The chunk's sentence (`text`) is never read for numbers: every
+number in it is one of the numeric fields.
 
-Not numbers to check: dates (2025-03-02, 2025-03, March 2, 2025, Mar 2, 2 March 2025, March 2025),
-citations in square brackets ([anom-3f2a9c1b7d4e]) and digits inside identifiers (us-east-1, EC2, m5.large,
-anom-3f2a9c...). The same rules read the context, so an account id quoted from it is supported.
+An answer is grounded when
+- every chunk id it names (`anom-...`, in brackets or not) is one of the retrieved chunks;
+- every date it states (2025-03-02, 2025-03, March 2, 2025, Mar 2, 2 March 2025, March 2025) agrees with a
+  date of the context in each part it states (year, month, day);
+- every number (money $1,204.50 or -$12.00, percentages 212%, counts "3 days", multipliers 3x, $1.2k) is,
+  ignoring its sign (the words carry the direction: "fell by $12.00" for an impact of -12.00), a numeric
+  field's value or its rounding to the decimals written (386.2031 supports "386.20" and "386.2"; half-up
+  as the project rounds, `formatting.ROUNDING`, or half-even as a model may).
 
->>> ctx = ["On 2025-03-02, account 334112345678 (payments-prod) spent $1,204.50 on AmazonRDS, "
-...        "212.0% above the expected $386.2031; most of the increase came from region us-east-1 (+$790.10)."]
+>>> ctx = [{"chunk_id": "anom-3f2a9c1b7d4e", "account_id": "334112345678", "account_name": "web 8461",
+...         "service_name": "AmazonRDS", "usage_date": "2025-03-02", "actual_usd": "1204.50",
+...         "expected_usd": "386.2031", "impact_pct": "211.88",
+...         "contributors": [{"dimension": "region", "value": "us-east-1", "contribution_usd": "790.10"}]}]
 >>> check_grounding("On March 2, 2025 AmazonRDS cost $1,204.50 against $386.20 [anom-3f2a9c1b7d4e], "
-...                 "up 212% (us-east-1: +$790.1) in account 334112345678.", ctx)
+...                 "up 212% (us-east-1: +$790.1) in account 334112345678 (web 8461).", ctx)
 GroundingResult(grounded=True, unsupported=[])
->>> check_grounding("AmazonRDS cost $999.99, 3x the usual, on 2025-03-02 [anom-3f2a9c1b7d4e].", ctx)
-GroundingResult(grounded=False, unsupported=['999.99', '3x'])
+>>> check_grounding("AmazonRDS cost $999.99, 3x the usual, on 2025-03-03 [anom-000000000000], $8461.", ctx)
+GroundingResult(grounded=False, unsupported=['anom-000000000000', '2025-03-03', '999.99', '3x', '8461'])
 >>> [str(n.value) for n in extract_numbers("-$1,204.50 and 12.5% over 3 days, 1.2k in eu-west-1")]
 ['-1204.50', '12.5', '3', '1200.0']
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
 
-from costlake.rag.formatting import ROUNDING
+from costlake.errors import InputError
+from costlake.rag.formatting import MONTHS, ROUNDING
 
 _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
@@ -42,20 +56,29 @@ _DATE = re.compile(
     rf"(?<![\w-])(?:{_ISO}|{_MONTHS}\s+{_DAY}(?:,?\s+\d{{4}})?|{_DAY}\s+(?:of\s+)?{_MONTHS}(?:,?\s+\d{{4}})?"
     rf"|{_MONTHS}\s+\d{{4}})(?!\w)"
 )
+_ISO_PARTS = re.compile(r"(\d{4})-(\d{2})(?:-(\d{2}))?")
+_MONTH_NAME = re.compile(r"[A-Z][a-z]+")
+_YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
+_DAY_OF_MONTH = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?!\d)")
 # [anom-3f2a9c1b7d4e] or [anom-1, anom-2]: identifiers that start with a letter; "[42]" stays checked.
 _CITATION = re.compile(r"\[\s*[A-Za-z][\w.:/-]*(?:\s*[,;]\s*[A-Za-z][\w.:/-]*)*\s*\]")
+_CHUNK_ID = re.compile(r"(?<![\w-])anom-[A-Za-z0-9]+")
 _NUMBER = re.compile(
     r"""
     (?<![\w.])(?<![A-Za-z_]-)            # not inside a word or an identifier (us-east-1, anom-123)
     (?P<sign>[-+\u2212])?\$?
     (?P<digits>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)
     (?P<suffix>bn|[kKMBx\u00d7])?
-    (?![\d.]|[A-Za-z_]+\d)                # a unit may follow (999USD, 75pct), not more of an id (3f2a9)
+    (?!\d|\.\d|[A-Za-z_]+\d)             # a unit or a full stop may follow (999USD, $0.), not more
+                                          # of a number or an id (1.2.3, 3f2a9)
     """,
     re.VERBOSE,
 )
 _ROUNDINGS = (ROUNDING, ROUND_HALF_EVEN)  # ours, and the other rounding a model may use
 _SCALE = {"k": 1000, "K": 1000, "M": 1_000_000, "B": 1_000_000_000, "bn": 1_000_000_000}
+#: fields whose values support numbers, besides every `*_usd` field
+NUMERIC_FIELDS = frozenset({"impact_pct", "duration_days", "history_days"})
+_MONTH_NUMBERS = {name[:3].lower(): number for number, name in enumerate(MONTHS, start=1)}
 
 
 @dataclass(frozen=True)
@@ -71,18 +94,127 @@ class Number:
 @dataclass(frozen=True)
 class GroundingResult:
     grounded: bool
-    #: numbers of the explanation the context does not support, as written (no $ or separators), in order
+    #: what the context does not support, as written (numbers without $ or separators, dates, chunk ids),
+    #: each once, chunk ids first, then dates, then numbers, each in order of appearance
     unsupported: list[str]
 
 
-def _strip_non_numbers(text: str) -> str:
-    return _DATE.sub(" ", _CITATION.sub(" ", text))
+@dataclass(frozen=True)
+class ContextFacts:
+    """What the retrieved context can support: the values of its numeric fields (absolute), its dates,
+    its chunk ids, and its names and ids that hold digits (longest first), which are not claims."""
+
+    numbers: frozenset[Decimal]
+    dates: frozenset[date]
+    chunk_ids: frozenset[str]
+    names: tuple[str, ...]
+
+    def unsupported(self, text: str) -> list[str]:
+        """The chunk ids, dates and numbers of `text` this context does not support (see the module doc)."""
+        found = [m.group(0) for m in _CHUNK_ID.finditer(text) if m.group(0) not in self.chunk_ids]
+        text = _CITATION.sub(" ", self._without_names(text))
+        for match in _DATE.finditer(text):
+            if not any(_agrees(match.group(0), day) for day in self.dates):
+                found.append(match.group(0))
+        for number in extract_numbers(_DATE.sub(" ", text)):
+            if not _supported(number, self.numbers):
+                found.append(number.token)
+        return list(dict.fromkeys(found))
+
+    def _without_names(self, text: str) -> str:
+        for name in self.names:
+            pattern = r"(?<![\w$.,])" + re.escape(name) + r"(?!\w)"
+            text = re.sub(pattern, " ", text, flags=re.IGNORECASE)
+        return text
+
+
+def context_facts(context: Sequence[Mapping[str, Any] | str]) -> ContextFacts:
+    """The facts of retrieved chunks: `Prompt.context`, or the JSON lines of `Prompt.context_lines()`."""
+    numbers: set[Decimal] = set()
+    dates: set[date] = set()
+    names: set[str] = set()
+    chunk_ids: set[str] = set()
+    for number, item in enumerate(context, start=1):
+        chunk = _as_chunk(item, number)
+        if isinstance(chunk.get("chunk_id"), str):
+            chunk_ids.add(chunk["chunk_id"])
+        _collect(chunk, numbers, dates, names)
+    ordered = tuple(sorted(names, key=lambda name: (-len(name), name)))
+    return ContextFacts(frozenset(numbers), frozenset(dates), frozenset(chunk_ids), ordered)
+
+
+def _as_chunk(item: Mapping[str, Any] | str, number: int) -> Mapping[str, Any]:
+    if isinstance(item, Mapping):
+        return item
+    try:
+        chunk = json.loads(item, parse_float=Decimal)
+    except (TypeError, json.JSONDecodeError):
+        chunk = None
+    if not isinstance(chunk, dict):
+        raise InputError(f"context item {number} is not a chunk: pass Prompt.context or its context_lines()")
+    return chunk
+
+
+def _collect(value: Any, numbers: set[Decimal], dates: set[date], names: set[str], key: str = "") -> None:
+    """Walk one chunk (nested contributors included), sorting its values into numbers, dates and names."""
+    if isinstance(value, Mapping):
+        for name, inner in value.items():
+            if name != "text":  # the sentence: its numbers are the fields', its names are the fields'
+                _collect(inner, numbers, dates, names, str(name))
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            _collect(inner, numbers, dates, names, key)
+    elif key.endswith("_usd") or key in NUMERIC_FIELDS:
+        if (exact := _decimal(value)) is not None:
+            numbers.add(abs(exact))
+    elif key.endswith("_date") and isinstance(value, date | str):
+        with contextlib.suppress(ValueError):  # a day that is not a date supports nothing
+            dates.add(value if isinstance(value, date) else date.fromisoformat(value))
+    elif isinstance(value, str) and _is_name_with_digits(value):
+        names.add(value)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        exact = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return exact if exact.is_finite() else None
+
+
+def _is_name_with_digits(value: str) -> bool:
+    """Names and ids worth taking out of an answer: they hold a digit, and are not a short bare number
+    (a name "0" must not hide the claim "0")."""
+    if not any(ch.isdigit() for ch in value):
+        return False
+    return any(ch.isalpha() for ch in value) or len(value) >= 6
+
+
+def _agrees(written: str, day: date) -> bool:
+    """Whether a date as written (any form `_DATE` reads) names `day`, in each part it states."""
+    iso = _ISO_PARTS.match(written)
+    year: int | None
+    dom: int | None
+    if iso:
+        year, month, dom = int(iso[1]), int(iso[2]), int(iso[3]) if iso[3] else None
+    else:
+        name = _MONTH_NAME.search(written)
+        month = _MONTH_NUMBERS.get(name[0][:3].lower(), 0) if name else 0
+        year_match = _YEAR.search(written)
+        year = int(year_match[0]) if year_match else None
+        rest = _YEAR.sub(" ", written)
+        dom_match = _DAY_OF_MONTH.search(rest)
+        dom = int(dom_match[1]) if dom_match else None
+    return (year is None or year == day.year) and month == day.month and (dom is None or dom == day.day)
 
 
 def extract_numbers(text: str) -> list[Number]:
-    """The numbers in `text`, skipping dates, citations and identifiers."""
+    """The numbers in `text`, skipping dates, citations and identifiers (but not names: see
+    `ContextFacts.unsupported`)."""
     found = []
-    for match in _NUMBER.finditer(_strip_non_numbers(text)):
+    for match in _NUMBER.finditer(_DATE.sub(" ", _CITATION.sub(" ", text))):
         digits = match["digits"].replace(",", "")
         sign = "-" if match["sign"] in {"-", "\u2212"} else ""
         suffix = match["suffix"] or ""
@@ -92,12 +224,12 @@ def extract_numbers(text: str) -> list[Number]:
     return found
 
 
-def _supported(number: Number, context: set[Decimal]) -> bool:
+def _supported(number: Number, context: Iterable[Decimal]) -> bool:
     target = abs(number.value)
-    if target in context:
-        return True
     step = Decimal(1).scaleb(-number.places)
     for value in context:
+        if value == target:
+            return True
         exponent = value.as_tuple().exponent
         finer = isinstance(exponent, int) and exponent < -number.places
         if finer and any(value.quantize(step, rounding=mode) == target for mode in _ROUNDINGS):
@@ -105,22 +237,11 @@ def _supported(number: Number, context: set[Decimal]) -> bool:
     return False
 
 
-def context_numbers(texts: Iterable[str]) -> set[Decimal]:
-    """Absolute values of every number in the context texts."""
-    return {abs(n.value) for text in texts for n in extract_numbers(text)}
-
-
-def check_grounding(explanation: str, context_texts: Sequence[str] | str) -> GroundingResult:
-    """Whether each number in `explanation` appears among the context's numbers (see the module doc)."""
-    texts = [context_texts] if isinstance(context_texts, str) else list(context_texts)
-    unsupported = unsupported_numbers(explanation, context_numbers(texts))
+def check_grounding(
+    explanation: str, context: Sequence[Mapping[str, Any] | str] | ContextFacts
+) -> GroundingResult:
+    """Whether every chunk id, date and number of `explanation` is supported by `context` (the
+    retrieved chunks, see `context_facts`; see the module doc for the rules)."""
+    facts = context if isinstance(context, ContextFacts) else context_facts(context)
+    unsupported = facts.unsupported(explanation)
     return GroundingResult(grounded=not unsupported, unsupported=unsupported)
-
-
-def unsupported_numbers(text: str, context: set[Decimal]) -> list[str]:
-    """The numbers of `text` (as written, deduplicated, in order) that `context` does not support."""
-    unsupported: list[str] = []
-    for number in extract_numbers(text):
-        if not _supported(number, context) and number.token not in unsupported:
-            unsupported.append(number.token)
-    return unsupported

@@ -23,9 +23,10 @@ import pyarrow as pa
 
 from costlake.errors import ConfigError, InputError
 from costlake.rag.bm25 import BM25Ranker
-from costlake.rag.chunks import Chunk, sanitize_label
+from costlake.rag.chunks import Chunk
 from costlake.rag.embedders.base import Embedder
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
+from costlake.text.names import LABEL, is_shown, name_hash, shown_value
 
 Mode = Literal["hybrid", "bm25", "dense"]
 #: dense_search(query_vec, k, candidate_chunk_ids) -> [(chunk_id, cosine)], best first, only candidates
@@ -126,7 +127,7 @@ def matches(chunk: Chunk, filters: QueryFilters) -> bool:
 
 
 def describe(filters: QueryFilters) -> str:
-    """Filters in words for notes.
+    """Filters in words for notes (services through the name policy: a note is text for people).
 
     >>> describe(QueryFilters(service_names=frozenset({"AmazonRDS"}), date_from=date(2025, 3, 2),
     ...                       date_to=date(2025, 3, 2), direction="up"))
@@ -134,15 +135,11 @@ def describe(filters: QueryFilters) -> str:
     """
     nouns = []
     if filters.account_ids:
-        nouns.append(
-            ("account " if len(filters.account_ids) == 1 else "accounts ")
-            + ", ".join(sorted(filters.account_ids))
-        )
+        accounts = sorted(str(shown_value("account_id", a)) for a in filters.account_ids)
+        nouns.append(("account " if len(accounts) == 1 else "accounts ") + ", ".join(accounts))
     if filters.service_names:
-        nouns.append(
-            ("service " if len(filters.service_names) == 1 else "services ")
-            + ", ".join(sorted(filters.service_names))
-        )
+        shown = sorted(str(shown_value("service_name", s)) for s in filters.service_names)
+        nouns.append(("service " if len(shown) == 1 else "services ") + ", ".join(shown))
     text = ", ".join(nouns)
     if filters.direction is not None:
         text = ("increases" if filters.direction == "up" else "decreases") + (f" in {text}" if text else "")
@@ -201,11 +198,18 @@ class Retriever:
         if accounts is not None:
             for row in accounts.select(["account_id", "account_name", "tenant_id"]).to_pylist():
                 if row["account_id"] is not None and row["tenant_id"] is not None:
-                    name = sanitize_label(row["account_name"] or "") or row["account_id"]
-                    self._add_name(row["tenant_id"], row["account_id"], name)
+                    self._add_name(row["tenant_id"], row["account_id"], row["account_name"] or "")
         self._rankers: dict[str | None, BM25Ranker] = {}
 
     def _add_name(self, tenant_id: str, account_id: str, name: str) -> None:
+        """What a question may call the account: its name, or the hash of its label when the name was
+        withheld (the question "... account 3f2a9c ..." finds it); never shown, only matched."""
+        label = LABEL.fullmatch(name)
+        if label is not None:
+            name = name.rsplit(" ", 3)[1]
+        elif name and not is_shown(name):
+            name = name_hash(name)
+        name = name or account_id
         self._names.setdefault(tenant_id, {}).setdefault(account_id, name)
         self._names[None].setdefault(account_id, name)
 

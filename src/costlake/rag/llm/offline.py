@@ -5,9 +5,11 @@ citation.
 
 Grounded by construction: every number is a context value, written with the project's one formatting rule
 (`rag/formatting.py`: cents and tenths of a percent, half-up, thousands separators, as chunk text writes
-them) or as written; no totals are computed. As a last guard each sentence is checked, and a sentence with
-an unsupported number is replaced by one without numbers. `FailingClient` ("failing") is the fake that
-fails on purpose, for retry and degraded tests.
+them) or as written; no totals are computed. As a last guard each sentence is checked (`grounding.py`),
+and a sentence with an unsupported number is replaced by one without numbers. Names are written as the
+context holds them: names that passed the name policy, or the labels of withheld ones
+(`costlake.text.names`); an account whose name was withheld is named by its id. `FailingClient`
+("failing") is the fake that fails on purpose, for retry and degraded tests.
 
 >>> print(compose_explanation([{"chunk_id": "anom-1", "service_name": "AmazonRDS",
 ...     "account_id": "334112345678", "usage_date": "2025-03-02", "kind": "spike", "direction": "up",
@@ -25,16 +27,16 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
+from costlake.rag.chunk_text import account_phrase, dimension_phrase
 from costlake.rag.formatting import format_date, format_pct, format_signed_usd, format_usd
-from costlake.rag.grounding import context_numbers, unsupported_numbers
+from costlake.rag.grounding import ContextFacts, context_facts
 from costlake.rag.llm.base import LLMClient, LLMTerminalError, LLMTransientError
-from costlake.rag.prompt import Prompt, context_lines
+from costlake.rag.prompt import Prompt
 
 NO_MATCH = (
     "No matching cost anomaly was found in the retrieved data, so the question cannot be answered from it."
 )
 _PLAIN_DECIMAL = re.compile(r"[-+]?\d+(?:\.\d+)?")
-_DIMENSIONS = {"region": "region", "pricing_model": "pricing model", "charge_category": "charge category"}
 _VERBS = {"spike": "spiked", "dip": "dipped", "mix_shift": "shifted"}
 _BY_DIRECTION = {"up": "rose", "down": "fell", "shift": "shifted"}
 
@@ -59,9 +61,9 @@ def _day(value: Any) -> str:
 
 def _account(chunk: Mapping[str, Any]) -> str:
     name, number = chunk.get("account_name"), chunk.get("account_id")
-    if name and number:
-        return f"account {name} ({number})"
-    return f"account {name or number}" if name or number else "an account"
+    if number:
+        return account_phrase(str(number), str(name) if name else None, name_first=True)
+    return f"account {name}" if name else "an account"
 
 
 def _change(chunk: Mapping[str, Any]) -> str:
@@ -118,8 +120,7 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
         amount = _decimal(item.get("contribution_usd"))
         if amount is None or amount == 0 or not item.get("value"):
             continue
-        dimension = str(item.get("dimension") or "group")
-        label = f"{_DIMENSIONS.get(dimension, dimension)} {item['value']}"
+        label = dimension_phrase(str(item.get("dimension") or "group"), str(item["value"]))
         detail = format_signed_usd(amount)
         actual, expected = _decimal(item.get("actual_usd")), _decimal(item.get("expected_usd"))
         if actual is not None and expected is not None:
@@ -136,28 +137,25 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
     return f"Most of the {change} came from {listed}."
 
 
-def _paragraph(chunk: Mapping[str, Any], context: set[Decimal]) -> str:
+def _paragraph(chunk: Mapping[str, Any], context: ContextFacts) -> str:
     cite = f" [{chunk['chunk_id']}]"
     sentences = [_change(chunk) + cite + "."]
     if contributors := _contributors(chunk):
         sentences.append(contributors)
     kept = []
     for sentence in sentences:
-        if unsupported_numbers(sentence, context):  # a guard: the rules above should never get here
+        if context.unsupported(sentence):  # a guard: the rules above should never get here
             sentence = f"The retrieved anomaly{cite} could not be summarised without unsupported numbers."
         kept.append(sentence)
     return " ".join(kept)
 
 
-def compose_explanation(
-    chunks: Sequence[Mapping[str, Any]], max_anomalies: int = 5, context_texts: Sequence[str] | None = None
-) -> str:
-    """The grounded explanation of `chunks` (in order, at most `max_anomalies`). `context_texts` are what
-    the answer is checked against; by default the chunks themselves."""
+def compose_explanation(chunks: Sequence[Mapping[str, Any]], max_anomalies: int = 5) -> str:
+    """The grounded explanation of `chunks` (the prompt's context, in order, at most `max_anomalies`)."""
     usable = [c for c in chunks if isinstance(c.get("chunk_id"), str) and c["chunk_id"]]
     if not usable:
         return NO_MATCH
-    context = context_numbers(context_lines(usable) if context_texts is None else context_texts)
+    context = context_facts(usable)
     paragraphs = [_paragraph(chunk, context) for chunk in usable[:max_anomalies]]
     if len(paragraphs) == 1:
         return paragraphs[0]
@@ -179,7 +177,7 @@ class OfflineClient(LLMClient):
         self.max_anomalies = max_anomalies
 
     def _complete(self, prompt: Prompt) -> str:
-        return compose_explanation(prompt.context, self.max_anomalies, prompt.context_lines())
+        return compose_explanation(prompt.context, self.max_anomalies)
 
 
 class FailingClient(OfflineClient):
