@@ -7,12 +7,10 @@ import datetime as dt
 import sys
 from collections.abc import Collection
 
-from rich.console import Console
-
 from costlake.errors import CostlakeError
 from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import publish_and_detect
-from costlake.ops.report import print_run
+from costlake.ops.report import print_run, stdout_console
 from costlake.settings import load_settings
 
 
@@ -32,6 +30,6 @@ def main(description: str, stages: Collection[str] | None) -> None:
     except CostlakeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    print_run(report, Console())
+    print_run(report, stdout_console())
     if report.held_back:
         sys.exit(2)

@@ -17,12 +17,11 @@ from rich.text import Text
 
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
+from costlake.ops.report import stdout_console
 from costlake.settings import Settings, load_settings
 from costlake.text import neutralise_cell
 
-out = Console()
-if not out.is_terminal:  # piped: wide tables, no wrapping mid-value
-    out = Console(width=200)
+out = stdout_console()
 err = Console(stderr=True)
 
 
