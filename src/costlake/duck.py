@@ -6,6 +6,7 @@ and fingerprints use them without depending on any engine.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,9 +23,38 @@ def sql_string(value: str) -> str:
 
 def parquet_scan(files: Sequence[str]) -> str:
     """`read_parquet` over exactly these files. Hive partitioning stays off: folder names such as
-    `run_id=…` must not turn into columns; every file carries its own columns."""
+    `run_id=…` must not turn into columns; every file carries its own columns. Columns are matched by
+    name: files written before a column was appended to the table lack it (without `union_by_name`,
+    DuckDB would take the first file's columns and silently drop the later ones)."""
     listing = ", ".join(sql_string(f) for f in files)
-    return f"read_parquet([{listing}], hive_partitioning = false)"
+    return f"read_parquet([{listing}], hive_partitioning = false, union_by_name = true)"
+
+
+def table_scan(files: Sequence[str], schema: pa.Schema) -> str:
+    """A query over these files with exactly `schema`'s columns, in its order and types: a column no
+    file has yet (appended to the table after they were written) reads as NULL.
+
+    >>> import tempfile
+    >>> older = f"{tempfile.mkdtemp()}/older.parquet"
+    >>> con = duckdb.connect()
+    >>> _ = con.execute(f"COPY (SELECT 1 AS a) TO {sql_string(older)} (FORMAT parquet)")
+    >>> con.sql(table_scan([older], pa.schema([("a", pa.int64()), ("op", pa.string())]))).fetchall()
+    [(1, None)]
+    """
+    columns = ", ".join(
+        f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in zip(schema.names, _types(schema), strict=True)
+    )
+    return f"SELECT {columns} WHERE false UNION ALL BY NAME SELECT * FROM {parquet_scan(files)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _types(schema: pa.Schema) -> tuple[str, ...]:
+    """DuckDB's names of the types of `schema`'s columns (a connection of its own: thread-safe)."""
+    con = duckdb.connect()
+    try:
+        return tuple(str(kind) for kind in con.from_arrow(schema.empty_table()).types)
+    finally:
+        con.close()
 
 
 def connect(

@@ -102,6 +102,14 @@ RAW = TableDef(
         ("load_date", _D),
         *_CANONICAL,
         ("tags", _S),
+        # Appended after v0.1.0 (files written before read them as NULL):
+        # `op`: native rows `upsert` or `delete` (a retraction: event_id and ingestion_ts only, the
+        # other canonical columns NULL); NULL for FOCUS/CUR rows and older rows, read as upsert.
+        ("op", _S),
+        # `delivery_seq`: the batch_seq of the delivery the row's batch reads: the batch's own for an
+        # `ingest`, the first reading's for an `ingest --reparse` of the same file (NULL: batch_seq).
+        # The latest reading of each delivery counts, at the delivery's place in the total order.
+        ("delivery_seq", _L),
     ),
     partition_by="load_date",
     grain=("batch_seq", "source_row"),

@@ -254,3 +254,22 @@ def test_written_files_hold_one_date_each_and_commit_cleanly(compute, tmp_path):
     assert compute.write_partitions("SELECT * FROM s3 WHERE false", tmp_path / "none", "usage_date") == []
     compute.register_files("nothing", [], DAILY_ACCOUNT.arrow_schema())
     assert compute.fetch("SELECT count(*) AS n FROM nothing").to_pylist() == [{"n": 0}]
+
+
+def test_files_written_before_a_column_was_appended_read_it_as_null(compute: Engine, tmp_path: Path) -> None:
+    # A warehouse outlives its table definitions (lake/migrate.py): raw files written before `op` and
+    # `delivery_seq` existed are read together with newer ones, by name, the missing columns as NULL.
+    older = raw({"event_id": "e1", "usage_date": DAY1, "billed_cost": D(1)}).drop_columns(
+        ["op", "delivery_seq"]
+    )
+    newer = raw({"event_id": "e2", "batch_seq": 2, "op": "delete", "delivery_seq": 2})
+    pq.write_table(older, tmp_path / "older.parquet")
+    pq.write_table(newer, tmp_path / "newer.parquet")
+    listing = ["older", "newer"]
+    for files in (listing, listing[::-1], listing[:1]):
+        compute.register_files("r", [str(tmp_path / f"{f}.parquet") for f in files], RAW.arrow_schema())
+        assert compute.fetch("SELECT * FROM r").schema.names == RAW.column_names
+        rows = compute.fetch("SELECT event_id, op, delivery_seq FROM r ORDER BY event_id").to_pylist()
+        expected = [{"event_id": "e1", "op": None, "delivery_seq": None}]
+        expected += [{"event_id": "e2", "op": "delete", "delivery_seq": 2}] if "newer" in files else []
+        assert rows == expected, files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
 from costlake.tables import TABLES
 from helpers import FIXTURES, cli
@@ -73,6 +75,11 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
     idle = cli(wh, "run")
     assert idle.returncode == 0, idle.stderr
     assert "nothing new to publish" in idle.stdout
+    # Today's stages rebuild every day v0.1.0 published to the same content (its raw rows have no `op`
+    # or `delivery_seq`: upserts, each batch its own delivery): a backfill of the month commits nothing.
+    month = (dt.date(2025, 3, 1), dt.date(2025, 3, 31))
+    backfill = run_pipeline(Warehouse(Settings(warehouse=str(wh))), backfill=month)
+    assert len(backfill.reasons) == 31 and not backfill.changed
 
     # The migrated lake takes new deliveries: one more event on a published day.
     extra = write_csv(
@@ -95,8 +102,47 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "of 4 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
 
+    _a_delete_retracts_an_event_published_by_v010(wh, write_csv, after)
+
     # Opened, the warehouse's tables are at today's definitions (lake/migrate.py).
     opened = Warehouse(Settings(warehouse=str(wh)))
     opened.ensure_tables()
     for tdef in TABLES.values():
         assert [f.name for f in opened.table(tdef).schema().fields] == tdef.column_names, tdef.name
+
+
+def _a_delete_retracts_an_event_published_by_v010(wh: Path, write_csv, before: dict) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: the raw rows v0.1.0 wrote have no `op` column and read as upserts; a delete row (a
+    native file with `op`) retracts one of their events from the day it is on, and nothing else moves."""
+    event = (
+        "SELECT account_id, CAST(usage_date AS VARCHAR) AS usage_date, CAST(billed_cost AS VARCHAR) AS cost "
+    )
+    event += "FROM normalized_billing_events WHERE event_id = 'evt-000000022'"
+    [published] = _json(cli(wh, "query", event, "--format", "json"))
+    old_ops = "SELECT DISTINCT op FROM raw_billing_events WHERE batch_seq <= 3"
+    assert _json(cli(wh, "query", old_ops, "--format", "json")) == [{"op": None}]
+
+    header = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_ts", "op")
+    retraction = write_csv(
+        "retraction.csv", [["evt-000000022", "", "", "", "", "2025-03-27T00:00:00Z", "delete"]], header
+    )
+    ingested = cli(wh, "ingest", str(retraction))
+    assert ingested.returncode == 0 and "1 accepted, 0 quarantined" in ingested.stdout, ingested.stdout
+    ran = cli(wh, "run")
+    assert ran.returncode == 0, ran.stderr
+    assert f"retracted events: {published['usage_date']}" in ran.stdout, ran.stdout
+
+    after = {
+        (r["account_id"], r["usage_date"]): r for r in _json(cli(wh, "query", DAILY, "--format", "json"))
+    }
+    key = (published["account_id"], published["usage_date"])
+    assert {k for k in after if after[k] != before.get(k)} == {key}
+    assert Decimal(after[key]["total_cost_usd"]) == Decimal(before[key]["total_cost_usd"]) - Decimal(
+        published["cost"]
+    )
+    assert after[key]["event_count"] == before[key]["event_count"] - 1
+    assert _json(cli(wh, "query", event, "--format", "json")) == []
+    audit = cli(wh, "audit", "verify")
+    assert audit.returncode == 0 and "of 5 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
+    checked = cli(wh, "validate")
+    assert checked.returncode == 0 and "0 error(s)" in checked.stdout, checked.stdout

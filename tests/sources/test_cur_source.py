@@ -19,6 +19,7 @@ from costlake.settings import Settings
 from costlake.sources.base import BatchContext, read_header
 from costlake.sources.cur import CurSource
 from costlake.sources.registry import SOURCES
+from costlake.sources.sql_text import ID_RULE
 from costlake.tables import QUARANTINE, RAW
 from helpers import changed_row
 
@@ -208,10 +209,10 @@ BAD = {
     "missing line_item_line_item_type": bad(line_item_line_item_type=""),
     "line_item_line_item_type 'Bonus' is not a known line item type": bad(line_item_line_item_type="Bonus"),
     "missing line_item_usage_start_date": bad(line_item_usage_start_date=""),
-    "line_item_usage_start_date 'yesterday' is not a timestamp": bad(line_item_usage_start_date="yesterday"),
-    "line_item_usage_start_date '2024-02-30T00:00:00Z' is not a timestamp": bad(
-        line_item_usage_start_date="2024-02-30T00:00:00Z"
-    ),
+    "line_item_usage_start_date 'yesterday' is not an ISO 8601 timestamp "
+    "(YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])": bad(line_item_usage_start_date="yesterday"),
+    "line_item_usage_start_date '2024-02-30T00:00:00Z' is not an ISO 8601 timestamp "
+    "(YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])": bad(line_item_usage_start_date="2024-02-30T00:00:00Z"),
     "missing bill_billing_period_start_date": bad(bill_billing_period_start_date=""),
     "missing line_item_unblended_cost": bad(line_item_unblended_cost=""),
     "line_item_unblended_cost 'abc' is not a decimal number": bad(line_item_unblended_cost="abc"),
@@ -228,6 +229,16 @@ BAD = {
     "missing line_item_currency_code": bad(line_item_currency_code=""),
     "currency EUR, no FX rates configured": bad(line_item_currency_code="eur"),
     "currency 'US$' is not an ISO 4217 code": bad(line_item_currency_code="US$"),
+    # Hostile values: a formula in an identifier, dates outside the window, an oversized field.
+    f"line_item_usage_account_id '@SUM(A1)' is not an identifier ({ID_RULE})": bad(
+        line_item_usage_account_id="@SUM(A1)"
+    ),
+    f"bill_payer_account_id '11?1' is not an identifier ({ID_RULE})": bad(bill_payer_account_id="11\t1"),
+    "line_item_usage_start_date '9999-12-31T00:00:00Z' is more than 400 days after the load date "
+    "(setting usage_date_max_days_ahead)": bad(line_item_usage_start_date="9999-12-31T00:00:00Z"),
+    "line_item_product_code is 4097 bytes, over the 4096-byte limit (setting max_field_bytes)": bad(
+        line_item_product_code="é" * 2048 + "x"
+    ),
 }
 ODD_BUT_GOOD = {
     # extra decimal places that are zeros, an offset, blank formula column, unparseable tags

@@ -17,6 +17,7 @@ from costlake.errors import InputError
 from costlake.settings import Settings
 from costlake.sources.base import BatchContext, read_header
 from costlake.sources.focus import FocusSource
+from costlake.sources.sql_text import ID_RULE
 from costlake.tables import QUARANTINE, RAW
 from helpers import FIXTURES, changed_row
 
@@ -231,17 +232,30 @@ CASES = {
     "missing BillingAccountId": bad(BillingAccountId="Null"),
     "missing ServiceName": bad(ServiceName=" "),
     "missing ChargePeriodStart": bad(ChargePeriodStart=""),
-    "ChargePeriodStart '2025-02-30T00:00:00Z' is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM:SSZ)": bad(
-        ChargePeriodStart="2025-02-30T00:00:00Z"
-    ),
-    "ChargePeriodStart '01/02/2025 10:00' is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM:SSZ)": bad(
-        ChargePeriodStart="01/02/2025 10:00"
-    ),
+    "ChargePeriodStart '2025-02-30T00:00:00Z' is not an ISO 8601 timestamp "
+    "(YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])": bad(ChargePeriodStart="2025-02-30T00:00:00Z"),
+    "ChargePeriodStart '01/02/2025 10:00' is not an ISO 8601 timestamp "
+    "(YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])": bad(ChargePeriodStart="01/02/2025 10:00"),
     "missing ChargeCategory": bad(ChargeCategory="NULL"),
     "ChargeCategory 'Refund' is not one of Usage, Purchase, Tax, Credit, Adjustment": bad(
         ChargeCategory="Refund"
     ),
     "missing BillingPeriodStart": bad(BillingPeriodStart="NULL"),
+    # Hostile values: a formula or a space in an identifier, a very long one, dates outside the window.
+    f"BillingAccountId '=1+1' is not an identifier ({ID_RULE})": bad(BillingAccountId="=1+1"),
+    f"SubAccountId 'sub 1' is not an identifier ({ID_RULE})": bad(SubAccountId="sub 1"),
+    "SubAccountId is 129 characters long, over the 128 of an identifier": bad(SubAccountId="s" * 129),
+    "ChargePeriodStart '1999-12-31T23:00:00Z' is before 2000-01-01 (setting usage_date_min)": bad(
+        ChargePeriodStart="1999-12-31T23:00:00Z"
+    ),
+    "ChargePeriodStart '2026-06-11T00:00:00Z' is more than 400 days after the load date "
+    "(setting usage_date_max_days_ahead)": bad(ChargePeriodStart="2026-06-11T00:00:00Z"),
+    "BillingPeriodStart '0001-01-01T00:00:00Z' is before 2000-01-01 (setting usage_date_min)": bad(
+        BillingPeriodStart="0001-01-01T00:00:00Z"
+    ),
+    "ServiceName is 5000 bytes, over the 4096-byte limit (setting max_field_bytes)": bad(
+        ServiceName="x" * 5000
+    ),
 }
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 from decimal import Decimal
 
 import pytest
 
 from costlake.errors import InputError
+from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
 from costlake.tables import RAW
@@ -58,7 +61,9 @@ CASES = {
     "usage_date '2025/1/5' is not a date (YYYY-MM-DD)": bad(event_id="b9b", usage_date="2025/1/5"),
     "currency EUR, no FX rates configured": bad(event_id="b10", currency="eur"),
     "currency 'US$' is not an ISO 4217 code": bad(event_id="b11", currency="US$"),
-    "ingestion_ts 'yesterday' is not a date or timestamp": bad(event_id="b12", ingestion_ts="yesterday"),
+    "ingestion_ts 'yesterday' is not an ISO 8601 timestamp (YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])": bad(
+        event_id="b12", ingestion_ts="yesterday"
+    ),
     "charge_category 'bonus' is not one of usage, purchase, tax, credit, adjustment": bad(
         event_id="b13", charge_category="bonus"
     ),
@@ -150,11 +155,98 @@ def test_missing_columns_are_refused_in_one_line_with_exit_code_1(tmp_path, writ
     assert "usage_date, service_name, cost_usd" in lines[0]
 
 
-def test_unknown_layout_is_refused_with_what_was_expected(tmp_path, write_csv):
+def test_unknown_layout_is_refused_in_one_short_line_naming_each_format(tmp_path, write_csv):
     path = write_csv("weird.csv", [["1", "2"]], header=("foo", "bar"))
     done = cli(tmp_path / "wh", "ingest", str(path))
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "unrecognised billing file layout" in done.stderr and "event_id" in done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "unrecognised billing file layout" in line
+    assert "native (event_id,usage_date,account_id,service_name,cost_usd)" in line
+    assert "focus (BilledCost," in line and "cur (lineItem/UnblendedCost or line_item_unblended_cost" in line
+    assert len(line) - len(str(path)) < 230, line  # it was ~1,100 characters
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "looks"), [(";", "';'-separated"), ("\t", "tab-separated"), ("|", "'|'-separated")]
+)
+@pytest.mark.parametrize("fmt", ["auto", "native"])
+def test_a_wrong_delimiter_gets_a_hint(wh, tmp_path, delimiter, looks, fmt):
+    path = tmp_path / "semi.csv"
+    path.write_text(delimiter.join(HEADER) + "\n" + delimiter.join(GOOD) + "\n")
+    with pytest.raises(InputError) as refused:
+        ingest_files(wh, [path], fmt)
+    assert str(refused.value) == f"{path}: looks {looks}; costlake reads comma-separated CSV"
+
+
+def test_a_directory_argument_is_named_as_a_directory(wh, tmp_path):
+    folder = tmp_path / "bills"
+    folder.mkdir()
+    with pytest.raises(InputError, match="^.*bills: is a directory, not a file$"):
+        ingest_files(wh, [folder])
+
+
+def test_duplicate_event_ids_in_one_file_are_resolved_by_the_total_order_and_reported(wh, write_csv, caplog):
+    rows = [
+        bad(event_id="d1", cost_usd="1", ingestion_ts="2025-01-02 10:00:00"),
+        bad(event_id="d1", cost_usd="2", ingestion_ts="2025-01-02 09:00:00"),  # older: loses
+        bad(event_id="d2", cost_usd="3"),
+        bad(event_id="d2", cost_usd="4"),  # same time, later row: wins
+        bad(event_id="d2", cost_usd="5", ingestion_ts="2025-01-01T23:00:00-02:00"),  # 01:00 UTC: loses
+        bad(event_id="u1", cost_usd="7"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="costlake.pipeline.ingest"):
+        [result] = ingest_files(wh, [write_csv("dupes.csv", rows, header=HEADER)])
+    assert (result.accepted, result.duplicates) == (6, 3)
+    assert any("3 row(s) repeat an event_id" in r.getMessage() for r in caplog.records)
+    publish_and_detect(wh)
+    got = query_rows(wh, "SELECT event_id, billed_cost FROM normalized_billing_events ORDER BY 1")
+    assert got == [
+        {"event_id": "d1", "billed_cost": Decimal("1")},
+        {"event_id": "d2", "billed_cost": Decimal("4")},
+        {"event_id": "u1", "billed_cost": Decimal("7")},
+    ]
+    [single] = ingest_files(wh, [write_csv("single.csv", [bad(event_id="s1")], header=HEADER)])
+    assert single.duplicates == 0
+
+
+INGESTION_TIMES = {
+    # as delivered -> UTC (naive values are UTC by definition)
+    "2025-03-12T01:00:00+05:00": dt.datetime(2025, 3, 11, 20, 0),
+    "2025-03-11 20:00:00-05:00": dt.datetime(2025, 3, 12, 1, 0),
+    "2025-03-11T20:00:00Z": dt.datetime(2025, 3, 11, 20, 0),
+    "2025-03-11t20:00:00z": dt.datetime(2025, 3, 11, 20, 0),
+    "2025-03-11T20:00:00.250+0530": dt.datetime(2025, 3, 11, 14, 30, 0, 250000),
+    "2025-03-11T23:30-01": dt.datetime(2025, 3, 12, 0, 30),
+    "2025-03-11 20:00:00 +14:00": dt.datetime(2025, 3, 11, 6, 0),
+    "2025-03-11 20:00": dt.datetime(2025, 3, 11, 20, 0),
+    "2025-03-11": dt.datetime(2025, 3, 11, 0, 0),
+}
+NOT_TIMESTAMPS = [
+    "2025-03-11T20:00:00+15:00",  # no such offset
+    "2025-03-11T20:00:00+05:60",
+    "2025-03-11 20:00:00 EST",  # zone names are ambiguous
+    "2025-03-11+05:00",  # a zone needs a time
+    "11/03/2025 20:00",
+    "2025-3-11 20:00:00",
+    "2025-03-11T25:00:00Z",
+    "20250311T200000Z",
+]
+
+
+@pytest.mark.parametrize("column", ["ingestion_ts", "ingestion_date"])
+def test_ingestion_times_are_iso_8601_converted_to_utc(wh, write_csv, column):
+    header = tuple(column if c == "ingestion_ts" else c for c in HEADER)
+    given = [*INGESTION_TIMES, *NOT_TIMESTAMPS]
+    rows = [bad(event_id=f"t{i}", ingestion_ts=value) for i, value in enumerate(given)]
+    [result] = ingest_files(wh, [write_csv("times.csv", rows, header=header)])
+    assert (result.accepted, result.quarantined) == (len(INGESTION_TIMES), len(NOT_TIMESTAMPS))
+    got = query_rows(wh, "SELECT ingestion_ts FROM raw_billing_events ORDER BY source_row")
+    assert [r["ingestion_ts"] for r in got] == list(INGESTION_TIMES.values())
+    reasons = query_rows(wh, "SELECT reason FROM quarantine ORDER BY source_row")
+    form = "(YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])"
+    assert [r["reason"] for r in reasons] == [
+        f"{column} '{value}' is not an ISO 8601 timestamp {form}" for value in NOT_TIMESTAMPS
+    ]
 
 
 NATIVE = "event_id,usage_date,account_id,service_name,cost_usd"

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import duckdb
 import pyarrow as pa
 
-from costlake.duck import connect, parquet_scan, to_arrow
+from costlake.duck import connect, table_scan, to_arrow
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
@@ -51,6 +51,7 @@ INGEST_BATCHES_SCHEMA = pa.schema(
         ("rows_accepted", pa.int64()),
         ("rows_quarantined", pa.int64()),
         ("snapshot_id", pa.int64()),
+        ("replaces", pa.string()),  # the batch an `ingest --reparse` replaced; "" for a first reading
     ]
 )
 
@@ -147,7 +148,10 @@ def open_lake(
             files = [] if hidden else wh.data_files(tdef, snapshot_id=snapshot)
             if files:
                 where = f" WHERE {scope}" if scope is not None else ""
-                con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {parquet_scan(files)}{where}")
+                # The table's columns whatever the files hold: a file written before a column was
+                # appended reads it as NULL.
+                scan = table_scan(files, tdef.arrow_schema())
+                con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM ({scan}) AS {tdef.name}_files{where}")
             else:
                 con.register(f"{tdef.name}__empty", tdef.arrow_schema().empty_table())
                 con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {tdef.name}__empty")

@@ -30,21 +30,36 @@ def ingest(
             help="auto (detect from the CSV header or Parquet schema), native, focus or cur.",
         ),
     ] = "auto",
+    reparse: Annotated[
+        bool,
+        typer.Option(
+            "--reparse",
+            help="Read files that were already ingested again with the current parser (after a parser "
+            "fix): each becomes a new batch that replaces the file's earlier reading from the next run "
+            "on, whatever that reading's ingestion times; the earlier raw rows stay, no longer counted.",
+        ),
+    ] = False,
 ) -> None:
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files
 
-    results = ingest_files(state.warehouse(), files, fmt)
+    results = ingest_files(state.warehouse(), files, fmt, reparse=reparse)
     for r in results:
         if r.skipped:
             out.print(f"{r.path}: already ingested as batch {r.batch_id}; nothing to do")
             continue
+        replaces = f", replaces batch {r.replaces}" if r.replaces else ""
         out.print(
-            f"{r.path}: batch {r.batch_id} ({r.source_format}): "
+            f"{r.path}: batch {r.batch_id} ({r.source_format}{replaces}): "
             f"{r.accepted:,} accepted, {r.quarantined:,} quarantined"
         )
         for reason, count in r.reasons:
             out.print(f"  quarantined {count:,} × {reason}")
+        if r.unknown_deletes:
+            out.print(
+                f"  {r.unknown_deletes:,} delete row(s) of events the lake has no version of: kept, they "
+                "remove nothing now (a version older than the delete arriving later stays deleted)"
+            )
 
 
 @app.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from costlake.duck import connect, parquet_scan, sql_string, to_arrow
+from costlake.duck import connect, sql_string, table_scan, to_arrow
 from costlake.engines.base import Engine, register_engine
 from costlake.engines.dialect import DUCKDB
 from costlake.settings import Settings
@@ -26,7 +26,9 @@ class DuckDBEngine(Engine):
         if not files:
             self.register_arrow(name, schema.empty_table())
             return
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {parquet_scan(files)}")
+        # The table's columns whatever the files hold: files written before a column was appended
+        # read it as NULL (lake/migrate.py).
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {table_scan(files, schema)}")
 
     def register_arrow(self, name: str, table: pa.Table) -> None:
         self._arrow[name] = table  # keep a reference: DuckDB scans it lazily

@@ -21,6 +21,8 @@ class Batch:
     rows_accepted: int
     rows_quarantined: int
     snapshot_id: int
+    # The batch_id of the reading this batch replaces (`ingest --reparse`); "" for a first reading.
+    replaces: str = ""
 
 
 def registered_batches(wh: Warehouse) -> list[Batch]:
@@ -41,6 +43,7 @@ def registered_batches(wh: Warehouse) -> list[Batch]:
                 rows_accepted=int(p["rows_accepted"]),
                 rows_quarantined=int(p["rows_quarantined"]),
                 snapshot_id=snap.snapshot_id,
+                replaces=p.get("replaces", ""),
             )
         )
     return sorted(out, key=lambda b: b.batch_seq)

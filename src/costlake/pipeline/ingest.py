@@ -1,5 +1,12 @@
 """Ingestion: one billing file becomes one immutable batch in `raw_billing_events`.
 
+`ingest --reparse` reads a file already ingested again, with the current parser, as a new batch: a new
+*reading* of the same delivery. It is parsed as of the delivery's first load (the same default
+ingestion_ts, load_date and date window), its rows carry the first reading's batch_seq as
+`delivery_seq`, and it replaces the latest earlier reading: stage 1 counts the latest reading of each
+delivery only, at the delivery's place in the total order (pipeline/stage1_normalize.py). Raw stays
+append-only: the earlier reading's rows remain, no longer counted.
+
 Rejected rows are committed to `quarantine` first, then the accepted rows to the raw table in a commit
 that also registers the batch. A crash between the two leaves quarantine rows of an unregistered
 batch; the next ingestion removes them before it starts, so they are never seen as published.
@@ -18,15 +25,16 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.duck import connect, sql_string
+from costlake.duck import connect, sql_string, table_scan
 from costlake.errors import InputError
 from costlake.files import file_sha256
-from costlake.lake.batches import registered_batches
+from costlake.lake.batches import Batch, registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
-from costlake.sources.base import BatchContext
+from costlake.pipeline.stage1_normalize import LIVE
+from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
 from costlake.tables import QUARANTINE, RAW
 
@@ -42,33 +50,48 @@ class IngestResult:
     quarantined: int = 0
     skipped: bool = False
     reasons: list[tuple[str, int]] = field(default_factory=list)
+    # Accepted rows whose event_id an earlier accepted row of the same file already has: the total order
+    # (ingestion_ts, batch, row) still picks one winner, but a file should not repeat an event.
+    duplicates: int = 0
+    # Accepted delete rows of events no raw row has yet: kept, so an older version arriving later
+    # stays deleted, but they remove nothing now.
+    unknown_deletes: int = 0
+    # The batch_id of the reading this batch replaces (`reparse`), else "".
+    replaces: str = ""
 
 
-def ingest_files(wh: Warehouse, paths: list[Path], fmt: str = "auto") -> list[IngestResult]:
-    """Ingest each file in order as its own batch. Files already ingested are skipped."""
+def ingest_files(
+    wh: Warehouse, paths: list[Path], fmt: str = "auto", *, reparse: bool = False
+) -> list[IngestResult]:
+    """Ingest each file in order as its own batch. Files already ingested are skipped; with `reparse`,
+    each must have been ingested, and is read again as a batch that replaces its latest reading."""
     for path in paths:
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a file")
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     wh.ensure_tables()
-    with wh.writer("ingest"):
+    with wh.writer("ingest --reparse" if reparse else "ingest"):
         wh.refresh()
         _drop_orphan_quarantine(wh)
         _remove_unregistered_raw_files(wh)
-        return [_ingest_one(wh, path, fmt) for path in paths]
+        return [_ingest_one(wh, path, fmt, reparse) for path in paths]
 
 
-def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
+def _ingest_one(wh: Warehouse, path: Path, fmt: str, reparse: bool = False) -> IngestResult:
     sha = file_sha256(path)
     batches = registered_batches(wh)
-    for batch in batches:
-        if batch.sha256 == sha:
-            return IngestResult(path, batch.batch_id, batch.source_format, skipped=True)
+    readings = [b for b in batches if b.sha256 == sha]
+    if readings and not reparse:
+        return IngestResult(path, readings[-1].batch_id, readings[-1].source_format, skipped=True)
     source = source_for(path, fmt)
     seq = max((b.batch_seq for b in batches), default=0) + 1
     batch_id = f"b{seq:06d}-{sha[:12]}"
-    loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    ctx = BatchContext(batch_id, seq, str(path.resolve()), loaded_at, wh.settings.currency)
-    result = IngestResult(path, batch_id, source.format)
+    loaded_at, delivery, replaces = _reading(path, source.format, readings, reparse)
+    ctx = BatchContext(
+        batch_id, seq, str(path.resolve()), loaded_at, wh.settings.currency, _limits(wh), delivery
+    )
+    result = IngestResult(path, batch_id, source.format, replaces=replaces)
     with (
         phase(log, "ingest file", file=str(path), format=source.format, batch_id=batch_id) as done,
         tempfile.TemporaryDirectory(prefix="costlake-ingest-") as tmp,
@@ -79,6 +102,9 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
             result.accepted = _count(con, "accepted")
             result.quarantined = _count(con, "rejected")
             result.reasons = _top_reasons(con)
+            result.duplicates = _duplicates(con, path)
+            result.unknown_deletes = _unknown_deletes(con, wh, path)
+            _refuse_an_empty_reread(result)
             done |= {"accepted": result.accepted, "quarantined": result.quarantined}
             props = {"batch_id": batch_id, "batch_seq": str(seq)}
             if result.quarantined:
@@ -98,11 +124,89 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str) -> IngestResult:
                 "rows_accepted": str(result.accepted),
                 "rows_quarantined": str(result.quarantined),
             }
+            if replaces:
+                props |= {"replaces": replaces, "reparsed_at": _now().isoformat()}
             crash_point("before_commit:raw_billing_events")
             wh.append_files(RAW, raw_files, props)
         finally:
             con.close()
     return result
+
+
+def _reading(
+    path: Path, source_format: str, readings: list[Batch], reparse: bool
+) -> tuple[dt.datetime, int | None, str]:
+    """(loaded_at, delivery_seq, replaces) of a new batch of the file whose earlier `readings` (batches
+    of the same sha256) are given. A first reading is loaded now. A re-read is parsed as of its
+    delivery's first load, so that only the parser differs, and replaces the latest reading."""
+    if not reparse:
+        return _now(), None, ""
+    if not readings:
+        raise InputError(f"{path}: not ingested yet, so nothing to re-read; ingest it without --reparse")
+    first, latest = readings[0], readings[-1]
+    if source_format != first.source_format:
+        raise InputError(
+            f"{path}: reads as {source_format} now but was ingested as {first.source_format}; "
+            "--reparse re-reads a file in the format it was delivered in (pass --format)"
+        )
+    return dt.datetime.fromisoformat(first.loaded_at), first.batch_seq, latest.batch_id
+
+
+def _refuse_an_empty_reread(result: IngestResult) -> None:
+    """A re-read must accept a row: its rows are what replaces the earlier reading."""
+    if result.replaces and not result.accepted:
+        why = result.reasons[0][0] if result.reasons else "the file has no rows"
+        raise InputError(
+            f"{result.path}: the current parser accepts no row of this file ({result.quarantined:,} "
+            f"would be quarantined, e.g. {why}); nothing recorded, batch {result.replaces} stays in force"
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _unknown_deletes(con: duckdb.DuckDBPyConnection, wh: Warehouse, path: Path) -> int:
+    """Accepted delete rows whose event has no version in the file or in raw (logged as a warning)."""
+    deletes = "SELECT event_id FROM accepted WHERE op = 'delete'"
+    if not con.execute(f"SELECT count(*) FROM ({deletes})").fetchall()[0][0]:
+        return 0
+    known = f"SELECT event_id FROM accepted WHERE {LIVE}"
+    files = wh.data_files(RAW)
+    if files:
+        known += (
+            f" UNION ALL SELECT event_id FROM ({table_scan(files, RAW.arrow_schema())}) AS r WHERE {LIVE}"
+        )
+    unknown = f"SELECT count(*) FROM ({deletes}) AS d WHERE event_id NOT IN ({known})"
+    found = int(con.execute(unknown).fetchall()[0][0])
+    if found:
+        log.warning(
+            "%s: %d delete row(s) retract events the lake has no version of; kept, they remove nothing "
+            "now, and a version older than the delete arriving later stays deleted",
+            path,
+            found,
+            extra={"file": str(path), "unknown_deletes": found},
+        )
+    return found
+
+
+def _limits(wh: Warehouse) -> RowLimits:
+    settings = wh.settings
+    return RowLimits(settings.usage_date_min, settings.usage_date_max_days_ahead, settings.max_field_bytes)
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Accepted rows repeating an earlier accepted row's event_id (logged as a warning)."""
+    found = int(con.execute("SELECT count(*) - count(DISTINCT event_id) FROM accepted").fetchall()[0][0])
+    if found:
+        log.warning(
+            "%s: %d row(s) repeat an event_id of an earlier row in the file; the latest by "
+            "(ingestion_ts, row) wins",
+            path,
+            found,
+            extra={"file": str(path), "duplicates": found},
+        )
+    return found
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -111,9 +215,10 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 def _top_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     rows = con.execute(
-        # Values are quoted inside reasons; count by the kind of problem, not by the value.
-        """SELECT regexp_replace(unnest(string_split(reason, '; ')),
-                                  chr(39) || '[^' || chr(39) || ']*' || chr(39), '…', 'g') AS r,
+        # Values (quoted) and sizes vary inside reasons: count by the kind of problem, not by the value.
+        """SELECT regexp_replace(regexp_replace(unnest(string_split(reason, '; ')),
+                                  chr(39) || '[^' || chr(39) || ']*' || chr(39), '…', 'g'),
+                                  ' is [0-9]+ (bytes|characters)', ' is … \\1', 'g') AS r,
                   count(*) AS n
            FROM rejected GROUP BY r ORDER BY n DESC, r LIMIT 10"""
     ).fetchall()

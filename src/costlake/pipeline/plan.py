@@ -3,6 +3,10 @@
 - `new rows`: days of the rows in batches stage 1 has not seen;
 - `superseded rows`: days where the current winners of those events live (a correction can move an
   event to another day or account; both days are rebuilt);
+- `retracted events`: days where the current winners of events retracted by a delete row live (a
+  delete row has no day of its own: it takes the day of the version it displaces);
+- `reparsed batch`: days a re-read delivery (`ingest --reparse`) can change beyond its own rows: where
+  the replaced reading's rows win now, and the days of the events it retracted;
 - `held back by the gate`: days an earlier run could not publish;
 - `catching up`: days an interrupted run committed to some tables but not all, or did not log;
 - `completeness`: days not yet complete that the new ingestions make complete (T+1);
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 
 from costlake.engines import Engine
 from costlake.lake.batches import registered_batches
-from costlake.lake.filters import greater_than
+from costlake.lake.filters import greater_than, is_in
 from costlake.lake.manifest import manifests
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline import stage1_normalize
@@ -75,6 +79,9 @@ def plan_run(wh: Warehouse, engine: Engine, backfill: tuple[dt.date, dt.date] | 
         engine.register_files("s1_current", wh.data_files(NORMALIZED), NORMALIZED.arrow_schema())
         for row in engine.fetch(stage1_normalize.touched_days_sql("raw_new", "s1_current")).to_pylist():
             plan.add([row["usage_date"]], row["reason"])
+        replaced = [b.replaces for b in batches if b.batch_seq > seen and b.replaces]
+        if replaced:
+            plan.add(_reparsed_days(wh, engine, replaced), "reparsed batch")
         plan.add(_completed_days(wh, engine), "completeness")
     plan.add(split_dates(props.get("held_back", "")), "held back by the gate")
     plan.add(pending_days(wh, NORMALIZED, ACCOUNT_SERVICE_DAY), "catching up")
@@ -90,6 +97,16 @@ def plan_run(wh: Warehouse, engine: Engine, backfill: tuple[dt.date, dt.date] | 
         first, last = backfill
         plan.add((first + dt.timedelta(days=i) for i in range((last - first).days + 1)), "backfill window")
     return plan
+
+
+def _reparsed_days(wh: Warehouse, engine: Engine, replaced: list[str]) -> list[dt.date]:
+    """Days the readings that new re-reads replace can leave (see `stage1_normalize.replaced_days_sql`)."""
+    engine.register_files(
+        "raw_replaced", wh.data_files(RAW, row_filter=is_in("batch_id", replaced)), RAW.arrow_schema()
+    )
+    engine.register_files("raw_all", wh.data_files(RAW), RAW.arrow_schema())
+    rows = engine.fetch(stage1_normalize.replaced_days_sql("s1_current", "raw_replaced", "raw_all"))
+    return list(rows.column("usage_date").to_pylist())
 
 
 def _completed_days(wh: Warehouse, engine: Engine) -> list[dt.date]:

@@ -70,12 +70,15 @@ def rebuild(
     raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
     engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
     engine.register_arrow("days", pa.table({"usage_date": pa.array(sorted(days), pa.date32())}))
-    engine.materialize("raw_ids", stage1_normalize.event_ids_sql("raw_asof", "days"))
-    engine.materialize("winners", stage1_normalize.winners_sql("raw_asof", "raw_ids"))
-    engine.materialize("period_rows", stage1_normalize.period_rows_sql("raw_asof", "days"))
+    # Only the latest reading of each delivery counts (a re-read replaces the earlier reading).
+    engine.materialize("readings", stage1_normalize.readings_sql("raw_asof"))
+    raw = stage1_normalize.counted_sql("raw_asof", "readings")
+    engine.materialize("raw_ids", stage1_normalize.event_ids_sql(raw, "days"))
+    engine.materialize("winners", stage1_normalize.winners_sql(raw, "raw_ids"))
+    engine.materialize("period_rows", stage1_normalize.period_rows_sql(raw, "days"))
     engine.materialize("s1", stage1_normalize.on_days_sql("winners", "days", "period_rows"))
     engine.materialize("s2", stage2_account_service_day.account_service_day_sql("s1"))
-    engine.materialize("account_ingestion", stage3_account_day.account_ingestion_sql("raw_asof"))
+    engine.materialize("account_ingestion", stage3_account_day.account_ingestion_sql(raw))
     engine.materialize("invoiced", stage3_account_day.invoiced_sql("s1"))
     engine.materialize(
         "s3",

@@ -30,7 +30,7 @@ from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
-from costlake.pipeline import dimensions
+from costlake.pipeline import dimensions, stage1_normalize
 from costlake.pipeline.gate import Finding
 from costlake.pipeline.plan import Plan, plan_run, split_dates
 from costlake.pipeline.rebuild import STAGES, Rebuilt, rebuild
@@ -277,7 +277,8 @@ def _update_dimensions(wh: Warehouse, engine: Engine, run_id: str) -> None:
             RAW.arrow_schema(),
         )
         engine.register_arrow("dim_current", wh.read_rows(tdef))
-        rows = engine.fetch(sql("raw_for_dim", "dim_current"))
+        # Retractions name no account, service, region or day.
+        rows = engine.fetch(sql(f"(SELECT * FROM raw_for_dim WHERE {stage1_normalize.LIVE})", "dim_current"))
         crash_point(f"before_commit:{tdef.name}")
         wh.overwrite_rows(tdef, rows, {"run_id": run_id, "batch_seq": str(max(unseen))})
 

@@ -1,15 +1,23 @@
 """Stage 1: canonical events, with the two replacement rules of the design.
 
 Per-event formats (the native CSV; rows without a billing period): one event per `event_id`, the
-winner being the row with the greatest (ingestion_ts, batch_seq, source_row): a total order, so no
-two rows tie and the result never depends on the engine or on file order.
+winner being the row with the greatest (ingestion_ts, delivery_seq, source_row): a total order, so no
+two rows tie and the result never depends on the engine or on file order. A row with `op = delete`
+is a tombstone: when it wins, the event is retracted and no day holds it; a later upsert revives it,
+an older one cannot.
+
+Readings: `ingest --reparse` reads a delivered file again with the current parser, as a new batch
+whose rows carry the first reading's batch_seq as `delivery_seq`. Only the latest reading of each
+delivery counts (`readings_sql`), at the delivery's place in the total order: it replaces the earlier
+reading's rows whatever their (possibly wrong) ingestion_ts. Without re-reads, delivery_seq is
+batch_seq and every batch counts.
 
 Period formats (FOCUS, CUR; rows with a `billing_period_start`): a delivery restates whole billing
-periods, so the rows of the latest batch of each (source_format, billing_account_id,
-billing_period_start) replace every earlier row of that period. Correction rows are ordinary rows of
-the delivery they arrive in and keep their own (possibly older) usage date. Their rows (often hourly)
-are rolled up to one event per account, service, region, pricing model, charge category, currency,
-invoice and day, with a stable id.
+periods, so the rows of the latest delivery (its counted reading) of each (source_format,
+billing_account_id, billing_period_start) replace every earlier row of that period. Correction rows
+are ordinary rows of the delivery they arrive in and keep their own (possibly older) usage date.
+Their rows (often hourly) are rolled up to one event per account, service, region, pricing model,
+charge category, currency, invoice and day, with a stable id.
 
 A run rebuilds a set of days from raw. For those days it takes every event that has a raw row dated
 on one of them, finds each event's winner among *all* of its raw versions, and keeps the winners
@@ -26,7 +34,9 @@ import pyarrow as pa
 from costlake.duck import run_on_arrow
 from costlake.tables import MONEY_SQL, NORMALIZED, RAW
 
-ORDER = "ingestion_ts DESC, batch_seq DESC, source_row DESC"
+ORDER = "ingestion_ts DESC, delivery_seq DESC, source_row DESC"
+# A raw row that is not a retraction (NULL: a FOCUS/CUR row, or one written before `op` existed).
+LIVE = "COALESCE(op, 'upsert') <> 'delete'"
 # NULL inside a rolled-up event's key. No backslash: DuckDB reads '\N' as two characters, Spark as 'N'.
 NULL_KEY = "'(null)'"
 COLUMNS = ", ".join(NORMALIZED.column_names)
@@ -37,20 +47,36 @@ def canonical_sql(raw: str) -> str:
     return f"""
     SELECT event_id, billing_account_id, account_id, lower(trim(service_name)) AS service_name,
            region, pricing_model, charge_category, usage_date, billed_cost, effective_cost, currency,
-           invoice_id, billing_period_start, source_format, ingestion_ts, batch_id, batch_seq, source_row
+           invoice_id, billing_period_start, source_format, ingestion_ts, batch_id, batch_seq, source_row,
+           op, COALESCE(delivery_seq, batch_seq) AS delivery_seq
     FROM {raw}"""
+
+
+def readings_sql(raw: str) -> str:
+    """(batch_seq) of the batches whose rows count: the latest reading of each delivery."""
+    return f"SELECT max(batch_seq) AS batch_seq FROM {raw} GROUP BY COALESCE(delivery_seq, batch_seq)"
+
+
+def counted_sql(raw: str, readings: str) -> str:
+    """The raw rows of the counted readings (`readings_sql`), as a relation for the builders below."""
+    return f"(SELECT * FROM {raw} WHERE batch_seq IN (SELECT batch_seq FROM {readings}))"
 
 
 def touched_days_sql(new_raw: str, current: str) -> str:
     """Days whose content can change when `new_raw` arrives: the days of the new rows, the days where
-    the current winners of the same events live (a correction can move an event away), and the days
-    of every billing period the new rows restate."""
+    the current winners of the same events live (a correction can move an event away, a retraction
+    removes it: a delete row has no day of its own), and the days of every billing period the new
+    rows restate."""
     return f"""
     SELECT DISTINCT usage_date, reason FROM (
-        SELECT usage_date, 'new rows' AS reason FROM {new_raw}
+        SELECT usage_date, 'new rows' AS reason FROM {new_raw} WHERE usage_date IS NOT NULL
         UNION ALL
         SELECT usage_date, 'superseded rows' AS reason FROM {current}
-        WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {new_raw})
+        WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {new_raw} WHERE {LIVE})
+        UNION ALL
+        SELECT usage_date, 'retracted events' AS reason FROM {current}
+        WHERE billing_period_start IS NULL
+          AND event_id IN (SELECT event_id FROM {new_raw} WHERE NOT ({LIVE}))
         UNION ALL
         SELECT c.usage_date, 'restated billing period' AS reason
         FROM {current} AS c
@@ -62,6 +88,21 @@ def touched_days_sql(new_raw: str, current: str) -> str:
     ORDER BY usage_date, reason"""
 
 
+def replaced_days_sql(current: str, replaced: str, raw: str) -> str:
+    """Days a re-read delivery can change beyond those of its new rows: where rows of the replaced
+    reading (`replaced`: its raw rows) win now, and every day of an event it retracted (the re-read may
+    no longer retract it, or retract it later than a version that then wins)."""
+    return f"""
+    SELECT DISTINCT usage_date, 'reparsed batch' AS reason FROM (
+        SELECT usage_date FROM {current} WHERE batch_id IN (SELECT batch_id FROM {replaced})
+        UNION ALL
+        SELECT usage_date FROM {raw}
+        WHERE usage_date IS NOT NULL AND billing_period_start IS NULL
+          AND event_id IN (SELECT event_id FROM {replaced} WHERE NOT ({LIVE}))
+    ) AS days
+    ORDER BY usage_date"""
+
+
 def event_ids_sql(raw: str, days: str) -> str:
     """(usage_date, event_id) of every per-event raw row dated on one of `days`."""
     return f"""
@@ -70,9 +111,10 @@ def event_ids_sql(raw: str, days: str) -> str:
 
 
 def winners_sql(raw: str, event_ids: str) -> str:
-    """The winning version of each event in `event_ids`, among all of its raw rows."""
+    """The winning version of each event in `event_ids`, among all of its raw rows, with its `op`: a
+    winning delete row is the event's tombstone (no day, no cost)."""
     return f"""
-    SELECT {COLUMNS} FROM (
+    SELECT {COLUMNS}, op FROM (
         SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY {ORDER}) AS rank_in_event
         FROM ({canonical_sql(raw)}) AS events
         WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {event_ids})
@@ -94,7 +136,8 @@ def period_rows_sql(raw: str, days: str) -> str:
         SELECT DISTINCT {unit} FROM {raw}
         WHERE billing_period_start IS NOT NULL AND usage_date IN (SELECT usage_date FROM {days})
     ), latest AS (
-        SELECT r.source_format, r.billing_account_id, r.billing_period_start, max(r.batch_seq) AS batch_seq
+        SELECT r.source_format, r.billing_account_id, r.billing_period_start,
+               max(COALESCE(r.delivery_seq, r.batch_seq)) AS delivery_seq
         FROM {raw} AS r
         JOIN units AS u ON r.source_format = u.source_format AND r.billing_account_id = u.billing_account_id
                        AND r.billing_period_start = u.billing_period_start
@@ -102,7 +145,8 @@ def period_rows_sql(raw: str, days: str) -> str:
     ), delivered AS (
         SELECT e.* FROM ({canonical_sql(raw)}) AS e
         JOIN latest AS l ON e.source_format = l.source_format AND e.billing_account_id = l.billing_account_id
-                        AND e.billing_period_start = l.billing_period_start AND e.batch_seq = l.batch_seq
+                        AND e.billing_period_start = l.billing_period_start
+                        AND e.delivery_seq = l.delivery_seq
         WHERE e.usage_date IN (SELECT usage_date FROM {days})
     )
     SELECT source_format || ':' || md5({key}) AS event_id, billing_account_id, account_id, service_name,
@@ -117,8 +161,8 @@ def period_rows_sql(raw: str, days: str) -> str:
 
 
 def on_days_sql(winners: str, days: str, period_rows: str | None = None) -> str:
-    """The stage 1 content of the rebuilt days: event winners dated there, plus period rows."""
-    events = f"SELECT {COLUMNS} FROM {winners} WHERE usage_date IN (SELECT usage_date FROM {days})"
+    """The stage 1 content of the rebuilt days: live event winners dated there, plus period rows."""
+    events = f"SELECT {COLUMNS} FROM {winners} WHERE usage_date IN (SELECT usage_date FROM {days}) AND {LIVE}"
     return (
         events if period_rows is None else f"{events}\n    UNION ALL\n    SELECT {COLUMNS} FROM {period_rows}"
     )
@@ -144,6 +188,8 @@ def normalize(raw: pa.Table, days: list[dt.date] | None = None) -> pa.Table:
     wanted = pa.table({"usage_date": pa.array(days if days is not None else [], pa.date32())})
     if days is None:
         wanted = run_on_arrow("SELECT DISTINCT usage_date FROM raw", raw=raw)
+    readings = run_on_arrow(readings_sql("raw"), raw=raw)
+    raw = run_on_arrow(f"SELECT * FROM {counted_sql('raw', 'readings')}", raw=raw, readings=readings)
     ids = run_on_arrow(event_ids_sql("raw", "days"), raw=raw, days=wanted)
     winners = run_on_arrow(winners_sql("raw", "ids"), raw=raw, ids=ids)
     periods = run_on_arrow(period_rows_sql("raw", "days"), raw=raw, days=wanted)

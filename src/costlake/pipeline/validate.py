@@ -9,7 +9,7 @@ from pathlib import Path
 from costlake.engines import create_engine
 from costlake.lake.filters import at_most
 from costlake.lake.warehouse import Warehouse
-from costlake.pipeline import gate
+from costlake.pipeline import gate, stage1_normalize
 from costlake.pipeline.rebuild import STAGES
 from costlake.tables import NORMALIZED, RAW
 
@@ -34,10 +34,18 @@ def validate(
             engine.materialize(name, f"SELECT * FROM {name}_all WHERE {window}")
         raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
         engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
+        engine.materialize("readings", stage1_normalize.readings_sql("raw_asof"))
+        raw = stage1_normalize.counted_sql("raw_asof", "readings")
+        engine.materialize(
+            "raw_dated",
+            f"SELECT DISTINCT usage_date, event_id FROM {raw} "
+            f"WHERE billing_period_start IS NULL AND {window}",
+        )
+        # A retracted event has no published version: its winner is its tombstone.
         engine.materialize(
             "raw_ids",
-            "SELECT DISTINCT usage_date, event_id FROM raw_asof "
-            f"WHERE billing_period_start IS NULL AND {window}",
+            "SELECT * FROM raw_dated WHERE event_id NOT IN (SELECT event_id FROM "
+            f"({stage1_normalize.winners_sql(raw, 'raw_dated')}) AS w WHERE NOT ({stage1_normalize.LIVE}))",
         )
         engine.materialize("winners", "SELECT * FROM s1_all WHERE billing_period_start IS NULL")
         days = (

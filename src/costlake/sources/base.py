@@ -7,7 +7,6 @@ It never commits anything: ingestion (pipeline/ingest.py) does that.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -16,7 +15,16 @@ from typing import ClassVar
 
 import duckdb
 
-from costlake.errors import InputError
+from costlake.sources.input_files import column_names
+
+
+@dataclass(frozen=True)
+class RowLimits:
+    """What one row may hold before it goes to quarantine (the settings of the same names)."""
+
+    usage_date_min: dt.date = dt.date(2000, 1, 1)
+    usage_date_max_days_ahead: int = 400
+    max_field_bytes: int = 4096
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,16 @@ class BatchContext:
     source_file: str
     loaded_at: dt.datetime
     currency: str
+    limits: RowLimits = RowLimits()
+    # The batch_seq of the delivery this batch reads again (`ingest --reparse`); None: its own.
+    delivery_seq: int | None = None
+
+    @property
+    def date_window(self) -> tuple[dt.date, dt.date]:
+        """The first and the last plausible date of a row in this batch (every date and timestamp
+        column, usage dates and ingestion times alike)."""
+        ahead = dt.timedelta(days=self.limits.usage_date_max_days_ahead)
+        return self.limits.usage_date_min, self.loaded_at.date() + ahead
 
 
 class Source(ABC):
@@ -35,6 +53,7 @@ class Source(ABC):
 
     format: ClassVar[str]
     description: ClassVar[str]
+    key_columns: ClassVar[str]  # the few columns that identify the format, for a short error message
 
     @classmethod
     @abstractmethod
@@ -52,14 +71,6 @@ class Source(ABC):
 
 
 def read_header(path: Path) -> list[str]:
-    """The file's header, trimmed and lower-cased."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: not a readable UTF-8 CSV file ({exc})") from None
-    if not header:
-        raise InputError(f"{path}: empty file, expected a CSV header")
-    return [name.strip().lower() for name in header]
+    """The file's column names (CSV header or Parquet schema), trimmed and lower-cased. A column with no
+    name (a trailing comma) is named `column<N>`, N its place from 1."""
+    return [name.lower() or f"column{i}" for i, name in enumerate(column_names(path), start=1)]

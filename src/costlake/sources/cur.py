@@ -37,11 +37,13 @@ A formula column that is absent or blank counts as 0 (as Athena's SUM skips a NU
 
 Money is DECIMAL(38,12), exact. CUR writes small values in E-notation ('1.81E-8'): they are expanded
 as text, never through a float. Digits beyond 12 decimal places must be zeros, else quarantine.
+The checks every source shares (sources/sql_text.py): payer and usage account ids follow the identifier
+rule, usage and billing period starts lie in the batch's date window, and no column read (tags
+included) holds a field larger than the batch's limit.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import duckdb
@@ -50,6 +52,7 @@ from costlake.duck import sql_string
 from costlake.errors import InputError
 from costlake.sources import sql_text
 from costlake.sources.base import BatchContext, Source, read_header
+from costlake.sources.input_files import column_names
 from costlake.tables import MONEY_SQL
 
 # canonical name -> (legacy header, CUR 2.0 header); headers are compared lower-cased.
@@ -100,6 +103,7 @@ CATEGORIES = {
 class CurSource(Source):
     format = "cur"
     description = "AWS Cost and Usage Report: legacy CUR or CUR 2.0 (Data Exports)"
+    key_columns = "lineItem/UnblendedCost or line_item_unblended_cost,…"
 
     @classmethod
     def matches(cls, header: list[str]) -> bool:
@@ -112,8 +116,7 @@ class CurSource(Source):
 
     def parse(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: BatchContext) -> None:
         header = read_header(path)
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # tag keys keep their case
-            original = [name.strip() for name in next(csv.reader(handle))]
+        original = column_names(path)  # tag keys keep their case
         where: dict[str, int] = {}  # canonical name -> index of the first column spelled either way
         for name, (legacy, v2) in COLUMNS.items():
             found = [i for i, h in enumerate(header) if h in (legacy.lower(), v2)]
@@ -127,7 +130,9 @@ class CurSource(Source):
         sql_text.install_macros(con)
         # Header names may repeat (both spellings, tags differing in case only): load by position.
         sql_text.load_text(con, path, header, positions=[*where.values(), *tags])
-        sql_text.split_checked(con, _checked_sql(where, original, _tags_sql(header, original, tags), ctx))
+        fields = {f"c{i}": original[i] for i in sorted({*where.values(), *tags})}
+        checked = _checked_sql(where, original, _tags_sql(header, original, tags), fields, ctx)
+        sql_text.split_checked(con, checked)
 
 
 def _tags_sql(header: list[str], original: list[str], tags: list[int]) -> str:
@@ -169,16 +174,25 @@ _PRICING_MODEL = """CASE
     END"""
 
 
-def _checked_sql(where: dict[str, int], original: list[str], tags: str, ctx: BatchContext) -> str:
-    """One row per line item with typed values and `reason` ('' when the row is good)."""
+def _checked_sql(
+    where: dict[str, int], original: list[str], tags: str, fields: dict[str, str], ctx: BatchContext
+) -> str:
+    """One row per line item with typed values and `reason` ('' when the row is good); `fields` maps
+    each loaded column (c<index>) to its name in the file, for the size check."""
     text = {n: f"NULLIF(trim(c{where[n]}), '')" if n in where else "CAST(NULL AS VARCHAR)" for n in COLUMNS}
     name = {n: original[where[n]] if n in where else COLUMNS[n][0] for n in COLUMNS}  # for reasons
-    raw = ", ".join(f"{sql_string(original[where[n]])}: c{where[n]}" for n in COLUMNS if n in where)
+    limit = ctx.limits.max_field_bytes
+    raw = ", ".join(
+        f"{sql_string(original[where[n]])}: {sql_text.kept_text(f'c{where[n]}', limit)}"
+        for n in COLUMNS
+        if n in where
+    )
     return f"""
     WITH src AS (
         SELECT source_row, {", ".join(f"{e} AS {n}" for n, e in text.items() if n != "currency")},
                upper({text["currency"]}) AS currency, lower({text["line_item_type"]}) AS lit,
-               {tags} AS tags, CAST(to_json({{{raw}}}) AS VARCHAR) AS raw_record
+               {tags} AS tags, CAST(to_json({{{raw}}}) AS VARCHAR) AS raw_record,
+               {sql_text.size_reason(fields, limit)} AS size_reason
         FROM text_rows
     ), typed AS (
         SELECT *, COALESCE(service_code, product_code) AS service_name,
@@ -230,13 +244,16 @@ def _reasons(name: dict[str, str], ctx: BatchContext) -> list[str]:
     `name` is each column's header as the file spells it, for the messages."""
     lit_label = sql_string(name["line_item_type"])
     return [
-        sql_text.missing_reason("payer", name["payer"]),
-        sql_text.missing_reason("account", name["account"]),
+        sql_text.id_checks("payer", name["payer"], required=True),
+        sql_text.id_checks("account", name["account"], required=True),
         sql_text.missing_reason("service_name", name["product_code"]),
         f"""CASE WHEN lit IS NULL THEN 'missing ' || {lit_label}
             WHEN ({_CATEGORY}) IS NULL THEN {lit_label} || ' ' || quote_text(line_item_type)
                 || ' is not a known line item type' END""",
-        *(sql_text.date_reason(n, name[n], "is not a timestamp") for n in ("usage_start", "period_start")),
+        *(
+            sql_text.timestamp_checks(n, name[n], ctx, required=True)[1]
+            for n in ("usage_start", "period_start")
+        ),
         sql_text.money_checks("unblended_cost", name["unblended_cost"])[1],
         # A formula column is checked only on the line item type whose effective cost reads it.
         *(
@@ -244,4 +261,5 @@ def _reasons(name: dict[str, str], ctx: BatchContext) -> list[str]:
             for n, t in FORMULA.items()
         ),
         sql_text.currency_reason("currency", "currency", ctx.currency, missing=name["currency"]),
+        "size_reason",
     ]

@@ -45,11 +45,14 @@ accepted only when the extra digits are zeros. ChargeClass `Correction` rows are
 they carry the original ChargePeriodStart and the BillingPeriodStart of the period that issues them.
 FOCUS 1.3 renamed ProviderName/PublisherName to ServiceProviderName/HostProviderName; none of them
 feeds a raw column, so 1.0–1.3 files are read alike.
+
+The checks every source shares (sources/sql_text.py): BillingAccountId and SubAccountId follow the
+identifier rule, both period starts lie in the batch's date window, and no field (of any column) is
+larger than the batch's limit.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import duckdb
@@ -58,6 +61,7 @@ from costlake.duck import sql_string
 from costlake.errors import InputError
 from costlake.sources import sql_text
 from costlake.sources.base import BatchContext, Source, read_header
+from costlake.sources.input_files import column_names
 
 # The FOCUS core a file must have to be recognised: Mandatory, non-null columns in every version since 0.5
 # (FOCUS_Spec CHANGELOG; columns/*.md "Allows nulls: False"). BillingPeriodStart is the restatement unit.
@@ -89,6 +93,7 @@ _FOCUS_NULL = """CREATE OR REPLACE TEMP MACRO focus_null(x) AS
 class FocusSource(Source):
     format = "focus"
     description = "FinOps FOCUS 1.0–1.3 cost and usage export"
+    key_columns = "BilledCost,ChargePeriodStart,…"
 
     @classmethod
     def matches(cls, header: list[str]) -> bool:
@@ -113,8 +118,7 @@ class FocusSource(Source):
 
 def _original_names(path: Path, header: list[str]) -> list[str]:
     """The header as written in the file (for raw_record keys); `header` is its lower-cased twin."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        names = [n.strip() for n in next(csv.reader(handle))]
+    names = column_names(path)
     return names if len(names) == len(header) else header
 
 
@@ -127,11 +131,11 @@ def _normalised(header: list[str]) -> str:
     return ", ".join(cols)
 
 
-def _date_checks(column: str) -> tuple[str, str]:
+def _date_checks(column: str, ctx: BatchContext) -> tuple[str, str]:
     """(UTC date, reason) for a FOCUS date/time column (DateTimeFormat: ISO 8601 in UTC; real exports also
     write a space and no zone, read as UTC, or an offset, converted)."""
-    reason = sql_text.date_reason(column, column, "is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM:SSZ)")
-    return f"utc_date({column})", reason
+    value, reason = sql_text.timestamp_checks(column, column, ctx, required=True)
+    return f"CAST({value} AS DATE)", reason
 
 
 # PricingCategory allowed values (1.0): Standard, Dynamic, Committed, Other; 1.0 renamed
@@ -153,10 +157,11 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
     # NumericFormat attribute: money columns are plain decimals, no exponent.
     billed, billed_reason = sql_text.money_checks("BilledCost", "BilledCost", exponent=False)
     effective, eff_reason = sql_text.optional_money("EffectiveCost", "EffectiveCost", billed, exponent=False)
-    usage_date, usage_reason = _date_checks("ChargePeriodStart")
-    period, period_reason = _date_checks("BillingPeriodStart")
+    usage_date, usage_reason = _date_checks("ChargePeriodStart", ctx)
+    period, period_reason = _date_checks("BillingPeriodStart", ctx)
     reasons = [
-        sql_text.missing_reason("BillingAccountId", "BillingAccountId"),
+        sql_text.id_checks("BillingAccountId", "BillingAccountId", required=True),
+        sql_text.id_checks("SubAccountId", "SubAccountId", required=False),
         sql_text.missing_reason("ServiceName", "ServiceName"),
         usage_reason,
         billed_reason,
@@ -168,6 +173,7 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
             "ChargeCategory", "ChargeCategory", CHARGE_CATEGORIES, missing="ChargeCategory"
         ),
         period_reason,
+        "size_reason",
     ]
     return f"""
     SELECT
@@ -188,15 +194,18 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
         CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' THEN Tags END AS tags,
         concat_ws('; ', {", ".join(reasons)}) AS reason,
         raw_record
-    FROM ({_normalised_rows(path, header)})
+    FROM ({_normalised_rows(path, header, ctx.limits.max_field_bytes)})
     """
 
 
-def _normalised_rows(path: Path, header: list[str]) -> str:
-    """`text_rows` with each used column under its FOCUS name, and the row as delivered (raw_record)."""
+def _normalised_rows(path: Path, header: list[str], limit: int) -> str:
+    """`text_rows` with each used column under its FOCUS name, the row as delivered (raw_record, a field
+    over `limit` bytes cut) and the reason of any such field (size_reason)."""
     names = _original_names(path, header)
-    original = ", ".join(f'{sql_string(n)}: "{h}"' for n, h in zip(names, header, strict=True))
+    fields = {sql_text.sql_ident(h): n or h for n, h in zip(names, header, strict=True)}
+    original = ", ".join(f"{sql_string(n)}: {sql_text.kept_text(h, limit)}" for h, n in fields.items())
     return f"""
-        SELECT source_row, {_normalised(header)}, CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
+        SELECT source_row, {_normalised(header)}, CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record,
+               {sql_text.size_reason(fields, limit)} AS size_reason
         FROM text_rows
     """

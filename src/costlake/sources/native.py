@@ -3,9 +3,13 @@
 Required: event_id, usage_date, account_id, service_name, cost_usd.
 Optional: ingestion_date or ingestion_ts (default: when the batch was loaded), region, pricing_model,
 currency (default: the reporting currency), charge_category (default: usage), effective_cost_usd
-(default: cost_usd), billing_account_id.
+(default: cost_usd), billing_account_id, op (`upsert`, the default, or `delete`: a retraction of the
+event, which needs only event_id and its ingestion_ts or ingestion_date; its other fields are not read).
 
-Every row is validated in SQL; a row with any problem goes to quarantine with all of its reasons.
+Every row is validated in SQL; a row with any problem goes to quarantine with all of its reasons. Beyond
+the values themselves: event, account and billing account ids follow the identifier rule, every date and
+time lies in the batch's date window, and no field is larger than the batch's limit (sources/sql_text.py;
+docs/data_product.md lists every reason). Names are never refused for what they say.
 """
 
 from __future__ import annotations
@@ -29,8 +33,24 @@ OPTIONAL = (
     "charge_category",
     "effective_cost_usd",
     "billing_account_id",
+    "op",
 )
 CHARGE_CATEGORIES = ("usage", "purchase", "tax", "credit", "adjustment")
+OPS = ("upsert", "delete")
+# What a delete row keeps besides the batch columns: its event_id and ingestion_ts (the total order).
+# Its other fields are not read: they may be empty, and are NULL in raw.
+DELETE_CLEARS = (
+    "billing_account_id",
+    "account_id",
+    "service_name",
+    "region",
+    "pricing_model",
+    "charge_category",
+    "usage_date",
+    "billed_cost",
+    "effective_cost",
+    "currency",
+)
 
 
 def _text(column: str, present: set[str]) -> str:
@@ -41,6 +61,7 @@ def _text(column: str, present: set[str]) -> str:
 class NativeSource(Source):
     format = "native"
     description = "costlake's own CSV (the original system's columns)"
+    key_columns = ",".join(REQUIRED)
 
     @classmethod
     def matches(cls, header: list[str]) -> bool:
@@ -60,31 +81,23 @@ class NativeSource(Source):
         present = set(header) & set(REQUIRED + OPTIONAL)
         sql_text.install_macros(con)
         sql_text.load_text(con, path, header)
-        sql_text.split_checked(con, _checked_sql(present, ctx))
+        sql_text.split_checked(con, _deletes_keep_keys(_checked_sql(present, header, ctx)))
 
 
-def _checked_sql(present: set[str], ctx: BatchContext) -> str:
+def _checked_sql(present: set[str], header: list[str], ctx: BatchContext) -> str:
     """One row per source row with typed values and `reason` ('' when the row is good)."""
 
     def text(column: str) -> str:
         return _text(column, present)
 
-    billed, billed_reason = sql_text.money_checks(text("cost_usd"), "cost_usd")
-    effective, eff_reason = _effective_cost(present, billed)
-    ingestion, ing_reason = _ingestion(present, ctx)
-    reasons = [
-        *(sql_text.missing_reason(text(c), c) for c in ("event_id", "account_id", "service_name")),
-        _usage_date_reason(text("usage_date")),
-        billed_reason,
-        eff_reason,
-        ing_reason,
-        sql_text.currency_reason(text("currency"), "currency", ctx.currency),
-        sql_text.choice_reason(text("charge_category"), "charge_category", CHARGE_CATEGORIES),
-    ]
-    original = ", ".join(f"{sql_string(c)}: {c}" for c in sorted(present))
+    billed, _ = sql_text.money_checks(text("cost_usd"), "cost_usd")
+    effective, _ = _effective_cost(present, billed)
+    ingestion, _ = _ingestion(present, ctx)
+    limit = ctx.limits.max_field_bytes
+    original = ", ".join(f"{sql_string(c)}: {sql_text.kept_text(c, limit)}" for c in sorted(present))
     return f"""
     SELECT
-        {sql_text.batch_columns(ctx, "native", ingestion)},
+        {sql_text.batch_columns(ctx, "native", ingestion, _op(present))},
         {text("event_id")} AS event_id,
         {text("billing_account_id")} AS billing_account_id,
         {text("account_id")} AS account_id,
@@ -99,10 +112,32 @@ def _checked_sql(present: set[str], ctx: BatchContext) -> str:
         CAST(NULL AS VARCHAR) AS invoice_id,
         CAST(NULL AS DATE) AS billing_period_start,
         CAST(NULL AS VARCHAR) AS tags,
-        concat_ws('; ', {", ".join(reasons)}) AS reason,
+        {_row_reason(present, header, ctx)} AS reason,
         CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
     FROM text_rows
     """
+
+
+def _reasons(present: set[str], header: list[str], ctx: BatchContext) -> list[str]:
+    """Why a row is refused, one expression per check (NULL when it passes), in the documented order."""
+
+    def text(column: str) -> str:
+        return _text(column, present)
+
+    fields = {sql_text.sql_ident(name): name for name in header}
+    return [
+        sql_text.id_checks(text("event_id"), "event_id", required=True),
+        sql_text.id_checks(text("account_id"), "account_id", required=True),
+        sql_text.missing_reason(text("service_name"), "service_name"),
+        sql_text.id_checks(text("billing_account_id"), "billing_account_id", required=False),
+        _usage_date_reason(text("usage_date"), ctx),
+        sql_text.money_checks(text("cost_usd"), "cost_usd")[1],
+        _effective_cost(present, "NULL")[1],
+        _ingestion(present, ctx)[1],
+        sql_text.currency_reason(text("currency"), "currency", ctx.currency),
+        sql_text.choice_reason(text("charge_category"), "charge_category", CHARGE_CATEGORIES),
+        sql_text.size_reason(fields, ctx.limits.max_field_bytes),
+    ]
 
 
 def _effective_cost(present: set[str], billed: str) -> tuple[str, str]:
@@ -114,24 +149,61 @@ def _effective_cost(present: set[str], billed: str) -> tuple[str, str]:
 
 def _ingestion(present: set[str], ctx: BatchContext) -> tuple[str, str]:
     """(value, reason) of ingestion_ts: the ingestion_ts column, else ingestion_date, else (and where
-    blank) when the batch was loaded."""
+    blank) when the batch was loaded. Either column is read by the one timestamp parser of every source
+    (sql_text.utc_timestamp): an offset is converted to UTC, no zone is UTC."""
     loaded = sql_text.loaded_at(ctx)
     column = next((c for c in ("ingestion_ts", "ingestion_date") if c in present), None)
     if column is None:
         return loaded, "NULL"
-    value = _text(column, present)
-    reason = (
-        f"CASE WHEN {value} IS NOT NULL AND TRY_CAST({value} AS TIMESTAMP) IS NULL "
-        f"THEN '{column} ' || quote_text({value}) || ' is not a date or timestamp' END"
-    )
-    return f"COALESCE(TRY_CAST({value} AS TIMESTAMP), {loaded})", reason
+    value, reason = sql_text.timestamp_checks(_text(column, present), column, ctx, required=False)
+    return f"COALESCE({value}, {loaded})", reason
 
 
-def _usage_date_reason(usage: str) -> str:
-    """The reason usage_date is refused (NULL when fine): missing, or not a YYYY-MM-DD date."""
+def _usage_date_reason(usage: str, ctx: BatchContext) -> str:
+    """The reason usage_date is refused (NULL when fine): missing, not a YYYY-MM-DD date, or outside the
+    batch's date window."""
     return f"""CASE
         WHEN {usage} IS NULL THEN 'missing usage_date'
         WHEN NOT regexp_full_match({usage}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')
              OR TRY_CAST({usage} AS DATE) IS NULL
             THEN 'usage_date ' || quote_text({usage}) || ' is not a date (YYYY-MM-DD)'
+        ELSE {sql_text.window_reason(f"TRY_CAST({usage} AS DATE)", usage, "usage_date", ctx)}
     END"""
+
+
+def _op(present: set[str]) -> str:
+    """The row's op, trimmed and lower-cased; `upsert` when blank or absent."""
+    return f"COALESCE(lower({_text('op', present)}), 'upsert')"
+
+
+def _row_reason(present: set[str], header: list[str], ctx: BatchContext) -> str:
+    """Why a row is refused ('' when it is good). A delete row is checked for what it carries (event_id,
+    its ordering time, field sizes); any other row for everything, and for a known `op`."""
+    op = _text("op", present)
+    upsert = [*_reasons(present, header, ctx), sql_text.choice_reason(op, "op", OPS)]
+    delete = _delete_reasons(present, header, ctx)
+    return f"""CASE WHEN lower({op}) = 'delete' THEN concat_ws('; ', {", ".join(delete)})
+        ELSE concat_ws('; ', {", ".join(upsert)}) END"""
+
+
+def _delete_reasons(present: set[str], header: list[str], ctx: BatchContext) -> list[str]:
+    """Why a delete row is refused: a bad event_id, no ordering time (a delete without one could not be
+    placed in the total order), a bad one, or a field over the size limit."""
+    column = next((c for c in ("ingestion_ts", "ingestion_date") if c in present), None)
+    needs_time = sql_string("a delete row needs an ingestion_ts or ingestion_date column")
+    if column is not None:
+        missing = sql_string(f"missing {column} (a delete row needs its ordering time)")
+        needs_time = f"CASE WHEN {_text(column, present)} IS NULL THEN {missing} END"
+    fields = {sql_text.sql_ident(name): name for name in header}
+    return [
+        sql_text.id_checks(_text("event_id", present), "event_id", required=True),
+        needs_time,
+        _ingestion(present, ctx)[1],
+        sql_text.size_reason(fields, ctx.limits.max_field_bytes),
+    ]
+
+
+def _deletes_keep_keys(checked: str) -> str:
+    """The checked rows with the fields of delete rows other than their keys set to NULL."""
+    cleared = ", ".join(f"CASE WHEN op = 'delete' THEN NULL ELSE {c} END AS {c}" for c in DELETE_CLEARS)
+    return f"SELECT * REPLACE ({cleared}) FROM ({checked}) AS checked_rows"

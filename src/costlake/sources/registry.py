@@ -26,9 +26,24 @@ def source_for(path: Path, fmt: str = "auto") -> Source:
         except KeyError:
             known = ", ".join(["auto", *sorted(SOURCES)])
             raise InputError(f"unknown format {fmt!r}; choose one of: {known}") from None
+        if not cls.matches(header):
+            _refuse_other_delimiter(path, header)
         return cls()
     for cls in SOURCES.values():
         if cls.matches(header):
             return cls()
-    expected = "; ".join(f"{c.format}: {c.expected()}" for c in SOURCES.values())
+    _refuse_other_delimiter(path, header)
+    expected = ", ".join(f"{c.format} ({c.key_columns})" for c in SOURCES.values())
     raise InputError(f"{path}: unrecognised billing file layout; expected {expected}")
+
+
+# Delimiters a spreadsheet or a locale may have used instead of the comma.
+_DELIMITERS = {";": "';'-separated", "\t": "tab-separated", "|": "'|'-separated"}
+
+
+def _refuse_other_delimiter(path: Path, header: list[str]) -> None:
+    """A one-line error when the header, read with commas, is really split by another delimiter (on
+    average at least one per column read)."""
+    for delimiter, looks in _DELIMITERS.items():
+        if sum(name.count(delimiter) for name in header) >= len(header):
+            raise InputError(f"{path}: looks {looks}; costlake reads comma-separated CSV")

@@ -11,36 +11,54 @@ Macros (temp, per connection):
   money(t)               t as DECIMAL(38,12), NULL when money_reason(t, ...) is not NULL
   money_reason(t, label) NULL when t is good money, else why not: missing, not a decimal number, more than
                          12 decimal places (extra digits are fine when they are zeros), too large
-  utc_date(t)            the UTC date of an ISO 8601 timestamp (`T` or space, optional seconds and fraction,
-                         `Z`, `+HH`, `+HHMM`, `+HH:MM`, or no zone = UTC) or of a bare YYYY-MM-DD; NULL if
-                         t is neither. Plain arithmetic on TIMESTAMP: the session's TimeZone plays no part.
+  utc_timestamp(t)       the one timestamp parser of every source: an ISO 8601 timestamp converted to UTC
+                         (a naive TIMESTAMP), NULL if t is not one. Accepted: YYYY-MM-DD, optionally
+                         followed by `T` (or `t`, or a space) and HH:MM, HH:MM:SS or HH:MM:SS.fraction,
+                         optionally followed by a zone: `Z`, `+HH`, `+HHMM` or `+HH:MM` (`-` too; hours
+                         00-14, minutes 00-59). No zone means UTC. Plain arithmetic on TIMESTAMP: the
+                         session's TimeZone plays no part.
+  utc_date(t)            the UTC date of utc_timestamp(t)
+  id_reason(t, label)    NULL when t is a machine identifier (ID_RULE below), else why not
 Macro arguments are trimmed text, NULL for a blank value.
+
+The Python builders return (value, reason) SQL pairs; the limits of a batch (a plausible date window, the
+size of a field) come from its BatchContext.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 
 from costlake.duck import sql_string
 from costlake.errors import InputError
+from costlake.sources import input_files
 from costlake.sources.base import BatchContext
 from costlake.tables import MONEY_SQL, QUARANTINE, RAW
 
 # A number: optional sign, digits, optional fraction, optional exponent (at most three digits).
 _NUMBER = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?"
 _E_PARTS = r"^([+-]?)([0-9]*)\.?([0-9]*)[eE]([+-]?[0-9]+)$"  # of a number in E-notation
-# An ISO 8601 timestamp: date, time, zone.
+# An ISO 8601 timestamp: a date, then optionally a time and then optionally a zone.
 _TIMESTAMP = (
-    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?))?"
-    r" ?([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?$"
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[Tt ]([0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)"
+    r" ?([Zz]|[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9])?)?)?$"
 )
+TIMESTAMP_FORM = "YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]"
+# Machine identifiers (event, account and billing account ids): these characters only, not starting with a
+# character a spreadsheet reads as a formula, at most MAX_ID_CHARS long.
+ID_CHARS = "A-Za-z0-9_.:/@+=-"
+MAX_ID_CHARS = 128
+ID_RULE = "letters, digits and _ . : / @ + = -, not starting with = + - @"
 # A macro's argument is pasted in wherever the macro names it, so a costly argument named twice would be
 # computed twice: `[... FOR sql_text_v IN [costly]][1]` computes it once.
 _MACROS = f"""
-CREATE OR REPLACE TEMP MACRO quote_text(x) AS chr(39) || left(x, 60) || chr(39);
+-- Control characters (newlines, terminal escapes) become '?': a reason is one line of plain text.
+CREATE OR REPLACE TEMP MACRO quote_text(x) AS
+    chr(39) || regexp_replace(left(x, 60), '[[:cntrl:]]', '?', 'g') || chr(39);
 -- sign and digits times 10^shift, as plain decimal text
 CREATE OR REPLACE TEMP MACRO sql_text_shift(sign, digits, shift) AS CASE WHEN shift >= 0
     THEN sign || digits || repeat('0', shift)
@@ -76,10 +94,17 @@ CREATE OR REPLACE TEMP MACRO sql_text_offset(z) AS CASE WHEN z IN ('', 'Z', 'z')
          * (CAST(z[2:3] AS INTEGER) * 60
             + CASE WHEN length(z) > 3 THEN CAST(right(z, 2) AS INTEGER) ELSE 0 END)
     END;
-CREATE OR REPLACE TEMP MACRO utc_date(t) AS [CASE WHEN sql_text_ts.day <> '' THEN CAST(
+CREATE OR REPLACE TEMP MACRO utc_timestamp(t) AS [CASE WHEN sql_text_ts.day <> '' THEN
         TRY_CAST(sql_text_ts.day || ' ' || COALESCE(NULLIF(sql_text_ts.clock, ''), '00:00') AS TIMESTAMP)
-        - to_minutes(sql_text_offset(sql_text_ts.zone)) AS DATE) END
+        - to_minutes(sql_text_offset(sql_text_ts.zone)) END
     FOR sql_text_ts IN [regexp_extract(t, '{_TIMESTAMP}', ['day', 'clock', 'zone'])]][1];
+CREATE OR REPLACE TEMP MACRO utc_date(t) AS CAST(utc_timestamp(t) AS DATE);
+CREATE OR REPLACE TEMP MACRO id_reason(t, label) AS CASE
+    WHEN NOT regexp_full_match(t, '[{ID_CHARS}]+') OR left(t, 1) IN ('=', '+', '-', '@')
+        THEN label || ' ' || quote_text(t) || ' is not an identifier ({ID_RULE})'
+    WHEN length(t) > {MAX_ID_CHARS}
+        THEN label || ' is ' || length(t) || ' characters long, over the {MAX_ID_CHARS} of an identifier'
+    END;
 """
 
 
@@ -95,27 +120,41 @@ def load_text(
 
     Columns are named after `header`, which must not repeat a name; with `positions` (for headers that
     may) only the columns at those indexes are kept, named c<index>. A repeated name or a malformed file
-    (wrong field count, unterminated quote) is a one-line InputError.
+    (wrong field count, unterminated quote) is a one-line InputError. The file may be gzip or zstd CSV,
+    or Parquet (its values as text): sources/input_files.py reads it.
     """
-    declared = ", ".join(f"{sql_string(f'c{i}')}: 'VARCHAR'" for i in range(len(header)))
     if positions is None:
         dupes = sorted({c for c in header if header.count(c) > 1})
         if dupes:
             raise InputError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header")
-        kept = ", ".join(f'c{i} AS "{name}"' for i, name in enumerate(header))
+        kept = ", ".join(f"c{i} AS {sql_ident(name)}" for i, name in enumerate(header))
     else:
         kept = ", ".join(f"c{i}" for i in sorted(set(positions)))
+    source = input_files.readable(path)
+    install_macros(con)  # Parquet floats become text through plain_number
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE text_rows AS
-            SELECT row_number() OVER () AS source_row, {kept}
-            FROM read_csv({sql_string(str(path))}, header = true, auto_detect = false,
-                          columns = {{{declared}}}, delim = ',', quote = '"', escape = '"',
-                          strict_mode = true)"""
+            SELECT source_row, {kept} FROM ({source.text_sql(con, len(header))})"""
         )
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise InputError(f"{path}: malformed CSV: {first}") from None
+        raise InputError(f"{path}: malformed {source.label}: {_read_error(exc)}") from None
+
+
+# What DuckDB's CSV reader says went wrong, after the line number and the (possibly huge) original line.
+_CSV_PROBLEM = re.compile(
+    r"Expected Number of Columns: \d+ Found: \d+|Value with unterminated quote found\."
+    r"|Maximum line size of \d+ bytes exceeded\. Actual Size: ?\d+ bytes\.|Invalid unicode[^\n]*"
+)
+
+
+def _read_error(exc: duckdb.Error) -> str:
+    """DuckDB's error in one short line: its first line and, for a CSV error, what was wrong (never the
+    offending line's text, which may be megabytes of anything)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0].removeprefix("Invalid Input Error: ")
+    problem = _CSV_PROBLEM.search(text)
+    return f"{first}: {problem.group(0)}" if problem else first
 
 
 def missing_reason(text: str, label: str) -> str:
@@ -152,13 +191,61 @@ def choice_reason(text: str, label: str, allowed: Sequence[str], *, missing: str
     END"""
 
 
-def date_reason(text: str, label: str, problem: str) -> str:
-    """The reason a timestamp column is refused (NULL when fine): missing, or `<label> '<v>' <problem>`."""
+def timestamp_checks(text: str, label: str, ctx: BatchContext, *, required: bool) -> tuple[str, str]:
+    """(value, reason) of a date or timestamp column, for every source: its UTC TIMESTAMP (utc_timestamp),
+    and why it is refused (NULL when fine): missing (when `required`), not ISO 8601, or outside the
+    batch's date window."""
+    blank = sql_string("missing " + label) if required else "NULL"
+    not_iso = sql_string(f" is not an ISO 8601 timestamp ({TIMESTAMP_FORM})")
+    reason = f"""[CASE
+        WHEN {text} IS NULL THEN {blank}
+        WHEN sql_text_t IS NULL THEN {sql_string(label + " ")} || quote_text({text}) || {not_iso}
+        ELSE {window_reason("CAST(sql_text_t AS DATE)", text, label, ctx)}
+    END FOR sql_text_t IN [utc_timestamp({text})]][1]"""
+    return f"utc_timestamp({text})", reason
+
+
+def window_reason(day: str, text: str, label: str, ctx: BatchContext) -> str:
+    """The reason a row's date `day` (parsed from `text`) is refused (NULL when fine): before the
+    setting usage_date_min, or more than usage_date_max_days_ahead days after the batch was loaded."""
+    first, last = ctx.date_window
+    value = f"{sql_string(label + ' ')} || quote_text({text})"
+    too_late = f" is more than {ctx.limits.usage_date_max_days_ahead} days after the load date"
     return f"""CASE
-        WHEN {text} IS NULL THEN {sql_string("missing " + label)}
-        WHEN utc_date({text}) IS NULL
-            THEN {sql_string(label + " ")} || quote_text({text}) || {sql_string(" " + problem)}
+        WHEN {day} < DATE {sql_string(first.isoformat())}
+            THEN {value} || {sql_string(f" is before {first.isoformat()} (setting usage_date_min)")}
+        WHEN {day} > DATE {sql_string(last.isoformat())}
+            THEN {value} || {sql_string(too_late + " (setting usage_date_max_days_ahead)")}
     END"""
+
+
+def id_checks(text: str, label: str, *, required: bool) -> str:
+    """The reason a machine identifier is refused (NULL when fine): missing (when `required`), characters
+    outside ID_CHARS, a leading = + - @, or more than MAX_ID_CHARS characters."""
+    blank = sql_string("missing " + label) if required else "NULL"
+    return f"CASE WHEN {text} IS NULL THEN {blank} ELSE id_reason({text}, {sql_string(label)}) END"
+
+
+def size_reason(fields: Mapping[str, str], limit: int) -> str:
+    """One reason (NULL when fine) naming each field over `limit` bytes; `fields` maps the SQL of each
+    field (as delivered) to its name in the file."""
+    over = sql_string(f" bytes, over the {limit}-byte limit (setting max_field_bytes)")
+    checks = [
+        f"CASE WHEN strlen({sql}) > {limit} THEN {sql_string(name + ' is ')} || strlen({sql}) || {over} END"
+        for sql, name in fields.items()
+    ]
+    return f"NULLIF(concat_ws('; ', {', '.join(checks) or 'NULL'}), '')"
+
+
+def kept_text(sql: str, limit: int) -> str:
+    """A field as quarantine's raw_record keeps it: as delivered, or its first 200 characters and `…`
+    when it is over `limit` bytes (the reason gives its size)."""
+    return f"CASE WHEN strlen({sql}) > {limit} THEN left({sql}, 200) || '…' ELSE {sql} END"
+
+
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier: a column name from a file header may hold any character."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def currency_reason(text: str, label: str, reporting: str, *, missing: str | None = None) -> str:
@@ -180,16 +267,22 @@ def loaded_at(ctx: BatchContext) -> str:
     return f"TIMESTAMP {sql_string(ctx.loaded_at.strftime('%Y-%m-%d %H:%M:%S.%f'))}"
 
 
-def batch_columns(ctx: BatchContext, source_format: str, ingestion_ts: str | None = None) -> str:
-    """The raw columns that come from the batch, batch_id to load_date, for a query over `text_rows`;
-    `ingestion_ts` defaults to when the batch was loaded."""
+def batch_columns(
+    ctx: BatchContext, source_format: str, ingestion_ts: str | None = None, op: str = "CAST(NULL AS VARCHAR)"
+) -> str:
+    """The raw columns that come from the batch, batch_id to load_date plus `delivery_seq`, and the
+    row's `op`, for a query over `text_rows`; `ingestion_ts` defaults to when the batch was loaded, `op`
+    to NULL (formats without retractions)."""
+    delivery = ctx.batch_seq if ctx.delivery_seq is None else ctx.delivery_seq
     return f"""{sql_string(ctx.batch_id)} AS batch_id,
         CAST({ctx.batch_seq} AS BIGINT) AS batch_seq,
         {sql_string(source_format)} AS source_format,
         {sql_string(ctx.source_file)} AS source_file,
         CAST(source_row AS BIGINT) AS source_row,
         {ingestion_ts or loaded_at(ctx)} AS ingestion_ts,
-        CAST({loaded_at(ctx)} AS DATE) AS load_date"""
+        CAST({loaded_at(ctx)} AS DATE) AS load_date,
+        {op} AS op,
+        CAST({delivery} AS BIGINT) AS delivery_seq"""
 
 
 def split_checked(con: duckdb.DuckDBPyConnection, checked_sql: str) -> None:
