@@ -67,3 +67,13 @@ def test_debug_adds_the_traceback_to_the_one_line(tmp_path: Path) -> None:
 def test_ingest_help_names_every_format(tmp_path: Path) -> None:
     shown = cli(tmp_path / "wh", "ingest", "--help")
     assert all(name in shown.stdout for name in ("native", "focus", "cur", "Parquet"))
+
+
+def test_ingest_reports_repeated_event_ids_once(tmp_path: Path, write_csv) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        ["e1", "2025-01-01", "A1", "EC2", "1.00", "2025-01-02"],
+        ["e1", "2025-01-01", "A1", "EC2", "2.00", "2025-01-02"],
+    ]
+    shown = cli(tmp_path / "wh", "ingest", str(write_csv("dupes.csv", rows)))
+    assert shown.returncode == 0 and shown.stderr == ""
+    assert shown.stdout.count("1 row(s) repeat an event_id") == 1

@@ -194,7 +194,7 @@ def test_duplicate_event_ids_in_one_file_are_resolved_by_the_total_order_and_rep
         bad(event_id="d2", cost_usd="5", ingestion_ts="2025-01-01T23:00:00-02:00"),  # 01:00 UTC: loses
         bad(event_id="u1", cost_usd="7"),
     ]
-    with caplog.at_level(logging.WARNING, logger="costlake.pipeline.ingest"):
+    with caplog.at_level(logging.INFO, logger="costlake.pipeline.ingest"):
         [result] = ingest_files(wh, [write_csv("dupes.csv", rows, header=HEADER)])
     assert (result.accepted, result.duplicates) == (6, 3)
     assert any("3 row(s) repeat an event_id" in r.getMessage() for r in caplog.records)

@@ -55,6 +55,11 @@ def ingest(
         )
         for reason, count in r.reasons:
             out.print(f"  quarantined {count:,} × {reason}")
+        if r.duplicates:
+            out.print(
+                f"  warning: {r.duplicates:,} row(s) repeat an event_id of an earlier row in the file; "
+                "the latest by (ingestion_ts, row) wins"
+            )
         if r.unknown_deletes:
             out.print(
                 f"  {r.unknown_deletes:,} delete row(s) of events the lake has no version of: kept, they "

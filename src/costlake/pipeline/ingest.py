@@ -167,7 +167,7 @@ def _now() -> dt.datetime:
 
 
 def _unknown_deletes(con: duckdb.DuckDBPyConnection, wh: Warehouse, path: Path) -> int:
-    """Accepted delete rows whose event has no version in the file or in raw (logged as a warning)."""
+    """Accepted delete rows whose event has no version in the file or in raw (the command reports them)."""
     deletes = "SELECT event_id FROM accepted WHERE op = 'delete'"
     if not con.execute(f"SELECT count(*) FROM ({deletes})").fetchall()[0][0]:
         return 0
@@ -179,8 +179,8 @@ def _unknown_deletes(con: duckdb.DuckDBPyConnection, wh: Warehouse, path: Path) 
         )
     unknown = f"SELECT count(*) FROM ({deletes}) AS d WHERE event_id NOT IN ({known})"
     found = int(con.execute(unknown).fetchall()[0][0])
-    if found:
-        log.warning(
+    if found:  # the command says so to the user; the log keeps it for machines
+        log.info(
             "%s: %d delete row(s) retract events the lake has no version of; kept, they remove nothing "
             "now, and a version older than the delete arriving later stays deleted",
             path,
@@ -196,10 +196,10 @@ def _limits(wh: Warehouse) -> RowLimits:
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Accepted rows repeating an earlier accepted row's event_id (logged as a warning)."""
+    """Accepted rows repeating an earlier accepted row's event_id (the command reports them)."""
     found = int(con.execute("SELECT count(*) - count(DISTINCT event_id) FROM accepted").fetchall()[0][0])
-    if found:
-        log.warning(
+    if found:  # the command says so to the user; the log keeps it for machines
+        log.info(
             "%s: %d row(s) repeat an event_id of an earlier row in the file; the latest by "
             "(ingestion_ts, row) wins",
             path,
