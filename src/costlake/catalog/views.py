@@ -13,12 +13,13 @@ account to another tenant moves its history with it. Under a tenant,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa
 
-from costlake.duck import connect, table_scan, to_arrow
+from costlake.duck import connect, sql_string, table_scan, to_arrow
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
@@ -119,12 +120,14 @@ def open_lake(
     *,
     tenant: str | None = None,
     tables: Iterable[str] | None = None,
+    sealed_for: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with one view per table, plus `ingest_batches` from the batch registry.
 
     `tenant` cuts every view down to that tenant (see the module docstring; `UnknownTenant` if it owns
     no account); None is the operator's view of every tenant. `tables` limits the views to those
     names (plus what a tenant's dimension views need), which saves planning the other tables' files.
+    `sealed_for` is SQL from a user: the connection is sealed for it (`seal`) before it is returned.
     """
     everything = set(TABLES) | {INGEST_BATCHES}
     wanted = everything if tables is None else set(tables)
@@ -132,7 +135,10 @@ def open_lake(
         raise ValueError(f"no such table(s): {', '.join(sorted(wanted - everything))}")
     wh.ensure_tables()
     con = connect(wh.settings, ordered=True)
+    readable: list[str] = []
     try:
+        if sealed_for is not None:
+            _one_select(con, sealed_for)
         if tenant is not None:
             wanted |= {SCOPE_LINKS[name][1] for name in wanted if name in SCOPE_LINKS}
             accounts = pa.table({"account_id": pa.array(tenant_accounts(wh, tenant), pa.string())})
@@ -146,6 +152,7 @@ def open_lake(
             # A table in the view without a snapshot had no data yet when that run finished.
             hidden = (tdef.name in view and snapshot is None) or (tenant is not None and scope is None)
             files = [] if hidden else wh.data_files(tdef, snapshot_id=snapshot)
+            readable += files
             if files:
                 where = f" WHERE {scope}" if scope is not None else ""
                 # The table's columns whatever the files hold: a file written before a column was
@@ -158,6 +165,8 @@ def open_lake(
         if INGEST_BATCHES in wanted:  # batches carry no account: a tenant sees none
             batches = _batches(wh, as_of) if tenant is None else INGEST_BATCHES_SCHEMA.empty_table()
             con.register(INGEST_BATCHES, batches)
+        if sealed_for is not None:
+            seal(con, sealed_for, readable, copy_in=tenant is not None)
     except BaseException:
         con.close()
         raise
@@ -171,14 +180,47 @@ def _batches(wh: Warehouse, as_of: str | None) -> pa.Table:
 
 
 def run_query(wh: Warehouse, sql: str, as_of: str | None = None, tenant: str | None = None) -> pa.Table:
-    """The result of `sql` over the lake (as of a past run, if given; cut to a tenant, if given), as
-    Arrow. Scoping is for people who want one tenant's slice: the SQL is still DuckDB's, which can
-    read files by path, so it is no sandbox for SQL from untrusted users (they get the readers)."""
-    con = open_lake(wh, as_of, tenant=tenant)
+    """The result of one SELECT over the lake (as of a past run, if given; cut to a tenant, if
+    given), as Arrow. The connection is sealed for the SQL (`seal`): it can neither write nor read
+    outside the lake, and `--tenant` cannot be escaped by reading the shared data files by path."""
+    try:
+        con = open_lake(wh, as_of, tenant=tenant, sealed_for=sql)
+    except duckdb.Error as exc:
+        raise InputError(f"query failed: {_first_line(exc)}") from None
     try:
         return to_arrow(con, sql)
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise InputError(f"query failed: {first}") from None
+        raise InputError(f"query failed: {_first_line(exc)}") from None
     finally:
         con.close()
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    statements = con.extract_statements(sql)
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(str(s.type).rsplit(".", 1)[-1] for s in statements) or "nothing"
+        raise InputError(f"query runs one SELECT statement over the lake, not {kinds}")
+
+
+def seal(con: duckdb.DuckDBPyConnection, sql: str, readable: list[str], *, copy_in: bool) -> None:
+    """Lock the connection down before it runs `sql`: no file access but reading the lake's data
+    files `readable` or, with `copy_in` (a tenant), first copy the tables the SQL names into memory
+    and allow no file access at all, since the data files hold every tenant's rows. The
+    configuration is locked, so the SQL cannot lift either."""
+    if copy_in:
+        views = {
+            row[0]
+            for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        }
+        for name in sorted(views):  # the tables the SQL may name (a word match errs on copying more)
+            if re.search(rf"\b{name}\b", sql, re.IGNORECASE):
+                con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM main.{name}")
+        readable = []
+    if readable:
+        con.execute("SET allowed_paths = [" + ", ".join(sql_string(f) for f in sorted(set(readable))) + "]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
