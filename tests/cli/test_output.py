@@ -77,3 +77,38 @@ def test_ingest_reports_repeated_event_ids_once(tmp_path: Path, write_csv) -> No
     shown = cli(tmp_path / "wh", "ingest", str(write_csv("dupes.csv", rows)))
     assert shown.returncode == 0 and shown.stderr == ""
     assert shown.stdout.count("1 row(s) repeat an event_id") == 1
+
+
+def test_ingest_says_which_files_landed_before_a_later_one_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    shown = cli(tmp_path / "wh", "ingest", str(SEED), str(empty))
+    assert shown.returncode == 1 and shown.stderr.splitlines() == [
+        f"error: {empty}: empty file, expected a CSV header"
+    ]
+    assert f"{SEED}: batch b000001-" in shown.stdout
+
+
+def test_settings_errors_are_one_line(tmp_path: Path) -> None:
+    for args, words in (
+        (("--engine", "nope"), "engine: Input should be"),
+        (("--lock-timeout", "0"), "greater than 0"),
+    ):
+        shown = cli(tmp_path / "wh", *args, "run")
+        assert shown.returncode == 1 and len(shown.stderr.splitlines()) == 1 and words in shown.stderr
+
+
+def test_with_json_logs_the_error_line_is_json_too(tmp_path: Path) -> None:
+    shown = cli(tmp_path / "wh", "--log-format", "json", "query", "SELEC 1")
+    (line,) = shown.stderr.splitlines()
+    body = json.loads(line)
+    assert shown.returncode == 1 and body["level"] == "error" and body["exit_code"] == 1
+    assert body["message"].startswith("error: query failed")
+
+
+def test_terminal_output_shows_control_characters_as_escapes(tmp_path: Path, write_csv) -> None:  # type: ignore[no-untyped-def]
+    hostile = "\x1b]0;pwned\x07\x1b[31mRED"
+    bill = write_csv("esc.csv", [["e1", "2025-01-01", "A1", hostile, "1.00", "2025-01-02"]])
+    assert cli(tmp_path / "wh", "ingest", str(bill)).returncode == 0
+    shown = cli(tmp_path / "wh", "query", "SELECT service_name FROM raw_billing_events")
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout and "\\x1b]0;pwned\\x07" in shown.stdout

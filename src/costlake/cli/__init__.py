@@ -7,6 +7,7 @@ package imports the CLI.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import traceback
@@ -88,7 +89,9 @@ def _global(
     }
     if log_format is not None:
         state.overrides["log_format"] = log_format
+    state.log_json = log_format == "json"  # before the settings: their own errors follow it too
     settings = state.settings()
+    state.log_json = settings.log_format == "json"
     configure_logging(settings.log_level, settings.log_format)
 
 
@@ -110,7 +113,11 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    if state.log_json:
+        line = {"level": "error", "logger": "costlake.cli", "message": message, "exit_code": code}
+        sys.stderr.write(json.dumps(line) + "\n")
+    else:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

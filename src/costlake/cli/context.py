@@ -6,11 +6,13 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import sys
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -30,15 +32,24 @@ class State:
 
     overrides: dict[str, Any] = {}
     debug = False
+    log_json = False  # --log-format json: every line on stderr is a JSON object, errors included
 
     def settings(self) -> Settings:
         try:
             return load_settings(**self.overrides)
-        except Exception as exc:  # pydantic's ValidationError: show it as a config error
-            raise InputError(f"invalid settings: {exc}") from None
+        except ValidationError as exc:  # one line: each field and what is wrong with it
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']} (got {e.get('input')!r})"
+                for e in exc.errors()
+            )
+            raise InputError(f"invalid settings: {problems}") from None
+        except Exception as exc:  # a broken costlake.toml and the like
+            raise InputError(f"invalid settings: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
     def warehouse(self) -> Warehouse:
         """The warehouse; a command blocked by another writer says once who it waits for."""
+        if self.log_json:  # the lock logs its waiting line as a warning, as JSON
+            return Warehouse(self.settings())
         return Warehouse(
             self.settings(),
             on_wait=lambda message: err.print(message, markup=False, highlight=False, soft_wrap=True),
@@ -70,6 +81,19 @@ def plain(value: Any) -> Any:
     return format(value, "f") if isinstance(value, Decimal) else value
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    r"""Text for a terminal: control characters (escape sequences that could retitle, recolour or
+    rewrite the screen) shown as escapes instead of sent.
+
+    >>> printable(chr(27) + "]0;x" + chr(7) + "ok")
+    '\\x1b]0;x\\x07ok'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
     """A query result as a table on the terminal, CSV or JSON (decimals as exact strings).
 
@@ -91,5 +115,5 @@ def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
         for name in result.column_names:
             table.add_column(Text(name))
         for row in rows:
-            table.add_row(*(Text("" if v is None else str(plain(v))) for v in row.values()))
+            table.add_row(*(Text("" if v is None else printable(str(plain(v)))) for v in row.values()))
         out.print(table)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from costlake.cli.context import check_choice, err, out, parse_date, print_result, state
 from costlake.errors import GateFailure, InputError
+
+if TYPE_CHECKING:
+    from costlake.pipeline.ingest import IngestResult
 
 app = typer.Typer()
 audit_app = typer.Typer(help="Prove published content against raw.", no_args_is_help=True)
@@ -43,28 +46,31 @@ def ingest(
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files
 
-    results = ingest_files(state.warehouse(), files, fmt, reparse=reparse)
-    for r in results:
-        if r.skipped:
-            out.print(f"{r.path}: already ingested as batch {r.batch_id}; nothing to do")
-            continue
-        replaces = f", replaces batch {r.replaces}" if r.replaces else ""
+    ingest_files(state.warehouse(), files, fmt, reparse=reparse, on_result=_print_ingested)
+
+
+def _print_ingested(r: IngestResult) -> None:
+    """One file's outcome, printed as soon as it is committed."""
+    if r.skipped:
+        out.print(f"{r.path}: already ingested as batch {r.batch_id}; nothing to do")
+        return
+    replaces = f", replaces batch {r.replaces}" if r.replaces else ""
+    out.print(
+        f"{r.path}: batch {r.batch_id} ({r.source_format}{replaces}): "
+        f"{r.accepted:,} accepted, {r.quarantined:,} quarantined"
+    )
+    for reason, count in r.reasons:
+        out.print(f"  quarantined {count:,} × {reason}")
+    if r.duplicates:
         out.print(
-            f"{r.path}: batch {r.batch_id} ({r.source_format}{replaces}): "
-            f"{r.accepted:,} accepted, {r.quarantined:,} quarantined"
+            f"  warning: {r.duplicates:,} row(s) repeat an event_id of an earlier row in the file; "
+            "the latest by (ingestion_ts, row) wins"
         )
-        for reason, count in r.reasons:
-            out.print(f"  quarantined {count:,} × {reason}")
-        if r.duplicates:
-            out.print(
-                f"  warning: {r.duplicates:,} row(s) repeat an event_id of an earlier row in the file; "
-                "the latest by (ingestion_ts, row) wins"
-            )
-        if r.unknown_deletes:
-            out.print(
-                f"  {r.unknown_deletes:,} delete row(s) of events the lake has no version of: kept, they "
-                "remove nothing now (a version older than the delete arriving later stays deleted)"
-            )
+    if r.unknown_deletes:
+        out.print(
+            f"  {r.unknown_deletes:,} delete row(s) of events the lake has no version of: kept, they "
+            "remove nothing now (a version older than the delete arriving later stays deleted)"
+        )
 
 
 @app.command()

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,10 +62,18 @@ class IngestResult:
 
 
 def ingest_files(
-    wh: Warehouse, paths: list[Path], fmt: str = "auto", *, reparse: bool = False
+    wh: Warehouse,
+    paths: list[Path],
+    fmt: str = "auto",
+    *,
+    reparse: bool = False,
+    on_result: Callable[[IngestResult], None] | None = None,
 ) -> list[IngestResult]:
     """Ingest each file in order as its own batch. Files already ingested are skipped; with `reparse`,
-    each must have been ingested, and is read again as a batch that replaces its latest reading."""
+    each must have been ingested, and is read again as a batch that replaces its latest reading.
+
+    Each file is committed on its own: `on_result` hears of each as it is done, so a caller can say
+    which files landed before a later one is refused."""
     for path in paths:
         if path.is_dir():
             raise InputError(f"{path}: is a directory, not a file")
@@ -75,7 +84,12 @@ def ingest_files(
         wh.refresh()
         _drop_orphan_quarantine(wh)
         _remove_unregistered_raw_files(wh)
-        return [_ingest_one(wh, path, fmt, reparse) for path in paths]
+        results = []
+        for path in paths:
+            results.append(_ingest_one(wh, path, fmt, reparse))
+            if on_result is not None:
+                on_result(results[-1])
+        return results
 
 
 def _ingest_one(wh: Warehouse, path: Path, fmt: str, reparse: bool = False) -> IngestResult:
