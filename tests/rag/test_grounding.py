@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costlake.errors import InputError
-from costlake.rag.grounding import GroundingResult, check_grounding, extract_numbers
+from costlake.rag.grounding import (
+    NO_CITATION,
+    GroundingResult,
+    check_grounding,
+    context_facts,
+    extract_numbers,
+)
 from costlake.rag.llm import OfflineClient
 from costlake.rag.prompt import build_prompt
 
@@ -42,7 +48,9 @@ CONTEXT: list[dict[str, Any]] = [
 
 
 def unsupported(explanation: str) -> list[str]:
-    return check_grounding(explanation, CONTEXT).unsupported
+    """What `CONTEXT` does not support in `explanation`, a phrase that need not cite (see the citation
+    tests)."""
+    return context_facts(CONTEXT).unsupported(explanation)
 
 
 def test_an_invented_number_is_caught() -> None:
@@ -164,6 +172,136 @@ def test_each_unsupported_number_is_reported_once_as_written() -> None:
 def test_extract_numbers_reads_values_exactly() -> None:
     values = [n.value for n in extract_numbers("$1,204.50, -$12.00, 212.0%, .5 and 3 days on 2025-03-02")]
     assert values == [Decimal("1204.50"), Decimal("-12.00"), Decimal("212.0"), Decimal("0.5"), Decimal(3)]
+
+
+# --- zeros: only an actual amount of zero supports a written zero ------------------------------------------
+
+NEW_SERVICE: dict[str, Any] = {
+    "chunk_id": "anom-010b5b673ba5",
+    "account_id": "334112345678",
+    "service_name": "AmazonBedrock",
+    "usage_date": "2025-03-02",
+    "kind": "new_service",
+    "direction": "up",
+    "actual_usd": "57.3",
+    "expected_usd": "0",
+    "expected_low_usd": "0",
+    "expected_high_usd": "0.00",
+    "impact_usd": "57.3",
+    "impact_pct": None,
+    "contributors": [
+        {
+            "dimension": "region",
+            "value": "us-east-1",
+            "actual_usd": "57.3",
+            "expected_usd": "0",
+            "contribution_usd": "57.3",
+        },
+    ],
+    "text": "t",
+}
+DROPPED: dict[str, Any] = {
+    **NEW_SERVICE,
+    "chunk_id": "anom-0000000dead0",
+    "kind": "dropped_to_zero",
+    "direction": "down",
+    "actual_usd": "0.00",
+    "expected_usd": "212.40",
+    "expected_low_usd": "200",
+    "expected_high_usd": "220",
+    "impact_usd": "-212.40",
+    "impact_pct": "-100.0",
+    "contributors": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The bill is $0 [anom-010b5b673ba5].", ["0"]),
+        ("Total costs are $0.00 this month [anom-010b5b673ba5]", ["0.00"]),
+        ("AmazonBedrock cost $57.30 against an expected $0.00 [anom-010b5b673ba5].", ["0.00"]),
+        ("AmazonBedrock cost $57.30, up 0% [anom-010b5b673ba5].", ["0"]),
+        ("AmazonBedrock cost $57.30 with nothing expected [anom-010b5b673ba5].", []),
+    ],
+)
+def test_a_zero_baseline_does_not_support_a_zero(text: str, expected: list[str]) -> None:
+    assert check_grounding(text, [NEW_SERVICE]).unsupported == expected
+
+
+@pytest.mark.parametrize(
+    ("chunk", "text"),
+    [
+        (DROPPED, "AmazonBedrock dropped to $0.00 from an expected $212.40 [anom-0000000dead0]."),
+        (DROPPED, "The bill is $0 [anom-0000000dead0]."),
+        (  # a contributor's actual amount is an actual amount too
+            {
+                **NEW_SERVICE,
+                "contributors": [{"dimension": "region", "value": "eu-west-1", "actual_usd": "0"}],
+            },
+            "eu-west-1 cost $0 [anom-010b5b673ba5].",
+        ),
+        (  # not zero, but rounds to it, like any rounding
+            {**NEW_SERVICE, "expected_usd": "0.003"},
+            "against an expected $0.00 [anom-010b5b673ba5].",
+        ),
+    ],
+)
+def test_an_actual_amount_of_zero_supports_a_zero(chunk: dict[str, Any], text: str) -> None:
+    assert check_grounding(text, [chunk]) == GroundingResult(grounded=True, unsupported=[])
+
+
+def test_zero_impacts_contributions_and_durations_support_no_zero() -> None:
+    chunk = {
+        **NEW_SERVICE,
+        "kind": "mix_shift",
+        "actual_usd": "500.00",
+        "expected_usd": "500.00",
+        "impact_usd": "0.00",
+        "impact_pct": "0.0",
+        "duration_days": 0,
+        "contributors": [{"dimension": "region", "value": "eu-west-1", "contribution_usd": "0"}],
+    }
+    result = check_grounding("Total costs are $0.00, 0% and 0 days [anom-010b5b673ba5].", [chunk])
+    assert result == GroundingResult(grounded=False, unsupported=["0.00", "0"])
+
+
+@pytest.mark.parametrize("chunk", [NEW_SERVICE, DROPPED])
+def test_offline_answers_for_new_services_and_drops_to_zero_are_grounded(chunk: dict[str, Any]) -> None:
+    prompt = build_prompt("What changed?", [chunk])
+    answer = OfflineClient().generate(prompt)
+    assert check_grounding(answer, prompt.context).grounded, answer
+    assert check_grounding(answer, prompt.context_lines()).grounded, answer
+    assert "could not be summarised" not in answer
+    assert ("with nothing expected" in answer) == (chunk is NEW_SERVICE)
+    assert ("$0.00" in answer) == (chunk is DROPPED)
+
+
+# --- citations: figures need one --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AmazonRDS cost $1,204.50 against $386.20, up 212%.",
+        "AmazonRDS spiked on 2025-03-02.",  # a date is a figure
+        "AmazonRDS cost $1,204.50 (anom-3f2a9c1b7d4e).",  # an id without brackets is not a citation
+    ],
+)
+def test_figures_without_any_citation_are_not_grounded(text: str) -> None:
+    assert check_grounding(text, CONTEXT) == GroundingResult(grounded=False, unsupported=[NO_CITATION])
+    assert check_grounding(text + " [anom-3f2a9c1b7d4e]", CONTEXT).grounded
+
+
+def test_the_citation_rule_needs_figures_and_ids_to_cite() -> None:
+    # no figure: nothing to cite (names and ids are not figures)
+    assert check_grounding("The retrieved data does not say why.", CONTEXT).grounded
+    assert check_grounding("It was account 334112345678 (web 8461) on AmazonRDS.", CONTEXT).grounded
+    # no chunk id in the context: nothing could be cited
+    no_ids = [{k: v for k, v in chunk.items() if k != "chunk_id"} for chunk in CONTEXT]
+    assert check_grounding("AmazonRDS cost $1,204.50.", no_ids).grounded
+    # unsupported figures are reported as such, the missing citation only when all else is supported
+    assert check_grounding("AmazonRDS cost $999.99.", CONTEXT).unsupported == ["999.99"]
 
 
 # --- property: the offline composer is grounded by construction ------------------------------------------

@@ -140,7 +140,7 @@ SCENARIOS = {
         ),
         [
             "AmazonBedrock is new in account payments-prod (334112345678), first billed on 2025-03-02: "
-            "$57.30 against an expected $0.00, $57.30 above the baseline [anom-new1].",
+            "$57.30 with nothing expected, $57.30 above the baseline [anom-new1].",
         ],
     ),
     "dropped_to_zero": (

@@ -99,6 +99,8 @@ AmazonRDS, $818.30 (211.9%) above the expected $386.20; most of the increase cam
     rising = impact >= 0
     change = f"{format_usd(abs(impact))}{_pct_part(meta)} {'above' if impact >= 0 else 'below'} the expected "
     change += format_usd(expected) + _range_part(meta)
+    if expected == 0:  # "$0.00 expected" would read as an amount; grounding takes zero only as spend
+        change = "with nothing expected" + _range_part(meta)
     contributors = _contributors_of(meta)
     if kind in ("step_up", "step_down"):
         lasting = _lasting(meta)

@@ -16,7 +16,18 @@ An answer is grounded when
 - every number (money $1,204.50 or -$12.00, percentages 212%, counts "3 days", multipliers 3x, $1.2k) is,
   ignoring its sign (the words carry the direction: "fell by $12.00" for an impact of -12.00), a numeric
   field's value or its rounding to the decimals written (386.2031 supports "386.20" and "386.2"; half-up
-  as the project rounds, `formatting.ROUNDING`, or half-even as a model may).
+  as the project rounds, `formatting.ROUNDING`, or half-even as a model may);
+- a zero is a claim like any other, and a field that is exactly zero supports it only when that field is
+  an actual amount (`actual_usd`, the anomaly's or a contributor's: spend that dropped to zero). A zero
+  baseline (`expected_usd` of a new service), impact, contribution, percentage or duration means
+  "nothing", which an answer says in words ("nothing was expected"): "The bill is $0" is not grounded by
+  a new service's `expected_usd` of 0. A field that is not zero but rounds to zero (0.003) supports
+  "$0.00" as any rounding does;
+- when the context holds chunk ids and the answer states a figure (a number or a date), it cites at
+  least one chunk id in brackets ([anom-...]): the instructions require citations. An answer whose
+  figures are all supported but that cites nothing is reported as `[NO_CITATION]`.
+
+Numbers written in words ("seven hundred thousand dollars") are not read: a known limit.
 
 >>> ctx = [{"chunk_id": "anom-3f2a9c1b7d4e", "account_id": "334112345678", "account_name": "web 8461",
 ...         "service_name": "AmazonRDS", "usage_date": "2025-03-02", "actual_usd": "1204.50",
@@ -27,6 +38,8 @@ An answer is grounded when
 GroundingResult(grounded=True, unsupported=[])
 >>> check_grounding("AmazonRDS cost $999.99, 3x the usual, on 2025-03-03 [anom-000000000000], $8461.", ctx)
 GroundingResult(grounded=False, unsupported=['anom-000000000000', '2025-03-03', '999.99', '3x', '8461'])
+>>> check_grounding("AmazonRDS cost $1,204.50.", ctx)
+GroundingResult(grounded=False, unsupported=['(no citation)'])
 >>> [str(n.value) for n in extract_numbers("-$1,204.50 and 12.5% over 3 days, 1.2k in eu-west-1")]
 ['-1204.50', '12.5', '3', '1200.0']
 """
@@ -78,6 +91,10 @@ _ROUNDINGS = (ROUNDING, ROUND_HALF_EVEN)  # ours, and the other rounding a model
 _SCALE = {"k": 1000, "K": 1000, "M": 1_000_000, "B": 1_000_000_000, "bn": 1_000_000_000}
 #: fields whose values support numbers, besides every `*_usd` field
 NUMERIC_FIELDS = frozenset({"impact_pct", "duration_days", "history_days"})
+#: the fields whose value, when exactly zero, supports a written zero: actual amounts (see the module doc)
+ZERO_FIELDS = frozenset({"actual_usd"})
+#: what `GroundingResult.unsupported` holds when every figure is supported but none is cited
+NO_CITATION = "(no citation)"
 _MONTH_NUMBERS = {name[:3].lower(): number for number, name in enumerate(MONTHS, start=1)}
 
 
@@ -95,7 +112,8 @@ class Number:
 class GroundingResult:
     grounded: bool
     #: what the context does not support, as written (numbers without $ or separators, dates, chunk ids),
-    #: each once, chunk ids first, then dates, then numbers, each in order of appearance
+    #: each once, chunk ids first, then dates, then numbers, each in order of appearance; or, when all
+    #: of them are supported but none is cited, `[NO_CITATION]`
     unsupported: list[str]
 
 
@@ -165,7 +183,8 @@ def _collect(value: Any, numbers: set[Decimal], dates: set[date], names: set[str
         for inner in value:
             _collect(inner, numbers, dates, names, key)
     elif key.endswith("_usd") or key in NUMERIC_FIELDS:
-        if (exact := _decimal(value)) is not None:
+        # an exact zero supports a written zero only as an actual amount: a zero baseline means "nothing"
+        if (exact := _decimal(value)) is not None and (exact != 0 or key in ZERO_FIELDS):
             numbers.add(abs(exact))
     elif key.endswith("_date") and isinstance(value, date | str):
         with contextlib.suppress(ValueError):  # a day that is not a date supports nothing
@@ -241,7 +260,21 @@ def check_grounding(
     explanation: str, context: Sequence[Mapping[str, Any] | str] | ContextFacts
 ) -> GroundingResult:
     """Whether every chunk id, date and number of `explanation` is supported by `context` (the
-    retrieved chunks, see `context_facts`; see the module doc for the rules)."""
+    retrieved chunks, see `context_facts`), and its figures are cited (see the module doc for the rules)."""
     facts = context if isinstance(context, ContextFacts) else context_facts(context)
     unsupported = facts.unsupported(explanation)
+    uncited = not unsupported and bool(facts.chunk_ids) and not _cites(explanation)
+    if uncited and _states_figures(facts._without_names(explanation)):
+        unsupported = [NO_CITATION]
     return GroundingResult(grounded=not unsupported, unsupported=unsupported)
+
+
+def _cites(text: str) -> bool:
+    """Whether `text` cites some chunk id in brackets ([anom-...]; whether it was retrieved is checked
+    apart)."""
+    return any(_CHUNK_ID.search(match.group(0)) for match in _CITATION.finditer(text))
+
+
+def _states_figures(text: str) -> bool:
+    """Whether `text` (without the context's names) states a date or a number."""
+    return bool(_DATE.search(text)) or bool(extract_numbers(text))

@@ -5,11 +5,13 @@ citation.
 
 Grounded by construction: every number is a context value, written with the project's one formatting rule
 (`rag/formatting.py`: cents and tenths of a percent, half-up, thousands separators, as chunk text writes
-them) or as written; no totals are computed. As a last guard each sentence is checked (`grounding.py`),
-and a sentence with an unsupported number is replaced by one without numbers. Names are written as the
-context holds them: names that passed the name policy, or the labels of withheld ones
-(`costlake.text.names`); an account whose name was withheld is named by its id. `FailingClient`
-("failing") is the fake that fails on purpose, for retry and degraded tests.
+them) or as written; no totals are computed. A zero baseline is written in words ("with nothing
+expected"), since a zero is grounded only by an actual amount, and a zero percentage is left out. As a
+last guard each sentence is checked (`grounding.py`), and a sentence with an unsupported number is
+replaced by one without numbers. Names are written as the context holds them: names that passed the
+name policy, or the labels of withheld ones (`costlake.text.names`); an account whose name was withheld
+is named by its id. `FailingClient` ("failing") is the fake that fails on purpose, for retry and
+degraded tests.
 
 >>> print(compose_explanation([{"chunk_id": "anom-1", "service_name": "AmazonRDS",
 ...     "account_id": "334112345678", "usage_date": "2025-03-02", "kind": "spike", "direction": "up",
@@ -97,14 +99,16 @@ def _change(chunk: Mapping[str, Any]) -> str:
         head += " and is still ongoing" if ongoing else ""
 
     parts = []
-    if actual is not None and expected is not None:
+    if actual is not None and expected == 0:  # a zero baseline is "nothing", not a $0.00 to cite
+        parts.append(f"{format_usd(actual)} with nothing expected")
+    elif actual is not None and expected is not None:
         parts.append(f"{format_usd(actual)} against an expected {format_usd(expected)}")
     elif actual is not None:
         parts.append(f"actual spend {format_usd(actual)}")
     if actual is not None and actual < 0:
         parts.append("credits exceeded charges, so net spend was negative")
     if impact is not None and impact != 0:
-        size = format_usd(abs(impact)) + (f" ({format_pct(abs(pct))})" if pct is not None else "")
+        size = format_usd(abs(impact)) + (f" ({format_pct(abs(pct))})" if pct else "")  # not a zero %
         parts.append(f"{size} {'above' if impact > 0 else 'below'} the baseline")
     elif impact is not None:
         parts.append("no net change in total")
@@ -123,7 +127,9 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
         label = dimension_phrase(str(item.get("dimension") or "group"), str(item["value"]))
         detail = format_signed_usd(amount)
         actual, expected = _decimal(item.get("actual_usd")), _decimal(item.get("expected_usd"))
-        if actual is not None and expected is not None:
+        if actual is not None and expected == 0:
+            detail += f": {format_usd(actual)} with nothing expected"
+        elif actual is not None and expected is not None:
             detail += f": {format_usd(actual)} against {format_usd(expected)} expected"
         rows.append(f"{label} ({detail})")
     if not rows:
