@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import shutil
 import subprocess
 import sys
+import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +78,27 @@ def changed_row(header: tuple[str, ...], good: list[str], **change: str) -> list
     """A copy of the `good` row (in `header` order) with some columns changed."""
     row = dict(zip(header, good, strict=True)) | change
     return [row[c] for c in header]
+
+
+@contextlib.contextmanager
+def unpacked_warehouse(fixture: Path, root: Path) -> Iterator[Path]:
+    """A fixture warehouse (`fixture`/warehouse.tar.gz) unpacked at `root`, the folder it was written
+    in (Iceberg metadata holds absolute paths), one user at a time (a lock file beside it); removed
+    after use."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with (root.parent.parent / f"{root.parent.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(root, ignore_errors=True)
+        with tarfile.open(fixture / "warehouse.tar.gz") as archive:
+            archive.extractall(root.parent, filter="data")
+        try:
+            yield root
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def json_rows(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The rows a `costlake query --format json` process printed (it must have succeeded)."""
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows: list[dict[str, Any]] = json.loads(proc.stdout)
+    return rows

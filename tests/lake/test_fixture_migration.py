@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
-import shutil
-import tarfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +14,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
 from costlake.tables import TABLES
-from helpers import FIXTURES, cli
+from helpers import FIXTURES, cli, json_rows, unpacked_warehouse
 
 FIXTURE = FIXTURES / "warehouse_v0.1.0"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
@@ -34,39 +31,26 @@ DAILY = (
 
 @pytest.fixture
 def v010_warehouse() -> Iterator[Path]:
-    """The v0.1.0 warehouse unpacked at its own path, one test at a time (a lock file beside it)."""
-    ROOT.parent.mkdir(parents=True, exist_ok=True)
-    with (ROOT.parent.parent / f"{ROOT.parent.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        shutil.rmtree(ROOT, ignore_errors=True)
-        with tarfile.open(FIXTURE / "warehouse.tar.gz") as archive:
-            archive.extractall(ROOT.parent, filter="data")
-        try:
-            yield ROOT
-        finally:
-            shutil.rmtree(ROOT, ignore_errors=True)
-
-
-def _json(proc) -> list[dict]:  # type: ignore[no-untyped-def]
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    """The v0.1.0 warehouse, unpacked at its own path."""
+    with unpacked_warehouse(FIXTURE, ROOT) as root:
+        yield root
 
 
 def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, write_csv):
     wh = v010_warehouse
     for run_id, rows in EXPECTED["runs"].items():
-        assert _json(cli(wh, "query", DAILY, "--as-of", run_id, "--format", "json")) == rows, run_id
-    assert _json(cli(wh, "query", DAILY, "--format", "json")) == EXPECTED["runs"][EXPECTED["latest_run"]]
+        assert json_rows(cli(wh, "query", DAILY, "--as-of", run_id, "--format", "json")) == rows, run_id
+    assert json_rows(cli(wh, "query", DAILY, "--format", "json")) == EXPECTED["runs"][EXPECTED["latest_run"]]
     batches = "SELECT batch_id, batch_seq, sha256 FROM ingest_batches ORDER BY batch_seq"
-    assert _json(cli(wh, "query", batches, "--format", "json")) == EXPECTED["batches"]
+    assert json_rows(cli(wh, "query", batches, "--format", "json")) == EXPECTED["batches"]
     owners = "SELECT account_id, tenant_id FROM dim_account ORDER BY account_id"
-    assert _json(cli(wh, "query", owners, "--format", "json")) == EXPECTED["tenants"]
+    assert json_rows(cli(wh, "query", owners, "--format", "json")) == EXPECTED["tenants"]
     anomalies = (
         "SELECT account_id, service_name, CAST(usage_date AS VARCHAR) AS usage_date, kind, "
         "CAST(impact_usd AS VARCHAR) AS impact_usd FROM cost_anomalies "
         "ORDER BY usage_date, account_id, service_name"
     )
-    assert _json(cli(wh, "query", anomalies, "--format", "json")) == EXPECTED["anomalies"]
+    assert json_rows(cli(wh, "query", anomalies, "--format", "json")) == EXPECTED["anomalies"]
 
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0, audit.stdout + audit.stderr
@@ -90,7 +74,7 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
     ran = cli(wh, "run")
     assert ran.returncode == 0, ran.stderr
     after = {
-        (r["account_id"], r["usage_date"]): r for r in _json(cli(wh, "query", DAILY, "--format", "json"))
+        (r["account_id"], r["usage_date"]): r for r in json_rows(cli(wh, "query", DAILY, "--format", "json"))
     }
     before = {(r["account_id"], r["usage_date"]): r for r in EXPECTED["runs"][EXPECTED["latest_run"]]}
     changed = {key for key in after if after[key] != before.get(key)}
@@ -118,9 +102,9 @@ def _a_delete_retracts_an_event_published_by_v010(wh: Path, write_csv, before: d
         "SELECT account_id, CAST(usage_date AS VARCHAR) AS usage_date, CAST(billed_cost AS VARCHAR) AS cost "
     )
     event += "FROM normalized_billing_events WHERE event_id = 'evt-000000022'"
-    [published] = _json(cli(wh, "query", event, "--format", "json"))
+    [published] = json_rows(cli(wh, "query", event, "--format", "json"))
     old_ops = "SELECT DISTINCT op FROM raw_billing_events WHERE batch_seq <= 3"
-    assert _json(cli(wh, "query", old_ops, "--format", "json")) == [{"op": None}]
+    assert json_rows(cli(wh, "query", old_ops, "--format", "json")) == [{"op": None}]
 
     header = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_ts", "op")
     retraction = write_csv(
@@ -133,7 +117,7 @@ def _a_delete_retracts_an_event_published_by_v010(wh: Path, write_csv, before: d
     assert f"retracted events: {published['usage_date']}" in ran.stdout, ran.stdout
 
     after = {
-        (r["account_id"], r["usage_date"]): r for r in _json(cli(wh, "query", DAILY, "--format", "json"))
+        (r["account_id"], r["usage_date"]): r for r in json_rows(cli(wh, "query", DAILY, "--format", "json"))
     }
     key = (published["account_id"], published["usage_date"])
     assert {k for k in after if after[k] != before.get(k)} == {key}
@@ -141,7 +125,7 @@ def _a_delete_retracts_an_event_published_by_v010(wh: Path, write_csv, before: d
         published["cost"]
     )
     assert after[key]["event_count"] == before[key]["event_count"] - 1
-    assert _json(cli(wh, "query", event, "--format", "json")) == []
+    assert json_rows(cli(wh, "query", event, "--format", "json")) == []
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "of 5 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
     checked = cli(wh, "validate")

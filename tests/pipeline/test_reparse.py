@@ -9,10 +9,7 @@ winners, the re-read keeping the delivery's place in the total order, audits of 
 
 from __future__ import annotations
 
-import fcntl
 import json
-import shutil
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import pytest
 from costlake.pipeline.audit import verify
 from costlake.pipeline.ingest import ingest_files
 from costlake.pipeline.run import run_pipeline
-from helpers import FIXTURES, cli, query_rows
+from helpers import FIXTURES, cli, json_rows, query_rows, unpacked_warehouse
 
 FIXTURE = FIXTURES / "warehouse_offsets"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
@@ -35,29 +32,16 @@ HEADER = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "i
 
 @pytest.fixture
 def prefix_warehouse() -> Iterator[Path]:
-    """The warehouse the offset-dropping parser wrote, unpacked at its own path (a lock file beside it)."""
-    ROOT.parent.mkdir(parents=True, exist_ok=True)
-    with (ROOT.parent.parent / f"{ROOT.parent.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        shutil.rmtree(ROOT, ignore_errors=True)
-        with tarfile.open(FIXTURE / "warehouse.tar.gz") as archive:
-            archive.extractall(ROOT.parent, filter="data")
-        try:
-            yield ROOT
-        finally:
-            shutil.rmtree(ROOT, ignore_errors=True)
-
-
-def _json(proc) -> list[dict]:  # type: ignore[no-untyped-def]
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)
+    """The warehouse the offset-dropping parser wrote, unpacked at its own path."""
+    with unpacked_warehouse(FIXTURE, ROOT) as root:
+        yield root
 
 
 def test_reparse_corrects_a_lake_built_by_the_parser_that_dropped_offsets(prefix_warehouse, tmp_path):
     wh = prefix_warehouse
     a_csv, b_csv = FIXTURE / "bills" / "a.csv", FIXTURE / "bills" / "b.csv"
     # What the old parser published, and an audit that cannot see it (the replay reads the same raw).
-    assert _json(cli(wh, "query", DAILY, "--format", "json")) == EXPECTED["published"]
+    assert json_rows(cli(wh, "query", DAILY, "--format", "json")) == EXPECTED["published"]
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "0 mismatch(es)" in audit.stdout, audit.stdout
     # Ingesting the same bytes again is still a no-op.
@@ -72,10 +56,10 @@ def test_reparse_corrects_a_lake_built_by_the_parser_that_dropped_offsets(prefix
     ran = cli(wh, "run")
     assert ran.returncode == 0 and "reparsed batch: 2025-03-10" in ran.stdout, ran.stdout + ran.stderr
 
-    assert _json(cli(wh, "query", DAILY, "--format", "json")) == EXPECTED["corrected"]
+    assert json_rows(cli(wh, "query", DAILY, "--format", "json")) == EXPECTED["corrected"]
     # History stays: the old run still reads 100.00, and every run's replay matches its log.
     as_of = cli(wh, "query", DAILY, "--as-of", EXPECTED["run"], "--format", "json")
-    assert _json(as_of) == EXPECTED["published"]
+    assert json_rows(as_of) == EXPECTED["published"]
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "of 2 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
     # Raw is append-only: both readings of each file are there, the old ones with their wrong times.
@@ -83,7 +67,7 @@ def test_reparse_corrects_a_lake_built_by_the_parser_that_dropped_offsets(prefix
         "SELECT batch_seq, CAST(ingestion_ts AS VARCHAR) AS ts, delivery_seq FROM raw_billing_events "
         "ORDER BY batch_seq"
     )
-    rows = _json(cli(wh, "query", raw, "--format", "json"))
+    rows = json_rows(cli(wh, "query", raw, "--format", "json"))
     assert [(r["batch_seq"], r["ts"], r["delivery_seq"]) for r in rows] == [
         (1, "2025-03-12 01:00:00", None),  # the old parser's readings, written before delivery_seq
         (2, "2025-03-11 16:00:00", None),
