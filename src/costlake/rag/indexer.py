@@ -84,10 +84,16 @@ def lake_chunks(wh: Warehouse) -> list[Chunk]:
 
 
 def build_index(wh: Warehouse) -> IndexReport:
-    """Bring chunks and the configured embedder's index in line with cost_anomalies."""
+    """Bring chunks and the configured embedder's index in line with cost_anomalies, under the
+    warehouse's write lock (the index files live in the warehouse)."""
+    wh.ensure_tables()
+    with wh.writer("index"):
+        return _build(wh)
+
+
+def _build(wh: Warehouse) -> IndexReport:
     started = time.monotonic()
     folder = rag_folder(wh)
-    wh.ensure_tables()
     with phase(log, "chunks") as done:
         source = anomalies_snapshot(wh)
         chunks = lake_chunks(wh)
