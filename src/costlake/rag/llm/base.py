@@ -16,9 +16,9 @@ retry logic decides by type and the API/CLI can answer `degraded: true` for any 
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 from costlake.errors import ConfigError, CostlakeError, InputError, Terminal
 from costlake.rag.prompt import BEGIN, END, Prompt
@@ -58,26 +58,9 @@ class LLMClient(Provider, ABC):
     #: model identifier sent to the provider ("" when there is none)
     model: str = ""
 
-    def __init__(
-        self,
-        *,
-        timeout: float = 30.0,
-        max_attempts: int = 3,
-        backoff_base: float = 0.5,
-        backoff_max: float = 8.0,
-        jitter: float = 0.5,
-        seed: int | None = 0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.configure_calls(
-            timeout=timeout,
-            max_attempts=max_attempts,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            jitter=jitter,
-            seed=seed,
-            sleep=sleep,
-        )
+    def __init__(self, **calls: Any) -> None:
+        """`calls`: the timeout and retry keywords of `Provider.configure_calls`."""
+        self.configure_calls(**calls)
 
     @abstractmethod
     def _complete(self, prompt: Prompt) -> str:
