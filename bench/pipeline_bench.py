@@ -5,14 +5,18 @@
 
 The baseline lives outside the repo (`../shared/bench` from the repo root, or `--baseline-dir`). When it
 is there, its gen_billing_csv.py writes the input (N rows plus a 3-day BACKFILL file) and its
-pipe_duckdb.py runs `full` and then `backfill`; costlake runs `ingest` + `run` on a fresh warehouse
-and then ingests the backfill file into the same warehouse and runs again. After each phase costlake's
-stage-3 grand total (sum of daily_account_cost.total_cost_usd) and row count must equal the baseline's,
-compared as decimals: the script prints MATCH or MISMATCH and exits 1 on a mismatch (2 if a step fails).
+pipe_duckdb.py runs `full` and then `backfill`. costlake runs twice on two fresh warehouses fed the
+same input: `on` with anomaly detection at the end of `run` (anomalies_on_run = true, the default) and
+`off` without it (COSTLAKE_ANOMALIES_ON_RUN=false). Each does `ingest` + `run`, then ingests the backfill
+file into the same warehouse and runs again. After each phase both warehouses' stage-3 grand total (sum
+of daily_account_cost.total_cost_usd) and row count must equal the baseline's, compared as decimals: the
+script prints MATCH or MISMATCH and exits 1 on a mismatch (2 if a step fails). The run steps of the two
+warehouses give detection's cost: the ratio of their wall times and the difference of their peak RSS.
 
 Without the baseline (or with --skip-baseline) costlake runs alone. If the baseline's generator is
 missing too, `costlake generate` writes the input and the backfill re-delivers 3 days of it verbatim,
-so costlake's total must not change.
+so costlake's total must not change. Without the baseline, the `off` warehouse must equal the `on` one
+after each phase (detection must not change stage 3).
 
 Every step is a subprocess timed on the wall clock; its peak RSS comes from os.wait4 (per child).
 Both sides get 2 DuckDB threads (the baseline hard-codes threads=2). Logs go to OUT/logs.
@@ -40,6 +44,7 @@ _CLI = Path(PY).parent / "costlake"
 COSTLAKE = [str(_CLI)] if _CLI.exists() else [PY, "-m", "costlake"]
 THREADS = "2"  # pipe_duckdb.py's setting; costlake would otherwise take every core
 BACKFILL_DATES = ("2024-02-10", "2024-02-11", "2024-02-12")  # used only without the baseline generator
+VARIANTS = {"on": "true", "off": "false"}  # COSTLAKE_ANOMALIES_ON_RUN of each warehouse
 
 
 class Step:
@@ -72,12 +77,13 @@ def baseline_result(step: Step) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
-def costlake_totals(warehouse: Path, logs: Path, name: str) -> dict:
+def costlake_totals(warehouse: Path, logs: Path, name: str, env: dict[str, str]) -> dict:
     sql = (
         "SELECT count(*) AS n, CAST(sum(total_cost_usd) AS VARCHAR) AS total, version() AS duckdb "
         "FROM daily_account_cost"
     )
-    step = Step(name, [*COSTLAKE, "--warehouse", str(warehouse), "query", sql, "--format", "csv"], logs)
+    cmd = [*COSTLAKE, "--warehouse", str(warehouse), "query", sql, "--format", "csv"]
+    step = Step(name, cmd, logs, env)
     row = next(csv.DictReader(io.StringIO(step.output)))
     return {"rows": int(row["n"]), "total": row["total"], "duckdb": row["duckdb"]}
 
@@ -104,8 +110,9 @@ def main() -> int:
     args = ap.parse_args()
 
     out = args.out.resolve()
-    data, base_out, warehouse, logs = out / "input", out / "baseline", out / "warehouse", out / "logs"
-    for d in (data, base_out, warehouse, logs):
+    data, base_out, logs = out / "input", out / "baseline", out / "logs"
+    warehouses = {v: out / f"warehouse_{v}" for v in VARIANTS}
+    for d in (data, base_out, logs, *warehouses.values()):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
     bdir = args.baseline_dir.resolve()
@@ -114,6 +121,8 @@ def main() -> int:
     why = "skipped (--skip-baseline)" if args.skip_baseline else f"not available (no {bdir}/pipe_duckdb.py)"
     print(f"baseline: {bdir if run_base else why}")
     env = {**os.environ, "COSTLAKE_DUCKDB_THREADS": os.environ.get("COSTLAKE_DUCKDB_THREADS", THREADS)}
+    # set explicitly for both, so neither the caller's environment nor a costlake.toml can flip `on`
+    envs = {v: {**env, "COSTLAKE_ANOMALIES_ON_RUN": flag} for v, flag in VARIANTS.items()}
 
     # 1. the input, once, shared by both sides
     backfill = data / "BACKFILL.csv"
@@ -166,72 +175,110 @@ def main() -> int:
             base = baseline_result(b)
             versions["baseline"] = base.get("version")
             ph.update(baseline_s=round(b.seconds, 3), baseline_rss_mb=round(b.rss_mb))
-        print(f"{phase}: costlake ingest + run ...", flush=True)
-        ing = Step(
-            f"{phase}_costlake_ingest",
-            [*COSTLAKE, "--warehouse", str(warehouse), "ingest", *map(str, files)],
-            logs,
-            env,
-        )
-        run = Step(f"{phase}_costlake_run", [*COSTLAKE, "--warehouse", str(warehouse), "run"], logs, env)
+        runs: dict[str, tuple[Step, Step]] = {}
+        for v, wh in warehouses.items():
+            print(f"{phase}: costlake ingest + run, detection {v} ...", flush=True)
+            ing = Step(
+                f"{phase}_costlake_{v}_ingest",
+                [*COSTLAKE, "--warehouse", str(wh), "ingest", *map(str, files)],
+                logs,
+                envs[v],
+            )
+            run = Step(f"{phase}_costlake_{v}_run", [*COSTLAKE, "--warehouse", str(wh), "run"], logs, envs[v])
+            detected = any(ln.startswith("anomalies:") for ln in run.output.splitlines())
+            if v == "off" and detected:
+                print(f"{phase}: COSTLAKE_ANOMALIES_ON_RUN=false did not turn detection off", file=sys.stderr)
+                return 2
+            if v == "on" and not detected:
+                print(f"{phase}: warning: the run with detection on reported no detection", file=sys.stderr)
+            runs[v] = (ing, run)
+            key = "costlake" if v == "on" else "costlake_off"  # costlake_* stays the default config
+            ph.update(
+                {
+                    f"{key}_ingest_s": round(ing.seconds, 3),
+                    f"{key}_run_s": round(run.seconds, 3),
+                    f"{key}_s": round(ing.seconds + run.seconds, 3),
+                    f"{key}_ingest_rss_mb": round(ing.rss_mb),
+                    f"{key}_run_rss_mb": round(run.rss_mb),
+                    f"{key}_rss_mb": round(max(ing.rss_mb, run.rss_mb)),
+                }
+            )
+            if base:
+                ph["ratio" if v == "on" else "ratio_off"] = round(ph[f"{key}_s"] / ph["baseline_s"], 2)
+        run_on, run_off = runs["on"][1], runs["off"][1]
         ph.update(
-            costlake_ingest_s=round(ing.seconds, 3),
-            costlake_run_s=round(run.seconds, 3),
-            costlake_s=round(ing.seconds + run.seconds, 3),
-            costlake_ingest_rss_mb=round(ing.rss_mb),
-            costlake_run_rss_mb=round(run.rss_mb),
-            costlake_rss_mb=round(max(ing.rss_mb, run.rss_mb)),
+            run_on_s=round(run_on.seconds, 3),
+            run_off_s=round(run_off.seconds, 3),
+            detection_ratio=round(run_on.seconds / run_off.seconds, 2),
+            detection_rss_mb=round(run_on.rss_mb - run_off.rss_mb),
         )
-        if base:
-            ph["ratio"] = round(ph["costlake_s"] / ph["baseline_s"], 2)
         phases[phase] = ph
-        got = costlake_totals(warehouse, logs, f"{phase}_costlake_query")
-        versions["costlake"] = got["duckdb"].lstrip("v")
-        if base:
-            want = {"rows": int(base["stage3_rows"]), "total": base["stage3_total_cost"]}
-        elif phase == "backfill" and not have_gen:  # verbatim re-delivery: nothing may change
-            want = {"rows": checks["full"]["costlake_rows"], "total": checks["full"]["costlake_total"]}
-        else:
-            want = None
-        check = {"costlake_rows": got["rows"], "costlake_total": got["total"]}
-        if want:
-            ok = want["rows"] == got["rows"] and Decimal(want["total"]) == Decimal(got["total"])
-            check.update(expected_rows=want["rows"], expected_total=want["total"], match=ok)
-        checks[phase] = check
+        checks[phase] = {}
+        for v, wh in warehouses.items():
+            got = costlake_totals(wh, logs, f"{phase}_costlake_{v}_query", envs[v])
+            versions["costlake"] = got["duckdb"].lstrip("v")
+            if base:
+                want = {"rows": int(base["stage3_rows"]), "total": base["stage3_total_cost"]}
+            elif phase == "backfill" and not have_gen:  # verbatim re-delivery: nothing may change
+                prev = checks["full"][v]
+                want = {"rows": prev["costlake_rows"], "total": prev["costlake_total"]}
+            elif v == "off":  # detection must not change stage 3
+                on = checks[phase]["on"]
+                want = {"rows": on["costlake_rows"], "total": on["costlake_total"]}
+            else:
+                want = None
+            check = {"costlake_rows": got["rows"], "costlake_total": got["total"]}
+            if want:
+                ok = want["rows"] == got["rows"] and Decimal(want["total"]) == Decimal(got["total"])
+                check.update(expected_rows=want["rows"], expected_total=want["total"], match=ok)
+            checks[phase][v] = check
 
     def row(*cells: object) -> None:
         text = [f"{c:.2f}" if isinstance(c, float) else "-" if c is None else str(c) for c in cells]
         widths = (11, 11, 7, 13, 11)
-        print(text[0].ljust(18) + "".join(t.rjust(w) for t, w in zip(text[1:], widths, strict=True)))
+        print(text[0].ljust(24) + "".join(t.rjust(w) for t, w in zip(text[1:], widths, strict=True)))
 
     print()
     row("phase", "baseline s", "costlake s", "ratio", "base RSS MiB", "cl RSS MiB")
     for phase, ph in phases.items():
-        row(
-            phase,
-            ph.get("baseline_s"),
-            ph["costlake_s"],
-            ph.get("ratio"),
-            ph.get("baseline_rss_mb"),
-            ph["costlake_rss_mb"],
-        )
-        for part in ("ingest", "run"):
-            row(f"  costlake {part}", "", ph[f"costlake_{part}_s"], "", "", ph[f"costlake_{part}_rss_mb"])
+        for v in VARIANTS:
+            key = "costlake" if v == "on" else "costlake_off"
+            row(
+                f"{phase}, detection {v}",
+                ph.get("baseline_s"),
+                ph[f"{key}_s"],
+                ph.get("ratio" if v == "on" else "ratio_off"),
+                ph.get("baseline_rss_mb"),
+                ph[f"{key}_rss_mb"],
+            )
+            for part in ("ingest", "run"):
+                row(f"  costlake {part}", "", ph[f"{key}_{part}_s"], "", "", ph[f"{key}_{part}_rss_mb"])
+    full, redo = phases["full"], phases["backfill"]
+    print(
+        f"detection overhead: run with detection / run without = {full['detection_ratio']:.2f} (full), "
+        f"{redo['detection_ratio']:.2f} (re-delivery)"
+    )
+    print(
+        f"detection adds {full['detection_rss_mb']} MiB peak RSS (full), "
+        f"{redo['detection_rss_mb']} MiB (re-delivery)"
+    )
     print(f"duckdb: baseline {versions['baseline'] or 'not run'}, costlake {versions['costlake']}")
     bad = []
-    for phase, c in checks.items():
-        if "match" not in c:
+    for phase, by_variant in checks.items():
+        for v, c in by_variant.items():
+            label = f"{phase}, detection {v}"
+            if "match" not in c:
+                print(
+                    f"{label}: costlake total {c['costlake_total']} over {c['costlake_rows']} rows "
+                    f"(not checked: no baseline)"
+                )
+                continue
+            verdict = "MATCH" if c["match"] else "MISMATCH"
             print(
-                f"{phase}: costlake total {c['costlake_total']} over {c['costlake_rows']} rows "
-                f"(not checked: no baseline)"
+                f"{label}: {verdict} costlake {c['costlake_total']} ({c['costlake_rows']} rows) vs "
+                f"expected {c['expected_total']} ({c['expected_rows']} rows)"
             )
-            continue
-        verdict = "MATCH" if c["match"] else "MISMATCH"
-        print(
-            f"{phase}: {verdict} costlake {c['costlake_total']} ({c['costlake_rows']} rows) vs "
-            f"expected {c['expected_total']} ({c['expected_rows']} rows)"
-        )
-        bad += [] if c["match"] else [phase]
+            bad += [] if c["match"] else [label]
     summary = {
         "events": args.events,
         "input_mib": round(size_mb, 1),
