@@ -15,6 +15,16 @@ anomalies whose top contributor is the injected cause.
 >>> s = score(found, truth)
 >>> (s.true_positives, s.false_positives, s.false_negatives, s.cause_hits, round(s.f1, 3))
 (1, 1, 0, 1, 0.667)
+
+A truth row whose `expected_kind` is "none" (a noisy-mix series) is a series on which no alarm is
+allowed: it is never found nor missed, and every detection on its account and service is a false
+positive that is also counted in `noise_alarms`.
+
+>>> quiet = {"account_id": "B", "service_name": "s", "start_date": "2025-01-01",
+...          "expected_kind": "none", "cause_dimension": "", "cause_value": ""}
+>>> s = score(found, truth + [quiet])
+>>> (s.true_positives, s.false_positives, s.false_negatives, s.noise_alarms)
+(1, 1, 0, 1)
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+NO_ALARM = "none"  # the expected kind of a truth row on which nothing may be reported
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -31,6 +43,7 @@ class Scores:
     false_positives: int
     false_negatives: int
     cause_hits: int
+    noise_alarms: int = 0  # false positives on series that must stay quiet (expected kind "none")
 
     @property
     def precision(self) -> float:
@@ -58,6 +71,7 @@ class Scores:
             self.false_positives + other.false_positives,
             self.false_negatives + other.false_negatives,
             self.cause_hits + other.cause_hits,
+            self.noise_alarms + other.noise_alarms,
         )
 
 
@@ -66,9 +80,11 @@ TOLERANCE_DAYS = 1
 
 def score(detected: Sequence[Mapping[str, Any]], truth: Sequence[Mapping[str, str]]) -> Scores:
     found = {(str(d["account_id"]), str(d["service_name"]), str(d["usage_date"])): d for d in detected}
+    anomalies = [t for t in truth if t.get("expected_kind") != NO_ALARM]
+    quiet = {(t["account_id"], t["service_name"]) for t in truth if t.get("expected_kind") == NO_ALARM}
     matched: set[tuple[str, str, str]] = set()
     hits = causes = 0
-    for t in truth:
+    for t in anomalies:
         start = dt.date.fromisoformat(t["start_date"])
         for lag in range(TOLERANCE_DAYS + 1):
             key = (t["account_id"], t["service_name"], (start + dt.timedelta(days=lag)).isoformat())
@@ -78,4 +94,5 @@ def score(detected: Sequence[Mapping[str, Any]], truth: Sequence[Mapping[str, st
                 top = (found[key]["top_dimension"], found[key]["top_value"])
                 causes += top == (t["cause_dimension"], t["cause_value"])
                 break
-    return Scores(hits, len(found) - hits, len(truth) - hits, causes)
+    noise = sum(1 for key in found if key[:2] in quiet and key not in matched)
+    return Scores(hits, len(found) - hits, len(anomalies) - hits, causes, noise)

@@ -12,6 +12,17 @@ from costlake.errors import InputError
 
 app = typer.Typer()
 
+ANOMALIES_HELP = (
+    "Inject this many known anomalies (spike, step up, new service, drop, region shift, step up whose "
+    "extra spend moves region after a week, in turn) and write them to anomalies_truth.csv."
+)
+NOISY_MIX_HELP = (
+    "Spread the spend of K further account-services (each over $60/day, none with an injected anomaly) "
+    "over 3-4 regions in proportions redrawn every day: the region mix changes daily but never moves "
+    "for good, and the total is untouched. Written to anomalies_truth.csv as kind noisy_mix, expected "
+    "kind none: no alarm should be raised on them."
+)
+
 
 @app.command()
 def generate(
@@ -23,13 +34,8 @@ def generate(
     accounts_per_tenant: Annotated[int, typer.Option(help="Accounts per tenant.")] = 4,
     batches: Annotated[int, typer.Option(help="Number of delivery files.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 7,
-    anomalies: Annotated[
-        int,
-        typer.Option(
-            help="Inject this many known anomalies (spike, step up, new service, drop, region shift, in "
-            "turn) and write them to anomalies_truth.csv."
-        ),
-    ] = 0,
+    anomalies: Annotated[int, typer.Option(help=ANOMALIES_HELP)] = 0,
+    noisy_mix: Annotated[int, typer.Option(metavar="K", help=NOISY_MIX_HELP)] = 0,
     overwrite: Annotated[
         bool, typer.Option(help="Replace billing files an earlier `generate` wrote in OUT_DIR.")
     ] = False,
@@ -55,6 +61,7 @@ def generate(
             batches=batches,
             seed=seed,
             anomalies=anomalies,
+            noisy_mix=noisy_mix,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -62,7 +69,10 @@ def generate(
         out.print(f"wrote {path}")
     out.print(f"wrote {result.tenants_file}")
     if result.truth_file:
-        out.print(f"wrote {result.truth_file} ({result.anomalies} injected anomalies)")
+        out.print(
+            f"wrote {result.truth_file} ({result.anomalies} injected anomalies, "
+            f"{result.noisy_mix} noisy-mix series)"
+        )
     out.print(
         f"{result.rows:,} rows in {len(result.files)} file(s): "
         f"{result.redeliveries:,} re-deliveries, {result.credits:,} credits"
