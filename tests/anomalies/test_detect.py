@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costlake.anomalies.analyse import ServiceSeries, analyse
+from costlake.anomalies.bands import CTX, PLACES
 from costlake.anomalies.detect import Params, detect, detect_baseline
 
 P = Params(window=28, min_history=14)
@@ -148,7 +149,9 @@ def test_region_shift_inside_a_stable_total_is_a_mix_shift() -> None:
     [f] = analyse(_series(total, parts), P)
     assert (f.index, f.kind, f.direction, f.duration) == (35, "mix_shift", "shift", 15)
     assert (f.contributors[0].value, f.contributors[1].value) == ("us-west-2", "us-east-1")
-    assert f.contributors[0].contribution == total[35]
+    # Contributions are over the episode's days (here the 15 days the shift lasted): the mean of
+    # what moved, not the first day's.
+    assert f.contributors[0].contribution == CTX.divide(sum(total[35:]), 15).quantize(PLACES, context=CTX)
 
 
 @st.composite

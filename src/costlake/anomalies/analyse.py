@@ -1,31 +1,27 @@
 """From a service's daily series (total and per region / pricing model / charge category) to its
 anomalies, each with contributors: a pure function, the unit the job runs for every series.
 
-Besides changes of the total, the `baseline` method reports a *mix shift*: on a day the total stays
-inside its band, one value of a dimension leaves its own band upwards while another leaves it
-downwards (spend moved from one region to another, or from reserved to on-demand). Such a day is
-reported once, at its first day, like any other change.
+Besides changes of the total, the `baseline` method reports a *mix shift* (mix.py): spend that moved
+between regions or pricing models while the total stayed inside its band.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
 from costlake.anomalies.contributors import contributors, contributors_json
-from costlake.anomalies.detect import Finding, Params, SeriesResult, detect, median, quiet
-
-SHIFT_DIMENSIONS = ("region", "pricing_model")
+from costlake.anomalies.detect import Finding, Params, detect
+from costlake.anomalies.mix import mix_shifts
 
 
 @dataclass
 class ServiceSeries:
-    """Daily cost of one (account, service) from `start`, zero on days without charges."""
+    """Daily cost of one (account, service) from `start`, zero on days without charges (None before
+    the day it was loaded from, when only the recent days were loaded: see `frame.exact_series`)."""
 
     account_id: str
     service_name: str
@@ -37,81 +33,25 @@ class ServiceSeries:
         return self.start + dt.timedelta(days=index)
 
 
-def _mix_shifts(series: ServiceSeries, total: SeriesResult, params: Params) -> list[Finding]:
-    """Days the total stayed normal while one value of a dimension rose past its band and, over the
-    next `mix_shift_days` days, stayed up by a real share of the total, while the other values of
-    that dimension fell by at least half as much (each against its own baseline)."""
-    busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}
-    lowest_floor = max(params.min_impact, params.min_pct * max(min(series.total), Decimal(0)) / 100)
-    shifts: dict[int, Finding] = {}
-    for dimension in SHIFT_DIMENSIONS:
-        values = {v: xs for (dim, v), xs in sorted(series.parts.items()) if dim == dimension}
-        rises: dict[int, tuple[Finding, list[Decimal]]] = {}
-        for xs in values.values():
-            # A value can only be the one that rose if its median over `span` days reached the
-            # floor, which is never below this bound (the expected total is a median of past
-            # totals): most values of a stable service never get near it, so they are not analysed.
-            if quiet(xs, params) or max(xs) < lowest_floor or not _moves(xs, params.mix_shift_days, params):
-                continue
-            for f in detect(xs, params).findings:
-                if f.direction == "up" and (f.index not in rises or f.impact > rises[f.index][0].impact):
-                    rises[f.index] = (f, xs)
-        span = params.mix_shift_days
-        for t, (rise, riser) in sorted(rises.items()):
-            band = total.band(t)
-            short = rise.duration < span or t + span > len(series.total)
-            if t in busy or t in shifts or band is None or short:
-                continue
-            # A shift is a lasting move of a real share of the service's spend: judged on medians, of
-            # its first `span` days against the window before it, so reshuffles of a few line items
-            # between regions (everyday noise on small services) do not count.
-            floor = max(params.min_impact, params.min_pct * abs(band.expected) / 100)
-            before = slice(max(0, t - params.window), t)
-
-            after = slice(t, t + span)
-
-            def moved(xs: list[Decimal], after: slice = after, before: slice = before) -> Decimal:
-                return median(xs[after]) - median(xs[before])
-
-            gain = moved(riser)
-            loss = sum((min(moved(xs), Decimal(0)) for xs in values.values() if xs is not riser), Decimal(0))
-            if gain < floor or -loss < gain / 2:
-                continue
-            score = abs(rise.score or Decimal(0))
-            shifts[t] = Finding(
-                t, "mix_shift", "shift", series.total[t], band, score, rise.duration, rise.ongoing
-            )
-    return [shifts[t] for t in sorted(shifts)]
-
-
-def _moves(values: list[Decimal], span: int, params: Params) -> bool:
-    """Whether the median of some `span` days exceeds the median of the window before them by the
-    dollar floor, in floats with a margin: a necessary condition for a mix-shift riser, cheap to test
-    for every value at once, so the values of a stable service skip the full analysis."""
-    v = np.array([float(x) for x in values])
-    if v.size <= span:
-        return False
-    after = np.median(np.lib.stride_tricks.sliding_window_view(v, span), axis=1)  # days t .. t+span-1
-    for t in range(1, v.size - span + 1):
-        if (
-            after[t] - np.median(v[max(0, t - params.window) : t])
-            >= float(params.min_impact) * (1 - 1e-6) - 1e-6
-        ):
-            return True
-    return False
-
-
-def analyse(series: ServiceSeries, params: Params) -> list[Finding]:
-    """The anomalies of one series, first day order, contributors attached."""
-    if quiet(series.total, params) and all(quiet(v, params) for v in series.parts.values()):
-        return []
-    total = detect(series.total, params)
+def analyse(
+    series: ServiceSeries,
+    params: Params,
+    *,
+    begin: int = 0,
+    regime: int = 0,
+    mix_days: Collection[int] | None = None,
+) -> list[Finding]:
+    """The anomalies of one series from day `begin` on (no change open that day, the level of day
+    `regime`), first day order, contributors attached; `mix_days`: the only days that may start a
+    mix shift (from the float screen; None: every day)."""
+    total = detect(series.total, params, begin=begin, regime=regime)
     findings = list(total.findings)
     if params.method == "baseline":
-        findings += _mix_shifts(series, total, params)
+        busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}
+        findings += mix_shifts(series.total, series.parts, total, busy, params, begin, mix_days)
         findings.sort(key=lambda f: f.index)
     for f in findings:
-        f.contributors = contributors(f, series.parts)
+        f.contributors = contributors(f, series.parts, series.total)
     return findings
 
 

@@ -12,6 +12,7 @@ score is the same on every run and every machine; detect.py describes the method
 from __future__ import annotations
 
 import decimal
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,6 +28,11 @@ CTX = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
 
 KINDS = ("spike", "dip", "step_up", "step_down", "new_service", "dropped_to_zero", "mix_shift")
 WEEKDAY_MIN = 2  # same-weekday days the weekday baseline needs (with two, the trailing median breaks ties)
+GUARD_MIN = 5  # billed days (and week-over-week pairs of them) the noise guard needs before it applies
+LN_CTX = decimal.Context(prec=30, rounding=decimal.ROUND_HALF_EVEN)
+SQRT2 = Decimal(2).sqrt(LN_CTX)
+NOISY_SPREAD = Decimal("0.5")  # log spread from which a series' noise guards its days (see `ordinary`)
+Z90 = Decimal("1.6449")  # |N(0, 1)| is below it 90% of the time
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,72 @@ def opening_kind(values: Sequence[Decimal], t: int, band: Band, direction: str) 
     if direction == "down" and values[t] == 0:
         return "dropped_to_zero"
     return "spike" if direction == "up" else "dip"
+
+
+def ordinary(values: Sequence[Decimal], t: int, band: Band, z: Decimal) -> bool:
+    """The noise guard: whether day t, although outside its band, is an ordinary day of a series
+    whose noise is multiplicative and large (a service billed in a few heavy-tailed line items a
+    day). On the log scale of its billed days, the changes over the history from one day to the next,
+    and from a week before (which a weekly pattern does not move), give the size of a routine move:
+    the smaller `log_spread` of the two. When that exceeds `NOISY_SPREAD` (days routinely x1.65 apart,
+    far beyond what the band's floors absorb), a day within `z` of it from the expected cost, or
+    from the median billed day (a median of four same weekdays says little on such a series), is
+    ordinary. A steady service is never guarded: its band and floors decide alone."""
+    value = values[t]
+    if value <= 0:
+        return False
+    logs = _billed_logs(values, t, band)
+    spread = noise_spread(values, t, band, logs)
+    if spread is None or spread < NOISY_SPREAD:
+        return False
+    here = ln(value)
+    distances = [abs(here - median(logs.values()))]
+    if band.expected > 0:
+        distances.append(abs(here - ln(band.expected)))
+    return min(distances) <= z * spread
+
+
+def noisy(values: Sequence[Decimal], t: int, band: Band) -> bool:
+    """Whether the series is too noisy around day t for its mix to be judged (see `ordinary`)."""
+    spread = noise_spread(values, t, band)
+    return spread is not None and spread >= NOISY_SPREAD
+
+
+def noise_spread(
+    values: Sequence[Decimal], t: int, band: Band, logs: dict[int, Decimal] | None = None
+) -> Decimal | None:
+    """The series' log spread over the band's history: the smaller `log_spread` of the changes from
+    one billed day to the next and from a week before; None with fewer than `GUARD_MIN` billed days."""
+    logs = _billed_logs(values, t, band) if logs is None else logs
+    if len(logs) < GUARD_MIN:
+        return None
+    spreads = [log_spread([abs(logs[i] - logs[i - lag]) for i in logs if i - lag in logs]) for lag in (1, 7)]
+    return min((x for x in spreads if x is not None), default=None)
+
+
+def _billed_logs(values: Sequence[Decimal], t: int, band: Band) -> dict[int, Decimal]:
+    return {i: ln(values[i]) for i in range(t - band.history, t) if values[i] > 0}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def ln(value: Decimal) -> Decimal:
+    """Natural logarithm at 30 digits, correctly rounded (so the same everywhere); cached, as the
+    guard takes the logs of the same history days for every day it judges."""
+    return value.ln(LN_CTX)
+
+
+def log_spread(changes: Sequence[Decimal]) -> Decimal | None:
+    """A robust standard deviation of one day's log cost from |changes| between pairs of billed
+    days: the larger of 1.4826 x their median and their 90th percentile (nearest rank) / 1.6449 --
+    the same for Gaussian noise, the latter larger for the heavy tails of a few lognormal
+    line items a day -- over sqrt 2 (a change is the difference of two days). None below
+    `GUARD_MIN` changes."""
+    if len(changes) < GUARD_MIN:
+        return None
+    ordered = sorted(changes)
+    high = ordered[-(-len(ordered) * 9 // 10) - 1]  # nearest rank: the ceil(0.9 k)-th
+    wide = max(MAD_TO_SIGMA * median(ordered), LN_CTX.divide(high, Z90))
+    return LN_CTX.divide(wide, SQRT2)
 
 
 def robust_z(value: Decimal, band: Band) -> Decimal:

@@ -21,16 +21,27 @@ from costlake.anomalies.bands import (
     baseline_band,
     direction_of,
     opening_kind,
+    ordinary,
     robust_z,
 )
 from costlake.anomalies.screen import screen_bands
 
 
-def detect_baseline(values: Sequence[Decimal], params: Params, *, screen: bool = True) -> SeriesResult:
-    """`screen=False` judges every day exactly (the reference the float screen is tested against)."""
-    walk = _Walk(values, params, screen)
-    for t, value in enumerate(values):
-        walk.step(t, value)
+def detect_baseline(
+    values: Sequence[Decimal],
+    params: Params,
+    *,
+    screen: bool = True,
+    begin: int = 0,
+    regime: int = 0,
+) -> SeriesResult:
+    """`screen=False` judges every day exactly (the reference the float screen is tested against).
+    `begin` resumes an analysis at a day on which no change was open, with the level that started
+    on day `regime` (detection's incremental path); days before it need only be loaded as far back
+    as the baseline window reaches (see `frame.exact_series`)."""
+    walk = _Walk(values, params, screen, begin, regime)
+    for t in range(begin, len(values)):
+        walk.step(t, values[t])
     if walk.open is not None and walk.grace:
         walk.open.ongoing = False  # the last day was already back to normal
     return SeriesResult(walk.findings, walk.band_at, len(values))
@@ -39,32 +50,40 @@ def detect_baseline(values: Sequence[Decimal], params: Params, *, screen: bool =
 class _Walk:
     """The state of one pass between days: the current regime, and the change still going on."""
 
-    def __init__(self, values: Sequence[Decimal], params: Params, screen: bool) -> None:
+    def __init__(
+        self, values: Sequence[Decimal], params: Params, screen: bool, begin: int, regime: int
+    ) -> None:
         self.values, self.params, self.screen = values, params, screen
-        self.floats = np.array([float(v) for v in values], dtype=np.float64)
-        self.starts: list[int] = []  # the regime start each day was judged with
+        # Days before the loaded window (None, see frame.exact_series) are NaN: outside any history.
+        self.floats = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        self.begin = begin
+        self.starts: dict[int, int] = {}  # the regime start each day was judged with
         self.findings: list[Finding] = []
-        self.regime = 0  # first day of the current level; the history never reaches back before it
+        self.regime = regime  # first day of the current level; the history never reaches back before it
         self.screened = screen_bands(self.floats, self.regime, params)
         self.open: Finding | None = None  # the change still going on, judged against the level before it
         self.before: dict[int, Band | None] = {}  # that level's band per weekday phase of the change
         self.grace = 0  # days the change has been back to normal (it ends at the second)
 
     def band_at(self, t: int) -> Band | None:
+        if t not in self.starts:
+            raise ValueError(f"day {t} was not analysed (the analysis began on day {self.begin})")
         return baseline_band(self.values, t, self.starts[t], self.params)
 
     def leaves_band(self, t: int) -> tuple[Band | None, str | None]:
         """The exact band and direction of day t, when the float screen says it may be outside."""
-        expected, margin = self.screened[0][t], self.screened[1][t]
-        if not self.screen:
-            pass
-        elif np.isnan(expected) or abs(self.floats[t] - expected) <= margin * (1 - 1e-9) - 1e-6:
-            return None, None  # no history, or plainly inside: no need for exact arithmetic
+        if self.screen and not self.screened[t]:
+            return None, None  # no history, plainly inside, or ordinary: no need for exact arithmetic
         band = self.band_at(t)
-        return band, None if band is None else direction_of(self.values[t], band)
+        if band is None:
+            return None, None
+        direction = direction_of(self.values[t], band)
+        if direction is not None and ordinary(self.values, t, band, self.params.z):
+            return band, None  # outside the band, but an ordinary day of this series' noise
+        return band, direction
 
     def step(self, t: int, value: Decimal) -> None:
-        self.starts.append(self.regime)
+        self.starts[t] = self.regime
         if self.open is not None and self._continues(self.open, t, value):
             return
         band, direction = self.leaves_band(t)
@@ -124,6 +143,7 @@ def _beyond_halfway(value: Decimal, change: Finding, old: Band | None) -> bool:
 
 
 def _usual_zero(values: Sequence[Decimal], t: int, band: Band) -> bool:
-    """A day without charges in a series that had such days in its history is its usual
-    intermittency (a service billed now and then), not a drop."""
-    return values[t] == 0 and any(values[i] == 0 for i in range(t - band.history, t))
+    """A day without net charges (nothing billed, or credits as large as the charges) in a series
+    that had such days in its history is its usual intermittency (a service billed now and then),
+    not a drop."""
+    return values[t] <= 0 and any(values[i] <= 0 for i in range(t - band.history, t))

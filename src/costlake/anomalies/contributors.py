@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from costlake.anomalies.bands import CTX, PLACES
 from costlake.anomalies.detect import Finding, median
 
 DIMENSIONS = ("region", "pricing_model", "charge_category")
@@ -58,14 +59,23 @@ def _weight(c: Contributor) -> Decimal:
 
 
 def contributors(
-    finding: Finding, parts: Mapping[tuple[str, str], Sequence[Decimal]], top: int = TOP
+    finding: Finding,
+    parts: Mapping[tuple[str, str], Sequence[Decimal]],
+    totals: Sequence[Decimal] | None = None,
+    top: int = TOP,
 ) -> list[Contributor]:
-    """The `top` dimension values that moved most in the finding's direction (both ways for a shift)."""
+    """The `top` dimension values that moved most in the finding's direction (both ways for a shift),
+    over the finding's whole episode: a value's actual cost is its mean over the episode's days (the
+    first day alone for a one-day change), so the cause of a lasting step is what carried it, not
+    what happened to move on its first day. Each contribution is that of one value of one dimension;
+    contributions of different dimensions overlap (the same dollars) and are never added."""
     t, basis = finding.index, finding.band.basis
+    days = range(t, t + max(finding.duration, 1))
     found = []
     for (dimension, value), series in parts.items():
         expected = median(series[i] for i in basis)
-        c = Contributor(dimension, value, series[t], expected, series[t] - expected)
+        actual = _episode_mean(series, days)
+        c = Contributor(dimension, value, actual, expected, actual - expected)
         if c.contribution == 0:
             continue
         if finding.direction == "up" and c.contribution < 0:
@@ -73,11 +83,12 @@ def contributors(
         if finding.direction == "down" and c.contribution > 0:
             continue
         found.append(c)
+    level = finding.actual if totals is None else _episode_mean(totals, days)
 
     def whole(c: Contributor) -> bool:
         """The value is (nearly) the whole service, before and on the day -- `usage` for most
         services, `on_demand` for one without commitments -- so naming it explains nothing."""
-        return _covers(c.expected, finding.band.expected) and _covers(c.actual, finding.actual)
+        return _covers(c.expected, finding.band.expected) and _covers(c.actual, level)
 
     # For a shift the destination comes first; ties (a new service is new in every dimension) go to
     # region, then pricing model, then charge category.
@@ -97,6 +108,13 @@ def contributors(
         losses = [c for c in found if c.contribution < 0]
         return gains[: top - min(2, len(losses))] + losses[:2]
     return found[:top]
+
+
+def _episode_mean(series: Sequence[Decimal], days: range) -> Decimal:
+    """Mean of the episode's days that the series has (all of them but past its last day)."""
+    values = [series[i] for i in days if i < len(series)]
+    total = sum(values, Decimal(0))
+    return total if len(values) == 1 else CTX.divide(total, len(values)).quantize(PLACES, context=CTX)
 
 
 def _covers(part: Decimal, total: Decimal) -> bool:

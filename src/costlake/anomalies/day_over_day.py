@@ -22,9 +22,9 @@ from costlake.anomalies.bands import (
 )
 
 
-def detect_day_over_day(values: Sequence[Decimal], params: Params) -> SeriesResult:
+def detect_day_over_day(values: Sequence[Decimal], params: Params, *, begin: int = 0) -> SeriesResult:
     findings = []
-    for t in range(1, len(values)):
+    for t in range(max(begin, 1), len(values)):
         prev, value = values[t - 1], values[t]
         band = _previous_day_band(values, t, params)
         assert band is not None

@@ -51,10 +51,11 @@ __all__ = [
 ]
 
 
-def detect(values: Sequence[Decimal], params: Params) -> SeriesResult:
-    """Bands and findings of one daily series with the configured method."""
+def detect(values: Sequence[Decimal], params: Params, *, begin: int = 0, regime: int = 0) -> SeriesResult:
+    """Bands and findings of one daily series with the configured method, from day `begin` on (see
+    `detect_baseline`; the day-over-day rule has no state to resume)."""
     if params.method == "day_over_day":
-        return detect_day_over_day(values, params)
+        return detect_day_over_day(values, params, begin=begin)
     if params.method != "baseline":
         raise ValueError(f"unknown anomaly method {params.method!r}")
-    return detect_baseline(values, params)
+    return detect_baseline(values, params, begin=begin, regime=regime)

@@ -3,12 +3,16 @@
 Detection reads the published data as of the latest finished run: totals from stage 2
 (`account_service_day_cost`), the region / pricing model / charge category split from stage 1,
 and each account's span of complete days from stage 3 (a day still inside the completeness lag is
-not judged: a half-delivered day would look like a drop). Every series is analysed from its start,
-because a level shift reported on one day decides what later days are compared with; the commit
-then replaces exactly the `usage_date` partitions of `cost_anomalies` whose rows differ, in one
+not judged: a half-delivered day would look like a drop).
+
+It costs in proportion to what changed. The stored anomalies record the run they reflect; the next
+detection re-analyses only the series whose days changed since that run (changes.py), each from
+where its analysis can resume. Series are loaded in batches as float matrices (frame.py) and
+screened all at once (screen.py for totals, mix.py for mix shifts); only the series the screen cannot
+clear are read again in exact decimals and analysed one by one. `full=True` (`costlake anomalies
+--full`) analyses every series from its start, as does a change of the thresholds. The commit
+replaces exactly the `usage_date` partitions of `cost_anomalies` whose rows differ, in one
 transaction, so an anomaly that a correction removed disappears and unchanged days are untouched.
-The commit records the run it was computed from; `costlake run` recomputes when that run is not
-the latest (also after a crash between the run and this step).
 """
 
 from __future__ import annotations
@@ -17,21 +21,34 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
+import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from costlake.anomalies.analyse import ServiceSeries, analyse_all
-from costlake.anomalies.contributors import DIMENSIONS
-from costlake.anomalies.detect import Params
-from costlake.duck import to_arrow
-from costlake.lake.manifest import latest_manifest
+from costlake.anomalies.analyse import ServiceSeries, analyse, anomaly_row
+from costlake.anomalies.bands import Params
+from costlake.anomalies.changes import Key, Resume, resume_points, touched
+from costlake.anomalies.frame import (
+    NONE_VALUE,
+    Frame,
+    batches,
+    exact_series,
+    load_frame,
+    load_parts,
+    series_keys,
+)
+from costlake.anomalies.mix import calm_days
+from costlake.anomalies.mix import screen as mix_screen
+from costlake.anomalies.screen import candidates
+from costlake.lake.manifest import Manifest, latest_manifest, manifests
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
-from costlake.tables import COST_ANOMALIES
+from costlake.tables import ACCOUNT_SERVICE_DAY, COST_ANOMALIES, DAILY_ACCOUNT, NORMALIZED
 
-NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
+__all__ = ["NONE_VALUE", "AnomalyReport", "load_series", "update_anomalies"]
 
 log = logging.getLogger(__name__)
 
@@ -39,63 +56,171 @@ log = logging.getLogger(__name__)
 @dataclass
 class AnomalyReport:
     source_run: str  # "" before any run has finished
-    series: int
+    series: int  # series re-analysed (every series on a full analysis)
     anomalies: int
     changed_days: list[dt.date]
     added: int
     removed: int
     snapshot_id: int | None
     skipped: bool = False
+    full: bool = True  # every series analysed from its start (else only the changed ones)
+    exact: int = 0  # series the float screen could not clear, analysed in exact decimals
 
 
-_SPANS = """
-    SELECT account_id, min(usage_date) AS first_day, max(usage_date) FILTER (WHERE data_complete) AS last_day
-    FROM daily_account_cost GROUP BY account_id"""
-_TOTALS = "SELECT account_id, service_name, usage_date, total_cost_usd FROM account_service_day_cost"
-_PART = """
-    SELECT account_id, service_name, usage_date, '{dim}' AS dimension,
-           COALESCE(CAST({dim} AS VARCHAR), '{none}') AS value, sum(billed_cost) AS cost
-    FROM normalized_billing_events GROUP BY ALL"""
+def update_anomalies(
+    wh: Warehouse, params: Params | None = None, *, force: bool = True, full: bool = False
+) -> AnomalyReport:
+    """Detect what changed since the run the stored anomalies reflect and commit the changed days
+    (`full`: analyse every series again). With `force=False`, do nothing when the anomalies already
+    reflect the latest finished run. Takes the warehouse's write lock."""
+    wh.ensure_tables()
+    with wh.writer("anomalies"):
+        wh.refresh()
+        return _update(wh, params or Params.from_settings(wh.settings), force, full)
 
 
-def load_series(wh: Warehouse) -> list[ServiceSeries]:
-    """Every (account, service) series over its account's span of complete days."""
+def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyReport:
+    manifest = latest_manifest(wh)
+    source = manifest.run_id if manifest else ""
+    last = wh.last_properties(COST_ANOMALIES)
+    same_params = last.get("params") == repr(params)
+    if not force and last.get("source_run") == source and same_params:
+        return AnomalyReport(source, 0, 0, [], 0, 0, None, skipped=True, full=False)
+    old_rows = wh.read_rows(COST_ANOMALIES)
+    previous = _manifest(wh, last.get("source_run", ""))
+    resume: dict[Key, Resume] | None = None
+    if manifest is not None and previous is not None and same_params and not full:
+        with phase(log, "find changes") as done:
+            resume = resume_points(touched(wh, previous, manifest), old_rows, params)
+            done["series"] = len(resume)
+    fresh, series, exact = _detect(wh, manifest, resume, params) if manifest else ([], 0, 0)
+    new_rows = _merge(old_rows, fresh, resume)
+    return _commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
+
+
+def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
+    return next((m for m in manifests(wh) if m.run_id == run_id), None) if run_id else None
+
+
+def _detect(
+    wh: Warehouse, manifest: Manifest, resume: dict[Key, Resume] | None, params: Params
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Rows of the series in `resume` (None: every series), from each one's resume day on."""
     from costlake.catalog.views import open_lake
 
-    con = open_lake(wh)
+    con = open_lake(wh, tables=[ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name])
+    rows: list[dict[str, Any]] = []
+    series = exact = 0
     try:
-        spans = {
-            r["account_id"]: (r["first_day"], r["last_day"])
-            for r in to_arrow(con, _SPANS).to_pylist()
-            if r["last_day"] is not None
-        }
-        totals = to_arrow(con, _TOTALS).to_pylist()
-        parts_sql = " UNION ALL ".join(_PART.format(dim=d, none=NONE_VALUE) for d in DIMENSIONS)
-        parts = to_arrow(con, parts_sql).to_pylist()
+        keys = series_keys(con, None if resume is None else _scope(resume, params))
+        with phase(log, "detect", method=params.method) as done:
+            for batch in batches(keys):
+                frame = load_frame(con, batch)
+                starts = _starts(frame, batch, resume)
+                suspects, mix_days = _screen(con, frame, batch, starts, params)
+                series += len(frame.keys)
+                exact += int(suspects.sum())
+                rows += _analyse(con, batch.filter(pa.array(suspects)), frame, starts, mix_days, params)
+            done.update(series=series, exact=exact, anomalies=len(rows))
     finally:
         con.close()
-    series: dict[tuple[str, str], ServiceSeries] = {}
-    for r in totals:
-        span = spans.get(r["account_id"])
-        if span is None:
-            continue
-        key = (r["account_id"], r["service_name"])
-        if key not in series:
-            length = (span[1] - span[0]).days + 1
-            series[key] = ServiceSeries(key[0], key[1], span[0], [Decimal(0)] * length)
-        _put(series[key], series[key].total, r["usage_date"], r["total_cost_usd"])
-    for r in parts:
-        s = series.get((r["account_id"], r["service_name"]))
-        if s is not None:
-            values = s.parts.setdefault((r["dimension"], r["value"]), [Decimal(0)] * len(s.total))
-            _put(s, values, r["usage_date"], r["cost"])
-    return [series[k] for k in sorted(series)]
+    return rows, series, exact
 
 
-def _put(series: ServiceSeries, values: list[Decimal], day: dt.date, cost: Decimal) -> None:
-    index = (day - series.start).days
-    if 0 <= index < len(values):
-        values[index] += cost
+def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
+    """(account_id, service_name, from_day): each series loaded from a window before it resumes."""
+    back = dt.timedelta(days=params.window + 1)
+    keys = sorted(resume)
+    return pa.table(
+        {
+            "account_id": pa.array([k[0] for k in keys], pa.string()),
+            "service_name": pa.array([k[1] for k in keys], pa.string()),
+            "from_day": pa.array([_minus(resume[k].begin, back) for k in keys], pa.date32()),
+        }
+    )
+
+
+def _minus(day: dt.date, delta: dt.timedelta) -> dt.date:
+    return dt.date.min if day - dt.date.min < delta else day - delta
+
+
+@dataclass
+class _Starts:
+    begin: np.ndarray  # (S,) column the analysis resumes at
+    regime: np.ndarray  # (S,) column of the level in force then
+
+
+def _starts(frame: Frame, keys: pa.Table, resume: dict[Key, Resume] | None) -> _Starts:
+    begin, regime = frame.first.copy(), frame.first.copy()
+    if resume is not None:
+        for s, key in enumerate(frame.keys):
+            point = resume[key]
+            begin[s] = (
+                max(frame.first[s], (point.begin - frame.origin).days)
+                if point.begin > dt.date.min
+                else frame.first[s]
+            )
+            if point.regime is not None:
+                regime[s] = (point.regime - frame.origin).days
+    return _Starts(begin, regime)
+
+
+def _screen(
+    con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, starts: _Starts, params: Params
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(S,) the series the float screens cannot clear, and (S, n) the days that may start a mix
+    shift (None for a method without mix shifts). Parts are loaded only for series with calm days."""
+    if params.method != "baseline":
+        return np.ones(len(frame.keys), dtype=bool), None
+    totals, expected, history = candidates(frame.totals, starts.regime, starts.regime == frame.first, params)
+    before = np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]
+    totals[before] = False
+    shifted = np.asarray(totals.any(axis=1))
+    calm = calm_days(expected, history, shifted)
+    calm[before] = False
+    load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
+    mix = mix_screen(frame, calm, params, starts.begin)
+    return shifted | mix.any(axis=1), mix
+
+
+def _analyse(
+    con: duckdb.DuckDBPyConnection,
+    keys: pa.Table,
+    frame: Frame,
+    starts: _Starts,
+    mix_days: np.ndarray | None,
+    params: Params,
+) -> list[dict[str, Any]]:
+    """Rows of the series `keys`, analysed one by one in exact decimals."""
+    rows = []
+    where = {key: s for s, key in enumerate(frame.keys)}
+    for key, (total, parts) in exact_series(con, keys).items():
+        s = where[key]
+        first = int(frame.first[s])
+        series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total, parts)
+        maybe = None if mix_days is None else set((np.flatnonzero(mix_days[s]) - first).tolist())
+        found = analyse(
+            series,
+            params,
+            begin=int(starts.begin[s]) - first,
+            regime=int(starts.regime[s]) - first,
+            mix_days=maybe,
+        )
+        rows += [anomaly_row(series, f, params.method) for f in found]
+    return rows
+
+
+def _merge(old: pa.Table, fresh: list[dict[str, Any]], resume: dict[Key, Resume] | None) -> pa.Table:
+    """The stored rows the analysis did not redo, plus its rows, sorted."""
+    kept: list[dict[str, Any]] = []
+    if resume is not None:
+        for row in old.to_pylist():
+            point = resume.get((row["account_id"], row["service_name"]))
+            if point is None or row["usage_date"] < point.begin:
+                kept.append(row)
+    rows = kept + fresh
+    rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"], r["kind"]))
+    return pa.Table.from_pylist(rows, schema=COST_ANOMALIES.arrow_schema())
 
 
 def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
@@ -105,36 +230,42 @@ def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
     return {day: sorted(found) for day, found in out.items()}
 
 
-def update_anomalies(wh: Warehouse, params: Params | None = None, *, force: bool = True) -> AnomalyReport:
-    """Detect over the whole lake and commit the changed days; with `force=False`, do nothing when
-    the anomalies already reflect the latest finished run. Takes the warehouse's write lock."""
-    wh.ensure_tables()
-    with wh.writer("anomalies"):
-        wh.refresh()
-        return _update(wh, params, force)
-
-
-def _update(wh: Warehouse, params: Params | None, force: bool) -> AnomalyReport:
-    params = params or Params.from_settings(wh.settings)
-    manifest = latest_manifest(wh)
-    source = manifest.run_id if manifest else ""
-    last = wh.last_properties(COST_ANOMALIES)
-    if not force and last.get("source_run") == source and last.get("params") == repr(params):
-        return AnomalyReport(source, 0, 0, [], 0, 0, None, skipped=True)
-    with phase(log, "load series") as done:
-        all_series = load_series(wh) if manifest else []
-        done["series"] = len(all_series)
-    with phase(log, "detect", method=params.method) as done:
-        new_rows = pa.Table.from_pylist(analyse_all(all_series, params), schema=COST_ANOMALIES.arrow_schema())
-        done["anomalies"] = new_rows.num_rows
-    new = _by_day(new_rows.to_pylist())
-    old = _by_day(wh.read_rows(COST_ANOMALIES).to_pylist())
+def _commit(
+    wh: Warehouse,
+    old_rows: pa.Table,
+    new_rows: pa.Table,
+    source: str,
+    params: Params,
+    last: dict[str, str],
+    series: int,
+    exact: int,
+    full: bool,
+) -> AnomalyReport:
+    new, old = _by_day(new_rows.to_pylist()), _by_day(old_rows.to_pylist())
     changed = sorted(d for d in new.keys() | old.keys() if new.get(d) != old.get(d))
     added = sum(len(set(new.get(d, [])) - set(old.get(d, []))) for d in changed)
     removed = sum(len(set(old.get(d, [])) - set(new.get(d, []))) for d in changed)
     snapshot_id = None
     if changed or last.get("source_run") != source or last.get("params") != repr(params):
-        keep = pa.array([d in set(changed) for d in new_rows.column("usage_date").to_pylist()], pa.bool_())
+        days = pa.array(changed, pa.date32())
+        keep = pc.is_in(new_rows.column("usage_date"), value_set=days)
         props = {"source_run": source, "params": repr(params), "changed_days": str(len(changed))}
         snapshot_id = wh.replace_partition_rows(COST_ANOMALIES, changed, new_rows.filter(keep), props)
-    return AnomalyReport(source, len(all_series), new_rows.num_rows, changed, added, removed, snapshot_id)
+    report = AnomalyReport(source, series, new_rows.num_rows, changed, added, removed, snapshot_id)
+    report.full, report.exact = full, exact
+    return report
+
+
+def load_series(wh: Warehouse) -> list[ServiceSeries]:
+    """Every (account, service) series over its account's span of complete days, in exact decimals
+    (the evaluation's and the tests' reference input)."""
+    from costlake.catalog.views import open_lake
+
+    con = open_lake(wh, tables=[ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name])
+    try:
+        keys = series_keys(con, None)
+        first = {(r["account_id"], r["service_name"]): r["first_day"] for r in keys.to_pylist()}
+        found = exact_series(con, keys)
+        return [ServiceSeries(a, s, first[(a, s)], *found[(a, s)]) for a, s in sorted(found)]
+    finally:
+        con.close()

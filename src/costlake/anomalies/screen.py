@@ -13,64 +13,138 @@ import warnings
 
 import numpy as np
 
-from costlake.anomalies.bands import MAD_SIGMA, WEEKDAY_MIN, Params, min_history
+from costlake.anomalies.bands import GUARD_MIN, MAD_SIGMA, NOISY_SPREAD, WEEKDAY_MIN, Z90, Params, min_history
 
 
-def screen_bands(values: np.ndarray, start: int, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    """`baseline_band` for every day at once, in floats, for a regime starting at `start`:
-    (expected, margin), NaN where there is too little history. Only a screen: days plainly inside
-    their band skip the exact computation; a day that may be outside is judged exactly."""
-    n, window = values.size, params.window
+def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
+    """Whether each day of one series may leave its band (`baseline_band`, then not `ordinary`), in
+    floats, for a regime starting at `start`; False where there is too little history. Only a
+    screen: the other days skip the exact computation, these are judged exactly."""
+    need = np.array([min_history(start, params)])
+    expected, margin, history = _bands(values[None, :], np.array([start]), need, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        outside = ~(np.abs(values[None, :] - expected) <= margin * (1 - 1e-9) - 1e-6) & ~np.isnan(margin)
+    outside[outside] = ~_ordinary(values[None, :][outside], expected[outside], history[outside], params)
+    return outside[0]
+
+
+def candidates(
+    values: np.ndarray, starts: np.ndarray, fresh: np.ndarray, params: Params
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For many series at once (rows of `values`, NaN outside each series' days), each analysed with
+    the level that starts at `starts` (its first day where `fresh`, else a level shift): the days
+    that may open a finding, i.e. may leave their band and are neither an ordinary day for the
+    series' noise (`bands.ordinary`) nor its usual intermittency (a day without charges after such
+    days); the expected cost of every day; and its history (see `_bands`). A series without any
+    such day has no finding of its total, exactly; the others are analysed one by one in exact
+    arithmetic."""
+    need = np.where(fresh, params.min_history, params.shift_days)
+    expected, margin, history = _bands(values, starts, need, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        outside = np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6
+    outside &= ~np.isnan(margin)
+    outside &= ~((values <= 0) & (history <= 0).any(axis=2))  # usual intermittency
+    outside[outside] = ~_ordinary(values[outside], expected[outside], history[outside], params)
+    return outside, expected, history
+
+
+def _ordinary(value: np.ndarray, expected: np.ndarray, history: np.ndarray, params: Params) -> np.ndarray:
+    """`bands.ordinary` for many days at once (rows of `history`), with a margin towards 'not'."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        logs = np.log(np.where(history > 0, history, np.nan))
+        spread = _noise_spread(logs)
+        log_value = np.log(np.where(value > 0, value, np.nan))
+        distance = np.fmin(
+            np.abs(log_value - row_median(logs)),
+            np.abs(log_value - np.log(np.where(expected > 0, expected, np.nan))),
+        )
+        guarded = (value > 0) & (spread >= float(NOISY_SPREAD) * (1 + 1e-9))
+        return guarded & (distance <= float(params.z) * spread * (1 - 1e-9) - 1e-9)
+
+
+def noisy(history: np.ndarray) -> np.ndarray:
+    """`bands.noisy` of many days at once (rows of `history`), with a margin towards 'not'."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = _noise_spread(np.log(np.where(history > 0, history, np.nan)))
+    return spread >= float(NOISY_SPREAD) * (1 + 1e-9)
+
+
+def _noise_spread(logs: np.ndarray) -> np.ndarray:
+    """`bands.noise_spread` of each row of billed-day logs (NaN elsewhere); inf where undefined."""
+    billed = (~np.isnan(logs)).sum(axis=-1)
+    spread = np.full(logs.shape[:-1], np.inf)
+    for lag in (1, 7):  # column c: day t - c - 1 against `lag` days before
+        changes = np.abs(logs[..., :-lag] - logs[..., lag:])
+        counted = (~np.isnan(changes)).sum(axis=-1)
+        spread = np.fmin(spread, np.where(counted >= GUARD_MIN, _log_spread(changes, counted), np.inf))
+    return np.where((billed >= GUARD_MIN) & np.isfinite(spread), spread, -np.inf)
+
+
+def _log_spread(changes: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """`bands.log_spread` of each row (NaN-padded)."""
+    ordered = np.sort(changes, axis=-1)  # NaN last
+    rank = np.clip(-(-counted * 9 // 10) - 1, 0, None)  # nearest rank, as in bands.log_spread
+    high = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
+    spread: np.ndarray = np.maximum(MAD_SIGMA * row_median(changes), high / float(Z90)) / np.sqrt(2)
+    return spread
+
+
+def _bands(
+    values: np.ndarray, starts: np.ndarray, need: np.ndarray, params: Params
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(expected, margin, history) of every day of every row; history[s, t, c] is day t - c - 1 of
+    row s, NaN before the row's start (or outside its series). The spread, the costly part, is
+    computed only for the days outside the band's floors: the others are inside whatever it is, and
+    their margin is left at the floors."""
+    n, window = values.shape[1], params.window
     t = np.arange(n)[:, None]
     lag = np.arange(1, window + 1)[None, :]  # column c holds day t - (c + 1)
-    index = t - lag
-    valid = index >= max(start, 0)
-    history = np.where(valid, values[np.clip(index, 0, None)], np.nan)
-    enough = valid.sum(axis=1) >= min_history(start, params)
+    index = t - lag  # (n, window)
+    valid = (index[None, :, :] >= np.maximum(starts, 0)[:, None, None]) & (index >= 0)[None, :, :]
+    history = np.where(valid, values[:, np.clip(index, 0, None)], np.nan)
+    valid &= ~np.isnan(history)
+    enough = valid.sum(axis=2) >= need[:, None]
     keys = lag[0] % 7
-    weekly = (valid[:, keys == 0].sum(axis=1) >= WEEKDAY_MIN) & (params.baseline == "weekday")
+    weekly = (valid[:, :, keys == 0].sum(axis=2) >= WEEKDAY_MIN) & (params.baseline == "weekday")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no history yet
+        trail_expected = row_median(history)
+        same_day = history[..., keys == 0]
+        # Two same weekdays: the trailing median breaks the tie (as in baseline_band).
+        two = (~np.isnan(same_day)).sum(axis=-1) == 2
+        with_window = np.concatenate([same_day, trail_expected[..., None]], axis=-1)
+        week_expected = np.where(two, row_median(with_window), row_median(same_day))
+        expected = np.where(weekly, week_expected, trail_expected)
+        margin = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
+        maybe = enough & ~(np.abs(values - expected) <= margin * (1 - 1e-9) - 1e-6)
+        rows = history[maybe]  # (cells, window)
         # Trailing: one group, the window; large enough that leaving a day out hardly matters.
-        trail_expected = _row_median(history)
-        trail_spread = _row_median(np.abs(history - trail_expected[:, None]))
-        week_expected, week_spread = _weekly(history, keys, trail_expected, window)
-    expected = np.where(weekly, week_expected, trail_expected)
-    spread = np.maximum(MAD_SIGMA * np.where(weekly, week_spread, trail_spread), 0.01)
-    margin = np.maximum.reduce(
-        [
-            float(params.z) * spread,
-            np.full(n, float(params.min_impact)),
-            float(params.min_pct) * np.abs(expected) / 100,
-        ]
-    )
-    return np.where(enough, expected, np.nan), np.where(enough, margin, np.nan)
+        trail_spread = row_median(np.abs(rows - trail_expected[maybe][:, None]))
+        spread = np.where(weekly[maybe], _weekly_spread(rows, keys, window), trail_spread)
+    margin[maybe] = np.maximum(margin[maybe], float(params.z) * np.maximum(MAD_SIGMA * spread, 0.01))
+    return np.where(enough, expected, np.nan), np.where(enough, margin, np.nan), history
 
 
-def _weekly(
-    history: np.ndarray, keys: np.ndarray, trail_expected: np.ndarray, window: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(expected, spread) of the weekday baseline: each history day against the median of the
-    other days of its weekday."""
+def _weekly_spread(history: np.ndarray, keys: np.ndarray, window: int) -> np.ndarray:
+    """The spread of the weekday baseline: each history day against the median of the other days
+    of its weekday."""
     others = _others_for_window(window)
     if others is None:
         residuals = np.full_like(history, np.nan)
         for key in range(7):
             cols = np.flatnonzero(keys == key)
-            residuals[:, cols] = history[:, cols] - _row_median(history[:, cols])[:, None]
+            residuals[..., cols] = history[..., cols] - row_median(history[..., cols])[..., None]
     else:
-        padded = np.concatenate([history, np.full((history.shape[0], 1), np.nan)], axis=1)
-        residuals = history - _row_median(padded[:, others])
-    same_day = history[:, keys == 0]
-    week_expected = _row_median(same_day)
-    # Two same weekdays: the trailing median breaks the tie (as in baseline_band).
-    two = (~np.isnan(same_day)).sum(axis=1) == 2
-    with_window = np.concatenate([same_day, trail_expected[:, None]], axis=1)
-    week_expected = np.where(two, _row_median(with_window), week_expected)
-    return week_expected, _row_median(np.abs(residuals))
+        padded = np.concatenate([history, np.full((*history.shape[:-1], 1), np.nan)], axis=-1)
+        residuals = history - row_median(padded[..., others])
+    return row_median(np.abs(residuals))
 
 
-def _row_median(a: np.ndarray) -> np.ndarray:
+def row_median(a: np.ndarray) -> np.ndarray:
     """Median along the last axis, ignoring NaN (NaN where nothing is left); numpy's nanmedian is
     slow on many small rows."""
     ordered = np.sort(a, axis=-1)  # NaN sorts last

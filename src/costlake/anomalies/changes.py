@@ -1,0 +1,155 @@
+"""What detection must look at again: the series whose days changed since the run the stored
+anomalies reflect, and the day each one's analysis resumes from.
+
+The changed days come from the publish log of every run after that one (a run that crashed before
+detection is included: its successor's anomalies still reflect the older run). Inside those days a
+series changed when any of its (region, pricing model, charge category) sums differs between the two
+runs' snapshots; an account whose first or last complete day moved changes all its series from there.
+
+A series resumes `mix_shift_days` before its earliest changed day (a mix shift looks that far
+ahead), moved back until no stored change is open that day (a change that began earlier and lasted
+into it is re-analysed from its first day, and a mix shift from the window before it), with the
+level of the last level shift before that day: exactly the state a full analysis would have there,
+so the result is the same as analysing everything again (tests/anomalies/test_incremental.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from costlake.anomalies.bands import Params
+from costlake.anomalies.frame import SPANS_SQL
+from costlake.duck import sql_string, to_arrow
+from costlake.lake.manifest import Manifest, manifests
+from costlake.lake.warehouse import Warehouse
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, PUBLISH_LOG
+
+Key = tuple[str, str]
+DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Resume:
+    begin: dt.date  # first day analysed again
+    regime: dt.date | None  # first day of the level in force then (None: the series' first day)
+
+
+def changed_days(wh: Warehouse, old: Manifest, new: Manifest) -> list[dt.date]:
+    """Days any run after `old` (up to `new`) published, in the tables detection reads."""
+    runs: set[str] = set()
+    after = False
+    for m in manifests(wh):
+        if after:
+            runs |= m.covers
+        after = after or m.run_id == old.run_id
+        if m.run_id == new.run_id:
+            break
+    log = wh.read_rows(PUBLISH_LOG, snapshot_id=new.log_snapshot_id).to_pylist()
+    wanted = {NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name}
+    return sorted({r["usage_date"] for r in log if r["run_id"] in runs and r["table_name"] in wanted})
+
+
+_FINGERPRINT = """
+    SELECT account_id, service_name, usage_date, region, pricing_model, charge_category,
+           sum(billed_cost) AS cost
+    FROM normalized_billing_events WHERE usage_date IN ({days}) GROUP BY ALL"""
+
+
+def touched(wh: Warehouse, old: Manifest, new: Manifest) -> dict[Key, dt.date]:
+    """Each series whose data changed between the two runs, with its earliest changed day."""
+    from costlake.catalog.views import open_lake
+
+    days = changed_days(wh, old, new)
+    seen: dict[str, Any] = {}
+    for label, run in (("old", old.run_id), ("new", new.run_id)):
+        con = open_lake(wh, as_of=run, tables=[NORMALIZED.name, DAILY_ACCOUNT.name])
+        try:
+            listed = ", ".join(f"DATE {sql_string(d.isoformat())}" for d in days) or "NULL"
+            seen[label] = {
+                tuple(r.values()) for r in to_arrow(con, _FINGERPRINT.format(days=listed)).to_pylist()
+            }
+            seen[label + "_spans"] = {r["account_id"]: r for r in to_arrow(con, SPANS_SQL).to_pylist()}
+        finally:
+            con.close()
+    out: dict[Key, dt.date] = {}
+    for row in seen["old"] ^ seen["new"]:
+        _earliest(out, (row[0], row[1]), row[2])
+    old_spans, new_spans = seen["old_spans"], seen["new_spans"]
+    moved: dict[str, dt.date] = {}
+    for account in old_spans.keys() | new_spans.keys():
+        was, now = old_spans.get(account), new_spans.get(account)
+        if was is None or now is None or was["first_day"] != now["first_day"]:
+            moved[account] = dt.date.min  # everything again
+        elif was["last_day"] != now["last_day"]:
+            ends = [d for d in (was["last_day"], now["last_day"]) if d is not None]
+            moved[account] = min(ends) + DAY if len(ends) == 2 else dt.date.min
+    if moved:
+        for key in _series_of(wh, new, moved):
+            _earliest(out, key, moved[key[0]])
+    return out
+
+
+def _series_of(wh: Warehouse, new: Manifest, accounts: Iterable[str]) -> list[Key]:
+    from costlake.catalog.views import open_lake
+
+    con = open_lake(wh, as_of=new.run_id, tables=[ACCOUNT_SERVICE_DAY.name])
+    try:
+        listed = ", ".join(sql_string(a) for a in accounts)
+        sql = f"""SELECT DISTINCT account_id, service_name FROM account_service_day_cost
+                  WHERE account_id IN ({listed})"""
+        return [(r["account_id"], r["service_name"]) for r in to_arrow(con, sql).to_pylist()]
+    finally:
+        con.close()
+
+
+def _earliest(out: dict[Key, dt.date], key: Key, day: dt.date) -> None:
+    if key not in out or day < out[key]:
+        out[key] = day
+
+
+def resume_points(changed: dict[Key, dt.date], stored: pa.Table, params: Params) -> dict[Key, Resume]:
+    """Where each changed series' analysis resumes, given the anomalies stored for it."""
+    by_series: dict[Key, list[dict[str, Any]]] = {}
+    for row in stored.select(
+        ["account_id", "service_name", "usage_date", "kind", "duration_days"]
+    ).to_pylist():
+        key = (row["account_id"], row["service_name"])
+        if key in changed:
+            by_series.setdefault(key, []).append(row)
+    out = {}
+    for key, day in changed.items():
+        found = by_series.get(key, [])
+        ahead = day - params.mix_shift_days * DAY if day != dt.date.min else day
+        begin = _quiet_day(ahead, found, params)
+        shifts = [
+            f["usage_date"]
+            for f in found
+            if f["kind"] != "mix_shift"
+            and f["duration_days"] >= params.shift_days
+            and f["usage_date"] < begin
+        ]
+        out[key] = Resume(begin, max(shifts) if shifts else None)
+    return out
+
+
+def _quiet_day(day: dt.date, found: list[dict[str, Any]], params: Params) -> dt.date:
+    """The latest day no later than `day` on which no stored change is open (a change ends at most
+    two days after its last day: one grace day, then the day that closes it)."""
+    reach = (params.window + params.mix_shift_days) * DAY
+    moved = True
+    while moved:
+        moved = False
+        for f in found:
+            start, length = f["usage_date"], int(f["duration_days"]) * DAY
+            if f["kind"] == "mix_shift":
+                lo, hi = start - reach, start + length + params.mix_shift_days * DAY
+            else:
+                lo, hi = start, start + length + 2 * DAY
+            if lo < day < hi and day != dt.date.min:
+                day, moved = lo, True
+    return day

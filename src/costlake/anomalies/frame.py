@@ -1,0 +1,222 @@
+"""Series as matrices: the published daily costs of many (account, service) series at once.
+
+Detection screens every series in floats, all at once (screen.py, mix.py), and reads exact decimals
+only for the few series the screen cannot clear. A `Frame` is one batch of series over a common
+calendar: row s is the series `keys[s]`, column c the day `origin + c`; a cell is NaN outside the
+series' judged days (before its account's first day, after its last complete day) and before the day
+the batch was loaded from, 0 where nothing was billed. `parts` holds the same for each value of region
+and pricing model inside each series (the mix-shift screen).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import cast
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from costlake.duck import to_arrow
+
+NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
+DIMENSIONS = ("region", "pricing_model", "charge_category")
+SHIFT_DIMENSIONS = ("region", "pricing_model")
+BATCH_SERIES = 2000  # series per batch: bounds the matrices (and DuckDB's results) in memory
+
+SPANS_SQL = """
+    SELECT account_id, min(usage_date) AS first_day,
+           max(usage_date) FILTER (WHERE data_complete) AS last_day
+    FROM daily_account_cost GROUP BY account_id"""
+
+
+@dataclass
+class Parts:
+    """One dimension's values inside a frame's series: row v belongs to series `owner[v]`."""
+
+    owner: np.ndarray  # (V,) series row, ascending
+    values: np.ndarray  # (V, n) float, NaN where the owner's row is NaN
+
+
+@dataclass
+class Frame:
+    keys: list[tuple[str, str]]
+    origin: dt.date
+    first: np.ndarray  # (S,) column of each series' first day (its account's first day)
+    end: np.ndarray  # (S,) one past the column of its last judged day
+    begin: np.ndarray  # (S,) first column loaded (analysis may start later, never earlier)
+    totals: np.ndarray  # (S, n)
+    parts: dict[str, Parts]
+
+
+def series_keys(con: duckdb.DuckDBPyConnection, scope: pa.Table | None) -> pa.Table:
+    """(account_id, service_name, first_day, last_day, from_day) of every series to analyse, sorted:
+    every published series of an account with complete days, or those of `scope`
+    (account_id, service_name, from_day) that still exist."""
+    spans = f"({SPANS_SQL}) AS spans"
+    if scope is None:
+        sql = f"""
+            SELECT DISTINCT t.account_id, t.service_name, spans.first_day, spans.last_day,
+                   spans.first_day AS from_day
+            FROM account_service_day_cost t JOIN {spans} USING (account_id)
+            WHERE spans.last_day IS NOT NULL ORDER BY 1, 2"""
+        return to_arrow(con, sql)
+    con.register("detection_scope", scope)
+    sql = f"""
+        SELECT s.account_id, s.service_name, spans.first_day, spans.last_day,
+               greatest(s.from_day, spans.first_day) AS from_day
+        FROM detection_scope s JOIN {spans} USING (account_id)
+        WHERE spans.last_day IS NOT NULL ORDER BY 1, 2"""
+    try:
+        return to_arrow(con, sql)
+    finally:
+        con.unregister("detection_scope")
+
+
+def batches(keys: pa.Table, size: int = BATCH_SERIES) -> Iterator[pa.Table]:
+    for offset in range(0, keys.num_rows, size):
+        yield keys.slice(offset, size)
+
+
+def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
+    """The totals of the series `keys` (one batch of `series_keys`); `load_parts` adds their parts."""
+    first_days = keys.column("first_day").to_pylist()
+    origin = min(first_days)
+    col = np.array([(d - origin).days for d in first_days], dtype=np.int64)
+    end = np.array([(d - origin).days + 1 for d in keys.column("last_day").to_pylist()], dtype=np.int64)
+    begin = np.array([(d - origin).days for d in keys.column("from_day").to_pylist()], dtype=np.int64)
+    n = int(end.max()) if keys.num_rows else 0
+    with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
+        totals = _matrix(con, _TOTALS_SQL, origin, keys.num_rows, n, _inside(begin, end, n))
+    keys_list = list(
+        zip(keys.column("account_id").to_pylist(), keys.column("service_name").to_pylist(), strict=True)
+    )
+    return Frame(keys_list, origin, col, end, begin, totals, {})
+
+
+def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wanted: np.ndarray) -> None:
+    """Region and pricing-model parts of the frame's series where `wanted` (S,), into `frame.parts`."""
+    n = frame.totals.shape[1]
+    with _keys(con, keys, wanted):
+        inside = _inside(frame.begin, frame.end, n)
+        frame.parts = {dim: _parts(con, dim, frame.origin, n, inside) for dim in SHIFT_DIMENSIONS}
+
+
+@contextlib.contextmanager
+def _keys(con: duckdb.DuckDBPyConnection, keys: pa.Table, wanted: np.ndarray) -> Iterator[None]:
+    """`detection_keys`: the wanted rows of `keys` with their row number in the frame."""
+    rows = keys.append_column("row", pa.array(np.arange(keys.num_rows), pa.int64())).filter(pa.array(wanted))
+    con.register("detection_keys", rows)
+    try:
+        yield
+    finally:
+        con.unregister("detection_keys")
+
+
+_TOTALS_SQL = """
+    SELECT k.row, CAST(date_diff('day', DATE '{origin}', t.usage_date) AS BIGINT) AS col,
+           CAST(t.total_cost_usd AS DOUBLE) AS cost
+    FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
+    WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
+
+_PARTS_SQL = """
+    SELECT row, col, dense_rank() OVER (ORDER BY value) AS value, cost FROM (
+        SELECT k.row, CAST(date_diff('day', DATE '{origin}', e.usage_date) AS BIGINT) AS col,
+               COALESCE(CAST(e.{dim} AS VARCHAR), '{none}') AS value,
+               CAST(sum(e.billed_cost) AS DOUBLE) AS cost
+        FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
+        WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+        GROUP BY ALL
+    ) ORDER BY row, value"""
+
+
+def _inside(begin: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
+    days = np.arange(n)[None, :]
+    return (days >= begin[:, None]) & (days < end[:, None])
+
+
+def _matrix(
+    con: duckdb.DuckDBPyConnection, sql: str, origin: dt.date, rows: int, n: int, inside: np.ndarray
+) -> np.ndarray:
+    got = con.sql(sql.format(origin=origin.isoformat())).fetchnumpy()
+    out = np.zeros((rows, n))
+    np.add.at(
+        out, (np.asarray(got["row"]), np.asarray(got["col"])), np.asarray(got["cost"], dtype=np.float64)
+    )
+    out[~inside] = np.nan
+    return out
+
+
+def _parts(con: duckdb.DuckDBPyConnection, dim: str, origin: dt.date, n: int, inside: np.ndarray) -> Parts:
+    got = con.sql(_PARTS_SQL.format(origin=origin.isoformat(), dim=dim, none=NONE_VALUE)).fetchnumpy()
+    row = np.asarray(got["row"], dtype=np.int64)
+    value = np.asarray(got["value"], dtype=np.int64)  # a code per distinct value
+    if row.size == 0:
+        return Parts(np.zeros(0, dtype=np.int64), np.zeros((0, n)))
+    # One matrix row per (series, value): consecutive result rows with the same pair.
+    new = np.ones(row.size, dtype=bool)
+    new[1:] = (row[1:] != row[:-1]) | (value[1:] != value[:-1])
+    which = np.cumsum(new) - 1
+    values = np.zeros((int(which[-1]) + 1, n))
+    np.add.at(values, (which, np.asarray(got["col"])), np.asarray(got["cost"], dtype=np.float64))
+    owner = row[new]
+    values[~inside[owner]] = np.nan
+    return Parts(owner, values)
+
+
+Exact = tuple[list[Decimal], dict[tuple[str, str], list[Decimal]]]
+
+
+def exact_series(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[str, str], Exact]:
+    """Exact daily totals and parts (every dimension) of the series `keys`, index 0 at each series'
+    first day. Days before the day a series was loaded from hold None (typed as Decimal for its
+    readers): the analysis resumes a window later, and no band, baseline or mix window reaches back
+    that far, so reading one would be a bug that fails loudly."""
+    rows = keys.append_column("row", pa.array(np.arange(keys.num_rows), pa.int64()))
+    con.register("detection_keys", rows)
+    try:
+        totals = to_arrow(con, _EXACT_TOTALS).to_pylist()
+        parts_sql = " UNION ALL ".join(_EXACT_PARTS.format(dim=d, none=NONE_VALUE) for d in DIMENSIONS)
+        parts = to_arrow(con, parts_sql).to_pylist()
+    finally:
+        con.unregister("detection_keys")
+    out: dict[tuple[str, str], Exact] = {}
+    shape: dict[tuple[str, str], tuple[int, int]] = {}
+    for k in keys.to_pylist():
+        key = (k["account_id"], k["service_name"])
+        length = (k["last_day"] - k["first_day"]).days + 1
+        skip = (k["from_day"] - k["first_day"]).days
+        shape[key] = (length, skip)
+        out[key] = (_blank(length, skip), {})
+    for r in totals:
+        key = (r["account_id"], r["service_name"])
+        out[key][0][r["day"]] = r["cost"]
+    for r in parts:
+        key = (r["account_id"], r["service_name"])
+        length, skip = shape[key]
+        values = out[key][1].setdefault((r["dimension"], r["value"]), _blank(length, skip))
+        values[r["day"]] = r["cost"]
+    return out
+
+
+def _blank(length: int, skip: int) -> list[Decimal]:
+    return cast("list[Decimal]", [None] * skip) + [Decimal(0)] * (length - skip)
+
+
+_EXACT_TOTALS = """
+    SELECT t.account_id, t.service_name, CAST(date_diff('day', k.first_day, t.usage_date) AS BIGINT) AS day,
+           t.total_cost_usd AS cost
+    FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
+    WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
+
+_EXACT_PARTS = """
+    SELECT e.account_id, e.service_name, CAST(date_diff('day', k.first_day, e.usage_date) AS BIGINT) AS day,
+           '{dim}' AS dimension, COALESCE(CAST(e.{dim} AS VARCHAR), '{none}') AS value,
+           sum(e.billed_cost) AS cost
+    FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
+    WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+    GROUP BY ALL"""

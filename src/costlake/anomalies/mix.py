@@ -1,0 +1,211 @@
+"""Mix shifts: spend that moved between the regions (or pricing models) of a service while its
+total stayed inside its band, judged in dollars against the series' own day-to-day reshuffling.
+
+For a day t and a dimension, every value v has a gain g_v = (its median over the `mix_shift_days`
+days from t) - (its mean over the window before t): a value gains only when it stayed up on most
+of those days (one large line item does not make a shift), and loses only when it stayed below
+its usual level. The dollars that *moved between values* are
+(sum |g_v| - |sum g_v|) / 2: what some values gained and others lost, net of any change of the
+total. The same quantity from one day to the next, over the window before t, is the series' own
+history of daily moves; a day qualifies when its moved dollars exceed the median of that history by
+`z` robust standard deviations (1.4826 x MAD, never below a cent, so no score comes from a zero
+scale) and the floors of the total's band (`anomaly_min_impact_usd`, `anomaly_min_pct` of the
+expected total). A mix that is noisy every day has large daily moves and never qualifies; a lasting
+move of a real share of a stable mix does. Consecutive qualifying days are one shift, reported at
+the day that moved most (where the weeks after differ most from the weeks before): its first day.
+
+`screen` evaluates all series of a frame at once in floats; `mix_shifts` decides one series in
+exact decimals, and only the series the screen could not clear are decided.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Collection, Mapping, Sequence
+from decimal import Decimal
+
+import numpy as np
+
+from costlake.anomalies.bands import (
+    CENT,
+    CTX,
+    MAD_SIGMA,
+    MAD_TO_SIGMA,
+    SCORE_PLACES,
+    Finding,
+    Params,
+    median,
+)
+from costlake.anomalies.bands import noisy as noisy_total
+from costlake.anomalies.detect import SeriesResult
+from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame
+from costlake.anomalies.screen import noisy, row_median
+
+
+def calm_days(expected: np.ndarray, history: np.ndarray, shifted: np.ndarray) -> np.ndarray:
+    """(S, n) the days on which a mix shift may be judged: with a band, and not noisy (`bands.noisy`).
+    Where the screen saw no possible change of the total (`shifted` False), the exact analysis keeps
+    the level the screen assumed, so its history is the screen's and noisy days are left out here
+    already; elsewhere the exact analysis decides."""
+    calm = ~np.isnan(expected)
+    steady = ~shifted[:, None] & calm
+    calm[steady] = ~noisy(history[steady])
+    return calm
+
+
+def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:
+    """(S, n) the days of each series of the frame (from its column `begin` on) that may qualify,
+    among its `calm_days` (the frame's parts need only be loaded for series with such days)."""
+    found = np.zeros(frame.totals.shape, dtype=bool)
+    floor = float(params.min_impact)  # the % floor depends on the exact band (its level may shift)
+    for dim in SHIFT_DIMENSIONS:
+        parts = frame.parts.get(dim)
+        if parts is None or parts.owner.size == 0:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            moved, daily = _moves(parts.values, parts.owner, len(frame.keys), params)
+            n = moved.shape[1]
+            days = np.arange(n)[None, :]
+            lasted = (days + params.mix_shift_days <= frame.end[:, None]) & (days >= begin[:, None])
+            maybe = (moved > floor * (1 - 1e-9) - 1e-6) & lasted & calm
+            rows, cols = np.nonzero(maybe)
+            moves = _history(daily, rows, cols, params.window)
+            centre = row_median(moves)
+            scale = np.maximum(MAD_SIGMA * row_median(np.abs(moves - centre[:, None])), 0.01)
+            bar = centre + float(params.z) * scale
+            hit = moved[rows, cols] > bar * (1 - 1e-9) - 1e-6
+        found[rows[hit], cols[hit]] = True
+    return found
+
+
+def _moves(
+    values: np.ndarray, owner: np.ndarray, series: int, params: Params
+) -> tuple[np.ndarray, np.ndarray]:
+    """(moved, daily) per series row and day, in floats: the moved dollars of the means around day
+    t, and the moved dollars from day t - 1 to day t."""
+    span, window = params.mix_shift_days, params.window
+    v, n = values.shape
+    inside = ~np.isnan(values)
+    x = np.where(inside, values, 0.0)
+    sums = np.concatenate([np.zeros((v, 1)), np.cumsum(x, axis=1)], axis=1)
+    counts = np.concatenate([np.zeros((v, 1)), np.cumsum(inside, axis=1)], axis=1)
+    t = np.arange(n)
+    ahead = np.minimum(t + span, n)
+    back = np.maximum(t - window, 0)
+    after = np.full((v, n), np.nan)
+    if n >= span:  # the median of the `span` days from t (only used where all of them are inside)
+        windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=1)
+        middle = sorted({(span - 1) // 2, span // 2})
+        parted = np.partition(windows, middle, axis=-1)
+        after[:, : n - span + 1] = parted[..., middle].mean(axis=-1)
+    before = (sums[:, t] - sums[:, back]) / (counts[:, t] - counts[:, back])
+    full = (counts[:, ahead] - counts[:, t] == span) & (counts[:, t] - counts[:, back] >= 1)
+    gain = np.where(full, after - before, np.nan)
+    moved = _between(gain, owner, series)
+    step = np.full((v, n), np.nan)
+    step[:, 1:] = np.where(inside[:, 1:] & inside[:, :-1], x[:, 1:] - x[:, :-1], np.nan)
+    return moved, _between(step, owner, series)
+
+
+def _between(change: np.ndarray, owner: np.ndarray, series: int) -> np.ndarray:
+    """(sum |c| - |sum c|) / 2 over the values of each series: the dollars that moved between them."""
+    out = np.full((series, change.shape[1]), np.nan)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    gross = np.add.reduceat(np.abs(change), starts, axis=0)
+    net = np.abs(np.add.reduceat(change, starts, axis=0))
+    out[owner[starts]] = (gross - net) / 2
+    return out
+
+
+def _history(daily: np.ndarray, rows: np.ndarray, days: np.ndarray, window: int) -> np.ndarray:
+    """The daily moves of the window before each (row, day): days t - window + 1 .. t - 1."""
+    lag = np.arange(1, window)[None, :]
+    index = days[:, None] - lag
+    got = daily[rows[:, None], np.clip(index, 0, None)]
+    return np.where(index >= 1, got, np.nan)
+
+
+def mix_shifts(
+    totals: Sequence[Decimal],
+    parts: Mapping[tuple[str, str], Sequence[Decimal]],
+    total: SeriesResult,
+    busy: set[int],
+    params: Params,
+    begin: int = 0,
+    maybe: Collection[int] | None = None,
+) -> list[Finding]:
+    """The mix shifts of one series from day `begin` on, in exact decimals (one per qualifying run,
+    at its day of the largest move; days inside a change of the total are not judged). `maybe`:
+    the only days that can qualify, from the float screen (None: judge every day)."""
+    span, days = params.mix_shift_days, total.days
+    best: dict[int, tuple[Decimal, Finding]] = {}
+    for dim in SHIFT_DIMENSIONS:
+        xs = [list(v) for (d, _), v in sorted(parts.items()) if d == dim]
+        if len(xs) < 2:
+            continue
+        run: list[tuple[int, Decimal, Decimal]] = []  # (day, moved, score) of the current run
+        for t in range(max(begin, 1), days - span + 2):
+            hit = (
+                t <= days - span
+                and t not in busy
+                and (maybe is None or t in maybe)
+                and _qualifies(xs, totals, t, total, params)
+            )
+            if hit:
+                run.append((t, *hit))
+            elif run:
+                _close(run, totals, total, best, params)
+                run = []
+    return [best[t][1] for t in sorted(best)]
+
+
+def _qualifies(
+    xs: list[list[Decimal]], totals: Sequence[Decimal], t: int, total: SeriesResult, params: Params
+) -> tuple[Decimal, Decimal] | None:
+    """(moved, score) when day t qualifies, else None."""
+    band = total.band(t)
+    if band is None:
+        return None
+    span, window = params.mix_shift_days, params.window
+    back = max(t - window, 0)
+    gains = [median(x[t : t + span]) - _mean(x[back:t]) for x in xs]
+    moved = _moved(gains)
+    floor = max(params.min_impact, params.min_pct * abs(band.expected) / 100)
+    if moved <= floor:
+        return None
+    history = [_moved([x[i] - x[i - 1] for x in xs]) for i in range(max(t - window + 1, 1), t)]
+    centre = median(history)
+    scale = max(MAD_TO_SIGMA * median(abs(m - centre) for m in history), CENT)
+    bar = centre + params.z * scale
+    if moved <= bar or noisy_total(totals, t, band):
+        return None
+    return moved, CTX.divide(moved - centre, scale).quantize(SCORE_PLACES, context=CTX)
+
+
+def _mean(values: Sequence[Decimal]) -> Decimal:
+    return CTX.divide(sum(values, Decimal(0)), len(values))
+
+
+def _moved(changes: Sequence[Decimal]) -> Decimal:
+    return CTX.divide(sum((abs(c) for c in changes), Decimal(0)) - abs(sum(changes, Decimal(0))), 2)
+
+
+def _close(
+    run: list[tuple[int, Decimal, Decimal]],
+    totals: Sequence[Decimal],
+    total: SeriesResult,
+    best: dict[int, tuple[Decimal, Finding]],
+    params: Params,
+) -> None:
+    """One finding for a run of qualifying days, at the day that moved most (the earliest of equals);
+    across dimensions the larger move on the same day wins."""
+    t, moved, score = max(run, key=lambda r: (r[1], -r[0]))
+    band = total.band(t)
+    assert band is not None
+    last = run[-1][0]
+    duration = last + params.mix_shift_days - t
+    ongoing = last == len(totals) - params.mix_shift_days
+    finding = Finding(t, "mix_shift", "shift", totals[t], band, score, duration, ongoing)
+    if t not in best or moved > best[t][0]:
+        best[t] = (moved, finding)
