@@ -136,7 +136,7 @@ class Settings(BaseSettings):
         4.0, gt=0, description="Robust z-score (|cost - median| / (1.4826 x MAD)) a day must exceed."
     )
     anomaly_min_impact_usd: Decimal = Field(
-        Decimal("10"),
+        Decimal("30"),
         ge=0,
         description="Minimum |actual - expected| in USD: smaller moves never alert, whatever the %.",
     )

@@ -44,7 +44,7 @@ class Params:
     window: int = 28
     min_history: int = 14
     z: Decimal = Decimal("4")
-    min_impact: Decimal = Decimal("10")
+    min_impact: Decimal = Decimal("30")
     min_pct: Decimal = Decimal("60")
     shift_days: int = 3
     mix_shift_days: int = 7

@@ -6,10 +6,11 @@ detection is included: its successor's anomalies still reflect the older run). I
 series changed when any of its (region, pricing model, charge category) sums differs between the two
 runs' snapshots; an account whose first or last complete day moved changes all its series from there.
 
-A series resumes `mix_shift_days` before its earliest changed day (a mix shift looks that far
-ahead), moved back until no stored change is open that day (a change that began earlier and lasted
-into it is re-analysed from its first day, and a mix shift from the window before it), with the
-level of the last level shift before that day: exactly the state a full analysis would have there,
+A series resumes twice `mix_shift_days` before its earliest changed day (a mix shift looks that
+far ahead, and is dated up to that much before its first qualifying day), moved back until no
+stored change is open that day (a change that began earlier and lasted into it is re-analysed from
+its first day, and a mix shift from the window before it), with the level of the last level shift
+before that day: exactly the state a full analysis would have there,
 so the result is the same as analysing everything again (tests/anomalies/test_incremental.py).
 """
 
@@ -124,7 +125,9 @@ def resume_points(changed: dict[Key, dt.date], stored: pa.Table, params: Params)
     out = {}
     for key, day in changed.items():
         found = by_series.get(key, [])
-        ahead = day - params.mix_shift_days * DAY if day != dt.date.min else day
+        # A mix shift is judged on the days after it, and dated up to a span before its first
+        # qualifying day: two spans back, nothing a change can move is left out.
+        ahead = day - 2 * params.mix_shift_days * DAY if day != dt.date.min else day
         begin = _quiet_day(ahead, found, params)
         shifts = [
             f["usage_date"]

@@ -86,16 +86,25 @@ def contributors(
     level = finding.actual if totals is None else _episode_mean(totals, days)
 
     def whole(c: Contributor) -> bool:
-        """The value is (nearly) the whole service, before and on the day -- `usage` for most
-        services, `on_demand` for one without commitments -- so naming it explains nothing."""
-        return _covers(c.expected, finding.band.expected) and _covers(c.actual, level)
+        """The value is (nearly) the whole service, before and over the episode -- `usage` for most
+        services, `on_demand` for one without commitments -- so naming it explains nothing. (A new
+        service had nothing before: where it appeared is news.)"""
+        before = finding.band.expected
+        return before != 0 and _covers(c.expected, before) and _covers(c.actual, level)
 
-    # For a shift the destination comes first; ties (a new service is new in every dimension) go to
-    # region, then pricing model, then charge category.
+    def carries(c: Contributor) -> bool:
+        """The value gained and carries (nearly) all of the episode's spend: a new service's region,
+        or the region a whole service moved to. Among such values the dimension order decides
+        (region, then pricing model, then charge category), not a few dollars of tax or credit."""
+        return c.contribution > 0 and _covers(c.actual, level)
+
+    # For a shift the destination comes first.
     shift = finding.direction == "shift"
     found.sort(
         key=lambda c: (
             whole(c),
+            not carries(c),
+            DIMENSIONS.index(c.dimension) if carries(c) else 0,
             shift and c.contribution < 0,
             -_weight(c),
             -c.contribution,

@@ -66,6 +66,15 @@ class AnomalyReport:
     full: bool = True  # every series analysed from its start (else only the changed ones)
     exact: int = 0  # series the float screen could not clear, analysed in exact decimals
 
+    def summary(self) -> str:
+        """One line: what is stored now, what was re-analysed, what changed."""
+        scope = "every series" if self.full else "the series that changed"
+        return (
+            f"{self.anomalies:,} anomalies; {self.series:,} series re-analysed ({scope}, "
+            f"{self.exact:,} in exact decimals); {len(self.changed_days)} day(s) changed "
+            f"(+{self.added} / -{self.removed})"
+        )
+
 
 def update_anomalies(
     wh: Warehouse, params: Params | None = None, *, force: bool = True, full: bool = False

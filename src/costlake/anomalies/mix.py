@@ -3,16 +3,18 @@ total stayed inside its band, judged in dollars against the series' own day-to-d
 
 For a day t and a dimension, every value v has a gain g_v = (its median over the `mix_shift_days`
 days from t) - (its mean over the window before t): a value gains only when it stayed up on most
-of those days (one large line item does not make a shift), and loses only when it stayed below
-its usual level. The dollars that *moved between values* are
-(sum |g_v| - |sum g_v|) / 2: what some values gained and others lost, net of any change of the
-total. The same quantity from one day to the next, over the window before t, is the series' own
-history of daily moves; a day qualifies when its moved dollars exceed the median of that history by
-`z` robust standard deviations (1.4826 x MAD, never below a cent, so no score comes from a zero
-scale) and the floors of the total's band (`anomaly_min_impact_usd`, `anomaly_min_pct` of the
-expected total). A mix that is noisy every day has large daily moves and never qualifies; a lasting
-move of a real share of a stable mix does. Consecutive qualifying days are one shift, reported at
-the day that moved most (where the weeks after differ most from the weeks before): its first day.
+of those days (one large line item does not make a shift), and loses only when it stayed below its
+usual level. The dollars that *moved between values* are (sum |g_v| - |sum g_v|) / 2: what some
+values gained and others lost, net of any change of the total. The same quantity from one day to
+the next, over the window before t, is the series' own history of daily moves; a day qualifies when
+its moved dollars exceed the median of that history by `z` robust standard deviations of a median
+of `mix_shift_days` such days (1.4826 x MAD / sqrt of the span; the MAD never below a cent, so no
+score comes from a zero scale) and the floors of the total's band (`anomaly_min_impact_usd`,
+`anomaly_min_pct` of the expected total). A mix that is noisy every day has large daily moves and
+never qualifies; a lasting move of a real share of a stable mix does, while the total stays inside
+its band. Qualifying days less than `mix_shift_days` apart are one shift, reported at its first
+day: the day that best splits each day's own displacement from the mix before into a before and an
+after.
 
 `screen` evaluates all series of a frame at once in floats; `mix_shifts` decides one series in
 exact decimals, and only the series the screen could not clear are decided.
@@ -73,7 +75,7 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
             moves = _history(daily, rows, cols, params.window)
             centre = row_median(moves)
             scale = np.maximum(MAD_SIGMA * row_median(np.abs(moves - centre[:, None])), 0.01)
-            bar = centre + float(params.z) * scale
+            bar = centre + float(params.z) * scale / np.sqrt(params.mix_shift_days)
             hit = moved[rows, cols] > bar * (1 - 1e-9) - 1e-6
         found[rows[hit], cols[hit]] = True
     return found
@@ -145,18 +147,17 @@ def mix_shifts(
         if len(xs) < 2:
             continue
         run: list[tuple[int, Decimal, Decimal]] = []  # (day, moved, score) of the current run
-        for t in range(max(begin, 1), days - span + 2):
-            hit = (
-                t <= days - span
-                and t not in busy
-                and (maybe is None or t in maybe)
-                and _qualifies(xs, totals, t, total, params)
-            )
+        for t in range(max(begin, 1), days - span + 1):
+            # The total must stay within its band over the days judged, not only on day t.
+            calm = not busy.intersection(range(t, t + span))
+            hit = calm and (maybe is None or t in maybe) and _qualifies(xs, totals, t, total, params)
             if hit:
                 run.append((t, *hit))
-            elif run:
-                _close(run, totals, total, best, params)
+            elif run and t - run[-1][0] >= span:  # a gap shorter than a span does not end a shift
+                _close(run, xs, totals, total, best, params)
                 run = []
+        if run:
+            _close(run, xs, totals, total, best, params)
     return [best[t][1] for t in sorted(best)]
 
 
@@ -177,7 +178,7 @@ def _qualifies(
     history = [_moved([x[i] - x[i - 1] for x in xs]) for i in range(max(t - window + 1, 1), t)]
     centre = median(history)
     scale = max(MAD_TO_SIGMA * median(abs(m - centre) for m in history), CENT)
-    bar = centre + params.z * scale
+    bar = centre + CTX.divide(params.z * scale, Decimal(span).sqrt(CTX))
     if moved <= bar or noisy_total(totals, t, band):
         return None
     return moved, CTX.divide(moved - centre, scale).quantize(SCORE_PLACES, context=CTX)
@@ -193,19 +194,27 @@ def _moved(changes: Sequence[Decimal]) -> Decimal:
 
 def _close(
     run: list[tuple[int, Decimal, Decimal]],
+    xs: list[list[Decimal]],
     totals: Sequence[Decimal],
     total: SeriesResult,
     best: dict[int, tuple[Decimal, Finding]],
     params: Params,
 ) -> None:
-    """One finding for a run of qualifying days, at the day that moved most (the earliest of equals);
-    across dimensions the larger move on the same day wins."""
-    t, moved, score = max(run, key=lambda r: (r[1], -r[0]))
+    """One finding for a run of qualifying days, at its first day: the day that best splits the
+    days around the run into before and after (the largest difference of their mean displacement
+    from the mix before the run). Across dimensions the larger move on the same day wins."""
+    span = params.mix_shift_days
+    peak, moved, score = max(run, key=lambda r: (r[1], r[0]))
+    lo, hi = max(run[0][0] - span, 1), peak + span  # days [lo, hi) around the move
+    before = [_mean(x[max(lo - params.window, 0) : lo]) for x in xs]
+    shown = [_moved([x[i] - b for x, b in zip(xs, before, strict=True)]) for i in range(lo, hi)]
+    t = max(range(lo + 1, hi), key=lambda d: (_mean(shown[d - lo :]) - _mean(shown[: d - lo]), -d))
     band = total.band(t)
-    assert band is not None
+    if band is None:  # too early in the series to be judged
+        return
     last = run[-1][0]
-    duration = last + params.mix_shift_days - t
-    ongoing = last == len(totals) - params.mix_shift_days
+    duration = last + span - t
+    ongoing = last == len(totals) - span
     finding = Finding(t, "mix_shift", "shift", totals[t], band, score, duration, ongoing)
     if t not in best or moved > best[t][0]:
         best[t] = (moved, finding)

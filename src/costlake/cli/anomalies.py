@@ -23,11 +23,22 @@ def anomalies(
     account: Annotated[str | None, typer.Option(help="Only list this account's anomalies.")] = None,
     limit: Annotated[int, typer.Option(help="List at most this many, largest impact first.")] = 20,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Analyse every series from its start. By default only the series whose data changed "
+            "since the run the stored anomalies reflect are analysed again (a changed threshold or "
+            "method analyses everything by itself).",
+        ),
+    ] = False,
 ) -> None:
     """Detect cost anomalies in the published data and list the largest.
 
-    Only the days whose anomalies changed are committed to `cost_anomalies`. Names that read like text
-    are listed as labels, e.g. `service 3f2a9c (name withheld)` (`costlake query` shows what is stored)."""
+    Only the series whose data changed since the last detection are analysed again (`--full`: all),
+    and only the days whose anomalies changed are committed to `cost_anomalies`. Names that read like
+    text are listed as labels, e.g. `service 3f2a9c (name withheld)` (`costlake query` shows what is
+    stored)."""
     from costlake.anomalies.detect import Params
     from costlake.anomalies.job import update_anomalies
     from costlake.catalog.views import run_query
@@ -37,12 +48,9 @@ def anomalies(
         check_choice("--method", method, ("baseline", "day_over_day"))
         state.overrides["anomaly_method"] = method
     wh = state.warehouse()
-    report = update_anomalies(wh, Params.from_settings(wh.settings))
+    report = update_anomalies(wh, Params.from_settings(wh.settings), full=full)
     if fmt == "table":
-        out.print(
-            f"{report.anomalies:,} anomalies over {report.series:,} series; "
-            f"{len(report.changed_days)} day(s) changed (+{report.added} / -{report.removed})"
-        )
+        out.print(report.summary(), markup=False)
     where = "" if account is None else "WHERE account_id = " + "'" + account.replace("'", "''") + "'"
     listing = run_query(
         wh,

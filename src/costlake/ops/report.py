@@ -60,8 +60,5 @@ def print_run(report: RunReport, console: Console) -> None:
         console.print(f"  gate {f.severity}: {f.usage_date} {f.check}: {f.detail}", markup=False)
     a = report.anomalies if isinstance(report, PublishReport) else None
     if a is not None and not a.skipped:
-        console.print(
-            f"anomalies: {a.anomalies:,} over {a.series:,} series; {len(a.changed_days)} day(s) changed "
-            f"(+{a.added} / -{a.removed})"
-        )
+        console.print(f"anomalies: {a.summary()}")
     console.print(f"done in {report.seconds:.1f} s")

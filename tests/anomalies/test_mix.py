@@ -1,0 +1,83 @@
+"""Mix shifts in dollars, and root causes over the whole episode."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import numpy as np
+
+from costlake.anomalies.analyse import ServiceSeries, analyse
+from costlake.anomalies.detect import Params
+
+P = Params(window=28, min_history=14)
+DAYS = 70
+
+
+def _series(total: list[D], regions: dict[str, list[D]]) -> ServiceSeries:
+    parts = {("region", r): xs for r, xs in regions.items()}
+    parts[("charge_category", "usage")] = list(total)
+    parts[("pricing_model", "on_demand")] = list(total)
+    return ServiceSeries("111111111111", "amazonec2", dt.date(2025, 1, 1), total, parts)
+
+
+def _steady(level: int) -> list[D]:
+    return [D(level) + D((i * 7) % 5) for i in range(DAYS)]
+
+
+def test_a_mix_that_is_noise_every_day_never_alerts() -> None:
+    """$1,000 a day over three regions in proportions redrawn every day: the mix moves hundreds of
+    dollars daily and never for good."""
+    rng = np.random.default_rng(5)
+    total = _steady(1000)
+    regions: dict[str, list[D]] = {r: [] for r in ("a", "b", "c")}
+    for value in total:
+        weights = rng.dirichlet([1, 1, 1])
+        shares = [(value * D(str(round(w, 4)))).quantize(D("0.01")) for w in weights[:2]]
+        for r, x in zip(regions, [*shares, value - sum(shares)], strict=True):
+            regions[r].append(x)
+    assert analyse(_series(total, regions), P) == []
+
+
+def test_a_move_of_a_constant_mix_has_a_finite_score() -> None:
+    """A mix that never moved (zero spread of daily moves) and then moves: the scale is floored at a
+    cent, never zero, so the score is a number."""
+    total = [D(500)] * DAYS
+    east = [D(500)] * 40 + [D(0)] * 30
+    west = [D(0)] * 40 + [D(500)] * 30
+    [f] = analyse(_series(total, {"us-east-1": east, "us-west-2": west}), P)
+    assert (f.index, f.kind, f.direction) == (40, "mix_shift", "shift")
+    assert f.score is not None and 0 < f.score < D("1E+6")
+
+
+def test_a_small_move_under_the_floors_is_not_a_shift() -> None:
+    """$8 a day moving between regions of a $1,000 service is under the $10 and 60% floors."""
+    total = _steady(1000)
+    east = [x - (D(8) if i >= 40 else 0) for i, x in enumerate(total)]
+    west = [D(8) if i >= 40 else D(0) for i in range(DAYS)]
+    assert analyse(_series(total, {"us-east-1": east, "us-west-2": west}), P) == []
+
+
+def test_the_cause_of_a_lasting_step_is_where_its_episode_spent() -> None:
+    """A step up whose extra spend runs in eu-west-1 for a week, then in eu-central-1 for three: the
+    cause named is eu-central-1, and contributions are never added across dimensions."""
+    base = _steady(1000)
+    total, home, first, second = [], [], [], []
+    for i, x in enumerate(base):
+        extra = D(1200) if i >= 35 else D(0)
+        total.append(x + extra)
+        home.append(x)
+        first.append(extra if 35 <= i < 42 else D(0))
+        second.append(extra if i >= 42 else D(0))
+    series = _series(total, {"us-east-1": home, "eu-west-1": first, "eu-central-1": second})
+    [f] = analyse(series, P)
+    assert (f.index, f.kind, f.duration) == (35, "step_up", DAYS - 35)
+    top = f.contributors[0]
+    assert (top.dimension, top.value) == ("region", "eu-central-1")
+    assert top.contribution == D(1200) * 28 / 35  # the episode's mean: 28 of its 35 days
+    # Every contribution is one value of one dimension; the regions' sum to the step, so do the
+    # pricing models' and the charge categories': the three views are never summed.
+    by_dimension: dict[str, D] = {}
+    for c in f.contributors:
+        by_dimension[c.dimension] = by_dimension.get(c.dimension, D(0)) + c.contribution
+    assert by_dimension["region"] == D(1200)

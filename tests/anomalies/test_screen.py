@@ -1,0 +1,131 @@
+"""The float screens decide nothing: whatever they let through or hold back, the findings are those of
+the exact analysis of every day. Checked on heavy-tailed, intermittent and steady series, with level
+shifts, spikes and moves between regions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costlake.anomalies.analyse import ServiceSeries, analyse
+from costlake.anomalies.detect import Params, detect, detect_baseline
+from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
+from costlake.anomalies.mix import calm_days
+from costlake.anomalies.mix import screen as mix_screen
+from costlake.anomalies.screen import candidates
+
+P = Params(window=28, min_history=14)
+REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
+
+
+def _series(seed: int, kind: str) -> ServiceSeries:
+    """One synthetic (account, service) series with a region split, of a given character."""
+    rng = np.random.default_rng(seed)
+    days = int(rng.integers(30, 90))
+    if kind == "heavy":  # a few lognormal line items a day: every day a surprise
+        cents = [int(sum(np.exp(rng.normal(0, 2, rng.poisson(1.8))) * 100)) for _ in range(days)]
+    elif kind == "intermittent":
+        cents = [int(rng.uniform(500, 9000)) if rng.random() < 0.4 else 0 for _ in range(days)]
+    else:  # steady, weekly, with a change somewhere
+        level = rng.uniform(50, 5000)
+        weekly = [0.7 if i % 7 in (5, 6) else 1.0 for i in range(days)]
+        cents = [int(level * rng.normal(1, 0.08) * w * 100) for w in weekly]
+        at = int(rng.integers(15, days))
+        factor = rng.choice([0.0, 0.3, 2.0, 3.5])
+        until = at + int(rng.choice([1, 2, days]))
+        cents[at:until] = [int(c * factor) for c in cents[at:until]]
+    total = [D(c) / 100 for c in cents]
+    home, other = rng.choice(len(REGIONS), 2, replace=False)
+    move = int(rng.integers(10, days)) if rng.random() < 0.5 else days
+    split = rng.uniform(0.6, 0.9) if kind != "heavy" else None
+    parts: dict[tuple[str, str], list[D]] = {("region", r): [D(0)] * days for r in REGIONS}
+    for i, value in enumerate(total):
+        share = D(str(round(split if split is not None else rng.random(), 2)))
+        first = (value * share).quantize(D("0.01"))
+        where = REGIONS[other] if i >= move else REGIONS[home]
+        parts[("region", where)][i] += first
+        parts[("region", REGIONS[(home + other + 1) % 3 if home != other else 0])][i] += value - first
+    parts[("pricing_model", "on_demand")] = list(total)
+    parts[("charge_category", "usage")] = list(total)
+    return ServiceSeries("111111111111", f"svc{seed}", dt.date(2025, 1, 1), total, parts)
+
+
+def _frame(series: list[ServiceSeries]) -> Frame:
+    """The in-memory frame of equal-start series, as `frame.load_frame` / `load_parts` build it."""
+    n = max(len(s.total) for s in series)
+    totals = np.full((len(series), n), np.nan)
+    for row, s in enumerate(series):
+        totals[row, : len(s.total)] = [float(v) for v in s.total]
+    parts = {}
+    for dim in SHIFT_DIMENSIONS:
+        owner, values = [], []
+        for row, s in enumerate(series):
+            for (d, _), xs in sorted(s.parts.items()):
+                if d == dim:
+                    owner.append(row)
+                    values.append([float(v) for v in xs] + [np.nan] * (n - len(xs)))
+        parts[dim] = Parts(np.array(owner), np.array(values))
+    first = np.zeros(len(series), dtype=np.int64)
+    end = np.array([len(s.total) for s in series])
+    keys = [(s.account_id, s.service_name) for s in series]
+    return Frame(keys, series[0].start, first, end, first.copy(), totals, parts)
+
+
+kinds = st.sampled_from(["heavy", "intermittent", "steady"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10**6), kinds, st.sampled_from(["weekday", "trailing"]))
+def test_the_walk_screen_never_changes_a_finding(seed: int, kind: str, baseline: str) -> None:
+    params = Params(window=28, min_history=14, baseline=baseline)
+    values = _series(seed, kind).total
+    fast = detect_baseline(values, params)
+    exact = detect_baseline(values, params, screen=False)
+    assert [(f.index, f.kind, f.duration, f.actual, f.band) for f in fast.findings] == [
+        (f.index, f.kind, f.duration, f.actual, f.band) for f in exact.findings
+    ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), kinds), min_size=1, max_size=6))
+def test_the_batch_screens_let_through_every_series_with_a_finding(draws: list[tuple[int, str]]) -> None:
+    series = [_series(seed, kind) for seed, kind in draws]
+    frame = _frame(series)
+    opens, expected, history = candidates(frame.totals, frame.first, np.ones(len(series), dtype=bool), P)
+    shifted = opens.any(axis=1)
+    mix_days = mix_screen(frame, calm_days(expected, history, shifted), P, frame.begin)
+    for row, s in enumerate(series):
+        reference = analyse(s, P)  # every day judged exactly
+        totals = [f for f in reference if f.kind != "mix_shift"]
+        if totals:
+            assert opens[row, totals[0].index], "a finding the totals screen held back"
+        if any(f.kind == "mix_shift" for f in reference):
+            assert mix_days[row].any(), "a mix shift the mix screen held back"
+        screened = analyse(s, P, mix_days=set(np.flatnonzero(mix_days[row]).tolist()))
+        assert [(f.index, f.kind, f.duration, f.score) for f in screened] == [
+            (f.index, f.kind, f.duration, f.score) for f in reference
+        ]
+
+
+def test_heavy_tailed_noise_is_not_an_anomaly() -> None:
+    """A service billed in one to three lognormal line items a day (sigma 2: a day 50 times the
+    median is routine) raises fewer than one report per thousand days."""
+    days = reports = 0
+    for seed in range(150):
+        values = _series(seed, "heavy").total
+        days += len(values)
+        reports += len(detect(values, P).findings)
+    assert reports * 1000 < days, f"{reports} reports over {days} days"
+
+
+def test_a_steady_series_is_never_guarded() -> None:
+    """On a steady service the guard stays off: a x1.7 day is a spike, a x0.3 day a dip."""
+    values = [D(1000) + D((i * 37) % 41) for i in range(50)]
+    values[40] = D(1700)
+    values[45] = D(300)
+    found = detect(values, P).findings
+    assert [(f.index, f.kind) for f in found] == [(40, "spike"), (45, "dip")]
