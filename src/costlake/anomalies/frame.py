@@ -176,30 +176,28 @@ def exact_series(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[s
     first day. Days before the day a series was loaded from hold None (typed as Decimal for its
     readers): the analysis resumes a window later, and no band, baseline or mix window reaches back
     that far, so reading one would be a bug that fails loudly."""
-    rows = keys.append_column("row", pa.array(np.arange(keys.num_rows), pa.int64()))
-    con.register("detection_keys", rows)
-    try:
-        totals = to_arrow(con, _EXACT_TOTALS).to_pylist()
-        parts_sql = " UNION ALL ".join(_EXACT_PARTS.format(dim=d, none=NONE_VALUE) for d in DIMENSIONS)
-        parts = to_arrow(con, parts_sql).to_pylist()
-    finally:
-        con.unregister("detection_keys")
+    with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
+        totals = to_arrow(con, _EXACT_TOTALS)
+        parts = to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE))
     out: dict[tuple[str, str], Exact] = {}
-    shape: dict[tuple[str, str], tuple[int, int]] = {}
+    series: list[Exact] = []
+    shape: list[tuple[int, int]] = []
     for k in keys.to_pylist():
-        key = (k["account_id"], k["service_name"])
         length = (k["last_day"] - k["first_day"]).days + 1
         skip = (k["from_day"] - k["first_day"]).days
-        shape[key] = (length, skip)
-        out[key] = (_blank(length, skip), {})
-    for r in totals:
-        key = (r["account_id"], r["service_name"])
-        out[key][0][r["day"]] = r["cost"]
-    for r in parts:
-        key = (r["account_id"], r["service_name"])
-        length, skip = shape[key]
-        values = out[key][1].setdefault((r["dimension"], r["value"]), _blank(length, skip))
-        values[r["day"]] = r["cost"]
+        shape.append((length, skip))
+        series.append((_blank(length, skip), {}))
+        out[(k["account_id"], k["service_name"])] = series[-1]
+    columns = (totals.column(c).to_pylist() for c in ("row", "day", "cost"))
+    for row, day, cost in zip(*columns, strict=True):
+        series[row][0][day] = cost
+    columns = (parts.column(c).to_pylist() for c in ("row", "day", "dimension", "value", "cost"))
+    for row, day, dimension, value, cost in zip(*columns, strict=True):
+        found = series[row][1]
+        key = (dimension, value)
+        if key not in found:
+            found[key] = _blank(*shape[row])
+        found[key][day] = cost
     return out
 
 
@@ -208,15 +206,23 @@ def _blank(length: int, skip: int) -> list[Decimal]:
 
 
 _EXACT_TOTALS = """
-    SELECT t.account_id, t.service_name, CAST(date_diff('day', k.first_day, t.usage_date) AS BIGINT) AS day,
-           t.total_cost_usd AS cost
+    SELECT k.row, CAST(date_diff('day', k.first_day, t.usage_date) AS BIGINT) AS day, t.total_cost_usd AS cost
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
+# One scan for the three dimensions (usage type only where the source has one).
 _EXACT_PARTS = """
-    SELECT e.account_id, e.service_name, CAST(date_diff('day', k.first_day, e.usage_date) AS BIGINT) AS day,
-           '{dim}' AS dimension, COALESCE(CAST(e.{dim} AS VARCHAR), '{none}') AS value,
-           sum(e.billed_cost) AS cost
-    FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
-    WHERE e.usage_date BETWEEN k.from_day AND k.last_day
-    GROUP BY ALL"""
+    SELECT row, day, dimension, value, cost FROM (
+        SELECT k.row, CAST(date_diff('day', k.first_day, e.usage_date) AS BIGINT) AS day,
+               CASE WHEN GROUPING(e.region) = 0 THEN 'region'
+                    WHEN GROUPING(e.pricing_model) = 0 THEN 'pricing_model'
+                    ELSE 'charge_category' END AS dimension,
+               COALESCE(CAST(COALESCE(e.region, e.pricing_model, e.charge_category) AS VARCHAR), '{none}')
+                   AS value,
+               sum(e.billed_cost) AS cost
+        FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
+        WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+        GROUP BY GROUPING SETS (
+            (k.row, day, e.region), (k.row, day, e.pricing_model), (k.row, day, e.charge_category)
+        )
+    )"""
