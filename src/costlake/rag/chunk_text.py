@@ -162,29 +162,34 @@ def _duration_sentence(meta: Mapping[str, Any]) -> str:
     return ". It is ongoing" if ongoing else ""
 
 
-def _contributors_of(meta: Mapping[str, Any]) -> list[tuple[str, Decimal]]:
-    """(label, contribution) pairs such as ("region us-east-1", 790.1); else the top_dimension/top_value."""
+def _contributors_of(meta: Mapping[str, Any]) -> list[tuple[str, Decimal, str]]:
+    """(label, contribution, dimension) such as ("region us-east-1", 790.1, "region"); else the
+    top_dimension/top_value."""
     items = [(c["dimension"], c["value"], c["contribution_usd"]) for c in meta.get("contributors") or []]
     if not items and meta.get("top_dimension") and meta.get("top_contribution_usd") is not None:
         items = [(meta["top_dimension"], meta["top_value"], meta["top_contribution_usd"])]
-    return [(dimension_phrase(d, v), Decimal(amount)) for d, v, amount in items]
+    return [(dimension_phrase(d, v), Decimal(amount), d) for d, v, amount in items]
 
 
-def _because(contributors: list[tuple[str, Decimal]], *, rising: bool) -> str:
-    """The clause naming the two largest movers in the anomaly's direction ("most of the increase ...")."""
+def _because(contributors: list[tuple[str, Decimal, str]], *, rising: bool) -> str:
+    """The clause naming the two largest movers in the anomaly's direction ("most of the increase
+    ..."), both of the first one's dimension: the regions of a change and its charge categories are
+    two views of the same dollars, so values of different dimensions are never listed as if they
+    added up."""
     moved = [c for c in contributors if (c[1] > 0 if rising else c[1] < 0)]  # ranked order kept
     if not moved:
         return ""
-    parts = [f"{label} ({format_signed_usd(amount)})" for label, amount in moved[:2]]
+    moved = [c for c in moved if c[2] == moved[0][2]]
+    parts = [f"{label} ({format_signed_usd(amount)})" for label, amount, _ in moved[:2]]
     return f"; most of the {'increase' if rising else 'decrease'} came from " + ", then ".join(parts)
 
 
-def _shift(contributors: list[tuple[str, Decimal]]) -> str:
+def _shift(contributors: list[tuple[str, Decimal, str]]) -> str:
     losers = [c for c in contributors if c[1] < 0]  # each in the order detection ranked them
     gainers = [c for c in contributors if c[1] > 0]
     if not losers or not gainers:
         return "the mix of spend changed"
-    (from_label, from_amount), (to_label, to_amount) = losers[0], gainers[0]
+    (from_label, from_amount, _), (to_label, to_amount, _) = losers[0], gainers[0]
     return (
         f"spend moved from {from_label} ({format_signed_usd(from_amount)}) "
         f"to {to_label} ({format_signed_usd(to_amount)})"
