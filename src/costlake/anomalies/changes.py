@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from costlake.anomalies.bands import Params
@@ -50,9 +51,12 @@ def changed_days(wh: Warehouse, old: Manifest, new: Manifest) -> list[dt.date]:
         after = after or m.run_id == old.run_id
         if m.run_id == new.run_id:
             break
-    log = wh.read_rows(PUBLISH_LOG, snapshot_id=new.log_snapshot_id).to_pylist()
+    if not runs:
+        return []
     wanted = {NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name}
-    return sorted({r["usage_date"] for r in log if r["run_id"] in runs and r["table_name"] in wanted})
+    only = "run_id IN (" + ", ".join(sql_string(r) for r in sorted(runs)) + ")"
+    log = wh.read_rows(PUBLISH_LOG, new.log_snapshot_id, only).to_pylist()
+    return sorted({r["usage_date"] for r in log if r["table_name"] in wanted})
 
 
 _FINGERPRINT = """
@@ -61,22 +65,24 @@ _FINGERPRINT = """
     FROM normalized_billing_events WHERE usage_date IN ({days}) GROUP BY ALL"""
 
 
-def touched(wh: Warehouse, old: Manifest, new: Manifest) -> dict[Key, dt.date]:
-    """Each series whose data changed between the two runs, with its earliest changed day."""
+def touched(
+    wh: Warehouse, old: Manifest, new: Manifest, current: duckdb.DuckDBPyConnection
+) -> dict[Key, dt.date]:
+    """Each series whose data changed between the two runs, with its earliest changed day;
+    `current` reads the lake as of `new` (the latest finished run)."""
     from costlake.catalog.views import open_lake
 
     days = changed_days(wh, old, new)
+    listed = ", ".join(f"DATE {sql_string(d.isoformat())}" for d in days) or "NULL"
     seen: dict[str, Any] = {}
-    for label, run in (("old", old.run_id), ("new", new.run_id)):
-        con = open_lake(wh, as_of=run, tables=[NORMALIZED.name, DAILY_ACCOUNT.name])
-        try:
-            listed = ", ".join(f"DATE {sql_string(d.isoformat())}" for d in days) or "NULL"
-            seen[label] = {
-                tuple(r.values()) for r in to_arrow(con, _FINGERPRINT.format(days=listed)).to_pylist()
-            }
+    previous = open_lake(wh, as_of=old.run_id, tables=[NORMALIZED.name, DAILY_ACCOUNT.name])
+    try:
+        for label, con in (("old", previous), ("new", current)):
+            found = to_arrow(con, _FINGERPRINT.format(days=listed)).to_pylist()
+            seen[label] = {tuple(r.values()) for r in found}
             seen[label + "_spans"] = {r["account_id"]: r for r in to_arrow(con, SPANS_SQL).to_pylist()}
-        finally:
-            con.close()
+    finally:
+        previous.close()
     out: dict[Key, dt.date] = {}
     for row in seen["old"] ^ seen["new"]:
         _earliest(out, (row[0], row[1]), row[2])
@@ -90,22 +96,16 @@ def touched(wh: Warehouse, old: Manifest, new: Manifest) -> dict[Key, dt.date]:
             ends = [d for d in (was["last_day"], now["last_day"]) if d is not None]
             moved[account] = min(ends) + DAY if len(ends) == 2 else dt.date.min
     if moved:
-        for key in _series_of(wh, new, moved):
+        for key in _series_of(current, moved):
             _earliest(out, key, moved[key[0]])
     return out
 
 
-def _series_of(wh: Warehouse, new: Manifest, accounts: Iterable[str]) -> list[Key]:
-    from costlake.catalog.views import open_lake
-
-    con = open_lake(wh, as_of=new.run_id, tables=[ACCOUNT_SERVICE_DAY.name])
-    try:
-        listed = ", ".join(sql_string(a) for a in accounts)
-        sql = f"""SELECT DISTINCT account_id, service_name FROM account_service_day_cost
-                  WHERE account_id IN ({listed})"""
-        return [(r["account_id"], r["service_name"]) for r in to_arrow(con, sql).to_pylist()]
-    finally:
-        con.close()
+def _series_of(con: duckdb.DuckDBPyConnection, accounts: Iterable[str]) -> list[Key]:
+    listed = ", ".join(sql_string(a) for a in accounts)
+    sql = f"""SELECT DISTINCT account_id, service_name FROM account_service_day_cost
+              WHERE account_id IN ({listed})"""
+    return [(r["account_id"], r["service_name"]) for r in to_arrow(con, sql).to_pylist()]
 
 
 def _earliest(out: dict[Key, dt.date], key: Key, day: dt.date) -> None:

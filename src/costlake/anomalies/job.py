@@ -97,12 +97,20 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
         return AnomalyReport(source, 0, 0, [], 0, 0, None, skipped=True, full=False)
     old_rows = wh.read_rows(COST_ANOMALIES)
     previous = _manifest(wh, last.get("source_run", ""))
-    resume: dict[Key, Resume] | None = None
-    if manifest is not None and previous is not None and same_params and not full:
-        with phase(log, "find changes") as done:
-            resume = resume_points(touched(wh, previous, manifest), old_rows, params)
-            done["series"] = len(resume)
-    fresh, series, exact = _detect(wh, manifest, resume, params) if manifest else ([], 0, 0)
+    if manifest is None:
+        return _commit(wh, old_rows, _merge(old_rows, [], None), source, params, last, 0, 0, True)
+    from costlake.catalog.views import open_lake
+
+    con = open_lake(wh, tables=[ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name])
+    try:
+        resume: dict[Key, Resume] | None = None
+        if previous is not None and same_params and not full:
+            with phase(log, "find changes") as done:
+                resume = resume_points(touched(wh, previous, manifest, con), old_rows, params)
+                done["series"] = len(resume)
+        fresh, series, exact = _detect(con, resume, params)
+    finally:
+        con.close()
     new_rows = _merge(old_rows, fresh, resume)
     return _commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
 
@@ -112,27 +120,21 @@ def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
 
 
 def _detect(
-    wh: Warehouse, manifest: Manifest, resume: dict[Key, Resume] | None, params: Params
+    con: duckdb.DuckDBPyConnection, resume: dict[Key, Resume] | None, params: Params
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Rows of the series in `resume` (None: every series), from each one's resume day on."""
-    from costlake.catalog.views import open_lake
-
-    con = open_lake(wh, tables=[ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name])
     rows: list[dict[str, Any]] = []
     series = exact = 0
-    try:
-        keys = series_keys(con, None if resume is None else _scope(resume, params))
-        with phase(log, "detect", method=params.method) as done:
-            for batch in batches(keys):
-                frame = load_frame(con, batch)
-                starts = _starts(frame, batch, resume)
-                suspects, mix_days = _screen(con, frame, batch, starts, params)
-                series += len(frame.keys)
-                exact += int(suspects.sum())
-                rows += _analyse(con, batch.filter(pa.array(suspects)), frame, starts, mix_days, params)
-            done.update(series=series, exact=exact, anomalies=len(rows))
-    finally:
-        con.close()
+    keys = series_keys(con, None if resume is None else _scope(resume, params))
+    with phase(log, "detect", method=params.method) as done:
+        for batch in batches(keys):
+            frame = load_frame(con, batch)
+            starts = _starts(frame, batch, resume)
+            suspects, mix_days = _screen(con, frame, batch, starts, params)
+            series += len(frame.keys)
+            exact += int(suspects.sum())
+            rows += _analyse(con, batch.filter(pa.array(suspects)), frame, starts, mix_days, params)
+        done.update(series=series, exact=exact, anomalies=len(rows))
     return rows, series, exact
 
 

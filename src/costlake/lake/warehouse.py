@@ -284,12 +284,19 @@ class Warehouse:
             table.overwrite(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
         return _committed(table, tdef, rows=rows.num_rows)
 
-    def read_rows(self, tdef: TableDef, snapshot_id: int | None = None) -> pa.Table:
-        """A whole (small) table as Arrow, in table column order."""
+    def read_rows(
+        self,
+        tdef: TableDef,
+        snapshot_id: int | None = None,
+        row_filter: str | BooleanExpression | None = None,
+    ) -> pa.Table:
+        """A whole (small) table as Arrow, in table column order; `row_filter` keeps only its rows
+        (and the data files that may hold them)."""
         table = self.table(tdef)
         if snapshot_id is None and table.current_snapshot() is None:
             return tdef.arrow_schema().empty_table()
-        return table.scan(snapshot_id=snapshot_id).to_arrow().cast(tdef.arrow_schema())
+        scan = table.scan(snapshot_id=snapshot_id, row_filter=row_filter or AlwaysTrue())
+        return scan.to_arrow().cast(tdef.arrow_schema())
 
 
 def _committed(table: Table, tdef: TableDef, **fields: int) -> int:
