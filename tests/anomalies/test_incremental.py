@@ -1,0 +1,287 @@
+"""Incremental detection stores exactly what analysing every series again would: after deliveries,
+corrections, backfills and crashed runs in any order, and it re-analyses only the series a change
+touched (src/costlake/anomalies/changes.py)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from costlake.anomalies.analyse import analyse_all
+from costlake.anomalies.bands import Params
+from costlake.anomalies.job import AnomalyReport, load_series, update_anomalies
+from costlake.lake.faults import ENV, EXIT_CODE
+from costlake.lake.manifest import latest_manifest
+from costlake.lake.warehouse import Warehouse
+from costlake.ops.publish import publish_and_detect
+from costlake.pipeline.ingest import ingest_files
+from costlake.settings import Settings
+from costlake.tables import COST_ANOMALIES
+
+START = dt.date(2025, 3, 3)
+HEADER = ("event_id", "usage_date", "account_id", "service_name", "region", "cost_usd", "ingestion_ts")
+MAIN, SIDE, NEW = "us-east-1", "eu-west-1", "ap-south-1"
+LEVELS = {"AmazonEC2": 300.0, "AmazonS3": 90.0, "AWSLambda": 40.0, "AmazonRDS": 150.0}
+# Every crash point of a run that leaves detection undone; the last one leaves the run published.
+CRASH_POINTS = (
+    "before_commit:normalized_billing_events",
+    "after_commit:account_service_day_cost",
+    "after_commit:daily_account_cost",
+    "before_commit:publish_log",
+    "after_commit:publish_log",
+)
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Series:
+    level: float
+    main: str = MAIN  # region of the larger share (event "a"); the smaller one (event "b") is in SIDE
+    share: float = 0.7
+
+
+class Bill:
+    """The source system's bill: the latest version of every event, delivered as native CSV files.
+    Day i of a series has two events, `{account}-{service}-{i}-a` (its main region) and `-b`.
+    Each file is stamped a minute after the one before, on the day after the last delivered day,
+    so a correction never moves an account's last complete day and a delivery always does."""
+
+    def __init__(self, folder: Path, accounts: int, services: int, seed: int) -> None:
+        self.folder = folder
+        self.rng = random.Random(seed)
+        names = list(LEVELS)[:services]
+        self.series = {
+            (f"{a + 1}" * 12, s): Series(LEVELS[s] * (1 + a / 3)) for a in range(accounts) for s in names
+        }
+        self.events: dict[str, list[str]] = {}
+        self.days = 0
+        self.sent = 0
+
+    def deliver(self, days: int, spikes: Iterable[tuple[Key, int]] = ()) -> Path:
+        """The next `days` days of every series (spiked x8 on the (series, day) of `spikes`)."""
+        spiked = set(spikes)
+        rows = []
+        for i in range(self.days, self.days + days):
+            for key, s in self.series.items():
+                cost = s.level * (1 + self.rng.uniform(-0.08, 0.08)) * (8 if (key, i) in spiked else 1)
+                main = round(cost * s.share, 2)
+                rows += [self._row(key, i, "a", s.main, main), self._row(key, i, "b", SIDE, cost - main)]
+        self.days += days
+        return self._send(rows)
+
+    def correct(self, keys: Iterable[Key], first: int, days: int, factor: float, move: bool) -> Path:
+        """Re-deliver the events of `keys` on days [first, first + days) with their cost times
+        `factor`, the main share moved to (or back from) NEW when `move`."""
+        rows = []
+        for key in keys:
+            for i in range(max(first, 0), min(first + days, self.days)):
+                for part in "ab":
+                    row = self.events[f"{key[0]}-{key[1]}-{i}-{part}"]
+                    region = {MAIN: NEW, NEW: MAIN}.get(row[4], row[4]) if move else row[4]
+                    rows.append(self._row(key, i, part, region, float(row[5]) * factor))
+        return self._send(rows)
+
+    def _row(self, key: Key, day: int, part: str, region: str, cost: float) -> list[str]:
+        event = f"{key[0]}-{key[1]}-{day}-{part}"
+        row = [event, (START + dt.timedelta(day)).isoformat(), *key, region, f"{cost:.2f}", ""]
+        self.events[event] = row
+        return row
+
+    def _send(self, rows: list[list[str]]) -> Path:
+        self.sent += 1
+        stamp = dt.datetime.combine(START + dt.timedelta(self.days), dt.time()) + dt.timedelta(
+            minutes=self.sent
+        )
+        path = self.folder / f"bill-{self.sent:03d}.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(HEADER)
+            writer.writerows([*row[:-1], stamp.isoformat(sep=" ")] for row in rows)
+        return path
+
+
+def _order(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple((v is None, "" if v is None else v) for v in row.values())
+
+
+def stored_rows(wh: Warehouse) -> list[dict[str, Any]]:
+    wh.refresh()
+    return sorted(wh.read_rows(COST_ANOMALIES).to_pylist(), key=_order)
+
+
+def assert_matches_full_analysis(wh: Warehouse) -> list[dict[str, Any]]:
+    """The stored anomalies are, row for row, every series analysed from its start in exact decimals
+    (no screen), and a full detection changes nothing. Returns them."""
+    stored = stored_rows(wh)
+    found = analyse_all(load_series(wh), Params.from_settings(wh.settings))
+    expected = sorted(
+        pa.Table.from_pylist(found, schema=COST_ANOMALIES.arrow_schema()).to_pylist(), key=_order
+    )
+    if stored != expected:
+        only_stored = [r for r in stored if r not in expected]
+        only_full = [r for r in expected if r not in stored]
+        pytest.fail(f"stored but not found again: {only_stored}\nfound again but not stored: {only_full}")
+    again = update_anomalies(wh, full=True)
+    assert again.full and again.changed_days == [] and again.snapshot_id is None
+    return stored
+
+
+def run(wh: Warehouse, *files: Path) -> AnomalyReport:
+    ingest_files(wh, list(files))
+    report = publish_and_detect(wh)
+    assert report.held_back == [] and report.anomalies is not None
+    return report.anomalies
+
+
+def crashed_run(wh: Warehouse, point: str, *files: Path) -> None:
+    """Ingest `files`, then a real `costlake run` killed at `point`, before detection."""
+    ingest_files(wh, list(files))
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(wh.root), "run"]
+    proc = subprocess.run(command, env=dict(os.environ, **{ENV: point}), capture_output=True, text=True)
+    assert proc.returncode == EXIT_CODE, proc.stdout + proc.stderr
+
+
+def runs(wh: Warehouse) -> tuple[str, str]:
+    """The latest finished run, and the run the stored anomalies reflect."""
+    manifest = latest_manifest(wh)
+    assert manifest is not None
+    return manifest.run_id, wh.last_properties(COST_ANOMALIES)["source_run"]
+
+
+def _near(stored: list[dict[str, Any]], bill: Bill) -> list[tuple[Key, int]]:
+    """(series, day) of every stored anomaly, and of four days spread over the series: where a
+    step's change lands (a change inside or just after an open anomaly is the hard case for
+    resuming)."""
+    keys = sorted(bill.series)
+    named = {(a, s.lower()): (a, s) for a, s in keys}  # stage 1 case-folds service names
+    found = [(named[r["account_id"], r["service_name"]], (r["usage_date"] - START).days) for r in stored]
+    return sorted(set(found)) + [(keys[i % len(keys)], 14 + (7 * i) % (bill.days - 14)) for i in range(4)]
+
+
+def _step(data: st.DataObject, bill: Bill, stored: list[dict[str, Any]]) -> tuple[str, Path]:
+    """Draw one change of the bill and write it: a delivery, a correction or a backfill."""
+    kind = data.draw(st.sampled_from(["deliver", "correct", "backfill"]), label="kind")
+    keys = sorted(bill.series)
+    if kind == "deliver":
+        days = data.draw(st.integers(2, 6), label="days")
+        key = data.draw(st.sampled_from(keys), label="changed series")
+        change = data.draw(st.sampled_from(["none", "spike", "step_up", "step_down", "move"]), label="change")
+        if change == "step_up" or change == "step_down":
+            bill.series[key].level *= 2.2 if change == "step_up" else 0.4
+        if change == "move":
+            bill.series[key].main = NEW if bill.series[key].main == MAIN else MAIN
+        spikes = [(key, bill.days + days // 2)] if change == "spike" else []
+        return kind, bill.deliver(days, spikes)
+    key, near = data.draw(st.sampled_from(_near(stored, bill)), label="near")
+    day = min(max(near + data.draw(st.integers(-3, 9), label="offset"), 0), bill.days - 1)
+    if kind == "correct":
+        factor = data.draw(st.sampled_from([0.2, 0.6, 1.3, 5.0]), label="factor")
+        return kind, bill.correct([key], day, 1, factor, move=False)
+    # A backfill: one series or a whole account, over some days, raised or lowered or moved.
+    whole = data.draw(st.booleans(), label="whole account")
+    chosen = [k for k in keys if k[0] == key[0]] if whole else [key]
+    length = data.draw(st.integers(3, 12), label="length")
+    factor = data.draw(st.sampled_from([0.4, 1.0, 1.0, 2.5]), label="factor")
+    move = factor == 1.0 or data.draw(st.booleans(), label="move")
+    return kind, bill.correct(chosen, day, length, factor, move)
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # a shrink re-runs whole pipelines: minutes
+)
+@pytest.mark.slow
+@given(data=st.data())
+def test_incremental_detection_equals_a_full_analysis_after_every_step(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("incremental")
+    wh = Warehouse(Settings(warehouse=str(folder / "wh")))
+    bill = Bill(folder, accounts=2, services=3, seed=data.draw(st.integers(0, 2**16), label="seed"))
+    keys = sorted(bill.series)
+    days = data.draw(st.integers(54, 60), label="first days")
+    first = [bill.deliver(days - 34)]
+    bill.series[keys[5]].level *= 2  # a level shift that ends: the level after it starts there
+    first.append(bill.deliver(10))
+    bill.series[keys[5]].level /= 2
+    first.append(bill.deliver(4))
+    bill.series[keys[2]].level *= 2.5  # a level shift that lasts
+    first.append(bill.deliver(8))
+    bill.series[keys[3]].main = NEW  # a mix shift
+    first.append(bill.deliver(12, spikes=[(keys[0], days - 10), (keys[4], days - 5), (keys[5], days - 8)]))
+    assert run(wh, *first).full
+    stored = assert_matches_full_analysis(wh)
+    assert {r["kind"] for r in stored} >= {"spike", "step_up", "mix_shift"}, "the steps have work to do"
+
+    pending = False  # a crashed run that detection has not caught up with
+    for n in range(data.draw(st.integers(3, 5), label="steps")):
+        kind, path = _step(data, bill, stored)
+        if data.draw(st.integers(0, 3), label="crash") == 3:
+            crashed_run(wh, data.draw(st.sampled_from(CRASH_POINTS), label="point"), path)
+            assert stored_rows(wh) == stored, "a crashed run does not touch the anomalies"
+            pending = True
+            continue
+        report = run(wh, path)
+        assert not report.full and not report.skipped, (n, kind)
+        stored, pending = assert_matches_full_analysis(wh), False
+    if pending:  # the next run, with nothing new to publish, catches up
+        report = run(wh)
+        assert not report.full and not report.skipped
+        assert_matches_full_analysis(wh)
+
+
+def test_a_correction_reanalyses_only_the_series_it_touched(tmp_path: Path) -> None:
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=3, services=4, seed=7)
+    keys = sorted(bill.series)
+    assert run(wh, bill.deliver(40, spikes=[(keys[5], 30)])).series == 12
+
+    one_day = run(wh, bill.correct([keys[5]], 20, 1, 1.3, move=False))
+    assert (one_day.series, one_day.full) == (1, False)
+    assert_matches_full_analysis(wh)
+
+    first_account, third_account = keys[1], keys[10]
+    assert first_account[0] != third_account[0]
+    two = run(wh, bill.correct([first_account, third_account], 32, 1, 5.0, move=False))
+    assert (two.series, two.full, two.added) == (2, False, 2)  # a spike in each
+    assert_matches_full_analysis(wh)
+
+
+@pytest.mark.parametrize("catch_up", ["run", "anomalies"])
+def test_a_run_killed_after_publishing_is_caught_up_by_the_next_detection(
+    tmp_path: Path, catch_up: str
+) -> None:
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=2, services=2, seed=3)
+    key = sorted(bill.series)[1]
+    run(wh, bill.deliver(40, spikes=[(key, 30)]))
+    [spike] = assert_matches_full_analysis(wh)
+    assert (spike["kind"], spike["usage_date"]) == ("spike", START + dt.timedelta(30))
+
+    # The spike was a billing error; the run that publishes its correction dies before detection.
+    crashed_run(wh, "after_commit:publish_log", bill.correct([key], 30, 1, 1 / 8, move=False))
+    published, detected = runs(wh)
+    assert published != detected and stored_rows(wh) == [spike]
+
+    report = run(wh) if catch_up == "run" else update_anomalies(wh)
+    assert (report.skipped, report.full, report.series) == (False, False, 1)
+    assert (report.changed_days, report.removed) == ([spike["usage_date"]], 1)
+    assert assert_matches_full_analysis(wh) == []
+    assert runs(wh) == (published, published)
