@@ -285,3 +285,27 @@ def test_a_run_killed_after_publishing_is_caught_up_by_the_next_detection(
     assert (report.changed_days, report.removed) == ([spike["usage_date"]], 1)
     assert assert_matches_full_analysis(wh) == []
     assert runs(wh) == (published, published)
+
+
+def test_an_account_whose_events_are_all_retracted_loses_its_anomalies(tmp_path: Path) -> None:
+    """An account that disappears (every event retracted) has no span left: its series are still
+    analysed again, from the old snapshot's list, so its anomalies go."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=2, services=2, seed=3)
+    keys = sorted(bill.series)
+    run(wh, bill.deliver(40, spikes=[(keys[0], 30), (keys[2], 32)]))
+    gone = keys[0][0]
+    assert {r["account_id"] for r in assert_matches_full_analysis(wh)} == {gone, keys[2][0]}
+    path = tmp_path / "retract.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(RETRACT_HEADER)
+        for event in sorted(e for e in bill.events if e.startswith(gone)):
+            writer.writerow([event, "", "", "", "", f"{START + dt.timedelta(days=45)} 00:00:00", "delete"])
+    report = run(wh, path)
+    assert not report.full
+    stored = assert_matches_full_analysis(wh)
+    assert stored and gone not in {r["account_id"] for r in stored}
+
+
+RETRACT_HEADER = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_ts", "op")

@@ -75,30 +75,38 @@ def touched(
     days = changed_days(wh, old, new)
     listed = ", ".join(f"DATE {sql_string(d.isoformat())}" for d in days) or "NULL"
     seen: dict[str, Any] = {}
-    previous = open_lake(wh, as_of=old.run_id, tables=[NORMALIZED.name, DAILY_ACCOUNT.name])
+    previous = open_lake(
+        wh, as_of=old.run_id, tables=[NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name]
+    )
     try:
         for label, con in (("old", previous), ("new", current)):
             found = to_arrow(con, _FINGERPRINT.format(days=listed)).to_pylist()
             seen[label] = {tuple(r.values()) for r in found}
             seen[label + "_spans"] = {r["account_id"]: r for r in to_arrow(con, SPANS_SQL).to_pylist()}
+        out: dict[Key, dt.date] = {}
+        for row in seen["old"] ^ seen["new"]:
+            _earliest(out, (row[0], row[1]), row[2])
+        moved = _moved_spans(seen["old_spans"], seen["new_spans"])
+        if moved:  # every series the account has or had
+            for key in {*_series_of(previous, moved), *_series_of(current, moved)}:
+                _earliest(out, key, moved[key[0]])
     finally:
         previous.close()
-    out: dict[Key, dt.date] = {}
-    for row in seen["old"] ^ seen["new"]:
-        _earliest(out, (row[0], row[1]), row[2])
-    old_spans, new_spans = seen["old_spans"], seen["new_spans"]
+    return out
+
+
+def _moved_spans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dt.date]:
+    """Accounts whose first or last complete day moved, with the first day to look at again
+    (`date.min`: all of it)."""
     moved: dict[str, dt.date] = {}
-    for account in old_spans.keys() | new_spans.keys():
-        was, now = old_spans.get(account), new_spans.get(account)
+    for account in old.keys() | new.keys():
+        was, now = old.get(account), new.get(account)
         if was is None or now is None or was["first_day"] != now["first_day"]:
-            moved[account] = dt.date.min  # everything again
+            moved[account] = dt.date.min
         elif was["last_day"] != now["last_day"]:
             ends = [d for d in (was["last_day"], now["last_day"]) if d is not None]
             moved[account] = min(ends) + DAY if len(ends) == 2 else dt.date.min
-    if moved:
-        for key in _series_of(current, moved):
-            _earliest(out, key, moved[key[0]])
-    return out
+    return moved
 
 
 def _series_of(con: duckdb.DuckDBPyConnection, accounts: Iterable[str]) -> list[Key]:
