@@ -112,19 +112,22 @@ def _bands(
     weekly = (valid[:, :, keys == 0].sum(axis=2) >= WEEKDAY_MIN) & (params.baseline == "weekday")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no history yet
-        trail_expected = row_median(history)
         same_day = history[..., keys == 0]
         # Two same weekdays: the trailing median breaks the tie (as in baseline_band).
-        two = (~np.isnan(same_day)).sum(axis=-1) == 2
-        with_window = np.concatenate([same_day, trail_expected[..., None]], axis=-1)
-        week_expected = np.where(two, row_median(with_window), row_median(same_day))
-        expected = np.where(weekly, week_expected, trail_expected)
+        two = weekly & ((~np.isnan(same_day)).sum(axis=-1) == 2)
+        trailing = ~weekly | two  # the only days whose trailing median is needed
+        trail_expected = np.full(weekly.shape, np.nan)
+        trail_expected[trailing] = row_median(history[trailing])
+        expected = np.where(weekly, row_median(same_day), trail_expected)
+        expected[two] = row_median(np.concatenate([same_day[two], trail_expected[two][:, None]], axis=-1))
         margin = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
         maybe = enough & ~(np.abs(values - expected) <= margin * (1 - 1e-9) - 1e-6)
-        rows = history[maybe]  # (cells, window)
+        rows, by_week = history[maybe], weekly[maybe]  # (cells, window), (cells,)
+        spread = np.empty(rows.shape[0])
+        spread[by_week] = _weekly_spread(rows[by_week], keys, window)
         # Trailing: one group, the window; large enough that leaving a day out hardly matters.
-        trail_spread = row_median(np.abs(rows - trail_expected[maybe][:, None]))
-        spread = np.where(weekly[maybe], _weekly_spread(rows, keys, window), trail_spread)
+        centre = trail_expected[maybe][~by_week]
+        spread[~by_week] = row_median(np.abs(rows[~by_week] - centre[:, None]))
     margin[maybe] = np.maximum(margin[maybe], float(params.z) * np.maximum(MAD_SIGMA * spread, 0.01))
     return np.where(enough, expected, np.nan), np.where(enough, margin, np.nan), history
 
