@@ -21,6 +21,16 @@ from costlake.pipeline.ingest import IngestResult, ingest_files
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED = FIXTURES / "seed" / "raw_billing_events.csv"
 NATIVE_HEADER = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_date")
+CUR_HEADER = (  # the columns a CUR 2.0 file cannot do without
+    "bill_payer_account_id",
+    "bill_billing_period_start_date",
+    "line_item_usage_account_id",
+    "line_item_line_item_type",
+    "line_item_usage_start_date",
+    "line_item_product_code",
+    "line_item_unblended_cost",
+    "line_item_currency_code",
+)
 
 ENGINES = ("duckdb", "spark")
 # Spark in the tests: two local cores and two shuffle partitions, as on CI. The data is tiny, so

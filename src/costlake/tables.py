@@ -43,6 +43,15 @@ class TableDef:
     partition_by: str | None
     grain: tuple[str, ...]
     doc: str
+    # The columns appended after the table's first release (lake/migrate.py adds them to an older
+    # warehouse): files written before read them as NULL, and a NULL in one leaves a row's content hash
+    # as it was before the column existed (lake/fingerprint.py), so published partitions keep theirs.
+    appended: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = self.column_names
+        if list(self.appended) != names[len(names) - len(self.appended) :]:
+            raise ValueError(f"{self.name}: appended columns {self.appended} must end the column list")
 
     @property
     def column_names(self) -> list[str]:
@@ -89,6 +98,11 @@ _CANONICAL = (
     # (source_format, billing_account_id, billing_period_start). NULL for per-event formats.
     ("billing_period_start", _D),
 )
+# Canonical columns appended after v0.1.0, so at the end of every table holding the canonical columns
+# (a stored table's columns must stay a prefix of its definition: lake/migrate.py).
+# `usage_type`: what was used, where the source names it (CUR `lineItem/UsageType`, native
+# `usage_type`); NULL for FOCUS and for rows written before the column existed. A name, as delivered.
+_CANONICAL_APPENDED = (("usage_type", _S),)
 
 RAW = TableDef(
     "raw_billing_events",
@@ -110,10 +124,12 @@ RAW = TableDef(
         # `ingest`, the first reading's for an `ingest --reparse` of the same file (NULL: batch_seq).
         # The latest reading of each delivery counts, at the delivery's place in the total order.
         ("delivery_seq", _L),
+        *_CANONICAL_APPENDED,
     ),
     partition_by="load_date",
     grain=("batch_seq", "source_row"),
     doc="Every accepted source row, append-only; one batch per ingested file.",
+    appended=("op", "delivery_seq", *(name for name, _ in _CANONICAL_APPENDED)),
 )
 
 QUARANTINE = TableDef(
@@ -141,10 +157,12 @@ NORMALIZED = TableDef(
         ("batch_id", _S),
         ("batch_seq", _L),
         ("source_row", _L),
+        *_CANONICAL_APPENDED,
     ),
     partition_by="usage_date",
     grain=("event_id",),
     doc="Stage 1: one row per event, the latest version by (ingestion_ts, batch_seq, source_row).",
+    appended=tuple(name for name, _ in _CANONICAL_APPENDED),
 )
 
 ACCOUNT_SERVICE_DAY = TableDef(

@@ -48,8 +48,8 @@ def test_duckdb_and_spark_publish_identical_content(tmp_path):
     made = generate(tmp_path / "data", events=200_000, days=60, tenants=3, batches=3, seed=17)
     correction = tmp_path / "data" / "correction.csv"
     correction.write_text(
-        "event_id,usage_date,account_id,service_name,cost_usd,ingestion_date\n"
-        "evt-000000007,2025-02-01,moved-account,AmazonS3,123.456789012345,2025-06-01\n"
+        "event_id,usage_date,account_id,service_name,cost_usd,ingestion_date,usage_type\n"
+        "evt-000000007,2025-02-01,moved-account,AmazonS3,123.456789012345,2025-06-01,USE1-Requests-Tier1\n"
     )
     lakes = {}
     for engine in ("duckdb", "spark"):
@@ -73,3 +73,5 @@ def test_duckdb_and_spark_publish_identical_content(tmp_path):
     assert logged_hashes(duck) == logged_hashes(spark)
     total = query_rows(duck, "SELECT count(*) AS n, sum(total_cost_usd) AS s FROM daily_account_cost")[0]
     assert total["n"] == 12 * 60 + 1 and total["s"] is not None  # + the moved event's new account-day
+    typed = "SELECT event_id, usage_type FROM normalized_billing_events WHERE usage_type IS NOT NULL"
+    assert query_rows(duck, typed) == [{"event_id": "evt-000000007", "usage_type": "USE1-Requests-Tier1"}]

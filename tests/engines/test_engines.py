@@ -69,7 +69,7 @@ def test_winners_by_total_order_and_moved_events(compute):
             "billed_cost": D(1),
         },
         {"event_id": "e1", "account_id": "A1", "service_name": "ec2", "usage_date": DAY1, "billed_cost": D(2)}
-        | {"batch_seq": 2},
+        | {"batch_seq": 2, "usage_type": "BoxUsage:m5.large"},
         {"event_id": "e2", "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(3)}
         | {"source_row": 7},
         {"event_id": "e2", "account_id": "A2", "service_name": "S3", "usage_date": DAY2, "billed_cost": D(4)}
@@ -77,8 +77,9 @@ def test_winners_by_total_order_and_moved_events(compute):
     )
     out = stage1(compute, rows, [DAY1])
     assert out.schema.names == NORMALIZED.column_names
-    assert out.select(["event_id", "service_name", "billed_cost"]).to_pylist() == [
+    assert out.select(["event_id", "service_name", "billed_cost", "usage_type"]).to_pylist() == [
         {"event_id": "e1", "service_name": "ec2", "billed_cost": D("2.000000000000")}
+        | {"usage_type": "BoxUsage:m5.large"}
     ]  # e2 moved to DAY2: its winner leaves DAY1
     both = stage1(compute, rows, [DAY1, DAY2])
     assert [(r["event_id"], r["usage_date"]) for r in both.to_pylist()] == [("e1", DAY1), ("e2", DAY2)]
@@ -108,6 +109,34 @@ def test_period_rows_roll_up_with_the_same_event_ids_everywhere(compute):
     assert [r["event_id"] for r in out if r["usage_date"] == DAY2] == [
         "focus:" + hashlib.md5(key2.encode()).hexdigest()
     ]
+    assert {r["usage_type"] for r in out} == {None}
+
+
+def test_period_rows_roll_up_per_usage_type_and_keep_their_ids_without_one(compute):
+    period = {"source_format": "cur", "billing_account_id": "P1", "billing_period_start": DAY1}
+    hours = [
+        period
+        | {"event_id": f"h{h}", "account_id": "A1", "service_name": "AmazonEC2", "usage_date": DAY1}
+        | {"billed_cost": D("0.5"), "source_row": h, "usage_type": usage_type}
+        for h, usage_type in enumerate(
+            ["USE1-BoxUsage:m5.large", "USE1-BoxUsage:m5.large", "USE1-EBS:VolumeUsage"]
+        )
+    ]
+    hours.append(
+        period
+        | {"event_id": "t", "account_id": "A1", "service_name": "AmazonEC2", "usage_date": DAY1}
+        | {"billed_cost": D("0.25"), "source_row": 9, "charge_category": "tax"}
+    )
+    out = stage1(compute, raw(*hours), [DAY1]).to_pylist()
+    key = "P1|2025-01-01|A1|amazonec2|(null)|(null)|{}|2025-01-01|USD|(null)"
+    expected = {
+        (key.format("usage") + "|USE1-BoxUsage:m5.large", "USE1-BoxUsage:m5.large", D("1")),
+        (key.format("usage") + "|USE1-EBS:VolumeUsage", "USE1-EBS:VolumeUsage", D("0.5")),
+        # No usage type: the id a row had before usage types were read.
+        (key.format("tax"), None, D("0.25")),
+    }
+    got = {(r["event_id"], r["usage_type"], r["billed_cost"]) for r in out}
+    assert got == {("cur:" + hashlib.md5(k.encode()).hexdigest(), u, c) for k, u, c in expected}
 
 
 def test_stage2_and_stage3_types_and_exact_sums(compute):
@@ -257,19 +286,21 @@ def test_written_files_hold_one_date_each_and_commit_cleanly(compute, tmp_path):
 
 
 def test_files_written_before_a_column_was_appended_read_it_as_null(compute: Engine, tmp_path: Path) -> None:
-    # A warehouse outlives its table definitions (lake/migrate.py): raw files written before `op` and
-    # `delivery_seq` existed are read together with newer ones, by name, the missing columns as NULL.
+    # A warehouse outlives its table definitions (lake/migrate.py): raw files written before `op`,
+    # `delivery_seq` and `usage_type` existed are read together with newer ones, by name, the missing
+    # columns as NULL.
     older = raw({"event_id": "e1", "usage_date": DAY1, "billed_cost": D(1)}).drop_columns(
-        ["op", "delivery_seq"]
+        ["op", "delivery_seq", "usage_type"]
     )
-    newer = raw({"event_id": "e2", "batch_seq": 2, "op": "delete", "delivery_seq": 2})
+    newer = raw({"event_id": "e2", "batch_seq": 2, "op": "delete", "delivery_seq": 2, "usage_type": "U"})
     pq.write_table(older, tmp_path / "older.parquet")
     pq.write_table(newer, tmp_path / "newer.parquet")
     listing = ["older", "newer"]
     for files in (listing, listing[::-1], listing[:1]):
         compute.register_files("r", [str(tmp_path / f"{f}.parquet") for f in files], RAW.arrow_schema())
         assert compute.fetch("SELECT * FROM r").schema.names == RAW.column_names
-        rows = compute.fetch("SELECT event_id, op, delivery_seq FROM r ORDER BY event_id").to_pylist()
-        expected = [{"event_id": "e1", "op": None, "delivery_seq": None}]
-        expected += [{"event_id": "e2", "op": "delete", "delivery_seq": 2}] if "newer" in files else []
-        assert rows == expected, files
+        rows = compute.fetch("SELECT event_id, op, delivery_seq, usage_type FROM r ORDER BY event_id")
+        expected = [{"event_id": "e1", "op": None, "delivery_seq": None, "usage_type": None}]
+        newer_row = {"event_id": "e2", "op": "delete", "delivery_seq": 2, "usage_type": "U"}
+        expected += [newer_row] if "newer" in files else []
+        assert rows.to_pylist() == expected, files

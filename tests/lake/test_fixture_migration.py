@@ -14,7 +14,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
 from costlake.tables import TABLES
-from helpers import FIXTURES, cli, json_rows, unpacked_warehouse
+from helpers import FIXTURES, NATIVE_HEADER, cli, json_rows, unpacked_warehouse
 
 FIXTURE = FIXTURES / "warehouse_v0.1.0"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
@@ -86,7 +86,8 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "of 4 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
 
-    _a_delete_retracts_an_event_published_by_v010(wh, write_csv, after)
+    after_retraction = _a_delete_retracts_an_event_published_by_v010(wh, write_csv, after)
+    _usage_types_arrive_next_to_events_published_by_v010(wh, write_csv, after_retraction)
 
     # Opened, the warehouse's tables are at today's definitions (lake/migrate.py).
     opened = Warehouse(Settings(warehouse=str(wh)))
@@ -95,7 +96,7 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
         assert [f.name for f in opened.table(tdef).schema().fields] == tdef.column_names, tdef.name
 
 
-def _a_delete_retracts_an_event_published_by_v010(wh: Path, write_csv, before: dict) -> None:  # type: ignore[no-untyped-def]
+def _a_delete_retracts_an_event_published_by_v010(wh: Path, write_csv, before: dict) -> dict:  # type: ignore[no-untyped-def]
     """Issue 12: the raw rows v0.1.0 wrote have no `op` column and read as upserts; a delete row (a
     native file with `op`) retracts one of their events from the day it is on, and nothing else moves."""
     event = (
@@ -130,3 +131,37 @@ def _a_delete_retracts_an_event_published_by_v010(wh: Path, write_csv, before: d
     assert audit.returncode == 0 and "of 5 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
     checked = cli(wh, "validate")
     assert checked.returncode == 0 and "0 error(s)" in checked.stdout, checked.stdout
+    return after
+
+
+def _usage_types_arrive_next_to_events_published_by_v010(wh: Path, write_csv, before: dict) -> None:  # type: ignore[no-untyped-def]
+    """`usage_type`, appended to raw and stage 1 after v0.1.0: the rows v0.1.0 wrote read it as NULL and
+    every partition it published keeps its content hash (the audits above replay them); an event with a
+    usage type lands on a day of theirs, and only that day changes."""
+    typed = "SELECT count(*) AS n, count(usage_type) AS typed FROM {}"
+    for table in ("raw_billing_events", "normalized_billing_events"):
+        [old] = json_rows(cli(wh, "query", typed.format(table), "--format", "json"))
+        assert old["n"] >= 300 and old["typed"] == 0, table
+
+    header = (*NATIVE_HEADER[:-1], "ingestion_ts", "usage_type")
+    row = ["evt-typed-1", "2025-03-12", "125820107534", "AmazonEC2", "0.5", "2025-03-28T00:00:00Z"]
+    bill = write_csv("typed.csv", [[*row, "USE1-BoxUsage:m5.large"]], header)
+    assert cli(wh, "ingest", str(bill)).returncode == 0
+    ran = cli(wh, "run")
+    assert ran.returncode == 0, ran.stderr
+
+    after = {
+        (r["account_id"], r["usage_date"]): r for r in json_rows(cli(wh, "query", DAILY, "--format", "json"))
+    }
+    key = ("125820107534", "2025-03-12")
+    assert {k for k in after if after[k] != before.get(k)} == {key}
+    assert Decimal(after[key]["total_cost_usd"]) == Decimal(before[key]["total_cost_usd"]) + Decimal("0.5")
+    day = (
+        "SELECT event_id, usage_type FROM normalized_billing_events "
+        "WHERE usage_date = DATE '2025-03-12' AND usage_type IS NOT NULL"
+    )
+    assert json_rows(cli(wh, "query", day, "--format", "json")) == [
+        {"event_id": "evt-typed-1", "usage_type": "USE1-BoxUsage:m5.large"}
+    ]
+    audit = cli(wh, "audit", "verify")
+    assert audit.returncode == 0 and "of 6 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout

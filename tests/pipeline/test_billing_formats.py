@@ -84,6 +84,23 @@ def test_cur_sample_end_to_end_matches_an_independent_exact_sum(wh):
         wh, "SELECT count(*) AS n FROM normalized_billing_events WHERE charge_category = 'tax'"
     )
     assert taxes[0]["n"] > 0
+    # Stage 1 keeps lineItem/UsageType: its events roll up per usage type, the same money per type.
+    by_type = query_rows(
+        wh,
+        "SELECT usage_type, CAST(usage_date AS VARCHAR) AS d, sum(billed_cost) AS s "
+        "FROM normalized_billing_events GROUP BY ALL",
+    )
+    assert {(r["usage_type"], r["d"]): r["s"] for r in by_type} == cur_usage_type_totals(CUR)
+    assert len({r["usage_type"] for r in by_type}) == 171
+
+
+def cur_usage_type_totals(path: Path) -> dict[tuple[str | None, str], Decimal]:
+    totals: dict[tuple[str | None, str], Decimal] = defaultdict(Decimal)
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            key = (row["lineItem/UsageType"].strip() or None, utc_day(row["lineItem/UsageStartDate"]))
+            totals[key] += Decimal(row["lineItem/UnblendedCost"])
+    return dict(totals)
 
 
 def restated(src: Path, dst: Path, day: str, factor: Decimal) -> Path:

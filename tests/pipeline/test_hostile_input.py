@@ -21,7 +21,7 @@ from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.audit import verify
 from costlake.pipeline.ingest import ingest_files
 from costlake.sources.sql_text import ID_RULE
-from helpers import ingest_and_run, query_rows
+from helpers import CUR_HEADER, ingest_and_run, query_rows
 
 NATIVE = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_ts", "region")
 FOCUS = (
@@ -34,16 +34,7 @@ FOCUS = (
     "BillingCurrency",
     "ChargeCategory",
 )
-CUR = (
-    "bill_payer_account_id",
-    "bill_billing_period_start_date",
-    "line_item_usage_account_id",
-    "line_item_line_item_type",
-    "line_item_usage_start_date",
-    "line_item_product_code",
-    "line_item_unblended_cost",
-    "line_item_currency_code",
-)
+CUR = CUR_HEADER
 GOOD_TOTAL = Decimal("10.75")  # of the two good rows every file carries: 10.50 + 0.25
 ISO = "(YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])"
 TOO_LATE = "is more than 400 days after the load date (setting usage_date_max_days_ahead)"

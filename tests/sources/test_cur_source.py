@@ -21,7 +21,7 @@ from costlake.sources.cur import CurSource
 from costlake.sources.registry import SOURCES
 from costlake.sources.sql_text import ID_RULE
 from costlake.tables import QUARANTINE, RAW
-from helpers import changed_row
+from helpers import CUR_HEADER, changed_row
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cur"
 SAMPLE = FIXTURES / "aws_cur_legacy_sample.csv"
@@ -126,6 +126,10 @@ def test_real_legacy_sample_every_row_accepted_with_exact_daily_totals(tmp_path)
     assert accepted[0]["service_name"] == "AWSCloudTrail"
     assert sum(r["service_name"] == "AWSDataTransfer" for r in accepted) == 447
     assert sum(r["region"] is None for r in accepted) == 12
+    # usage_type: lineItem/UsageType as delivered (trimmed, blank as NULL), row by row.
+    assert [r["usage_type"] for r in accepted] == [s["lineItem/UsageType"].strip() or None for s in source]
+    assert len({r["usage_type"] for r in accepted}) == 171
+    assert sum(r["usage_type"] == "USE1-CAN1-AWS-Out-Bytes" for r in accepted) == 61
 
 
 @pytest.mark.parametrize("fixture", ["cur2_line_item_types.csv", "legacy_line_item_types.csv"])
@@ -135,7 +139,7 @@ def test_every_line_item_type_billed_and_amortised_like_cid(tmp_path, fixture):
     got = rows(
         con,
         "SELECT billed_cost, effective_cost, charge_category, pricing_model, usage_date, tags, region, "
-        "service_name FROM accepted ORDER BY source_row",
+        "service_name, usage_type FROM accepted ORDER BY source_row",
     )
     assert len(got) == len(CASES)
     for row, (case, billed, effective, category, pricing, day) in zip(got, CASES, strict=True):
@@ -151,6 +155,14 @@ def test_every_line_item_type_billed_and_amortised_like_cid(tmp_path, fixture):
     assert got[1]["tags"] is None
     assert got[11]["service_name"] == "AmazonEC2" and got[11]["region"] is None  # Tax: product code
     assert got[15]["service_name"] == "AWSDataTransfer"
+    # The usage type of the layout's column (both spellings), blank as NULL.
+    assert [got[i]["usage_type"] for i in (0, 4, 12, 13)] == [
+        "USE1-BoxUsage:m5.xlarge",
+        "USE1-BoxUsage:m5.large",
+        "USE1-SpotUsage:m5.large",
+        "USE1-TimedStorage-ByteHrs",
+    ]
+    assert got[2]["usage_type"] is None
 
 
 def test_final_bill_carries_its_invoice_id(tmp_path):
@@ -172,18 +184,7 @@ def test_usage_dates_are_utc_whatever_the_session_time_zone(tmp_path):
     assert got == [c[5] for c in CASES]
 
 
-V2 = [
-    "bill_payer_account_id",
-    "bill_billing_period_start_date",
-    "line_item_usage_account_id",
-    "line_item_line_item_type",
-    "line_item_usage_start_date",
-    "line_item_product_code",
-    "line_item_unblended_cost",
-    "line_item_currency_code",
-    "savings_plan_savings_plan_effective_cost",
-    "resource_tags",
-]
+V2 = [*CUR_HEADER, "savings_plan_savings_plan_effective_cost", "resource_tags"]
 GOOD = [
     "111",
     "2024-03-01T00:00:00Z",

@@ -112,6 +112,7 @@ def test_real_focus_1_0_sample_row_by_row(tmp_path):
         dt.date(2024, 10, 1): 1,
     }
     assert {r["invoice_id"] for r in accepted} == {None}  # FOCUS 1.0 has no InvoiceId
+    assert {r["usage_type"] for r in accepted} == {None}  # FOCUS 1.0-1.3 has no usage type column
     assert {r["currency"] for r in accepted} == {"USD"}
     assert sum(r["tags"] is None for r in accepted) == 289
     first = accepted[0]

@@ -53,7 +53,9 @@ def test_a_file_without_op_is_all_upserts(write_csv):
 def test_a_delete_row_keeps_its_event_and_time_and_its_other_fields_are_not_read(write_csv):
     # Values that would quarantine an upsert: a delete row does not read them, and keeps none of them.
     accepted, rejected = parse(
-        write_csv, [["e1", "9999-99-99", "=HYPERLINK(x)", "", "abc", "2025-01-03T01:00:00+05:00", "delete"]]
+        write_csv,
+        [["e1", "9999-99-99", "=HYPERLINK(x)", "", "abc", "2025-01-03T01:00:00+05:00", "delete", "BoxUsage"]],
+        (*HEADER, "usage_type"),
     )
     assert rejected == []
     [row] = accepted

@@ -141,7 +141,21 @@ def test_defaults_for_optional_columns(wh, write_csv):
         row["billed_cost"],
     )
     assert row["ingestion_ts"] is not None and row["load_date"] is not None
+    assert row["usage_type"] is None
     assert result.accepted == 1
+
+
+def test_usage_type_is_an_optional_name_trimmed_and_blank_as_null(wh, write_csv):
+    header = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "usage_type")
+    rows = [
+        ["u1", "2025-01-01", "A1", "EC2", "2", "USE1-BoxUsage:m5.large"],
+        ["u2", "2025-01-01", "A1", "EC2", "3", "  CW:Requests "],
+        ["u3", "2025-01-01", "A1", "EC2", "4", " "],
+    ]
+    [result] = ingest_files(wh, [write_csv("typed.csv", rows, header=header)])
+    assert (result.accepted, result.quarantined) == (3, 0)
+    got = query_rows(wh, "SELECT event_id, usage_type FROM raw_billing_events ORDER BY event_id")
+    assert [r["usage_type"] for r in got] == ["USE1-BoxUsage:m5.large", "CW:Requests", None]
 
 
 def test_missing_columns_are_refused_in_one_line_with_exit_code_1(tmp_path, write_csv):

@@ -17,7 +17,9 @@ periods, so the rows of the latest delivery (its counted reading) of each (sourc
 billing_account_id, billing_period_start) replace every earlier row of that period. Correction rows
 are ordinary rows of the delivery they arrive in and keep their own (possibly older) usage date.
 Their rows (often hourly) are rolled up to one event per account, service, region, pricing model,
-charge category, currency, invoice and day, with a stable id.
+charge category, currency, invoice, usage type and day, with a stable id. A row without a usage type
+(FOCUS, a CUR line item without one, a raw row written before the column existed) keeps the id it had
+before usage types were read.
 
 A run rebuilds a set of days from raw. For those days it takes every event that has a raw row dated
 on one of them, finds each event's winner among *all* of its raw versions, and keeps the winners
@@ -48,7 +50,7 @@ def canonical_sql(raw: str) -> str:
     SELECT event_id, billing_account_id, account_id, lower(trim(service_name)) AS service_name,
            region, pricing_model, charge_category, usage_date, billed_cost, effective_cost, currency,
            invoice_id, billing_period_start, source_format, ingestion_ts, batch_id, batch_seq, source_row,
-           op, COALESCE(delivery_seq, batch_seq) AS delivery_seq
+           usage_type, op, COALESCE(delivery_seq, batch_seq) AS delivery_seq
     FROM {raw}"""
 
 
@@ -126,10 +128,11 @@ def period_rows_sql(raw: str, days: str) -> str:
     """Rows of the latest delivery of every billing period with a raw row on one of `days`, rolled up
     per day, on those days."""
     unit = "source_format, billing_account_id, billing_period_start"
+    # concat_ws skips a NULL: an event without a usage type keeps the id it had before the column existed.
     key = (
         "concat_ws('|', billing_account_id, CAST(billing_period_start AS STRING), account_id, service_name, "
         f"COALESCE(region, {NULL_KEY}), COALESCE(pricing_model, {NULL_KEY}), charge_category, "
-        f"CAST(usage_date AS STRING), currency, COALESCE(invoice_id, {NULL_KEY}))"
+        f"CAST(usage_date AS STRING), currency, COALESCE(invoice_id, {NULL_KEY}), usage_type)"
     )
     return f"""
     WITH units AS (
@@ -154,10 +157,11 @@ def period_rows_sql(raw: str, days: str) -> str:
            CAST(sum(billed_cost) AS {MONEY_SQL}) AS billed_cost,
            CAST(sum(effective_cost) AS {MONEY_SQL}) AS effective_cost,
            currency, invoice_id, billing_period_start, source_format,
-           max(ingestion_ts) AS ingestion_ts, batch_id, batch_seq, min(source_row) AS source_row
+           max(ingestion_ts) AS ingestion_ts, batch_id, batch_seq, min(source_row) AS source_row, usage_type
     FROM delivered
     GROUP BY source_format, billing_account_id, billing_period_start, batch_id, batch_seq, account_id,
-             service_name, region, pricing_model, charge_category, usage_date, currency, invoice_id"""
+             service_name, region, pricing_model, charge_category, usage_date, currency, invoice_id,
+             usage_type"""
 
 
 def on_days_sql(winners: str, days: str, period_rows: str | None = None) -> str:

@@ -7,6 +7,7 @@ https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2.html (`CO
   billing_account_id  bill/PayerAccountId        account_id  lineItem/UsageAccountId
   service_name        product/servicecode, else lineItem/ProductCode (CID summary_view's `service`)
   region              product/region | product_region_code (blank -> NULL)
+  usage_type          lineItem/UsageType | line_item_usage_type (blank -> NULL), e.g. USE1-BoxUsage:m5.large
   usage_date          UTC date of lineItem/UsageStartDate ('...Z', an offset, or no zone = UTC)
   billing_period_start  UTC date of bill/BillingPeriodStartDate; invoice_id bill/InvoiceId (blank -> NULL)
   currency            lineItem/CurrencyCode upper-cased; must be the reporting currency
@@ -213,6 +214,7 @@ def _checked_sql(
         currency,
         invoice_id,
         utc_date(period_start) AS billing_period_start,
+        usage_type,
         tags,
         concat_ws('; ', {", ".join(_reasons(name, ctx))}) AS reason,
         raw_record

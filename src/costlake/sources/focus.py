@@ -21,6 +21,7 @@ blank field is a null in every column (the FOCUS samples write nulls as the lite
 | invoice_id           | InvoiceId (added in 1.2; null before)                                         |
 | billing_period_start | UTC date of BillingPeriodStart (required: the restatement unit)               |
 | tags                 | Tags as delivered when it is a JSON object, else null (the row is kept)       |
+| usage_type           | null: FOCUS 1.0–1.3 has no usage type column (provider `x_` columns are not read) |
 | ingestion_ts         | when the batch was loaded (FOCUS has no delivery timestamp)                   |
 
 pricing_model, first match wins:
@@ -191,6 +192,7 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
         upper(BillingCurrency) AS currency,
         InvoiceId AS invoice_id,
         {period} AS billing_period_start,
+        CAST(NULL AS VARCHAR) AS usage_type,
         CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' THEN Tags END AS tags,
         concat_ws('; ', {", ".join(reasons)}) AS reason,
         raw_record

@@ -2,7 +2,7 @@
 
 Required: event_id, usage_date, account_id, service_name, cost_usd.
 Optional: ingestion_date or ingestion_ts (default: when the batch was loaded), region, pricing_model,
-currency (default: the reporting currency), charge_category (default: usage), effective_cost_usd
+usage_type, currency (default: the reporting currency), charge_category (default: usage), effective_cost_usd
 (default: cost_usd), billing_account_id, op (`upsert`, the default, or `delete`: a retraction of the
 event, which needs only event_id and its ingestion_ts or ingestion_date; its other fields are not read).
 
@@ -34,6 +34,7 @@ OPTIONAL = (
     "effective_cost_usd",
     "billing_account_id",
     "op",
+    "usage_type",
 )
 CHARGE_CATEGORIES = ("usage", "purchase", "tax", "credit", "adjustment")
 OPS = ("upsert", "delete")
@@ -50,6 +51,7 @@ DELETE_CLEARS = (
     "billed_cost",
     "effective_cost",
     "currency",
+    "usage_type",
 )
 
 
@@ -112,6 +114,7 @@ def _checked_sql(present: set[str], header: list[str], ctx: BatchContext) -> str
         CAST(NULL AS VARCHAR) AS invoice_id,
         CAST(NULL AS DATE) AS billing_period_start,
         CAST(NULL AS VARCHAR) AS tags,
+        {text("usage_type")} AS usage_type,
         {_row_reason(present, header, ctx)} AS reason,
         CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
     FROM text_rows
