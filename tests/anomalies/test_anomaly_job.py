@@ -126,3 +126,71 @@ def test_detection_on_run_can_be_turned_off(
     _, report = ingest_and_run(wh, write_csv("bill.csv", _rows(40, spike_day=30)))
     assert report.anomalies is None and wh.snapshots(COST_ANOMALIES) == []
     assert update_anomalies(wh).anomalies == 1  # `costlake anomalies` still does it on its own
+
+
+def test_a_usage_type_is_a_root_cause_where_the_source_has_one(
+    make_wh: Callable[..., Warehouse], write_csv: Callable[..., Path]
+) -> None:
+    """A spike carried by one usage type names it among the causes; a bill without usage types has
+    no usage-type cause (no "(none)" value)."""
+    header = (
+        "event_id",
+        "usage_date",
+        "account_id",
+        "service_name",
+        "cost_usd",
+        "ingestion_ts",
+        "usage_type",
+    )
+    rows = []
+    for i in range(40):
+        day = (START + dt.timedelta(days=i)).isoformat()
+        rows.append(
+            [f"a-{i}", day, "111111111111", "AmazonEC2", str(200 + (i * 7) % 5), day, "BoxUsage:m5.large"]
+        )
+        if i == 30:
+            rows.append([f"b-{i}", day, "111111111111", "AmazonEC2", "700", day, "DataTransfer-Out-Bytes"])
+    typed = make_wh()
+    ingest_and_run(typed, write_csv("typed.csv", rows, header=header))
+    [row] = query_rows(typed, "SELECT * FROM cost_anomalies")
+    causes = {(c["dimension"], c["value"]) for c in json.loads(row["contributors"])}
+    assert ("usage_type", "DataTransfer-Out-Bytes") in causes
+
+    plain = make_wh()
+    ingest_and_run(plain, write_csv("plain.csv", [r[:-1] for r in rows], header=header[:-1]))
+    [row] = query_rows(plain, "SELECT * FROM cost_anomalies")
+    assert all(c["dimension"] != "usage_type" for c in json.loads(row["contributors"]))
+
+
+def test_a_run_that_only_catches_up_the_anomalies_says_so(
+    tmp_path: Path, write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing new to publish, but a changed threshold: the run re-analyses every series and says so."""
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", str(write_csv("bill.csv", _rows(40, spike_day=30)))).returncode == 0
+    first = cli(wh, "run")
+    assert "anomalies: 1 anomalies; 2 series re-analysed (every series" in first.stdout
+    monkeypatch.setenv("COSTLAKE_ANOMALY_MIN_IMPACT_USD", "1000")
+    again = cli(wh, "run")
+    assert again.returncode == 0 and "nothing new to publish" in again.stdout
+    assert "anomalies: 0 anomalies; 2 series re-analysed (every series" in again.stdout
+    assert "(+0 / -1)" in again.stdout
+    monkeypatch.delenv("COSTLAKE_ANOMALY_MIN_IMPACT_USD")
+    listed = cli(wh, "anomalies", "--full")
+    assert "1 anomalies; 2 series re-analysed (every series" in listed.stdout
+
+
+def test_the_listing_shows_amounts_of_any_size(tmp_path: Path, write_csv: Callable[..., Path]) -> None:
+    """A $1e20 spike (the lake holds 26 integer digits) and its huge percentage list without error."""
+    wh = tmp_path / "wh"
+    assert (
+        cli(
+            wh, "ingest", str(write_csv("bill.csv", _rows(40, spike_day=30, spike="1" + "0" * 20)))
+        ).returncode
+        == 0
+    )
+    assert cli(wh, "run").returncode == 0
+    listed = cli(wh, "anomalies", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["actual_usd"] == "100000000000000000000.00"

@@ -60,7 +60,7 @@ def changed_days(wh: Warehouse, old: Manifest, new: Manifest) -> list[dt.date]:
 
 
 _FINGERPRINT = """
-    SELECT account_id, service_name, usage_date, region, pricing_model, charge_category,
+    SELECT account_id, service_name, usage_date, region, pricing_model, charge_category, usage_type,
            sum(billed_cost) AS cost
     FROM normalized_billing_events WHERE usage_date IN ({days}) GROUP BY ALL"""
 

@@ -1,4 +1,4 @@
-"""Root causes of an anomaly: which region, pricing model or charge category moved the cost.
+"""Root causes of an anomaly: which region, pricing model, charge category or usage type moved the cost.
 
 Each value of each dimension is its own daily series inside the (account, service). Its expected
 cost on the anomaly's day is the median over the same baseline days as the total's, so a value's
@@ -30,8 +30,8 @@ from decimal import Decimal
 
 from costlake.anomalies.bands import CTX, PLACES
 from costlake.anomalies.detect import Finding, median
+from costlake.anomalies.frame import DIMENSIONS
 
-DIMENSIONS = ("region", "pricing_model", "charge_category")
 TOP = 5
 
 

@@ -24,7 +24,8 @@ import pyarrow as pa
 from costlake.duck import to_arrow
 
 NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
-DIMENSIONS = ("region", "pricing_model", "charge_category")
+# The dimensions of root causes, in the order that breaks ties; usage type only where the source has one.
+DIMENSIONS = ("region", "pricing_model", "charge_category", "usage_type")
 SHIFT_DIMENSIONS = ("region", "pricing_model")
 BATCH_SERIES = 2000  # series per batch: bounds the matrices (and DuckDB's results) in memory
 
@@ -210,19 +211,22 @@ _EXACT_TOTALS = """
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
-# One scan for the three dimensions (usage type only where the source has one).
+# One scan for every dimension; usage type only where the source has one (no "(none)" value).
 _EXACT_PARTS = """
-    SELECT row, day, dimension, value, cost FROM (
+    SELECT row, day, dimension, COALESCE(CAST(value AS VARCHAR), '{none}') AS value, cost FROM (
         SELECT k.row, CAST(date_diff('day', k.first_day, e.usage_date) AS BIGINT) AS day,
                CASE WHEN GROUPING(e.region) = 0 THEN 'region'
                     WHEN GROUPING(e.pricing_model) = 0 THEN 'pricing_model'
-                    ELSE 'charge_category' END AS dimension,
-               COALESCE(CAST(COALESCE(e.region, e.pricing_model, e.charge_category) AS VARCHAR), '{none}')
-                   AS value,
+                    WHEN GROUPING(e.charge_category) = 0 THEN 'charge_category'
+                    ELSE 'usage_type' END AS dimension,
+               COALESCE(e.region, e.pricing_model, e.charge_category, e.usage_type) AS value,
                sum(e.billed_cost) AS cost
         FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
         WHERE e.usage_date BETWEEN k.from_day AND k.last_day
         GROUP BY GROUPING SETS (
-            (k.row, day, e.region), (k.row, day, e.pricing_model), (k.row, day, e.charge_category)
+            (k.row, day, e.region),
+            (k.row, day, e.pricing_model),
+            (k.row, day, e.charge_category),
+            (k.row, day, e.usage_type)
         )
-    )"""
+    ) WHERE dimension <> 'usage_type' OR value IS NOT NULL"""
