@@ -154,10 +154,10 @@ def mix_shifts(
             if hit:
                 run.append((t, *hit))
             elif run and t - run[-1][0] >= span:  # a gap shorter than a span does not end a shift
-                _close(run, xs, totals, total, best, params)
+                _close(run, xs, totals, total, best, params, _floor(run, busy, begin))
                 run = []
         if run:
-            _close(run, xs, totals, total, best, params)
+            _close(run, xs, totals, total, best, params, _floor(run, busy, begin))
     return [best[t][1] for t in sorted(best)]
 
 
@@ -192,6 +192,15 @@ def _moved(changes: Sequence[Decimal]) -> Decimal:
     return CTX.divide(sum((abs(c) for c in changes), Decimal(0)) - abs(sum(changes, Decimal(0))), 2)
 
 
+def _floor(run: list[tuple[int, Decimal, Decimal]], busy: set[int], begin: int) -> int:
+    """The earliest day a run's shift may be dated: a span before its first qualifying day, never
+    inside or before a change of the total that ended just before it, nor before the analysis
+    began."""
+    start = run[0][0]
+    last_busy = max((d for d in busy if d < start), default=-1)
+    return max(last_busy + 1, begin, 1)
+
+
 def _close(
     run: list[tuple[int, Decimal, Decimal]],
     xs: list[list[Decimal]],
@@ -199,19 +208,23 @@ def _close(
     total: SeriesResult,
     best: dict[int, tuple[Decimal, Finding]],
     params: Params,
+    floor: int,
 ) -> None:
-    """One finding for a run of qualifying days, at its first day: the day that best splits the
-    days around the run into before and after (the largest difference of their mean displacement
-    from the mix before the run). Across dimensions the larger move on the same day wins."""
+    """One finding for a run of qualifying days, at its first day: the day up to its peak that best
+    splits the days around the run into before and after (the largest difference of their mean
+    displacement from the mix before the run), not before `floor`. Across dimensions the larger move
+    on the same day wins."""
     span = params.mix_shift_days
     peak, moved, score = max(run, key=lambda r: (r[1], r[0]))
-    lo, hi = max(run[0][0] - span, 1), peak + span  # days [lo, hi) around the move
+    lo, hi = max(run[0][0] - span, floor), peak + span  # days [lo, hi) around the move
     before = [_mean(x[max(lo - params.window, 0) : lo]) for x in xs]
     shown = [_moved([x[i] - b for x, b in zip(xs, before, strict=True)]) for i in range(lo, hi)]
-    t = max(range(lo + 1, hi), key=lambda d: (_mean(shown[d - lo :]) - _mean(shown[: d - lo]), -d))
+    # Only a day with a band can carry the finding (the peak always has one): a shift is never
+    # dropped for being dated too early, so every run leaves a finding an analysis can resume from.
+    dates = [d for d in range(lo + 1, peak + 1) if total.band(d) is not None]
+    t = max(dates, key=lambda d: (_mean(shown[d - lo :]) - _mean(shown[: d - lo]), -d)) if dates else peak
     band = total.band(t)
-    if band is None:  # too early in the series to be judged
-        return
+    assert band is not None
     last = run[-1][0]
     duration = last + span - t
     ongoing = last == len(totals) - span
