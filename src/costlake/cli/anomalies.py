@@ -55,12 +55,12 @@ def anomalies(
     listing = run_query(
         wh,
         f"""SELECT usage_date, account_id, service_name, kind,
-                   CAST(actual_usd AS DECIMAL(18,2)) AS actual_usd,
-                   CAST(expected_usd AS DECIMAL(18,2)) AS expected_usd,
-                   CAST(impact_usd AS DECIMAL(18,2)) AS impact_usd,
-                   CAST(impact_pct AS DECIMAL(18,1)) AS impact_pct,
+                   CAST(actual_usd AS DECIMAL(38,2)) AS actual_usd,
+                   CAST(expected_usd AS DECIMAL(38,2)) AS expected_usd,
+                   CAST(impact_usd AS DECIMAL(38,2)) AS impact_usd,
+                   CAST(impact_pct AS DECIMAL(38,1)) AS impact_pct,
                    duration_days, top_dimension, top_value,
-                   CAST(top_contribution_usd AS DECIMAL(18,2)) AS top_contribution_usd
+                   CAST(top_contribution_usd AS DECIMAL(38,2)) AS top_contribution_usd
             FROM cost_anomalies {where}
             ORDER BY abs(impact_usd) DESC, usage_date, account_id, service_name LIMIT {int(limit)}""",
     )

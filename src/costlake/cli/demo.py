@@ -20,28 +20,28 @@ from costlake.text.names import shown_rows, shown_value
 
 TOP_ACCOUNTS = """
 SELECT a.tenant_id, d.account_id, a.account_name,
-       CAST(sum(d.total_cost_usd) AS DECIMAL(18,2)) AS billed_usd,
-       CAST(sum(d.effective_cost_usd) AS DECIMAL(18,2)) AS effective_usd,
+       CAST(sum(d.total_cost_usd) AS DECIMAL(38,2)) AS billed_usd,
+       CAST(sum(d.effective_cost_usd) AS DECIMAL(38,2)) AS effective_usd,
        sum(d.event_count) AS events
 FROM daily_account_cost d LEFT JOIN dim_account a USING (account_id)
 GROUP BY ALL ORDER BY billed_usd DESC LIMIT 10"""
 
 DAILY_TOTALS = """
-SELECT usage_date, count(*) AS accounts, CAST(sum(total_cost_usd) AS DECIMAL(18,2)) AS billed_usd,
+SELECT usage_date, count(*) AS accounts, CAST(sum(total_cost_usd) AS DECIMAL(38,2)) AS billed_usd,
        bool_and(data_complete) AS complete
 FROM daily_account_cost GROUP BY usage_date ORDER BY usage_date DESC LIMIT 14"""
 
 TENANTS = """
 SELECT a.tenant_id, count(DISTINCT d.account_id) AS accounts,
-       CAST(sum(d.total_cost_usd) AS DECIMAL(18,2)) AS billed_usd
+       CAST(sum(d.total_cost_usd) AS DECIMAL(38,2)) AS billed_usd
 FROM daily_account_cost d LEFT JOIN dim_account a USING (account_id)
 GROUP BY ALL ORDER BY a.tenant_id"""
 
 ANOMALIES = """
 SELECT c.usage_date, a.account_name, c.service_name, c.kind,
-       CAST(c.actual_usd AS DECIMAL(18,2)) AS actual_usd,
-       CAST(c.expected_usd AS DECIMAL(18,2)) AS expected_usd,
-       CAST(c.impact_usd AS DECIMAL(18,2)) AS impact_usd, c.duration_days,
+       CAST(c.actual_usd AS DECIMAL(38,2)) AS actual_usd,
+       CAST(c.expected_usd AS DECIMAL(38,2)) AS expected_usd,
+       CAST(c.impact_usd AS DECIMAL(38,2)) AS impact_usd, c.duration_days,
        c.top_dimension, c.top_value
 FROM cost_anomalies c LEFT JOIN dim_account a USING (account_id)
 ORDER BY abs(c.impact_usd) DESC, c.usage_date LIMIT 10"""

@@ -35,6 +35,7 @@ def day_ranges(days: list[dt.date]) -> str:
 def print_run(report: RunReport, console: Console) -> None:
     if not report.reasons and not report.changed:
         console.print(f"run {report.run_id}: nothing new to publish ({report.seconds:.1f} s)")
+        _print_anomalies(report, console)  # a changed setting or a crashed detection caught up
         return
     console.print(
         f"run {report.run_id}: {len(report.batches)} new batch(es), {len(report.reasons)} day(s) to rebuild"
@@ -58,7 +59,11 @@ def print_run(report: RunReport, console: Console) -> None:
     console.print(table)
     for f in report.findings:
         console.print(f"  gate {f.severity}: {f.usage_date} {f.check}: {f.detail}", markup=False)
+    _print_anomalies(report, console)
+    console.print(f"done in {report.seconds:.1f} s")
+
+
+def _print_anomalies(report: RunReport, console: Console) -> None:
     a = report.anomalies if isinstance(report, PublishReport) else None
     if a is not None and not a.skipped:
         console.print(f"anomalies: {a.summary()}")
-    console.print(f"done in {report.seconds:.1f} s")
