@@ -210,8 +210,8 @@ def _close(
     params: Params,
     floor: int,
 ) -> None:
-    """One finding for a run of qualifying days, at its first day: the day up to its peak that best
-    splits the days around the run into before and after (the largest difference of their mean
+    """One finding for a run of qualifying days, at its first day: the day that best splits the
+    days around the run into before and after (the largest difference of their mean
     displacement from the mix before the run), not before `floor`. Across dimensions the larger move
     on the same day wins."""
     span = params.mix_shift_days
@@ -221,7 +221,7 @@ def _close(
     shown = [_moved([x[i] - b for x, b in zip(xs, before, strict=True)]) for i in range(lo, hi)]
     # Only a day with a band can carry the finding (the peak always has one): a shift is never
     # dropped for being dated too early, so every run leaves a finding an analysis can resume from.
-    dates = [d for d in range(lo + 1, peak + 1) if total.band(d) is not None]
+    dates = [d for d in range(lo + 1, hi) if total.band(d) is not None]
     t = max(dates, key=lambda d: (_mean(shown[d - lo :]) - _mean(shown[: d - lo]), -d)) if dates else peak
     band = total.band(t)
     assert band is not None
