@@ -21,6 +21,7 @@ from costlake.pipeline.ingest import IngestResult, ingest_files
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED = FIXTURES / "seed" / "raw_billing_events.csv"
 NATIVE_HEADER = ("event_id", "usage_date", "account_id", "service_name", "cost_usd", "ingestion_date")
+NATIVE_TS_HEADER = (*NATIVE_HEADER[:-1], "ingestion_ts")  # with a delivery time instead of a date
 CUR_HEADER = (  # the columns a CUR 2.0 file cannot do without
     "bill_payer_account_id",
     "bill_billing_period_start_date",

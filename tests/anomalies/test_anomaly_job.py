@@ -14,7 +14,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.synthetic.generate import generate
 from costlake.synthetic.injection import read_truth
 from costlake.tables import COST_ANOMALIES
-from helpers import cli, ingest_and_run, query_rows
+from helpers import NATIVE_TS_HEADER, cli, ingest_and_run, query_rows
 
 START = dt.date(2025, 1, 1)
 
@@ -133,15 +133,7 @@ def test_a_usage_type_is_a_root_cause_where_the_source_has_one(
 ) -> None:
     """A spike carried by one usage type names it among the causes; a bill without usage types has
     no usage-type cause (no "(none)" value)."""
-    header = (
-        "event_id",
-        "usage_date",
-        "account_id",
-        "service_name",
-        "cost_usd",
-        "ingestion_ts",
-        "usage_type",
-    )
+    header = (*NATIVE_TS_HEADER, "usage_type")
     rows = []
     for i in range(40):
         day = (START + dt.timedelta(days=i)).isoformat()

@@ -14,7 +14,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
 from costlake.tables import TABLES
-from helpers import FIXTURES, NATIVE_HEADER, cli, json_rows, unpacked_warehouse
+from helpers import FIXTURES, NATIVE_TS_HEADER, cli, json_rows, unpacked_warehouse
 
 FIXTURE = FIXTURES / "warehouse_v0.1.0"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
@@ -143,7 +143,7 @@ def _usage_types_arrive_next_to_events_published_by_v010(wh: Path, write_csv, be
         [old] = json_rows(cli(wh, "query", typed.format(table), "--format", "json"))
         assert old["n"] >= 300 and old["typed"] == 0, table
 
-    header = (*NATIVE_HEADER[:-1], "ingestion_ts", "usage_type")
+    header = (*NATIVE_TS_HEADER, "usage_type")
     row = ["evt-typed-1", "2025-03-12", "125820107534", "AmazonEC2", "0.5", "2025-03-28T00:00:00Z"]
     bill = write_csv("typed.csv", [[*row, "USE1-BoxUsage:m5.large"]], header)
     assert cli(wh, "ingest", str(bill)).returncode == 0

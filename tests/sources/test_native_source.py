@@ -14,15 +14,10 @@ from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
 from costlake.tables import RAW
-from helpers import SEED, changed_row, cli, query_rows
+from helpers import NATIVE_TS_HEADER, SEED, changed_row, cli, query_rows
 
 HEADER = (
-    "event_id",
-    "usage_date",
-    "account_id",
-    "service_name",
-    "cost_usd",
-    "ingestion_ts",
+    *NATIVE_TS_HEADER,
     "currency",
     "charge_category",
     "region",
