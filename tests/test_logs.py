@@ -36,7 +36,7 @@ def test_json_logs_give_one_object_per_line_with_phase_durations(tmp_path: Path)
         lines += [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
     assert all({"ts", "level", "logger", "message"} <= line.keys() for line in lines)
     phases = {line["phase"]: line for line in lines if "duration_ms" in line}
-    assert {"load series", "detect"} <= phases.keys()
+    assert {"detect"} <= phases.keys()
     assert all(isinstance(p["duration_ms"], int | float) for p in phases.values())
     committed = {line["table"] for line in lines if str(line["message"]).startswith("committed ")}
     assert {"raw_billing_events", "daily_account_cost", "publish_log"} <= committed

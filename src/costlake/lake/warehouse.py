@@ -28,6 +28,7 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
+from sqlalchemy.exc import OperationalError
 
 from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
@@ -74,7 +75,14 @@ def _catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
             "catalog_uri (COSTLAKE_CATALOG_URI) for the SQL catalog"
         )
     uri = settings.catalog_uri or f"sqlite:///{root / 'catalog.db'}"
-    return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
+    try:
+        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
+    except OperationalError as exc:
+        # Two first commands on a new warehouse: both saw no catalog tables, the other created them
+        # first. They exist now; opening again finds them.
+        if "already exists" not in str(exc):
+            raise
+        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
 
 
 class Warehouse:
