@@ -117,8 +117,8 @@ SCENARIOS = {
         [
             "AmazonRDS spend in account payments-prod (334112345678) spiked on 2025-03-02",
             "$1,204.50 against an expected $386.20, $818.30 (211.9%) above the baseline [anom-3f2a9c1b7d4e].",
-            "Most of the increase came from region us-east-1 (+$790.10: $900.10 against $110.00 expected) "
-            "and pricing model OnDemand (+$28.00",
+            # One dimension only: the pricing model's +$28.00 is the same dollars seen another way.
+            "Most of the increase came from region us-east-1 (+$790.10: $900.10 against $110.00 expected).",
         ],
     ),
     "step": (

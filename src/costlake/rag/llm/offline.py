@@ -116,13 +116,20 @@ def _change(chunk: Mapping[str, Any]) -> str:
 
 
 def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
-    """'Most of the increase came from region us-east-1 (+$790.10: $900.00 against $109.90 expected).'"""
+    """'Most of the increase came from region us-east-1 (+$790.10: $900.00 against $109.90 expected).'
+
+    Only values of the first-ranked contributor's dimension are named: the regions of a change and
+    its pricing models are two views of the same dollars, never listed as if they added up."""
     rows = []
+    dimension = None
     for item in chunk.get("contributors") or []:
         if not isinstance(item, Mapping):
             continue
         amount = _decimal(item.get("contribution_usd"))
         if amount is None or amount == 0 or not item.get("value"):
+            continue
+        dimension = dimension or item.get("dimension")
+        if item.get("dimension") != dimension:
             continue
         label = dimension_phrase(str(item.get("dimension") or "group"), str(item["value"]))
         detail = format_signed_usd(amount)
