@@ -40,11 +40,14 @@ def table_scan(files: Sequence[str], schema: pa.Schema) -> str:
     >>> _ = con.execute(f"COPY (SELECT 1 AS a) TO {sql_string(older)} (FORMAT parquet)")
     >>> con.sql(table_scan([older], pa.schema([("a", pa.int64()), ("op", pa.string())]))).fetchall()
     [(1, None)]
+    >>> con.sql(table_scan([], pa.schema([("a", pa.int64())]))).fetchall()  # no file: no row
+    []
     """
     columns = ", ".join(
         f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in zip(schema.names, _types(schema), strict=True)
     )
-    return f"SELECT {columns} WHERE false UNION ALL BY NAME SELECT * FROM {parquet_scan(files)}"
+    empty = f"SELECT {columns} WHERE false"
+    return f"{empty} UNION ALL BY NAME SELECT * FROM {parquet_scan(files)}" if files else empty
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,10 +1,11 @@
 """What detection must look at again: the series whose days changed since the run the stored
 anomalies reflect, and the day each one's analysis resumes from.
 
-The changed days come from the publish log of every run after that one (a run that crashed before
-detection is included: its successor's anomalies still reflect the older run). Inside those days a
-series changed when any of its (region, pricing model, charge category) sums differs between the two
-runs' snapshots; an account whose first or last complete day moved changes all its series from there.
+What changed is what differs between that run's snapshot of the stage tables and the latest run's,
+so the changes of every run in between are included, a run that crashed before detection too. Only
+the data files one snapshot has and the other has not are read: a series changed when any of its
+(day, region, pricing model, charge category, usage type) sums differs between the two; an account
+whose first or last complete day moved changes all its series from there.
 
 A series resumes twice `mix_shift_days` before its earliest changed day (a mix shift looks that
 far ahead, and is dated up to that much before its first qualifying day), moved back until no
@@ -25,11 +26,11 @@ import duckdb
 import pyarrow as pa
 
 from costlake.anomalies.bands import Params
-from costlake.anomalies.frame import SPANS_SQL
-from costlake.duck import sql_string, to_arrow
-from costlake.lake.manifest import Manifest, manifests
+from costlake.anomalies.frame import SPANS_OF
+from costlake.duck import sql_string, table_scan, to_arrow
+from costlake.lake.manifest import Manifest
 from costlake.lake.warehouse import Warehouse
-from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, PUBLISH_LOG
+from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, TableDef
 
 Key = tuple[str, str]
 DAY = dt.timedelta(days=1)
@@ -41,58 +42,88 @@ class Resume:
     regime: dt.date | None  # first day of the level in force then (None: the series' first day)
 
 
-def changed_days(wh: Warehouse, old: Manifest, new: Manifest) -> list[dt.date]:
-    """Days any run after `old` (up to `new`) published, in the tables detection reads."""
-    runs: set[str] = set()
-    after = False
-    for m in manifests(wh):
-        if after:
-            runs |= m.covers
-        after = after or m.run_id == old.run_id
-        if m.run_id == new.run_id:
-            break
-    if not runs:
-        return []
-    wanted = {NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name}
-    only = "run_id IN (" + ", ".join(sql_string(r) for r in sorted(runs)) + ")"
-    log = wh.read_rows(PUBLISH_LOG, new.log_snapshot_id, only).to_pylist()
-    return sorted({r["usage_date"] for r in log if r["table_name"] in wanted})
-
-
 _FINGERPRINT = """
     SELECT account_id, service_name, usage_date, region, pricing_model, charge_category, usage_type,
            sum(billed_cost) AS cost
-    FROM normalized_billing_events WHERE usage_date IN ({days}) GROUP BY ALL"""
+    FROM ({scan}) AS events GROUP BY ALL"""
+
+_CHANGED = """
+    WITH gone AS ({gone}), came AS ({came})
+    SELECT account_id, service_name, min(usage_date) AS day FROM (
+        (SELECT * FROM gone EXCEPT SELECT * FROM came)
+        UNION ALL (SELECT * FROM came EXCEPT SELECT * FROM gone)
+    ) GROUP BY ALL"""
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The data files of one table at the older and the newer run."""
+
+    old: frozenset[str]
+    new: frozenset[str]
+
+    @property
+    def gone(self) -> list[str]:
+        return sorted(self.old - self.new)
+
+    @property
+    def came(self) -> list[str]:
+        return sorted(self.new - self.old)
 
 
 def touched(
     wh: Warehouse, old: Manifest, new: Manifest, current: duckdb.DuckDBPyConnection
 ) -> dict[Key, dt.date]:
     """Each series whose data changed between the two runs, with its earliest changed day;
-    `current` reads the lake as of `new` (the latest finished run)."""
-    from costlake.catalog.views import open_lake
+    `current` reads the lake as of `new` (the latest finished run).
 
-    days = changed_days(wh, old, new)
-    listed = ", ".join(f"DATE {sql_string(d.isoformat())}" for d in days) or "NULL"
-    seen: dict[str, Any] = {}
-    previous = open_lake(
-        wh, as_of=old.run_id, tables=[NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name]
+    Runs replace whole files, so only the files one run has and the other has not are read: a
+    series changed when the sums of its (day, region, pricing model, charge category, usage type)
+    groups in the files that went differ from those in the files that came. (When a day keeps some
+    files, a group's sum over the whole day changes exactly when its sum over the replaced files
+    does; a group that only appears or vanishes there with nothing to its name counts as a change,
+    which re-analyses a series needlessly but never misses one.)"""
+    files = {t.name: _files(wh, t, old, new) for t in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT)}
+    events = files[NORMALIZED.name]
+    sql = _CHANGED.format(
+        gone=_FINGERPRINT.format(scan=_scan(wh, NORMALIZED, events.gone)),
+        came=_FINGERPRINT.format(scan=_scan(wh, NORMALIZED, events.came)),
     )
-    try:
-        for label, con in (("old", previous), ("new", current)):
-            found = to_arrow(con, _FINGERPRINT.format(days=listed)).to_pylist()
-            seen[label] = {tuple(r.values()) for r in found}
-            seen[label + "_spans"] = {r["account_id"]: r for r in to_arrow(con, SPANS_SQL).to_pylist()}
-        out: dict[Key, dt.date] = {}
-        for row in seen["old"] ^ seen["new"]:
-            _earliest(out, (row[0], row[1]), row[2])
-        moved = _moved_spans(seen["old_spans"], seen["new_spans"])
-        if moved:  # every series the account has or had
-            for key in {*_series_of(previous, moved), *_series_of(current, moved)}:
-                _earliest(out, key, moved[key[0]])
-    finally:
-        previous.close()
+    out: dict[Key, dt.date] = {}
+    for row in to_arrow(current, sql).to_pylist():
+        _earliest(out, (row["account_id"], row["service_name"]), row["day"])
+    spans = files[DAILY_ACCOUNT.name]
+    moved = _moved_spans(
+        _spans(current, _scan(wh, DAILY_ACCOUNT, sorted(spans.old))),
+        _spans(current, _scan(wh, DAILY_ACCOUNT, sorted(spans.new))),
+    )
+    if moved:  # every series the account has or had (what it had is in a file now or in one that went)
+        totals = files[ACCOUNT_SERVICE_DAY.name]
+        for key in _series_of(current, _scan(wh, ACCOUNT_SERVICE_DAY, [*totals.gone, *totals.new]), moved):
+            _earliest(out, key, moved[key[0]])
     return out
+
+
+def _files(wh: Warehouse, tdef: TableDef, old: Manifest, new: Manifest) -> _Files:
+    def listed(manifest: Manifest) -> frozenset[str]:
+        snapshot = manifest.snapshots.get(tdef.name)
+        return (
+            frozenset()
+            if snapshot is None
+            else frozenset(wh.data_files(tdef, snapshot_id=snapshot, fetch=False))
+        )
+
+    return _Files(listed(old), listed(new))
+
+
+def _scan(wh: Warehouse, tdef: TableDef, files: list[str]) -> str:
+    """A query over these files of the table (fetched if remote)."""
+    return table_scan(wh.storage.readable(files), tdef.arrow_schema())
+
+
+def _spans(con: duckdb.DuckDBPyConnection, scan: str) -> dict[str, Any]:
+    sql = SPANS_OF.format(source=f"({scan}) AS daily")
+    return {r["account_id"]: r for r in to_arrow(con, sql).to_pylist()}
 
 
 def _moved_spans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dt.date]:
@@ -109,9 +140,9 @@ def _moved_spans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dt.date]
     return moved
 
 
-def _series_of(con: duckdb.DuckDBPyConnection, accounts: Iterable[str]) -> list[Key]:
+def _series_of(con: duckdb.DuckDBPyConnection, scan: str, accounts: Iterable[str]) -> list[Key]:
     listed = ", ".join(sql_string(a) for a in accounts)
-    sql = f"""SELECT DISTINCT account_id, service_name FROM account_service_day_cost
+    sql = f"""SELECT DISTINCT account_id, service_name FROM ({scan}) AS totals
               WHERE account_id IN ({listed})"""
     return [(r["account_id"], r["service_name"]) for r in to_arrow(con, sql).to_pylist()]
 

@@ -29,10 +29,12 @@ DIMENSIONS = ("region", "pricing_model", "charge_category", "usage_type")
 SHIFT_DIMENSIONS = ("region", "pricing_model")
 BATCH_SERIES = 2000  # series per batch: bounds the matrices (and DuckDB's results) in memory
 
-SPANS_SQL = """
+# Each account's span of days: its first day, its last complete day (over {source}: daily_account_cost).
+SPANS_OF = """
     SELECT account_id, min(usage_date) AS first_day,
            max(usage_date) FILTER (WHERE data_complete) AS last_day
-    FROM daily_account_cost GROUP BY account_id"""
+    FROM {source} GROUP BY account_id"""
+SPANS_SQL = SPANS_OF.format(source="daily_account_cost")
 
 
 @dataclass

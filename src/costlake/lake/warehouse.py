@@ -183,8 +183,11 @@ class Warehouse:
         dates: Iterable[dt.date] | None = None,
         row_filter: BooleanExpression | None = None,
         snapshot_id: int | None = None,
+        fetch: bool = True,
     ) -> list[str]:
-        """Local paths of the data files holding the given partitions (all when `dates` is None)."""
+        """Local paths of the data files holding the given partitions (all when `dates` is None);
+        `fetch=False`: their locations as the table lists them, none downloaded (`storage.readable`
+        then fetches the ones wanted)."""
         table = self.table(tdef)
         expr: BooleanExpression = row_filter if row_filter is not None else AlwaysTrue()
         if dates is not None:
@@ -197,7 +200,8 @@ class Warehouse:
         if snapshot_id is None and table.current_snapshot() is None:
             return []
         scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
-        return self.storage.readable(sorted(task.file.file_path for task in scan.plan_files()))
+        found = sorted(task.file.file_path for task in scan.plan_files())
+        return self.storage.readable(found) if fetch else found
 
     def snapshots(self, tdef: TableDef) -> list[SnapshotInfo]:
         """Snapshots oldest first, each with the `costlake.*` properties of its commit."""
