@@ -14,14 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 from costlake.anomalies.contributors import contributors, contributors_json
-from costlake.anomalies.detect import Finding, Params, detect
+from costlake.anomalies.detect import Finding, Params, SeriesResult, detect
 from costlake.anomalies.mix import mix_shifts
 
 
 @dataclass
 class ServiceSeries:
     """Daily cost of one (account, service) from `start`, zero on days without charges (None before
-    the day it was loaded from, when only the recent days were loaded: see `frame.exact_series`)."""
+    the day it was loaded from, when only the recent days were loaded: see `frame.exact_totals`;
+    the parts hold None on the days that were not read: `frame.exact_parts`)."""
 
     account_id: str
     service_name: str
@@ -45,6 +46,36 @@ def analyse(
     `regime`), first day order, contributors attached; `mix_days`: the only days that may start a
     mix shift (from the float screen; None: every day)."""
     total = detect(series.total, params, begin=begin, regime=regime)
+    return finish(series, total, params, begin=begin, mix_days=mix_days)
+
+
+def parts_days(total: SeriesResult, params: Params, mix_days: Collection[int] | None) -> set[int] | None:
+    """The only days whose parts `finish` reads after `total` (None: any day): each finding's
+    basis and episode (its contributors), and for every day that may start a mix shift, the window
+    before it and the span after it (mix.mix_shifts judges t on days t - window .. t + span - 1 and
+    dates a run from a span before its first day, with a window before that)."""
+    days: set[int] = set()
+    for f in total.findings:
+        days.update(f.band.basis)
+        days.update(range(f.index, f.index + max(f.duration, 1)))
+    if params.method == "baseline":
+        if mix_days is None:
+            return None
+        reach = params.window + params.mix_shift_days
+        for t in mix_days:
+            days.update(range(max(t - reach, 0), t + params.mix_shift_days))
+    return days
+
+
+def finish(
+    series: ServiceSeries,
+    total: SeriesResult,
+    params: Params,
+    *,
+    begin: int = 0,
+    mix_days: Collection[int] | None = None,
+) -> list[Finding]:
+    """`analyse` after the total's detection: mix shifts, then every finding's contributors."""
     findings = list(total.findings)
     if params.method == "baseline":
         busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}

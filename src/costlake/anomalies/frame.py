@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -172,40 +172,97 @@ def _parts(con: duckdb.DuckDBPyConnection, dim: str, origin: dt.date, n: int, in
 
 
 Exact = tuple[list[Decimal], dict[tuple[str, str], list[Decimal]]]
+PartDays = Sequence[Iterable[int] | None]
 
 
 def exact_series(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[str, str], Exact]:
-    """Exact daily totals and parts (every dimension) of the series `keys`, index 0 at each series'
-    first day. Days before the day a series was loaded from hold None (typed as Decimal for its
-    readers): the analysis resumes a window later, and no band, baseline or mix window reaches back
-    that far, so reading one would be a bug that fails loudly."""
+    """Exact daily totals and parts of the series `keys`, every day loaded (see `exact_totals` and
+    `exact_parts`)."""
+    totals = exact_totals(con, keys)
+    parts = exact_parts(con, keys, [None] * keys.num_rows)
+    return {key: (total, parts[key]) for key, total in totals.items()}
+
+
+def exact_totals(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[str, str], list[Decimal]]:
+    """Exact daily totals of the series `keys`, index 0 at each series' first day. Days before the
+    day a series was loaded from hold None (typed as Decimal for its readers): the analysis resumes a
+    window later, and no band, baseline or mix window reaches back that far, so reading one would be
+    a bug that fails loudly."""
     with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
-        totals = to_arrow(con, _EXACT_TOTALS)
-        parts = to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE))
-    out: dict[tuple[str, str], Exact] = {}
-    series: list[Exact] = []
-    shape: list[tuple[int, int]] = []
+        found = to_arrow(con, _EXACT_TOTALS)
+    out: dict[tuple[str, str], list[Decimal]] = {}
+    series: list[list[Decimal]] = []
     for k in keys.to_pylist():
         length = (k["last_day"] - k["first_day"]).days + 1
         skip = (k["from_day"] - k["first_day"]).days
-        shape.append((length, skip))
-        series.append((_blank(length, skip), {}))
+        series.append(_blank(length, range(skip, length)))
         out[(k["account_id"], k["service_name"])] = series[-1]
-    columns = (totals.column(c).to_pylist() for c in ("row", "day", "cost"))
+    columns = (found.column(c).to_pylist() for c in ("row", "day", "cost"))
     for row, day, cost in zip(*columns, strict=True):
-        series[row][0][day] = cost
-    columns = (parts.column(c).to_pylist() for c in ("row", "day", "dimension", "value", "cost"))
-    for row, day, dimension, value, cost in zip(*columns, strict=True):
-        found = series[row][1]
-        key = (dimension, value)
-        if key not in found:
-            found[key] = _blank(*shape[row])
-        found[key][day] = cost
+        series[row][day] = cost
     return out
 
 
-def _blank(length: int, skip: int) -> list[Decimal]:
-    return cast("list[Decimal]", [None] * skip) + [Decimal(0)] * (length - skip)
+def exact_parts(
+    con: duckdb.DuckDBPyConnection, keys: pa.Table, days: PartDays
+) -> dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]]:
+    """Exact daily parts (every dimension) of the series `keys`, on the days `days[row]` of each
+    (indexes from its first day; None: every day it was loaded from). Other days hold None, so that
+    an analysis reading a day it did not ask for fails loudly; the job reads only the days a series'
+    findings and mix-shift candidates need (`analyse.parts_days`), a small share of most series."""
+    out: dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]] = {}
+    blanks: list[list[Decimal]] = []
+    cells: dict[str, list[Any]] = {name: [] for name in _CELLS.names}
+    for row, (k, wanted) in enumerate(zip(keys.to_pylist(), days, strict=True)):
+        length = (k["last_day"] - k["first_day"]).days + 1
+        skip = (k["from_day"] - k["first_day"]).days
+        wanted = range(skip, length) if wanted is None else wanted
+        inside = sorted({d for d in wanted if skip <= d < length})
+        blanks.append(_blank(length, inside))
+        out[(k["account_id"], k["service_name"])] = {}
+        for d in inside:
+            cells["row"].append(row)
+            cells["account_id"].append(k["account_id"])
+            cells["service_name"].append(k["service_name"])
+            cells["usage_date"].append(k["first_day"] + dt.timedelta(days=d))
+            cells["day"].append(d)
+    if not cells["row"]:
+        return out
+    table = pa.table(cells, schema=_CELLS)
+    con.register("detection_cells", table)
+    try:
+        lo, hi = min(cells["usage_date"]), max(cells["usage_date"])
+        found = to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE, lo=lo.isoformat(), hi=hi.isoformat()))
+    finally:
+        con.unregister("detection_cells")
+    series = list(out.values())
+    columns = (found.column(c).to_pylist() for c in ("row", "day", "dimension", "value", "cost"))
+    for row, day, dimension, value, cost in zip(*columns, strict=True):
+        parts = series[row]
+        key = (dimension, value)
+        if key not in parts:
+            parts[key] = list(blanks[row])
+        parts[key][day] = cost
+    return out
+
+
+_CELLS = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("account_id", pa.string()),
+        ("service_name", pa.string()),
+        ("usage_date", pa.date32()),
+        ("day", pa.int64()),
+    ]
+)
+
+
+def _blank(length: int, days: Iterable[int]) -> list[Decimal]:
+    """None everywhere but on `days`, which start at 0."""
+    out = cast("list[Decimal]", [None] * length)
+    for d in days:
+        out[d] = Decimal(0)
+    return out
 
 
 _EXACT_TOTALS = """
@@ -213,22 +270,23 @@ _EXACT_TOTALS = """
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
-# One scan for every dimension; usage type only where the source has one (no "(none)" value).
+# One scan for every dimension; usage type only where the source has one (no "(none)" value). The
+# constant date range lets the scan skip the files of other days.
 _EXACT_PARTS = """
     SELECT row, day, dimension, COALESCE(CAST(value AS VARCHAR), '{none}') AS value, cost FROM (
-        SELECT k.row, CAST(date_diff('day', k.first_day, e.usage_date) AS BIGINT) AS day,
+        SELECT c.row, c.day,
                CASE WHEN GROUPING(e.region) = 0 THEN 'region'
                     WHEN GROUPING(e.pricing_model) = 0 THEN 'pricing_model'
                     WHEN GROUPING(e.charge_category) = 0 THEN 'charge_category'
                     ELSE 'usage_type' END AS dimension,
                COALESCE(e.region, e.pricing_model, e.charge_category, e.usage_type) AS value,
                sum(e.billed_cost) AS cost
-        FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
-        WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+        FROM normalized_billing_events e JOIN detection_cells c USING (account_id, service_name, usage_date)
+        WHERE e.usage_date BETWEEN DATE '{lo}' AND DATE '{hi}'
         GROUP BY GROUPING SETS (
-            (k.row, day, e.region),
-            (k.row, day, e.pricing_model),
-            (k.row, day, e.charge_category),
-            (k.row, day, e.usage_type)
+            (c.row, c.day, e.region),
+            (c.row, c.day, e.pricing_model),
+            (c.row, c.day, e.charge_category),
+            (c.row, c.day, e.usage_type)
         )
     ) WHERE dimension <> 'usage_type' OR value IS NOT NULL"""

@@ -28,14 +28,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costlake.anomalies.analyse import ServiceSeries, analyse, anomaly_row
+from costlake.anomalies.analyse import ServiceSeries, anomaly_row, finish, parts_days
 from costlake.anomalies.bands import Params
 from costlake.anomalies.changes import Key, Resume, resume_points, touched
+from costlake.anomalies.detect import detect
 from costlake.anomalies.frame import (
     NONE_VALUE,
     Frame,
     batches,
+    exact_parts,
     exact_series,
+    exact_totals,
     load_frame,
     load_parts,
     series_keys,
@@ -202,21 +205,24 @@ def _analyse(
     mix_days: np.ndarray | None,
     params: Params,
 ) -> list[dict[str, Any]]:
-    """Rows of the series `keys`, analysed one by one in exact decimals."""
-    rows = []
+    """Rows of the series `keys`, analysed one by one in exact decimals: each total first, then the
+    mix shifts and contributors on the parts of only the days they read."""
     where = {key: s for s, key in enumerate(frame.keys)}
-    for key, (total, parts) in exact_series(con, keys).items():
+    todo = []
+    for key, total in exact_totals(con, keys).items():
         s = where[key]
         first = int(frame.first[s])
-        series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total, parts)
+        series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total)
         maybe = None if mix_days is None else set((np.flatnonzero(mix_days[s]) - first).tolist())
-        found = analyse(
-            series,
-            params,
-            begin=int(starts.begin[s]) - first,
-            regime=int(starts.regime[s]) - first,
-            mix_days=maybe,
-        )
+        begin = int(starts.begin[s]) - first
+        result = detect(total, params, begin=begin, regime=int(starts.regime[s]) - first)
+        todo.append((series, result, begin, maybe))
+    needed = [parts_days(result, params, maybe) for _, result, _, maybe in todo]
+    parts = exact_parts(con, keys, needed)
+    rows = []
+    for series, result, begin, maybe in todo:
+        series.parts = parts[(series.account_id, series.service_name)]
+        found = finish(series, result, params, begin=begin, mix_days=maybe)
         rows += [anomaly_row(series, f, params.method) for f in found]
     return rows
 
