@@ -102,11 +102,17 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
 
 
 def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wanted: np.ndarray) -> None:
-    """Region and pricing-model parts of the frame's series where `wanted` (S,), into `frame.parts`."""
+    """Region and pricing-model parts of the frame's series where `wanted` (S,), into `frame.parts`
+    (one scan for both)."""
     n = frame.totals.shape[1]
     with _keys(con, keys, wanted):
-        inside = _inside(frame.begin, frame.end, n)
-        frame.parts = {dim: _parts(con, dim, frame.origin, n, inside) for dim in SHIFT_DIMENSIONS}
+        got = con.sql(_PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE)).fetchnumpy()
+    inside = _inside(frame.begin, frame.end, n)
+    which = np.asarray(got["dimension"], dtype=np.int64)
+    frame.parts = {
+        dim: _parts({c: np.asarray(got[c])[which == d] for c in ("row", "col", "value", "cost")}, n, inside)
+        for d, dim in enumerate(SHIFT_DIMENSIONS)
+    }
 
 
 @contextlib.contextmanager
@@ -127,14 +133,16 @@ _TOTALS_SQL = """
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
 _PARTS_SQL = """
-    SELECT row, col, dense_rank() OVER (ORDER BY value) AS value, cost FROM (
+    SELECT row, col, dimension, dense_rank() OVER (PARTITION BY dimension ORDER BY value) AS value, cost
+    FROM (
         SELECT k.row, CAST(date_diff('day', DATE '{origin}', e.usage_date) AS BIGINT) AS col,
-               COALESCE(CAST(e.{dim} AS VARCHAR), '{none}') AS value,
+               CASE WHEN GROUPING(e.region) = 0 THEN 0 ELSE 1 END AS dimension,
+               COALESCE(CAST(COALESCE(e.region, e.pricing_model) AS VARCHAR), '{none}') AS value,
                CAST(sum(e.billed_cost) AS DOUBLE) AS cost
         FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
         WHERE e.usage_date BETWEEN k.from_day AND k.last_day
-        GROUP BY ALL
-    ) ORDER BY row, value"""
+        GROUP BY GROUPING SETS ((k.row, col, e.region), (k.row, col, e.pricing_model))
+    ) ORDER BY dimension, row, value"""  # dimension: the index in SHIFT_DIMENSIONS
 
 
 def _inside(begin: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
@@ -154,8 +162,7 @@ def _matrix(
     return out
 
 
-def _parts(con: duckdb.DuckDBPyConnection, dim: str, origin: dt.date, n: int, inside: np.ndarray) -> Parts:
-    got = con.sql(_PARTS_SQL.format(origin=origin.isoformat(), dim=dim, none=NONE_VALUE)).fetchnumpy()
+def _parts(got: dict[str, np.ndarray], n: int, inside: np.ndarray) -> Parts:
     row = np.asarray(got["row"], dtype=np.int64)
     value = np.asarray(got["value"], dtype=np.int64)  # a code per distinct value
     if row.size == 0:

@@ -186,11 +186,11 @@ def _screen(
     shift (None for a method without mix shifts). Parts are loaded only for series with calm days."""
     if params.method != "baseline":
         return np.ones(len(frame.keys), dtype=bool), None
-    totals, expected, history = candidates(frame.totals, starts.regime, starts.regime == frame.first, params)
+    totals, expected = candidates(frame.totals, starts.regime, starts.regime == frame.first, params)
     before = np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]
     totals[before] = False
     shifted = np.asarray(totals.any(axis=1))
-    calm = calm_days(expected, history, shifted)
+    calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window)
     calm[before] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)

@@ -41,17 +41,19 @@ from costlake.anomalies.bands import (
 from costlake.anomalies.bands import noisy as noisy_total
 from costlake.anomalies.detect import SeriesResult
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame
-from costlake.anomalies.screen import noisy, row_median
+from costlake.anomalies.screen import noisy_days, row_median
 
 
-def calm_days(expected: np.ndarray, history: np.ndarray, shifted: np.ndarray) -> np.ndarray:
-    """(S, n) the days on which a mix shift may be judged: with a band, and not noisy (`bands.noisy`).
-    Where the screen saw no possible change of the total (`shifted` False), the exact analysis keeps
-    the level the screen assumed, so its history is the screen's and noisy days are left out here
-    already; elsewhere the exact analysis decides."""
+def calm_days(
+    expected: np.ndarray, values: np.ndarray, starts: np.ndarray, shifted: np.ndarray, window: int
+) -> np.ndarray:
+    """(S, n) the days on which a mix shift may be judged: with a band, and not surely noisy
+    (`screen.noisy_days` of the frame's `values` with the levels from `starts`). Where the screen
+    saw no possible change of the total (`shifted` False), the exact analysis keeps the level the
+    screen assumed, so its history is the screen's and noisy days are left out here already;
+    elsewhere the exact analysis decides."""
     calm = ~np.isnan(expected)
-    steady = ~shifted[:, None] & calm
-    calm[steady] = ~noisy(history[steady])
+    calm[~shifted] &= ~noisy_days(values[~shifted], starts[~shifted], window)
     return calm
 
 

@@ -31,12 +31,12 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
 
 def candidates(
     values: np.ndarray, starts: np.ndarray, fresh: np.ndarray, params: Params
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """For many series at once (rows of `values`, NaN outside each series' days), each analysed with
     the level that starts at `starts` (its first day where `fresh`, else a level shift): the days
     that may open a finding, i.e. may leave their band and are neither an ordinary day for the
     series' noise (`bands.ordinary`) nor its usual intermittency (a day without charges after such
-    days); the expected cost of every day; and its history (see `_bands`). A series without any
+    days); and the expected cost of every day. A series without any
     such day has no finding of its total, exactly; the others are analysed one by one in exact
     arithmetic."""
     need = np.where(fresh, params.min_history, params.shift_days)
@@ -47,7 +47,7 @@ def candidates(
     outside &= ~np.isnan(margin)
     outside &= ~((values <= 0) & (history <= 0).any(axis=2))  # usual intermittency
     outside[outside] = ~_ordinary(values[outside], expected[outside], history[outside], params)
-    return outside, expected, history
+    return outside, expected
 
 
 def _ordinary(value: np.ndarray, expected: np.ndarray, history: np.ndarray, params: Params) -> np.ndarray:
@@ -65,12 +65,42 @@ def _ordinary(value: np.ndarray, expected: np.ndarray, history: np.ndarray, para
         return guarded & (distance <= float(params.z) * spread * (1 - 1e-9) - 1e-9)
 
 
-def noisy(history: np.ndarray) -> np.ndarray:
-    """`bands.noisy` of many days at once (rows of `history`), with a margin towards 'not'."""
+def noisy_days(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """(S, n) the days whose band history (the `window` days before, none before the row's column
+    `starts`) is surely noisy (`bands.noisy`), from counts over rolling windows instead of sorted
+    histories: a lag's spread reaches the bar when the lower middle of its |changes| does (then the
+    median does) or when its nearest-rank 90th percentile does. Never True where the exact rule says
+    not noisy (thresholds raised a little against float error); False on a few days it would call
+    noisy, which are then only screened further."""
+    s, n = values.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        spread = _noise_spread(np.log(np.where(history > 0, history, np.nan)))
-    return spread >= float(NOISY_SPREAD) * (1 + 1e-9)
+        logs = np.log(np.where(values > 0, values, np.nan))
+    logs[np.arange(n)[None, :] < starts[:, None]] = np.nan
+    bar = float(NOISY_SPREAD) * np.sqrt(2) * (1 + 1e-6)
+    enough = np.zeros((s, n), dtype=bool)
+    wide = np.ones((s, n), dtype=bool)
+    for lag in (1, 7):  # a change of day u against day u - lag; both inside [t - window, t - 1]
+        change = np.full((s, n), np.nan)
+        change[:, lag:] = np.abs(logs[:, lag:] - logs[:, :-lag])
+        span = window - lag
+        counted = _rolling(~np.isnan(change), span)
+        rank = np.clip(-(-counted * 9 // 10) - 1, 0, None)  # of the 90th percentile, as in log_spread
+        middle = _rolling(change >= bar / MAD_SIGMA, span) >= counted - (counted - 1) // 2
+        high = _rolling(change >= bar * float(Z90), span) >= counted - rank
+        counts = counted >= GUARD_MIN
+        enough |= counts
+        wide &= ~counts | middle | high
+    return (_rolling(~np.isnan(logs), window) >= GUARD_MIN) & enough & wide
+
+
+def _rolling(flags: np.ndarray, span: int) -> np.ndarray:
+    """(S, n) how many of days t - span .. t - 1 are flagged, for every day t."""
+    sums = np.zeros((flags.shape[0], flags.shape[1] + 1), dtype=np.int64)
+    np.cumsum(flags, axis=1, out=sums[:, 1:])
+    t = np.arange(flags.shape[1])
+    out: np.ndarray = sums[:, t] - sums[:, np.maximum(t - span, 0)]
+    return out
 
 
 def _noise_spread(logs: np.ndarray) -> np.ndarray:
