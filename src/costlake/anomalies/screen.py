@@ -21,11 +21,14 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
     floats, for a regime starting at `start`; False where there is too little history. Only a
     screen: the other days skip the exact computation, these are judged exactly."""
     need = np.array([min_history(start, params)])
-    expected, margin, history = _bands(values[None, :], np.array([start]), need, params)
+    rows, starts = values[None, :], np.array([start])
+    expected, margin = _bands(rows, starts, need, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        outside = ~(np.abs(values[None, :] - expected) <= margin * (1 - 1e-9) - 1e-6) & ~np.isnan(margin)
-    outside[outside] = ~_ordinary(values[None, :][outside], expected[outside], history[outside], params)
+        outside = ~(np.abs(rows - expected) <= margin * (1 - 1e-9) - 1e-6) & ~np.isnan(margin)
+    r, c = np.nonzero(outside)
+    history = _history(rows, starts, r, c, params.window)
+    outside[r, c] = ~_ordinary(rows[r, c], expected[r, c], history, params)
     return outside[0]
 
 
@@ -40,14 +43,33 @@ def candidates(
     such day has no finding of its total, exactly; the others are analysed one by one in exact
     arithmetic."""
     need = np.where(fresh, params.min_history, params.shift_days)
-    expected, margin, history = _bands(values, starts, need, params)
+    expected, margin = _bands(values, starts, need, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         outside = np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6
+        idle = _present(values, starts) & (values <= 0)
     outside &= ~np.isnan(margin)
-    outside &= ~((values <= 0) & (history <= 0).any(axis=2))  # usual intermittency
-    outside[outside] = ~_ordinary(values[outside], expected[outside], history[outside], params)
+    outside &= ~(idle & (_rolling(idle, params.window) > 0))  # usual intermittency
+    r, c = np.nonzero(outside)
+    history = _history(values, starts, r, c, params.window)
+    outside[r, c] = ~_ordinary(values[r, c], expected[r, c], history, params)
     return outside, expected
+
+
+def _present(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(S, n) the days that can be history: inside the series, from the row's start on."""
+    return ~np.isnan(values) & (np.arange(values.shape[1])[None, :] >= np.maximum(starts, 0)[:, None])
+
+
+def _history(
+    values: np.ndarray, starts: np.ndarray, rows: np.ndarray, cols: np.ndarray, window: int
+) -> np.ndarray:
+    """(cells, window) the history of the days (rows, cols): column c holds day col - c - 1 of the
+    row, NaN before the row's start (or outside its series)."""
+    index = cols[:, None] - np.arange(1, window + 1)[None, :]
+    got = values[rows[:, None], np.clip(index, 0, None)]
+    out: np.ndarray = np.where(index >= np.maximum(starts[rows], 0)[:, None], got, np.nan)
+    return out
 
 
 def _ordinary(value: np.ndarray, expected: np.ndarray, history: np.ndarray, params: Params) -> np.ndarray:
@@ -125,41 +147,42 @@ def _log_spread(changes: np.ndarray, counted: np.ndarray) -> np.ndarray:
 
 def _bands(
     values: np.ndarray, starts: np.ndarray, need: np.ndarray, params: Params
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(expected, margin, history) of every day of every row; history[s, t, c] is day t - c - 1 of
-    row s, NaN before the row's start (or outside its series). The spread, the costly part, is
-    computed only for the days outside the band's floors: the others are inside whatever it is, and
-    their margin is left at the floors."""
-    n, window = values.shape[1], params.window
-    t = np.arange(n)[:, None]
-    lag = np.arange(1, window + 1)[None, :]  # column c holds day t - (c + 1)
-    index = t - lag  # (n, window)
-    valid = (index[None, :, :] >= np.maximum(starts, 0)[:, None, None]) & (index >= 0)[None, :, :]
-    history = np.where(valid, values[:, np.clip(index, 0, None)], np.nan)
-    valid &= ~np.isnan(history)
-    enough = valid.sum(axis=2) >= need[:, None]
-    keys = lag[0] % 7
-    weekly = (valid[:, :, keys == 0].sum(axis=2) >= WEEKDAY_MIN) & (params.baseline == "weekday")
+) -> tuple[np.ndarray, np.ndarray]:
+    """(expected, margin) of every day of every row, NaN without enough history (`need` days from
+    the row's start). Histories are gathered only for the days that need one: the trailing median
+    (before two same weekdays exist) and the spread, the costly part, computed only for the days
+    outside the band's floors: the others are inside whatever it is, and their margin is left at
+    the floors."""
+    s, n = values.shape
+    window = params.window
+    present = _present(values, starts)
+    enough = _rolling(present, window) >= need[:, None]
+    lags = np.arange(7, window + 1, 7)  # the same weekday, one week back and more
+    same_day = np.full((s, n, lags.size), np.nan)
+    for j, lag in enumerate(lags):
+        same_day[:, lag:, j] = np.where(present[:, :-lag], values[:, :-lag], np.nan)
+    weeks = (~np.isnan(same_day)).sum(axis=2)
+    weekly = (weeks >= WEEKDAY_MIN) & (params.baseline == "weekday")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no history yet
-        same_day = history[..., keys == 0]
         # Two same weekdays: the trailing median breaks the tie (as in baseline_band).
-        two = weekly & ((~np.isnan(same_day)).sum(axis=-1) == 2)
-        trailing = ~weekly | two  # the only days whose trailing median is needed
-        trail_expected = np.full(weekly.shape, np.nan)
-        trail_expected[trailing] = row_median(history[trailing])
+        two = weekly & (weeks == 2)
+        r, c = np.nonzero((~weekly | two) & enough)  # the only days whose trailing median is needed
+        trail_expected = np.full((s, n), np.nan)
+        trail_expected[r, c] = row_median(_history(values, starts, r, c, window))
         expected = np.where(weekly, row_median(same_day), trail_expected)
         expected[two] = row_median(np.concatenate([same_day[two], trail_expected[two][:, None]], axis=-1))
         margin = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
         maybe = enough & ~(np.abs(values - expected) <= margin * (1 - 1e-9) - 1e-6)
-        rows, by_week = history[maybe], weekly[maybe]  # (cells, window), (cells,)
-        spread = np.empty(rows.shape[0])
-        spread[by_week] = _weekly_spread(rows[by_week], keys, window)
+        r, c = np.nonzero(maybe)
+        rows, by_week = _history(values, starts, r, c, window), weekly[r, c]  # (cells, window), (cells,)
+        spread = np.empty(r.size)
+        spread[by_week] = _weekly_spread(rows[by_week], np.arange(1, window + 1) % 7, window)
         # Trailing: one group, the window; large enough that leaving a day out hardly matters.
-        centre = trail_expected[maybe][~by_week]
+        centre = trail_expected[r, c][~by_week]
         spread[~by_week] = row_median(np.abs(rows[~by_week] - centre[:, None]))
-    margin[maybe] = np.maximum(margin[maybe], float(params.z) * np.maximum(MAD_SIGMA * spread, 0.01))
-    return np.where(enough, expected, np.nan), np.where(enough, margin, np.nan), history
+    margin[r, c] = np.maximum(margin[r, c], float(params.z) * np.maximum(MAD_SIGMA * spread, 0.01))
+    return np.where(enough, expected, np.nan), np.where(enough, margin, np.nan)
 
 
 def _weekly_spread(history: np.ndarray, keys: np.ndarray, window: int) -> np.ndarray:
