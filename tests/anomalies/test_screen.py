@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costlake.anomalies.analyse import ServiceSeries, analyse
-from costlake.anomalies.bands import Band, noisy
+from costlake.anomalies.bands import NOISY_SPREAD, Band, exact_ordinary, noise_spread, noisy, ordinary
 from costlake.anomalies.detect import Params, detect, detect_baseline
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
 from costlake.anomalies.mix import calm_days
@@ -96,7 +96,7 @@ def test_the_walk_screen_never_changes_a_finding(seed: int, kind: str, baseline:
 def test_the_batch_screens_let_through_every_series_with_a_finding(draws: list[tuple[int, str]]) -> None:
     series = [_series(seed, kind) for seed, kind in draws]
     frame = _frame(series)
-    opens, expected = candidates(frame.totals, frame.first, np.ones(len(series), dtype=bool), P)
+    opens, expected, _ = candidates(frame.totals, frame.first, np.ones(len(series), dtype=bool), P)
     shifted = opens.any(axis=1)
     calm = calm_days(expected, frame.totals, frame.first, shifted, P.window)
     mix_days = mix_screen(frame, calm, P, frame.begin)
@@ -128,6 +128,20 @@ def test_a_day_the_screen_calls_noisy_is_noisy(seed: int, kind: str, start: int)
     assert not any(f and not e for f, e in zip(fast, exact, strict=True)), "called noisy, but is not"
     if kind == "heavy":
         assert sum(fast) >= 0.8 * sum(exact)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), kinds, st.sampled_from([D("0.8"), D("2"), D("3")]))
+def test_the_noise_guard_decides_in_floats_as_in_exact_decimals(seed: int, kind: str, z: D) -> None:
+    """`ordinary` and `noisy` take floats where they are clearly on one side: every day of every
+    band, they say what exact decimals say."""
+    values = _series(seed, kind).total
+    for t in range(1, len(values)):
+        for expected in (D(0), values[t - 1], values[t] * D("1.5")):
+            band = Band(expected, D(0), D(0), D(0), (), min(P.window, t))
+            assert ordinary(values, t, band, z) == exact_ordinary(values, t, band, z)
+            spread = noise_spread(values, t, band)
+            assert noisy(values, t, band) == (spread is not None and spread >= NOISY_SPREAD)
 
 
 def test_heavy_tailed_noise_is_not_an_anomaly() -> None:

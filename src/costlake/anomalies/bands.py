@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -221,7 +222,31 @@ def ordinary(values: Sequence[Decimal], t: int, band: Band, z: Decimal) -> bool:
     the smaller `log_spread` of the two. When that exceeds `NOISY_SPREAD` (days routinely x1.65 apart,
     far beyond what the band's floors absorb), a day within `z` of it from the expected cost, or
     from the median billed day (a median of four same weekdays says little on such a series), is
-    ordinary. A steady service is never guarded: its band and floors decide alone."""
+    ordinary. A steady service is never guarded: its band and floors decide alone.
+
+    Decided in floats where they are clearly on one side (logarithms at 30 digits are costly), in
+    exact decimals otherwise (`exact_ordinary`); both always agree."""
+    if values[t] <= 0:
+        return False
+    logs, spread = _rough_spread(values, t, band)
+    if spread is None:
+        return False
+    guarded = _side(spread, float(NOISY_SPREAD))
+    if guarded < 0:
+        return False
+    if guarded > 0:
+        here = math.log(values[t])
+        distances = [abs(here - _rough_median(logs))]
+        if band.expected > 0:
+            distances.append(abs(here - math.log(band.expected)))
+        near = _side(min(distances), float(z) * spread)
+        if near != 0:
+            return near < 0
+    return exact_ordinary(values, t, band, z)
+
+
+def exact_ordinary(values: Sequence[Decimal], t: int, band: Band, z: Decimal) -> bool:
+    """`ordinary` in exact decimals only."""
     value = values[t]
     if value <= 0:
         return False
@@ -237,9 +262,14 @@ def ordinary(values: Sequence[Decimal], t: int, band: Band, z: Decimal) -> bool:
 
 
 def noisy(values: Sequence[Decimal], t: int, band: Band) -> bool:
-    """Whether the series is too noisy around day t for its mix to be judged (see `ordinary`)."""
-    spread = noise_spread(values, t, band)
-    return spread is not None and spread >= NOISY_SPREAD
+    """Whether the series is too noisy around day t for its mix to be judged (see `ordinary`);
+    in floats where they are clearly on one side, like `ordinary`."""
+    spread = _rough_spread(values, t, band)[1]
+    side = 0 if spread is None else _side(spread, float(NOISY_SPREAD))
+    if spread is None or side != 0:
+        return side > 0
+    exact = noise_spread(values, t, band)
+    return exact is not None and exact >= NOISY_SPREAD
 
 
 def noise_spread(
@@ -252,6 +282,33 @@ def noise_spread(
         return None
     spreads = [log_spread([abs(logs[i] - logs[i - lag]) for i in logs if i - lag in logs]) for lag in (1, 7)]
     return min((x for x in spreads if x is not None), default=None)
+
+
+def _rough_spread(values: Sequence[Decimal], t: int, band: Band) -> tuple[list[float], float | None]:
+    """`noise_spread` in floats (None exactly when it is None: the counts are the same), with the
+    billed days' logs. Off by far less than `_side`'s margin: logs to 1e-14, medians at 12 places."""
+    logs = {i: math.log(values[i]) for i in range(t - band.history, t) if values[i] > 0}
+    if len(logs) < GUARD_MIN:
+        return list(logs.values()), None
+    spreads = []
+    for lag in (1, 7):
+        changes = sorted(abs(logs[i] - logs[i - lag]) for i in logs if i - lag in logs)
+        if len(changes) >= GUARD_MIN:
+            high = changes[-(-len(changes) * 9 // 10) - 1]
+            spreads.append(max(MAD_SIGMA * _rough_median(changes), high / float(Z90)) / math.sqrt(2))
+    return list(logs.values()), min(spreads, default=None)
+
+
+def _rough_median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _side(value: float, bar: float) -> int:
+    """1 when a float result is clearly above `bar`, -1 clearly below, 0 too close to tell."""
+    gap = 1e-9 * (abs(bar) + 1)
+    return 1 if value >= bar + gap else -1 if value <= bar - gap else 0
 
 
 def _billed_logs(values: Sequence[Decimal], t: int, band: Band) -> dict[int, Decimal]:

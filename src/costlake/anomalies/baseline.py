@@ -34,12 +34,15 @@ def detect_baseline(
     screen: bool = True,
     begin: int = 0,
     regime: int = 0,
+    screened: np.ndarray | None = None,
 ) -> SeriesResult:
-    """`screen=False` judges every day exactly (the reference the float screen is tested against).
+    """`screen=False` judges every day exactly (the reference the float screen is tested against);
+    `screened`: the float screen of the level starting on day `regime`, when the caller has it
+    (`screen.candidates` computes it for many series at once).
     `begin` resumes an analysis at a day on which no change was open, with the level that started
     on day `regime` (detection's incremental path); days before it need only be loaded as far back
     as the baseline window reaches (see `frame.exact_series`)."""
-    walk = _Walk(values, params, screen, begin, regime)
+    walk = _Walk(values, params, screen, begin, regime, screened)
     for t in range(begin, len(values)):
         walk.step(t, values[t])
     if walk.open is not None and walk.grace:
@@ -51,7 +54,13 @@ class _Walk:
     """The state of one pass between days: the current regime, and the change still going on."""
 
     def __init__(
-        self, values: Sequence[Decimal], params: Params, screen: bool, begin: int, regime: int
+        self,
+        values: Sequence[Decimal],
+        params: Params,
+        screen: bool,
+        begin: int,
+        regime: int,
+        screened: np.ndarray | None,
     ) -> None:
         self.values, self.params, self.screen = values, params, screen
         # Days before the loaded window (None, see frame.exact_series) are NaN: outside any history.
@@ -60,7 +69,7 @@ class _Walk:
         self.starts: dict[int, int] = {}  # the regime start each day was judged with
         self.findings: list[Finding] = []
         self.regime = regime  # first day of the current level; the history never reaches back before it
-        self.screened = screen_bands(self.floats, self.regime, params)
+        self.screened = screen_bands(self.floats, self.regime, params) if screened is None else screened
         self.open: Finding | None = None  # the change still going on, judged against the level before it
         self.before: dict[int, Band | None] = {}  # that level's band per weekday phase of the change
         self.grace = 0  # days the change has been back to normal (it ends at the second)

@@ -31,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+import numpy as np
+
 from costlake.anomalies.bands import KINDS, Band, Finding, Params, SeriesResult, median, quiet
 from costlake.anomalies.baseline import detect_baseline
 from costlake.anomalies.day_over_day import detect_day_over_day
@@ -51,11 +53,18 @@ __all__ = [
 ]
 
 
-def detect(values: Sequence[Decimal], params: Params, *, begin: int = 0, regime: int = 0) -> SeriesResult:
+def detect(
+    values: Sequence[Decimal],
+    params: Params,
+    *,
+    begin: int = 0,
+    regime: int = 0,
+    screened: np.ndarray | None = None,
+) -> SeriesResult:
     """Bands and findings of one daily series with the configured method, from day `begin` on (see
-    `detect_baseline`; the day-over-day rule has no state to resume)."""
+    `detect_baseline`, which also takes `screened`; the day-over-day rule has no state to resume)."""
     if params.method == "day_over_day":
         return detect_day_over_day(values, params, begin=begin)
     if params.method != "baseline":
         raise ValueError(f"unknown anomaly method {params.method!r}")
-    return detect_baseline(values, params, begin=begin, regime=regime)
+    return detect_baseline(values, params, begin=begin, regime=regime, screened=screened)

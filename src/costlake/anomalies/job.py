@@ -136,11 +136,11 @@ def _detect(
     with phase(log, "detect", method=params.method) as done:
         for batch in batches(keys):
             frame = load_frame(con, batch)
-            starts = _starts(frame, batch, resume)
-            suspects, mix_days = _screen(con, frame, batch, starts, params)
+            starts = _starts(frame, resume)
+            suspects, screens = _screen(con, frame, batch, starts, params)
             series += len(frame.keys)
             exact += int(suspects.sum())
-            rows += _analyse(con, batch.filter(pa.array(suspects)), frame, starts, mix_days, params)
+            rows += _analyse(con, batch.filter(pa.array(suspects)), frame, starts, screens, params)
         done.update(series=series, exact=exact, anomalies=len(rows))
     return rows, series, exact
 
@@ -168,7 +168,7 @@ class _Starts:
     regime: np.ndarray  # (S,) column of the level in force then
 
 
-def _starts(frame: Frame, keys: pa.Table, resume: dict[Key, Resume] | None) -> _Starts:
+def _starts(frame: Frame, resume: dict[Key, Resume] | None) -> _Starts:
     begin, regime = frame.first.copy(), frame.first.copy()
     if resume is not None:
         for s, key in enumerate(frame.keys):
@@ -183,14 +183,22 @@ def _starts(frame: Frame, keys: pa.Table, resume: dict[Key, Resume] | None) -> _
     return _Starts(begin, regime)
 
 
+@dataclass
+class _Screens:
+    """What the float screens found for a frame's series."""
+
+    bands: np.ndarray | None  # (S, n) days that may leave their band (None: not screened)
+    mix: np.ndarray | None  # (S, n) days that may start a mix shift (None: a method without them)
+
+
 def _screen(
     con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, starts: _Starts, params: Params
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(S,) the series the float screens cannot clear, and (S, n) the days that may start a mix
-    shift (None for a method without mix shifts). Parts are loaded only for series with calm days."""
+) -> tuple[np.ndarray, _Screens]:
+    """(S,) the series the float screens cannot clear, and what the screens found (for the exact
+    analysis of those). Parts are loaded only for series with calm days."""
     if params.method != "baseline":
-        return np.ones(len(frame.keys), dtype=bool), None
-    totals, expected = candidates(frame.totals, starts.regime, starts.regime == frame.first, params)
+        return np.ones(len(frame.keys), dtype=bool), _Screens(None, None)
+    totals, expected, bands = candidates(frame.totals, starts.regime, starts.regime == frame.first, params)
     before = np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]
     totals[before] = False
     shifted = np.asarray(totals.any(axis=1))
@@ -198,7 +206,7 @@ def _screen(
     calm[before] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)
-    return shifted | mix.any(axis=1), mix
+    return shifted | mix.any(axis=1), _Screens(bands, mix)
 
 
 def _analyse(
@@ -206,7 +214,7 @@ def _analyse(
     keys: pa.Table,
     frame: Frame,
     starts: _Starts,
-    mix_days: np.ndarray | None,
+    screens: _Screens,
     params: Params,
 ) -> list[dict[str, Any]]:
     """Rows of the series `keys`, analysed one by one in exact decimals: each total first, then the
@@ -217,9 +225,10 @@ def _analyse(
         s = where[key]
         first = int(frame.first[s])
         series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total)
-        maybe = None if mix_days is None else set((np.flatnonzero(mix_days[s]) - first).tolist())
-        begin = int(starts.begin[s]) - first
-        result = detect(total, params, begin=begin, regime=int(starts.regime[s]) - first)
+        maybe = None if screens.mix is None else set((np.flatnonzero(screens.mix[s]) - first).tolist())
+        begin, regime = int(starts.begin[s]) - first, int(starts.regime[s]) - first
+        screened = None if screens.bands is None else screens.bands[s, first : first + len(total)]
+        result = detect(total, params, begin=begin, regime=regime, screened=screened)
         todo.append((series, result, begin, maybe))
     needed = [parts_days(result, params, maybe) for _, result, _, maybe in todo]
     parts = exact_parts(con, keys, needed)

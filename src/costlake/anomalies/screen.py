@@ -34,14 +34,15 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
 
 def candidates(
     values: np.ndarray, starts: np.ndarray, fresh: np.ndarray, params: Params
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For many series at once (rows of `values`, NaN outside each series' days), each analysed with
     the level that starts at `starts` (its first day where `fresh`, else a level shift): the days
     that may open a finding, i.e. may leave their band and are neither an ordinary day for the
     series' noise (`bands.ordinary`) nor its usual intermittency (a day without charges after such
-    days); and the expected cost of every day. A series without any
-    such day has no finding of its total, exactly; the others are analysed one by one in exact
-    arithmetic."""
+    days); the expected cost of every day; and the days that may leave their band and are not
+    ordinary, what `screen_bands` gives each series (the exact walk starts from it). A series
+    without any day that may open a finding has none, exactly; the others are analysed one by one
+    in exact arithmetic."""
     need = np.where(fresh, params.min_history, params.shift_days)
     expected, margin = _bands(values, starts, need, params)
     with warnings.catch_warnings():
@@ -49,11 +50,11 @@ def candidates(
         outside = np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6
         idle = _present(values, starts) & (values <= 0)
     outside &= ~np.isnan(margin)
-    outside &= ~(idle & (_rolling(idle, params.window) > 0))  # usual intermittency
     r, c = np.nonzero(outside)
     history = _history(values, starts, r, c, params.window)
     outside[r, c] = ~_ordinary(values[r, c], expected[r, c], history, params)
-    return outside, expected
+    opens = outside & ~(idle & (_rolling(idle, params.window) > 0))  # usual intermittency
+    return opens, expected, outside
 
 
 def _present(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
