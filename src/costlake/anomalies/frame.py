@@ -108,9 +108,9 @@ def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wan
     with _keys(con, keys, wanted):
         got = con.sql(_PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE)).fetchnumpy()
     inside = _inside(frame.begin, frame.end, n)
-    which = np.asarray(got["dimension"], dtype=np.int64)
+    columns = {c: np.asarray(got[c], dtype=np.float64 if c == "cost" else np.int64) for c in got}
     frame.parts = {
-        dim: _parts({c: np.asarray(got[c])[which == d] for c in ("row", "col", "value", "cost")}, n, inside)
+        dim: _parts({c: v[columns["dimension"] == d] for c, v in columns.items()}, len(frame.keys), n, inside)
         for d, dim in enumerate(SHIFT_DIMENSIONS)
     }
 
@@ -132,17 +132,24 @@ _TOTALS_SQL = """
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
+# Values are coded as integers (a code per dimension and value, in no particular order): the screen
+# only needs to tell them apart, and strings would cost more to fetch than the sums themselves.
 _PARTS_SQL = """
-    SELECT row, col, dimension, dense_rank() OVER (PARTITION BY dimension ORDER BY value) AS value, cost
-    FROM (
+    WITH parts AS (
         SELECT k.row, CAST(date_diff('day', DATE '{origin}', e.usage_date) AS BIGINT) AS col,
                CASE WHEN GROUPING(e.region) = 0 THEN 0 ELSE 1 END AS dimension,
-               COALESCE(CAST(COALESCE(e.region, e.pricing_model) AS VARCHAR), '{none}') AS value,
+               COALESCE(e.region, e.pricing_model, '{none}') AS value,
                CAST(sum(e.billed_cost) AS DOUBLE) AS cost
         FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
         WHERE e.usage_date BETWEEN k.from_day AND k.last_day
         GROUP BY GROUPING SETS ((k.row, col, e.region), (k.row, col, e.pricing_model))
-    ) ORDER BY dimension, row, value"""  # dimension: the index in SHIFT_DIMENSIONS
+    ), codes AS (
+        SELECT dimension, value, row_number() OVER () AS code
+        FROM (SELECT DISTINCT dimension, value FROM parts)
+    )
+    SELECT row, col, dimension, code, cost
+    FROM parts JOIN codes USING (dimension, value)
+"""  # dimension: the index in SHIFT_DIMENSIONS
 
 
 def _inside(begin: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
@@ -162,18 +169,20 @@ def _matrix(
     return out
 
 
-def _parts(got: dict[str, np.ndarray], n: int, inside: np.ndarray) -> Parts:
-    row = np.asarray(got["row"], dtype=np.int64)
-    value = np.asarray(got["value"], dtype=np.int64)  # a code per distinct value
+def _parts(got: dict[str, np.ndarray], series: int, n: int, inside: np.ndarray) -> Parts:
+    """One matrix row per (series, value) present, owners ascending; a cell per (series, value, day)
+    of the query, so cells are set, not added."""
+    row, code = got["row"], got["code"]
     if row.size == 0:
         return Parts(np.zeros(0, dtype=np.int64), np.zeros((0, n)))
-    # One matrix row per (series, value): consecutive result rows with the same pair.
-    new = np.ones(row.size, dtype=bool)
-    new[1:] = (row[1:] != row[:-1]) | (value[1:] != value[:-1])
-    which = np.cumsum(new) - 1
-    values = np.zeros((int(which[-1]) + 1, n))
-    np.add.at(values, (which, np.asarray(got["col"])), np.asarray(got["cost"], dtype=np.float64))
-    owner = row[new]
+    codes = int(code.max()) + 1
+    key = row * codes + code  # a dense range: no sort needed to number the pairs in order
+    present = np.zeros(series * codes, dtype=bool)
+    present[key] = True
+    number = np.cumsum(present) - 1
+    values = np.zeros((int(number[-1]) + 1, n))
+    values[number[key], got["col"]] = got["cost"]
+    owner = np.flatnonzero(present) // codes
     values[~inside[owner]] = np.nan
     return Parts(owner, values)
 
