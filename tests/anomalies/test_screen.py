@@ -8,6 +8,7 @@ import datetime as dt
 from decimal import Decimal as D
 
 import numpy as np
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,7 +74,7 @@ def _frame(series: list[ServiceSeries]) -> Frame:
     first = np.zeros(len(series), dtype=np.int64)
     end = np.array([len(s.total) for s in series])
     keys = [(s.account_id, s.service_name) for s in series]
-    return Frame(keys, series[0].start, first, end, first.copy(), totals, parts)
+    return Frame(keys, series[0].start, first, end, first.copy(), totals, parts, pa.table({}))
 
 
 kinds = st.sampled_from(["heavy", "intermittent", "steady"])

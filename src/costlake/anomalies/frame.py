@@ -20,6 +20,7 @@ from typing import Any, cast
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from costlake.duck import to_arrow
 
@@ -54,6 +55,7 @@ class Frame:
     begin: np.ndarray  # (S,) first column loaded (analysis may start later, never earlier)
     totals: np.ndarray  # (S, n)
     parts: dict[str, Parts]
+    exact: pa.Table  # (row, col, cost): the totals as read, in exact decimals (see `frame_totals`)
 
 
 def series_keys(con: duckdb.DuckDBPyConnection, scope: pa.Table | None) -> pa.Table:
@@ -94,11 +96,29 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
     begin = np.array([(d - origin).days for d in keys.column("from_day").to_pylist()], dtype=np.int64)
     n = int(end.max()) if keys.num_rows else 0
     with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
-        totals = _matrix(con, _TOTALS_SQL, origin, keys.num_rows, n, _inside(begin, end, n))
+        exact = to_arrow(con, _TOTALS_SQL.format(origin=origin.isoformat()))
+    totals = np.zeros((keys.num_rows, n))
+    cost = pc.cast(exact.column("cost"), pa.float64()).to_numpy()
+    totals[exact.column("row").to_numpy(), exact.column("col").to_numpy()] = cost  # one row per day
+    totals[~_inside(begin, end, n)] = np.nan
     keys_list = list(
         zip(keys.column("account_id").to_pylist(), keys.column("service_name").to_pylist(), strict=True)
     )
-    return Frame(keys_list, origin, col, end, begin, totals, {})
+    return Frame(keys_list, origin, col, end, begin, totals, {}, exact)
+
+
+def frame_totals(frame: Frame, rows: Sequence[int]) -> dict[tuple[str, str], list[Decimal]]:
+    """`exact_totals` of the frame's series `rows`, from the decimals `load_frame` read."""
+    out: dict[tuple[str, str], list[Decimal]] = {}
+    series: dict[int, list[Decimal]] = {}
+    for r in rows:
+        length, skip = int(frame.end[r] - frame.first[r]), int(frame.begin[r] - frame.first[r])
+        series[r] = out[frame.keys[r]] = _blank(length, range(skip, length))
+    found = frame.exact.filter(pc.is_in(frame.exact.column("row"), pa.array(list(rows), pa.int64())))
+    columns = (found.column(c).to_pylist() for c in ("row", "col", "cost"))
+    for row, col, cost in zip(*columns, strict=True):
+        series[row][col - int(frame.first[row])] = cost
+    return out
 
 
 def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wanted: np.ndarray) -> None:
@@ -128,7 +148,7 @@ def _keys(con: duckdb.DuckDBPyConnection, keys: pa.Table, wanted: np.ndarray) ->
 
 _TOTALS_SQL = """
     SELECT k.row, CAST(date_diff('day', DATE '{origin}', t.usage_date) AS BIGINT) AS col,
-           CAST(t.total_cost_usd AS DOUBLE) AS cost
+           t.total_cost_usd AS cost
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
@@ -155,18 +175,6 @@ _PARTS_SQL = """
 def _inside(begin: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
     days = np.arange(n)[None, :]
     return (days >= begin[:, None]) & (days < end[:, None])
-
-
-def _matrix(
-    con: duckdb.DuckDBPyConnection, sql: str, origin: dt.date, rows: int, n: int, inside: np.ndarray
-) -> np.ndarray:
-    got = con.sql(sql.format(origin=origin.isoformat())).fetchnumpy()
-    out = np.zeros((rows, n))
-    np.add.at(
-        out, (np.asarray(got["row"]), np.asarray(got["col"])), np.asarray(got["cost"], dtype=np.float64)
-    )
-    out[~inside] = np.nan
-    return out
 
 
 def _parts(got: dict[str, np.ndarray], series: int, n: int, inside: np.ndarray) -> Parts:

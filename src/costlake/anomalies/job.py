@@ -38,7 +38,7 @@ from costlake.anomalies.frame import (
     batches,
     exact_parts,
     exact_series,
-    exact_totals,
+    frame_totals,
     load_frame,
     load_parts,
     series_keys,
@@ -140,7 +140,7 @@ def _detect(
             suspects, screens = _screen(con, frame, batch, starts, params)
             series += len(frame.keys)
             exact += int(suspects.sum())
-            rows += _analyse(con, batch.filter(pa.array(suspects)), frame, starts, screens, params)
+            rows += _analyse(con, batch, np.flatnonzero(suspects), frame, starts, screens, params)
         done.update(series=series, exact=exact, anomalies=len(rows))
     return rows, series, exact
 
@@ -212,16 +212,18 @@ def _screen(
 def _analyse(
     con: duckdb.DuckDBPyConnection,
     keys: pa.Table,
+    suspects: np.ndarray,
     frame: Frame,
     starts: _Starts,
     screens: _Screens,
     params: Params,
 ) -> list[dict[str, Any]]:
-    """Rows of the series `keys`, analysed one by one in exact decimals: each total first, then the
-    mix shifts and contributors on the parts of only the days they read."""
+    """Rows of the frame's series `suspects` (rows of `keys`, its batch), analysed one by one in
+    exact decimals: each total first, then the mix shifts and contributors on the parts of only the
+    days they read."""
     where = {key: s for s, key in enumerate(frame.keys)}
     todo = []
-    for key, total in exact_totals(con, keys).items():
+    for key, total in frame_totals(frame, suspects.tolist()).items():
         s = where[key]
         first = int(frame.first[s])
         series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total)
@@ -231,7 +233,7 @@ def _analyse(
         result = detect(total, params, begin=begin, regime=regime, screened=screened)
         todo.append((series, result, begin, maybe))
     needed = [parts_days(result, params, maybe) for _, result, _, maybe in todo]
-    parts = exact_parts(con, keys, needed)
+    parts = exact_parts(con, keys.take(pa.array(suspects, pa.int64())), needed)
     rows = []
     for series, result, begin, maybe in todo:
         series.parts = parts[(series.account_id, series.service_name)]

@@ -101,6 +101,8 @@ class Warehouse:
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog: Catalog = _catalog(settings, self.root, self.remote)
         self._tables: dict[str, Table] = {}
+        # A snapshot never changes: the files of a whole one are planned once (table, snapshot id).
+        self._planned: dict[tuple[str, int], list[str]] = {}
         self._storage: Storage | None = None
         self._ensured = False
 
@@ -199,9 +201,14 @@ class Warehouse:
             expr = by_date if isinstance(expr, AlwaysTrue) else expr & by_date
         if snapshot_id is None and table.current_snapshot() is None:
             return []
-        scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
-        found = sorted(task.file.file_path for task in scan.plan_files())
-        return self.storage.readable(found) if fetch else found
+        whole = (tdef.name, snapshot_id) if snapshot_id is not None and isinstance(expr, AlwaysTrue) else None
+        found = self._planned.get(whole) if whole is not None else None
+        if found is None:
+            scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
+            found = sorted(task.file.file_path for task in scan.plan_files())
+            if whole is not None:
+                self._planned[whole] = found
+        return self.storage.readable(found) if fetch else list(found)
 
     def snapshots(self, tdef: TableDef) -> list[SnapshotInfo]:
         """Snapshots oldest first, each with the `costlake.*` properties of its commit."""
