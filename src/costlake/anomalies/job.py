@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from costlake.anomalies.analyse import ServiceSeries, anomaly_row, finish, parts_days
 from costlake.anomalies.bands import Params
 from costlake.anomalies.changes import Key, Resume, resume_points, touched
-from costlake.anomalies.detect import detect
+from costlake.anomalies.detect import SeriesResult, detect
 from costlake.anomalies.frame import (
     NONE_VALUE,
     Frame,
@@ -130,8 +130,9 @@ def _detect(
     con: duckdb.DuckDBPyConnection, resume: dict[Key, Resume] | None, params: Params
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Rows of the series in `resume` (None: every series), from each one's resume day on."""
-    rows: list[dict[str, Any]] = []
-    series = exact = 0
+    todo: list[_Todo] = []
+    chosen: list[pa.Table] = []
+    series = 0
     keys = series_keys(con, None if resume is None else _scope(resume, params))
     with phase(log, "detect", method=params.method) as done:
         for batch in batches(keys):
@@ -139,10 +140,12 @@ def _detect(
             starts = _starts(frame, resume)
             suspects, screens = _screen(con, frame, batch, starts, params)
             series += len(frame.keys)
-            exact += int(suspects.sum())
-            rows += _analyse(con, batch, np.flatnonzero(suspects), frame, starts, screens, params)
-        done.update(series=series, exact=exact, anomalies=len(rows))
-    return rows, series, exact
+            chosen.append(batch.take(pa.array(np.flatnonzero(suspects), pa.int64())))
+            todo += _totals(np.flatnonzero(suspects), frame, starts, screens, params)
+        # One read of the events for the parts of every series analysed, whatever its batch.
+        rows = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params)
+        done.update(series=series, exact=len(todo), anomalies=len(rows))
+    return rows, series, len(todo)
 
 
 def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
@@ -198,9 +201,9 @@ def _screen(
     analysis of those). Parts are loaded only for series with calm days."""
     if params.method != "baseline":
         return np.ones(len(frame.keys), dtype=bool), _Screens(None, None)
-    totals, expected, bands = candidates(frame.totals, starts.regime, starts.regime == frame.first, params)
+    fresh = starts.regime == frame.first
+    totals, expected, bands = candidates(frame.totals, starts.regime, fresh, params, starts.begin)
     before = np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]
-    totals[before] = False
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window)
     calm[before] = False
@@ -209,36 +212,46 @@ def _screen(
     return shifted | mix.any(axis=1), _Screens(bands, mix)
 
 
-def _analyse(
-    con: duckdb.DuckDBPyConnection,
-    keys: pa.Table,
-    suspects: np.ndarray,
-    frame: Frame,
-    starts: _Starts,
-    screens: _Screens,
-    params: Params,
-) -> list[dict[str, Any]]:
-    """Rows of the frame's series `suspects` (rows of `keys`, its batch), analysed one by one in
-    exact decimals: each total first, then the mix shifts and contributors on the parts of only the
-    days they read."""
-    where = {key: s for s, key in enumerate(frame.keys)}
+@dataclass
+class _Todo:
+    """A series the screens could not clear, its total analysed; mix shifts and causes to come."""
+
+    series: ServiceSeries
+    total: SeriesResult
+    begin: int
+    mix_days: set[int] | None
+
+
+def _totals(
+    suspects: np.ndarray, frame: Frame, starts: _Starts, screens: _Screens, params: Params
+) -> list[_Todo]:
+    """The frame's series `suspects`, each total analysed in exact decimals."""
     todo = []
-    for key, total in frame_totals(frame, suspects.tolist()).items():
-        s = where[key]
+    for s, (key, total) in zip(
+        suspects.tolist(), frame_totals(frame, suspects.tolist()).items(), strict=True
+    ):
         first = int(frame.first[s])
         series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total)
         maybe = None if screens.mix is None else set((np.flatnonzero(screens.mix[s]) - first).tolist())
         begin, regime = int(starts.begin[s]) - first, int(starts.regime[s]) - first
         screened = None if screens.bands is None else screens.bands[s, first : first + len(total)]
         result = detect(total, params, begin=begin, regime=regime, screened=screened)
-        todo.append((series, result, begin, maybe))
-    needed = [parts_days(result, params, maybe) for _, result, _, maybe in todo]
-    parts = exact_parts(con, keys.take(pa.array(suspects, pa.int64())), needed)
+        todo.append(_Todo(series, result, begin, maybe))
+    return todo
+
+
+def _finish(
+    con: duckdb.DuckDBPyConnection, keys: pa.Table, todo: list[_Todo], params: Params
+) -> list[dict[str, Any]]:
+    """Rows of the series of `todo` (rows of `keys`, in order): mix shifts and contributors, on the
+    parts of only the days they read."""
+    needed = [parts_days(t.total, params, t.mix_days) for t in todo]
+    parts = exact_parts(con, keys, needed)
     rows = []
-    for series, result, begin, maybe in todo:
-        series.parts = parts[(series.account_id, series.service_name)]
-        found = finish(series, result, params, begin=begin, mix_days=maybe)
-        rows += [anomaly_row(series, f, params.method) for f in found]
+    for t in todo:
+        t.series.parts = parts[(t.series.account_id, t.series.service_name)]
+        found = finish(t.series, t.total, params, begin=t.begin, mix_days=t.mix_days)
+        rows += [anomaly_row(t.series, f, params.method) for f in found]
     return rows
 
 

@@ -33,18 +33,23 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
 
 
 def candidates(
-    values: np.ndarray, starts: np.ndarray, fresh: np.ndarray, params: Params
+    values: np.ndarray,
+    starts: np.ndarray,
+    fresh: np.ndarray,
+    params: Params,
+    begin: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For many series at once (rows of `values`, NaN outside each series' days), each analysed with
     the level that starts at `starts` (its first day where `fresh`, else a level shift): the days
     that may open a finding, i.e. may leave their band and are neither an ordinary day for the
     series' noise (`bands.ordinary`) nor its usual intermittency (a day without charges after such
     days); the expected cost of every day; and the days that may leave their band and are not
-    ordinary, what `screen_bands` gives each series (the exact walk starts from it). A series
+    ordinary, what `screen_bands` gives each series (the exact walk starts from it); days before
+    the column `begin` of their row (where the analysis resumes) are left out. A series
     without any day that may open a finding has none, exactly; the others are analysed one by one
     in exact arithmetic."""
     need = np.where(fresh, params.min_history, params.shift_days)
-    expected, margin = _bands(values, starts, need, params)
+    expected, margin = _bands(values, starts, need, params, begin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         outside = np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6
@@ -147,17 +152,19 @@ def _log_spread(changes: np.ndarray, counted: np.ndarray) -> np.ndarray:
 
 
 def _bands(
-    values: np.ndarray, starts: np.ndarray, need: np.ndarray, params: Params
+    values: np.ndarray, starts: np.ndarray, need: np.ndarray, params: Params, begin: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(expected, margin) of every day of every row, NaN without enough history (`need` days from
-    the row's start). Histories are gathered only for the days that need one: the trailing median
-    (before two same weekdays exist) and the spread, the costly part, computed only for the days
-    outside the band's floors: the others are inside whatever it is, and their margin is left at
-    the floors."""
+    the row's start) and before the row's column `begin`. Histories are gathered only for the days
+    that need one: the trailing median (before two same weekdays exist) and the spread, the costly
+    part, computed only for the days outside the band's floors: the others are inside whatever it
+    is, and their margin is left at the floors."""
     s, n = values.shape
     window = params.window
     present = _present(values, starts)
     enough = _rolling(present, window) >= need[:, None]
+    if begin is not None:
+        enough &= np.arange(n)[None, :] >= begin[:, None]
     lags = np.arange(7, window + 1, 7)  # the same weekday, one week back and more
     same_day = np.full((s, n, lags.size), np.nan)
     for j, lag in enumerate(lags):
