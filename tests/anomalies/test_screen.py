@@ -18,7 +18,7 @@ from costlake.anomalies.detect import Params, detect, detect_baseline
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
 from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
-from costlake.anomalies.screen import candidates, noisy_days
+from costlake.anomalies.screen import _small_median, candidates, noisy_days, row_median
 
 P = Params(window=28, min_history=14)
 REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
@@ -143,6 +143,13 @@ def test_the_noise_guard_decides_in_floats_as_in_exact_decimals(seed: int, kind:
             assert ordinary(values, t, band, z) == exact_ordinary(values, t, band, z)
             spread = noise_spread(values, t, band)
             assert noisy(values, t, band) == (spread is not None and spread >= NOISY_SPREAD)
+
+
+def test_the_median_of_three_is_selected_as_a_sort_would() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(0, 2, (20000, 3)) * rng.choice([1, 1e9], (20000, 1))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    assert np.array_equal(_small_median(values), row_median(values), equal_nan=True)
 
 
 def test_heavy_tailed_noise_is_not_an_anomaly() -> None:
