@@ -184,13 +184,17 @@ def _parts(got: dict[str, np.ndarray], series: int, n: int, inside: np.ndarray) 
     if row.size == 0:
         return Parts(np.zeros(0, dtype=np.int64), np.zeros((0, n)))
     codes = int(code.max()) + 1
-    key = row * codes + code  # a dense range: no sort needed to number the pairs in order
-    present = np.zeros(series * codes, dtype=bool)
-    present[key] = True
-    number = np.cumsum(present) - 1
-    values = np.zeros((int(number[-1]) + 1, n))
-    values[number[key], got["col"]] = got["cost"]
-    owner = np.flatnonzero(present) // codes
+    key = row * codes + code
+    if series * codes <= 4 * row.size + (1 << 20):  # a dense range: the pairs are numbered without a sort
+        present = np.zeros(series * codes, dtype=bool)
+        present[key] = True
+        pairs = np.flatnonzero(present)
+        number = (np.cumsum(present) - 1)[key]
+    else:  # thousands of distinct values (hostile or odd data): sort instead of a huge range
+        pairs, number = np.unique(key, return_inverse=True)
+    values = np.zeros((pairs.size, n))
+    values[number, got["col"]] = got["cost"]
+    owner = pairs // codes
     values[~inside[owner]] = np.nan
     return Parts(owner, values)
 

@@ -207,6 +207,8 @@ class Warehouse:
             scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
             found = sorted(task.file.file_path for task in scan.plan_files())
             if whole is not None:
+                if len(self._planned) >= 64:  # a long-lived process plans many runs: keep the latest
+                    self._planned.pop(next(iter(self._planned)))
                 self._planned[whole] = found
         return self.storage.readable(found) if fetch else list(found)
 
