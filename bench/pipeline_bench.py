@@ -57,6 +57,7 @@ class Step:
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
             _, status, usage = os.wait4(proc.pid, 0)  # per-child rusage, unlike RUSAGE_CHILDREN
             self.seconds = time.perf_counter() - start
+        self.all_seconds = [self.seconds]  # every repetition's, when the step was repeated
         proc.returncode = os.waitstatus_to_exitcode(status)
         self.rss_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
         self.output = log.read_text()
@@ -70,6 +71,38 @@ class Step:
                 file=sys.stderr,
             )
             sys.exit(2)
+
+
+def repeated_runs(
+    names: dict[str, str], warehouses: dict[str, Path], logs: Path, envs: dict, repeat: int
+) -> dict[str, Step]:
+    """`costlake run` on each warehouse `repeat` times, the variants taking turns (so a slower minute
+    of a shared machine falls on both); before every repetition but the first, each warehouse is
+    put back as it was before its first run (copied in place: Iceberg keeps absolute paths). Returns
+    per variant the run of median wall time, with the largest peak RSS of its repetitions."""
+    saved = {v: wh.with_name(wh.name + ".before-run") for v, wh in warehouses.items()}
+    if repeat > 1:
+        for v, wh in warehouses.items():
+            shutil.rmtree(saved[v], ignore_errors=True)
+            shutil.copytree(wh, saved[v], symlinks=True)
+    done: dict[str, list[Step]] = {v: [] for v in warehouses}
+    for i in range(repeat):
+        for v, wh in warehouses.items():
+            if i:
+                shutil.rmtree(wh)
+                shutil.copytree(saved[v], wh, symlinks=True)
+            name = names[v] if i == 0 else f"{names[v]}_{i + 1}"
+            done[v].append(Step(name, [*COSTLAKE, "--warehouse", str(wh), "run"], logs, envs[v]))
+    for path in saved.values():
+        shutil.rmtree(path, ignore_errors=True)
+    out = {}
+    for v, steps in done.items():
+        steps.sort(key=lambda st: st.seconds)
+        middle = steps[len(steps) // 2]
+        middle.rss_mb = max(st.rss_mb for st in steps)
+        middle.all_seconds = sorted(st.seconds for st in steps)
+        out[v] = middle
+    return out
 
 
 def baseline_result(step: Step) -> dict:
@@ -107,7 +140,15 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--baseline-dir", type=Path, default=ROOT.parent / "shared" / "bench")
     ap.add_argument("--skip-baseline", action="store_true", help="run costlake alone")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="times each `costlake run` is repeated, with and without detection in turn (median reported)",
+    )
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
 
     out = args.out.resolve()
     data, base_out, logs = out / "input", out / "baseline", out / "logs"
@@ -175,16 +216,22 @@ def main() -> int:
             base = baseline_result(b)
             versions["baseline"] = base.get("version")
             ph.update(baseline_s=round(b.seconds, 3), baseline_rss_mb=round(b.rss_mb))
-        runs: dict[str, tuple[Step, Step]] = {}
+        ingests: dict[str, Step] = {}
         for v, wh in warehouses.items():
-            print(f"{phase}: costlake ingest + run, detection {v} ...", flush=True)
-            ing = Step(
+            print(f"{phase}: costlake ingest, detection {v} ...", flush=True)
+            ingests[v] = Step(
                 f"{phase}_costlake_{v}_ingest",
                 [*COSTLAKE, "--warehouse", str(wh), "ingest", *map(str, files)],
                 logs,
                 envs[v],
             )
-            run = Step(f"{phase}_costlake_{v}_run", [*COSTLAKE, "--warehouse", str(wh), "run"], logs, envs[v])
+        times = f" x{args.repeat}, in turn" if args.repeat > 1 else ""
+        print(f"{phase}: costlake run with and without detection{times} ...", flush=True)
+        names = {v: f"{phase}_costlake_{v}_run" for v in warehouses}
+        runs_done = repeated_runs(names, warehouses, logs, envs, args.repeat)
+        runs: dict[str, tuple[Step, Step]] = {}
+        for v in warehouses:
+            ing, run = ingests[v], runs_done[v]
             detected = any(ln.startswith("anomalies:") for ln in run.output.splitlines())
             if v == "off" and detected:
                 print(f"{phase}: COSTLAKE_ANOMALIES_ON_RUN=false did not turn detection off", file=sys.stderr)
@@ -197,6 +244,7 @@ def main() -> int:
                 {
                     f"{key}_ingest_s": round(ing.seconds, 3),
                     f"{key}_run_s": round(run.seconds, 3),
+                    f"{key}_run_all_s": [round(x, 3) for x in run.all_seconds],
                     f"{key}_s": round(ing.seconds + run.seconds, 3),
                     f"{key}_ingest_rss_mb": round(ing.rss_mb),
                     f"{key}_run_rss_mb": round(run.rss_mb),
@@ -257,6 +305,7 @@ def main() -> int:
     print(
         f"detection overhead: run with detection / run without = {full['detection_ratio']:.2f} (full), "
         f"{redo['detection_ratio']:.2f} (re-delivery)"
+        + (f", medians of {args.repeat} runs each" if args.repeat > 1 else "")
     )
     print(
         f"detection adds {full['detection_rss_mb']} MiB peak RSS (full), "
@@ -285,6 +334,7 @@ def main() -> int:
         "generator": "baseline" if have_gen else "costlake",
         "baseline": run_base,
         "threads": env["COSTLAKE_DUCKDB_THREADS"],
+        "repeat": args.repeat,
         "duckdb": versions,
         "phases": phases,
         "checks": checks,
