@@ -59,16 +59,20 @@ def calm_days(
 
 def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:
     """(S, n) the days of each series of the frame (from its column `begin` on) that may qualify,
-    among its `calm_days` (the frame's parts need only be loaded for series with such days)."""
+    among its `calm_days` (only the parts of series with such days are looked at)."""
     found = np.zeros(frame.totals.shape, dtype=bool)
+    judged = calm.any(axis=1)
     floor = float(params.min_impact)  # the % floor depends on the exact band (its level may shift)
     for dim in SHIFT_DIMENSIONS:
         parts = frame.parts.get(dim)
         if parts is None or parts.owner.size == 0:
             continue
+        mine = judged[parts.owner]
+        if not mine.any():
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            moved, daily = _moves(parts.values, parts.owner, len(frame.keys), params)
+            moved, daily = _moves(parts.values[mine], parts.owner[mine], len(frame.keys), params)
             n = moved.shape[1]
             days = np.arange(n)[None, :]
             lasted = (days + params.mix_shift_days <= frame.end[:, None]) & (days >= begin[:, None])
