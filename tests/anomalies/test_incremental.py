@@ -30,7 +30,7 @@ from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
 from costlake.synthetic.generate import generate
-from costlake.tables import COST_ANOMALIES
+from costlake.tables import COST_ANOMALIES, NORMALIZED
 
 START = dt.date(2025, 3, 3)
 HEADER = ("event_id", "usage_date", "account_id", "service_name", "region", "cost_usd", "ingestion_ts")
@@ -286,6 +286,30 @@ def test_a_run_killed_after_publishing_is_caught_up_by_the_next_detection(
     assert (report.changed_days, report.removed) == ([spike["usage_date"]], 1)
     assert assert_matches_full_analysis(wh) == []
     assert runs(wh) == (published, published)
+
+
+def test_when_the_older_runs_files_are_gone_every_series_is_analysed(tmp_path: Path) -> None:
+    """What changed is read from the files the older run has and the newer one has not; when a
+    retention policy (or a hand) removed them, detection cannot tell and analyses everything."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=2, services=2, seed=3)
+    key = sorted(bill.series)[1]
+    run(wh, bill.deliver(40, spikes=[(key, 30)]))
+    [spike] = assert_matches_full_analysis(wh)
+    older = latest_manifest(wh)
+    assert older is not None
+    crashed_run(wh, "after_commit:publish_log", bill.correct([key], 30, 1, 1 / 8, move=False))
+    wh.refresh()
+    gone = set(wh.data_files(NORMALIZED, snapshot_id=older.snapshots[NORMALIZED.name])) - set(
+        wh.data_files(NORMALIZED)
+    )
+    assert gone
+    for path in gone:
+        os.remove(path)
+
+    report = update_anomalies(wh)
+    assert (report.full, report.series, report.removed) == (True, 4, 1)  # 2 accounts x 2 services
+    assert assert_matches_full_analysis(wh) == []
 
 
 def test_an_account_whose_events_are_all_retracted_loses_its_anomalies(tmp_path: Path) -> None:

@@ -48,20 +48,26 @@ _EXACT_TOTALS = """
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
-# One scan for every dimension; usage type only where the source has one (no "(none)" value).
+# One scan for every dimension, grouped as frame._PARTS_SQL groups them.
 _EXACT_PARTS = """
-    SELECT row, day, dimension, COALESCE(CAST(value AS VARCHAR), '{none}') AS value, cost FROM (
-        SELECT k.row, CAST(date_diff('day', k.first_day, e.usage_date) AS BIGINT) AS day,
-               CASE WHEN GROUPING(e.region) = 0 THEN 'region'
-                    WHEN GROUPING(e.pricing_model) = 0 THEN 'pricing_model'
-                    WHEN GROUPING(e.charge_category) = 0 THEN 'charge_category'
+    SELECT row, day, dimension, value, cost FROM (
+        SELECT row, day,
+               CASE WHEN GROUPING(region) = 0 THEN 'region'
+                    WHEN GROUPING(pricing_model) = 0 THEN 'pricing_model'
+                    WHEN GROUPING(charge_category) = 0 THEN 'charge_category'
                     ELSE 'usage_type' END AS dimension,
-               COALESCE(e.region, e.pricing_model, e.charge_category, e.usage_type) AS value,
-               sum(e.billed_cost) AS cost
-        FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
-        WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+               COALESCE(region, pricing_model, charge_category, CAST(usage_type AS VARCHAR)) AS value,
+               sum(billed_cost) AS cost
+        FROM (
+            SELECT k.row, CAST(date_diff('day', k.first_day, e.usage_date) AS BIGINT) AS day,
+                   e.billed_cost, e.usage_type,
+                   COALESCE(e.region, '{none}') AS region,
+                   COALESCE(e.pricing_model, '{none}') AS pricing_model,
+                   COALESCE(e.charge_category, '{none}') AS charge_category
+            FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
+            WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+        ) AS e
         GROUP BY GROUPING SETS (
-            (k.row, day, e.region), (k.row, day, e.pricing_model),
-            (k.row, day, e.charge_category), (k.row, day, e.usage_type)
+            (row, day, region), (row, day, pricing_model), (row, day, charge_category), (row, day, usage_type)
         )
     ) WHERE dimension <> 'usage_type' OR value IS NOT NULL"""

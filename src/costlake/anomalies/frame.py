@@ -210,20 +210,27 @@ _TOTALS_SQL = """
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
-# Every dimension in one scan (dimension: its index in DIMENSIONS); usage type only where the source
-# has one (no "(none)" value).
+# Every dimension in one scan (dimension: its index in DIMENSIONS). A missing value is grouped as
+# "(none)", together with a value spelt so (they are one value to every reader); usage type only
+# where the source has one.
 _PARTS_SQL = """
-    SELECT row, col, dimension, COALESCE(CAST(value AS VARCHAR), '{none}') AS value, cost FROM (
-        SELECT k.row, CAST(date_diff('day', DATE '{origin}', e.usage_date) AS BIGINT) AS col,
-               CASE WHEN GROUPING(e.region) = 0 THEN 0 WHEN GROUPING(e.pricing_model) = 0 THEN 1
-                    WHEN GROUPING(e.charge_category) = 0 THEN 2 ELSE 3 END AS dimension,
-               COALESCE(e.region, e.pricing_model, e.charge_category, e.usage_type) AS value,
-               sum(e.billed_cost) AS cost
-        FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
-        WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+    SELECT row, col, dimension, value, cost FROM (
+        SELECT row, col,
+               CASE WHEN GROUPING(region) = 0 THEN 0 WHEN GROUPING(pricing_model) = 0 THEN 1
+                    WHEN GROUPING(charge_category) = 0 THEN 2 ELSE 3 END AS dimension,
+               COALESCE(region, pricing_model, charge_category, CAST(usage_type AS VARCHAR)) AS value,
+               sum(billed_cost) AS cost
+        FROM (
+            SELECT k.row, CAST(date_diff('day', DATE '{origin}', e.usage_date) AS BIGINT) AS col,
+                   e.billed_cost, e.usage_type,
+                   COALESCE(e.region, '{none}') AS region,
+                   COALESCE(e.pricing_model, '{none}') AS pricing_model,
+                   COALESCE(e.charge_category, '{none}') AS charge_category
+            FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
+            WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+        ) AS e
         GROUP BY GROUPING SETS (
-            (k.row, col, e.region), (k.row, col, e.pricing_model),
-            (k.row, col, e.charge_category), (k.row, col, e.usage_type)
+            (row, col, region), (row, col, pricing_model), (row, col, charge_category), (row, col, usage_type)
         )
     ) WHERE dimension <> 3 OR value IS NOT NULL"""
 

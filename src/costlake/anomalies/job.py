@@ -113,13 +113,27 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
         resume: dict[Key, Resume] | None = None
         if previous is not None and same_params and not full:
             with phase(log, "find changes") as done:
-                resume = resume_points(touched(wh, previous, manifest, con), old_rows, params)
-                done["series"] = len(resume)
+                changed = _changed(wh, previous, manifest, con)
+                resume = None if changed is None else resume_points(changed, old_rows, params)
+                done["series"] = "all" if resume is None else len(resume)
         fresh, series, exact = _detect(con, resume, params)
     finally:
         con.close()
     new_rows = _merge(old_rows, fresh, resume)
     return _commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
+
+
+def _changed(
+    wh: Warehouse, previous: Manifest, manifest: Manifest, con: duckdb.DuckDBPyConnection
+) -> dict[Key, dt.date] | None:
+    """`touched`, or None (analyse every series) when the older run's data files cannot be read any
+    more (removed by a retention policy or by hand): what changed is then unknown."""
+    try:
+        return touched(wh, previous, manifest, con)
+    except (duckdb.IOException, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.warning("the data of run %s cannot be read (%s): analysing every series", previous.run_id, reason)
+        return None
 
 
 def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
