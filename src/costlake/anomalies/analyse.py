@@ -21,8 +21,8 @@ from costlake.anomalies.mix import mix_shifts
 @dataclass
 class ServiceSeries:
     """Daily cost of one (account, service) from `start`, zero on days without charges (None before
-    the day it was loaded from, when only the recent days were loaded: see `frame.frame_totals`;
-    the parts hold None on the days that were not read: `frame.frame_parts`)."""
+    the day it was loaded from, when only the recent days were loaded: see `frame.exact_totals`;
+    the parts hold None on the days that were not read: `frame.exact_parts`)."""
 
     account_id: str
     service_name: str

@@ -41,7 +41,7 @@ def detect_baseline(
     (`screen.candidates` computes it for many series at once).
     `begin` resumes an analysis at a day on which no change was open, with the level that started
     on day `regime` (detection's incremental path); days before it need only be loaded as far back
-    as the baseline window reaches (see `frame.frame_totals`)."""
+    as the baseline window reaches (see `frame.exact_series`)."""
     walk = _Walk(values, params, screen, begin, regime, screened)
     for t in range(begin, len(values)):
         walk.step(t, values[t])
@@ -63,7 +63,7 @@ class _Walk:
         screened: np.ndarray | None,
     ) -> None:
         self.values, self.params, self.screen = values, params, screen
-        # Days before the loaded window (None, see frame.frame_totals) are NaN: outside any history.
+        # Days before the loaded window (None, see frame.exact_series) are NaN: outside any history.
         self.floats = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
         self.begin = begin
         self.starts: dict[int, int] = {}  # the regime start each day was judged with

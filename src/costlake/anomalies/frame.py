@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -56,19 +56,6 @@ class Frame:
     totals: np.ndarray  # (S, n)
     parts: dict[str, Parts]
     exact: pa.Table  # (row, col, cost): the totals as read, in exact decimals (see `frame_totals`)
-    stored: StoredParts | None = None  # every dimension's parts as read, exact (see `frame_parts`)
-
-
-@dataclass
-class StoredParts:
-    """The parts one scan read, for the exact analysis to pick its days from: cell i is series row
-    `row[i]`, column `col[i]`, dimension DIMENSIONS[code[i] % 4] and value names[code[i] // 4]."""
-
-    row: np.ndarray
-    col: np.ndarray
-    code: np.ndarray
-    cost: pa.Array  # exact decimals
-    names: list[str]
 
 
 def series_keys(con: duckdb.DuckDBPyConnection, scope: pa.Table | None) -> pa.Table:
@@ -108,7 +95,7 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
     end = np.array([(d - origin).days + 1 for d in keys.column("last_day").to_pylist()], dtype=np.int64)
     begin = np.array([(d - origin).days for d in keys.column("from_day").to_pylist()], dtype=np.int64)
     n = int(end.max()) if keys.num_rows else 0
-    with detection_keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
+    with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
         exact = to_arrow(con, _TOTALS_SQL.format(origin=origin.isoformat()))
     totals = np.zeros((keys.num_rows, n))
     cost = pc.cast(exact.column("cost"), pa.float64()).to_numpy()
@@ -121,15 +108,12 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
 
 
 def frame_totals(frame: Frame, rows: Sequence[int]) -> dict[tuple[str, str], list[Decimal]]:
-    """The exact daily totals of the frame's series `rows`, from the decimals `load_frame` read:
-    index 0 at each series' first day; days before the day it was loaded from hold None (typed as
-    Decimal for its readers): the analysis resumes a window later, and no band, baseline or mix
-    window reaches back that far, so reading one would be a bug that fails loudly."""
+    """`exact_totals` of the frame's series `rows`, from the decimals `load_frame` read."""
     out: dict[tuple[str, str], list[Decimal]] = {}
     series: dict[int, list[Decimal]] = {}
     for r in rows:
         length, skip = int(frame.end[r] - frame.first[r]), int(frame.begin[r] - frame.first[r])
-        series[r] = out[frame.keys[r]] = blank(length, range(skip, length))
+        series[r] = out[frame.keys[r]] = _blank(length, range(skip, length))
     found = frame.exact.filter(pc.is_in(frame.exact.column("row"), pa.array(list(rows), pa.int64())))
     columns = (found.column(c).to_pylist() for c in ("row", "col", "cost"))
     for row, col, cost in zip(*columns, strict=True):
@@ -137,64 +121,22 @@ def frame_totals(frame: Frame, rows: Sequence[int]) -> dict[tuple[str, str], lis
     return out
 
 
-def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table) -> None:
-    """Every dimension's parts of the frame's series in one scan: region and pricing model as float
-    matrices in `frame.parts` (the mix screen), and all of them in exact decimals in
-    `frame.stored`, from which the exact analysis takes the days it needs (`frame_parts`)."""
+def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wanted: np.ndarray) -> None:
+    """Region and pricing-model parts of the frame's series where `wanted` (S,), into `frame.parts`
+    (one scan for both)."""
     n = frame.totals.shape[1]
-    with detection_keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
-        found = to_arrow(con, _PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE))
-    names = pc.dictionary_encode(found.column("value").combine_chunks())
-    dimension = found.column("dimension").to_numpy().astype(np.int64)
-    code = names.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(DIMENSIONS) + dimension
-    row = found.column("row").to_numpy().astype(np.int64)
-    col = found.column("col").to_numpy().astype(np.int64)
-    cost = found.column("cost").combine_chunks()
-    frame.stored = StoredParts(row, col, code, cost, names.dictionary.to_pylist())
-    floats = pc.cast(cost, pa.float64()).to_numpy(zero_copy_only=False)
+    with _keys(con, keys, wanted):
+        got = con.sql(_PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE)).fetchnumpy()
     inside = _inside(frame.begin, frame.end, n)
-    frame.parts = {}
-    for d, dim in enumerate(SHIFT_DIMENSIONS):
-        mine = dimension == d
-        got = {"row": row[mine], "col": col[mine], "code": code[mine], "cost": floats[mine]}
-        frame.parts[dim] = _parts(got, len(frame.keys), n, inside)
-
-
-def frame_parts(
-    frame: Frame, rows: Sequence[int], days: Sequence[Iterable[int] | None]
-) -> dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]]:
-    """Exact daily parts (every dimension) of the frame's series `rows`, on the days `days[i]` of
-    each (indexes from its first day; None: every day it was loaded from), from what `load_parts`
-    read. Other days hold None, so that an analysis reading a day it did not ask for fails loudly;
-    the job asks only for the days a series' findings and mix-shift candidates need
-    (`analyse.parts_days`), a small share of most series."""
-    assert frame.stored is not None, "load_parts first"
-    stored, n = frame.stored, frame.totals.shape[1]
-    out: dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]] = {}
-    blanks: dict[int, list[Decimal]] = {}
-    wanted: list[int] = []
-    for r, asked in zip(rows, days, strict=True):
-        first = int(frame.first[r])
-        skip, length = int(frame.begin[r]) - first, int(frame.end[r]) - first
-        asked = range(skip, length) if asked is None else asked
-        inside = sorted({d for d in asked if skip <= d < length})
-        blanks[r] = blank(length, inside)
-        out[frame.keys[r]] = {}
-        wanted += [r * n + first + d for d in inside]
-    take = np.flatnonzero(np.isin(stored.row * n + stored.col, np.array(wanted, dtype=np.int64)))
-    costs = stored.cost.take(pa.array(take, pa.int64())).to_pylist()
-    for i, cost in zip(take.tolist(), costs, strict=True):
-        r, code = int(stored.row[i]), int(stored.code[i])
-        name = (DIMENSIONS[code % len(DIMENSIONS)], stored.names[code // len(DIMENSIONS)])
-        parts = out[frame.keys[r]]
-        if name not in parts:
-            parts[name] = list(blanks[r])
-        parts[name][int(stored.col[i]) - int(frame.first[r])] = cost
-    return out
+    columns = {c: np.asarray(got[c], dtype=np.float64 if c == "cost" else np.int64) for c in got}
+    frame.parts = {
+        dim: _parts({c: v[columns["dimension"] == d] for c, v in columns.items()}, len(frame.keys), n, inside)
+        for d, dim in enumerate(SHIFT_DIMENSIONS)
+    }
 
 
 @contextlib.contextmanager
-def detection_keys(con: duckdb.DuckDBPyConnection, keys: pa.Table, wanted: np.ndarray) -> Iterator[None]:
+def _keys(con: duckdb.DuckDBPyConnection, keys: pa.Table, wanted: np.ndarray) -> Iterator[None]:
     """`detection_keys`: the wanted rows of `keys` with their row number in the frame."""
     rows = keys.append_column("row", pa.array(np.arange(keys.num_rows), pa.int64())).filter(pa.array(wanted))
     con.register("detection_keys", rows)
@@ -210,29 +152,27 @@ _TOTALS_SQL = """
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
-# Every dimension in one scan (dimension: its index in DIMENSIONS). A missing value is grouped as
-# "(none)", together with a value spelt so (they are one value to every reader); usage type only
-# where the source has one.
+# Values are coded as integers (a code per dimension and value, in no particular order): the screen
+# only needs to tell them apart, and strings would cost more to fetch than the sums themselves.
 _PARTS_SQL = """
-    SELECT row, col, dimension, value, cost FROM (
-        SELECT row, col,
-               CASE WHEN GROUPING(region) = 0 THEN 0 WHEN GROUPING(pricing_model) = 0 THEN 1
-                    WHEN GROUPING(charge_category) = 0 THEN 2 ELSE 3 END AS dimension,
-               COALESCE(region, pricing_model, charge_category, CAST(usage_type AS VARCHAR)) AS value,
-               sum(billed_cost) AS cost
+    WITH parts AS (
+        SELECT row, col, CASE WHEN GROUPING(region) = 0 THEN 0 ELSE 1 END AS dimension,
+               COALESCE(region, pricing_model) AS value, CAST(sum(billed_cost) AS DOUBLE) AS cost
         FROM (
             SELECT k.row, CAST(date_diff('day', DATE '{origin}', e.usage_date) AS BIGINT) AS col,
-                   e.billed_cost, e.usage_type,
-                   COALESCE(e.region, '{none}') AS region,
-                   COALESCE(e.pricing_model, '{none}') AS pricing_model,
-                   COALESCE(e.charge_category, '{none}') AS charge_category
+                   e.billed_cost, COALESCE(e.region, '{none}') AS region,
+                   COALESCE(e.pricing_model, '{none}') AS pricing_model
             FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
             WHERE e.usage_date BETWEEN k.from_day AND k.last_day
         ) AS e
-        GROUP BY GROUPING SETS (
-            (row, col, region), (row, col, pricing_model), (row, col, charge_category), (row, col, usage_type)
-        )
-    ) WHERE dimension <> 3 OR value IS NOT NULL"""
+        GROUP BY GROUPING SETS ((row, col, region), (row, col, pricing_model))
+    ), codes AS (
+        SELECT dimension, value, row_number() OVER () AS code
+        FROM (SELECT DISTINCT dimension, value FROM parts)
+    )
+    SELECT row, col, dimension, code, cost
+    FROM parts JOIN codes USING (dimension, value)
+"""  # dimension: the index in SHIFT_DIMENSIONS; a missing value is one with a value spelt "(none)"
 
 
 def _inside(begin: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
@@ -262,10 +202,127 @@ def _parts(got: dict[str, np.ndarray], series: int, n: int, inside: np.ndarray) 
     return Parts(owner, values)
 
 
-def blank(length: int, days: Iterable[int]) -> list[Decimal]:
-    """A day list for exact decimals: None everywhere (reading it is a bug that fails loudly) but
-    on `days`, which start at 0."""
+Exact = tuple[list[Decimal], dict[tuple[str, str], list[Decimal]]]
+PartDays = Sequence[Iterable[int] | None]
+
+
+def exact_series(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[str, str], Exact]:
+    """Exact daily totals and parts of the series `keys`, every day loaded (see `exact_totals` and
+    `exact_parts`)."""
+    totals = exact_totals(con, keys)
+    parts = exact_parts(con, keys, [None] * keys.num_rows)
+    return {key: (total, parts[key]) for key, total in totals.items()}
+
+
+def exact_totals(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[str, str], list[Decimal]]:
+    """Exact daily totals of the series `keys`, index 0 at each series' first day. Days before the
+    day a series was loaded from hold None (typed as Decimal for its readers): the analysis resumes a
+    window later, and no band, baseline or mix window reaches back that far, so reading one would be
+    a bug that fails loudly."""
+    with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
+        found = to_arrow(con, _EXACT_TOTALS)
+    out: dict[tuple[str, str], list[Decimal]] = {}
+    series: list[list[Decimal]] = []
+    for k in keys.to_pylist():
+        length = (k["last_day"] - k["first_day"]).days + 1
+        skip = (k["from_day"] - k["first_day"]).days
+        series.append(_blank(length, range(skip, length)))
+        out[(k["account_id"], k["service_name"])] = series[-1]
+    columns = (found.column(c).to_pylist() for c in ("row", "day", "cost"))
+    for row, day, cost in zip(*columns, strict=True):
+        series[row][day] = cost
+    return out
+
+
+def exact_parts(
+    con: duckdb.DuckDBPyConnection, keys: pa.Table, days: PartDays
+) -> dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]]:
+    """Exact daily parts (every dimension) of the series `keys`, on the days `days[row]` of each
+    (indexes from its first day; None: every day it was loaded from). Other days hold None, so that
+    an analysis reading a day it did not ask for fails loudly; the job reads only the days a series'
+    findings and mix-shift candidates need (`analyse.parts_days`), a small share of most series."""
+    out: dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]] = {}
+    blanks: list[list[Decimal]] = []
+    cells: dict[str, list[Any]] = {name: [] for name in _CELLS.names}
+    for row, (k, wanted) in enumerate(zip(keys.to_pylist(), days, strict=True)):
+        length = (k["last_day"] - k["first_day"]).days + 1
+        skip = (k["from_day"] - k["first_day"]).days
+        wanted = range(skip, length) if wanted is None else wanted
+        inside = sorted({d for d in wanted if skip <= d < length})
+        blanks.append(_blank(length, inside))
+        out[(k["account_id"], k["service_name"])] = {}
+        for d in inside:
+            cells["row"].append(row)
+            cells["account_id"].append(k["account_id"])
+            cells["service_name"].append(k["service_name"])
+            cells["usage_date"].append(k["first_day"] + dt.timedelta(days=d))
+            cells["day"].append(d)
+    if not cells["row"]:
+        return out
+    table = pa.table(cells, schema=_CELLS)
+    con.register("detection_cells", table)
+    try:
+        lo, hi = min(cells["usage_date"]), max(cells["usage_date"])
+        found = to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE, lo=lo.isoformat(), hi=hi.isoformat()))
+    finally:
+        con.unregister("detection_cells")
+    series = list(out.values())
+    columns = (found.column(c).to_pylist() for c in ("row", "day", "dimension", "value", "cost"))
+    for row, day, dimension, value, cost in zip(*columns, strict=True):
+        parts = series[row]
+        key = (dimension, value)
+        if key not in parts:
+            parts[key] = list(blanks[row])
+        parts[key][day] = cost
+    return out
+
+
+_CELLS = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("account_id", pa.string()),
+        ("service_name", pa.string()),
+        ("usage_date", pa.date32()),
+        ("day", pa.int64()),
+    ]
+)
+
+
+def _blank(length: int, days: Iterable[int]) -> list[Decimal]:
+    """None everywhere but on `days`, which start at 0."""
     out = cast("list[Decimal]", [None] * length)
     for d in days:
         out[d] = Decimal(0)
     return out
+
+
+_EXACT_TOTALS = """
+    SELECT k.row, CAST(date_diff('day', k.first_day, t.usage_date) AS BIGINT) AS day, t.total_cost_usd AS cost
+    FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
+    WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
+
+# One scan for every dimension; usage type only where the source has one. A missing value is grouped
+# as "(none)", together with a value spelt so (one value to every reader). The constant date range
+# lets the scan skip the files of other days.
+_EXACT_PARTS = """
+    SELECT row, day, dimension, value, cost FROM (
+        SELECT row, day,
+               CASE WHEN GROUPING(region) = 0 THEN 'region'
+                    WHEN GROUPING(pricing_model) = 0 THEN 'pricing_model'
+                    WHEN GROUPING(charge_category) = 0 THEN 'charge_category'
+                    ELSE 'usage_type' END AS dimension,
+               COALESCE(region, pricing_model, charge_category, usage_type) AS value,
+               sum(billed_cost) AS cost
+        FROM (
+            SELECT c.row, c.day, e.billed_cost, e.usage_type,
+                   COALESCE(e.region, '{none}') AS region,
+                   COALESCE(e.pricing_model, '{none}') AS pricing_model,
+                   COALESCE(e.charge_category, '{none}') AS charge_category
+            FROM normalized_billing_events e
+            JOIN detection_cells c USING (account_id, service_name, usage_date)
+            WHERE e.usage_date BETWEEN DATE '{lo}' AND DATE '{hi}'
+        ) AS e
+        GROUP BY GROUPING SETS (
+            (row, day, region), (row, day, pricing_model), (row, day, charge_category), (row, day, usage_type)
+        )
+    ) WHERE dimension <> 'usage_type' OR value IS NOT NULL"""

@@ -32,12 +32,12 @@ from costlake.anomalies.analyse import ServiceSeries, anomaly_row, finish, parts
 from costlake.anomalies.bands import Params
 from costlake.anomalies.changes import Key, Resume, resume_points, touched
 from costlake.anomalies.detect import SeriesResult, detect
-from costlake.anomalies.exact import exact_series
 from costlake.anomalies.frame import (
     NONE_VALUE,
     Frame,
     batches,
-    frame_parts,
+    exact_parts,
+    exact_series,
     frame_totals,
     load_frame,
     load_parts,
@@ -144,21 +144,22 @@ def _detect(
     con: duckdb.DuckDBPyConnection, resume: dict[Key, Resume] | None, params: Params
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Rows of the series in `resume` (None: every series), from each one's resume day on."""
-    rows: list[dict[str, Any]] = []
-    series = exact = 0
+    todo: list[_Todo] = []
+    chosen: list[pa.Table] = []
+    series = 0
     keys = series_keys(con, None if resume is None else _scope(resume, params))
     with phase(log, "detect", method=params.method) as done:
         for batch in batches(keys):
             frame = load_frame(con, batch)
-            load_parts(con, frame, batch)  # one scan of the events per batch, for everything
             starts = _starts(frame, resume)
-            suspects, screens = _screen(frame, starts, params)
+            suspects, screens = _screen(con, frame, batch, starts, params)
             series += len(frame.keys)
-            exact += int(suspects.sum())
-            todo = _totals(np.flatnonzero(suspects), frame, starts, screens, params)
-            rows += _finish(frame, todo, params)
-        done.update(series=series, exact=exact, anomalies=len(rows))
-    return rows, series, exact
+            chosen.append(batch.take(pa.array(np.flatnonzero(suspects), pa.int64())))
+            todo += _totals(np.flatnonzero(suspects), frame, starts, screens, params)
+        # One read of the events for the parts of every series analysed, whatever its batch.
+        rows = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params)
+        done.update(series=series, exact=len(todo), anomalies=len(rows))
+    return rows, series, len(todo)
 
 
 def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
@@ -207,9 +208,11 @@ class _Screens:
     mix: np.ndarray | None  # (S, n) days that may start a mix shift (None: a method without them)
 
 
-def _screen(frame: Frame, starts: _Starts, params: Params) -> tuple[np.ndarray, _Screens]:
+def _screen(
+    con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, starts: _Starts, params: Params
+) -> tuple[np.ndarray, _Screens]:
     """(S,) the series the float screens cannot clear, and what the screens found (for the exact
-    analysis of those)."""
+    analysis of those). Parts are loaded only for series with calm days."""
     if params.method != "baseline":
         return np.ones(len(frame.keys), dtype=bool), _Screens(None, None)
     fresh = starts.regime == frame.first
@@ -218,6 +221,7 @@ def _screen(frame: Frame, starts: _Starts, params: Params) -> tuple[np.ndarray, 
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window)
     calm[before] = False
+    load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)
     return shifted | mix.any(axis=1), _Screens(bands, mix)
 
@@ -226,7 +230,6 @@ def _screen(frame: Frame, starts: _Starts, params: Params) -> tuple[np.ndarray, 
 class _Todo:
     """A series the screens could not clear, its total analysed; mix shifts and causes to come."""
 
-    row: int  # in its frame
     series: ServiceSeries
     total: SeriesResult
     begin: int
@@ -247,15 +250,17 @@ def _totals(
         begin, regime = int(starts.begin[s]) - first, int(starts.regime[s]) - first
         screened = None if screens.bands is None else screens.bands[s, first : first + len(total)]
         result = detect(total, params, begin=begin, regime=regime, screened=screened)
-        todo.append(_Todo(s, series, result, begin, maybe))
+        todo.append(_Todo(series, result, begin, maybe))
     return todo
 
 
-def _finish(frame: Frame, todo: list[_Todo], params: Params) -> list[dict[str, Any]]:
-    """Rows of the series of `todo`, the frame's: mix shifts and contributors, on the parts of only
-    the days they read."""
+def _finish(
+    con: duckdb.DuckDBPyConnection, keys: pa.Table, todo: list[_Todo], params: Params
+) -> list[dict[str, Any]]:
+    """Rows of the series of `todo` (rows of `keys`, in order): mix shifts and contributors, on the
+    parts of only the days they read."""
     needed = [parts_days(t.total, params, t.mix_days) for t in todo]
-    parts = frame_parts(frame, [t.row for t in todo], needed)
+    parts = exact_parts(con, keys, needed)
     rows = []
     for t in todo:
         t.series.parts = parts[(t.series.account_id, t.series.service_name)]
