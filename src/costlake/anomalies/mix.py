@@ -61,7 +61,7 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
     """(S, n) the days of each series of the frame (from its column `begin` on) that may qualify,
     among its `calm_days` (only the parts of series with such days are looked at)."""
     found = np.zeros(frame.totals.shape, dtype=bool)
-    judged = calm.any(axis=1)
+    judged = np.asarray(calm.any(axis=1))
     floor = float(params.min_impact)  # the % floor depends on the exact band (its level may shift)
     for dim in SHIFT_DIMENSIONS:
         parts = frame.parts.get(dim)
