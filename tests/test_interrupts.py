@@ -97,6 +97,19 @@ def test_a_signal_at_a_step_exits_cleanly_and_the_rerun_converges(
 
 
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
+def test_a_signal_after_the_command_is_over_keeps_its_exit_code(
+    tmp_path: Path, bills: list[str], sig: str
+) -> None:
+    """Once a command has finished, a signal in its last moments (Python's shutdown would otherwise
+    kill the process without a word) changes nothing: the run exits 0, silent on stderr."""
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", *bills).returncode == 0
+    code, out, err = _finish(_costlake(wh, "run", env={SIGNAL_ENV: f"exiting:{sig}"}))
+    assert (code, err) == (0, ""), err
+    assert "done in" in out
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
 def test_a_signal_at_any_moment_of_a_run_gives_one_line_and_a_converging_rerun(
     tmp_path: Path, bills: list[str], reference: tuple[str, str], sig: str
 ) -> None:

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 from costlake.cli import anomalies, explain, lake, synthetic, tenants
 from costlake.cli.context import err, state
 from costlake.errors import CostlakeError
+from costlake.lake.faults import crash_point
 from costlake.logs import LOG_FORMATS, configure_logging
 
 app = typer.Typer(
@@ -129,9 +130,17 @@ def main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
     try:
-        app(standalone_mode=False)
-    except BaseException as exc:  # noqa: BLE001 - this is the one place that decides how we exit
-        _exit_for(exc)
+        try:
+            app(standalone_mode=False)
+        except BaseException as exc:  # noqa: BLE001 - this is the one place that decides how we exit
+            _exit_for(exc)
+    finally:
+        # The command is over and its exit code decided. Python's shutdown puts back the default
+        # handlers of the ones it did not ignore, so a signal in those last milliseconds would kill the
+        # process without a word and hide that code: ignore them from here on.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    crash_point("exiting")
     sys.exit(0)
 
 
