@@ -164,6 +164,9 @@ def bills(draw: st.DrawFn) -> list[D]:
         level * (100 + n) // 100 * (3 if i % 7 in (5, 6) and level % 2 else 4) // 4
         for i, n in enumerate(noise)
     ]
+    if draw(st.booleans()):  # billed now and then: days without charges scattered through
+        for at in draw(st.sets(st.integers(min_value=0, max_value=days - 1), max_size=days * 2 // 3)):
+            cents[at] = 0
     for _ in range(draw(st.integers(min_value=0, max_value=4))):
         at = draw(st.integers(min_value=0, max_value=days - 1))
         factor = draw(st.sampled_from([0, 0.3, 1.7, 2.5, 6]))
@@ -215,3 +218,39 @@ def test_a_second_change_soon_after_a_level_shift_is_reported() -> None:
         (30, "step_up"),
         (36, "dropped_to_zero"),
     ]
+
+
+def _now_and_then(seed: int, days: int = 90) -> list[D]:
+    """A service billed on about one day in three, around $60 when it is (lognormal, sigma 0.15)."""
+    rng = np.random.default_rng(seed)
+    billed = rng.random(days) < 0.35
+    costs = 60 * rng.lognormal(0, 0.15, days)
+    return [D(f"{v:.2f}") if b else D(0) for v, b in zip(costs, billed, strict=True)]
+
+
+def test_a_service_billed_now_and_then_does_not_alert_at_each_appearance() -> None:
+    """Its band sits near zero (most days have no charges): each billed day is judged against the
+    series' billed days instead, and is usual."""
+    series = [_now_and_then(seed) for seed in range(30)]
+    billed_days = sum(1 for values in series for v in values if v > 0)
+    found = [f for values in series for f in detect(values, P).findings]
+    assert billed_days > 900 and len(found) <= 3  # a few tail days over +60% and $30 may alert
+
+
+def test_a_spike_of_a_service_billed_now_and_then_is_still_found() -> None:
+    series = _now_and_then(3)
+    day = next(i for i in range(60, 90) if series[i] > 0)
+    series[day] = D(600)
+    [f] = detect(series, P).findings
+    assert (f.index, f.kind, f.actual) == (day, "spike", D(600))
+
+
+def test_a_drop_to_a_quarter_of_a_noisy_series_is_found_on_its_first_day() -> None:
+    """Day-to-day noise of +-20% of $150: the dollar band reaches down to about $30, but a fall to a
+    quarter is far beyond that noise on the log scale."""
+    rng = np.random.default_rng(11)
+    noisy = 150 * rng.lognormal(0.0, 0.2, 70)
+    noisy[45:] *= 0.25
+    [f] = detect([D(f"{v:.2f}") for v in noisy], P).findings
+    assert (f.index, f.kind, f.direction) == (45, "step_down", "down")
+    assert f.band.low < f.actual  # inside the dollar band: found by the log scale

@@ -214,6 +214,23 @@ def opening_kind(values: Sequence[Decimal], t: int, band: Band, direction: str) 
     return "spike" if direction == "up" else "dip"
 
 
+def sunk(values: Sequence[Decimal], t: int, band: Band, params: Params) -> bool:
+    """Whether billed day t, although inside its band, fell further below the expected cost than
+    the series' multiplicative noise allows: by more than the floors of the band, and by more than
+    `z` log spreads (`noise_spread`) on the log scale. A band in dollars is symmetric, but costs
+    cannot fall below zero: on a series whose day-to-day noise is proportional to its level, the
+    dollar band reaches down to near zero, and a drop to a quarter of the usual cost would go
+    unseen until it fell further."""
+    value, expected = values[t], band.expected
+    if value <= 0 or expected <= 0:
+        return False
+    floors = max(params.min_impact, CTX.divide(params.min_pct * expected, 100))
+    if expected - value <= floors:
+        return False
+    spread = noise_spread(values, t, band)
+    return spread is not None and ln(expected) - ln(value) > params.z * spread
+
+
 def ordinary(values: Sequence[Decimal], t: int, band: Band, z: Decimal) -> bool:
     """The noise guard: whether day t, although outside its band, is an ordinary day of a series
     whose noise is multiplicative and large (a service billed in a few heavy-tailed line items a

@@ -23,7 +23,9 @@ from costlake.anomalies.bands import (
     opening_kind,
     ordinary,
     robust_z,
+    sunk,
 )
+from costlake.anomalies.intermittent import usual_billing
 from costlake.anomalies.screen import screen_bands
 
 
@@ -86,9 +88,14 @@ class _Walk:
         band = self.band_at(t)
         if band is None:
             return None, None
-        direction = direction_of(self.values[t], band)
+        value = self.values[t]
+        direction = direction_of(value, band)
+        if direction is None and sunk(self.values, t, band, self.params):
+            direction = "down"
         if direction is not None and ordinary(self.values, t, band, self.params.z):
             return band, None  # outside the band, but an ordinary day of this series' noise
+        if direction is not None and usual_billing(self.values, value, _before(t, band), self.params):
+            return band, None  # a billed day of a series billed now and then, like its others
         return band, direction
 
     def step(self, t: int, value: Decimal) -> None:
@@ -116,6 +123,8 @@ class _Walk:
         bands = (change.band, self.before[phase] or change.band)
         outside = any(direction_of(value, b) == change.direction for b in bands)
         same_change = outside or _beyond_halfway(value, change, self.before[phase])
+        if same_change and usual_billing(self.values, value, _before(change.index, change.band), self.params):
+            same_change = False  # a series billed now and then, billed as it was before the change
         # Once the baseline restarted from the new level, a move away from that level is news.
         rebased = change.duration >= self.params.shift_days
         if same_change and not (rebased and self.leaves_band(t)[1] is not None):
@@ -151,8 +160,13 @@ def _beyond_halfway(value: Decimal, change: Finding, old: Band | None) -> bool:
     return value > midpoint if change.direction == "up" else value < midpoint
 
 
+def _before(t: int, band: Band) -> range:
+    """The history days of a band of day t."""
+    return range(t - band.history, t)
+
+
 def _usual_zero(values: Sequence[Decimal], t: int, band: Band) -> bool:
     """A day without net charges (nothing billed, or credits as large as the charges) in a series
     that had such days in its history is its usual intermittency (a service billed now and then),
     not a drop."""
-    return values[t] <= 0 and any(values[i] <= 0 for i in range(t - band.history, t))
+    return values[t] <= 0 and any(values[i] <= 0 for i in _before(t, band))

@@ -34,6 +34,7 @@ from costlake.anomalies.bands import (
     MAD_SIGMA,
     MAD_TO_SIGMA,
     SCORE_PLACES,
+    Z90,
     Finding,
     Params,
     median,
@@ -42,6 +43,8 @@ from costlake.anomalies.bands import noisy as noisy_total
 from costlake.anomalies.detect import SeriesResult
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame
 from costlake.anomalies.screen import noisy_days, row_median
+
+MOVES_MIN = 5  # daily moves between billed days a series' mix needs before a shift can be judged
 
 
 def calm_days(
@@ -73,6 +76,8 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             moved, daily = _moves(parts.values[mine], parts.owner[mine], len(frame.keys), params)
+            billed = frame.totals > 0
+            daily[:, 1:][~(billed[:, 1:] & billed[:, :-1])] = np.nan  # moves between billed days only
             n = moved.shape[1]
             days = np.arange(n)[None, :]
             lasted = (days + params.mix_shift_days <= frame.end[:, None]) & (days >= begin[:, None])
@@ -80,9 +85,10 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
             rows, cols = np.nonzero(maybe)
             moves = _history(daily, rows, cols, params.window)
             centre = row_median(moves)
-            scale = np.maximum(MAD_SIGMA * row_median(np.abs(moves - centre[:, None])), 0.01)
+            scale = _float_scale(np.abs(moves - centre[:, None]))
             bar = centre + float(params.z) * scale / np.sqrt(params.mix_shift_days)
-            hit = moved[rows, cols] > bar * (1 - 1e-9) - 1e-6
+            known = (~np.isnan(moves)).sum(axis=1) >= MOVES_MIN
+            hit = known & (moved[rows, cols] > bar * (1 - 1e-9) - 1e-6)
         found[rows[hit], cols[hit]] = True
     return found
 
@@ -181,13 +187,37 @@ def _qualifies(
     floor = max(params.min_impact, params.min_pct * abs(band.expected) / 100)
     if moved <= floor:
         return None
-    history = [_moved([x[i] - x[i - 1] for x in xs]) for i in range(max(t - window + 1, 1), t)]
+    days = range(max(t - window + 1, 1), t)
+    history = [_moved([x[i] - x[i - 1] for x in xs]) for i in days if totals[i] > 0 and totals[i - 1] > 0]
+    if len(history) < MOVES_MIN:
+        return None
     centre = median(history)
-    scale = max(MAD_TO_SIGMA * median(abs(m - centre) for m in history), CENT)
+    scale = _scale([abs(m - centre) for m in history])
     bar = centre + CTX.divide(params.z * scale, Decimal(span).sqrt(CTX))
     if moved <= bar or noisy_total(totals, t, band):
         return None
     return moved, CTX.divide(moved - centre, scale).quantize(SCORE_PLACES, context=CTX)
+
+
+def _scale(deviations: Sequence[Decimal]) -> Decimal:
+    """A robust standard deviation of a day's move from its |deviations| from their median: the
+    larger of 1.4826 x their median and their 90th percentile (nearest rank) / 1.6449, never below a
+    cent. The two agree for Gaussian moves; the second sees a mix that flips now and then (a few
+    line items a day, each in one region: most days move nothing, some move everything), which
+    the median alone would call perfectly steady."""
+    ordered = sorted(deviations)
+    high = ordered[-(-len(ordered) * 9 // 10) - 1]  # nearest rank: the ceil(0.9 k)-th
+    return max(MAD_TO_SIGMA * median(ordered), CTX.divide(high, Z90), CENT)
+
+
+def _float_scale(deviations: np.ndarray) -> np.ndarray:
+    """`_scale` of each row (NaN-padded; rows with no value give NaN)."""
+    ordered = np.sort(deviations, axis=-1)  # NaN last
+    counted = (~np.isnan(deviations)).sum(axis=-1)
+    rank = np.clip(-(-counted * 9 // 10) - 1, 0, None)
+    high = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
+    wide = np.maximum(MAD_SIGMA * row_median(deviations), high / float(Z90))
+    return np.where(counted > 0, np.maximum(wide, 0.01), np.nan)
 
 
 def _mean(values: Sequence[Decimal]) -> Decimal:

@@ -25,7 +25,7 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
     expected, margin = _bands(rows, starts, need, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        outside = ~(np.abs(rows - expected) <= margin * (1 - 1e-9) - 1e-6) & ~np.isnan(margin)
+        outside = _may_leave(rows, expected, margin, params) & ~np.isnan(margin)
     r, c = np.nonzero(outside)
     history = _history(rows, starts, r, c, params.window)
     outside[r, c] = ~_ordinary(rows[r, c], expected[r, c], history, params)
@@ -52,7 +52,7 @@ def candidates(
     expected, margin = _bands(values, starts, need, params, begin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        outside = np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6
+        outside = _may_leave(values, expected, margin, params)
         idle = _present(values, starts) & (values <= 0)
     outside &= ~np.isnan(margin)
     r, c = np.nonzero(outside)
@@ -60,6 +60,15 @@ def candidates(
     outside[r, c] = ~_ordinary(values[r, c], expected[r, c], history, params)
     opens = outside & ~(idle & (_rolling(idle, params.window) > 0))  # usual intermittency
     return opens, expected, outside
+
+
+def _may_leave(values: np.ndarray, expected: np.ndarray, margin: np.ndarray, params: Params) -> np.ndarray:
+    """The days that may be outside their band, or may have sunk below it (`bands.sunk`: a billed
+    day further below the expected cost than the floors), with a margin towards 'may'."""
+    floors = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
+    below = (values > 0) & (expected > 0) & (expected - values > floors * (1 - 1e-9) - 1e-6)
+    out: np.ndarray = below | (np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6)
+    return out
 
 
 def _present(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
