@@ -227,6 +227,10 @@ def sunk(values: Sequence[Decimal], t: int, band: Band, params: Params) -> bool:
     floors = max(params.min_impact, CTX.divide(params.min_pct * expected, 100))
     if expected - value <= floors:
         return False
+    rough = _rough_spread(values, t, band)[1]  # decided in floats where clear, as in `ordinary`
+    side = 0 if rough is None else _side(math.log(expected) - math.log(value), float(params.z) * rough)
+    if rough is None or side != 0:
+        return side > 0
     spread = noise_spread(values, t, band)
     return spread is not None and ln(expected) - ln(value) > params.z * spread
 

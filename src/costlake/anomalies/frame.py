@@ -28,7 +28,7 @@ NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
 # The dimensions of root causes, in the order that breaks ties; usage type only where the source has one.
 DIMENSIONS = ("region", "pricing_model", "charge_category", "usage_type")
 SHIFT_DIMENSIONS = ("region", "pricing_model")
-BATCH_SERIES = 2000  # series per batch: bounds the matrices (and DuckDB's results) in memory
+BATCH_SERIES = 6000  # series per batch: bounds the matrices (and DuckDB's results) in memory
 
 # Each account's span of days: its first day, its last complete day (over {source}: daily_account_cost).
 SPANS_OF = """
@@ -83,8 +83,16 @@ def series_keys(con: duckdb.DuckDBPyConnection, scope: pa.Table | None) -> pa.Ta
 
 
 def batches(keys: pa.Table, size: int = BATCH_SERIES) -> Iterator[pa.Table]:
-    for offset in range(0, keys.num_rows, size):
-        yield keys.slice(offset, size)
+    """Batches of at most `size` series, as even as can be (each batch costs a scan of the events:
+    2,001 series are two batches of 1,000 and 1,001, not 2,000 and 1).
+
+    >>> [b.num_rows for b in batches(pa.table({"k": range(2001)}), 2000)]
+    [1000, 1001]
+    """
+    count = -(-keys.num_rows // size)
+    for b in range(count):
+        start, stop = keys.num_rows * b // count, keys.num_rows * (b + 1) // count
+        yield keys.slice(start, stop - start)
 
 
 def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:

@@ -25,7 +25,7 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
     expected, margin = _bands(rows, starts, need, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        outside = _may_leave(rows, expected, margin, params) & ~np.isnan(margin)
+        outside = _may_leave(rows, expected, margin, starts, params) & ~np.isnan(margin)
     r, c = np.nonzero(outside)
     history = _history(rows, starts, r, c, params.window)
     outside[r, c] = ~_ordinary(rows[r, c], expected[r, c], history, params)
@@ -52,7 +52,7 @@ def candidates(
     expected, margin = _bands(values, starts, need, params, begin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        outside = _may_leave(values, expected, margin, params)
+        outside = _may_leave(values, expected, margin, starts, params)
         idle = _present(values, starts) & (values <= 0)
     outside &= ~np.isnan(margin)
     r, c = np.nonzero(outside)
@@ -62,12 +62,19 @@ def candidates(
     return opens, expected, outside
 
 
-def _may_leave(values: np.ndarray, expected: np.ndarray, margin: np.ndarray, params: Params) -> np.ndarray:
-    """The days that may be outside their band, or may have sunk below it (`bands.sunk`: a billed
-    day further below the expected cost than the floors), with a margin towards 'may'."""
+def _may_leave(
+    values: np.ndarray, expected: np.ndarray, margin: np.ndarray, starts: np.ndarray, params: Params
+) -> np.ndarray:
+    """The days that may be outside their band, or may have sunk below it (`bands.sunk`), with a
+    margin towards 'may'."""
+    out: np.ndarray = np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6
     floors = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
-    below = (values > 0) & (expected > 0) & (expected - values > floors * (1 - 1e-9) - 1e-6)
-    out: np.ndarray = below | (np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6)
+    below = (values > 0) & (expected > 0) & (expected - values > floors * (1 - 1e-9) - 1e-6) & ~out
+    r, c = np.nonzero(below)
+    history = _history(values, starts, r, c, params.window)
+    spread = _noise_spread(np.log(np.where(history > 0, history, np.nan)))
+    fall = np.log(expected[r, c]) - np.log(values[r, c])
+    out[r, c] = np.isfinite(spread) & (fall > float(params.z) * spread * (1 - 1e-9) - 1e-9)
     return out
 
 
