@@ -50,10 +50,33 @@ def table_scan(files: Sequence[str], schema: pa.Schema) -> str:
     return f"{empty} UNION ALL BY NAME SELECT * FROM {parquet_scan(files)}" if files else empty
 
 
+# DuckDB's names of the Arrow types the lake's tables use; any other type is asked of DuckDB itself.
+_DUCKDB_TYPES = {
+    pa.bool_(): "BOOLEAN",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.date32(): "DATE",
+    pa.timestamp("us"): "TIMESTAMP",
+}
+
+
 @functools.lru_cache(maxsize=64)
 def _types(schema: pa.Schema) -> tuple[str, ...]:
-    """DuckDB's names of the types of `schema`'s columns (a connection of its own: thread-safe)."""
-    con = duckdb.connect()
+    """DuckDB's names of the types of `schema`'s columns.
+
+    >>> _types(pa.schema([("a", pa.decimal128(38, 12)), ("b", pa.large_string()), ("c", pa.int16())]))
+    ('DECIMAL(38,12)', 'VARCHAR', 'SMALLINT')
+    """
+    known = [_DUCKDB_TYPES.get(f.type) for f in schema]
+    for i, f in enumerate(schema):
+        if isinstance(f.type, pa.Decimal128Type):
+            known[i] = f"DECIMAL({f.type.precision},{f.type.scale})"
+    if all(known):
+        return tuple(str(k) for k in known)
+    con = duckdb.connect()  # a connection of its own: thread-safe
     try:
         return tuple(str(kind) for kind in con.from_arrow(schema.empty_table()).types)
     finally:
