@@ -254,3 +254,35 @@ def test_a_drop_to_a_quarter_of_a_noisy_series_is_found_on_its_first_day() -> No
     [f] = detect([D(f"{v:.2f}") for v in noisy], P).findings
     assert (f.index, f.kind, f.direction) == (45, "step_down", "down")
     assert f.band.low < f.actual  # inside the dollar band: found by the log scale
+
+
+def test_a_weekday_service_billed_at_the_weekend_is_still_found() -> None:
+    """A development account billed on weekdays and idle every weekend is weekly, not intermittent:
+    its weekday baseline still says a billed Saturday is new, and a weekend at ten times its usual
+    cost after two idle weekdays is a spike."""
+    rng = np.random.default_rng(1)
+    weekdays_only = [
+        D(f"{1000 * rng.lognormal(0, 0.05):.2f}") if d % 7 not in (5, 6) else D(0) for d in range(84)
+    ]
+    weekdays_only[61] = weekdays_only[62] = D(1000)
+    assert [(f.index, f.kind) for f in detect(weekdays_only, P).findings][:1] == [(61, "step_up")]
+    quiet_weekends = [
+        D(f"{(1000 if d % 7 not in (5, 6) else 100) * rng.lognormal(0, 0.05):.2f}") for d in range(84)
+    ]
+    quiet_weekends[40] = quiet_weekends[41] = D(0)
+    quiet_weekends[68] = D(1000)
+    assert [(f.index, f.kind) for f in detect(quiet_weekends, P).findings] == [(68, "spike")]
+
+
+def test_a_one_week_window_and_zero_floors_judge_as_the_exact_rule_does() -> None:
+    """Edge settings: a window of one week (no pair of days a week apart inside it), and no floors
+    on costs of a billionth of a cent (the exact median is rounded to the lake's 12 places)."""
+    week = Params(window=7, min_history=7)
+    dip = [D(100)] * 10 + [D(20)] + [D(100)] * 5
+    assert [(f.index, f.kind) for f in detect(dip, week).findings] == [(10, "dip")]
+    unit = D("1E-12")
+    history = [unit * h for h in (1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 2)]
+    tiny = [*history, unit, *history]
+    bare = Params(baseline="trailing", window=14, min_history=14, z=D(2), min_impact=D(0), min_pct=D(0))
+    exact = detect_baseline(tiny, bare, screen=False).findings
+    assert exact and [f.index for f in detect_baseline(tiny, bare).findings] == [f.index for f in exact]

@@ -100,3 +100,15 @@ def test_a_mix_of_a_few_line_items_a_day_that_flip_region_never_alerts() -> None
             away.append(value - home[-1])
         found = analyse(_series(total, {"us-east-1": home, "eu-west-1": away}), P)
         assert [f for f in found if f.kind == "mix_shift"] == [], seed
+
+
+def test_a_region_shift_of_a_service_billed_every_other_day_is_found() -> None:
+    """Days without charges are skipped, not counted as breaks: the moves between billed days two
+    days apart are the series' history, so its mix can be judged."""
+    total = [D(1000) if d % 2 == 0 else D(0) for d in range(84)]
+    east = [v if d < 56 else D(0) for d, v in enumerate(total)]
+    west = [v if d >= 56 else D(0) for d, v in enumerate(total)]
+    parts = {("region", "us-east-1"): east, ("region", "eu-west-1"): west}
+    parts[("pricing_model", "on_demand")] = parts[("charge_category", "usage")] = total
+    series = ServiceSeries("111111111111", "amazonec2", dt.date(2025, 1, 1), total, parts)
+    assert [f.kind for f in analyse(series, P)] == ["mix_shift"]

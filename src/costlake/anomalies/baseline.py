@@ -94,7 +94,7 @@ class _Walk:
             direction = "down"
         if direction is not None and ordinary(self.values, t, band, self.params.z):
             return band, None  # outside the band, but an ordinary day of this series' noise
-        if direction is not None and usual_billing(self.values, value, _before(t, band), self.params):
+        if direction is not None and usual_billing(self.values, t, _before(t, band), self.params):
             return band, None  # a billed day of a series billed now and then, like its others
         return band, direction
 
@@ -123,7 +123,7 @@ class _Walk:
         bands = (change.band, self.before[phase] or change.band)
         outside = any(direction_of(value, b) == change.direction for b in bands)
         same_change = outside or _beyond_halfway(value, change, self.before[phase])
-        if same_change and usual_billing(self.values, value, _before(change.index, change.band), self.params):
+        if same_change and usual_billing(self.values, t, _before(change.index, change.band), self.params):
             same_change = False  # a series billed now and then, billed as it was before the change
         # Once the baseline restarted from the new level, a move away from that level is news.
         rebased = change.duration >= self.params.shift_days

@@ -5,11 +5,12 @@ For a day t and a dimension, every value v has a gain g_v = (its median over the
 days from t) - (its mean over the window before t): a value gains only when it stayed up on most
 of those days (one large line item does not make a shift), and loses only when it stayed below its
 usual level. The dollars that *moved between values* are (sum |g_v| - |sum g_v|) / 2: what some
-values gained and others lost, net of any change of the total. The same quantity from one day to
-the next, over the window before t, is the series' own history of daily moves; a day qualifies when
-its moved dollars exceed the median of that history by `z` robust standard deviations of a median
-of `mix_shift_days` such days (1.4826 x MAD / sqrt of the span; the MAD never below a cent, so no
-score comes from a zero scale) and the floors of the total's band (`anomaly_min_impact_usd`,
+values gained and others lost, net of any change of the total. The same quantity from each billed day to
+the next billed day (days with no net charges skipped: they move nothing between values), over the
+window before t, is the series' own history of moves; with at least `MOVES_MIN` of them, a day
+qualifies when its moved dollars exceed the median of that history by `z` robust standard
+deviations of a median of `mix_shift_days` such moves (`_scale` / sqrt of the span; never below a
+cent, so no score comes from a zero scale) and the floors of the total's band (`anomaly_min_impact_usd`,
 `anomaly_min_pct` of the expected total). A mix that is noisy every day has large daily moves and
 never qualifies; a lasting move of a real share of a stable mix does, while the total stays inside
 its band. Qualifying days less than `mix_shift_days` apart are one shift, reported at its first
@@ -75,15 +76,16 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            moved, daily = _moves(parts.values[mine], parts.owner[mine], len(frame.keys), params)
-            billed = frame.totals > 0
-            daily[:, 1:][~(billed[:, 1:] & billed[:, :-1])] = np.nan  # moves between billed days only
+            last = _last_billed(frame.totals)
+            moved, daily = _moves(parts.values[mine], parts.owner[mine], last, params)
             n = moved.shape[1]
             days = np.arange(n)[None, :]
             lasted = (days + params.mix_shift_days <= frame.end[:, None]) & (days >= begin[:, None])
             maybe = (moved > floor * (1 - 1e-9) - 1e-6) & lasted & calm
             rows, cols = np.nonzero(maybe)
             moves = _history(daily, rows, cols, params.window)
+            since = _history(last.astype(np.float64), rows, cols, params.window)  # each move's first day
+            moves[~(since >= cols[:, None] - params.window)] = np.nan  # from inside the window only
             centre = row_median(moves)
             scale = _float_scale(np.abs(moves - centre[:, None]))
             bar = centre + float(params.z) * scale / np.sqrt(params.mix_shift_days)
@@ -93,11 +95,22 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
     return found
 
 
+def _last_billed(totals: np.ndarray) -> np.ndarray:
+    """(S, n) the series' last billed day before each day where that day is billed, else -1."""
+    s, n = totals.shape
+    billed = totals > 0
+    latest = np.maximum.accumulate(np.where(billed, np.arange(n)[None, :], -1), axis=1)
+    out = np.full((s, n), -1, dtype=np.int64)
+    out[:, 1:] = np.where(billed[:, 1:], latest[:, :-1], -1)
+    return out
+
+
 def _moves(
-    values: np.ndarray, owner: np.ndarray, series: int, params: Params
+    values: np.ndarray, owner: np.ndarray, last: np.ndarray, params: Params
 ) -> tuple[np.ndarray, np.ndarray]:
     """(moved, daily) per series row and day, in floats: the moved dollars of the means around day
-    t, and the moved dollars from day t - 1 to day t."""
+    t, and the moved dollars from the series' last billed day before t (`_last_billed`) to t."""
+    series = last.shape[0]
     span, window = params.mix_shift_days, params.window
     v, n = values.shape
     inside = ~np.isnan(values)
@@ -117,8 +130,9 @@ def _moves(
     full = (counts[:, ahead] - counts[:, t] == span) & (counts[:, t] - counts[:, back] >= 1)
     gain = np.where(full, after - before, np.nan)
     moved = _between(gain, owner, series)
-    step = np.full((v, n), np.nan)
-    step[:, 1:] = np.where(inside[:, 1:] & inside[:, :-1], x[:, 1:] - x[:, :-1], np.nan)
+    before_day = last[owner]
+    earlier = np.take_along_axis(values, np.maximum(before_day, 0), axis=1)
+    step = np.where((before_day >= 0) & inside & ~np.isnan(earlier), values - earlier, np.nan)
     return moved, _between(step, owner, series)
 
 
@@ -187,8 +201,8 @@ def _qualifies(
     floor = max(params.min_impact, params.min_pct * abs(band.expected) / 100)
     if moved <= floor:
         return None
-    days = range(max(t - window + 1, 1), t)
-    history = [_moved([x[i] - x[i - 1] for x in xs]) for i in days if totals[i] > 0 and totals[i - 1] > 0]
+    billed = [i for i in range(max(t - window, 0), t) if totals[i] > 0]
+    history = [_moved([x[b] - x[a] for x in xs]) for a, b in zip(billed, billed[1:], strict=False)]
     if len(history) < MOVES_MIN:
         return None
     centre = median(history)

@@ -73,7 +73,8 @@ def _may_leave(
     r, c = np.nonzero(below)
     history = _history(values, starts, r, c, params.window)
     spread = _noise_spread(np.log(np.where(history > 0, history, np.nan)))
-    fall = np.log(expected[r, c]) - np.log(values[r, c])
+    # The exact expected cost is a median rounded to 12 places: up to half a unit above the float.
+    fall = np.log(expected[r, c] + 1e-12) - np.log(values[r, c])
     out[r, c] = np.isfinite(spread) & (fall > float(params.z) * spread * (1 - 1e-9) - 1e-9)
     return out
 
@@ -152,6 +153,8 @@ def _noise_spread(logs: np.ndarray) -> np.ndarray:
     billed = (~np.isnan(logs)).sum(axis=-1)
     spread = np.full(logs.shape[:-1], np.inf)
     for lag in (1, 7):  # column c: day t - c - 1 against `lag` days before
+        if lag >= logs.shape[-1]:
+            continue  # a window of one week has no pair a week apart
         changes = np.abs(logs[..., :-lag] - logs[..., lag:])
         counted = (~np.isnan(changes)).sum(axis=-1)
         spread = np.fmin(spread, np.where(counted >= GUARD_MIN, _log_spread(changes, counted), np.inf))
