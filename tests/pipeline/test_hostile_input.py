@@ -299,6 +299,12 @@ CASES = [
         "quarantined: cost_usd '1e400' is too large for DECIMAL(38,12)",
     ),
     Case(
+        "a cost whose sums would not fit",
+        native({"cost_usd": "99999999999999999999999999.5"}),
+        "quarantined: cost_usd '99999999999999999999999999.5' is not below 1e18 in absolute value "
+        "(no bill is)",
+    ),
+    Case(
         "many problems in one row",
         native({"event_id": "@x", "usage_date": "9999-12-31", "cost_usd": "x"}),
         f"quarantined: event_id '@x' {NOT_ID}; usage_date '9999-12-31' {TOO_LATE}; "

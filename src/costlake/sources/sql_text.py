@@ -11,6 +11,7 @@ Macros (temp, per connection):
   money(t)               t as DECIMAL(38,12), NULL when money_reason(t, ...) is not NULL
   money_reason(t, label) NULL when t is good money, else why not: missing, not a decimal number, more than
                          12 decimal places (extra digits are fine when they are zeros), too large
+                         (not below 1e18 in absolute value: sums must fit DECIMAL(38,12))
   utc_timestamp(t)       the one timestamp parser of every source: an ISO 8601 timestamp converted to UTC
                          (a naive TIMESTAMP), NULL if t is not one. Accepted: YYYY-MM-DD, optionally
                          followed by `T` (or `t`, or a space) and HH:MM, HH:MM:SS or HH:MM:SS.fraction,
@@ -55,6 +56,8 @@ MAX_ID_CHARS = 128
 ID_RULE = "letters, digits and _ . : / @ + = -, not starting with = + - @"
 # A macro's argument is pasted in wherever the macro names it, so a costly argument named twice would be
 # computed twice: `[... FOR sql_text_v IN [costly]][1]` computes it once.
+MONEY_LIMIT = 10**18  # the largest |amount| of one row, exclusive (see the macro sql_text_money)
+MONEY_LIMIT_TEXT = "1e18"
 _MACROS = f"""
 -- Control characters (newlines, terminal escapes) become '?': a reason is one line of plain text.
 CREATE OR REPLACE TEMP MACRO quote_text(x) AS
@@ -78,8 +81,13 @@ CREATE OR REPLACE TEMP MACRO plain_number(t, exponent := true) AS CASE
 -- cast to DECIMAL(38,12) is exact, and it fails only for more than 26 digits before the point.
 CREATE OR REPLACE TEMP MACRO sql_text_extra(p) AS
     strpos(p, '.') > 0 AND rtrim(substr(p, strpos(p, '.') + 13), '0') <> '';
+-- A single amount is at most {MONEY_LIMIT_TEXT} in absolute value, far above any bill, so that sums of a
+-- hundred million of them still fit DECIMAL(38,12) (26 digits before the point).
+CREATE OR REPLACE TEMP MACRO sql_text_money(p) AS [
+    CASE WHEN abs(sql_text_m) < {MONEY_LIMIT} THEN sql_text_m END
+    FOR sql_text_m IN [TRY_CAST(p AS {MONEY_SQL})]][1];
 CREATE OR REPLACE TEMP MACRO money(t, exponent := true) AS [
-    CASE WHEN NOT sql_text_extra(sql_text_p) THEN TRY_CAST(sql_text_p AS {MONEY_SQL}) END
+    CASE WHEN NOT sql_text_extra(sql_text_p) THEN sql_text_money(sql_text_p) END
     FOR sql_text_p IN [plain_number(t, exponent := exponent)]][1];
 CREATE OR REPLACE TEMP MACRO money_reason(t, label, exponent := true) AS [CASE
     WHEN t IS NULL THEN 'missing ' || label
@@ -87,6 +95,9 @@ CREATE OR REPLACE TEMP MACRO money_reason(t, label, exponent := true) AS [CASE
     WHEN sql_text_extra(sql_text_p) THEN label || ' ' || quote_text(t) || ' has more than 12 decimal places'
     WHEN TRY_CAST(sql_text_p AS {MONEY_SQL}) IS NULL
         THEN label || ' ' || quote_text(t) || ' is too large for {MONEY_SQL}'
+    WHEN sql_text_money(sql_text_p) IS NULL
+        THEN label || ' ' || quote_text(t)
+             || ' is not below {MONEY_LIMIT_TEXT} in absolute value (no bill is)'
     END FOR sql_text_p IN [plain_number(t, exponent := exponent)]][1];
 -- Minutes east of UTC of a zone: '' or Z is 0, else +HH, +HHMM or +HH:MM.
 CREATE OR REPLACE TEMP MACRO sql_text_offset(z) AS CASE WHEN z IN ('', 'Z', 'z') THEN 0
