@@ -351,10 +351,17 @@ def log_spread(changes: Sequence[Decimal]) -> Decimal | None:
     `GUARD_MIN` changes."""
     if len(changes) < GUARD_MIN:
         return None
-    ordered = sorted(changes)
+    return LN_CTX.divide(tail_scale(changes, LN_CTX), SQRT2)
+
+
+def tail_scale(deviations: Sequence[Decimal], context: decimal.Context) -> Decimal:
+    """The larger of 1.4826 x the median of |deviations| and their 90th percentile (nearest rank) /
+    1.6449: a robust standard deviation that agrees with the MAD for Gaussian noise and sees a
+    heavy tail (or a series that moves nothing on most days and a lot on some) where the MAD alone
+    would not. At least one deviation."""
+    ordered = sorted(deviations)
     high = ordered[-(-len(ordered) * 9 // 10) - 1]  # nearest rank: the ceil(0.9 k)-th
-    wide = max(MAD_TO_SIGMA * median(ordered), LN_CTX.divide(high, Z90))
-    return LN_CTX.divide(wide, SQRT2)
+    return max(MAD_TO_SIGMA * median(ordered), context.divide(high, Z90))
 
 
 def robust_z(value: Decimal, band: Band) -> Decimal:

@@ -32,18 +32,16 @@ import numpy as np
 from costlake.anomalies.bands import (
     CENT,
     CTX,
-    MAD_SIGMA,
-    MAD_TO_SIGMA,
     SCORE_PLACES,
-    Z90,
     Finding,
     Params,
     median,
+    tail_scale,
 )
 from costlake.anomalies.bands import noisy as noisy_total
 from costlake.anomalies.detect import SeriesResult
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame
-from costlake.anomalies.screen import noisy_days, row_median
+from costlake.anomalies.screen import noisy_days, row_median, row_tail_scale
 
 MOVES_MIN = 5  # daily moves between billed days a series' mix needs before a shift can be judged
 
@@ -66,6 +64,7 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
     among its `calm_days` (only the parts of series with such days are looked at)."""
     found = np.zeros(frame.totals.shape, dtype=bool)
     judged = np.asarray(calm.any(axis=1))
+    last = _last_billed(frame.totals)
     floor = float(params.min_impact)  # the % floor depends on the exact band (its level may shift)
     for dim in SHIFT_DIMENSIONS:
         parts = frame.parts.get(dim)
@@ -76,7 +75,6 @@ def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) ->
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            last = _last_billed(frame.totals)
             moved, daily = _moves(parts.values[mine], parts.owner[mine], last, params)
             n = moved.shape[1]
             days = np.arange(n)[None, :]
@@ -214,24 +212,17 @@ def _qualifies(
 
 
 def _scale(deviations: Sequence[Decimal]) -> Decimal:
-    """A robust standard deviation of a day's move from its |deviations| from their median: the
-    larger of 1.4826 x their median and their 90th percentile (nearest rank) / 1.6449, never below a
-    cent. The two agree for Gaussian moves; the second sees a mix that flips now and then (a few
-    line items a day, each in one region: most days move nothing, some move everything), which
-    the median alone would call perfectly steady."""
-    ordered = sorted(deviations)
-    high = ordered[-(-len(ordered) * 9 // 10) - 1]  # nearest rank: the ceil(0.9 k)-th
-    return max(MAD_TO_SIGMA * median(ordered), CTX.divide(high, Z90), CENT)
+    """A robust standard deviation of a day's move from its |deviations| from their median
+    (`bands.tail_scale`), never below a cent. Its 90th percentile sees a mix that flips now and then
+    (a few line items a day, each in one region: most days move nothing, some move everything),
+    which the median alone would call perfectly steady."""
+    return max(tail_scale(deviations, CTX), CENT)
 
 
 def _float_scale(deviations: np.ndarray) -> np.ndarray:
     """`_scale` of each row (NaN-padded; rows with no value give NaN)."""
-    ordered = np.sort(deviations, axis=-1)  # NaN last
     counted = (~np.isnan(deviations)).sum(axis=-1)
-    rank = np.clip(-(-counted * 9 // 10) - 1, 0, None)
-    high = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
-    wide = np.maximum(MAD_SIGMA * row_median(deviations), high / float(Z90))
-    return np.where(counted > 0, np.maximum(wide, 0.01), np.nan)
+    return np.where(counted > 0, np.maximum(row_tail_scale(deviations, counted), 0.01), np.nan)
 
 
 def _mean(values: Sequence[Decimal]) -> Decimal:

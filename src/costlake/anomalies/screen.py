@@ -163,11 +163,17 @@ def _noise_spread(logs: np.ndarray) -> np.ndarray:
 
 def _log_spread(changes: np.ndarray, counted: np.ndarray) -> np.ndarray:
     """`bands.log_spread` of each row (NaN-padded)."""
-    ordered = np.sort(changes, axis=-1)  # NaN last
-    rank = np.clip(-(-counted * 9 // 10) - 1, 0, None)  # nearest rank, as in bands.log_spread
-    high = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
-    spread: np.ndarray = np.maximum(MAD_SIGMA * row_median(changes), high / float(Z90)) / np.sqrt(2)
+    spread: np.ndarray = row_tail_scale(changes, counted) / np.sqrt(2)
     return spread
+
+
+def row_tail_scale(deviations: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """`bands.tail_scale` of each row (NaN-padded; `counted` values in each)."""
+    ordered = np.sort(deviations, axis=-1)  # NaN last
+    rank = np.clip(-(-counted * 9 // 10) - 1, 0, None)  # nearest rank, as in bands.tail_scale
+    high = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
+    scale: np.ndarray = np.maximum(MAD_SIGMA * row_median(deviations), high / float(Z90))
+    return scale
 
 
 def _bands(
