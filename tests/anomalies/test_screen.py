@@ -18,7 +18,15 @@ from costlake.anomalies.detect import Params, detect, detect_baseline
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
 from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
-from costlake.anomalies.screen import _small_median, candidates, noisy_days, row_median
+from costlake.anomalies.screen import (
+    _history,
+    _small_median,
+    _weekly_spread,
+    candidates,
+    noisy_days,
+    row_median,
+    weekly_spread,
+)
 
 P = Params(window=28, min_history=14)
 REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
@@ -170,3 +178,20 @@ def test_a_steady_series_is_never_guarded() -> None:
     values[45] = D(300)
     found = detect(values, P).findings
     assert [(f.index, f.kind) for f in found] == [(40, "spike"), (45, "dip")]
+
+
+def test_weekday_residuals_computed_once_per_day_equal_those_of_every_window() -> None:
+    """The spread of the weekday band from residuals computed once per day and position is, bit for
+    bit, the spread from each judged day's own window, whatever the window, starts and gaps."""
+    rng = np.random.default_rng(11)
+    values = rng.lognormal(3, 1.5, (40, 70))
+    values[rng.random(values.shape) < 0.25] = np.nan
+    values[rng.random(values.shape) < 0.1] = 0.0
+    starts = rng.integers(-3, 30, 40)
+    rows, cols = (a.ravel() for a in np.meshgrid(np.arange(40), np.arange(70), indexing="ij"))
+    for window in (7, 14, 21, 28, 35, 30, 56):
+        history = _history(values, starts, rows, cols, window)
+        direct = _weekly_spread(history, np.arange(1, window + 1) % 7, window)
+        assert np.array_equal(weekly_spread(values, starts, rows, cols, window), direct, equal_nan=True), (
+            window
+        )

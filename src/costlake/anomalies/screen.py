@@ -208,19 +208,62 @@ def _bands(
         margin = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
         maybe = enough & ~(np.abs(values - expected) <= margin * (1 - 1e-9) - 1e-6)
         r, c = np.nonzero(maybe)
-        rows, by_week = _history(values, starts, r, c, window), weekly[r, c]  # (cells, window), (cells,)
+        by_week = weekly[r, c]
         spread = np.empty(r.size)
-        spread[by_week] = _weekly_spread(rows[by_week], np.arange(1, window + 1) % 7, window)
+        spread[by_week] = weekly_spread(values, starts, r[by_week], c[by_week], window)
         # Trailing: one group, the window; large enough that leaving a day out hardly matters.
-        centre = trail_expected[r, c][~by_week]
-        spread[~by_week] = row_median(np.abs(rows[~by_week] - centre[:, None]))
+        trail = ~by_week
+        centre = trail_expected[r[trail], c[trail]]
+        rows = _history(values, starts, r[trail], c[trail], window)
+        spread[trail] = row_median(np.abs(rows - centre[:, None]))
     margin[r, c] = np.maximum(margin[r, c], float(params.z) * np.maximum(MAD_SIGMA * spread, 0.01))
     return np.where(enough, expected, np.nan), np.where(enough, margin, np.nan)
 
 
+def weekly_spread(
+    values: np.ndarray, starts: np.ndarray, rows: np.ndarray, cols: np.ndarray, window: int
+) -> np.ndarray:
+    """The spread of the weekday baseline of the days (rows, cols): each history day against the
+    median of the other days of its weekday in the window.
+
+    When the window is whole weeks, a history day's weekday has the same number of days in every
+    window that holds it, and which of them it is (oldest, second, ...) follows from its distance to
+    the judged day; so each day's residual is computed once per position (`_weekday_residuals`) and
+    gathered, instead of once per window that holds it (four weeks: 28 windows)."""
+    table = _weekday_residuals(values, starts, window)
+    if table is None:
+        return _weekly_spread(
+            _history(values, starts, rows, cols, window), np.arange(1, window + 1) % 7, window
+        )
+    lag = np.arange(1, window + 1)
+    day = cols[:, None] - lag[None, :]
+    got = table[rows[:, None], np.clip(day, 0, None), ((window - lag) // 7)[None, :]]
+    return row_median(np.abs(np.where(day >= 0, got, np.nan)))
+
+
+def _weekday_residuals(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray | None:
+    """(S, n, weeks) for a window of whole weeks (None otherwise, or when its weekday groups are
+    too large for leave-one-out medians): entry [s, i, p] is day i less the median of the other
+    days of its weekday in a window where day i is the p-th of them, oldest first; NaN before the
+    row's start or outside its series, as in `_history`."""
+    weeks = window // 7
+    if window % 7 or _others_for_window(window) is None:
+        return None
+    s, n = values.shape
+    masked = np.where(np.arange(n)[None, :] >= np.maximum(starts, 0)[:, None], values, np.nan)
+    padded = np.concatenate(
+        [np.full((s, 7 * weeks), np.nan), masked, np.full((s, 7 * weeks), np.nan)], axis=1
+    )
+    out = np.empty((s, n, weeks))
+    for p in range(weeks):
+        others = [padded[:, 7 * (weeks + q - p) : 7 * (weeks + q - p) + n] for q in range(weeks) if q != p]
+        centre = _small_median(np.stack(others, axis=-1)) if others else np.full((s, n), np.nan)
+        out[..., p] = masked - centre
+    return out
+
+
 def _weekly_spread(history: np.ndarray, keys: np.ndarray, window: int) -> np.ndarray:
-    """The spread of the weekday baseline: each history day against the median of the other days
-    of its weekday."""
+    """`weekly_spread` of gathered histories (rows of `history`, column c the day c + 1 back)."""
     others = _others_for_window(window)
     if others is None:
         residuals = np.full_like(history, np.nan)
