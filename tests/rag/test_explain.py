@@ -40,6 +40,9 @@ API_KEYS = {
     "degraded",
     "degraded_reason",
     "grounded",
+    "intent",
+    "date_from",
+    "date_to",
 }
 
 

@@ -388,7 +388,7 @@ def test_offline_composer_keeps_retrieval_order_and_limit() -> None:
     chunks = [source for source, _ in SCENARIOS.values()]
     answer = OfflineClient(max_anomalies=3).generate(build_prompt("What happened?", chunks))
     lines = answer.splitlines()
-    assert lines[0].startswith("Several cost anomalies match")
+    assert lines[0].startswith("Several cost anomalies were retrieved")
     cited = [line.split("[")[1].split("]")[0] for line in lines[1:4]]
     assert cited == [c["chunk_id"] for c in chunks[:3]]
     assert lines[4] == "Further matching anomalies were retrieved but are not described here."

@@ -137,6 +137,92 @@ def latest_usage_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
     return latest
 
 
+def latest_complete_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
+    """The last usage day whose data is complete (T+1) for the tenant's accounts, else the last
+    published day; None before anything is published. Relative dates in questions count from it."""
+    sql = f"""SELECT max(usage_date) FILTER (WHERE data_complete) AS complete, max(usage_date) AS latest
+              FROM {DAILY_ACCOUNT.name}"""
+    row = _select(wh, tenant, [DAILY_ACCOUNT.name], sql, [])[0]
+    latest: dt.date | None = row["complete"] or row["latest"]
+    return latest
+
+
+def services(wh: Warehouse, tenant: str | None) -> list[str]:
+    """The service names the tenant's published costs use, sorted."""
+    sql = f"SELECT DISTINCT service_name FROM {ACCOUNT_SERVICE_DAY.name} ORDER BY service_name"
+    return [r["service_name"] for r in _select(wh, tenant, [ACCOUNT_SERVICE_DAY.name], sql, [])]
+
+
+@dataclass(frozen=True)
+class GroupSpend:
+    key: str  # the service_name or the account_id
+    cost_usd: Decimal
+    days: int  # days with published cost
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Exact spend over [date_from, date_to] per service or per account, and the days of that range
+    whose data is not complete yet (published but inside the completeness lag, or not published yet;
+    days before the tenant's first published day are not counted)."""
+
+    date_from: dt.date
+    date_to: dt.date
+    groups: list[GroupSpend]  # by key
+    incomplete: list[dt.date]
+
+    @property
+    def total_usd(self) -> Decimal:
+        return sum((g.cost_usd for g in self.groups), Decimal(0))
+
+
+def spend(
+    wh: Warehouse,
+    tenant: str | None,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    group_by: str = "service",
+    accounts: Iterable[str] = (),
+    services: Iterable[str] = (),
+    cost: str = "billed",
+) -> Spend:
+    """Spend of the tenant's accounts from stage 2, summed exactly per group; `accounts` and
+    `services` narrow it (services compare by letters and digits, case-insensitively)."""
+    where: list[str] = ["s.usage_date BETWEEN ? AND ?"]
+    params: list[Any] = [date_from, date_to]
+    if wanted := sorted(set(accounts)):
+        where.append(f"s.account_id IN ({', '.join('?' * len(wanted))})")
+        params += wanted
+    if keys := sorted({service_key(s) for s in services}):
+        where.append(f"{_SERVICE_KEY} IN ({', '.join('?' * len(keys))})")
+        params += keys
+    key = _GROUP_KEYS[group_by]
+    sql = f"""SELECT s.{key} AS key, sum({_COST_COLUMNS[cost]}) AS cost_usd,
+                     CAST(count(DISTINCT s.usage_date) AS BIGINT) AS days
+              FROM {ACCOUNT_SERVICE_DAY.name} AS s WHERE {" AND ".join(where)}
+              GROUP BY s.{key} ORDER BY s.{key}"""
+    days = f"""SELECT usage_date FROM {DAILY_ACCOUNT.name} AS s
+               WHERE {" AND ".join(where[:2] if wanted else where[:1])}
+               GROUP BY usage_date HAVING bool_and(COALESCE(data_complete, false))"""
+    tables = [ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name]
+    with _lake(wh, tenant, tables) as con:
+        groups = [GroupSpend(**r) for r in _rows(con, sql, params)]
+        complete = {r["usage_date"] for r in _rows(con, days, params[: 2 + len(wanted)])}
+        first = _rows(con, f"SELECT min(usage_date) AS first FROM {DAILY_ACCOUNT.name}", [])[0]["first"]
+    every = (date_from + dt.timedelta(days=i) for i in range((date_to - date_from).days + 1))
+    # Days before the first published day are not waiting for data: the lake starts there.
+    return Spend(date_from, date_to, groups, [d for d in every if d not in complete and first and d >= first])
+
+
+_SERVICE_KEY = "regexp_replace(lower(s.service_name), '[^a-z0-9]', '', 'g')"
+
+
+def service_key(service: str) -> str:
+    """A service name's letters and digits, lower-cased: how services are compared."""
+    return "".join(ch for ch in service.lower() if ch.isalnum())
+
+
 _COST_COLUMNS = {"billed": "s.total_cost_usd", "effective": "s.effective_cost_usd"}
 _GROUP_KEYS = {"account": "account_id", "service": "service_name"}
 
@@ -238,9 +324,13 @@ def _select(
     wh: Warehouse, tenant: str | None, tables: Sequence[str], sql: str, params: list[Any]
 ) -> list[dict[str, Any]]:
     with _lake(wh, tenant, tables) as con:
-        cursor = con.execute(sql, params)
-        names = [d[0] for d in cursor.description or []]
-        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        return _rows(con, sql, params)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
 @contextmanager

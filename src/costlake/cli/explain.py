@@ -41,10 +41,13 @@ def explain(
     k: Annotated[int, typer.Option("--k", help="Anomalies to retrieve.", min=1, max=50)] = 5,
     fmt: Annotated[str, typer.Option("--format", help="text or json (the API's shape).")] = "text",
 ) -> None:
-    """Explain a cost change from the detected anomalies, with citations (see `costlake index`).
+    """Answer a question about costs: why something changed (from the detected anomalies, with
+    citations; see `costlake index`), the biggest anomalies ranked by impact, how much was spent,
+    two periods compared, or what is growing (from the published tables, exact to the cent).
 
-    Names from billing files that read like text are shown as labels, e.g. `service 3f2a9c (name
-    withheld)`; an unknown --tenant is an error."""
+    Relative dates ("last month", "Q1", "since March") count from the latest complete day; the answer
+    says which intent and which dates it used. Names from billing files that read like text are
+    shown as labels, e.g. `service 3f2a9c (name withheld)`; an unknown --tenant is an error."""
     from costlake.rag.explain import Explainer
 
     check_choice("--format", fmt, ("text", "json"))
@@ -66,8 +69,11 @@ def explain(
                 highlight=False,
             )
     _warn(result)
+    dates = f", {result.date_from} to {result.date_to}" if result.date_from and result.date_to else ""
+    out.print(f"\nRead as: {result.intent}{dates}.", markup=False, highlight=False, style="dim")
+    read = "rows read" if result.intent in ("lookup", "comparison", "trend") else "retrieved"
     out.print(
-        f"\n{result.provider}: {result.retrieved_context_count} retrieved in "
+        f"{result.provider}: {result.retrieved_context_count} {read} in "
         f"{result.retrieval_ms:.0f} ms, generated in {result.generation_ms:.0f} ms",
         markup=False,
         style="dim",

@@ -36,6 +36,7 @@ from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk, read_jsonl, shown_chunk
+from costlake.rag.formatting import format_signed_usd
 from costlake.rag.grounding import GroundingResult, check_grounding
 from costlake.rag.index import VectorIndex
 from costlake.rag.indexer import (
@@ -46,9 +47,11 @@ from costlake.rag.indexer import (
     index_folder,
     rag_folder,
 )
+from costlake.rag.intents import Intent, Kind, classify
 from costlake.rag.llm import LLMClient, LLMError, compose_explanation, shared_llm
 from costlake.rag.prompt import Prompt, build_prompt
-from costlake.rag.retriever import Mode, Retriever
+from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
+from costlake.rag.retriever import Mode, Retrieval, Retriever, describe, question_name
 from costlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,6 +118,12 @@ class ExplainResult(BaseModel):
     grounded: bool = Field(
         description="true when every number, date and cited chunk id of the explanation is in the context"
     )
+    intent: Kind = Field(
+        "explain",
+        description="what the question was read as asking: explain, ranking, lookup, comparison or trend",
+    )
+    date_from: str | None = Field(None, description="first day of the range the answer used (ISO 8601)")
+    date_to: str | None = Field(None, description="last day of the range the answer used (ISO 8601)")
     #: what the grounding check found unsupported in the model's answer (numbers, dates, chunk ids), also
     #: when the answer was replaced; not part of the body
     unsupported: list[str] = Field(default_factory=list, exclude=True)
@@ -200,10 +209,16 @@ class Explainer:
 
             tenant_accounts(self.wh, tenant)
         started = time.perf_counter()
-        with phase(log, "retrieval", k=k, mode=mode) as done:
+        intent = classify(question) if use_filters else Intent("explain")
+        anchor = self.anchor(tenant)
+        if intent.kind in ("lookup", "comparison", "trend"):
+            return self._from_tables(question, tenant, intent, anchor, started)
+        with phase(log, "retrieval", k=k, mode=mode, intent=intent.kind) as done:
             retrieval = self.retriever.retrieve(
-                question, tenant_id=tenant, k=k, mode=mode, use_filters=use_filters
+                question, tenant_id=tenant, k=k, mode=mode, use_filters=use_filters, today=anchor
             )
+            if intent.kind == "ranking" and not retrieval.relaxed:
+                retrieval = ranked(retrieval, self.retriever.pool(tenant), intent)
             done["chunks"] = len(retrieval.chunks)
         retrieved = time.perf_counter()
         prompt = build_prompt(question, [context_of(c) for c in retrieval.chunks])
@@ -225,6 +240,56 @@ class Explainer:
             degraded_reason=answer.degraded_reason,
             grounded=answer.grounding.grounded or answer.degraded_reason is not None,
             unsupported=answer.grounding.unsupported,
+            intent=intent.kind,
+            **_dates(None if "date" in retrieval.relaxed else retrieval.filters),
+        )
+
+    def anchor(self, tenant: str | None) -> dt.date:
+        """The day relative dates count from: the tenant's latest complete day (today before any)."""
+        from costlake.catalog import readers
+
+        return readers.latest_complete_date(self.wh, tenant) or dt.date.today()
+
+    def _from_tables(
+        self, question: str, tenant: str | None, intent: Intent, anchor: dt.date, started: float
+    ) -> ExplainResult:
+        """A look-up, comparison or trend: composed from the rows the tenant-scoped readers read,
+        and checked against them. No index and no model are needed."""
+        from costlake.catalog import readers
+        from costlake.rag import answers
+
+        with phase(log, "tables", intent=intent.kind) as done:
+            names = {
+                a.account_id: question_name(a.account_id, a.account_name)
+                for a in readers.accounts(self.wh, tenant)
+            }
+            services = {*KNOWN_SERVICES, *readers.services(self.wh, tenant)}
+            filters = parse_query(question, accounts=names, services=services, today=anchor)
+            if intent.kind == "lookup":
+                found = answers.lookup(self.wh, tenant, filters, intent, anchor)
+            elif intent.kind == "comparison":
+                found = answers.comparison(self.wh, tenant, question, filters, intent, anchor)
+            else:
+                found = answers.trend(self.wh, tenant, filters, intent, anchor)
+            done["rows"] = found.rows_read
+        read = time.perf_counter()
+        grounding = check_grounding(found.text, found.context)
+        finished = time.perf_counter()
+        return ExplainResult(
+            explanation=found.text,
+            latency_ms=round((finished - started) * 1000, 3),
+            retrieved_context_count=len(found.context),
+            citations=[],
+            retrieval_ms=round((read - started) * 1000, 3),
+            generation_ms=round((finished - read) * 1000, 3),
+            provider="offline",
+            degraded=False,
+            degraded_reason=None,
+            grounded=grounding.grounded,
+            unsupported=grounding.unsupported,
+            intent=intent.kind,
+            date_from=found.date_from.isoformat(),
+            date_to=found.date_to.isoformat(),
         )
 
     def _answer(self, client: LLMClient, prompt: Prompt, chunks: Sequence[Chunk]) -> _Answer:
@@ -251,3 +316,51 @@ class Explainer:
             extra={"provider": client.name, "unsupported": grounding.unsupported},
         )
         return _Answer(compose_explanation(prompt.context), grounding, "ungrounded")
+
+
+def ranked(retrieval: Retrieval, pool: Sequence[Chunk], intent: Intent) -> Retrieval:
+    """`retrieval` with its chunks replaced by every matching anomaly of the pool in order of impact
+    (`answers.rank`), and a numbered list of them, composed from their fields, as its note."""
+    from costlake.rag.answers import rank
+
+    chunks = rank(pool, retrieval.filters, intent)
+    if not chunks:
+        return replace(retrieval, chunks=[], note=f"No anomaly matched {describe(retrieval.filters)}.")
+    what = {"increase": "cost increases", "decrease": "cost decreases"}.get(
+        intent.order or "", "cost anomalies"
+    )
+    scope = describe(replace(retrieval.filters, direction=None))
+    if scope == "any anomaly":
+        scope = ""
+    else:  # "anomalies in March 2025" or "service AmazonRDS in March 2025"
+        scope = " " + scope.removeprefix("anomalies ") if scope.startswith("anomalies ") else " for " + scope
+    head = (
+        f"The largest of the {what}{scope}, by impact:"
+        if len(chunks) == 1
+        else f"The {len(chunks)} largest {what}{scope}, by impact:"
+    )
+    lines = [head] + [f"{n}. {ranked_line(c)}" for n, c in enumerate(chunks, start=1)]
+    return replace(retrieval, chunks=chunks, note="\n".join(lines))
+
+
+def ranked_line(chunk: Chunk) -> str:
+    """'AmazonEC2, account 1234 (web), 2025-02-11: +$1,361.00 (spike) [anom-...]'."""
+    meta = chunk.metadata
+    account = str(meta.get("account_id", chunk.account_id))
+    name = meta.get("account_name")
+    who = f"account {account}" + (f" ({name})" if name and name != account else "")
+    service = meta.get("service_name", chunk.service_name)
+    return (
+        f"{service}, {who}, {chunk.usage_date}: {format_signed_usd(chunk.impact_usd)} "
+        f"({str(meta.get('kind', 'anomaly')).replace('_', ' ')}) [{chunk.chunk_id}]"
+    )
+
+
+def _dates(filters: QueryFilters | None) -> dict[str, str | None]:
+    """The date range an answer from the anomalies used (None when it was not constrained)."""
+    if filters is None:
+        return {"date_from": None, "date_to": None}
+    return {
+        "date_from": filters.date_from.isoformat() if filters.date_from else None,
+        "date_to": filters.date_to.isoformat() if filters.date_to else None,
+    }

@@ -1,13 +1,13 @@
 """Is every figure and citation of an explanation backed by the retrieved context?
 
 The context is structured: the retrieved chunks as the prompt shows them (`Prompt.context`, or its JSON
-lines). Only its *numeric fields* support a number: money (`*_usd`, contributors' too), `impact_pct`,
-`duration_days`, `history_days`; only its date fields (`*_date`) support a date. Names and ids (account
-ids and names, services, regions, labels of withheld names, chunk ids) support nothing, and digits inside
-them are not claims either: a name the context holds is taken out of the answer before it is read, so
-"account 334112345678" or "region us-east-1" is not a number, while "$8461" taken from an account named
-"web 8461" is an unsupported figure. The chunk's sentence (`text`) is never read for numbers: every
-number in it is one of the numeric fields.
+lines). Only its *numeric fields* support a number: money (`*_usd`, contributors' too), percentages
+(`*_pct`), counts (`*_count`) and numbers of days (`*_days`); only its date fields (`*_date`) support a
+date. Names and ids (account ids and names, services, regions, labels of withheld names, chunk ids)
+support nothing, and digits inside them are not claims either: a name the context holds is taken out of
+the answer before it is read, so "account 334112345678" or "region us-east-1" is not a number, while
+"$8461" taken from an account named "web 8461" is an unsupported figure. The chunk's sentence (`text`)
+is never read for numbers: every number in it is one of the numeric fields.
 
 An answer is grounded when
 - every chunk id it names (`anom-...`, in brackets or not) is one of the retrieved chunks;
@@ -89,10 +89,13 @@ _NUMBER = re.compile(
 )
 _ROUNDINGS = (ROUNDING, ROUND_HALF_EVEN)  # ours, and the other rounding a model may use
 _SCALE = {"k": 1000, "K": 1000, "M": 1_000_000, "B": 1_000_000_000, "bn": 1_000_000_000}
-#: fields whose values support numbers, besides every `*_usd` field
+#: fields whose values support numbers: money, percentages, counts and numbers of days (the
+#: anomalies' `impact_pct`, `duration_days`, `history_days`; the cost answers' `change_pct`, ...)
+NUMERIC_SUFFIXES = ("_usd", "_pct", "_count", "_days")
 NUMERIC_FIELDS = frozenset({"impact_pct", "duration_days", "history_days"})
-#: the fields whose value, when exactly zero, supports a written zero: actual amounts (see the module doc)
-ZERO_FIELDS = frozenset({"actual_usd"})
+#: the fields whose value, when exactly zero, supports a written zero: actual amounts (see the module
+#: doc), and the spend a cost answer read
+ZERO_FIELDS = frozenset({"actual_usd", "cost_usd", "total_usd", "previous_cost_usd"})
 #: what `GroundingResult.unsupported` holds when every figure is supported but none is cited
 NO_CITATION = "(no citation)"
 _MONTH_NUMBERS = {name[:3].lower(): number for number, name in enumerate(MONTHS, start=1)}
@@ -182,7 +185,7 @@ def _collect(value: Any, numbers: set[Decimal], dates: set[date], names: set[str
     elif isinstance(value, list | tuple):
         for inner in value:
             _collect(inner, numbers, dates, names, key)
-    elif key.endswith("_usd") or key in NUMERIC_FIELDS:
+    elif key.endswith(NUMERIC_SUFFIXES) or key in NUMERIC_FIELDS:
         # an exact zero supports a written zero only as an actual amount: a zero baseline means "nothing"
         if (exact := _decimal(value)) is not None and (exact != 0 or key in ZERO_FIELDS):
             numbers.add(abs(exact))

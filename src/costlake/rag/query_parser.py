@@ -101,8 +101,11 @@ _DAY = r"(\d{1,2})(?:st|nd|rd|th)?(?![0-9])"
 _YEAR = r"(?:,?\s+(\d{4}))?"
 _RELATIVE = (
     r"(?:last|past|previous)\s+\d{1,3}\s+(?:day|week|month)s?|yesterday|today"
-    r"|(?:last|previous|past|this)\s+(?:week|month|year)"
+    r"|(?:last|previous|past|this)\s+(?:week|month|quarter|year)"
+    r"|(?:year|quarter|month|week)[\s-]+to[\s-]+date|ytd|qtd|mtd|wtd"
 )
+_QUARTER = r"(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter(?:\s+of)?)" + _YEAR
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _UP = """jump jumped jumps jumping spike spiked spikes spiking increase increased increases increasing
     rise rises rising rose risen up higher surge surged surging grew grow grows growing growth more climb
     climbed soar soared doubled tripled expensive overspend overspent"""
@@ -161,6 +164,11 @@ def parse_query(
     return QueryFilters(
         frozenset(account_ids), frozenset(service_names), date_from, date_to, direction, text.matched
     )
+
+
+def parse_period(text: str, today: date) -> tuple[date | None, date | None]:
+    """The date range a piece of a question names, as `parse_query` reads it ((None, None): none)."""
+    return _parse_dates(_Text(text), today)
 
 
 def _words_pattern(term: str, *, plural: bool = False) -> str:
@@ -273,9 +281,17 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     text.take(after_preposition + "may" + _E, lambda m: month(None, 5, m))
     text.take(_B + _month_names(without="may") + _E, lambda m: month(None, _MONTHS[m[1]], m))
     text.take(r"(?:(?<=in )|(?<=during ))(\d{4})" + _E, lambda m: keep(*_year(m[1]), m))
+    text.take(_B + _QUARTER + _E, lambda m: keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m))
     if not spans:
         return None, None
     return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def _quarter(number: int, year: str | None, today: date) -> tuple[date, date]:
+    """Quarter `number` of `year`; without a year, the latest one that has begun by `today`."""
+    first = (number - 1) * 3 + 1
+    value = int(year) if year else today.year if first <= today.month else today.year - 1
+    return date(value, first, 1), _month_end(value, first + 2)
 
 
 def _year(year: str) -> tuple[date, date]:
@@ -287,9 +303,13 @@ def _month_end(year: int, month: int) -> date:
 
 
 def _relative(phrase: str, today: date) -> tuple[date, date]:
-    """yesterday, today, last/past N days|weeks|months (N x 30 days), last/this/past week|month|year."""
-    words = phrase.split()
+    """yesterday, today, last/past N days|weeks|months (N x 30 days), last/this/past
+    week|month|quarter|year, year/quarter/month/week to date; `today` is the day they count from."""
+    words = phrase.replace("-", " ").split()
     monday = today - timedelta(days=today.weekday())
+    if words[-1] in ("date", "ytd", "qtd", "mtd", "wtd"):  # year to date, qtd, ...
+        unit = {"ytd": "year", "qtd": "quarter", "mtd": "month", "wtd": "week"}.get(words[0], words[0])
+        return _relative(f"this {unit}", today)
     if words[0] in ("yesterday", "today"):
         one = today - timedelta(days=1 if words[0] == "yesterday" else 0)
         return one, one
@@ -303,6 +323,14 @@ def _relative(phrase: str, today: date) -> tuple[date, date]:
         if which == "past":
             return today - timedelta(days=6), today
         return monday - timedelta(days=7), monday - timedelta(days=1)
+    if unit == "quarter":
+        start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+        if which == "this":
+            return start, today
+        if which == "past":
+            return today - timedelta(days=89), today
+        end = start - timedelta(days=1)
+        return date(end.year, end.month - 2, 1), end
     if unit == "month":
         if which == "this":
             return today.replace(day=1), today

@@ -3,8 +3,9 @@ dense rankings fused by reciprocal rank.
 
 The tenant filter comes first and is never relaxed: a tenant sees only its own chunks, whatever the
 question says. The parsed filters come next; when they leave nothing, they are relaxed one at a time
-(direction, then an exact day widened to its month, then the date, then the service). The account
-filter is never dropped: in the lab, dropping every filter surfaced a wrong account.
+(direction, then an exact day widened to its month, then the date, then the service), and at most
+`NEAREST` anomalies are returned with a note that says none matched and that these do not. The
+account filter is never dropped: in the lab, dropping every filter surfaced a wrong account.
 
 >>> rrf_fuse([["a", "b", "c"], ["c", "a"]])
 [('a', 0.032522...), ('c', 0.032266...), ('b', 0.016129...)]
@@ -34,6 +35,8 @@ DenseSearch = Callable[[np.ndarray, int, Collection[str]], list[tuple[str, float
 RRF_K = 60
 #: the order in which parsed filters are relaxed when nothing matches (the account filter never is)
 RELAX_ORDER = ("direction", "day_to_month", "date", "service")
+#: anomalies shown, labelled as not matching, when none matches the question
+NEAREST = 3
 _MODES = ("hybrid", "bm25", "dense")
 _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                 "October", "November", "December")  # fmt: skip
@@ -91,6 +94,19 @@ class InMemoryDenseSearch:
         return [(self._ids[rows[i]], float(scores[i])) for i in best]
 
 
+def one_spelling(services: Collection[str]) -> list[str]:
+    """One name per service (the parser gives a service's lake spelling and its usual one, which
+    compare equal): the one with capitals, for people.
+
+    >>> one_spelling({"amazons3", "AmazonS3", "AWSLambda"})
+    ['AWSLambda', 'AmazonS3']
+    """
+    chosen: dict[str, str] = {}
+    for name in sorted(services, key=lambda n: (n.islower(), n)):
+        chosen.setdefault(_service_key(name), name)
+    return sorted(chosen.values())
+
+
 def relax_steps(filters: QueryFilters) -> list[tuple[str, QueryFilters]]:
     """The successively looser filters to try, each with the name of what it relaxed (`RELAX_ORDER`)."""
     steps: list[tuple[str, QueryFilters]] = []
@@ -138,7 +154,7 @@ def describe(filters: QueryFilters) -> str:
         accounts = sorted(str(shown_value("account_id", a)) for a in filters.account_ids)
         nouns.append(("account " if len(accounts) == 1 else "accounts ") + ", ".join(accounts))
     if filters.service_names:
-        shown = sorted(str(shown_value("service_name", s)) for s in filters.service_names)
+        shown = sorted(str(shown_value("service_name", s)) for s in one_spelling(filters.service_names))
         nouns.append(("service " if len(shown) == 1 else "services ") + ", ".join(shown))
     text = ", ".join(nouns)
     if filters.direction is not None:
@@ -202,14 +218,7 @@ class Retriever:
         self._rankers: dict[str | None, BM25Ranker] = {}
 
     def _add_name(self, tenant_id: str, account_id: str, name: str) -> None:
-        """What a question may call the account: its name, or the hash of its label when the name was
-        withheld (the question "... account 3f2a9c ..." finds it); never shown, only matched."""
-        label = LABEL.fullmatch(name)
-        if label is not None:
-            name = name.rsplit(" ", 3)[1]
-        elif name and not is_shown(name):
-            name = name_hash(name)
-        name = name or account_id
+        name = question_name(account_id, name)
         self._names.setdefault(tenant_id, {}).setdefault(account_id, name)
         self._names[None].setdefault(account_id, name)
 
@@ -221,8 +230,10 @@ class Retriever:
         k: int = 5,
         mode: Mode = "hybrid",
         use_filters: bool = True,
+        today: date | None = None,
     ) -> Retrieval:
-        """The `k` best chunks for `question` among `tenant_id`'s (None: every tenant, for admins)."""
+        """The `k` best chunks for `question` among `tenant_id`'s (None: every tenant, for admins);
+        relative dates count from `today` (default: the retriever's)."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         if mode not in _MODES:
@@ -230,20 +241,37 @@ class Retriever:
         if mode == "dense" and (self._embedder is None or self._dense_search is None):
             raise ConfigError("retrieval mode 'dense' needs an embedder; configure one or use 'bm25'")
         started = time.perf_counter()
-        pool = self._by_tenant.get(tenant_id, [])
-        filters = QueryFilters()
-        if use_filters:
-            today = self._today or date.today()
-            names = self._names.get(tenant_id, {})
-            services = self._services | self._own_services.get(tenant_id, set())
-            filters = parse_query(question, accounts=names, services=services, today=today)
+        pool = self.pool(tenant_id)
+        filters = self.parse(question, tenant_id, today=today) if use_filters else QueryFilters()
         parsed = time.perf_counter()
         candidates, relaxed, note = _filter(pool, filters)
         filtered = time.perf_counter()
         timings = {"parse_ms": _ms(started, parsed), "filter_ms": _ms(parsed, filtered)}
+        if relaxed:  # none matches: at most a few of the nearest, labelled as not matching (`_filter`)
+            k = min(k, NEAREST)
         ranked = self._rank(question, candidates, k, mode, tenant_id, timings) if candidates else []
         timings["total_ms"] = _ms(started, time.perf_counter())
         return Retrieval(ranked, filters, relaxed, note, timings)
+
+    def pool(self, tenant_id: str | None) -> list[Chunk]:
+        """The tenant's chunks (None: every tenant's), by chunk id."""
+        return self._by_tenant.get(tenant_id, [])
+
+    def parse(
+        self,
+        question: str,
+        tenant_id: str | None,
+        *,
+        today: date | None = None,
+        services: Collection[str] = (),
+    ) -> QueryFilters:
+        """The filters of `question`, its names read against the tenant's own accounts and services
+        only (plus `services`, e.g. the tenant's published ones) and the services the parser knows."""
+        names = self._names.get(tenant_id, {})
+        known = self._services | self._own_services.get(tenant_id, set()) | set(services)
+        return parse_query(
+            question, accounts=names, services=known, today=today or self._today or date.today()
+        )
 
     def _rank(
         self,
@@ -293,6 +321,18 @@ class Retriever:
         return ranker
 
 
+def question_name(account_id: str, name: str | None) -> str:
+    """What a question may call the account: its name, or the hash of its label when the name was
+    withheld (the question "... account 3f2a9c ..." finds it); never shown, only matched."""
+    name = name or ""
+    label = LABEL.fullmatch(name)
+    if label is not None:
+        name = name.rsplit(" ", 3)[1]
+    elif name and not is_shown(name):
+        name = name_hash(name)
+    return name or account_id
+
+
 def _filter(pool: list[Chunk], filters: QueryFilters) -> tuple[list[Chunk], list[str], str | None]:
     """Candidates, the relaxations applied, and a note when the question could not be matched as asked."""
     if filters.account_ids:
@@ -312,8 +352,11 @@ def _filter(pool: list[Chunk], filters: QueryFilters) -> tuple[list[Chunk], list
     note = None
     if relaxed:
         remaining = describe(active)
-        closest = "the closest matches" + ("" if remaining == "any anomaly" else f" for {remaining}")
-        note = f"No anomaly matched {describe(filters)}; showing {closest} instead."
+        nearest = "" if remaining == "any anomaly" else f" ({remaining})"
+        note = (
+            f"No anomaly matched {describe(filters)}. The nearest anomalies{nearest} are listed below; "
+            "they do not match the question."
+        )
     return candidates, relaxed, note
 
 

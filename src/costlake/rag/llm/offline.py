@@ -172,7 +172,7 @@ def compose_explanation(chunks: Sequence[Mapping[str, Any]], max_anomalies: int 
     paragraphs = [_paragraph(chunk, context) for chunk in usable[:max_anomalies]]
     if len(paragraphs) == 1:
         return paragraphs[0]
-    lines = ["Several cost anomalies match the question; each is explained below with its source."]
+    lines = ["Several cost anomalies were retrieved; each is explained below with its source."]
     lines += [f"- {p}" for p in paragraphs]
     if len(usable) > max_anomalies:
         lines.append("Further matching anomalies were retrieved but are not described here.")

@@ -1,0 +1,297 @@
+"""Answers read from the published tables, not from the anomalies: cost look-ups, comparisons and
+trends (intents.py), exact to the cent, through the tenant-scoped readers.
+
+Each answer is composed from the rows it read, and those rows are its context: the grounding check
+reads the answer against them as it reads an explanation against retrieved anomalies. Days of the
+range whose data is not complete yet are named, so a half-delivered day is not taken for a drop.
+Names from billing files pass the name policy before they are shown.
+
+Ranking, the fifth intent that is not an explanation, orders anomalies (`rank`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from costlake.catalog import readers
+from costlake.lake.warehouse import Warehouse
+from costlake.rag.chunk_text import account_phrase
+from costlake.rag.chunks import Chunk
+from costlake.rag.formatting import format_pct, format_usd
+from costlake.rag.intents import Intent, Order, Period, comparison_periods, trend_periods
+from costlake.rag.query_parser import QueryFilters
+from costlake.rag.retriever import matches, one_spelling
+from costlake.text.names import shown_value
+
+#: rows a breakdown lists at most when the question names no number
+BREAKDOWN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class TableAnswer:
+    """An answer from the published tables: its text, the rows it was composed from (the context
+    grounding checks), and the date range it covers."""
+
+    text: str
+    context: list[dict[str, Any]]
+    date_from: dt.date
+    date_to: dt.date
+    rows_read: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def rank(pool: Sequence[Chunk], filters: QueryFilters, intent: Intent) -> list[Chunk]:
+    """Every chunk of `pool` that matches `filters`, ordered by impact as `intent` asks (signed for
+    increases and decreases, absolute for "biggest"), ties by chunk id; at most `intent.top`."""
+    order: Order = intent.order or "biggest"
+    if order == "increase":
+        found = [c for c in pool if matches(c, filters) and c.impact_usd > 0]
+        found.sort(key=lambda c: (-c.impact_usd, c.chunk_id))
+    elif order == "decrease":
+        found = [c for c in pool if matches(c, filters) and c.impact_usd < 0]
+        found.sort(key=lambda c: (c.impact_usd, c.chunk_id))
+    else:
+        found = [c for c in pool if matches(c, filters)]
+        found.sort(key=lambda c: (-abs(c.impact_usd), c.chunk_id))
+    return found[: intent.top or len(found)]
+
+
+def lookup(
+    wh: Warehouse, tenant: str | None, filters: QueryFilters, intent: Intent, anchor: dt.date
+) -> TableAnswer:
+    """What the accounts and services of `filters` cost over its dates (default: the last 30
+    complete days), per service or account."""
+    start, end = _range(filters, anchor)
+    spend = _spend(wh, tenant, filters, intent, (start, end))
+    scope = _scope(filters)
+    context: list[dict[str, Any]] = [
+        {"from_date": start, "to_date": end, "total_usd": spend.total_usd, **_named(filters)}
+    ]
+    if not spend.groups:
+        text = f"No spend was published {scope} from {start} to {end}."
+    else:
+        text = f"From {start} to {end}, spend {scope} was {format_usd(spend.total_usd)} (billed cost)."
+    lines = _breakdown(spend.groups, intent, _names(wh, tenant, intent), context)
+    if len(spend.groups) > 1:
+        text += f"\nBy {intent.group_by}, largest first:\n" + "\n".join(lines)
+    text += _incomplete(spend.incomplete, context)
+    return TableAnswer(text, context, start, end, len(spend.groups))
+
+
+def comparison(
+    wh: Warehouse, tenant: str | None, question: str, filters: QueryFilters, intent: Intent, anchor: dt.date
+) -> TableAnswer:
+    """The spend of two periods (`intents.comparison_periods`) and the largest changes per group."""
+    before, after = comparison_periods(question, anchor)
+    return _compare(wh, tenant, filters, intent, before, after, question)
+
+
+def trend(
+    wh: Warehouse, tenant: str | None, filters: QueryFilters, intent: Intent, anchor: dt.date
+) -> TableAnswer:
+    """The groups whose spend over the last 30 complete days grew most against the 30 days before."""
+    before, after = trend_periods(anchor)
+    return _compare(wh, tenant, filters, intent, before, after, "grew", trend=True)
+
+
+def _compare(
+    wh: Warehouse,
+    tenant: str | None,
+    filters: QueryFilters,
+    intent: Intent,
+    before: Period,
+    after: Period,
+    question: str,
+    *,
+    trend: bool = False,
+) -> TableAnswer:
+    old, new = (_spend(wh, tenant, filters, intent, period) for period in (before, after))
+    a, b = old.total_usd, new.total_usd
+    days = (before[1] - before[0]).days + 1
+    context: list[dict[str, Any]] = [
+        {
+            "from_date": before[0],
+            "to_date": before[1],
+            "total_usd": a,
+            "period_days": days,
+            **_named(filters),
+        },
+        {"from_date": after[0], "to_date": after[1], "total_usd": b, "change_usd": b - a, **_pct(b - a, a)},
+    ]
+    scope = _scope(filters)
+    if trend:
+        text = (
+            f"Over the last {days} complete days ({after[0]} to {after[1]}), spend {scope} was "
+            f"{format_usd(b)} against {format_usd(a)} in the {days} days before ({before[0]} to {before[1]})"
+        )
+    else:
+        text = (
+            f"Spend {scope} was {format_usd(b)} from {after[0]} to {after[1]} against {format_usd(a)} "
+            f"from {before[0]} to {before[1]}"
+        )
+    text += f": {_moved(b - a, a)}."
+    if not old.groups and new.groups:
+        text += f" Nothing was published from {before[0]} to {before[1]}."
+    text += _mover_lines(old, new, intent, _direction(question, trend), _names(wh, tenant, intent), context)
+    text += _incomplete(sorted({*old.incomplete, *new.incomplete}), context)
+    return TableAnswer(text, context, before[0], after[1], len(old.groups) + len(new.groups))
+
+
+def _mover_lines(
+    old: readers.Spend,
+    new: readers.Spend,
+    intent: Intent,
+    direction: str | None,
+    names: dict[str, str | None],
+    context: list[dict[str, Any]],
+) -> str:
+    """The groups whose spend changed most in `direction`, one line each (and their context)."""
+    label = {"up": "grew most", "down": "fell most", None: "changed most"}[direction]
+    shown = _movers(old.groups, new.groups, direction)[: intent.top or BREAKDOWN_ROWS]
+    lines = []
+    for key, was, now in shown:
+        context.append(
+            {_key_field(intent): key, "previous_cost_usd": was, "cost_usd": now, "change_usd": now - was}
+            | _pct(now - was, was)
+        )
+        change = _moved(now - was, was)
+        lines.append(
+            f"- {_shown(intent, key, names)}: {format_usd(now)} against {format_usd(was)} ({change})"
+        )
+    if lines:
+        return f"\nThe {intent.group_by}s whose spend {label}:\n" + "\n".join(lines)
+    if old.groups or new.groups:
+        return f"\nNo {intent.group_by}'s spend {label.split()[0]} between the two periods."
+    return ""
+
+
+def _spend(
+    wh: Warehouse, tenant: str | None, filters: QueryFilters, intent: Intent, period: Period
+) -> readers.Spend:
+    return readers.spend(
+        wh,
+        tenant,
+        period[0],
+        period[1],
+        group_by=intent.group_by,
+        accounts=filters.account_ids,
+        services=filters.service_names,
+    )
+
+
+def _range(filters: QueryFilters, anchor: dt.date) -> Period:
+    end = filters.date_to or anchor
+    start = filters.date_from or end - dt.timedelta(days=29)
+    return start, end
+
+
+def _scope(filters: QueryFilters) -> str:
+    """'on AmazonS3 in account 123' / 'across the accounts': what the figures cover, in words."""
+    parts = []
+    if filters.service_names:
+        shown = sorted(str(shown_value("service_name", s)) for s in one_spelling(filters.service_names))
+        parts.append("on " + ", ".join(shown))
+    if filters.account_ids:
+        ids = sorted(filters.account_ids)
+        parts.append(("in account " if len(ids) == 1 else "in accounts ") + ", ".join(ids))
+    return " ".join(parts) or "across the accounts"
+
+
+def _named(filters: QueryFilters) -> dict[str, Any]:
+    """The accounts and services an answer covers, for its context (names and ids are not claims)."""
+    return {"account_ids": sorted(filters.account_ids), "service_names": sorted(filters.service_names)}
+
+
+def _breakdown(
+    groups: Sequence[readers.GroupSpend],
+    intent: Intent,
+    names: dict[str, str | None],
+    context: list[dict[str, Any]],
+) -> list[str]:
+    ordered = sorted(groups, key=lambda g: (-g.cost_usd, g.key))[: intent.top or BREAKDOWN_ROWS]
+    lines = []
+    for g in ordered:
+        context.append({_key_field(intent): g.key, "cost_usd": g.cost_usd})
+        lines.append(f"- {_shown(intent, g.key, names)}: {format_usd(g.cost_usd)}")
+    if len(groups) > len(ordered):
+        lines.append(f"- and {len(groups) - len(ordered)} more")
+        context.append({"more_count": len(groups) - len(ordered)})
+    return lines
+
+
+def _movers(
+    old: Sequence[readers.GroupSpend], new: Sequence[readers.GroupSpend], direction: str | None
+) -> list[tuple[str, Decimal, Decimal]]:
+    """(key, before, after) of each group that changed, the largest change in `direction` first."""
+    was = {g.key: g.cost_usd for g in old}
+    now = {g.key: g.cost_usd for g in new}
+    rows = [(k, was.get(k, Decimal(0)), now.get(k, Decimal(0))) for k in sorted(was.keys() | now.keys())]
+    rows = [r for r in rows if r[2] != r[1]]
+    if direction == "up":
+        rows = sorted((r for r in rows if r[2] > r[1]), key=lambda r: (r[1] - r[2], r[0]))
+    elif direction == "down":
+        rows = sorted((r for r in rows if r[2] < r[1]), key=lambda r: (r[2] - r[1], r[0]))
+    else:
+        rows.sort(key=lambda r: (-abs(r[2] - r[1]), r[0]))
+    return rows
+
+
+def _direction(question: str, trend: bool) -> str | None:
+    q = question.lower()
+    if trend or any(w in q for w in ("grew", "grow", "rose", "increase", "more", "up")):
+        return "up"
+    if any(w in q for w in ("fell", "drop", "shrank", "decrease", "less", "down", "saving")):
+        return "down"
+    return None
+
+
+def _moved(change: Decimal, base: Decimal) -> str:
+    if change == 0:
+        return "no change"
+    pct = _pct(change, base).get("change_pct")
+    size = format_usd(abs(change)) + (f", {format_pct(abs(pct))}" if pct is not None and pct != 0 else "")
+    return ("up " if change > 0 else "down ") + size
+
+
+def _pct(change: Decimal, base: Decimal) -> dict[str, Decimal]:
+    """{"change_pct": ...} of a change against a base that is not zero (nothing to compare with)."""
+    return {"change_pct": change * 100 / base} if base != 0 else {}
+
+
+def _incomplete(days: Sequence[dt.date], context: list[dict[str, Any]]) -> str:
+    """A sentence naming the days not complete yet, as runs of consecutive days."""
+    if not days:
+        return ""
+    runs: list[list[dt.date]] = []
+    for day in sorted(days):
+        if runs and day - runs[-1][-1] == dt.timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    named = []
+    for run in runs:
+        context.append({"incomplete_from_date": run[0], "incomplete_to_date": run[-1]})
+        named.append(str(run[0]) if len(run) == 1 else f"{run[0]} to {run[-1]}")
+    return "\nNot complete yet (no data, or data that may still change): " + ", ".join(named) + "."
+
+
+def _key_field(intent: Intent) -> str:
+    return "service_name" if intent.group_by == "service" else "account_id"
+
+
+def _shown(intent: Intent, key: str, names: dict[str, str | None]) -> str:
+    """A group as a list shows it: a service's name, an account's id and name (through the policy)."""
+    if intent.group_by == "service":
+        return str(shown_value("service_name", key))
+    return account_phrase(key, shown_value("account_name", names.get(key))).removeprefix("account ")
+
+
+def _names(wh: Warehouse, tenant: str | None, intent: Intent) -> dict[str, str | None]:
+    """The tenant's account names, when a list shows accounts."""
+    if intent.group_by != "account":
+        return {}
+    return {a.account_id: a.account_name for a in readers.accounts(wh, tenant)}

@@ -1,0 +1,203 @@
+"""The intents end to end on a small lake: rankings in order of impact, look-ups, comparisons and
+trends exact to the cent from the published tables, each saying which intent and dates it used."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from costlake.catalog import readers
+from costlake.catalog.views import UnknownTenant
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.tenants import load_tenants
+from costlake.rag.explain import Explainer
+from costlake.rag.formatting import format_usd
+from costlake.rag.indexer import build_index
+from costlake.settings import Settings
+from helpers import NATIVE_HEADER, ingest_and_run
+
+START = dt.date(2025, 1, 1)
+DAYS = 59  # 2025-01-01 .. 2025-02-28
+A1, A2, B1 = "111111111111", "222222222222", "333333333333"
+SERVICES = ((A1, "AmazonEC2", 300), (A2, "AmazonS3", 90), (A2, "AWSLambda", 40), (B1, "AmazonRDS", 150))
+#: (account, service, day index) -> factor: three changes for team-a in February, one for team-b
+CHANGES = {
+    (A1, "AmazonEC2", 33): 5,
+    (A2, "AmazonS3", 36): 4,
+    (A1, "AmazonEC2", 44): Decimal("0.1"),
+    (B1, "AmazonRDS", 34): 9,
+}
+
+
+def _cost(account: str, service: str, level: int, i: int) -> Decimal:
+    base = (
+        Decimal(level + (i * 7) % 5)
+        + Decimal(i % 3) / 100
+        + (Decimal(i) if service == "AWSLambda" and i > 28 else 0)
+    )
+    return (base * CHANGES.get((account, service, i), 1)).quantize(Decimal("0.01"))
+
+
+def _bill() -> list[list[str]]:
+    rows = []
+    for i in range(DAYS):
+        day = (START + dt.timedelta(days=i)).isoformat()
+        for account, service, level in SERVICES:
+            rows.append(
+                [
+                    f"{account}-{service}-{i}",
+                    day,
+                    account,
+                    service,
+                    str(_cost(account, service, level, i)),
+                    day,
+                ]
+            )
+    return rows
+
+
+def _spent(service: str, first: dt.date, last: dt.date) -> Decimal:
+    account, level = next((a, lv) for a, s, lv in SERVICES if s == service)
+    days = range((first - START).days, (last - START).days + 1)
+    return sum((_cost(account, service, level, i) for i in days if 0 <= i < DAYS), Decimal(0))
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    folder = tmp_path_factory.mktemp("answers")
+    wh = Warehouse(Settings(warehouse=str(folder / "wh"), embedder="hashing"))
+    bill, tenants = folder / "bill.csv", folder / "tenants.csv"
+    with bill.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(NATIVE_HEADER)
+        writer.writerows(_bill())
+    tenants.write_text(
+        f"account_id,tenant_id,account_name\n{A1},team-a,payments-prod\n{A2},team-a,web-dev\n{B1},team-b,ml-prod\n"
+    )
+    ingest_and_run(wh, bill)
+    load_tenants(wh, tenants)
+    build_index(wh)
+    yield wh
+
+
+@pytest.fixture(scope="module")
+def explainer(lake: Warehouse) -> Explainer:
+    return Explainer(lake)
+
+
+def test_relative_dates_count_from_the_latest_complete_day(lake: Warehouse, explainer: Explainer) -> None:
+    anchor = readers.latest_complete_date(lake, "team-a")
+    assert anchor is not None and anchor <= dt.date(2025, 2, 28)
+    answer = explainer.explain("How much did we spend on S3 this month?", tenant="team-a")
+    assert (answer.intent, answer.date_from, answer.date_to) == ("lookup", "2025-02-01", anchor.isoformat())
+
+
+def test_a_cost_lookup_is_exact_to_the_cent(explainer: Explainer) -> None:
+    answer = explainer.explain("How much did we spend on S3 in January 2025?", tenant="team-a")
+    expected = _spent("AmazonS3", dt.date(2025, 1, 1), dt.date(2025, 1, 31))
+    assert answer.intent == "lookup" and (answer.date_from, answer.date_to) == ("2025-01-01", "2025-01-31")
+    assert f"spend on AmazonS3 was {format_usd(expected)} (billed cost)" in answer.explanation
+    assert answer.grounded and answer.citations == [] and "Not complete yet" not in answer.explanation
+
+
+def test_a_lookup_names_the_days_not_complete_and_breaks_down_by_service(
+    lake: Warehouse, explainer: Explainer
+) -> None:
+    anchor = readers.latest_complete_date(lake, "team-a")
+    assert anchor is not None
+    answer = explainer.explain("What did web-dev cost from 2025-02-20 to 2025-03-05?", tenant="team-a")
+    assert answer.intent == "lookup" and answer.grounded
+    s3, fn = (_spent(s, dt.date(2025, 2, 20), dt.date(2025, 3, 5)) for s in ("AmazonS3", "AWSLambda"))
+    assert f"was {format_usd(s3 + fn)}" in answer.explanation
+    lines = sorted([(-s3, f"- amazons3: {format_usd(s3)}"), (-fn, f"- awslambda: {format_usd(fn)}")])
+    assert "\n".join(line for _, line in lines) in answer.explanation.lower()
+    assert (
+        f"Not complete yet (no data, or data that may still change): {anchor + dt.timedelta(days=1)} "
+        "to 2025-03-05." in answer.explanation
+    )
+
+
+def test_another_tenants_spend_is_never_in_a_lookup(explainer: Explainer) -> None:
+    answer = explainer.explain("How much did we spend on RDS in February?", tenant="team-a")
+    assert answer.explanation.startswith("No spend was published on AmazonRDS from 2025-02-01")
+    ops = explainer.explain("How much did we spend on RDS in February?", tenant=None)
+    assert "was $" in ops.explanation
+
+
+def test_a_comparison_gives_both_periods_and_the_change(explainer: Explainer) -> None:
+    answer = explainer.explain("S3 spend February vs January", tenant="team-a")
+    jan = _spent("AmazonS3", dt.date(2025, 1, 1), dt.date(2025, 1, 31))
+    feb = _spent("AmazonS3", dt.date(2025, 2, 1), dt.date(2025, 2, 28))
+    assert answer.intent == "comparison" and (answer.date_from, answer.date_to) == (
+        "2025-01-01",
+        "2025-02-28",
+    )
+    assert answer.explanation.startswith(
+        f"Spend on AmazonS3 was {format_usd(feb)} from 2025-02-01 to 2025-02-28 against {format_usd(jan)} "
+        f"from 2025-01-01 to 2025-01-31: {'up' if feb > jan else 'down'} {format_usd(abs(feb - jan))}"
+    )
+    assert answer.grounded
+
+
+def test_which_services_grew_lists_only_growth_largest_first(explainer: Explainer) -> None:
+    answer = explainer.explain("Which services grew in February?", tenant="team-a")
+    lines = [line for line in answer.explanation.splitlines() if line.startswith("- ")]
+    names = [line[2:].split(":")[0].lower() for line in lines]
+    growth = {
+        s: _spent(s, dt.date(2025, 2, 1), dt.date(2025, 2, 28))
+        - _spent(s, dt.date(2025, 1, 1), dt.date(2025, 1, 31))
+        for s in ("AmazonEC2", "AmazonS3", "AWSLambda")
+    }
+    assert names == [
+        s.lower() for s in sorted((s for s in growth if growth[s] > 0), key=lambda s: -growth[s])
+    ]
+    assert answer.grounded
+
+
+def test_the_trend_compares_the_last_30_complete_days_with_the_30_before(
+    lake: Warehouse, explainer: Explainer
+) -> None:
+    anchor = readers.latest_complete_date(lake, "team-a")
+    assert anchor is not None
+    answer = explainer.explain("What is growing?", tenant="team-a")
+    start = anchor - dt.timedelta(days=59)
+    assert answer.intent == "trend" and (answer.date_from, answer.date_to) == (
+        start.isoformat(),
+        anchor.isoformat(),
+    )
+    assert "\n- awslambda:" in answer.explanation.lower()  # the one service that grows every day
+    assert answer.grounded
+
+
+def test_a_ranking_orders_every_matching_anomaly_by_impact(explainer: Explainer) -> None:
+    biggest = explainer.explain("What was the biggest cost anomaly in February 2025?", tenant="team-a")
+    assert biggest.intent == "ranking" and (biggest.date_from, biggest.date_to) == (
+        "2025-02-01",
+        "2025-02-28",
+    )
+    assert len(biggest.citations) == 1 and biggest.citations[0].service_name.lower() == "amazonec2"
+    assert biggest.citations[0].usage_date == "2025-02-03"
+    increases = explainer.explain("Which were the three largest cost increases in February?", tenant="team-a")
+    impacts = [Decimal(c.impact_usd) for c in increases.citations]
+    assert impacts == sorted(impacts, reverse=True) and all(i > 0 for i in impacts)
+    assert {c.account_id for c in increases.citations} <= {A1, A2}  # never team-b's larger spike
+    head = f"The {len(impacts)} largest cost increases in February 2025, by impact:\n1. "
+    assert len(impacts) >= 2 and increases.explanation.startswith(head)
+    drops = explainer.explain("top 2 decreases in February", tenant="team-a")
+    assert drops.citations and all(Decimal(c.impact_usd) < 0 for c in drops.citations)
+
+
+def test_no_match_says_so_and_labels_the_nearest(explainer: Explainer) -> None:
+    answer = explainer.explain("Why did Lambda jump for payments-prod on 2025-01-15?", tenant="team-a")
+    assert answer.explanation.startswith("No anomaly matched increases in account")
+    assert "they do not match the question" in answer.explanation and len(answer.citations) <= 3
+
+
+def test_an_unknown_tenant_is_refused_for_every_intent(explainer: Explainer) -> None:
+    for question in ("How much did we spend last month?", "What is growing?", "biggest anomaly", "why?"):
+        with pytest.raises(UnknownTenant):
+            explainer.explain(question, tenant="tenant-nope")

@@ -1,0 +1,96 @@
+"""Intents and periods read from questions by rules: each intent, the number and order a ranking
+asks for, and the exact periods comparisons and trends compare."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from costlake.rag.intents import (
+    Intent,
+    classify,
+    comparison_periods,
+    last_complete_month,
+    previous_period,
+    trend_periods,
+)
+from costlake.rag.query_parser import parse_period
+
+ANCHOR = date(2025, 3, 31)  # the lake's latest complete day
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Why did EC2 spend jump on March 3?", Intent("explain")),
+        ("why is the biggest account so expensive?", Intent("explain")),  # "why" always explains
+        ("EC2 on 2025-03-02", Intent("explain")),
+        ("What was the biggest cost anomaly in February 2025?", Intent("ranking", 1, "biggest")),
+        ("Which were the three largest cost increases in March?", Intent("ranking", 3, "increase")),
+        ("top 4 drops last month", Intent("ranking", 4, "decrease")),
+        ("the 2 biggest spikes this quarter", Intent("ranking", 2, "increase")),
+        ("What are the largest changes?", Intent("ranking", 5, "biggest")),
+        ("largest decrease in RDS", Intent("ranking", 1, "decrease")),
+        ("How much did we spend on S3 last month?", Intent("lookup")),
+        ("What did account payments-prod cost last week?", Intent("lookup")),
+        ("total cost in Q1", Intent("lookup")),
+        ("most expensive accounts this quarter", Intent("lookup", group_by="account")),
+        ("February vs January", Intent("comparison", 5)),
+        ("compare March with February by account", Intent("comparison", 5, group_by="account")),
+        ("month over month", Intent("comparison", 5)),
+        ("Which services grew in March?", Intent("comparison", 5)),
+        ("What is growing?", Intent("trend", 5)),
+        ("which accounts are trending up, top 3", Intent("trend", 3, group_by="account")),
+    ],
+)
+def test_each_intent_is_recognised(question: str, expected: Intent) -> None:
+    assert classify(question) == expected
+
+
+@pytest.mark.parametrize(
+    ("phrase", "start", "end"),
+    [
+        ("today", ANCHOR, ANCHOR),
+        ("yesterday", date(2025, 3, 30), date(2025, 3, 30)),
+        ("this week", date(2025, 3, 31), ANCHOR),  # the anchor is a Monday
+        ("last week", date(2025, 3, 24), date(2025, 3, 30)),
+        ("this month", date(2025, 3, 1), ANCHOR),  # not the day after the data ends
+        ("last month", date(2025, 2, 1), date(2025, 2, 28)),
+        ("Q1", date(2025, 1, 1), date(2025, 3, 31)),
+        ("q2", date(2024, 4, 1), date(2024, 6, 30)),  # Q2 2025 has not begun: the last one that has
+        ("first quarter of 2024", date(2024, 1, 1), date(2024, 3, 31)),
+        ("this quarter", date(2025, 1, 1), ANCHOR),
+        ("last quarter", date(2024, 10, 1), date(2024, 12, 31)),
+        ("last 30 days", date(2025, 3, 2), ANCHOR),
+        ("since March", date(2025, 3, 1), ANCHOR),
+        ("year to date", date(2025, 1, 1), ANCHOR),
+        ("this year", date(2025, 1, 1), ANCHOR),
+        ("last year", date(2024, 1, 1), date(2024, 12, 31)),
+    ],
+)
+def test_time_phrases_count_from_the_latest_complete_day(phrase: str, start: date, end: date) -> None:
+    assert parse_period(f"spend {phrase}", ANCHOR) == (start, end)
+
+
+def test_comparison_periods() -> None:
+    feb, jan = (date(2025, 2, 1), date(2025, 2, 28)), (date(2025, 1, 1), date(2025, 1, 31))
+    assert comparison_periods("February vs January", ANCHOR) == (jan, feb)
+    assert comparison_periods("January compared to February", ANCHOR) == (jan, feb)
+    assert comparison_periods("compare February with January", ANCHOR) == (jan, feb)
+    assert comparison_periods("which services grew in February?", ANCHOR) == (jan, feb)
+    assert comparison_periods("month over month", ANCHOR) == (feb, (date(2025, 3, 1), ANCHOR))
+    assert comparison_periods("month over month", date(2025, 3, 30)) == (jan, feb)
+    week = (date(2025, 3, 24), date(2025, 3, 30))
+    assert comparison_periods("week over week", ANCHOR) == ((date(2025, 3, 17), date(2025, 3, 23)), week)
+    last10 = (date(2025, 3, 22), ANCHOR)
+    assert comparison_periods("last 10 days against the 10 before", ANCHOR)[1] == last10
+
+
+def test_trend_and_previous_periods() -> None:
+    before, after = trend_periods(ANCHOR)
+    assert after == (date(2025, 3, 2), ANCHOR) and before == (date(2025, 1, 31), date(2025, 3, 1))
+    assert previous_period(date(2025, 3, 1), date(2025, 3, 31)) == (date(2025, 2, 1), date(2025, 2, 28))
+    assert previous_period(date(2025, 1, 1), date(2025, 3, 31)) == (date(2024, 10, 1), date(2024, 12, 31))
+    assert previous_period(date(2025, 3, 10), date(2025, 3, 12)) == (date(2025, 3, 7), date(2025, 3, 9))
+    assert last_complete_month(date(2025, 3, 30)) == (date(2025, 2, 1), date(2025, 2, 28))
