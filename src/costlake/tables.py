@@ -103,6 +103,12 @@ _CANONICAL = (
 # `usage_type`: what was used, where the source names it (CUR `lineItem/UsageType`, native
 # `usage_type`); NULL for FOCUS and for rows written before the column existed. A name, as delivered.
 _CANONICAL_APPENDED = (("usage_type", _S),)
+# Names a billing file gives next to its keys, appended to raw only (the dimensions read them; stage
+# tables keep keys): `account_name` (FOCUS SubAccountName, or BillingAccountName where the account is the
+# billing account; CUR 2.0 line_item_usage_account_name; native `account_name`) and `product_name`
+# (CUR product/servicename or product/ProductName, the name of the service key). Stored as delivered:
+# the name policy (costlake.text.names) decides where they may be shown. NULL where the file has none.
+_RAW_NAMES = (("account_name", _S), ("product_name", _S))
 
 RAW = TableDef(
     "raw_billing_events",
@@ -125,11 +131,12 @@ RAW = TableDef(
         # The latest reading of each delivery counts, at the delivery's place in the total order.
         ("delivery_seq", _L),
         *_CANONICAL_APPENDED,
+        *_RAW_NAMES,
     ),
     partition_by="load_date",
     grain=("batch_seq", "source_row"),
     doc="Every accepted source row, append-only; one batch per ingested file.",
-    appended=("op", "delivery_seq", *(name for name, _ in _CANONICAL_APPENDED)),
+    appended=("op", "delivery_seq", *(name for name, _ in (*_CANONICAL_APPENDED, *_RAW_NAMES))),
 )
 
 QUARANTINE = TableDef(
@@ -209,18 +216,35 @@ DIM_ACCOUNT = TableDef(
         ("billing_account_id", _S),
         *_SEEN,
         ("last_ingestion_ts", _T),
+        # Appended after v0.1.0: where account_name comes from (`tenants`, or the source format of the
+        # billing file that named it) and, for a billing file's name, the last usage date it was billed
+        # under (the merge rule of pipeline/dimensions.py). NULL on older rows: their names came from a
+        # tenants file, the only source then.
+        ("account_name_source", _S),
+        ("account_name_date", _D),
     ),
     partition_by=None,
     grain=("account_id",),
-    doc="Accounts seen or loaded from a tenants file; maps account_id to tenant_id.",
+    doc="Accounts seen or loaded from a tenants file; maps account_id to tenant_id; display names.",
+    appended=("account_name_source", "account_name_date"),
 )
 
 DIM_SERVICE = TableDef(
     "dim_service",
-    (("service_name", _S), ("display_name", _S), *_SEEN),
+    (
+        ("service_name", _S),
+        ("display_name", _S),
+        *_SEEN,
+        # Appended after v0.1.0: the provider's name of the service where the billing file gives one
+        # besides the key (CUR `product/servicename`, `product/ProductName`), and the last usage date
+        # billed under it (the merge rule of pipeline/dimensions.py). NULL where none was delivered.
+        ("product_name", _S),
+        ("product_name_date", _D),
+    ),
     partition_by=None,
     grain=("service_name",),
-    doc="Canonical service names (trimmed, case-folded) with a display spelling.",
+    doc="Canonical service names (trimmed, case-folded) with a display spelling and a product name.",
+    appended=("product_name", "product_name_date"),
 )
 
 DIM_REGION = TableDef(

@@ -1,4 +1,8 @@
-"""`costlake tenants load FILE`: who owns which account, from a CSV `account_id,tenant_id,account_name`."""
+"""`costlake tenants load FILE`: who owns which account, from a CSV `account_id,tenant_id,account_name`.
+
+An account_name here is the account's display name and wins over any name a billing file gives
+(`account_name_source = 'tenants'`); a row without one keeps the name the account has.
+"""
 
 from __future__ import annotations
 
@@ -20,29 +24,41 @@ def read_tenants(path: Path) -> dict[str, tuple[str, str | None]]:
         raise InputError(f"{path}: no such file")
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        header = [h.strip().lower() for h in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
+        try:
+            return _owners(path, reader)
+        except csv.Error as exc:  # e.g. a field over the CSV reader's limit: one line, no traceback
+            raise InputError(f"{path}: line {reader.line_num + 1}: {exc}") from None
+
+
+def _owners(path: Path, reader: csv.DictReader[str]) -> dict[str, tuple[str, str | None]]:
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InputError(
+            f"{path}: missing required column(s) {', '.join(missing)}; "
+            "expected account_id,tenant_id[,account_name]"
+        )
+    reader.fieldnames = header
+    owners: dict[str, tuple[str, str | None]] = {}
+    for row_number, row in enumerate(reader, start=1):
+        account = (row.get("account_id") or "").strip()
+        tenant = (row.get("tenant_id") or "").strip()
+        name = (row.get("account_name") or "").strip() or None
+        for column, value in (("account_id", account), ("tenant_id", tenant)):
+            if not value:
+                raise InputError(f"{path}: row {row_number}, column {column}: empty value")
+        if account in owners and owners[account][0] != tenant:
             raise InputError(
-                f"{path}: missing required column(s) {', '.join(missing)}; "
-                "expected account_id,tenant_id[,account_name]"
+                f"{path}: row {row_number}, column tenant_id: account {account} is already "
+                f"assigned to {owners[account][0]}"
             )
-        reader.fieldnames = header
-        owners: dict[str, tuple[str, str | None]] = {}
-        for row_number, row in enumerate(reader, start=1):
-            account = (row.get("account_id") or "").strip()
-            tenant = (row.get("tenant_id") or "").strip()
-            name = (row.get("account_name") or "").strip() or None
-            for column, value in (("account_id", account), ("tenant_id", tenant)):
-                if not value:
-                    raise InputError(f"{path}: row {row_number}, column {column}: empty value")
-            if account in owners and owners[account][0] != tenant:
-                raise InputError(
-                    f"{path}: row {row_number}, column tenant_id: account {account} is already "
-                    f"assigned to {owners[account][0]}"
-                )
-            owners[account] = (tenant, name)
+        owners[account] = (tenant, name)
     return owners
+
+
+def _named(name: str) -> dict[str, object]:
+    """The name columns of an account named by a tenants file."""
+    return {"account_name": name, "account_name_source": "tenants", "account_name_date": None}
 
 
 def load_tenants(wh: Warehouse, path: Path) -> tuple[int, int]:
@@ -56,10 +72,12 @@ def load_tenants(wh: Warehouse, path: Path) -> tuple[int, int]:
         for row in current:
             owner = owners.pop(row["account_id"], None)
             if owner is not None:
-                row["tenant_id"], row["account_name"] = owner[0], owner[1] or row["account_name"]
+                row["tenant_id"] = owner[0]
+                if owner[1]:  # a tenants file's name wins over a billing file's (pipeline/dimensions.py)
+                    row |= _named(owner[1])
                 updated += 1
         added = [
-            {"account_id": account, "tenant_id": tenant, "account_name": name}
+            {"account_id": account, "tenant_id": tenant, **(_named(name) if name else {})}
             for account, (tenant, name) in sorted(owners.items())
         ]
         rows = sorted(current + added, key=lambda r: r["account_id"])

@@ -14,6 +14,12 @@ https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2.html (`CO
   billed_cost         lineItem/UnblendedCost, for EVERY line item type (the invoice is their sum)
   tags                resourceTags/* (legacy) or resource_tags (2.0: JSON or {k=v, ...} map text)
   event_id            batch_id:source_row (a delivery restates whole billing periods)
+  account_name        line_item_usage_account_name (CUR 2.0 only; legacy CUR names no account)
+  product_name        the name of the service key: product/servicename where product/servicecode is set
+                      (else product/ProductName when the two codes agree), else product/ProductName,
+                      which names lineItem/ProductCode. ProductName alone would be wrong for the key:
+                      an S3 transfer line item has ProductCode AmazonS3 but servicecode AWSDataTransfer.
+                      Also read under the Athena spellings product_servicename, product_product_name.
 
 lineItem/LineItemType -> charge_category, pricing_model (unknown types are quarantined):
   Usage -> usage: Reserved term -> reserved, *SpotUsage* or Spot term -> spot, else on_demand
@@ -83,6 +89,14 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "ri_unused_recurring": ("reservation/UnusedRecurringFee", "reservation_unused_recurring_fee"),
 }
+# Names next to the keys, optional, with every spelling read (compared lower-cased): not in COLUMNS,
+# whose two spellings are the two layouts, because legacy CUR has no account name.
+NAMES: dict[str, tuple[str, ...]] = {
+    "usage_account_name": ("line_item_usage_account_name",),
+    "service_label": ("product/servicename", "product_servicename"),
+    "product_label": ("product/ProductName", "product_product_name"),
+}
+SPELLINGS: dict[str, tuple[str, ...]] = {**COLUMNS, **NAMES}
 REQUIRED: tuple[str, ...] = ("payer", "account", "line_item_type", "usage_start", "unblended_cost")
 REQUIRED += ("currency", "period_start", "product_code")
 MATCH = ("account", "unblended_cost", "usage_start")
@@ -119,8 +133,8 @@ class CurSource(Source):
         header = read_header(path)
         original = column_names(path)  # tag keys keep their case
         where: dict[str, int] = {}  # canonical name -> index of the first column spelled either way
-        for name, (legacy, v2) in COLUMNS.items():
-            found = [i for i, h in enumerate(header) if h in (legacy.lower(), v2)]
+        for name, spellings in SPELLINGS.items():
+            found = [i for i, h in enumerate(header) if h in {s.lower() for s in spellings}]
             if found:
                 where[name] = found[0]
         layout = 0 if any("/" in name for name in header) else 1
@@ -175,17 +189,24 @@ _PRICING_MODEL = """CASE
     END"""
 
 
+# The name of the service key (COALESCE(service_code, product_code)): see the module docstring.
+_PRODUCT_NAME = """CASE WHEN service_code IS NULL THEN product_label
+        ELSE COALESCE(service_label,
+                      CASE WHEN lower(service_code) = lower(product_code) THEN product_label END)
+    END"""
+
+
 def _checked_sql(
     where: dict[str, int], original: list[str], tags: str, fields: dict[str, str], ctx: BatchContext
 ) -> str:
     """One row per line item with typed values and `reason` ('' when the row is good); `fields` maps
     each loaded column (c<index>) to its name in the file, for the size check."""
-    text = {n: f"NULLIF(trim(c{where[n]}), '')" if n in where else "CAST(NULL AS VARCHAR)" for n in COLUMNS}
-    name = {n: original[where[n]] if n in where else COLUMNS[n][0] for n in COLUMNS}  # for reasons
+    text = {n: f"NULLIF(trim(c{where[n]}), '')" if n in where else "CAST(NULL AS VARCHAR)" for n in SPELLINGS}
+    name = {n: original[where[n]] if n in where else SPELLINGS[n][0] for n in SPELLINGS}  # for reasons
     limit = ctx.limits.max_field_bytes
     raw = ", ".join(
         f"{sql_string(original[where[n]])}: {sql_text.kept_text(f'c{where[n]}', limit)}"
-        for n in COLUMNS
+        for n in SPELLINGS
         if n in where
     )
     return f"""
@@ -216,6 +237,8 @@ def _checked_sql(
         utc_date(period_start) AS billing_period_start,
         usage_type,
         tags,
+        usage_account_name AS account_name,
+        {_PRODUCT_NAME} AS product_name,
         concat_ws('; ', {", ".join(_reasons(name, ctx))}) AS reason,
         raw_record
     FROM typed

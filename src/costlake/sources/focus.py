@@ -21,6 +21,8 @@ blank field is a null in every column (the FOCUS samples write nulls as the lite
 | invoice_id           | InvoiceId (added in 1.2; null before)                                         |
 | billing_period_start | UTC date of BillingPeriodStart (required: the restatement unit)               |
 | tags                 | Tags as delivered when it is a JSON object, else null (the row is kept)       |
+| account_name         | SubAccountName where SubAccountId is set, else BillingAccountName (account_id's) |
+| product_name         | null: ServiceName is the service key, and dim_service keeps its spelling      |
 | usage_type           | null: FOCUS 1.0–1.3 has no usage type column (provider `x_` columns are not read) |
 | ingestion_ts         | when the batch was loaded (FOCUS has no delivery timestamp)                   |
 
@@ -84,6 +86,8 @@ OPTIONAL = (
     "CommitmentDiscountType",
     "InvoiceId",
     "Tags",
+    "SubAccountName",
+    "BillingAccountName",
 )
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")  # ChargeCategory allowed values
 # NullHandling attribute: an absent value is NULL; CSV exports write it as the literal NULL.
@@ -194,6 +198,8 @@ def _checked_sql(path: Path, header: list[str], ctx: BatchContext) -> str:
         {period} AS billing_period_start,
         CAST(NULL AS VARCHAR) AS usage_type,
         CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' THEN Tags END AS tags,
+        CASE WHEN SubAccountId IS NOT NULL THEN SubAccountName ELSE BillingAccountName END AS account_name,
+        CAST(NULL AS VARCHAR) AS product_name,
         concat_ws('; ', {", ".join(reasons)}) AS reason,
         raw_record
     FROM ({_normalised_rows(path, header, ctx.limits.max_field_bytes)})

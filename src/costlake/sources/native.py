@@ -3,8 +3,9 @@
 Required: event_id, usage_date, account_id, service_name, cost_usd.
 Optional: ingestion_date or ingestion_ts (default: when the batch was loaded), region, pricing_model,
 usage_type, currency (default: the reporting currency), charge_category (default: usage), effective_cost_usd
-(default: cost_usd), billing_account_id, op (`upsert`, the default, or `delete`: a retraction of the
-event, which needs only event_id and its ingestion_ts or ingestion_date; its other fields are not read).
+(default: cost_usd), billing_account_id, account_name (the account's display name; a tenants file's name
+wins over it), op (`upsert`, the default, or `delete`: a retraction of the event, which needs only
+event_id and its ingestion_ts or ingestion_date; its other fields are not read).
 
 Every row is validated in SQL; a row with any problem goes to quarantine with all of its reasons. Beyond
 the values themselves: event, account and billing account ids follow the identifier rule, every date and
@@ -35,6 +36,7 @@ OPTIONAL = (
     "billing_account_id",
     "op",
     "usage_type",
+    "account_name",
 )
 CHARGE_CATEGORIES = ("usage", "purchase", "tax", "credit", "adjustment")
 OPS = ("upsert", "delete")
@@ -52,6 +54,7 @@ DELETE_CLEARS = (
     "effective_cost",
     "currency",
     "usage_type",
+    "account_name",
 )
 
 
@@ -115,6 +118,8 @@ def _checked_sql(present: set[str], header: list[str], ctx: BatchContext) -> str
         CAST(NULL AS DATE) AS billing_period_start,
         CAST(NULL AS VARCHAR) AS tags,
         {text("usage_type")} AS usage_type,
+        {text("account_name")} AS account_name,
+        CAST(NULL AS VARCHAR) AS product_name,
         {_row_reason(present, header, ctx)} AS reason,
         CAST(to_json({{{original}}}) AS VARCHAR) AS raw_record
     FROM text_rows
