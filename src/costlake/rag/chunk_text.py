@@ -48,6 +48,22 @@ def account_phrase(account_id: str, account_name: str | None, *, name_first: boo
     return f"account {account_name} ({account_id})" if name_first else f"{who} ({account_name})"
 
 
+def service_phrase(meta: Mapping[str, Any]) -> str:
+    """How text names a service: its display name (product name or spelling) when one was kept and may
+    be shown, else its key (or the key's label).
+
+    >>> service_phrase({"service_name": "amazoneks", "service_display_name": "Amazon Elastic Kubernetes"})
+    'Amazon Elastic Kubernetes'
+    >>> withheld = "service 3f2a9c (name withheld)"
+    >>> service_phrase({"service_name": "amazoneks", "service_display_name": withheld})
+    'amazoneks'
+    """
+    display = meta.get("service_display_name")
+    if isinstance(display, str) and display and not is_label(display):
+        return display
+    return str(meta.get("service_name") or "") or "an unnamed service"
+
+
 def dimension_phrase(dimension: str, value: str) -> str:
     """A contributor in words: "region us-east-1", or the label of a withheld value as it is.
 
@@ -81,20 +97,23 @@ def chunk_text(meta: Mapping[str, Any]) -> str:
     """The chunk sentence for one anomaly's metadata (as built by `build_chunks`); deterministic.
 
     >>> chunk_text({"usage_date": "2025-03-02", "account_id": "334112345678", "account_name": "payments-prod",
-    ...     "service_name": "AmazonRDS", "method": "baseline", "kind": "spike", "actual_usd": "1204.5",
+    ...     "service_name": "amazonrds", "service_display_name": "Amazon Relational Database Service",
+    ...     "method": "baseline", "kind": "spike", "actual_usd": "1204.5",
     ...     "expected_usd": "386.2", "expected_low_usd": None, "expected_high_usd": None,
     ...     "impact_usd": "818.3", "impact_pct": "211.8902", "duration_days": 1, "ongoing": False,
     ...     "top_dimension": None,
-    ...     "contributors": [{"dimension": "region", "value": "us-east-1", "contribution_usd": "790.1"}]})
-    'On 2025-03-02 (Sunday, March 2, 2025), account 334112345678 (payments-prod) spent $1,204.50 on \
-AmazonRDS, $818.30 (211.9%) above the expected $386.20; most of the increase came from region us-east-1 \
-(+$790.10). Classified as a spike by the baseline method.'
+    ...     "contributors": [{"dimension": "region", "value": "us-east-1", "contribution_usd": "790.1"},
+    ...                      {"dimension": "pricing_model", "value": "reserved", "contribution_usd": "847"}]})
+    'On 2025-03-02 (Sunday, March 2, 2025), account payments-prod (334112345678) spent $1,204.50 on \
+Amazon Relational Database Service, $818.30 (211.9%) above the expected $386.20; the increase split by \
+region: us-east-1 (+$790.10); by pricing model: reserved (+$847.00). Classified as a spike by the baseline \
+method.'
     """
     day = date.fromisoformat(meta["usage_date"])
-    service = str(meta["service_name"] or "") or "an unnamed service"
+    service = service_phrase(meta)
     actual, expected, impact = (Decimal(meta[name]) for name in ("actual_usd", "expected_usd", "impact_usd"))
     kind = str(meta["kind"])
-    account = account_phrase(str(meta["account_id"] or "unknown"), meta.get("account_name"))
+    account = account_phrase(str(meta["account_id"] or "unknown"), meta.get("account_name"), name_first=True)
     head = f"On {format_date(day)} ({format_long_date(day)}), {account}"
     rising = impact >= 0
     change = f"{format_usd(abs(impact))}{_pct_part(meta)} {'above' if impact >= 0 else 'below'} the expected "
@@ -163,25 +182,32 @@ def _duration_sentence(meta: Mapping[str, Any]) -> str:
 
 
 def _contributors_of(meta: Mapping[str, Any]) -> list[tuple[str, Decimal, str]]:
-    """(label, contribution, dimension) such as ("region us-east-1", 790.1, "region"); else the
-    top_dimension/top_value."""
+    """(value, contribution, dimension) such as ("us-east-1", 790.1, "region"), in the order detection
+    ranked them; else the top_dimension/top_value."""
     items = [(c["dimension"], c["value"], c["contribution_usd"]) for c in meta.get("contributors") or []]
     if not items and meta.get("top_dimension") and meta.get("top_contribution_usd") is not None:
         items = [(meta["top_dimension"], meta["top_value"], meta["top_contribution_usd"])]
-    return [(dimension_phrase(d, v), Decimal(amount), d) for d, v, amount in items]
+    return [(str(v), Decimal(amount), str(d)) for d, v, amount in items]
 
 
 def _because(contributors: list[tuple[str, Decimal, str]], *, rising: bool) -> str:
-    """The clause naming the two largest movers in the anomaly's direction ("most of the increase
-    ..."), both of the first one's dimension: the regions of a change and its charge categories are
-    two views of the same dollars, so values of different dimensions are never listed as if they
-    added up."""
-    moved = [c for c in contributors if (c[1] > 0 if rising else c[1] < 0)]  # ranked order kept
-    if not moved:
+    """The clause naming the movers in the anomaly's direction, each dimension on its own ("the increase
+    split by region: us-east-1 (+$608.00); by pricing model: reserved (+$847.00)"): the regions of a
+    change and its pricing models are two views of the same dollars, so values of different dimensions
+    are never listed together as if they added up. At most two values of each of three dimensions, in
+    the order detection ranked them."""
+    moved: dict[str, list[tuple[str, Decimal, str]]] = {}
+    for item in contributors:
+        if item[1] > 0 if rising else item[1] < 0:
+            moved.setdefault(item[2], []).append(item)
+    parts = [
+        f"{_DIMENSION_LABELS.get(dimension, dimension)}: "
+        + ", ".join(f"{value} ({format_signed_usd(amount)})" for value, amount, _ in items[:2])
+        for dimension, items in list(moved.items())[:3]
+    ]
+    if not parts:
         return ""
-    moved = [c for c in moved if c[2] == moved[0][2]]
-    parts = [f"{label} ({format_signed_usd(amount)})" for label, amount, _ in moved[:2]]
-    return f"; most of the {'increase' if rising else 'decrease'} came from " + ", then ".join(parts)
+    return f"; the {'increase' if rising else 'decrease'} split by " + "; by ".join(parts)
 
 
 def _shift(contributors: list[tuple[str, Decimal, str]]) -> str:
@@ -189,7 +215,8 @@ def _shift(contributors: list[tuple[str, Decimal, str]]) -> str:
     gainers = [c for c in contributors if c[1] > 0]
     if not losers or not gainers:
         return "the mix of spend changed"
-    (from_label, from_amount, _), (to_label, to_amount, _) = losers[0], gainers[0]
+    (from_value, from_amount, from_dim), (to_value, to_amount, to_dim) = losers[0], gainers[0]
+    from_label, to_label = dimension_phrase(from_dim, from_value), dimension_phrase(to_dim, to_value)
     return (
         f"spend moved from {from_label} ({format_signed_usd(from_amount)}) "
         f"to {to_label} ({format_signed_usd(to_amount)})"

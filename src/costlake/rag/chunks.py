@@ -5,8 +5,10 @@ values such as regions and pricing models) come from billing and tenants files, 
 chunk's metadata and sentence has passed the name policy (`costlake.text.names`): one that reads like
 prose or instructions is replaced by its label, e.g. `service 3f2a9c (name withheld)`, because chunk
 text and metadata are later put in front of people and a language model. `Chunk.service_name` keeps the
-stored key (the retriever filters on it; nothing shows it). The same anomaly keeps its `chunk_id` across
-rebuilds; `content_hash` changes when its text or metadata does.
+stored key (the retriever filters on it; nothing shows it); the sentence names a service by its display
+name (metadata `service_display_name`) and an account by its name, while ids and keys stay in metadata.
+The same anomaly keeps its `chunk_id` across rebuilds; `content_hash` changes when its text or metadata
+does.
 
 >>> format_usd(Decimal("1204.505")), format_usd(Decimal("-12")), format_usd(Decimal("-0.001"))
 ('$1,204.51', '-$12.00', '$0.00')
@@ -146,19 +148,23 @@ class Chunk:
         )
 
 
-def build_chunks(anomalies: pa.Table, accounts: pa.Table) -> list[Chunk]:
+def build_chunks(anomalies: pa.Table, accounts: pa.Table, services: pa.Table | None = None) -> list[Chunk]:
     """One chunk per `cost_anomalies` row, sorted by (usage_date, account_id, service_name, chunk_id).
 
-    `accounts` has dim_account's account_id, account_name and tenant_id; an account missing there
-    goes to tenant "unassigned" and is named by its id. Row order of either table does not matter.
+    `accounts` has dim_account's account_id, account_name (the display name) and tenant_id; an account
+    missing there goes to tenant "unassigned" and is named by its id. `services`, when given, has
+    dim_service's service_name, display_name and product_name: a service's display name is its product
+    name, else its display spelling (metadata `service_display_name`; `service_name` keeps the key).
+    Row order of the tables does not matter.
     """
     _require(anomalies, _REQUIRED, "cost_anomalies")
     _require(accounts, ("account_id", "account_name", "tenant_id"), "dim_account")
     directory = _account_directory(accounts)
+    service_names = {} if services is None else _service_directory(services)
     columns = [c for c in (*_REQUIRED, *_OPTIONAL) if c in anomalies.column_names]
     chunks: dict[str, Chunk] = {}
     for row in anomalies.select(columns).to_pylist():
-        chunk = _chunk(row, directory)
+        chunk = _chunk(row, directory, service_names)
         if chunk.chunk_id in chunks:
             raise InputError(
                 f"cost_anomalies: two rows for account {chunk.metadata['account_id']}, service "
@@ -235,7 +241,17 @@ def _account_directory(accounts: pa.Table) -> dict[str, tuple[str, str]]:
     return directory
 
 
-def _chunk(row: Mapping[str, Any], directory: Mapping[str, tuple[str, str]]) -> Chunk:
+def _service_directory(services: pa.Table) -> dict[str, str]:
+    """service_name -> its display name (product name, else display spelling) where it differs."""
+    _require(services, ("service_name", "display_name", "product_name"), "dim_service")
+    rows = services.select(["service_name", "display_name", "product_name"]).to_pylist()
+    named = {r["service_name"]: r["product_name"] or r["display_name"] for r in rows if r["service_name"]}
+    return {key: name for key, name in named.items() if name and name != key}
+
+
+def _chunk(
+    row: Mapping[str, Any], directory: Mapping[str, tuple[str, str]], service_names: Mapping[str, str]
+) -> Chunk:
     account, service = (shown_value(name, str(row.get(name))) for name in ("account_id", "service_name"))
     key = f"account {account}, service {service}, date {row.get('usage_date')}"
     missing = [c for c in _REQUIRED if row.get(c) is None]
@@ -243,7 +259,8 @@ def _chunk(row: Mapping[str, Any], directory: Mapping[str, tuple[str, str]]) -> 
         raise InputError(f"cost_anomalies row ({key}): {', '.join(missing)} is empty")
     account_id, service_name, usage_date = str(row["account_id"]), str(row["service_name"]), row["usage_date"]
     account_name, tenant_id = directory.get(account_id, (account_id, UNASSIGNED_TENANT))
-    metadata = shown_metadata(_metadata(row, account_name, tenant_id, key))
+    display = {"service_display_name": service_names.get(service_name)}
+    metadata = shown_metadata(_metadata(row, account_name, tenant_id, key) | display)
     chunk_id = chunk_id_for(account_id, service_name, usage_date, str(row["method"]))
     return _assemble(chunk_id, account_id, service_name, metadata)
 
@@ -272,6 +289,8 @@ def shown_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     contributor's value and each contributor's value (labelled by its dimension). Applying it twice
     changes nothing."""
     shown = dict(meta)
+    if isinstance(shown.get("service_display_name"), str):  # labelled as a service, like the key
+        shown["service_display_name"] = shown_value("service_name", shown["service_display_name"])
     for name in ("account_id", "account_name", "service_name"):
         if isinstance(shown.get(name), str):
             shown[name] = shown_value(name, shown[name])
