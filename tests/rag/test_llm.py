@@ -191,6 +191,23 @@ SCENARIOS = {
             "Most of the decrease came from charge category Credit (-$305.50).",
         ],
     ),
+    "causes_per_dimension": (  # three views of one $442 change: never summed in one sentence
+        chunk(
+            chunk_id="anom-views1",
+            impact_usd="442.00",
+            contributors=[
+                {"dimension": "charge_category", "value": "Usage", "contribution_usd": "442"},
+                {"dimension": "region", "value": "us-east-1", "contribution_usd": "608"},
+                {"dimension": "region", "value": "eu-west-1", "contribution_usd": "-166"},
+                {"dimension": "pricing_model", "value": "Reserved", "contribution_usd": "847"},
+            ],
+        ),
+        [
+            "Most of the increase came from charge category Usage (+$442.00).",
+            " By region: us-east-1 (+$608.00) and eu-west-1 (-$166.00).",
+            " By pricing model: Reserved (+$847.00).",
+        ],
+    ),
 }
 
 

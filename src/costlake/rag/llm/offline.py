@@ -116,38 +116,46 @@ def _change(chunk: Mapping[str, Any]) -> str:
 
 
 def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
-    """'Most of the increase came from region us-east-1 (+$790.10: $900.00 against $109.90 expected).'
+    """'Most of the increase came from region us-east-1 (+$790.10: $900.00 against $109.90 expected).
+    By pricing model: reserved (+$790.10: ...).'
 
-    Only values of the first-ranked contributor's dimension are named: the regions of a change and
-    its pricing models are two views of the same dollars, never listed as if they added up."""
-    rows = []
-    dimension = None
+    Causes are listed per dimension, the dimension detection ranked first leading: the regions of a
+    change and its pricing models are two views of the same dollars, never listed as if they added
+    up. A mix shift names only its own dimension."""
+    by_dimension: dict[str, list[str]] = {}
     for item in chunk.get("contributors") or []:
         if not isinstance(item, Mapping):
             continue
         amount = _decimal(item.get("contribution_usd"))
         if amount is None or amount == 0 or not item.get("value"):
             continue
-        dimension = dimension or item.get("dimension")
-        if item.get("dimension") != dimension:
-            continue
-        label = dimension_phrase(str(item.get("dimension") or "group"), str(item["value"]))
+        dimension = str(item.get("dimension") or "group")
         detail = format_signed_usd(amount)
         actual, expected = _decimal(item.get("actual_usd")), _decimal(item.get("expected_usd"))
         if actual is not None and expected == 0:
             detail += f": {format_usd(actual)} with nothing expected"
         elif actual is not None and expected is not None:
             detail += f": {format_usd(actual)} against {format_usd(expected)} expected"
-        rows.append(f"{label} ({detail})")
-    if not rows:
+        by_dimension.setdefault(dimension, []).append(
+            f"{dimension_phrase(dimension, str(item['value']))} ({detail})"
+        )
+    if not by_dimension:
         return ""
-    named = rows[:top]  # the order detection ranked them: the root cause first
-    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    (first, rows), *others = by_dimension.items()  # the order detection ranked them: the root cause first
     if chunk.get("kind") == "mix_shift" or chunk.get("direction") == "shift":
-        return f"Spend moved between {listed}."
+        return f"Spend moved between {_listed(rows[:top])}."
     impact = _decimal(chunk.get("impact_usd"))
     change = "increase" if impact is None or impact > 0 else "decrease"
-    return f"Most of the {change} came from {listed}."
+    sentences = [f"Most of the {change} came from {_listed(rows[:top])}."]
+    for dimension, rows in others:
+        words = dimension.replace("_", " ")
+        shown = [row.removeprefix(words + " ") for row in rows[:top]]
+        sentences.append(f"By {words}: {_listed(shown)}.")
+    return " ".join(sentences)
+
+
+def _listed(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _paragraph(chunk: Mapping[str, Any], context: ContextFacts) -> str:
