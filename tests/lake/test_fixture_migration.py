@@ -59,6 +59,9 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
     idle = cli(wh, "run")
     assert idle.returncode == 0, idle.stderr
     assert "nothing new to publish" in idle.stdout
+    # Migrated, not rewritten: v0.1.0's tenants-file names carry no source yet (issue 14).
+    sources = "SELECT DISTINCT account_name_source FROM dim_account"
+    assert json_rows(cli(wh, "query", sources, "--format", "json")) == [{"account_name_source": None}]
     # Today's stages rebuild every day v0.1.0 published to the same content (its raw rows have no `op`
     # or `delivery_seq`: upserts, each batch its own delivery): a backfill of the month commits nothing.
     month = (dt.date(2025, 3, 1), dt.date(2025, 3, 31))
@@ -88,6 +91,7 @@ def test_v010_warehouse_opens_with_its_totals_audit_and_as_of(v010_warehouse, wr
 
     after_retraction = _a_delete_retracts_an_event_published_by_v010(wh, write_csv, after)
     _usage_types_arrive_next_to_events_published_by_v010(wh, write_csv, after_retraction)
+    _billing_names_never_replace_the_tenants_names_of_v010(wh, write_csv)
 
     # Opened, the warehouse's tables are at today's definitions (lake/migrate.py).
     opened = Warehouse(Settings(warehouse=str(wh)))
@@ -165,3 +169,37 @@ def _usage_types_arrive_next_to_events_published_by_v010(wh: Path, write_csv, be
     ]
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "of 6 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
+
+
+def _billing_names_never_replace_the_tenants_names_of_v010(wh: Path, write_csv) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: dim_account's `account_name_source` and `account_name_date`, dim_service's
+    `product_name` and raw's `account_name` / `product_name` are appended; the names v0.1.0 loaded from
+    its tenants file (source NULL: the only source then) win over a billing file's name, and an account
+    no tenants file names takes the bill's. The runs above folded batches into dim_account, which recorded
+    those names as the tenants file's."""
+    names = "SELECT account_id, account_name, account_name_source FROM dim_account ORDER BY account_id"
+    before = json_rows(cli(wh, "query", names, "--format", "json"))
+    assert {r["account_name"] for r in before} == {
+        "payments-staging",
+        "web-prod",
+        "data-dev",
+        "checkout-prod",
+    }
+    assert {r["account_name_source"] for r in before} == {"tenants"}
+    header = (*NATIVE_TS_HEADER, "account_name")
+    when = "2025-03-29T00:00:00Z"
+    rows = [
+        ["evt-named-1", "2025-03-13", "125820107534", "AmazonEC2", "0.25", when, "billing-name"],
+        ["evt-named-2", "2025-03-13", "900000000001", "AmazonEC2", "0.75", when, "from-the-bill"],
+    ]
+    assert cli(wh, "ingest", str(write_csv("named.csv", rows, header))).returncode == 0
+    ran = cli(wh, "run")
+    assert ran.returncode == 0, ran.stderr
+    after = {r["account_id"]: r for r in json_rows(cli(wh, "query", names, "--format", "json"))}
+    assert after["125820107534"] == {
+        "account_id": "125820107534", "account_name": "payments-staging", "account_name_source": "tenants"
+    }  # fmt: skip
+    assert after["900000000001"]["account_name"] == "from-the-bill"
+    assert after["900000000001"]["account_name_source"] == "native"
+    audit = cli(wh, "audit", "verify")
+    assert audit.returncode == 0 and "of 7 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
