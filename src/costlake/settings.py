@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         None,
         description="Base URL of an OpenAI-compatible embeddings server (e.g. http://127.0.0.1:11434/v1).",
     )
+    embedder_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads of the offline `minilm` embedder (onnxruntime's intra-op threads); default: "
+        "the cores this process may use.",
+    )
     llm_provider: str = Field(
         "offline",
         description="Who writes explanations: `offline` (a deterministic composer, no model, no network), "

@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from costlake.errors import ConfigError
 from costlake.files import file_sha256
 from costlake.rag.embedders import HashingEmbedder, embedder_for
 from costlake.rag.embedders.cache import CachedEmbedder
-from costlake.rag.embedders.minilm import MODEL_SHA256, MiniLMEmbedder
+from costlake.rag.embedders.minilm import MODEL_SHA256, MiniLMEmbedder, length_batches, usable_cores
 from costlake.rag.embedders.openai_compat import EmbedderError, OpenAICompatEmbedder
 from costlake.rag.embedders.titan import TitanEmbedder
 from costlake.rag.providers import RetryPolicy
@@ -89,6 +91,41 @@ def test_minilm_vectors_do_not_depend_on_the_batch(minilm: MiniLMEmbedder, refer
     assert (together * alone).sum(axis=1).min() > 0.9999
 
 
+def test_minilm_length_batches_give_each_text_its_one_by_one_vector(
+    minilm: MiniLMEmbedder, reference: dict[str, Any]
+) -> None:
+    """Texts of very different lengths, in no order, through small batches sorted by length: every
+    vector is the one its text gets alone, at its text's position."""
+    texts = ["S3", *reference["sentences"], "EC2 " * 300, "cost rose", *UNRELATED]
+    order = np.random.default_rng(3).permutation(len(texts))
+    texts = [texts[i] for i in order]
+    together = MiniLMEmbedder(batch_size=4).embed_batch(texts)
+    alone = np.stack([minilm.embed(text) for text in texts])
+    assert (1.0 - (together * alone).sum(axis=1)).max() <= 1e-6
+    assert MiniLMEmbedder(batch_size=4).embed_batch(texts).tobytes() == together.tobytes()  # deterministic
+
+
+@given(st.lists(st.integers(1, 300), max_size=60), st.integers(1, 9))
+def test_length_batches_hold_every_position_once_in_small_similar_batches(
+    lengths: list[int], batch_size: int
+) -> None:
+    batches = length_batches(lengths, batch_size)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        sizes = [lengths[i] for i in batch]
+        assert len(batch) <= batch_size and sizes == sorted(sizes) and max(sizes) <= 2 * min(sizes)
+    firsts = [lengths[batch[0]] for batch in batches]
+    assert firsts == sorted(firsts)  # shortest first, so consecutive batches pad little
+
+
+def test_minilm_threads_reach_onnxruntime() -> None:
+    """Threads default to the usable cores; each count is what its session runs with."""
+    assert MiniLMEmbedder().threads == usable_cores()
+    for threads in sorted({1, usable_cores()}):
+        session = MiniLMEmbedder(threads=threads)._load().session
+        assert session.get_session_options().intra_op_num_threads == threads
+
+
 @pytest.mark.parametrize(
     ("anchor", "paraphrase"),
     [("EC2 spend jumped", "compute cost increased sharply"), ("storage bill rose", "S3 charges went up")],
@@ -136,6 +173,10 @@ def test_minilm_without_its_model_package_says_how_to_install(monkeypatch: pytes
 def test_minilm_rejects_bad_options() -> None:
     with pytest.raises(ConfigError, match="threads must be between 1 and"):
         MiniLMEmbedder(threads=0)
+    with pytest.raises(ConfigError, match=f"threads must be between 1 and {usable_cores()}"):
+        MiniLMEmbedder(threads=usable_cores() + 1)
+    with pytest.raises(ConfigError, match="batch_size must be at least 1"):
+        MiniLMEmbedder(batch_size=0)
 
 
 def test_tokenizer_notice_states_the_shipped_file_hash() -> None:

@@ -64,8 +64,7 @@ class Embedder(ABC):
                 raise TypeError(f"text {i} is {type(text).__name__}, expected str")
         if not items:
             return np.zeros((0, self.dim), np.float32)
-        parts = [self._embed(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
-        out = np.asarray(np.concatenate(parts), dtype=np.float32)
+        out = np.asarray(self._embed_all(items), dtype=np.float32)
         if out.shape != (len(items), self.dim):
             wanted = (len(items), self.dim)
             raise ValueError(f"{self.embedder_id} returned shape {out.shape}, expected {wanted}")
@@ -74,6 +73,12 @@ class Embedder(ABC):
 
     def embed(self, text: str) -> np.ndarray:
         return self.embed_batch([text])[0]
+
+    def _embed_all(self, texts: list[str]) -> np.ndarray:
+        """Vectors for any number of texts, in order: `_embed` on consecutive batches. An embedder that
+        can batch better (a local model, by length) overrides this."""
+        parts = [self._embed(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return np.concatenate(parts)
 
 
 class HashingEmbedder(Embedder):
