@@ -191,6 +191,20 @@ SCENARIOS = {
             "Most of the decrease came from charge category Credit (-$305.50).",
         ],
     ),
+    "display_name_and_bills_without_a_region": (
+        chunk(
+            chunk_id="anom-named1",
+            service_display_name="Amazon Relational Database Service",
+            contributors=[
+                {"dimension": "region", "value": "(none)", "contribution_usd": "794.5"},
+                {"dimension": "pricing_model", "value": "OnDemand", "contribution_usd": "794.5"},
+            ],
+        ),
+        [
+            "Amazon Relational Database Service spend in account ",
+            "Most of the increase came from pricing model OnDemand (+$794.50).",
+        ],
+    ),
     "causes_per_dimension": (  # three views of one $442 change: never summed in one sentence
         chunk(
             chunk_id="anom-views1",
@@ -391,6 +405,7 @@ def test_offline_composer_is_deterministic_and_grounded(scenario: str) -> None:
     assert answer == llm_for("offline").generate(prompt)
     for part in expected_parts:
         assert part in answer
+    assert "(none)" not in answer  # a bill without the dimension says nothing about where
     assert check_grounding(answer, context_lines([source])).grounded, answer
     assert "could not be summarised" not in answer
 

@@ -31,6 +31,7 @@ from costlake.tables import (
     COST_ANOMALIES,
     DAILY_ACCOUNT,
     DIM_ACCOUNT,
+    DIM_SERVICE,
     UNASSIGNED_TENANT,
 )
 
@@ -145,6 +146,13 @@ def latest_complete_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
     row = _select(wh, tenant, [DAILY_ACCOUNT.name], sql, [])[0]
     latest: dt.date | None = row["complete"] or row["latest"]
     return latest
+
+
+def service_names(wh: Warehouse, tenant: str | None) -> dict[str, str | None]:
+    """Each service key of the tenant's costs with the name to show for it: its product name (CUR,
+    FOCUS), else its spelling in the bills (dim_service), else None. Not yet through the name policy."""
+    sql = f"SELECT service_name, COALESCE(product_name, display_name) AS name FROM {DIM_SERVICE.name}"
+    return {r["service_name"]: r["name"] for r in _select(wh, tenant, [DIM_SERVICE.name], sql, [])}
 
 
 def services(wh: Warehouse, tenant: str | None) -> list[str]:

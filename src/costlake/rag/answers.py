@@ -19,7 +19,7 @@ from typing import Any
 
 from costlake.catalog import readers
 from costlake.lake.warehouse import Warehouse
-from costlake.rag.chunk_text import account_phrase
+from costlake.rag.chunk_text import account_phrase, service_phrase
 from costlake.rag.chunks import Chunk
 from costlake.rag.formatting import format_pct, format_usd
 from costlake.rag.intents import Intent, Order, Period, comparison_periods, trend_periods
@@ -284,14 +284,16 @@ def _key_field(intent: Intent) -> str:
 
 
 def _shown(intent: Intent, key: str, names: dict[str, str | None]) -> str:
-    """A group as a list shows it: a service's name, an account's id and name (through the policy)."""
+    """A group as a list shows it: a service's display name, an account's id and name (through the
+    name policy)."""
     if intent.group_by == "service":
-        return str(shown_value("service_name", key))
+        shown = {"service_name": shown_value("service_name", key)}
+        return service_phrase(shown | {"service_display_name": shown_value("service_name", names.get(key))})
     return account_phrase(key, shown_value("account_name", names.get(key))).removeprefix("account ")
 
 
 def _names(wh: Warehouse, tenant: str | None, intent: Intent) -> dict[str, str | None]:
-    """The tenant's account names, when a list shows accounts."""
-    if intent.group_by != "account":
-        return {}
+    """The names a list shows: the tenant's account names, or its services' display names."""
+    if intent.group_by == "service":
+        return readers.service_names(wh, tenant)
     return {a.account_id: a.account_name for a in readers.accounts(wh, tenant)}

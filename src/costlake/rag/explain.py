@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
+from costlake.rag.chunk_text import account_phrase, service_phrase
 from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk, read_jsonl, shown_chunk
 from costlake.rag.formatting import format_signed_usd
 from costlake.rag.grounding import GroundingResult, check_grounding
@@ -344,15 +345,14 @@ def ranked(retrieval: Retrieval, pool: Sequence[Chunk], intent: Intent) -> Retri
 
 
 def ranked_line(chunk: Chunk) -> str:
-    """'AmazonEC2, account 1234 (web), 2025-02-11: +$1,361.00 (spike) [anom-...]'."""
+    """'Amazon EC2, account 1234 (web), 2025-02-11: +$1,361.00 (spike) [anom-...]', names as the
+    chunk shows them (display names, through the name policy)."""
     meta = chunk.metadata
-    account = str(meta.get("account_id", chunk.account_id))
-    name = meta.get("account_name")
-    who = f"account {account}" + (f" ({name})" if name and name != account else "")
-    service = meta.get("service_name", chunk.service_name)
+    who = account_phrase(str(meta.get("account_id", chunk.account_id)), meta.get("account_name"))
+    kind = str(meta.get("kind", "anomaly")).replace("_", " ")
     return (
-        f"{service}, {who}, {chunk.usage_date}: {format_signed_usd(chunk.impact_usd)} "
-        f"({str(meta.get('kind', 'anomaly')).replace('_', ' ')}) [{chunk.chunk_id}]"
+        f"{service_phrase(meta)}, {who}, {chunk.usage_date}: {format_signed_usd(chunk.impact_usd)} "
+        f"({kind}) [{chunk.chunk_id}]"
     )
 
 

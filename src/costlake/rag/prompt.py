@@ -46,6 +46,7 @@ CONTEXT_FIELDS = (
     "account_id",
     "account_name",
     "service_name",
+    "service_display_name",
     "usage_date",
     "direction",
     "kind",

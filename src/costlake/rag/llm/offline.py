@@ -29,7 +29,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from costlake.rag.chunk_text import account_phrase, dimension_phrase
+from costlake.anomalies.frame import NONE_VALUE
+from costlake.rag.chunk_text import account_phrase, dimension_phrase, service_phrase
 from costlake.rag.formatting import format_date, format_pct, format_signed_usd, format_usd
 from costlake.rag.grounding import ContextFacts, context_facts
 from costlake.rag.llm.base import LLMClient, LLMTerminalError, LLMTransientError
@@ -70,7 +71,7 @@ def _account(chunk: Mapping[str, Any]) -> str:
 
 def _change(chunk: Mapping[str, Any]) -> str:
     """What changed, when, and by how much against the baseline (dollars, percent)."""
-    service = chunk.get("service_name") or "A service"
+    service = service_phrase(chunk) if chunk.get("service_name") else "A service"
     kind, day = str(chunk.get("kind") or ""), _day(chunk.get("usage_date"))
     actual, expected = _decimal(chunk.get("actual_usd")), _decimal(chunk.get("expected_usd"))
     impact, pct = _decimal(chunk.get("impact_usd")), _decimal(chunk.get("impact_pct"))
@@ -127,8 +128,8 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
         if not isinstance(item, Mapping):
             continue
         amount = _decimal(item.get("contribution_usd"))
-        if amount is None or amount == 0 or not item.get("value"):
-            continue
+        if amount is None or amount == 0 or not item.get("value") or item["value"] == NONE_VALUE:
+            continue  # a bill without the dimension says nothing about where the change was
         dimension = str(item.get("dimension") or "group")
         detail = format_signed_usd(amount)
         actual, expected = _decimal(item.get("actual_usd")), _decimal(item.get("expected_usd"))
