@@ -50,8 +50,9 @@ bench: $(STAMP) ## pipeline benchmark beside the bare-DuckDB baseline (EVENTS=10
 bench-anomalies: $(STAMP) ## precision / recall / F1 of the anomaly methods on generated datasets with injected anomalies
 	$(PY) bench/anomaly_eval.py
 
-bench-rag: $(STAMP) ## recall@5 / MRR of dense, BM25 and hybrid retrieval on generated anomalies and questions
+bench-rag: $(STAMP) ## recall@5 / MRR of the rankers on generated questions; then answers per intent on a built lake
 	$(PY) bench/retrieval_eval.py
+	$(PY) bench/intent_eval.py
 
 clean: ## remove the venv, demo output and caches
 	rm -rf $(VENV) demo-warehouse demo-data bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis
