@@ -123,6 +123,7 @@ class Tenant:
     accounts: dict[str, str]  # id -> name
     services: list[str]  # the services a question can name, most spent first
     anomalies: list[dict[str, Any]]
+    service_keys: dict[str, str]  # a service as answers may show it (key, spelling, product name) -> key
 
     @classmethod
     def read(cls, wh: Warehouse, name: str) -> Tenant:
@@ -140,9 +141,13 @@ class Tenant:
         )
         services = [r["service_name"] for r in spent if key(r["service_name"]) in SAID]
         anomalies = rows(
-            con, "SELECT account_id, service_name, usage_date, method, impact_usd FROM cost_anomalies"
+            con,
+            """SELECT account_id, service_name, usage_date, method, impact_usd FROM cost_anomalies
+               ORDER BY usage_date, account_id, service_name, method""",
         )
-        return cls(name, con, anchor, accounts, services, anomalies)
+        spellings = rows(con, "SELECT service_name, display_name, product_name FROM dim_service")
+        keys = {key(n): r["service_name"] for r in spellings for n in r.values() if n}
+        return cls(name, con, anchor, accounts, services, anomalies, keys)
 
     def spend(
         self,
@@ -484,16 +489,18 @@ def listed(text: str, header: str) -> list[tuple[str, Decimal]]:
     return found
 
 
-def group_key(shown: str, by: str) -> str:
+def group_key(shown: str, by: str, t: Tenant) -> str:
     """A listed group as the expected answers key it: a service's letters, an account's id."""
-    return key(shown) if by == "service" else shown.split()[0]
+    return key(t.service_keys.get(key(shown), shown)) if by == "service" else shown.split()[0]
 
 
-def score(q: Question, result: ExplainResult) -> tuple[float, str]:
+def score(q: Question, result: ExplainResult, t: Tenant) -> tuple[float, str]:
     """(score, the answer in words) of `result` against `q`'s expected answer."""
     text = result.explanation
     if q.intent == "ranking":
-        cited = [(c.account_id, key(c.service_name), c.usage_date) for c in result.citations]
+        cited = [
+            (c.account_id, group_key(c.service_name, "service", t), c.usage_date) for c in result.citations
+        ]
         if not q.expected:
             return float("No anomaly matched" in text), text.splitlines()[0]
         shown = "; ".join(
@@ -506,8 +513,8 @@ def score(q: Question, result: ExplainResult) -> tuple[float, str]:
         amount = money(m[1]) if m else Decimal(0) if text.startswith("No spend was published") else None
         right = amount == total
         if by and expected_rows:
-            got_rows = [(group_key(k, by), v) for k, v in listed(text, f"By {by}, largest first:")]
-            right = right and got_rows == [(group_key(k, by), v) for k, v in expected_rows]
+            got_rows = [(group_key(k, by, t), v) for k, v in listed(text, f"By {by}, largest first:")]
+            right = right and got_rows == [(group_key(k, by, t), v) for k, v in expected_rows]
         return float(right), text.replace("\n", " | ")[:300]
     if q.intent == "comparison":
         m = re.search(r": (up|down) \$([\d,]+\.\d\d)|: no change", text)
@@ -517,7 +524,7 @@ def score(q: Question, result: ExplainResult) -> tuple[float, str]:
         return float(change == q.expected), text.splitlines()[0]
     if q.intent == "trend":
         by = "account" if "\nThe accounts whose" in text else "service"
-        groups = [group_key(k, by) for k, _ in listed(text, "The ")]
+        groups = [group_key(k, by, t) for k, _ in listed(text, "The ")]
         return float(groups == q.expected), ", ".join(groups) or text.splitlines()[-1]
     ids = [c.chunk_id for c in result.citations[:5]]
     recall = len(q.expected & set(ids)) / min(len(q.expected), 5) if q.expected else 1.0
@@ -540,6 +547,7 @@ def run(per_intent: int, seed: int, embedder: str, folder: Path) -> dict[str, An
         names = [r["tenant_id"] for r in rows(con, "SELECT DISTINCT tenant_id FROM dim_account ORDER BY 1")]
     tenants = [Tenant.read(wh, name) for name in names]
     asked = questions(tenants, per_intent, random.Random(seed))
+    by_name = {t.name: t for t in tenants}
     explainer = Explainer(wh)
     points: dict[str, list[float]] = {i: [] for i in INTENTS}
     read_right: dict[str, list[bool]] = {i: [] for i in INTENTS}
@@ -547,7 +555,7 @@ def run(per_intent: int, seed: int, embedder: str, folder: Path) -> dict[str, An
     wrong = []
     for q in asked:
         result = explainer.explain(q.text, tenant=q.tenant)
-        got, answer = score(q, result)
+        got, answer = score(q, result, by_name[q.tenant])
         points[q.intent].append(got)
         read_right[q.intent].append(result.intent == q.intent)
         grounded[q.intent].append(result.grounded)

@@ -67,7 +67,7 @@ def tenant(bench: ModuleType) -> Any:
         for n, (a, s, d) in enumerate((a, s, d) for d in _days()[::40] for a in (A1, A2) for s in SERVICES)
     ]
     return bench.Tenant(
-        "team-a", con, ANCHOR, {A1: "payments-prod", A2: "web-dev"}, list(SERVICES), anomalies
+        "team-a", con, ANCHOR, {A1: "payments-prod", A2: "web-dev"}, list(SERVICES), anomalies, {}
     )
 
 
