@@ -126,6 +126,31 @@ def test_minilm_threads_reach_onnxruntime() -> None:
         assert session.get_session_options().intra_op_num_threads == threads
 
 
+def _join_warm_ups() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "minilm-warm-up":
+            thread.join()
+
+
+def test_minilm_warm_up_loads_in_the_background_and_defers_errors_to_the_first_embed(
+    minilm: MiniLMEmbedder, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model.onnx"
+    shutil.copyfile(minilm.model_file, copy)
+    warmed = MiniLMEmbedder(model_path=copy, threads=1)
+    warmed.warm_up()
+    warmed.warm_up()  # once is enough
+    _join_warm_ups()
+    assert np.allclose(warmed.embed("S3 charges"), minilm.embed("S3 charges"), atol=1e-6)
+    absent = MiniLMEmbedder(model_path=tmp_path / "absent.onnx")
+    absent.warm_up()  # says nothing: a question that needs no embedding must not fail on it
+    _join_warm_ups()
+    with pytest.raises(ConfigError, match="does not exist"):
+        absent.embed("x")
+    HashingEmbedder().warm_up()  # nothing to load
+    CachedEmbedder(warmed, tmp_path / "cache").warm_up()
+
+
 @pytest.mark.parametrize(
     ("anchor", "paraphrase"),
     [("EC2 spend jumped", "compute cost increased sharply"), ("storage bill rose", "S3 charges went up")],

@@ -14,8 +14,7 @@ Everything comes from the shown metadata, whose names already passed the name po
 ...     "service_name": "AmazonRDS", "kind": "spike", "direction": "up", "ongoing": False,
 ...     "top_dimension": None, "contributors": [{"dimension": "region", "value": "us-east-1",
 ...     "contribution_usd": "790.1"}]})
-'AmazonRDS spike, a sudden cost increase; account 334112345678 (payments-prod); Sunday, March 2, 2025; \
-region us-east-1'
+'AmazonRDS spike, a sudden cost increase; account payments-prod; March 2, 2025; region us-east-1'
 """
 
 from __future__ import annotations
@@ -27,10 +26,11 @@ from typing import Any
 
 from costlake.rag.chunk_text import account_phrase, dimension_phrase, sanitize_label
 from costlake.rag.formatting import format_long_date
+from costlake.text.names import is_label
 
 #: names the recipe below; it is part of every `embed_hash`, so changing the recipe re-embeds every
 #: chunk at the next `costlake index` instead of mixing vectors of two recipes in one index
-RECIPE = "compact-1"
+RECIPE = "compact-2"
 
 _KIND_WORDS = {
     "spike": "spike, a sudden cost increase",
@@ -54,8 +54,9 @@ def embed_text(meta: Mapping[str, Any]) -> str:
         change = f"{sanitize_label(kind) or 'anomaly'}, a {direction}"
     parts = [
         f"{service} {change}" + (", ongoing" if meta.get("ongoing") else ""),
-        account_phrase(str(meta.get("account_id") or "unknown"), meta.get("account_name")),
-        format_long_date(date.fromisoformat(str(meta["usage_date"]))),
+        _account(meta),
+        # "March 2, 2025": the weekday adds tokens no question ranks by (filters read weekdays)
+        format_long_date(date.fromisoformat(str(meta["usage_date"]))).split(", ", 1)[1],
     ]
     movers = _movers(meta)
     if movers:
@@ -67,6 +68,15 @@ def embed_hash(text: str) -> str:
     """What decides whether an indexed vector is still right: the recipe and the embedding text (not
     the amounts or the sentence, which do not reach the vector)."""
     return hashlib.sha256(f"{RECIPE}\0{text}".encode()).hexdigest()
+
+
+def _account(meta: Mapping[str, Any]) -> str:
+    """The account by its shown name; by its id (or label) when the name is withheld or missing. Ids
+    cost many tokens and say nothing a sentence embedding can match: the filters read them."""
+    account_id, name = str(meta.get("account_id") or "unknown"), meta.get("account_name")
+    if name and name != account_id and not is_label(str(name)):
+        return f"account {name}"
+    return account_phrase(account_id, name)
 
 
 def _movers(meta: Mapping[str, Any]) -> list[str]:

@@ -74,6 +74,11 @@ class Embedder(ABC):
     def embed(self, text: str) -> np.ndarray:
         return self.embed_batch([text])[0]
 
+    def warm_up(self) -> None:
+        """Start whatever the first embed would wait for (loading a local model) without waiting for it;
+        a no-op for embedders with nothing to load. Errors surface at the first embed, as without it."""
+        return None
+
     def _embed_all(self, texts: list[str]) -> np.ndarray:
         """Vectors for any number of texts, in order: `_embed` on consecutive batches. An embedder that
         can batch better (a local model, by length) overrides this."""

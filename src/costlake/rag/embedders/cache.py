@@ -89,6 +89,9 @@ class CachedEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         return self.embed_batch(texts)
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
     def __len__(self) -> int:
         """Vectors stored for this embedder."""
         with self._db() as db:
