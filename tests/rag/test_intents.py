@@ -41,6 +41,10 @@ ANCHOR = date(2025, 3, 31)  # the lake's latest complete day
         ("month over month", Intent("comparison", 5)),
         ("Which services grew in March?", Intent("comparison", 5)),
         ("What is growing?", Intent("trend", 5)),
+        ("What are the three fastest-growing services?", Intent("trend", 3)),
+        ("What caused the spike in S3 cost for web-dev on March 3?", Intent("explain")),
+        ("what drove the drop in RDS spend last week", Intent("explain")),
+        ("reason for the jump in EC2 cost on 2025-03-02", Intent("explain")),
         ("which accounts are trending up, top 3", Intent("trend", 3, group_by="account")),
     ],
 )
@@ -83,6 +87,15 @@ def test_comparison_periods() -> None:
     assert comparison_periods("month over month", date(2025, 3, 30)) == (jan, feb)
     week = (date(2025, 3, 24), date(2025, 3, 30))
     assert comparison_periods("week over week", ANCHOR) == ((date(2025, 3, 17), date(2025, 3, 23)), week)
+    may, apr = (date(2024, 5, 1), date(2024, 5, 31)), (date(2024, 4, 1), date(2024, 4, 30))
+    assert comparison_periods("S3 spend May vs April", ANCHOR) == (apr, may)  # a bare "may" next to vs
+    last30 = (date(2025, 3, 2), ANCHOR)
+    before30 = (date(2025, 1, 31), date(2025, 3, 1))
+    assert comparison_periods("spend in the last 30 days vs the previous 30 days", ANCHOR) == (
+        before30,
+        last30,
+    )
+    assert comparison_periods("last 30 days compared to the 30 days before", ANCHOR) == (before30, last30)
     last10 = (date(2025, 3, 22), ANCHOR)
     assert comparison_periods("last 10 days against the 10 before", ANCHOR)[1] == last10
 

@@ -50,7 +50,14 @@ _NUMBERS = {
     "ten": 10, "a dozen": 12, "twelve": 12, "fifteen": 15, "twenty": 20,
 }  # fmt: skip
 _COUNT = r"(\d{1,3}|" + "|".join(_NUMBERS) + ")"
-_SUPERLATIVE = r"(?:biggest|largest|greatest|highest|worst|most\s+significant|most\s+expensive|top)"
+_SUPERLATIVE = (
+    r"(?:biggest|largest|greatest|highest|worst|most\s+significant|most\s+expensive|top|fastest[\s-]growing)"
+)
+#: questions about a cause explain, whatever else they name ("what caused the spike in S3 cost")
+_CAUSE = re.compile(
+    r"^\W*(?:why|explain)\b|\bwhat\s+(?:caused|causes|drove|drives|is\s+behind|was\s+behind)\b"
+    r"|\bwhat'?s\s+behind\b|\b(?:reason|reasons|cause|causes)\s+(?:for|of|behind)\b"
+)
 _ANOMALY_WORDS = (
     r"anomal\w*|spikes?|jumps?|increases?|rises?|surges?|growths?|decreases?|drops?|dips?|falls?|declines?"
     r"|savings?|changes?|shifts?|steps?|swings?|movers?|outliers?"
@@ -86,7 +93,7 @@ def classify(question: str) -> Intent:
     q = " ".join(question.lower().split())
     by_account = re.search(r"\b(?:by|per|each|which|what|expensive|all|our)\s+accounts?\b", q)
     group: GroupBy = "account" if by_account else "service"
-    if re.match(r"\W*why\b", q):
+    if _CAUSE.search(q):
         return Intent("explain", group_by=group)
     if _COMPARE.search(q):
         return Intent("comparison", top=_top(q) or DEFAULT_TOP, group_by=group)
@@ -142,7 +149,9 @@ def comparison_periods(question: str, anchor: date) -> tuple[Period, Period]:
     if len(sides) == 1 and re.search(r"\bcompar", q):  # "compare March with (or and) February"
         sides = re.split(r"\b(?:with|and|to)\b", q, maxsplit=1)
     if len(sides) == 2:
-        first, second = (parse_period(side, anchor) for side in sides)
+        first, second = (_side_period(side, anchor) for side in sides)
+        if first[0] and first[1] and (re.search(_BEFORE, sides[1]) or first == second):
+            return previous_period(first[0], first[1]), (first[0], first[1])  # "... vs the 30 days before"
         if first[0] and first[1] and second[0] and second[1]:
             a, b = sorted([(first[0], first[1]), (second[0], second[1])])
             return a, b
@@ -155,6 +164,20 @@ def comparison_periods(question: str, anchor: date) -> tuple[Period, Period]:
         return previous_period(*week), week
     month = last_complete_month(anchor)
     return previous_period(*month), month
+
+
+_BEFORE = (
+    r"\b(?:previous|prior|preceding)\s+(?:\d+\s+)?(?:days?|weeks?|months?|period|quarter|year)\b|\bbefore\b"
+)
+
+
+def _side_period(side: str, anchor: date) -> tuple[date | None, date | None]:
+    """One side of "A vs B": its period, a bare "may" read as the month (next to "vs" it can be
+    nothing else)."""
+    found = parse_period(side, anchor)
+    if found[0] is None and re.search(r"\bmay\b", side):
+        found = parse_period(re.sub(r"\bmay\b", "in may", side), anchor)
+    return found
 
 
 def trend_periods(anchor: date) -> tuple[Period, Period]:
