@@ -89,9 +89,15 @@ def explainer(lake: Warehouse) -> Explainer:
     return Explainer(lake)
 
 
-def test_relative_dates_count_from_the_latest_complete_day(lake: Warehouse, explainer: Explainer) -> None:
-    anchor = readers.latest_complete_date(lake, "team-a")
-    assert anchor is not None and anchor <= dt.date(2025, 2, 28)
+@pytest.fixture(scope="module")
+def anchor(lake: Warehouse) -> dt.date:
+    """team-a's latest complete day, which relative dates count from."""
+    day = readers.latest_complete_date(lake, "team-a")
+    assert day is not None and day <= dt.date(2025, 2, 28)
+    return day
+
+
+def test_relative_dates_count_from_the_latest_complete_day(anchor: dt.date, explainer: Explainer) -> None:
     answer = explainer.explain("How much did we spend on S3 this month?", tenant="team-a")
     assert (answer.intent, answer.date_from, answer.date_to) == ("lookup", "2025-02-01", anchor.isoformat())
 
@@ -105,10 +111,8 @@ def test_a_cost_lookup_is_exact_to_the_cent(explainer: Explainer) -> None:
 
 
 def test_a_lookup_names_the_days_not_complete_and_breaks_down_by_service(
-    lake: Warehouse, explainer: Explainer
+    anchor: dt.date, explainer: Explainer
 ) -> None:
-    anchor = readers.latest_complete_date(lake, "team-a")
-    assert anchor is not None
     answer = explainer.explain("What did web-dev cost from 2025-02-20 to 2025-03-05?", tenant="team-a")
     assert answer.intent == "lookup" and answer.grounded
     s3, fn = (_spent(s, dt.date(2025, 2, 20), dt.date(2025, 3, 5)) for s in ("AmazonS3", "AWSLambda"))
@@ -159,10 +163,8 @@ def test_which_services_grew_lists_only_growth_largest_first(explainer: Explaine
 
 
 def test_the_trend_compares_the_last_30_complete_days_with_the_30_before(
-    lake: Warehouse, explainer: Explainer
+    anchor: dt.date, explainer: Explainer
 ) -> None:
-    anchor = readers.latest_complete_date(lake, "team-a")
-    assert anchor is not None
     answer = explainer.explain("What is growing?", tenant="team-a")
     start = anchor - dt.timedelta(days=59)
     assert answer.intent == "trend" and (answer.date_from, answer.date_to) == (
