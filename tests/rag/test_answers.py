@@ -181,7 +181,10 @@ def test_a_ranking_orders_every_matching_anomaly_by_impact(explainer: Explainer)
         "2025-02-01",
         "2025-02-28",
     )
-    assert len(biggest.citations) == 1 and biggest.citations[0].service_name.lower() == "amazonec2"
+    assert len(biggest.citations) == 1 and biggest.citations[0].service_name == "amazonec2"  # the key
+    # the text names the service as billed (dim_service), the account by id and name
+    assert "\n1. AmazonEC2, account 111111111111 (payments-prod), 2025-02-03: +$" in biggest.explanation
+    assert "\n\nAmazonEC2 spend in account payments-prod (111111111111) spiked" in biggest.explanation
     assert biggest.citations[0].usage_date == "2025-02-03"
     increases = explainer.explain("Which were the three largest cost increases in February?", tenant="team-a")
     impacts = [Decimal(c.impact_usd) for c in increases.citations]

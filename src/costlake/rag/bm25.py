@@ -77,10 +77,11 @@ class BM25Ranker:
             raise ValueError("BM25Ranker: duplicate document ids")
         self._ids = ids
         self._position = {doc_id: i for i, doc_id in enumerate(ids)}
-        self._tokens = [set(tokenize(text)) for _, text in items]
+        tokenized = [tokenize(text) for _, text in items]
+        self._tokens = [set(tokens) for tokens in tokenized]
         self._bm25: BM25Okapi | None = None
         if items:
-            self._bm25 = BM25Okapi([tokenize(text) for _, text in items])
+            self._bm25 = BM25Okapi(tokenized)
             for term, value in self._bm25.idf.items():
                 if value < _MIN_IDF:
                     self._bm25.idf[term] = _MIN_IDF

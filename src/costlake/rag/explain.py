@@ -170,9 +170,11 @@ class Explainer:
     def retriever(self) -> Retriever:
         from costlake.catalog import readers
 
-        chunks = self.chunks  # first: a missing index says to run `costlake index`
         folder = rag_folder(self.wh)
         embedder = configured_embedder(self.wh.settings, folder)
+        if (folder / CHUNKS_FILE).exists():
+            embedder.warm_up()  # the model loads while the chunks, the index and the lake are read
+        chunks = self.chunks  # first: a missing index says to run `costlake index`
         index = VectorIndex.open(
             index_folder(folder, embedder.embedder_id), expect_embedder_id=embedder.embedder_id
         )

@@ -25,7 +25,7 @@ from costlake.rag.embedders import Embedder, shared_embedder
 from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.index import IndexItem, VectorIndex
 from costlake.settings import Settings
-from costlake.tables import COST_ANOMALIES
+from costlake.tables import COST_ANOMALIES, DIM_SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,12 @@ def anomalies_snapshot(wh: Warehouse) -> int | None:
 
 
 def lake_chunks(wh: Warehouse) -> list[Chunk]:
-    """Chunks of every anomaly in the lake, with account names and tenants from dim_account."""
+    """Chunks of every anomaly in the lake, with account names and tenants from dim_account and
+    services' display names from dim_service."""
     from costlake.catalog.readers import accounts, accounts_table, all_anomalies
 
-    return build_chunks(all_anomalies(wh, None), accounts_table(accounts(wh, None)))
+    services = wh.read_rows(DIM_SERVICE)
+    return build_chunks(all_anomalies(wh, None), accounts_table(accounts(wh, None)), services)
 
 
 def build_index(wh: Warehouse) -> IndexReport:

@@ -45,6 +45,7 @@ The rule: a name is shown when every check passes, withheld when any fails (`wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -121,6 +122,7 @@ def is_label(text: str) -> bool:
     return LABEL.fullmatch(text) is not None
 
 
+@functools.lru_cache(maxsize=65536)  # pure; chunks repeat the same few dozen names
 def withheld_reason(value: str) -> str | None:
     """Why `value` is withheld (the first rule it breaks), or None when it may be shown."""
     if len(value) > MAX_NAME_CHARS:
