@@ -14,8 +14,8 @@ Two ways an answer is degraded (`degraded: true`):
 
 A tenant that owns no account is refused (`UnknownTenant`), so a misspelt tenant is not answered with
 "nothing found". The LLM client and the embedder are built once per process and configuration, not per
-question. Relative dates in a question ("last week", "yesterday") count from the day after the latest
-published usage day, since billing data arrives a day late.
+question. Relative dates in a question ("last week", "this month", "Q1") count from the tenant's
+latest complete day (`readers.latest_complete_date`), and the answer says which dates it used.
 """
 
 from __future__ import annotations
@@ -179,8 +179,6 @@ class Explainer:
             index_folder(folder, embedder.embedder_id), expect_embedder_id=embedder.embedder_id
         )
         accounts = readers.accounts_table(readers.accounts(self.wh, None))
-        latest = readers.latest_usage_date(self.wh, None)
-        today = (latest or dt.date.today()) + dt.timedelta(days=1)
 
         def dense(vector: np.ndarray, k: int, candidates: Any) -> list[tuple[str, float]]:
             return index.search(vector, k, allowed_chunk_ids=candidates)
@@ -189,7 +187,7 @@ class Explainer:
         # effect at once, not at the next `costlake index`.
         owner = {r["account_id"]: r["tenant_id"] for r in accounts.to_pylist() if r["tenant_id"]}
         chunks = [replace(c, tenant_id=owner.get(c.account_id, UNASSIGNED_TENANT)) for c in chunks]
-        return Retriever(chunks, embedder, dense, accounts=accounts, today=today)
+        return Retriever(chunks, embedder, dense, accounts=accounts)  # dates: `explain` passes its anchor
 
     @property
     def llm(self) -> LLMClient:
@@ -207,13 +205,9 @@ class Explainer:
     ) -> ExplainResult:
         """The answer to `question` from `tenant`'s anomalies (None: every tenant's, for operators); an
         unknown tenant is refused (`catalog.views.UnknownTenant`, an input error)."""
-        if tenant is not None:
-            from costlake.catalog.views import tenant_accounts
-
-            tenant_accounts(self.wh, tenant)
         started = time.perf_counter()
+        anchor = self.anchor(tenant)  # first: the tenant-scoped read refuses an unknown tenant
         intent = classify(question) if use_filters else Intent("explain")
-        anchor = self.anchor(tenant)
         if intent.kind in ("lookup", "comparison", "trend"):
             return self._from_tables(question, tenant, intent, anchor, started)
         with phase(log, "retrieval", k=k, mode=mode, intent=intent.kind) as done:
