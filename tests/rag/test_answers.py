@@ -206,3 +206,34 @@ def test_an_unknown_tenant_is_refused_for_every_intent(explainer: Explainer) -> 
     for question in ("How much did we spend last month?", "What is growing?", "biggest anomaly", "why?"):
         with pytest.raises(UnknownTenant):
             explainer.explain(question, tenant="tenant-nope")
+
+
+def test_which_way_a_question_asks_is_read_from_whole_words() -> None:
+    from costlake.rag.answers import _direction
+
+    assert _direction("which services dropped in February? include backup", trend=False) == "down"
+    assert _direction("February vs January for our whole group", trend=False) is None
+    assert _direction("which services grew", trend=False) == "up"
+    assert _direction("what is declining", trend=True) == "down"
+    assert _direction("what is growing", trend=True) == "up"
+
+
+def test_an_account_without_spend_is_said_so_and_no_complete_day_is_flagged(explainer: Explainer) -> None:
+    for account in (B1, "999999999999"):  # another tenant's account reads exactly like a made-up one
+        answer = explainer.explain(f"How much did {account} spend in January 2025?", tenant="team-a")
+        assert answer.explanation == (
+            f"No spend was published in account {account} from 2025-01-01 to 2025-01-31."
+        ), answer.explanation
+
+
+def test_questions_without_words_and_unreadable_dates_are_refused_in_one_line(explainer: Explainer) -> None:
+    from costlake.errors import InputError
+
+    for question in ("?!.,;:---...", "\U0001f600\U0001f525"):
+        with pytest.raises(InputError, match="the question has no words"):
+            explainer.explain(question, tenant="team-a")
+    answer = explainer.explain("how much did we spend in 0000", tenant="team-a")  # no traceback
+    assert answer.intent == "lookup" and answer.date_to is not None
+    with pytest.raises(UnknownTenant) as refused:
+        explainer.explain("what is growing", tenant="x" * 100_000)
+    assert len(str(refused.value)) < 120

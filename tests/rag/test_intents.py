@@ -42,6 +42,13 @@ ANCHOR = date(2025, 3, 31)  # the lake's latest complete day
         ("Which services grew in March?", Intent("comparison", 5)),
         ("What is growing?", Intent("trend", 5)),
         ("What are the three fastest-growing services?", Intent("trend", 3)),
+        ("What is declining?", Intent("trend", 5)),
+        ("Top 3 accounts by cost in March", Intent("lookup", 3, group_by="account")),
+        ("Which account costs the most?", Intent("lookup", group_by="account")),
+        ("Break down March spend by account", Intent("lookup", group_by="account")),
+        ("What's our EC2 bill for March?", Intent("lookup")),
+        ("How much did S3 increase in March?", Intent("comparison", 5)),
+        ("how much more did we spend in March than February", Intent("comparison", 5)),
         ("What caused the spike in S3 cost for web-dev on March 3?", Intent("explain")),
         ("what drove the drop in RDS spend last week", Intent("explain")),
         ("reason for the jump in EC2 cost on 2025-03-02", Intent("explain")),
@@ -107,3 +114,18 @@ def test_trend_and_previous_periods() -> None:
     assert previous_period(date(2025, 1, 1), date(2025, 3, 31)) == (date(2024, 10, 1), date(2024, 12, 31))
     assert previous_period(date(2025, 3, 10), date(2025, 3, 12)) == (date(2025, 3, 7), date(2025, 3, 9))
     assert last_complete_month(date(2025, 3, 30)) == (date(2025, 2, 1), date(2025, 2, 28))
+
+
+@pytest.mark.parametrize(
+    "phrase", ["in 0000", "in 0001", "Q4 9999", "2025-02-30", "on 0000-01-01", "in 3000", "the year 1899"]
+)
+def test_dates_no_bill_can_have_are_not_read(phrase: str) -> None:
+    assert parse_period(f"how much did we spend {phrase}", ANCHOR) == (None, None)
+
+
+def test_open_ended_and_empty_ranges_end_on_the_anchor() -> None:
+    mid = date(2025, 3, 15)
+    assert parse_period("since March", mid) == (date(2025, 3, 1), mid)  # not the end of March
+    assert parse_period("last 0 days", mid) == (mid, mid)
+    feb, mar = (date(2025, 2, 1), date(2025, 2, 28)), (date(2025, 3, 1), date(2025, 3, 31))
+    assert comparison_periods("how much more did we spend in March than February", ANCHOR) == (feb, mar)

@@ -139,10 +139,12 @@ def latest_usage_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
 
 
 def latest_complete_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
-    """The last usage day whose data is complete (T+1) for the tenant's accounts, else the last
-    published day; None before anything is published. Relative dates in questions count from it."""
-    sql = f"""SELECT max(usage_date) FILTER (WHERE data_complete) AS complete, max(usage_date) AS latest
-              FROM {DAILY_ACCOUNT.name}"""
+    """The last usage day whose data is complete (T+1) for every one of the tenant's accounts billed
+    that day, else the last published day; None before anything is published. Relative dates in
+    questions count from it."""
+    sql = f"""SELECT max(usage_date) FILTER (WHERE complete) AS complete, max(usage_date) AS latest
+              FROM (SELECT usage_date, bool_and(COALESCE(data_complete, false)) AS complete
+                    FROM {DAILY_ACCOUNT.name} GROUP BY usage_date)"""
     row = _select(wh, tenant, [DAILY_ACCOUNT.name], sql, [])[0]
     latest: dt.date | None = row["complete"] or row["latest"]
     return latest
@@ -171,8 +173,7 @@ class GroupSpend:
 @dataclass(frozen=True)
 class Spend:
     """Exact spend over [date_from, date_to] per service or per account, and the days of that range
-    whose data is not complete yet (published but inside the completeness lag, or not published yet;
-    days before the tenant's first published day are not counted)."""
+    whose data is not complete yet for the tenant (`_incomplete_days`)."""
 
     date_from: dt.date
     date_to: dt.date
@@ -210,17 +211,25 @@ def spend(
                      CAST(count(DISTINCT s.usage_date) AS BIGINT) AS days
               FROM {ACCOUNT_SERVICE_DAY.name} AS s WHERE {" AND ".join(where)}
               GROUP BY s.{key} ORDER BY s.{key}"""
-    days = f"""SELECT usage_date FROM {DAILY_ACCOUNT.name} AS s
-               WHERE {" AND ".join(where[:2] if wanted else where[:1])}
-               GROUP BY usage_date HAVING bool_and(COALESCE(data_complete, false))"""
+    status = f"""SELECT usage_date, bool_and(COALESCE(data_complete, false)) AS complete
+                 FROM {DAILY_ACCOUNT.name} GROUP BY usage_date"""
     tables = [ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name]
     with _lake(wh, tenant, tables) as con:
         groups = [GroupSpend(**r) for r in _rows(con, sql, params)]
-        complete = {r["usage_date"] for r in _rows(con, days, params[: 2 + len(wanted)])}
-        first = _rows(con, f"SELECT min(usage_date) AS first FROM {DAILY_ACCOUNT.name}", [])[0]["first"]
+        complete = {r["usage_date"]: r["complete"] for r in _rows(con, status, [])}
+    return Spend(date_from, date_to, groups, _incomplete_days(date_from, date_to, complete))
+
+
+def _incomplete_days(date_from: dt.date, date_to: dt.date, complete: dict[dt.date, bool]) -> list[dt.date]:
+    """The days of the range whose data is not complete for the tenant: published but inside the
+    completeness lag, or after its last published day. A day with nothing billed between its
+    first and last published days is complete (nothing was spent), and days before the first are
+    not waiting for data."""
+    if not complete:
+        return []
+    last = max(complete)
     every = (date_from + dt.timedelta(days=i) for i in range((date_to - date_from).days + 1))
-    # Days before the first published day are not waiting for data: the lake starts there.
-    return Spend(date_from, date_to, groups, [d for d in every if d not in complete and first and d >= first])
+    return [d for d in every if (d in complete and not complete[d]) or d > last]
 
 
 _SERVICE_KEY = "regexp_replace(lower(s.service_name), '[^a-z0-9]', '', 'g')"

@@ -78,7 +78,8 @@ def tenant_accounts(wh: Warehouse, tenant: str) -> list[str]:
     owners = wh.read_rows(DIM_ACCOUNT).select(["account_id", "tenant_id"]).to_pylist()
     accounts = sorted({r["account_id"] for r in owners if r["tenant_id"] == tenant and r["account_id"]})
     if not accounts:
-        raise UnknownTenant(f"unknown tenant {tenant!r}")
+        shown = tenant if len(tenant) <= 64 else tenant[:64] + "..."  # one readable line, whatever was typed
+        raise UnknownTenant(f"unknown tenant {shown!r}")
     return accounts
 
 

@@ -12,6 +12,7 @@ Ranking, the fifth intent that is not an explanation, orders anomalies (`rank`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -67,14 +68,15 @@ def lookup(
     complete days), per service or account."""
     start, end = _range(filters, anchor)
     spend = _spend(wh, tenant, filters, intent, (start, end))
-    scope = _scope(filters)
+    scope = _scope(filters, readers.service_names(wh, tenant) if filters.service_names else None)
     context: list[dict[str, Any]] = [
         {"from_date": start, "to_date": end, "total_usd": spend.total_usd, **_named(filters)}
     ]
     if not spend.groups:
         text = f"No spend was published {scope} from {start} to {end}."
     else:
-        text = f"From {start} to {end}, spend {scope} was {format_usd(spend.total_usd)} (billed cost)."
+        when = f"On {start}" if start == end else f"From {start} to {end}"
+        text = f"{when}, spend {scope} was {format_usd(spend.total_usd)} (billed cost)."
     lines = _breakdown(spend.groups, intent, _names(wh, tenant, intent), context)
     if len(spend.groups) > 1:
         text += f"\nBy {intent.group_by}, largest first:\n" + "\n".join(lines)
@@ -91,11 +93,12 @@ def comparison(
 
 
 def trend(
-    wh: Warehouse, tenant: str | None, filters: QueryFilters, intent: Intent, anchor: dt.date
+    wh: Warehouse, tenant: str | None, question: str, filters: QueryFilters, intent: Intent, anchor: dt.date
 ) -> TableAnswer:
-    """The groups whose spend over the last 30 complete days grew most against the 30 days before."""
+    """The groups whose spend over the last 30 complete days grew most against the 30 days before
+    (fell most, when the question asks what is declining)."""
     before, after = trend_periods(anchor)
-    return _compare(wh, tenant, filters, intent, before, after, "grew", trend=True)
+    return _compare(wh, tenant, filters, intent, before, after, question, trend=True)
 
 
 def _compare(
@@ -122,7 +125,7 @@ def _compare(
         },
         {"from_date": after[0], "to_date": after[1], "total_usd": b, "change_usd": b - a, **_pct(b - a, a)},
     ]
-    scope = _scope(filters)
+    scope = _scope(filters, readers.service_names(wh, tenant) if filters.service_names else None)
     if trend:
         text = (
             f"Over the last {days} complete days ({after[0]} to {after[1]}), spend {scope} was "
@@ -189,12 +192,14 @@ def _range(filters: QueryFilters, anchor: dt.date) -> Period:
     return start, end
 
 
-def _scope(filters: QueryFilters) -> str:
-    """'on AmazonS3 in account 123' / 'across the accounts': what the figures cover, in words."""
+def _scope(filters: QueryFilters, display: dict[str, str | None] | None = None) -> str:
+    """'on AmazonS3 in account 123' / 'across the accounts': what the figures cover, in words,
+    services by their display names where `display` (key -> name) has one."""
     parts = []
     if filters.service_names:
-        shown = sorted(str(shown_value("service_name", s)) for s in one_spelling(filters.service_names))
-        parts.append("on " + ", ".join(shown))
+        named = {readers.service_key(k): v for k, v in (display or {}).items() if v}
+        spellings = (named.get(readers.service_key(s), s) for s in one_spelling(filters.service_names))
+        parts.append("on " + ", ".join(sorted(str(shown_value("service_name", s)) for s in spellings)))
     if filters.account_ids:
         ids = sorted(filters.account_ids)
         parts.append(("in account " if len(ids) == 1 else "in accounts ") + ", ".join(ids))
@@ -240,13 +245,20 @@ def _movers(
     return rows
 
 
+_GREW = re.compile(r"\b(?:grew|grow|grows|growing|rose|rise|rising|increased?|increasing|higher|up)\b")
+_FELL = re.compile(
+    r"\b(?:fell|fall|falling|dropped|drop|drops|shrank|shrinking|decreased?|decreasing|declin\w*|lower|down|sav\w*)\b"
+)
+
+
 def _direction(question: str, trend: bool) -> str | None:
+    """Which changes the question asks about: "up", "down", or None (both) when it says both or
+    neither; a trend is about growth unless it asks what is declining."""
     q = question.lower()
-    if trend or any(w in q for w in ("grew", "grow", "rose", "increase", "more", "up")):
-        return "up"
-    if any(w in q for w in ("fell", "drop", "shrank", "decrease", "less", "down", "saving")):
-        return "down"
-    return None
+    grew, fell = bool(_GREW.search(q)), bool(_FELL.search(q))
+    if trend:
+        return "down" if fell and not grew else "up"
+    return "up" if grew and not fell else "down" if fell and not grew else None
 
 
 def _moved(change: Decimal, base: Decimal) -> str:

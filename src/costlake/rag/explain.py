@@ -207,6 +207,8 @@ class Explainer:
         unknown tenant is refused (`catalog.views.UnknownTenant`, an input error)."""
         started = time.perf_counter()
         anchor = self.anchor(tenant)  # first: the tenant-scoped read refuses an unknown tenant
+        if not any(ch.isalnum() for ch in question):
+            raise InputError("the question has no words: ask about an account, a service or a date")
         intent = classify(question) if use_filters else Intent("explain")
         if intent.kind in ("lookup", "comparison", "trend"):
             return self._from_tables(question, tenant, intent, anchor, started)
@@ -267,7 +269,7 @@ class Explainer:
             elif intent.kind == "comparison":
                 found = answers.comparison(self.wh, tenant, question, filters, intent, anchor)
             else:
-                found = answers.trend(self.wh, tenant, filters, intent, anchor)
+                found = answers.trend(self.wh, tenant, question, filters, intent, anchor)
             done["rows"] = found.rows_read
         read = time.perf_counter()
         grounding = check_grounding(found.text, found.context)

@@ -68,15 +68,18 @@ _COMPARE = re.compile(
     r"\b(?:vs\.?|versus|compar(?:e|ed|ing|ison)|against|(?:month|week|year|quarter)[\s-]+over[\s-]+"
     r"(?:month|week|year|quarter)|mom|wow|yoy|qoq)\b"
     r"|\bwhich\s+(?:services?|accounts?)\s+(?:grew|rose|increased|shrank|fell|dropped|decreased|changed)\b"
+    r"|\bhow\s+much\s+(?:more|less)\b|\b(?:more|less)\s+(?:\w+\s+){0,3}than\b"
+    r"|\bhow\s+much\s+did\b.*\b(?:increase|grow|rise|drop|fall|decrease|change)\b"
 )
 _TREND = re.compile(
     r"\b(?:growing|trend(?:s|ing)?|fastest[\s-]growing|grow(?:s|ing)?\s+(?:the\s+)?(?:most|fastest)"
-    r"|grew\s+(?:the\s+)?(?:most|fastest)|on\s+the\s+rise|creeping\s+up)\b"
+    r"|grew\s+(?:the\s+)?(?:most|fastest)|on\s+the\s+rise|creeping\s+up|declining|shrinking)\b"
 )
 _LOOKUP = re.compile(
     r"\b(?:how\s+much|what\s+(?:did|does|do|was|were|is|are)\b.*\b(?:cost|costs|spend|spent|bill|billed)"
     r"|total\s+(?:cost|spend|bill)|(?:spend|spent|spending|cost|costs)\s+(?:on|for|of|in)\b"
-    r"|most\s+expensive\s+(?:services?|accounts?))"
+    r"|most\s+expensive\s+(?:services?|accounts?)|costs?\s+the\s+most|break\s*down|\bbill\s+for"
+    r"|(?:services?|accounts?)\s+by\s+(?:cost|spend))"
 )
 
 
@@ -91,7 +94,8 @@ class Intent:
 def classify(question: str) -> Intent:
     """The intent of `question` (see the module doc)."""
     q = " ".join(question.lower().split())
-    by_account = re.search(r"\b(?:by|per|each|which|what|expensive|all|our)\s+accounts?\b", q)
+    by_account = re.search(r"\b(?:by|per|each|which|what|expensive|all|our|top(?:\s+\d+)?)\s+accounts?\b", q)
+    by_account = by_account or re.search(r"\baccounts?\s+(?:by|costs?\s+the\s+most)\b", q)
     group: GroupBy = "account" if by_account else "service"
     if _CAUSE.search(q):
         return Intent("explain", group_by=group)
@@ -145,7 +149,7 @@ def comparison_periods(question: str, anchor: date) -> tuple[Period, Period]:
     period of the same length before it (a month against the month before); "week over week" the
     last two complete weeks; otherwise the last two complete months."""
     q = " ".join(question.lower().split())
-    sides = re.split(r"\b(?:vs\.?|versus|compared?\s+(?:to|with)|against)\b", q, maxsplit=1)
+    sides = re.split(r"\b(?:vs\.?|versus|compared?\s+(?:to|with)|against|than)\b", q, maxsplit=1)
     if len(sides) == 1 and re.search(r"\bcompar", q):  # "compare March with (or and) February"
         sides = re.split(r"\b(?:with|and|to)\b", q, maxsplit=1)
     if len(sides) == 2:

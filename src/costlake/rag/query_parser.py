@@ -104,6 +104,8 @@ _RELATIVE = (
     r"|(?:last|previous|past|this)\s+(?:week|month|quarter|year)"
     r"|(?:year|quarter|month|week)[\s-]+to[\s-]+date|ytd|qtd|mtd|wtd"
 )
+#: the years a question's dates may name; others (0000, 9999) are not read as dates
+YEARS = (1900, 2999)
 _QUARTER = r"(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter(?:\s+of)?)" + _YEAR
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _UP = """jump jumped jumps jumping spike spiked spikes spiking increase increased increases increasing
@@ -244,14 +246,18 @@ def _key(service: str) -> str:
 def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     spans: list[tuple[date, date]] = []
 
-    def keep(start: date, end: date, m: re.Match[str]) -> str:
+    def keep(start: date, end: date, m: re.Match[str]) -> str | None:
+        if not (YEARS[0] <= start.year and end.year <= YEARS[1]):
+            return None  # not a billing date: left unread
         if text.masked[: m.start()].rstrip().endswith("since"):
-            end = max(end, today)
+            end = today  # since March: from its first day to the day dates count from
         spans.append((start, end))
         return f"date {start}" if start == end else f"dates {start} to {end}"
 
     def day(year: str | None, month_: str, day_: str, m: re.Match[str]) -> str | None:
         number = int(month_) if month_.isdigit() else _MONTHS[month_]
+        if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
+            return None
         try:
             value = date(int(year) if year else today.year, number, int(day_))
             if year is None and value > today:
@@ -261,12 +267,12 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         return keep(value, value, m)
 
     def month(year: str | None, month_: int, m: re.Match[str]) -> str | None:
-        if not 1 <= month_ <= 12:
+        if not 1 <= month_ <= 12 or (year is not None and not YEARS[0] <= int(year) <= YEARS[1]):
             return None
         number = int(year) if year else today.year if month_ <= today.month else today.year - 1
         return keep(date(number, month_, 1), _month_end(number, month_), m)
 
-    def relative(m: re.Match[str]) -> str:
+    def relative(m: re.Match[str]) -> str | None:
         start, end = _relative(m.group(0), today)
         return keep(start, end, m)
 
@@ -280,8 +286,14 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     after_preposition = "(?:" + "|".join(f"(?<={p} )" for p in ("in", "during", "for", "of", "since")) + ")"
     text.take(after_preposition + "may" + _E, lambda m: month(None, 5, m))
     text.take(_B + _month_names(without="may") + _E, lambda m: month(None, _MONTHS[m[1]], m))
-    text.take(r"(?:(?<=in )|(?<=during ))(\d{4})" + _E, lambda m: keep(*_year(m[1]), m))
-    text.take(_B + _QUARTER + _E, lambda m: keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m))
+    text.take(
+        r"(?:(?<=in )|(?<=during ))(\d{4})" + _E,
+        lambda m: keep(*_year(m[1]), m) if _plausible(m[1]) else None,
+    )
+    text.take(
+        _B + _QUARTER + _E,
+        lambda m: keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m) if _plausible(m[3]) else None,
+    )
     if not spans:
         return None, None
     return min(s for s, _ in spans), max(e for _, e in spans)
@@ -292,6 +304,11 @@ def _quarter(number: int, year: str | None, today: date) -> tuple[date, date]:
     first = (number - 1) * 3 + 1
     value = int(year) if year else today.year if first <= today.month else today.year - 1
     return date(value, first, 1), _month_end(value, first + 2)
+
+
+def _plausible(year: str | None) -> bool:
+    """Whether a year written in a question can be a billing year (`YEARS`); no year is."""
+    return year is None or YEARS[0] <= int(year) <= YEARS[1]
 
 
 def _year(year: str) -> tuple[date, date]:
@@ -314,7 +331,7 @@ def _relative(phrase: str, today: date) -> tuple[date, date]:
         one = today - timedelta(days=1 if words[0] == "yesterday" else 0)
         return one, one
     if len(words) == 3:
-        days = int(words[1]) * {"d": 1, "w": 7, "m": 30}[words[2][0]]
+        days = max(int(words[1]), 1) * {"d": 1, "w": 7, "m": 30}[words[2][0]]  # "last 0 days": one
         return today - timedelta(days=days - 1), today
     which, unit = words
     if unit == "week":
