@@ -130,8 +130,10 @@ class Tenant:
         con = open_lake(wh, tenant=name)
         anchor = rows(
             con,
-            """SELECT coalesce(max(usage_date) FILTER (WHERE data_complete), max(usage_date)) AS day
-               FROM daily_account_cost""",
+            # the last day complete for every account billed that day
+            """SELECT coalesce(max(usage_date) FILTER (WHERE complete), max(usage_date)) AS day
+               FROM (SELECT usage_date, bool_and(coalesce(data_complete, false)) AS complete
+                     FROM daily_account_cost GROUP BY usage_date)""",
         )[0]["day"]
         accounts = {r["account_id"]: r["account_name"] for r in rows(con, "SELECT * FROM dim_account")}
         spent = rows(
