@@ -157,12 +157,6 @@ def service_names(wh: Warehouse, tenant: str | None) -> dict[str, str | None]:
     return {r["service_name"]: r["name"] for r in _select(wh, tenant, [DIM_SERVICE.name], sql, [])}
 
 
-def services(wh: Warehouse, tenant: str | None) -> list[str]:
-    """The service names the tenant's published costs use, sorted."""
-    sql = f"SELECT DISTINCT service_name FROM {ACCOUNT_SERVICE_DAY.name} ORDER BY service_name"
-    return [r["service_name"] for r in _select(wh, tenant, [ACCOUNT_SERVICE_DAY.name], sql, [])]
-
-
 @dataclass(frozen=True)
 class GroupSpend:
     key: str  # the service_name or the account_id

@@ -45,6 +45,24 @@ class TableAnswer:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Names:
+    """The tenant's names, read once per question: account id -> account name, and service key ->
+    display name (dim_service, cut to the keys the tenant's costs use). Not yet through the policy."""
+
+    accounts: dict[str, str | None]
+    services: dict[str, str | None]
+
+    @classmethod
+    def read(cls, wh: Warehouse, tenant: str | None) -> Names:
+        accounts = {a.account_id: a.account_name for a in readers.accounts(wh, tenant)}
+        return cls(accounts, readers.service_names(wh, tenant))
+
+    def of(self, intent: Intent) -> dict[str, str | None]:
+        """The names a list of `intent`'s groups shows."""
+        return self.services if intent.group_by == "service" else self.accounts
+
+
 def rank(pool: Sequence[Chunk], filters: QueryFilters, intent: Intent) -> list[Chunk]:
     """Every chunk of `pool` that matches `filters`, ordered by impact as `intent` asks (signed for
     increases and decreases, absolute for "biggest"), ties by chunk id; at most `intent.top`."""
@@ -62,13 +80,13 @@ def rank(pool: Sequence[Chunk], filters: QueryFilters, intent: Intent) -> list[C
 
 
 def lookup(
-    wh: Warehouse, tenant: str | None, filters: QueryFilters, intent: Intent, anchor: dt.date
+    wh: Warehouse, tenant: str | None, names: Names, filters: QueryFilters, intent: Intent, anchor: dt.date
 ) -> TableAnswer:
     """What the accounts and services of `filters` cost over its dates (default: the last 30
     complete days), per service or account."""
     start, end = _range(filters, anchor)
     spend = _spend(wh, tenant, filters, intent, (start, end))
-    scope = _scope(filters, readers.service_names(wh, tenant) if filters.service_names else None)
+    scope = _scope(filters, names.services)
     context: list[dict[str, Any]] = [
         {"from_date": start, "to_date": end, "total_usd": spend.total_usd, **_named(filters)}
     ]
@@ -77,7 +95,7 @@ def lookup(
     else:
         when = f"On {start}" if start == end else f"From {start} to {end}"
         text = f"{when}, spend {scope} was {format_usd(spend.total_usd)} (billed cost)."
-    lines = _breakdown(spend.groups, intent, _names(wh, tenant, intent), context)
+    lines = _breakdown(spend.groups, intent, names.of(intent), context)
     if len(spend.groups) > 1:
         text += f"\nBy {intent.group_by}, largest first:\n" + "\n".join(lines)
     text += _incomplete(spend.incomplete, context)
@@ -85,25 +103,38 @@ def lookup(
 
 
 def comparison(
-    wh: Warehouse, tenant: str | None, question: str, filters: QueryFilters, intent: Intent, anchor: dt.date
+    wh: Warehouse,
+    tenant: str | None,
+    names: Names,
+    question: str,
+    filters: QueryFilters,
+    intent: Intent,
+    anchor: dt.date,
 ) -> TableAnswer:
     """The spend of two periods (`intents.comparison_periods`) and the largest changes per group."""
     before, after = comparison_periods(question, anchor)
-    return _compare(wh, tenant, filters, intent, before, after, question)
+    return _compare(wh, tenant, names, filters, intent, before, after, question)
 
 
 def trend(
-    wh: Warehouse, tenant: str | None, question: str, filters: QueryFilters, intent: Intent, anchor: dt.date
+    wh: Warehouse,
+    tenant: str | None,
+    names: Names,
+    question: str,
+    filters: QueryFilters,
+    intent: Intent,
+    anchor: dt.date,
 ) -> TableAnswer:
     """The groups whose spend over the last 30 complete days grew most against the 30 days before
     (fell most, when the question asks what is declining)."""
     before, after = trend_periods(anchor)
-    return _compare(wh, tenant, filters, intent, before, after, question, trend=True)
+    return _compare(wh, tenant, names, filters, intent, before, after, question, trend=True)
 
 
 def _compare(
     wh: Warehouse,
     tenant: str | None,
+    names: Names,
     filters: QueryFilters,
     intent: Intent,
     before: Period,
@@ -125,7 +156,7 @@ def _compare(
         },
         {"from_date": after[0], "to_date": after[1], "total_usd": b, "change_usd": b - a, **_pct(b - a, a)},
     ]
-    scope = _scope(filters, readers.service_names(wh, tenant) if filters.service_names else None)
+    scope = _scope(filters, names.services)
     if trend:
         text = (
             f"Over the last {days} complete days ({after[0]} to {after[1]}), spend {scope} was "
@@ -139,7 +170,7 @@ def _compare(
     text += f": {_moved(b - a, a)}."
     if not old.groups and new.groups:
         text += f" Nothing was published from {before[0]} to {before[1]}."
-    text += _mover_lines(old, new, intent, _direction(question, trend), _names(wh, tenant, intent), context)
+    text += _mover_lines(old, new, intent, _direction(question, trend), names.of(intent), context)
     text += _incomplete(sorted({*old.incomplete, *new.incomplete}), context)
     return TableAnswer(text, context, before[0], after[1], len(old.groups) + len(new.groups))
 
@@ -192,12 +223,12 @@ def _range(filters: QueryFilters, anchor: dt.date) -> Period:
     return start, end
 
 
-def _scope(filters: QueryFilters, display: dict[str, str | None] | None = None) -> str:
+def _scope(filters: QueryFilters, display: dict[str, str | None]) -> str:
     """'on AmazonS3 in account 123' / 'across the accounts': what the figures cover, in words,
     services by their display names where `display` (key -> name) has one."""
     parts = []
     if filters.service_names:
-        named = {readers.service_key(k): v for k, v in (display or {}).items() if v}
+        named = {readers.service_key(k): v for k, v in display.items() if v}
         spellings = (named.get(readers.service_key(s), s) for s in one_spelling(filters.service_names))
         parts.append("on " + ", ".join(sorted(str(shown_value("service_name", s)) for s in spellings)))
     if filters.account_ids:
@@ -302,10 +333,3 @@ def _shown(intent: Intent, key: str, names: dict[str, str | None]) -> str:
         shown = {"service_name": shown_value("service_name", key)}
         return service_phrase(shown | {"service_display_name": shown_value("service_name", names.get(key))})
     return account_phrase(key, shown_value("account_name", names.get(key))).removeprefix("account ")
-
-
-def _names(wh: Warehouse, tenant: str | None, intent: Intent) -> dict[str, str | None]:
-    """The names a list shows: the tenant's account names, or its services' display names."""
-    if intent.group_by == "service":
-        return readers.service_names(wh, tenant)
-    return {a.account_id: a.account_name for a in readers.accounts(wh, tenant)}

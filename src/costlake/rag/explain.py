@@ -254,22 +254,19 @@ class Explainer:
     ) -> ExplainResult:
         """A look-up, comparison or trend: composed from the rows the tenant-scoped readers read,
         and checked against them. No index and no model are needed."""
-        from costlake.catalog import readers
         from costlake.rag import answers
 
         with phase(log, "tables", intent=intent.kind) as done:
-            names = {
-                a.account_id: question_name(a.account_id, a.account_name)
-                for a in readers.accounts(self.wh, tenant)
-            }
-            services = {*KNOWN_SERVICES, *readers.services(self.wh, tenant)}
-            filters = parse_query(question, accounts=names, services=services, today=anchor)
+            names = answers.Names.read(self.wh, tenant)
+            accounts = {a: question_name(a, name) for a, name in names.accounts.items()}
+            services = {*KNOWN_SERVICES, *names.services}
+            filters = parse_query(question, accounts=accounts, services=services, today=anchor)
             if intent.kind == "lookup":
-                found = answers.lookup(self.wh, tenant, filters, intent, anchor)
+                found = answers.lookup(self.wh, tenant, names, filters, intent, anchor)
             elif intent.kind == "comparison":
-                found = answers.comparison(self.wh, tenant, question, filters, intent, anchor)
+                found = answers.comparison(self.wh, tenant, names, question, filters, intent, anchor)
             else:
-                found = answers.trend(self.wh, tenant, question, filters, intent, anchor)
+                found = answers.trend(self.wh, tenant, names, question, filters, intent, anchor)
             done["rows"] = found.rows_read
         read = time.perf_counter()
         grounding = check_grounding(found.text, found.context)

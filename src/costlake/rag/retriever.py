@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from costlake.catalog.readers import service_key
 from costlake.errors import ConfigError, InputError
 from costlake.rag.bm25 import BM25Ranker
 from costlake.rag.chunks import Chunk
@@ -103,7 +104,7 @@ def one_spelling(services: Collection[str]) -> list[str]:
     """
     chosen: dict[str, str] = {}
     for name in sorted(services, key=lambda n: (n.islower(), n)):
-        chosen.setdefault(_service_key(name), name)
+        chosen.setdefault(service_key(name), name)
     return sorted(chosen.values())
 
 
@@ -131,8 +132,8 @@ def matches(chunk: Chunk, filters: QueryFilters) -> bool:
     """Whether `chunk` satisfies every constraint in `filters` (services compare case-insensitively)."""
     if filters.account_ids and chunk.account_id not in filters.account_ids:
         return False
-    if filters.service_names and _service_key(chunk.service_name) not in {
-        _service_key(s) for s in filters.service_names
+    if filters.service_names and service_key(chunk.service_name) not in {
+        service_key(s) for s in filters.service_names
     }:
         return False
     if filters.date_from is not None and chunk.usage_date < filters.date_from:
@@ -358,10 +359,6 @@ def _filter(pool: list[Chunk], filters: QueryFilters) -> tuple[list[Chunk], list
             "they do not match the question."
         )
     return candidates, relaxed, note
-
-
-def _service_key(service: str) -> str:
-    return "".join(ch for ch in service.lower() if ch.isalnum())
 
 
 def _month_end(day: date) -> date:
