@@ -9,8 +9,9 @@ from collections.abc import Collection
 
 from costlake.errors import CostlakeError
 from costlake.lake.warehouse import Warehouse
+from costlake.ops.console import stdout_console
 from costlake.ops.publish import publish_and_detect
-from costlake.ops.report import print_run, stdout_console
+from costlake.ops.report import print_run
 from costlake.settings import load_settings
 
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from costlake.engines import Engine, create_engine
-from costlake.lake.warehouse import check_partition_files
+from costlake.lake.partition_files import check_partition_files
 from costlake.pipeline import gate, stage1_normalize, stage2_account_service_day, stage3_account_day
 from costlake.settings import Settings
 from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW

@@ -9,19 +9,23 @@ import json
 import re
 import sys
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from costlake.errors import InputError
-from costlake.lake.warehouse import Warehouse
-from costlake.ops.report import stdout_console
+from costlake.ops.console import stdout_console
 from costlake.settings import Settings, load_settings
 from costlake.text import neutralise_cell
+
+if TYPE_CHECKING:  # imported on first use: `--help` and reading commands start without them
+    import pyarrow as pa
+
+    from costlake.lake.warehouse import Warehouse
+
 
 out = stdout_console()
 err = Console(stderr=True)
@@ -48,6 +52,8 @@ class State:
 
     def warehouse(self) -> Warehouse:
         """The warehouse; a command blocked by another writer says once who it waits for."""
+        from costlake.lake.warehouse import Warehouse
+
         if self.log_json:  # the lock logs its waiting line as a warning, as JSON
             return Warehouse(self.settings())
         return Warehouse(

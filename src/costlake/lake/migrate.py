@@ -10,11 +10,13 @@ this code does not know was written by a newer release and is refused rather tha
 from __future__ import annotations
 
 import logging
-
-from pyiceberg.table import Table
+from typing import TYPE_CHECKING
 
 from costlake.errors import ConfigError
 from costlake.tables import TableDef
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,11 @@ import hashlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from pyiceberg.io import FileIO
+if TYPE_CHECKING:
+    from pyiceberg.io import FileIO
 
 CHUNK = 8 << 20
 
@@ -32,7 +34,7 @@ def to_local(path: str) -> str:
 class Storage:
     """File movement between the engines' local files and the warehouse's storage."""
 
-    def __init__(self, io: FileIO, local_root: Path, remote: bool) -> None:
+    def __init__(self, io: FileIO | None, local_root: Path, remote: bool) -> None:
         self.io = io
         self.local_root = local_root
         self.remote = remote
@@ -60,6 +62,7 @@ class Storage:
         for staged in files:
             relative = Path(staged).resolve().relative_to(root.resolve()).as_posix()
             uri = f"{table_location.rstrip('/')}/data/{relative}"
+            assert self.io is not None, "a remote warehouse's storage has a FileIO"
             with open(staged, "rb") as source, self.io.new_output(uri).create(overwrite=True) as target:
                 shutil.copyfileobj(source, target, CHUNK)
             cached = self._cache_path(uri)
@@ -77,6 +80,7 @@ class Storage:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(".part")
+            assert self.io is not None, "a remote warehouse's storage has a FileIO"
             with self.io.new_input(uri).open() as source, open(partial, "wb") as sink:
                 shutil.copyfileobj(source, sink, CHUNK)
             partial.replace(target)

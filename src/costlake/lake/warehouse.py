@@ -15,30 +15,28 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import (
-    NamespaceAlreadyExistsError,
-    NoSuchNamespaceError,
-    NoSuchTableError,
-    TableAlreadyExistsError,
-)
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.table import Table
-from sqlalchemy.exc import OperationalError
 
 from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
 from costlake.lake.lock import writer_lock
+from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, read_files
 from costlake.lake.migrate import migrate_table, missing_columns
+from costlake.lake.partition_files import check_partition_files
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.settings import Settings
 from costlake.tables import NAMESPACE, TABLES, TableDef
 
+if TYPE_CHECKING:  # PyIceberg is imported on first use: a reading command often needs none of it
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.table import Table
+
 PROP_PREFIX = "costlake."
+# Tables whose commits do not plan their new snapshot at once: large, and read by the pipeline only.
+UNCACHED_PLANS = frozenset({"raw_billing_events", "normalized_billing_events", "quarantine"})
 log = logging.getLogger(__name__)
 
 
@@ -74,6 +72,9 @@ def _catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
             f"warehouse {settings.warehouse}: an object-store warehouse needs catalog = 'glue' or a "
             "catalog_uri (COSTLAKE_CATALOG_URI) for the SQL catalog"
         )
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import OperationalError
+
     uri = settings.catalog_uri or f"sqlite:///{root / 'catalog.db'}"
     try:
         return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
@@ -99,12 +100,22 @@ class Warehouse:
         else:
             self.root = Path(to_local(settings.warehouse)).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.catalog: Catalog = _catalog(settings, self.root, self.remote)
+        # A remote catalog opens at once (its configuration errors first), the local one on first use.
+        self._catalog: Catalog | None = _catalog(settings, self.root, True) if self.remote else None
+        light = not self.remote and settings.catalog == "sql" and not settings.catalog_uri
+        self.light = LightTables(LocalMetadata(self.root, NAMESPACE) if light else None)
+        self.plans = PlanCache(self.root)
         self._tables: dict[str, Table] = {}
         # A snapshot never changes: the files of a whole one are planned once (table, snapshot id).
         self._planned: dict[tuple[str, int], list[str]] = {}
         self._storage: Storage | None = None
         self._ensured = False
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = _catalog(self.settings, self.root, self.remote)
+        return self._catalog
 
     def writer(self, command: str) -> contextlib.AbstractContextManager[None]:
         """The warehouse's write lock, held for `command` (re-entrant within a process); waits up
@@ -119,6 +130,12 @@ class Warehouse:
         current definition (lake/migrate.py). Idempotent; done once per Warehouse object."""
         if self._ensured:
             return
+        metas = {name: self.light.meta(name) for name in TABLES}
+        if all(m and list(m.column_names) == TABLES[n].column_names for n, m in metas.items()):
+            self._ensured = True  # every table is there, as defined: no need to open the catalog
+            return
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+
         stored = self._stored_tables()
         if len(stored) < len(TABLES) or any(missing_columns(t, TABLES[n]) for n, t in stored.items()):
             # Creating and migrating are writes: under the lock, so two first commands cannot race.
@@ -136,9 +153,12 @@ class Warehouse:
                             )
                     elif migrate_table(stored[tdef.name], tdef):
                         self._tables.pop(tdef.name, None)
+            self.light.clear()  # new metadata files now
         self._ensured = True
 
     def _stored_tables(self) -> dict[str, Table]:
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
         found: dict[str, Table] = {}
         for tdef in TABLES.values():
             with contextlib.suppress(NoSuchTableError, NoSuchNamespaceError):
@@ -149,6 +169,8 @@ class Warehouse:
         cached = self._tables.get(tdef.name)
         if cached is not None:
             return cached
+        from pyiceberg.exceptions import NoSuchTableError
+
         try:
             table = self.catalog.load_table(tdef.identifier)
         except NoSuchTableError:
@@ -160,11 +182,13 @@ class Warehouse:
     def refresh(self) -> None:
         """Forget cached table metadata so the next read sees other processes' commits."""
         self._tables.clear()
+        self.light.clear()
 
     @property
     def storage(self) -> Storage:
         if self._storage is None:
-            self._storage = Storage(self.table(TABLES["raw_billing_events"]).io, self.root, self.remote)
+            io = self.table(TABLES["raw_billing_events"]).io if self.remote else None
+            self._storage = Storage(io, self.root, self.remote)
         return self._storage
 
     def staging_root(self, tdef: TableDef) -> Path:
@@ -190,6 +214,11 @@ class Warehouse:
         """Local paths of the data files holding the given partitions (all when `dates` is None);
         `fetch=False`: their locations as the table lists them, none downloaded (`storage.readable`
         then fetches the ones wanted)."""
+        if dates is None and row_filter is None:
+            found = self._whole_snapshot(tdef, snapshot_id)
+            return self.storage.readable(found) if fetch else list(found)
+        from pyiceberg.expressions import AlwaysTrue
+
         table = self.table(tdef)
         expr: BooleanExpression = row_filter if row_filter is not None else AlwaysTrue()
         if dates is not None:
@@ -201,26 +230,56 @@ class Warehouse:
             expr = by_date if isinstance(expr, AlwaysTrue) else expr & by_date
         if snapshot_id is None and table.current_snapshot() is None:
             return []
-        whole = (tdef.name, snapshot_id) if snapshot_id is not None and isinstance(expr, AlwaysTrue) else None
-        found = self._planned.get(whole) if whole is not None else None
+        scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
+        found = sorted(task.file.file_path for task in scan.plan_files())
+        return self.storage.readable(found) if fetch else found
+
+    def _whole_snapshot(self, tdef: TableDef, snapshot_id: int | None) -> list[str]:
+        """The data file locations of a whole snapshot (None: the current one), planned once: kept in
+        memory and, since a snapshot never changes, in the warehouse's plan cache (lake/metadata.py)."""
+        meta = None if tdef.name in self._tables else self.light.meta(tdef.name)
+        if meta is not None and (snapshot_id is None or meta.has_snapshot(snapshot_id)):
+            uuid, snap = meta.uuid, snapshot_id if snapshot_id is not None else meta.current_snapshot_id
+        else:
+            table = self.table(tdef)
+            current = table.current_snapshot()
+            uuid = str(table.metadata.table_uuid)
+            snap = snapshot_id if snapshot_id is not None else current.snapshot_id if current else None
+        if snap is None:
+            return []
+        found = self._planned.get((tdef.name, snap)) or self.plans.get(tdef.name, uuid, snap)
         if found is None:
-            scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
-            found = sorted(task.file.file_path for task in scan.plan_files())
-            if whole is not None:
-                if len(self._planned) >= 64:  # a long-lived process plans many runs: keep the latest
-                    self._planned.pop(next(iter(self._planned)))
-                self._planned[whole] = found
-        return self.storage.readable(found) if fetch else list(found)
+            tasks = list(self.table(tdef).scan(snapshot_id=snap).plan_files())
+            found = sorted(task.file.file_path for task in tasks)
+            if not any(task.delete_files for task in tasks):  # its rows are exactly its files' rows
+                self.plans.put(tdef.name, uuid, snap, found)
+        if len(self._planned) >= 64:  # a long-lived process plans many runs: keep the latest
+            self._planned.pop(next(iter(self._planned)))
+        self._planned[(tdef.name, snap)] = found
+        return found
 
     def snapshots(self, tdef: TableDef) -> list[SnapshotInfo]:
         """Snapshots oldest first, each with the `costlake.*` properties of its commit."""
-        table = self.table(tdef)
-        out = []
-        for snap in table.snapshots():
-            props = snap.summary.additional_properties if snap.summary else {}
-            mine = {k[len(PROP_PREFIX) :]: v for k, v in props.items() if k.startswith(PROP_PREFIX)}
-            out.append(SnapshotInfo(snap.snapshot_id, snap.timestamp_ms, mine))
-        return out
+        meta = None if tdef.name in self._tables else self.light.meta(tdef.name)
+        if meta is not None:
+            listed = list(meta.snapshots)
+        else:
+            listed = [
+                (
+                    snap.snapshot_id,
+                    snap.timestamp_ms,
+                    snap.summary.additional_properties if snap.summary else {},
+                )
+                for snap in self.table(tdef).snapshots()
+            ]
+        return [
+            SnapshotInfo(
+                snap_id,
+                timestamp_ms,
+                {k[len(PROP_PREFIX) :]: v for k, v in props.items() if k.startswith(PROP_PREFIX)},
+            )
+            for snap_id, timestamp_ms, props in listed
+        ]
 
     def last_properties(self, tdef: TableDef) -> dict[str, str]:
         """The costlake properties of the newest commit that recorded any."""
@@ -252,7 +311,7 @@ class Warehouse:
                     tx.add_files(self._publish(tdef, files), snapshot_properties=props)
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
-        return _committed(table, tdef, days=len(wanted), files=len(files))
+        return self._committed(table, tdef, days=len(wanted), files=len(files))
 
     def replace_partition_rows(
         self, tdef: TableDef, dates: Sequence[dt.date], rows: pa.Table, properties: dict[str, str]
@@ -274,7 +333,7 @@ class Warehouse:
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             first = str(exc).strip().splitlines()[0]
             raise LakeError(f"{tdef.name}: refused to commit {rows.num_rows} row(s): {first}") from exc
-        return _committed(table, tdef, days=len(wanted), rows=rows.num_rows)
+        return self._committed(table, tdef, days=len(wanted), rows=rows.num_rows)
 
     def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
         """Add already-written Parquet files to `tdef` in one commit (no files: a marker commit)."""
@@ -285,7 +344,7 @@ class Warehouse:
                 tx.add_files(self._publish(tdef, files), snapshot_properties=props)
         except ValueError as exc:
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
-        return _committed(table, tdef, files=len(files))
+        return self._committed(table, tdef, files=len(files))
 
     def _publish(self, tdef: TableDef, files: Sequence[str]) -> list[str]:
         return self.storage.publish(files, tdef.name, self.table(tdef).location())
@@ -294,7 +353,7 @@ class Warehouse:
         table = self.table(tdef)
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
         table.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
-        return _committed(table, tdef, rows=rows.num_rows)
+        return self._committed(table, tdef, rows=rows.num_rows)
 
     def overwrite_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
         """Replace the whole content of a small unpartitioned table (the dimensions)."""
@@ -303,7 +362,17 @@ class Warehouse:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table.overwrite(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
-        return _committed(table, tdef, rows=rows.num_rows)
+        return self._committed(table, tdef, rows=rows.num_rows)
+
+    def _committed(self, table: Table, tdef: TableDef, **fields: int) -> int:
+        """The snapshot a commit made, logged with what it holds. Its file list goes to the plan
+        cache at once (but the raw and normalized events', which only the pipeline reads), so the
+        next reading command finds it there without opening the catalog."""
+        snapshot_id = _current_snapshot_id(table)
+        log.info("committed %s snapshot %s", tdef.name, snapshot_id, extra={"table": tdef.name, **fields})
+        if tdef.name not in UNCACHED_PLANS:
+            self._whole_snapshot(tdef, snapshot_id)
+        return snapshot_id
 
     def read_rows(
         self,
@@ -313,6 +382,10 @@ class Warehouse:
     ) -> pa.Table:
         """A whole (small) table as Arrow, in table column order; `row_filter` keeps only its rows
         (and the data files that may hold them)."""
+        if row_filter is None and not self.remote:
+            return read_files(self.data_files(tdef, snapshot_id=snapshot_id), tdef)
+        from pyiceberg.expressions import AlwaysTrue
+
         table = self.table(tdef)
         if snapshot_id is None and table.current_snapshot() is None:
             return tdef.arrow_schema().empty_table()
@@ -320,44 +393,7 @@ class Warehouse:
         return scan.to_arrow().cast(tdef.arrow_schema())
 
 
-def _committed(table: Table, tdef: TableDef, **fields: int) -> int:
-    """The snapshot a commit made, logged with what it holds."""
-    snapshot_id = _current_snapshot_id(table)
-    log.info("committed %s snapshot %s", tdef.name, snapshot_id, extra={"table": tdef.name, **fields})
-    return snapshot_id
-
-
 def _current_snapshot_id(table: Table) -> int:
     snap = table.current_snapshot()
     assert snap is not None
     return snap.snapshot_id
-
-
-def check_partition_files(tdef: TableDef, files: Sequence[str], wanted: set[str]) -> None:
-    """Refuse files that would silently corrupt a partition replace.
-
-    Each file must be non-empty, hold the partition column, and hold exactly one of the dates
-    being replaced (min == max, inside the set). The Iceberg schema check happens in the commit.
-    """
-    column = tdef.partition_by
-    for path in files:
-        meta = pq.read_metadata(path)
-        if meta.num_rows == 0:
-            raise LakeError(f"{tdef.name}: staged file {path} is empty")
-        names = meta.schema.names
-        if column not in names:
-            raise LakeError(f"{tdef.name}: staged file {path} lacks the partition column {column}")
-        index = names.index(column)
-        lows, highs = set(), set()
-        for rg in range(meta.num_row_groups):
-            stats = meta.row_group(rg).column(index).statistics
-            if stats is None or not stats.has_min_max or stats.null_count:
-                raise LakeError(f"{tdef.name}: staged file {path} has no usable {column} statistics")
-            lows.add(str(stats.min))
-            highs.add(str(stats.max))
-        values = lows | highs
-        if len(values) != 1 or not values <= wanted:
-            raise LakeError(
-                f"{tdef.name}: staged file {path} holds {column} {sorted(values)}, "
-                f"expected one of the partitions being replaced"
-            )

@@ -11,12 +11,6 @@ from costlake.ops.publish import PublishReport
 from costlake.pipeline.run import RunReport
 
 
-def stdout_console() -> Console:
-    """A console for standard output; when piped, wide enough that tables do not wrap mid-value."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
 def day_ranges(days: list[dt.date]) -> str:
     """Sorted days folded into spans.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
+from functools import lru_cache
 
 from rank_bm25 import BM25Okapi
 
@@ -48,19 +49,25 @@ def tokenize(text: str) -> list[str]:
     """
     tokens: list[str] = []
     for word in _WORD.findall(text):
-        lower = word.lower()
-        tokens.append(lower)
-        extra: list[str] = []
-        if word not in (lower, word.upper()):
-            parts = camel_parts(word)
-            extra.extend(parts)
-            # "EC2" splits into "ec" + "2": keep the letters+digits part as well
-            extra.extend(a + b for a, b in zip(parts, parts[1:], strict=False) if a.isalpha() and b.isdigit())
-        for prefix in _VENDOR_PREFIXES:
-            if lower.startswith(prefix) and len(lower) - len(prefix) >= 2:
-                extra.append(lower[len(prefix) :])
-        tokens.extend(part for part in dict.fromkeys(extra) if part != lower)
+        tokens.extend(_word_tokens(word))
     return tokens
+
+
+@lru_cache(maxsize=65536)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    """The tokens of one word (the same words recur in every chunk: each is split once)."""
+    lower = word.lower()
+    extra: list[str] = []
+    if word not in (lower, word.upper()):
+        parts = camel_parts(word)
+        extra.extend(parts)
+        # "EC2" splits into "ec" + "2": keep the letters+digits part as well
+        extra.extend(a + b for a, b in zip(parts, parts[1:], strict=False) if a.isalpha() and b.isdigit())
+    for prefix in _VENDOR_PREFIXES:
+        if lower.startswith(prefix) and len(lower) - len(prefix) >= 2:
+            extra.append(lower[len(prefix) :])
+    tokens = [lower, *(part for part in dict.fromkeys(extra) if part != lower)]
+    return tuple(tokens)
 
 
 class BM25Ranker:

@@ -35,8 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
+from costlake.rag.chunk_store import read_chunks
 from costlake.rag.chunk_text import account_phrase, service_phrase
-from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk, read_jsonl, shown_chunk
+from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk
 from costlake.rag.formatting import format_signed_usd
 from costlake.rag.grounding import GroundingResult, check_grounding
 from costlake.rag.index import VectorIndex
@@ -156,8 +157,9 @@ class Explainer:
         path = rag_folder(self.wh) / CHUNKS_FILE
         if not path.exists():
             raise InputError(f"no explanation index in {path.parent}: run `costlake index` first")
-        # A chunks file written before the name policy gets its names withheld here.
-        return [shown_chunk(c) for c in read_jsonl(path)]
+        # Each line's hash checked, and a file written before the name policy gets its names withheld
+        # here, unless the file is byte for byte what `costlake index` wrote (chunk_store.py).
+        return read_chunks(path)
 
     @property
     def stale(self) -> bool:
@@ -186,7 +188,9 @@ class Explainer:
         # Tenants come from dim_account as it is now: moving an account to another tenant takes
         # effect at once, not at the next `costlake index`.
         owner = {r["account_id"]: r["tenant_id"] for r in accounts.to_pylist() if r["tenant_id"]}
-        chunks = [replace(c, tenant_id=owner.get(c.account_id, UNASSIGNED_TENANT)) for c in chunks]
+        tenant_of = {c.chunk_id: owner.get(c.account_id, UNASSIGNED_TENANT) for c in chunks}
+        chunks = [c if c.tenant_id == tenant_of[c.chunk_id] else replace(c, tenant_id=tenant_of[c.chunk_id])
+                  for c in chunks]  # fmt: skip
         return Retriever(chunks, embedder, dense, accounts=accounts)  # dates: `explain` passes its anchor
 
     @property

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
-from costlake.rag.chunks import Chunk, build_chunks, write_jsonl
+from costlake.rag.chunk_store import write_chunks
+from costlake.rag.chunks import Chunk, build_chunks
 from costlake.rag.embed_text import embed_hash, embed_text
 from costlake.rag.embedders import Embedder, shared_embedder
 from costlake.rag.embedders.cache import CachedEmbedder
@@ -113,7 +114,7 @@ def _build(wh: Warehouse) -> IndexReport:
     with phase(log, "chunks") as done:
         source = anomalies_snapshot(wh)
         chunks = lake_chunks(wh)
-        write_jsonl(chunks, folder / CHUNKS_FILE)
+        write_chunks(chunks, folder / CHUNKS_FILE)
         done["chunks"] = len(chunks)
     embedder = configured_embedder(wh.settings, folder)
     where = index_folder(folder, embedder.embedder_id)

@@ -214,29 +214,40 @@ def _parse_accounts(text: _Text, accounts: Mapping[str, str]) -> set[str]:
 
 def _parse_services(text: _Text, services: Collection[str]) -> set[str]:
     found: set[str] = set()
-    for pattern, members in _service_patterns(frozenset(services)):
-        text.take(pattern, _collect(found, members, "service"))
+    for pattern, members, needle in _service_patterns(frozenset(services)):
+        if needle in text.masked:  # a pattern whose first word is absent cannot match: not compiled
+            text.take(pattern, _collect(found, members, "service"))
     return found
 
 
 @lru_cache(maxsize=64)
-def _service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[str]], ...]:
-    """(pattern, services it means), longest pattern first: canonical names, other spellings and aliases
-    of each known service present in `services`, then the remaining services under their own name."""
+def _service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[str], str], ...]:
+    """(pattern, services it means, the lower-case word every match starts with), longest pattern
+    first: canonical names, other spellings and aliases of each known service present in `services`,
+    then the remaining services under their own name."""
     by_key: dict[str, set[str]] = {}
     for service in services:
         by_key.setdefault(_key(service), set()).add(service)
     patterns: dict[str, set[str]] = {}
+    needles: dict[str, str] = {}
     claimed: set[str] = set()
     for canonical, (names, aliases) in _FAMILIES.items():
         members = {s for spelling in (canonical, *names, *aliases) for s in by_key.get(_key(spelling), ())}
         claimed |= members
         for spelling in (canonical, *names, *aliases) if members else ():
-            patterns.setdefault(_words_pattern(spelling, plural=spelling in aliases), set()).update(members)
+            pattern = _words_pattern(spelling, plural=spelling in aliases)
+            patterns.setdefault(pattern, set()).update(members)
+            needles[pattern] = _first_part(spelling)
     for service in services - claimed:
         patterns.setdefault(_words_pattern(service), set()).add(service)
+        needles[_words_pattern(service)] = _first_part(service)
     ordered = sorted(patterns.items(), key=lambda p: (-len(p[0]), p[0]))
-    return tuple((pattern, frozenset(members)) for pattern, members in ordered if pattern)
+    return tuple((pattern, frozenset(members), needles[pattern]) for pattern, members in ordered if pattern)
+
+
+def _first_part(term: str) -> str:
+    """The first part `_words_pattern` matches: "AmazonEC2" -> "amazon"."""
+    return next((p for word in re.findall(r"[A-Za-z0-9]+", term) for p in camel_parts(word)), "")
 
 
 def _key(service: str) -> str:
