@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from costlake.lake.metadata import PLANS_DIR
+import pytest
+
+from costlake.lake.metadata import PLANS_DIR, LightTables, LocalMetadata
 from costlake.lake.warehouse import UNCACHED_PLANS, Warehouse
 from costlake.rag.indexer import build_index
-from costlake.tables import DAILY_ACCOUNT, DIM_ACCOUNT, PUBLISH_LOG, TABLES
+from costlake.tables import DAILY_ACCOUNT, DIM_ACCOUNT, NAMESPACE, PUBLISH_LOG, TABLES
 from helpers import SEED, ingest_and_run, query_rows
 
 
@@ -41,19 +47,54 @@ def test_snapshots_files_and_rows_match_pyicebergs(wh: Warehouse) -> None:
     assert light.read_rows(DIM_ACCOUNT).schema == DIM_ACCOUNT.arrow_schema()
 
 
-def test_a_commit_caches_its_plan_and_a_bad_cache_entry_is_only_a_miss(wh: Warehouse) -> None:
+def _entry(plans: Path, table: str) -> Path:
+    [entry] = [p for p in (plans / table).iterdir() if p.name.endswith(f"-{_current(plans, table)}.json")]
+    return entry
+
+
+def _current(plans: Path, table: str) -> int:
+    light = LightTables(LocalMetadata(plans.parent, NAMESPACE))
+    found = light.meta(table)
+    assert found is not None and found.current_snapshot_id is not None
+    return found.current_snapshot_id
+
+
+TAMPERS: dict[str, Callable[[Path, dict[str, Any]], None]] = {
+    "not json": lambda p, doc: p.write_text("{not json"),
+    "nested too deep": lambda p, doc: p.write_text("[" * 100_000 + "]" * 100_000),
+    "files twice": lambda p, doc: p.write_text(json.dumps({**doc, "files": doc["files"] * 2})),
+    "no files": lambda p, doc: p.write_text(json.dumps({**doc, "files": []})),
+    "another snapshot's id": lambda p, doc: p.write_text(json.dumps({**doc, "snapshot_id": 1})),
+    "a file outside the table": lambda p, doc: p.write_text(
+        json.dumps({**doc, "files": ["/etc/passwd", *doc["files"][1:]]})
+    ),
+    "another table's files": lambda p, doc: p.write_text(
+        json.dumps(
+            {
+                **doc,
+                "files": [f.replace("daily_account_cost", "account_service_day_cost") for f in doc["files"]],
+            }
+        )  # fmt: skip
+    ),
+    "a device": lambda p, doc: (p.unlink(), p.symlink_to("/dev/zero")),
+    "a fifo": lambda p, doc: (p.unlink(), os.mkfifo(p)),
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_a_plan_entry_that_is_not_the_snapshots_is_only_a_miss(wh: Warehouse, tamper: str) -> None:
     ingest_and_run(wh, SEED)
     plans = Path(wh.settings.warehouse) / PLANS_DIR
     assert {p.name for p in plans.iterdir()} >= {DAILY_ACCOUNT.name, PUBLISH_LOG.name, DIM_ACCOUNT.name}
     assert not (plans / "raw_billing_events").exists()  # the pipeline's own large tables are not kept
-    for entry in (plans / DAILY_ACCOUNT.name).iterdir():
-        entry.write_text("{not json")
-    (plans / DIM_ACCOUNT.name).rename(plans / "moved")
-    expected = query_rows(_heavy(wh), "SELECT sum(total_cost_usd) AS t FROM daily_account_cost")
-    fresh = Warehouse(wh.settings)
-    assert query_rows(fresh, "SELECT sum(total_cost_usd) AS t FROM daily_account_cost") == expected
-    entries = [json.loads(p.read_text()) for p in (plans / DAILY_ACCOUNT.name).iterdir()]
-    assert any(e["files"] == fresh.data_files(DAILY_ACCOUNT, fetch=False) for e in entries)  # re-planned
+    entry = _entry(plans, DAILY_ACCOUNT.name)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o644  # readable by whoever reads the warehouse
+    planned = json.loads(entry.read_text())
+    sql = "SELECT count(*) AS n, sum(total_cost_usd) AS t FROM daily_account_cost"
+    expected = query_rows(_heavy(wh), sql)
+    TAMPERS[tamper](entry, planned)
+    assert query_rows(Warehouse(wh.settings), sql) == expected
+    assert json.loads(entry.read_text()) == planned  # planned again, and kept again
 
 
 def test_another_catalog_is_read_through_pyiceberg(make_wh) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +124,7 @@ def _imports_after(warehouse: str, *args: str) -> tuple[str, str]:
 
 
 def test_reading_commands_do_not_import_the_catalog(make_wh) -> None:  # type: ignore[no-untyped-def]
-    wh = make_wh(embedder="hashing")
+    wh = make_wh("w h#1", embedder="hashing")  # a path its file: URIs percent-encode
     ingest_and_run(wh, SEED)
     build_index(wh)
     where = wh.settings.warehouse

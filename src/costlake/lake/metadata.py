@@ -21,20 +21,27 @@ import gzip
 import json
 import os
 import sqlite3
+import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from costlake.errors import LakeError
 from costlake.lake.storage import to_local
 from costlake.tables import TableDef
 
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
 CATALOG_NAME = "costlake"
 PLANS_DIR = ".plans"
+MAX_METADATA_BYTES = 256 << 20
+MAX_PLAN_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -42,13 +49,69 @@ class TableMeta:
     """What a reading command needs of one table's current metadata file."""
 
     uuid: str
+    location: str
     current_snapshot_id: int | None
     #: (snapshot id, timestamp ms, summary without "operation"), oldest first, as the file lists them
     snapshots: tuple[tuple[int, int, dict[str, str]], ...]
     column_names: tuple[str, ...]
 
-    def has_snapshot(self, snapshot_id: int) -> bool:
-        return any(snap[0] == snapshot_id for snap in self.snapshots)
+    def ref(self, snapshot_id: int | None) -> SnapshotRef | None:
+        """The snapshot (None: the current one) as the plan cache knows it; None when this metadata
+        does not list it (PyIceberg's path then says why)."""
+        wanted = self.current_snapshot_id if snapshot_id is None else snapshot_id
+        if wanted is None:
+            return SnapshotRef(self.uuid, self.location, None, {})
+        summary = next((snap[2] for snap in self.snapshots if snap[0] == wanted), None)
+        return None if summary is None else SnapshotRef(self.uuid, self.location, wanted, summary)
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """One snapshot of one table: what its plan cache entry is checked against."""
+
+    uuid: str
+    location: str  # the table's location; its data files live under `<location>/data/`
+    snapshot_id: int | None  # None: the table has no snapshot yet
+    summary: Mapping[str, str]  # the snapshot summary (`total-data-files`, `total-delete-files`, ...)
+
+    def plausible(self, files: Sequence[str]) -> bool:
+        """True when `files` can be the snapshot's data files: as many as its summary counts, no
+        delete files, each under the table's data folder."""
+        total, deletes = self.summary.get("total-data-files"), self.summary.get("total-delete-files", "0")
+        if total is None or not total.isdigit() or int(total) != len(files) or deletes != "0":
+            return False
+        prefixes = tuple(
+            {self.location.rstrip("/") + "/data/", to_local(self.location).rstrip("/") + "/data/"}
+        )
+        return all(f.startswith(prefixes) and "/../" not in f for f in files)
+
+
+def snapshot_ref(table: Table, snapshot_id: int | None) -> SnapshotRef:
+    """`SnapshotRef` of a table PyIceberg loaded (the current snapshot when `snapshot_id` is None)."""
+    snap = table.current_snapshot() if snapshot_id is None else table.snapshot_by_id(snapshot_id)
+    uuid, location = str(table.metadata.table_uuid), table.location()
+    if snap is None:
+        if snapshot_id is not None:
+            raise LakeError(f"table {table.name()[-1]} has no snapshot {snapshot_id}")
+        return SnapshotRef(uuid, location, None, {})
+    summary = snap.summary.additional_properties if snap.summary else {}
+    return SnapshotRef(uuid, location, snap.snapshot_id, {k: str(v) for k, v in summary.items()})
+
+
+def read_small(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of at most `limit` bytes, else None (a FIFO, a device, a huge file)."""
+    try:
+        with open(path, "rb", opener=_no_block) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+                return None
+            return handle.read(limit + 1)[:limit]
+    except OSError:
+        return None
+
+
+def _no_block(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
 
 
 def parse_metadata(text: str) -> TableMeta:
@@ -61,12 +124,13 @@ def parse_metadata(text: str) -> TableMeta:
         (
             int(s["snapshot-id"]),
             int(s["timestamp-ms"]),
-            {k: str(v) for k, v in (s.get("summary") or {}).items() if k != "operation"},
+            {str(k): str(v) for k, v in dict(s.get("summary") or {}).items() if k != "operation"},
         )
         for s in doc.get("snapshots") or ()
     )
     return TableMeta(
         uuid=str(doc["table-uuid"]),
+        location=str(doc["location"]),
         current_snapshot_id=None if current in (None, -1) else int(current),
         snapshots=snapshots,
         column_names=tuple(str(f["name"]) for f in schema["fields"]),
@@ -85,7 +149,7 @@ class LocalMetadata:
         if not self.db.is_file():
             return None
         try:
-            con = sqlite3.connect(f"{self.db.as_uri()}?mode=ro", uri=True, timeout=5)
+            con = sqlite3.connect(f"{self.db.as_uri()}?mode=ro", uri=True, timeout=1)
             try:
                 rows = con.execute(
                     "SELECT table_name, metadata_location FROM iceberg_tables "
@@ -104,13 +168,15 @@ class LocalMetadata:
         path = Path(to_local(location))
         if "://" in str(path):
             return None
+        data = read_small(path, MAX_METADATA_BYTES)
+        if data is None:
+            return None
         try:
-            data = path.read_bytes()
             text = (
                 gzip.decompress(data).decode() if path.name.endswith(".gz.metadata.json") else data.decode()
             )
             return parse_metadata(text)
-        except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        except (ValueError, KeyError, TypeError, AttributeError, StopIteration, RecursionError, OSError):
             return None
 
 
@@ -126,24 +192,34 @@ class PlanCache:
     def _path(self, table: str, uuid: str, snapshot_id: int) -> Path:
         return self.root / table / f"{uuid}-{snapshot_id}.json"
 
-    def get(self, table: str, uuid: str, snapshot_id: int) -> list[str] | None:
+    def get(self, table: str, ref: SnapshotRef) -> list[str] | None:
+        """The entry's files when it is a plausible plan of `ref` (`SnapshotRef.plausible`), else None."""
+        assert ref.snapshot_id is not None
+        data = read_small(self._path(table, ref.uuid, ref.snapshot_id), MAX_PLAN_BYTES)
         try:
-            doc: Any = json.loads(self._path(table, uuid, snapshot_id).read_text())
-        except (OSError, ValueError):
+            doc: Any = json.loads(data) if data is not None else None
+        except (ValueError, RecursionError):
             return None
-        files = doc.get("files") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or doc.get("snapshot_id") != ref.snapshot_id:
+            return None
+        files = doc.get("files")
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             return None
-        return files
+        return files if ref.plausible(files) else None
 
-    def put(self, table: str, uuid: str, snapshot_id: int, files: list[str]) -> None:
-        path = self._path(table, uuid, snapshot_id)
+    def put(self, table: str, ref: SnapshotRef, files: list[str]) -> None:
+        """Keep the plan of `ref` (best effort; only one `get` would accept)."""
+        assert ref.snapshot_id is not None
+        if not ref.plausible(files):
+            return
+        path = self._path(table, ref.uuid, ref.snapshot_id)
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "w") as sink:
-                    json.dump({"snapshot_id": snapshot_id, "files": files}, sink)
+                    json.dump({"snapshot_id": ref.snapshot_id, "files": files}, sink)
+                os.chmod(tmp, 0o644)  # readable by whoever may read the warehouse, like its other files
                 os.replace(tmp, path)
             except BaseException:
                 with contextlib.suppress(OSError):

@@ -22,7 +22,7 @@ import pyarrow as pa
 from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
 from costlake.lake.lock import writer_lock
-from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, read_files
+from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, read_files, snapshot_ref
 from costlake.lake.migrate import migrate_table, missing_columns
 from costlake.lake.partition_files import check_partition_files
 from costlake.lake.storage import Storage, is_remote, to_local
@@ -238,21 +238,17 @@ class Warehouse:
         """The data file locations of a whole snapshot (None: the current one), planned once: kept in
         memory and, since a snapshot never changes, in the warehouse's plan cache (lake/metadata.py)."""
         meta = None if tdef.name in self._tables else self.light.meta(tdef.name)
-        if meta is not None and (snapshot_id is None or meta.has_snapshot(snapshot_id)):
-            uuid, snap = meta.uuid, snapshot_id if snapshot_id is not None else meta.current_snapshot_id
-        else:
-            table = self.table(tdef)
-            current = table.current_snapshot()
-            uuid = str(table.metadata.table_uuid)
-            snap = snapshot_id if snapshot_id is not None else current.snapshot_id if current else None
+        ref = meta.ref(snapshot_id) if meta is not None else None
+        ref = ref or snapshot_ref(self.table(tdef), snapshot_id)
+        snap = ref.snapshot_id
         if snap is None:
             return []
-        found = self._planned.get((tdef.name, snap)) or self.plans.get(tdef.name, uuid, snap)
+        found = self._planned.get((tdef.name, snap)) or self.plans.get(tdef.name, ref)
         if found is None:
             tasks = list(self.table(tdef).scan(snapshot_id=snap).plan_files())
             found = sorted(task.file.file_path for task in tasks)
             if not any(task.delete_files for task in tasks):  # its rows are exactly its files' rows
-                self.plans.put(tdef.name, uuid, snap, found)
+                self.plans.put(tdef.name, ref, found)
         if len(self._planned) >= 64:  # a long-lived process plans many runs: keep the latest
             self._planned.pop(next(iter(self._planned)))
         self._planned[(tdef.name, snap)] = found
