@@ -31,6 +31,8 @@ MONEY_SQL = "DECIMAL(38,12)"
 MONEY_ARROW = pa.decimal128(38, 12)
 # The tenant of an account no tenants file names and no billing account owns (dim_account.tenant_id).
 UNASSIGNED_TENANT = "unassigned"
+# The value root causes show for a NULL region / pricing model (anomaly contributors, answers).
+NONE_VALUE = "(none)"
 
 _S, _L, _D, _T, _B = StringType(), LongType(), DateType(), TimestampType(), BooleanType()
 

@@ -189,3 +189,18 @@ def test_accounts_feed_the_explanation_layer_as_a_table(lake: Warehouse) -> None
         {"account_id": A2, "account_name": "team-a-222", "tenant_id": "team-a"},
     ]
     assert readers.accounts_table([]).num_rows == 0
+
+
+def test_readers_in_a_session_share_one_view_of_the_lake(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from costlake.pipeline.tenants import load_tenants
+    from two_tenants import build_lake
+
+    wh = build_lake(tmp_path)
+    moved = tmp_path / "moved.csv"
+    moved.write_text(f"account_id,tenant_id,account_name\n{B1},team-a,moved\n")
+    with readers.session(wh, "team-a", readers.QUESTION_TABLES):
+        before = {a.account_id for a in readers.accounts(wh, "team-a")}
+        load_tenants(Warehouse(wh.settings), moved)  # another writer commits meanwhile
+        assert {a.account_id for a in readers.accounts(wh, "team-a")} == before == {A1, A2}
+        assert B1 in {a.account_id for a in readers.accounts(wh, None)}  # another scope reads afresh
+    assert {a.account_id for a in readers.accounts(wh, "team-a")} == {A1, A2, B1}  # the session is over

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from costlake.duck import to_arrow
+from costlake.tables import NONE_VALUE
 
-NONE_VALUE = "(none)"  # the value shown for a NULL region / pricing model
 # The dimensions of root causes, in the order that breaks ties; usage type only where the source has one.
 DIMENSIONS = ("region", "pricing_model", "charge_category", "usage_type")
 SHIFT_DIMENSIONS = ("region", "pricing_model")

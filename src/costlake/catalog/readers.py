@@ -15,6 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -344,8 +345,44 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
     return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
+@dataclass
+class _Session:
+    wh: Warehouse
+    tenant: str | None
+    tables: frozenset[str]
+    con: duckdb.DuckDBPyConnection | None = None
+
+
+_session: ContextVar[_Session | None] = ContextVar("costlake_readers_session", default=None)
+# What answering a question reads (`rag/explain.py` opens its session with these).
+QUESTION_TABLES = (ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name, DIM_ACCOUNT.name, DIM_SERVICE.name,
+                   COST_ANOMALIES.name)  # fmt: skip
+
+
+@contextmanager
+def session(wh: Warehouse, tenant: str | None, tables: Iterable[str]) -> Iterator[None]:
+    """Readers called inside, for this warehouse and tenant and among `tables`, share one connection
+    over one view of the lake, opened on first use: they see the same snapshots, and a question that
+    calls several readers opens the lake once."""
+    opened = _Session(wh, tenant, frozenset(tables))
+    token = _session.set(opened)
+    try:
+        yield
+    finally:
+        _session.reset(token)
+        if opened.con is not None:
+            opened.con.close()
+
+
 @contextmanager
 def _lake(wh: Warehouse, tenant: str | None, tables: Sequence[str]) -> Iterator[duckdb.DuckDBPyConnection]:
+    shared = _session.get()
+    if shared is not None and shared.wh is wh and shared.tenant == tenant and shared.tables >= set(tables):
+        if shared.con is None:
+            wh.refresh()
+            shared.con = open_lake(wh, tenant=tenant, tables=shared.tables)
+        yield shared.con
+        return
     wh.refresh()  # another process may have committed since this Warehouse last looked
     con = open_lake(wh, tenant=tenant, tables=tables)
     try:

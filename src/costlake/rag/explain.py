@@ -57,6 +57,8 @@ from costlake.rag.retriever import Mode, Retrieval, Retriever, describe, questio
 from costlake.settings import Settings
 
 log = logging.getLogger(__name__)
+# Intents answered from the published tables: no index, no model.
+TABLE_INTENTS = ("lookup", "comparison", "trend")
 
 
 def context_of(chunk: Chunk) -> dict[str, Any]:
@@ -208,13 +210,25 @@ class Explainer:
         use_filters: bool = True,
     ) -> ExplainResult:
         """The answer to `question` from `tenant`'s anomalies (None: every tenant's, for operators); an
-        unknown tenant is refused (`catalog.views.UnknownTenant`, an input error)."""
+        unknown tenant is refused (`catalog.views.UnknownTenant`, an input error). The question's
+        reads share one view of the lake (`readers.session`)."""
+        from costlake.catalog import readers
+
+        with readers.session(self.wh, tenant, readers.QUESTION_TABLES):
+            return self._explain(question, tenant, k, mode, use_filters)
+
+    def _explain(
+        self, question: str, tenant: str | None, k: int, mode: Mode, use_filters: bool
+    ) -> ExplainResult:
         started = time.perf_counter()
-        anchor = self.anchor(tenant)  # first: the tenant-scoped read refuses an unknown tenant
+        intent = classify(question) if use_filters else Intent("explain")
+        if intent.kind not in TABLE_INTENTS and (rag_folder(self.wh) / CHUNKS_FILE).exists():
+            # The question will be embedded: the model loads while the lake is read.
+            configured_embedder(self.wh.settings, rag_folder(self.wh)).warm_up()
+        anchor = self.anchor(tenant)  # before any answer: the tenant-scoped read refuses an unknown tenant
         if not any(ch.isalnum() for ch in question):
             raise InputError("the question has no words: ask about an account, a service or a date")
-        intent = classify(question) if use_filters else Intent("explain")
-        if intent.kind in ("lookup", "comparison", "trend"):
+        if intent.kind in TABLE_INTENTS:
             return self._from_tables(question, tenant, intent, anchor, started)
         with phase(log, "retrieval", k=k, mode=mode, intent=intent.kind) as done:
             retrieval = self.retriever.retrieve(

@@ -29,12 +29,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from costlake.anomalies.frame import NONE_VALUE
 from costlake.rag.chunk_text import account_phrase, dimension_phrase, service_phrase
 from costlake.rag.formatting import format_date, format_pct, format_signed_usd, format_usd
 from costlake.rag.grounding import ContextFacts, context_facts
 from costlake.rag.llm.base import LLMClient, LLMTerminalError, LLMTransientError
 from costlake.rag.prompt import Prompt
+from costlake.tables import NONE_VALUE
 
 NO_MATCH = (
     "No matching cost anomaly was found in the retrieved data, so the question cannot be answered from it."
