@@ -22,12 +22,12 @@ import pyarrow as pa
 from costlake.errors import ConfigError, LakeError
 from costlake.lake.filters import is_in
 from costlake.lake.lock import writer_lock
-from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, read_files, snapshot_ref
+from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableMeta, read_files, snapshot_ref
 from costlake.lake.migrate import migrate_table, missing_columns
 from costlake.lake.partition_files import check_partition_files
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.settings import Settings
-from costlake.tables import NAMESPACE, TABLES, TableDef
+from costlake.tables import NAMESPACE, NORMALIZED, QUARANTINE, RAW, TABLES, TableDef
 
 if TYPE_CHECKING:  # PyIceberg is imported on first use: a reading command often needs none of it
     from pyiceberg.catalog import Catalog
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # PyIceberg is imported on first use: a reading command often
 
 PROP_PREFIX = "costlake."
 # Tables whose commits do not plan their new snapshot at once: large, and read by the pipeline only.
-UNCACHED_PLANS = frozenset({"raw_billing_events", "normalized_billing_events", "quarantine"})
+UNCACHED_PLANS = frozenset({RAW.name, NORMALIZED.name, QUARANTINE.name})
 log = logging.getLogger(__name__)
 
 
@@ -234,10 +234,14 @@ class Warehouse:
         found = sorted(task.file.file_path for task in scan.plan_files())
         return self.storage.readable(found) if fetch else found
 
+    def _light_meta(self, tdef: TableDef) -> TableMeta | None:
+        """Light metadata, unless PyIceberg loaded the table (this process's commits update that one)."""
+        return None if tdef.name in self._tables else self.light.meta(tdef.name)
+
     def _whole_snapshot(self, tdef: TableDef, snapshot_id: int | None) -> list[str]:
         """The data file locations of a whole snapshot (None: the current one), planned once: kept in
         memory and, since a snapshot never changes, in the warehouse's plan cache (lake/metadata.py)."""
-        meta = None if tdef.name in self._tables else self.light.meta(tdef.name)
+        meta = self._light_meta(tdef)
         ref = meta.ref(snapshot_id) if meta is not None else None
         ref = ref or snapshot_ref(self.table(tdef), snapshot_id)
         snap = ref.snapshot_id
@@ -256,7 +260,7 @@ class Warehouse:
 
     def snapshots(self, tdef: TableDef) -> list[SnapshotInfo]:
         """Snapshots oldest first, each with the `costlake.*` properties of its commit."""
-        meta = None if tdef.name in self._tables else self.light.meta(tdef.name)
+        meta = self._light_meta(tdef)
         if meta is not None:
             listed = list(meta.snapshots)
         else:

@@ -38,6 +38,7 @@ from costlake.logs import phase
 from costlake.rag.chunk_store import read_chunks
 from costlake.rag.chunk_text import account_phrase, service_phrase
 from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk
+from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.formatting import format_signed_usd
 from costlake.rag.grounding import GroundingResult, check_grounding
 from costlake.rag.index import VectorIndex
@@ -175,9 +176,7 @@ class Explainer:
         from costlake.catalog import readers
 
         folder = rag_folder(self.wh)
-        embedder = configured_embedder(self.wh.settings, folder)
-        if (folder / CHUNKS_FILE).exists():
-            embedder.warm_up()  # the model loads while the chunks, the index and the lake are read
+        embedder = self._warm_embedder()  # the model loads while the chunks, the index and the lake are read
         chunks = self.chunks  # first: a missing index says to run `costlake index`
         index = VectorIndex.open(
             index_folder(folder, embedder.embedder_id), expect_embedder_id=embedder.embedder_id
@@ -190,10 +189,21 @@ class Explainer:
         # Tenants come from dim_account as it is now: moving an account to another tenant takes
         # effect at once, not at the next `costlake index`.
         owner = {r["account_id"]: r["tenant_id"] for r in accounts.to_pylist() if r["tenant_id"]}
-        tenant_of = {c.chunk_id: owner.get(c.account_id, UNASSIGNED_TENANT) for c in chunks}
-        chunks = [c if c.tenant_id == tenant_of[c.chunk_id] else replace(c, tenant_id=tenant_of[c.chunk_id])
-                  for c in chunks]  # fmt: skip
+        chunks = [
+            c
+            if c.tenant_id == (now := owner.get(c.account_id, UNASSIGNED_TENANT))
+            else replace(c, tenant_id=now)
+            for c in chunks
+        ]
         return Retriever(chunks, embedder, dense, accounts=accounts)  # dates: `explain` passes its anchor
+
+    def _warm_embedder(self) -> CachedEmbedder:
+        """The configured embedder, its model (if any) starting to load when there is an index to search."""
+        folder = rag_folder(self.wh)
+        embedder = configured_embedder(self.wh.settings, folder)
+        if (folder / CHUNKS_FILE).exists():
+            embedder.warm_up()
+        return embedder
 
     @property
     def llm(self) -> LLMClient:
@@ -222,9 +232,8 @@ class Explainer:
     ) -> ExplainResult:
         started = time.perf_counter()
         intent = classify(question) if use_filters else Intent("explain")
-        if intent.kind not in TABLE_INTENTS and (rag_folder(self.wh) / CHUNKS_FILE).exists():
-            # The question will be embedded: the model loads while the lake is read.
-            configured_embedder(self.wh.settings, rag_folder(self.wh)).warm_up()
+        if intent.kind not in TABLE_INTENTS:
+            self._warm_embedder()  # the question will be embedded: the model loads while the lake is read
         anchor = self.anchor(tenant)  # before any answer: the tenant-scoped read refuses an unknown tenant
         if not any(ch.isalnum() for ch in question):
             raise InputError("the question has no words: ask about an account, a service or a date")
