@@ -13,7 +13,7 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,spark,aws,llm]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,spark,aws,llm,server]'
 	@touch $(STAMP)
 
 java: ## make sure a Java 17+ runtime is there for Spark (installs Debian's as root)

@@ -23,7 +23,7 @@ LOG_FORMATS = ("text", "json")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 # Shapes of secrets that may arrive some other way: bearer headers, provider and costlake keys.
 SECRET_SHAPES = re.compile(
-    r"(Bearer\s+[A-Za-z0-9._~+/=-]{8,}|\bsk-[A-Za-z0-9_-]{8,}|\bcl_[A-Za-z0-9_-]{16,}|\bwhsec_[A-Za-z0-9_-]{8,})"
+    r"(Bearer\s+[A-Za-z0-9._~+/=-]{8,}|\bsk-[A-Za-z0-9_-]{8,}|\bclk?_[A-Za-z0-9_-]{16,}|\bwhsec_[A-Za-z0-9_-]{8,})"
 )
 REDACTED = "[redacted]"
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}

@@ -218,6 +218,19 @@ class Settings(BaseSettings):
         "`rag/` in the warehouse's local folder.",
     )
 
+    api_rate_limit: float = Field(
+        50.0,
+        ge=0,
+        description="`costlake serve`: requests per second per API key (a token bucket with a burst of "
+        "twice that); 0 turns the limit off. Each of N workers enforces 1/N of it.",
+    )
+    api_metrics_token: str | None = Field(
+        None, description="`costlake serve`: a bearer token that GET /metrics requires; default: public."
+    )
+    api_max_body_bytes: int = Field(
+        65536, ge=1024, description="`costlake serve`: largest request body accepted (413 above)."
+    )
+
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:

@@ -23,7 +23,7 @@ import binascii
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -107,28 +107,61 @@ class Page(BaseModel):
 
 @dataclass(frozen=True)
 class Keyset:
-    """The total order of one listing: its name and its sort columns, `usage_date` first, then text
-    columns. A position names the listing it came from, so one listing's position is refused by
-    another instead of silently starting elsewhere."""
+    """The total order of one listing: its name and its sort columns, each ascending or, written
+    `-column`, descending. A column may be computed: `expressions` gives its SQL (the listing selects
+    it under that name); its values, like those of `decimals`, are exact decimals. A position names
+    the listing it came from, so one listing's position is refused by another instead of silently
+    starting elsewhere.
+
+    >>> big = Keyset("a", ("-impact", "usage_date"), {"impact": "abs(x)"}, ("impact",))
+    >>> sql, params = big.after(big.position({"impact": Decimal("2.50"), "usage_date": dt.date(2025, 1, 2)}))
+    >>> sql
+    '(abs(x) < ? OR (abs(x) = ? AND usage_date > ?))'
+    >>> params
+    [Decimal('2.50'), Decimal('2.50'), datetime.date(2025, 1, 2)]
+    """
 
     listing: str
     columns: tuple[str, ...]
+    expressions: Mapping[str, str] = field(default_factory=dict)
+    decimals: tuple[str, ...] = ()
+
+    @property
+    def _keys(self) -> list[tuple[str, bool]]:
+        """(column name, descending) of each sort column."""
+        return [(c.lstrip("-"), c.startswith("-")) for c in self.columns]
 
     @property
     def order_by(self) -> str:
-        return ", ".join(self.columns)
+        return ", ".join(f"{name} DESC" if desc else name for name, desc in self._keys)
 
     def position(self, row: Mapping[str, Any]) -> str:
         """The opaque position after `row`."""
-        key = [row[c].isoformat() if c == "usage_date" else row[c] for c in self.columns]
+        key = [self._text(name, row[name]) for name, _ in self._keys]
         text = json.dumps([self.listing, *key], separators=(",", ":"))
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     def after(self, position: str) -> tuple[str, list[Any]]:
         """The condition (and its parameters) that keeps the rows after `position`."""
         key = self._decode(position)
-        placeholders = ", ".join("?" for _ in self.columns)
-        return f"({self.order_by}) > ({placeholders})", key
+        if not any(desc for _, desc in self._keys) and not self.expressions:
+            placeholders = ", ".join("?" for _ in self.columns)
+            return f"({self.order_by}) > ({placeholders})", key
+        terms, params = [], []
+        for i, (name, desc) in enumerate(self._keys):  # equal on the columns before, past on this one
+            sql = [f"{self._sql(n)} = ?" for n, _ in self._keys[:i]]
+            sql.append(f"{self._sql(name)} {'<' if desc else '>'} ?")
+            terms.append(sql[0] if len(sql) == 1 else f"({' AND '.join(sql)})")
+            params += key[: i + 1]
+        return f"({' OR '.join(terms)})", params
+
+    def _sql(self, name: str) -> str:
+        return self.expressions.get(name, name)
+
+    def _text(self, name: str, value: Any) -> str:
+        if name == "usage_date":
+            return str(value.isoformat())
+        return str(value)
 
     def _decode(self, position: str) -> list[Any]:
         try:
@@ -138,10 +171,19 @@ class Keyset:
                 raise ValueError
             if not all(isinstance(v, str) for v in key):
                 raise ValueError
-            pairs = zip(self.columns, key, strict=True)
-            return [dt.date.fromisoformat(v) if c == "usage_date" else v for c, v in pairs]
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            return [self._value(name, v) for (name, _), v in zip(self._keys, key, strict=True)]
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, ArithmeticError):
             raise InputError(
                 f"page position {position[:40]!r} is not one this listing ({self.listing}) gave; "
                 "start again without it"
             ) from None
+
+    def _value(self, name: str, text: str) -> Any:
+        if name == "usage_date":
+            return dt.date.fromisoformat(text)
+        if name in self.decimals:
+            value = Decimal(text)
+            if not value.is_finite():
+                raise ValueError(text)
+            return value
+        return text

@@ -18,14 +18,24 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from costlake.catalog.filters import AnomalyFilters, CostFilters, DailyCostFilters, Keyset, Page
+from costlake.catalog.rows import (
+    Account,
+    AccountServiceCost,
+    Anomaly,
+    Contributor,
+    DailyCost,
+    PageOf,
+    T,
+)
 from costlake.catalog.views import open_lake
 from costlake.duck import to_arrow
+from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.tables import (
     ACCOUNT_SERVICE_DAY,
@@ -35,83 +45,6 @@ from costlake.tables import (
     DIM_SERVICE,
     UNASSIGNED_TENANT,
 )
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PageOf(Generic[T]):
-    """One page of a listing; `next` is the `Page.after` of the following page (None: no more rows)."""
-
-    rows: list[T]
-    next: str | None
-
-
-@dataclass(frozen=True)
-class Account:
-    account_id: str
-    account_name: str | None
-    tenant_id: str
-    first_usage_date: dt.date | None  # None for an account a tenants file named before any bill did
-    last_usage_date: dt.date | None
-
-
-@dataclass(frozen=True)
-class DailyCost:
-    """A day's cost of one account (`group_by="account"`, service_name None) or of one service over
-    the accounts read (`group_by="service"`, account_id None)."""
-
-    usage_date: dt.date
-    account_id: str | None
-    service_name: str | None
-    cost_usd: Decimal  # billed or effective, as asked
-    event_count: int
-    data_complete: bool  # every account in the row has the day complete (T+1)
-
-
-@dataclass(frozen=True)
-class AccountServiceCost:
-    usage_date: dt.date
-    account_id: str
-    service_name: str
-    total_cost_usd: Decimal  # billed
-    effective_cost_usd: Decimal
-    event_count: int
-
-
-@dataclass(frozen=True)
-class Contributor:
-    dimension: str
-    value: str
-    actual_usd: Decimal
-    expected_usd: Decimal
-    contribution_usd: Decimal
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    """A `cost_anomalies` row (see docs/anomalies.md), its contributors parsed."""
-
-    account_id: str
-    service_name: str
-    usage_date: dt.date
-    method: str
-    kind: str
-    direction: str
-    actual_usd: Decimal
-    expected_usd: Decimal
-    expected_low_usd: Decimal | None
-    expected_high_usd: Decimal | None
-    impact_usd: Decimal
-    impact_pct: Decimal | None  # None when the expected cost is zero
-    score: Decimal | None
-    duration_days: int | None
-    ongoing: bool | None
-    history_days: int | None
-    top_dimension: str | None
-    top_value: str | None
-    top_contribution_usd: Decimal | None
-    contributors: tuple[Contributor, ...]
 
 
 def accounts(wh: Warehouse, tenant: str | None) -> list[Account]:
@@ -276,13 +209,31 @@ def account_service_costs(
     return _page(wh, tenant, tables, sql, filters, page, keyset, lambda r: AccountServiceCost(**r))
 
 
+# The orders anomalies can be listed in: each a total order (the series and the kind break ties).
+_ANOMALY_ORDERS = {
+    "date": ("usage_date", "account_id", "service_name", "kind"),
+    "-date": ("-usage_date", "account_id", "service_name", "kind"),
+    "-impact": ("-size", "usage_date", "account_id", "service_name", "kind"),
+}
+ANOMALY_SORTS = tuple(_ANOMALY_ORDERS)
+
+
 def anomalies(
-    wh: Warehouse, tenant: str | None, filters: AnomalyFilters | None = None, page: Page | None = None
+    wh: Warehouse,
+    tenant: str | None,
+    filters: AnomalyFilters | None = None,
+    page: Page | None = None,
+    sort: str = "date",
 ) -> PageOf[Anomaly]:
-    """Detected anomalies, by (usage_date, account_id, service_name)."""
-    keyset = Keyset("anomalies", ("usage_date", "account_id", "service_name"))
+    """Detected anomalies, by `sort`: `date` (oldest first, then account and service), `-date` (newest
+    first) or `-impact` (the largest dollar impact, up or down, first)."""
+    if sort not in _ANOMALY_ORDERS:
+        raise InputError(f"unknown sort {sort!r}: choose one of {', '.join(ANOMALY_SORTS)}")
+    size = {"size": "abs(impact_usd)"}
+    keyset = Keyset(f"anomalies/{sort}", _ANOMALY_ORDERS[sort], size, ("size",))
     columns = ", ".join(f.name for f in fields(Anomaly))
-    sql = f"SELECT {columns} FROM {COST_ANOMALIES.name} WHERE {{where}} ORDER BY {{order}} LIMIT ?"
+    sql = f"""SELECT {columns}, abs(impact_usd) AS size FROM {COST_ANOMALIES.name} WHERE {{where}}
+              ORDER BY {{order}} LIMIT ?"""
     filters = filters or AnomalyFilters()
     return _page(wh, tenant, [COST_ANOMALIES.name], sql, filters, page, keyset, _anomaly)
 
@@ -306,6 +257,7 @@ def _anomaly(row: dict[str, Any]) -> Anomaly:
         )
         for c in found
     )
+    row.pop("size", None)  # a sort key, not a field
     return Anomaly(**(row | {"contributors": parsed}))
 
 

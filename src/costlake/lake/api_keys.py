@@ -50,6 +50,8 @@ _SCHEMA = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     sha256 TEXT NOT NULL,
     CHECK ((admin = 1 AND tenant_id IS NULL) OR (admin = 0 AND tenant_id IS NOT NULL))
 )"""
+SECRETS = "costlake_api_secrets"
+_SECRETS_SCHEMA = f"CREATE TABLE IF NOT EXISTS {SECRETS} (name TEXT PRIMARY KEY, value BLOB NOT NULL)"
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class KeyStore:
         self._local = threading.local()
         with self._write() as con:
             con.execute(_SCHEMA)
+            con.execute(_SECRETS_SCHEMA)
 
     @classmethod
     def for_settings(cls, settings: Settings, root: Path) -> KeyStore:
@@ -231,6 +234,14 @@ class KeyStore:
             )
             row = con.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE key_id = ?", (chosen,)).fetchone()
         return _record(row)
+
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte secret of the service (e.g. the key of its paging cursors), made by the
+        first process that asks and then the same for every worker and host sharing the store."""
+        with self._write() as con:
+            con.execute(f"INSERT OR IGNORE INTO {SECRETS} VALUES (?, ?)", (name, secrets.token_bytes(32)))
+            row = con.execute(f"SELECT value FROM {SECRETS} WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
 
     def verify(self, presented: str) -> ApiKey | None:
         """The active key `presented` is, or None (unknown, malformed or revoked). The stored hash is

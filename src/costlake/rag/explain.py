@@ -27,10 +27,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
@@ -50,11 +49,12 @@ from costlake.rag.indexer import (
     index_folder,
     rag_folder,
 )
-from costlake.rag.intents import Intent, Kind, classify
+from costlake.rag.intents import Intent, classify
 from costlake.rag.llm import LLMClient, LLMError, compose_explanation, shared_llm
 from costlake.rag.prompt import Prompt, build_prompt
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
-from costlake.rag.retriever import Mode, Retrieval, Retriever, describe, question_name
+from costlake.rag.results import Citation, DegradedReason, ExplainResult, context_of
+from costlake.rag.retriever import Mode, Retrieval, Retriever, describe, narrowed, question_name
 from costlake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,76 +62,11 @@ log = logging.getLogger(__name__)
 TABLE_INTENTS = ("lookup", "comparison", "trend")
 
 
-def context_of(chunk: Chunk) -> dict[str, Any]:
-    """What the prompt shows of a chunk: its structured fields, its id and its sentence."""
-    return {**chunk.metadata, "chunk_id": chunk.chunk_id, "text": chunk.text}
-
-
-class Citation(BaseModel):
-    """One retrieved anomaly the explanation may cite."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    chunk_id: str
-    account_id: str
-    service_name: str
-    usage_date: str = Field(description="ISO 8601 day, e.g. 2025-03-02")
-    impact_usd: str = Field(description="exact decimal, as a string so no float ever rounds it")
-
-    @classmethod
-    def of(cls, chunk: Chunk) -> Citation:
-        """The citation of a chunk, its names as the chunk shows them (through the name policy)."""
-        return cls(
-            chunk_id=chunk.chunk_id,
-            account_id=str(chunk.metadata.get("account_id", chunk.account_id)),
-            service_name=str(chunk.metadata.get("service_name", chunk.service_name)),
-            usage_date=chunk.usage_date.isoformat(),
-            impact_usd=str(chunk.metadata.get("impact_usd", chunk.impact_usd)),
-        )
-
-
-DegradedReason = Literal["provider_error", "ungrounded"]
-
-
 @dataclass(frozen=True)
 class _Answer:
     text: str
     grounding: GroundingResult
     degraded_reason: DegradedReason | None = None
-
-
-class ExplainResult(BaseModel):
-    """The answer to one question; `model_dump(mode="json")` is the API's body (without `unsupported`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    explanation: str
-    latency_ms: float = Field(description="retrieval and generation, in milliseconds")
-    retrieved_context_count: int
-    citations: list[Citation]
-    retrieval_ms: float
-    generation_ms: float
-    provider: str
-    degraded: bool = Field(
-        description="true when the model's answer is not shown: the provider failed, or its answer was "
-        "not grounded and the offline composition replaced it"
-    )
-    degraded_reason: DegradedReason | None = Field(
-        None,
-        description='why the answer is degraded: "provider_error" or "ungrounded"; null when not degraded',
-    )
-    grounded: bool = Field(
-        description="true when every number, date and cited chunk id of the explanation is in the context"
-    )
-    intent: Kind = Field(
-        "explain",
-        description="what the question was read as asking: explain, ranking, lookup, comparison or trend",
-    )
-    date_from: str | None = Field(None, description="first day of the range the answer used (ISO 8601)")
-    date_to: str | None = Field(None, description="last day of the range the answer used (ISO 8601)")
-    #: what the grounding check found unsupported in the model's answer (numbers, dates, chunk ids), also
-    #: when the answer was replaced; not part of the body
-    unsupported: list[str] = Field(default_factory=list, exclude=True)
 
 
 def configured_llm(settings: Settings) -> LLMClient:
@@ -218,30 +153,48 @@ class Explainer:
         k: int = 5,
         mode: Mode = "hybrid",
         use_filters: bool = True,
+        given: QueryFilters | None = None,
+        anchor: dt.date | None = None,
     ) -> ExplainResult:
         """The answer to `question` from `tenant`'s anomalies (None: every tenant's, for operators); an
         unknown tenant is refused (`catalog.views.UnknownTenant`, an input error). The question's
-        reads share one view of the lake (`readers.session`)."""
+        reads share one view of the lake (`readers.session`). `given` filters replace what the
+        question says about the same thing; `anchor` is the tenant's `anchor` when the caller (the
+        API) already knows it and has checked the tenant."""
         from costlake.catalog import readers
 
         with readers.session(self.wh, tenant, readers.QUESTION_TABLES):
-            return self._explain(question, tenant, k, mode, use_filters)
+            return self._explain(question, tenant, k, mode, use_filters, given, anchor)
 
     def _explain(
-        self, question: str, tenant: str | None, k: int, mode: Mode, use_filters: bool
+        self,
+        question: str,
+        tenant: str | None,
+        k: int,
+        mode: Mode,
+        use_filters: bool,
+        given: QueryFilters | None,
+        anchor: dt.date | None,
     ) -> ExplainResult:
         started = time.perf_counter()
         intent = classify(question) if use_filters else Intent("explain")
         if intent.kind not in TABLE_INTENTS:
             self._warm_embedder()  # the question will be embedded: the model loads while the lake is read
-        anchor = self.anchor(tenant)  # before any answer: the tenant-scoped read refuses an unknown tenant
+        if anchor is None:  # before any answer: the tenant-scoped read refuses an unknown tenant
+            anchor = self.anchor(tenant)
         if not any(ch.isalnum() for ch in question):
             raise InputError("the question has no words: ask about an account, a service or a date")
         if intent.kind in TABLE_INTENTS:
-            return self._from_tables(question, tenant, intent, anchor, started)
+            return self._from_tables(question, tenant, intent, anchor, started, given)
         with phase(log, "retrieval", k=k, mode=mode, intent=intent.kind) as done:
             retrieval = self.retriever.retrieve(
-                question, tenant_id=tenant, k=k, mode=mode, use_filters=use_filters, today=anchor
+                question,
+                tenant_id=tenant,
+                k=k,
+                mode=mode,
+                use_filters=use_filters,
+                today=anchor,
+                given=given,
             )
             if intent.kind == "ranking" and not retrieval.relaxed:
                 retrieval = ranked(retrieval, self.retriever.pool(tenant), intent)
@@ -277,7 +230,13 @@ class Explainer:
         return readers.latest_complete_date(self.wh, tenant) or dt.date.today()
 
     def _from_tables(
-        self, question: str, tenant: str | None, intent: Intent, anchor: dt.date, started: float
+        self,
+        question: str,
+        tenant: str | None,
+        intent: Intent,
+        anchor: dt.date,
+        started: float,
+        given: QueryFilters | None,
     ) -> ExplainResult:
         """A look-up, comparison or trend: composed from the rows the tenant-scoped readers read,
         and checked against them. No index and no model are needed."""
@@ -287,7 +246,8 @@ class Explainer:
             names = answers.Names.read(self.wh, tenant)
             accounts = {a: question_name(a, name) for a, name in names.accounts.items()}
             services = {*KNOWN_SERVICES, *names.services}
-            filters = parse_query(question, accounts=accounts, services=services, today=anchor)
+            parsed = parse_query(question, accounts=accounts, services=services, today=anchor)
+            filters = narrowed(parsed, given)
             if intent.kind == "lookup":
                 found = answers.lookup(self.wh, tenant, names, filters, intent, anchor)
             elif intent.kind == "comparison":

@@ -232,9 +232,11 @@ class Retriever:
         mode: Mode = "hybrid",
         use_filters: bool = True,
         today: date | None = None,
+        given: QueryFilters | None = None,
     ) -> Retrieval:
         """The `k` best chunks for `question` among `tenant_id`'s (None: every tenant, for admins);
-        relative dates count from `today` (default: the retriever's)."""
+        relative dates count from `today` (default: the retriever's); `given` filters (an API
+        caller's) replace what the question says about the same thing."""
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         if mode not in _MODES:
@@ -244,6 +246,7 @@ class Retriever:
         started = time.perf_counter()
         pool = self.pool(tenant_id)
         filters = self.parse(question, tenant_id, today=today) if use_filters else QueryFilters()
+        filters = narrowed(filters, given)
         parsed = time.perf_counter()
         candidates, relaxed, note = _filter(pool, filters)
         filtered = time.perf_counter()
@@ -367,3 +370,18 @@ def _month_end(day: date) -> date:
 
 def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000.0, 3)
+
+
+def narrowed(parsed: QueryFilters, given: QueryFilters | None) -> QueryFilters:
+    """`parsed` (a question's own filters) with every constraint that `given` sets (an API caller's
+    explicit filters) in place of the question's.
+
+    >>> narrowed(QueryFilters(account_ids=frozenset({"1"})), QueryFilters(date_to=date(2025, 1, 2))).date_to
+    datetime.date(2025, 1, 2)
+    """
+    if given is None:
+        return parsed
+    fields = ("account_ids", "service_names", "date_from", "date_to", "direction")
+    chosen = {f: getattr(given, f) for f in fields if getattr(given, f)}
+    matched = {**parsed.matched, **{f"given {f}": str(v) for f, v in chosen.items()}}
+    return replace(parsed, **chosen, matched=matched)

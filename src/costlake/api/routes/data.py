@@ -1,0 +1,252 @@
+"""GET /anomalies, /costs/daily and /accounts: the tenant's published rows, exact decimals as
+strings, in pages with opaque cursors (`cursors.py`); `?format=csv` gives the same rows as CSV, with
+every text cell a spreadsheet would run as a formula neutralised (text/csv_cells.py). The CSV's next
+page is in the `X-Next-Cursor` header."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, ValidationError
+from starlette.responses import JSONResponse, Response
+
+from costlake.api.auth import Caller, caller, own_account
+from costlake.api.cursors import query_digest
+from costlake.api.problems import Problem
+from costlake.catalog import readers
+from costlake.catalog.filters import MAX_LIMIT, AnomalyFilters, DailyCostFilters, Page
+from costlake.text.csv_cells import neutralise_cell
+
+router = APIRouter(tags=["data"])
+Format = Literal["json", "csv"]
+KINDS = Literal["spike", "dip", "step_up", "step_down", "new_service", "dropped_to_zero", "mix_shift"]
+
+
+class Contributor(BaseModel):
+    dimension: str
+    value: str
+    actual_usd: str
+    expected_usd: str
+    contribution_usd: str
+
+
+class AnomalyOut(BaseModel):
+    account_id: str
+    service_name: str
+    usage_date: dt.date
+    method: str
+    kind: str
+    direction: str
+    actual_usd: str
+    expected_usd: str
+    expected_low_usd: str | None
+    expected_high_usd: str | None
+    impact_usd: str
+    impact_pct: str | None
+    score: str | None
+    duration_days: int | None
+    ongoing: bool | None
+    history_days: int | None
+    top_dimension: str | None
+    top_value: str | None
+    top_contribution_usd: str | None
+    contributors: list[Contributor]
+
+
+class DailyCostOut(BaseModel):
+    usage_date: dt.date
+    account_id: str | None = Field(description="with group_by=account; null with group_by=service")
+    service_name: str | None = Field(description="with group_by=service; null with group_by=account")
+    cost_usd: str
+    event_count: int
+    data_complete: bool
+
+
+class AccountOut(BaseModel):
+    account_id: str
+    account_name: str | None
+    first_usage_date: dt.date | None
+    last_usage_date: dt.date | None
+
+
+class AnomalyPage(BaseModel):
+    data: list[AnomalyOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: no more rows")
+
+
+class DailyCostPage(BaseModel):
+    data: list[DailyCostOut]
+    next_cursor: str | None
+
+
+class AccountList(BaseModel):
+    data: list[AccountOut]
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the page before.")]
+From = Annotated[dt.date | None, Query(alias="from", description="First usage day (inclusive).")]
+To = Annotated[dt.date | None, Query(alias="to", description="Last usage day (inclusive).")]
+AccountId = Annotated[str | None, Query(max_length=64, description="One of the tenant's accounts.")]
+Service = Annotated[str | None, Query(max_length=128, description="One service, e.g. AmazonEC2.")]
+GroupBy = Annotated[Literal["account", "service"], Query(description="A row per day and account or service.")]
+CostKind = Annotated[Literal["billed", "effective"], Query(description="Billed or amortised cost.")]
+Fmt = Annotated[Format, Query(alias="format", description="json, or csv for the same rows as CSV.")]
+
+
+@router.get("/anomalies", response_model=AnomalyPage, summary="The tenant's detected anomalies")
+def anomalies(
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+    date_from: From = None,
+    date_to: To = None,
+    account_id: AccountId = None,
+    service: Service = None,
+    kind: Annotated[KINDS | None, Query(description="One kind of anomaly.")] = None,
+    min_impact: Annotated[Decimal | None, Query(ge=0, description="Least dollar impact, up or down.")] = None,
+    sort: Annotated[Literal["date", "-date", "-impact"], Query(description="Order of the rows.")] = "date",
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    fmt: Fmt = "json",
+) -> Response:
+    own_account(who, account_id)
+    query: dict[str, Any] = {"from": date_from, "to": date_to, "account_id": account_id, "service": service}
+    query |= {"kind": kind, "min_impact": min_impact, "sort": sort}
+    filters = _filters(
+        AnomalyFilters,
+        date_from=date_from,
+        date_to=date_to,
+        account_id=account_id,
+        service=service,
+        kind=kind,
+        min_impact=min_impact,
+    )
+    digest, page = _page(request, who, "anomalies", query, limit, cursor)
+    found = readers.anomalies(who.wh, who.tenant, filters, page, sort)
+    rows = [_anomaly(a) for a in found.rows]
+    return _answer(request, who, digest, rows, found.next, fmt, _ANOMALY_CSV)
+
+
+@router.get("/costs/daily", response_model=DailyCostPage, summary="The tenant's cost per day")
+def daily_costs(
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+    date_from: From = None,
+    date_to: To = None,
+    account_id: AccountId = None,
+    service: Service = None,
+    group_by: Annotated[
+        Literal["account", "service"], Query(description="A row per day and ...")
+    ] = "account",
+    cost: Annotated[
+        Literal["billed", "effective"], Query(description="Billed or amortised cost.")
+    ] = "billed",
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    fmt: Fmt = "json",
+) -> Response:
+    own_account(who, account_id)
+    query: dict[str, Any] = {"from": date_from, "to": date_to, "account_id": account_id, "service": service}
+    query |= {"group_by": group_by, "cost": cost}
+    filters = _filters(
+        DailyCostFilters,
+        date_from=date_from,
+        date_to=date_to,
+        account_id=account_id,
+        service=service,
+        group_by=group_by,
+        cost=cost,
+    )
+    digest, page = _page(request, who, "costs/daily", query, limit, cursor)
+    found = readers.daily_costs(who.wh, who.tenant, filters, page)
+    rows = [_plain(dataclasses.asdict(d)) for d in found.rows]
+    return _answer(
+        request, who, digest, rows, found.next, fmt, [f.name for f in dataclasses.fields(readers.DailyCost)]
+    )
+
+
+@router.get("/accounts", response_model=AccountList, summary="The tenant's own accounts")
+def accounts(who: Annotated[Caller, Depends(caller)]) -> Response:
+    rows = [
+        _plain({k: getattr(a, k) for k in AccountOut.model_fields})
+        for a in readers.accounts(who.wh, who.tenant)
+    ]
+    return JSONResponse({"data": rows})
+
+
+def _filters(model: Any, **given: Any) -> Any:
+    try:
+        return model(**given)
+    except ValidationError as exc:  # e.g. from after to: a 422 naming the fields, like FastAPI's own
+        problems = [
+            {
+                "field": "query." + ".".join(str(p) for p in e["loc"]) if e["loc"] else "query",
+                "message": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise Problem(422, "validation", detail, errors=problems) from None
+
+
+def _page(
+    request: Request, who: Caller, route: str, query: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[str, Page]:
+    digest = query_digest(route, query)
+    after = request.app.state.cursors.open(cursor, who.tenant, digest) if cursor else None
+    return digest, Page(limit=limit, after=after)
+
+
+def _answer(
+    request: Request,
+    who: Caller,
+    digest: str,
+    rows: list[dict[str, Any]],
+    position: str | None,
+    fmt: Format,
+    columns: Sequence[str],
+) -> Response:
+    cursor = request.app.state.cursors.seal(who.tenant, digest, position) if position else None
+    if fmt == "csv":
+        headers = {"X-Next-Cursor": cursor} if cursor else {}
+        return Response(_csv(rows, columns), media_type="text/csv; charset=utf-8", headers=headers)
+    return JSONResponse({"data": rows, "next_cursor": cursor})
+
+
+def _anomaly(a: readers.Anomaly) -> dict[str, Any]:
+    row = {f.name: getattr(a, f.name) for f in dataclasses.fields(a) if f.name != "contributors"}
+    row["contributors"] = [_plain(dataclasses.asdict(c)) for c in a.contributors]
+    return _plain(row)
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """Decimals as strings (exact), dates as ISO 8601."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, dt.date):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+_DAILY_CSV = [f.name for f in dataclasses.fields(readers.DailyCost)]
+_ANOMALY_CSV = [f.name for f in dataclasses.fields(readers.Anomaly) if f.name != "contributors"]
+
+
+def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else neutralise_cell(row.get(c)) for c in columns])
+    return buffer.getvalue()

@@ -1,0 +1,161 @@
+"""What one worker keeps between requests: the warehouse, the explanation layer with its index and
+model loaded once, each tenant's accounts and anchor day, and the API keys it has checked.
+
+Nothing here goes stale for long. Every request compares the lake's version (each table's current
+metadata file, read from the catalog database; for a remote warehouse at most every few seconds) and
+the index files' (size, mtime) with what the cache was built from; when either moved, the next request
+builds a fresh view (the embedding model and the LLM client are kept: they are per process). A key is
+re-checked against the key store at least every `KEY_RECHECK_SECONDS`, so a revocation reaches every
+worker within that time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from costlake.lake.api_keys import ApiKey, KeyStore
+from costlake.lake.metadata import LocalMetadata
+from costlake.lake.warehouse import Warehouse
+from costlake.rag.explain import Explainer
+from costlake.rag.indexer import CHUNKS_FILE, SOURCE_FILE, rag_folder
+from costlake.settings import Settings
+from costlake.tables import DIM_ACCOUNT, NAMESPACE, TABLES, UNASSIGNED_TENANT
+
+KEY_RECHECK_SECONDS = 2.0
+LOCAL_VERSION_SECONDS = 0.5  # how often the lake's version is read (a local catalog: one SQLite query)
+REMOTE_VERSION_SECONDS = 5.0  # ... and for a remote one (a catalog round trip per table)
+MAX_CACHED_KEYS = 10_000
+
+
+@dataclass
+class View:
+    """The lake as of one version: built lazily, thrown away whole when the version moves."""
+
+    version: Any
+    explainer: Explainer
+    owners: dict[str, str]  # account_id -> tenant_id
+    anchors: dict[str, dt.date] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accounts(self, tenant: str) -> set[str]:
+        return {a for a, t in self.owners.items() if t == tenant}
+
+    def anchor(self, tenant: str) -> dt.date:
+        """The tenant's latest complete day (`Explainer.anchor`), read once per version."""
+        found = self.anchors.get(tenant)
+        if found is None:
+            found = self.anchors[tenant] = self.explainer.anchor(tenant)
+        return found
+
+
+class ServiceState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.wh = Warehouse(settings)
+        self.keys = KeyStore.for_settings(settings, self.wh.root)
+        self._metadata = (
+            LocalMetadata(self.wh.root, NAMESPACE)
+            if not self.wh.remote and settings.catalog == "sql" and not settings.catalog_uri
+            else None
+        )
+        self._view: View | None = None
+        self._version: Any = None
+        self._version_read = 0.0
+        self._lock = threading.Lock()
+        self._checked: dict[str, tuple[ApiKey | None, float]] = {}
+        self.rag = rag_folder(self.wh)
+
+    # -- keys ---------------------------------------------------------------------------------------
+    def key(self, presented: str) -> ApiKey | None:
+        """The key's record when it is valid now (checked against the store at most
+        `KEY_RECHECK_SECONDS` ago), else None."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).hexdigest()
+        now = time.monotonic()
+        cached = self._checked.get(digest)
+        if cached is not None and now - cached[1] < KEY_RECHECK_SECONDS:
+            return cached[0]
+        found = self.keys.verify(presented)
+        if found is not None:  # unknown keys are not remembered: nobody can fill the cache with them
+            if len(self._checked) >= MAX_CACHED_KEYS:
+                self._checked.pop(next(iter(self._checked)))
+            self._checked[digest] = (found, now)
+        else:
+            self._checked.pop(digest, None)
+        return found
+
+    # -- the lake -----------------------------------------------------------------------------------
+    def view(self) -> View:
+        """The current view of the lake and the index (rebuilt after a run, a tenants load or an index)."""
+        version = self.version()
+        view = self._view
+        if view is not None and view.version == version:
+            return view
+        with self._lock:
+            if self._view is None or self._view.version != version:
+                self._view = self._build(version)
+            return self._view
+
+    def version(self) -> Any:
+        now = time.monotonic()
+        every = REMOTE_VERSION_SECONDS if self._metadata is None else LOCAL_VERSION_SECONDS
+        if self._version is None or now - self._version_read >= every:
+            self._version = (self._lake_version(), self._index_version())
+            self._version_read = now
+        return self._version
+
+    def _lake_version(self) -> Any:
+        if self._metadata is not None:
+            found = self._metadata.locations()
+            if found is not None:
+                return tuple(sorted(found.items()))
+        self.wh.refresh()
+        return tuple((name, self.wh.table(tdef).metadata_location) for name, tdef in sorted(TABLES.items()))
+
+    def _index_version(self) -> Any:
+        """(name, size, mtime) of the files `costlake index` writes: the chunks and the vector index
+        (not the embedding cache, which answering questions may add to)."""
+        paths = [self.rag / name for name in (CHUNKS_FILE, CHUNKS_FILE + ".digest", SOURCE_FILE)]
+        index = self.rag / "index"
+        paths += sorted(index.rglob("*")) if index.is_dir() else []
+        found = []
+        for path in paths:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if path.is_file():
+                found.append((str(path.relative_to(self.rag)), stat.st_size, stat.st_mtime_ns))
+        return tuple(found)
+
+    def _build(self, version: Any) -> View:
+        self.wh.refresh()
+        owners = {
+            r["account_id"]: r["tenant_id"] or UNASSIGNED_TENANT
+            for r in self.wh.read_rows(DIM_ACCOUNT).select(["account_id", "tenant_id"]).to_pylist()
+            if r["account_id"]
+        }
+        explainer = Explainer(self.wh)
+        if (self.rag / CHUNKS_FILE).exists():
+            _ = explainer.retriever  # the index loads now, once, not inside some request
+        return View(version, explainer, owners)
+
+    def health(self) -> dict[str, Any]:
+        """Whether the lake and the index can be read, and how fresh the index is; no tenant data."""
+        lake: dict[str, Any] = {"reachable": True}
+        try:
+            view = self.view()
+            lake["tables"] = len(view.version[0])
+        except Exception as exc:  # noqa: BLE001 - health reports, it does not fail
+            return {"lake": {"reachable": False, "error": type(exc).__name__}, "index": {"reachable": False}}
+        index: dict[str, Any] = {"reachable": (self.rag / CHUNKS_FILE).exists()}
+        if index["reachable"]:
+            index["stale"] = view.explainer.stale
+            index["built_at"] = dt.datetime.fromtimestamp(
+                (self.rag / CHUNKS_FILE).stat().st_mtime, dt.UTC
+            ).isoformat(timespec="seconds")
+        return {"lake": lake, "index": index}

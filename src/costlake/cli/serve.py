@@ -1,0 +1,63 @@
+"""`costlake serve`: the HTTP API (FastAPI on uvicorn), see docs/api.md."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Annotated
+
+import typer
+
+from costlake.cli.context import err, state
+from costlake.errors import ConfigError
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes (one per core is a good start). Each loads the index and the model "
+            "once, and enforces its share of the per-key rate limit.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
+) -> None:
+    """Serve the API: POST /explain, GET /anomalies, /costs/daily, /accounts (each tenant sees only its
+    own accounts, through the key it sends as `Authorization: Bearer <key>`; see `costlake tenants
+    add-key`), and the public GET /health, /metrics, /docs and /openapi.json.
+
+    One JSON line per request goes to stderr (request id, tenant, route, status, latency). SIGINT or
+    SIGTERM finishes the requests in flight, then stops (exit code 130 / 143)."""
+    try:
+        import uvicorn
+
+        from costlake.api.app import WORKERS_ENV, create_app
+        from costlake.api.middleware import configure_access_log
+    except ImportError as exc:
+        extra = "pip install 'costlake[server]'"
+        raise ConfigError(f"`costlake serve` needs the server extra: {extra} ({exc.name})") from None
+    settings = state.settings()
+    configure_access_log()
+    options = {"host": host, "port": port, "log_config": None, "access_log": False, "server_header": False}
+    if workers == 1:
+        application = create_app(settings)
+        err.print(f"serving {settings.warehouse} on http://{host}:{port} (docs at /docs)", markup=False)
+        uvicorn.run(application, **options)  # type: ignore[arg-type]
+        return
+    # Workers are new processes: they read the same settings from the environment.
+    for name, value in settings.model_dump(exclude_unset=False).items():
+        if value is not None and name in state.overrides and state.overrides[name] is not None:
+            os.environ[f"COSTLAKE_{name.upper()}"] = str(value)
+    os.environ[WORKERS_ENV] = str(workers)
+    with tempfile.TemporaryDirectory(prefix="costlake-metrics-") as metrics:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # the workers' metrics, summed by GET /metrics
+        err.print(
+            f"serving {settings.warehouse} on http://{host}:{port} with {workers} workers", markup=False
+        )
+        uvicorn.run("costlake.api.app:factory", factory=True, workers=workers, **options)  # type: ignore[arg-type]

@@ -1,0 +1,91 @@
+"""The real app over HTTP: a uvicorn server on 127.0.0.1, started by the tests in a thread, in front of
+the two-tenant lake (tests/two_tenants.py), indexed, with a key per tenant and an admin key."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+
+from costlake.api.app import create_app
+from costlake.lake.api_keys import KeyStore
+from costlake.lake.warehouse import Warehouse
+from costlake.rag.indexer import build_index
+from costlake.settings import Settings
+from two_tenants import build_lake
+
+
+@dataclass
+class Served:
+    url: str
+    wh: Warehouse
+    keys: dict[str, str]  # "team-a", "team-b", "unassigned", "admin" -> key
+    store: KeyStore
+    server: uvicorn.Server
+
+    def get(self, path: str, key: str | None = None, **kwargs: Any) -> requests.Response:
+        return requests.get(
+            self.url + path, headers=_auth(key, kwargs.pop("headers", {})), timeout=30, **kwargs
+        )
+
+    def post(self, path: str, key: str | None = None, **kwargs: Any) -> requests.Response:
+        return requests.post(
+            self.url + path, headers=_auth(key, kwargs.pop("headers", {})), timeout=30, **kwargs
+        )
+
+
+def _auth(key: str | None, headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "Authorization": f"Bearer {key}"} if key else headers
+
+
+def serve(settings: Settings, **options: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """A uvicorn server of the app on a free port of 127.0.0.1, in a thread; its base URL."""
+    config = uvicorn.Config(
+        create_app(settings, **options), host="127.0.0.1", port=0, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def stop(server: uvicorn.Server, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="package")
+def indexed_lake(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    wh = build_lake(tmp_path_factory.mktemp("api"))
+    build_index(wh)
+    return wh
+
+
+@pytest.fixture(scope="package")
+def served(indexed_lake: Warehouse) -> Iterator[Served]:
+    settings = indexed_lake.settings.model_copy(update={"api_rate_limit": 0.0})
+    store = KeyStore.for_settings(settings, indexed_lake.root)
+    keys = {t: store.add(t)[1] for t in ("team-a", "team-b", "unassigned")}
+    keys["admin"] = store.add(None, admin=True)[1]
+    server, thread, url = serve(settings)
+    try:
+        yield Served(url, indexed_lake, keys, store, server)
+    finally:
+        stop(server, thread)
+
+
+def data_dir(wh: Warehouse) -> Path:
+    return wh.root

@@ -1,0 +1,209 @@
+"""Every route over HTTP, each status code, and the tenant rules (docs/api.md)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+
+from conftest import Served
+from costlake.catalog import readers
+from two_tenants import A1, A2, B1, C1
+
+PROBLEM = "application/problem+json"
+TEAM_A = {A1, A2}
+
+
+def _problem(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["type"].startswith("https://") and body["detail"]
+    assert "Traceback" not in response.text
+    return body
+
+
+def test_explain_answers_with_the_documented_fields_from_the_tenants_own_anomalies(served: Served) -> None:
+    response = served.post("/explain", served.keys["team-a"], json={"query": "why did EC2 spend jump?"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    for name in (
+        "explanation",
+        "latency_ms",
+        "retrieved_context_count",
+        "citations",
+        "retrieval_ms",
+        "generation_ms",
+        "provider",
+        "degraded",
+        "grounded",
+        "intent",
+        "date_from",
+        "date_to",
+    ):
+        assert name in body
+    assert body["retrieved_context_count"] == len(body["citations"]) >= 1
+    assert {c["account_id"] for c in body["citations"]} <= TEAM_A
+    assert "unsupported" not in body
+    team_b = served.post("/explain", served.keys["team-b"], json={"query": "why did EC2 spend jump?"}).json()
+    assert {c["account_id"] for c in team_b["citations"]} <= {B1}
+
+
+def test_explain_filters_narrow_the_answer_and_another_tenants_account_is_404(served: Served) -> None:
+    key = served.keys["team-a"]
+    body = {"query": "what changed?", "filters": {"account_id": A1, "from": "2025-01-01", "to": "2025-02-14"}}
+    found = served.post("/explain", key, json=body).json()
+    assert found["citations"] and {c["account_id"] for c in found["citations"]} == {A1}
+    theirs = served.post("/explain", key, json={"query": "x", "filters": {"account_id": B1}})
+    missing = served.post("/explain", key, json={"query": "x", "filters": {"account_id": "999999999999"}})
+    assert _problem(theirs, 404) == _problem(missing, 404)
+
+
+def test_missing_invalid_and_malformed_keys_are_401(served: Served) -> None:
+    for key in (None, "nope", served.keys["team-a"][:-1] + "x", "clk_00000000_" + "a" * 43):
+        response = served.get("/accounts", key)
+        _problem(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert served.get("/accounts", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
+
+
+def test_accounts_are_the_tenants_own(served: Served) -> None:
+    found = served.get("/accounts", served.keys["team-a"]).json()["data"]
+    assert {a["account_id"] for a in found} == TEAM_A
+    assert {a["account_id"] for a in served.get("/accounts", served.keys["unassigned"]).json()["data"]} == {
+        C1
+    }
+
+
+def test_admin_keys_act_for_the_tenant_they_name(served: Served) -> None:
+    admin = served.keys["admin"]
+    found = served.get("/accounts", admin, headers={"X-Costlake-Tenant": "team-b"}).json()["data"]
+    assert [a["account_id"] for a in found] == [B1]
+    _problem(served.get("/accounts", admin, headers={"X-Costlake-Tenant": "team-zz"}), 404)
+    _problem(served.get("/accounts", admin), 400)
+    # A tenant key naming another tenant reads like an unknown tenant; naming its own is fine.
+    key = served.keys["team-a"]
+    assert _problem(served.get("/accounts", key, headers={"X-Costlake-Tenant": "team-b"}), 404) == _problem(
+        served.get("/accounts", admin, headers={"X-Costlake-Tenant": "team-zz"}), 404
+    )
+    assert served.get("/accounts", key, headers={"X-Costlake-Tenant": "team-a"}).status_code == 200
+
+
+def test_another_tenants_account_reads_exactly_like_a_missing_one(served: Served) -> None:
+    key = served.keys["team-a"]
+    for route in ("/anomalies", "/costs/daily"):
+        theirs = served.get(route, key, params={"account_id": B1})
+        missing = served.get(route, key, params={"account_id": "999999999999"})
+        assert _problem(theirs, 404) == _problem(missing, 404)
+        assert B1 not in theirs.text
+
+
+def test_anomalies_page_through_with_cursors_bound_to_tenant_and_query(served: Served) -> None:
+    key = served.keys["team-a"]
+    whole = served.get("/anomalies", key, params={"limit": 1000}).json()
+    assert whole["next_cursor"] is None and whole["data"]
+    assert {a["account_id"] for a in whole["data"]} <= TEAM_A
+    assert all(isinstance(a["impact_usd"], str) for a in whole["data"])
+    paged, cursor = [], None
+    for _ in range(100):
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = served.get("/anomalies", key, params=params).json()
+        paged += page["data"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == whole["data"]
+    first = served.get("/anomalies", key, params={"limit": 1}).json()["next_cursor"]
+    if first is not None:
+        assert A1 not in first and "usage_date" not in first  # opaque
+        _problem(served.get("/anomalies", served.keys["team-b"], params={"cursor": first}), 400)
+        _problem(served.get("/anomalies", key, params={"cursor": first, "kind": "spike"}), 400)
+        _problem(served.get("/anomalies", key, params={"cursor": first[:-3] + "abc"}), 400)
+        assert served.get("/anomalies", key, params={"cursor": first, "limit": 5}).status_code == 200
+
+
+@pytest.mark.parametrize("sort", ["date", "-date", "-impact"])
+def test_anomalies_sort_orders(served: Served, sort: str) -> None:
+    rows = served.get("/anomalies", served.keys["team-a"], params={"sort": sort}).json()["data"]
+    if sort == "-impact":
+        sizes = [abs(Decimal(r["impact_usd"])) for r in rows]
+        assert sizes == sorted(sizes, reverse=True)
+    else:
+        days = [r["usage_date"] for r in rows]
+        assert days == sorted(days, reverse=sort == "-date")
+
+
+def test_daily_costs_are_exact_and_say_whether_each_day_is_complete(served: Served) -> None:
+    key = served.keys["team-b"]
+    rows = served.get("/costs/daily", key, params={"limit": 1000, "group_by": "service"}).json()["data"]
+    assert rows and {r["account_id"] for r in rows} == {None}
+    assert all(isinstance(r["data_complete"], bool) for r in rows)
+    total = sum(Decimal(r["cost_usd"]) for r in rows)
+    first, last = (dt.date.fromisoformat(rows[i]["usage_date"]) for i in (0, -1))
+    spend = readers.spend(served.wh, "team-b", first, last)
+    assert total == spend.total_usd  # exact, to the last digit
+    effective = served.get("/costs/daily", key, params={"limit": 1000, "cost": "effective"}).json()["data"]
+    assert sum(Decimal(r["cost_usd"]) for r in effective) < total
+
+
+def test_csv_gives_the_same_rows(served: Served) -> None:
+    key = served.keys["team-a"]
+    params = {"limit": 3, "group_by": "account"}
+    as_json = served.get("/costs/daily", key, params=params)
+    as_csv = served.get("/costs/daily", key, params={**params, "format": "csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [r["cost_usd"] for r in rows] == [r["cost_usd"] for r in as_json.json()["data"]]
+    assert as_csv.headers.get("x-next-cursor")
+
+
+def test_validation_errors_are_422_naming_the_field(served: Served) -> None:
+    key = served.keys["team-a"]
+    assert (
+        _problem(served.get("/anomalies", key, params={"limit": 0}), 422)["errors"][0]["field"]
+        == "query.limit"
+    )
+    body = _problem(served.post("/explain", key, json={"query": "why", "k": 500}), 422)
+    assert body["errors"][0]["field"] == "body.k"
+    assert (
+        "from"
+        in _problem(served.get("/costs/daily", key, params={"from": "2025-02-01", "to": "2025-01-01"}), 422)[
+            "detail"
+        ]
+    )
+    _problem(served.post("/explain", key, json={"query": ""}), 422)
+    _problem(
+        served.post("/explain", key, data=b"{not json", headers={"Content-Type": "application/json"}), 422
+    )
+
+
+def test_bodies_over_the_limit_are_413(served: Served) -> None:
+    response = served.post("/explain", served.keys["team-a"], json={"query": "x" * 100_000})
+    _problem(response, 413)
+
+
+def test_health_docs_and_openapi_are_public_and_show_no_tenant_data(served: Served) -> None:
+    health = served.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["index"]["reachable"] is True
+    for account in (A1, A2, B1, C1):
+        assert account not in health.text
+    assert served.get("/openapi.json").json()["paths"]["/explain"]
+    assert served.get("/docs").status_code == 200
+
+
+def test_metrics_count_requests_by_route_template(served: Served) -> None:
+    served.get("/anomalies", served.keys["team-a"], params={"account_id": A1})
+    text = served.get("/metrics").text
+    assert 'costlake_http_requests_total{method="GET",route="/anomalies",status="200"}' in text
+    assert "costlake_http_request_duration_seconds_bucket" in text
+    assert "costlake_explain_retrieval_seconds" in text
+    assert A1 not in text and "team-a" not in text
+
+
+def test_unknown_routes_and_methods_are_problems(served: Served) -> None:
+    _problem(served.get("/nope"), 404)
+    _problem(served.get("/explain", served.keys["team-a"]), 405)
