@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench bench-anomalies bench-rag clean java chromium
+.PHONY: help demo test test-fast lint bench bench-anomalies bench-rag bench-api clean java chromium wrk
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,16 @@ bench-anomalies: $(STAMP) ## precision / recall / F1 of the anomaly methods on g
 bench-rag: $(STAMP) ## recall@5 / MRR of the rankers on generated questions; then answers per intent on a built lake
 	$(PY) bench/retrieval_eval.py
 	$(PY) bench/intent_eval.py
+
+bench-api: $(STAMP) wrk ## 30 s of POST /explain on `costlake serve` (8 connections, wrk) beside a bare FastAPI floor
+	$(PY) bench/api_load.py
+
+wrk: ## make sure wrk is there for bench-api (installs Debian's as root)
+	@if command -v wrk >/dev/null 2>&1; then echo "wrk: $$(command -v wrk)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing wrk for bench-api"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	else echo "error: bench-api needs wrk: install Debian's wrk package (or run as root)"; exit 1; fi
 
 clean: ## remove the venv, demo output and caches
 	rm -rf $(VENV) demo-warehouse demo-data bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis

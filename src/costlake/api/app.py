@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
@@ -31,7 +33,15 @@ in a string."""
 
 
 def create_app(settings: Settings, workers: int = 1) -> FastAPI:
+    state = ServiceState(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.warm_up()  # the index and the model load before the first request, not inside it
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="costlake",
         version=__version__,
         description=DESCRIPTION,
@@ -39,7 +49,6 @@ def create_app(settings: Settings, workers: int = 1) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    state = ServiceState(settings)
     app.state.service = state
     app.state.limits = TokenBuckets(settings.api_rate_limit / max(1, workers))
     app.state.cursors = Cursors(state.keys.secret("cursors"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from costlake.rag.indexer import CHUNKS_FILE, SOURCE_FILE, rag_folder
 from costlake.settings import Settings
 from costlake.tables import DIM_ACCOUNT, NAMESPACE, TABLES, UNASSIGNED_TENANT
 
+log = logging.getLogger(__name__)
 KEY_RECHECK_SECONDS = 2.0
 LOCAL_VERSION_SECONDS = 0.5  # how often the lake's version is read (a local catalog: one SQLite query)
 REMOTE_VERSION_SECONDS = 5.0  # ... and for a remote one (a catalog round trip per table)
@@ -143,6 +145,16 @@ class ServiceState:
         if (self.rag / CHUNKS_FILE).exists():
             _ = explainer.retriever  # the index loads now, once, not inside some request
         return View(version, explainer, owners)
+
+    def warm_up(self) -> None:
+        """Load the view (the index) and start the embedding model, so the first request does not."""
+        try:
+            view = self.view()
+        except Exception:  # noqa: BLE001 - a lake that cannot be read now is reported by /health
+            log.warning("the lake could not be read at start-up; /health tells when it can", exc_info=True)
+            return
+        if (self.rag / CHUNKS_FILE).exists():
+            view.explainer._warm_embedder().inner.embed("warm up")  # loaded, not cached
 
     def health(self) -> dict[str, Any]:
         """Whether the lake and the index can be read, and how fresh the index is; no tenant data."""

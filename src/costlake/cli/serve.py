@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,21 +44,65 @@ def serve(
         extra = "pip install 'costlake[server]'"
         raise ConfigError(f"`costlake serve` needs the server extra: {extra} ({exc.name})") from None
     settings = state.settings()
+    _check_address(host, port)
     configure_access_log()
-    options = {"host": host, "port": port, "log_config": None, "access_log": False, "server_header": False}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+    }
     if workers == 1:
         application = create_app(settings)
         err.print(f"serving {settings.warehouse} on http://{host}:{port} (docs at /docs)", markup=False)
-        uvicorn.run(application, **options)  # type: ignore[arg-type]
+        uvicorn.run(application, **options)
         return
     # Workers are new processes: they read the same settings from the environment.
-    for name, value in settings.model_dump(exclude_unset=False).items():
-        if value is not None and name in state.overrides and state.overrides[name] is not None:
+    for name, value in settings.model_dump().items():
+        if value is not None and state.overrides.get(name) is not None:
             os.environ[f"COSTLAKE_{name.upper()}"] = str(value)
     os.environ[WORKERS_ENV] = str(workers)
     with tempfile.TemporaryDirectory(prefix="costlake-metrics-") as metrics:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # the workers' metrics, summed by GET /metrics
-        err.print(
-            f"serving {settings.warehouse} on http://{host}:{port} with {workers} workers", markup=False
-        )
-        uvicorn.run("costlake.api.app:factory", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        where = f"http://{host}:{port} with {workers} workers"
+        err.print(f"serving {settings.warehouse} on {where}", markup=False)
+        _supervise(uvicorn.Config("costlake.api.app:factory", factory=True, workers=workers, **options))
+
+
+def _check_address(host: str, port: int) -> None:
+    """One clear line (exit code 1) when the address cannot be listened on, instead of uvicorn's log."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _supervise(config: Any) -> None:
+    """uvicorn's supervisor of several workers, which stops them all on SIGINT or SIGTERM; the signal
+    is then raised again here, so `serve` exits 130 or 143 as every command does when interrupted."""
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    received: list[int] = []
+
+    class Supervisor(Multiprocess):
+        def handle_int(self) -> None:
+            received.append(signal.SIGINT)
+            super().handle_int()
+
+        def handle_term(self) -> None:
+            received.append(signal.SIGTERM)
+            super().handle_term()
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    Supervisor(config, sockets=[config.bind_socket()]).run()
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    if received:
+        signal.raise_signal(received[0])

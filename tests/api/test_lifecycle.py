@@ -1,0 +1,143 @@
+"""What changes under a running server: a revoked key, accounts moved to another tenant, a rebuilt
+index; and the limits: the per-key rate, a failing provider, the request log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import serve, stop
+from costlake.lake.api_keys import KeyStore
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.tenants import load_tenants
+from costlake.rag.indexer import build_index
+from two_tenants import A1, B1, build_lake
+
+WHY = {"query": "why did EC2 spend jump?"}
+
+
+def _until(check: Callable[[], bool], seconds: float) -> float:
+    """Seconds until `check()` held (fails after `seconds`)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, "not within the time allowed"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def own_lake(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    wh = build_lake(tmp_path_factory.mktemp("lifecycle"))
+    build_index(wh)
+    return wh
+
+
+@pytest.fixture
+def server(own_lake: Warehouse) -> Iterator[Callable[..., str]]:
+    started = []
+
+    def start(**settings: object) -> str:
+        found, thread, url = serve(own_lake.settings.model_copy(update={"api_rate_limit": 0.0, **settings}))
+        started.append((found, thread))
+        return url
+
+    yield start
+    for found, thread in started:
+        stop(found, thread)
+
+
+def _get(url: str, key: str, path: str = "/accounts") -> requests.Response:
+    return requests.get(url + path, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def _explain(url: str, key: str) -> requests.Response:
+    return requests.post(url + "/explain", json=WHY, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def test_a_revoked_key_is_refused_within_5_seconds(own_lake: Warehouse, server: Callable[..., str]) -> None:
+    url = server()
+    store = KeyStore.for_settings(own_lake.settings, own_lake.root)
+    record, key = store.add("team-a")
+    assert _get(url, key).status_code == 200
+    KeyStore.for_settings(own_lake.settings, own_lake.root).revoke(record.key_id)  # another connection
+    assert _until(lambda: _get(url, key).status_code == 401, 5.0) < 5.0
+
+
+def test_moving_an_account_and_rebuilding_the_index_reach_a_running_server(
+    own_lake: Warehouse, server: Callable[..., str], tmp_path: Path
+) -> None:
+    url = server()
+    store = KeyStore.for_settings(own_lake.settings, own_lake.root)
+    team_a, team_b = store.add("team-a")[1], store.add("team-b")[1]
+    assert A1 in {c["account_id"] for c in _explain(url, team_a).json()["citations"]}
+    moved = tmp_path / "moved.csv"
+    moved.write_text(f"account_id,tenant_id\n{A1},team-b\n")
+    load_tenants(own_lake, moved)
+    try:
+
+        def moved_over() -> bool:
+            return {a["account_id"] for a in _get(url, team_b).json()["data"]} == {A1, B1}
+
+        _until(moved_over, 10.0)
+        assert A1 not in _get(url, team_a).text
+        assert A1 not in _explain(url, team_a).text
+        assert A1 in {c["account_id"] for c in _explain(url, team_b).json()["citations"]}
+        before = requests.get(url + "/health", timeout=30).json()["index"]["built_at"]
+        build_index(Warehouse(own_lake.settings))
+        _until(lambda: not requests.get(url + "/health", timeout=30).json()["index"]["stale"], 10.0)
+        assert requests.get(url + "/health", timeout=30).json()["index"]["built_at"] >= before
+    finally:
+        moved.write_text(f"account_id,tenant_id\n{A1},team-a\n")
+        load_tenants(own_lake, moved)
+
+
+def test_the_per_key_rate_limit_answers_429_with_retry_after(
+    own_lake: Warehouse, server: Callable[..., str]
+) -> None:
+    url = server(api_rate_limit=1.0)  # a burst of 2, then one per second
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    other = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    answers = [_get(url, key) for _ in range(4)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and all(int(r.headers["retry-after"]) >= 1 for r in limited)
+    assert limited[0].headers["content-type"].startswith("application/problem+json")
+    assert _get(url, other).status_code == 200  # each key has its own bucket
+
+
+def test_a_failing_provider_degrades_or_is_a_502_by_setting(
+    own_lake: Warehouse, server: Callable[..., str]
+) -> None:
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    degraded = _explain(server(llm_provider="failing"), key)
+    assert degraded.status_code == 200
+    body = degraded.json()
+    assert body["degraded"] and body["degraded_reason"] == "provider_error" and body["citations"]
+    failed = _explain(server(llm_provider="failing", llm_failure="error"), key)
+    assert failed.status_code == 502 and failed.json()["type"].endswith("/provider-error")
+    assert "Traceback" not in failed.text
+
+
+def test_one_log_line_per_request_without_the_key(
+    own_lake: Warehouse, server: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = server()
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    access = logging.getLogger("costlake.api.access")
+    access.setLevel(logging.INFO)
+    with caplog.at_level(logging.INFO, logger="costlake.api.access"):
+        answer = requests.post(
+            url + "/explain", json=WHY, headers={"Authorization": f"Bearer {key}", "X-Request-Id": "req-42"},
+            timeout=30,
+        )  # fmt: skip
+        _until(lambda: any(getattr(r, "request_id", "") == "req-42" for r in caplog.records), 5.0)
+    assert answer.headers["x-request-id"] == "req-42"
+    [line] = [r for r in caplog.records if getattr(r, "request_id", "") == "req-42"]
+    fields = vars(line)
+    assert fields["tenant"] == "team-a" and fields["route"] == "/explain" and fields["status"] == 200
+    assert fields["latency_ms"] > 0 and fields["retrieval_ms"] >= 0 and "generation_ms" in fields
+    assert key not in str(fields) and key[:20] not in caplog.text

@@ -1,0 +1,88 @@
+"""`costlake serve` as a user starts it: a real process with two workers, keys from `costlake tenants
+add-key`, metrics summed over the workers, and a stop by signal with the usual exit codes."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from costlake.lake.warehouse import Warehouse
+from helpers import cli
+from two_tenants import A1, A2, B1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(wh: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(wh), "serve", "--port", str(port), *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ready(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            if requests.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not start")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_serve_with_two_workers_then_stop_by_signal(lake: Warehouse, stop: signal.Signals) -> None:
+    added = cli(lake.root, "tenants", "add-key", "team-a")
+    assert added.returncode == 0, added.stderr
+    key = added.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    process = _start(lake.root, port, "--workers", "2")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _ready(url, process)
+        headers = {"Authorization": f"Bearer {key}"}
+        for _ in range(6):  # spread over both workers
+            found = requests.get(url + "/accounts", headers=headers, timeout=30).json()["data"]
+            assert {a["account_id"] for a in found} == {A1, A2}
+        assert (
+            requests.get(
+                url + "/anomalies", headers=headers, params={"account_id": B1}, timeout=30
+            ).status_code
+            == 404
+        )
+        metrics = requests.get(url + "/metrics", timeout=30).text
+        line = next(
+            m
+            for m in metrics.splitlines()
+            if m.startswith("costlake_http_requests_total{") and "/accounts" in m
+        )
+        assert float(line.rsplit(" ", 1)[1]) == 6.0  # every worker's count, summed
+    finally:
+        process.send_signal(stop)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + stop
+    lines = [line for line in stderr.splitlines() if '"costlake.api.access"' not in line]
+    assert lines[-1] == "interrupted" and "Traceback" not in stderr
+    assert key not in stderr
+
+
+def test_an_address_in_use_is_one_line_and_exit_code_1(lake: Warehouse) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli(lake.root, "serve", "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
