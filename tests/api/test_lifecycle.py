@@ -141,3 +141,13 @@ def test_one_log_line_per_request_without_the_key(
     assert fields["tenant"] == "team-a" and fields["route"] == "/explain" and fields["status"] == 200
     assert fields["latency_ms"] > 0 and fields["retrieval_ms"] >= 0 and "generation_ms" in fields
     assert key not in str(fields) and key[:20] not in caplog.text
+
+
+def test_metrics_can_require_their_own_token(server: Callable[..., str]) -> None:
+    url = server(api_metrics_token="scrape-token-123")
+    assert requests.get(url + "/metrics", timeout=30).status_code == 401
+    wrong = {"Authorization": "Bearer scrape-token-999"}
+    assert requests.get(url + "/metrics", headers=wrong, timeout=30).status_code == 401
+    right = {"Authorization": "Bearer scrape-token-123"}
+    assert "costlake_http_requests_total" in requests.get(url + "/metrics", headers=right, timeout=30).text
+    assert requests.get(url + "/health", timeout=30).status_code == 200  # health stays public
