@@ -100,6 +100,12 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def say(text: str) -> None:
+    """One line of text that may hold data (a tenant, a label) on stdout: never markup, never a
+    terminal control sequence."""
+    out.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
 def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
     """A query result as a table on the terminal, CSV or JSON (decimals as exact strings).
 

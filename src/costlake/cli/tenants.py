@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from costlake.cli.context import check_choice, out, printable, state
+from costlake.cli.context import check_choice, out, printable, say, state
 from costlake.errors import InputError
 
 if TYPE_CHECKING:
@@ -79,12 +79,7 @@ def tenants_add_key(
         tenant_accounts(wh, tenant)
     record, key = KeyStore.for_settings(wh.settings, wh.root).add(tenant, admin=admin, label=label)
     owner = "admin (any tenant)" if record.admin else f"tenant {record.tenant_id}"
-    out.print(
-        printable(f"API key {record.key_id} for {owner}; shown once: store it now"),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(f"API key {record.key_id} for {owner}; shown once: store it now")
     out.file.flush()
     sys.stdout.write(key + "\n")
 
@@ -141,9 +136,4 @@ def tenants_revoke_key(
     Revoking a revoked key keeps its first revocation time."""
     key = _key_store().revoke(key_id)
     owner = "admin" if key.admin else f"tenant {key.tenant_id}"
-    out.print(
-        printable(f"API key {key.key_id} ({owner}) revoked at {_when(key.revoked_at)}"),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(f"API key {key.key_id} ({owner}) revoked at {_when(key.revoked_at)}")
