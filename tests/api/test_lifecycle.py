@@ -151,3 +151,21 @@ def test_metrics_can_require_their_own_token(server: Callable[..., str]) -> None
     right = {"Authorization": "Bearer scrape-token-123"}
     assert "costlake_http_requests_total" in requests.get(url + "/metrics", headers=right, timeout=30).text
     assert requests.get(url + "/health", timeout=30).status_code == 200  # health stays public
+
+
+def test_answering_from_anomalies_reads_no_file_of_the_lake(
+    own_lake: Warehouse, server: Callable[..., str]
+) -> None:
+    url = server()
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    assert _explain(url, key).status_code == 200  # the view is built: index, owners, anchor
+    tables = [p for p in (own_lake.root / "costlake").iterdir() if (p / "data").is_dir()]
+    for table in tables:  # every data file of the lake out of reach
+        (table / "data").rename(table / "data.away")
+    try:
+        answer = _explain(url, key)
+        assert answer.status_code == 200 and answer.json()["citations"]
+        assert _get(url, key, "/anomalies").status_code == 500  # a look-up does read the lake
+    finally:
+        for table in tables:
+            (table / "data.away").rename(table / "data")
