@@ -97,6 +97,12 @@ class ServiceState:
         return found
 
     # -- the lake -----------------------------------------------------------------------------------
+    def current(self) -> View | None:
+        """The view when it is current (a check of well under a millisecond), else None: then `view`
+        builds a fresh one, which takes a while (call it from a thread, not the event loop)."""
+        view = self._view
+        return view if view is not None and view.version == self.version() else None
+
     def view(self) -> View:
         """The current view of the lake and the index (rebuilt after a run, a tenants load or an index)."""
         version = self.version()
