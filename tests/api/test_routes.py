@@ -112,14 +112,25 @@ def test_anomalies_page_through_with_cursors_bound_to_tenant_and_query(served: S
 
 
 @pytest.mark.parametrize("sort", ["date", "-date", "-impact"])
-def test_anomalies_sort_orders(served: Served, sort: str) -> None:
-    rows = served.get("/anomalies", served.keys["team-a"], params={"sort": sort}).json()["data"]
+def test_anomalies_sort_orders_and_page_through_in_each(served: Served, sort: str) -> None:
+    key = served.keys["team-a"]
+    rows = served.get("/anomalies", key, params={"sort": sort}).json()["data"]
+    assert rows
     if sort == "-impact":
         sizes = [abs(Decimal(r["impact_usd"])) for r in rows]
         assert sizes == sorted(sizes, reverse=True)
     else:
         days = [r["usage_date"] for r in rows]
         assert days == sorted(days, reverse=sort == "-date")
+    paged, cursor = [], None
+    while True:
+        params = {"sort": sort, "limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = served.get("/anomalies", key, params=params)
+        assert page.status_code == 200, page.text
+        paged += page.json()["data"]
+        if (cursor := page.json()["next_cursor"]) is None:
+            break
+    assert paged == rows
 
 
 def test_daily_costs_are_exact_and_say_whether_each_day_is_complete(served: Served) -> None:

@@ -144,6 +144,23 @@ def test_pages_walk_the_listing_once_in_its_total_order(lake: Warehouse) -> None
         readers.daily_costs(lake, None, DailyCostFilters(group_by="service"), Page(after=first.next))
 
 
+@pytest.mark.parametrize("sort", readers.ANOMALY_SORTS)
+def test_anomalies_page_through_in_every_order(lake: Warehouse, sort: str) -> None:
+    whole = readers.anomalies(lake, None, AnomalyFilters(), Page(limit=1000), sort).rows
+    assert len(whole) >= 2
+    paged, after = [], None
+    while True:  # one row a page: every page but the last has a position to go on from
+        page = readers.anomalies(lake, None, AnomalyFilters(), Page(limit=1, after=after), sort)
+        paged += page.rows
+        if (after := page.next) is None:
+            break
+    assert paged == whole
+    if sort == "-impact":
+        assert [abs(a.impact_usd) for a in whole] == sorted((abs(a.impact_usd) for a in whole), reverse=True)
+    else:
+        assert [a.usage_date for a in whole] == sorted((a.usage_date for a in whole), reverse=sort == "-date")
+
+
 def test_filters_window_service_kind_and_impact(lake: Warehouse) -> None:
     first, last = START + dt.timedelta(days=10), START + dt.timedelta(days=12)
     rows = readers.account_service_costs(lake, None, CostFilters(date_from=first, date_to=last)).rows

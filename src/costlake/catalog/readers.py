@@ -257,8 +257,8 @@ def _anomaly(row: dict[str, Any]) -> Anomaly:
         )
         for c in found
     )
-    row.pop("size", None)  # a sort key, not a field
-    return Anomaly(**(row | {"contributors": parsed}))
+    fields_only = {k: v for k, v in row.items() if k != "size"}  # a sort key, still needed for paging
+    return Anomaly(**(fields_only | {"contributors": parsed}))
 
 
 def _page(
