@@ -165,7 +165,12 @@ def test_answering_from_anomalies_reads_no_file_of_the_lake(
     try:
         answer = _explain(url, key)
         assert answer.status_code == 200 and answer.json()["citations"]
-        assert _get(url, key, "/anomalies").status_code == 500  # a look-up does read the lake
+        with requests.Session() as session:  # a look-up does read the lake: a 500, a usable connection
+            session.headers["Authorization"] = f"Bearer {key}"
+            failed = session.get(url + "/anomalies", headers={"X-Request-Id": "req-500"}, timeout=30)
+            assert failed.status_code == 500 and failed.headers["x-request-id"] == "req-500"
+            assert failed.json()["type"].endswith("/internal") and "Traceback" not in failed.text
+            assert session.get(url + "/health", timeout=30).status_code == 200  # same connection
     finally:
         for table in tables:
             (table / "data.away").rename(table / "data")

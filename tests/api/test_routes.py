@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from decimal import Decimal
 
 import pytest
@@ -177,9 +178,16 @@ def test_validation_errors_are_422_naming_the_field(served: Served) -> None:
     )
 
 
-def test_bodies_over_the_limit_are_413(served: Served) -> None:
-    response = served.post("/explain", served.keys["team-a"], json={"query": "x" * 100_000})
-    _problem(response, 413)
+def test_bodies_and_headers_over_the_limits_are_refused(served: Served) -> None:
+    key = served.keys["team-a"]
+    _problem(served.post("/explain", key, json={"query": "x" * 100_000}), 413)
+    body = json.dumps({"query": "x" * 100_000}).encode()
+    chunked = served.post("/explain", key, data=(body[i : i + 8192] for i in range(0, len(body), 8192)))
+    _problem(chunked, 413)  # no Content-Length: read up to the limit, then refused
+    small = json.dumps({"query": "why did EC2 spend jump?"}).encode()
+    assert served.post("/explain", key, data=iter([small[:10], small[10:]]),
+                       headers={"Content-Type": "application/json"}).status_code == 200  # fmt: skip
+    _problem(served.get("/accounts", key, headers={"X-Big": "y" * 20_000}), 431)
 
 
 def test_health_docs_and_openapi_are_public_and_show_no_tenant_data(served: Served) -> None:

@@ -56,7 +56,7 @@ async def caller(request: Request) -> Caller:
     key = state.key(presented)
     if key is None:
         raise Problem(401, "unauthorized", "the API key is not valid (unknown or revoked)", _CHALLENGE)
-    named = request.headers.get(TENANT_HEADER)
+    named = request.headers.get(TENANT_HEADER) or None  # an empty header names no tenant
     if key.admin:
         if not named:
             raise Problem(400, "tenant-required", "an admin key names its tenant in X-Costlake-Tenant")
@@ -72,7 +72,7 @@ async def caller(request: Request) -> Caller:
         raise Problem(
             429,
             "rate-limited",
-            f"more than {request.app.state.limits.rate:g} requests per second with this key",
+            f"more than {state.settings.api_rate_limit:g} requests per second with this key",
             {"Retry-After": str(max(1, math.ceil(wait)))},
         )
     view = state.current()

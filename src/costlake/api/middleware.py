@@ -44,8 +44,8 @@ def configure_access_log() -> None:
     log.propagate = False
 
 
-class TooLarge(Exception):
-    pass
+MAX_HEADER_BYTES = 16 * 1024  # all request headers together; more is a 431
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class ServiceMiddleware:
@@ -62,36 +62,52 @@ class ServiceMiddleware:
         request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         info: dict[str, Any] = {}
         scope["costlake"] = info
-        status = [500]
+        sent = {"status": 500, "started": False}
+        try:
+            refused = self._refusal(scope)
+            if (
+                refused is None
+                and _header(scope, b"content-length") is None
+                and scope["method"] in _BODY_METHODS
+            ):
+                # A body of unknown length (chunked) is read here first, up to the limit, then handed on.
+                body = await _read_body(receive, self.max_body)
+                if body is None:
+                    refused = (413, "too-large", f"the request body is larger than {self.max_body} bytes")
+                else:
+                    receive = _replay(body, receive)
+            if refused is not None:
+                sent["status"] = refused[0]
+                await _refuse(send, *refused, request_id)
+                return
+
+            async def sending(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    sent["status"], sent["started"] = message["status"], True
+                    message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                await send(message)
+
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes a 500
+            log.error(
+                "unexpected error: %s", type(exc).__name__, exc_info=exc, extra={"request_id": request_id}
+            )
+            if not sent["started"]:  # answered here, so the connection stays usable and the id is in it
+                sent["status"] = 500
+                detail = "the request failed; the server's log has the details"
+                await _refuse(send, 500, "internal", detail, request_id)
+        finally:
+            self._done(scope, info, int(sent["status"]), started, request_id)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
+        """(status, type, detail) of a request refused before it is read, or None."""
+        size = sum(len(k) + len(v) for k, v in scope.get("headers", ()))
+        if size > MAX_HEADER_BYTES:
+            return 431, "headers-too-large", f"the request headers are larger than {MAX_HEADER_BYTES} bytes"
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await _refuse(send, 413, f"the request body is larger than {self.max_body} bytes", request_id)
-            status[0] = 413
-            self._done(scope, info, 413, started, request_id)
-            return
-        seen = [0]
-
-        async def counted() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                seen[0] += len(message.get("body", b""))
-                if seen[0] > self.max_body:
-                    raise TooLarge
-            return message
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        try:
-            await self.app(scope, counted, sending)
-        except TooLarge:
-            status[0] = 413
-            await _refuse(send, 413, f"the request body is larger than {self.max_body} bytes", request_id)
-        finally:
-            self._done(scope, info, status[0], started, request_id)
+            return 413, "too-large", f"the request body is larger than {self.max_body} bytes"
+        return None
 
     def _done(self, scope: Scope, info: dict[str, Any], status: int, started: float, request_id: str) -> None:
         seconds = time.perf_counter() - started
@@ -117,15 +133,46 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _refuse(send: Send, status: int, detail: str, request_id: str) -> None:
-    body = json.dumps(
-        {"type": TYPES + "too-large", "title": TITLES[status], "status": status, "detail": detail}
-    ).encode()
+async def _refuse(send: Send, status: int, slug: str, detail: str, request_id: str) -> None:
+    title = TITLES.get(status, "Request Header Fields Too Large" if status == 431 else "Error")
+    body = json.dumps({"type": TYPES + slug, "title": title, "status": status, "detail": detail}).encode()
     headers = [
         (b"content-type", PROBLEM.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", request_id.encode()),
-        (b"connection", b"close"),
     ]
+    if status in (413, 431):  # the rest of what was sent is not read: this connection is done
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is larger than `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` once, then whatever the connection says (a disconnect)."""
+    given = [False]
+
+    async def again() -> Message:
+        if not given[0]:
+            given[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
