@@ -32,6 +32,38 @@ TITLES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "a validation problem's fields and messages",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+TENANT_ERRORS = {  # what every tenant-scoped route can answer with (auth.py, FastAPI's validation)
+    400: "an admin key without X-Costlake-Tenant, or a request that cannot be answered as asked",
+    401: "no valid API key",
+    404: "an account (or tenant) the key cannot see: the same as one that does not exist",
+    422: "a parameter or body field that is not valid, named in `errors`",
+    429: "more requests per second than the key's rate (see Retry-After)",
+}
+
+
+def documented(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for OpenAPI: each status, so described, as problem details."""
+    return {
+        s: {"description": d, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}} for s, d in described.items()
+    }
 
 
 class Problem(Exception):

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.cursors import query_digest
-from costlake.api.problems import Problem
+from costlake.api.problems import TENANT_ERRORS, Problem, documented
 from costlake.catalog import readers
 from costlake.catalog.filters import MAX_LIMIT, AnomalyFilters, DailyCostFilters, Page
 from costlake.text.csv_cells import neutralise_cell
@@ -99,9 +99,19 @@ Service = Annotated[str | None, Query(max_length=128, description="One service, 
 GroupBy = Annotated[Literal["account", "service"], Query(description="A row per day and account or service.")]
 CostKind = Annotated[Literal["billed", "effective"], Query(description="Billed or amortised cost.")]
 Fmt = Annotated[Format, Query(alias="format", description="json, or csv for the same rows as CSV.")]
+CSV = {"content": {"text/csv": {"schema": {"type": "string"}}}}  # ?format=csv; next page in X-Next-Cursor
+PAGED_ERRORS = documented(
+    TENANT_ERRORS
+    | {400: "an admin key without X-Costlake-Tenant, or a cursor not made by this query for this tenant"}
+)
 
 
-@router.get("/anomalies", response_model=AnomalyPage, summary="The tenant's detected anomalies")
+@router.get(
+    "/anomalies",
+    response_model=AnomalyPage,
+    summary="The tenant's detected anomalies",
+    responses={200: CSV, **PAGED_ERRORS},
+)
 def anomalies(
     request: Request,
     who: Annotated[Caller, Depends(caller)],
@@ -134,7 +144,12 @@ def anomalies(
     return _answer(request, who, digest, rows, found.next, fmt, _ANOMALY_CSV)
 
 
-@router.get("/costs/daily", response_model=DailyCostPage, summary="The tenant's cost per day")
+@router.get(
+    "/costs/daily",
+    response_model=DailyCostPage,
+    summary="The tenant's cost per day",
+    responses={200: CSV, **PAGED_ERRORS},
+)
 def daily_costs(
     request: Request,
     who: Annotated[Caller, Depends(caller)],
@@ -172,7 +187,12 @@ def daily_costs(
     )
 
 
-@router.get("/accounts", response_model=AccountList, summary="The tenant's own accounts")
+@router.get(
+    "/accounts",
+    response_model=AccountList,
+    summary="The tenant's own accounts",
+    responses=documented(TENANT_ERRORS),
+)
 def accounts(who: Annotated[Caller, Depends(caller)]) -> Response:
     rows = [
         _plain({k: getattr(a, k) for k in AccountOut.model_fields})

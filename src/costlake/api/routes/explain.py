@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.metrics import DEGRADED, GENERATION, LLM_ERRORS, RETRIEVAL
-from costlake.api.problems import Problem
+from costlake.api.problems import TENANT_ERRORS, Problem, documented
 from costlake.rag.explain import ExplainResult
 from costlake.rag.llm import LLMError
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
@@ -50,12 +50,15 @@ class ExplainRequest(BaseModel):
     "/explain",
     response_model=ExplainResult,
     summary="Answer a question about the tenant's costs",
-    responses={
-        400: {"description": "a question that cannot be answered as asked"},
-        401: {"description": "no valid API key"},
-        404: {"description": "an account the tenant does not own"},
-        502: {"description": "the LLM provider failed and `llm_failure = error` is set"},
-    },
+    responses=documented(
+        TENANT_ERRORS
+        | {
+            400: "an admin key without X-Costlake-Tenant, or a question that cannot be answered as asked",
+            413: "a body over `api_max_body_bytes`",
+            502: "the LLM provider failed and `llm_failure = error` is set",
+            503: "the service is not configured to answer (e.g. the LLM provider's settings)",
+        }
+    ),
 )
 def explain(body: ExplainRequest, request: Request, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
     """`explanation`, `latency_ms` and `retrieved_context_count`, the citations it rests on, the timings,
