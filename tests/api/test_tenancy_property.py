@@ -307,11 +307,6 @@ def _listing(lake: Lake, owners: dict[str, str], call: dict[str, Any]) -> None:
         params["cursor"] = cursor
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: GET /anomalies?sort=-impact with a next page is a 500 (KeyError 'size'): readers._anomaly "
-    "pops the sort key `size` from the row that readers._page then reads for the next position",
-)
 def test_anomalies_by_impact_page_through(lake: Lake) -> None:
     owners = dict.fromkeys(IDS, "north") | {IDS[0]: "south"}
     lake.load(owners)
