@@ -89,9 +89,14 @@ class ServiceMiddleware:
 
             await self.app(scope, receive, sending)
         except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes a 500
-            log.error(
-                "unexpected error: %s", type(exc).__name__, exc_info=exc, extra={"request_id": request_id}
-            )
+            extra = {"request_id": request_id}
+            if not sent["started"] and _busy(exc):  # another process holds the catalog: try again soon
+                log.warning("the catalog database is busy: %s", exc, extra=extra)
+                sent["status"] = 503
+                detail = "the lake's catalog is busy with a commit; retry in a moment"
+                await _refuse(send, 503, "busy", detail, request_id, retry_after=1)
+                return
+            log.error("unexpected error: %s", type(exc).__name__, exc_info=exc, extra=extra)
             if not sent["started"]:  # answered here, so the connection stays usable and the id is in it
                 sent["status"] = 500
                 detail = "the request failed; the server's log has the details"
@@ -133,7 +138,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _refuse(send: Send, status: int, slug: str, detail: str, request_id: str) -> None:
+def _busy(exc: BaseException) -> bool:
+    """Whether `exc` (sqlite3's, or SQLAlchemy's around it) is a database locked by another process."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if "database is locked" in str(seen) or "database is busy" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def _refuse(
+    send: Send, status: int, slug: str, detail: str, request_id: str, retry_after: int | None = None
+) -> None:
     title = TITLES.get(status, "Request Header Fields Too Large" if status == 431 else "Error")
     body = json.dumps({"type": TYPES + slug, "title": title, "status": status, "detail": detail}).encode()
     headers = [
@@ -141,6 +158,8 @@ async def _refuse(send: Send, status: int, slug: str, detail: str, request_id: s
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", request_id.encode()),
     ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     if status in (413, 431):  # the rest of what was sent is not read: this connection is done
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

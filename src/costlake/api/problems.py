@@ -4,6 +4,7 @@ was not written for the caller; validation errors name the field."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -16,6 +17,9 @@ from costlake.errors import ConfigError, CostlakeError, InputError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+# The usage days a request may name: wide enough for any bill, narrow enough that a window computed
+# around one (a month, the 30 days before) stays a valid date.
+EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 TYPES = "https://costlake.dev/problems/"  # each type is documented in docs/api.md, under its slug
 TITLES = {
     400: "Bad Request",

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.cursors import query_digest
-from costlake.api.problems import TENANT_ERRORS, Problem, documented
+from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
 from costlake.catalog import readers
 from costlake.catalog.filters import MAX_LIMIT, AnomalyFilters, DailyCostFilters, Page
 from costlake.text.csv_cells import neutralise_cell
@@ -92,8 +92,13 @@ class AccountList(BaseModel):
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the page before.")]
-From = Annotated[dt.date | None, Query(alias="from", description="First usage day (inclusive).")]
-To = Annotated[dt.date | None, Query(alias="to", description="Last usage day (inclusive).")]
+From = Annotated[
+    dt.date | None,
+    Query(alias="from", ge=EARLIEST, le=LATEST, description="First usage day (inclusive)."),
+]
+To = Annotated[
+    dt.date | None, Query(alias="to", ge=EARLIEST, le=LATEST, description="Last usage day (inclusive).")
+]
 AccountId = Annotated[str | None, Query(max_length=64, description="One of the tenant's accounts.")]
 Service = Annotated[str | None, Query(max_length=128, description="One service, e.g. AmazonEC2.")]
 GroupBy = Annotated[Literal["account", "service"], Query(description="A row per day and account or service.")]

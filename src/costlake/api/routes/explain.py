@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.metrics import DEGRADED, GENERATION, LLM_ERRORS, RETRIEVAL
-from costlake.api.problems import TENANT_ERRORS, Problem, documented
+from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
 from costlake.rag.explain import ExplainResult
 from costlake.rag.llm import LLMError
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
@@ -28,8 +28,12 @@ class ExplainFilters(BaseModel):
 
     account_id: str | None = Field(None, max_length=64, description="One of the tenant's accounts.")
     service: str | None = Field(None, max_length=128, description="A service, e.g. AmazonEC2 or 'ec2'.")
-    date_from: dt.date | None = Field(None, alias="from", description="First usage day (inclusive).")
-    date_to: dt.date | None = Field(None, alias="to", description="Last usage day (inclusive).")
+    date_from: dt.date | None = Field(
+        None, alias="from", ge=EARLIEST, le=LATEST, description="First usage day (inclusive)."
+    )
+    date_to: dt.date | None = Field(
+        None, alias="to", ge=EARLIEST, le=LATEST, description="Last usage day (inclusive)."
+    )
 
     @model_validator(mode="after")
     def _window(self) -> ExplainFilters:
