@@ -53,6 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from costlake.errors import InputError
@@ -75,6 +76,7 @@ _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
 _DAY_OF_MONTH = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?!\d)")
 # [anom-3f2a9c1b7d4e] or [anom-1, anom-2]: identifiers that start with a letter; "[42]" stays checked.
 _CITATION = re.compile(r"\[\s*[A-Za-z][\w.:/-]*(?:\s*[,;]\s*[A-Za-z][\w.:/-]*)*\s*\]")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 _CHUNK_ID = re.compile(r"(?<![\w-])anom-[A-Za-z0-9]+")
 _NUMBER = re.compile(
     r"""
@@ -123,7 +125,11 @@ class GroundingResult:
 @dataclass(frozen=True)
 class ContextFacts:
     """What the retrieved context can support: the values of its numeric fields (absolute), its dates,
-    its chunk ids, and its names and ids that hold digits (longest first), which are not claims."""
+    its chunk ids, and its names and ids that hold digits (longest first), which are not claims.
+
+    The checks read structures built once per context (`_Roundings` per number of places written, each
+    name's digits and pattern), so an answer is checked in time that does not grow with the context's size
+    times the answer's."""
 
     numbers: frozenset[Decimal]
     dates: frozenset[date]
@@ -135,18 +141,71 @@ class ContextFacts:
         found = [m.group(0) for m in _CHUNK_ID.finditer(text) if m.group(0) not in self.chunk_ids]
         text = _CITATION.sub(" ", self._without_names(text))
         for match in _DATE.finditer(text):
-            if not any(_agrees(match.group(0), day) for day in self.dates):
+            parts = _date_parts(match.group(0))
+            if not any(_parts_agree(parts, day) for day in self.dates):
                 found.append(match.group(0))
         for number in extract_numbers(_DATE.sub(" ", text)):
-            if not _supported(number, self.numbers):
+            if not self.supports(number):
                 found.append(number.token)
         return list(dict.fromkeys(found))
 
+    def supports(self, number: Number) -> bool:
+        """Whether a numeric field's value, or its rounding to the places written, is `number` (ignoring
+        its sign): `_supported` over the context's numbers, answered from their roundings."""
+        roundings = self._roundings.get(number.places)
+        if roundings is None:
+            roundings = self._roundings[number.places] = _Roundings.of(self.numbers, number.places)
+        if abs(number.value) in roundings.values:
+            return True
+        # a rounding the decimal context refused (too many digits) raised before: it still does
+        return _supported(number, self.numbers) if roundings.refused else False
+
+    @cached_property
+    def _roundings(self) -> dict[int, _Roundings]:
+        return {}
+
+    @cached_property
+    def _name_patterns(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
+        """Each name (longest first) with the longest run of ASCII digits it holds ("" when none) and its
+        pattern. Digits have no other case, so a text without the run cannot match the pattern."""
+        return tuple(
+            (
+                max(_ASCII_DIGITS.findall(name), key=len, default=""),
+                re.compile(r"(?<![\w$.,])" + re.escape(name) + r"(?!\w)", re.IGNORECASE),
+            )
+            for name in self.names
+        )
+
     def _without_names(self, text: str) -> str:
-        for name in self.names:
-            pattern = r"(?<![\w$.,])" + re.escape(name) + r"(?!\w)"
-            text = re.sub(pattern, " ", text, flags=re.IGNORECASE)
+        for digits, pattern in self._name_patterns:
+            if digits in text:  # "" is in every text
+                text = pattern.sub(" ", text)
         return text
+
+
+@dataclass(frozen=True)
+class _Roundings:
+    """What a context's numbers support when written with `places` decimals: each value, and its roundings
+    (half-up and half-even) to `places` when it has finer digits, in the order `_supported` tries them,
+    up to the first rounding that raises (`refused`): what comes after it was never reached."""
+
+    values: frozenset[Decimal]
+    refused: bool
+
+    @classmethod
+    def of(cls, numbers: Iterable[Decimal], places: int) -> _Roundings:
+        step = Decimal(1).scaleb(-places)
+        values: set[Decimal] = set()
+        for value in numbers:
+            values.add(value)
+            exponent = value.as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -places:
+                for mode in _ROUNDINGS:
+                    try:
+                        values.add(value.quantize(step, rounding=mode))
+                    except ArithmeticError:  # InvalidOperation when the decimal context traps it
+                        return cls(frozenset(values), refused=True)
+        return cls(frozenset(values), refused=False)
 
 
 def context_facts(context: Sequence[Mapping[str, Any] | str]) -> ContextFacts:
@@ -216,6 +275,12 @@ def _is_name_with_digits(value: str) -> bool:
 
 def _agrees(written: str, day: date) -> bool:
     """Whether a date as written (any form `_DATE` reads) names `day`, in each part it states."""
+    return _parts_agree(_date_parts(written), day)
+
+
+def _date_parts(written: str) -> tuple[int | None, int, int | None]:
+    """The year (None when not stated), month and day of the month (None when not stated) of a date as
+    written (any form `_DATE` reads); month 0 when it names no month."""
     iso = _ISO_PARTS.match(written)
     year: int | None
     dom: int | None
@@ -229,6 +294,11 @@ def _agrees(written: str, day: date) -> bool:
         rest = _YEAR.sub(" ", written)
         dom_match = _DAY_OF_MONTH.search(rest)
         dom = int(dom_match[1]) if dom_match else None
+    return year, month, dom
+
+
+def _parts_agree(parts: tuple[int | None, int, int | None], day: date) -> bool:
+    year, month, dom = parts
     return (year is None or year == day.year) and month == day.month and (dom is None or dom == day.day)
 
 
