@@ -8,6 +8,7 @@ context with too little precision raises for a rounding.
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from datetime import date
@@ -83,6 +84,7 @@ names = st.one_of(
     st.text(string.ascii_letters + string.digits + "-. \u212a\u017f", min_size=2, max_size=10),
 )
 days = st.dates(date(2024, 1, 1), date(2025, 12, 31))
+edges = ["", "", "$", ".", ",", "_", "a", "7", "-", "(", ")"]
 chunk_ids = st.sampled_from(["anom-3f2a9c1b7d4e", "anom-000000000001", "anom-abc"])
 
 
@@ -127,14 +129,14 @@ def answers(draw: st.DrawFn, context: list[dict[str, Any]]) -> str:
                     )
                 )
             )
-        elif kind == 3:
-            parts.append(
-                draw(st.sampled_from(named)).upper() if draw(st.booleans()) else draw(st.sampled_from(named))
-            )
+        elif kind == 3:  # a name, in any case, next to what may or may not end a name
+            name = draw(st.sampled_from(named))
+            name = draw(st.sampled_from([name, name.upper(), name.lower(), name.title()]))
+            parts.append(draw(st.sampled_from(edges)) + name + draw(st.sampled_from(edges)))
         elif kind == 4:
             parts.append(f"[{draw(chunk_ids)}]")
         else:
-            parts.append(draw(st.text(string.ascii_letters + string.digits + " .,-$%[]", max_size=12)))
+            parts.append(draw(st.text(string.ascii_letters + string.digits + " .,-_$%[]\u212a", max_size=12)))
     return draw(st.sampled_from([" ", ", ", " and ", ". "])).join(parts)
 
 
@@ -171,3 +173,19 @@ def test_structures_are_built_per_number_of_places_and_reused() -> None:
     assert sorted(facts._roundings) == [1, 2, 4]
     assert Decimal("12.2") in facts._roundings[1].values and Decimal("12.3") in facts._roundings[1].values
     assert facts.unsupported("$386.21 [anom-1]") == ["386.21"]
+
+
+def test_names_are_taken_out_where_their_pattern_matches_at_every_edge() -> None:
+    context = [
+        {"chunk_id": "anom-1", "account_name": "web 8461", "account_id": "334112345678", "actual_usd": "1"},
+        {"chunk_id": "anom-2", "account_name": "K8s-01", "service_name": "amazons3", "impact_pct": "3"},
+    ]
+    facts = g.context_facts(context)
+    for name, before, after, case in itertools.product(
+        ["web 8461", "334112345678", "k8s-01", "AmazonS3"], edges, edges, [str, str.upper, str.title]
+    ):
+        for text in (
+            f"{before}{case(name)}{after} costs 1",
+            f"{before}{case(name)}{after}{case(name)} [anom-1]",
+        ):
+            assert facts.unsupported(text) == reference_unsupported(facts, text), text

@@ -49,11 +49,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from costlake.errors import InputError
@@ -77,6 +78,7 @@ _DAY_OF_MONTH = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?!\d)")
 # [anom-3f2a9c1b7d4e] or [anom-1, anom-2]: identifiers that start with a letter; "[42]" stays checked.
 _CITATION = re.compile(r"\[\s*[A-Za-z][\w.:/-]*(?:\s*[,;]\s*[A-Za-z][\w.:/-]*)*\s*\]")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+_ASCII_WORD = frozenset(string.ascii_letters + string.digits + "_")  # `\w` in an ASCII text
 _CHUNK_ID = re.compile(r"(?<![\w-])anom-[A-Za-z0-9]+")
 _NUMBER = re.compile(
     r"""
@@ -165,11 +167,13 @@ class ContextFacts:
         return {}
 
     @cached_property
-    def _name_patterns(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
-        """Each name (longest first) with the longest run of ASCII digits it holds ("" when none) and its
-        pattern. Digits have no other case, so a text without the run cannot match the pattern."""
+    def _name_patterns(self) -> tuple[tuple[str | None, str, re.Pattern[str]], ...]:
+        """Each name (longest first) with what a text must hold for its pattern to match: its lower case
+        when the name is ASCII (in an ASCII text, case-insensitive matching is `str.lower`'s), and its
+        longest run of ASCII digits ("" when none: digits have no other case, in any text)."""
         return tuple(
             (
+                name.lower() if name.isascii() else None,
                 max(_ASCII_DIGITS.findall(name), key=len, default=""),
                 re.compile(r"(?<![\w$.,])" + re.escape(name) + r"(?!\w)", re.IGNORECASE),
             )
@@ -177,10 +181,32 @@ class ContextFacts:
         )
 
     def _without_names(self, text: str) -> str:
-        for digits, pattern in self._name_patterns:
-            if digits in text:  # "" is in every text
+        lowered = text.lower() if text.isascii() else None
+        for lower, digits, pattern in self._name_patterns:
+            if lowered is not None and lower is not None:
+                if lower in lowered:
+                    text = _without_ascii_name(text, lowered, lower)
+                    lowered = text.lower()  # " " keeps an ASCII text ASCII
+            elif digits in text:  # "" is in every text
                 text = pattern.sub(" ", text)
+                lowered = text.lower() if lowered is not None else None
         return text
+
+
+def _without_ascii_name(text: str, lowered: str, name: str) -> str:
+    """`text` (ASCII, `lowered` its lower case) with `name` (ASCII, lower case) replaced by " " where the
+    name's pattern (`ContextFacts._name_patterns`) matches, found with `str.find`: not after a word
+    character, "$", "." or ",", not before a word character; left to right, without overlaps."""
+    parts, start, at = [], 0, lowered.find(name)
+    while at >= 0:
+        end = at + len(name)
+        before, after = text[at - 1 : at], text[end : end + 1]  # "" at either end of the text
+        if (not before or before not in _ASCII_WORD and before not in "$.,") and after not in _ASCII_WORD:
+            parts += [text[start:at], " "]
+            start, at = end, lowered.find(name, end)
+        else:
+            at = lowered.find(name, at + 1)
+    return "".join(parts) + text[start:] if parts else text
 
 
 @dataclass(frozen=True)
@@ -237,22 +263,30 @@ def _as_chunk(item: Mapping[str, Any] | str, number: int) -> Mapping[str, Any]:
 
 def _collect(value: Any, numbers: set[Decimal], dates: set[date], names: set[str], key: str = "") -> None:
     """Walk one chunk (nested contributors included), sorting its values into numbers, dates and names."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         for name, inner in value.items():
             if name != "text":  # the sentence: its numbers are the fields', its names are the fields'
                 _collect(inner, numbers, dates, names, str(name))
     elif isinstance(value, list | tuple):
         for inner in value:
             _collect(inner, numbers, dates, names, key)
-    elif key.endswith(NUMERIC_SUFFIXES) or key in NUMERIC_FIELDS:
+    elif (kind := _key_kind(key)) == "number":
         # an exact zero supports a written zero only as an actual amount: a zero baseline means "nothing"
         if (exact := _decimal(value)) is not None and (exact != 0 or key in ZERO_FIELDS):
             numbers.add(abs(exact))
-    elif key.endswith("_date") and isinstance(value, date | str):
+    elif kind == "date" and isinstance(value, date | str):
         with contextlib.suppress(ValueError):  # a day that is not a date supports nothing
             dates.add(value if isinstance(value, date) else date.fromisoformat(value))
     elif isinstance(value, str) and _is_name_with_digits(value):
         names.add(value)
+
+
+@lru_cache(maxsize=1024)
+def _key_kind(key: str) -> str:
+    """What a field's values support: "number" (`NUMERIC_SUFFIXES`, `NUMERIC_FIELDS`), "date", or "name"."""
+    if key.endswith(NUMERIC_SUFFIXES) or key in NUMERIC_FIELDS:
+        return "number"
+    return "date" if key.endswith("_date") else "name"
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -265,6 +299,7 @@ def _decimal(value: Any) -> Decimal | None:
     return exact if exact.is_finite() else None
 
 
+@lru_cache(maxsize=8192)
 def _is_name_with_digits(value: str) -> bool:
     """Names and ids worth taking out of an answer: they hold a digit, and are not a short bare number
     (a name "0" must not hide the claim "0")."""
