@@ -288,7 +288,7 @@ class Explainer:
             text = f"The explanation service is unavailable ({exc}); the retrieved anomalies are:\n{found}"
             return _Answer(text, GroundingResult(True, []), "provider_error")
         with phase(log, "grounding") as done:
-            grounding = check_grounding(text, prompt.context)
+            grounding = check_grounding(text, prompt.facts)
             done["grounded"] = grounding.grounded
         if grounding.grounded or self.wh.settings.llm_ungrounded == "flag":
             return _Answer(text, grounding)
@@ -298,7 +298,7 @@ class Explainer:
             ", ".join(grounding.unsupported),
             extra={"provider": client.name, "unsupported": grounding.unsupported},
         )
-        return _Answer(compose_explanation(prompt.context), grounding, "ungrounded")
+        return _Answer(compose_explanation(prompt.context, facts=prompt.facts), grounding, "ungrounded")
 
 
 def ranked(retrieval: Retrieval, pool: Sequence[Chunk], intent: Intent) -> Retrieval:

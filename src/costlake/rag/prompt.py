@@ -31,9 +31,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from costlake.errors import InputError
+from costlake.rag.grounding import ContextFacts, context_facts
 
 BEGIN = "<<<CONTEXT"
 END = "CONTEXT>>>"
@@ -95,6 +97,12 @@ class Prompt:
 
     question: str
     context: list[dict[str, Any]] = field(default_factory=list)
+
+    @cached_property
+    def facts(self) -> ContextFacts:
+        """What the context can support (`grounding.context_facts`), built on first use and shared by the
+        offline composer and the check of the answer: a prompt's context is not changed once built."""
+        return context_facts(self.context)
 
     @property
     def system(self) -> str:

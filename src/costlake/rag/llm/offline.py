@@ -172,12 +172,15 @@ def _paragraph(chunk: Mapping[str, Any], context: ContextFacts) -> str:
     return " ".join(kept)
 
 
-def compose_explanation(chunks: Sequence[Mapping[str, Any]], max_anomalies: int = 5) -> str:
-    """The grounded explanation of `chunks` (the prompt's context, in order, at most `max_anomalies`)."""
+def compose_explanation(
+    chunks: Sequence[Mapping[str, Any]], max_anomalies: int = 5, facts: ContextFacts | None = None
+) -> str:
+    """The grounded explanation of `chunks` (the prompt's context, in order, at most `max_anomalies`);
+    `facts`, when given, are `context_facts(chunks)` (`Prompt.facts`), used when every chunk has an id."""
     usable = [c for c in chunks if isinstance(c.get("chunk_id"), str) and c["chunk_id"]]
     if not usable:
         return NO_MATCH
-    context = context_facts(usable)
+    context = facts if facts is not None and len(usable) == len(chunks) else context_facts(usable)
     paragraphs = [_paragraph(chunk, context) for chunk in usable[:max_anomalies]]
     if len(paragraphs) == 1:
         return paragraphs[0]
@@ -199,7 +202,7 @@ class OfflineClient(LLMClient):
         self.max_anomalies = max_anomalies
 
     def _complete(self, prompt: Prompt) -> str:
-        return compose_explanation(prompt.context, self.max_anomalies)
+        return compose_explanation(prompt.context, self.max_anomalies, prompt.facts)
 
 
 class FailingClient(OfflineClient):
