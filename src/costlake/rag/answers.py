@@ -25,7 +25,7 @@ from costlake.rag.chunks import Chunk
 from costlake.rag.formatting import format_pct, format_usd
 from costlake.rag.intents import Intent, Order, Period, comparison_periods, trend_periods
 from costlake.rag.query_parser import QueryFilters
-from costlake.rag.retriever import matches, one_spelling
+from costlake.rag.retriever import matcher, one_spelling
 from costlake.text.names import shown_value
 
 #: rows a breakdown lists at most when the question names no number
@@ -67,14 +67,15 @@ def rank(pool: Sequence[Chunk], filters: QueryFilters, intent: Intent) -> list[C
     """Every chunk of `pool` that matches `filters`, ordered by impact as `intent` asks (signed for
     increases and decreases, absolute for "biggest"), ties by chunk id; at most `intent.top`."""
     order: Order = intent.order or "biggest"
+    matches = matcher(filters)
     if order == "increase":
-        found = [c for c in pool if matches(c, filters) and c.impact_usd > 0]
+        found = [c for c in pool if matches(c) and c.impact_usd > 0]
         found.sort(key=lambda c: (-c.impact_usd, c.chunk_id))
     elif order == "decrease":
-        found = [c for c in pool if matches(c, filters) and c.impact_usd < 0]
+        found = [c for c in pool if matches(c) and c.impact_usd < 0]
         found.sort(key=lambda c: (c.impact_usd, c.chunk_id))
     else:
-        found = [c for c in pool if matches(c, filters)]
+        found = [c for c in pool if matches(c)]
         found.sort(key=lambda c: (-abs(c.impact_usd), c.chunk_id))
     return found[: intent.top or len(found)]
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -130,17 +131,28 @@ def relax_steps(filters: QueryFilters) -> list[tuple[str, QueryFilters]]:
 
 def matches(chunk: Chunk, filters: QueryFilters) -> bool:
     """Whether `chunk` satisfies every constraint in `filters` (services compare case-insensitively)."""
-    if filters.account_ids and chunk.account_id not in filters.account_ids:
-        return False
-    if filters.service_names and service_key(chunk.service_name) not in {
-        service_key(s) for s in filters.service_names
-    }:
-        return False
-    if filters.date_from is not None and chunk.usage_date < filters.date_from:
-        return False
-    if filters.date_to is not None and chunk.usage_date > filters.date_to:
-        return False
-    return filters.direction is None or chunk.direction == filters.direction
+    return matcher(filters)(chunk)
+
+
+def matcher(filters: QueryFilters) -> Callable[[Chunk], bool]:
+    """`matches` for one set of filters, their services' keys computed once for a whole pool."""
+    keys = {_service_key(s) for s in filters.service_names}
+
+    def match(chunk: Chunk) -> bool:
+        if filters.account_ids and chunk.account_id not in filters.account_ids:
+            return False
+        if filters.service_names and _service_key(chunk.service_name) not in keys:
+            return False
+        if filters.date_from is not None and chunk.usage_date < filters.date_from:
+            return False
+        if filters.date_to is not None and chunk.usage_date > filters.date_to:
+            return False
+        return filters.direction is None or chunk.direction == filters.direction
+
+    return match
+
+
+_service_key = lru_cache(maxsize=4096)(service_key)  # the few service names a lake has
 
 
 def describe(filters: QueryFilters) -> str:
@@ -346,13 +358,13 @@ def _filter(pool: list[Chunk], filters: QueryFilters) -> tuple[list[Chunk], list
     if not pool:
         return [], [], "No anomaly matched the question."
     active, relaxed = filters, []
-    candidates = [c for c in pool if matches(c, active)]
+    candidates = list(filter(matcher(active), pool))
     for name, looser in relax_steps(filters):
         if candidates:
             break
         active = looser
         relaxed.append(name)
-        candidates = [c for c in pool if matches(c, active)]
+        candidates = list(filter(matcher(active), pool))
     note = None
     if relaxed:
         remaining = describe(active)
