@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -29,6 +31,10 @@ from costlake.errors import ConfigError
 from costlake.rag.embedders.base import Embedder
 
 _LOOKUP_CHUNK = 500  # well below SQLite's limit on bound parameters
+#: vectors of small batches (a question) kept in memory per cache, newest last: a repeated question is
+#: answered without opening SQLite (the vector is the one SQLite holds, or the one just stored there)
+MEMORY_VECTORS = 1024
+_MEMORY_BATCH = 16  # larger batches (indexing) go to SQLite only, not to churn the memory
 
 
 class CachedEmbedder(Embedder):
@@ -42,6 +48,8 @@ class CachedEmbedder(Embedder):
         self.hits = 0
         self.misses = 0
         self._checked = False
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memory_lock = threading.Lock()
 
     @property
     def dim(self) -> int:
@@ -66,6 +74,9 @@ class CachedEmbedder(Embedder):
         for i, text in enumerate(items):
             if not isinstance(text, str):
                 raise TypeError(f"text {i} is {type(text).__name__}, expected str")
+        if (remembered := self._remembered(items)) is not None:
+            self.hits += len(items)
+            return remembered
         keys = [self.key(text) for text in items]
         out = np.zeros((len(items), self.dim), np.float32)
         with self._db() as db:
@@ -84,7 +95,29 @@ class CachedEmbedder(Embedder):
             out[row] = found[key]
         self.misses += len(missing)
         self.hits += len(items) - len(missing)
+        self._remember(items, out)
         return out
+
+    def _remembered(self, texts: list[str]) -> np.ndarray | None:
+        """The vectors of `texts` (a new array) when memory holds every one, else None."""
+        if not texts or len(texts) > _MEMORY_BATCH:
+            return None
+        with self._memory_lock:
+            if not all(text in self._memory for text in texts):
+                return None
+            for text in texts:
+                self._memory.move_to_end(text)
+            return np.stack([self._memory[text] for text in texts])
+
+    def _remember(self, texts: list[str], vectors: np.ndarray) -> None:
+        if len(texts) > _MEMORY_BATCH:
+            return
+        with self._memory_lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._memory[text] = vector.copy()
+                self._memory.move_to_end(text)
+            while len(self._memory) > MEMORY_VECTORS:
+                self._memory.popitem(last=False)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         return self.embed_batch(texts)
