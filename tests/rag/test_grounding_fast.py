@@ -8,11 +8,12 @@ context with too little precision raises for a rounding.
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import re
 import string
 from datetime import date
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from hypothesis import given, settings
@@ -69,7 +70,7 @@ def reference_unsupported(facts: g.ContextFacts, text: str) -> list[str]:
 def outcome(check: Any, *args: Any) -> Any:
     try:
         return check(*args)
-    except InvalidOperation as exc:
+    except ArithmeticError as exc:
         return ("raised", type(exc))
 
 
@@ -167,12 +168,27 @@ def test_a_rounding_the_decimal_context_refuses_still_raises_where_it_did(
         assert outcome(facts.unsupported, text) == outcome(reference_unsupported, facts, text)
 
 
-def test_structures_are_built_per_number_of_places_and_reused() -> None:
-    facts = g.context_facts([{"chunk_id": "anom-1", "actual_usd": "386.2031", "impact_pct": "12.25"}])
-    assert facts.unsupported("$386.20, 386.2, 386.2031, 12.2% and 12.3% [anom-1]") == []
-    assert sorted(facts._roundings) == [1, 2, 4]
-    assert Decimal("12.2") in facts._roundings[1].values and Decimal("12.3") in facts._roundings[1].values
-    assert facts.unsupported("$386.21 [anom-1]") == ["386.21"]
+def test_values_half_a_unit_away_count_and_the_next_ones_do_not() -> None:
+    facts = g.context_facts(
+        [{"chunk_id": "anom-1", "actual_usd": "386.205", "impact_pct": "12.25", "x_usd": "7.5"}]
+    )
+    assert [value for value, _ in facts._ordered] == [Decimal("7.5"), Decimal("12.25"), Decimal("386.205")]
+    text = "$386.21 (half up), $386.20 (half even), 386.2, 12.2%, 12.3%, 8x, 7x, $386.205 [anom-1]"
+    assert facts.unsupported(text) == reference_unsupported(facts, text) == ["7x"]
+    assert facts.unsupported("$386.22, $386.19, 12.4% and 13% [anom-1]") == ["386.22", "386.19", "12.4", "13"]
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(cases(), st.sampled_from(["Inexact", "Rounded", "Subnormal", "Clamped"]), st.integers(-3, 0))
+def test_a_decimal_context_trapping_roundings_gets_the_loops_answer(
+    case: tuple[list[dict[str, Any]], str], signal: str, emin: int
+) -> None:
+    context, text = case
+    facts = g.context_facts(context)
+    with localcontext() as decimal_context:
+        decimal_context.traps[getattr(decimal, signal)] = True
+        decimal_context.Emin = emin
+        assert outcome(facts.unsupported, text) == outcome(reference_unsupported, facts, text)
 
 
 def test_names_are_taken_out_where_their_pattern_matches_at_every_edge() -> None:

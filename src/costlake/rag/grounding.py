@@ -47,14 +47,17 @@ GroundingResult(grounded=False, unsupported=['(no citation)'])
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import re
 import string
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, getcontext
 from functools import cached_property, lru_cache
+from operator import itemgetter
 from typing import Any
 
 from costlake.errors import InputError
@@ -92,6 +95,10 @@ _NUMBER = re.compile(
     re.VERBOSE,
 )
 _ROUNDINGS = (ROUNDING, ROUND_HALF_EVEN)  # ours, and the other rounding a model may use
+_ROUNDING_SIGNALS = (decimal.Inexact, decimal.Rounded, decimal.Subnormal, decimal.Underflow, decimal.Clamped)
+_EXACT = Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)  # sums, exactly
+_FIVE = Decimal(5)
+_first = itemgetter(0)
 _SCALE = {"k": 1000, "K": 1000, "M": 1_000_000, "B": 1_000_000_000, "bn": 1_000_000_000}
 #: fields whose values support numbers: money, percentages, counts and numbers of days (the
 #: anomalies' `impact_pct`, `duration_days`, `history_days`; the cost answers' `change_pct`, ...)
@@ -129,9 +136,8 @@ class ContextFacts:
     """What the retrieved context can support: the values of its numeric fields (absolute), its dates,
     its chunk ids, and its names and ids that hold digits (longest first), which are not claims.
 
-    The checks read structures built once per context (`_Roundings` per number of places written, each
-    name's digits and pattern), so an answer is checked in time that does not grow with the context's size
-    times the answer's."""
+    The checks read structures built once per context (the values in order, each name's digits and
+    pattern), so a number is checked against the few values near it, not by rounding every value."""
 
     numbers: frozenset[Decimal]
     dates: frozenset[date]
@@ -153,18 +159,41 @@ class ContextFacts:
 
     def supports(self, number: Number) -> bool:
         """Whether a numeric field's value, or its rounding to the places written, is `number` (ignoring
-        its sign): `_supported` over the context's numbers, answered from their roundings."""
-        roundings = self._roundings.get(number.places)
-        if roundings is None:
-            roundings = self._roundings[number.places] = _Roundings.of(self.numbers, number.places)
-        if abs(number.value) in roundings.values:
+        its sign): what `_supported` answers by rounding every value, answered from the values within
+        half a unit of the number's last place (the only ones that can round to it), found by bisection.
+        Where the decimal context could refuse a rounding (too little precision, traps set), or the
+        places are extreme, `_supported` itself answers, so the same error is raised where it was."""
+        target, places = abs(number.value), number.places
+        if not self._rounds_quietly(places, getcontext()):
+            return _supported(number, self.numbers)
+        if target in self.numbers:
             return True
-        # a rounding the decimal context refused (too many digits) raised before: it still does
-        return _supported(number, self.numbers) if roundings.refused else False
+        half = _EXACT.scaleb(_FIVE, -places - 1)
+        ordered, step = self._ordered, Decimal(1).scaleb(-places)
+        at, end = bisect_left(ordered, _EXACT.subtract(target, half), key=_first), _EXACT.add(target, half)
+        while at < len(ordered) and ordered[at][0] <= end:
+            value, exponent = ordered[at]
+            if exponent < -places and any(value.quantize(step, rounding=m) == target for m in _ROUNDINGS):
+                return True
+            at += 1
+        return False
+
+    def _rounds_quietly(self, places: int, context: Context) -> bool:
+        """Whether `context` rounds every value to `places` decimals without a signal it traps or an
+        invalid result: digits to spare, an exponent in range, and no trap on rounding."""
+        digits = max(self._largest, 0) + places + 2  # integer digits, the places, a carry
+        in_range = context.Emin <= -places <= context.Emax - context.prec
+        return digits <= context.prec and in_range and not any(context.traps[s] for s in _ROUNDING_SIGNALS)
 
     @cached_property
-    def _roundings(self) -> dict[int, _Roundings]:
-        return {}
+    def _ordered(self) -> list[tuple[Decimal, int]]:
+        """The values in increasing order, each with its exponent."""
+        return sorted((value, int(value.as_tuple().exponent)) for value in self.numbers)
+
+    @cached_property
+    def _largest(self) -> int:
+        """The largest adjusted exponent of the values (the position of the first digit)."""
+        return max((value.adjusted() for value in self.numbers), default=0)
 
     @cached_property
     def _name_patterns(self) -> tuple[tuple[str | None, str, re.Pattern[str]], ...]:
@@ -207,31 +236,6 @@ def _without_ascii_name(text: str, lowered: str, name: str) -> str:
         else:
             at = lowered.find(name, at + 1)
     return "".join(parts) + text[start:] if parts else text
-
-
-@dataclass(frozen=True)
-class _Roundings:
-    """What a context's numbers support when written with `places` decimals: each value, and its roundings
-    (half-up and half-even) to `places` when it has finer digits, in the order `_supported` tries them,
-    up to the first rounding that raises (`refused`): what comes after it was never reached."""
-
-    values: frozenset[Decimal]
-    refused: bool
-
-    @classmethod
-    def of(cls, numbers: Iterable[Decimal], places: int) -> _Roundings:
-        step = Decimal(1).scaleb(-places)
-        values: set[Decimal] = set()
-        for value in numbers:
-            values.add(value)
-            exponent = value.as_tuple().exponent
-            if isinstance(exponent, int) and exponent < -places:
-                for mode in _ROUNDINGS:
-                    try:
-                        values.add(value.quantize(step, rounding=mode))
-                    except ArithmeticError:  # InvalidOperation when the decimal context traps it
-                        return cls(frozenset(values), refused=True)
-        return cls(frozenset(values), refused=False)
 
 
 def context_facts(context: Sequence[Mapping[str, Any] | str]) -> ContextFacts:
