@@ -52,8 +52,11 @@ def reference_supported(number: g.Number, context: frozenset[Decimal]) -> bool:
     return False
 
 
+OLD_CHUNK_ID = re.compile(r"(?<![\w-])anom-[A-Za-z0-9]+")
+
+
 def reference_unsupported(facts: g.ContextFacts, text: str) -> list[str]:
-    found = [m.group(0) for m in g._CHUNK_ID.finditer(text) if m.group(0) not in facts.chunk_ids]
+    found = [m.group(0) for m in OLD_CHUNK_ID.finditer(text) if m.group(0) not in facts.chunk_ids]
     for name in facts.names:
         pattern = r"(?<![\w$.,])" + re.escape(name) + r"(?!\w)"
         text = re.sub(pattern, " ", text, flags=re.IGNORECASE)
@@ -135,7 +138,14 @@ def answers(draw: st.DrawFn, context: list[dict[str, Any]]) -> str:
             name = draw(st.sampled_from([name, name.upper(), name.lower(), name.title()]))
             parts.append(draw(st.sampled_from(edges)) + name + draw(st.sampled_from(edges)))
         elif kind == 4:
-            parts.append(f"[{draw(chunk_ids)}]")
+            chunk_id = draw(chunk_ids)
+            parts.append(
+                draw(
+                    st.sampled_from(
+                        [f"[{chunk_id}]", chunk_id, f"x{chunk_id}", f"-{chunk_id}", f"({chunk_id}"]
+                    )
+                )
+            )
         else:
             parts.append(draw(st.text(string.ascii_letters + string.digits + " .,-_$%[]\u212a", max_size=12)))
     return draw(st.sampled_from([" ", ", ", " and ", ". "])).join(parts)

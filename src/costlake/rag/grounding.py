@@ -50,7 +50,6 @@ import contextlib
 import decimal
 import json
 import re
-import string
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ from typing import Any
 
 from costlake.errors import InputError
 from costlake.rag.formatting import MONTHS, ROUNDING
+from costlake.rag.spans import replaced, without_ascii_name
 
 _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
@@ -81,8 +81,8 @@ _DAY_OF_MONTH = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?!\d)")
 # [anom-3f2a9c1b7d4e] or [anom-1, anom-2]: identifiers that start with a letter; "[42]" stays checked.
 _CITATION = re.compile(r"\[\s*[A-Za-z][\w.:/-]*(?:\s*[,;]\s*[A-Za-z][\w.:/-]*)*\s*\]")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
-_ASCII_WORD = frozenset(string.ascii_letters + string.digits + "_")  # `\w` in an ASCII text
-_CHUNK_ID = re.compile(r"(?<![\w-])anom-[A-Za-z0-9]+")
+# "anom-..." not after a word character or "-"; the check follows the "a" so the search scans for it
+_CHUNK_ID = re.compile(r"a(?<![\w-]a)nom-[A-Za-z0-9]+")
 _NUMBER = re.compile(
     r"""
     (?<![\w.])(?<![A-Za-z_]-)            # not inside a word or an identifier (us-east-1, anom-123)
@@ -95,7 +95,9 @@ _NUMBER = re.compile(
     re.VERBOSE,
 )
 _ROUNDINGS = (ROUNDING, ROUND_HALF_EVEN)  # ours, and the other rounding a model may use
-_ROUNDING_SIGNALS = (decimal.Inexact, decimal.Rounded, decimal.Subnormal, decimal.Underflow, decimal.Clamped)
+# what a rounding may signal
+_INEXACT, _ROUNDED, _SUBNORMAL = decimal.Inexact, decimal.Rounded, decimal.Subnormal
+_UNDERFLOW, _CLAMPED = decimal.Underflow, decimal.Clamped
 _EXACT = Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)  # sums, exactly
 _FIVE = Decimal(5)
 _first = itemgetter(0)
@@ -148,11 +150,12 @@ class ContextFacts:
         """The chunk ids, dates and numbers of `text` this context does not support (see the module doc)."""
         found = [m.group(0) for m in _CHUNK_ID.finditer(text) if m.group(0) not in self.chunk_ids]
         text = _CITATION.sub(" ", self._without_names(text))
-        for match in _DATE.finditer(text):
+        dates = list(_DATE.finditer(text))
+        for match in dates:
             parts = _date_parts(match.group(0))
             if not any(_parts_agree(parts, day) for day in self.dates):
                 found.append(match.group(0))
-        for number in extract_numbers(_DATE.sub(" ", text)):
+        for number in extract_numbers(replaced(text, dates)):
             if not self.supports(number):
                 found.append(number.token)
         return list(dict.fromkeys(found))
@@ -183,7 +186,12 @@ class ContextFacts:
         invalid result: digits to spare, an exponent in range, and no trap on rounding."""
         digits = max(self._largest, 0) + places + 2  # integer digits, the places, a carry
         in_range = context.Emin <= -places <= context.Emax - context.prec
-        return digits <= context.prec and in_range and not any(context.traps[s] for s in _ROUNDING_SIGNALS)
+        if digits > context.prec or not in_range:
+            return False
+        traps = context.traps
+        return not (
+            traps[_INEXACT] or traps[_ROUNDED] or traps[_SUBNORMAL] or traps[_UNDERFLOW] or traps[_CLAMPED]
+        )
 
     @cached_property
     def _ordered(self) -> list[tuple[Decimal, int]]:
@@ -214,28 +222,12 @@ class ContextFacts:
         for lower, digits, pattern in self._name_patterns:
             if lowered is not None and lower is not None:
                 if lower in lowered:
-                    text = _without_ascii_name(text, lowered, lower)
+                    text = without_ascii_name(text, lowered, lower)
                     lowered = text.lower()  # " " keeps an ASCII text ASCII
             elif digits in text:  # "" is in every text
                 text = pattern.sub(" ", text)
                 lowered = text.lower() if lowered is not None else None
         return text
-
-
-def _without_ascii_name(text: str, lowered: str, name: str) -> str:
-    """`text` (ASCII, `lowered` its lower case) with `name` (ASCII, lower case) replaced by " " where the
-    name's pattern (`ContextFacts._name_patterns`) matches, found with `str.find`: not after a word
-    character, "$", "." or ",", not before a word character; left to right, without overlaps."""
-    parts, start, at = [], 0, lowered.find(name)
-    while at >= 0:
-        end = at + len(name)
-        before, after = text[at - 1 : at], text[end : end + 1]  # "" at either end of the text
-        if (not before or before not in _ASCII_WORD and before not in "$.,") and after not in _ASCII_WORD:
-            parts += [text[start:at], " "]
-            start, at = end, lowered.find(name, end)
-        else:
-            at = lowered.find(name, at + 1)
-    return "".join(parts) + text[start:] if parts else text
 
 
 def context_facts(context: Sequence[Mapping[str, Any] | str]) -> ContextFacts:
@@ -310,11 +302,6 @@ def _is_name_with_digits(value: str) -> bool:
     if not any(ch.isdigit() for ch in value):
         return False
     return any(ch.isalpha() for ch in value) or len(value) >= 6
-
-
-def _agrees(written: str, day: date) -> bool:
-    """Whether a date as written (any form `_DATE` reads) names `day`, in each part it states."""
-    return _parts_agree(_date_parts(written), day)
 
 
 def _date_parts(written: str) -> tuple[int | None, int, int | None]:
