@@ -169,6 +169,12 @@ class ContextFacts:
         target, places = abs(number.value), number.places
         if not self._rounds_quietly(places, getcontext()):
             return _supported(number, self.numbers)
+        known = self._answered.get((target, places))  # a quiet rounding depends on values only
+        if known is None:
+            known = self._answered[target, places] = self._near(target, places)
+        return known
+
+    def _near(self, target: Decimal, places: int) -> bool:
         if target in self.numbers:
             return True
         half = _EXACT.scaleb(_FIVE, -places - 1)
@@ -180,6 +186,11 @@ class ContextFacts:
                 return True
             at += 1
         return False
+
+    @cached_property
+    def _answered(self) -> dict[tuple[Decimal, int], bool]:
+        """`_near`'s answers by value and places: the composer checks each sentence, then the whole text."""
+        return {}
 
     def _rounds_quietly(self, places: int, context: Context) -> bool:
         """Whether `context` rounds every value to `places` decimals without a signal it traps or an
