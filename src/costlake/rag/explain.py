@@ -178,7 +178,7 @@ class Explainer:
     ) -> ExplainResult:
         started = time.perf_counter()
         intent = classify(question) if use_filters else Intent("explain")
-        if intent.kind not in TABLE_INTENTS:
+        if intent.kind not in TABLE_INTENTS and "retriever" not in self.__dict__:  # (building it warmed it)
             self._warm_embedder()  # the question will be embedded: the model loads while the lake is read
         if anchor is None:  # before any answer: the tenant-scoped read refuses an unknown tenant
             anchor = self.anchor(tenant)
