@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from costlake.errors import ConfigError, InputError
 from costlake.rag.bm25 import BM25Ranker
 from costlake.rag.chunks import Chunk, build_chunks
+from costlake.rag.dense import InMemoryDenseSearch
 from costlake.rag.embedders.base import HashingEmbedder
 from costlake.rag.query_parser import QueryFilters
-from costlake.rag.retriever import InMemoryDenseSearch, Mode, Retriever, relax_steps, rrf_fuse
+from costlake.rag.retriever import Mode, Retriever, relax_steps, rrf_fuse
 from costlake.tables import COST_ANOMALIES
 from costlake.text.names import name_hash, withheld_label
 

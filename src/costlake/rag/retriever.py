@@ -27,6 +27,7 @@ from costlake.catalog.readers import service_key
 from costlake.errors import ConfigError, InputError
 from costlake.rag.bm25 import BM25Ranker
 from costlake.rag.chunks import Chunk
+from costlake.rag.dense import InMemoryDenseSearch, QuestionVectors
 from costlake.rag.embedders.base import Embedder
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
 from costlake.text.names import LABEL, is_shown, name_hash, shown_value
@@ -63,37 +64,6 @@ def rrf_fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[st
         for rank, doc_id in enumerate(ranking, start=1):
             scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-
-
-class InMemoryDenseSearch:
-    """Exact cosine top-k with numpy over unit vectors, restricted to candidate ids (a `DenseSearch`).
-
-    >>> search = InMemoryDenseSearch(["b", "a", "c"], np.array([[1, 0], [1, 0], [0, 1]], np.float32))
-    >>> search(np.array([1, 0], np.float32), 2, {"a", "b", "c"})
-    [('a', 1.0), ('b', 1.0)]
-    >>> search(np.array([1, 0], np.float32), 5, {"c"})
-    [('c', 0.0)]
-    """
-
-    def __init__(self, ids: Sequence[str], vectors: np.ndarray) -> None:
-        if len(ids) != len(vectors) or len(set(ids)) != len(ids):
-            raise ValueError("InMemoryDenseSearch: ids must be unique, one per vector")
-        order = sorted(range(len(ids)), key=lambda i: ids[i])
-        self._ids = [ids[i] for i in order]
-        self._row = {chunk_id: row for row, chunk_id in enumerate(self._ids)}
-        self._vectors = np.asarray(vectors, dtype=np.float32)[order] if len(ids) else np.zeros((0, 0))
-
-    @classmethod
-    def from_chunks(cls, chunks: Sequence[Chunk], embedder: Embedder) -> InMemoryDenseSearch:
-        return cls([c.chunk_id for c in chunks], embedder.embed_batch([c.text for c in chunks]))
-
-    def __call__(self, query_vec: np.ndarray, k: int, candidates: Collection[str]) -> list[tuple[str, float]]:
-        rows = np.array(sorted(self._row[c] for c in set(candidates) if c in self._row), dtype=np.int64)
-        if k <= 0 or rows.size == 0:
-            return []
-        scores = self._vectors[rows] @ np.asarray(query_vec, dtype=np.float32)
-        best = np.lexsort((rows, -scores))[:k]  # rows are in id order, so ties go to the smaller id
-        return [(self._ids[rows[i]], float(scores[i])) for i in best]
 
 
 def one_spelling(services: Collection[str]) -> list[str]:
@@ -211,6 +181,7 @@ class Retriever:
         if len(self._chunks) != len(chunks):
             raise InputError("Retriever: two chunks share a chunk_id; rebuild the chunks")
         self._embedder = embedder
+        self._questions = QuestionVectors(embedder) if embedder is not None else None
         if dense_search is None and embedder is not None:
             dense_search = InMemoryDenseSearch.from_chunks(list(self._chunks.values()), embedder)
         self._dense_search = dense_search
@@ -306,8 +277,8 @@ class Retriever:
             rankings.append([doc_id for doc_id, _ in self._ranker(tenant_id).rank(question, ids, depth)])
         bm25_done = time.perf_counter()
         use_dense = mode == "dense" or (mode == "hybrid" and len(candidates) > 1)
-        if use_dense and self._embedder is not None and self._dense_search is not None:
-            query_vec = self._embedder.embed(question)
+        if use_dense and self._questions is not None and self._dense_search is not None:
+            query_vec = self._questions.get(question, tenant_id)
             hits = self._dense_search(query_vec, depth, ids)
             # the tenant boundary does not depend on the index honouring `candidates`
             rankings.append(list(dict.fromkeys(doc_id for doc_id, _ in hits if doc_id in ids)))

@@ -1,0 +1,87 @@
+"""Dense ranking's two helpers: exact cosine search over a few thousand chunk vectors, and the
+vectors of the questions asked.
+
+A question's vector is kept in memory, per tenant and bounded, and never written to the embedding
+cache on disk: questions come from callers (API clients among them), so persisting them would let any
+client grow the disk without end, and a cache shared between tenants would let one tenant learn from
+the time of an answer that another one asked the same question.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
+
+import numpy as np
+
+from costlake.rag.chunks import Chunk
+from costlake.rag.embedders.base import Embedder
+from costlake.rag.embedders.cache import CachedEmbedder
+
+QUESTION_VECTORS = 1024  # per retriever, over all tenants
+
+
+class InMemoryDenseSearch:
+    """Exact cosine top-k with numpy over unit vectors, restricted to candidate ids (a `DenseSearch`).
+
+    >>> search = InMemoryDenseSearch(["b", "a", "c"], np.array([[1, 0], [1, 0], [0, 1]], np.float32))
+    >>> search(np.array([1, 0], np.float32), 2, {"a", "b", "c"})
+    [('a', 1.0), ('b', 1.0)]
+    >>> search(np.array([1, 0], np.float32), 5, {"c"})
+    [('c', 0.0)]
+    """
+
+    def __init__(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        if len(ids) != len(vectors) or len(set(ids)) != len(ids):
+            raise ValueError("InMemoryDenseSearch: ids must be unique, one per vector")
+        order = sorted(range(len(ids)), key=lambda i: ids[i])
+        self._ids = [ids[i] for i in order]
+        self._row = {chunk_id: row for row, chunk_id in enumerate(self._ids)}
+        self._vectors = np.asarray(vectors, dtype=np.float32)[order] if len(ids) else np.zeros((0, 0))
+
+    @classmethod
+    def from_chunks(cls, chunks: Sequence[Chunk], embedder: Embedder) -> InMemoryDenseSearch:
+        return cls([c.chunk_id for c in chunks], embedder.embed_batch([c.text for c in chunks]))
+
+    def __call__(self, query_vec: np.ndarray, k: int, candidates: Collection[str]) -> list[tuple[str, float]]:
+        rows = np.array(sorted(self._row[c] for c in set(candidates) if c in self._row), dtype=np.int64)
+        if k <= 0 or rows.size == 0:
+            return []
+        scores = self._vectors[rows] @ np.asarray(query_vec, dtype=np.float32)
+        best = np.lexsort((rows, -scores))[:k]  # rows are in id order, so ties go to the smaller id
+        return [(self._ids[rows[i]], float(scores[i])) for i in best]
+
+
+class QuestionVectors:
+    """The vectors of recent questions, by (tenant, question), least recently used dropped first.
+
+    >>> from costlake.rag.embedders.base import HashingEmbedder
+    >>> vectors = QuestionVectors(HashingEmbedder(dim=8), size=1)
+    >>> bool((vectors.get("why", "a") == vectors.get("why", "b")).all()), len(vectors)
+    (True, 1)
+    """
+
+    def __init__(self, embedder: Embedder, size: int = QUESTION_VECTORS) -> None:
+        # Through a persistent cache's model directly: questions never reach its disk or memory.
+        self._embedder = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
+        self._size = size
+        self._vectors: OrderedDict[tuple[str | None, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get(self, question: str, tenant: str | None) -> np.ndarray:
+        key = (tenant, question)
+        with self._lock:
+            found = self._vectors.get(key)
+            if found is not None:
+                self._vectors.move_to_end(key)
+                return found
+        vector = self._embedder.embed(question)
+        with self._lock:
+            self._vectors[key] = vector
+            while len(self._vectors) > self._size:
+                self._vectors.popitem(last=False)
+        return vector

@@ -1,0 +1,46 @@
+"""Question vectors: in memory, per tenant, bounded, never on disk (rag/dense.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from costlake.rag.dense import QuestionVectors
+from costlake.rag.embedders.base import HashingEmbedder
+from costlake.rag.embedders.cache import CachedEmbedder
+
+
+class Counting(HashingEmbedder):
+    """The hashing embedder, counting the texts it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=16)
+        self.texts: list[str] = []
+
+    def _embed_all(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        self.texts += texts
+        return super()._embed_all(texts)
+
+
+def test_questions_never_reach_the_embedding_cache_on_disk(tmp_path: Path) -> None:
+    model = Counting()
+    cached = CachedEmbedder(model, tmp_path / "embeddings")
+    cached.embed_batch(["a chunk's text"])  # what `costlake index` stores
+    vectors = QuestionVectors(cached)
+    for n in range(50):
+        vectors.get(f"why did cost {n} jump?", "tenant-a")
+    assert len(cached) == 1  # still only the chunk
+    assert len(model.texts) == 51
+
+
+def test_each_tenant_has_its_own_entries_and_the_oldest_go_first() -> None:
+    model = Counting()
+    vectors = QuestionVectors(model, size=3)
+    vectors.get("why?", "tenant-a")
+    vectors.get("why?", "tenant-b")  # computed again: one tenant's question never speeds up another's
+    vectors.get("why?", "tenant-a")  # a hit
+    assert model.texts == ["why?", "why?"]
+    vectors.get("what?", "tenant-a")
+    vectors.get("how?", "tenant-a")  # over the bound: tenant-b's entry, the least recently used, goes
+    assert len(vectors) == 3
+    vectors.get("why?", "tenant-b")
+    assert model.texts.count("why?") == 3
