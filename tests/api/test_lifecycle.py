@@ -117,9 +117,10 @@ def test_a_failing_provider_degrades_or_is_a_502_by_setting(
     assert degraded.status_code == 200
     body = degraded.json()
     assert body["degraded"] and body["degraded_reason"] == "provider_error" and body["citations"]
+    assert "injected" not in degraded.text  # what the provider said (its URL, credentials) stays in the log
     failed = _explain(server(llm_provider="failing", llm_failure="error"), key)
     assert failed.status_code == 502 and failed.json()["type"].endswith("/provider-error")
-    assert "Traceback" not in failed.text
+    assert "Traceback" not in failed.text and "injected" not in failed.text
 
 
 def test_one_log_line_per_request_without_the_key(

@@ -284,8 +284,10 @@ class Explainer:
         except LLMError as exc:
             if self.wh.settings.llm_failure == "error":
                 raise
+            # What the provider said stays in the log: it may hold its URL, credentials or the prompt.
+            log.warning("%s failed: %s", client.label, exc, extra={"provider": client.name})
             found = "\n".join(f"- [{c.chunk_id}] {c.text}" for c in chunks) or "No anomaly matched."
-            text = f"The explanation service is unavailable ({exc}); the retrieved anomalies are:\n{found}"
+            text = f"The explanation service is unavailable; the retrieved anomalies are:\n{found}"
             return _Answer(text, GroundingResult(True, []), "provider_error")
         with phase(log, "grounding") as done:
             grounding = check_grounding(text, prompt.facts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +17,7 @@ from costlake.rag.explain import ExplainResult
 from costlake.rag.llm import LLMError
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["explain"])
 MAX_QUERY_CHARS = 2000
 MAX_K = 50
@@ -73,9 +75,12 @@ def explain(body: ExplainRequest, request: Request, who: Annotated[Caller, Depen
         result = explainer.explain(
             body.query, tenant=who.tenant, k=body.k, given=given, anchor=who.view.anchor(who.tenant)
         )
-    except LLMError as exc:
+    except LLMError as exc:  # what the provider said goes to the log only (its URL, credentials, prompt)
         LLM_ERRORS.inc()
-        raise Problem(502, "provider-error", f"the LLM provider failed: {exc}") from None
+        log.warning("the LLM provider failed: %s", exc)
+        raise Problem(
+            502, "provider-error", "the LLM provider failed; the server's log has the details"
+        ) from None
     _observe(result, request)
     return JSONResponse(result.model_dump(mode="json"))
 
