@@ -30,6 +30,13 @@ class ConfigError(InputError):
     """A setting is missing or invalid."""
 
 
+class NotReady(ConfigError):
+    """Something an operator must build first (e.g. the explanation index). `public` says so to a
+    caller who is not the operator, without paths or commands."""
+
+    public = "the service is not ready to answer this yet"
+
+
 class GateFailure(CostlakeError):
     """A quality gate held back at least one partition. Exit code 2."""
 

@@ -175,3 +175,24 @@ def test_answering_from_anomalies_reads_no_file_of_the_lake(
     finally:
         for table in tables:
             (table / "data.away").rename(table / "data")
+
+
+def test_without_an_index_questions_needing_it_are_503_without_paths(
+    own_lake: Warehouse, server: Callable[..., str]
+) -> None:
+    url = server()
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    rag = own_lake.root / "rag"
+    rag.rename(own_lake.root / "rag.away")
+    try:
+        answer = _explain(url, key)
+        assert answer.status_code == 503 and answer.headers["retry-after"]
+        assert answer.json()["detail"] == "the explanation index is not built yet"
+        assert str(own_lake.root) not in answer.text and "costlake index" not in answer.text
+        lookup = {"query": "how much did we spend in January 2025?"}  # from the tables: no index needed
+        headers = {"Authorization": f"Bearer {key}"}
+        assert requests.post(url + "/explain", json=lookup, headers=headers, timeout=30).status_code == 200
+        assert requests.get(url + "/health", timeout=30).json()["index"]["reachable"] is False
+    finally:
+        (own_lake.root / "rag.away").rename(rag)
+    assert _until(lambda: _explain(url, key).status_code == 200, 10.0) < 10.0

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from costlake.errors import ConfigError, CostlakeError, InputError
+from costlake.errors import ConfigError, CostlakeError, InputError, NotReady
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -127,6 +127,9 @@ def install(app: FastAPI) -> None:
     async def costlake(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, CostlakeError)
         line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, NotReady):  # what the operator must do is in the log, not in the answer
+            log.warning("not ready: %s", line)
+            return Problem(503, "unavailable", exc.public, {"Retry-After": "60"}).response()
         if isinstance(exc, ConfigError):
             log.error("configuration error: %s", line)
             return Problem(503, "unavailable", "the service is not configured to answer this").response()

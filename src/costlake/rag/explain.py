@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from costlake.errors import InputError
+from costlake.errors import InputError, NotReady
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.rag.chunk_store import read_chunks
@@ -69,6 +69,10 @@ class _Answer:
     degraded_reason: DegradedReason | None = None
 
 
+class NoIndex(NotReady):
+    public = "the explanation index is not built yet"
+
+
 def configured_llm(settings: Settings) -> LLMClient:
     """The LLM client the settings name, built once per process and configuration (`shared_llm`)."""
     options: dict[str, Any] = {
@@ -94,7 +98,7 @@ class Explainer:
     def chunks(self) -> list[Chunk]:
         path = rag_folder(self.wh) / CHUNKS_FILE
         if not path.exists():
-            raise InputError(f"no explanation index in {path.parent}: run `costlake index` first")
+            raise NoIndex(f"no explanation index in {path.parent}: run `costlake index` first")
         # Each line's hash checked, and a file written before the name policy gets its names withheld
         # here, unless the file is byte for byte what `costlake index` wrote (chunk_store.py).
         return read_chunks(path)
