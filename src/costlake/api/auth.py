@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from costlake.api.metrics import RATE_LIMITED
@@ -44,10 +46,27 @@ class Caller:
         return self.view.accounts(self.tenant)
 
 
-async def caller(request: Request) -> Caller:
+_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="tenant key", description="A key from `costlake tenants add-key`."
+)
+
+
+async def caller(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    _tenant: Annotated[
+        str | None,
+        Header(
+            alias="X-Costlake-Tenant",
+            description="With an admin key: the tenant to act for (required). With a tenant key: its own "
+            "tenant, or absent.",
+        ),
+    ] = None,
+) -> Caller:
     """The FastAPI dependency of every tenant-scoped route. It runs on the event loop (no thread hop):
     a key is looked up in memory or with one indexed SQLite read, and the view's check is well under
-    a millisecond; only a view that must be rebuilt goes to a thread."""
+    a millisecond; only a view that must be rebuilt goes to a thread. (The two parameters put the
+    key and the header in the OpenAPI document; the headers are read here, whatever their case.)"""
     state: ServiceState = request.app.state.service
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     presented = presented.strip()

@@ -45,6 +45,7 @@ def serve(
         raise ConfigError(f"`costlake serve` needs the server extra: {extra} ({exc.name})") from None
     settings = state.settings()
     _check_address(host, port)
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     configure_access_log()
     options: dict[str, Any] = {
         "host": host,
@@ -55,7 +56,7 @@ def serve(
     }
     if workers == 1:
         application = create_app(settings)
-        err.print(f"serving {settings.warehouse} on http://{host}:{port} (docs at /docs)", markup=False)
+        err.print(f"serving {settings.warehouse} on {url} (docs at /docs)", markup=False)
         uvicorn.run(application, **options)
         return
     # Workers are new processes: they read the same settings from the environment.
@@ -65,7 +66,7 @@ def serve(
     os.environ[WORKERS_ENV] = str(workers)
     with tempfile.TemporaryDirectory(prefix="costlake-metrics-") as metrics:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # the workers' metrics, summed by GET /metrics
-        where = f"http://{host}:{port} with {workers} workers"
+        where = f"{url} with {workers} workers"
         err.print(f"serving {settings.warehouse} on {where}", markup=False)
         _supervise(uvicorn.Config("costlake.api.app:factory", factory=True, workers=workers, **options))
 

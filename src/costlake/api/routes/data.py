@@ -131,19 +131,11 @@ def anomalies(
     cursor: Cursor = None,
     fmt: Fmt = "json",
 ) -> Response:
-    own_account(who, account_id)
-    query: dict[str, Any] = {"from": date_from, "to": date_to, "account_id": account_id, "service": service}
-    query |= {"kind": kind, "min_impact": min_impact, "sort": sort}
-    filters = _filters(
-        AnomalyFilters,
-        date_from=date_from,
-        date_to=date_to,
-        account_id=account_id,
-        service=service,
-        kind=kind,
+    filters, digest, page = _listing(
+        request, who, f"anomalies/{sort}", AnomalyFilters, limit, cursor,
+        date_from=date_from, date_to=date_to, account_id=account_id, service=service, kind=kind,
         min_impact=min_impact,
-    )
-    digest, page = _page(request, who, "anomalies", query, limit, cursor)
+    )  # fmt: skip
     found = readers.anomalies(who.wh, who.tenant, filters, page, sort)
     rows = [_anomaly(a) for a in found.rows]
     return _answer(request, who, digest, rows, found.next, fmt, _ANOMALY_CSV)
@@ -162,34 +154,20 @@ def daily_costs(
     date_to: To = None,
     account_id: AccountId = None,
     service: Service = None,
-    group_by: Annotated[
-        Literal["account", "service"], Query(description="A row per day and ...")
-    ] = "account",
-    cost: Annotated[
-        Literal["billed", "effective"], Query(description="Billed or amortised cost.")
-    ] = "billed",
+    group_by: GroupBy = "account",
+    cost: CostKind = "billed",
     limit: Limit = 100,
     cursor: Cursor = None,
     fmt: Fmt = "json",
 ) -> Response:
-    own_account(who, account_id)
-    query: dict[str, Any] = {"from": date_from, "to": date_to, "account_id": account_id, "service": service}
-    query |= {"group_by": group_by, "cost": cost}
-    filters = _filters(
-        DailyCostFilters,
-        date_from=date_from,
-        date_to=date_to,
-        account_id=account_id,
-        service=service,
-        group_by=group_by,
+    filters, digest, page = _listing(
+        request, who, "costs/daily", DailyCostFilters, limit, cursor,
+        date_from=date_from, date_to=date_to, account_id=account_id, service=service, group_by=group_by,
         cost=cost,
-    )
-    digest, page = _page(request, who, "costs/daily", query, limit, cursor)
+    )  # fmt: skip
     found = readers.daily_costs(who.wh, who.tenant, filters, page)
     rows = [_plain(dataclasses.asdict(d)) for d in found.rows]
-    return _answer(
-        request, who, digest, rows, found.next, fmt, [f.name for f in dataclasses.fields(readers.DailyCost)]
-    )
+    return _answer(request, who, digest, rows, found.next, fmt, _DAILY_CSV)
 
 
 @router.get(
@@ -221,12 +199,16 @@ def _filters(model: Any, **given: Any) -> Any:
         raise Problem(422, "validation", detail, errors=problems) from None
 
 
-def _page(
-    request: Request, who: Caller, route: str, query: dict[str, Any], limit: int, cursor: str | None
-) -> tuple[str, Page]:
-    digest = query_digest(route, query)
+def _listing(
+    request: Request, who: Caller, route: str, model: Any, limit: int, cursor: str | None, **given: Any
+) -> tuple[Any, str, Page]:
+    """The filters of a listing (404 for an account the tenant does not own, 422 for a window that
+    makes no sense), the digest its cursors are bound to (route, sort and every filter), its page."""
+    own_account(who, given.get("account_id"))
+    filters = _filters(model, **given)
+    digest = query_digest(route, filters.model_dump(mode="json"))
     after = request.app.state.cursors.open(cursor, who.tenant, digest) if cursor else None
-    return digest, Page(limit=limit, after=after)
+    return filters, digest, Page(limit=limit, after=after)
 
 
 def _answer(
@@ -256,7 +238,7 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
         if isinstance(value, Decimal):
-            out[key] = str(value)
+            out[key] = format(value, "f")  # never an exponent: "0.000000000000", not "0E-12"
         elif isinstance(value, dt.date):
             out[key] = value.isoformat()
         else:

@@ -48,7 +48,7 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The question.")
-    k: int = Field(5, ge=1, le=MAX_K, description="Anomalies to retrieve.")
+    k: int = Field(5, ge=1, le=MAX_K, strict=True, description="Anomalies to retrieve.")
     filters: ExplainFilters | None = None
 
 
