@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.metrics import DEGRADED, GENERATION, LLM_ERRORS, RETRIEVAL
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
-from costlake.rag.explain import ExplainResult
+from costlake.rag.explain import TABLE_INTENTS, Explainer, ExplainResult
+from costlake.rag.intents import classify
 from costlake.rag.llm import LLMError
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
 
@@ -66,23 +70,51 @@ class ExplainRequest(BaseModel):
         }
     ),
 )
-def explain(body: ExplainRequest, request: Request, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
+async def explain(
+    body: ExplainRequest, request: Request, who: Annotated[Caller, Depends(caller)]
+) -> Response:
     """`explanation`, `latency_ms` and `retrieved_context_count`, the citations it rests on, the timings,
     the provider and whether the answer is degraded or grounded, the intent and the dates it used."""
     given = _given(who, body.filters)
     explainer = who.explainer()
+    anchor = who.view.anchors.get(who.tenant)
+    answer = functools.partial(
+        _answer,
+        explainer,
+        body.query,
+        who.tenant,
+        body.k,
+        given,
+        lambda: anchor or who.view.anchor(who.tenant),
+    )
+    # A question answered from the loaded index by the local composer is a few milliseconds of CPU:
+    # answered here, without a thread hop. Anything that may wait (reading the lake, a remote model)
+    # goes to a thread, so the event loop keeps serving other requests.
+    local = (
+        anchor is not None
+        and explainer.llm.name == "offline"
+        and classify(body.query).kind not in TABLE_INTENTS
+    )
+    result = answer() if local else await run_in_threadpool(answer)
+    _observe(result, request)
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+def _answer(
+    explainer: Explainer,
+    question: str,
+    tenant: str,
+    k: int,
+    given: QueryFilters | None,
+    anchor: Callable[[], dt.date],
+) -> ExplainResult:
     try:
-        result = explainer.explain(
-            body.query, tenant=who.tenant, k=body.k, given=given, anchor=who.view.anchor(who.tenant)
-        )
+        return explainer.explain(question, tenant=tenant, k=k, given=given, anchor=anchor())
     except LLMError as exc:  # what the provider said goes to the log only (its URL, credentials, prompt)
         LLM_ERRORS.inc()
         log.warning("the LLM provider failed: %s", exc)
-        raise Problem(
-            502, "provider-error", "the LLM provider failed; the server's log has the details"
-        ) from None
-    _observe(result, request)
-    return JSONResponse(result.model_dump(mode="json"))
+        detail = "the LLM provider failed; the server's log has the details"
+        raise Problem(502, "provider-error", detail) from None
 
 
 def _given(who: Caller, filters: ExplainFilters | None) -> QueryFilters | None:
