@@ -33,8 +33,8 @@ def serve(
     own accounts, through the key it sends as `Authorization: Bearer <key>`; see `costlake tenants
     add-key`), and the public GET /health, /metrics, /docs and /openapi.json.
 
-    One JSON line per request goes to stderr (request id, tenant, route, status, latency). Routes,
-    errors, limits and metrics: docs/api.md.
+    One JSON line per request goes to stderr (request id, tenant, route, status, latency).
+    Routes, errors, limits and metrics: docs/api.md.
 
     SIGINT or SIGTERM finishes the requests in flight, then stops (exit code 130 / 143)."""
     try:
