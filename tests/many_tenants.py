@@ -14,7 +14,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.tenants import load_tenants
 from costlake.settings import Settings
 from helpers import engine_options, ingest_and_run
-from two_tenants import HEADER
+from two_tenants import write_bill
 
 START = dt.date(2025, 3, 1)
 DAYS = 40
@@ -63,11 +63,6 @@ def write_owners(path: Path, owners: dict[str, str]) -> Path:
 
 def build_lake(folder: Path, owners: dict[str, str]) -> Warehouse:
     wh = Warehouse(Settings(warehouse=str(folder / "wh"), **engine_options("duckdb")))
-    bill = folder / "bill.csv"
-    with bill.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(HEADER)
-        writer.writerows(rows())
-    ingest_and_run(wh, bill)
+    ingest_and_run(wh, write_bill(folder / "bill.csv", rows()))
     load_tenants(wh, write_owners(folder / "tenants.csv", owners))
     return wh

@@ -53,15 +53,19 @@ def two_tenant_rows() -> list[list[str]]:
     return rows
 
 
+def write_bill(path: Path, rows: list[list[str]]) -> Path:
+    """A native billing CSV of `rows` (in `HEADER` order)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
 def build_lake(folder: Path) -> Warehouse:
     """Published, anomalies detected, tenants loaded."""
     wh = Warehouse(Settings(warehouse=str(folder / "wh"), **engine_options("duckdb")))
-    bill = folder / "bill.csv"
-    with bill.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(HEADER)
-        writer.writerows(two_tenant_rows())
-    ingest_and_run(wh, bill)
+    ingest_and_run(wh, write_bill(folder / "bill.csv", two_tenant_rows()))
     tenants = folder / "tenants.csv"
     tenants.write_text(
         "account_id,tenant_id,account_name\n"

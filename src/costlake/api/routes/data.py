@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -105,6 +106,33 @@ GroupBy = Annotated[Literal["account", "service"], Query(description="A row per 
 CostKind = Annotated[Literal["billed", "effective"], Query(description="Billed or amortised cost.")]
 Fmt = Annotated[Format, Query(alias="format", description="json, or csv for the same rows as CSV.")]
 CSV = {"content": {"text/csv": {"schema": {"type": "string"}}}}  # ?format=csv; next page in X-Next-Cursor
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What every listing takes: the window, one account, one service, the page, the format."""
+
+    date_from: dt.date | None
+    date_to: dt.date | None
+    account_id: str | None
+    service: str | None
+    limit: int
+    cursor: str | None
+    fmt: Format
+
+
+def listing(
+    date_from: From = None,
+    date_to: To = None,
+    account_id: AccountId = None,
+    service: Service = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    fmt: Fmt = "json",
+) -> Listing:
+    return Listing(date_from, date_to, account_id, service, limit, cursor, fmt)
+
+
 PAGED_ERRORS = documented(
     TENANT_ERRORS
     | {400: "an admin key without X-Costlake-Tenant, or a cursor not made by this query for this tenant"}
@@ -120,25 +148,17 @@ PAGED_ERRORS = documented(
 def anomalies(
     request: Request,
     who: Annotated[Caller, Depends(caller)],
-    date_from: From = None,
-    date_to: To = None,
-    account_id: AccountId = None,
-    service: Service = None,
+    asked: Annotated[Listing, Depends(listing)],
     kind: Annotated[KINDS | None, Query(description="One kind of anomaly.")] = None,
     min_impact: Annotated[Decimal | None, Query(ge=0, description="Least dollar impact, up or down.")] = None,
     sort: Annotated[Literal["date", "-date", "-impact"], Query(description="Order of the rows.")] = "date",
-    limit: Limit = 100,
-    cursor: Cursor = None,
-    fmt: Fmt = "json",
 ) -> Response:
-    filters, digest, page = _listing(
-        request, who, f"anomalies/{sort}", AnomalyFilters, limit, cursor,
-        date_from=date_from, date_to=date_to, account_id=account_id, service=service, kind=kind,
-        min_impact=min_impact,
-    )  # fmt: skip
+    filters, digest, page = _filters_and_page(
+        request, who, f"anomalies/{sort}", AnomalyFilters, asked, kind=kind, min_impact=min_impact
+    )
     found = readers.anomalies(who.wh, who.tenant, filters, page, sort)
     rows = [_anomaly(a) for a in found.rows]
-    return _answer(request, who, digest, rows, found.next, fmt, _ANOMALY_CSV)
+    return _answer(request, who, digest, rows, found.next, asked.fmt, _ANOMALY_CSV)
 
 
 @router.get(
@@ -150,24 +170,16 @@ def anomalies(
 def daily_costs(
     request: Request,
     who: Annotated[Caller, Depends(caller)],
-    date_from: From = None,
-    date_to: To = None,
-    account_id: AccountId = None,
-    service: Service = None,
+    asked: Annotated[Listing, Depends(listing)],
     group_by: GroupBy = "account",
     cost: CostKind = "billed",
-    limit: Limit = 100,
-    cursor: Cursor = None,
-    fmt: Fmt = "json",
 ) -> Response:
-    filters, digest, page = _listing(
-        request, who, "costs/daily", DailyCostFilters, limit, cursor,
-        date_from=date_from, date_to=date_to, account_id=account_id, service=service, group_by=group_by,
-        cost=cost,
-    )  # fmt: skip
+    filters, digest, page = _filters_and_page(
+        request, who, "costs/daily", DailyCostFilters, asked, group_by=group_by, cost=cost
+    )
     found = readers.daily_costs(who.wh, who.tenant, filters, page)
     rows = [_plain(dataclasses.asdict(d)) for d in found.rows]
-    return _answer(request, who, digest, rows, found.next, fmt, _DAILY_CSV)
+    return _answer(request, who, digest, rows, found.next, asked.fmt, _DAILY_CSV)
 
 
 @router.get(
@@ -199,16 +211,17 @@ def _filters(model: Any, **given: Any) -> Any:
         raise Problem(422, "validation", detail, errors=problems) from None
 
 
-def _listing(
-    request: Request, who: Caller, route: str, model: Any, limit: int, cursor: str | None, **given: Any
+def _filters_and_page(
+    request: Request, who: Caller, route: str, model: Any, asked: Listing, **more: Any
 ) -> tuple[Any, str, Page]:
     """The filters of a listing (404 for an account the tenant does not own, 422 for a window that
     makes no sense), the digest its cursors are bound to (route, sort and every filter), its page."""
-    own_account(who, given.get("account_id"))
-    filters = _filters(model, **given)
+    own_account(who, asked.account_id)
+    window = {"date_from": asked.date_from, "date_to": asked.date_to}
+    filters = _filters(model, **window, account_id=asked.account_id, service=asked.service, **more)
     digest = query_digest(route, filters.model_dump(mode="json"))
-    after = request.app.state.cursors.open(cursor, who.tenant, digest) if cursor else None
-    return filters, digest, Page(limit=limit, after=after)
+    after = request.app.state.cursors.open(asked.cursor, who.tenant, digest) if asked.cursor else None
+    return filters, digest, Page(limit=asked.limit, after=after)
 
 
 def _answer(
