@@ -98,7 +98,9 @@ def connect(
         config["memory_limit"] = settings.duckdb_memory_limit
     if temp_dir is not None:
         config["temp_directory"] = str(temp_dir)
-    return duckdb.connect(config=config)
+    con = duckdb.connect(config=config)
+    con.execute("SET enable_progress_bar = false")  # it draws on stdout after 2 s: into a CSV being written
+    return con
 
 
 def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:

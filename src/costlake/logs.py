@@ -23,7 +23,11 @@ LOG_FORMATS = ("text", "json")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 # Shapes of secrets that may arrive some other way: bearer headers, provider and costlake keys.
 SECRET_SHAPES = re.compile(
-    r"(Bearer\s+[A-Za-z0-9._~+/=-]{8,}|\bsk-[A-Za-z0-9_-]{8,}|\bclk?_[A-Za-z0-9_-]{16,}|\bwhsec_[A-Za-z0-9_-]{8,})"
+    r"(Bearer\s+[A-Za-z0-9._~+/=-]{8,}|Basic\s+[A-Za-z0-9+/=]{6,}|\bsk-[A-Za-z0-9_-]{8,}"
+    r"|\bclk?_[A-Za-z0-9_-]{16,}|\bwhsec_[A-Za-z0-9_-]{8,}"
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"  # user:password in a URL
+    r"|(?<=[?&;\s])(?:password|passwd|pwd|secret|token|api_key|apikey)=[^&\s]+)",
+    re.IGNORECASE,
 )
 REDACTED = "[redacted]"
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -40,6 +44,8 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
 
     >>> redact("calling with Authorization: Bearer abcdefgh12345678", [])
     'calling with Authorization: [redacted]'
+    >>> redact("cannot connect to http://user:hunter2@127.0.0.1/v1 (Basic dXNlcjpodW50ZXIy) ?password=x", [])
+    'cannot connect to http://[redacted]@127.0.0.1/v1 ([redacted]) ?[redacted]'
     """
     for secret in _secrets() if secrets is None else secrets:
         text = text.replace(secret, REDACTED)

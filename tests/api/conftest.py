@@ -26,7 +26,7 @@ from two_tenants import build_lake
 class Served:
     url: str
     wh: Warehouse
-    keys: dict[str, str]  # "team-a", "team-b", "unassigned", "admin" -> key
+    keys: dict[str, str]  # "team-a", "team-b", "admin" -> key
     store: KeyStore
     server: uvicorn.Server
 
@@ -78,7 +78,7 @@ def indexed_lake(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
 def served(indexed_lake: Warehouse) -> Iterator[Served]:
     settings = indexed_lake.settings.model_copy(update={"api_rate_limit": 0.0})
     store = KeyStore.for_settings(settings, indexed_lake.root)
-    keys = {t: store.add(t)[1] for t in ("team-a", "team-b", "unassigned")}
+    keys = {t: store.add(t)[1] for t in ("team-a", "team-b")}
     keys["admin"] = store.add(None, admin=True)[1]
     server, thread, url = serve(settings)
     try:

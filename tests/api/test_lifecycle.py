@@ -4,6 +4,7 @@ index; and the limits: the per-key rate, a failing provider, the request log."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -196,3 +197,23 @@ def test_without_an_index_questions_needing_it_are_503_without_paths(
     finally:
         (own_lake.root / "rag.away").rename(rag)
     assert _until(lambda: _explain(url, key).status_code == 200, 10.0) < 10.0
+
+
+def test_a_catalog_locked_by_another_process_is_a_quick_503(
+    own_lake: Warehouse, server: Callable[..., str]
+) -> None:
+    url = server()
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    assert _get(url, key).status_code == 200
+    holder = sqlite3.connect(own_lake.root / "catalog.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # as a long commit would
+    try:
+        started = time.monotonic()
+        busy = _get(url, key)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert busy.json()["type"].endswith("/busy") and time.monotonic() - started < 3.0
+        assert requests.get(url + "/metrics", timeout=30).status_code == 200
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _get(url, key).status_code == 200

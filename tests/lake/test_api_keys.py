@@ -213,3 +213,8 @@ def test_verify_is_fast_once_warm(store: KeyStore) -> None:
     for _ in range(500):
         assert store.verify(key) == record
     assert (time.perf_counter() - started) / 500 < 0.0002
+
+
+def test_the_unassigned_pool_gets_no_key(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="'unassigned' holds the accounts no tenants file names yet"):
+        KeyStore(tmp_path / "keys.db").add("unassigned")

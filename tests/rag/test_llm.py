@@ -450,6 +450,14 @@ def test_openai_compatible_sends_model_prompt_and_zero_temperature(sleeps: list[
     assert body["messages"] == prompt.messages()
 
 
+def test_an_answer_the_sdk_cannot_read_is_an_llm_error_not_a_crash(sleeps: list[float]) -> None:
+    broken = {"choices": [{"index": 0, "message": "not an object", "finish_reason": "stop"}]}
+    with stub_server(Reply(body=broken)) as server:
+        llm = llm_for("openai", base_url=f"{server.url}/v1", **fast(sleeps))
+        with pytest.raises(LLMTerminalError, match="an answer that could not be read"):
+            llm.generate(PROMPT)
+
+
 def test_openai_compatible_retries_a_500(sleeps: list[float]) -> None:
     replies = [Reply(500, OPENAI_ERROR), Reply(body=chat_completion("ok"))]
     with stub_server(*replies) as server:

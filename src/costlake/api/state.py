@@ -37,6 +37,9 @@ KEY_RECHECK_SECONDS = 2.0
 LOCAL_VERSION_SECONDS = 0.0  # the lake's version is read on every request (a local catalog: ~0.1 ms)
 REMOTE_VERSION_SECONDS = 5.0  # ... and for a remote one (a catalog round trip per table)
 MAX_CACHED_KEYS = 10_000
+# How long a request waits for another process's commit to the catalog database before it is a 503
+# (`busy`): commits take milliseconds, and the checks run on the event loop, which must not stall.
+BUSY_SECONDS = 0.25
 
 
 @dataclass
@@ -64,7 +67,7 @@ class ServiceState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.wh = Warehouse(settings)
-        self.keys = KeyStore.for_settings(settings, self.wh.root)
+        self.keys = KeyStore.for_settings(settings, self.wh.root, busy_timeout=BUSY_SECONDS)
         self._metadata = (
             LocalMetadata(self.wh.root, NAMESPACE)
             if not self.wh.remote and settings.catalog == "sql" and not settings.catalog_uri
@@ -76,7 +79,7 @@ class ServiceState:
         self._lock = threading.Lock()
         self._local = threading.local()  # each thread's read-only connection to the catalog database
         self._checked: dict[str, tuple[ApiKey | None, float]] = {}
-        self.rag = rag_folder(self.wh)
+        self.rag = rag_folder(self.wh, create=False)
 
     # -- keys ---------------------------------------------------------------------------------------
     def key(self, presented: str) -> ApiKey | None:
@@ -138,13 +141,19 @@ class ServiceState:
         try:
             if con is None:
                 con = self._local.con = sqlite3.connect(
-                    f"{self._metadata.db.as_uri()}?mode=ro", uri=True, timeout=1
+                    f"{self._metadata.db.as_uri()}?mode=ro", uri=True, timeout=BUSY_SECONDS
                 )
             rows = con.execute(
                 "SELECT table_name, metadata_location FROM iceberg_tables "
                 "WHERE catalog_name = ? AND table_namespace = ? ORDER BY table_name",
                 (CATALOG_NAME, NAMESPACE),
             ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise  # another process is committing: a 503 `busy`, not a slow fallback
+            self._local.con = None
+            found = self._metadata.locations()  # the slow path says what is wrong, or None
+            return tuple(sorted(found.items())) if found is not None else None
         except sqlite3.Error:
             self._local.con = None
             found = self._metadata.locations()  # the slow path says what is wrong, or None

@@ -31,6 +31,7 @@ from pathlib import Path
 from costlake.errors import InputError
 from costlake.lake.storage import is_remote
 from costlake.settings import Settings
+from costlake.tables import UNASSIGNED_TENANT
 
 TABLE = "costlake_api_keys"
 KEY_PREFIX = "clk_"
@@ -125,23 +126,25 @@ class KeyStore:
     statement runs in autocommit mode, so no read holds a lock the catalog's commits would wait for.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         with self._write() as con:
             con.execute(_SCHEMA)
             con.execute(_SECRETS_SCHEMA)
 
     @classmethod
-    def for_settings(cls, settings: Settings, root: Path) -> KeyStore:
-        """The key store of the warehouse with these settings; `root` is `Warehouse.root`."""
-        return cls(store_path(settings, root))
+    def for_settings(cls, settings: Settings, root: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> KeyStore:
+        """The key store of the warehouse with these settings; `root` is `Warehouse.root`. A server
+        passes a short `busy_timeout`: a request waits that long at most for another process's commit."""
+        return cls(store_path(settings, root), busy_timeout)
 
     def _con(self) -> sqlite3.Connection:
         pid, con = getattr(self._local, "con", (None, None))
         if con is None or pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            con = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             self._local.con = (os.getpid(), con)
         return con
 
@@ -173,6 +176,11 @@ class KeyStore:
             raise InputError("an admin key acts for any tenant: give no tenant with --admin")
         if not admin and not tenant_id:
             raise InputError("a key needs a tenant (or --admin for an admin key)")
+        if tenant_id == UNASSIGNED_TENANT:  # it would see every account billed before its owner is known
+            raise InputError(
+                f"'{UNASSIGNED_TENANT}' holds the accounts no tenants file names yet; it gets no key: "
+                "assign them with `costlake tenants load` (an admin key can still read them)"
+            )
         if label is not None and len(label) > MAX_LABEL:
             raise InputError(f"a key's label has at most {MAX_LABEL} characters, not {len(label)}")
         created = dt.datetime.now(dt.UTC)

@@ -96,7 +96,7 @@ class Explainer:
 
     @cached_property
     def chunks(self) -> list[Chunk]:
-        path = rag_folder(self.wh) / CHUNKS_FILE
+        path = rag_folder(self.wh, create=False) / CHUNKS_FILE
         if not path.exists():
             raise NoIndex(f"no explanation index in {path.parent}: run `costlake index` first")
         # Each line's hash checked, and a file written before the name policy gets its names withheld
@@ -106,7 +106,7 @@ class Explainer:
     @property
     def stale(self) -> bool:
         """True when cost_anomalies changed since `costlake index` built the chunks."""
-        path = rag_folder(self.wh) / SOURCE_FILE
+        path = rag_folder(self.wh, create=False) / SOURCE_FILE
         built = json.loads(path.read_text()).get("cost_anomalies_snapshot") if path.exists() else None
         return built != anomalies_snapshot(self.wh)
 
@@ -114,7 +114,7 @@ class Explainer:
     def retriever(self) -> Retriever:
         from costlake.catalog import readers
 
-        folder = rag_folder(self.wh)
+        folder = rag_folder(self.wh, create=False)
         embedder = self._warm_embedder()  # the model loads while the chunks, the index and the lake are read
         chunks = self.chunks  # first: a missing index says to run `costlake index`
         index = VectorIndex.open(
@@ -138,7 +138,7 @@ class Explainer:
 
     def _warm_embedder(self) -> CachedEmbedder:
         """The configured embedder, its model (if any) starting to load when there is an index to search."""
-        folder = rag_folder(self.wh)
+        folder = rag_folder(self.wh, create=False)
         embedder = configured_embedder(self.wh.settings, folder)
         if (folder / CHUNKS_FILE).exists():
             embedder.warm_up()

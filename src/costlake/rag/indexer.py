@@ -47,9 +47,12 @@ class IndexReport:
     seconds: float
 
 
-def rag_folder(wh: Warehouse) -> Path:
+def rag_folder(wh: Warehouse, create: bool = True) -> Path:
+    """The folder of the explanation index; readers pass `create=False`, so that reading never leaves
+    an empty folder where an operator is about to move an index back."""
     folder = Path(wh.settings.rag_dir) if wh.settings.rag_dir else wh.root / "rag"
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 

@@ -265,7 +265,9 @@ _ANOMALY_CSV = [f.name for f in dataclasses.fields(readers.Anomaly) if f.name !=
 
 def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180's CRLF: the writer then quotes any cell holding a CR or an LF, so no cell can end a row
+    # early and start the next one with a formula.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow(["" if row.get(c) is None else neutralise_cell(row.get(c)) for c in columns])

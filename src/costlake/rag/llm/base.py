@@ -67,6 +67,19 @@ class LLMClient(Provider, ABC):
         """One call to the provider, within `self.timeout` seconds. Raise `LLMTransientError` or
         `LLMTerminalError` (never an SDK exception) when it fails."""
 
+    def _checked(self, prompt: Prompt) -> str:
+        """`_complete`, with anything but an `LLMError` (an answer the SDK cannot parse: HTML from a
+        proxy, a message that is a string) turned into a terminal `LLMError`: a broken provider makes
+        an answer degraded (or a 502), never a crash."""
+        try:
+            return self._complete(prompt)
+        except LLMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary with a provider's SDK
+            raise LLMTerminalError(
+                f"{self.name}: an answer that could not be read ({type(exc).__name__})"
+            ) from exc
+
     def generate(self, prompt: Prompt) -> str:
         """The model's answer to `prompt`, retrying transient failures; raises an `LLMError` otherwise."""
         if not isinstance(prompt, Prompt):
@@ -74,7 +87,7 @@ class LLMClient(Provider, ABC):
                 f"{self.label} takes a Prompt built by costlake.rag.prompt.build_prompt, not "
                 f"{type(prompt).__name__}: plain text has no {BEGIN} ... {END} block of structured context"
             )
-        text = self.with_retries(lambda: self._complete(prompt))
+        text = self.with_retries(lambda: self._checked(prompt))
         if not isinstance(text, str) or not text.strip():
             raise LLMTerminalError(f"{self.name}: the model returned no text")
         return text
