@@ -14,6 +14,8 @@ from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
 from helpers import ENGINES, NATIVE_HEADER, engine_options
 
+pytest_plugins = ["api_server"]  # the API tests' served lake (tests/api_server.py)
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test marked `all_engines` runs once per engine; its Spark run carries the `spark` marker,

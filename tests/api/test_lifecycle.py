@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import serve, stop
+from api_server import serve, stop
 from costlake.lake.api_keys import KeyStore
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.tenants import load_tenants

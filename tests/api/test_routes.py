@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import Served
+from api_server import Served
 from costlake.catalog import readers
 from costlake.rag.results import ExplainResult
 from two_tenants import A1, A2, B1, C1

@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from conftest import Served
+from api_server import Served
 from costlake.api.app import create_app
 from costlake.settings import Settings
 

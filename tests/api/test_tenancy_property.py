@@ -24,7 +24,7 @@ import requests
 from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis import strategies as st
 
-from conftest import Served, serve, stop
+from api_server import Served, serve, stop
 from costlake.lake.api_keys import KeyStore
 from costlake.pipeline.tenants import load_tenants
 from costlake.rag.indexer import build_index

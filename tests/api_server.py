@@ -1,5 +1,7 @@
-"""The real app over HTTP: a uvicorn server on 127.0.0.1, started by the tests in a thread, in front of
-the two-tenant lake (tests/two_tenants.py), indexed, with a key per tenant and an admin key."""
+"""The real app over HTTP for the API tests: a uvicorn server on 127.0.0.1 in a thread (`serve`, `stop`)
+and a client with keys (`Served`); the fixtures `indexed_lake` (the two-tenant lake of
+tests/two_tenants.py, indexed) and `served` (it, served, with a key per tenant and an admin key),
+registered for every test by tests/conftest.py (`pytest_plugins`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,14 +68,14 @@ def stop(server: uvicorn.Server, thread: threading.Thread) -> None:
     thread.join(timeout=30)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def indexed_lake(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     wh = build_lake(tmp_path_factory.mktemp("api"))
     build_index(wh)
     return wh
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def served(indexed_lake: Warehouse) -> Iterator[Served]:
     settings = indexed_lake.settings.model_copy(update={"api_rate_limit": 0.0})
     store = KeyStore.for_settings(settings, indexed_lake.root)
@@ -85,7 +86,3 @@ def served(indexed_lake: Warehouse) -> Iterator[Served]:
         yield Served(url, indexed_lake, keys, store, server)
     finally:
         stop(server, thread)
-
-
-def data_dir(wh: Warehouse) -> Path:
-    return wh.root
