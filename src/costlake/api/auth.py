@@ -42,7 +42,7 @@ class Caller:
         return found
 
     @property
-    def accounts(self) -> set[str]:
+    def accounts(self) -> frozenset[str]:
         return self.view.accounts(self.tenant)
 
 

@@ -151,7 +151,7 @@ def _busy(exc: BaseException) -> bool:
 async def _refuse(
     send: Send, status: int, slug: str, detail: str, request_id: str, retry_after: int | None = None
 ) -> None:
-    title = TITLES.get(status, "Request Header Fields Too Large" if status == 431 else "Error")
+    title = TITLES.get(status, "Error")
     body = json.dumps({"type": TYPES + slug, "title": title, "status": status, "detail": detail}).encode()
     headers = [
         (b"content-type", PROBLEM.encode()),

@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,16 @@ class View:
     anchors: dict[str, dt.date] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def accounts(self, tenant: str) -> set[str]:
-        return {a for a, t in self.owners.items() if t == tenant}
+    def accounts(self, tenant: str) -> frozenset[str]:
+        """The tenant's accounts (empty for an unknown tenant), grouped once per view."""
+        return self._by_tenant.get(tenant, frozenset())
+
+    @cached_property
+    def _by_tenant(self) -> dict[str, frozenset[str]]:
+        grouped: dict[str, set[str]] = {}
+        for account, tenant in self.owners.items():
+            grouped.setdefault(tenant, set()).add(account)
+        return {tenant: frozenset(found) for tenant, found in grouped.items()}
 
     def anchor(self, tenant: str) -> dt.date:
         """The tenant's latest complete day (`Explainer.anchor`), read once per version."""
