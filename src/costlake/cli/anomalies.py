@@ -88,7 +88,7 @@ def plot(
     from costlake.anomalies.plot import chart_for, write_chart
 
     wh = state.warehouse()
-    chart = chart_for(load_series(wh), account, service, Params.from_settings(wh.settings))
+    chart = chart_for(load_series(wh, account, service), account, service, Params.from_settings(wh.settings))
     name = f"cost_{account}" + (f"_{service}" if service else "") + ".png"
     try:
         png, page = write_chart(chart, output or Path(name))
