@@ -325,7 +325,7 @@ def load_series(
 
     con = open_lake(wh, tables=[ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name])
     try:
-        scope = None if account_id is None else _scope(con, account_id, service)
+        scope = None if account_id is None else _account_scope(con, account_id, service)
         keys = series_keys(con, scope)
         first = {(r["account_id"], r["service_name"]): r["first_day"] for r in keys.to_pylist()}
         found = exact_series(con, keys)
@@ -334,7 +334,7 @@ def load_series(
         con.close()
 
 
-def _scope(con: duckdb.DuckDBPyConnection, account_id: str, service: str | None) -> pa.Table:
+def _account_scope(con: duckdb.DuckDBPyConnection, account_id: str, service: str | None) -> pa.Table:
     """(account_id, service_name, from_day) of one account's series (one of them with `service`), each
     from its start: `series_keys` clips `from_day` to the account's first complete day."""
     where = "account_id = $account" + (" AND service_name = $service" if service is not None else "")
