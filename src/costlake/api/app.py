@@ -18,7 +18,7 @@ from costlake.api import problems
 from costlake.api.cursors import Cursors
 from costlake.api.limits import TokenBuckets
 from costlake.api.middleware import ServiceMiddleware, configure_access_log
-from costlake.api.routes import data, explain, series, service
+from costlake.api.routes import data, explain, page, series, service
 from costlake.api.state import ServiceState
 from costlake.logs import configure_logging
 from costlake.settings import Settings, load_settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings, workers: int = 1) -> FastAPI:
     app.include_router(data.router)
     app.include_router(series.router)
     app.include_router(service.router)
+    app.include_router(page.router)
     app.add_middleware(ServiceMiddleware, max_body=settings.api_max_body_bytes)
     return app
 
