@@ -137,10 +137,12 @@ class Watch:
 
 
 def _shot(page: Any, name: str) -> None:
+    """The window from the top (name.png, small enough for the README) and the whole page."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
+    page.evaluate("window.scrollTo(0, 0)")
+    for path, full in ((ARTIFACTS / f"{name}.png", False), (ARTIFACTS / f"{name}-full.png", True)):
+        page.screenshot(path=str(path), full_page=full)
+        print(f"screenshot: {path}")
 
 
 def _sign_in(page: Any, key: str) -> None:
@@ -170,7 +172,10 @@ def _tenant_a(browser: Any, server: Server, expect: Any) -> None:
     _sign_in(page, "not-a-key")
     expect(page.locator("#alert")).to_contain_text("That key was not accepted")
     expect(page.locator("#sign-in")).to_be_visible()
-    watch.problems.clear()  # the browser logs the 401 itself: that one is expected
+    assert watch.problems == [
+        "error: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]  # the browser's own line for the refused key, nothing else
+    watch.problems.clear()
 
     _sign_in(page, server.keys["team-a"])
     rows = page.locator("#anomaly-rows tr")
@@ -192,13 +197,13 @@ def _tenant_a(browser: Any, server: Server, expect: Any) -> None:
     _download_csv(page)
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.evaluate("[...document.images].filter(i => i.getAttribute('src') === 'x').length") == 0
-    _shot(page, "dashboard.png")
+    _shot(page, "dashboard")
 
     page.set_viewport_size({"width": 390, "height": 844})
     expect(page.locator("#anomaly-table")).to_be_visible()
     expect(page.locator("#trend svg")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    _shot(page, "dashboard-phone.png")
+    _shot(page, "dashboard-phone")
     assert watch.problems == []
     context.close()
 
@@ -246,6 +251,7 @@ def _tenant_b(browser: Any, server: Server, expect: Any) -> None:
     text = page.locator("body").inner_text()
     assert B1 in text and "b-db" in text
     assert A1 not in text and A2 not in text and FORMULA_STORED not in text and "onerror" not in text
+    _shot(page, "tenant-b")
     page.click("#sign-out")
     expect(page.locator("#sign-in")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
