@@ -193,6 +193,7 @@ def _tenant_a(browser: Any, server: Server, expect: Any) -> None:
     expect(page.locator("#trend svg .marker").first).to_be_attached()
 
     _keyboard_picks_a_row(page, expect)
+    _sort_filter_and_stack(page, expect)
     _ask_and_follow_a_citation(page, expect)
     _download_csv(page)
     assert page.evaluate("typeof window.__pwned") == "undefined"
@@ -214,6 +215,34 @@ def _keyboard_picks_a_row(page: Any, expect: Any) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("#series-title")).to_contain_text("amazonec2")
     expect(other).to_have_class("dir-up picked")
+
+
+def _sort_filter_and_stack(page: Any, expect: Any) -> None:
+    impact = page.locator("#anomaly-head th", has_text="Impact")
+    rows = page.locator("#anomaly-rows tr")
+    impact.locator("button").click()
+    expect(impact).to_have_attribute("aria-sort", "descending")
+    expect(rows.first).to_contain_text("$1,197.50")
+    impact.locator("button").click()
+    expect(impact).to_have_attribute("aria-sort", "ascending")
+    expect(rows.first).to_contain_text(FORMULA_STORED)
+    expect(page.locator("#anomaly-rows tr.picked")).to_contain_text("amazonec2")  # still the chosen one
+    page.fill("#f-from", "2025-02-05")
+    page.click("#filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("2025-02-06")
+    page.select_option("#f-service", "amazonec2")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#anomaly-count")).to_have_text("0 anomalies in this view")
+    page.fill("#f-from", "")
+    page.select_option("#f-service", "")
+    page.click("#filters button[type=submit]")
+    expect(rows).to_have_count(2)
+    page.select_option("#group-by", "account")
+    expect(page.locator("#trend-legend")).to_contain_text(HOSTILE_ACCOUNT)
+    expect(page.locator("#trend-legend")).to_contain_text("a-storage")
+    page.select_option("#group-by", "service")
+    expect(page.locator("#trend-legend")).to_contain_text(FORMULA_STORED)
 
 
 def _ask_and_follow_a_citation(page: Any, expect: Any) -> None:

@@ -47,7 +47,7 @@ export async function getJson(path, params) {
   return (await call(path, params)).json();
 }
 
-// Every page of a listing (up to MAX_PAGES), rows in order.
+// Every page of a listing (up to MAX_PAGES), rows in order; `truncated` when there were more.
 export async function allRows(path, params) {
   const rows = [];
   let cursor = null;
@@ -57,6 +57,7 @@ export async function allRows(path, params) {
     cursor = found.next_cursor;
     if (!cursor) break;
   }
+  rows.truncated = Boolean(cursor); // more rows than the cap: the page says so
   return rows;
 }
 

@@ -82,8 +82,9 @@ async function start() {
   $("sign-out").hidden = false;
   alertClear();
   const label = (a) => (a.account_name ? `${a.account_name} (${a.account_id})` : a.account_id);
+  const more = accounts.length > 4 ? `, and ${accounts.length - 4} more` : "";
   $("who").textContent = `Signed in · ${accounts.length} account${accounts.length === 1 ? "" : "s"}: `
-    + accounts.map(label).join(", ");
+    + accounts.slice(0, 4).map(label).join(", ") + more;
   options($("f-account"), $("f-account").options[0], accounts.map((a) => [a.account_id, label(a)]));
   const services = await allRows("/costs/daily", { group_by: "service" });
   const names = [...new Set(services.map((r) => r.service_name))].sort();
@@ -105,7 +106,9 @@ async function refresh() {
   drawTrend($("trend"), $("trend-legend"), costs, key, label, anomalies);
   $("trend-title").textContent = `Daily cost by ${groupBy}`;
   table.show(anomalies, accountName);
-  $("anomaly-count").textContent = `${anomalies.length} anomal${anomalies.length === 1 ? "y" : "ies"} in this view`;
+  const count = `${anomalies.length} anomal${anomalies.length === 1 ? "y" : "ies"} in this view`;
+  const cut = anomalies.truncated || costs.truncated ? " (the first pages only: narrow the dates to see all)" : "";
+  $("anomaly-count").textContent = count + cut;
 }
 
 async function focusSeries(anomaly) {

@@ -43,6 +43,7 @@ export class AnomalyTable {
     this.rows = [];
     this.name = (id) => id;
     this.order = { id: "date", descending: true };
+    this.picked = null; // the key of the chosen row, kept across sorting and filtering
   }
 
   show(rows, name) {
@@ -95,6 +96,7 @@ export class AnomalyTable {
       tr.tabIndex = 0;
       tr.dataset.key = rowKey(a.account_id, a.service_name, a.usage_date);
       tr.className = `dir-${a.direction}`;
+      if (tr.dataset.key === this.picked) tr.classList.add("picked");
       cell(tr, a.usage_date, "nowrap");
       const named = this.name(a.account_id);
       cell(tr, named === a.account_id ? a.account_id : `${named} (${a.account_id})`);
@@ -123,6 +125,7 @@ export class AnomalyTable {
   pick(tr, anomaly) {
     for (const old of this.body.querySelectorAll("tr.picked")) old.classList.remove("picked");
     tr.classList.add("picked");
+    this.picked = tr.dataset.key;
     this.onPick(anomaly);
   }
 
