@@ -29,9 +29,10 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Serve the API: POST /explain, GET /anomalies, /costs/daily, /accounts (each tenant sees only its
-    own accounts, through the key it sends as `Authorization: Bearer <key>`; see `costlake tenants
-    add-key`), and the public GET /health, /metrics, /docs and /openapi.json.
+    """Serve the API: POST /explain, GET /anomalies, /costs/daily, /accounts, /series (each tenant sees
+    only its own accounts, through the key it sends as `Authorization: Bearer <key>`; see `costlake
+    tenants add-key`), the page at / (sign in there with such a key), and the public GET /health,
+    /metrics, /docs and /openapi.json.
 
     One JSON line per request goes to stderr (request id, tenant, route, status, latency).
     Routes, errors, limits and metrics: docs/api.md.
@@ -58,7 +59,7 @@ def serve(
     }
     if workers == 1:
         application = create_app(settings)
-        err.print(f"serving {settings.warehouse} on {url} (docs at /docs)", markup=False)
+        err.print(f"serving {settings.warehouse} on {url} (the page at /, docs at /docs)", markup=False)
         uvicorn.run(application, **options)
         return
     # Workers are new processes: they read the same settings from the environment.
