@@ -57,10 +57,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ready(url: str, process: subprocess.Popen[str]) -> None:
+def _ready(url: str, process: subprocess.Popen[str], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
+        assert process.poll() is None, log.read_text()
         try:
             if requests.get(url + "/health", timeout=2).status_code == 200:
                 return
@@ -98,14 +98,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         keys[tenant] = added.stdout.strip().splitlines()[-1]
     port = _free_port()
     command = [sys.executable, "-m", "costlake", "--warehouse", str(wh.root), "serve", "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = folder / "serve.log"  # a file, not a pipe: a pipe nobody reads would stall the server's log
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _ready(url, process)
+        _ready(url, process, log)
         yield Server(url, keys, process, wh)
     finally:
         process.terminate()
-        process.communicate(timeout=60)
+        process.wait(timeout=60)
+    assert "Traceback" not in log.read_text()
 
 
 def _chromium() -> str:
