@@ -117,8 +117,8 @@ export function drawSeries(box, found) {
   const key = el("g", { class: "key" });
   key.append(el("rect", { x: M.left + 8, y: 4, width: 14, height: 10, fill: "#aed6f1" }));
   key.append(el("text", { x: M.left + 26, y: 13 }, "expected band"));
-  key.append(el("line", { x1: M.left + 130, x2: M.left + 150, y1: 9, y2: 9, stroke: "#1c2833", "stroke-width": 2 }));
-  key.append(el("text", { x: M.left + 154, y: 13 }, "actual"));
+  key.append(el("line", { x1: M.left + 250, x2: M.left + 270, y1: 9, y2: 9, stroke: "#1c2833", "stroke-width": 2 }));
+  key.append(el("text", { x: M.left + 274, y: 13 }, "actual"));
   svg.append(key);
   box.replaceChildren(svg);
 }

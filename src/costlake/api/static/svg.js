@@ -4,7 +4,7 @@
 const NS = "http://www.w3.org/2000/svg";
 export const W = 800;
 export const H = 290;
-export const M = { left: 64, right: 14, top: 20, bottom: 40 };
+export const M = { left: 64, right: 26, top: 20, bottom: 40 };
 export const DIRECTION_COLOUR = { up: "#c0392b", down: "#2471a3", shift: "#7d3c98" };
 
 export function el(name, attributes = {}, text = null) {
@@ -18,6 +18,11 @@ export function money(value) {
   const number = Number(value);
   if (!Number.isFinite(number)) return "";
   return number.toLocaleString("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 2 });
+}
+
+// An axis label: short ("$1.5K"), so it stays legible when the chart is drawn small.
+function axisMoney(value) {
+  return value.toLocaleString("en-US", { style: "currency", currency: "USD", notation: "compact" });
 }
 
 // A new chart: the <svg> with its accessible name and a <title>, and (one chart only: ids are unique)
@@ -55,7 +60,7 @@ export function axes(svg, days, top, scale) {
     const value = (top * t) / 4;
     const y = scale.y(value);
     group.append(el("line", { x1: M.left, x2: W - M.right, y1: y, y2: y, class: "grid" }));
-    group.append(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end" }, money(value)));
+    group.append(el("text", { x: M.left - 6, y: y + 4, "text-anchor": "end" }, axisMoney(value)));
   }
   const every = Math.max(1, Math.ceil(days.length / 7));
   days.forEach((day, i) => {
