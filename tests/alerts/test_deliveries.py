@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import sqlite3
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -78,11 +79,16 @@ def test_a_new_alert_sends_only_anomalies_found_after_it(fast: Warehouse, hook: 
     assert _states(fast, alert_id) == [("anomaly.detected", "baseline", 0)]
 
 
-@pytest.mark.parametrize(("options", "sent"), [({"min_impact": 1198}, 0), ({"min_impact": 1197}, 1),
-                                               ({"min_pct": 396}, 0), ({"min_pct": 395, "min_impact": 1}, 1)])  # fmt: skip
-def test_thresholds_hold(fast: Warehouse, hook: Receiver, options: dict[str, int], sent: int) -> None:
-    from decimal import Decimal
+THRESHOLDS = [
+    ({"min_impact": 1198}, 0),
+    ({"min_impact": 1197}, 1),
+    ({"min_pct": 396}, 0),
+    ({"min_pct": 395, "min_impact": 1}, 1),
+]
 
+
+@pytest.mark.parametrize(("options", "sent"), THRESHOLDS)
+def test_thresholds_hold(fast: Warehouse, hook: Receiver, options: dict[str, int], sent: int) -> None:
     _add(fast, hook, **{k: Decimal(v) for k, v in options.items()})  # team-a's spike: $1,197.50, 395.87 %
     assert send_alerts(fast).alerts[0].delivered == sent and len(hook.received) == sent
 

@@ -30,14 +30,16 @@ def _anomaly(impact: str = "120", pct: str | None = "40", service: str = "Amazon
     return Anomaly(
         "111111111111", service, dt.date(2025, 2, 3), "baseline", "spike", "up", D("420"), D("300"),
         D("280"), D("320"), D(impact), None if pct is None else D(pct), D("5"), 1, False, 30,
-        "region", "us-east-1", D(impact), (Contributor("region", "us-east-1", D("400"), D("290"), D(impact)),),
+        "region", "us-east-1", D(impact),
+        (Contributor("region", "us-east-1", D("400"), D("290"), D(impact)),),
     )  # fmt: skip
 
 
 def _alert(min_impact: str | None = None, min_pct: str | None = None) -> Alert:
-    return Alert("alr_00000001", "team-a", "https://h.example/x", None if min_impact is None else D(min_impact),
-                 None if min_pct is None else D(min_pct), "json", frozenset({"anomalies"}),
-                 dt.datetime.now(dt.UTC), None)  # fmt: skip
+    impact = None if min_impact is None else D(min_impact)
+    pct = None if min_pct is None else D(min_pct)
+    return Alert("alr_00000001", "team-a", "https://h.example/x", impact, pct, "json",
+                 frozenset({"anomalies"}), dt.datetime.now(dt.UTC), None)  # fmt: skip
 
 
 def _sent(secret: str, fmt: str = "json") -> Received:
