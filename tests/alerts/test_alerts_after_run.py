@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from costlake.alerts.manage import add_alert
+from costlake.lake.api_keys import store_path
 from costlake.lake.lock import LOCK_FILE, LockTimeout
 from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import publish_and_detect
@@ -55,6 +57,8 @@ def test_a_correction_that_removes_an_anomaly_sends_resolved(
     built: tuple[Warehouse, Path], hook: Receiver
 ) -> None:
     wh, folder = built
+    with sqlite3.connect(store_path(wh.settings, wh.root)) as con:  # runs without alerts: one look, no table
+        assert con.execute("SELECT 1 FROM sqlite_master WHERE name = 'costlake_alerts'").fetchone() is None
     alert, secret = add_alert(wh, "team-b", hook.url, include_existing=True)
     _, report = ingest_and_run(wh)  # nothing new: the run still sends what is due
     assert report.alerts is not None and report.alerts.alerts[0].delivered == 1

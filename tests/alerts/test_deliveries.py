@@ -163,3 +163,16 @@ def test_operations_events_for_a_held_back_day_and_stale_data(fast: Warehouse, h
     assert events["operations.data_stale"]["tenant"] == "team-b"
     assert "anomaly.detected" not in events  # this alert asked for operations events only
     assert secret_file(stale).get(alert_id) == secret
+
+
+def test_at_most_alert_max_per_send_then_the_rest(fast: Warehouse, hook: Receiver) -> None:
+    capped = Warehouse(fast.settings.model_copy(update={"alert_max_per_send": 1, "alert_stale_hours": 1e-6}))
+    _add(capped, hook, "team-b", events=["operations"])
+    first = send_alerts(capped, Operations(run_id="run-2", held_back=(dt.date(2025, 2, 11),))).alerts[0]
+    assert (first.delivered, first.left) == (1, 1) and len(hook.received) == 1
+    second = send_alerts(capped).alerts[0]
+    assert (second.delivered, second.left) == (1, 0)
+    assert sorted(g.event["type"] for g in hook.received) == [
+        "operations.data_stale",
+        "operations.day_held_back",
+    ]

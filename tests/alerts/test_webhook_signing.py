@@ -8,6 +8,8 @@ import json
 import os
 import stat
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -150,3 +152,21 @@ def test_the_secrets_file_is_owner_only_and_refused_when_others_may_read_it(tmp_
     with pytest.raises(ConfigError, match="chmod 600") as refused:
         secrets.get("alr_1")
     assert "whsec_" not in str(refused.value)
+
+
+def _snippet(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    start = text.index("```python\nimport base64, hashlib, hmac, time\n") + len("```python\n")
+    scope: dict[str, Any] = {}
+    exec(text[start : text.index("```", start)], scope)  # noqa: S102 - our own documentation
+    return scope
+
+
+@pytest.mark.parametrize("doc", ["docs/alerts.md", "README.md"])
+def test_the_documented_verifier_accepts_a_delivery_and_refuses_a_tampered_one(doc: str) -> None:
+    verify_doc = _snippet(Path(__file__).resolve().parents[2] / doc)["verify"]
+    secret = new_secret()
+    got = _sent(secret)
+    assert verify_doc(secret, got.headers, got.body)
+    assert not verify_doc(secret, got.headers, got.body + b" ")
+    assert not verify_doc(new_secret(), got.headers, got.body)
