@@ -147,7 +147,7 @@ def test_the_secrets_file_is_owner_only_and_refused_when_others_may_read_it(tmp_
     secrets.put("alr_1", new_secret())
     assert secrets.get("alr_1") != secret  # a rotation replaces it
     assert stat.S_IMODE(os.stat(secrets.path).st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["alert-secrets.json"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alert-secrets.json", "alert-secrets.json.lock"]
     os.chmod(secrets.path, 0o644)
     with pytest.raises(ConfigError, match="chmod 600") as refused:
         secrets.get("alr_1")

@@ -9,10 +9,13 @@ folder, then `os.replace`); a file that group or others may read is refused. Not
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from costlake.errors import ConfigError
@@ -27,8 +30,8 @@ def secrets_path(settings: Settings, root: Path) -> Path:
 
 
 class SecretFile:
-    """Secrets by alert id. Writers are serialised by the caller's store transaction order: each
-    change reads the file, changes one entry and replaces the file whole."""
+    """Secrets by alert id. A change reads the file, changes one entry and replaces the file whole,
+    holding an exclusive lock on `<file>.lock` so two processes adding alerts cannot lose a secret."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -70,11 +73,25 @@ class SecretFile:
     def get(self, alert_id: str) -> str | None:
         return self._read().get(alert_id)
 
+    @contextmanager
+    def _changing(self) -> Iterator[dict[str, str]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            secrets = self._read()
+            before = dict(secrets)
+            yield secrets
+            if secrets != before:
+                self._write(secrets)
+        finally:
+            os.close(fd)  # releases the lock
+
     def put(self, alert_id: str, secret: str) -> None:
         """Set (or replace: a rotation) the secret of an alert; the old one stops signing at once."""
-        self._write(self._read() | {alert_id: secret})
+        with self._changing() as secrets:
+            secrets[alert_id] = secret
 
     def remove(self, alert_id: str) -> None:
-        secrets = self._read()
-        if secrets.pop(alert_id, None) is not None:
-            self._write(secrets)
+        with self._changing() as secrets:
+            secrets.pop(alert_id, None)
