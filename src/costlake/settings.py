@@ -231,6 +231,39 @@ class Settings(BaseSettings):
         65536, ge=1024, description="`costlake serve`: largest request body accepted (413 above)."
     )
 
+    alert_timeout_seconds: float = Field(
+        10.0, gt=0, description="Alerts: seconds one webhook POST may take (connect and answer)."
+    )
+    alert_attempts: int = Field(
+        3,
+        ge=1,
+        description="Alerts: POSTs of one delivery per send when the receiver times out, cannot be reached "
+        "or answers 429 or 5xx; what still fails is retried by the next run or `costlake alerts send`.",
+    )
+    alert_backoff_seconds: float = Field(
+        0.5, ge=0, description="Alerts: wait before the first retry; it doubles at each further retry."
+    )
+    alert_backoff_max_seconds: float = Field(
+        4.0, ge=0, description="Alerts: the longest wait between two retries of one delivery."
+    )
+    alert_stale_hours: float = Field(
+        36.0,
+        gt=0,
+        description="Alerts: a tenant's data is stale (a `data_stale` operations event) when nothing new "
+        "was published for its accounts for this many hours.",
+    )
+    alert_max_per_send: int = Field(
+        500,
+        ge=1,
+        description="Alerts: deliveries one alert sends per run or `alerts send` at most; the rest wait "
+        "for the next one.",
+    )
+    alert_secrets_file: str | None = Field(
+        None,
+        description="Alerts: the owner-only (0600) JSON file of the signing secrets; default "
+        "`alert-secrets.json` in the warehouse's local folder.",
+    )
+
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:

@@ -72,6 +72,14 @@ def latest_usage_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
     return latest
 
 
+def last_published_at(wh: Warehouse, tenant: str | None) -> dt.datetime | None:
+    """When stage 3 last published a row of the tenant's accounts (UTC): the last time new data for
+    them went through a run. None before anything is published."""
+    sql = f"SELECT max(published_at) AS last FROM {DAILY_ACCOUNT.name}"
+    last: dt.datetime | None = _select(wh, tenant, [DAILY_ACCOUNT.name], sql, [])[0]["last"]
+    return last
+
+
 def latest_complete_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
     """The last usage day whose data is complete (T+1) for every one of the tenant's accounts billed
     that day, else the last published day; None before anything is published. Relative dates in

@@ -1,16 +1,21 @@
-"""`costlake run` / `backfill`: publish the new days, then bring the anomalies up to date.
+"""`costlake run` / `backfill`: publish the new days, bring the anomalies up to date, then alert.
 
 The pipeline knows nothing of detection and detection nothing of the pipeline; this is the one
-place that runs them in order, under one hold of the warehouse's write lock.
+place that runs them in order, under one hold of the warehouse's write lock. The alerts go out after
+the lock is released (a slow receiver must not hold up other writers), and never change the run's
+outcome: a failed delivery is logged and sent again by the next run or `costlake alerts send`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from costlake.alerts.events import Operations
+from costlake.alerts.send import SendReport, send_alerts
 from costlake.anomalies.job import AnomalyReport, update_anomalies
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import STEPS as PIPELINE_STEPS
@@ -18,6 +23,7 @@ from costlake.pipeline.run import RunReport, run_pipeline
 from costlake.tables import DAILY_ACCOUNT
 
 STEPS = (*PIPELINE_STEPS, "anomalies")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +31,7 @@ class PublishReport(RunReport):
     """A run's report plus what detection made of it (None when detection did not run)."""
 
     anomalies: AnomalyReport | None = None
+    alerts: SendReport | None = None  # None when sending failed as a whole (logged)
 
 
 def publish_and_detect(
@@ -36,7 +43,35 @@ def publish_and_detect(
 ) -> PublishReport:
     """Run the pipeline, then detection when `anomalies_on_run` is on and stage 3 was published.
 
-    Detection follows the published data: a no-op when it already reflects the latest run."""
+    Detection follows the published data: a no-op when it already reflects the latest run. Then the
+    alerts: new and resolved anomalies, days held back, stale data; a run that raises tells the alerts
+    that asked for operations events, then raises as it would have."""
+    try:
+        report = _publish_and_detect(wh, step, backfill=backfill, stages=stages)
+    except Exception as exc:
+        _alert(wh, Operations(failed=type(exc).__name__))
+        raise
+    report.alerts = _alert(wh, Operations(run_id=report.run_id, held_back=tuple(report.held_back)))
+    return report
+
+
+def _alert(wh: Warehouse, run: Operations) -> SendReport | None:
+    try:
+        return send_alerts(wh, run)
+    except Exception as exc:  # noqa: BLE001 - alerts never fail a run; the next send catches up
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.warning("alerts: not sent (%s: %s); the next run or `costlake alerts send` tries again",
+                    type(exc).__name__, first)  # fmt: skip
+        return None
+
+
+def _publish_and_detect(
+    wh: Warehouse,
+    step: Callable[[str], None] | None,
+    *,
+    backfill: tuple[dt.date, dt.date] | None,
+    stages: Collection[str] | None,
+) -> PublishReport:
     started = time.monotonic()
     say = step or (lambda _: None)
     with wh.writer("run"):

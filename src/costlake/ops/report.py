@@ -61,3 +61,6 @@ def _print_anomalies(report: RunReport, console: Console) -> None:
     a = report.anomalies if isinstance(report, PublishReport) else None
     if a is not None and not a.skipped:
         console.print(f"anomalies: {a.summary()}")
+    sent = report.alerts if isinstance(report, PublishReport) else None
+    for result in sent.alerts if sent is not None else []:
+        console.print(f"alerts: {result.line()}", markup=False, highlight=False)

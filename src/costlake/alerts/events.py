@@ -1,0 +1,123 @@
+"""What an alert has due: new and resolved anomalies of its tenant, and operations events. Pure: the
+caller reads the lake and the delivery log, this decides.
+
+* New: an anomaly of the tenant's accounts at or above the alert's thresholds whose delivery id is not
+  in the log yet (so an anomaly is never sent under two ids, whatever state its delivery is in).
+* Resolved: an anomaly whose `anomaly.detected` delivery was logged (and not rejected) and that
+  `cost_anomalies` no longer holds, e.g. after a correction: one `anomaly.resolved` event.
+* Thresholds: `min_impact` on |impact_usd|, `min_pct` on |impact_pct|, both when both are set. An
+  anomaly with no percentage (its expected cost was 0: a new service) passes `min_pct`: growth from
+  nothing is larger than any percentage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from costlake.alerts.payload import DATA_STALE, DAY_HELD_BACK, DETECTED, RESOLVED, RUN_FAILED, anomaly_data
+from costlake.alerts.signing import delivery_id
+from costlake.alerts.store import Alert
+from costlake.catalog.rows import Anomaly
+
+ANOMALIES, OPERATIONS = "anomalies", "operations"
+EVENT_GROUPS = (ANOMALIES, OPERATIONS)
+IDENTITY = ("account_id", "service", "usage_date", "kind")
+
+
+@dataclass(frozen=True)
+class Due:
+    """An event to log and send: its delivery id, type, subject (what the log keeps) and data."""
+
+    delivery_id: str
+    event: str
+    subject: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TenantData:
+    """What the lake says of one tenant now."""
+
+    anomalies: list[Anomaly]
+    account_names: dict[str, str | None]
+    freshness: dict[str, Any]  # latest_usage_date, latest_complete_date, last_published_at
+    last_published_at: dt.datetime | None  # UTC
+
+
+@dataclass(frozen=True)
+class Operations:
+    """What a run tells the alerts: its id, the days the gate held back, or that it failed."""
+
+    run_id: str | None = None
+    held_back: tuple[dt.date, ...] = ()
+    failed: str | None = None  # the kind of error of a run that raised
+
+
+def passes(alert: Alert, anomaly: Anomaly) -> bool:
+    if alert.min_impact is not None and abs(anomaly.impact_usd) < alert.min_impact:
+        return False
+    pct = anomaly.impact_pct
+    return alert.min_pct is None or pct is None or abs(pct) >= alert.min_pct
+
+
+def identity(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The anomaly an event is about: account, service, day and kind."""
+    return tuple(str(data[k]) for k in IDENTITY)
+
+
+def detected(alert: Alert, tenant: TenantData, logged: Mapping[str, str]) -> list[Due]:
+    """The tenant's anomalies at or above the thresholds not logged yet for this alert."""
+    due = []
+    for anomaly in tenant.anomalies:
+        if not passes(alert, anomaly):
+            continue
+        data = anomaly_data(anomaly, tenant.account_names.get(anomaly.account_id), tenant.freshness)
+        msg_id = delivery_id(alert.alert_id, DETECTED, *identity(data))
+        if msg_id not in logged:
+            due.append(Due(msg_id, DETECTED, json.dumps(data, sort_keys=True), data))
+    return due
+
+
+def resolved(alert: Alert, tenant: TenantData, sent: Iterable[str], logged: Mapping[str, str]) -> list[Due]:
+    """A `resolved` event for each sent anomaly (`sent`: the subjects of its logged deliveries) that is
+    no longer detected."""
+    now = {(a.account_id, a.service_name, a.usage_date.isoformat(), a.kind) for a in tenant.anomalies}
+    due = []
+    for subject in sent:
+        data = json.loads(subject)
+        if identity(data) in now:
+            continue
+        msg_id = delivery_id(alert.alert_id, RESOLVED, *identity(data))
+        if msg_id not in logged:
+            data = data | {"freshness": tenant.freshness}
+            due.append(Due(msg_id, RESOLVED, subject, data))
+    return due
+
+
+def operations(
+    alert: Alert, run: Operations | None, tenant: TenantData | None, stale_hours: float, now: dt.datetime
+) -> list[Due]:
+    """Operations events: a failed run, days the gate held back, and the tenant's data gone stale (one
+    event per stale spell: its id follows the last publication)."""
+    due = []
+    if run is not None and run.failed is not None:
+        data = {"run_id": run.run_id, "error": run.failed, "failed_at": now.isoformat(timespec="seconds")}
+        due.append(_op(alert, RUN_FAILED, data, run.run_id or data["failed_at"]))
+    if run is not None and run.held_back:
+        days = [d.isoformat() for d in run.held_back]
+        due.append(_op(alert, DAY_HELD_BACK, {"run_id": run.run_id, "days": days}, run.run_id, *days))
+    last = tenant.last_published_at if tenant is not None else None
+    if last is not None and now - last > dt.timedelta(hours=stale_hours):
+        since = last.isoformat(timespec="seconds") + "Z"
+        due.append(
+            _op(alert, DATA_STALE, {"last_published_at": since, "stale_after_hours": stale_hours}, since)
+        )
+    return due
+
+
+def _op(alert: Alert, event: str, data: dict[str, Any], *key: object) -> Due:
+    return Due(delivery_id(alert.alert_id, event, *key), event, json.dumps(data, sort_keys=True), data)

@@ -1,0 +1,178 @@
+"""Adding, rotating, removing and testing alerts: what the `costlake alerts` commands do.
+
+A new alert must not flood its receiver with the tenant's whole history: `add` logs every anomaly the
+tenant has at that moment as a `baseline` delivery (never sent), so the alert delivers anomalies
+detected after it was made, and `resolved` events only for anomalies it delivered.
+`include_existing=True` skips the baseline: the next send delivers the existing anomalies too (at most
+`alert_max_per_send` per send).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterable
+from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
+
+from costlake.alerts.deliver import FAILED, GONE, Outcome, deliver
+from costlake.alerts.events import EVENT_GROUPS, Due, detected
+from costlake.alerts.payload import TEST
+from costlake.alerts.secret_file import SecretFile, secrets_path
+from costlake.alerts.send import log_due, tenant_data
+from costlake.alerts.signing import delivery_id, new_secret
+from costlake.alerts.store import Alert, AlertStore
+from costlake.catalog.views import tenant_accounts
+from costlake.errors import ConfigError, InputError
+from costlake.lake.api_keys import store_path
+from costlake.lake.warehouse import Warehouse
+from costlake.tables import UNASSIGNED_TENANT
+
+FORMATS = ("json", "slack")
+
+
+def open_store(wh: Warehouse) -> AlertStore:
+    return AlertStore(store_path(wh.settings, wh.root))
+
+
+def secret_file(wh: Warehouse) -> SecretFile:
+    return SecretFile(secrets_path(wh.settings, wh.root))
+
+
+def check_url(url: str) -> str | None:
+    """Refuse a URL alerts cannot or must not post to; a warning for plain http to another host.
+
+    >>> check_url("https://hooks.example.com/x"), check_url("http://127.0.0.1:8080/hook")
+    (None, None)
+    >>> check_url("http://example.com/hook")
+    'the URL is plain http to a host that is not this machine: payloads and signatures travel unencrypted'
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise InputError(f"--url must be an http:// or https:// URL, not {parts.scheme or 'no'} scheme")
+    if not parts.hostname:
+        raise InputError("--url has no host")
+    if parts.username is not None or parts.password is not None:
+        raise InputError("--url must not carry credentials (user:password@): the signature authenticates")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        return (
+            "the URL is plain http to a host that is not this machine: payloads and signatures travel "
+            "unencrypted"
+        )
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def shown_url(url: str) -> str:
+    """A URL as listings show it: the query string (and fragment) redacted, since some hold tokens.
+
+    >>> shown_url("https://h.example/hook?token=abc#x"), shown_url("https://h.example/hook")
+    ('https://h.example/hook?[redacted]', 'https://h.example/hook')
+    """
+    parts = urlsplit(url)
+    hidden = "[redacted]" if parts.query or parts.fragment else ""
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")) + (f"?{hidden}" if hidden else "")
+
+
+def parse_events(text: str) -> list[str]:
+    chosen = [e.strip() for e in text.split(",") if e.strip()]
+    if not chosen or any(e not in EVENT_GROUPS for e in chosen):
+        raise InputError(f"--events is a comma-separated list of {', '.join(EVENT_GROUPS)}, not {text!r}")
+    return chosen
+
+
+def add_alert(
+    wh: Warehouse,
+    tenant: str,
+    url: str,
+    *,
+    min_impact: Decimal | None = None,
+    min_pct: Decimal | None = None,
+    fmt: str = "json",
+    events: Iterable[str] = ("anomalies",),
+    include_existing: bool = False,
+) -> tuple[Alert, str]:
+    """A new alert and its signing secret (which the caller shows once)."""
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be json or slack, not {fmt!r}")
+    for flag, value in (("--min-impact", min_impact), ("--min-pct", min_pct)):
+        if value is not None and (not value.is_finite() or value < 0):
+            raise InputError(f"{flag} must be a number of 0 or more, not {value}")
+    if tenant == UNASSIGNED_TENANT:
+        raise InputError(
+            f"'{UNASSIGNED_TENANT}' is no tenant: assign its accounts with `costlake tenants load`"
+        )
+    check_url(url)
+    tenant_accounts(wh, tenant)  # an unknown or misspelt tenant stops here
+    store = open_store(wh)
+    try:
+        alert = store.add(tenant, url, min_impact, min_pct, fmt, events)
+        secret = new_secret()
+        try:
+            secret_file(wh).put(alert.alert_id, secret)
+            if not include_existing:
+                log_due(store, alert, _baseline(wh, alert), state="baseline")
+        except BaseException:
+            store.remove(alert.alert_id)
+            raise
+    finally:
+        store.close()
+    return alert, secret
+
+
+def _baseline(wh: Warehouse, alert: Alert) -> list[Due]:
+    return detected(alert, tenant_data(wh, alert.tenant_id), {})
+
+
+def rotate_secret(wh: Warehouse, alert_id: str) -> tuple[Alert, str]:
+    """A new signing secret for an alert; the old one signs nothing from now on."""
+    store = open_store(wh)
+    try:
+        alert = store.get(alert_id)
+    finally:
+        store.close()
+    secret = new_secret()
+    secret_file(wh).put(alert.alert_id, secret)
+    return alert, secret
+
+
+def remove_alert(wh: Warehouse, alert_id: str) -> Alert:
+    """Remove an alert, its delivery log and its secret."""
+    store = open_store(wh)
+    try:
+        alert = store.get(alert_id)
+        store.remove(alert.alert_id)
+    finally:
+        store.close()
+    secret_file(wh).remove(alert.alert_id)
+    return alert
+
+
+def send_test(wh: Warehouse, alert_id: str) -> tuple[Alert, Outcome]:
+    """Send a sample event (`alert.test`) now, signed like the others, and log its outcome."""
+    store = open_store(wh)
+    try:
+        alert = store.get(alert_id)
+        secret = secret_file(wh).get(alert.alert_id)
+        if secret is None:
+            raise ConfigError(f"{alert.alert_id} has no signing secret: run `costlake alerts rotate-secret`")
+        now = dt.datetime.now(dt.UTC)
+        msg_id = delivery_id(alert.alert_id, TEST, now.isoformat())
+        data = {"message": "a test event from `costlake alerts test`; nothing happened", "sample": True}
+        log_due(store, alert, [Due(msg_id, TEST, "{}", data)], state="testing")
+        outcome = deliver(alert.url, secret, msg_id, store.body(msg_id), wh.settings)
+        state = "test-failed" if outcome.state == FAILED else outcome.state  # a test is never sent again
+        store.outcome(msg_id, state, outcome.status, outcome.error, outcome.tries)
+        if outcome.state == GONE:
+            store.disable(alert.alert_id, "410 Gone")
+    finally:
+        store.close()
+    return alert, outcome

@@ -1,0 +1,186 @@
+"""`costlake alerts send` and the last step of `costlake run`: log what is due, then deliver it.
+
+For each active alert: read its tenant's anomalies (once per tenant), log every due event as a
+`pending` delivery (committed before any POST), then POST the pending and failed deliveries, oldest
+first, at most `alert_max_per_send` per alert, and log each outcome. A crash between a POST and its
+outcome leaves the delivery `pending`: the next send posts it again with the same `webhook-id`
+(at-least-once; receivers de-duplicate by that id). An endpoint that still fails after its retries
+stops this alert's sending until the next send; a 410 disables the alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from costlake.alerts.deliver import DELIVERED, FAILED, GONE, REJECTED, Outcome, deliver
+from costlake.alerts.events import (
+    ANOMALIES,
+    OPERATIONS,
+    Due,
+    Operations,
+    TenantData,
+    detected,
+    operations,
+    resolved,
+)
+from costlake.alerts.payload import DETECTED, RESOLVED, body, event
+from costlake.alerts.secret_file import SecretFile, secrets_path
+from costlake.alerts.store import RESEND, Alert, AlertStore, has_active_alerts
+from costlake.catalog import readers
+from costlake.catalog.filters import MAX_LIMIT, Page
+from costlake.errors import CostlakeError
+from costlake.lake.api_keys import store_path
+from costlake.lake.faults import crash_point
+from costlake.lake.warehouse import Warehouse
+from costlake.tables import COST_ANOMALIES, DAILY_ACCOUNT, DIM_ACCOUNT
+
+log = logging.getLogger(__name__)
+CRASH_POINT = "alerts.after-send"  # between a POST and the logging of its outcome (tests crash here)
+_TABLES = (COST_ANOMALIES.name, DIM_ACCOUNT.name, DAILY_ACCOUNT.name)
+
+
+@dataclass
+class AlertResult:
+    alert_id: str
+    delivered: int = 0
+    failed: int = 0
+    rejected: int = 0
+    left: int = 0  # pending or failed after this send: the next one sends them
+    disabled: bool = False
+    problem: str | None = None
+
+    def line(self) -> str:
+        text = (
+            f"{self.alert_id}: {self.delivered} delivered, {self.failed} failed, {self.rejected} rejected, "
+            f"{self.left} left for the next send"
+        )
+        text += "; disabled (the endpoint answered 410 Gone)" if self.disabled else ""
+        return text + (f"; {self.problem}" if self.problem else "")
+
+
+@dataclass
+class SendReport:
+    alerts: list[AlertResult] = field(default_factory=list)
+
+
+def send_alerts(wh: Warehouse, run: Operations | None = None, only: str | None = None) -> SendReport:
+    """Deliver what is due for every active alert (or only alert `only`). With no alert configured this
+    is one look at the store."""
+    path = store_path(wh.settings, wh.root)
+    if not has_active_alerts(path):
+        return SendReport()
+    store = AlertStore(path)
+    try:
+        keys = SecretFile(secrets_path(wh.settings, wh.root))
+        tenants: dict[str, TenantData | None] = {}
+        report = SendReport()
+        for alert in store.alerts(active_only=True):
+            if only is None or alert.alert_id == only:
+                report.alerts.append(_send_alert(wh, store, keys, alert, run, tenants))
+        return report
+    finally:
+        store.close()
+
+
+def tenant_data(wh: Warehouse, tenant: str) -> TenantData:
+    """The tenant's anomalies, account names and data freshness, read over one view of the lake."""
+    with readers.session(wh, tenant, _TABLES):
+        found, after = [], None
+        while True:
+            page = readers.anomalies(wh, tenant, page=Page(limit=MAX_LIMIT, after=after))
+            found += page.rows
+            if (after := page.next) is None:
+                break
+        names = {a.account_id: a.account_name for a in readers.accounts(wh, tenant)}
+        latest, complete = readers.latest_usage_date(wh, tenant), readers.latest_complete_date(wh, tenant)
+        published = readers.last_published_at(wh, tenant)
+    freshness = {
+        "latest_usage_date": None if latest is None else latest.isoformat(),
+        "latest_complete_date": None if complete is None else complete.isoformat(),
+        "last_published_at": None if published is None else published.isoformat(timespec="seconds") + "Z",
+    }
+    return TenantData(found, names, freshness, published)
+
+
+def _tenant(wh: Warehouse, tenant: str, cache: dict[str, TenantData | None]) -> TenantData | None:
+    if tenant not in cache:
+        try:
+            cache[tenant] = tenant_data(wh, tenant)
+        except CostlakeError as exc:  # an unknown tenant, a lake not built yet: operations still go
+            log.warning("alerts: cannot read tenant %s's anomalies: %s", tenant, exc)
+            cache[tenant] = None
+    return cache[tenant]
+
+
+def due_events(
+    wh: Warehouse, store: AlertStore, alert: Alert, run: Operations | None, tenant: TenantData | None
+) -> list[Due]:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # published_at is naive UTC
+    due: list[Due] = []
+    if ANOMALIES in alert.events and tenant is not None:
+        due += detected(alert, tenant, store.logged(alert.alert_id, DETECTED))
+        sent = store.subjects(alert.alert_id, DETECTED, ("delivered", *RESEND))
+        due += resolved(alert, tenant, sent, store.logged(alert.alert_id, RESOLVED))
+    if OPERATIONS in alert.events:
+        due += operations(alert, run, tenant, wh.settings.alert_stale_hours, now)
+    return due
+
+
+def log_due(store: AlertStore, alert: Alert, due: list[Due], state: str = "pending") -> int:
+    """Log due events as deliveries in `state`, with the bytes every sending of them will carry."""
+    now = dt.datetime.now(dt.UTC)
+    return store.log(
+        (d.delivery_id, alert.alert_id, d.event, d.subject,
+         body(event(d.event, alert.alert_id, alert.tenant_id, d.data, now), alert.format), state)
+        for d in due
+    )  # fmt: skip
+
+
+def _send_alert(
+    wh: Warehouse,
+    store: AlertStore,
+    keys: SecretFile,
+    alert: Alert,
+    run: Operations | None,
+    tenants: dict[str, TenantData | None],
+) -> AlertResult:
+    result = AlertResult(alert.alert_id)
+    tenant = _tenant(wh, alert.tenant_id, tenants)
+    log_due(store, alert, due_events(wh, store, alert, run, tenant))
+    secret = keys.get(alert.alert_id)
+    if secret is None:
+        result.problem = "no signing secret: run `costlake alerts rotate-secret`"
+        log.warning("alerts: %s has no signing secret; nothing sent", alert.alert_id)
+    else:
+        for pending in store.due(alert.alert_id, wh.settings.alert_max_per_send):
+            outcome = deliver(alert.url, secret, pending.delivery_id, pending.body, wh.settings)
+            crash_point(CRASH_POINT)
+            if not _record(store, alert, pending.delivery_id, pending.event, outcome, result):
+                break
+    result.left = store.count_due(alert.alert_id)
+    if result.left:
+        log.info("alerts: %s has %d deliveries left for the next send", alert.alert_id, result.left)
+    return result
+
+
+def _record(
+    store: AlertStore, alert: Alert, msg_id: str, kind: str, outcome: Outcome, result: AlertResult
+) -> bool:
+    """Log a delivery's outcome; False when this alert should send nothing more now."""
+    store.outcome(msg_id, outcome.state, outcome.status, outcome.error, outcome.tries)
+    if outcome.state == DELIVERED:
+        result.delivered += 1
+        return True
+    log.warning("alerts: %s delivery %s (%s): %s", alert.alert_id, msg_id, kind, outcome.error)
+    if outcome.state == REJECTED:
+        result.rejected += 1
+        return True
+    if outcome.state == GONE:
+        store.disable(alert.alert_id, "410 Gone")
+        result.disabled = True
+        return False
+    assert outcome.state == FAILED
+    result.failed += 1
+    return False  # the endpoint is down: the rest waits for the next send

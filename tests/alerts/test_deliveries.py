@@ -1,0 +1,178 @@
+"""Deliveries to a real local receiver, over the two-tenant lake: tenant, thresholds, once per
+anomaly, retries, 4xx, 410, timeouts, operations events, and no secret in the logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from costlake.alerts.events import Operations
+from costlake.alerts.manage import add_alert, open_store, remove_alert, secret_file
+from costlake.alerts.send import send_alerts
+from costlake.lake.api_keys import store_path
+from costlake.lake.warehouse import Warehouse
+from two_tenants import A1, A2, B1
+from webhook_receiver import Receiver, receiver, verify
+
+FAST = {"alert_backoff_seconds": 0.01, "alert_backoff_max_seconds": 0.02, "alert_timeout_seconds": 2.0}
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def fast(lake: Warehouse, hook: Receiver) -> Iterator[Warehouse]:
+    """The lake with short retry delays; every alert a test adds is removed after it."""
+    hook.clear()
+    wh = Warehouse(lake.settings.model_copy(update=FAST))
+    yield wh
+    store = open_store(wh)
+    for alert in store.alerts():
+        remove_alert(wh, alert.alert_id)
+    store.close()
+
+
+def _add(wh: Warehouse, hook: Receiver, tenant: str = "team-a", **options: Any) -> tuple[str, str]:
+    alert, secret = add_alert(wh, tenant, hook.url, **({"include_existing": True} | options))
+    return alert.alert_id, secret
+
+
+def _states(wh: Warehouse, alert_id: str) -> list[tuple[str, str, int]]:
+    with sqlite3.connect(store_path(wh.settings, wh.root)) as con:
+        rows = con.execute(
+            "SELECT event, state, attempts FROM costlake_alert_deliveries WHERE alert_id = ? ORDER BY event",
+            (alert_id,),
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_only_the_alerts_tenant_signed_once_per_anomaly(fast: Warehouse, hook: Receiver) -> None:
+    alert_a, secret_a = _add(fast, hook, "team-a")
+    alert_b, secret_b = _add(fast, hook, "team-b")
+    report = send_alerts(fast)
+    assert sorted((r.alert_id, r.delivered, r.failed) for r in report.alerts) == sorted(
+        [(alert_a, 1, 0), (alert_b, 1, 0)]
+    )
+    by_alert = {g.event["alert_id"]: g for g in hook.received}
+    assert by_alert[alert_a].event["data"]["account_id"] in (A1, A2)
+    assert by_alert[alert_b].event["data"]["account_id"] == B1
+    assert verify(secret_a, by_alert[alert_a]) and not verify(secret_b, by_alert[alert_a])
+    assert verify(secret_b, by_alert[alert_b])
+    first = {g.id for g in hook.received}
+    send_alerts(fast)
+    send_alerts(fast)
+    assert len(hook.received) == 2 and {g.id for g in hook.received} == first  # reruns send nothing new
+
+
+def test_a_new_alert_sends_only_anomalies_found_after_it(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook, include_existing=False)
+    assert send_alerts(fast).alerts[0].delivered == 0 and hook.received == []
+    assert _states(fast, alert_id) == [("anomaly.detected", "baseline", 0)]
+
+
+THRESHOLDS = [
+    ({"min_impact": 1198}, 0),
+    ({"min_impact": 1197}, 1),
+    ({"min_pct": 396}, 0),
+    ({"min_pct": 395, "min_impact": 1}, 1),
+]
+
+
+@pytest.mark.parametrize(("options", "sent"), THRESHOLDS)
+def test_thresholds_hold(fast: Warehouse, hook: Receiver, options: dict[str, int], sent: int) -> None:
+    _add(fast, hook, **{k: Decimal(v) for k, v in options.items()})  # team-a's spike: $1,197.50, 395.87 %
+    assert send_alerts(fast).alerts[0].delivered == sent and len(hook.received) == sent
+
+
+def test_a_500_then_200_is_retried_and_delivered_once(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, secret = _add(fast, hook)
+    hook.answer(500, 503)
+    result = send_alerts(fast).alerts[0]
+    assert (result.delivered, result.failed) == (1, 0)
+    assert len(hook.received) == 3 and len({g.id for g in hook.received}) == 1
+    assert all(verify(secret, g) for g in hook.received)
+    assert _states(fast, alert_id) == [("anomaly.detected", "delivered", 3)]
+    send_alerts(fast)
+    assert len(hook.received) == 3
+
+
+def test_a_timeout_is_retried(fast: Warehouse, hook: Receiver) -> None:
+    slow = Warehouse(fast.settings.model_copy(update={"alert_timeout_seconds": 0.3}))
+    alert_id, _ = _add(slow, hook)
+    hook.answer(200, delay=1.0)  # answered too late: a timeout
+    assert send_alerts(slow).alerts[0].delivered == 1
+    assert len(hook.received) == 2 and _states(slow, alert_id) == [("anomaly.detected", "delivered", 2)]
+
+
+def test_failures_wait_for_the_next_send_under_the_same_id(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook)
+    hook.answer(502, 502, 502)
+    result = send_alerts(fast).alerts[0]
+    assert (result.delivered, result.failed, result.left) == (0, 1, 1)
+    assert _states(fast, alert_id) == [("anomaly.detected", "failed", 3)]
+    assert send_alerts(fast).alerts[0].delivered == 1
+    assert len(hook.received) == 4 and len({g.id for g in hook.received}) == 1
+
+
+def test_a_4xx_is_logged_and_never_retried(
+    fast: Warehouse, hook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    alert_id, secret = _add(fast, hook)
+    hook.answer(400)
+    with caplog.at_level(logging.DEBUG):
+        assert send_alerts(fast).alerts[0].rejected == 1
+        send_alerts(fast)
+    assert len(hook.received) == 1 and _states(fast, alert_id) == [("anomaly.detected", "rejected", 1)]
+    assert "HTTP 400" in caplog.text
+    signature = hook.received[0].headers["webhook-signature"]
+    assert secret not in caplog.text and signature not in caplog.text and secret[6:] not in caplog.text
+
+
+def test_a_410_disables_the_alert(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook)
+    hook.answer(410)
+    assert send_alerts(fast).alerts[0].disabled and len(hook.received) == 1
+    store = open_store(fast)
+    assert (store.get(alert_id).disabled or "").startswith("410 Gone") and store.alerts(
+        active_only=True
+    ) == []
+    store.close()
+    assert send_alerts(fast).alerts == [] and len(hook.received) == 1  # nothing more goes to it
+    assert _states(fast, alert_id) == [("anomaly.detected", "gone", 1)]
+
+
+def test_operations_events_for_a_held_back_day_and_stale_data(fast: Warehouse, hook: Receiver) -> None:
+    stale = Warehouse(fast.settings.model_copy(update={"alert_stale_hours": 1e-6}))
+    alert_id, secret = _add(stale, hook, "team-b", events=["operations"])
+    day = dt.date(2025, 2, 10)
+    send_alerts(stale, Operations(run_id="run-1", held_back=(day,)))
+    send_alerts(stale, Operations(run_id="run-1", held_back=(day,)))  # the same run told twice: one event
+    events = {g.event["type"]: g.event for g in hook.received}
+    assert len(hook.received) == 2 and all(verify(secret, g) for g in hook.received)
+    assert events["operations.day_held_back"]["data"] == {"run_id": "run-1", "days": ["2025-02-10"]}
+    assert events["operations.data_stale"]["data"]["stale_after_hours"] == 1e-6
+    assert events["operations.data_stale"]["tenant"] == "team-b"
+    assert "anomaly.detected" not in events  # this alert asked for operations events only
+    assert secret_file(stale).get(alert_id) == secret
+
+
+def test_at_most_alert_max_per_send_then_the_rest(fast: Warehouse, hook: Receiver) -> None:
+    capped = Warehouse(fast.settings.model_copy(update={"alert_max_per_send": 1, "alert_stale_hours": 1e-6}))
+    _add(capped, hook, "team-b", events=["operations"])
+    first = send_alerts(capped, Operations(run_id="run-2", held_back=(dt.date(2025, 2, 11),))).alerts[0]
+    assert (first.delivered, first.left) == (1, 1) and len(hook.received) == 1
+    second = send_alerts(capped).alerts[0]
+    assert (second.delivered, second.left) == (1, 0)
+    assert sorted(g.event["type"] for g in hook.received) == [
+        "operations.data_stale",
+        "operations.day_held_back",
+    ]

@@ -1,0 +1,76 @@
+"""`costlake alerts add / list / test / rotate-secret / remove` as a user runs them: the secret alone on
+the last line and never again, the query string redacted, a 410 shown as disabled, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from costlake.alerts.secret_file import FILE_NAME
+from costlake.lake.warehouse import Warehouse
+from helpers import cli
+from webhook_receiver import Receiver, receiver, verify
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+def _ok(proc) -> str:  # type: ignore[no-untyped-def]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out: str = proc.stdout
+    return out
+
+
+def test_add_list_test_rotate_remove(lake: Warehouse, hook: Receiver) -> None:
+    where = lake.settings.warehouse
+    url = hook.url + "?token=do-not-show"
+    added = _ok(cli(where, "alerts", "add", "--tenant", "team-a", "--url", url, "--min-impact", "100",
+                    "--events", "anomalies,operations"))  # fmt: skip
+    first, *_, secret = added.strip().splitlines()
+    alert_id = first.split()[1]
+    assert alert_id.startswith("alr_") and secret.startswith("whsec_") and secret not in first
+    secrets_file = Path(lake.root) / FILE_NAME
+    assert stat.S_IMODE(os.stat(secrets_file).st_mode) == 0o600
+
+    listed = json.loads(_ok(cli(where, "alerts", "list", "--format", "json")))
+    assert [
+        (a["alert_id"], a["tenant_id"], a["min_impact_usd"], a["events"], a["state"]) for a in listed
+    ] == [(alert_id, "team-a", "100", "anomalies,operations", "active")]
+    assert listed[0]["url"] == hook.url + "?[redacted]"
+
+    tested = _ok(cli(where, "alerts", "test", alert_id))
+    assert "HTTP 200" in tested and hook.received[-1].event["type"] == "alert.test"
+    assert verify(secret, hook.received[-1])
+
+    rotated = _ok(cli(where, "alerts", "rotate-secret", alert_id)).strip().splitlines()[-1]
+    assert rotated.startswith("whsec_") and rotated != secret
+    _ok(cli(where, "alerts", "test", alert_id))
+    assert verify(rotated, hook.received[-1]) and not verify(secret, hook.received[-1])
+
+    hook.answer(410)
+    gone = cli(where, "alerts", "test", alert_id)
+    assert gone.returncode == 1 and "gone" in gone.stdout
+    table = _ok(cli(where, "alerts", "list"))
+    assert "disabled" in table and "410" in table
+    for shown in (added.replace(secret, ""), json.dumps(listed), table):
+        assert "whsec_" not in shown and "do-not-show" not in shown
+
+    _ok(cli(where, "alerts", "remove", alert_id[:7]))
+    assert json.loads(_ok(cli(where, "alerts", "list", "--format", "json"))) == []
+    assert alert_id not in secrets_file.read_text()
+
+
+def test_a_bad_url_or_tenant_is_one_line_and_exit_1(lake: Warehouse) -> None:
+    for args in (("--tenant", "team-a", "--url", "ftp://h.example/x"),
+                 ("--tenant", "nobody", "--url", "https://h.example/x")):  # fmt: skip
+        refused = cli(lake.settings.warehouse, "alerts", "add", *args)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith("error: ")
