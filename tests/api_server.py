@@ -5,9 +5,11 @@ registered for every test by tests/conftest.py (`pytest_plugins`)."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,27 @@ def serve(settings: Settings, **options: Any) -> tuple[uvicorn.Server, threading
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     return server, thread, f"http://127.0.0.1:{port}"
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now (for a server process the test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[str], output: Callable[[], str]) -> None:
+    """Wait (90 s at most) until the server process at `url` answers /health; fail with its
+    `output()` if it exits first."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, output()
+        try:
+            if requests.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError("the server did not start")
 
 
 def stop(server: uvicorn.Server, thread: threading.Thread) -> None:

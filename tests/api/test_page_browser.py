@@ -11,10 +11,8 @@ import datetime as dt
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
+from api_server import free_port, wait_until_up
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.tenants import load_tenants
 from costlake.rag.indexer import build_index
@@ -49,24 +47,6 @@ def _hostile_rows() -> list[list[str]]:
         cost = Decimal(40 * 6 if i == 36 else 40 + (i * 3) % 4)
         rows.append([f"f-{i}", day, A1, FORMULA_SERVICE, str(cost), str(cost), "us-east-1", "on_demand", day])
     return rows
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ready(url: str, process: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError("the server did not start")
 
 
 @dataclass
@@ -96,14 +76,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         added = cli(wh.root, "tenants", "add-key", tenant)
         assert added.returncode == 0, added.stderr
         keys[tenant] = added.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "costlake", "--warehouse", str(wh.root), "serve", "--port", str(port)]
     log = folder / "serve.log"  # a file, not a pipe: a pipe nobody reads would stall the server's log
     with log.open("w") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _ready(url, process, log)
+        wait_until_up(url, process, log.read_text)
         yield Server(url, keys, process, wh)
     finally:
         process.terminate()

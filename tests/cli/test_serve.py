@@ -7,38 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from api_server import free_port, wait_until_up
 from costlake.lake.warehouse import Warehouse
 from helpers import cli
 from two_tenants import A1, A2, B1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(wh: Path, port: int, *args: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "costlake", "--warehouse", str(wh), "serve", "--port", str(port), *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _ready(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1]
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError("the server did not start")
 
 
 @pytest.mark.slow
@@ -47,11 +29,11 @@ def test_serve_with_two_workers_then_stop_by_signal(lake: Warehouse, stop: signa
     added = cli(lake.root, "tenants", "add-key", "team-a")
     assert added.returncode == 0, added.stderr
     key = added.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     process = _start(lake.root, port, "--workers", "2")
     url = f"http://127.0.0.1:{port}"
     try:
-        _ready(url, process)
+        wait_until_up(url, process, lambda: process.communicate()[1])
         headers = {"Authorization": f"Bearer {key}"}
         for _ in range(6):  # spread over both workers
             found = requests.get(url + "/accounts", headers=headers, timeout=30).json()["data"]
