@@ -52,3 +52,14 @@ def test_no_key_is_401_and_a_service_the_account_never_had_is_404(served: Served
     assert unknown.status_code == 404 and unknown.headers["content-type"].startswith(PROBLEM)
     assert unknown.json()["detail"] == "no such series"
     assert served.get("/series", served.keys["team-a"]).status_code == 422  # account_id is required
+
+
+def test_filters_take_any_name_ingestion_accepts(served: Served) -> None:
+    """A service name may be as long as a billing field (4,096 bytes) and an account id 128 characters:
+    the routes ask for them instead of refusing the request."""
+    key = served.keys["team-a"]
+    long_service = {"account_id": A1, "service": "s" * 200}
+    assert served.get("/series", key, params=long_service).status_code == 404  # asked, not refused
+    assert served.get("/anomalies", key, params={"service": "s" * 200}).status_code == 200
+    assert served.get("/costs/daily", key, params={"account_id": "9" * 128}).status_code == 404
+    assert served.get("/series", key, params={"account_id": A1, "service": "s" * 4097}).status_code == 422

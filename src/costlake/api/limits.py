@@ -15,6 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from costlake.sources.base import RowLimits
+from costlake.sources.sql_text import MAX_ID_CHARS
+
+# The longest account id and service name a filter may name: what ingestion accepts, so every
+# published series can be asked for.
+ACCOUNT_ID_CHARS = MAX_ID_CHARS
+SERVICE_CHARS = RowLimits().max_field_bytes
 MAX_KEYS = 100_000  # buckets kept; the oldest are dropped beyond this (a full bucket is the default)
 
 

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.cursors import query_digest
+from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
 from costlake.catalog import readers
 from costlake.catalog.filters import MAX_LIMIT, AnomalyFilters, DailyCostFilters, Page
@@ -100,8 +101,10 @@ From = Annotated[
 To = Annotated[
     dt.date | None, Query(alias="to", ge=EARLIEST, le=LATEST, description="Last usage day (inclusive).")
 ]
-AccountId = Annotated[str | None, Query(max_length=64, description="One of the tenant's accounts.")]
-Service = Annotated[str | None, Query(max_length=128, description="One service, e.g. AmazonEC2.")]
+AccountId = Annotated[
+    str | None, Query(max_length=ACCOUNT_ID_CHARS, description="One of the tenant's accounts.")
+]
+Service = Annotated[str | None, Query(max_length=SERVICE_CHARS, description="One service, e.g. AmazonEC2.")]
 GroupBy = Annotated[Literal["account", "service"], Query(description="A row per day and account or service.")]
 CostKind = Annotated[Literal["billed", "effective"], Query(description="Billed or amortised cost.")]
 Fmt = Annotated[Format, Query(alias="format", description="json, or csv for the same rows as CSV.")]

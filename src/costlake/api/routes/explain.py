@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from costlake.api.auth import Caller, caller, own_account
+from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
 from costlake.api.metrics import DEGRADED, GENERATION, LLM_ERRORS, RETRIEVAL
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
 from costlake.rag.explain import TABLE_INTENTS, Explainer, ExplainResult
@@ -32,8 +33,12 @@ class ExplainFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    account_id: str | None = Field(None, max_length=64, description="One of the tenant's accounts.")
-    service: str | None = Field(None, max_length=128, description="A service, e.g. AmazonEC2 or 'ec2'.")
+    account_id: str | None = Field(
+        None, max_length=ACCOUNT_ID_CHARS, description="One of the tenant's accounts."
+    )
+    service: str | None = Field(
+        None, max_length=SERVICE_CHARS, description="A service, e.g. AmazonEC2 or 'ec2'."
+    )
     date_from: dt.date | None = Field(
         None, alias="from", ge=EARLIEST, le=LATEST, description="First usage day (inclusive)."
     )

@@ -16,6 +16,7 @@ from costlake.anomalies.detect import Params
 from costlake.anomalies.job import load_series
 from costlake.anomalies.plot import Chart, chart_for
 from costlake.api.auth import Caller, caller, own_account
+from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
 from costlake.api.problems import TENANT_ERRORS, documented, not_found
 
 router = APIRouter(tags=["data"])
@@ -56,9 +57,12 @@ class SeriesOut(BaseModel):
 )
 def series(
     who: Annotated[Caller, Depends(caller)],
-    account_id: Annotated[str, Query(max_length=64, description="One of the tenant's accounts.")],
+    account_id: Annotated[
+        str, Query(max_length=ACCOUNT_ID_CHARS, description="One of the tenant's accounts.")
+    ],
     service: Annotated[
-        str | None, Query(max_length=128, description="One service as published (e.g. amazonec2); none: all.")
+        str | None,
+        Query(max_length=SERVICE_CHARS, description="One service as published (e.g. amazonec2); none: all."),
     ] = None,
 ) -> Response:
     own_account(who, account_id)
