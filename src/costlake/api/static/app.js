@@ -8,6 +8,7 @@ import { money } from "./svg.js";
 import { AnomalyTable } from "./table.js";
 
 const $ = (id) => document.getElementById(id);
+const KEY_SHAPE = /^[\x21-\x7e]{1,200}$/;
 const view = { names: new Map(), anomalies: [] };
 const table = new AnomalyTable($("anomaly-head"), $("anomaly-rows"), (a) => run(() => focusSeries(a)));
 
@@ -32,16 +33,19 @@ function filters() {
   };
 }
 
+const FLASH = "costlake.flash"; // a message for the sign-in form across the reload below
+
+// Signing out (or a refused key) reloads the page: nothing of the last tenant survives, neither what
+// was drawn, typed or chosen nor a request still on its way, whose answer a reload discards.
 function signedOut(message) {
   key.clear();
-  for (const id of ["trend", "trend-legend", "series", "anomaly-rows", "anomaly-head", "answer", "who"]) {
-    $(id).replaceChildren();
-  }
-  view.names = new Map();
-  view.anomalies = [];
-  $("dashboard").hidden = true;
-  $("sign-out").hidden = true;
-  $("sign-in-view").hidden = false;
+  if (message) sessionStorage.setItem(FLASH, message);
+  location.reload();
+}
+
+function signInForm() {
+  const message = sessionStorage.getItem(FLASH);
+  sessionStorage.removeItem(FLASH);
   if (message) alertShow(message);
   $("key").focus();
 }
@@ -140,7 +144,13 @@ async function ask(question) {
   const given = Object.fromEntries(Object.entries(asked).filter(([, v]) => v));
   const body = { query: question, k: 5, ...(Object.keys(given).length ? { filters: given } : {}) };
   $("answer").replaceChildren(document.createTextNode("Thinking…"));
-  const found = await postJson("/explain", body);
+  let found;
+  try {
+    found = await postJson("/explain", body);
+  } catch (error) {
+    $("answer").replaceChildren(); // the problem shows in the alert region
+    throw error;
+  }
   const text = document.createElement("p");
   text.className = "explanation";
   text.textContent = found.explanation;
@@ -170,6 +180,11 @@ function bind() {
     const given = $("key").value.trim();
     $("key").value = "";
     if (!given) return;
+    // A header carries printable ASCII only; anything else is not a key and is never stored.
+    if (!KEY_SHAPE.test(given)) {
+      alertShow("That is not a costlake key: keys are printed by `costlake tenants add-key` and start with clk_.");
+      return;
+    }
     key.set(given);
     run(start);
   });
@@ -190,5 +205,8 @@ function bind() {
     run(() => download("/costs/daily", { ...filters(), group_by: $("group-by").value }, "costlake-daily-costs.csv")));
 }
 
+// A reload must not bring back what the browser remembers of the forms (a question, a filter).
+for (const form of document.forms) form.reset();
 bind();
-if (key.get()) run(start);
+if (key.get() && KEY_SHAPE.test(key.get())) run(start);
+else signInForm();
