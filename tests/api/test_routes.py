@@ -156,6 +156,9 @@ def test_csv_gives_the_same_rows(served: Served) -> None:
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert [r["cost_usd"] for r in rows] == [r["cost_usd"] for r in as_json.json()["data"]]
     assert as_csv.headers.get("x-next-cursor")
+    # A tenant's data is never kept by a cache on the way; the page's files are only revalidated.
+    assert as_json.headers["cache-control"] == as_csv.headers["cache-control"] == "no-store"
+    assert served.get("/").headers["cache-control"] == "no-cache"
 
 
 def test_validation_errors_are_422_naming_the_field(served: Served) -> None:

@@ -84,7 +84,10 @@ class ServiceMiddleware:
             async def sending(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     sent["status"], sent["started"] = message["status"], True
-                    message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                    headers = message.setdefault("headers", [])
+                    headers.append((b"x-request-id", request_id.encode()))
+                    if not any(k.lower() == b"cache-control" for k, _ in headers):
+                        headers.append((b"cache-control", b"no-store"))  # a tenant's data stays out of caches
                 await send(message)
 
             await self.app(scope, receive, sending)
