@@ -1,4 +1,4 @@
-"""DuckDB and Spark publish the same content to the cent: a generated bill of 200,000 events, with
+"""DuckDB and Spark publish the same content to the cent: a generated bill of 50,000 events, with
 re-deliveries and credits, goes through both engines into two warehouses, then a correction batch
 and a backfill; every published table and every publish-log content hash must be identical."""
 
@@ -45,7 +45,7 @@ def logged_hashes(wh: Warehouse) -> list[tuple]:
 
 def test_duckdb_and_spark_publish_identical_content(tmp_path):
     assert shutil.which("java"), "the Spark tests need Java 17+: run `make java`"
-    made = generate(tmp_path / "data", events=200_000, days=60, tenants=3, batches=3, seed=17)
+    made = generate(tmp_path / "data", events=50_000, days=60, tenants=3, batches=3, seed=17)
     correction = tmp_path / "data" / "correction.csv"
     correction.write_text(
         "event_id,usage_date,account_id,service_name,cost_usd,ingestion_date,usage_type\n"
