@@ -90,7 +90,8 @@ def test_a_delete_removes_the_event_from_its_day_and_touches_no_other_day(wh, de
     assert_consistent(wh)
 
 
-@pytest.mark.all_engines
+# DuckDB only: on Spark the same ordering (an older version stays deleted, a newer one is published)
+# is covered by the unknown-event test below, which walks both cases with one delivery fewer.
 def test_a_later_upsert_revives_a_deleted_event_and_an_older_one_cannot(wh, deliver):
     deliver("a.csv", PUBLISHED)
     deliver("b.csv", [delete("e1", "2025-01-05T00:00:00Z")])
