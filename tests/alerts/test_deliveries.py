@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +178,50 @@ def test_at_most_alert_max_per_send_then_the_rest(fast: Warehouse, hook: Receive
         "operations.data_stale",
         "operations.day_held_back",
     ]
+
+
+def test_a_trickling_receiver_cannot_hold_a_send(fast: Warehouse, hook: Receiver) -> None:
+    quick = Warehouse(fast.settings.model_copy(update={"alert_timeout_seconds": 0.5, "alert_attempts": 1}))
+    alert_id, _ = _add(quick, hook)
+    hook.misbehave = "trickle"  # every header line within the read timeout: only a deadline stops it
+    started = time.monotonic()
+    result = send_alerts(quick).alerts[0]
+    assert time.monotonic() - started < 3.0
+    assert (result.delivered, result.failed, result.left) == (0, 1, 1)
+    assert _states(quick, alert_id) == [("anomaly.detected", "failed", 1)]
+
+
+def test_a_huge_answer_is_not_read(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook)
+    hook.misbehave = "huge"  # 200 and a 50 MB body: 64 KiB of it is read, then the connection closed
+    started = time.monotonic()
+    assert send_alerts(fast).alerts[0].delivered == 1
+    assert time.monotonic() - started < 2.0
+    time.sleep(0.2)  # the receiver notices the hang-up
+    assert hook.written < 25 * 2**20  # the rest was never read (socket buffers hold a few MB at most)
+    assert _states(fast, alert_id) == [("anomaly.detected", "delivered", 1)]
+
+
+def test_the_send_budget_leaves_the_rest_pending(
+    fast: Warehouse, hook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    spent = Warehouse(fast.settings.model_copy(update={"alert_send_budget_seconds": 1e-9}))
+    alert_a, _ = _add(spent, hook, "team-a")
+    alert_b, _ = _add(spent, hook, "team-b")
+    with caplog.at_level(logging.WARNING):
+        report = send_alerts(spent)
+    assert [(r.delivered, r.left) for r in report.alerts] == [(0, 1), (0, 1)] and hook.received == []
+    assert caplog.text.count("send budget is spent") == 1
+    assert sorted(r.delivered for r in send_alerts(fast).alerts) == [1, 1]
+
+
+def test_no_netrc_credentials_reach_a_receiver(
+    fast: Warehouse, hook: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".netrc").write_text("default login u password p\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    _add(fast, hook)
+    assert send_alerts(fast).alerts[0].delivered == 1
+    assert "authorization" not in hook.received[0].headers

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 
 from costlake.alerts.deliver import DELIVERED, FAILED, GONE, REJECTED, Outcome, deliver
@@ -63,6 +64,16 @@ class AlertResult:
 @dataclass
 class SendReport:
     alerts: list[AlertResult] = field(default_factory=list)
+    deadline: float = float("inf")  # time.monotonic() after which no further POST starts
+    out_of_time: bool = False
+
+    def has_time(self) -> bool:
+        if time.monotonic() < self.deadline:
+            return True
+        if not self.out_of_time:
+            self.out_of_time = True
+            log.warning("alerts: the send budget is spent; what is not sent yet waits for the next send")
+        return False
 
 
 def send_alerts(wh: Warehouse, run: Operations | None = None, only: str | None = None) -> SendReport:
@@ -75,10 +86,10 @@ def send_alerts(wh: Warehouse, run: Operations | None = None, only: str | None =
     try:
         keys = SecretFile(secrets_path(wh.settings, wh.root))
         tenants: dict[str, TenantData | None] = {}
-        report = SendReport()
+        report = SendReport(deadline=time.monotonic() + wh.settings.alert_send_budget_seconds)
         for alert in store.alerts(active_only=True):
             if only is None or alert.alert_id == only:
-                report.alerts.append(_send_alert(wh, store, keys, alert, run, tenants))
+                report.alerts.append(_send_alert(wh, store, keys, alert, run, tenants, report))
         return report
     finally:
         store.close()
@@ -145,6 +156,7 @@ def _send_alert(
     alert: Alert,
     run: Operations | None,
     tenants: dict[str, TenantData | None],
+    report: SendReport,
 ) -> AlertResult:
     result = AlertResult(alert.alert_id)
     tenant = _tenant(wh, alert.tenant_id, tenants)
@@ -155,6 +167,8 @@ def _send_alert(
         log.warning("alerts: %s has no signing secret; nothing sent", alert.alert_id)
     else:
         for pending in store.due(alert.alert_id, wh.settings.alert_max_per_send):
+            if not report.has_time():
+                break
             outcome = deliver(alert.url, secret, pending.delivery_id, pending.body, wh.settings)
             crash_point(CRASH_POINT)
             if not _record(store, alert, pending.delivery_id, pending.event, outcome, result):
