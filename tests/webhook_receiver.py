@@ -21,6 +21,7 @@ from typing import Any
 class Received:
     headers: dict[str, str]
     body: bytes
+    path: str = ""
 
     @property
     def id(self) -> str:
@@ -58,7 +59,8 @@ def receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with lock:
                 status, delay = state.script.pop(0) if state.script else (200, 0.0)
-                state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                sent = {k.lower(): v for k, v in self.headers.items()}
+                state.received.append(Received(sent, body, self.path))
             time.sleep(delay)
             if state.misbehave:
                 self._misbehave(state.misbehave)

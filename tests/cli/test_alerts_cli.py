@@ -1,5 +1,6 @@
 """`costlake alerts add / list / test / rotate-secret / remove` as a user runs them: the secret alone on
-the last line and never again, the query string redacted, a 410 shown as disabled, one-line errors."""
+the last line and never again, the URL shown without path or query, a 410 shown as disabled, one-line
+errors."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from costlake.alerts.secret_file import FILE_NAME
+from costlake.lake.api_keys import store_path
 from costlake.lake.warehouse import Warehouse
 from helpers import cli
 from webhook_receiver import Receiver, receiver, verify
@@ -31,7 +33,7 @@ def _ok(proc) -> str:  # type: ignore[no-untyped-def]
 
 def test_add_list_test_rotate_remove(lake: Warehouse, hook: Receiver) -> None:
     where = lake.settings.warehouse
-    url = hook.url + "?token=do-not-show"
+    url = hook.url.replace("/hook", "/services/path-token") + "?token=do-not-show"
     added = _ok(cli(where, "alerts", "add", "--tenant", "team-a", "--url", url, "--min-impact", "100",
                     "--events", "anomalies,operations"))  # fmt: skip
     first, *_, secret = added.strip().splitlines()
@@ -44,10 +46,12 @@ def test_add_list_test_rotate_remove(lake: Warehouse, hook: Receiver) -> None:
     assert [
         (a["alert_id"], a["tenant_id"], a["min_impact_usd"], a["events"], a["state"]) for a in listed
     ] == [(alert_id, "team-a", "100", "anomalies,operations", "active")]
-    assert listed[0]["url"] == hook.url + "?[redacted]"
+    assert listed[0]["url"] == hook.url.removesuffix("hook") + "…"
+    assert b"path-token" not in store_path(lake.settings, lake.root).read_bytes()
 
     tested = _ok(cli(where, "alerts", "test", alert_id))
     assert "HTTP 200" in tested and hook.received[-1].event["type"] == "alert.test"
+    assert hook.received[-1].path == "/services/path-token?token=do-not-show"  # the full URL
     assert verify(secret, hook.received[-1])
 
     rotated = _ok(cli(where, "alerts", "rotate-secret", alert_id)).strip().splitlines()[-1]
@@ -61,7 +65,7 @@ def test_add_list_test_rotate_remove(lake: Warehouse, hook: Receiver) -> None:
     table = _ok(cli(where, "alerts", "list"))
     assert "disabled" in table and "410" in table
     for shown in (added.replace(secret, ""), json.dumps(listed), table):
-        assert "whsec_" not in shown and "do-not-show" not in shown
+        assert "whsec_" not in shown and "do-not-show" not in shown and "path-token" not in shown
 
     _ok(cli(where, "alerts", "remove", alert_id[:7]))
     assert json.loads(_ok(cli(where, "alerts", "list", "--format", "json"))) == []

@@ -13,7 +13,7 @@ import datetime as dt
 import ipaddress
 from collections.abc import Iterable
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from costlake.alerts.deliver import FAILED, GONE, Outcome, deliver
 from costlake.alerts.events import EVENT_GROUPS, Due, detected
@@ -72,14 +72,16 @@ def _loopback(host: str) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """A URL as listings show it: the query string (and fragment) redacted, since some hold tokens.
+    """A URL as listings, logs and the SQLite store show it: scheme and host only, and `…` for the
+    path and query left out (a Slack webhook URL's path is its token).
 
-    >>> shown_url("https://h.example/hook?token=abc#x"), shown_url("https://h.example/hook")
-    ('https://h.example/hook?[redacted]', 'https://h.example/hook')
+    >>> shown_url("https://h.example/hook?token=abc#x"), shown_url("https://h.example:8443")
+    ('https://h.example/…', 'https://h.example:8443/')
     """
     parts = urlsplit(url)
-    hidden = "[redacted]" if parts.query or parts.fragment else ""
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")) + (f"?{hidden}" if hidden else "")
+    host = parts.netloc.rpartition("@")[2]
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return f"{parts.scheme}://{host}/" + ("…" if hidden else "")
 
 
 def parse_events(text: str) -> list[str]:
@@ -114,10 +116,10 @@ def add_alert(
     tenant_accounts(wh, tenant)  # an unknown or misspelt tenant stops here
     store = open_store(wh)
     try:
-        alert = store.add(tenant, url, min_impact, min_pct, fmt, events)
+        alert = store.add(tenant, shown_url(url), min_impact, min_pct, fmt, events)
         secret = new_secret()
         try:
-            secret_file(wh).put(alert.alert_id, secret)
+            secret_file(wh).put(alert.alert_id, secret, url)
             if not include_existing:
                 log_due(store, alert, _baseline(wh, alert), state="baseline")
         except BaseException:
@@ -161,14 +163,15 @@ def send_test(wh: Warehouse, alert_id: str) -> tuple[Alert, Outcome]:
     store = open_store(wh)
     try:
         alert = store.get(alert_id)
-        secret = secret_file(wh).get(alert.alert_id)
-        if secret is None:
-            raise ConfigError(f"{alert.alert_id} has no signing secret: run `costlake alerts rotate-secret`")
+        keys = secret_file(wh)
+        secret, url = keys.get(alert.alert_id), keys.url(alert.alert_id)
+        if secret is None or url is None:
+            raise ConfigError(f"{alert.alert_id} has no signing secret or URL in the secrets file")
         now = dt.datetime.now(dt.UTC)
         msg_id = delivery_id(alert.alert_id, TEST, now.isoformat())
         data = {"message": "a test event from `costlake alerts test`; nothing happened", "sample": True}
         log_due(store, alert, [Due(msg_id, TEST, "{}", data)], state="testing")
-        outcome = deliver(alert.url, secret, msg_id, store.body(msg_id), wh.settings)
+        outcome = deliver(url, secret, msg_id, store.body(msg_id), wh.settings)
         state = "test-failed" if outcome.state == FAILED else outcome.state  # a test is never sent again
         store.outcome(msg_id, state, outcome.status, outcome.error, outcome.tries)
         if outcome.state == GONE:

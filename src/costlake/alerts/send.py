@@ -161,15 +161,15 @@ def _send_alert(
     result = AlertResult(alert.alert_id)
     tenant = _tenant(wh, alert.tenant_id, tenants)
     log_due(store, alert, due_events(wh, store, alert, run, tenant))
-    secret = keys.get(alert.alert_id)
-    if secret is None:
-        result.problem = "no signing secret: run `costlake alerts rotate-secret`"
-        log.warning("alerts: %s has no signing secret; nothing sent", alert.alert_id)
+    secret, url = keys.get(alert.alert_id), keys.url(alert.alert_id)
+    if secret is None or url is None:
+        result.problem = "no signing secret or URL in the secrets file: remove the alert and add it again"
+        log.warning("alerts: %s has no signing secret or URL; nothing sent", alert.alert_id)
     else:
         for pending in store.due(alert.alert_id, wh.settings.alert_max_per_send):
             if not report.has_time():
                 break
-            outcome = deliver(alert.url, secret, pending.delivery_id, pending.body, wh.settings)
+            outcome = deliver(url, secret, pending.delivery_id, pending.body, wh.settings)
             crash_point(CRASH_POINT)
             if not _record(store, alert, pending.delivery_id, pending.event, outcome, result):
                 break

@@ -49,7 +49,7 @@ _SCHEMA = (
 class Alert:
     alert_id: str  # "alr_" + 8 hex
     tenant_id: str
-    url: str
+    url: str  # as listings show it (scheme and host); the full URL is in the secrets file
     min_impact: Decimal | None  # on |impact_usd|
     min_pct: Decimal | None  # on |impact_pct|
     format: str  # json | slack

@@ -108,7 +108,7 @@ def _row(alert: Alert, store: AlertStore) -> dict[str, object]:
 
 @app.command("list")
 def alerts_list(fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> None:
-    """List alerts: id, tenant, URL (query string redacted), thresholds, format, events, state (a 410
+    """List alerts: id, tenant, URL (scheme and host only), thresholds, format, events, state (a 410
     answer disables an endpoint) and the last delivery's outcome. Secrets are never shown."""
     check_choice("--format", fmt, ("text", "json"))
     store = _store()
