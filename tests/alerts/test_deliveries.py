@@ -225,3 +225,14 @@ def test_no_netrc_credentials_reach_a_receiver(
     _add(fast, hook)
     assert send_alerts(fast).alerts[0].delivered == 1
     assert "authorization" not in hook.received[0].headers
+
+
+def test_a_rejected_delivery_stops_the_alert_for_this_send_only(fast: Warehouse, hook: Receiver) -> None:
+    stale = Warehouse(fast.settings.model_copy(update={"alert_stale_hours": 1e-6}))
+    alert_id, _ = _add(stale, hook, "team-b", events=["operations"])
+    hook.answer(400)  # the first of two deliveries is rejected: the second is not thrown away with it
+    first = send_alerts(stale, Operations(run_id="run-3", held_back=(dt.date(2025, 2, 12),))).alerts[0]
+    assert (first.delivered, first.rejected, first.left) == (0, 1, 1) and len(hook.received) == 1
+    second = send_alerts(stale).alerts[0]
+    assert (second.delivered, second.rejected, second.left) == (1, 0, 0) and len(hook.received) == 2
+    assert sorted(s for _, s, _ in _states(stale, alert_id)) == ["delivered", "rejected"]

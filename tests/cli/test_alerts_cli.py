@@ -78,3 +78,15 @@ def test_a_bad_url_or_tenant_is_one_line_and_exit_1(lake: Warehouse) -> None:
         refused = cli(lake.settings.warehouse, "alerts", "add", *args)
         assert refused.returncode == 1 and refused.stdout == ""
         assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith("error: ")
+
+
+def test_send_exits_1_when_a_delivery_is_rejected(lake: Warehouse, hook: Receiver) -> None:
+    where = lake.settings.warehouse
+    added = _ok(cli(where, "alerts", "add", "--tenant", "team-a", "--url", hook.url, "--include-existing"))
+    alert_id = added.split()[1]
+    hook.answer(400)
+    sent = cli(where, "alerts", "send")
+    _ok(cli(where, "alerts", "remove", alert_id))
+    assert sent.returncode == 1 and f"{alert_id}: 0 delivered, 0 failed, 1 rejected" in sent.stdout
+    last = sent.stderr.strip().splitlines()[-1]  # after the warning the log prints for the delivery
+    assert last.startswith("error: ") and "Traceback" not in sent.stderr

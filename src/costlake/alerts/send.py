@@ -5,7 +5,8 @@ For each active alert: read its tenant's anomalies (once per tenant), log every 
 first, at most `alert_max_per_send` per alert, and log each outcome. A crash between a POST and its
 outcome leaves the delivery `pending`: the next send posts it again with the same `webhook-id`
 (at-least-once; receivers de-duplicate by that id). An endpoint that still fails after its retries
-stops this alert's sending until the next send; a 410 disables the alert.
+stops this alert's sending until the next send, and so does a rejected delivery (a 4xx or a redirect:
+never sent again itself); a 410 disables the alert.
 """
 
 from __future__ import annotations
@@ -188,9 +189,9 @@ def _record(
         result.delivered += 1
         return True
     log.warning("alerts: %s delivery %s (%s): %s", alert.alert_id, msg_id, kind, outcome.error)
-    if outcome.state == REJECTED:
+    if outcome.state == REJECTED:  # stays rejected; the rest waits, so one bad answer discards one delivery
         result.rejected += 1
-        return True
+        return False
     if outcome.state == GONE:
         store.disable(alert.alert_id, "410 Gone")
         result.disabled = True

@@ -180,3 +180,5 @@ def alerts_send() -> None:
         say("no active alerts")
     for result in report.alerts:
         say(result.line())
+    if any(r.failed or r.rejected for r in report.alerts):  # exit 1, so that cron notices
+        raise InputError("some deliveries failed or were rejected (see the lines above)")
