@@ -4,6 +4,7 @@ anomaly, retries, 4xx, 410, timeouts, operations events, and no secret in the lo
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sqlite3
 import time
@@ -14,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from costlake.alerts.events import Operations
+from costlake.alerts.events import Due, Operations, detected
 from costlake.alerts.manage import add_alert, open_store, remove_alert, secret_file
-from costlake.alerts.send import send_alerts
+from costlake.alerts.payload import DETECTED
+from costlake.alerts.send import log_due, send_alerts, tenant_data
 from costlake.lake.api_keys import store_path
 from costlake.lake.warehouse import Warehouse
 from two_tenants import A1, A2, B1
@@ -236,3 +238,30 @@ def test_a_rejected_delivery_stops_the_alert_for_this_send_only(fast: Warehouse,
     second = send_alerts(stale).alerts[0]
     assert (second.delivered, second.rejected, second.left) == (1, 0, 0) and len(hook.received) == 2
     assert sorted(s for _, s, _ in _states(stale, alert_id)) == ["delivered", "rejected"]
+
+
+def test_an_alert_made_before_the_first_run_sends_only_recent_ones(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook, include_existing=False)
+    with sqlite3.connect(store_path(fast.settings, fast.root)) as con:  # as if added before any anomaly
+        con.execute("DELETE FROM costlake_alert_deliveries WHERE alert_id = ?", (alert_id,))
+    assert send_alerts(fast).alerts[0].delivered == 0 and hook.received == []  # Feb 3: 11 days old
+    wide = Warehouse(fast.settings.model_copy(update={"alert_recent_days": 30}))
+    assert send_alerts(wide).alerts[0].delivered == 1
+
+
+def test_an_anomaly_whose_account_moved_away_is_not_resolved(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook, "team-b", include_existing=False)
+    store = open_store(fast)
+    alert = store.get(alert_id)
+    theirs = detected(alert, tenant_data(fast, "team-a"), {})  # A1's spike, as if A1 had been team-b's
+    gone = {"account_id": B1, "service": "AmazonRDS", "usage_date": "2025-01-02", "kind": "spike"}
+    subject = json.dumps(gone, sort_keys=True)
+    log_due(store, alert, [*theirs, Due(f"msg_gone_{alert_id}", DETECTED, subject, gone)], "delivered")
+    store.close()
+    assert send_alerts(fast).alerts[0].delivered == 1  # only the anomaly gone from every tenant
+    assert [g.event["type"] for g in hook.received] == ["anomaly.resolved"]
+    assert hook.received[0].event["data"]["usage_date"] == "2025-01-02"
+    states = _states(fast, alert_id)
+    assert ("anomaly.resolved", "moved", 0) in states and ("anomaly.resolved", "delivered", 1) in states
+    send_alerts(fast)
+    assert len(hook.received) == 1  # the moved one is never told, later or again

@@ -116,7 +116,7 @@ def add_alert(
     tenant_accounts(wh, tenant)  # an unknown or misspelt tenant stops here
     store = open_store(wh)
     try:
-        alert = store.add(tenant, shown_url(url), min_impact, min_pct, fmt, events)
+        alert = store.add(tenant, shown_url(url), min_impact, min_pct, fmt, events, include_existing)
         secret = new_secret()
         try:
             secret_file(wh).put(alert.alert_id, secret, url)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from costlake.alerts.deliver import DELIVERED, FAILED, GONE, REJECTED, Outcome, deliver
@@ -23,7 +24,9 @@ from costlake.alerts.events import (
     Due,
     Operations,
     TenantData,
+    anomaly_key,
     detected,
+    identity,
     operations,
     resolved,
 )
@@ -67,6 +70,15 @@ class SendReport:
     alerts: list[AlertResult] = field(default_factory=list)
     deadline: float = float("inf")  # time.monotonic() after which no further POST starts
     out_of_time: bool = False
+    every_anomaly: set[tuple[str, ...]] | None = None  # of all tenants, read once when needed
+
+    def anywhere(self, wh: Warehouse) -> Callable[[], set[tuple[str, ...]]]:
+        def read() -> set[tuple[str, ...]]:
+            if self.every_anomaly is None:
+                self.every_anomaly = all_anomalies(wh)
+            return self.every_anomaly
+
+        return read
 
     def has_time(self) -> bool:
         if time.monotonic() < self.deadline:
@@ -116,6 +128,18 @@ def tenant_data(wh: Warehouse, tenant: str) -> TenantData:
     return TenantData(found, names, freshness, published)
 
 
+def all_anomalies(wh: Warehouse) -> set[tuple[str, ...]]:
+    """The identities of every tenant's anomalies (never shown to an alert: only whether one exists)."""
+    found: set[tuple[str, ...]] = set()
+    with readers.session(wh, None, (COST_ANOMALIES.name,)):
+        after = None
+        while True:
+            page = readers.anomalies(wh, None, page=Page(limit=MAX_LIMIT, after=after))
+            found |= {identity(anomaly_key(a)) for a in page.rows}
+            if (after := page.next) is None:
+                return found
+
+
 def _tenant(wh: Warehouse, tenant: str, cache: dict[str, TenantData | None]) -> TenantData | None:
     if tenant not in cache:
         try:
@@ -127,14 +151,21 @@ def _tenant(wh: Warehouse, tenant: str, cache: dict[str, TenantData | None]) -> 
 
 
 def due_events(
-    wh: Warehouse, store: AlertStore, alert: Alert, run: Operations | None, tenant: TenantData | None
+    wh: Warehouse,
+    store: AlertStore,
+    alert: Alert,
+    run: Operations | None,
+    tenant: TenantData | None,
+    anywhere: Callable[[], set[tuple[str, ...]]],
 ) -> list[Due]:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # published_at is naive UTC
     due: list[Due] = []
     if ANOMALIES in alert.events and tenant is not None:
-        due += detected(alert, tenant, store.logged(alert.alert_id, DETECTED))
+        due += detected(alert, tenant, store.logged(alert.alert_id, DETECTED), wh.settings.alert_recent_days)
         sent = store.subjects(alert.alert_id, DETECTED, ("delivered", *RESEND))
-        due += resolved(alert, tenant, sent, store.logged(alert.alert_id, RESOLVED))
+        gone, moved = resolved(alert, tenant, sent, store.logged(alert.alert_id, RESOLVED), anywhere)
+        log_due(store, alert, moved, state="moved")  # its account has another tenant now: never sent
+        due += gone
     if OPERATIONS in alert.events:
         due += operations(alert, run, tenant, wh.settings.alert_stale_hours, now)
     return due
@@ -161,7 +192,7 @@ def _send_alert(
 ) -> AlertResult:
     result = AlertResult(alert.alert_id)
     tenant = _tenant(wh, alert.tenant_id, tenants)
-    log_due(store, alert, due_events(wh, store, alert, run, tenant))
+    log_due(store, alert, due_events(wh, store, alert, run, tenant, report.anywhere(wh)))
     secret, url = keys.get(alert.alert_id), keys.url(alert.alert_id)
     if secret is None or url is None:
         result.problem = "no signing secret or URL in the secrets file: remove the alert and add it again"
