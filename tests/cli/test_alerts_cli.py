@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from costlake.alerts import store as store_module
+from costlake.alerts.manage import add_alert, open_store
 from costlake.alerts.secret_file import FILE_NAME
+from costlake.alerts.store import StoreBusy
 from costlake.lake.api_keys import store_path
 from costlake.lake.warehouse import Warehouse
 from helpers import cli
@@ -74,7 +78,12 @@ def test_add_list_test_rotate_remove(lake: Warehouse, hook: Receiver) -> None:
 
 def test_a_bad_url_or_tenant_is_one_line_and_exit_1(lake: Warehouse) -> None:
     for args in (("--tenant", "team-a", "--url", "ftp://h.example/x"),
-                 ("--tenant", "nobody", "--url", "https://h.example/x")):  # fmt: skip
+                 ("--tenant", "nobody", "--url", "https://h.example/x"),
+                 ("--tenant", "team-a", "--url", "http://[::1/"),
+                 ("--tenant", "team-a", "--url", "http://127.0.0.1:99999/"),
+                 ("--tenant", "team-a", "--url", "https://h.example/x", "--min-pct", "1e999999999"),
+                 ("--tenant", "team-a", "--url", "https://h.example/x", "--min-impact", "1e-7"),
+                 ("--tenant", "team-a", "--url", "https://h.example/x", "--min-impact", "1e13")):  # fmt: skip
         refused = cli(lake.settings.warehouse, "alerts", "add", *args)
         assert refused.returncode == 1 and refused.stdout == ""
         assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith("error: ")
@@ -90,3 +99,26 @@ def test_send_exits_1_when_a_delivery_is_rejected(lake: Warehouse, hook: Receive
     assert sent.returncode == 1 and f"{alert_id}: 0 delivered, 0 failed, 1 rejected" in sent.stdout
     last = sent.stderr.strip().splitlines()[-1]  # after the warning the log prints for the delivery
     assert last.startswith("error: ") and "Traceback" not in sent.stderr
+
+
+def test_a_threshold_of_minus_0_is_shown_as_0(lake: Warehouse, hook: Receiver) -> None:
+    where = lake.settings.warehouse
+    added = _ok(cli(where, "alerts", "add", "--tenant", "team-a", "--url", hook.url, "--min-impact", "-0"))
+    listed = json.loads(_ok(cli(where, "alerts", "list", "--format", "json")))
+    _ok(cli(where, "alerts", "remove", added.split()[1]))
+    assert [a["min_impact_usd"] for a in listed] == ["0"]
+
+
+def test_a_busy_store_is_one_line(lake: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
+    path = store_path(lake.settings, lake.root)
+    open_store(lake).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process writing, for longer than the busy timeout
+    try:
+        with pytest.raises(StoreBusy) as busy:
+            add_alert(lake, "team-a", "https://h.example/x")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert busy.value.exit_code == 1 and str(busy.value).startswith("the alert store is busy")

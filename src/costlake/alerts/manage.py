@@ -47,7 +47,11 @@ def check_url(url: str) -> str | None:
     >>> check_url("http://example.com/hook")
     'the URL is plain http to a host that is not this machine: payloads and signatures travel unencrypted'
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise InputError("--url is not a valid URL (a malformed host or a port out of range)") from None
     if parts.scheme not in ("http", "https"):
         raise InputError(f"--url must be an http:// or https:// URL, not {parts.scheme or 'no'} scheme")
     if not parts.hostname:
@@ -84,6 +88,25 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}/" + ("…" if hidden else "")
 
 
+MAX_THRESHOLD = Decimal("1e12")
+STEP = Decimal("0.000001")  # six decimal places at most
+
+
+def threshold(flag: str, value: Decimal | None) -> Decimal | None:
+    """A threshold as stored: finite, 0 to 1e12, at most six decimal places, -0 as 0.
+
+    >>> threshold("--min-impact", Decimal("-0")), threshold("--min-pct", Decimal("12.50"))
+    (Decimal('0'), Decimal('12.50'))
+    """
+    if value is None:
+        return None
+    if not value.is_finite() or value < 0 or value > MAX_THRESHOLD:
+        raise InputError(f"{flag} must be a number from 0 to 1e12")
+    if value != value.quantize(STEP):
+        raise InputError(f"{flag} has more than six decimal places")
+    return value if value else Decimal(0)
+
+
 def parse_events(text: str) -> list[str]:
     chosen = [e.strip() for e in text.split(",") if e.strip()]
     if not chosen or any(e not in EVENT_GROUPS for e in chosen):
@@ -105,9 +128,7 @@ def add_alert(
     """A new alert and its signing secret (which the caller shows once)."""
     if fmt not in FORMATS:
         raise InputError(f"--format must be json or slack, not {fmt!r}")
-    for flag, value in (("--min-impact", min_impact), ("--min-pct", min_pct)):
-        if value is not None and (not value.is_finite() or value < 0):
-            raise InputError(f"{flag} must be a number of 0 or more, not {value}")
+    min_impact, min_pct = threshold("--min-impact", min_impact), threshold("--min-pct", min_pct)
     if tenant == UNASSIGNED_TENANT:
         raise InputError(
             f"'{UNASSIGNED_TENANT}' is no tenant: assign its accounts with `costlake tenants load`"

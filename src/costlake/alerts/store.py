@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from costlake.errors import InputError
+from costlake.errors import CostlakeError, InputError
 
 ALERTS = "costlake_alerts"
 DELIVERIES = "costlake_alert_deliveries"
@@ -105,15 +105,34 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
     )  # fmt: skip
 
 
+class StoreBusy(CostlakeError):
+    """Another process held the alert store's lock for longer than the busy timeout."""
+
+    exit_code = 1
+
+
+@contextmanager
+def _not_busy() -> Iterator[None]:
+    """A locked database becomes one line, not an internal error."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreBusy("the alert store is busy (another command holds it); try again") from None
+        raise
+
+
 def has_active_alerts(path: Path) -> bool:
     """Whether any alert is active, without creating the tables (or the file): what a run checks."""
     if not path.is_file():
         return False
     con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
     try:
-        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (ALERTS,)).fetchone():
-            return False
-        return con.execute(f"SELECT 1 FROM {ALERTS} WHERE disabled IS NULL LIMIT 1").fetchone() is not None
+        with _not_busy():
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (ALERTS,)).fetchone():
+                return False
+            found = con.execute(f"SELECT 1 FROM {ALERTS} WHERE disabled IS NULL LIMIT 1").fetchone()
+            return found is not None
     finally:
         con.close()
 
@@ -134,13 +153,15 @@ class AlertStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self.con.execute("BEGIN IMMEDIATE")
+        with _not_busy():
+            self.con.execute("BEGIN IMMEDIATE")
         try:
             yield self.con
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        with _not_busy():
+            self.con.execute("COMMIT")
 
     def add(self, tenant: str, url: str, min_impact: Decimal | None, min_pct: Decimal | None,
             fmt: str, events: Iterable[str], include_existing: bool = False) -> Alert:  # fmt: skip

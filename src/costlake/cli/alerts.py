@@ -31,9 +31,9 @@ def _decimal(flag: str, text: str | None) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         raise InputError(f"{flag} must be a number, not {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise InputError(f"{flag} must be a number of 0 or more, not {text!r}")
-    return value
+    from costlake.alerts.manage import threshold
+
+    return threshold(flag, value)
 
 
 def _print_secret(secret: str) -> None:
