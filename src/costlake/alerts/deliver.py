@@ -71,7 +71,7 @@ def _post(url: str, body: bytes, sent_headers: dict[str, str], timeout: float, g
         got.append("timed out")
     except requests.ConnectionError:
         got.append("could not connect")
-    except requests.RequestException as exc:
+    except Exception as exc:  # noqa: BLE001 - e.g. the session closed under it after the deadline
         got.append(f"request failed ({type(exc).__name__})")
     finally:
         session.close()
