@@ -21,6 +21,7 @@ from typing import Any
 class Received:
     headers: dict[str, str]
     body: bytes
+    path: str = ""
 
     @property
     def id(self) -> str:
@@ -37,6 +38,8 @@ class Receiver:
     url: str
     script: list[tuple[int, float]] = field(default_factory=list)  # (status, seconds to wait first)
     received: list[Received] = field(default_factory=list)
+    misbehave: str = ""  # "trickle": a header line every 0.2 s forever; "huge": 200 with a 50 MB body
+    written: int = 0  # bytes of a "huge" body the client took before it hung up
 
     def answer(self, *statuses: int, delay: float = 0.0) -> None:
         self.script += [(s, delay) for s in statuses]
@@ -44,6 +47,7 @@ class Receiver:
     def clear(self) -> None:
         self.received.clear()
         self.script.clear()
+        self.misbehave, self.written = "", 0
 
 
 @contextmanager
@@ -55,13 +59,35 @@ def receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with lock:
                 status, delay = state.script.pop(0) if state.script else (200, 0.0)
-                state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                sent = {k.lower(): v for k, v in self.headers.items()}
+                state.received.append(Received(sent, body, self.path))
             time.sleep(delay)
+            if state.misbehave:
+                self._misbehave(state.misbehave)
+                return
             try:
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
             except OSError:  # the client gave up (a timeout test)
+                pass
+
+        def _misbehave(self, how: str) -> None:
+            try:
+                self.send_response(200)
+                if how == "trickle":
+                    for n in range(600):  # two minutes of headers, each well within any read timeout
+                        self.send_header(f"x-trickle-{n}", "1")
+                        self.flush_headers()
+                        time.sleep(0.2)
+                    return
+                self.send_header("content-length", str(50 * 2**20))
+                self.end_headers()
+                chunk = b"x" * 2**16
+                for _ in range(50 * 16):  # generated lazily: 50 MB the client should not read
+                    self.wfile.write(chunk)
+                    state.written += len(chunk)
+            except OSError:  # the client hung up: what it should do
                 pass
 
         def log_message(self, *args: object) -> None:

@@ -232,7 +232,10 @@ class Settings(BaseSettings):
     )
 
     alert_timeout_seconds: float = Field(
-        10.0, gt=0, description="Alerts: seconds one webhook POST may take (connect and answer)."
+        10.0,
+        gt=0,
+        description="Alerts: seconds one webhook POST may take in all (connect and answer); "
+        "a receiver trickling its answer cannot extend it.",
     )
     alert_attempts: int = Field(
         3,
@@ -257,6 +260,18 @@ class Settings(BaseSettings):
         ge=1,
         description="Alerts: deliveries one alert sends per run or `alerts send` at most; the rest wait "
         "for the next one.",
+    )
+    alert_send_budget_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Alerts: seconds one run or `alerts send` spends posting at most; deliveries not "
+        "started by then stay pending for the next one.",
+    )
+    alert_recent_days: int = Field(
+        7,
+        ge=0,
+        description="Alerts: an anomaly is new to an alert (added without --include-existing) only when "
+        "its day is at most this many days before the tenant's latest complete day.",
     )
     alert_secrets_file: str | None = Field(
         None,

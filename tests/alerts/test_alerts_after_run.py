@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 
 from costlake.alerts.manage import add_alert
+from costlake.alerts.send import send_alerts
 from costlake.lake.api_keys import store_path
 from costlake.lake.lock import LOCK_FILE, LockTimeout
 from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
+from costlake.pipeline.tenants import load_tenants
 from helpers import ingest_and_run
-from two_tenants import B1, START, build_lake, write_bill
+from two_tenants import A1, B1, START, build_lake, write_bill
 from webhook_receiver import Receiver, receiver, verify
 
 FAST = {"alert_backoff_seconds": 0.01, "alert_backoff_max_seconds": 0.02}
@@ -103,3 +105,27 @@ def test_a_held_back_day_and_a_failed_run_are_operations_events(
             publish_and_detect(gated)
     failed = [g.event for g in hook.received if g.event["type"] == "operations.run_failed"]
     assert len(failed) == 1 and failed[0]["data"]["error"] == "LockTimeout"
+
+
+def test_moving_an_account_to_another_tenant_sends_neither_tenant_anything(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    wh = Warehouse(build_lake(tmp_path).settings.model_copy(update=FAST))
+    hook.clear()
+    alert_a, _ = add_alert(wh, "team-a", hook.url, include_existing=True)
+    alert_b, _ = add_alert(wh, "team-b", hook.url)  # baseline: B1's spike
+    send_alerts(wh)
+    assert [(g.event["alert_id"], g.event["type"]) for g in hook.received] == [
+        (alert_a.alert_id, "anomaly.detected")
+    ]  # A1's spike of Feb 3
+    (tmp_path / "moved.csv").write_text(f"account_id,tenant_id,account_name\n{A1},team-b,moved\n")
+    load_tenants(wh, tmp_path / "moved.csv")  # `costlake tenants load`: A1 is team-b's now
+    send_alerts(wh)
+    send_alerts(wh)
+    assert len(hook.received) == 1  # A is not told "resolved"; B does not get A1's old spike as new
+    with sqlite3.connect(store_path(wh.settings, wh.root)) as con:
+        states = con.execute(
+            "SELECT event, state FROM costlake_alert_deliveries WHERE alert_id = ? ORDER BY event",
+            (alert_a.alert_id,),
+        ).fetchall()
+    assert states == [("anomaly.detected", "delivered"), ("anomaly.resolved", "moved")]

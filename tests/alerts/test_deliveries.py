@@ -4,17 +4,21 @@ anomaly, retries, 4xx, 410, timeouts, operations events, and no secret in the lo
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from costlake.alerts.events import Operations
+from costlake.alerts.events import Due, Operations, detected
 from costlake.alerts.manage import add_alert, open_store, remove_alert, secret_file
-from costlake.alerts.send import send_alerts
+from costlake.alerts.payload import DETECTED
+from costlake.alerts.send import log_due, send_alerts, tenant_data
 from costlake.lake.api_keys import store_path
 from costlake.lake.warehouse import Warehouse
 from two_tenants import A1, A2, B1
@@ -176,3 +180,88 @@ def test_at_most_alert_max_per_send_then_the_rest(fast: Warehouse, hook: Receive
         "operations.data_stale",
         "operations.day_held_back",
     ]
+
+
+def test_a_trickling_receiver_cannot_hold_a_send(fast: Warehouse, hook: Receiver) -> None:
+    quick = Warehouse(fast.settings.model_copy(update={"alert_timeout_seconds": 0.5, "alert_attempts": 1}))
+    alert_id, _ = _add(quick, hook)
+    hook.misbehave = "trickle"  # every header line within the read timeout: only a deadline stops it
+    started = time.monotonic()
+    result = send_alerts(quick).alerts[0]
+    assert time.monotonic() - started < 3.0
+    assert (result.delivered, result.failed, result.left) == (0, 1, 1)
+    assert _states(quick, alert_id) == [("anomaly.detected", "failed", 1)]
+
+
+def test_a_huge_answer_is_not_read(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook)
+    hook.misbehave = "huge"  # 200 and a 50 MB body: 64 KiB of it is read, then the connection closed
+    started = time.monotonic()
+    assert send_alerts(fast).alerts[0].delivered == 1
+    assert time.monotonic() - started < 2.0
+    time.sleep(0.2)  # the receiver notices the hang-up
+    assert hook.written < 25 * 2**20  # the rest was never read (socket buffers hold a few MB at most)
+    assert _states(fast, alert_id) == [("anomaly.detected", "delivered", 1)]
+
+
+def test_the_send_budget_leaves_the_rest_pending(
+    fast: Warehouse, hook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    spent = Warehouse(fast.settings.model_copy(update={"alert_send_budget_seconds": 1e-9}))
+    alert_a, _ = _add(spent, hook, "team-a")
+    alert_b, _ = _add(spent, hook, "team-b")
+    with caplog.at_level(logging.WARNING):
+        report = send_alerts(spent)
+    assert [(r.delivered, r.left) for r in report.alerts] == [(0, 1), (0, 1)] and hook.received == []
+    assert caplog.text.count("send budget is spent") == 1
+    assert sorted(r.delivered for r in send_alerts(fast).alerts) == [1, 1]
+
+
+def test_no_netrc_credentials_reach_a_receiver(
+    fast: Warehouse, hook: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".netrc").write_text("default login u password p\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    _add(fast, hook)
+    assert send_alerts(fast).alerts[0].delivered == 1
+    assert "authorization" not in hook.received[0].headers
+
+
+def test_a_rejected_delivery_stops_the_alert_for_this_send_only(fast: Warehouse, hook: Receiver) -> None:
+    stale = Warehouse(fast.settings.model_copy(update={"alert_stale_hours": 1e-6}))
+    alert_id, _ = _add(stale, hook, "team-b", events=["operations"])
+    hook.answer(400)  # the first of two deliveries is rejected: the second is not thrown away with it
+    first = send_alerts(stale, Operations(run_id="run-3", held_back=(dt.date(2025, 2, 12),))).alerts[0]
+    assert (first.delivered, first.rejected, first.left) == (0, 1, 1) and len(hook.received) == 1
+    second = send_alerts(stale).alerts[0]
+    assert (second.delivered, second.rejected, second.left) == (1, 0, 0) and len(hook.received) == 2
+    assert sorted(s for _, s, _ in _states(stale, alert_id)) == ["delivered", "rejected"]
+
+
+def test_an_alert_made_before_the_first_run_sends_only_recent_ones(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook, include_existing=False)
+    with sqlite3.connect(store_path(fast.settings, fast.root)) as con:  # as if added before any anomaly
+        con.execute("DELETE FROM costlake_alert_deliveries WHERE alert_id = ?", (alert_id,))
+    assert send_alerts(fast).alerts[0].delivered == 0 and hook.received == []  # Feb 3: 11 days old
+    wide = Warehouse(fast.settings.model_copy(update={"alert_recent_days": 30}))
+    assert send_alerts(wide).alerts[0].delivered == 1
+
+
+def test_an_anomaly_whose_account_moved_away_is_not_resolved(fast: Warehouse, hook: Receiver) -> None:
+    alert_id, _ = _add(fast, hook, "team-b", include_existing=False)
+    store = open_store(fast)
+    alert = store.get(alert_id)
+    theirs = detected(alert, tenant_data(fast, "team-a"), {})  # A1's spike, as if A1 had been team-b's
+    gone = {"account_id": B1, "service": "AmazonRDS", "usage_date": "2025-01-02", "kind": "spike"}
+    subject = json.dumps(gone, sort_keys=True)
+    log_due(store, alert, [*theirs, Due(f"msg_gone_{alert_id}", DETECTED, subject, gone)], "delivered")
+    store.close()
+    assert send_alerts(fast).alerts[0].delivered == 1  # only the anomaly gone from every tenant
+    assert [g.event["type"] for g in hook.received] == ["anomaly.resolved"]
+    assert hook.received[0].event["data"]["usage_date"] == "2025-01-02"
+    states = _states(fast, alert_id)
+    assert ("anomaly.resolved", "moved", 0) in states and ("anomaly.resolved", "delivered", 1) in states
+    send_alerts(fast)
+    assert len(hook.received) == 1  # the moved one is never told, later or again

@@ -127,25 +127,26 @@ def test_answers_decide_the_delivery_state() -> None:
     ]  # fmt: skip
 
 
-def test_urls_are_checked_and_their_query_redacted_in_listings() -> None:
+def test_urls_are_checked_and_shown_without_path_or_query() -> None:
     for bad in ("ftp://h/x", "hooks.example.com/x", "https://user:pw@h.example/x", "http:///x"):
         with pytest.raises(InputError):
             check_url(bad)
     assert check_url("http://hooks.example.com/x") is not None  # a warning, not a refusal
     assert check_url("http://localhost:9/x") is None and check_url("https://h.example/x") is None
-    assert shown_url("https://hooks.slack.com/services/T0/B0/secret?x=1") == (
-        "https://hooks.slack.com/services/T0/B0/secret?[redacted]"
-    )
+    assert shown_url("https://hooks.slack.com/services/T0/B0/secret?x=1") == "https://hooks.slack.com/…"
+    assert shown_url("http://[::1]:8080") == "http://[::1]:8080/"
+    assert shown_url(shown_url("https://h.example/a")) == "https://h.example/…"  # stored, then listed
 
 
 def test_the_secrets_file_is_owner_only_and_refused_when_others_may_read_it(tmp_path) -> None:
     secrets = SecretFile(tmp_path / "alert-secrets.json")
     secret = new_secret()
-    secrets.put("alr_1", secret)
+    secrets.put("alr_1", secret, "https://hooks.slack.com/services/T0/B0/token")
     assert stat.S_IMODE(os.stat(secrets.path).st_mode) == 0o600
     assert secrets.get("alr_1") == secret and secrets.get("alr_2") is None
     secrets.put("alr_1", new_secret())
-    assert secrets.get("alr_1") != secret  # a rotation replaces it
+    assert secrets.get("alr_1") != secret  # a rotation replaces it, and keeps the URL
+    assert secrets.url("alr_1") == "https://hooks.slack.com/services/T0/B0/token"
     assert stat.S_IMODE(os.stat(secrets.path).st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alert-secrets.json", "alert-secrets.json.lock"]
     os.chmod(secrets.path, 0o644)

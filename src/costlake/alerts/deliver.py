@@ -9,6 +9,8 @@ webhook URL is itself a secret) and the signature never appear in them.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,18 +50,48 @@ def classify(status: int) -> tuple[str, str | None]:
     return REJECTED, f"HTTP {status}"
 
 
-def post_once(url: str, body: bytes, sent_headers: dict[str, str], timeout: float) -> tuple[int | None, str]:
-    """The status of one POST (None and the kind of failure when no answer came)."""
+MAX_ANSWER_BYTES = 64 * 1024  # of an answer's body read at most, then the connection is closed
+
+
+def _post(url: str, body: bytes, sent_headers: dict[str, str], timeout: float, got: list[object]) -> None:
+    """The POST itself (in a daemon thread): no netrc, proxy or redirect, at most 64 KiB of answer."""
+    session = requests.Session()
+    session.trust_env = False  # ~/.netrc credentials and proxy settings never reach a receiver
+    got.append(session)
     try:
-        answer = requests.post(url, data=body, headers=sent_headers, timeout=timeout, allow_redirects=False)
+        answer = session.post(
+            url, data=body, headers=sent_headers, timeout=timeout, allow_redirects=False, stream=True
+        )
+        got.append(answer)
+        with contextlib.suppress(requests.RequestException, OSError, ValueError):
+            answer.raw.read(MAX_ANSWER_BYTES)  # the status is what counts; a broken body changes nothing
+        answer.close()
+        got.append(answer.status_code)
     except requests.Timeout:
-        return None, "timed out"
+        got.append("timed out")
     except requests.ConnectionError:
-        return None, "could not connect"
-    except requests.RequestException as exc:
-        return None, f"request failed ({type(exc).__name__})"
-    answer.close()
-    return answer.status_code, ""
+        got.append("could not connect")
+    except Exception as exc:  # noqa: BLE001 - e.g. the session closed under it after the deadline
+        got.append(f"request failed ({type(exc).__name__})")
+    finally:
+        session.close()
+
+
+def post_once(url: str, body: bytes, sent_headers: dict[str, str], timeout: float) -> tuple[int | None, str]:
+    """The status of one POST (None and the kind of failure when no answer came), within `timeout`
+    seconds in all: a receiver that trickles its answer is abandoned (the daemon thread dies with us)."""
+    got: list[object] = []
+    worker = threading.Thread(target=_post, args=(url, body, sent_headers, timeout, got), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    found = list(got)
+    if worker.is_alive() or not found or isinstance(found[-1], requests.Session | requests.Response):
+        for thing in reversed(found):
+            with contextlib.suppress(Exception):
+                thing.close()  # type: ignore[attr-defined]
+        return None, "timed out"
+    last = found[-1]
+    return (last, "") if isinstance(last, int) else (None, str(last))
 
 
 def deliver(

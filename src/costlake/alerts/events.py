@@ -2,9 +2,13 @@
 caller reads the lake and the delivery log, this decides.
 
 * New: an anomaly of the tenant's accounts at or above the alert's thresholds whose delivery id is not
-  in the log yet (so an anomaly is never sent under two ids, whatever state its delivery is in).
+  in the log yet (so an anomaly is never sent under two ids, whatever state its delivery is in), and
+  whose day is at most `alert_recent_days` before the tenant's latest complete day (unless the alert
+  was added with `--include-existing`): an alert made before the first run, or an account moved in
+  from another tenant, does not deliver the history.
 * Resolved: an anomaly whose `anomaly.detected` delivery was logged (and not rejected) and that
-  `cost_anomalies` no longer holds, e.g. after a correction: one `anomaly.resolved` event.
+  `cost_anomalies` no longer holds for any tenant, e.g. after a correction: one `anomaly.resolved`
+  event. One that moved to another tenant's account is logged `moved` instead, never sent.
 * Thresholds: `min_impact` on |impact_usd|, `min_pct` on |impact_pct|, both when both are set. An
   anomaly with no percentage (its expected cost was 0: a new service) passes `min_pct`: growth from
   nothing is larger than any percentage.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +73,23 @@ def identity(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(data[k]) for k in IDENTITY)
 
 
-def detected(alert: Alert, tenant: TenantData, logged: Mapping[str, str]) -> list[Due]:
-    """The tenant's anomalies at or above the thresholds not logged yet for this alert."""
+def recent_since(alert: Alert, tenant: TenantData, recent_days: int | None) -> dt.date | None:
+    """The first day whose anomalies are new to the alert; None: any day."""
+    latest = tenant.freshness.get("latest_complete_date")
+    if recent_days is None or alert.include_existing or latest is None:
+        return None
+    return dt.date.fromisoformat(latest) - dt.timedelta(days=recent_days)
+
+
+def detected(
+    alert: Alert, tenant: TenantData, logged: Mapping[str, str], recent_days: int | None = None
+) -> list[Due]:
+    """The tenant's anomalies at or above the thresholds, not logged yet for this alert and recent
+    (`recent_days`; None: of any day)."""
     due = []
+    since = recent_since(alert, tenant, recent_days)
     for anomaly in tenant.anomalies:
-        if not passes(alert, anomaly):
+        if not passes(alert, anomaly) or (since is not None and anomaly.usage_date < since):
             continue
         data = anomaly_data(anomaly, tenant.account_names.get(anomaly.account_id), tenant.freshness)
         msg_id = delivery_id(alert.alert_id, DETECTED, *identity(data))
@@ -82,20 +98,34 @@ def detected(alert: Alert, tenant: TenantData, logged: Mapping[str, str]) -> lis
     return due
 
 
-def resolved(alert: Alert, tenant: TenantData, sent: Iterable[str], logged: Mapping[str, str]) -> list[Due]:
+def resolved(
+    alert: Alert,
+    tenant: TenantData,
+    sent: Iterable[str],
+    logged: Mapping[str, str],
+    anywhere: Callable[[], set[tuple[str, ...]]],
+) -> tuple[list[Due], list[Due]]:
     """A `resolved` event for each sent anomaly (`sent`: the subjects of its logged deliveries) that is
-    no longer detected."""
-    now = {(a.account_id, a.service_name, a.usage_date.isoformat(), a.kind) for a in tenant.anomalies}
-    due = []
+    no longer detected for any tenant (`anywhere`: the identities of all anomalies, read when needed);
+    and, to log as `moved` (never sent), those now detected for another tenant only."""
+    now = {identity(anomaly_key(a)) for a in tenant.anomalies}
+    due: list[Due] = []
+    moved: list[Due] = []
     for subject in sent:
         data = json.loads(subject)
-        if identity(data) in now:
-            continue
         msg_id = delivery_id(alert.alert_id, RESOLVED, *identity(data))
-        if msg_id not in logged:
-            data = data | {"freshness": tenant.freshness}
-            due.append(Due(msg_id, RESOLVED, subject, data))
-    return due
+        if identity(data) in now or msg_id in logged:
+            continue
+        gone = identity(data) not in anywhere()
+        (due if gone else moved).append(
+            Due(msg_id, RESOLVED, subject, data | {"freshness": tenant.freshness})
+        )
+    return due, moved
+
+
+def anomaly_key(a: Anomaly) -> dict[str, str]:
+    return {"account_id": a.account_id, "service": a.service_name, "usage_date": a.usage_date.isoformat(),
+            "kind": a.kind}  # fmt: skip
 
 
 def operations(

@@ -13,7 +13,7 @@ import datetime as dt
 import ipaddress
 from collections.abc import Iterable
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from costlake.alerts.deliver import FAILED, GONE, Outcome, deliver
 from costlake.alerts.events import EVENT_GROUPS, Due, detected
@@ -47,7 +47,11 @@ def check_url(url: str) -> str | None:
     >>> check_url("http://example.com/hook")
     'the URL is plain http to a host that is not this machine: payloads and signatures travel unencrypted'
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise InputError("--url is not a valid URL (a malformed host or a port out of range)") from None
     if parts.scheme not in ("http", "https"):
         raise InputError(f"--url must be an http:// or https:// URL, not {parts.scheme or 'no'} scheme")
     if not parts.hostname:
@@ -72,14 +76,35 @@ def _loopback(host: str) -> bool:
 
 
 def shown_url(url: str) -> str:
-    """A URL as listings show it: the query string (and fragment) redacted, since some hold tokens.
+    """A URL as listings, logs and the SQLite store show it: scheme and host only, and `…` for the
+    path and query left out (a Slack webhook URL's path is its token).
 
-    >>> shown_url("https://h.example/hook?token=abc#x"), shown_url("https://h.example/hook")
-    ('https://h.example/hook?[redacted]', 'https://h.example/hook')
+    >>> shown_url("https://h.example/hook?token=abc#x"), shown_url("https://h.example:8443")
+    ('https://h.example/…', 'https://h.example:8443/')
     """
     parts = urlsplit(url)
-    hidden = "[redacted]" if parts.query or parts.fragment else ""
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")) + (f"?{hidden}" if hidden else "")
+    host = parts.netloc.rpartition("@")[2]
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return f"{parts.scheme}://{host}/" + ("…" if hidden else "")
+
+
+MAX_THRESHOLD = Decimal("1e12")
+STEP = Decimal("0.000001")  # six decimal places at most
+
+
+def threshold(flag: str, value: Decimal | None) -> Decimal | None:
+    """A threshold as stored: finite, 0 to 1e12, at most six decimal places, -0 as 0.
+
+    >>> threshold("--min-impact", Decimal("-0")), threshold("--min-pct", Decimal("12.50"))
+    (Decimal('0'), Decimal('12.50'))
+    """
+    if value is None:
+        return None
+    if not value.is_finite() or value < 0 or value > MAX_THRESHOLD:
+        raise InputError(f"{flag} must be a number from 0 to 1e12")
+    if value != value.quantize(STEP):
+        raise InputError(f"{flag} has more than six decimal places")
+    return value if value else Decimal(0)
 
 
 def parse_events(text: str) -> list[str]:
@@ -103,9 +128,7 @@ def add_alert(
     """A new alert and its signing secret (which the caller shows once)."""
     if fmt not in FORMATS:
         raise InputError(f"--format must be json or slack, not {fmt!r}")
-    for flag, value in (("--min-impact", min_impact), ("--min-pct", min_pct)):
-        if value is not None and (not value.is_finite() or value < 0):
-            raise InputError(f"{flag} must be a number of 0 or more, not {value}")
+    min_impact, min_pct = threshold("--min-impact", min_impact), threshold("--min-pct", min_pct)
     if tenant == UNASSIGNED_TENANT:
         raise InputError(
             f"'{UNASSIGNED_TENANT}' is no tenant: assign its accounts with `costlake tenants load`"
@@ -114,10 +137,10 @@ def add_alert(
     tenant_accounts(wh, tenant)  # an unknown or misspelt tenant stops here
     store = open_store(wh)
     try:
-        alert = store.add(tenant, url, min_impact, min_pct, fmt, events)
+        alert = store.add(tenant, shown_url(url), min_impact, min_pct, fmt, events, include_existing)
         secret = new_secret()
         try:
-            secret_file(wh).put(alert.alert_id, secret)
+            secret_file(wh).put(alert.alert_id, secret, url)
             if not include_existing:
                 log_due(store, alert, _baseline(wh, alert), state="baseline")
         except BaseException:
@@ -161,14 +184,15 @@ def send_test(wh: Warehouse, alert_id: str) -> tuple[Alert, Outcome]:
     store = open_store(wh)
     try:
         alert = store.get(alert_id)
-        secret = secret_file(wh).get(alert.alert_id)
-        if secret is None:
-            raise ConfigError(f"{alert.alert_id} has no signing secret: run `costlake alerts rotate-secret`")
+        keys = secret_file(wh)
+        secret, url = keys.get(alert.alert_id), keys.url(alert.alert_id)
+        if secret is None or url is None:
+            raise ConfigError(f"{alert.alert_id} has no signing secret or URL in the secrets file")
         now = dt.datetime.now(dt.UTC)
         msg_id = delivery_id(alert.alert_id, TEST, now.isoformat())
         data = {"message": "a test event from `costlake alerts test`; nothing happened", "sample": True}
         log_due(store, alert, [Due(msg_id, TEST, "{}", data)], state="testing")
-        outcome = deliver(alert.url, secret, msg_id, store.body(msg_id), wh.settings)
+        outcome = deliver(url, secret, msg_id, store.body(msg_id), wh.settings)
         state = "test-failed" if outcome.state == FAILED else outcome.state  # a test is never sent again
         store.outcome(msg_id, state, outcome.status, outcome.error, outcome.tries)
         if outcome.state == GONE:

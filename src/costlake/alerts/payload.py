@@ -2,7 +2,8 @@
 
 JSON carries names from billing files as they are stored (the encoder escapes them: they are data).
 A Slack message is mrkdwn that people read: names go through the name policy (text/names.py), and
-`&`, `<`, `>` are escaped as Slack asks, so no name can make a link or an @channel mention.
+`&`, `<`, `>` are escaped as Slack asks, so no name can make a `<url|label>` link or an @channel
+mention; Slack may still auto-link a bare domain in a name (its text shows the address itself).
 Money is exact decimal strings in JSON.
 """
 
@@ -62,7 +63,8 @@ def body(message: dict[str, Any], fmt: str) -> bytes:
 
 
 def slack_escape(text: str) -> str:
-    """Text that Slack's mrkdwn shows as it is: no link, mention or markup comes out of it.
+    """Text that Slack's mrkdwn shows as it is: no `<...|label>` link, mention or markup comes out of it
+    (Slack may still auto-link a bare domain in it).
 
     >>> slack_escape("<!channel> & <https://x|click>")
     '&lt;!channel&gt; &amp; &lt;https://x|click&gt;'

@@ -1,10 +1,12 @@
 """The alerts' signing secrets: one JSON file, readable by its owner only, outside the lake.
 
 `<root>/alert-secrets.json` (root: the warehouse's local folder, where `keys.db` would be; the
-setting `alert_secrets_file` moves it) maps alert ids to `whsec_` secrets. It is neither in an Iceberg
-table nor in the SQLite database, so no snapshot, backup of the catalog or `costlake query` carries a
-secret. It is created with mode 0600 and replaced atomically (a 0600 temporary file in the same
-folder, then `os.replace`); a file that group or others may read is refused. Nothing here logs.
+setting `alert_secrets_file` moves it) maps alert ids to `{"secret": "whsec_...", "url": ...}`: the
+signing secret and the receiver's full URL (a Slack webhook URL is itself a secret; the SQLite
+database keeps only its redacted form). It is neither in an Iceberg table nor in the SQLite database,
+so no snapshot, backup of the catalog or `costlake query` carries a secret. It is created with mode
+0600 and replaced atomically (a 0600 temporary file in the same folder, then `os.replace`); a file
+that group or others may read is refused. Nothing here logs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class SecretFile:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def _read(self) -> dict[str, str]:
+    def _read(self) -> dict[str, dict[str, str]]:
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -52,11 +54,11 @@ class SecretFile:
                 found = json.load(handle)
             except ValueError:
                 raise ConfigError(f"{self.path}: not a JSON object of alert secrets") from None
-        if not isinstance(found, dict):
+        if not isinstance(found, dict) or not all(isinstance(v, dict) for v in found.values()):
             raise ConfigError(f"{self.path}: not a JSON object of alert secrets")
-        return {str(k): str(v) for k, v in found.items()}
+        return {str(k): {str(f): str(x) for f, x in v.items()} for k, v in found.items()}
 
-    def _write(self, secrets: dict[str, str]) -> None:
+    def _write(self, secrets: dict[str, dict[str, str]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=".alert-secrets-", dir=self.path.parent)  # mode 0600
         try:
@@ -71,10 +73,15 @@ class SecretFile:
             raise
 
     def get(self, alert_id: str) -> str | None:
-        return self._read().get(alert_id)
+        """The alert's signing secret."""
+        return self._read().get(alert_id, {}).get("secret")
+
+    def url(self, alert_id: str) -> str | None:
+        """The alert's full receiver URL."""
+        return self._read().get(alert_id, {}).get("url")
 
     @contextmanager
-    def _changing(self) -> Iterator[dict[str, str]]:
+    def _changing(self) -> Iterator[dict[str, dict[str, str]]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -87,10 +94,11 @@ class SecretFile:
         finally:
             os.close(fd)  # releases the lock
 
-    def put(self, alert_id: str, secret: str) -> None:
-        """Set (or replace: a rotation) the secret of an alert; the old one stops signing at once."""
+    def put(self, alert_id: str, secret: str, url: str | None = None) -> None:
+        """Set (or replace: a rotation) the secret of an alert, and its URL when given (a rotation keeps
+        the URL); the old secret stops signing at once."""
         with self._changing() as secrets:
-            secrets[alert_id] = secret
+            secrets[alert_id] = secrets.get(alert_id, {}) | {"secret": secret} | ({"url": url} if url else {})
 
     def remove(self, alert_id: str) -> None:
         with self._changing() as secrets:

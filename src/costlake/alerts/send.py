@@ -5,13 +5,16 @@ For each active alert: read its tenant's anomalies (once per tenant), log every 
 first, at most `alert_max_per_send` per alert, and log each outcome. A crash between a POST and its
 outcome leaves the delivery `pending`: the next send posts it again with the same `webhook-id`
 (at-least-once; receivers de-duplicate by that id). An endpoint that still fails after its retries
-stops this alert's sending until the next send; a 410 disables the alert.
+stops this alert's sending until the next send, and so does a rejected delivery (a 4xx or a redirect:
+never sent again itself); a 410 disables the alert.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from costlake.alerts.deliver import DELIVERED, FAILED, GONE, REJECTED, Outcome, deliver
@@ -21,7 +24,9 @@ from costlake.alerts.events import (
     Due,
     Operations,
     TenantData,
+    anomaly_key,
     detected,
+    identity,
     operations,
     resolved,
 )
@@ -63,6 +68,25 @@ class AlertResult:
 @dataclass
 class SendReport:
     alerts: list[AlertResult] = field(default_factory=list)
+    deadline: float = float("inf")  # time.monotonic() after which no further POST starts
+    out_of_time: bool = False
+    every_anomaly: set[tuple[str, ...]] | None = None  # of all tenants, read once when needed
+
+    def anywhere(self, wh: Warehouse) -> Callable[[], set[tuple[str, ...]]]:
+        def read() -> set[tuple[str, ...]]:
+            if self.every_anomaly is None:
+                self.every_anomaly = all_anomalies(wh)
+            return self.every_anomaly
+
+        return read
+
+    def has_time(self) -> bool:
+        if time.monotonic() < self.deadline:
+            return True
+        if not self.out_of_time:
+            self.out_of_time = True
+            log.warning("alerts: the send budget is spent; what is not sent yet waits for the next send")
+        return False
 
 
 def send_alerts(wh: Warehouse, run: Operations | None = None, only: str | None = None) -> SendReport:
@@ -75,10 +99,10 @@ def send_alerts(wh: Warehouse, run: Operations | None = None, only: str | None =
     try:
         keys = SecretFile(secrets_path(wh.settings, wh.root))
         tenants: dict[str, TenantData | None] = {}
-        report = SendReport()
+        report = SendReport(deadline=time.monotonic() + wh.settings.alert_send_budget_seconds)
         for alert in store.alerts(active_only=True):
             if only is None or alert.alert_id == only:
-                report.alerts.append(_send_alert(wh, store, keys, alert, run, tenants))
+                report.alerts.append(_send_alert(wh, store, keys, alert, run, tenants, report))
         return report
     finally:
         store.close()
@@ -104,6 +128,18 @@ def tenant_data(wh: Warehouse, tenant: str) -> TenantData:
     return TenantData(found, names, freshness, published)
 
 
+def all_anomalies(wh: Warehouse) -> set[tuple[str, ...]]:
+    """The identities of every tenant's anomalies (never shown to an alert: only whether one exists)."""
+    found: set[tuple[str, ...]] = set()
+    with readers.session(wh, None, (COST_ANOMALIES.name,)):
+        after = None
+        while True:
+            page = readers.anomalies(wh, None, page=Page(limit=MAX_LIMIT, after=after))
+            found |= {identity(anomaly_key(a)) for a in page.rows}
+            if (after := page.next) is None:
+                return found
+
+
 def _tenant(wh: Warehouse, tenant: str, cache: dict[str, TenantData | None]) -> TenantData | None:
     if tenant not in cache:
         try:
@@ -115,14 +151,21 @@ def _tenant(wh: Warehouse, tenant: str, cache: dict[str, TenantData | None]) -> 
 
 
 def due_events(
-    wh: Warehouse, store: AlertStore, alert: Alert, run: Operations | None, tenant: TenantData | None
+    wh: Warehouse,
+    store: AlertStore,
+    alert: Alert,
+    run: Operations | None,
+    tenant: TenantData | None,
+    anywhere: Callable[[], set[tuple[str, ...]]],
 ) -> list[Due]:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # published_at is naive UTC
     due: list[Due] = []
     if ANOMALIES in alert.events and tenant is not None:
-        due += detected(alert, tenant, store.logged(alert.alert_id, DETECTED))
+        due += detected(alert, tenant, store.logged(alert.alert_id, DETECTED), wh.settings.alert_recent_days)
         sent = store.subjects(alert.alert_id, DETECTED, ("delivered", *RESEND))
-        due += resolved(alert, tenant, sent, store.logged(alert.alert_id, RESOLVED))
+        gone, moved = resolved(alert, tenant, sent, store.logged(alert.alert_id, RESOLVED), anywhere)
+        log_due(store, alert, moved, state="moved")  # its account has another tenant now: never sent
+        due += gone
     if OPERATIONS in alert.events:
         due += operations(alert, run, tenant, wh.settings.alert_stale_hours, now)
     return due
@@ -145,17 +188,20 @@ def _send_alert(
     alert: Alert,
     run: Operations | None,
     tenants: dict[str, TenantData | None],
+    report: SendReport,
 ) -> AlertResult:
     result = AlertResult(alert.alert_id)
     tenant = _tenant(wh, alert.tenant_id, tenants)
-    log_due(store, alert, due_events(wh, store, alert, run, tenant))
-    secret = keys.get(alert.alert_id)
-    if secret is None:
-        result.problem = "no signing secret: run `costlake alerts rotate-secret`"
-        log.warning("alerts: %s has no signing secret; nothing sent", alert.alert_id)
+    log_due(store, alert, due_events(wh, store, alert, run, tenant, report.anywhere(wh)))
+    secret, url = keys.get(alert.alert_id), keys.url(alert.alert_id)
+    if secret is None or url is None:
+        result.problem = "no signing secret or URL in the secrets file: remove the alert and add it again"
+        log.warning("alerts: %s has no signing secret or URL; nothing sent", alert.alert_id)
     else:
         for pending in store.due(alert.alert_id, wh.settings.alert_max_per_send):
-            outcome = deliver(alert.url, secret, pending.delivery_id, pending.body, wh.settings)
+            if not report.has_time():
+                break
+            outcome = deliver(url, secret, pending.delivery_id, pending.body, wh.settings)
             crash_point(CRASH_POINT)
             if not _record(store, alert, pending.delivery_id, pending.event, outcome, result):
                 break
@@ -174,9 +220,9 @@ def _record(
         result.delivered += 1
         return True
     log.warning("alerts: %s delivery %s (%s): %s", alert.alert_id, msg_id, kind, outcome.error)
-    if outcome.state == REJECTED:
+    if outcome.state == REJECTED:  # stays rejected; the rest waits, so one bad answer discards one delivery
         result.rejected += 1
-        return True
+        return False
     if outcome.state == GONE:
         store.disable(alert.alert_id, "410 Gone")
         result.disabled = True

@@ -10,7 +10,8 @@ subject), so no event of an alert is ever logged, or sent, under two ids. States
 `pending` (logged, not known to be delivered: sent again by the next send), `failed` (timeouts,
 connection errors, 429, 5xx: sent again), `delivered` (2xx), `rejected` (another 4xx or a redirect:
 never sent again), `gone` (410: the alert was disabled), `baseline` (an anomaly that existed when the
-alert was added: never sent).
+alert was added: never sent), `moved` (a `resolved` event not sent: the anomaly's account belongs to
+another tenant now).
 """
 
 from __future__ import annotations
@@ -25,18 +26,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from costlake.errors import InputError
+from costlake.errors import CostlakeError, InputError
 
 ALERTS = "costlake_alerts"
 DELIVERIES = "costlake_alert_deliveries"
 BUSY_TIMEOUT_S = 5.0
 RESEND = ("pending", "failed")  # the states a send delivers again
-_ALERT_COLUMNS = "alert_id, tenant_id, url, min_impact, min_pct, format, events, created_at, disabled"
+_ALERT_COLUMNS = (
+    "alert_id, tenant_id, url, min_impact, min_pct, format, events, created_at, disabled, include_existing"
+)
 _SCHEMA = (
     f"""CREATE TABLE IF NOT EXISTS {ALERTS} (
         alert_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, url TEXT NOT NULL, min_impact TEXT,
         min_pct TEXT, format TEXT NOT NULL, events TEXT NOT NULL, created_at TEXT NOT NULL,
-        disabled TEXT)""",
+        disabled TEXT, include_existing INTEGER NOT NULL DEFAULT 0)""",
     f"""CREATE TABLE IF NOT EXISTS {DELIVERIES} (
         delivery_id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, event TEXT NOT NULL, subject TEXT NOT NULL,
         body BLOB, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, status INTEGER,
@@ -49,13 +52,14 @@ _SCHEMA = (
 class Alert:
     alert_id: str  # "alr_" + 8 hex
     tenant_id: str
-    url: str
+    url: str  # as listings show it (scheme and host); the full URL is in the secrets file
     min_impact: Decimal | None  # on |impact_usd|
     min_pct: Decimal | None  # on |impact_pct|
     format: str  # json | slack
     events: frozenset[str]  # anomalies, operations
     created_at: dt.datetime
     disabled: str | None  # why the endpoint was disabled (a 410 answer), None while active
+    include_existing: bool = False  # added with --include-existing: old anomalies are new to it too
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def _now() -> str:
 
 
 def _alert(row: tuple[object, ...]) -> Alert:
-    alert_id, tenant, url, impact, pct, fmt, events, created, disabled = row
+    alert_id, tenant, url, impact, pct, fmt, events, created, disabled, existing = row
     return Alert(
         str(alert_id),
         str(tenant),
@@ -88,6 +92,7 @@ def _alert(row: tuple[object, ...]) -> Alert:
         frozenset(str(events).split(",")),
         dt.datetime.fromisoformat(str(created)),
         None if disabled is None else str(disabled),
+        bool(existing),
     )
 
 
@@ -100,15 +105,34 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
     )  # fmt: skip
 
 
+class StoreBusy(CostlakeError):
+    """Another process held the alert store's lock for longer than the busy timeout."""
+
+    exit_code = 1
+
+
+@contextmanager
+def _not_busy() -> Iterator[None]:
+    """A locked database becomes one line, not an internal error."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreBusy("the alert store is busy (another command holds it); try again") from None
+        raise
+
+
 def has_active_alerts(path: Path) -> bool:
     """Whether any alert is active, without creating the tables (or the file): what a run checks."""
     if not path.is_file():
         return False
     con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
     try:
-        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (ALERTS,)).fetchone():
-            return False
-        return con.execute(f"SELECT 1 FROM {ALERTS} WHERE disabled IS NULL LIMIT 1").fetchone() is not None
+        with _not_busy():
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (ALERTS,)).fetchone():
+                return False
+            found = con.execute(f"SELECT 1 FROM {ALERTS} WHERE disabled IS NULL LIMIT 1").fetchone()
+            return found is not None
     finally:
         con.close()
 
@@ -129,23 +153,26 @@ class AlertStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self.con.execute("BEGIN IMMEDIATE")
+        with _not_busy():
+            self.con.execute("BEGIN IMMEDIATE")
         try:
             yield self.con
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        with _not_busy():
+            self.con.execute("COMMIT")
 
     def add(self, tenant: str, url: str, min_impact: Decimal | None, min_pct: Decimal | None,
-            fmt: str, events: Iterable[str]) -> Alert:  # fmt: skip
+            fmt: str, events: Iterable[str], include_existing: bool = False) -> Alert:  # fmt: skip
         alert = Alert(f"alr_{secrets.token_hex(4)}", tenant, url, min_impact, min_pct, fmt,
-                      frozenset(events), dt.datetime.now(dt.UTC).replace(microsecond=0), None)  # fmt: skip
+                      frozenset(events), dt.datetime.now(dt.UTC).replace(microsecond=0), None,
+                      include_existing)  # fmt: skip
         with self._write() as con:
             con.execute(
-                f"INSERT INTO {ALERTS} ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                f"INSERT INTO {ALERTS} ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
                 (alert.alert_id, tenant, url, _text(min_impact), _text(min_pct), fmt,
-                 ",".join(sorted(alert.events)), alert.created_at.isoformat()),
+                 ",".join(sorted(alert.events)), alert.created_at.isoformat(), int(include_existing)),
             )  # fmt: skip
         return alert
 

@@ -31,9 +31,9 @@ def _decimal(flag: str, text: str | None) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         raise InputError(f"{flag} must be a number, not {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise InputError(f"{flag} must be a number of 0 or more, not {text!r}")
-    return value
+    from costlake.alerts.manage import threshold
+
+    return threshold(flag, value)
 
 
 def _print_secret(secret: str) -> None:
@@ -108,7 +108,7 @@ def _row(alert: Alert, store: AlertStore) -> dict[str, object]:
 
 @app.command("list")
 def alerts_list(fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text") -> None:
-    """List alerts: id, tenant, URL (query string redacted), thresholds, format, events, state (a 410
+    """List alerts: id, tenant, URL (scheme and host only), thresholds, format, events, state (a 410
     answer disables an endpoint) and the last delivery's outcome. Secrets are never shown."""
     check_choice("--format", fmt, ("text", "json"))
     store = _store()
@@ -180,3 +180,5 @@ def alerts_send() -> None:
         say("no active alerts")
     for result in report.alerts:
         say(result.line())
+    if any(r.failed or r.rejected for r in report.alerts):  # exit 1, so that cron notices
+        raise InputError("some deliveries failed or were rejected (see the lines above)")
