@@ -267,12 +267,6 @@ class Settings(BaseSettings):
         description="Alerts: seconds one run or `alerts send` spends posting at most; deliveries not "
         "started by then stay pending for the next one.",
     )
-    alert_recent_days: int = Field(
-        7,
-        ge=0,
-        description="Alerts: an anomaly is new to an alert (added without --include-existing) only when "
-        "its day is at most this many days before the tenant's latest complete day.",
-    )
     alert_secrets_file: str | None = Field(
         None,
         description="Alerts: the owner-only (0600) JSON file of the signing secrets; default "

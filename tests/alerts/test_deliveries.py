@@ -80,7 +80,10 @@ def test_only_the_alerts_tenant_signed_once_per_anomaly(fast: Warehouse, hook: R
 def test_a_new_alert_sends_only_anomalies_found_after_it(fast: Warehouse, hook: Receiver) -> None:
     alert_id, _ = _add(fast, hook, include_existing=False)
     assert send_alerts(fast).alerts[0].delivered == 0 and hook.received == []
-    assert _states(fast, alert_id) == [("anomaly.detected", "baseline", 0)]
+    # The spike is the baseline; both of team-a's accounts are marked seen.
+    assert _states(fast, alert_id) == [("account.seen", "baseline", 0)] * 2 + [
+        ("anomaly.detected", "baseline", 0)
+    ]
 
 
 THRESHOLDS = [
@@ -240,13 +243,23 @@ def test_a_rejected_delivery_stops_the_alert_for_this_send_only(fast: Warehouse,
     assert sorted(s for _, s, _ in _states(stale, alert_id)) == ["delivered", "rejected"]
 
 
-def test_an_alert_made_before_the_first_run_sends_only_recent_ones(fast: Warehouse, hook: Receiver) -> None:
+def test_an_account_seen_for_the_first_time_is_baseline_then_any_new_anomaly_is_news(
+    fast: Warehouse, hook: Receiver
+) -> None:
     alert_id, _ = _add(fast, hook, include_existing=False)
-    with sqlite3.connect(store_path(fast.settings, fast.root)) as con:  # as if added before any anomaly
+    with sqlite3.connect(store_path(fast.settings, fast.root)) as con:  # as if added before any data
         con.execute("DELETE FROM costlake_alert_deliveries WHERE alert_id = ?", (alert_id,))
-    assert send_alerts(fast).alerts[0].delivered == 0 and hook.received == []  # Feb 3: 11 days old
-    wide = Warehouse(fast.settings.model_copy(update={"alert_recent_days": 30}))
-    assert send_alerts(wide).alerts[0].delivered == 1
+    # The first sight of the accounts (an alert made before the first run): history, not news.
+    assert send_alerts(fast).alerts[0].delivered == 0 and hook.received == []
+    assert ("account.seen", "baseline", 0) in _states(fast, alert_id)
+    with sqlite3.connect(store_path(fast.settings, fast.root)) as con:  # as if detected only now
+        con.execute(
+            "DELETE FROM costlake_alert_deliveries WHERE alert_id = ? AND event = 'anomaly.detected'",
+            (alert_id,),
+        )
+    # An anomaly new to the alert on an account it has seen is sent, though its day (Feb 3) is old.
+    assert send_alerts(fast).alerts[0].delivered == 1
+    assert hook.received[0].event["data"]["usage_date"] == "2025-02-03"
 
 
 def test_an_anomaly_whose_account_moved_away_is_not_resolved(fast: Warehouse, hook: Receiver) -> None:

@@ -2,10 +2,11 @@
 caller reads the lake and the delivery log, this decides.
 
 * New: an anomaly of the tenant's accounts at or above the alert's thresholds whose delivery id is not
-  in the log yet (so an anomaly is never sent under two ids, whatever state its delivery is in), and
-  whose day is at most `alert_recent_days` before the tenant's latest complete day (unless the alert
-  was added with `--include-existing`): an alert made before the first run, or an account moved in
-  from another tenant, does not deliver the history.
+  in the log yet (so an anomaly is never sent under two ids, whatever state its delivery is in),
+  whatever its day: a late bill or a backfill that makes an anomaly on an old day is news. Only the
+  anomalies of an account the alert sees for the first time (the first data of the tenant, or an
+  account moved in from another tenant) are its baseline, logged and never sent, unless the alert was
+  added with `--include-existing` (`split_first_sight`).
 * Resolved: an anomaly whose `anomaly.detected` delivery was logged (and not rejected) and that
   `cost_anomalies` no longer holds for any tenant, e.g. after a correction: one `anomaly.resolved`
   event. One that moved to another tenant's account is logged `moved` instead, never sent.
@@ -28,6 +29,7 @@ from costlake.alerts.store import Alert
 from costlake.catalog.rows import Anomaly
 
 ANOMALIES, OPERATIONS = "anomalies", "operations"
+ACCOUNT_SEEN = "account.seen"  # a log-only row per account an alert has seen data of (never sent)
 EVENT_GROUPS = (ANOMALIES, OPERATIONS)
 IDENTITY = ("account_id", "service", "usage_date", "kind")
 
@@ -48,6 +50,7 @@ class TenantData:
 
     anomalies: list[Anomaly]
     account_names: dict[str, str | None]
+    with_data: frozenset[str]  # the accounts with a published day
     freshness: dict[str, Any]  # latest_usage_date, latest_complete_date, last_published_at
     last_published_at: dt.datetime | None  # UTC
 
@@ -73,29 +76,42 @@ def identity(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(data[k]) for k in IDENTITY)
 
 
-def recent_since(alert: Alert, tenant: TenantData, recent_days: int | None) -> dt.date | None:
-    """The first day whose anomalies are new to the alert; None: any day."""
-    latest = tenant.freshness.get("latest_complete_date")
-    if recent_days is None or alert.include_existing or latest is None:
-        return None
-    return dt.date.fromisoformat(latest) - dt.timedelta(days=recent_days)
-
-
-def detected(
-    alert: Alert, tenant: TenantData, logged: Mapping[str, str], recent_days: int | None = None
-) -> list[Due]:
-    """The tenant's anomalies at or above the thresholds, not logged yet for this alert and recent
-    (`recent_days`; None: of any day)."""
+def detected(alert: Alert, tenant: TenantData, logged: Mapping[str, str]) -> list[Due]:
+    """The tenant's anomalies at or above the thresholds, not logged yet for this alert, of any day."""
     due = []
-    since = recent_since(alert, tenant, recent_days)
     for anomaly in tenant.anomalies:
-        if not passes(alert, anomaly) or (since is not None and anomaly.usage_date < since):
+        if not passes(alert, anomaly):
             continue
         data = anomaly_data(anomaly, tenant.account_names.get(anomaly.account_id), tenant.freshness)
         msg_id = delivery_id(alert.alert_id, DETECTED, *identity(data))
         if msg_id not in logged:
             due.append(Due(msg_id, DETECTED, json.dumps(data, sort_keys=True), data))
     return due
+
+
+def split_first_sight(
+    alert: Alert, tenant: TenantData, due: list[Due], seen: set[str]
+) -> tuple[list[Due], list[Due], list[Due]]:
+    """(to send, baseline, accounts seen now): the anomalies of an account the alert had not seen
+    (`seen`) are its baseline, and each account with data it had not seen is marked seen. With
+    `--include-existing` every anomaly is sent.
+
+    >>> alert = Alert("alr_1", "t", "https://x/", None, None, "json", frozenset({"anomalies"}), None, None)
+    >>> tenant = TenantData([], {}, frozenset({"a1", "a2"}), {}, None)
+    >>> due = [Due(m, DETECTED, "", {"account_id": a}) for m, a in (("m1", "a1"), ("m2", "a2"))]
+    >>> send, baseline, marks = split_first_sight(alert, tenant, due, {"a1"})
+    >>> [d.delivery_id for d in send], [d.delivery_id for d in baseline], [m.subject for m in marks]
+    (['m1'], ['m2'], ['a2'])
+    """
+    if alert.include_existing:
+        return due, [], []
+    send = [d for d in due if d.data["account_id"] in seen]
+    baseline = [d for d in due if d.data["account_id"] not in seen]
+    marks = [
+        Due(delivery_id(alert.alert_id, ACCOUNT_SEEN, account), ACCOUNT_SEEN, account, {})
+        for account in sorted(tenant.with_data - seen)
+    ]
+    return send, baseline, marks
 
 
 def resolved(

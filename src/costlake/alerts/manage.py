@@ -16,10 +16,10 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from costlake.alerts.deliver import FAILED, GONE, Outcome, deliver
-from costlake.alerts.events import EVENT_GROUPS, Due, detected
+from costlake.alerts.events import EVENT_GROUPS, Due, detected, split_first_sight
 from costlake.alerts.payload import TEST
 from costlake.alerts.secret_file import SecretFile, secrets_path
-from costlake.alerts.send import log_due, tenant_data
+from costlake.alerts.send import log_due, log_first_sight, tenant_data
 from costlake.alerts.signing import delivery_id, new_secret
 from costlake.alerts.store import Alert, AlertStore
 from costlake.catalog.views import tenant_accounts
@@ -142,7 +142,7 @@ def add_alert(
         try:
             secret_file(wh).put(alert.alert_id, secret, url)
             if not include_existing:
-                log_due(store, alert, _baseline(wh, alert), state="baseline")
+                _baseline(wh, store, alert)
         except BaseException:
             store.remove(alert.alert_id)
             raise
@@ -151,8 +151,12 @@ def add_alert(
     return alert, secret
 
 
-def _baseline(wh: Warehouse, alert: Alert) -> list[Due]:
-    return detected(alert, tenant_data(wh, alert.tenant_id), {})
+def _baseline(wh: Warehouse, store: AlertStore, alert: Alert) -> None:
+    """Log what the tenant has now: its anomalies, never sent, and its accounts with data as seen
+    (their later anomalies are news, whatever their day)."""
+    tenant = tenant_data(wh, alert.tenant_id)
+    _, baseline, marks = split_first_sight(alert, tenant, detected(alert, tenant, {}), set())
+    log_first_sight(store, alert, baseline, marks)
 
 
 def rotate_secret(wh: Warehouse, alert_id: str) -> tuple[Alert, str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from costlake.alerts.deliver import DELIVERED, FAILED, GONE, REJECTED, Outcome, deliver
 from costlake.alerts.events import (
+    ACCOUNT_SEEN,
     ANOMALIES,
     OPERATIONS,
     Due,
@@ -29,6 +30,7 @@ from costlake.alerts.events import (
     identity,
     operations,
     resolved,
+    split_first_sight,
 )
 from costlake.alerts.payload import DETECTED, RESOLVED, body, event
 from costlake.alerts.secret_file import SecretFile, secrets_path
@@ -117,7 +119,9 @@ def tenant_data(wh: Warehouse, tenant: str) -> TenantData:
             found += page.rows
             if (after := page.next) is None:
                 break
-        names = {a.account_id: a.account_name for a in readers.accounts(wh, tenant)}
+        accounts = readers.accounts(wh, tenant)
+        names = {a.account_id: a.account_name for a in accounts}
+        with_data = frozenset(a.account_id for a in accounts if a.last_usage_date is not None)
         latest, complete = readers.latest_usage_date(wh, tenant), readers.latest_complete_date(wh, tenant)
         published = readers.last_published_at(wh, tenant)
     freshness = {
@@ -125,7 +129,7 @@ def tenant_data(wh: Warehouse, tenant: str) -> TenantData:
         "latest_complete_date": None if complete is None else complete.isoformat(),
         "last_published_at": None if published is None else published.isoformat(timespec="seconds") + "Z",
     }
-    return TenantData(found, names, freshness, published)
+    return TenantData(found, names, with_data, freshness, published)
 
 
 def all_anomalies(wh: Warehouse) -> set[tuple[str, ...]]:
@@ -161,7 +165,11 @@ def due_events(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # published_at is naive UTC
     due: list[Due] = []
     if ANOMALIES in alert.events and tenant is not None:
-        due += detected(alert, tenant, store.logged(alert.alert_id, DETECTED), wh.settings.alert_recent_days)
+        seen = set(store.subjects(alert.alert_id, ACCOUNT_SEEN, ("baseline",)))
+        fresh = detected(alert, tenant, store.logged(alert.alert_id, DETECTED))
+        fresh, baseline, marks = split_first_sight(alert, tenant, fresh, seen)
+        log_first_sight(store, alert, baseline, marks)
+        due += fresh
         sent = store.subjects(alert.alert_id, DETECTED, ("delivered", *RESEND))
         gone, moved = resolved(alert, tenant, sent, store.logged(alert.alert_id, RESOLVED), anywhere)
         log_due(store, alert, moved, state="moved")  # its account has another tenant now: never sent
@@ -169,6 +177,13 @@ def due_events(
     if OPERATIONS in alert.events:
         due += operations(alert, run, tenant, wh.settings.alert_stale_hours, now)
     return due
+
+
+def log_first_sight(store: AlertStore, alert: Alert, baseline: list[Due], marks: list[Due]) -> None:
+    """Log the anomalies of accounts seen for the first time as the alert's baseline (never sent), and
+    the accounts as seen."""
+    log_due(store, alert, baseline, state="baseline")
+    store.log((m.delivery_id, alert.alert_id, m.event, m.subject, b"", "baseline") for m in marks)
 
 
 def log_due(store: AlertStore, alert: Alert, due: list[Due], state: str = "pending") -> int:
