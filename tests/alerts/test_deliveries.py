@@ -232,6 +232,21 @@ def test_no_netrc_credentials_reach_a_receiver(
     assert "authorization" not in hook.received[0].headers
 
 
+def test_the_environments_proxy_is_used(
+    fast: Warehouse, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY / HTTPS_PROXY still route the POST (here the receiver plays the proxy for a host that
+    does not resolve)."""
+    alert_id, _ = _add(fast, hook)
+    secrets = secret_file(fast)
+    secrets.put(alert_id, secrets.get(alert_id), "http://alerts.example.invalid/hook")
+    monkeypatch.setenv("HTTP_PROXY", hook.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert send_alerts(fast).alerts[0].delivered == 1
+    assert hook.received[0].path == "http://alerts.example.invalid/hook"  # the proxy's request line
+
+
 def test_a_rejected_delivery_stops_the_alert_for_this_send_only(fast: Warehouse, hook: Receiver) -> None:
     stale = Warehouse(fast.settings.model_copy(update={"alert_stale_hours": 1e-6}))
     alert_id, _ = _add(stale, hook, "team-b", events=["operations"])

@@ -10,6 +10,7 @@ webhook URL is itself a secret) and the signature never appear in them.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -54,9 +55,13 @@ MAX_ANSWER_BYTES = 64 * 1024  # of an answer's body read at most, then the conne
 
 
 def _post(url: str, body: bytes, sent_headers: dict[str, str], timeout: float, got: list[object]) -> None:
-    """The POST itself (in a daemon thread): no netrc, proxy or redirect, at most 64 KiB of answer."""
+    """The POST itself (in a daemon thread): no netrc credentials and no redirect, at most 64 KiB of
+    answer; the environment's proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) and CA bundle
+    (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) are used, as requests would."""
     session = requests.Session()
-    session.trust_env = False  # ~/.netrc credentials and proxy settings never reach a receiver
+    session.trust_env = False  # ~/.netrc credentials never reach a receiver ...
+    session.proxies = requests.utils.get_environ_proxies(url)  # ... but HTTPS_PROXY / NO_PROXY hold
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     got.append(session)
     try:
         answer = session.post(
