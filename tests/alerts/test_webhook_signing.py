@@ -128,11 +128,13 @@ def test_answers_decide_the_delivery_state() -> None:
 
 
 def test_urls_are_checked_and_shown_without_path_or_query() -> None:
-    for bad in ("ftp://h/x", "hooks.example.com/x", "https://user:pw@h.example/x", "http:///x"):
+    for bad in ("ftp://h/x", "hooks.example.com/x", "https://user:pw@h.example/x", "http:///x",
+                "http://a b/", "http://[::1]x/", "http://%zz/", "https://" + "a" * 70_000 + "/"):  # fmt: skip
         with pytest.raises(InputError):
             check_url(bad)
     assert check_url("http://hooks.example.com/x") is not None  # a warning, not a refusal
     assert check_url("http://localhost:9/x") is None and check_url("https://h.example/x") is None
+    assert check_url("http://[::1]:8080/x") is None and check_url("https://Hooks.Slack.com/s/T/B/x") is None
     assert shown_url("https://hooks.slack.com/services/T0/B0/secret?x=1") == "https://hooks.slack.com/…"
     assert shown_url("http://[::1]:8080") == "http://[::1]:8080/"
     assert shown_url(shown_url("https://h.example/a")) == "https://h.example/…"  # stored, then listed

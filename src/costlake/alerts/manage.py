@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -39,6 +40,11 @@ def secret_file(wh: Warehouse) -> SecretFile:
     return SecretFile(secrets_path(wh.settings, wh.root))
 
 
+MAX_URL_CHARS = 2048
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # one label of a DNS name
+HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
 def check_url(url: str) -> str | None:
     """Refuse a URL alerts cannot or must not post to; a warning for plain http to another host.
 
@@ -56,6 +62,12 @@ def check_url(url: str) -> str | None:
         raise InputError(f"--url must be an http:// or https:// URL, not {parts.scheme or 'no'} scheme")
     if not parts.hostname:
         raise InputError("--url has no host")
+    if len(url) > MAX_URL_CHARS or any(c.isspace() or not c.isprintable() for c in url):
+        raise InputError(f"--url must be one line of at most {MAX_URL_CHARS} printable characters")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = parts.netloc.rpartition("@")[2].lower()
+    if not _host_ok(parts.hostname) or netloc not in (host, f"{host}:{parts.port}"):
+        raise InputError("--url has a malformed host (a name of letters, digits, '-' and '.', or an IP)")
     if parts.username is not None or parts.password is not None:
         raise InputError("--url must not carry credentials (user:password@): the signature authenticates")
     if parts.scheme == "http" and not _loopback(parts.hostname):
@@ -64,6 +76,24 @@ def check_url(url: str) -> str | None:
             "unencrypted"
         )
     return None
+
+
+def _host_ok(host: str) -> bool:
+    """A DNS name (IDNA allowed) or an IP address: what an HTTP client can connect to.
+
+    >>> [_host_ok(h) for h in ("hooks.slack.com", "::1", "bücher.example", "%zz", "a b", "x" * 300)]
+    [True, True, True, False, False, False]
+    """
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return bool(HOST_NAME.fullmatch(name)) and len(name) <= 253
 
 
 def _loopback(host: str) -> bool:
