@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from costlake.cli.context import check_choice, err, out, printable, say, state
+from costlake.cli.context import check_choice, err, out, print_secret, printable, say, state
 from costlake.errors import InputError
 
 if TYPE_CHECKING:
@@ -34,11 +34,6 @@ def _decimal(flag: str, text: str | None) -> Decimal | None:
     from costlake.alerts.manage import threshold
 
     return threshold(flag, value)
-
-
-def _print_secret(secret: str) -> None:
-    out.file.flush()
-    sys.stdout.write(secret + "\n")
 
 
 @app.command("add")
@@ -76,7 +71,7 @@ def alerts_add(
         min_pct=_decimal("--min-pct", min_pct), fmt=fmt, events=chosen, include_existing=include_existing,
     )  # fmt: skip
     say(f"alert {alert.alert_id} for tenant {alert.tenant_id}; its signing secret, shown once: store it now")
-    _print_secret(secret)
+    print_secret(secret)
 
 
 def _store() -> AlertStore:
@@ -150,7 +145,7 @@ def alerts_rotate_secret(alert_id: Annotated[str, typer.Argument(help="The alert
 
     alert, secret = rotate_secret(state.warehouse(), alert_id)
     say(f"alert {alert.alert_id}: new signing secret, shown once; the old one signs nothing from now on")
-    _print_secret(secret)
+    print_secret(secret)
 
 
 @app.command("test")

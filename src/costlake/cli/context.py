@@ -106,6 +106,13 @@ def say(text: str) -> None:
     out.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
+def print_secret(secret: str) -> None:
+    """A secret (an API key, a signing secret) alone on stdout's last line, as plain bytes, so that
+    `| tail -1` takes exactly it; printed once, never logged."""
+    out.file.flush()
+    sys.stdout.write(secret + "\n")
+
+
 def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
     """A query result as a table on the terminal, CSV or JSON (decimals as exact strings).
 

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from costlake.cli.context import check_choice, out, printable, say, state
+from costlake.cli.context import check_choice, out, print_secret, printable, say, state
 from costlake.errors import InputError
 
 if TYPE_CHECKING:
@@ -80,8 +80,7 @@ def tenants_add_key(
     record, key = KeyStore.for_settings(wh.settings, wh.root).add(tenant, admin=admin, label=label)
     owner = "admin (any tenant)" if record.admin else f"tenant {record.tenant_id}"
     say(f"API key {record.key_id} for {owner}; shown once: store it now")
-    out.file.flush()
-    sys.stdout.write(key + "\n")
+    print_secret(key)
 
 
 def _key_row(key: ApiKey) -> dict[str, object]:
