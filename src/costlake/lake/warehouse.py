@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from costlake.errors import ConfigError, LakeError
+from costlake.errors import LakeError
+from costlake.lake.connect import open_catalog
 from costlake.lake.filters import is_in
 from costlake.lake.lock import writer_lock
 from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableMeta, read_files, snapshot_ref
@@ -49,43 +50,6 @@ class SnapshotInfo:
     properties: dict[str, str]
 
 
-def _catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
-    """The configured Iceberg catalog. Credentials are never configured here: PyIceberg, boto3 and
-    PyArrow find them in the standard AWS chain (environment, profile, instance role)."""
-    s3 = {}
-    if settings.s3_endpoint:
-        s3["s3.endpoint"] = settings.s3_endpoint
-    if settings.aws_region:
-        s3["s3.region"] = settings.aws_region
-    location = settings.warehouse if remote else root.as_uri()
-    if settings.catalog == "glue":
-        from pyiceberg.catalog.glue import GlueCatalog
-
-        glue = {"warehouse": location, **s3}
-        if settings.glue_endpoint:
-            glue["glue.endpoint"] = settings.glue_endpoint
-        if settings.aws_region:
-            glue["glue.region"] = settings.aws_region
-        return GlueCatalog("costlake", **glue)
-    if remote and not settings.catalog_uri:
-        raise ConfigError(
-            f"warehouse {settings.warehouse}: an object-store warehouse needs catalog = 'glue' or a "
-            "catalog_uri (COSTLAKE_CATALOG_URI) for the SQL catalog"
-        )
-    from pyiceberg.catalog.sql import SqlCatalog
-    from sqlalchemy.exc import OperationalError
-
-    uri = settings.catalog_uri or f"sqlite:///{root / 'catalog.db'}"
-    try:
-        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
-    except OperationalError as exc:
-        # Two first commands on a new warehouse: both saw no catalog tables, the other created them
-        # first. They exist now; opening again finds them.
-        if "already exists" not in str(exc):
-            raise
-        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
-
-
 class Warehouse:
     """Catalog and tables of one warehouse: a local folder, or `s3://bucket/prefix`."""
 
@@ -101,7 +65,7 @@ class Warehouse:
             self.root = Path(to_local(settings.warehouse)).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         # A remote catalog opens at once (its configuration errors first), the local one on first use.
-        self._catalog: Catalog | None = _catalog(settings, self.root, True) if self.remote else None
+        self._catalog: Catalog | None = open_catalog(settings, self.root, True) if self.remote else None
         light = not self.remote and settings.catalog == "sql" and not settings.catalog_uri
         self.light = LightTables(LocalMetadata(self.root, NAMESPACE) if light else None)
         self.plans = PlanCache(self.root)
@@ -114,7 +78,7 @@ class Warehouse:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = _catalog(self.settings, self.root, self.remote)
+            self._catalog = open_catalog(self.settings, self.root, self.remote)
         return self._catalog
 
     def writer(self, command: str) -> contextlib.AbstractContextManager[None]:
