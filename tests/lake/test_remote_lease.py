@@ -25,7 +25,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pydantic import ValidationError
 
-from costlake.lake.lease import LEASE_KEY, LeaseLost
+from costlake.lake.lease import LEASE_KEY, LeaseLost, S3Lease
 from costlake.lake.lock import LockTimeout, ensure_held
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
@@ -238,3 +238,17 @@ def test_a_local_warehouse_never_reaches_s3(tmp_path: Path) -> None:
 def test_renewal_must_come_before_the_lease_expires() -> None:
     with pytest.raises(ValidationError, match="lock_renew_seconds must be less than lock_lease_seconds"):
         Settings(lock_lease_seconds=10, lock_renew_seconds=10)
+
+
+def test_a_create_retried_after_its_answer_was_lost_is_still_ours(s3, tmp_path: Path) -> None:
+    """botocore retries a PutObject whose answer it lost: the retry fails If-None-Match on our own
+    lease, which must be recognized (same owner token) rather than waited out."""
+    lease = S3Lease(s3, f"s3://{BUCKET}/{tmp_path.name}", "run", lease_s=5, renew_s=1)
+    body = {"owner": lease.owner, "taken_at": "t", "expires_at": "2999-01-01T00:00:00+00:00"}
+    s3.put_object(Bucket=BUCKET, Key=f"{tmp_path.name}/{LEASE_KEY}", Body=json.dumps(body).encode())
+    try:
+        assert lease.try_take()
+        assert _lease(s3, tmp_path)["expires_at"] < "2999"  # type: ignore[index]
+    finally:
+        lease.release()
+    assert _lease(s3, tmp_path) is None

@@ -117,6 +117,9 @@ class S3Lease:
         if self._put(IfNoneMatch="*"):
             return self._taken()
         info, etag = self.read()
+        if etag is not None and (info or {}).get("owner") == self.owner:
+            self.etag = etag  # our own create, retried by botocore after its answer was lost
+            return self._put(IfMatch=etag) and self._taken()
         if etag is None or not expired(info):
             return False
         if not self._put(IfMatch=etag):
