@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -102,6 +102,18 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a writing command waits for another one holding the warehouse's lock "
         "(`--lock-timeout`); then it stops with exit code 1.",
+    )
+    lock_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="S3 warehouse: how long the writer lease in the bucket lasts unrenewed, so how long "
+        "a crashed writer blocks the others (`.costlake/writer-lease.json`, renewed while it runs).",
+    )
+    lock_renew_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="S3 warehouse: how often a writer renews its lease; must be under `lock_lease_seconds` "
+        "(a third of it leaves two retries).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning", description="Least severe log records written to stderr (`--log-level`)."
@@ -272,6 +284,12 @@ class Settings(BaseSettings):
         description="Alerts: the owner-only (0600) JSON file of the signing secrets; default "
         "`alert-secrets.json` in the warehouse's local folder.",
     )
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> Settings:
+        if self.lock_renew_seconds >= self.lock_lease_seconds:
+            raise ValueError("lock_renew_seconds must be less than lock_lease_seconds")
+        return self
 
     @field_validator("currency")
     @classmethod

@@ -15,13 +15,16 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from costlake.errors import ConfigError, LakeError
+from costlake.errors import LakeError
+from costlake.lake.connect import open_catalog
 from costlake.lake.filters import is_in
-from costlake.lake.lock import writer_lock
+from costlake.lake.lease import LEASE_SCHEMES, S3Lease
+from costlake.lake.lock import ensure_held, writer_lock
 from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableMeta, read_files, snapshot_ref
 from costlake.lake.migrate import migrate_table, missing_columns
 from costlake.lake.partition_files import check_partition_files
@@ -49,43 +52,6 @@ class SnapshotInfo:
     properties: dict[str, str]
 
 
-def _catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
-    """The configured Iceberg catalog. Credentials are never configured here: PyIceberg, boto3 and
-    PyArrow find them in the standard AWS chain (environment, profile, instance role)."""
-    s3 = {}
-    if settings.s3_endpoint:
-        s3["s3.endpoint"] = settings.s3_endpoint
-    if settings.aws_region:
-        s3["s3.region"] = settings.aws_region
-    location = settings.warehouse if remote else root.as_uri()
-    if settings.catalog == "glue":
-        from pyiceberg.catalog.glue import GlueCatalog
-
-        glue = {"warehouse": location, **s3}
-        if settings.glue_endpoint:
-            glue["glue.endpoint"] = settings.glue_endpoint
-        if settings.aws_region:
-            glue["glue.region"] = settings.aws_region
-        return GlueCatalog("costlake", **glue)
-    if remote and not settings.catalog_uri:
-        raise ConfigError(
-            f"warehouse {settings.warehouse}: an object-store warehouse needs catalog = 'glue' or a "
-            "catalog_uri (COSTLAKE_CATALOG_URI) for the SQL catalog"
-        )
-    from pyiceberg.catalog.sql import SqlCatalog
-    from sqlalchemy.exc import OperationalError
-
-    uri = settings.catalog_uri or f"sqlite:///{root / 'catalog.db'}"
-    try:
-        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
-    except OperationalError as exc:
-        # Two first commands on a new warehouse: both saw no catalog tables, the other created them
-        # first. They exist now; opening again finds them.
-        if "already exists" not in str(exc):
-            raise
-        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
-
-
 class Warehouse:
     """Catalog and tables of one warehouse: a local folder, or `s3://bucket/prefix`."""
 
@@ -101,7 +67,7 @@ class Warehouse:
             self.root = Path(to_local(settings.warehouse)).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         # A remote catalog opens at once (its configuration errors first), the local one on first use.
-        self._catalog: Catalog | None = _catalog(settings, self.root, True) if self.remote else None
+        self._catalog: Catalog | None = open_catalog(settings, self.root, True) if self.remote else None
         light = not self.remote and settings.catalog == "sql" and not settings.catalog_uri
         self.light = LightTables(LocalMetadata(self.root, NAMESPACE) if light else None)
         self.plans = PlanCache(self.root)
@@ -110,19 +76,32 @@ class Warehouse:
         self._planned: dict[tuple[str, int], list[str]] = {}
         self._storage: Storage | None = None
         self._ensured = False
+        self._s3: Any = None  # the boto3 S3 client of the writer lease, made on first use
 
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = _catalog(self.settings, self.root, self.remote)
+            self._catalog = open_catalog(self.settings, self.root, self.remote)
         return self._catalog
 
     def writer(self, command: str) -> contextlib.AbstractContextManager[None]:
         """The warehouse's write lock, held for `command` (re-entrant within a process); waits up
-        to `lock_timeout_seconds` for another writer, telling `on_wait` once who it waits for."""
-        return writer_lock(
-            self.root, command, timeout_s=self.settings.lock_timeout_seconds, on_wait=self.on_wait
-        )
+        to `lock_timeout_seconds` for another writer, telling `on_wait` once who it waits for. For an
+        S3 warehouse it is also a lease in the bucket (lake/lease.py), so it holds across hosts."""
+        timeout, lease = self.settings.lock_timeout_seconds, self._lease(command)
+        return writer_lock(self.root, command, timeout_s=timeout, on_wait=self.on_wait, lease=lease)
+
+    def _lease(self, command: str) -> S3Lease | None:
+        """The S3 lease of a writer on an S3 warehouse (None: a local one, or another object store,
+        whose writer lock stays per host). boto3 is imported only here."""
+        if urlparse(self.settings.warehouse).scheme not in LEASE_SCHEMES:
+            return None
+        from costlake.lake.connect import s3_client
+
+        s = self.settings
+        self._s3 = self._s3 or s3_client(s)  # one client for every hold
+        lease_s, renew_s = s.lock_lease_seconds, s.lock_renew_seconds
+        return S3Lease(self._s3, s.warehouse, command, lease_s=lease_s, renew_s=renew_s)
 
     # -- tables -----------------------------------------------------------------------------------
     def ensure_tables(self) -> None:
@@ -140,6 +119,7 @@ class Warehouse:
         if len(stored) < len(TABLES) or any(missing_columns(t, TABLES[n]) for n, t in stored.items()):
             # Creating and migrating are writes: under the lock, so two first commands cannot race.
             with self.writer("create or migrate tables"):
+                ensure_held(self.root)
                 with contextlib.suppress(NamespaceAlreadyExistsError):
                     self.catalog.create_namespace(NAMESPACE)
                 stored = self._stored_tables()
@@ -309,6 +289,7 @@ class Warehouse:
                     if wanted:
                         tx.delete(is_in(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
                     tx.add_files(self._publish(tdef, files), snapshot_properties=props)
+                    ensure_held(self.root)  # a writer whose lease was taken commits nothing more
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
         return self._committed(table, tdef, days=len(wanted), files=len(files))
@@ -330,6 +311,7 @@ class Warehouse:
                         tx.delete(is_in(tdef.partition_by, wanted), snapshot_properties=props)
                     if rows.num_rows or not wanted:
                         tx.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+                    ensure_held(self.root)
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             first = str(exc).strip().splitlines()[0]
             raise LakeError(f"{tdef.name}: refused to commit {rows.num_rows} row(s): {first}") from exc
@@ -342,6 +324,7 @@ class Warehouse:
         try:
             with table.transaction() as tx:
                 tx.add_files(self._publish(tdef, files), snapshot_properties=props)
+                ensure_held(self.root)
         except ValueError as exc:
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
         return self._committed(table, tdef, files=len(files))
@@ -352,6 +335,7 @@ class Warehouse:
     def append_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
         table = self.table(tdef)
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
+        ensure_held(self.root)
         table.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
         return self._committed(table, tdef, rows=rows.num_rows)
 
@@ -361,6 +345,7 @@ class Warehouse:
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            ensure_held(self.root)
             table.overwrite(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
         return self._committed(table, tdef, rows=rows.num_rows)
 

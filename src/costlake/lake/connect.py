@@ -1,0 +1,63 @@
+"""How costlake reaches a warehouse's services: its Iceberg catalog and, for an S3 warehouse, S3 itself.
+
+Credentials are never configured here: PyIceberg, boto3 and PyArrow find them in the standard AWS
+chain (environment, profile, instance role). Only the endpoints and the region come from settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from costlake.errors import ConfigError
+from costlake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
+
+def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
+    """The configured Iceberg catalog. Credentials are never configured here: PyIceberg, boto3 and
+    PyArrow find them in the standard AWS chain (environment, profile, instance role)."""
+    s3 = {}
+    if settings.s3_endpoint:
+        s3["s3.endpoint"] = settings.s3_endpoint
+    if settings.aws_region:
+        s3["s3.region"] = settings.aws_region
+    location = settings.warehouse if remote else root.as_uri()
+    if settings.catalog == "glue":
+        from pyiceberg.catalog.glue import GlueCatalog
+
+        glue = {"warehouse": location, **s3}
+        if settings.glue_endpoint:
+            glue["glue.endpoint"] = settings.glue_endpoint
+        if settings.aws_region:
+            glue["glue.region"] = settings.aws_region
+        return GlueCatalog("costlake", **glue)
+    if remote and not settings.catalog_uri:
+        raise ConfigError(
+            f"warehouse {settings.warehouse}: an object-store warehouse needs catalog = 'glue' or a "
+            "catalog_uri (COSTLAKE_CATALOG_URI) for the SQL catalog"
+        )
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import OperationalError
+
+    uri = settings.catalog_uri or f"sqlite:///{root / 'catalog.db'}"
+    try:
+        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
+    except OperationalError as exc:
+        # Two first commands on a new warehouse: both saw no catalog tables, the other created them
+        # first. They exist now; opening again finds them.
+        if "already exists" not in str(exc):
+            raise
+        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
+
+
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client with the warehouse's endpoint (`s3_endpoint`) and region (`aws_region`), the
+    ones the catalog's FileIO uses. boto3 (extra `aws`) is imported here, on first use."""
+    try:
+        import boto3
+    except ImportError as exc:  # pragma: no cover - the `aws` extra is missing
+        raise ConfigError("an S3 warehouse needs boto3: install costlake[aws]") from exc
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint, region_name=settings.aws_region)
