@@ -29,6 +29,7 @@ from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableM
 from costlake.lake.migrate import migrate_table, missing_columns
 from costlake.lake.partition_files import check_partition_files
 from costlake.lake.storage import Storage, is_remote, to_local
+from costlake.lake.tags import tag_commit
 from costlake.settings import Settings
 from costlake.tables import NAMESPACE, NORMALIZED, QUARANTINE, RAW, TABLES, TableDef
 
@@ -289,6 +290,7 @@ class Warehouse:
                     if wanted:
                         tx.delete(is_in(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
                     tx.add_files(self._publish(tdef, files), snapshot_properties=props)
+                    tag_commit(tx)
                     ensure_held(self.root)  # a writer whose lease was taken commits nothing more
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
@@ -311,6 +313,7 @@ class Warehouse:
                         tx.delete(is_in(tdef.partition_by, wanted), snapshot_properties=props)
                     if rows.num_rows or not wanted:
                         tx.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+                    tag_commit(tx)
                     ensure_held(self.root)
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
             first = str(exc).strip().splitlines()[0]
@@ -324,6 +327,7 @@ class Warehouse:
         try:
             with table.transaction() as tx:
                 tx.add_files(self._publish(tdef, files), snapshot_properties=props)
+                tag_commit(tx)
                 ensure_held(self.root)
         except ValueError as exc:
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
@@ -335,8 +339,10 @@ class Warehouse:
     def append_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
         table = self.table(tdef)
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
-        ensure_held(self.root)
-        table.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+        with table.transaction() as tx:
+            tx.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+            tag_commit(tx)
+            ensure_held(self.root)
         return self._committed(table, tdef, rows=rows.num_rows)
 
     def overwrite_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
@@ -345,8 +351,10 @@ class Warehouse:
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ensure_held(self.root)
-            table.overwrite(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+            with table.transaction() as tx:
+                tx.overwrite(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
+                tag_commit(tx)
+                ensure_held(self.root)
         return self._committed(table, tdef, rows=rows.num_rows)
 
     def _committed(self, table: Table, tdef: TableDef, **fields: int) -> int:
