@@ -115,6 +115,21 @@ class Settings(BaseSettings):
         description="S3 warehouse: how often a writer renews its lease; must be under `lock_lease_seconds` "
         "(a third of it leaves two retries).",
     )
+    retain_days: int = Field(
+        400,
+        ge=0,
+        le=36500,
+        description="`costlake maintain`: keep the runs that finished within this many days (their "
+        "snapshots stay for `--as-of` and `audit verify`); older ones are expired.",
+    )
+    retain_runs: int = Field(
+        0, ge=0, description="`costlake maintain`: also keep the newest this many runs, however old."
+    )
+    orphan_hours: float = Field(
+        72.0,
+        ge=0,
+        description="`costlake maintain`: delete a file nothing refers to only when it is older than this.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "warning", description="Least severe log records written to stderr (`--log-level`)."
     )

@@ -20,7 +20,7 @@ try:  # typer >= 0.24 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from costlake.cli import alerts, anomalies, explain, lake, runs, serve, synthetic, tenants
+from costlake.cli import alerts, anomalies, explain, lake, maintain, runs, serve, synthetic, tenants
 from costlake.cli.context import err, state
 from costlake.errors import CostlakeError
 from costlake.lake.faults import crash_point
@@ -40,6 +40,7 @@ app.add_typer(synthetic.app)
 app.add_typer(serve.app)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(runs.app, name="runs")
+app.add_typer(maintain.app)
 
 
 @app.callback()

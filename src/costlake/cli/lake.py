@@ -151,9 +151,10 @@ def audit_verify(
     report = verify(state.warehouse(), run_id)
     for mismatch in report.mismatches:
         out.print(mismatch.describe(), markup=False)
+    past = f"; {report.past_retention} run(s) past retention" if report.past_retention else ""
     out.print(
         f"verified {report.partitions} partition(s) of {len(report.runs)} run(s): "
-        f"{len(report.mismatches)} mismatch(es)"
+        f"{len(report.mismatches)} mismatch(es){past}"
     )
     if report.mismatches:
         raise GateFailure(f"audit failed: {len(report.mismatches)} partition(s) differ from the publish log")

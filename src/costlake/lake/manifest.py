@@ -44,9 +44,20 @@ def manifest_for(wh: Warehouse, run_id: str) -> Manifest:
     for found in manifests(wh):
         if found.run_id == run_id:
             return found
+    from costlake.lake.retention import retention_note
+
+    if run_id in past_retention(wh):
+        kept = retention_note(wh) or "a retention policy"
+        raise InputError(f"run {run_id} is past the lake's retention ({kept}): its snapshots are expired")
     known = [m.run_id for m in manifests(wh)][-5:]
     hint = f"; recent runs: {', '.join(known)}" if known else "; no run has finished yet"
     raise InputError(f"unknown run id {run_id!r}{hint}")
+
+
+def past_retention(wh: Warehouse) -> set[str]:
+    """Runs the publish log records whose manifests were expired (by `costlake maintain`)."""
+    logged = set(wh.read_rows(PUBLISH_LOG).column("run_id").to_pylist())
+    return logged - {m.run_id for m in manifests(wh)}
 
 
 def latest_manifest(wh: Warehouse) -> Manifest | None:

@@ -65,18 +65,18 @@ class Storage:
             assert self.io is not None, "a remote warehouse's storage has a FileIO"
             with open(staged, "rb") as source, self.io.new_output(uri).create(overwrite=True) as target:
                 shutil.copyfileobj(source, target, CHUNK)
-            cached = self._cache_path(uri)
+            cached = self.cache_path(uri)
             cached.parent.mkdir(parents=True, exist_ok=True)
             Path(staged).replace(cached)
             published.append(uri)
         return published
 
-    def _cache_path(self, uri: str) -> Path:
+    def cache_path(self, uri: str) -> Path:
         digest = hashlib.sha256(uri.encode()).hexdigest()
         return self.local_root / "cache" / digest[:2] / f"{digest}.parquet"
 
     def _cached(self, uri: str) -> Path:
-        target = self._cache_path(uri)
+        target = self.cache_path(uri)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(".part")

@@ -83,7 +83,7 @@ def list_runs(wh: Warehouse) -> list[RunSummary]:
     log = _log_by_run(wh)
     batches = registered_batches(wh)
     ended = {s.snapshot_id: s.timestamp_ms for s in wh.snapshots(PUBLISH_LOG)}
-    out, previous = [], 0
+    out, previous = [], _expired_watermark(log, found, batches)
     for manifest in found:
         out.append(_summary(manifest, log.get(manifest.run_id, []), batches, previous, ended))
         previous = max(previous, manifest.batch_seq)
@@ -110,6 +110,23 @@ def show_run(wh: Warehouse, run: str) -> tuple[RunSummary, list[Partition]]:
     ]
     parts.sort(key=lambda p: (p.table, p.usage_date))
     return chosen, parts
+
+
+def _expired_watermark(
+    log: dict[str, list[dict[str, Any]]], found: list[Manifest], batches: list[Batch]
+) -> int:
+    """The last batch the runs past retention read (their manifests are expired, their publish-log
+    rows are not), so that the oldest retained run lists only the batches new to it."""
+    seq = {b.batch_id: b.batch_seq for b in batches}
+    listed = {m.run_id for m in found}
+    read = {
+        seq.get(batch, 0)
+        for run, rows in log.items()
+        if run not in listed
+        for row in rows
+        for batch in (row["input_batch_ids"] or "").split(",")
+    }
+    return max(read, default=0)
 
 
 def _choose(runs: list[RunSummary], run: str) -> RunSummary:

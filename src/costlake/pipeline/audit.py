@@ -16,7 +16,7 @@ from pathlib import Path
 
 from costlake.engines import create_engine
 from costlake.lake.fingerprint import EMPTY_HASH, fingerprint_files
-from costlake.lake.manifest import Manifest, manifest_for, manifests
+from costlake.lake.manifest import Manifest, manifest_for, manifests, past_retention
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.pipeline.rebuild import STAGES, rebuild
@@ -48,6 +48,7 @@ class VerifyReport:
     runs: list[str]
     partitions: int
     mismatches: list[Mismatch]
+    past_retention: int = 0  # runs whose snapshots `costlake maintain` expired: not verifiable
 
 
 def verify(wh: Warehouse, run_id: str | None = None) -> VerifyReport:
@@ -56,6 +57,8 @@ def verify(wh: Warehouse, run_id: str | None = None) -> VerifyReport:
     runs = [manifest_for(wh, run_id)] if run_id else manifests(wh)
     log = wh.read_rows(PUBLISH_LOG).to_pylist()
     report = VerifyReport([m.run_id for m in runs], 0, [])
+    if run_id is None:
+        report.past_retention = len(past_retention(wh))
     for manifest in runs:
         rows = [r for r in log if r["run_id"] == manifest.run_id and r["gate_status"] != "held_back"]
         if rows:

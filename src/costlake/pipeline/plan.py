@@ -23,7 +23,7 @@ from costlake.engines import Engine
 from costlake.lake.batches import registered_batches
 from costlake.lake.filters import greater_than, is_in
 from costlake.lake.manifest import manifests
-from costlake.lake.warehouse import Warehouse
+from costlake.lake.warehouse import SnapshotInfo, Warehouse
 from costlake.pipeline import stage1_normalize
 from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
 
@@ -63,6 +63,25 @@ def pending_days(wh: Warehouse, upstream: TableDef, downstream: TableDef) -> lis
     return sorted(days)
 
 
+def unfinished_commits(wh: Warehouse) -> dict[TableDef, list[SnapshotInfo]]:
+    """Each stage table's commits by runs that no finished run covers (a run that died before its
+    manifest). Only commits after the latest manifest's snapshot of the table can be such: every
+    run finishes the unfinished ones before its own manifest, and `costlake maintain` may have
+    expired the manifests of older runs whose snapshots are still in use."""
+    found = manifests(wh)
+    latest = found[-1] if found else None
+    finished = {run for m in found for run in m.covers}
+    out = {}
+    for tdef in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT):
+        snaps = wh.snapshots(tdef)
+        mark = latest.snapshots.get(tdef.name) if latest else None
+        ids = [s.snapshot_id for s in snaps]
+        if mark in ids:
+            snaps = snaps[ids.index(mark) + 1 :]
+        out[tdef] = [s for s in snaps if s.properties.get("run_id", "") not in finished | {""}]
+    return out
+
+
 def plan_run(wh: Warehouse, engine: Engine, backfill: tuple[dt.date, dt.date] | None = None) -> Plan:
     props = wh.last_properties(NORMALIZED)
     seen = int(props.get("batch_seq", 0))
@@ -86,9 +105,7 @@ def plan_run(wh: Warehouse, engine: Engine, backfill: tuple[dt.date, dt.date] | 
     plan.add(split_dates(props.get("held_back", "")), "held back by the gate")
     plan.add(pending_days(wh, NORMALIZED, ACCOUNT_SERVICE_DAY), "catching up")
     plan.add(pending_days(wh, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT), "catching up")
-    finished = {run for m in manifests(wh) for run in m.covers}
-    for tdef in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT):
-        unfinished = [s for s in wh.snapshots(tdef) if s.properties.get("run_id", "") not in finished | {""}]
+    for tdef, unfinished in unfinished_commits(wh).items():
         plan.recovered_runs |= {s.properties["run_id"] for s in unfinished}
         days = {day for snap in unfinished for day in split_dates(snap.properties.get("dates", ""))}
         plan.recovered[tdef.name] = days

@@ -28,6 +28,7 @@ from costlake.lake.batches import registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
+from costlake.lake.retention import KEEP_MARK
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.pipeline import dimensions, stage1_normalize
@@ -338,14 +339,16 @@ def _append_publish_log(
 
 def remove_orphaned_run_files(wh: Warehouse) -> None:
     """Delete the folders of runs that never committed to a table (a crash before the commit).
-    Files of a committed run that were left uncommitted are never referenced, so never read."""
+    Files of a committed run that were left uncommitted are never referenced, so never read; a run
+    whose snapshots `costlake maintain` expired keeps its folder (lake/retention.py)."""
     for tdef, _ in STAGES:
         runs = {s.properties.get("run_id") for s in wh.snapshots(tdef)}
         root = wh.staging_root(tdef)
         if not root.is_dir():
             continue
         for folder in root.glob("run_id=*"):
-            if folder.name.removeprefix("run_id=") not in runs:
+            committed = (folder / KEEP_MARK).exists()  # its snapshots expired, its files in use
+            if folder.name.removeprefix("run_id=") not in runs and not committed:
                 shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -1,0 +1,177 @@
+"""The mechanics of `costlake maintain`: expire snapshots, then remove the files nothing refers to.
+
+Which snapshots a table keeps is the caller's decision (ops/maintain.py); here a table drops the
+others in one transaction (their `costlake-*` tags first, so Iceberg's expiry may remove them), and
+then files that no remaining snapshot, manifest or metadata version refers to, and that are older
+than a safety window, are deleted: data files of expired snapshots and of crashed runs, manifests,
+manifest lists, metadata versions that fell out of the metadata log, plan-cache entries of expired
+snapshots, and for a remote warehouse the local cache copies of files no longer referenced. Tags and
+branches that costlake did not make are left alone, and so are their snapshots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from costlake.lake.storage import to_local
+from costlake.lake.tags import TAG_PREFIX, costlake_tags
+from costlake.tables import TableDef
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from costlake.lake.warehouse import Warehouse
+
+KEEP_MARK = ".costlake-committed"  # in a run's data folder: the run committed (see `mark_committed`)
+RETENTION_PROPERTY = "costlake.retention"  # on publish_log: the policy the last maintain applied
+
+
+@dataclass
+class Removed:
+    """What a clean-up removed (or, on a dry run, would remove)."""
+
+    files: int = 0
+    bytes: int = 0
+    paths: list[str] = field(default_factory=list)
+
+    def add(self, path: str, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+        self.paths.append(path)
+
+
+@dataclass
+class Expired:
+    table: str
+    snapshots: list[int]
+    tags: list[str]
+    run_ids: set[str]  # the runs whose commits these snapshots were
+    remaining: set[int]  # the snapshots the table keeps
+
+
+def expire(wh: Warehouse, tdef: TableDef, keep: set[int], *, dry_run: bool) -> Expired:
+    """Drop every snapshot of `tdef` but `keep`, the current one and those other refs hold."""
+    from pyiceberg.table.update.snapshot import ExpireSnapshots, ManageSnapshots
+
+    table = wh.table(tdef)
+    current = table.current_snapshot()
+    held = {ref.snapshot_id for name, ref in table.metadata.refs.items() if not name.startswith(TAG_PREFIX)}
+    kept = keep | held | ({current.snapshot_id} if current else set())
+    gone = [s for s in table.snapshots() if s.snapshot_id not in kept]
+    ids = [s.snapshot_id for s in gone]
+    tags = sorted(name for name, sid in costlake_tags(table).items() if sid in set(ids))
+    runs = {(s.summary.additional_properties if s.summary else {}).get("costlake.run_id", "") for s in gone}
+    if ids and not dry_run:
+        with table.transaction() as tx:
+            manage = ManageSnapshots(tx)
+            for name in tags:
+                manage.remove_tag(name)
+            manage._commit_if_ref_updates_exist()
+            ExpireSnapshots(tx).by_ids(ids).commit()
+    remaining = {s.snapshot_id for s in table.snapshots()} - set(ids)
+    return Expired(tdef.name, ids, tags, runs - {""}, remaining)
+
+
+def referenced(table: Table, snapshot_ids: set[int] | None = None) -> set[str]:
+    """Every file the table's metadata and the snapshots `snapshot_ids` (default: all it has) refer
+    to, as locations: data files, manifests, manifest lists, metadata versions in the log."""
+    snaps = [s for s in table.snapshots() if snapshot_ids is None or s.snapshot_id in snapshot_ids]
+    files = {s.manifest_list for s in snaps if s.manifest_list}
+    manifests = {m.manifest_path: m for s in snaps for m in s.manifests(table.io)}
+    files |= set(manifests)
+    for manifest in manifests.values():
+        files |= {
+            e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+        }
+    files |= {entry.metadata_file for entry in table.metadata.metadata_log}
+    files.add(table.metadata_location)
+    return files
+
+
+def remove_orphans(
+    wh: Warehouse,
+    tdef: TableDef,
+    remaining: set[int],
+    older_than: dt.datetime,
+    *,
+    dry_run: bool,
+    removed: Removed,
+) -> None:
+    """Delete the files under a local table's folder that neither its metadata nor the snapshots
+    `remaining` refer to, when older than `older_than` (a remote warehouse's objects are left:
+    see docs)."""
+    if wh.remote:
+        return
+    table = wh.table(tdef)
+    known = {os.path.realpath(to_local(f)) for f in referenced(table, remaining)}
+    limit = older_than.timestamp()
+    for path, size, mtime in _walk(Path(to_local(table.location()))):
+        if path.name == KEEP_MARK or os.path.realpath(path) in known or mtime >= limit:
+            continue
+        removed.add(str(path), size)
+        if not dry_run:
+            path.unlink(missing_ok=True)
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, int, float]]:
+    for sub in ("data", "metadata"):
+        for folder, _, names in os.walk(root / sub):
+            for name in names:
+                path = Path(folder) / name
+                try:
+                    info = path.lstat()
+                except OSError:
+                    continue
+                yield path, info.st_size, info.st_mtime
+
+
+def mark_committed(wh: Warehouse, tdef: TableDef, run_ids: set[str], *, dry_run: bool) -> None:
+    """Mark the data folders of runs whose snapshots are expired as committed: `run` removes a run's
+    folder when no snapshot names the run (a crash before its commit), which after expiry would
+    also be true of a run whose files later snapshots still use."""
+    if dry_run:
+        return
+    root = wh.staging_root(tdef)
+    for run_id in run_ids:
+        folder = root / f"run_id={run_id}"
+        if folder.is_dir():
+            (folder / KEEP_MARK).touch()
+
+
+def trim_plans(
+    wh: Warehouse, tdef: TableDef, remaining: set[int], *, dry_run: bool, removed: Removed
+) -> None:
+    """Plan-cache entries of snapshots other than `remaining`."""
+    alive = {str(s) for s in remaining}
+    folder = wh.plans.root / tdef.name
+    if not folder.is_dir():
+        return
+    for entry in folder.glob("*.json"):
+        if entry.stem.rpartition("-")[2] not in alive:
+            removed.add(str(entry), entry.stat().st_size)
+            if not dry_run:
+                entry.unlink(missing_ok=True)
+
+
+def trim_cache(wh: Warehouse, files: set[str], *, dry_run: bool, removed: Removed) -> None:
+    """A remote warehouse's cached copies of files that no table refers to any more."""
+    if not wh.remote:
+        return
+    wanted = {wh.storage.cache_path(uri) for uri in files}
+    for cached in (wh.root / "cache").glob("*/*"):
+        if cached.is_file() and cached not in wanted:
+            removed.add(str(cached), cached.stat().st_size)
+            if not dry_run:
+                cached.unlink(missing_ok=True)
+
+
+def retention_note(wh: Warehouse) -> str | None:
+    """The retention the last `costlake maintain` applied, as a phrase; None if it never ran."""
+    from costlake.tables import PUBLISH_LOG
+
+    return wh.table(PUBLISH_LOG).properties.get(RETENTION_PROPERTY)

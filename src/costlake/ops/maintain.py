@@ -1,0 +1,170 @@
+"""`costlake maintain`: keep the runs an audit may ask about, expire the rest, remove unused files.
+
+Which runs are retained: those that finished within `retain_days` days, and the newest `retain_runs`
+runs whatever their age; the latest run always. Each table keeps:
+- the snapshots retained runs' manifests name (what `--as-of` and `audit verify` read), and the
+  publish-log snapshot that carries each retained manifest;
+- every raw snapshot that registered a batch (the batch registry: re-ingesting an old file is still
+  recognised, and audit replays from raw);
+- its current snapshot, and every snapshot after the latest run's (work a run has not finished);
+- for `cost_anomalies`, the newest commit that changed rows (the explanation index compares it).
+Everything else is expired, then the files nothing refers to any more are deleted when older than
+`orphan_hours` (files of crashed runs included). Raw files are never rewritten: they are the audit's
+evidence. The whole of it holds the writer lock; readers are not disturbed (they read retained
+snapshots, and a file is deleted only once no remaining snapshot refers to it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from costlake.errors import InputError
+from costlake.lake.batches import registered_batches
+from costlake.lake.manifest import Manifest, manifests
+from costlake.lake.retention import (
+    RETENTION_PROPERTY,
+    Expired,
+    Removed,
+    expire,
+    mark_committed,
+    referenced,
+    remove_orphans,
+    trim_cache,
+    trim_plans,
+)
+from costlake.lake.warehouse import Warehouse
+from costlake.logs import phase
+from costlake.pipeline.plan import pending_days, unfinished_commits
+from costlake.tables import (
+    ACCOUNT_SERVICE_DAY,
+    COST_ANOMALIES,
+    DAILY_ACCOUNT,
+    NORMALIZED,
+    PUBLISH_LOG,
+    RAW,
+    TABLES,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    retain_days: int
+    retain_runs: int
+    orphan_hours: float
+
+    def describe(self) -> str:
+        newest = f" and the newest {self.retain_runs}" if self.retain_runs else ""
+        return f"runs of the last {self.retain_days} day(s){newest}"
+
+
+@dataclass
+class MaintainReport:
+    policy: Policy
+    dry_run: bool
+    retained: list[str]  # run ids kept
+    expired_runs: list[str]  # run ids whose manifests are expired now
+    tables: list[Expired] = field(default_factory=list)
+    orphans: Removed = field(default_factory=Removed)
+    plans: Removed = field(default_factory=Removed)
+    cache: Removed = field(default_factory=Removed)
+
+    @property
+    def snapshots(self) -> int:
+        return sum(len(t.snapshots) for t in self.tables)
+
+    @property
+    def freed_bytes(self) -> int:
+        return self.orphans.bytes + self.plans.bytes + self.cache.bytes
+
+
+def maintain(
+    wh: Warehouse, policy: Policy, *, dry_run: bool = False, now: dt.datetime | None = None
+) -> MaintainReport:
+    """Apply `policy` to the warehouse (with `dry_run`, only report what it would remove)."""
+    now = now or dt.datetime.now(dt.UTC)
+    wh.ensure_tables()
+    with wh.writer("maintain"):
+        wh.refresh()
+        _refuse_unfinished(wh)
+        found = manifests(wh)
+        kept = retained_runs(wh, found, policy, now)
+        report = MaintainReport(
+            policy, dry_run, [m.run_id for m in kept], [m.run_id for m in found if m not in kept]
+        )
+        keep = _needed(wh, kept, found[-1] if found else None)
+        with phase(log, "expire snapshots", dry_run=dry_run) as done:
+            for name, tdef in TABLES.items():
+                expired = expire(wh, tdef, keep[name], dry_run=dry_run)
+                mark_committed(wh, tdef, expired.run_ids, dry_run=dry_run)
+                report.tables.append(expired)
+            done["snapshots"] = report.snapshots
+            if not dry_run:
+                _record(wh, policy, now)
+        with phase(log, "remove unused files", dry_run=dry_run) as done:
+            wh.refresh()
+            cutoff = now - dt.timedelta(hours=policy.orphan_hours)
+            files: set[str] = set()
+            for expired in report.tables:
+                tdef = TABLES[expired.table]
+                remaining = expired.remaining
+                remove_orphans(wh, tdef, remaining, cutoff, dry_run=dry_run, removed=report.orphans)
+                trim_plans(wh, tdef, remaining, dry_run=dry_run, removed=report.plans)
+                if wh.remote:
+                    files |= referenced(wh.table(tdef), remaining)
+            trim_cache(wh, files, dry_run=dry_run, removed=report.cache)
+            done["files"] = report.orphans.files + report.plans.files + report.cache.files
+    return report
+
+
+def retained_runs(wh: Warehouse, found: list[Manifest], policy: Policy, now: dt.datetime) -> list[Manifest]:
+    """The runs `policy` keeps, oldest first: finished within the days, or among the newest runs."""
+    if not found:
+        return []
+    finished = {s.snapshot_id: s.timestamp_ms for s in wh.snapshots(PUBLISH_LOG)}
+    since = (now - dt.timedelta(days=policy.retain_days)).timestamp() * 1000
+    newest = {m.run_id for m in found[-max(policy.retain_runs, 1) :]}
+    return [m for m in found if m.run_id in newest or finished.get(m.log_snapshot_id, 0) >= since]
+
+
+def _needed(wh: Warehouse, kept: list[Manifest], latest: Manifest | None) -> dict[str, set[int]]:
+    keep: dict[str, set[int]] = {name: set() for name in TABLES}
+    for m in kept:
+        for name, snapshot in m.snapshots.items():
+            if snapshot is not None and name in keep:
+                keep[name].add(snapshot)
+        keep[PUBLISH_LOG.name].add(m.log_snapshot_id)
+    keep[RAW.name] |= {b.snapshot_id for b in registered_batches(wh)}
+    for name, tdef in TABLES.items():
+        snaps = [s.snapshot_id for s in wh.snapshots(tdef)]
+        mark = latest.snapshots.get(name) if latest and name != PUBLISH_LOG.name else None
+        if mark in snaps:
+            keep[name] |= set(snaps[snaps.index(mark) + 1 :])
+    changed = [s for s in wh.snapshots(COST_ANOMALIES) if s.properties.get("changed_days", "1") != "0"]
+    if changed:
+        keep[COST_ANOMALIES.name].add(changed[-1].snapshot_id)
+    return keep
+
+
+def _refuse_unfinished(wh: Warehouse) -> None:
+    """Maintenance waits for a run that died to be finished: its commits are not in any manifest."""
+    waiting = any(unfinished_commits(wh).values()) or any(
+        pending_days(wh, up, down)
+        for up, down in ((NORMALIZED, ACCOUNT_SERVICE_DAY), (ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT))
+    )
+    if waiting:
+        raise InputError(
+            "a run was interrupted and is not finished yet: run `costlake run` first, then maintain"
+        )
+
+
+def _record(wh: Warehouse, policy: Policy, now: dt.datetime) -> None:
+    """Remember the policy on publish_log's table properties (they survive snapshot expiry), so that
+    asking for an expired run can name the retention."""
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%d")
+    text = f"{policy.describe()} (costlake maintain on {stamp})"
+    with wh.table(PUBLISH_LOG).transaction() as tx:
+        tx.set_properties({RETENTION_PROPERTY: text})
