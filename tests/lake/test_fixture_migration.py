@@ -203,3 +203,22 @@ def _billing_names_never_replace_the_tenants_names_of_v010(wh: Path, write_csv) 
     assert after["900000000001"]["account_name_source"] == "native"
     audit = cli(wh, "audit", "verify")
     assert audit.returncode == 0 and "of 7 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
+
+
+def test_v010_records_are_tagged_on_first_write_and_survive_an_outside_expiry(v010_warehouse):
+    """v0.1.0 did not tag its commits. The first writing command tags the snapshots that hold the
+    batch registry, the run manifests and what each run published; then an expiry by another
+    engine (PyIceberg's own) leaves every run readable and verifiable and every batch known."""
+    wh = v010_warehouse
+    assert cli(wh, "run").returncode == 0
+    lake = Warehouse(Settings(warehouse=str(wh)))
+    for tdef in TABLES.values():
+        table = lake.catalog.load_table(tdef.identifier)
+        table.maintenance.expire_snapshots().older_than(dt.datetime.now(dt.UTC)).commit()
+    for run_id, rows in EXPECTED["runs"].items():
+        assert json_rows(cli(wh, "query", DAILY, "--as-of", run_id, "--format", "json")) == rows, run_id
+    batches = "SELECT batch_id, batch_seq, sha256 FROM ingest_batches ORDER BY batch_seq"
+    assert json_rows(cli(wh, "query", batches, "--format", "json")) == EXPECTED["batches"]
+    audit = cli(wh, "audit", "verify")
+    assert audit.returncode == 0 and "of 3 run(s): 0 mismatch(es)" in audit.stdout, audit.stdout
+    assert "nothing new to publish" in cli(wh, "run").stdout

@@ -175,3 +175,46 @@ def retention_note(wh: Warehouse) -> str | None:
     from costlake.tables import PUBLISH_LOG
 
     return wh.table(PUBLISH_LOG).properties.get(RETENTION_PROPERTY)
+
+
+TAGGED_PROPERTY = "costlake.bookkeeping-tags"  # on publish_log: the records' snapshots are tagged
+
+
+def tag_bookkeeping(wh: Warehouse) -> int:
+    """Tag the snapshots that hold the lake's records in a warehouse written before commits were
+    tagged: every raw batch's, every run manifest's, and every snapshot a manifest names. Done once
+    (a table property on publish_log says so), under the caller's writer lock; returns the tags made."""
+    from pyiceberg.table.update.snapshot import ManageSnapshots
+
+    from costlake.lake.batches import registered_batches
+    from costlake.lake.manifest import manifests
+    from costlake.lake.tags import tag_name
+    from costlake.tables import PUBLISH_LOG, RAW, TABLES
+
+    log_table = wh.table(PUBLISH_LOG)
+    if log_table.properties.get(TAGGED_PROPERTY):
+        return 0
+    wanted: dict[str, set[int]] = {name: set() for name in TABLES}
+    wanted[RAW.name] |= {b.snapshot_id for b in registered_batches(wh)}
+    for m in manifests(wh):
+        wanted[PUBLISH_LOG.name].add(m.log_snapshot_id)
+        for name, snapshot in m.snapshots.items():
+            if snapshot is not None and name in wanted:
+                wanted[name].add(snapshot)
+    made = 0
+    for name, ids in wanted.items():
+        table = wh.table(TABLES[name])
+        refs, meta = table.metadata.refs, table.metadata
+        missing = sorted(i for i in ids if tag_name(i) not in refs and meta.snapshot_by_id(i) is not None)
+        if missing:
+            with table.transaction() as tx:
+                manage = ManageSnapshots(tx)
+                for snapshot_id in missing:
+                    manage.create_tag(snapshot_id, tag_name(snapshot_id))
+                manage._commit_if_ref_updates_exist()
+            made += len(missing)
+    wh.refresh()
+    with wh.table(PUBLISH_LOG).transaction() as tx:
+        tx.set_properties({TAGGED_PROPERTY: "1"})
+    wh.refresh()
+    return made

@@ -31,6 +31,7 @@ from costlake.lake.retention import (
     mark_committed,
     referenced,
     remove_orphans,
+    tag_bookkeeping,
     trim_cache,
     trim_plans,
 )
@@ -89,6 +90,7 @@ def maintain(
     wh.ensure_tables()
     with wh.writer("maintain"):
         wh.refresh()
+        tag_bookkeeping(wh)  # a warehouse from before tagged commits, once
         _refuse_unfinished(wh)
         found = manifests(wh)
         kept = retained_runs(wh, found, policy, now)

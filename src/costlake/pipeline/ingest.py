@@ -32,6 +32,7 @@ from costlake.files import file_sha256
 from costlake.lake.batches import Batch, registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
+from costlake.lake.retention import tag_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.pipeline.stage1_normalize import LIVE
@@ -82,6 +83,7 @@ def ingest_files(
     wh.ensure_tables()
     with wh.writer("ingest --reparse" if reparse else "ingest"):
         wh.refresh()
+        tag_bookkeeping(wh)  # a warehouse from before tagged commits, once
         _drop_orphan_quarantine(wh)
         _remove_unregistered_raw_files(wh)
         results = []
