@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from costlake.cli.context import check_choice, out, state
+
+if TYPE_CHECKING:
+    from costlake.ops.maintain import MaintainReport
 
 app = typer.Typer()
 
@@ -60,6 +63,11 @@ def maintain(
         s.orphan_hours if orphan_hours is None else orphan_hours,
     )
     report = run_maintain(wh, policy, dry_run=dry_run)
+    _print(report, fmt, remote=wh.remote)
+
+
+def _print(report: MaintainReport, fmt: str, *, remote: bool) -> None:
+    dry_run, policy = report.dry_run, report.policy
     verb = "would remove" if dry_run else "removed"
     summary = {
         "dry_run": dry_run,
@@ -80,7 +88,7 @@ def maintain(
             out.print(f"{t.table}: {verb} {len(t.snapshots)} snapshot(s)", markup=False)
     for name, part in (("unreferenced files", report.orphans), ("plan-cache entries", report.plans)):
         out.print(f"{name}: {verb} {part.files} ({_size(part.bytes)})", markup=False)
-    if wh.remote:
+    if remote:
         out.print(
             f"local cache: {verb} {report.cache.files} file(s) ({_size(report.cache.bytes)})", markup=False
         )

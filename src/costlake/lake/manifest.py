@@ -44,14 +44,21 @@ def manifest_for(wh: Warehouse, run_id: str) -> Manifest:
     for found in manifests(wh):
         if found.run_id == run_id:
             return found
-    from costlake.lake.retention import retention_note
-
     if run_id in past_retention(wh):
         kept = retention_note(wh) or "a retention policy"
         raise InputError(f"run {run_id} is past the lake's retention ({kept}): its snapshots are expired")
     known = [m.run_id for m in manifests(wh)][-5:]
     hint = f"; recent runs: {', '.join(known)}" if known else "; no run has finished yet"
     raise InputError(f"unknown run id {run_id!r}{hint}")
+
+
+RETENTION_PROPERTY = "costlake.retention"  # on publish_log: the policy the last maintain applied
+
+
+def retention_note(wh: Warehouse) -> str | None:
+    """The retention the last `costlake maintain` applied, as a phrase; None if it never ran. Table
+    properties are not snapshots: expiry leaves them."""
+    return wh.table(PUBLISH_LOG).properties.get(RETENTION_PROPERTY)
 
 
 def past_retention(wh: Warehouse) -> set[str]:

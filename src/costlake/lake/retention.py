@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from costlake.lake.warehouse import Warehouse
 
 KEEP_MARK = ".costlake-committed"  # in a run's data folder: the run committed (see `mark_committed`)
-RETENTION_PROPERTY = "costlake.retention"  # on publish_log: the policy the last maintain applied
 
 
 @dataclass
@@ -168,13 +167,6 @@ def trim_cache(wh: Warehouse, files: set[str], *, dry_run: bool, removed: Remove
             removed.add(str(cached), cached.stat().st_size)
             if not dry_run:
                 cached.unlink(missing_ok=True)
-
-
-def retention_note(wh: Warehouse) -> str | None:
-    """The retention the last `costlake maintain` applied, as a phrase; None if it never ran."""
-    from costlake.tables import PUBLISH_LOG
-
-    return wh.table(PUBLISH_LOG).properties.get(RETENTION_PROPERTY)
 
 
 TAGGED_PROPERTY = "costlake.bookkeeping-tags"  # on publish_log: the records' snapshots are tagged

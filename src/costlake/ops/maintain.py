@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
-from costlake.lake.manifest import Manifest, manifests
+from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests
 from costlake.lake.retention import (
-    RETENTION_PROPERTY,
     Expired,
     Removed,
     expire,
