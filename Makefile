@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench bench-anomalies bench-rag bench-api clean java chromium wrk
+.PHONY: help demo test test-fast lint bench bench-anomalies bench-rag bench-api bench-history clean java chromium wrk
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench-anomalies: $(STAMP) ## precision / recall / F1 of the anomaly methods on g
 bench-rag: $(STAMP) ## recall@5 / MRR of the rankers on generated questions; then answers per intent on a built lake
 	$(PY) bench/retrieval_eval.py
 	$(PY) bench/intent_eval.py
+
+bench-history: $(STAMP) ## 365 daily deliveries: idle run, query, ingest and metadata size before and after `maintain`
+	$(PY) bench/history_bench.py
 
 bench-api: $(STAMP) wrk ## 30 s of POST /explain on `costlake serve` (8 connections, wrk) beside a bare FastAPI floor
 	$(PY) bench/api_load.py

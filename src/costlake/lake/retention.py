@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     from costlake.lake.warehouse import Warehouse
 
+VERSIONS_KEPT = "write.metadata.previous-versions-max"  # Iceberg's table property (default 100)
+METADATA_VERSIONS = 10  # what maintain sets it to where no one has set it
 KEEP_MARK = ".costlake-committed"  # in a run's data folder: the run committed (see `mark_committed`)
 
 
@@ -54,7 +56,8 @@ class Expired:
 
 
 def expire(wh: Warehouse, tdef: TableDef, keep: set[int], *, dry_run: bool) -> Expired:
-    """Drop every snapshot of `tdef` but `keep`, the current one and those other refs hold."""
+    """Drop every snapshot of `tdef` but `keep`, the current one and those other refs hold. A table
+    without `write.metadata.previous-versions-max` gets 10, so that its metadata log stays short."""
     from pyiceberg.table.update.snapshot import ExpireSnapshots, ManageSnapshots
 
     table = wh.table(tdef)
@@ -65,13 +68,17 @@ def expire(wh: Warehouse, tdef: TableDef, keep: set[int], *, dry_run: bool) -> E
     ids = [s.snapshot_id for s in gone]
     tags = sorted(name for name, sid in costlake_tags(table).items() if sid in set(ids))
     runs = {(s.summary.additional_properties if s.summary else {}).get("costlake.run_id", "") for s in gone}
-    if ids and not dry_run:
+    versions = VERSIONS_KEPT not in table.properties
+    if (ids or versions) and not dry_run:
         with table.transaction() as tx:
+            if versions:  # the metadata log, and so the metadata files it keeps, stays short
+                tx.set_properties({VERSIONS_KEPT: str(METADATA_VERSIONS)})
             manage = ManageSnapshots(tx)
             for name in tags:
                 manage.remove_tag(name)
             manage._commit_if_ref_updates_exist()
-            ExpireSnapshots(tx).by_ids(ids).commit()
+            if ids:
+                ExpireSnapshots(tx).by_ids(ids).commit()
     remaining = {s.snapshot_id for s in table.snapshots()} - set(ids)
     return Expired(tdef.name, ids, tags, runs - {""}, remaining)
 
