@@ -21,7 +21,7 @@ from costlake.pipeline.audit import verify
 from costlake.pipeline.ingest import ingest_files
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
-from costlake.tables import DAILY_ACCOUNT, RAW, TABLES
+from costlake.tables import DAILY_ACCOUNT, PUBLISH_LOG, RAW, TABLES
 from helpers import SEED, cli, ingest_and_run
 
 TOTALS = "SELECT account_id, usage_date, total_cost_usd FROM daily_account_cost ORDER BY 1, 2"
@@ -54,6 +54,11 @@ def _as_of_everything(wh: Warehouse) -> dict[str, list[dict[str, object]]]:
     return {m.run_id: run_query(wh, TOTALS, m.run_id).to_pylist() for m in manifests(wh)}
 
 
+def _log_rows(wh: Warehouse) -> list[tuple[object, ...]]:
+    wh.refresh()
+    return sorted(tuple(r.values()) for r in wh.read_rows(PUBLISH_LOG).to_pylist())
+
+
 def _snapshot_counts(wh: Warehouse) -> dict[str, int]:
     wh.refresh()
     return {name: len(wh.snapshots(tdef)) for name, tdef in TABLES.items()}
@@ -68,8 +73,12 @@ def test_maintain_keeps_what_retained_runs_need_and_the_lake_goes_on(tmp_path: P
     before = _as_of_everything(wh)
     runs = list(before)
     assert len(runs) == 3  # the backfill changed nothing, so it left no record
+    log_before = _log_rows(wh)
     report = maintain(wh, KEEP_TWO)
     assert report.retained == runs[1:] and report.expired_runs == runs[:1]
+    # The publish log (a file per run) is one file now, with the same rows.
+    assert report.compacted == {PUBLISH_LOG.name: 3}
+    assert len(Warehouse(wh.settings).data_files(PUBLISH_LOG)) == 1 and _log_rows(wh) == log_before
     assert report.snapshots > 0 and report.orphans.files > 0 and report.freed_bytes > 0
     wh = Warehouse(wh.settings)
     assert [m.run_id for m in manifests(wh)] == runs[1:]

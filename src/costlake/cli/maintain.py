@@ -75,6 +75,7 @@ def _print(report: MaintainReport, fmt: str, *, remote: bool) -> None:
         "runs_retained": len(report.retained),
         "runs_expired": len(report.expired_runs),
         "snapshots_expired": {t.table: len(t.snapshots) for t in report.tables if t.snapshots},
+        "files_compacted": report.compacted,
         "files_removed": report.orphans.files + report.plans.files + report.cache.files,
         "bytes_freed": report.freed_bytes,
     }
@@ -83,6 +84,8 @@ def _print(report: MaintainReport, fmt: str, *, remote: bool) -> None:
         return
     out.print(f"retention: {policy.describe()}; {len(report.retained)} run(s) kept", markup=False)
     out.print(f"{len(report.expired_runs)} run(s) past retention now", markup=False)
+    for name, merged in report.compacted.items():
+        out.print(f"{name}: {'would merge' if dry_run else 'merged'} {merged} files into one", markup=False)
     for t in report.tables:
         if t.snapshots:
             out.print(f"{t.table}: {verb} {len(t.snapshots)} snapshot(s)", markup=False)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from costlake.errors import InputError
-from costlake.lake.warehouse import Warehouse
+from costlake.lake.warehouse import SnapshotInfo, Warehouse
 from costlake.tables import PUBLISH_LOG
 
 
@@ -28,16 +28,15 @@ class Manifest:
 
 def manifests(wh: Warehouse) -> list[Manifest]:
     """Every finished run, oldest first."""
-    out = []
-    for snap in wh.snapshots(PUBLISH_LOG):
-        props = snap.properties
-        if "manifest" in props:
-            snapshots = json.loads(props["manifest"])
-            covers = frozenset({props["run_id"], *props.get("covers", "").split(",")} - {""})
-            lag = int(props["completeness_lag_hours"]) if "completeness_lag_hours" in props else None
-            batch_seq = int(props["batch_seq"])
-            out.append(Manifest(props["run_id"], batch_seq, snapshots, snap.snapshot_id, covers, lag))
-    return out
+    return [_manifest(snap) for snap in wh.snapshots(PUBLISH_LOG) if "manifest" in snap.properties]
+
+
+def _manifest(snap: SnapshotInfo) -> Manifest:
+    props = snap.properties
+    snapshots = json.loads(props["manifest"])
+    covers = frozenset({props["run_id"], *props.get("covers", "").split(",")} - {""})
+    lag = int(props["completeness_lag_hours"]) if "completeness_lag_hours" in props else None
+    return Manifest(props["run_id"], int(props["batch_seq"]), snapshots, snap.snapshot_id, covers, lag)
 
 
 def manifest_for(wh: Warehouse, run_id: str) -> Manifest:
@@ -68,5 +67,9 @@ def past_retention(wh: Warehouse) -> set[str]:
 
 
 def latest_manifest(wh: Warehouse) -> Manifest | None:
-    found = manifests(wh)
-    return found[-1] if found else None
+    """The latest finished run's manifest: the newest publish-log commit that carries one, read
+    without parsing the others."""
+    for snap in reversed(wh.snapshots(PUBLISH_LOG)):
+        if "manifest" in snap.properties:
+            return _manifest(snap)
+    return None

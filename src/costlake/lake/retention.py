@@ -217,3 +217,23 @@ def tag_bookkeeping(wh: Warehouse) -> int:
         tx.set_properties({TAGGED_PROPERTY: "1"})
     wh.refresh()
     return made
+
+
+def compact(wh: Warehouse, tdef: TableDef, *, dry_run: bool) -> int:
+    """Rewrite an unpartitioned table whose current snapshot has more than one data file (the
+    publish log gains one per run) as one file, in one commit with the same guarantees as any
+    other: same rows, a new tagged snapshot, the older snapshots untouched (retained runs still
+    read them). A dimension keeps its last commit's properties (the batches it has folded in);
+    the publish log's compaction carries none, so it is never taken for a run's manifest.
+    Returns the files merged (0: nothing to do)."""
+    if tdef.partition_by is not None:
+        return 0
+    files = wh.data_files(tdef)
+    if len(files) <= 1:
+        return 0
+    if not dry_run:
+        from costlake.tables import PUBLISH_LOG
+
+        props = {} if tdef.name == PUBLISH_LOG.name else wh.last_properties(tdef)
+        wh.overwrite_rows(tdef, wh.read_rows(tdef), props)
+    return len(files)

@@ -26,6 +26,7 @@ from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests
 from costlake.lake.retention import (
     Expired,
     Removed,
+    compact,
     expire,
     mark_committed,
     referenced,
@@ -71,6 +72,7 @@ class MaintainReport:
     orphans: Removed = field(default_factory=Removed)
     plans: Removed = field(default_factory=Removed)
     cache: Removed = field(default_factory=Removed)
+    compacted: dict[str, int] = field(default_factory=dict)  # table -> data files merged into one
 
     @property
     def snapshots(self) -> int:
@@ -96,6 +98,11 @@ def maintain(
         report = MaintainReport(
             policy, dry_run, [m.run_id for m in kept], [m.run_id for m in found if m not in kept]
         )
+        for tdef in TABLES.values():
+            merged = compact(wh, tdef, dry_run=dry_run)
+            if merged:
+                report.compacted[tdef.name] = merged
+        wh.refresh()
         keep = _needed(wh, kept, found[-1] if found else None)
         with phase(log, "expire snapshots", dry_run=dry_run) as done:
             for name, tdef in TABLES.items():
@@ -141,7 +148,7 @@ def _needed(wh: Warehouse, kept: list[Manifest], latest: Manifest | None) -> dic
     keep[RAW.name] |= {b.snapshot_id for b in registered_batches(wh)}
     for name, tdef in TABLES.items():
         snaps = [s.snapshot_id for s in wh.snapshots(tdef)]
-        mark = latest.snapshots.get(name) if latest and name != PUBLISH_LOG.name else None
+        mark = None if latest is None else latest.snapshots.get(name, latest.log_snapshot_id)
         if mark in snaps:
             keep[name] |= set(snaps[snaps.index(mark) + 1 :])
     changed = [s for s in wh.snapshots(COST_ANOMALIES) if s.properties.get("changed_days", "1") != "0"]
