@@ -190,8 +190,9 @@ def tag_bookkeeping(wh: Warehouse) -> int:
     from costlake.lake.tags import tag_name
     from costlake.tables import PUBLISH_LOG, RAW, TABLES
 
-    log_table = wh.table(PUBLISH_LOG)
-    if log_table.properties.get(TAGGED_PROPERTY):
+    # Loaded past the warehouse's table cache: a command that only checks this keeps reading the
+    # publish log fresh afterwards (another process may commit to it meanwhile).
+    if wh.catalog.load_table(PUBLISH_LOG.identifier).properties.get(TAGGED_PROPERTY):
         return 0
     wanted: dict[str, set[int]] = {name: set() for name in TABLES}
     wanted[RAW.name] |= {b.snapshot_id for b in registered_batches(wh)}
