@@ -114,3 +114,42 @@ def test_an_s3_warehouse_needs_a_catalog_it_can_reach(tmp_path):
 
     with pytest.raises(ConfigError, match="needs catalog = 'glue' or a catalog_uri"):
         Warehouse(Settings(warehouse="s3://bucket/prefix", local_dir=str(tmp_path)))
+
+
+def test_maintain_on_s3_expires_removes_unused_objects_and_trims_the_cache(aws_env, tmp_path, write_csv):
+    """On an S3 warehouse with Glue, maintain keeps the retained run readable and verifiable, deletes
+    the bucket's objects that only expired snapshots used, and the local cache copies of them."""
+    from costlake.lake.manifest import manifests
+    from costlake.ops.maintain import Policy, maintain
+
+    settings = Settings(
+        warehouse=f"s3://{BUCKET}/{tmp_path.name}-maintain",
+        catalog="glue",
+        s3_endpoint=aws_env,
+        glue_endpoint=aws_env,
+        aws_region="us-east-1",
+        local_dir=str(tmp_path / "local"),
+    )
+    wh = Warehouse(settings)
+    ingest_and_run(wh, SEED)
+    ingest_and_run(wh, write_csv("fix.csv", [["e1", "2025-01-02", "A2", "EC2", "11.5", "2025-01-05"]]))
+    totals = query_rows(
+        wh, "SELECT account_id, usage_date, total_cost_usd FROM daily_account_cost ORDER BY 1, 2"
+    )
+    bucket = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    listed = bucket.list_objects_v2(Bucket=BUCKET, Prefix=f"{tmp_path.name}-maintain/")
+    objects = {o["Key"] for o in listed.get("Contents", [])}
+    cached = set((tmp_path / "local" / "cache").rglob("*.parquet"))
+    report = maintain(wh, Policy(retain_days=0, retain_runs=1, orphan_hours=0))
+    assert report.expired_runs and report.orphans.files > 0 and report.cache.files > 0
+    listed = bucket.list_objects_v2(Bucket=BUCKET, Prefix=f"{tmp_path.name}-maintain/")
+    left = {o["Key"] for o in listed.get("Contents", [])}
+    assert {p.split("/", 3)[3] for p in report.orphans.paths} <= objects - left
+    assert len(set((tmp_path / "local" / "cache").rglob("*.parquet"))) == len(cached) - report.cache.files
+    again = Warehouse(settings)
+    assert [m.run_id for m in manifests(again)] == report.retained
+    ran = query_rows(
+        again, "SELECT account_id, usage_date, total_cost_usd FROM daily_account_cost ORDER BY 1, 2"
+    )
+    assert ran == totals
+    assert not verify(again).mismatches

@@ -108,12 +108,12 @@ def remove_orphans(
     dry_run: bool,
     removed: Removed,
 ) -> None:
-    """Delete the files under a local table's folder that neither its metadata nor the snapshots
-    `remaining` refer to, when older than `older_than` (a remote warehouse's objects are left:
-    see docs)."""
-    if wh.remote:
-        return
+    """Delete the files under a table's folder (its `data/` and `metadata/`) that neither its
+    metadata nor the snapshots `remaining` refer to, when older than `older_than`."""
     table = wh.table(tdef)
+    if wh.remote:
+        _remove_s3_orphans(wh, table, referenced(table, remaining), older_than, dry_run, removed)
+        return
     known = {os.path.realpath(to_local(f)) for f in referenced(table, remaining)}
     limit = older_than.timestamp()
     for path, size, mtime in _walk(Path(to_local(table.location()))):
@@ -122,6 +122,28 @@ def remove_orphans(
         removed.add(str(path), size)
         if not dry_run:
             path.unlink(missing_ok=True)
+
+
+def _remove_s3_orphans(
+    wh: Warehouse, table: Table, known: set[str], older_than: dt.datetime, dry_run: bool, removed: Removed
+) -> None:
+    """The same for an S3 warehouse: the objects under the table's prefix, listed with boto3."""
+    from urllib.parse import urlparse
+
+    from costlake.lake.connect import s3_client
+
+    where = urlparse(table.location().rstrip("/"))
+    client = s3_client(wh.settings)
+    for sub in ("data/", "metadata/"):
+        prefix = f"{where.path.lstrip('/')}/{sub}"
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=where.netloc, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                uri = f"{where.scheme}://{where.netloc}/{obj['Key']}"
+                if uri in known or obj["LastModified"] >= older_than or obj["Key"].endswith(KEEP_MARK):
+                    continue
+                removed.add(uri, int(obj["Size"]))
+                if not dry_run:
+                    client.delete_object(Bucket=where.netloc, Key=obj["Key"])
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, int, float]]:
