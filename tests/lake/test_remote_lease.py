@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,42 +21,26 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from pydantic import ValidationError
 
 from costlake.lake.lease import LEASE_KEY, LeaseLost, S3Lease
 from costlake.lake.lock import LockTimeout, ensure_held
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
+from moto_s3 import AWS_ENV, moto_endpoint, set_aws_env
 
 BUCKET = "costlake-lease-test"
-AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_endpoint() as url:
+        yield url
 
 
 @pytest.fixture
 def s3(monkeypatch, endpoint):
-    for key, value in AWS.items():
-        monkeypatch.setenv(key, value)
+    set_aws_env(monkeypatch)
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     if BUCKET not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
         client.create_bucket(Bucket=BUCKET)
@@ -131,7 +114,7 @@ def test_a_blocked_costlake_command_on_another_host_names_the_holder(s3, endpoin
     a = _warehouse(endpoint, tmp_path, "host-a")
     env = {
         **os.environ,
-        **AWS,
+        **AWS_ENV,
         "COSTLAKE_CATALOG": "glue",
         "COSTLAKE_S3_ENDPOINT": endpoint,
         "COSTLAKE_GLUE_ENDPOINT": endpoint,

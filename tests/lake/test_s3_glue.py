@@ -5,12 +5,11 @@ standard AWS chain; nothing is configured in code."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from decimal import Decimal
+from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.audit import verify
@@ -18,34 +17,33 @@ from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
 from costlake.tables import DAILY_ACCOUNT, TABLES
 from helpers import SEED, cli, ingest_and_run, query_rows
+from moto_s3 import moto_endpoint, set_aws_env
 
 BUCKET = "costlake-test"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def glue_settings(warehouse: str, endpoint: str, local: Path, region: str = "us-east-1") -> Settings:
+    """An S3 warehouse with the Glue catalog, both at moto's endpoint. Glue has one `costlake`
+    database per region: two warehouses in one test module need two regions."""
+    return Settings(
+        warehouse=warehouse,
+        catalog="glue",
+        s3_endpoint=endpoint,
+        glue_endpoint=endpoint,
+        aws_region=region,
+        local_dir=str(local),
+    )
 
 
 @pytest.fixture(scope="module")
 def endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_endpoint() as url:
+        yield url
 
 
 @pytest.fixture
 def aws_env(monkeypatch, endpoint):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
+    set_aws_env(monkeypatch)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
         s3.create_bucket(Bucket=BUCKET)
@@ -55,14 +53,7 @@ def aws_env(monkeypatch, endpoint):
 def test_ingest_run_backfill_query_on_s3_with_glue(aws_env, tmp_path, write_csv, monkeypatch):
     endpoint = aws_env
     prefix = f"s3://{BUCKET}/{tmp_path.name}"
-    settings = Settings(
-        warehouse=prefix,
-        catalog="glue",
-        s3_endpoint=endpoint,
-        glue_endpoint=endpoint,
-        aws_region="us-east-1",
-        local_dir=str(tmp_path / "local"),
-    )
+    settings = glue_settings(prefix, endpoint, tmp_path / "local")
     wh = Warehouse(settings)
     ingest_and_run(wh, SEED)
     fix = write_csv("fix.csv", [["e1", "2025-01-02", "A2", "EC2", "11.000000000001", "2025-01-05"]])
@@ -122,14 +113,8 @@ def test_maintain_on_s3_expires_removes_unused_objects_and_trims_the_cache(aws_e
     from costlake.lake.manifest import manifests
     from costlake.ops.maintain import Policy, maintain
 
-    settings = Settings(
-        warehouse=f"s3://{BUCKET}/{tmp_path.name}-maintain",
-        catalog="glue",
-        s3_endpoint=aws_env,
-        glue_endpoint=aws_env,
-        aws_region="us-east-1",
-        local_dir=str(tmp_path / "local"),
-    )
+    warehouse = f"s3://{BUCKET}/{tmp_path.name}-maintain"
+    settings = glue_settings(warehouse, aws_env, tmp_path / "local", region="eu-west-1")
     wh = Warehouse(settings)
     ingest_and_run(wh, SEED)
     ingest_and_run(wh, write_csv("fix.csv", [["e1", "2025-01-02", "A2", "EC2", "11.5", "2025-01-05"]]))
