@@ -34,7 +34,7 @@ demo: $(STAMP) ## set up, generate 3 months for 3 tenants, run the pipeline, sho
 	$(VENV)/bin/costlake --warehouse demo-warehouse demo --data demo-data
 
 test: $(STAMP) java chromium lint ## set up, lint, and run every test (what CI runs)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
 
 test-fast: $(STAMP) ## the tests not marked slow or spark (seconds, not minutes)
 	$(PY) -m pytest -m "not slow and not spark"
