@@ -58,7 +58,7 @@ def test_a_blocked_command_says_once_whom_it_waits_for_and_gives_up_at_the_timeo
     lines = blocked.stderr.splitlines()
     assert blocked.returncode == 1, blocked.stderr
     assert lines[0].startswith(f"waiting for backfill (pid {os.getpid()} on ") and "since" in lines[0]
-    assert lines[1].startswith("error: ") and "gave up after 2 s waiting for backfill" in lines[1]
+    assert lines[1].startswith("error: ") and "gave up after 1.5 s waiting for backfill" in lines[1]
     assert len(lines) == 2
     assert cli(wh, "run").returncode == 0  # released: the next one goes through
 

@@ -141,7 +141,7 @@ def test_a_blocked_costlake_command_on_another_host_names_the_holder(s3, endpoin
     lines = blocked.stderr.splitlines()
     assert blocked.returncode == 1, blocked.stderr
     assert lines[0].startswith(f"waiting for backfill (pid {os.getpid()} on ") and "since" in lines[0]
-    assert lines[1].startswith("error: ") and "gave up after 2 s waiting for backfill" in lines[1]
+    assert lines[1].startswith("error: ") and "gave up after 1.5 s waiting for backfill" in lines[1]
     assert len(lines) == 2
 
 

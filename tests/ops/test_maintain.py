@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from costlake.lake.manifest import manifest_for, manifests
 from costlake.lake.retention import KEEP_MARK
 from costlake.lake.warehouse import Warehouse
 from costlake.ops.maintain import Policy, maintain
+from costlake.ops.runs import list_runs
 from costlake.pipeline.audit import verify
 from costlake.pipeline.ingest import ingest_files
 from costlake.pipeline.run import run_pipeline
@@ -191,3 +193,55 @@ def test_maintain_waits_for_an_interrupted_run_to_be_finished(tmp_path: Path, mo
     assert RAW.name not in summary["snapshots_expired"]  # the batch registry is never expired
     audit = cli(root, "audit", "verify")
     assert audit.returncode == 0 and "1 run(s) past retention" in audit.stdout
+
+
+def test_a_maintenance_killed_after_the_publish_log_leaves_no_run_without_its_snapshots(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Manifests go first: killed between tables, every run still listed reads and verifies; the
+    expired ones are past retention; the next maintenance expires what is left."""
+    wh, _ = _lake(tmp_path)
+    runs = [m.run_id for m in manifests(wh)]
+    monkeypatch.setenv("COSTLAKE_CRASH_AT", f"maintain:after_expire:{PUBLISH_LOG.name}")
+    killed = cli(wh.root, "maintain", "--retain-runs", "1", "--retain-days", "0", "--orphan-hours", "0")
+    assert killed.returncode == 86
+    monkeypatch.delenv("COSTLAKE_CRASH_AT")
+    wh = Warehouse(wh.settings)
+    assert [m.run_id for m in manifests(wh)] == runs[-1:]
+    audit = verify(wh)
+    assert not audit.mismatches and audit.past_retention == 2
+    with pytest.raises(InputError, match="is past the lake's retention"):
+        manifest_for(wh, runs[0])
+    shown = cli(wh.root, "runs", "show", runs[0])
+    assert shown.returncode == 1 and "is past the lake's retention" in shown.stderr
+    assert maintain(wh, Policy(0, 1, 0)).snapshots > 0  # the other tables' leftovers
+    assert not verify(Warehouse(wh.settings)).mismatches
+
+
+def test_a_copied_warehouse_and_impossible_values_are_refused_before_any_change(tmp_path: Path) -> None:
+    wh, _ = _lake(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(wh.root, copy)
+    counts, files = _snapshot_counts(wh), _files(wh.root)
+    refused = cli(copy, "maintain", "--retain-days", "0", "--orphan-hours", "0")
+    assert refused.returncode == 1 and "outside the warehouse folder" in refused.stderr
+    assert "(a copied warehouse?): maintain changes nothing" in refused.stderr.strip().splitlines()[-1]
+    for args, message in (
+        (("--retain-days", "99999999"), "--retain-days must be 0 to 36500, not 99999999"),
+        (("--orphan-hours", "inf"), "--orphan-hours must be 0 to 876,000, not inf"),
+    ):
+        done = cli(wh.root, "maintain", *args)
+        assert done.returncode == 1 and done.stderr.strip() == f"error: {message}", done.stderr
+    assert _snapshot_counts(wh) == counts and _files(wh.root) == files
+
+
+def test_a_runs_batches_stay_the_same_after_maintenance(tmp_path: Path) -> None:
+    """A batch all of whose rows were quarantined is still counted with the run that read it,
+    whether or not the run before it is past retention."""
+    wh, _ = _lake(tmp_path)
+    ingest_and_run(wh, _batch(tmp_path, "bad.csv", ["e8,notadate,A1,EC2,1,2025-01-05"]))
+    ingest_and_run(wh, _batch(tmp_path, "day5.csv", ["e9,2025-01-05,A1,EC2,1,2025-01-06"]))
+    before = {r.run_id: r.batches for r in list_runs(wh)}
+    maintain(wh, Policy(0, 1, 0))
+    after = {r.run_id: r.batches for r in list_runs(Warehouse(wh.settings))}
+    assert after == {run: before[run] for run in after} and len(after) == 1

@@ -123,12 +123,12 @@ class _Waiter:
     def wait(self, where: str, who: Callable[[], str]) -> None:
         """Sleep a poll interval, or raise `LockTimeout` (naming the holder) past the deadline."""
         if not self.told:
-            message = f"waiting for {who()} to finish (up to {self.timeout_s:.0f} s)"
+            message = f"waiting for {who()} to finish (up to {self.timeout_s:g} s)"
             (self.on_wait or log.warning)(message)
             self.told = True
         if time.monotonic() >= self.deadline:
             raise LockTimeout(
-                f"{where}: gave up after {self.timeout_s:.0f} s waiting for {who()}; "
+                f"{where}: gave up after {self.timeout_s:g} s waiting for {who()}; "
                 "raise --lock-timeout (setting lock_timeout_seconds) or try again later"
             )
         time.sleep(POLL_S)

@@ -24,6 +24,7 @@ class Manifest:
     log_snapshot_id: int
     covers: frozenset[str]  # this run and the interrupted runs whose commits it finished
     lag_hours: int | None  # the completeness lag the run published with
+    seen_batch_seq: int | None = None  # the batches after it are new to the run (None: not recorded)
 
 
 def manifests(wh: Warehouse) -> list[Manifest]:
@@ -36,19 +37,25 @@ def _manifest(snap: SnapshotInfo) -> Manifest:
     snapshots = json.loads(props["manifest"])
     covers = frozenset({props["run_id"], *props.get("covers", "").split(",")} - {""})
     lag = int(props["completeness_lag_hours"]) if "completeness_lag_hours" in props else None
-    return Manifest(props["run_id"], int(props["batch_seq"]), snapshots, snap.snapshot_id, covers, lag)
+    seen = int(props["seen_batch_seq"]) if "seen_batch_seq" in props else None
+    return Manifest(props["run_id"], int(props["batch_seq"]), snapshots, snap.snapshot_id, covers, lag, seen)
 
 
 def manifest_for(wh: Warehouse, run_id: str) -> Manifest:
     for found in manifests(wh):
         if found.run_id == run_id:
             return found
+    raise unknown_run(wh, run_id)
+
+
+def unknown_run(wh: Warehouse, run_id: str) -> InputError:
+    """The one-line error for a run id without a manifest: past the retention, or unknown."""
     if run_id in past_retention(wh):
         kept = retention_note(wh) or "a retention policy"
-        raise InputError(f"run {run_id} is past the lake's retention ({kept}): its snapshots are expired")
+        return InputError(f"run {run_id} is past the lake's retention ({kept}): its snapshots are expired")
     known = [m.run_id for m in manifests(wh)][-5:]
     hint = f"; recent runs: {', '.join(known)}" if known else "; no run has finished yet"
-    raise InputError(f"unknown run id {run_id!r}{hint}")
+    return InputError(f"unknown run id {run_id!r}{hint}")
 
 
 RETENTION_PROPERTY = "costlake.retention"  # on publish_log: the policy the last maintain applied

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from costlake.lake.lock import ensure_held
 from costlake.lake.storage import to_local
 from costlake.lake.tags import TAG_PREFIX, costlake_tags
 from costlake.tables import TableDef
@@ -55,7 +56,9 @@ class Expired:
     remaining: set[int]  # the snapshots the table keeps
 
 
-def expire(wh: Warehouse, tdef: TableDef, keep: set[int], *, dry_run: bool) -> Expired:
+def expire(
+    wh: Warehouse, tdef: TableDef, keep: set[int], *, dry_run: bool, properties: dict[str, str] | None = None
+) -> Expired:
     """Drop every snapshot of `tdef` but `keep`, the current one and those other refs hold. A table
     without `write.metadata.previous-versions-max` gets 10, so that its metadata log stays short."""
     from pyiceberg.table.update.snapshot import ExpireSnapshots, ManageSnapshots
@@ -68,17 +71,20 @@ def expire(wh: Warehouse, tdef: TableDef, keep: set[int], *, dry_run: bool) -> E
     ids = [s.snapshot_id for s in gone]
     tags = sorted(name for name, sid in costlake_tags(table).items() if sid in set(ids))
     runs = {(s.summary.additional_properties if s.summary else {}).get("costlake.run_id", "") for s in gone}
-    versions = VERSIONS_KEPT not in table.properties
-    if (ids or versions) and not dry_run:
+    settings = ({} if VERSIONS_KEPT in table.properties else {VERSIONS_KEPT: str(METADATA_VERSIONS)}) | (
+        properties or {}
+    )  # a short metadata log keeps few metadata files; `properties` go in the same commit
+    if (ids or settings) and not dry_run:
         with table.transaction() as tx:
-            if versions:  # the metadata log, and so the metadata files it keeps, stays short
-                tx.set_properties({VERSIONS_KEPT: str(METADATA_VERSIONS)})
+            if settings:
+                tx.set_properties(settings)
             manage = ManageSnapshots(tx)
             for name in tags:
                 manage.remove_tag(name)
             manage._commit_if_ref_updates_exist()
             if ids:
                 ExpireSnapshots(tx).by_ids(ids).commit()
+            ensure_held(wh.root)  # a writer whose lease was taken commits nothing more
     remaining = {s.snapshot_id for s in table.snapshots()} - set(ids)
     return Expired(tdef.name, ids, tags, runs - {""}, remaining)
 
@@ -234,10 +240,12 @@ def tag_bookkeeping(wh: Warehouse) -> int:
                 for snapshot_id in missing:
                     manage.create_tag(snapshot_id, tag_name(snapshot_id))
                 manage._commit_if_ref_updates_exist()
+                ensure_held(wh.root)
             made += len(missing)
     wh.refresh()
     with wh.table(PUBLISH_LOG).transaction() as tx:
         tx.set_properties({TAGGED_PROPERTY: "1"})
+        ensure_held(wh.root)
     wh.refresh()
     return made
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
+from costlake.lake.faults import crash_point
 from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests
 from costlake.lake.retention import (
     Expired,
@@ -35,6 +37,7 @@ from costlake.lake.retention import (
     trim_cache,
     trim_plans,
 )
+from costlake.lake.storage import to_local
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.pipeline.plan import pending_days, unfinished_commits
@@ -51,11 +54,25 @@ from costlake.tables import (
 log = logging.getLogger(__name__)
 
 
+MAX_DAYS = 36500  # a century: the most a retention in days can say
+MAX_RUNS = 10**9
+MAX_HOURS = 876000  # a century, in hours
+
+
 @dataclass(frozen=True)
 class Policy:
     retain_days: int
     retain_runs: int
     orphan_hours: float
+
+    def check(self) -> None:
+        """One-line errors for values no retention can use (before anything is changed)."""
+        if not 0 <= self.retain_days <= MAX_DAYS:
+            raise InputError(f"--retain-days must be 0 to {MAX_DAYS}, not {self.retain_days}")
+        if not 0 <= self.retain_runs <= MAX_RUNS:
+            raise InputError(f"--retain-runs must be 0 to {MAX_RUNS:,}, not {self.retain_runs}")
+        if not 0 <= self.orphan_hours <= MAX_HOURS:  # NaN fails too
+            raise InputError(f"--orphan-hours must be 0 to {MAX_HOURS:,}, not {self.orphan_hours}")
 
     def describe(self) -> str:
         newest = f" and the newest {self.retain_runs}" if self.retain_runs else ""
@@ -87,11 +104,14 @@ def maintain(
     wh: Warehouse, policy: Policy, *, dry_run: bool = False, now: dt.datetime | None = None
 ) -> MaintainReport:
     """Apply `policy` to the warehouse (with `dry_run`, only report what it would remove)."""
+    policy.check()
     now = now or dt.datetime.now(dt.UTC)
     wh.ensure_tables()
     with wh.writer("maintain"):
         wh.refresh()
-        tag_bookkeeping(wh)  # a warehouse from before tagged commits, once
+        _refuse_foreign_tables(wh)
+        if not dry_run:
+            tag_bookkeeping(wh)  # a warehouse from before tagged commits, once
         _refuse_unfinished(wh)
         found = manifests(wh)
         kept = retained_runs(wh, found, policy, now)
@@ -105,13 +125,18 @@ def maintain(
         wh.refresh()
         keep = _needed(wh, kept, found[-1] if found else None)
         with phase(log, "expire snapshots", dry_run=dry_run) as done:
-            for name, tdef in TABLES.items():
-                expired = expire(wh, tdef, keep[name], dry_run=dry_run)
+            # The publish log first, with the retention it applies: the manifests of expired runs
+            # go before their snapshots do, so an interrupted maintenance never leaves a listed run
+            # without its snapshots (the next one expires what is left).
+            note = {RETENTION_PROPERTY: _note(policy, now)}
+            for name in [PUBLISH_LOG.name, *(n for n in TABLES if n != PUBLISH_LOG.name)]:
+                tdef = TABLES[name]
+                extra = note if name == PUBLISH_LOG.name else {}
+                expired = expire(wh, tdef, keep[name], dry_run=dry_run, properties=extra)
+                crash_point(f"maintain:after_expire:{name}")
                 mark_committed(wh, tdef, expired.run_ids, dry_run=dry_run)
                 report.tables.append(expired)
             done["snapshots"] = report.snapshots
-            if not dry_run:
-                _record(wh, policy, now)
         with phase(log, "remove unused files", dry_run=dry_run) as done:
             wh.refresh()
             cutoff = now - dt.timedelta(hours=policy.orphan_hours)
@@ -169,10 +194,22 @@ def _refuse_unfinished(wh: Warehouse) -> None:
         )
 
 
-def _record(wh: Warehouse, policy: Policy, now: dt.datetime) -> None:
-    """Remember the policy on publish_log's table properties (they survive snapshot expiry), so that
-    asking for an expired run can name the retention."""
+def _note(policy: Policy, now: dt.datetime) -> str:
+    """The retention as asking for an expired run names it; kept in publish_log's table properties
+    (they survive snapshot expiry)."""
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%d")
-    text = f"{policy.describe()} (costlake maintain on {stamp})"
-    with wh.table(PUBLISH_LOG).transaction() as tx:
-        tx.set_properties({RETENTION_PROPERTY: text})
+    return f"{policy.describe()} (costlake maintain on {stamp})"
+
+
+def _refuse_foreign_tables(wh: Warehouse) -> None:
+    """A local warehouse's tables must live in its folder. A copied folder's metadata still names
+    the original's files (Iceberg keeps absolute paths): maintaining the copy would delete them."""
+    if wh.remote:
+        return
+    for tdef in TABLES.values():
+        location = Path(to_local(wh.table(tdef).location())).resolve()
+        if not location.is_relative_to(wh.root):
+            raise InputError(
+                f"{tdef.name} lives in {location}, outside the warehouse folder {wh.root} "
+                "(a copied warehouse?): maintain changes nothing"
+            )

@@ -16,7 +16,7 @@ from typing import Any
 
 from costlake.errors import InputError
 from costlake.lake.batches import Batch, registered_batches
-from costlake.lake.manifest import Manifest, manifests
+from costlake.lake.manifest import Manifest, manifests, unknown_run
 from costlake.lake.warehouse import Warehouse
 from costlake.tables import PUBLISH_LOG
 
@@ -85,7 +85,8 @@ def list_runs(wh: Warehouse) -> list[RunSummary]:
     ended = {s.snapshot_id: s.timestamp_ms for s in wh.snapshots(PUBLISH_LOG)}
     out, previous = [], _expired_watermark(log, found, batches)
     for manifest in found:
-        out.append(_summary(manifest, log.get(manifest.run_id, []), batches, previous, ended))
+        seen = manifest.seen_batch_seq if manifest.seen_batch_seq is not None else previous
+        out.append(_summary(manifest, log.get(manifest.run_id, []), batches, seen, ended))
         previous = max(previous, manifest.batch_seq)
     return out
 
@@ -94,7 +95,7 @@ def show_run(wh: Warehouse, run: str) -> tuple[RunSummary, list[Partition]]:
     """One run (its id, or a prefix that names one run) and every partition it published or held
     back, by table and day."""
     runs = list_runs(wh)
-    chosen = _choose(runs, run)
+    chosen = _choose(wh, runs, run)
     rows = _log_by_run(wh).get(chosen.run_id, [])
     parts = [
         Partition(
@@ -116,7 +117,9 @@ def _expired_watermark(
     log: dict[str, list[dict[str, Any]]], found: list[Manifest], batches: list[Batch]
 ) -> int:
     """The last batch the runs past retention read (their manifests are expired, their publish-log
-    rows are not), so that the oldest retained run lists only the batches new to it."""
+    rows are not), so that the oldest retained run lists only the batches new to it. Only for runs
+    from before manifests recorded `seen_batch_seq` (a batch no row names, all of it quarantined,
+    is then counted with the next run)."""
     seq = {b.batch_id: b.batch_seq for b in batches}
     listed = {m.run_id for m in found}
     read = {
@@ -129,7 +132,7 @@ def _expired_watermark(
     return max(read, default=0)
 
 
-def _choose(runs: list[RunSummary], run: str) -> RunSummary:
+def _choose(wh: Warehouse, runs: list[RunSummary], run: str) -> RunSummary:
     exact = [r for r in runs if r.run_id == run]
     if exact:
         return exact[0]
@@ -138,9 +141,7 @@ def _choose(runs: list[RunSummary], run: str) -> RunSummary:
         return matches[0]
     if matches:
         raise InputError(f"{run!r} names {len(matches)} runs; give more of the run id")
-    recent = ", ".join(r.run_id for r in runs[-5:])
-    hint = f"; recent runs: {recent}" if recent else "; no run has finished yet"
-    raise InputError(f"unknown run id {run!r}{hint}")
+    raise unknown_run(wh, run)
 
 
 def _log_by_run(wh: Warehouse) -> dict[str, list[dict[str, Any]]]:

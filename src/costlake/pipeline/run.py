@@ -329,6 +329,7 @@ def _append_publish_log(
         "run_id": report.run_id,
         "batch_seq": str(plan.watermark),
         "manifest": json.dumps(snapshots),
+        "seen_batch_seq": str(plan.seen_watermark),  # the batches after it are new to this run
         "covers": ",".join(sorted(plan.recovered_runs)),
         "completeness_lag_hours": str(wh.settings.completeness_lag_hours),
     }
