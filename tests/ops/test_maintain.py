@@ -223,9 +223,12 @@ def test_a_copied_warehouse_and_impossible_values_are_refused_before_any_change(
     copy = tmp_path / "copy"
     shutil.copytree(wh.root, copy)
     counts, files = _snapshot_counts(wh), _files(wh.root)
-    refused = cli(copy, "maintain", "--retain-days", "0", "--orphan-hours", "0")
-    assert refused.returncode == 1 and "outside the warehouse folder" in refused.stderr
-    assert "(a copied warehouse?): maintain changes nothing" in refused.stderr.strip().splitlines()[-1]
+    for args in (("maintain", "--retain-days", "0", "--orphan-hours", "0"), ("ingest", str(SEED)), ("run",)):
+        refused = cli(copy, *args)
+        assert refused.returncode == 1, refused.stderr
+        line = refused.stderr.strip()
+        assert line.startswith("error: raw_billing_events lives in ") and "\n" not in line
+        assert line.endswith("(a copied warehouse? Iceberg keeps absolute paths): nothing was changed")
     for args, message in (
         (("--retain-days", "99999999"), "--retain-days must be 0 to 36500, not 99999999"),
         (("--orphan-hours", "inf"), "--orphan-hours must be 0 to 876,000, not inf"),
@@ -245,3 +248,24 @@ def test_a_runs_batches_stay_the_same_after_maintenance(tmp_path: Path) -> None:
     maintain(wh, Policy(0, 1, 0))
     after = {r.run_id: r.batches for r in list_runs(Warehouse(wh.settings))}
     assert after == {run: before[run] for run in after} and len(after) == 1
+
+
+def test_a_maintenance_killed_between_a_tables_expiry_and_the_next_loses_no_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The folders of runs whose snapshots a table expires are marked before the expiry: killed
+    right after it, the next maintenance and the next `run` keep every file the lake still reads."""
+    wh, _ = _lake(tmp_path)
+    monkeypatch.setenv("COSTLAKE_CRASH_AT", f"maintain:after_expire:{DAILY_ACCOUNT.name}")
+    assert (
+        cli(wh.root, "maintain", "--retain-runs", "1", "--retain-days", "0", "--orphan-hours", "0").returncode
+        == 86
+    )
+    monkeypatch.delenv("COSTLAKE_CRASH_AT")
+    maintain(Warehouse(wh.settings), Policy(0, 1, 0))
+    more = _batch(tmp_path, "day4.csv", ["e7,2025-01-04,A1,S3,2,2025-01-06"])
+    assert cli(wh.root, "ingest", str(more)).returncode == 0
+    ran = cli(wh.root, "run")
+    assert ran.returncode == 0, ran.stderr
+    assert len(run_query(Warehouse(wh.settings), TOTALS).to_pylist()) == 6
+    assert not verify(Warehouse(wh.settings)).mismatches

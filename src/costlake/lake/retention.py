@@ -75,6 +75,8 @@ def expire(
         properties or {}
     )  # a short metadata log keeps few metadata files; `properties` go in the same commit
     if (ids or settings) and not dry_run:
+        # Marked before the snapshots that name these runs go: `run` then keeps their folders.
+        mark_committed(wh, tdef, runs - {""}, dry_run=False)
         with table.transaction() as tx:
             if settings:
                 tx.set_properties(settings)

@@ -23,6 +23,7 @@ import pyarrow as pa
 from costlake.errors import LakeError
 from costlake.lake.connect import open_catalog
 from costlake.lake.filters import is_in
+from costlake.lake.home import check_home
 from costlake.lake.lease import LEASE_SCHEMES, S3Lease
 from costlake.lake.lock import ensure_held, writer_lock
 from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableMeta, read_files, snapshot_ref
@@ -89,6 +90,9 @@ class Warehouse:
         """The warehouse's write lock, held for `command` (re-entrant within a process); waits up
         to `lock_timeout_seconds` for another writer, telling `on_wait` once who it waits for. For an
         S3 warehouse it is also a lease in the bucket (lake/lease.py), so it holds across hosts."""
+        for name in () if self.remote else TABLES:  # a copied folder still names the original's files
+            if (meta := self.light.meta(name)) is not None:
+                check_home(self.root, name, meta.location)
         timeout, lease = self.settings.lock_timeout_seconds, self._lease(command)
         return writer_lock(self.root, command, timeout_s=timeout, on_wait=self.on_wait, lease=lease)
 

@@ -19,25 +19,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
 from costlake.lake.faults import crash_point
+from costlake.lake.home import check_home
 from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests
 from costlake.lake.retention import (
     Expired,
     Removed,
     compact,
     expire,
-    mark_committed,
     referenced,
     remove_orphans,
     tag_bookkeeping,
     trim_cache,
     trim_plans,
 )
-from costlake.lake.storage import to_local
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.pipeline.plan import pending_days, unfinished_commits
@@ -134,7 +132,6 @@ def maintain(
                 extra = note if name == PUBLISH_LOG.name else {}
                 expired = expire(wh, tdef, keep[name], dry_run=dry_run, properties=extra)
                 crash_point(f"maintain:after_expire:{name}")
-                mark_committed(wh, tdef, expired.run_ids, dry_run=dry_run)
                 report.tables.append(expired)
             done["snapshots"] = report.snapshots
         with phase(log, "remove unused files", dry_run=dry_run) as done:
@@ -202,14 +199,8 @@ def _note(policy: Policy, now: dt.datetime) -> str:
 
 
 def _refuse_foreign_tables(wh: Warehouse) -> None:
-    """A local warehouse's tables must live in its folder. A copied folder's metadata still names
-    the original's files (Iceberg keeps absolute paths): maintaining the copy would delete them."""
-    if wh.remote:
-        return
-    for tdef in TABLES.values():
-        location = Path(to_local(wh.table(tdef).location())).resolve()
-        if not location.is_relative_to(wh.root):
-            raise InputError(
-                f"{tdef.name} lives in {location}, outside the warehouse folder {wh.root} "
-                "(a copied warehouse?): maintain changes nothing"
-            )
+    """Checked again under the lock, through the catalog (`lake/home.py`): maintaining a copied
+    warehouse would delete the original's files."""
+    if not wh.remote:
+        for tdef in TABLES.values():
+            check_home(wh.root, tdef.name, wh.table(tdef).location())

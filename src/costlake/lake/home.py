@@ -1,0 +1,29 @@
+"""A local warehouse's tables must live in its own folder.
+
+Iceberg metadata holds absolute paths. A warehouse folder copied elsewhere (`cp -a` as a backup)
+still names the original's files: writing to the copy would put new files into the original's
+folder, and maintaining it would delete the original's. Every writing command checks first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from costlake.errors import InputError
+from costlake.lake.storage import to_local
+
+
+def homes(root: Path) -> set[Path]:
+    """The folder a table's location may sit in: the warehouse folder, or the spelling of it that
+    Iceberg keeps (a file URI's escapes, e.g. `%20` for a space, taken literally on disk)."""
+    return {root, Path(to_local(root.as_uri()))}
+
+
+def check_home(root: Path, table: str, location: str) -> None:
+    """Refuse (one line) a table whose location is not `<warehouse>/<namespace>/<table>`."""
+    where = Path(to_local(location))
+    if where.name != table or where.parent.parent not in homes(root):
+        raise InputError(
+            f"{table} lives in {where}, not in the warehouse folder {root} (a copied warehouse? "
+            "Iceberg keeps absolute paths): nothing was changed"
+        )
