@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -34,3 +36,13 @@ def moto_endpoint() -> Iterator[str]:
 def set_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in AWS_ENV.items():
         monkeypatch.setenv(key, value)
+
+
+def s3_with_bucket(monkeypatch: pytest.MonkeyPatch, endpoint: str, bucket: str) -> Any:
+    """The test credentials in the environment, and a boto3 S3 client of `endpoint` on which
+    `bucket` exists."""
+    set_aws_env(monkeypatch)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    if bucket not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+        client.create_bucket(Bucket=bucket)
+    return client

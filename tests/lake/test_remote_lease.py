@@ -19,7 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 from pydantic import ValidationError
 
@@ -27,7 +26,7 @@ from costlake.lake.lease import LEASE_KEY, LeaseLost, S3Lease
 from costlake.lake.lock import LockTimeout, ensure_held
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
-from moto_s3 import AWS_ENV, moto_endpoint, set_aws_env
+from moto_s3 import AWS_ENV, moto_endpoint, s3_with_bucket
 
 BUCKET = "costlake-lease-test"
 
@@ -40,11 +39,7 @@ def endpoint():
 
 @pytest.fixture
 def s3(monkeypatch, endpoint):
-    set_aws_env(monkeypatch)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    if BUCKET not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
-        client.create_bucket(Bucket=BUCKET)
-    return client
+    return s3_with_bucket(monkeypatch, endpoint, BUCKET)
 
 
 def _warehouse(endpoint: str, tmp_path: Path, local: str, on_wait=None, **settings) -> Warehouse:  # type: ignore[no-untyped-def]

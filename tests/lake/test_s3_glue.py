@@ -17,7 +17,7 @@ from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
 from costlake.tables import DAILY_ACCOUNT, TABLES
 from helpers import SEED, cli, ingest_and_run, query_rows
-from moto_s3 import moto_endpoint, set_aws_env
+from moto_s3 import moto_endpoint, s3_with_bucket
 
 BUCKET = "costlake-test"
 
@@ -43,10 +43,7 @@ def endpoint():
 
 @pytest.fixture
 def aws_env(monkeypatch, endpoint):
-    set_aws_env(monkeypatch)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
-        s3.create_bucket(Bucket=BUCKET)
+    s3_with_bucket(monkeypatch, endpoint, BUCKET)
     return endpoint
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from costlake.errors import InputError
 from costlake.lake.warehouse import SnapshotInfo, Warehouse
-from costlake.tables import PUBLISH_LOG
+from costlake.tables import PUBLISH_LOG, TableDef
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,15 @@ def past_retention(wh: Warehouse) -> set[str]:
     """Runs the publish log records whose manifests were expired (by `costlake maintain`)."""
     logged = set(wh.read_rows(PUBLISH_LOG).column("run_id").to_pylist())
     return logged - {m.run_id for m in manifests(wh)}
+
+
+def since_manifest(wh: Warehouse, tdef: TableDef, manifest: Manifest | None) -> list[SnapshotInfo]:
+    """The table's snapshots committed after `manifest` named its snapshot (for the publish log: the
+    manifest's own commit); every snapshot when there is no manifest or it names none of them."""
+    snaps = wh.snapshots(tdef)
+    mark = None if manifest is None else manifest.snapshots.get(tdef.name, manifest.log_snapshot_id)
+    ids = [s.snapshot_id for s in snaps]
+    return snaps[ids.index(mark) + 1 :] if mark in ids else snaps
 
 
 def latest_manifest(wh: Warehouse) -> Manifest | None:

@@ -24,7 +24,7 @@ from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.home import check_home
-from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests
+from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests, since_manifest
 from costlake.lake.retention import (
     Expired,
     Removed,
@@ -168,11 +168,9 @@ def _needed(wh: Warehouse, kept: list[Manifest], latest: Manifest | None) -> dic
                 keep[name].add(snapshot)
         keep[PUBLISH_LOG.name].add(m.log_snapshot_id)
     keep[RAW.name] |= {b.snapshot_id for b in registered_batches(wh)}
-    for name, tdef in TABLES.items():
-        snaps = [s.snapshot_id for s in wh.snapshots(tdef)]
-        mark = None if latest is None else latest.snapshots.get(name, latest.log_snapshot_id)
-        if mark in snaps:
-            keep[name] |= set(snaps[snaps.index(mark) + 1 :])
+    if latest is not None:  # work a run has not finished, and commits since (anomalies, tenants)
+        for name, tdef in TABLES.items():
+            keep[name] |= {s.snapshot_id for s in since_manifest(wh, tdef, latest)}
     changed = [s for s in wh.snapshots(COST_ANOMALIES) if s.properties.get("changed_days", "1") != "0"]
     if changed:
         keep[COST_ANOMALIES.name].add(changed[-1].snapshot_id)

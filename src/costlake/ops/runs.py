@@ -78,6 +78,11 @@ class RunSummary:
 
 def list_runs(wh: Warehouse) -> list[RunSummary]:
     """Every finished run, oldest first."""
+    return _history(wh)[0]
+
+
+def _history(wh: Warehouse) -> tuple[list[RunSummary], dict[str, list[dict[str, Any]]]]:
+    """Every finished run, and the publish log's rows by run (read once)."""
     wh.ensure_tables()
     found = manifests(wh)
     log = _log_by_run(wh)
@@ -88,15 +93,15 @@ def list_runs(wh: Warehouse) -> list[RunSummary]:
         seen = manifest.seen_batch_seq if manifest.seen_batch_seq is not None else previous
         out.append(_summary(manifest, log.get(manifest.run_id, []), batches, seen, ended))
         previous = max(previous, manifest.batch_seq)
-    return out
+    return out, log
 
 
 def show_run(wh: Warehouse, run: str) -> tuple[RunSummary, list[Partition]]:
     """One run (its id, or a prefix that names one run) and every partition it published or held
     back, by table and day."""
-    runs = list_runs(wh)
+    runs, log = _history(wh)
     chosen = _choose(wh, runs, run)
-    rows = _log_by_run(wh).get(chosen.run_id, [])
+    rows = log.get(chosen.run_id, [])
     parts = [
         Partition(
             r["table_name"],

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from costlake.engines import Engine
 from costlake.lake.batches import registered_batches
 from costlake.lake.filters import greater_than, is_in
-from costlake.lake.manifest import manifests
+from costlake.lake.manifest import manifests, since_manifest
 from costlake.lake.warehouse import SnapshotInfo, Warehouse
 from costlake.pipeline import stage1_normalize
 from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
@@ -73,11 +73,7 @@ def unfinished_commits(wh: Warehouse) -> dict[TableDef, list[SnapshotInfo]]:
     finished = {run for m in found for run in m.covers}
     out = {}
     for tdef in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT):
-        snaps = wh.snapshots(tdef)
-        mark = latest.snapshots.get(tdef.name) if latest else None
-        ids = [s.snapshot_id for s in snaps]
-        if mark in ids:
-            snaps = snaps[ids.index(mark) + 1 :]
+        snaps = since_manifest(wh, tdef, latest)
         out[tdef] = [s for s in snaps if s.properties.get("run_id", "") not in finished | {""}]
     return out
 
