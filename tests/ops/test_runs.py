@@ -97,6 +97,11 @@ def test_a_run_is_named_by_a_unique_prefix_and_a_wrong_name_is_one_line(history)
     with pytest.raises(InputError, match=r"unknown run id 'nope'; recent runs: ") as caught:
         show_run(wh, "nope")
     assert "\n" not in str(caught.value)
+    with pytest.raises(
+        InputError, match=r"unknown run id 'x{80}… \(100,000 characters\)'; recent runs: "
+    ) as long:
+        show_run(wh, "x" * 100_000)
+    assert len(str(long.value)) < 300
 
 
 def test_warnings_count_once_per_day_and_an_interrupted_run_is_covered(

@@ -55,7 +55,8 @@ def unknown_run(wh: Warehouse, run_id: str) -> InputError:
         return InputError(f"run {run_id} is past the lake's retention ({kept}): its snapshots are expired")
     known = [m.run_id for m in manifests(wh)][-5:]
     hint = f"; recent runs: {', '.join(known)}" if known else "; no run has finished yet"
-    return InputError(f"unknown run id {run_id!r}{hint}")
+    shown = run_id if len(run_id) <= 80 else f"{run_id[:80]}… ({len(run_id):,} characters)"
+    return InputError(f"unknown run id {shown!r}{hint}")
 
 
 RETENTION_PROPERTY = "costlake.retention"  # on publish_log: the policy the last maintain applied
