@@ -333,6 +333,25 @@ PUBLISH_LOG = TableDef(
     doc="One row per partition a run published (or held back).",
 )
 
+INGEST_BATCHES = TableDef(
+    "ingest_batches",
+    (
+        ("batch_id", _S),
+        ("batch_seq", _L),
+        ("sha256", _S),
+        ("source_file", _S),
+        ("source_format", _S),
+        ("loaded_at", _S),  # ISO text, UTC
+        ("rows_accepted", _L),
+        ("rows_quarantined", _L),
+        ("snapshot_id", _L),  # the raw commit that added the batch's rows
+        ("replaces", _S),  # the batch an `ingest --reparse` replaced; "" for a first reading
+    ),
+    partition_by=None,
+    grain=("batch_seq",),
+    doc="The batch registry: one row per ingested batch (lake/batches.py).",
+)
+
 TABLES: dict[str, TableDef] = {
     t.name: t
     for t in (
@@ -347,5 +366,6 @@ TABLES: dict[str, TableDef] = {
         DIM_PRICING_MODEL,
         COST_ANOMALIES,
         PUBLISH_LOG,
+        INGEST_BATCHES,
     )
 }

@@ -13,7 +13,7 @@ import pytest
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
-from costlake.tables import TABLES
+from costlake.tables import INGEST_BATCHES, TABLES
 from helpers import FIXTURES, NATIVE_TS_HEADER, cli, json_rows, unpacked_warehouse
 
 FIXTURE = FIXTURES / "warehouse_v0.1.0"
@@ -206,12 +206,15 @@ def _billing_names_never_replace_the_tenants_names_of_v010(wh: Path, write_csv) 
 
 
 def test_v010_records_are_tagged_on_first_write_and_survive_an_outside_expiry(v010_warehouse):
-    """v0.1.0 did not tag its commits. The first writing command tags the snapshots that hold the
-    batch registry, the run manifests and what each run published; then an expiry by another
-    engine (PyIceberg's own) leaves every run readable and verifiable and every batch known."""
+    """v0.1.0 kept its batch registry in raw snapshots and did not tag its commits. The first writing
+    command copies the registry into `ingest_batches` and tags the run manifests and what each run
+    published; then an expiry by another engine (PyIceberg's own) leaves every run readable and
+    verifiable and every batch known."""
     wh = v010_warehouse
     assert cli(wh, "run").returncode == 0
     lake = Warehouse(Settings(warehouse=str(wh)))
+    registry = lake.read_rows(INGEST_BATCHES).select(["batch_id", "batch_seq", "sha256"]).to_pylist()
+    assert sorted(registry, key=lambda r: r["batch_seq"]) == EXPECTED["batches"]
     for tdef in TABLES.values():
         table = lake.catalog.load_table(tdef.identifier)
         table.maintenance.expire_snapshots().older_than(dt.datetime.now(dt.UTC)).commit()

@@ -23,7 +23,7 @@ from costlake.pipeline.audit import verify
 from costlake.pipeline.ingest import ingest_files
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
-from costlake.tables import DAILY_ACCOUNT, PUBLISH_LOG, RAW, TABLES
+from costlake.tables import DAILY_ACCOUNT, INGEST_BATCHES, PUBLISH_LOG, RAW, TABLES
 from helpers import SEED, cli, ingest_and_run
 
 TOTALS = "SELECT account_id, usage_date, total_cost_usd FROM daily_account_cost ORDER BY 1, 2"
@@ -79,7 +79,9 @@ def test_maintain_keeps_what_retained_runs_need_and_the_lake_goes_on(tmp_path: P
     report = maintain(wh, KEEP_TWO)
     assert report.retained == runs[1:] and report.expired_runs == runs[:1]
     # The publish log (a file per run) is one file now, with the same rows.
-    assert report.compacted == {PUBLISH_LOG.name: 3}
+    assert report.compacted == {PUBLISH_LOG.name: 3, INGEST_BATCHES.name: 3}
+    # The first batch's raw snapshot goes too: no retained run reads it, and the registry is a table.
+    assert [len(t.snapshots) for t in report.tables if t.table == RAW.name] == [1]
     assert len(Warehouse(wh.settings).data_files(PUBLISH_LOG)) == 1 and _log_rows(wh) == log_before
     assert report.snapshots > 0 and report.orphans.files > 0 and report.freed_bytes > 0
     wh = Warehouse(wh.settings)
@@ -144,6 +146,17 @@ def test_expiry_by_another_engine_keeps_every_run_audit_and_the_registry(tmp_pat
     assert all(r.skipped for r in ingest_files(wh, files))
     report = run_pipeline(wh)
     assert not report.changed and not report.held_back  # nothing new, nothing to recover
+    # Even with its tags dropped and every old snapshot expired, the raw table forgets no batch.
+    raw = wh.catalog.load_table(wh.table(RAW).name())
+    with raw.manage_snapshots() as manage:
+        for name in list(raw.metadata.refs):
+            if name != "main":
+                manage.remove_tag(name)
+    raw.maintenance.expire_snapshots().older_than(dt.datetime.now(dt.UTC)).commit()
+    wh = Warehouse(wh.settings)
+    assert len(wh.snapshots(RAW)) == 1
+    assert all(r.skipped for r in ingest_files(wh, files))
+    assert run_query(wh, "SELECT count(*) AS n FROM ingest_batches").column("n").to_pylist() == [len(files)]
 
 
 def test_old_unreferenced_files_go_young_ones_and_marked_run_folders_stay(tmp_path: Path) -> None:
@@ -190,7 +203,8 @@ def test_maintain_waits_for_an_interrupted_run_to_be_finished(tmp_path: Path, mo
     summary = json.loads(done.stdout)
     assert summary["runs_retained"] == 1 and summary["runs_expired"] == 1 and summary["bytes_freed"] > 0
     assert len(manifests(Warehouse(wh.settings))) == 1
-    assert RAW.name not in summary["snapshots_expired"]  # the batch registry is never expired
+    assert summary["snapshots_expired"][RAW.name] == 1  # the first batch's: the registry is a table
+    assert "already ingested" in cli(root, "ingest", str(SEED)).stdout
     audit = cli(root, "audit", "verify")
     assert audit.returncode == 0 and "1 run(s) past retention" in audit.stdout
 

@@ -36,25 +36,13 @@ from costlake.tables import (
     TABLES,
     TableDef,
 )
+from costlake.tables import INGEST_BATCHES as REGISTRY
 
 # The stage tables change together in a run: readers see them as of the last finished run.
 RUN_TABLES = frozenset({NORMALIZED.name, ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name})
 
-INGEST_BATCHES = "ingest_batches"
-INGEST_BATCHES_SCHEMA = pa.schema(
-    [
-        ("batch_id", pa.string()),
-        ("batch_seq", pa.int64()),
-        ("sha256", pa.string()),
-        ("source_file", pa.string()),
-        ("source_format", pa.string()),
-        ("loaded_at", pa.string()),
-        ("rows_accepted", pa.int64()),
-        ("rows_quarantined", pa.int64()),
-        ("snapshot_id", pa.int64()),
-        ("replaces", pa.string()),  # the batch an `ingest --reparse` replaced; "" for a first reading
-    ]
-)
+# Read through the registry (lake/batches.py), which also counts a batch whose row is not written yet.
+INGEST_BATCHES = REGISTRY.name
 
 # Under a tenant, the relation of the tenant's account ids (visible to `query --tenant` too).
 TENANT_ACCOUNTS = "tenant_accounts"
@@ -130,7 +118,7 @@ def open_lake(
     names (plus what a tenant's dimension views need), which saves planning the other tables' files.
     `sealed_for` is SQL from a user: the connection is sealed for it (`seal`) before it is returned.
     """
-    everything = set(TABLES) | {INGEST_BATCHES}
+    everything = set(TABLES)
     wanted = everything if tables is None else set(tables)
     if wanted - everything:
         raise ValueError(f"no such table(s): {', '.join(sorted(wanted - everything))}")
@@ -146,7 +134,7 @@ def open_lake(
             con.register(TENANT_ACCOUNTS, accounts)
         view = snapshot_view(wh, as_of)
         for tdef in TABLES.values():
-            if tdef.name not in wanted:
+            if tdef.name not in wanted or tdef is REGISTRY:
                 continue
             scope = tenant_scope(tdef) if tenant is not None else None
             snapshot = view.get(tdef.name)
@@ -164,7 +152,7 @@ def open_lake(
                 con.register(f"{tdef.name}__empty", tdef.arrow_schema().empty_table())
                 con.execute(f"CREATE VIEW {tdef.name} AS SELECT * FROM {tdef.name}__empty")
         if INGEST_BATCHES in wanted:  # batches carry no account: a tenant sees none
-            batches = _batches(wh, as_of) if tenant is None else INGEST_BATCHES_SCHEMA.empty_table()
+            batches = _batches(wh, as_of) if tenant is None else REGISTRY.arrow_schema().empty_table()
             con.register(INGEST_BATCHES, batches)
         if sealed_for is not None:
             seal(con, sealed_for, readable, copy_in=tenant is not None)
@@ -177,7 +165,7 @@ def open_lake(
 def _batches(wh: Warehouse, as_of: str | None) -> pa.Table:
     watermark = manifest_for(wh, as_of).batch_seq if as_of is not None else None
     rows = [b.__dict__ for b in registered_batches(wh) if watermark is None or b.batch_seq <= watermark]
-    return pa.Table.from_pylist(rows, schema=INGEST_BATCHES_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema())
 
 
 def run_query(wh: Warehouse, sql: str, as_of: str | None = None, tenant: str | None = None) -> pa.Table:

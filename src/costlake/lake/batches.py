@@ -1,13 +1,24 @@
-"""The batch registry. A batch is registered by the raw table commit that adds its rows: the commit's
-snapshot properties carry the batch's identity, so a batch is either wholly in the lake or not at all.
+"""The batch registry: the `ingest_batches` table, one row per ingested batch.
+
+A batch enters the lake with the raw table commit that adds its rows. That commit's snapshot
+properties carry the batch's identity, so a batch is wholly in the lake or not at all; its row in
+`ingest_batches` is appended right after, in a second commit. A process stopped between the two
+leaves a batch whose raw snapshot is newer than the registry's last row: readers take it from the
+snapshot (`registered_batches`) and the next writer appends its row (`register_pending`), before
+`maintain` may expire any raw snapshot. From then on the registry is data: snapshot expiry by any
+tool (Spark's, Athena's `VACUUM`, PyIceberg's) leaves it whole, and reading it costs one small
+table, whatever the history. A warehouse from before the table registers every batch its raw
+snapshots name, on its first write.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from costlake.lake.warehouse import Warehouse
-from costlake.tables import RAW
+from costlake.tables import INGEST_BATCHES, RAW
 
 
 @dataclass(frozen=True)
@@ -26,12 +37,46 @@ class Batch:
 
 
 def registered_batches(wh: Warehouse) -> list[Batch]:
-    """Every ingested batch, in batch_seq order."""
+    """Every ingested batch, in batch_seq order: the registry's rows, then any batch whose raw
+    commit is newer than the last row."""
+    rows: dict[int, Batch] = {}
+    for row in wh.read_rows(INGEST_BATCHES).to_pylist():
+        rows.setdefault(row["batch_seq"], Batch(**row))
+    recorded = sorted(rows.values(), key=lambda b: b.batch_seq)
+    return recorded + _unrecorded(wh, recorded[-1].batch_seq if recorded else 0)
+
+
+def register(wh: Warehouse, batches: list[Batch]) -> None:
+    """Append the registry rows of batches whose raw commits are done (under the writer lock)."""
+    if batches:
+        rows = pa.Table.from_pylist([b.__dict__ for b in batches], schema=INGEST_BATCHES.arrow_schema())
+        wh.append_rows(INGEST_BATCHES, rows, {"batch_seq": str(max(b.batch_seq for b in batches))})
+
+
+def unregistered(wh: Warehouse) -> list[Batch]:
+    """The batches a stopped ingestion (or a warehouse from before the registry table) left in raw
+    snapshots only."""
+    rows = wh.read_rows(INGEST_BATCHES).column("batch_seq").to_pylist()
+    return _unrecorded(wh, max((s for s in rows if s is not None), default=0))
+
+
+def register_pending(wh: Warehouse) -> int:
+    """Register the `unregistered` batches; returns how many. Writers call it first, under their lock."""
+    pending = unregistered(wh)
+    register(wh, pending)
+    return len(pending)
+
+
+def _unrecorded(wh: Warehouse, after: int) -> list[Batch]:
+    """The batches of raw commits with a batch_seq above `after`: the newest snapshots, read back
+    to the first at or below it."""
     out = []
-    for snap in wh.snapshots(RAW):
+    for snap in reversed(wh.snapshots(RAW)):
         p = snap.properties
         if "batch_id" not in p:
-            continue
+            continue  # a commit of another tool
+        if int(p["batch_seq"]) <= after:
+            break
         out.append(
             Batch(
                 batch_id=p["batch_id"],

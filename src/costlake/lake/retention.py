@@ -209,23 +209,31 @@ def trim_cache(wh: Warehouse, files: set[str], *, dry_run: bool, removed: Remove
 TAGGED_PROPERTY = "costlake.bookkeeping-tags"  # on publish_log: the records' snapshots are tagged
 
 
-def tag_bookkeeping(wh: Warehouse) -> int:
-    """Tag the snapshots that hold the lake's records in a warehouse written before commits were
-    tagged: every raw batch's, every run manifest's, and every snapshot a manifest names. Done once
-    (a table property on publish_log says so), under the caller's writer lock; returns the tags made."""
+def settle_bookkeeping(wh: Warehouse) -> int:
+    """What every writer does first, under its lock: register the batches a stopped ingestion (or a
+    warehouse from before the registry table) left in raw snapshots only (lake/batches.py), and in a
+    warehouse written before commits were tagged, tag the snapshots of its run records once.
+    Returns the tags made."""
+    from costlake.lake.batches import register_pending
+
+    register_pending(wh)
+    return _tag_records(wh)
+
+
+def _tag_records(wh: Warehouse) -> int:
+    """Tag every run manifest's snapshot and every snapshot a manifest names, once (a table
+    property on publish_log says it is done)."""
     from pyiceberg.table.update.snapshot import ManageSnapshots
 
-    from costlake.lake.batches import registered_batches
     from costlake.lake.manifest import manifests
     from costlake.lake.tags import tag_name
-    from costlake.tables import PUBLISH_LOG, RAW, TABLES
+    from costlake.tables import PUBLISH_LOG, TABLES
 
     # Loaded past the warehouse's table cache: a command that only checks this keeps reading the
     # publish log fresh afterwards (another process may commit to it meanwhile).
     if wh.catalog.load_table(PUBLISH_LOG.identifier).properties.get(TAGGED_PROPERTY):
         return 0
     wanted: dict[str, set[int]] = {name: set() for name in TABLES}
-    wanted[RAW.name] |= {b.snapshot_id for b in registered_batches(wh)}
     for m in manifests(wh):
         wanted[PUBLISH_LOG.name].add(m.log_snapshot_id)
         for name, snapshot in m.snapshots.items():
@@ -261,7 +269,7 @@ def compact(wh: Warehouse, tdef: TableDef, *, dry_run: bool) -> int:
     Returns the files merged (0: nothing to do)."""
     if tdef.partition_by is not None:
         return 0
-    files = wh.data_files(tdef)
+    files = wh.data_files(tdef, fetch=False)  # counted, not downloaded
     if len(files) <= 1:
         return 0
     if not dry_run:

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 
 from costlake.errors import InputError
-from costlake.lake.batches import registered_batches
+from costlake.lake.batches import unregistered
 from costlake.lake.faults import crash_point
 from costlake.lake.home import check_home
 from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests, since_manifest
@@ -32,7 +32,7 @@ from costlake.lake.retention import (
     expire,
     referenced,
     remove_orphans,
-    tag_bookkeeping,
+    settle_bookkeeping,
     trim_cache,
     trim_plans,
 )
@@ -109,7 +109,7 @@ def maintain(
         wh.refresh()
         _refuse_foreign_tables(wh)
         if not dry_run:
-            tag_bookkeeping(wh)  # a warehouse from before tagged commits, once
+            settle_bookkeeping(wh)  # batches registered, old records tagged
         _refuse_unfinished(wh)
         found = manifests(wh)
         kept = retained_runs(wh, found, policy, now)
@@ -167,7 +167,7 @@ def _needed(wh: Warehouse, kept: list[Manifest], latest: Manifest | None) -> dic
             if snapshot is not None and name in keep:
                 keep[name].add(snapshot)
         keep[PUBLISH_LOG.name].add(m.log_snapshot_id)
-    keep[RAW.name] |= {b.snapshot_id for b in registered_batches(wh)}
+    keep[RAW.name] |= {b.snapshot_id for b in unregistered(wh)}  # a dry run registers none
     if latest is not None:  # work a run has not finished, and commits since (anomalies, tenants)
         for name, tdef in TABLES.items():
             keep[name] |= {s.snapshot_id for s in since_manifest(wh, tdef, latest)}

@@ -14,6 +14,7 @@ batch; the next ingestion removes them before it starts, so they are never seen 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import shutil
@@ -29,10 +30,10 @@ import duckdb
 from costlake.duck import connect, sql_string, table_scan
 from costlake.errors import InputError
 from costlake.files import file_sha256
-from costlake.lake.batches import Batch, registered_batches
+from costlake.lake.batches import Batch, register, registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
-from costlake.lake.retention import tag_bookkeeping
+from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.pipeline.stage1_normalize import LIVE
@@ -83,7 +84,7 @@ def ingest_files(
     wh.ensure_tables()
     with wh.writer("ingest --reparse" if reparse else "ingest"):
         wh.refresh()
-        tag_bookkeeping(wh)  # a warehouse from before tagged commits, once
+        settle_bookkeeping(wh)  # batches registered, old records tagged
         _drop_orphan_quarantine(wh)
         _remove_unregistered_raw_files(wh)
         results = []
@@ -128,25 +129,26 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str, reparse: bool = False) -> I
                 q_file = _copy(con, "rejected", q_dir)
                 wh.append_files(QUARANTINE, [q_file], props)
                 crash_point("after_commit:quarantine")
-            raw_files = []
-            if result.accepted:
-                raw_dir = wh.new_data_dir(RAW, f"batch_id={batch_id}")
-                raw_files = [_copy(con, "accepted", raw_dir)]
-            props |= {
-                "sha256": sha,
-                "source_file": ctx.source_file,
-                "source_format": source.format,
-                "loaded_at": loaded_at.isoformat(),
-                "rows_accepted": str(result.accepted),
-                "rows_quarantined": str(result.quarantined),
-            }
-            if replaces:
-                props |= {"replaces": replaces, "reparsed_at": _now().isoformat()}
-            crash_point("before_commit:raw_billing_events")
-            wh.append_files(RAW, raw_files, props)
+            batch = Batch(batch_id, seq, sha, ctx.source_file, source.format, loaded_at.isoformat(),
+                          result.accepted, result.quarantined, 0, replaces)  # fmt: skip
+            _commit_raw(wh, con, batch)
         finally:
             con.close()
     return result
+
+
+def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+    """The batch's raw rows in one commit whose properties say which batch it is (that commit is the
+    batch: lake/batches.py), then the batch's row in the registry."""
+    folder = f"batch_id={batch.batch_id}"
+    raw_files = [_copy(con, "accepted", wh.new_data_dir(RAW, folder))] if batch.rows_accepted else []
+    props = {k: str(v) for k, v in batch.__dict__.items() if k not in ("snapshot_id", "replaces")}
+    if batch.replaces:
+        props |= {"replaces": batch.replaces, "reparsed_at": _now().isoformat()}
+    crash_point("before_commit:raw_billing_events")
+    snapshot_id = wh.append_files(RAW, raw_files, props)
+    crash_point("after_commit:raw_billing_events")
+    register(wh, [dataclasses.replace(batch, snapshot_id=snapshot_id)])
 
 
 def _reading(

@@ -28,7 +28,7 @@ from costlake.lake.batches import registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
-from costlake.lake.retention import KEEP_MARK, tag_bookkeeping
+from costlake.lake.retention import KEEP_MARK, settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.pipeline import dimensions, stage1_normalize
@@ -110,7 +110,7 @@ def run_pipeline(
     wh.ensure_tables()
     with wh.writer("run"), tempfile.TemporaryDirectory(prefix="costlake-run-") as tmp:
         wh.refresh()
-        tag_bookkeeping(wh)  # a warehouse from before tagged commits, once
+        settle_bookkeeping(wh)  # batches registered, old records tagged
         remove_orphaned_run_files(wh)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         report = RunReport(new_run_id(now))

@@ -1,0 +1,42 @@
+"""The batch registry is the `ingest_batches` table: an ingestion stopped between its raw commit and
+its registry row loses nothing, and the registry outlives every raw snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from costlake.lake.batches import registered_batches, unregistered
+from costlake.lake.faults import EXIT_CODE
+from costlake.lake.warehouse import Warehouse
+from costlake.settings import Settings
+from costlake.tables import INGEST_BATCHES
+from helpers import SEED, cli, query_rows
+
+DAILY = "SELECT account_id, CAST(usage_date AS VARCHAR) AS day, total_cost_usd FROM daily_account_cost"
+
+
+def _registry_rows(wh: Warehouse) -> list[int]:
+    wh.refresh()
+    return sorted(wh.read_rows(INGEST_BATCHES).column("batch_seq").to_pylist())
+
+
+def test_an_ingest_killed_before_its_registry_row_is_counted_and_registered_by_the_next_writer(
+    tmp_path: Path, monkeypatch, write_csv
+) -> None:
+    root = tmp_path / "wh"
+    later = write_csv("later.csv", [["e9", "2025-01-03", "A1", "EC2", "2.5", "2025-01-05"]])
+    assert cli(root, "ingest", str(SEED)).returncode == 0
+    monkeypatch.setenv("COSTLAKE_CRASH_AT", "after_commit:raw_billing_events")
+    assert cli(root, "ingest", str(later)).returncode == EXIT_CODE
+    monkeypatch.delenv("COSTLAKE_CRASH_AT")
+    wh = Warehouse(Settings(warehouse=str(root)))
+    # The raw commit is the batch: readers count it, and the file is known, before any row says so.
+    assert _registry_rows(wh) == [1]
+    assert [b.batch_seq for b in unregistered(wh)] == [2]
+    assert [b.batch_seq for b in registered_batches(wh)] == [1, 2]
+    assert "already ingested as batch b000002-" in cli(root, "ingest", str(later)).stdout
+    # The next writer writes the missing row, and the run publishes the batch.
+    assert cli(root, "run").returncode == 0
+    assert _registry_rows(wh) == [1, 2] and not unregistered(wh)
+    assert {"A1", "2025-01-03"} <= {v for r in query_rows(wh, DAILY) for v in (r["account_id"], r["day"])}
+    assert query_rows(wh, "SELECT count(*) AS n FROM ingest_batches") == [{"n": 2}]
