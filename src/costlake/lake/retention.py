@@ -59,8 +59,9 @@ class Expired:
 def expire(
     wh: Warehouse, tdef: TableDef, keep: set[int], *, dry_run: bool, properties: dict[str, str] | None = None
 ) -> Expired:
-    """Drop every snapshot of `tdef` but `keep`, the current one and those other refs hold. A table
-    without `write.metadata.previous-versions-max` gets 10, so that its metadata log stays short."""
+    """Drop every snapshot of `tdef` but `keep`, the current one and those other refs hold, and the
+    metadata versions from before (`_trim_metadata_log`). A table without
+    `write.metadata.previous-versions-max` gets 10, so that its metadata log stays short."""
     from pyiceberg.table.update.snapshot import ExpireSnapshots, ManageSnapshots
 
     table = wh.table(tdef)
@@ -87,8 +88,22 @@ def expire(
             if ids:
                 ExpireSnapshots(tx).by_ids(ids).commit()
             ensure_held(wh.root)  # a writer whose lease was taken commits nothing more
+        if ids:
+            _trim_metadata_log(wh, table)
     remaining = {s.snapshot_id for s in table.snapshots()} - set(ids)
     return Expired(tdef.name, ids, tags, runs - {""}, remaining)
+
+
+def _trim_metadata_log(wh: Warehouse, table: Table) -> None:
+    """Leave in the metadata log only versions written after an expiry: the earlier ones name
+    manifest lists the expiry removed, so they cannot be read back, and each is as large as the
+    whole pre-expiry history. Iceberg trims the log to the table's `previous-versions-max` at each
+    commit; one commit with 1 keeps only the expiry's version, the next restores the setting."""
+    wanted = table.properties.get(VERSIONS_KEPT, str(METADATA_VERSIONS))
+    for value in ("1", wanted):
+        with table.transaction() as tx:
+            tx.set_properties({VERSIONS_KEPT: value})
+            ensure_held(wh.root)
 
 
 def referenced(table: Table, snapshot_ids: set[int] | None = None) -> set[str]:
@@ -115,14 +130,20 @@ def remove_orphans(
     *,
     dry_run: bool,
     removed: Removed,
+    trimmed: bool = False,
 ) -> None:
     """Delete the files under a table's folder (its `data/` and `metadata/`) that neither its
-    metadata nor the snapshots `remaining` refer to, when older than `older_than`."""
+    metadata nor the snapshots `remaining` refer to, when older than `older_than`. `trimmed`: the
+    table expired snapshots, so a dry run counts the metadata versions the real run's trim of the
+    metadata log leaves unreferenced (`_trim_metadata_log`)."""
     table = wh.table(tdef)
+    known = referenced(table, remaining)
+    if dry_run and trimmed:
+        known -= {entry.metadata_file for entry in table.metadata.metadata_log} | {table.metadata_location}
     if wh.remote:
-        _remove_s3_orphans(wh, table, referenced(table, remaining), older_than, dry_run, removed)
+        _remove_s3_orphans(wh, table, known, older_than, dry_run, removed)
         return
-    known = {os.path.realpath(to_local(f)) for f in referenced(table, remaining)}
+    known = {os.path.realpath(to_local(f)) for f in known}
     limit = older_than.timestamp()
     for path, size, mtime in _walk(Path(to_local(table.location()))):
         if path.name == KEEP_MARK or os.path.realpath(path) in known or mtime >= limit:

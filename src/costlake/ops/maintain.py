@@ -141,7 +141,10 @@ def maintain(
             for expired in report.tables:
                 tdef = TABLES[expired.table]
                 remaining = expired.remaining
-                remove_orphans(wh, tdef, remaining, cutoff, dry_run=dry_run, removed=report.orphans)
+                remove_orphans(
+                    wh, tdef, remaining, cutoff, dry_run=dry_run, removed=report.orphans,
+                    trimmed=bool(expired.snapshots),
+                )  # fmt: skip
                 trim_plans(wh, tdef, remaining, dry_run=dry_run, removed=report.plans)
                 if wh.remote:
                     files |= referenced(wh.table(tdef), remaining)
