@@ -26,6 +26,10 @@ if TYPE_CHECKING:  # PyIceberg's partitioning is imported when a table is create
     from pyiceberg.partitioning import PartitionSpec
 
 NAMESPACE = "costlake"
+# Iceberg table properties of every table: each commit merges the manifests once there are 8 of them
+# (PyIceberg's merge-append), so that a table fed daily for years keeps a few manifests, not one per
+# commit. New tables get them at creation, older ones at their first `costlake maintain`.
+TABLE_PROPERTIES = {"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "8"}
 MONEY = DecimalType(38, 12)
 MONEY_SQL = "DECIMAL(38,12)"
 MONEY_ARROW = pa.decimal128(38, 12)

@@ -40,3 +40,25 @@ def test_an_ingest_killed_before_its_registry_row_is_counted_and_registered_by_t
     assert _registry_rows(wh) == [1, 2] and not unregistered(wh)
     assert {"A1", "2025-01-03"} <= {v for r in query_rows(wh, DAILY) for v in (r["account_id"], r["day"])}
     assert query_rows(wh, "SELECT count(*) AS n FROM ingest_batches") == [{"n": 2}]
+
+
+def test_tables_fed_daily_keep_a_few_manifests_not_one_per_commit(tmp_path: Path, write_csv) -> None:
+    """Every table merges its manifests (Iceberg's merge-append) once it has 8: twelve deliveries
+    leave the raw table and the registry fewer manifests than commits, and every row readable."""
+    from costlake.pipeline.ingest import ingest_files
+    from costlake.tables import RAW, TABLE_PROPERTIES
+
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    days = [f"2025-01-{d:02d}" for d in range(1, 13)]
+    paths = [
+        write_csv(f"d{i}.csv", [[f"e{i}", day, "A1", "EC2", "1.5", "2025-02-01"]])
+        for i, day in enumerate(days)
+    ]
+    for path in paths:
+        ingest_files(wh, [path])
+    for tdef in (RAW, INGEST_BATCHES):
+        table = wh.table(tdef)
+        assert TABLE_PROPERTIES.items() <= table.properties.items()
+        snapshot = table.current_snapshot()
+        assert snapshot is not None and len(snapshot.manifests(table.io)) < 8, tdef.name
+    assert len(wh.read_rows(RAW)) == 12 and _registry_rows(wh) == list(range(1, 13))

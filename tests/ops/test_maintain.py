@@ -23,7 +23,7 @@ from costlake.pipeline.audit import verify
 from costlake.pipeline.ingest import ingest_files
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
-from costlake.tables import DAILY_ACCOUNT, INGEST_BATCHES, PUBLISH_LOG, RAW, TABLES
+from costlake.tables import DAILY_ACCOUNT, INGEST_BATCHES, PUBLISH_LOG, RAW, TABLE_PROPERTIES, TABLES
 from helpers import SEED, cli, ingest_and_run
 
 TOTALS = "SELECT account_id, usage_date, total_cost_usd FROM daily_account_cost ORDER BY 1, 2"
@@ -283,3 +283,33 @@ def test_a_maintenance_killed_between_a_tables_expiry_and_the_next_loses_no_file
     assert ran.returncode == 0, ran.stderr
     assert len(run_query(Warehouse(wh.settings), TOTALS).to_pylist()) == 6
     assert not verify(Warehouse(wh.settings)).mismatches
+
+
+def test_a_maintenance_killed_inside_the_metadata_log_trim_restores_the_users_setting_next_time(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The trim holds `previous-versions-max` at 1 for one commit; killed there, the table names the
+    user's value, and the next maintenance puts it back instead of keeping 1 for ever. Tables made
+    before the manifest-merge settings get them."""
+    from costlake.lake.retention import RESTORE, VERSIONS_KEPT
+
+    wh, _ = _lake(tmp_path)
+    for tdef in TABLES.values():  # and without the merge settings, as tables made before them
+        with wh.table(tdef).transaction() as tx:
+            tx.set_properties({VERSIONS_KEPT: "7"})
+            tx.remove_properties(*TABLE_PROPERTIES)
+    monkeypatch.setenv("COSTLAKE_CRASH_AT", "maintain:trim_metadata_log")
+    killed = cli(wh.root, "maintain", "--retain-runs", "1", "--retain-days", "0", "--orphan-hours", "0")
+    assert killed.returncode == 86
+    monkeypatch.delenv("COSTLAKE_CRASH_AT")
+    wh = Warehouse(wh.settings)
+    held = [t for t in TABLES.values() if RESTORE in wh.table(t).properties]
+    assert len(held) == 1 and wh.table(held[0]).properties[VERSIONS_KEPT] == "1"
+    assert wh.table(held[0]).properties[RESTORE] == "7"
+    maintain(wh, Policy(0, 1, 0))
+    wh = Warehouse(wh.settings)
+    for tdef in TABLES.values():
+        props = wh.table(tdef).properties
+        assert props[VERSIONS_KEPT] == "7" and RESTORE not in props, tdef.name
+        assert TABLE_PROPERTIES.items() <= props.items(), tdef.name
+    assert not verify(wh).mismatches

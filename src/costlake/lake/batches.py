@@ -39,11 +39,8 @@ class Batch:
 def registered_batches(wh: Warehouse) -> list[Batch]:
     """Every ingested batch, in batch_seq order: the registry's rows, then any batch whose raw
     commit is newer than the last row."""
-    rows: dict[int, Batch] = {}
-    for row in wh.read_rows(INGEST_BATCHES).to_pylist():
-        rows.setdefault(row["batch_seq"], Batch(**row))
-    recorded = sorted(rows.values(), key=lambda b: b.batch_seq)
-    return recorded + _unrecorded(wh, recorded[-1].batch_seq if recorded else 0)
+    recorded = _recorded(wh)
+    return recorded + _unrecorded(wh, recorded)
 
 
 def register(wh: Warehouse, batches: list[Batch]) -> None:
@@ -56,20 +53,34 @@ def register(wh: Warehouse, batches: list[Batch]) -> None:
 def unregistered(wh: Warehouse) -> list[Batch]:
     """The batches a stopped ingestion (or a warehouse from before the registry table) left in raw
     snapshots only."""
-    rows = wh.read_rows(INGEST_BATCHES).column("batch_seq").to_pylist()
-    return _unrecorded(wh, max((s for s in rows if s is not None), default=0))
+    return _unrecorded(wh, _recorded(wh))
 
 
-def register_pending(wh: Warehouse) -> int:
-    """Register the `unregistered` batches; returns how many. Writers call it first, under their lock."""
-    pending = unregistered(wh)
+def register_pending(wh: Warehouse) -> list[Batch]:
+    """Register the `unregistered` batches. Writers call it first, under their lock; it returns
+    every batch (as `registered_batches` would), which stays true while they hold the lock but for
+    the batches they add themselves."""
+    recorded = _recorded(wh)
+    pending = _unrecorded(wh, recorded)
     register(wh, pending)
-    return len(pending)
+    return recorded + pending
 
 
-def _unrecorded(wh: Warehouse, after: int) -> list[Batch]:
-    """The batches of raw commits with a batch_seq above `after`: the newest snapshots, read back
-    to the first at or below it."""
+def _recorded(wh: Warehouse) -> list[Batch]:
+    """The registry's rows in batch_seq order, one per batch (a row written twice, by a writer
+    stopped after its append and before it knew, is the same batch; a row with no batch_seq is
+    not one of ours)."""
+    rows: dict[int, Batch] = {}
+    for row in wh.read_rows(INGEST_BATCHES).to_pylist():
+        if row["batch_seq"] is not None:
+            rows.setdefault(row["batch_seq"], Batch(**row))
+    return sorted(rows.values(), key=lambda b: b.batch_seq)
+
+
+def _unrecorded(wh: Warehouse, recorded: list[Batch]) -> list[Batch]:
+    """The batches of raw commits newer than the `recorded` ones: the newest snapshots, read back
+    to the first the registry has."""
+    after = recorded[-1].batch_seq if recorded else 0
     out = []
     for snap in reversed(wh.snapshots(RAW)):
         p = snap.properties

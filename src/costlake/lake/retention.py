@@ -18,18 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from costlake.lake.faults import crash_point
 from costlake.lake.lock import ensure_held
 from costlake.lake.storage import to_local
 from costlake.lake.tags import TAG_PREFIX, costlake_tags
-from costlake.tables import TableDef
+from costlake.tables import TABLE_PROPERTIES, TableDef
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
+    from costlake.lake.batches import Batch
     from costlake.lake.warehouse import Warehouse
 
 VERSIONS_KEPT = "write.metadata.previous-versions-max"  # Iceberg's table property (default 100)
 METADATA_VERSIONS = 10  # what maintain sets it to where no one has set it
+RESTORE = "costlake.previous-versions-max"  # the user's setting while `_trim_metadata_log` holds it at 1
 KEEP_MARK = ".costlake-committed"  # in a run's data folder: the run committed (see `mark_committed`)
 
 
@@ -61,7 +64,8 @@ def expire(
 ) -> Expired:
     """Drop every snapshot of `tdef` but `keep`, the current one and those other refs hold, and the
     metadata versions from before (`_trim_metadata_log`). A table without
-    `write.metadata.previous-versions-max` gets 10, so that its metadata log stays short."""
+    `write.metadata.previous-versions-max` gets 10, so that its metadata log stays short, and one
+    without the manifest-merge properties gets `TABLE_PROPERTIES`."""
     from pyiceberg.table.update.snapshot import ExpireSnapshots, ManageSnapshots
 
     table = wh.table(tdef)
@@ -72,9 +76,9 @@ def expire(
     ids = [s.snapshot_id for s in gone]
     tags = sorted(name for name, sid in costlake_tags(table).items() if sid in set(ids))
     runs = {(s.summary.additional_properties if s.summary else {}).get("costlake.run_id", "") for s in gone}
-    settings = ({} if VERSIONS_KEPT in table.properties else {VERSIONS_KEPT: str(METADATA_VERSIONS)}) | (
-        properties or {}
-    )  # a short metadata log keeps few metadata files; `properties` go in the same commit
+    defaults = {VERSIONS_KEPT: str(METADATA_VERSIONS), **TABLE_PROPERTIES}
+    settings = {k: v for k, v in defaults.items() if k not in table.properties} | (properties or {})
+    # a short metadata log and merged manifests keep few metadata files; `properties` go in this commit
     if (ids or settings) and not dry_run:
         # Marked before the snapshots that name these runs go: `run` then keeps their folders.
         mark_committed(wh, tdef, runs - {""}, dry_run=False)
@@ -88,8 +92,8 @@ def expire(
             if ids:
                 ExpireSnapshots(tx).by_ids(ids).commit()
             ensure_held(wh.root)  # a writer whose lease was taken commits nothing more
-        if ids:
-            _trim_metadata_log(wh, table)
+    if not dry_run and (ids or RESTORE in table.properties):  # the latter: a trim a kill cut short
+        _trim_metadata_log(wh, table)
     remaining = {s.snapshot_id for s in table.snapshots()} - set(ids)
     return Expired(tdef.name, ids, tags, runs - {""}, remaining)
 
@@ -98,12 +102,19 @@ def _trim_metadata_log(wh: Warehouse, table: Table) -> None:
     """Leave in the metadata log only versions written after an expiry: the earlier ones name
     manifest lists the expiry removed, so they cannot be read back, and each is as large as the
     whole pre-expiry history. Iceberg trims the log to the table's `previous-versions-max` at each
-    commit; one commit with 1 keeps only the expiry's version, the next restores the setting."""
-    wanted = table.properties.get(VERSIONS_KEPT, str(METADATA_VERSIONS))
-    for value in ("1", wanted):
-        with table.transaction() as tx:
-            tx.set_properties({VERSIONS_KEPT: value})
-            ensure_held(wh.root)
+    commit; one commit with 1 keeps only the expiry's version, the next restores the setting. The
+    first also records the setting under `RESTORE`, so that the next maintain finishes a trim that a
+    kill cut between the two."""
+    props = table.properties
+    wanted = props.get(RESTORE) or props.get(VERSIONS_KEPT, str(METADATA_VERSIONS))
+    with table.transaction() as tx:
+        tx.set_properties({VERSIONS_KEPT: "1", RESTORE: wanted})
+        ensure_held(wh.root)
+    crash_point("maintain:trim_metadata_log")
+    with table.transaction() as tx:
+        tx.set_properties({VERSIONS_KEPT: wanted})
+        tx.remove_properties(RESTORE)
+        ensure_held(wh.root)
 
 
 def referenced(table: Table, snapshot_ids: set[int] | None = None) -> set[str]:
@@ -200,11 +211,12 @@ def mark_committed(wh: Warehouse, tdef: TableDef, run_ids: set[str], *, dry_run:
             (folder / KEEP_MARK).touch()
 
 
-def trim_plans(
-    wh: Warehouse, tdef: TableDef, remaining: set[int], *, dry_run: bool, removed: Removed
-) -> None:
-    """Plan-cache entries of snapshots other than `remaining`."""
-    alive = {str(s) for s in remaining}
+def trim_plans(wh: Warehouse, tdef: TableDef, *, dry_run: bool, removed: Removed) -> None:
+    """Plan-cache entries of snapshots other than the table's current one. Each entry lists every
+    file of its snapshot, so keeping those of all retained snapshots would grow with history times
+    retention; an older snapshot read again (`--as-of`) is planned by PyIceberg and cached anew."""
+    current = wh.table(tdef).current_snapshot()
+    alive = {str(current.snapshot_id)} if current else set()
     folder = wh.plans.root / tdef.name
     if not folder.is_dir():
         return
@@ -230,15 +242,16 @@ def trim_cache(wh: Warehouse, files: set[str], *, dry_run: bool, removed: Remove
 TAGGED_PROPERTY = "costlake.bookkeeping-tags"  # on publish_log: the records' snapshots are tagged
 
 
-def settle_bookkeeping(wh: Warehouse) -> int:
+def settle_bookkeeping(wh: Warehouse) -> list[Batch]:
     """What every writer does first, under its lock: register the batches a stopped ingestion (or a
     warehouse from before the registry table) left in raw snapshots only (lake/batches.py), and in a
     warehouse written before commits were tagged, tag the snapshots of its run records once.
-    Returns the tags made."""
+    Returns every ingested batch, so that the writer need not read the registry again."""
     from costlake.lake.batches import register_pending
 
-    register_pending(wh)
-    return _tag_records(wh)
+    batches = register_pending(wh)
+    _tag_records(wh)
+    return batches
 
 
 def _tag_records(wh: Warehouse) -> int:

@@ -32,7 +32,7 @@ from costlake.lake.partition_files import check_partition_files
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.lake.tags import tag_commit
 from costlake.settings import Settings
-from costlake.tables import NAMESPACE, NORMALIZED, QUARANTINE, RAW, TABLES, TableDef
+from costlake.tables import NAMESPACE, NORMALIZED, QUARANTINE, RAW, TABLE_PROPERTIES, TABLES, TableDef
 
 if TYPE_CHECKING:  # PyIceberg is imported on first use: a reading command often needs none of it
     from pyiceberg.catalog import Catalog
@@ -135,6 +135,7 @@ class Warehouse:
                                 tdef.identifier,
                                 schema=tdef.iceberg_schema(),
                                 partition_spec=tdef.partition_spec(),
+                                properties=TABLE_PROPERTIES,
                             )
                     elif migrate_table(stored[tdef.name], tdef):
                         self._tables.pop(tdef.name, None)

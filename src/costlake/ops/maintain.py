@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 
 from costlake.errors import InputError
-from costlake.lake.batches import unregistered
+from costlake.lake.batches import Batch, unregistered
 from costlake.lake.faults import crash_point
 from costlake.lake.home import check_home
 from costlake.lake.manifest import RETENTION_PROPERTY, Manifest, manifests, since_manifest
@@ -108,8 +108,10 @@ def maintain(
     with wh.writer("maintain"):
         wh.refresh()
         _refuse_foreign_tables(wh)
+        # A dry run registers nothing, so it keeps the raw snapshots of unregistered batches.
+        pending = unregistered(wh) if dry_run else []
         if not dry_run:
-            settle_bookkeeping(wh)  # batches registered, old records tagged
+            settle_bookkeeping(wh)  # every batch registered, old records tagged
         _refuse_unfinished(wh)
         found = manifests(wh)
         kept = retained_runs(wh, found, policy, now)
@@ -121,7 +123,7 @@ def maintain(
             if merged:
                 report.compacted[tdef.name] = merged
         wh.refresh()
-        keep = _needed(wh, kept, found[-1] if found else None)
+        keep = _needed(wh, kept, found[-1] if found else None, pending)
         with phase(log, "expire snapshots", dry_run=dry_run) as done:
             # The publish log first, with the retention it applies: the manifests of expired runs
             # go before their snapshots do, so an interrupted maintenance never leaves a listed run
@@ -145,7 +147,7 @@ def maintain(
                     wh, tdef, remaining, cutoff, dry_run=dry_run, removed=report.orphans,
                     trimmed=bool(expired.snapshots),
                 )  # fmt: skip
-                trim_plans(wh, tdef, remaining, dry_run=dry_run, removed=report.plans)
+                trim_plans(wh, tdef, dry_run=dry_run, removed=report.plans)
                 if wh.remote:
                     files |= referenced(wh.table(tdef), remaining)
             trim_cache(wh, files, dry_run=dry_run, removed=report.cache)
@@ -163,14 +165,16 @@ def retained_runs(wh: Warehouse, found: list[Manifest], policy: Policy, now: dt.
     return [m for m in found if m.run_id in newest or finished.get(m.log_snapshot_id, 0) >= since]
 
 
-def _needed(wh: Warehouse, kept: list[Manifest], latest: Manifest | None) -> dict[str, set[int]]:
+def _needed(
+    wh: Warehouse, kept: list[Manifest], latest: Manifest | None, pending: list[Batch]
+) -> dict[str, set[int]]:
     keep: dict[str, set[int]] = {name: set() for name in TABLES}
     for m in kept:
         for name, snapshot in m.snapshots.items():
             if snapshot is not None and name in keep:
                 keep[name].add(snapshot)
         keep[PUBLISH_LOG.name].add(m.log_snapshot_id)
-    keep[RAW.name] |= {b.snapshot_id for b in unregistered(wh)}  # a dry run registers none
+    keep[RAW.name] |= {b.snapshot_id for b in pending}
     if latest is not None:  # work a run has not finished, and commits since (anomalies, tenants)
         for name, tdef in TABLES.items():
             keep[name] |= {s.snapshot_id for s in since_manifest(wh, tdef, latest)}

@@ -30,7 +30,7 @@ import duckdb
 from costlake.duck import connect, sql_string, table_scan
 from costlake.errors import InputError
 from costlake.files import file_sha256
-from costlake.lake.batches import Batch, register, registered_batches
+from costlake.lake.batches import Batch, register
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
@@ -84,20 +84,22 @@ def ingest_files(
     wh.ensure_tables()
     with wh.writer("ingest --reparse" if reparse else "ingest"):
         wh.refresh()
-        settle_bookkeeping(wh)  # batches registered, old records tagged
-        _drop_orphan_quarantine(wh)
-        _remove_unregistered_raw_files(wh)
+        batches = settle_bookkeeping(wh)  # every batch registered, old records tagged
+        _drop_orphan_quarantine(wh, batches)
+        _remove_unregistered_raw_files(wh, batches)
         results = []
         for path in paths:
-            results.append(_ingest_one(wh, path, fmt, reparse))
+            results.append(_ingest_one(wh, path, fmt, batches, reparse))
             if on_result is not None:
                 on_result(results[-1])
         return results
 
 
-def _ingest_one(wh: Warehouse, path: Path, fmt: str, reparse: bool = False) -> IngestResult:
+def _ingest_one(
+    wh: Warehouse, path: Path, fmt: str, batches: list[Batch], reparse: bool = False
+) -> IngestResult:
+    """Ingest one file as a new batch; `batches` (every batch of the lake) gains it."""
     sha = file_sha256(path)
-    batches = registered_batches(wh)
     readings = [b for b in batches if b.sha256 == sha]
     if readings and not reparse:
         return IngestResult(path, readings[-1].batch_id, readings[-1].source_format, skipped=True)
@@ -131,15 +133,15 @@ def _ingest_one(wh: Warehouse, path: Path, fmt: str, reparse: bool = False) -> I
                 crash_point("after_commit:quarantine")
             batch = Batch(batch_id, seq, sha, ctx.source_file, source.format, loaded_at.isoformat(),
                           result.accepted, result.quarantined, 0, replaces)  # fmt: skip
-            _commit_raw(wh, con, batch)
+            batches.append(_commit_raw(wh, con, batch))
         finally:
             con.close()
     return result
 
 
-def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> Batch:
     """The batch's raw rows in one commit whose properties say which batch it is (that commit is the
-    batch: lake/batches.py), then the batch's row in the registry."""
+    batch: lake/batches.py), then the batch's row in the registry. Returns the batch as registered."""
     folder = f"batch_id={batch.batch_id}"
     raw_files = [_copy(con, "accepted", wh.new_data_dir(RAW, folder))] if batch.rows_accepted else []
     props = {k: str(v) for k, v in batch.__dict__.items() if k not in ("snapshot_id", "replaces")}
@@ -148,7 +150,9 @@ def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> 
     crash_point("before_commit:raw_billing_events")
     snapshot_id = wh.append_files(RAW, raw_files, props)
     crash_point("after_commit:raw_billing_events")
-    register(wh, [dataclasses.replace(batch, snapshot_id=snapshot_id)])
+    committed = dataclasses.replace(batch, snapshot_id=snapshot_id)
+    register(wh, [committed])
+    return committed
 
 
 def _reading(
@@ -253,9 +257,9 @@ def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path) -> str:
     return str(target)
 
 
-def _drop_orphan_quarantine(wh: Warehouse) -> None:
+def _drop_orphan_quarantine(wh: Warehouse, batches: list[Batch]) -> None:
     """Remove quarantine rows of batches whose raw commit never happened (a crash mid-ingest)."""
-    known = {b.batch_seq for b in registered_batches(wh)}
+    known = {b.batch_seq for b in batches}
     orphans = set()
     for snap in wh.snapshots(QUARANTINE):
         recorded = snap.properties.get("batch_seq")
@@ -268,9 +272,9 @@ def _drop_orphan_quarantine(wh: Warehouse) -> None:
             table.delete(equal_to("batch_seq", seq))
 
 
-def _remove_unregistered_raw_files(wh: Warehouse) -> None:
+def _remove_unregistered_raw_files(wh: Warehouse, batches: list[Batch]) -> None:
     """Raw files of an ingestion that stopped before its commit: never registered, never read."""
-    known = {b.batch_id for b in registered_batches(wh)}
+    known = {b.batch_id for b in batches}
     for folder in wh.staging_root(RAW).glob("batch_id=*"):
         if folder.name.removeprefix("batch_id=") not in known:
             shutil.rmtree(folder, ignore_errors=True)

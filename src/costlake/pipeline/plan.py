@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from costlake.engines import Engine
-from costlake.lake.batches import registered_batches
+from costlake.lake.batches import Batch, registered_batches
 from costlake.lake.filters import greater_than, is_in
 from costlake.lake.manifest import manifests, since_manifest
 from costlake.lake.warehouse import SnapshotInfo, Warehouse
@@ -78,10 +78,16 @@ def unfinished_commits(wh: Warehouse) -> dict[TableDef, list[SnapshotInfo]]:
     return out
 
 
-def plan_run(wh: Warehouse, engine: Engine, backfill: tuple[dt.date, dt.date] | None = None) -> Plan:
+def plan_run(
+    wh: Warehouse,
+    engine: Engine,
+    backfill: tuple[dt.date, dt.date] | None = None,
+    batches: list[Batch] | None = None,
+) -> Plan:
+    """What a run publishes; `batches`: every batch of the lake, if the caller has read them."""
     props = wh.last_properties(NORMALIZED)
     seen = int(props.get("batch_seq", 0))
-    batches = registered_batches(wh)
+    batches = registered_batches(wh) if batches is None else batches
     plan = Plan(
         watermark=max((b.batch_seq for b in batches), default=0),
         seen_watermark=seen,

@@ -24,7 +24,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from costlake.engines import Engine, create_engine
-from costlake.lake.batches import registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
@@ -110,14 +109,14 @@ def run_pipeline(
     wh.ensure_tables()
     with wh.writer("run"), tempfile.TemporaryDirectory(prefix="costlake-run-") as tmp:
         wh.refresh()
-        settle_bookkeeping(wh)  # batches registered, old records tagged
+        batches = settle_bookkeeping(wh)  # every batch registered, old records tagged
         remove_orphaned_run_files(wh)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         report = RunReport(new_run_id(now))
         with create_engine(wh.settings, Path(tmp)) as engine:
             say(STEPS[0])
             with phase(log, "plan", run_id=report.run_id) as done:
-                plan = plan_run(wh, engine, backfill)
+                plan = plan_run(wh, engine, backfill, batches)
                 done |= {"days": len(plan.days), "batches": len(plan.new_batches)}
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
@@ -163,7 +162,7 @@ def _publish(
         return  # the job that publishes stage 3 finishes the run
     say(STEPS[3])
     with phase(log, "dimensions", run_id=report.run_id):
-        _update_dimensions(wh, engine, report.run_id)
+        _update_dimensions(wh, engine, report.run_id, plan.watermark)
     say(STEPS[4])
     if any(t.snapshot_id for t in report.tables) or report.held_back or plan.recovered_runs:
         with phase(log, "publish log", run_id=report.run_id) as done:
@@ -259,10 +258,10 @@ def _discard_unpublished(
                     Path(path).parent.rmdir()
 
 
-def _update_dimensions(wh: Warehouse, engine: Engine, run_id: str) -> None:
-    """Fold the raw batches each dimension has not seen yet into it; each keeps its own watermark,
-    so a run that stopped between two dimensions is finished by the next one."""
-    batches = registered_batches(wh)
+def _update_dimensions(wh: Warehouse, engine: Engine, run_id: str, watermark: int) -> None:
+    """Fold the raw batches each dimension has not seen yet (up to `watermark`, the newest) into it;
+    each keeps its own watermark, so a run that stopped between two dimensions is finished by the
+    next one."""
     for tdef, sql in (
         (DIM_ACCOUNT, dimensions.dim_account_sql),
         (DIM_SERVICE, dimensions.dim_service_sql),
@@ -270,8 +269,7 @@ def _update_dimensions(wh: Warehouse, engine: Engine, run_id: str) -> None:
         (DIM_PRICING_MODEL, lambda new, cur: dimensions.dim_seen_sql("pricing_model", new, cur)),
     ):
         seen_seq = int(wh.last_properties(tdef).get("batch_seq", 0))
-        unseen = [b.batch_seq for b in batches if b.batch_seq > seen_seq]
-        if not unseen:
+        if watermark <= seen_seq:
             continue
         engine.register_files(
             "raw_for_dim",
@@ -282,7 +280,7 @@ def _update_dimensions(wh: Warehouse, engine: Engine, run_id: str) -> None:
         # Retractions name no account, service, region or day.
         rows = engine.fetch(sql(f"(SELECT * FROM raw_for_dim WHERE {stage1_normalize.LIVE})", "dim_current"))
         crash_point(f"before_commit:{tdef.name}")
-        wh.overwrite_rows(tdef, rows, {"run_id": run_id, "batch_seq": str(max(unseen))})
+        wh.overwrite_rows(tdef, rows, {"run_id": run_id, "batch_seq": str(watermark)})
 
 
 def _append_publish_log(
