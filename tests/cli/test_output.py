@@ -112,3 +112,13 @@ def test_terminal_output_shows_control_characters_as_escapes(tmp_path: Path, wri
     assert cli(tmp_path / "wh", "ingest", str(bill)).returncode == 0
     shown = cli(tmp_path / "wh", "query", "SELECT service_name FROM raw_billing_events")
     assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout and "\\x1b]0;pwned\\x07" in shown.stdout
+
+
+def test_an_error_naming_a_hostile_file_name_stays_one_plain_line(tmp_path: Path) -> None:
+    """A file name is data: its newline, terminal escape and bidi override are shown escaped."""
+    name = tmp_path / "no\nsuch\x1b[2J\u202efile.csv"
+    refused = cli(tmp_path / "wh", "ingest", str(name))
+    assert refused.returncode == 1
+    line = refused.stderr.rstrip("\n")
+    assert "\n" not in line and "\x1b" not in line and "\u202e" not in line, repr(line)
+    assert line.startswith("error: ") and "no\\nsuch\\x1b[2J\\u202efile.csv" in line, line

@@ -62,3 +62,35 @@ def test_tables_fed_daily_keep_a_few_manifests_not_one_per_commit(tmp_path: Path
         snapshot = table.current_snapshot()
         assert snapshot is not None and len(snapshot.manifests(table.io)) < 8, tdef.name
     assert len(wh.read_rows(RAW)) == 12 and _registry_rows(wh) == list(range(1, 13))
+
+
+def test_a_registry_row_removed_by_someone_else_is_refused_and_no_raw_file_is_deleted(
+    tmp_path: Path, write_csv
+) -> None:
+    """A gap in batch_seq is a row someone removed: every command refuses it in one line before any
+    change, and the clean-up of a stopped ingestion never deletes a folder the raw table names."""
+    from pyiceberg.expressions import EqualTo
+
+    from costlake.pipeline.ingest import _remove_unregistered_raw_files
+    from costlake.tables import RAW
+
+    root = tmp_path / "wh"
+    files = [
+        write_csv(f"d{i}.csv", [[f"e{i}", f"2025-01-0{i}", "A1", "EC2", "1.5", "2025-02-01"]])
+        for i in (1, 2, 3)
+    ]
+    for path in files:
+        assert cli(root, "ingest", str(path)).returncode == 0
+    wh = Warehouse(Settings(warehouse=str(root)))
+    raw_folders = sorted(p.name for p in wh.staging_root(RAW).glob("batch_id=*"))
+    batches = registered_batches(wh)
+    wh.table(INGEST_BATCHES).delete(EqualTo("batch_seq", 2))
+    more = write_csv("d4.csv", [["e4", "2025-01-04", "A1", "EC2", "1.5", "2025-02-01"]])
+    for args in (("ingest", str(more)), ("run",), ("audit", "verify"), ("maintain", "--retain-days", "0")):
+        refused = cli(root, *args)
+        line = refused.stderr.strip()
+        assert refused.returncode != 0 and "\n" not in line, (args, refused.stderr)
+        assert "ingest_batches has no row for batch_seq 2 of 1..3" in line and "nothing was changed" in line
+    assert sorted(p.name for p in wh.staging_root(RAW).glob("batch_id=*")) == raw_folders
+    _remove_unregistered_raw_files(Warehouse(wh.settings), [b for b in batches if b.batch_seq != 2])
+    assert sorted(p.name for p in wh.staging_root(RAW).glob("batch_id=*")) == raw_folders

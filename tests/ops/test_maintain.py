@@ -313,3 +313,36 @@ def test_a_maintenance_killed_inside_the_metadata_log_trim_restores_the_users_se
         assert props[VERSIONS_KEPT] == "7" and RESTORE not in props, tdef.name
         assert TABLE_PROPERTIES.items() <= props.items(), tdef.name
     assert not verify(wh).mismatches
+
+
+def test_an_audit_beside_a_maintenance_counts_the_runs_it_expired_as_past_retention(tmp_path: Path) -> None:
+    """Readers take no lock: an audit stopped after replaying its first run, while a maintenance
+    expires every run but the last, then goes on, reads no removed file and exits 0."""
+    import signal
+    import subprocess
+    import sys
+
+    wh, _ = _lake(tmp_path)
+    runs = [m.run_id for m in manifests(wh)]
+    env = {**os.environ, "COSTLAKE_SIGNAL_AT": "files_written:STOP"}
+    audit = subprocess.Popen(
+        [sys.executable, "-m", "costlake", "--warehouse", str(wh.root), "audit", "verify"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+    def stopped() -> bool:  # stopped at `files_written`, once per run it replays
+        state = Path(f"/proc/{audit.pid}/stat").read_text().split(") ")[1][0]
+        return state == "T"
+
+    deadline = time.monotonic() + 120
+    while not stopped():
+        assert audit.poll() is None and time.monotonic() < deadline, audit.communicate()
+        time.sleep(0.05)
+    assert maintain(Warehouse(wh.settings), Policy(0, 1, 0)).snapshots > 0
+    while audit.poll() is None and time.monotonic() < deadline + 180:
+        if stopped():
+            os.kill(audit.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    out, err = audit.communicate(timeout=60)
+    assert audit.returncode == 0, (out, err)
+    assert "of 1 run(s): 0 mismatch(es)" in out and f"{len(runs) - 1} run(s) past retention" in out, out

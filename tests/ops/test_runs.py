@@ -122,6 +122,7 @@ def test_warnings_count_once_per_day_and_an_interrupted_run_is_covered(
     assert len(runs) == 2
     last = runs[-1]
     assert last.gate_warnings == 1 and last.days_held_back == 0
+    assert [b.split("-")[0] for b in last.batches] == ["b000002"]  # read first by the run that died
     assert len(last.covers) == 1 and last.covers[0] not in {r.run_id for r in runs}
     shown = cli(root, "runs", "show", last.run_id)
     assert shown.returncode == 0, shown.stderr

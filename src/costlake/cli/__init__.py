@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import traceback
+import unicodedata
 from typing import Annotated, NoReturn
 
 import typer
@@ -122,8 +123,17 @@ def _fail(message: str, code: int) -> NoReturn:
         line = {"level": "error", "logger": "costlake.cli", "message": message, "exit_code": code}
         sys.stderr.write(json.dumps(line) + "\n")
     else:
-        err.print(message, markup=False, highlight=False, soft_wrap=True)
+        err.print(_one_line(message), markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def _one_line(message: str) -> str:
+    """The message with control, format and unpaired surrogate characters escaped (`\\n`, `\\x1b`,
+    `\\u202e`, `\\udcff`): a file name or value quoted in an error stays one line of plain text."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch
+        for ch in message
+    )
 
 
 def main() -> None:

@@ -83,7 +83,8 @@ def _print(report: MaintainReport, fmt: str, *, remote: bool) -> None:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     out.print(f"retention: {policy.describe()}; {len(report.retained)} run(s) kept", markup=False)
-    out.print(f"{len(report.expired_runs)} run(s) expired by this maintenance", markup=False)
+    verb = "would be expired" if dry_run else "expired"
+    out.print(f"{len(report.expired_runs)} run(s) {verb} by this maintenance", markup=False)
     for name, merged in report.compacted.items():
         out.print(f"{name}: {'would merge' if dry_run else 'merged'} {merged} files into one", markup=False)
     for t in report.tables:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from costlake.errors import LakeError
 from costlake.lake.warehouse import Warehouse
 from costlake.tables import INGEST_BATCHES, RAW
 
@@ -40,7 +41,7 @@ def registered_batches(wh: Warehouse) -> list[Batch]:
     """Every ingested batch, in batch_seq order: the registry's rows, then any batch whose raw
     commit is newer than the last row."""
     recorded = _recorded(wh)
-    return recorded + _unrecorded(wh, recorded)
+    return _whole(recorded + _unrecorded(wh, recorded))
 
 
 def register(wh: Warehouse, batches: list[Batch]) -> None:
@@ -62,8 +63,27 @@ def register_pending(wh: Warehouse) -> list[Batch]:
     the batches they add themselves."""
     recorded = _recorded(wh)
     pending = _unrecorded(wh, recorded)
+    batches = _whole(recorded + pending)
     register(wh, pending)
-    return recorded + pending
+    return batches
+
+
+def _whole(batches: list[Batch]) -> list[Batch]:
+    """`batches`, which ingest numbers 1, 2, 3, … with no gap: a missing number is a registry row
+    removed by someone else, whose batch every writer would then take for a crash's debris and
+    whose file for a new one. Refused in one line, before anything is changed."""
+    last = batches[-1].batch_seq if batches else 0
+    missing = sorted(set(range(1, last + 1)) - {b.batch_seq for b in batches})
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise LakeError(
+            f"{INGEST_BATCHES.name} has no row for batch_seq {shown} of 1..{last}: rows were "
+            "removed outside costlake; restore them (the table's earlier snapshots hold them) before "
+            "any command writes: nothing was changed"
+        )
+    return batches
 
 
 def _recorded(wh: Warehouse) -> list[Batch]:

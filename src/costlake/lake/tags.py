@@ -1,13 +1,14 @@
 """Iceberg tags that keep the lake's own records through snapshot expiry.
 
-The lake's bookkeeping lives in the commits themselves: a raw batch is registered by the commit that
-adds its rows (so a batch is wholly in the lake or not at all), and a run's manifest by the commit of
-its publish-log rows. Every commit costlake makes tags the snapshot it ends on, `costlake-<id>`, in
-the same transaction. Snapshot expiry by any Iceberg engine (PyIceberg's `expire_snapshots`, Spark's
-`expire_snapshots` procedure, Athena's `VACUUM`) keeps tagged snapshots, so the batch registry, the
-run manifests and every snapshot a run published survive maintenance that costlake does not run.
-`costlake maintain` (ops/maintain.py) is the one place that removes these tags: for the snapshots
-no retained run needs, never for a raw batch's.
+A raw batch enters the lake with the commit that adds its rows (so a batch is wholly in the lake
+or not at all) and is then recorded in the `ingest_batches` table (lake/batches.py); a run's
+manifest is carried by the commit of its publish-log rows. Every commit costlake makes tags the
+snapshot it ends on, `costlake-<id>`, in the same transaction. Snapshot expiry by any Iceberg
+engine (PyIceberg's `expire_snapshots`, Spark's `expire_snapshots` procedure, Athena's `VACUUM`)
+keeps tagged snapshots, so the run manifests, every snapshot a run published and the raw commits
+of batches not yet in the registry survive maintenance that costlake does not run. `costlake
+maintain` (ops/maintain.py) is the one place that removes these tags: for the snapshots no
+retained run needs, never for a raw batch's until its registry row is written.
 """
 
 from __future__ import annotations

@@ -216,6 +216,8 @@ class Warehouse:
             expr = by_date if isinstance(expr, AlwaysTrue) else expr & by_date
         if snapshot_id is None and table.current_snapshot() is None:
             return []
+        if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
+            raise LakeError(f"table {tdef.name} has no snapshot {snapshot_id}")  # PyIceberg would plan none
         scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
         found = sorted(task.file.file_path for task in scan.plan_files())
         return self.storage.readable(found) if fetch else found

@@ -4,8 +4,9 @@ Which runs are retained: those that finished within `retain_days` days, and the 
 runs whatever their age; the latest run always. Each table keeps:
 - the snapshots retained runs' manifests name (what `--as-of` and `audit verify` read), and the
   publish-log snapshot that carries each retained manifest;
-- every raw snapshot that registered a batch (the batch registry: re-ingesting an old file is still
-  recognised, and audit replays from raw);
+- the raw snapshots of batches not yet in the `ingest_batches` registry (a stopped ingestion's; they
+  are registered first, so an old file is still recognised: the registry is a table, and audit
+  replays from the raw table's rows, not from its snapshots);
 - its current snapshot, and every snapshot after the latest run's (work a run has not finished);
 - for `cost_anomalies`, the newest commit that changed rows (the explanation index compares it).
 Everything else is expired, then the files nothing refers to any more are deleted when older than

@@ -273,8 +273,21 @@ def _drop_orphan_quarantine(wh: Warehouse, batches: list[Batch]) -> None:
 
 
 def _remove_unregistered_raw_files(wh: Warehouse, batches: list[Batch]) -> None:
-    """Raw files of an ingestion that stopped before its commit: never registered, never read."""
+    """Raw files of an ingestion that stopped before its commit: never registered, never read. A
+    folder the raw table refers to is kept whatever the registry says (the raw files are the
+    audit's evidence)."""
     known = {b.batch_id for b in batches}
-    for folder in wh.staging_root(RAW).glob("batch_id=*"):
-        if folder.name.removeprefix("batch_id=") not in known:
+    stray = [
+        f for f in wh.staging_root(RAW).glob("batch_id=*") if f.name.removeprefix("batch_id=") not in known
+    ]
+    if not stray:
+        return
+    live = {
+        part
+        for path in wh.data_files(RAW, fetch=False)
+        for part in path.split("/")
+        if part.startswith("batch_id=")
+    }
+    for folder in stray:
+        if folder.name not in live:
             shutil.rmtree(folder, ignore_errors=True)

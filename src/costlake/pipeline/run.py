@@ -27,6 +27,7 @@ from costlake.engines import Engine, create_engine
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
+from costlake.lake.manifest import latest_manifest
 from costlake.lake.retention import KEEP_MARK, settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
@@ -327,7 +328,9 @@ def _append_publish_log(
         "run_id": report.run_id,
         "batch_seq": str(plan.watermark),
         "manifest": json.dumps(snapshots),
-        "seen_batch_seq": str(plan.seen_watermark),  # the batches after it are new to this run
+        # The batches after the last finished run's watermark are new to this run, including those
+        # that a run which died before its manifest had already read (`plan.seen_watermark`).
+        "seen_batch_seq": str(last.batch_seq if (last := latest_manifest(wh)) else 0),
         "covers": ",".join(sorted(plan.recovered_runs)),
         "completeness_lag_hours": str(wh.settings.completeness_lag_hours),
     }
