@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
 from helpers import SEED, cli
@@ -168,3 +170,19 @@ def test_query_as_a_tenant_shows_only_its_accounts(tmp_path, write_csv):
     unknown = cli(wh, "query", "SELECT 1", "--tenant", "team-c")
     assert unknown.returncode == 1 and unknown.stdout == ""
     assert unknown.stderr.splitlines() == ["error: unknown tenant 'team-c'"]
+
+
+def test_help_imports_no_data_library() -> None:
+    """`costlake --help` and `COMMAND --help` touch no data: pyarrow, numpy, DuckDB, PyIceberg and the
+    service's libraries are imported on first use only (each costs tens to hundreds of ms)."""
+    heavy = {"pyarrow", "numpy", "duckdb", "pyiceberg", "fastapi", "uvicorn", "boto3", "faiss"}
+    for args in (["--help"], ["ingest", "--help"], ["anomalies", "--help"], ["maintain", "--help"]):
+        shown = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "costlake", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0, shown.stderr[-500:]
+        loaded = {line.rpartition("|")[2].strip().split(".")[0] for line in shown.stderr.splitlines()}
+        assert not heavy & loaded, (args, sorted(heavy & loaded))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
 
 from costlake.cli.context import check_choice, out, print_result, state
 from costlake.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 app = typer.Typer()
 
@@ -73,6 +75,8 @@ def _shown(listing: pa.Table) -> pa.Table:
 
     columns = {"account_id": "account_id", "service_name": "service_name", "top_value": "top_dimension"}
     rows = shown_rows(listing.to_pylist(), columns)
+    import pyarrow as pa
+
     return pa.Table.from_pylist(rows, schema=listing.schema)
 
 
