@@ -96,9 +96,18 @@ def _global(
     if log_format is not None:
         state.overrides["log_format"] = log_format
     state.log_json = log_format == "json"  # before the settings: their own errors follow it too
+    if _help_asked():
+        return  # `COMMAND --help` reads no settings (pydantic-settings is a third of its start-up)
     settings = state.settings()
     state.log_json = settings.log_format == "json"
     configure_logging(settings.log_level, settings.log_format)
+
+
+def _help_asked() -> bool:
+    """Whether this invocation asks a command for its help (click shows it after this callback)."""
+    args = sys.argv[1:]
+    cut = args.index("--") if "--" in args else len(args)
+    return "--help" in args[:cut]
 
 
 class Interrupted(BaseException):

@@ -11,20 +11,19 @@ import sys
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from costlake.errors import InputError
 from costlake.ops.console import stdout_console
-from costlake.settings import Settings, load_settings
 from costlake.text import neutralise_cell
 
 if TYPE_CHECKING:  # imported on first use: `--help` and reading commands start without them
     import pyarrow as pa
 
     from costlake.lake.warehouse import Warehouse
+    from costlake.settings import Settings
 
 
 out = stdout_console()
@@ -39,6 +38,10 @@ class State:
     log_json = False  # --log-format json: every line on stderr is a JSON object, errors included
 
     def settings(self) -> Settings:
+        from pydantic import ValidationError  # pydantic-settings costs --help a third of its time
+
+        from costlake.settings import load_settings
+
         try:
             return load_settings(**self.overrides)
         except ValidationError as exc:  # one line: each field and what is wrong with it
