@@ -99,7 +99,9 @@ def connect(
     if temp_dir is not None:
         config["temp_directory"] = str(temp_dir)
     con = duckdb.connect(config=config)
-    con.execute("SET enable_progress_bar = false")  # it draws on stdout after 2 s: into a CSV being written
+    # Progress is tracked for `costlake.progress.watching` (query_progress) but never drawn: DuckDB's
+    # own bar would go to stdout after 2 s, into a CSV being written.
+    con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
     return con
 
 

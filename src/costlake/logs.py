@@ -4,17 +4,35 @@ Modules log with `logging.getLogger(__name__)`; long work is wrapped in `phase(l
 logs the phase's duration (`duration_ms` in JSON). Secrets never reach a log line: values of the
 environment variables that hold keys, and anything shaped like a bearer token or API key, are
 replaced by `[redacted]` before a record is formatted.
+
+Progress is the other side channel. Long work says how far it has got (ingestion in bytes read, a run
+in rebuild steps, detection in series, indexing in chunks) to `current()`, which shows nothing unless
+a caller has set a display with `reporting` (the CLI draws rich progress bars on a terminal). A stage
+computes the same result whoever listens.
+
+>>> seen = []
+>>> class Note(Progress):
+...     def update(self, *, completed=None, total=None, description=None):
+...         seen.append((description, completed, total))
+>>> with reporting(Note()):
+...     current().start("reading x.csv", total=100, unit="bytes")
+...     current().advance(40)
+>>> seen
+[('reading x.csv', 0.0, 100.0), (None, 40.0, None)]
+>>> current().advance(1)  # nobody listens any more: nothing happens
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,3 +127,92 @@ def phase(log: logging.Logger, name: str, **fields: Any) -> Iterator[dict[str, A
     finally:
         ms = round((time.perf_counter() - started) * 1000, 1)
         log.info("%s done in %.0f ms", name, ms, extra={"phase": name, "duration_ms": ms, **extra})
+
+
+UNITS = ("bytes", "steps", "series", "chunks")
+
+
+class Progress:
+    """One task at a time: `start` names it (and its total, if known), `advance` and `update` move it.
+    This base class shows nothing; a display overrides `update` (and `start` to set the unit)."""
+
+    def __init__(self) -> None:
+        self.completed = 0.0
+        self._lock = threading.Lock()  # DuckDB's query watcher reports from its own thread
+
+    def start(self, description: str, total: float | None = None, unit: str = "steps") -> None:
+        """A new task: its count starts again from 0."""
+        with self._lock:
+            self.completed = 0.0
+        self.update(description=description, completed=0.0, total=None if total is None else float(total))
+
+    def advance(self, amount: float = 1.0) -> None:
+        with self._lock:
+            self.completed += amount
+        self.update(completed=self.completed)
+
+    def reach(self, completed: float) -> None:
+        """Move to `completed` if that is further than the task has got (never backwards)."""
+        with self._lock:
+            if completed <= self.completed:
+                return
+            self.completed = completed
+        self.update(completed=completed)
+
+    def update(
+        self, *, completed: float | None = None, total: float | None = None, description: str | None = None
+    ) -> None:
+        """What a display shows; `None` leaves a field as it was."""
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hide the display while the block prints something else (this one shows nothing)."""
+        yield
+
+
+_NOWHERE = Progress()
+_current: list[Progress] = [_NOWHERE]
+
+
+def current() -> Progress:
+    """Where long work reports now (a display that shows nothing unless `reporting` set one)."""
+    return _current[-1]
+
+
+@contextlib.contextmanager
+def reporting(progress: Progress) -> Iterator[Progress]:
+    """Send the progress of the work inside the block to `progress` (one process-wide display)."""
+    _current.append(progress)
+    try:
+        yield progress
+    finally:
+        _current.remove(progress)
+
+
+@contextlib.contextmanager
+def watching(poll: Callable[[], float], scale: float, every: float = 0.2) -> Iterator[None]:
+    """While the block runs, move the current task to `scale` × the fraction `poll()` returns (a
+    percentage; negative while nothing is measured): DuckDB's `query_progress` of a long query. No
+    thread is started when nobody listens."""
+    progress = current()
+    if progress is _NOWHERE:
+        yield
+        return
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(every):
+            try:
+                percent = poll()
+            except Exception:  # noqa: BLE001 - a closed connection or a query between two: try again
+                continue
+            if percent >= 0:
+                progress.reach(scale * min(percent, 100.0) / 100.0)
+
+    thread = threading.Thread(target=follow, name="costlake-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -49,7 +49,7 @@ from costlake.anomalies.screen import candidates
 from costlake.duck import to_arrow
 from costlake.lake.manifest import Manifest, latest_manifest, manifests
 from costlake.lake.warehouse import Warehouse
-from costlake.logs import phase
+from costlake.logs import current, phase
 from costlake.tables import ACCOUNT_SERVICE_DAY, COST_ANOMALIES, DAILY_ACCOUNT, NORMALIZED
 
 __all__ = ["NONE_VALUE", "AnomalyReport", "load_series", "update_anomalies"]
@@ -148,12 +148,19 @@ def _detect(
     chosen: list[pa.Table] = []
     series = 0
     keys = series_keys(con, None if resume is None else _scope(resume, params))
+    # A unit per series screened, and two more per series the screen cannot clear (its exact walk,
+    # then its parts, mix shifts and causes), added to the total as such series are found.
+    progress, total = current(), keys.num_rows
+    progress.start("detecting anomalies", total=total, unit="series")
     with phase(log, "detect", method=params.method) as done:
         for batch in batches(keys):
             frame = load_frame(con, batch)
             starts = _starts(frame, resume)
             suspects, screens = _screen(con, frame, batch, starts, params)
             series += len(frame.keys)
+            total += 2 * int(suspects.sum())
+            progress.update(total=total)
+            progress.advance(len(frame.keys))
             chosen.append(batch.take(pa.array(np.flatnonzero(suspects), pa.int64())))
             todo += _totals(np.flatnonzero(suspects), frame, starts, screens, params)
         # One read of the events for the parts of every series analysed, whatever its batch.
@@ -251,6 +258,7 @@ def _totals(
         screened = None if screens.bands is None else screens.bands[s, first : first + len(total)]
         result = detect(total, params, begin=begin, regime=regime, screened=screened)
         todo.append(_Todo(series, result, begin, maybe))
+        current().advance()
     return todo
 
 
@@ -266,6 +274,7 @@ def _finish(
         t.series.parts = parts[(t.series.account_id, t.series.service_name)]
         found = finish(t.series, t.total, params, begin=t.begin, mix_days=t.mix_days)
         rows += [anomaly_row(t.series, f, params.method) for f in found]
+        current().advance()
     return rows
 
 

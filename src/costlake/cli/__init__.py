@@ -44,6 +44,20 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(maintain.app)
 
 
+_Debug = Annotated[
+    bool, typer.Option("--debug", help="Show the traceback of an error (after its one-line message).")
+]
+_Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="No progress bars. Long commands (ingest, run, backfill, anomalies, index) draw them on "
+        "stderr only when it is a terminal.",
+    ),
+]
+
+
 @app.callback()
 def _global(
     warehouse: Annotated[
@@ -82,11 +96,10 @@ def _global(
             "(env COSTLAKE_LOCK_TIMEOUT_SECONDS; default 600); then it stops with exit code 1.",
         ),
     ] = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show the traceback of an error (after its one-line message).")
-    ] = False,
+    debug: _Debug = False,
+    quiet: _Quiet = False,
 ) -> None:
-    state.debug = debug
+    state.debug, state.quiet = debug, quiet
     state.overrides = {
         "warehouse": warehouse,
         "engine": engine,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from costlake.cli.context import check_choice, out, print_result, state
+from costlake.cli.progress import progress_bars
 from costlake.errors import InputError
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ def anomalies(
         check_choice("--method", method, ("baseline", "day_over_day"))
         state.overrides["anomaly_method"] = method
     wh = state.warehouse()
-    report = update_anomalies(wh, Params.from_settings(wh.settings), full=full)
+    with progress_bars():
+        report = update_anomalies(wh, Params.from_settings(wh.settings), full=full)
     if fmt == "table":
         out.print(report.summary(), markup=False)
     where = "" if account is None else "WHERE account_id = " + "'" + account.replace("'", "''") + "'"

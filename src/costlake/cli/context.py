@@ -35,6 +35,7 @@ class State:
 
     overrides: dict[str, Any] = {}
     debug = False
+    quiet = False  # --quiet: no progress bars (they are shown only on a terminal anyway)
     log_json = False  # --log-format json: every line on stderr is a JSON object, errors included
 
     def settings(self) -> Settings:

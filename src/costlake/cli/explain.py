@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from costlake.cli.context import check_choice, err, out, state
+from costlake.cli.progress import progress_bars
 
 if TYPE_CHECKING:
     from costlake.rag.explain import ExplainResult
@@ -24,7 +25,9 @@ def index() -> None:
     new or changed chunks are embedded."""
     from costlake.rag.indexer import build_index
 
-    report = build_index(state.warehouse())
+    wh = state.warehouse()
+    with progress_bars():
+        report = build_index(wh)
     out.print(
         f"{report.chunks:,} chunks in {report.folder} ({report.embedder_id}): +{report.added} added, "
         f"{report.changed} changed, -{report.removed} removed, {report.unchanged} unchanged; "

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from costlake.cli.context import check_choice, err, out, parse_date, print_result, state
+from costlake.cli.context import check_choice, out, parse_date, print_result, state
+from costlake.cli.progress import progress_bars
 from costlake.errors import GateFailure, InputError
 
 if TYPE_CHECKING:
@@ -46,7 +46,14 @@ def ingest(
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files
 
-    ingest_files(state.warehouse(), files, fmt, reparse=reparse, on_result=_print_ingested)
+    wh = state.warehouse()
+    with progress_bars() as progress:
+
+        def show(result: IngestResult) -> None:
+            with progress.paused():
+                _print_ingested(result)
+
+        ingest_files(wh, files, fmt, reparse=reparse, on_result=show)
 
 
 def _print_ingested(r: IngestResult) -> None:
@@ -93,25 +100,12 @@ def backfill(
 
 
 def _run_and_report(window: tuple[dt.date, dt.date] | None = None) -> None:
-    from costlake.ops.publish import STEPS, publish_and_detect
+    from costlake.ops.publish import publish_and_detect
     from costlake.ops.report import print_run
 
     wh = state.warehouse()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("starting", total=len(STEPS))
-
-        def step(name: str) -> None:
-            progress.update(task, description=name, completed=STEPS.index(name))
-
-        report = publish_and_detect(wh, step, backfill=window)
+    with progress_bars() as progress:
+        report = publish_and_detect(wh, progress.start, backfill=window)
     print_run(report, out)
     if report.held_back:
         days = ", ".join(d.isoformat() for d in report.held_back)

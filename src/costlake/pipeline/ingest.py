@@ -35,7 +35,7 @@ from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
-from costlake.logs import phase
+from costlake.logs import current, phase, watching
 from costlake.pipeline.stage1_normalize import LIVE
 from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
@@ -117,7 +117,11 @@ def _ingest_one(
     ):
         con = connect(wh.settings, Path(tmp), ordered=True)
         try:
-            source.parse(con, path, ctx)
+            size = path.stat().st_size
+            current().start(f"reading {path.name}", total=size, unit="bytes")
+            with watching(con.query_progress, size):
+                source.parse(con, path, ctx)
+            current().start(f"storing {path.name} as batch {batch_id}")
             result.accepted = _count(con, "accepted")
             result.quarantined = _count(con, "rejected")
             result.reasons = _top_reasons(con)

@@ -20,6 +20,7 @@ from costlake.lake.faults import crash_point
 from costlake.lake.filters import at_most
 from costlake.lake.fingerprint import PartitionFingerprint, fingerprint_files
 from costlake.lake.warehouse import Warehouse
+from costlake.logs import current
 from costlake.pipeline import gate, stage1_normalize, stage2_account_service_day, stage3_account_day
 from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW, TableDef
 
@@ -70,27 +71,14 @@ def rebuild(
     raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
     engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
     engine.register_arrow("days", pa.table({"usage_date": pa.array(sorted(days), pa.date32())}))
-    # Only the latest reading of each delivery counts (a re-read replaces the earlier reading).
-    engine.materialize("readings", stage1_normalize.readings_sql("raw_asof"))
-    raw = stage1_normalize.counted_sql("raw_asof", "readings")
-    engine.materialize("raw_ids", stage1_normalize.event_ids_sql(raw, "days"))
-    engine.materialize("winners", stage1_normalize.winners_sql(raw, "raw_ids"))
-    engine.materialize("period_rows", stage1_normalize.period_rows_sql(raw, "days"))
-    engine.materialize("s1", stage1_normalize.on_days_sql("winners", "days", "period_rows"))
-    engine.materialize("s2", stage2_account_service_day.account_service_day_sql("s1"))
-    engine.materialize("account_ingestion", stage3_account_day.account_ingestion_sql(raw))
-    engine.materialize("invoiced", stage3_account_day.invoiced_sql("s1"))
-    engine.materialize(
-        "s3",
-        stage3_account_day.account_day_sql(
-            "s2",
-            "account_ingestion",
-            "invoiced",
-            lag_hours=settings.completeness_lag_hours if lag_hours is None else lag_hours,
-            run_id=run_id,
-            published_at=published_at,
-        ),
+    steps = _stage_steps(
+        run_id, published_at, settings.completeness_lag_hours if lag_hours is None else lag_hours
     )
+    progress = current()  # a step per table built, the gate, and a step per stage's files
+    progress.start(f"rebuilding {len(days):,} day(s)", total=len(steps) + 1 + len(STAGES), unit="steps")
+    for name, sql in steps:
+        engine.materialize(name, sql)
+        progress.advance()
     found = engine.fetch(
         gate.gate_sql(
             currency=settings.currency, negative_total=settings.negative_daily_total, dialect=engine.dialect
@@ -100,6 +88,7 @@ def rebuild(
         gate.Finding(r["usage_date"], r["check_name"], r["severity"], r["detail"]) for r in found.to_pylist()
     ]
     failed = {f.usage_date for f in findings if f.severity == "error"}
+    progress.advance()
     held_back = _tied_days(wh, engine, days, failed) if failed else set()
     crash_point("computed")
     files: dict[str, dict[dt.date, list[str]]] = {}
@@ -111,8 +100,28 @@ def rebuild(
             by_day[day_of_file(path)].append(path)
         files[tdef.name] = dict(by_day)
         fingerprints[tdef.name] = fingerprint_files(tdef, written)
+        progress.advance()
     crash_point("files_written")
     return Rebuilt(sorted(days), files, fingerprints, findings, held_back)
+
+
+def _stage_steps(run_id: str, published_at: dt.datetime, lag: int) -> tuple[tuple[str, str], ...]:
+    """(name, SQL) of each table the rebuild materialises, in order: stages 1-3 from `raw_asof`."""
+    # Only the latest reading of each delivery counts (a re-read replaces the earlier reading).
+    raw = stage1_normalize.counted_sql("raw_asof", "readings")
+    return (
+        ("readings", stage1_normalize.readings_sql("raw_asof")),
+        ("raw_ids", stage1_normalize.event_ids_sql(raw, "days")),
+        ("winners", stage1_normalize.winners_sql(raw, "raw_ids")),
+        ("period_rows", stage1_normalize.period_rows_sql(raw, "days")),
+        ("s1", stage1_normalize.on_days_sql("winners", "days", "period_rows")),
+        ("s2", stage2_account_service_day.account_service_day_sql("s1")),
+        ("account_ingestion", stage3_account_day.account_ingestion_sql(raw)),
+        ("invoiced", stage3_account_day.invoiced_sql("s1")),
+        ("s3", stage3_account_day.account_day_sql(
+            "s2", "account_ingestion", "invoiced", lag_hours=lag, run_id=run_id, published_at=published_at
+        )),
+    )  # fmt: skip
 
 
 def _tied_days(wh: Warehouse, engine: Engine, days: list[dt.date], failed: set[object]) -> set[dt.date]:

@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from costlake.lake.warehouse import Warehouse
-from costlake.logs import phase
+from costlake.logs import current, phase
 from costlake.rag.chunk_store import write_chunks
 from costlake.rag.chunks import Chunk, build_chunks
 from costlake.rag.embed_text import embed_hash, embed_text
@@ -111,6 +113,17 @@ def build_index(wh: Warehouse) -> IndexReport:
         return _build(wh)
 
 
+def _embed(embedder: CachedEmbedder, texts: list[str]) -> np.ndarray:
+    """The vectors of `texts`, embedded in slices of whole model batches to show progress."""
+    progress, size = current(), embedder.batch_size * 8
+    progress.start(f"embedding {len(texts):,} chunk(s)", total=len(texts), unit="chunks")
+    vectors = []
+    for start in range(0, len(texts), size):
+        vectors.append(embedder.embed_batch(texts[start : start + size]))
+        progress.advance(len(vectors[-1]))
+    return np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
+
+
 def _build(wh: Warehouse) -> IndexReport:
     started = time.monotonic()
     folder = rag_folder(wh)
@@ -127,7 +140,7 @@ def _build(wh: Warehouse) -> IndexReport:
         index = VectorIndex.create(where, embedder.embedder_id, embedder.dim)
     items = index_items(chunks)
     with phase(log, "embed", embedder=embedder.embedder_id) as done:
-        report = index.sync(items, embedder.embed_batch)
+        report = index.sync(items, lambda texts: _embed(embedder, texts))
         done |= {"embedded": embedder.misses, "cached": embedder.hits}
     with phase(log, "index write", vectors=len(index)):
         index.save()
