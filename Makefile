@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EVENTS ?= 1000000
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test test-fast lint bench bench-anomalies bench-rag bench-api bench-history clean java chromium wrk
@@ -44,8 +45,8 @@ lint: $(STAMP) ## ruff, mypy and the layer contract (import-linter, contracts in
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-bench: $(STAMP) ## pipeline benchmark beside the bare-DuckDB baseline (EVENTS=1000000)
-	$(PY) bench/pipeline_bench.py --events $(EVENTS)
+bench: $(STAMP) java ## pipeline benchmark beside the bare-DuckDB floor and the PySpark peer (EVENTS=1000000; BENCH_ARGS=--skip-spark for quick runs)
+	$(PY) bench/pipeline_bench.py --events $(EVENTS) $(BENCH_ARGS)
 
 bench-anomalies: $(STAMP) ## precision / recall / F1 of the anomaly methods on generated datasets with injected anomalies
 	$(PY) bench/anomaly_eval.py

@@ -18,6 +18,11 @@ missing too, `costlake generate` writes the input and the backfill re-delivers 3
 so costlake's total must not change. Without the baseline, the `off` warehouse must equal the `on` one
 after each phase (detection must not change stage 3).
 
+The PySpark peer (the baseline folder's pipe_spark.py, the original system's three stages, through the
+venv's `spark-submit --master local[2]`) runs the same two phases on the same input unless
+--skip-spark is given; its totals are checked like costlake's, and the table adds the ratio
+costlake / PySpark.
+
 Every step is a subprocess timed on the wall clock; its peak RSS comes from os.wait4 (per child).
 Both sides get 2 DuckDB threads (the baseline hard-codes threads=2). Logs go to OUT/logs.
 Prints a table and one `BENCH {json}` line. Needs Linux or macOS; no dependencies beyond the venv.
@@ -140,6 +145,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--baseline-dir", type=Path, default=ROOT.parent / "shared" / "bench")
     ap.add_argument("--skip-baseline", action="store_true", help="run costlake alone")
+    ap.add_argument("--skip-spark", action="store_true", help="leave out the PySpark peer (quick runs)")
     ap.add_argument(
         "--repeat",
         type=int,
@@ -161,6 +167,16 @@ def main() -> int:
     run_base = have_gen and (bdir / "pipe_duckdb.py").is_file() and not args.skip_baseline
     why = "skipped (--skip-baseline)" if args.skip_baseline else f"not available (no {bdir}/pipe_duckdb.py)"
     print(f"baseline: {bdir if run_base else why}")
+    spark_submit = Path(PY).parent / "spark-submit"
+    run_spark = run_base and not args.skip_spark and (bdir / "pipe_spark.py").is_file()
+    if run_base and not args.skip_spark and not run_spark:
+        print(f"PySpark peer: not available (no {bdir}/pipe_spark.py)")
+    elif run_spark and not spark_submit.exists():
+        print(f"PySpark peer: not available (no {spark_submit}; install the spark extra)")
+        run_spark = False
+    # spark-submit finds its Spark home through the `python` on PATH: the venv's, which has pyspark
+    path = f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    spark_env = {**os.environ, "PATH": path, "PYSPARK_PYTHON": PY, "PYSPARK_DRIVER_PYTHON": PY}
     env = {**os.environ, "COSTLAKE_DUCKDB_THREADS": os.environ.get("COSTLAKE_DUCKDB_THREADS", THREADS)}
     # set explicitly for both, so neither the caller's environment nor a costlake.toml can flip `on`
     envs = {v: {**env, "COSTLAKE_ANOMALIES_ON_RUN": flag} for v, flag in VARIANTS.items()}
@@ -216,6 +232,20 @@ def main() -> int:
             base = baseline_result(b)
             versions["baseline"] = base.get("version")
             ph.update(baseline_s=round(b.seconds, 3), baseline_rss_mb=round(b.rss_mb))
+        if run_spark:
+            print(f"{phase}: PySpark peer ...", flush=True)
+            cmd = [
+                str(spark_submit),
+                "--master",
+                "local[2]",
+                str(bdir / "pipe_spark.py"),
+                mode,
+                str(base_csv),
+            ]
+            sp = Step(f"{phase}_pyspark", [*cmd, str(out / "pyspark")], logs, spark_env)
+            peer = baseline_result(sp)
+            ph.update(pyspark_s=round(sp.seconds, 3), pyspark_rss_mb=round(sp.rss_mb))
+            ph.update(pyspark_rows=int(peer["stage3_rows"]), pyspark_total=str(peer["stage3_total_cost"]))
         ingests: dict[str, Step] = {}
         for v, wh in warehouses.items():
             print(f"{phase}: costlake ingest, detection {v} ...", flush=True)
@@ -253,6 +283,10 @@ def main() -> int:
             )
             if base:
                 ph["ratio" if v == "on" else "ratio_off"] = round(ph[f"{key}_s"] / ph["baseline_s"], 2)
+            if "pyspark_s" in ph:
+                ph["ratio_pyspark" if v == "on" else "ratio_pyspark_off"] = round(
+                    ph[f"{key}_s"] / ph["pyspark_s"], 2
+                )
         run_on, run_off = runs["on"][1], runs["off"][1]
         ph.update(
             run_on_s=round(run_on.seconds, 3),
@@ -276,6 +310,10 @@ def main() -> int:
             else:
                 want = None
             check = {"costlake_rows": got["rows"], "costlake_total": got["total"]}
+            if "pyspark_rows" in ph and want:
+                check["pyspark_match"] = want["rows"] == ph["pyspark_rows"] and Decimal(
+                    want["total"]
+                ) == Decimal(ph["pyspark_total"])
             if want:
                 ok = want["rows"] == got["rows"] and Decimal(want["total"]) == Decimal(got["total"])
                 check.update(expected_rows=want["rows"], expected_total=want["total"], match=ok)
@@ -283,11 +321,21 @@ def main() -> int:
 
     def row(*cells: object) -> None:
         text = [f"{c:.2f}" if isinstance(c, float) else "-" if c is None else str(c) for c in cells]
-        widths = (11, 11, 7, 13, 11)
+        widths = (9, 11, 7, 15, 11, 11, 7, 11)
         print(text[0].ljust(24) + "".join(t.rjust(w) for t, w in zip(text[1:], widths, strict=True)))
 
     print()
-    row("phase", "baseline s", "costlake s", "ratio", "base RSS MiB", "cl RSS MiB")
+    row(
+        "phase",
+        "floor s",
+        "costlake s",
+        "ratio",
+        "floor RSS MiB",
+        "cl RSS MiB",
+        "PySpark s",
+        "ratio",
+        "Spark MiB",
+    )
     for phase, ph in phases.items():
         for v in VARIANTS:
             key = "costlake" if v == "on" else "costlake_off"
@@ -298,9 +346,22 @@ def main() -> int:
                 ph.get("ratio" if v == "on" else "ratio_off"),
                 ph.get("baseline_rss_mb"),
                 ph[f"{key}_rss_mb"],
+                ph.get("pyspark_s"),
+                ph.get("ratio_pyspark" if v == "on" else "ratio_pyspark_off"),
+                ph.get("pyspark_rss_mb"),
             )
             for part in ("ingest", "run"):
-                row(f"  costlake {part}", "", ph[f"{key}_{part}_s"], "", "", ph[f"{key}_{part}_rss_mb"])
+                row(
+                    f"  costlake {part}",
+                    "",
+                    ph[f"{key}_{part}_s"],
+                    "",
+                    "",
+                    ph[f"{key}_{part}_rss_mb"],
+                    "",
+                    "",
+                    "",
+                )
     full, redo = phases["full"], phases["backfill"]
     print(
         f"detection overhead: run with detection / run without = {full['detection_ratio']:.2f} (full), "
@@ -328,11 +389,19 @@ def main() -> int:
                 f"expected {c['expected_total']} ({c['expected_rows']} rows)"
             )
             bad += [] if c["match"] else [label]
+            if "pyspark_match" in c and v == "on":
+                peer = phases[phase]
+                verdict = "MATCH" if c["pyspark_match"] else "MISMATCH"
+                print(
+                    f"{phase}, PySpark peer: {verdict} {peer['pyspark_total']} ({peer['pyspark_rows']} rows)"
+                )
+                bad += [] if c["pyspark_match"] else [f"{phase}, PySpark peer"]
     summary = {
         "events": args.events,
         "input_mib": round(size_mb, 1),
         "generator": "baseline" if have_gen else "costlake",
         "baseline": run_base,
+        "pyspark": run_spark,
         "threads": env["COSTLAKE_DUCKDB_THREADS"],
         "repeat": args.repeat,
         "duckdb": versions,
