@@ -8,14 +8,13 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers import query_rows
-
 from costlake.anomalies.job import update_anomalies
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import Progress, current, reporting, watching
 from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
 from costlake.rag.indexer import build_index
+from helpers import query_rows
 
 
 class Tasks(Progress):

@@ -179,6 +179,16 @@ def test_validation_errors_are_422_naming_the_field(served: Served) -> None:
     _problem(
         served.post("/explain", key, data=b"{not json", headers={"Content-Type": "application/json"}), 422
     )
+    # Bodies the JSON parser refuses before any field is read: a 400 naming no field, never a 500.
+    for unreadable in (
+        b'{"query": "x\xff"}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"query": "x", "k": ' + b"9" * 5000 + b"}",
+    ):
+        parsed = _problem(
+            served.post("/explain", key, data=unreadable, headers={"Content-Type": "application/json"}), 400
+        )
+        assert parsed["type"].endswith("/http-error")
 
 
 def test_bodies_and_headers_over_the_limits_are_refused(served: Served) -> None:
@@ -199,8 +209,15 @@ def test_health_docs_and_openapi_are_public_and_show_no_tenant_data(served: Serv
     assert health.json()["index"]["reachable"] is True
     for account in (A1, A2, B1, C1):
         assert account not in health.text
-    assert served.get("/openapi.json").json()["paths"]["/explain"]
+    paths = served.get("/openapi.json").json()["paths"]
     assert served.get("/docs").status_code == 200
+    # Every answer the service can give is in the document: the `busy` 503 of each data route, the
+    # health check's 503 and the metrics token's 401.
+    for route in ("/explain", "/costs/daily", "/anomalies", "/accounts", "/series"):
+        verb = "post" if route == "/explain" else "get"
+        assert {"400", "401", "404", "422", "429", "503"} <= set(paths[route][verb]["responses"]), route
+    assert "503" in paths["/health"]["get"]["responses"]
+    assert "401" in paths["/metrics"]["get"]["responses"]
 
 
 def test_metrics_count_requests_by_route_template(served: Served) -> None:

@@ -5,7 +5,7 @@ to a tenant contains an account id, account name, chunk id or figure that belong
 tenant, and another tenant's account reads exactly like one that does not exist.
 
 One lake and one index for the module; each example loads its owners and waits until the server
-sees them (the server reads the lake's version at most every 0.5 s)."""
+sees them (with a local catalog the server reads the lake's version on every request)."""
 
 from __future__ import annotations
 

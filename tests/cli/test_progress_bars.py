@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import NATIVE_HEADER
+from helpers import NATIVE_HEADER
 
 NAME = "[bold red]pwn\x1b[2J.csv"  # rich markup and an escape sequence that would clear the screen
 

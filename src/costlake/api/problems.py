@@ -61,6 +61,8 @@ TENANT_ERRORS = {  # what every tenant-scoped route can answer with (auth.py, Fa
     404: "an account (or tenant) the key cannot see: the same as one that does not exist",
     422: "a parameter or body field that is not valid, named in `errors`",
     429: "more requests per second than the key's rate (see Retry-After)",
+    503: "`busy`: another process is committing to the catalog (see Retry-After); `unavailable`: the lake "
+    "or the index cannot be read yet",
 }
 
 

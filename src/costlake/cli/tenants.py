@@ -131,7 +131,7 @@ def tenants_revoke_key(
 ) -> None:
     """Revoke an API key for good.
 
-    Running servers refuse it within 5 seconds (they check the key store again at least every 2).
+    Running servers refuse it within 2 seconds (they check the key store again at least every 2).
     Revoking a revoked key keeps its first revocation time."""
     key = _key_store().revoke(key_id)
     owner = "admin" if key.admin else f"tenant {key.tenant_id}"

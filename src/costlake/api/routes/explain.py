@@ -17,6 +17,7 @@ from costlake.api.auth import Caller, caller, own_account
 from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
 from costlake.api.metrics import DEGRADED, GENERATION, LLM_ERRORS, RETRIEVAL
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
+from costlake.errors import ConfigError
 from costlake.rag.explain import TABLE_INTENTS, Explainer, ExplainResult
 from costlake.rag.intents import classify
 from costlake.rag.llm import LLMError
@@ -71,7 +72,8 @@ class ExplainRequest(BaseModel):
             400: "an admin key without X-Costlake-Tenant, or a question that cannot be answered as asked",
             413: "a body over `api_max_body_bytes`",
             502: "the LLM provider failed and `llm_failure = error` is set",
-            503: "the service is not configured to answer (e.g. the LLM provider's settings)",
+            503: "the service is not configured to answer (e.g. the LLM provider's settings, whatever "
+            "`llm_failure` says), the catalog is `busy` (see Retry-After), or there is no index yet",
         }
     ),
 )
@@ -116,6 +118,8 @@ def _answer(
     try:
         return explainer.explain(question, tenant=tenant, k=k, given=given, anchor=anchor())
     except LLMError as exc:  # what the provider said goes to the log only (its URL, credentials, prompt)
+        if isinstance(exc, ConfigError):  # the operator's to fix: 503 by the error handler, logged there
+            raise
         LLM_ERRORS.inc()
         log.warning("the LLM provider failed: %s", exc)
         detail = "the LLM provider failed; the server's log has the details"

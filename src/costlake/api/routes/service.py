@@ -11,12 +11,16 @@ from starlette.responses import JSONResponse, Response
 
 from costlake import __version__
 from costlake.api.metrics import exposition
-from costlake.api.problems import Problem
+from costlake.api.problems import Problem, documented
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health", summary="Whether the lake and the index can be read; versions; index freshness")
+@router.get(
+    "/health",
+    summary="Whether the lake and the index can be read; versions; index freshness",
+    responses={503: {"description": "the lake cannot be read: the same body, with `status: unavailable`"}},
+)
 def health(request: Request) -> JSONResponse:
     import duckdb
     import pyarrow
@@ -36,7 +40,14 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses=documented(
+        {401: "`api_metrics_token` is set and the request does not carry it as a Bearer token"}
+    ),
+)
 def metrics(request: Request) -> Response:
     token = request.app.state.service.settings.api_metrics_token
     if token:
