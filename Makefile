@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# pytest-xdist workers for make test: the suite waits on processes, JVMs and disks about half the time
+TEST_WORKERS ?= 2
 STAMP  := $(VENV)/.installed-stamp
 EVENTS ?= 1000000
 BENCH_ARGS ?=
@@ -52,7 +54,7 @@ demo: $(STAMP) ## set up, generate 3 months for 3 tenants, run the pipeline, sho
 test: $(STAMP) java chromium buildah lint ## set up, lint, and run every test (what CI runs)
 	@mkdir -p test-artifacts; \
 	$(PY) -m pytest -m image -s -p no:cacheprovider tests/deploy >test-artifacts/image.log 2>&1 & image=$$!; \
-	$(PY) -m pytest -m "not image" --durations=20; rest=$$?; \
+	$(PY) -m pytest -m "not image" -n $(TEST_WORKERS) --durations=20; rest=$$?; \
 	wait $$image; built=$$?; \
 	echo "---- the image test, run beside the others (test-artifacts/image.log) ----"; \
 	cat test-artifacts/image.log; \
