@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,9 @@ pytestmark = [pytest.mark.image, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 BASE = "docker.io/library/python:3.11-slim"
 LOCAL_BASE = "localhost/costlake-base:bookworm"
-TAG = f"localhost/costlake:{__version__}"  # what `make image` tags, and what compose.yaml runs
+TAG = f"costlake:{__version__}"  # what `make image` tags, and what compose.yaml runs
+# The test builds its own tag and removes it after, leaving an image `make image` built alone.
+TEST_TAG = f"localhost/costlake-test:{__version__}"
 ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
 PORT = 8000  # the image's EXPOSE and its command's default
 MUST_NOT_HOLD = ("pyspark", "pytest", "ruff", "mypy", "hypothesis", "moto", "playwright")
@@ -81,15 +83,15 @@ def image() -> Iterator[Image]:
         subprocess.run([str(REPO / "deploy" / "local-base.sh")], env=ENV, check=True, timeout=900)
     start = time.monotonic()
     _buildah("bud", "--format", "docker", "--pull=never", "--isolation", "chroot", "--layers=false",
-             "-t", TAG, "-f", str(REPO / "Containerfile"), str(REPO))  # fmt: skip
+             "-t", TEST_TAG, "-f", str(REPO / "Containerfile"), str(REPO))  # fmt: skip
     seconds = time.monotonic() - start
-    inspected = json.loads(_buildah("inspect", "--type", "image", TAG))
-    size = _buildah("images", "--format", "{{.Size}}", TAG).strip()
-    print(f"\nimage {TAG}: built in {seconds:.0f} s, {size}")
+    inspected = json.loads(_buildah("inspect", "--type", "image", TEST_TAG))
+    size = _buildah("images", "--format", "{{.Size}}", TEST_TAG).strip()
+    print(f"\nimage {TEST_TAG}: built in {seconds:.0f} s, {size}")
     try:
-        yield Image(TAG, inspected["Docker"]["config"], seconds, size)
+        yield Image(TEST_TAG, inspected["Docker"]["config"], seconds, size)
     finally:
-        subprocess.run(["buildah", "rmi", "--force", TAG], env=ENV, capture_output=True)
+        subprocess.run(["buildah", "rmi", "--force", TEST_TAG], env=ENV, capture_output=True)
         if made_base:
             subprocess.run(["buildah", "rmi", "--force", BASE, LOCAL_BASE], env=ENV, capture_output=True)
 
@@ -123,7 +125,7 @@ def test_compose_runs_the_image_port_volume_and_health_check_used_here(image: Im
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     service, nightly = compose["services"]["service"], compose["services"]["nightly"]
     for job in (service, nightly):
-        assert f"localhost/{job['image']}" == image.tag
+        assert job["image"] == TAG
         assert any(v.split(":")[1] == "/data" for v in job["volumes"])
         assert job["environment"]["COSTLAKE_WAREHOUSE"] == "/data/warehouse"
     assert f"{PORT}:{PORT}" in service["ports"]
@@ -146,6 +148,7 @@ def test_the_image_runs_the_jobs_and_serves_the_mounted_warehouse(
     run("costlake", "--quiet", "demo", "--data", "/data/demo", "--events", "20000")
     key = run("costlake", "tenants", "add-key", "tenant-a").strip().splitlines()[-1]
     assert (data / "warehouse").stat().st_uid == uid  # the jobs ran as the image's user
+    _nightly_runs_with_and_without_bills(run, data)
 
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", PORT)) != 0, f"port {PORT} is taken: the test serves there"
@@ -173,9 +176,42 @@ def test_the_image_runs_the_jobs_and_serves_the_mounted_warehouse(
         costs = requests.get(f"{url}/costs/daily", headers=headers, timeout=30)
         assert costs.status_code == 200 and costs.json()["data"], costs.text
         assert {r["account_id"] for r in costs.json()["data"]} <= own
+        assert _stop(server), "the service did not stop within 30 s of SIGTERM"
     finally:
         _stop(server)
     _print_contents(run)
+
+
+def test_a_volume_the_image_user_cannot_write_fails_in_one_line(
+    image: Image, container: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)  # root's and not writable by others, as a bind-mounted host folder often is
+    done = subprocess.run(
+        ["buildah", "run", "-v", f"{data}:/data", container, "--", "costlake", "run"],
+        env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    # buildah adds its own lines about the exit status after the command's
+    lines = [
+        x for x in done.stderr.strip().splitlines() if not x.startswith(("subprocess exited", "Error: exit"))
+    ]
+    assert done.returncode == 1, done
+    assert len(lines) == 1 and "/data/warehouse" in lines[0] and "ermission denied" in lines[0], lines
+
+
+def _nightly_runs_with_and_without_bills(run: Callable[..., str], data: Path) -> None:
+    """compose.yaml's nightly command, as Compose hands it to the shell: a night with no files in
+    /data/bills still runs and indexes; files ingested on an earlier night are skipped."""
+    nightly = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["nightly"]
+    script = nightly["command"][0].replace("$$", "$")  # Compose's escape for `$`, undone as Compose does
+    idle = run(*nightly["entrypoint"], script)
+    assert "already ingested" not in idle and " chunks in " in idle, idle
+    bills = data / "bills"
+    bills.mkdir()
+    for bill in sorted((data / "demo").glob("billing_*.csv"))[:2]:
+        shutil.copy(bill, bills / bill.name)
+    again = run(*nightly["entrypoint"], script)
+    assert again.count("already ingested") == 2 and " chunks in " in again, again
 
 
 def _wait_for_health(server: subprocess.Popen[bytes], log: Path) -> None:
@@ -213,13 +249,19 @@ def _uids_of(session: int, word: str) -> set[int]:
     return found
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
+def _stop(server: subprocess.Popen[bytes]) -> bool:
+    """SIGTERM to the server's process group, as a container engine stops a container; whether it
+    exited within 30 s (else it is killed)."""
     try:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+        return True
+    except ProcessLookupError:
+        return server.poll() is not None
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
+        return False
         server.wait(timeout=30)
 
 
