@@ -1,0 +1,44 @@
+#!/bin/sh
+# The nightly job of compose.yaml, installed in the image as /opt/costlake/bin/costlake-nightly:
+# ingest each file in the billing drop (default /data/bills; those ingested on an earlier night are
+# skipped), then publish (`costlake run`, which detects anomalies) and refresh the explanation index.
+#
+# - A file that cannot be ingested (a directory, an empty file, a file that is not a bill) is reported
+#   in costlake's one line and does not stop the others: the night still publishes what did ingest,
+#   then exits 1, so the scheduler sees the failure and the next night tries the file again.
+# - SIGTERM or SIGINT (`docker stop`) is passed to the costlake command running, which stops cleanly
+#   (nothing half-published) and exits 143 / 130; this script then exits with that code. As a
+#   container's PID 1 the shell would otherwise ignore the signal until the kill that follows it.
+set -u
+drop="${1:-/data/bills}"
+child=""
+stop() {
+  [ -n "$child" ] && kill -s "$1" "$child" 2>/dev/null
+  [ -n "$child" ] && wait "$child"
+  exit "$2"
+}
+trap 'stop TERM 143' TERM
+trap 'stop INT 130' INT
+step() {
+  "$@" &
+  child=$!
+  wait "$child"
+  code=$?
+  child=""
+  return "$code"
+}
+failed=0
+set --
+for bill in "$drop"/*; do
+  [ -e "$bill" ] && set -- "$@" "$bill"  # an empty drop leaves the pattern itself: not a file
+done
+# One process for the whole drop; only a night with a bad file pays one process per file.
+if [ $# -gt 0 ] && ! step costlake ingest -- "$@"; then
+  echo "costlake-nightly: ingesting file by file, to pass over the file that failed" >&2
+  for bill in "$@"; do
+    step costlake ingest -- "$bill" || failed=1
+  done
+fi
+step costlake run || exit $?
+step costlake index || exit $?
+exit "$failed"
