@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from costlake.errors import InputError
+from costlake.errors import InputError, LakeError
 from costlake.lake.storage import is_remote
 from costlake.settings import Settings
 from costlake.tables import UNASSIGNED_TENANT
@@ -130,9 +130,16 @@ class KeyStore:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        with self._write() as con:
-            con.execute(_SCHEMA)
-            con.execute(_SECRETS_SCHEMA)
+        try:
+            with self._write() as con:
+                con.execute(_SCHEMA)
+                con.execute(_SECRETS_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # a damaged file, a read-only volume
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LakeError(
+                f"{self.path}: the API-key store cannot be opened for writing ({reason}); the service and "
+                "`tenants add-key` need the warehouse writable (a damaged catalog.db: restore a backup)"
+            ) from exc
 
     @classmethod
     def for_settings(cls, settings: Settings, root: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> KeyStore:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from costlake.errors import ConfigError
+from costlake.errors import ConfigError, LakeError
 from costlake.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,17 +40,25 @@ def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
             "catalog_uri (COSTLAKE_CATALOG_URI) for the SQL catalog"
         )
     from pyiceberg.catalog.sql import SqlCatalog
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DatabaseError
 
     uri = settings.catalog_uri or f"sqlite:///{root / 'catalog.db'}"
     try:
-        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
-    except OperationalError as exc:
-        # Two first commands on a new warehouse: both saw no catalog tables, the other created them
-        # first. They exist now; opening again finds them.
-        if "already exists" not in str(exc):
-            raise
-        return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
+        try:
+            return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
+        except DatabaseError as exc:
+            # Two first commands on a new warehouse: both saw no catalog tables, the other created them
+            # first. They exist now; opening again finds them.
+            if "already exists" not in str(exc):
+                raise
+            return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
+    except DatabaseError as exc:  # a damaged or foreign file, a database that refuses us
+        where = settings.catalog_uri or str(root / "catalog.db")
+        reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LakeError(
+            f"{where}: the Iceberg catalog cannot be opened ({reason}); nothing was changed. A damaged "
+            "catalog.db must be restored from a backup of the warehouse"
+        ) from exc
 
 
 def s3_client(settings: Settings) -> Any:
