@@ -4,6 +4,9 @@ line naming the file, by the jobs and by the service, and nothing is changed."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,15 @@ def test_a_damaged_catalog_is_refused_in_one_line_naming_it(
     )
     assert "file is not a database" in lines[0] and "internal error" not in lines[0]
     assert hashlib.sha256((damaged / "catalog.db").read_bytes()).hexdigest() == before
+
+
+def test_a_catalog_uri_that_cannot_be_opened_is_named_by_its_setting_never_its_value(tmp_path: Path) -> None:
+    bad = tmp_path / "elsewhere.db"
+    bad.write_bytes(bytes(range(256)) * 16)
+    env = {**os.environ, "COSTLAKE_CATALOG_URI": f"sqlite:///{bad}?secret=hunter2"}
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(tmp_path / "wh"), "--log-level", "error"]
+    done = subprocess.run([*command, "run"], capture_output=True, text=True, env=env, timeout=120)
+    lines = [x for x in done.stderr.strip().splitlines() if x.startswith("error: ")]
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: COSTLAKE_CATALOG_URI: the Iceberg catalog cannot be opened (")
+    assert "hunter2" not in done.stderr + done.stdout and str(bad) not in lines[0]

@@ -53,11 +53,12 @@ def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
                 raise
             return SqlCatalog("costlake", uri=uri, warehouse=location, **s3)
     except DatabaseError as exc:  # a damaged or foreign file, a database that refuses us
-        where = settings.catalog_uri or str(root / "catalog.db")
+        # A catalog_uri may hold a password: name the setting, never its value.
+        where = "COSTLAKE_CATALOG_URI" if settings.catalog_uri else str(root / "catalog.db")
         reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        restore = "" if settings.catalog_uri else "; a damaged catalog.db must be restored from a backup"
         raise LakeError(
-            f"{where}: the Iceberg catalog cannot be opened ({reason}); nothing was changed. A damaged "
-            "catalog.db must be restored from a backup of the warehouse"
+            f"{where}: the Iceberg catalog cannot be opened ({reason}); nothing was changed{restore}"
         ) from exc
 
 
