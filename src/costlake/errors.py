@@ -45,3 +45,13 @@ class GateFailure(CostlakeError):
 
 class LakeError(CostlakeError):
     """The lake (catalog, storage) is not in a state costlake can work with."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message, or its type's name: what a one-line error
+    quotes of a library's multi-line message.
+
+    >>> first_line(ValueError("\\nbad value\\nat line 3")), first_line(KeyError())
+    ('bad value', 'KeyError')
+    """
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

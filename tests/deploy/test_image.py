@@ -262,8 +262,8 @@ def _stop(server: subprocess.Popen[bytes]) -> bool:
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
-        return False
         server.wait(timeout=30)
+        return False
 
 
 def _print_contents(run: Any) -> None:

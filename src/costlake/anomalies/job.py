@@ -47,6 +47,7 @@ from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
 from costlake.anomalies.screen import candidates
 from costlake.duck import to_arrow
+from costlake.errors import first_line
 from costlake.lake.manifest import Manifest, latest_manifest, manifests
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase
@@ -131,7 +132,7 @@ def _changed(
     try:
         return touched(wh, previous, manifest, con)
     except (duckdb.IOException, OSError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         log.warning("the data of run %s cannot be read (%s): analysing every series", previous.run_id, reason)
         return None
 

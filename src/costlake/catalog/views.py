@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from costlake.duck import connect, sql_string, table_scan, to_arrow
-from costlake.errors import InputError
+from costlake.errors import InputError, first_line
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
 from costlake.lake.warehouse import Warehouse
@@ -175,17 +175,13 @@ def run_query(wh: Warehouse, sql: str, as_of: str | None = None, tenant: str | N
     try:
         con = open_lake(wh, as_of, tenant=tenant, sealed_for=sql)
     except duckdb.Error as exc:
-        raise InputError(f"query failed: {_first_line(exc)}") from None
+        raise InputError(f"query failed: {first_line(exc)}") from None
     try:
         return to_arrow(con, sql)
     except duckdb.Error as exc:
-        raise InputError(f"query failed: {_first_line(exc)}") from None
+        raise InputError(f"query failed: {first_line(exc)}") from None
     finally:
         con.close()
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from costlake.errors import InputError, LakeError
+from costlake.errors import InputError, LakeError, first_line
 from costlake.lake.storage import is_remote
 from costlake.settings import Settings
 from costlake.tables import UNASSIGNED_TENANT
@@ -135,7 +135,7 @@ class KeyStore:
                 con.execute(_SCHEMA)
                 con.execute(_SECRETS_SCHEMA)
         except sqlite3.DatabaseError as exc:  # a damaged file, a read-only volume
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             raise LakeError(
                 f"{self.path}: the API-key store cannot be opened for writing ({reason}); the service and "
                 "`tenants add-key` need the warehouse writable (a damaged catalog.db: restore a backup)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from costlake.errors import ConfigError, LakeError
+from costlake.errors import ConfigError, LakeError, first_line
 from costlake.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
     except DatabaseError as exc:  # a damaged or foreign file, a database that refuses us
         # A catalog_uri may hold a password: name the setting, never its value.
         where = "COSTLAKE_CATALOG_URI" if settings.catalog_uri else str(root / "catalog.db")
-        reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc.orig or exc)
         restore = "" if settings.catalog_uri else "; a damaged catalog.db must be restored from a backup"
         raise LakeError(
             f"{where}: the Iceberg catalog cannot be opened ({reason}); nothing was changed{restore}"
