@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from costlake.alerts.events import Operations
 from costlake.alerts.send import SendReport, send_alerts
 from costlake.anomalies.job import AnomalyReport, update_anomalies
+from costlake.errors import first_line
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import STEPS as PIPELINE_STEPS
 from costlake.pipeline.run import RunReport, run_pipeline
@@ -49,19 +50,19 @@ def publish_and_detect(
     try:
         report = _publish_and_detect(wh, step, backfill=backfill, stages=stages)
     except Exception as exc:
-        _alert(wh, Operations(failed=type(exc).__name__))
+        # The run's own error is the line that matters: an alert it could not send is said at info.
+        _alert(wh, Operations(failed=type(exc).__name__), level=logging.INFO)
         raise
     report.alerts = _alert(wh, Operations(run_id=report.run_id, held_back=tuple(report.held_back)))
     return report
 
 
-def _alert(wh: Warehouse, run: Operations) -> SendReport | None:
+def _alert(wh: Warehouse, run: Operations, level: int = logging.WARNING) -> SendReport | None:
     try:
         return send_alerts(wh, run)
     except Exception as exc:  # noqa: BLE001 - alerts never fail a run; the next send catches up
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        log.warning("alerts: not sent (%s: %s); the next run or `costlake alerts send` tries again",
-                    type(exc).__name__, first)  # fmt: skip
+        log.log(level, "alerts: not sent (%s: %s); the next run or `costlake alerts send` tries again",
+                type(exc).__name__, first_line(exc)[:200])  # fmt: skip
         return None
 
 
