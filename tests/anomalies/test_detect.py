@@ -245,6 +245,34 @@ def test_a_spike_of_a_service_billed_now_and_then_is_still_found() -> None:
     assert (f.index, f.kind, f.actual) == (day, "spike", D(600))
 
 
+def _heavy_now_and_then(seed: int, days: int = 90) -> list[D]:
+    """A service billed on about a third of its days, each billed day one or two line items
+    drawn from a lognormal of median $1 and log sigma 2 (the shared benchmark generator's
+    distribution): billed days range from cents to hundreds of dollars."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(days):
+        items = rng.lognormal(0, 2, rng.integers(1, 3)) if rng.random() < 0.35 else []
+        out.append(D(f"{sum(items):.6f}"))
+    return out
+
+
+def test_heavy_tailed_line_items_of_a_service_billed_now_and_then_are_not_anomalies() -> None:
+    """Against billed days spread over orders of magnitude, a day of $50-100 is one of its usual
+    draws, not a spike: judged on the log scale of its billed days, it stays quiet."""
+    series = [_heavy_now_and_then(seed) for seed in range(40)]
+    tail_days = sum(1 for values in series for v in values[28:] if v > 30)
+    found = [f for values in series for f in detect(values, P).findings]
+    assert tail_days >= 40 and len(found) <= tail_days // 10, (tail_days, len(found))
+
+
+def test_a_spike_far_beyond_a_heavy_tailed_service_billed_now_and_then_is_still_found() -> None:
+    series = _heavy_now_and_then(5)
+    day = next(i for i in range(60, 90) if series[i] > 0)
+    series[day] = D(250000)
+    assert (day, "spike") in [(f.index, f.kind) for f in detect(series, P).findings]
+
+
 def test_a_drop_to_a_quarter_of_a_noisy_series_is_found_on_its_first_day() -> None:
     """Day-to-day noise of +-20% of $150: the dollar band reaches down to about $30, but a fall to a
     quarter is far beyond that noise on the log scale."""

@@ -7,9 +7,12 @@ history (and no fewer than two) had no net charges, on at least `IDLE_WEEKDAYS` 
 days in four weeks can already halve a median of four same weekdays. A billed day of such a series
 is then judged against its billed days only: it is usual billing when it lies within the band
 those days give (their median, +- the larger of `z` robust standard deviations of them, a cent,
-and the band's $ and % floors) and its run of billed days is not far longer than the history's,
-both to open a change and to continue one. Days without charges are its usual intermittency
-already (`baseline._usual_zero`).
+and the band's $ and % floors), or, when the billed days' costs are themselves spread over orders
+of magnitude (a few heavy-tailed line items now and then), within `z` robust standard deviations
+of their median on the log scale (`_heavy_tailed_usual`, the noise guard of `bands.ordinary` for
+billed days that are rarely next to each other); and when its run of billed days is not far longer
+than the history's, both to open a change and to continue one. Days without charges are its
+usual intermittency already (`baseline._usual_zero`).
 
 >>> from decimal import Decimal as D
 >>> from costlake.anomalies.bands import Params, baseline_band
@@ -20,6 +23,9 @@ already (`baseline._usual_zero`).
 (True, True)
 >>> usual_billing(values[:14] + [D(400)], 14, range(0, 14), p)
 False
+>>> heavy = [D(v) for v in "0 0.4 0 0 3.1 0 0.2 0 0 9.5 0 1.2 0 0 0.05".split()]
+>>> [usual_billing(heavy[:14] + [D(v)], 14, range(0, 14), p) for v in (58, 9000)]
+[True, False]
 """
 
 from __future__ import annotations
@@ -27,7 +33,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from costlake.anomalies.bands import CENT, CTX, MAD_TO_SIGMA, Params, median
+from costlake.anomalies.bands import (
+    CENT,
+    CTX,
+    GUARD_MIN,
+    LN_CTX,
+    MAD_TO_SIGMA,
+    NOISY_SPREAD,
+    Params,
+    ln,
+    median,
+    tail_scale,
+)
 
 INTERMITTENT_EVERY = 14  # one day in fourteen without charges makes a series intermittent
 INTERMITTENT_MIN = 2  # and never fewer than two such days
@@ -62,7 +79,20 @@ def usual_billing(values: Sequence[Decimal], t: int, history: range, params: Par
     centre = median(billed)
     spread = max(MAD_TO_SIGMA * median(abs(v - centre) for v in billed), CENT)
     margin = max(params.z * spread, params.min_impact, CTX.divide(params.min_pct * centre, 100))
-    return abs(value - centre) <= margin
+    return abs(value - centre) <= margin or _heavy_tailed_usual(value, billed, params)
+
+
+def _heavy_tailed_usual(value: Decimal, billed: Sequence[Decimal], params: Params) -> bool:
+    """Whether billed `value` is within `z` robust standard deviations (`bands.tail_scale`) of the
+    median of `billed` on the log scale, when that spread reaches `NOISY_SPREAD` (billed days
+    routinely x1.65 apart) over `GUARD_MIN` billed days at least: on a series billed in a few
+    heavy-tailed line items now and then, a day of many times the usual billing is ordinary."""
+    if len(billed) < GUARD_MIN:
+        return False
+    logs = [ln(v) for v in billed]
+    centre = median(logs)
+    scale = tail_scale([abs(x - centre) for x in logs], LN_CTX)
+    return scale >= NOISY_SPREAD and abs(ln(value) - centre) <= params.z * scale
 
 
 def _run(values: Sequence[Decimal], t: int, days: range) -> int:
