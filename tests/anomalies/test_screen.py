@@ -19,6 +19,7 @@ from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
 from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
 from costlake.anomalies.screen import (
+    _candidates,
     _history,
     _small_median,
     _weekly_spread,
@@ -40,6 +41,11 @@ def _series(seed: int, kind: str) -> ServiceSeries:
         cents = [int(sum(np.exp(rng.normal(0, 2, rng.poisson(1.8))) * 100)) for _ in range(days)]
     elif kind == "intermittent":
         cents = [int(rng.uniform(500, 9000)) if rng.random() < 0.4 else 0 for _ in range(days)]
+    elif kind == "sparse":  # one or two lognormal line items (median $1, log sigma 2) now and then
+        items = (
+            np.exp(rng.normal(0, 2, rng.integers(1, 3))) if rng.random() < 0.35 else [] for _ in range(days)
+        )
+        cents = [int(sum(x) * 100) for x in items]
     else:  # steady, weekly, with a change somewhere
         level = rng.uniform(50, 5000)
         weekly = [0.7 if i % 7 in (5, 6) else 1.0 for i in range(days)]
@@ -85,7 +91,7 @@ def _frame(series: list[ServiceSeries]) -> Frame:
     return Frame(keys, series[0].start, first, end, first.copy(), totals, parts, pa.table({}))
 
 
-kinds = st.sampled_from(["heavy", "intermittent", "steady"])
+kinds = st.sampled_from(["heavy", "intermittent", "steady", "sparse"])
 
 
 @settings(max_examples=60, deadline=None)
@@ -195,3 +201,34 @@ def test_weekday_residuals_computed_once_per_day_equal_those_of_every_window() -
         assert np.array_equal(weekly_spread(values, starts, rows, cols, window), direct, equal_nan=True), (
             window
         )
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), kinds), min_size=1, max_size=8), st.integers(0, 10**6))
+def test_rows_resuming_late_are_screened_on_their_weeks_only_with_the_same_result(
+    draws: list[tuple[int, str]], seed: int
+) -> None:
+    """`candidates` computes groups of rows on the columns from a window before their resume day;
+    every output equals the computation on the whole calendar, bit for bit, whatever the resume
+    days, levels and windows (a resume day past the last day included)."""
+    rng = np.random.default_rng(seed)
+    frame = _frame([_series(s, kind) for s, kind in draws])
+    rows, n = frame.totals.shape
+    begin = rng.integers(0, n + 3, rows)
+    starts = np.minimum(rng.integers(0, n, rows), begin)
+    fresh = starts == 0
+    for params in (P, Params(window=14, min_history=7), Params(window=30, min_history=14, shift_days=2)):
+        got = candidates(frame.totals, starts, fresh, params, begin)
+        want = _candidates(frame.totals, starts, fresh, params, begin)
+        assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want, strict=True))
+
+
+def test_the_screen_clears_the_usual_billing_of_services_billed_now_and_then() -> None:
+    """Series billed on a third of their days in heavy-tailed line items: the exact rule calls
+    their billed days usual billing, and so does the screen, which leaves few of them to the exact
+    analysis (each left would cost a walk in decimals)."""
+    series = [_series(seed, "sparse") for seed in range(60)]
+    frame = _frame(series)
+    opens, _, outside = candidates(frame.totals, frame.first, np.ones(len(series), dtype=bool), P)
+    assert outside.any(axis=1).sum() >= 20  # days the dollar band alone would judge
+    assert opens.any(axis=1).sum() <= 6

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from costlake.anomalies.bands import GUARD_MIN, MAD_SIGMA, NOISY_SPREAD, WEEKDAY_MIN, Z90, Params, min_history
+from costlake.anomalies.intermittent import BILLED_MIN, IDLE_WEEKDAYS, INTERMITTENT_EVERY, INTERMITTENT_MIN
 
 
 def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
@@ -33,6 +34,32 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
 
 
 def candidates(
+    values: np.ndarray,
+    starts: np.ndarray,
+    fresh: np.ndarray,
+    params: Params,
+    begin: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_candidates`, computed for groups of rows on only the columns their days can read.
+
+    A day's band, its noise and its intermittency read at most the `window` days before it, so the
+    rows that resume late (a daily delivery re-judges the last weeks of most series) are computed
+    on those weeks, not on the frame's whole calendar: the same result, on a fraction of the
+    arrays. Rows are grouped by the week their first read column falls in."""
+    s, n = values.shape
+    if begin is None or s == 0:
+        return _candidates(values, starts, fresh, params, begin)
+    opens, outside = np.zeros((s, n), dtype=bool), np.zeros((s, n), dtype=bool)
+    expected = np.full((s, n), np.nan)
+    reads = np.clip(begin - params.window, 0, n) // 7 * 7  # first column each row's days read
+    for lo in np.unique(reads[begin < n]).tolist():
+        rows = np.flatnonzero((reads == lo) & (begin < n))
+        got = _candidates(values[rows, lo:], starts[rows] - lo, fresh[rows], params, begin[rows] - lo)
+        opens[rows, lo:], expected[rows, lo:], outside[rows, lo:] = got
+    return opens, expected, outside
+
+
+def _candidates(
     values: np.ndarray,
     starts: np.ndarray,
     fresh: np.ndarray,
@@ -59,6 +86,8 @@ def candidates(
     history = _history(values, starts, r, c, params.window)
     outside[r, c] = ~_ordinary(values[r, c], expected[r, c], history, params)
     opens = outside & ~(idle & (_rolling(idle, params.window) > 0))  # usual intermittency
+    r, c = np.nonzero(opens & (values > 0))
+    opens[r, c] = ~_usual_billing(values[r, c], _history(values, starts, r, c, params.window), params)
     return opens, expected, outside
 
 
@@ -108,6 +137,46 @@ def _ordinary(value: np.ndarray, expected: np.ndarray, history: np.ndarray, para
         )
         guarded = (value > 0) & (spread >= float(NOISY_SPREAD) * (1 + 1e-9))
         return guarded & (distance <= float(params.z) * spread * (1 - 1e-9) - 1e-9)
+
+
+def _usual_billing(value: np.ndarray, history: np.ndarray, params: Params) -> np.ndarray:
+    """`intermittent.usual_billing` of many billed days at once (rows of `history`, column j the day
+    j + 1 back), with a margin towards 'not usual': True only where the exact rule surely says so."""
+    present = ~np.isnan(history)
+    idle, billed = present & (history <= 0), present & (history > 0)
+    count, days = idle.sum(axis=1), present.sum(axis=1)
+    lag = np.arange(1, history.shape[1] + 1) % 7  # the weekday of column j against day t
+    weekdays = sum(idle[:, lag == k].any(axis=1).astype(np.int64) for k in range(7))
+    intermittent = (
+        (count >= INTERMITTENT_MIN) & (count * INTERMITTENT_EVERY >= days) & (weekdays >= IDLE_WEEKDAYS)
+    )
+    # Billed days in a row: each history day's run within the history, and day t's own (an
+    # intermittent history has idle days, so t's run ends inside it).
+    since = np.cumsum(billed, axis=1)
+    runs = since - np.maximum.accumulate(np.where(billed, 0, since), axis=1)
+    ahead = np.where(billed.all(axis=1), history.shape[1], np.argmin(billed, axis=1))
+    in_run = 1 + ahead <= np.maximum(2 * runs.max(axis=1, initial=0), 2)
+    n = billed.sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        costs = np.where(billed, history, np.nan)
+        centre = row_median(costs)
+        spread = np.maximum(MAD_SIGMA * row_median(np.abs(costs - centre[:, None])), 0.01)
+        margin = np.maximum(
+            float(params.z) * spread,
+            np.maximum(float(params.min_impact), float(params.min_pct) * centre / 100),
+        )
+        level = np.abs(value - centre) <= margin * (1 - 1e-9) - 1e-6
+        logs = np.log(costs)
+        middle = row_median(logs)
+        scale = row_tail_scale(np.abs(logs - middle[:, None]), n)
+        heavy = (
+            (n >= GUARD_MIN)
+            & (scale >= float(NOISY_SPREAD) * (1 + 1e-9))
+            & (np.abs(np.log(value) - middle) <= float(params.z) * scale * (1 - 1e-9) - 1e-9)
+        )
+    out: np.ndarray = (value > 0) & intermittent & (n >= BILLED_MIN) & in_run & (level | heavy)
+    return out
 
 
 def noisy_days(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
