@@ -6,9 +6,11 @@ import datetime as dt
 from decimal import Decimal as D
 
 import numpy as np
+import pytest
 
 from costlake.anomalies.analyse import ServiceSeries, analyse
 from costlake.anomalies.detect import Params
+from costlake.anomalies.mix import _last_billed, _moves
 
 P = Params(window=28, min_history=14)
 DAYS = 70
@@ -112,3 +114,21 @@ def test_a_region_shift_of_a_service_billed_every_other_day_is_found() -> None:
     parts[("pricing_model", "on_demand")] = parts[("charge_category", "usage")] = total
     series = ServiceSeries("111111111111", "amazonec2", dt.date(2025, 1, 1), total, parts)
     assert [f.kind for f in analyse(series, P)] == ["mix_shift"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # means of empty windows, NaN by design
+def test_moves_computed_in_blocks_of_whole_series_equal_one_pass() -> None:
+    """`_moves` cuts its value rows into blocks at series boundaries (its temporaries stay small):
+    bit for bit the result of one pass, whatever the block size."""
+    rng = np.random.default_rng(5)
+    series, n = 40, 60
+    owner = np.sort(rng.integers(0, series, 300))
+    values = rng.lognormal(0, 2, (owner.size, n)) * (rng.random((owner.size, n)) < 0.6)
+    values[rng.random(values.shape) < 0.05] = np.nan
+    totals = np.zeros((series, n))
+    np.add.at(totals, owner, np.nan_to_num(values))
+    last = _last_billed(totals)
+    whole = _moves(values, owner, last, P, block=10**6)
+    for block in (1, 7, 64):
+        parts = _moves(values, owner, last, P, block=block)
+        assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(parts, whole, strict=True)), block

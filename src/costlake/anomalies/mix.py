@@ -43,6 +43,7 @@ from costlake.anomalies.detect import SeriesResult
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame
 from costlake.anomalies.screen import noisy_days, row_median, row_tail_scale
 
+BLOCK_ROWS = 2048  # value rows per block of `_moves` (its largest temporary: 2048 x days x span floats)
 MOVES_MIN = 5  # daily moves between billed days a series' mix needs before a shift can be judged
 
 
@@ -104,11 +105,33 @@ def _last_billed(totals: np.ndarray) -> np.ndarray:
 
 
 def _moves(
-    values: np.ndarray, owner: np.ndarray, last: np.ndarray, params: Params
+    values: np.ndarray, owner: np.ndarray, last: np.ndarray, params: Params, block: int = BLOCK_ROWS
 ) -> tuple[np.ndarray, np.ndarray]:
     """(moved, daily) per series row and day, in floats: the moved dollars of the means around day
-    t, and the moved dollars from the series' last billed day before t (`_last_billed`) to t."""
-    series = last.shape[0]
+    t, and the moved dollars from the series' last billed day before t (`_last_billed`) to t.
+    Computed in blocks of whole series, `block` value rows or so each: a block's temporaries
+    (the median's windows are `mix_shift_days` times its size) stay small enough to be reused
+    instead of mapped afresh, which on a lake of many sparse series cost more than the arithmetic."""
+    moved = np.full(last.shape, np.nan)
+    daily = np.full(last.shape, np.nan)
+    cuts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each series' first row
+    lo = 0
+    while lo < owner.size:
+        hi = int(cuts[np.searchsorted(cuts, lo + block)]) if lo + block < cuts[-1] else owner.size
+        _block_moves(values[lo:hi], owner[lo:hi], last, params, moved, daily)
+        lo = hi
+    return moved, daily
+
+
+def _block_moves(
+    values: np.ndarray,
+    owner: np.ndarray,
+    last: np.ndarray,
+    params: Params,
+    moved: np.ndarray,
+    daily: np.ndarray,
+) -> None:
+    """`_moves` of the value rows of whole series, into their rows of `moved` and `daily`."""
     span, window = params.mix_shift_days, params.window
     v, n = values.shape
     inside = ~np.isnan(values)
@@ -126,22 +149,21 @@ def _moves(
         after[:, : n - span + 1] = parted[..., middle].mean(axis=-1)
     before = (sums[:, t] - sums[:, back]) / (counts[:, t] - counts[:, back])
     full = (counts[:, ahead] - counts[:, t] == span) & (counts[:, t] - counts[:, back] >= 1)
-    gain = np.where(full, after - before, np.nan)
-    moved = _between(gain, owner, series)
+    _between(np.where(full, after - before, np.nan), owner, moved)
     before_day = last[owner]
     earlier = np.take_along_axis(values, np.maximum(before_day, 0), axis=1)
-    step = np.where((before_day >= 0) & inside & ~np.isnan(earlier), values - earlier, np.nan)
-    return moved, _between(step, owner, series)
+    _between(
+        np.where((before_day >= 0) & inside & ~np.isnan(earlier), values - earlier, np.nan), owner, daily
+    )
 
 
-def _between(change: np.ndarray, owner: np.ndarray, series: int) -> np.ndarray:
-    """(sum |c| - |sum c|) / 2 over the values of each series: the dollars that moved between them."""
-    out = np.full((series, change.shape[1]), np.nan)
+def _between(change: np.ndarray, owner: np.ndarray, out: np.ndarray) -> None:
+    """(sum |c| - |sum c|) / 2 over the values of each series, into its row of `out`: the dollars
+    that moved between them."""
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     gross = np.add.reduceat(np.abs(change), starts, axis=0)
     net = np.abs(np.add.reduceat(change, starts, axis=0))
     out[owner[starts]] = (gross - net) / 2
-    return out
 
 
 def _history(daily: np.ndarray, rows: np.ndarray, days: np.ndarray, window: int) -> np.ndarray:
