@@ -31,11 +31,18 @@ def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> Non
     assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-3000:]
     assert "baseline: not available" in shown.stdout and "one-day correction (2024-02-11)" in shown.stdout
     summary = json.loads(next(ln for ln in shown.stdout.splitlines() if ln.startswith("BENCH "))[6:])
-    assert list(summary["phases"]) == ["full", "correction", "backfill"] and summary["ok"]
-    totals = {c["costlake_total"] for by_variant in summary["checks"].values() for c in by_variant.values()}
+    assert list(summary["phases"]) == ["full", "correction", "backfill", "next_day"] and summary["ok"]
+    checks = summary["checks"]
+    redone = ("full", "correction", "backfill")
+    totals = {c["costlake_total"] for phase in redone for c in checks[phase].values()}
     assert len(totals) == 1  # re-delivering days verbatim changes nothing, with detection or without
-    correction = (tmp_path / "out" / "invocation_1" / "input" / "CORRECTION.csv").read_text().splitlines()
+    daily = checks["next_day"]
+    assert daily["off"]["match"] and daily["on"]["costlake_rows"] > checks["full"]["on"]["costlake_rows"]
+    inputs = tmp_path / "out" / "invocation_1" / "input"
+    correction = (inputs / "CORRECTION.csv").read_text().splitlines()
     assert len(correction) > 1 and all(",2024-02-11," in line for line in correction[1:])
+    next_day = (inputs / "NEXT_DAY.csv").read_text().splitlines()
+    assert len(next_day) > 1 and all(line.startswith("next-") for line in next_day[1:])
     assert "medians of 1 invocations" in shown.stdout
 
     # Three invocations' output, the full load 1x, 3x and 2x as slow: the median is the 2x one's.
