@@ -232,3 +232,28 @@ def test_the_screen_clears_the_usual_billing_of_services_billed_now_and_then() -
     opens, _, outside = candidates(frame.totals, frame.first, np.ones(len(series), dtype=bool), P)
     assert outside.any(axis=1).sum() >= 20  # days the dollar band alone would judge
     assert opens.any(axis=1).sum() <= 6
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), kinds), min_size=1, max_size=8), st.integers(0, 10**6))
+def test_calm_days_of_rows_resuming_late_are_those_of_the_whole_calendar(
+    draws: list[tuple[int, str]], seed: int
+) -> None:
+    """`calm_days` with each row's first judged column looks only at the weeks from a window before
+    it: on every judged day the same answer as on the whole calendar."""
+    rng = np.random.default_rng(seed)
+    frame = _frame([_series(s, kind) for s, kind in draws])
+    rows, n = frame.totals.shape
+    begin = rng.integers(0, n + 3, rows)
+    starts = np.minimum(rng.integers(0, n, rows), begin)
+    shifted = rng.random(rows) < 0.3
+    for window in (28, 14, 30):
+        # half the rows judged from a whole number of weeks after a window: their first read day
+        # is the first column of their group
+        begin = np.where(rng.random(rows) < 0.5, window + 7 * rng.integers(0, 6, rows), begin)
+        starts = np.minimum(starts, begin)
+        judged = np.arange(n)[None, :] >= begin[:, None]
+        _, expected, _ = candidates(frame.totals, starts, starts == 0, Params(window=window), begin)
+        got = calm_days(expected, frame.totals, starts, shifted, window, begin)
+        want = calm_days(expected, frame.totals, starts, shifted, window)
+        assert np.array_equal(got & judged, want & judged)

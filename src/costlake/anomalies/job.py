@@ -227,7 +227,7 @@ def _screen(
     totals, expected, bands = candidates(frame.totals, starts.regime, fresh, params, starts.begin)
     before = np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]
     shifted = np.asarray(totals.any(axis=1))
-    calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window)
+    calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window, starts.begin)
     calm[before] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)

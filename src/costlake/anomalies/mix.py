@@ -41,23 +41,37 @@ from costlake.anomalies.bands import (
 from costlake.anomalies.bands import noisy as noisy_total
 from costlake.anomalies.detect import SeriesResult
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame
-from costlake.anomalies.screen import noisy_days, row_median, row_tail_scale
+from costlake.anomalies.screen import noisy_days, resume_groups, row_median, row_tail_scale
 
 BLOCK_ROWS = 2048  # value rows per block of `_moves` (its largest temporary: 2048 x days x span floats)
 MOVES_MIN = 5  # daily moves between billed days a series' mix needs before a shift can be judged
 
 
 def calm_days(
-    expected: np.ndarray, values: np.ndarray, starts: np.ndarray, shifted: np.ndarray, window: int
+    expected: np.ndarray,
+    values: np.ndarray,
+    starts: np.ndarray,
+    shifted: np.ndarray,
+    window: int,
+    begin: np.ndarray | None = None,
 ) -> np.ndarray:
     """(S, n) the days on which a mix shift may be judged: with a band, and not surely noisy
     (`screen.noisy_days` of the frame's `values` with the levels from `starts`). Where the screen
     saw no possible change of the total (`shifted` False), the exact analysis keeps the level the
     screen assumed, so its history is the screen's and noisy days are left out here already;
-    elsewhere the exact analysis decides."""
+    elsewhere the exact analysis decides. With `begin` (each row's first judged column), only
+    days from there on are looked at (earlier ones have no band: `expected` is NaN there), each on
+    the weeks it reads."""
     calm = ~np.isnan(expected)
-    calm[~shifted] &= ~noisy_days(values[~shifted], starts[~shifted], window)
-    return calm
+    quiet = np.flatnonzero(~shifted)
+    noisy = np.zeros(values.shape, dtype=bool)
+    if begin is None:
+        noisy[quiet] = noisy_days(values[quiet], starts[quiet], window)
+    else:
+        for lo, group in resume_groups(begin[quiet], window, values.shape[1]):
+            rows = quiet[group]
+            noisy[rows, lo:] = noisy_days(values[rows, lo:], starts[rows] - lo, window)
+    return calm & ~noisy
 
 
 def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -51,12 +52,19 @@ def candidates(
         return _candidates(values, starts, fresh, params, begin)
     opens, outside = np.zeros((s, n), dtype=bool), np.zeros((s, n), dtype=bool)
     expected = np.full((s, n), np.nan)
-    reads = np.clip(begin - params.window, 0, n) // 7 * 7  # first column each row's days read
-    for lo in np.unique(reads[begin < n]).tolist():
-        rows = np.flatnonzero((reads == lo) & (begin < n))
+    for lo, rows in resume_groups(begin, params.window, n):
         got = _candidates(values[rows, lo:], starts[rows] - lo, fresh[rows], params, begin[rows] - lo)
         opens[rows, lo:], expected[rows, lo:], outside[rows, lo:] = got
     return opens, expected, outside
+
+
+def resume_groups(begin: np.ndarray, window: int, n: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(lo, rows): the rows that judge days from their column `begin` on, grouped by the first
+    column those days read (`window` days before, down to a whole week); rows with no day to judge
+    (`begin` past the last column) are left out."""
+    reads = np.clip(begin - window, 0, n) // 7 * 7
+    for lo in np.unique(reads[begin < n]).tolist():
+        yield lo, np.flatnonzero((reads == lo) & (begin < n))
 
 
 def _candidates(
