@@ -6,6 +6,8 @@
 # - A file that cannot be ingested (a directory, an empty file, a file that is not a bill) is reported
 #   in costlake's one line and does not stop the others: the night still publishes what did ingest,
 #   then exits 1, so the scheduler sees the failure and the next night tries the file again.
+# - An empty drop with no warehouse yet (a new deployment, before its first bill) is nothing to do:
+#   the script says so and exits 0.
 # - SIGTERM or SIGINT (`docker stop`) is passed to the costlake command running, which stops cleanly
 #   (nothing half-published) and exits 143 / 130; this script then exits with that code. As a
 #   container's PID 1 the shell would otherwise ignore the signal until the kill that follows it.
@@ -32,6 +34,15 @@ set --
 for bill in "$drop"/*; do
   [ -e "$bill" ] && set -- "$@" "$bill"  # an empty drop leaves the pattern itself: not a file
 done
+# Only `ingest` creates a warehouse: before the first bill arrives there is none to publish.
+home="${COSTLAKE_WAREHOUSE:-}"
+case "$home" in
+  "" | *://*) ;;  # not set here, or remote: `costlake run` finds out
+  *) if [ $# -eq 0 ] && [ ! -f "$home/catalog.db" ]; then
+       echo "costlake-nightly: no bills in $drop and no warehouse at $home yet: nothing to do"
+       exit 0
+     fi ;;
+esac
 # One process for the whole drop; only a night with a bad file pays one process per file.
 if [ $# -gt 0 ] && ! step costlake ingest -- "$@"; then
   echo "costlake-nightly: ingesting file by file, to pass over the file that failed" >&2

@@ -17,6 +17,7 @@ from costlake.catalog.views import run_query
 from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import PublishReport, publish_and_detect
 from costlake.pipeline.ingest import IngestResult, ingest_files
+from costlake.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED = FIXTURES / "seed" / "raw_billing_events.csv"
@@ -72,6 +73,13 @@ def ingest_and_run(wh: Warehouse, *paths: Path) -> tuple[list[IngestResult], Pub
 def query_rows(wh: Warehouse, sql: str) -> list[dict[str, object]]:
     wh.refresh()
     return run_query(wh, sql).to_pylist()
+
+
+def empty_warehouse(path: Path) -> Path:
+    """A warehouse with its tables and nothing in them: the commands that only read or publish refuse
+    a folder without one (only `ingest`, `tenants load` and `demo` create it)."""
+    Warehouse(Settings(warehouse=str(path))).ensure_tables()
+    return path
 
 
 def cli(warehouse: Path | str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

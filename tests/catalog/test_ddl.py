@@ -305,9 +305,9 @@ def test_spark_parses_the_statements_and_reads_the_literals_back() -> None:
 
 
 def test_cli_prints_the_ddl_of_every_table(tmp_path) -> None:
-    from helpers import cli
+    from helpers import cli, empty_warehouse
 
-    done = cli(tmp_path / "wh", "catalog", "ddl", "--dialect", "athena")
+    done = cli(empty_warehouse(tmp_path / "wh"), "catalog", "ddl", "--dialect", "athena")
     assert done.returncode == 0, done.stderr
     for name in TABLES:
         assert f"CREATE TABLE IF NOT EXISTS costlake.{name} (" in done.stdout

@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from helpers import SEED, cli
+from helpers import SEED, cli, empty_warehouse
 
 CELLS = (
     "SELECT '[w1]' AS tag, CAST(0 AS DECIMAL(38,12)) AS zero, '=HYPERLINK(\"http://x\",\"click\")' AS link, "
@@ -17,13 +17,13 @@ CELLS = (
 
 
 def test_table_output_shows_cell_text_as_it_is(tmp_path: Path) -> None:
-    shown = cli(tmp_path / "wh", "query", CELLS)
+    shown = cli(empty_warehouse(tmp_path / "wh"), "query", CELLS)
     assert shown.returncode == 0, shown.stderr
     assert "[w1]" in shown.stdout and "0.000000000000" in shown.stdout and "0E-12" not in shown.stdout
 
 
 def test_csv_output_neutralises_formulas_and_keeps_numbers(tmp_path: Path) -> None:
-    shown = cli(tmp_path / "wh", "query", CELLS, "--format", "csv")
+    shown = cli(empty_warehouse(tmp_path / "wh"), "query", CELLS, "--format", "csv")
     row = next(csv.DictReader(io.StringIO(shown.stdout)))
     assert row == {
         "tag": "[w1]",
@@ -36,7 +36,7 @@ def test_csv_output_neutralises_formulas_and_keeps_numbers(tmp_path: Path) -> No
 
 
 def test_json_output_keeps_exact_plain_decimals(tmp_path: Path) -> None:
-    shown = cli(tmp_path / "wh", "query", CELLS, "--format", "json")
+    shown = cli(empty_warehouse(tmp_path / "wh"), "query", CELLS, "--format", "json")
     (row,) = json.loads(shown.stdout)
     assert row["zero"] == "0.000000000000" and row["credit"] == "-1.50"
 
@@ -99,7 +99,7 @@ def test_settings_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_with_json_logs_the_error_line_is_json_too(tmp_path: Path) -> None:
-    shown = cli(tmp_path / "wh", "--log-format", "json", "query", "SELEC 1")
+    shown = cli(empty_warehouse(tmp_path / "wh"), "--log-format", "json", "query", "SELEC 1")
     (line,) = shown.stderr.splitlines()
     body = json.loads(line)
     assert shown.returncode == 1 and body["level"] == "error" and body["exit_code"] == 1

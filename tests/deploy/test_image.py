@@ -187,8 +187,8 @@ def test_a_volume_the_image_user_cannot_write_fails_in_one_line(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)  # root's and not writable by others, as a bind-mounted host folder often is
-    done = subprocess.run(
-        ["buildah", "run", "-v", f"{data}:/data", container, "--", "costlake", "run"],
+    done = subprocess.run(  # the first command of a deployment, the one that creates the warehouse
+        ["buildah", "run", "-v", f"{data}:/data", container, "--", "costlake", "ingest", "/etc/hostname"],
         env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     # buildah adds its own lines about the exit status after the command's

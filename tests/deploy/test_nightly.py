@@ -35,12 +35,13 @@ def _nightly(drop: Path, warehouse: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_an_empty_drop_still_runs_and_a_bad_file_does_not_stop_the_others(tmp_path: Path) -> None:
+def test_an_empty_drop_is_nothing_to_do_or_still_runs_and_a_bad_file_stops_no_other(tmp_path: Path) -> None:
     warehouse, drop = tmp_path / "wh", tmp_path / "bills"
     drop.mkdir()
-    idle = _nightly(drop, warehouse)
-    assert idle.returncode == 0, idle.stderr
-    assert "nothing new to publish" in idle.stdout and " chunks in " in idle.stdout
+    first = _nightly(drop, warehouse)  # a new deployment before its first bill: no warehouse yet
+    assert first.returncode == 0, first.stderr
+    assert f"no bills in {drop} and no warehouse at {warehouse} yet: nothing to do" in first.stdout
+    assert not warehouse.exists()
 
     made = generate(tmp_path / "gen", events=2000, days=5, batches=2)
     for bill in made.files:
@@ -62,6 +63,12 @@ def test_an_empty_drop_still_runs_and_a_bad_file_does_not_stop_the_others(tmp_pa
     again = _nightly(drop, warehouse)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("already ingested") == len(made.files)
+
+    for bill in drop.iterdir():  # an empty drop on a warehouse that exists still runs
+        bill.unlink()
+    idle = _nightly(drop, warehouse)
+    assert idle.returncode == 0, idle.stderr
+    assert "nothing new to publish" in idle.stdout and " chunks in " in idle.stdout
 
 
 def test_sigterm_reaches_the_command_running_and_the_job_exits_143(tmp_path: Path) -> None:

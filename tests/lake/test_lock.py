@@ -23,14 +23,16 @@ def _start(warehouse: Path, *args: str) -> subprocess.Popen[str]:
 
 def test_two_first_commands_on_an_empty_warehouse_both_succeed(tmp_path: Path) -> None:
     """Tables are created under the lock: `ingest` and `run`, or two `ingest`s, started together on
-    a warehouse that does not exist yet never race on the catalog."""
+    a warehouse that does not exist yet never race on the catalog. (`run` creates no warehouse: when
+    it looks before `ingest` has made one, it is refused in its one line.)"""
     for trial in range(4):
         wh = tmp_path / f"wh{trial}"
         second = ("run",) if trial % 2 else ("ingest", str(SEED))
         procs = [_start(wh, "ingest", str(SEED)), _start(wh, *second)]
-        for proc in procs:
+        for i, proc in enumerate(procs):
             out, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, err
+            early = i == 1 and second == ("run",) and err.strip().endswith("`costlake ingest` creates one")
+            assert proc.returncode == 0 or (early and proc.returncode == 1), err
             assert "Traceback" not in err
         rows = cli(wh, "query", "SELECT count(*) AS n FROM ingest_batches", "--format", "csv")
         assert rows.stdout.splitlines()[1] == "1"  # the second ingest of the same file was a no-op

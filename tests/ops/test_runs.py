@@ -14,7 +14,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.ops.runs import list_runs, show_run
 from costlake.pipeline.rebuild import STAGES
 from costlake.settings import Settings
-from helpers import SEED, cli, ingest_and_run, query_rows
+from helpers import SEED, cli, empty_warehouse, ingest_and_run, query_rows
 
 DAY1, DAY2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
 STAGE_TABLES = [tdef for tdef, _ in STAGES]
@@ -152,7 +152,7 @@ def test_the_cli_lists_newest_first_as_a_table_or_json(history) -> None:
 
 
 def test_the_cli_says_so_when_nothing_has_run_and_refuses_bad_options(tmp_path: Path) -> None:
-    root = tmp_path / "empty"
+    root = empty_warehouse(tmp_path / "empty")
     empty = cli(root, "runs", "list")
     assert empty.returncode == 0 and "no run has finished yet" in empty.stdout
     assert json.loads(cli(root, "runs", "list", "--format", "json").stdout) == []

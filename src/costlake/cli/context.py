@@ -54,14 +54,19 @@ class State:
         except Exception as exc:  # a broken costlake.toml and the like
             raise InputError(f"invalid settings: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
-    def warehouse(self) -> Warehouse:
-        """The warehouse; a command blocked by another writer says once who it waits for."""
+    def warehouse(self, *, create: bool = False) -> Warehouse:
+        """The warehouse; a command blocked by another writer says once who it waits for. Only a
+        command that brings data in may `create` it; the others refuse a folder without one."""
+        from costlake.lake.home import check_exists
         from costlake.lake.warehouse import Warehouse
 
+        settings = self.settings()
+        if not create:
+            check_exists(settings)
         if self.log_json:  # the lock logs its waiting line as a warning, as JSON
-            return Warehouse(self.settings())
+            return Warehouse(settings)
         return Warehouse(
-            self.settings(),
+            settings,
             on_wait=lambda message: err.print(message, markup=False, highlight=False, soft_wrap=True),
         )
 

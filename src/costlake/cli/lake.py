@@ -46,7 +46,7 @@ def ingest(
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files
 
-    wh = state.warehouse()
+    wh = state.warehouse(create=True)
     with progress_bars() as progress:
 
         def show(result: IngestResult) -> None:

@@ -87,4 +87,4 @@ def demo(
     """Generate 3 months of billing for 3 tenants, ingest, run, and show the result."""
     from costlake.cli.demo import run_demo
 
-    run_demo(state.warehouse(), data, events, out)
+    run_demo(state.warehouse(create=True), data, events, out)

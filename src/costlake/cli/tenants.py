@@ -31,7 +31,7 @@ def tenants_load(
     """Assign accounts to tenants (accounts with no owner belong to tenant 'unassigned')."""
     from costlake.pipeline.tenants import load_tenants
 
-    updated, added = load_tenants(state.warehouse(), file)
+    updated, added = load_tenants(state.warehouse(create=True), file)
     out.print(f"{file}: {updated} account(s) updated, {added} not seen yet added")
 
 

@@ -1,4 +1,5 @@
-"""A local warehouse's tables must live in its own folder.
+"""A local warehouse's tables must live in its own folder, and a command that only reads or
+publishes needs a warehouse to be there.
 
 Iceberg metadata holds absolute paths. A warehouse folder copied elsewhere (`cp -a` as a backup)
 still names the original's files: writing to the copy would put new files into the original's
@@ -10,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from costlake.errors import InputError
-from costlake.lake.storage import to_local
+from costlake.lake.storage import is_remote, to_local
+from costlake.settings import Settings
 
 
 def homes(root: Path) -> set[Path]:
@@ -26,4 +28,19 @@ def check_home(root: Path, table: str, location: str) -> None:
         raise InputError(
             f"{table} lives in {where}, not in the warehouse folder {root} (a copied warehouse? "
             "Iceberg keeps absolute paths): nothing was changed"
+        )
+
+
+def check_exists(settings: Settings) -> None:
+    """Refuse (one line) a local warehouse folder that holds no lake (no catalog.db): a mistyped
+    `--warehouse` must not become a new, empty lake whose queries answer with nothing. Only the
+    commands that bring data in (`ingest`, `tenants load`, the demo) create a warehouse. A remote
+    warehouse or an external catalog is not checked here: its catalog says what it holds."""
+    if is_remote(settings.warehouse) or settings.catalog != "sql" or settings.catalog_uri:
+        return
+    root = Path(to_local(settings.warehouse)).resolve()
+    if not (root / "catalog.db").is_file():
+        raise InputError(
+            f"{root}: no costlake warehouse here; check --warehouse (or COSTLAKE_WAREHOUSE): "
+            "`costlake ingest` creates one"
         )
