@@ -13,6 +13,10 @@
 #   container's PID 1 the shell would otherwise ignore the signal until the kill that follows it.
 set -u
 drop="${1:-/data/bills}"
+if [ ! -d "$drop" ]; then  # a mistyped or unmounted drop must not pass for a quiet night
+  echo "error: $drop: the billing drop is not a folder" >&2
+  exit 1
+fi
 child=""
 stop() {
   [ -n "$child" ] && kill -s "$1" "$child" 2>/dev/null
@@ -34,11 +38,14 @@ set --
 for bill in "$drop"/*; do
   [ -e "$bill" ] && set -- "$@" "$bill"  # an empty drop leaves the pattern itself: not a file
 done
-# Only `ingest` creates a warehouse: before the first bill arrives there is none to publish.
+# Only `ingest` creates a warehouse: before the first bill arrives there is none to publish. Decided
+# here only for a local folder with its own catalog.db; anything else (a remote or `file:` warehouse,
+# an external catalog, the setting left to costlake.toml) is left to `costlake run`.
 home="${COSTLAKE_WAREHOUSE:-}"
 case "$home" in
-  "" | *://*) ;;  # not set here, or remote: `costlake run` finds out
-  *) if [ $# -eq 0 ] && [ ! -f "$home/catalog.db" ]; then
+  "" | *:*) ;;
+  *) if [ $# -eq 0 ] && [ -z "${COSTLAKE_CATALOG_URI:-}" ] && [ "${COSTLAKE_CATALOG:-sql}" = sql ] \
+       && [ ! -s "$home/catalog.db" ]; then
        echo "costlake-nightly: no bills in $drop and no warehouse at $home yet: nothing to do"
        exit 0
      fi ;;

@@ -38,6 +38,10 @@ def _nightly(drop: Path, warehouse: Path) -> subprocess.CompletedProcess[str]:
 def test_an_empty_drop_is_nothing_to_do_or_still_runs_and_a_bad_file_stops_no_other(tmp_path: Path) -> None:
     warehouse, drop = tmp_path / "wh", tmp_path / "bills"
     drop.mkdir()
+    lost = _nightly(tmp_path / "no-such-drop", warehouse)  # a mistyped or unmounted drop is an error
+    assert lost.returncode == 1 and lost.stderr.strip() == (
+        f"error: {tmp_path / 'no-such-drop'}: the billing drop is not a folder"
+    )
     first = _nightly(drop, warehouse)  # a new deployment before its first bill: no warehouse yet
     assert first.returncode == 0, first.stderr
     assert f"no bills in {drop} and no warehouse at {warehouse} yet: nothing to do" in first.stdout

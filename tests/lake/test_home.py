@@ -24,16 +24,19 @@ from helpers import cli
 def test_a_command_that_does_not_bring_data_in_refuses_a_folder_without_a_warehouse(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
-    missing, empty = tmp_path / "warehuose", tmp_path / "empty"
+    missing, empty, touched = tmp_path / "warehuose", tmp_path / "empty", tmp_path / "touched"
     empty.mkdir()
-    for where in (missing, empty):
+    touched.mkdir()
+    (touched / "catalog.db").touch()  # an empty file is no catalog
+    for where in (missing, empty, touched):
         done = cli(where, *command)
         assert done.returncode == 1, done.stdout + done.stderr
         assert done.stderr.strip() == (
-            f"error: {where.resolve()}: no costlake warehouse here; check --warehouse (or "
-            "COSTLAKE_WAREHOUSE): `costlake ingest` creates one"
+            f"error: {where.resolve()}: no costlake warehouse here; check the warehouse setting "
+            "(--warehouse, COSTLAKE_WAREHOUSE or costlake.toml): `costlake ingest` creates one"
         )
     assert not missing.exists() and list(empty.iterdir()) == []
+    assert [p.name for p in touched.iterdir()] == ["catalog.db"]
 
 
 def test_ingest_creates_the_warehouse_and_then_every_command_finds_it(tmp_path: Path) -> None:

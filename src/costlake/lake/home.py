@@ -39,8 +39,9 @@ def check_exists(settings: Settings) -> None:
     if is_remote(settings.warehouse) or settings.catalog != "sql" or settings.catalog_uri:
         return
     root = Path(to_local(settings.warehouse)).resolve()
-    if not (root / "catalog.db").is_file():
+    catalog = root / "catalog.db"
+    if not catalog.is_file() or catalog.stat().st_size == 0:  # an empty file is no catalog either
         raise InputError(
-            f"{root}: no costlake warehouse here; check --warehouse (or COSTLAKE_WAREHOUSE): "
-            "`costlake ingest` creates one"
+            f"{root}: no costlake warehouse here; check the warehouse setting (--warehouse, "
+            "COSTLAKE_WAREHOUSE or costlake.toml): `costlake ingest` creates one"
         )
