@@ -273,6 +273,28 @@ def test_a_spike_far_beyond_a_heavy_tailed_service_billed_now_and_then_is_still_
     assert (day, "spike") in [(f.index, f.kind) for f in detect(series, P).findings]
 
 
+def _every(k: int, changes: dict[int, int], days: int = 90) -> list[D]:
+    """A job billed $100 every k-th day, with some bills changed."""
+    out = [D(100) if i % k == 0 else D(0) for i in range(days)]
+    for day, cost in changes.items():
+        out[day] = D(cost)
+    return out
+
+
+def test_one_odd_bill_of_a_steady_job_billed_now_and_then_hides_no_spike() -> None:
+    """The log-scale rule for heavy-tailed billing needs half the billed days spread out: one small
+    bill among steady ones does not widen the band, whatever the spike after it."""
+    for k, changes, day in (
+        (3, {69: 1, 87: 1_000_000}, 87),
+        (3, {69: 10, 87: 20_000}, 87),
+        (2, {60: 10, 62: 10, 84: 20_000}, 84),
+        (4, {64: 10, 84: 20_000}, 84),
+        (3, {72: 1000, 84: 1000}, 84),  # a second spike after a first one
+    ):
+        found = [(f.index, f.kind) for f in detect(_every(k, changes), P).findings]
+        assert (day, "spike") in found, (k, changes, found)
+
+
 def test_a_drop_to_a_quarter_of_a_noisy_series_is_found_on_its_first_day() -> None:
     """Day-to-day noise of +-20% of $150: the dollar band reaches down to about $30, but a fall to a
     quarter is far beyond that noise on the log scale."""

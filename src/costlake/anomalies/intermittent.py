@@ -9,10 +9,10 @@ is then judged against its billed days only: it is usual billing when it lies wi
 those days give (their median, +- the larger of `z` robust standard deviations of them, a cent,
 and the band's $ and % floors), or, when the billed days' costs are themselves spread over orders
 of magnitude (a few heavy-tailed line items now and then), within `z` robust standard deviations
-of their median on the log scale (`_heavy_tailed_usual`, the noise guard of `bands.ordinary` for
-billed days that are rarely next to each other); and when its run of billed days is not far longer
-than the history's, both to open a change and to continue one. Days without charges are its
-usual intermittency already (`baseline._usual_zero`).
+(from their MAD) of their median on the log scale (`_heavy_tailed_usual`, the noise guard of
+`bands.ordinary` for billed days that are rarely next to each other); and when its run of
+billed days is not far longer than the history's, both to open a change and to continue one.
+Days without charges are its usual intermittency already (`baseline._usual_zero`).
 
 >>> from decimal import Decimal as D
 >>> from costlake.anomalies.bands import Params, baseline_band
@@ -33,18 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from costlake.anomalies.bands import (
-    CENT,
-    CTX,
-    GUARD_MIN,
-    LN_CTX,
-    MAD_TO_SIGMA,
-    NOISY_SPREAD,
-    Params,
-    ln,
-    median,
-    tail_scale,
-)
+from costlake.anomalies.bands import CENT, CTX, GUARD_MIN, MAD_TO_SIGMA, NOISY_SPREAD, Params, ln, median
 
 INTERMITTENT_EVERY = 14  # one day in fourteen without charges makes a series intermittent
 INTERMITTENT_MIN = 2  # and never fewer than two such days
@@ -83,15 +72,18 @@ def usual_billing(values: Sequence[Decimal], t: int, history: range, params: Par
 
 
 def _heavy_tailed_usual(value: Decimal, billed: Sequence[Decimal], params: Params) -> bool:
-    """Whether billed `value` is within `z` robust standard deviations (`bands.tail_scale`) of the
-    median of `billed` on the log scale, when that spread reaches `NOISY_SPREAD` (billed days
-    routinely x1.65 apart) over `GUARD_MIN` billed days at least: on a series billed in a few
-    heavy-tailed line items now and then, a day of many times the usual billing is ordinary."""
+    """Whether billed `value` is within `z` robust standard deviations of the median of `billed` on
+    the log scale, when that spread reaches `NOISY_SPREAD` (billed days routinely x1.65 apart) over
+    `GUARD_MIN` billed days at least: on a series billed in a few heavy-tailed line items now and
+    then, a day of many times the usual billing is ordinary. The spread is 1.4826 x the median
+    log distance (the MAD), which half the billed days must share: one odd bill among steady ones
+    (a $10 day of a $100 job) leaves it at zero, where a tail percentile over a few days would
+    widen the band by that one bill and hide a spike of any size."""
     if len(billed) < GUARD_MIN:
         return False
     logs = [ln(v) for v in billed]
     centre = median(logs)
-    scale = tail_scale([abs(x - centre) for x in logs], LN_CTX)
+    scale = MAD_TO_SIGMA * median(abs(x - centre) for x in logs)
     return scale >= NOISY_SPREAD and abs(ln(value) - centre) <= params.z * scale
 
 

@@ -104,15 +104,25 @@ def _may_leave(
 ) -> np.ndarray:
     """The days that may be outside their band, or may have sunk below it (`bands.sunk`), with a
     margin towards 'may'."""
-    out: np.ndarray = np.abs(values - expected) > margin * (1 - 1e-9) - 1e-6
+    out: np.ndarray = np.abs(values - expected) > margin * (1 - 1e-9) - _slack(values, expected, margin)
     floors = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
-    below = (values > 0) & (expected > 0) & (expected - values > floors * (1 - 1e-9) - 1e-6) & ~out
+    slack = _slack(values, expected, floors)
+    below = (values > 0) & (expected > 0) & (expected - values > floors * (1 - 1e-9) - slack) & ~out
     r, c = np.nonzero(below)
     history = _history(values, starts, r, c, params.window)
     spread = _noise_spread(np.log(np.where(history > 0, history, np.nan)))
     # The exact expected cost is a median rounded to 12 places: up to half a unit above the float.
     fall = np.log(expected[r, c] + 1e-12) - np.log(values[r, c])
     out[r, c] = np.isfinite(spread) & (fall > float(params.z) * spread * (1 - 1e-9) - 1e-9)
+    return out
+
+
+def _slack(*sizes: np.ndarray) -> np.ndarray:
+    """How far a float comparison of costs of these sizes may be from the exact one: the costs'
+    rounding to floats and the arithmetic on them (a few units in the last place of the largest),
+    and the exact medians' rounding to 12 places (within the 1e-6 at least). At a cost of $1e15 a
+    unit in the last place is $0.125: a fixed margin would let a cent's difference through."""
+    out: np.ndarray = 1e-6 + 16 * np.finfo(np.float64).eps * sum(np.abs(x) for x in sizes)
     return out
 
 
@@ -174,10 +184,10 @@ def _usual_billing(value: np.ndarray, history: np.ndarray, params: Params) -> np
             float(params.z) * spread,
             np.maximum(float(params.min_impact), float(params.min_pct) * centre / 100),
         )
-        level = np.abs(value - centre) <= margin * (1 - 1e-9) - 1e-6
+        level = np.abs(value - centre) <= margin * (1 - 1e-9) - _slack(value, centre, margin)
         logs = np.log(costs)
         middle = row_median(logs)
-        scale = row_tail_scale(np.abs(logs - middle[:, None]), n)
+        scale = MAD_SIGMA * row_median(np.abs(logs - middle[:, None]))
         heavy = (
             (n >= GUARD_MIN)
             & (scale >= float(NOISY_SPREAD) * (1 + 1e-9))
