@@ -271,3 +271,26 @@ def test_the_screen_keeps_a_cent_above_the_band_of_costs_of_a_quadrillion() -> N
         totals = np.array([[float(v) for v in values]])
         opens, _, _ = candidates(totals, np.array([0]), np.array([True]), params)
         assert opens[0, 87], (big, extra)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), kinds), min_size=1, max_size=8), st.integers(0, 10**6))
+def test_the_mix_screen_of_rows_resuming_late_is_that_of_the_whole_calendar(
+    draws: list[tuple[int, str]], seed: int
+) -> None:
+    """The mix screen looks at each group of rows on the weeks from a window before their first
+    judged day: the days it finds are those of the whole calendar, whatever the resume days."""
+    from costlake.anomalies.mix import _screen as whole_calendar
+
+    rng = np.random.default_rng(seed)
+    frame = _frame([_series(s, kind) for s, kind in draws])
+    rows, n = frame.totals.shape
+    weeks = P.window + 7 * rng.integers(0, 6, rows)
+    begin = np.where(rng.random(rows) < 0.5, weeks, rng.integers(0, n, rows))
+    starts = np.zeros(rows, dtype=np.int64)
+    opens, expected, _ = candidates(frame.totals, starts, np.ones(rows, dtype=bool), P, begin)
+    calm = calm_days(expected, frame.totals, starts, opens.any(axis=1), P.window, begin)
+    calm[np.arange(n)[None, :] < begin[:, None]] = False
+    got = mix_screen(frame, calm, P, begin)
+    assert np.array_equal(got, whole_calendar(frame.totals, frame.parts, frame.end, calm, P, begin))
+    assert not got[np.arange(n)[None, :] < begin[:, None]].any()

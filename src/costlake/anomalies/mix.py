@@ -40,7 +40,7 @@ from costlake.anomalies.bands import (
 )
 from costlake.anomalies.bands import noisy as noisy_total
 from costlake.anomalies.detect import SeriesResult
-from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame
+from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
 from costlake.anomalies.screen import noisy_days, resume_groups, row_median, row_tail_scale
 
 BLOCK_ROWS = 2048  # value rows per block of `_moves` (its largest temporary: 2048 x days x span floats)
@@ -76,24 +76,49 @@ def calm_days(
 
 def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:
     """(S, n) the days of each series of the frame (from its column `begin` on) that may qualify,
-    among its `calm_days` (only the parts of series with such days are looked at)."""
+    among its `calm_days` (only the parts of series with such days are looked at). A day reads the
+    window before it and the span after it (a move's first day further back is left out), so rows
+    are screened in groups on the weeks from a window before their first judged day: on a daily
+    delivery, two weeks of most series instead of the whole calendar."""
     found = np.zeros(frame.totals.shape, dtype=bool)
+    for lo, rows in resume_groups(begin, params.window, frame.totals.shape[1]):
+        parts = {}
+        for dim, p in frame.parts.items():
+            mine = np.isin(p.owner, rows)
+            parts[dim] = Parts(np.searchsorted(rows, p.owner[mine]), p.values[mine, lo:])
+        end = frame.end[rows] - lo
+        found[rows, lo:] = _screen(
+            frame.totals[rows, lo:], parts, end, calm[rows, lo:], params, begin[rows] - lo
+        )
+    return found
+
+
+def _screen(
+    totals: np.ndarray,
+    parts: dict[str, Parts],
+    end: np.ndarray,
+    calm: np.ndarray,
+    params: Params,
+    begin: np.ndarray,
+) -> np.ndarray:
+    """`screen` of a frame's `totals`, `parts` and `end`."""
+    found = np.zeros(totals.shape, dtype=bool)
     judged = np.asarray(calm.any(axis=1))
-    last = _last_billed(frame.totals)
+    last = _last_billed(totals)
     floor = float(params.min_impact)  # the % floor depends on the exact band (its level may shift)
     for dim in SHIFT_DIMENSIONS:
-        parts = frame.parts.get(dim)
-        if parts is None or parts.owner.size == 0:
+        dim_parts = parts.get(dim)
+        if dim_parts is None or dim_parts.owner.size == 0:
             continue
-        mine = judged[parts.owner]
+        mine = judged[dim_parts.owner]
         if not mine.any():
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            moved, daily = _moves(parts.values[mine], parts.owner[mine], last, params)
+            moved, daily = _moves(dim_parts.values[mine], dim_parts.owner[mine], last, params)
             n = moved.shape[1]
             days = np.arange(n)[None, :]
-            lasted = (days + params.mix_shift_days <= frame.end[:, None]) & (days >= begin[:, None])
+            lasted = (days + params.mix_shift_days <= end[:, None]) & (days >= begin[:, None])
             maybe = (moved > floor * (1 - 1e-9) - 1e-6) & lasted & calm
             rows, cols = np.nonzero(maybe)
             moves = _history(daily, rows, cols, params.window)
