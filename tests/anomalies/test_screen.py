@@ -18,14 +18,13 @@ from costlake.anomalies.detect import Params, detect, detect_baseline
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
 from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
+from costlake.anomalies.rows import row_median, small_median
 from costlake.anomalies.screen import (
     _candidates,
     _history,
-    _small_median,
     _weekly_spread,
     candidates,
     noisy_days,
-    row_median,
     weekly_spread,
 )
 
@@ -163,7 +162,7 @@ def test_the_median_of_three_is_selected_as_a_sort_would() -> None:
     rng = np.random.default_rng(7)
     values = rng.lognormal(0, 2, (20000, 3)) * rng.choice([1, 1e9], (20000, 1))
     values[rng.random(values.shape) < 0.3] = np.nan
-    assert np.array_equal(_small_median(values), row_median(values), equal_nan=True)
+    assert np.array_equal(small_median(values), row_median(values), equal_nan=True)
 
 
 def test_heavy_tailed_noise_is_not_an_anomaly() -> None:

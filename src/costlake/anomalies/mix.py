@@ -41,7 +41,8 @@ from costlake.anomalies.bands import (
 from costlake.anomalies.bands import noisy as noisy_total
 from costlake.anomalies.detect import SeriesResult
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
-from costlake.anomalies.screen import noisy_days, resume_groups, row_median, row_tail_scale
+from costlake.anomalies.rows import row_median, row_tail_scale
+from costlake.anomalies.screen import noisy_days, resume_groups
 
 BLOCK_ROWS = 2048  # value rows per block of `_moves` (its largest temporary: 2048 x days x span floats)
 MOVES_MIN = 5  # daily moves between billed days a series' mix needs before a shift can be judged

@@ -16,6 +16,7 @@ import numpy as np
 
 from costlake.anomalies.bands import GUARD_MIN, MAD_SIGMA, NOISY_SPREAD, WEEKDAY_MIN, Z90, Params, min_history
 from costlake.anomalies.intermittent import BILLED_MIN, IDLE_WEEKDAYS, INTERMITTENT_EVERY, INTERMITTENT_MIN
+from costlake.anomalies.rows import row_median, row_tail_scale, slack, small_median
 
 
 def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
@@ -104,25 +105,16 @@ def _may_leave(
 ) -> np.ndarray:
     """The days that may be outside their band, or may have sunk below it (`bands.sunk`), with a
     margin towards 'may'."""
-    out: np.ndarray = np.abs(values - expected) > margin * (1 - 1e-9) - _slack(values, expected, margin)
+    out: np.ndarray = np.abs(values - expected) > margin * (1 - 1e-9) - slack(values, expected, margin)
     floors = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
-    slack = _slack(values, expected, floors)
-    below = (values > 0) & (expected > 0) & (expected - values > floors * (1 - 1e-9) - slack) & ~out
+    under = floors * (1 - 1e-9) - slack(values, expected, floors)
+    below = (values > 0) & (expected > 0) & (expected - values > under) & ~out
     r, c = np.nonzero(below)
     history = _history(values, starts, r, c, params.window)
     spread = _noise_spread(np.log(np.where(history > 0, history, np.nan)))
     # The exact expected cost is a median rounded to 12 places: up to half a unit above the float.
     fall = np.log(expected[r, c] + 1e-12) - np.log(values[r, c])
     out[r, c] = np.isfinite(spread) & (fall > float(params.z) * spread * (1 - 1e-9) - 1e-9)
-    return out
-
-
-def _slack(*sizes: np.ndarray) -> np.ndarray:
-    """How far a float comparison of costs of these sizes may be from the exact one: the costs'
-    rounding to floats and the arithmetic on them (a few units in the last place of the largest),
-    and the exact medians' rounding to 12 places (within the 1e-6 at least). At a cost of $1e15 a
-    unit in the last place is $0.125: a fixed margin would let a cent's difference through."""
-    out: np.ndarray = 1e-6 + 16 * np.finfo(np.float64).eps * sum(np.abs(x) for x in sizes)
     return out
 
 
@@ -184,7 +176,7 @@ def _usual_billing(value: np.ndarray, history: np.ndarray, params: Params) -> np
             float(params.z) * spread,
             np.maximum(float(params.min_impact), float(params.min_pct) * centre / 100),
         )
-        level = np.abs(value - centre) <= margin * (1 - 1e-9) - _slack(value, centre, margin)
+        level = np.abs(value - centre) <= margin * (1 - 1e-9) - slack(value, centre, margin)
         logs = np.log(costs)
         middle = row_median(logs)
         scale = MAD_SIGMA * row_median(np.abs(logs - middle[:, None]))
@@ -252,15 +244,6 @@ def _log_spread(changes: np.ndarray, counted: np.ndarray) -> np.ndarray:
     """`bands.log_spread` of each row (NaN-padded)."""
     spread: np.ndarray = row_tail_scale(changes, counted) / np.sqrt(2)
     return spread
-
-
-def row_tail_scale(deviations: np.ndarray, counted: np.ndarray) -> np.ndarray:
-    """`bands.tail_scale` of each row (NaN-padded; `counted` values in each)."""
-    ordered = np.sort(deviations, axis=-1)  # NaN last
-    rank = np.clip(-(-counted * 9 // 10) - 1, 0, None)  # nearest rank, as in bands.tail_scale
-    high = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
-    scale: np.ndarray = np.maximum(MAD_SIGMA * row_median(deviations), high / float(Z90))
-    return scale
 
 
 def _bands(
@@ -344,7 +327,7 @@ def _weekday_residuals(values: np.ndarray, starts: np.ndarray, window: int) -> n
     out = np.empty((s, n, weeks))
     for p in range(weeks):
         others = [padded[:, 7 * (weeks + q - p) : 7 * (weeks + q - p) + n] for q in range(weeks) if q != p]
-        centre = _small_median(np.stack(others, axis=-1)) if others else np.full((s, n), np.nan)
+        centre = small_median(np.stack(others, axis=-1)) if others else np.full((s, n), np.nan)
         out[..., p] = masked - centre
     return out
 
@@ -359,31 +342,8 @@ def _weekly_spread(history: np.ndarray, keys: np.ndarray, window: int) -> np.nda
             residuals[..., cols] = history[..., cols] - row_median(history[..., cols])[..., None]
     else:
         padded = np.concatenate([history, np.full((*history.shape[:-1], 1), np.nan)], axis=-1)
-        residuals = history - _small_median(padded[..., others])
+        residuals = history - small_median(padded[..., others])
     return row_median(np.abs(residuals))
-
-
-def _small_median(a: np.ndarray) -> np.ndarray:
-    """`row_median` of rows of at most three values, without sorting (the other days of a weekday
-    in a four-week window): the middle one is selected, never computed."""
-    if a.shape[-1] != 3:
-        return row_median(a)
-    x, y, z = a[..., 0], a[..., 1], a[..., 2]
-    count = (~np.isnan(a)).sum(axis=-1)
-    low, high = np.fmin(np.fmin(x, y), z), np.fmax(np.fmax(x, y), z)  # over the values present
-    middle = np.maximum(np.minimum(x, y), np.minimum(np.maximum(x, y), z))  # when all three are
-    out: np.ndarray = np.where(count == 3, middle, np.where(count > 0, (low + high) / 2, np.nan))
-    return out
-
-
-def row_median(a: np.ndarray) -> np.ndarray:
-    """Median along the last axis, ignoring NaN (NaN where nothing is left); numpy's nanmedian is
-    slow on many small rows."""
-    ordered = np.sort(a, axis=-1)  # NaN sorts last
-    count = (~np.isnan(a)).sum(axis=-1)
-    lo = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, None)[..., None], axis=-1)[..., 0]
-    hi = np.take_along_axis(ordered, np.clip(count // 2, 0, None)[..., None], axis=-1)[..., 0]
-    return np.where(count > 0, (lo + hi) / 2, np.nan)
 
 
 @functools.lru_cache(maxsize=8)
