@@ -205,10 +205,11 @@ def _nightly_runs_with_and_without_bills(run: Callable[..., str], data: Path) ->
     night are skipped."""
     nightly = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["nightly"]
     job = [*nightly["entrypoint"], *nightly["command"]]
+    bills = data / "bills"
+    bills.mkdir()  # the drop must be a folder: a missing one is refused
+    bills.chmod(0o777)
     idle = run(*job)
     assert "already ingested" not in idle and " chunks in " in idle, idle
-    bills = data / "bills"
-    bills.mkdir()
     for bill in sorted((data / "demo").glob("billing_*.csv"))[:2]:
         shutil.copy(bill, bills / bill.name)
     again = run(*job)
