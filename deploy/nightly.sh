@@ -6,8 +6,9 @@
 # - A file that cannot be ingested (a directory, an empty file, a file that is not a bill) is reported
 #   in costlake's one line and does not stop the others: the night still publishes what did ingest,
 #   then exits 1, so the scheduler sees the failure and the next night tries the file again.
-# - An empty drop with no warehouse yet (a new deployment, before its first bill) is nothing to do:
-#   the script says so and exits 0.
+# - A drop that is not a folder (mistyped, or not made yet) is an error: one line, exit 1. An empty
+#   drop with no warehouse yet (a new deployment, before its first bill) is nothing to do: the
+#   script says so and exits 0.
 # - SIGTERM or SIGINT (`docker stop`) is passed to the costlake command running, which stops cleanly
 #   (nothing half-published) and exits 143 / 130; this script then exits with that code. As a
 #   container's PID 1 the shell would otherwise ignore the signal until the kill that follows it.
