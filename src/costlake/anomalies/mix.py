@@ -63,16 +63,13 @@ def calm_days(
     elsewhere the exact analysis decides. With `begin` (each row's first judged column), only
     days from there on are looked at (earlier ones have no band: `expected` is NaN there), each on
     the weeks it reads."""
-    calm = ~np.isnan(expected)
     quiet = np.flatnonzero(~shifted)
+    begin = np.zeros(len(values), dtype=np.int64) if begin is None else begin
     noisy = np.zeros(values.shape, dtype=bool)
-    if begin is None:
-        noisy[quiet] = noisy_days(values[quiet], starts[quiet], window)
-    else:
-        for lo, group in resume_groups(begin[quiet], window, values.shape[1]):
-            rows = quiet[group]
-            noisy[rows, lo:] = noisy_days(values[rows, lo:], starts[rows] - lo, window)
-    return calm & ~noisy
+    for lo, group in resume_groups(begin[quiet], window, values.shape[1]):
+        rows = quiet[group]
+        noisy[rows, lo:] = noisy_days(values[rows, lo:], starts[rows] - lo, window)
+    return ~np.isnan(expected) & ~noisy
 
 
 def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:

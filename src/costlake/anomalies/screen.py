@@ -49,8 +49,7 @@ def candidates(
     on those weeks, not on the frame's whole calendar: the same result, on a fraction of the
     arrays. Rows are grouped by the week their first read column falls in."""
     s, n = values.shape
-    if begin is None or s == 0:
-        return _candidates(values, starts, fresh, params, begin)
+    begin = np.zeros(s, dtype=np.int64) if begin is None else begin
     opens, outside = np.zeros((s, n), dtype=bool), np.zeros((s, n), dtype=bool)
     expected = np.full((s, n), np.nan)
     for lo, rows in resume_groups(begin, params.window, n):
