@@ -42,16 +42,16 @@ class Resume:
     regime: dt.date | None  # first day of the level in force then (None: the series' first day)
 
 
-_FINGERPRINT = """
-    SELECT account_id, service_name, usage_date, region, pricing_model, charge_category, usage_type,
-           sum(billed_cost) AS cost
-    FROM ({scan}) AS events GROUP BY ALL"""
-
+# One aggregation over both sides: a (day, region, pricing model, charge category, usage type) group
+# changed when its sums differ, or when it is on one side only.
 _CHANGED = """
-    WITH gone AS ({gone}), came AS ({came})
     SELECT account_id, service_name, min(usage_date) AS day FROM (
-        (SELECT * FROM gone EXCEPT SELECT * FROM came)
-        UNION ALL (SELECT * FROM came EXCEPT SELECT * FROM gone)
+        SELECT account_id, service_name, usage_date FROM (
+            SELECT false AS came, * FROM ({gone}) AS g UNION ALL SELECT true AS came, * FROM ({came}) AS c
+        ) AS events
+        GROUP BY account_id, service_name, usage_date, region, pricing_model, charge_category, usage_type
+        HAVING sum(billed_cost) FILTER (WHERE NOT came) IS DISTINCT FROM sum(billed_cost) FILTER (WHERE came)
+            OR NOT (bool_or(came) AND bool_or(NOT came))
     ) GROUP BY ALL"""
 
 
@@ -85,10 +85,7 @@ def touched(
     which re-analyses a series needlessly but never misses one.)"""
     files = {t.name: _files(wh, t, old, new) for t in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT)}
     events = files[NORMALIZED.name]
-    sql = _CHANGED.format(
-        gone=_FINGERPRINT.format(scan=_scan(wh, NORMALIZED, events.gone)),
-        came=_FINGERPRINT.format(scan=_scan(wh, NORMALIZED, events.came)),
-    )
+    sql = _CHANGED.format(gone=_scan(wh, NORMALIZED, events.gone), came=_scan(wh, NORMALIZED, events.came))
     out: dict[Key, dt.date] = {}
     for row in to_arrow(current, sql).to_pylist():
         _earliest(out, (row["account_id"], row["service_name"]), row["day"])
