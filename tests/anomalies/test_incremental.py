@@ -265,6 +265,23 @@ def test_a_correction_reanalyses_only_the_series_it_touched(tmp_path: Path) -> N
     assert_matches_full_analysis(wh)
 
 
+def test_a_new_day_leaves_the_findings_before_it_to_the_screen(tmp_path: Path) -> None:
+    """A daily delivery re-judges two mix spans of every series, but changes of the total only from
+    the new day on: the spikes of the days just before it stay stored, and no series needs the
+    exact analysis (each spiked one did while they were re-derived)."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=3, services=4, seed=7)
+    keys = sorted(bill.series)
+    spiked = [keys[1], keys[5], keys[9]]
+    first = run(wh, bill.deliver(40, spikes=[(k, 34 + n) for n, k in enumerate(spiked)]))
+    assert first.full and first.anomalies == 3
+
+    next_day = run(wh, bill.deliver(1))
+    assert (next_day.full, next_day.series, next_day.exact) == (False, 12, 0)
+    assert (next_day.anomalies, next_day.added, next_day.removed) == (3, 0, 0)
+    assert_matches_full_analysis(wh)
+
+
 @pytest.mark.parametrize("catch_up", ["run", "anomalies"])
 def test_a_run_killed_after_publishing_is_caught_up_by_the_next_detection(
     tmp_path: Path, catch_up: str

@@ -13,6 +13,12 @@ stored change is open that day (a change that began earlier and lasted into it i
 its first day, and a mix shift from the window before it), with the level of the last level shift
 before that day: exactly the state a full analysis would have there,
 so the result is the same as analysing everything again (tests/anomalies/test_incremental.py).
+
+Changes of the total are judged on the days before them only, so they can differ only from the
+earliest changed day on (moved back to the start of a change of the total open then): before that
+day (`Resume.totals`) the stored ones stand, unless the series may have a mix shift (then its whole
+analysis starts at `begin`) or a level shift starts in between. On a daily delivery that spares the
+exact analysis of every series whose only findings lie in the two weeks before the new day.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ DAY = dt.timedelta(days=1)
 class Resume:
     begin: dt.date  # first day analysed again
     regime: dt.date | None  # first day of the level in force then (None: the series' first day)
+    totals: dt.date  # first day whose changes of the total are derived again (never before `begin`)
 
 
 # One aggregation over both sides: a (day, region, pricing model, charge category, usage type) group
@@ -165,15 +172,24 @@ def resume_points(changed: dict[Key, dt.date], stored: pa.Table, params: Params)
         # qualifying day: two spans back, nothing a change can move is left out.
         ahead = day - 2 * params.mix_shift_days * DAY if day != dt.date.min else day
         begin = _quiet_day(ahead, found, params)
-        shifts = [
-            f["usage_date"]
-            for f in found
-            if f["kind"] != "mix_shift"
-            and f["duration_days"] >= params.shift_days
-            and f["usage_date"] < begin
-        ]
-        out[key] = Resume(begin, max(shifts) if shifts else None)
+        shifts = _shifts(found, begin, params)
+        # A change of the total is judged on the days before it: it moves only from the changed
+        # day on (or from the start of a change open then). Kept from there back to `begin`, unless
+        # a level shift starts in between (the screen judges those days on the level of `begin`).
+        totals = max(begin, _quiet_day(day, [f for f in found if f["kind"] != "mix_shift"], params))
+        if _shifts(found, totals, params) != shifts:
+            totals = begin
+        out[key] = Resume(begin, max(shifts) if shifts else None, totals)
     return out
+
+
+def _shifts(found: list[dict[str, Any]], before: dt.date, params: Params) -> list[dt.date]:
+    """The first days of the stored level shifts that start before `before`."""
+    return [
+        f["usage_date"]
+        for f in found
+        if f["kind"] != "mix_shift" and f["duration_days"] >= params.shift_days and f["usage_date"] < before
+    ]
 
 
 def _quiet_day(day: dt.date, found: list[dict[str, Any]], params: Params) -> dt.date:

@@ -103,7 +103,7 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
     previous = _manifest(wh, last.get("source_run", ""))
     if manifest is None:
         old_rows = wh.read_rows(COST_ANOMALIES)
-        return _commit(wh, old_rows, _merge(old_rows, [], None), source, params, last, 0, 0, True)
+        return _commit(wh, old_rows, _merge(old_rows, [], None, set()), source, params, last, 0, 0, True)
     from costlake.catalog.views import open_lake
 
     tables = [ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name, COST_ANOMALIES.name]
@@ -117,10 +117,10 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
                 changed = _changed(wh, previous, manifest, con)
                 resume = None if changed is None else resume_points(changed, old_rows, params)
                 done["series"] = "all" if resume is None else len(resume)
-        fresh, series, exact = _detect(con, resume, params)
+        fresh, series, whole, exact = _detect(con, resume, params)
     finally:
         con.close()
-    new_rows = _merge(old_rows, fresh, resume)
+    new_rows = _merge(old_rows, fresh, resume, whole)
     return _commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
 
 
@@ -143,8 +143,10 @@ def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
 
 def _detect(
     con: duckdb.DuckDBPyConnection, resume: dict[Key, Resume] | None, params: Params
-) -> tuple[list[dict[str, Any]], int, int]:
-    """Rows of the series in `resume` (None: every series), from each one's resume day on."""
+) -> tuple[list[dict[str, Any]], int, set[Key], int]:
+    """Rows of the series in `resume` (None: every series), from each one's resume day on (changes
+    of the total from `Resume.totals` on, but for the series returned as walked from `begin`); the
+    series analysed, those, and the series analysed in exact decimals."""
     todo: list[_Todo] = []
     chosen: list[pa.Table] = []
     series = 0
@@ -167,7 +169,8 @@ def _detect(
         # One read of the events for the parts of every series analysed, whatever its batch.
         rows = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params)
         done.update(series=series, exact=len(todo), anomalies=len(rows))
-    return rows, series, len(todo)
+    whole = {(t.series.account_id, t.series.service_name) for t in todo if t.whole}
+    return rows, series, whole, len(todo)
 
 
 def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
@@ -191,21 +194,21 @@ def _minus(day: dt.date, delta: dt.timedelta) -> dt.date:
 class _Starts:
     begin: np.ndarray  # (S,) column the analysis resumes at
     regime: np.ndarray  # (S,) column of the level in force then
+    totals: np.ndarray  # (S,) column from which changes of the total are derived again (Resume.totals)
 
 
 def _starts(frame: Frame, resume: dict[Key, Resume] | None) -> _Starts:
-    begin, regime = frame.first.copy(), frame.first.copy()
+    begin, regime, totals = frame.first.copy(), frame.first.copy(), frame.first.copy()
     if resume is not None:
         for s, key in enumerate(frame.keys):
             point = resume[key]
-            begin[s] = (
-                max(frame.first[s], (point.begin - frame.origin).days)
-                if point.begin > dt.date.min
-                else frame.first[s]
+            begin[s], totals[s] = (
+                max(frame.first[s], (day - frame.origin).days) if day > dt.date.min else frame.first[s]
+                for day in (point.begin, point.totals)
             )
             if point.regime is not None:
                 regime[s] = (point.regime - frame.origin).days
-    return _Starts(begin, regime)
+    return _Starts(begin, regime, totals)
 
 
 @dataclass
@@ -220,18 +223,20 @@ def _screen(
     con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, starts: _Starts, params: Params
 ) -> tuple[np.ndarray, _Screens]:
     """(S,) the series the float screens cannot clear, and what the screens found (for the exact
-    analysis of those). Parts are loaded only for series with calm days."""
+    analysis of those): a possible change of the total from the day those are derived again on,
+    or a possible mix shift. Parts are loaded only for series with calm days."""
     if params.method != "baseline":
         return np.ones(len(frame.keys), dtype=bool), _Screens(None, None)
     fresh = starts.regime == frame.first
     totals, expected, bands = candidates(frame.totals, starts.regime, fresh, params, starts.begin)
-    before = np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]
+    days = np.arange(frame.totals.shape[1])[None, :]
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window, starts.begin)
-    calm[before] = False
+    calm[days < starts.begin[:, None]] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)
-    return shifted | mix.any(axis=1), _Screens(bands, mix)
+    redone = np.asarray((totals & (days >= starts.totals[:, None])).any(axis=1))
+    return redone | mix.any(axis=1), _Screens(bands, mix)
 
 
 @dataclass
@@ -242,6 +247,7 @@ class _Todo:
     total: SeriesResult
     begin: int
     mix_days: set[int] | None
+    whole: bool  # walked from the resume day (else from the day changes of the total are redone)
 
 
 def _totals(
@@ -255,10 +261,13 @@ def _totals(
         first = int(frame.first[s])
         series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total)
         maybe = None if screens.mix is None else set((np.flatnonzero(screens.mix[s]) - first).tolist())
-        begin, regime = int(starts.begin[s]) - first, int(starts.regime[s]) - first
+        # Without a possible mix shift, only the changes of the total from `starts.totals` on.
+        whole = maybe is None or bool(maybe)
+        begin = int((starts.begin if whole else starts.totals)[s]) - first
+        regime = int(starts.regime[s]) - first
         screened = None if screens.bands is None else screens.bands[s, first : first + len(total)]
         result = detect(total, params, begin=begin, regime=regime, screened=screened)
-        todo.append(_Todo(series, result, begin, maybe))
+        todo.append(_Todo(series, result, begin, maybe, whole))
         current().advance()
     return todo
 
@@ -279,13 +288,19 @@ def _finish(
     return rows
 
 
-def _merge(old: pa.Table, fresh: list[dict[str, Any]], resume: dict[Key, Resume] | None) -> pa.Table:
-    """The stored rows the analysis did not redo, plus its rows, sorted."""
+def _merge(
+    old: pa.Table, fresh: list[dict[str, Any]], resume: dict[Key, Resume] | None, whole: set[Key]
+) -> pa.Table:
+    """The stored rows the analysis did not redo, plus its rows, sorted: of a resumed series, the
+    rows before its resume day, and its changes of the total before `Resume.totals` unless it was
+    walked from the resume day (`whole`)."""
     kept: list[dict[str, Any]] = []
     if resume is not None:
         for row in old.to_pylist():
-            point = resume.get((row["account_id"], row["service_name"]))
-            if point is None or row["usage_date"] < point.begin:
+            key = (row["account_id"], row["service_name"])
+            point = resume.get(key)
+            redone = point.totals if point and row["kind"] != "mix_shift" and key not in whole else None
+            if point is None or row["usage_date"] < (redone or point.begin):
                 kept.append(row)
     rows = kept + fresh
     rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"], r["kind"]))
