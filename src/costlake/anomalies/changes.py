@@ -101,9 +101,9 @@ def touched(
         _spans(current, _scan(wh, DAILY_ACCOUNT, sorted(spans.old))),
         _spans(current, _scan(wh, DAILY_ACCOUNT, sorted(spans.new))),
     )
-    if moved:  # every series the account has or had (what it had is in a file now or in one that went)
-        totals = files[ACCOUNT_SERVICE_DAY.name]
-        for key in _series_of(current, _scan(wh, ACCOUNT_SERVICE_DAY, [*totals.gone, *totals.new]), moved):
+    if moved:  # every series the account has or had (what it had is published now or in a file that went)
+        gone = _scan(wh, ACCOUNT_SERVICE_DAY, files[ACCOUNT_SERVICE_DAY.name].gone)
+        for key in _series_of(current, gone, moved):
             _earliest(out, key, moved[key[0]])
     return out
 
@@ -144,10 +144,14 @@ def _moved_spans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dt.date]
     return moved
 
 
-def _series_of(con: duckdb.DuckDBPyConnection, scan: str, accounts: Iterable[str]) -> list[Key]:
+def _series_of(con: duckdb.DuckDBPyConnection, gone: str, accounts: Iterable[str]) -> list[Key]:
+    """The series of `accounts` in the published totals (`con` reads the newer run) or in the files
+    of the query `gone`."""
     listed = ", ".join(sql_string(a) for a in accounts)
-    sql = f"""SELECT DISTINCT account_id, service_name FROM ({scan}) AS totals
-              WHERE account_id IN ({listed})"""
+    sql = f"""SELECT DISTINCT account_id, service_name FROM (
+                  SELECT account_id, service_name FROM account_service_day_cost
+                  UNION ALL SELECT account_id, service_name FROM ({gone}) AS g
+              ) AS totals WHERE account_id IN ({listed})"""
     return [(r["account_id"], r["service_name"]) for r in to_arrow(con, sql).to_pylist()]
 
 

@@ -104,7 +104,7 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
     begin = np.array([(d - origin).days for d in keys.column("from_day").to_pylist()], dtype=np.int64)
     n = int(end.max()) if keys.num_rows else 0
     with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
-        exact = to_arrow(con, _TOTALS_SQL.format(origin=origin.isoformat()))
+        exact = to_arrow(con, _TOTALS_SQL.format(origin=origin.isoformat(), lo=_earliest(keys)))
     totals = np.zeros((keys.num_rows, n))
     cost = pc.cast(exact.column("cost"), pa.float64()).to_numpy()
     totals[exact.column("row").to_numpy(), exact.column("col").to_numpy()] = cost  # one row per day
@@ -134,7 +134,8 @@ def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wan
     (one scan for both)."""
     n = frame.totals.shape[1]
     with _keys(con, keys, wanted):
-        got = con.sql(_PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE)).fetchnumpy()
+        sql = _PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE, lo=_earliest(keys))
+        got = con.sql(sql).fetchnumpy()
     inside = _inside(frame.begin, frame.end, n)
     columns = {c: np.asarray(got[c], dtype=np.float64 if c == "cost" else np.int64) for c in got}
     frame.parts = {
@@ -154,11 +155,17 @@ def _keys(con: duckdb.DuckDBPyConnection, keys: pa.Table, wanted: np.ndarray) ->
         con.unregister("detection_keys")
 
 
+def _earliest(keys: pa.Table) -> str:
+    """The first day any of `keys` is loaded from: a constant bound lets a scan skip the files of
+    the days before it (the join's own bounds do not)."""
+    return str(min(keys.column("from_day").to_pylist(), default=dt.date.min).isoformat())
+
+
 _TOTALS_SQL = """
     SELECT k.row, CAST(date_diff('day', DATE '{origin}', t.usage_date) AS BIGINT) AS col,
            t.total_cost_usd AS cost
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
-    WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
+    WHERE t.usage_date BETWEEN k.from_day AND k.last_day AND t.usage_date >= DATE '{lo}'"""
 
 # Values are coded as integers (a code per dimension and value, in no particular order): the screen
 # only needs to tell them apart, and strings would cost more to fetch than the sums themselves.
@@ -171,7 +178,7 @@ _PARTS_SQL = """
                    e.billed_cost, COALESCE(e.region, '{none}') AS region,
                    COALESCE(e.pricing_model, '{none}') AS pricing_model
             FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
-            WHERE e.usage_date BETWEEN k.from_day AND k.last_day
+            WHERE e.usage_date BETWEEN k.from_day AND k.last_day AND e.usage_date >= DATE '{lo}'
         ) AS e
         GROUP BY GROUPING SETS ((row, col, region), (row, col, pricing_model))
     ), codes AS (
@@ -270,8 +277,8 @@ def exact_parts(
     table = pa.table(cells, schema=_CELLS)
     con.register("detection_cells", table)
     try:
-        lo, hi = min(cells["usage_date"]), max(cells["usage_date"])
-        found = to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE, lo=lo.isoformat(), hi=hi.isoformat()))
+        dates = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(cells["usage_date"])))
+        found = to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE, dates=dates))
     finally:
         con.unregister("detection_cells")
     series = list(out.values())
@@ -310,8 +317,8 @@ _EXACT_TOTALS = """
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day"""
 
 # One scan for every dimension; usage type only where the source has one. A missing value is grouped
-# as "(none)", together with a value spelt so (one value to every reader). The constant date range
-# lets the scan skip the files of other days.
+# as "(none)", together with a value spelt so (one value to every reader). The constant list of the
+# cells' days lets the scan skip the files of other days.
 _EXACT_PARTS = """
     SELECT row, day, dimension, value, cost FROM (
         SELECT row, day,
@@ -328,7 +335,7 @@ _EXACT_PARTS = """
                    COALESCE(e.charge_category, '{none}') AS charge_category
             FROM normalized_billing_events e
             JOIN detection_cells c USING (account_id, service_name, usage_date)
-            WHERE e.usage_date BETWEEN DATE '{lo}' AND DATE '{hi}'
+            WHERE e.usage_date IN ({dates})
         ) AS e
         GROUP BY GROUPING SETS (
             (row, day, region), (row, day, pricing_model), (row, day, charge_category), (row, day, usage_type)
