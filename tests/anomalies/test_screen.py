@@ -222,6 +222,29 @@ def test_rows_resuming_late_are_screened_on_their_weeks_only_with_the_same_resul
         assert all(np.array_equal(g, w, equal_nan=True) for g, w in zip(got, want, strict=True))
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), kinds), min_size=1, max_size=8), st.integers(0, 10**6))
+def test_days_before_the_judged_one_get_their_expected_cost_and_nothing_else(
+    draws: list[tuple[int, str]], seed: int
+) -> None:
+    """With `judge` (the day changes of the total are derived again from, at or after the resume
+    day), the expected costs are those of the whole screen from the resume day, and the days
+    from `judge` on are judged exactly as by the whole screen; the days before it are not."""
+    rng = np.random.default_rng(seed)
+    frame = _frame([_series(s, kind) for s, kind in draws])
+    rows, n = frame.totals.shape
+    begin = rng.integers(0, n, rows)
+    judge = begin + rng.integers(0, 20, rows)
+    starts = np.minimum(rng.integers(0, n, rows), begin)
+    fresh = starts == 0
+    later = np.arange(n)[None, :] >= judge[:, None]
+    for params in (P, Params(window=14, min_history=7)):
+        opens, expected, outside = candidates(frame.totals, starts, fresh, params, begin, judge)
+        all_opens, all_expected, all_outside = candidates(frame.totals, starts, fresh, params, begin)
+        assert np.array_equal(expected, all_expected, equal_nan=True)
+        assert np.array_equal(opens, all_opens & later) and np.array_equal(outside, all_outside & later)
+
+
 def test_the_screen_clears_the_usual_billing_of_services_billed_now_and_then() -> None:
     """Series billed on a third of their days in heavy-tailed line items: the exact rule calls
     their billed days usual billing, and so does the screen, which leaves few of them to the exact

@@ -106,7 +106,7 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
     with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
         exact = to_arrow(con, _TOTALS_SQL.format(origin=origin.isoformat(), lo=_earliest(keys)))
     totals = np.zeros((keys.num_rows, n))
-    cost = pc.cast(exact.column("cost"), pa.float64()).to_numpy()
+    cost = exact.column("fcost").to_numpy()  # DuckDB rounds decimals to the nearest float, as for the parts
     totals[exact.column("row").to_numpy(), exact.column("col").to_numpy()] = cost  # one row per day
     totals[~_inside(begin, end, n)] = np.nan
     keys_list = list(
@@ -163,7 +163,7 @@ def _earliest(keys: pa.Table) -> str:
 
 _TOTALS_SQL = """
     SELECT k.row, CAST(date_diff('day', DATE '{origin}', t.usage_date) AS BIGINT) AS col,
-           t.total_cost_usd AS cost
+           t.total_cost_usd AS cost, CAST(t.total_cost_usd AS DOUBLE) AS fcost
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day AND t.usage_date >= DATE '{lo}'"""
 

@@ -228,15 +228,16 @@ def _screen(
     if params.method != "baseline":
         return np.ones(len(frame.keys), dtype=bool), _Screens(None, None)
     fresh = starts.regime == frame.first
-    totals, expected, bands = candidates(frame.totals, starts.regime, fresh, params, starts.begin)
-    days = np.arange(frame.totals.shape[1])[None, :]
+    # Expected costs from the resume day (the mix screen's calm days), findings from `totals` on.
+    totals, expected, bands = candidates(
+        frame.totals, starts.regime, fresh, params, starts.begin, starts.totals
+    )
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window, starts.begin)
-    calm[days < starts.begin[:, None]] = False
+    calm[np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)
-    redone = np.asarray((totals & (days >= starts.totals[:, None])).any(axis=1))
-    return redone | mix.any(axis=1), _Screens(bands, mix)
+    return shifted | mix.any(axis=1), _Screens(bands, mix)
 
 
 @dataclass
@@ -265,7 +266,10 @@ def _totals(
         whole = maybe is None or bool(maybe)
         begin = int((starts.begin if whole else starts.totals)[s]) - first
         regime = int(starts.regime[s]) - first
-        screened = None if screens.bands is None else screens.bands[s, first : first + len(total)]
+        # The screen judged days from `starts.totals` on: a walk from an earlier day screens itself.
+        bands = screens.bands
+        own = bands is None or (whole and starts.totals[s] > starts.begin[s])
+        screened = None if bands is None or own else bands[s, first : first + len(total)]
         result = detect(total, params, begin=begin, regime=regime, screened=screened)
         todo.append(_Todo(series, result, begin, maybe, whole))
         current().advance()

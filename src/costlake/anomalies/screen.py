@@ -41,19 +41,25 @@ def candidates(
     fresh: np.ndarray,
     params: Params,
     begin: np.ndarray | None = None,
+    judge: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`_candidates`, computed for groups of rows on only the columns their days can read.
 
     A day's band, its noise and its intermittency read at most the `window` days before it, so the
     rows that resume late (a daily delivery re-judges the last weeks of most series) are computed
     on those weeks, not on the frame's whole calendar: the same result, on a fraction of the
-    arrays. Rows are grouped by the week their first read column falls in."""
+    arrays. Rows are grouped by the week their first read column falls in. With `judge` (each row's
+    first column whose findings are wanted, not before `begin`), the expected costs still start at
+    `begin` but the days before `judge` are neither judged nor given a spread."""
     s, n = values.shape
     begin = np.zeros(s, dtype=np.int64) if begin is None else begin
+    judge = begin if judge is None else judge
     opens, outside = np.zeros((s, n), dtype=bool), np.zeros((s, n), dtype=bool)
     expected = np.full((s, n), np.nan)
     for lo, rows in resume_groups(begin, params.window, n):
-        got = _candidates(values[rows, lo:], starts[rows] - lo, fresh[rows], params, begin[rows] - lo)
+        got = _candidates(
+            values[rows, lo:], starts[rows] - lo, fresh[rows], params, begin[rows] - lo, judge[rows] - lo
+        )
         opens[rows, lo:], expected[rows, lo:], outside[rows, lo:] = got
     return opens, expected, outside
 
@@ -73,6 +79,7 @@ def _candidates(
     fresh: np.ndarray,
     params: Params,
     begin: np.ndarray | None = None,
+    judge: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For many series at once (rows of `values`, NaN outside each series' days), each analysed with
     the level that starts at `starts` (its first day where `fresh`, else a level shift): the days
@@ -80,14 +87,16 @@ def _candidates(
     series' noise (`bands.ordinary`) nor its usual intermittency (a day without charges after such
     days); the expected cost of every day; and the days that may leave their band and are not
     ordinary, what `screen_bands` gives each series (the exact walk starts from it); days before
-    the column `begin` of their row (where the analysis resumes) are left out. A series
+    the column `begin` of their row (where the analysis resumes) are left out, and with `judge`
+    the days before it are only given their expected cost. A series
     without any day that may open a finding has none, exactly; the others are analysed one by one
     in exact arithmetic."""
     need = np.where(fresh, params.min_history, params.shift_days)
-    expected, margin = _bands(values, starts, need, params, begin)
+    expected, margin = _bands(values, starts, need, params, begin, judge)
+    judged = ~np.isnan(margin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        outside = _may_leave(values, expected, margin, starts, params)
+        outside = _may_leave(values, np.where(judged, expected, np.nan), margin, starts, params)
         idle = _present(values, starts) & (values <= 0)
     outside &= ~np.isnan(margin)
     r, c = np.nonzero(outside)
@@ -246,10 +255,16 @@ def _log_spread(changes: np.ndarray, counted: np.ndarray) -> np.ndarray:
 
 
 def _bands(
-    values: np.ndarray, starts: np.ndarray, need: np.ndarray, params: Params, begin: np.ndarray | None = None
+    values: np.ndarray,
+    starts: np.ndarray,
+    need: np.ndarray,
+    params: Params,
+    begin: np.ndarray | None = None,
+    judge: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(expected, margin) of every day of every row, NaN without enough history (`need` days from
-    the row's start) and before the row's column `begin`. Histories are gathered only for the days
+    the row's start) and before the row's column `begin` (the margin also before `judge`, when
+    given: no spread is computed there). Histories are gathered only for the days
     that need one: the trailing median (before two same weekdays exist) and the spread, the costly
     part, computed only for the days outside the band's floors: the others are inside whatever it
     is, and their margin is left at the floors."""
@@ -275,7 +290,8 @@ def _bands(
         expected = np.where(weekly, row_median(same_day), trail_expected)
         expected[two] = row_median(np.concatenate([same_day[two], trail_expected[two][:, None]], axis=-1))
         margin = np.maximum(float(params.min_impact), float(params.min_pct) * np.abs(expected) / 100)
-        maybe = enough & ~(np.abs(values - expected) <= margin * (1 - 1e-9) - 1e-6)
+        judged = enough if judge is None else enough & (np.arange(n)[None, :] >= judge[:, None])
+        maybe = judged & ~(np.abs(values - expected) <= margin * (1 - 1e-9) - 1e-6)
         r, c = np.nonzero(maybe)
         by_week = weekly[r, c]
         spread = np.empty(r.size)
@@ -286,7 +302,7 @@ def _bands(
         rows = _history(values, starts, r[trail], c[trail], window)
         spread[trail] = row_median(np.abs(rows - centre[:, None]))
     margin[r, c] = np.maximum(margin[r, c], float(params.z) * np.maximum(MAD_SIGMA * spread, 0.01))
-    return np.where(enough, expected, np.nan), np.where(enough, margin, np.nan)
+    return np.where(enough, expected, np.nan), np.where(judged, margin, np.nan)
 
 
 def weekly_spread(
