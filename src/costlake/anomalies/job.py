@@ -303,8 +303,12 @@ def _merge(
         for row in old.to_pylist():
             key = (row["account_id"], row["service_name"])
             point = resume.get(key)
-            redone = point.totals if point and row["kind"] != "mix_shift" and key not in whole else None
-            if point is None or row["usage_date"] < (redone or point.begin):
+            if point is None:
+                kept.append(row)
+                continue
+            # Changes of the total are redone from `totals` unless the series was walked from `begin`.
+            redone = point.totals if row["kind"] != "mix_shift" and key not in whole else point.begin
+            if row["usage_date"] < redone:
                 kept.append(row)
     rows = kept + fresh
     rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"], r["kind"]))
