@@ -35,6 +35,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,28 @@ def repeated_runs(
         middle.all_seconds = sorted(st.seconds for st in steps)
         out[v] = middle
     return out
+
+
+# The run's summary of detection, e.g. "anomalies: 1,701 anomalies; 3,157 series re-analysed (the
+# series that changed, 454 in exact decimals); ...": the work detection did in that phase.
+DETECTED = re.compile(
+    r"^anomalies: .*?; ([\d,]+) series re-analysed \([^,]*, ([\d,]+) in exact decimals\)", re.MULTILINE
+)
+
+
+def detection_work(output: str) -> dict[str, int]:
+    """Series detection re-analysed and those it analysed in exact decimals, from a run's output
+    (empty when the run reported no detection).
+
+    >>> line = "anomalies: 9 anomalies; 3,157 series re-analysed (every series, 454 in exact decimals)"
+    >>> detection_work(line)
+    {'detection_series': 3157, 'detection_exact': 454}
+    """
+    found = DETECTED.search(output)
+    if found is None:
+        return {}
+    series, exact = (int(g.replace(",", "")) for g in found.groups())
+    return {"detection_series": series, "detection_exact": exact}
 
 
 def baseline_result(step: Step) -> dict:
@@ -351,6 +374,7 @@ def main() -> int:
             run_off_s=round(run_off.seconds, 3),
             detection_ratio=round(run_on.seconds / run_off.seconds, 2),
             detection_rss_mb=round(run_on.rss_mb - run_off.rss_mb),
+            **detection_work(run_on.output),
         )
         phases[phase] = ph
         checks[phase] = {}
@@ -430,6 +454,12 @@ def main() -> int:
         f"detection adds {full['detection_rss_mb']} MiB peak RSS (full), "
         f"{redo['detection_rss_mb']} MiB (re-delivery), {daily['detection_rss_mb']} MiB (next day)"
     )
+    work = [
+        f"{phases[p].get('detection_series', 0):,} ({phases[p].get('detection_exact', 0):,}) {label}"
+        for p, label in (("full", "full"), ("correction", "correction"), ("backfill", "re-delivery"))
+    ]
+    work.append(f"{daily.get('detection_series', 0):,} ({daily.get('detection_exact', 0):,}) next day")
+    print("detection re-analysed, series (in exact decimals): " + ", ".join(work))
     fix = phases["correction"]
     share = fix["costlake_s"] / full["costlake_s"]
     print(
