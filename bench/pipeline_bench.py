@@ -454,11 +454,11 @@ def main() -> int:
         f"detection adds {full['detection_rss_mb']} MiB peak RSS (full), "
         f"{redo['detection_rss_mb']} MiB (re-delivery), {daily['detection_rss_mb']} MiB (next day)"
     )
-    work = [
+    labels = {"full": "full", "correction": "correction", "backfill": "re-delivery", "next_day": "next day"}
+    work = (
         f"{phases[p].get('detection_series', 0):,} ({phases[p].get('detection_exact', 0):,}) {label}"
-        for p, label in (("full", "full"), ("correction", "correction"), ("backfill", "re-delivery"))
-    ]
-    work.append(f"{daily.get('detection_series', 0):,} ({daily.get('detection_exact', 0):,}) next day")
+        for p, label in labels.items()
+    )
     print("detection re-analysed, series (in exact decimals): " + ", ".join(work))
     fix = phases["correction"]
     share = fix["costlake_s"] / full["costlake_s"]

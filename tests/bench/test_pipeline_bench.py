@@ -44,11 +44,12 @@ def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> Non
     next_day = (inputs / "NEXT_DAY.csv").read_text().splitlines()
     assert len(next_day) > 1 and all(line.startswith("next-") for line in next_day[1:])
     assert "medians of 1 invocations" in shown.stdout
-    # What detection did in each phase: every series on the full load and on the next day (a new day
-    # touches them all), fewer on the correction (none here: this small input's correction moves no sum).
+    # What detection did in each phase: every series on the full load, those of the accounts billed on
+    # the new day on the next day, fewer on the correction (none here: this small input's correction
+    # moves no sum).
     phases = summary["phases"]
-    assert phases["full"]["detection_series"] == phases["next_day"]["detection_series"] > 0
-    assert phases["correction"]["detection_series"] < phases["full"]["detection_series"]
+    assert phases["full"]["detection_series"] >= phases["next_day"]["detection_series"] > 0
+    assert phases["correction"]["detection_series"] < phases["next_day"]["detection_series"]
     assert all(0 <= phases[p]["detection_exact"] <= phases[p]["detection_series"] for p in phases)
     assert "detection re-analysed, series (in exact decimals): " in shown.stdout
 
