@@ -456,7 +456,9 @@ def main() -> int:
     )
     labels = {"full": "full", "correction": "correction", "backfill": "re-delivery", "next_day": "next day"}
     work = (
-        f"{phases[p].get('detection_series', 0):,} ({phases[p].get('detection_exact', 0):,}) {label}"
+        f"{phases[p]['detection_series']:,} ({phases[p]['detection_exact']:,}) {label}"
+        if "detection_series" in phases[p]
+        else f"not reported {label}"  # the run printed no `anomalies:` line (the bench warned above)
         for p, label in labels.items()
     )
     print("detection re-analysed, series (in exact decimals): " + ", ".join(work))
