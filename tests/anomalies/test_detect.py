@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from costlake.anomalies.analyse import ServiceSeries, analyse
 from costlake.anomalies.bands import CTX, PLACES
-from costlake.anomalies.detect import Params, detect, detect_baseline
+from costlake.anomalies.baseline import Sync, settles
+from costlake.anomalies.detect import Finding, Params, detect, detect_baseline
 
 P = Params(window=28, min_history=14)
 
@@ -336,3 +337,52 @@ def test_a_one_week_window_and_zero_floors_judge_as_the_exact_rule_does() -> Non
     bare = Params(baseline="trailing", window=14, min_history=14, z=D(2), min_impact=D(0), min_pct=D(0))
     exact = detect_baseline(tiny, bare, screen=False).findings
     assert exact and [f.index for f in detect_baseline(tiny, bare).findings] == [f.index for f in exact]
+
+
+def _in_step(
+    old: list[D], new: list[D], last: int, params: Params
+) -> tuple[list[Finding], list[Finding], int | None]:
+    """The findings of the walk of `new` stopped in step with the stored walk of `old` (the values
+    changed up to day `last`) plus the stored ones from there on; those of a full walk; where it stopped."""
+    stored = detect_baseline(old, params).findings
+    sync = Sync(settles(last, params), 0, tuple((f.index, f.duration) for f in stored), params.shift_days)
+    walked = detect_baseline(new, params, sync=sync)
+    kept = [] if walked.settled is None else [f for f in stored if f.index >= walked.settled]
+    return walked.findings + kept, detect_baseline(new, params).findings, walked.settled
+
+
+def _shown(findings: list[Finding]) -> list[tuple[object, ...]]:
+    return [(f.index, f.kind, f.duration, f.ongoing, f.actual, f.band) for f in findings]
+
+
+@settings(max_examples=400, deadline=None)
+@given(bills(), st.data())
+def test_a_walk_that_stops_in_step_with_the_stored_one_finds_what_a_full_walk_does(
+    old: list[D], data: st.DataObject
+) -> None:
+    """Detection's incremental path: the series changed on days [first, last]; the walk of the new
+    values stops in step with the stored walk of the old ones (`Sync`), whose findings from there on
+    stand. Together they are the full walk's findings."""
+    window = data.draw(st.sampled_from([7, 14, 28]))
+    params = Params(
+        window=window, min_history=7, baseline=data.draw(st.sampled_from(["weekday", "trailing"]))
+    )
+    first = data.draw(st.integers(0, len(old) - 1))
+    last = data.draw(st.integers(first, min(first + 6, len(old) - 1)))
+    factor = data.draw(st.sampled_from(["0", "0.2", "0.7", "1.3", "4"]))
+    new = [v * D(factor) if first <= i <= last else v for i, v in enumerate(old)]
+    resumed, full, _ = _in_step(old, new, last, params)
+    assert _shown(resumed) == _shown(full)
+
+
+def test_the_walk_judges_the_last_day_whose_window_reads_a_changed_day() -> None:
+    """The stored walk found a drop to zero on day 14; the change made day 0 a day without charges
+    too, so day 14 (whose 14-day window reads day 0) is the series' usual intermittency: the walk
+    must judge it before it may stop, and stops once the stored drop is closed."""
+    old = [D("30.02")] * 40
+    old[14] = D(0)
+    new = [D(0), *old[1:]]
+    params = Params(window=14, min_history=7)
+    assert [(f.index, f.kind) for f in detect_baseline(old, params).findings] == [(14, "dropped_to_zero")]
+    resumed, full, settled = _in_step(old, new, 0, params)
+    assert (settled, _shown(resumed), _shown(full)) == (17, [], [])

@@ -265,6 +265,26 @@ def test_a_correction_reanalyses_only_the_series_it_touched(tmp_path: Path) -> N
     assert_matches_full_analysis(wh)
 
 
+def test_an_early_correction_keeps_the_findings_after_the_walk_is_back_in_step(tmp_path: Path) -> None:
+    """A day's judgement reads the window before it: the exact walk of a series corrected early stops
+    on the first day past the window after its last changed day where it is in step with the stored
+    analysis (no change open, the same level), and the stored spike after it stands. A correction
+    inside the window before that spike walks to the end."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=1, services=2, seed=5)
+    keys = sorted(bill.series)
+    assert run(wh, bill.deliver(80, spikes=[(keys[0], 70), (keys[1], 72)])).anomalies == 2
+
+    early = run(wh, bill.correct([keys[0]], 20, 1, 5.0, move=False))  # a spike on day 20
+    assert (early.series, early.exact, early.settled) == (1, 1, 1)
+    assert (early.anomalies, early.added, early.removed) == (3, 1, 0)
+    assert_matches_full_analysis(wh)
+
+    late = run(wh, bill.correct([keys[0]], 60, 2, 0.2, move=False))  # a dip on day 60, then back
+    assert (late.series, late.exact, late.settled) == (1, 1, 0)
+    assert_matches_full_analysis(wh)
+
+
 def test_a_new_day_leaves_the_findings_before_it_to_the_screen(tmp_path: Path) -> None:
     """A daily delivery re-judges two mix spans of every series, but changes of the total only from
     the new day on: the spikes of the days just before it stay stored, and no series needs the

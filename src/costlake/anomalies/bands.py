@@ -110,11 +110,20 @@ class Finding:
 class SeriesResult:
     """Findings of one series, and its band on any day (computed exactly, on demand)."""
 
-    def __init__(self, findings: list[Finding], band_at: Callable[[int], Band | None], days: int) -> None:
+    def __init__(
+        self,
+        findings: list[Finding],
+        band_at: Callable[[int], Band | None],
+        days: int,
+        settled: int | None = None,
+    ) -> None:
         self.findings = findings
         self._band_at = band_at
         self._cache: dict[int, Band | None] = {}
         self.days = days
+        # The day the walk stopped in step with a stored analysis (`baseline.Sync`): the stored
+        # findings from that day on stand, and no band from there on was computed.
+        self.settled = settled
 
     def band(self, t: int) -> Band | None:
         """The band of day t; None where the series has too little history."""

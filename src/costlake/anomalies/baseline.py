@@ -8,6 +8,7 @@ judges every day exactly, the reference the screen is tested against.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -29,6 +30,35 @@ from costlake.anomalies.intermittent import usual_billing
 from costlake.anomalies.screen import screen_bands
 
 
+def settles(last: int, params: Params) -> int:
+    """The first day whose judgement reads no day up to `last`: a day reads the `window` days
+    before it (its band, noise and intermittency), the level in force and the change still open."""
+    return last + params.window + 1
+
+
+@dataclass(frozen=True)
+class Sync:
+    """What a walk needs to know of the stored analysis of its series, made before the series'
+    days changed, all of them before `day` - `window` (detection's incremental path). A day's
+    judgement reads only the `window` days before it, the level in force and the change still open:
+    on a day from `day` on where neither walk has a change open and both are on the same level,
+    the rest of the walk would repeat the stored one, so it stops there and the stored findings
+    from that day on stand."""
+
+    day: int
+    regime: int  # the level the walk starts on
+    changes: tuple[tuple[int, int], ...]  # the stored changes of the total: (first day, duration)
+    shift_days: int
+
+    def level(self, t: int) -> int | None:
+        """The first day of the stored walk's level on day t, or None while it had a change open
+        (a change is open until two days after its last: a grace day, then the day that closes it)."""
+        if any(start < t < start + duration + 2 for start, duration in self.changes):
+            return None
+        shifts = [start for start, duration in self.changes if duration >= self.shift_days and start < t]
+        return max([self.regime, *shifts])
+
+
 def detect_baseline(
     values: Sequence[Decimal],
     params: Params,
@@ -37,15 +67,19 @@ def detect_baseline(
     begin: int = 0,
     regime: int = 0,
     screened: np.ndarray | None = None,
+    sync: Sync | None = None,
 ) -> SeriesResult:
     """`screen=False` judges every day exactly (the reference the float screen is tested against);
     `screened`: the float screen of the level starting on day `regime`, when the caller has it
     (`screen.candidates` computes it for many series at once).
     `begin` resumes an analysis at a day on which no change was open, with the level that started
     on day `regime` (detection's incremental path); days before it need only be loaded as far back
-    as the baseline window reaches (see `frame.exact_series`)."""
+    as the baseline window reaches (see `frame.exact_series`). With `sync`, the walk stops as soon
+    as it is in step with the stored analysis (`SeriesResult.settled`)."""
     walk = _Walk(values, params, screen, begin, regime, screened)
     for t in range(begin, len(values)):
+        if sync is not None and t >= sync.day and walk.open is None and sync.level(t) == walk.regime:
+            return SeriesResult(walk.findings, walk.band_at, len(values), settled=t)
         walk.step(t, values[t])
     if walk.open is not None and walk.grace:
         walk.open.ongoing = False  # the last day was already back to normal

@@ -32,6 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from costlake.anomalies.bands import Params
+from costlake.anomalies.baseline import settles
 from costlake.anomalies.frame import SPANS_OF
 from costlake.duck import sql_string, table_scan, to_arrow
 from costlake.lake.manifest import Manifest
@@ -43,16 +44,28 @@ DAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
+class Changed:
+    """The days of a series that changed: all of them lie in [first, last]."""
+
+    first: dt.date  # date.min: from its first day
+    last: dt.date  # date.max: up to its end (days that became complete, a moved account)
+
+
+@dataclass(frozen=True)
 class Resume:
     begin: dt.date  # first day analysed again
     regime: dt.date | None  # first day of the level in force then (None: the series' first day)
     totals: dt.date  # first day whose changes of the total are derived again (never before `begin`)
+    # From the first day on or after `settle` on which the analysis is back in the stored one's
+    # state, the stored changes of the total stand (see `baseline.Sync`); date.max: never.
+    settle: dt.date = dt.date.max
+    stored: tuple[tuple[dt.date, int], ...] = ()  # the stored changes of the total: first day, duration
 
 
 # One aggregation over both sides: a (day, region, pricing model, charge category, usage type) group
 # changed when its sums differ, or when it is on one side only.
 _CHANGED = """
-    SELECT account_id, service_name, min(usage_date) AS day FROM (
+    SELECT account_id, service_name, min(usage_date) AS first, max(usage_date) AS last FROM (
         SELECT account_id, service_name, usage_date FROM (
             SELECT false AS came, * FROM ({gone}) AS g UNION ALL SELECT true AS came, * FROM ({came}) AS c
         ) AS events
@@ -80,8 +93,8 @@ class _Files:
 
 def touched(
     wh: Warehouse, old: Manifest, new: Manifest, current: duckdb.DuckDBPyConnection
-) -> dict[Key, dt.date]:
-    """Each series whose data changed between the two runs, with its earliest changed day;
+) -> dict[Key, Changed]:
+    """Each series whose data changed between the two runs, with the span of its changed days;
     `current` reads the lake as of `new` (the latest finished run).
 
     Runs replace whole files, so only the files one run has and the other has not are read: a
@@ -93,9 +106,9 @@ def touched(
     files = {t.name: _files(wh, t, old, new) for t in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT)}
     events = files[NORMALIZED.name]
     sql = _CHANGED.format(gone=_scan(wh, NORMALIZED, events.gone), came=_scan(wh, NORMALIZED, events.came))
-    out: dict[Key, dt.date] = {}
+    out: dict[Key, Changed] = {}
     for row in to_arrow(current, sql).to_pylist():
-        _earliest(out, (row["account_id"], row["service_name"]), row["day"])
+        _widen(out, (row["account_id"], row["service_name"]), Changed(row["first"], row["last"]))
     spans = files[DAILY_ACCOUNT.name]
     moved = _moved_spans(
         _spans(current, _scan(wh, DAILY_ACCOUNT, sorted(spans.old))),
@@ -104,7 +117,7 @@ def touched(
     if moved:  # every series the account has or had (what it had is published now or in a file that went)
         gone = _scan(wh, ACCOUNT_SERVICE_DAY, files[ACCOUNT_SERVICE_DAY.name].gone)
         for key in _series_of(current, gone, moved):
-            _earliest(out, key, moved[key[0]])
+            _widen(out, key, Changed(moved[key[0]], dt.date.max))
     return out
 
 
@@ -155,12 +168,12 @@ def _series_of(con: duckdb.DuckDBPyConnection, gone: str, accounts: Iterable[str
     return [(r["account_id"], r["service_name"]) for r in to_arrow(con, sql).to_pylist()]
 
 
-def _earliest(out: dict[Key, dt.date], key: Key, day: dt.date) -> None:
-    if key not in out or day < out[key]:
-        out[key] = day
+def _widen(out: dict[Key, Changed], key: Key, days: Changed) -> None:
+    was = out.get(key, days)
+    out[key] = Changed(min(was.first, days.first), max(was.last, days.last))
 
 
-def resume_points(changed: dict[Key, dt.date], stored: pa.Table, params: Params) -> dict[Key, Resume]:
+def resume_points(changed: dict[Key, Changed], stored: pa.Table, params: Params) -> dict[Key, Resume]:
     """Where each changed series' analysis resumes, given the anomalies stored for it."""
     by_series: dict[Key, list[dict[str, Any]]] = {}
     for row in stored.select(
@@ -170,8 +183,8 @@ def resume_points(changed: dict[Key, dt.date], stored: pa.Table, params: Params)
         if key in changed:
             by_series.setdefault(key, []).append(row)
     out = {}
-    for key, day in changed.items():
-        found = by_series.get(key, [])
+    for key, days in changed.items():
+        found, day = by_series.get(key, []), days.first
         # A mix shift is judged on the days after it, and dated up to a span before its first
         # qualifying day: two spans back, nothing a change can move is left out.
         ahead = day - 2 * params.mix_shift_days * DAY if day != dt.date.min else day
@@ -183,8 +196,15 @@ def resume_points(changed: dict[Key, dt.date], stored: pa.Table, params: Params)
         totals = max(begin, _quiet_day(day, [f for f in found if f["kind"] != "mix_shift"], params))
         if _shifts(found, totals, params) != shifts:
             totals = begin
-        out[key] = Resume(begin, max(shifts) if shifts else None, totals)
+        changes = tuple((f["usage_date"], int(f["duration_days"])) for f in found if f["kind"] != "mix_shift")
+        out[key] = Resume(begin, max(shifts) if shifts else None, totals, _settle(days.last, params), changes)
     return out
+
+
+def _settle(last: dt.date, params: Params) -> dt.date:
+    """The first day whose judgement reads no changed day (`baseline.settles`)."""
+    reach = settles(0, params) * DAY
+    return dt.date.max if last > dt.date.max - reach else last + reach
 
 
 def _shifts(found: list[dict[str, Any]], before: dt.date, params: Params) -> list[dt.date]:

@@ -34,7 +34,7 @@ from decimal import Decimal
 import numpy as np
 
 from costlake.anomalies.bands import KINDS, Band, Finding, Params, SeriesResult, median, quiet
-from costlake.anomalies.baseline import detect_baseline
+from costlake.anomalies.baseline import Sync, detect_baseline
 from costlake.anomalies.day_over_day import detect_day_over_day
 
 # The methods live beside this module (bands.py: parameters and exact band arithmetic, screen.py:
@@ -45,6 +45,7 @@ __all__ = [
     "Finding",
     "Params",
     "SeriesResult",
+    "Sync",
     "detect",
     "detect_baseline",
     "detect_day_over_day",
@@ -60,11 +61,13 @@ def detect(
     begin: int = 0,
     regime: int = 0,
     screened: np.ndarray | None = None,
+    sync: Sync | None = None,
 ) -> SeriesResult:
     """Bands and findings of one daily series with the configured method, from day `begin` on (see
-    `detect_baseline`, which also takes `screened`; the day-over-day rule has no state to resume)."""
+    `detect_baseline`, which also takes `screened` and `sync`; the day-over-day rule has no state to
+    resume)."""
     if params.method == "day_over_day":
         return detect_day_over_day(values, params, begin=begin)
     if params.method != "baseline":
         raise ValueError(f"unknown anomaly method {params.method!r}")
-    return detect_baseline(values, params, begin=begin, regime=regime, screened=screened)
+    return detect_baseline(values, params, begin=begin, regime=regime, screened=screened, sync=sync)

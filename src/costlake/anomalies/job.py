@@ -9,29 +9,29 @@ It costs in proportion to what changed. The stored anomalies record the run they
 detection re-analyses only the series whose days changed since that run (changes.py), each from
 where its analysis can resume. Series are loaded in batches as float matrices (frame.py) and
 screened all at once (screen.py for totals, mix.py for mix shifts); only the series the screen cannot
-clear are read again in exact decimals and analysed one by one. `full=True` (`costlake anomalies
---full`) analyses every series from its start, as does a change of the thresholds. The commit
-replaces exactly the `usage_date` partitions of `cost_anomalies` whose rows differ, in one
-transaction, so an anomaly that a correction removed disappears and unchanged days are untouched.
+clear are read again in exact decimals and analysed one by one, each walk stopping once it is back
+in step with the stored analysis after the series' last changed day (baseline.Sync), where the stored
+findings stand. `full=True` (`costlake anomalies --full`) analyses every series from its start, as
+does a change of the thresholds. The commit (store.py) replaces exactly the `usage_date` partitions
+of `cost_anomalies` whose rows differ, in one transaction, so an anomaly that a correction removed
+disappears and unchanged days are untouched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from costlake.anomalies.analyse import ServiceSeries, anomaly_row, finish, parts_days
 from costlake.anomalies.bands import Params
-from costlake.anomalies.changes import Key, Resume, resume_points, touched
-from costlake.anomalies.detect import SeriesResult, detect
+from costlake.anomalies.changes import Changed, Key, Resume, resume_points, touched
+from costlake.anomalies.detect import SeriesResult, Sync, detect
 from costlake.anomalies.frame import (
     NONE_VALUE,
     Frame,
@@ -46,6 +46,7 @@ from costlake.anomalies.frame import (
 from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
 from costlake.anomalies.screen import candidates
+from costlake.anomalies.store import AnomalyReport, commit, merge
 from costlake.duck import to_arrow
 from costlake.errors import first_line
 from costlake.lake.manifest import Manifest, latest_manifest, manifests
@@ -56,29 +57,6 @@ from costlake.tables import ACCOUNT_SERVICE_DAY, COST_ANOMALIES, DAILY_ACCOUNT, 
 __all__ = ["NONE_VALUE", "AnomalyReport", "load_series", "update_anomalies"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AnomalyReport:
-    source_run: str  # "" before any run has finished
-    series: int  # series re-analysed (every series on a full analysis)
-    anomalies: int
-    changed_days: list[dt.date]
-    added: int
-    removed: int
-    snapshot_id: int | None
-    skipped: bool = False
-    full: bool = True  # every series analysed from its start (else only the changed ones)
-    exact: int = 0  # series the float screen could not clear, analysed in exact decimals
-
-    def summary(self) -> str:
-        """One line: what is stored now, what was re-analysed, what changed."""
-        scope = "every series" if self.full else "the series that changed"
-        return (
-            f"{self.anomalies:,} anomalies; {self.series:,} series re-analysed ({scope}, "
-            f"{self.exact:,} in exact decimals); {len(self.changed_days)} day(s) changed "
-            f"(+{self.added} / -{self.removed})"
-        )
 
 
 def update_anomalies(
@@ -103,7 +81,7 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
     previous = _manifest(wh, last.get("source_run", ""))
     if manifest is None:
         old_rows = wh.read_rows(COST_ANOMALIES)
-        return _commit(wh, old_rows, _merge(old_rows, [], None, set()), source, params, last, 0, 0, True)
+        return commit(wh, old_rows, merge(old_rows, [], None, {}), source, params, last, 0, 0, True)
     from costlake.catalog.views import open_lake
 
     tables = [ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name, COST_ANOMALIES.name]
@@ -117,16 +95,18 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
                 changed = _changed(wh, previous, manifest, con)
                 resume = None if changed is None else resume_points(changed, old_rows, params)
                 done["series"] = "all" if resume is None else len(resume)
-        fresh, series, whole, exact = _detect(con, resume, params)
+        fresh, series, kept, exact = _detect(con, resume, params)
     finally:
         con.close()
-    new_rows = _merge(old_rows, fresh, resume, whole)
-    return _commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
+    new_rows = merge(old_rows, fresh, resume, kept)
+    report = commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
+    report.settled = sum(end != dt.date.max for _, end in kept.values())
+    return report
 
 
 def _changed(
     wh: Warehouse, previous: Manifest, manifest: Manifest, con: duckdb.DuckDBPyConnection
-) -> dict[Key, dt.date] | None:
+) -> dict[Key, Changed] | None:
     """`touched`, or None (analyse every series) when the older run's data files cannot be read any
     more (removed by a retention policy or by hand): what changed is then unknown."""
     try:
@@ -143,10 +123,10 @@ def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
 
 def _detect(
     con: duckdb.DuckDBPyConnection, resume: dict[Key, Resume] | None, params: Params
-) -> tuple[list[dict[str, Any]], int, set[Key], int]:
-    """Rows of the series in `resume` (None: every series), from each one's resume day on (changes
-    of the total from `Resume.totals` on, but for the series returned as walked from `begin`); the
-    series analysed, those, and the series analysed in exact decimals."""
+) -> tuple[list[dict[str, Any]], int, dict[Key, tuple[dt.date, dt.date]], int]:
+    """Rows of the series in `resume` (None: every series), from each one's resume day on; the
+    series analysed; of those analysed in exact decimals, the days their changes of the total were
+    derived again on (`_Todo.redone`); and how many were."""
     todo: list[_Todo] = []
     chosen: list[pa.Table] = []
     series = 0
@@ -168,9 +148,10 @@ def _detect(
             todo += _totals(np.flatnonzero(suspects), frame, starts, screens, params)
         # One read of the events for the parts of every series analysed, whatever its batch.
         rows = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params)
-        done.update(series=series, exact=len(todo), anomalies=len(rows))
-    whole = {(t.series.account_id, t.series.service_name) for t in todo if t.whole}
-    return rows, series, whole, len(todo)
+        settled = sum(t.total.settled is not None for t in todo)
+        done.update(series=series, exact=len(todo), settled=settled, anomalies=len(rows))
+    redone = {(t.series.account_id, t.series.service_name): t.redone for t in todo}
+    return rows, series, redone, len(todo)
 
 
 def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
@@ -195,11 +176,14 @@ class _Starts:
     begin: np.ndarray  # (S,) column the analysis resumes at
     regime: np.ndarray  # (S,) column of the level in force then
     totals: np.ndarray  # (S,) column from which changes of the total are derived again (Resume.totals)
+    resume: list[Resume | None]  # (S,) the series' resume point (None: analysed from its start)
 
 
 def _starts(frame: Frame, resume: dict[Key, Resume] | None) -> _Starts:
     begin, regime, totals = frame.first.copy(), frame.first.copy(), frame.first.copy()
+    points: list[Resume | None] = [None] * len(frame.keys)
     if resume is not None:
+        points = [resume[key] for key in frame.keys]
         for s, key in enumerate(frame.keys):
             point = resume[key]
             begin[s], totals[s] = (
@@ -208,7 +192,7 @@ def _starts(frame: Frame, resume: dict[Key, Resume] | None) -> _Starts:
             )
             if point.regime is not None:
                 regime[s] = (point.regime - frame.origin).days
-    return _Starts(begin, regime, totals)
+    return _Starts(begin, regime, totals, points)
 
 
 @dataclass
@@ -248,7 +232,13 @@ class _Todo:
     total: SeriesResult
     begin: int
     mix_days: set[int] | None
-    whole: bool  # walked from the resume day (else from the day changes of the total are redone)
+
+    @property
+    def redone(self) -> tuple[dt.date, dt.date]:
+        """[first, end): the days whose changes of the total were derived again (the stored ones
+        stand outside them); end is date.max unless the walk settled (`baseline.Sync`)."""
+        end = dt.date.max if self.total.settled is None else self.series.day(self.total.settled)
+        return self.series.day(self.begin), end
 
 
 def _totals(
@@ -270,8 +260,9 @@ def _totals(
         bands = screens.bands
         own = bands is None or (whole and starts.totals[s] > starts.begin[s])
         screened = None if bands is None or own else bands[s, first : first + len(total)]
-        result = detect(total, params, begin=begin, regime=regime, screened=screened)
-        todo.append(_Todo(series, result, begin, maybe, whole))
+        sync = None if whole else _sync(starts.resume[s], series, regime, params)
+        result = detect(total, params, begin=begin, regime=regime, screened=screened, sync=sync)
+        todo.append(_Todo(series, result, begin, maybe))
         current().advance()
     return todo
 
@@ -292,60 +283,12 @@ def _finish(
     return rows
 
 
-def _merge(
-    old: pa.Table, fresh: list[dict[str, Any]], resume: dict[Key, Resume] | None, whole: set[Key]
-) -> pa.Table:
-    """The stored rows the analysis did not redo, plus its rows, sorted: of a resumed series, the
-    rows before its resume day, and its changes of the total before `Resume.totals` unless it was
-    walked from the resume day (`whole`)."""
-    kept: list[dict[str, Any]] = []
-    if resume is not None:
-        for row in old.to_pylist():
-            key = (row["account_id"], row["service_name"])
-            point = resume.get(key)
-            if point is None:
-                kept.append(row)
-                continue
-            # Changes of the total are redone from `totals` unless the series was walked from `begin`.
-            redone = point.totals if row["kind"] != "mix_shift" and key not in whole else point.begin
-            if row["usage_date"] < redone:
-                kept.append(row)
-    rows = kept + fresh
-    rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"], r["kind"]))
-    return pa.Table.from_pylist(rows, schema=COST_ANOMALIES.arrow_schema())
-
-
-def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
-    out: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
-    for r in rows:
-        out[r["usage_date"]].append(tuple(r.values()))
-    return {day: sorted(found) for day, found in out.items()}
-
-
-def _commit(
-    wh: Warehouse,
-    old_rows: pa.Table,
-    new_rows: pa.Table,
-    source: str,
-    params: Params,
-    last: dict[str, str],
-    series: int,
-    exact: int,
-    full: bool,
-) -> AnomalyReport:
-    new, old = _by_day(new_rows.to_pylist()), _by_day(old_rows.to_pylist())
-    changed = sorted(d for d in new.keys() | old.keys() if new.get(d) != old.get(d))
-    added = sum(len(set(new.get(d, [])) - set(old.get(d, []))) for d in changed)
-    removed = sum(len(set(old.get(d, [])) - set(new.get(d, []))) for d in changed)
-    snapshot_id = None
-    if changed or last.get("source_run") != source or last.get("params") != repr(params):
-        days = pa.array(changed, pa.date32())
-        keep = pc.is_in(new_rows.column("usage_date"), value_set=days)
-        props = {"source_run": source, "params": repr(params), "changed_days": str(len(changed))}
-        snapshot_id = wh.replace_partition_rows(COST_ANOMALIES, changed, new_rows.filter(keep), props)
-    report = AnomalyReport(source, series, new_rows.num_rows, changed, added, removed, snapshot_id)
-    report.full, report.exact = full, exact
-    return report
+def _sync(point: Resume | None, series: ServiceSeries, regime: int, params: Params) -> Sync | None:
+    """What the walk of a resumed series needs to stop in step with its stored analysis."""
+    if point is None or point.settle == dt.date.max:
+        return None
+    changes = tuple(((day - series.start).days, duration) for day, duration in point.stored)
+    return Sync((point.settle - series.start).days, regime, changes, params.shift_days)
 
 
 def load_series(

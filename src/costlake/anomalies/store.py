@@ -1,0 +1,105 @@
+"""What detection stores: the stored rows it did not redo beside its new ones, committed as the
+`usage_date` partitions of `cost_anomalies` whose rows differ (one transaction), and the report of
+what changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from costlake.anomalies.bands import Params
+from costlake.anomalies.changes import Key, Resume
+from costlake.lake.warehouse import Warehouse
+from costlake.tables import COST_ANOMALIES
+
+
+@dataclass
+class AnomalyReport:
+    source_run: str  # "" before any run has finished
+    series: int  # series re-analysed (every series on a full analysis)
+    anomalies: int
+    changed_days: list[dt.date]
+    added: int
+    removed: int
+    snapshot_id: int | None
+    skipped: bool = False
+    full: bool = True  # every series analysed from its start (else only the changed ones)
+    exact: int = 0  # series the float screen could not clear, analysed in exact decimals
+    settled: int = 0  # of those, series whose walk stopped in step with the stored analysis
+
+    def summary(self) -> str:
+        """One line: what is stored now, what was re-analysed, what changed."""
+        scope = "every series" if self.full else "the series that changed"
+        return (
+            f"{self.anomalies:,} anomalies; {self.series:,} series re-analysed ({scope}, "
+            f"{self.exact:,} in exact decimals); {len(self.changed_days)} day(s) changed "
+            f"(+{self.added} / -{self.removed})"
+        )
+
+
+def merge(
+    old: pa.Table,
+    fresh: list[dict[str, Any]],
+    resume: dict[Key, Resume] | None,
+    redone: dict[Key, tuple[dt.date, dt.date]],
+) -> pa.Table:
+    """The stored rows the analysis did not redo, plus its rows, sorted: of a resumed series, the
+    rows before its resume day, and its changes of the total outside the days `redone` (only
+    changes before `Resume.totals` for a series the screens cleared)."""
+    kept: list[dict[str, Any]] = []
+    if resume is not None:
+        for row in old.to_pylist():
+            key = (row["account_id"], row["service_name"])
+            point = resume.get(key)
+            if point is None:
+                kept.append(row)
+                continue
+            day = row["usage_date"]
+            if row["kind"] == "mix_shift":
+                keep = day < point.begin
+            else:
+                first, end = redone.get(key, (point.totals, dt.date.max))
+                keep = not first <= day < end
+            if keep:
+                kept.append(row)
+    rows = kept + fresh
+    rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"], r["kind"]))
+    return pa.Table.from_pylist(rows, schema=COST_ANOMALIES.arrow_schema())
+
+
+def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
+    out: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
+    for r in rows:
+        out[r["usage_date"]].append(tuple(r.values()))
+    return {day: sorted(found) for day, found in out.items()}
+
+
+def commit(
+    wh: Warehouse,
+    old_rows: pa.Table,
+    new_rows: pa.Table,
+    source: str,
+    params: Params,
+    last: dict[str, str],
+    series: int,
+    exact: int,
+    full: bool,
+) -> AnomalyReport:
+    new, old = _by_day(new_rows.to_pylist()), _by_day(old_rows.to_pylist())
+    changed = sorted(d for d in new.keys() | old.keys() if new.get(d) != old.get(d))
+    added = sum(len(set(new.get(d, [])) - set(old.get(d, []))) for d in changed)
+    removed = sum(len(set(old.get(d, [])) - set(new.get(d, []))) for d in changed)
+    snapshot_id = None
+    if changed or last.get("source_run") != source or last.get("params") != repr(params):
+        days = pa.array(changed, pa.date32())
+        keep = pc.is_in(new_rows.column("usage_date"), value_set=days)
+        props = {"source_run": source, "params": repr(params), "changed_days": str(len(changed))}
+        snapshot_id = wh.replace_partition_rows(COST_ANOMALIES, changed, new_rows.filter(keep), props)
+    report = AnomalyReport(source, series, new_rows.num_rows, changed, added, removed, snapshot_id)
+    report.full, report.exact = full, exact
+    return report
