@@ -35,3 +35,12 @@ def test_invalid_settings_are_refused(bad, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValidationError):
         Settings(**bad)
+
+
+@pytest.mark.parametrize("name", ["anomaly_min_history_days", "anomaly_shift_days"])
+def test_history_a_band_cannot_read_is_refused(name, tmp_path, monkeypatch):
+    """A band reads at most the window: asking for more history would silently judge no day."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match=f"{name} \\(15\\) must not exceed anomaly_window_days \\(14\\)"):
+        Settings(anomaly_window_days=14, **{name: 15})
+    assert Settings(anomaly_window_days=14, **{name: 14}).anomaly_window_days == 14

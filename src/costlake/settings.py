@@ -306,6 +306,17 @@ class Settings(BaseSettings):
             raise ValueError("lock_renew_seconds must be less than lock_lease_seconds")
         return self
 
+    @model_validator(mode="after")
+    def _history_within_window(self) -> Settings:
+        # A band reads at most the window: a series needing more history would never be judged.
+        for name in ("anomaly_min_history_days", "anomaly_shift_days"):
+            if getattr(self, name) > self.anomaly_window_days:
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) must not exceed anomaly_window_days "
+                    f"({self.anomaly_window_days}): no day could ever be judged"
+                )
+        return self
+
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:
