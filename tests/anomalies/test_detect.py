@@ -340,15 +340,25 @@ def test_a_one_week_window_and_zero_floors_judge_as_the_exact_rule_does() -> Non
 
 
 def _in_step(
-    old: list[D], new: list[D], last: int, params: Params
+    old: list[D], new: list[D], last: int, params: Params, begin: int = 0
 ) -> tuple[list[Finding], list[Finding], int | None]:
-    """The findings of the walk of `new` stopped in step with the stored walk of `old` (the values
-    changed up to day `last`) plus the stored ones from there on; those of a full walk; where it stopped."""
+    """As the job does it: the stored findings of `old` before `begin` (moved back to a day with no
+    stored change open), the walk of `new` from there on the stored level, loaded from a window
+    before it and stopped in step with the stored walk (the values changed up to day `last`), and
+    the stored findings from where it stopped; then those of a full walk, and where it stopped."""
     stored = detect_baseline(old, params).findings
-    sync = Sync(settles(last, params), 0, tuple((f.index, f.duration) for f in stored), params.shift_days)
-    walked = detect_baseline(new, params, sync=sync)
+    changes = tuple((f.index, f.duration) for f in stored)
+    before = Sync(0, 0, changes, params.shift_days)
+    while before.level(begin) is None:
+        begin -= 1
+    regime = before.level(begin)
+    assert regime is not None
+    loaded = [None if i < begin - params.window - 1 else v for i, v in enumerate(new)]
+    sync = Sync(settles(last, params), regime, changes, params.shift_days)
+    walked = detect_baseline(loaded, params, begin=begin, regime=regime, sync=sync)  # type: ignore[arg-type]
     kept = [] if walked.settled is None else [f for f in stored if f.index >= walked.settled]
-    return walked.findings + kept, detect_baseline(new, params).findings, walked.settled
+    resumed = [f for f in stored if f.index < begin] + walked.findings + kept
+    return resumed, detect_baseline(new, params).findings, walked.settled
 
 
 def _shown(findings: list[Finding]) -> list[tuple[object, ...]]:
@@ -362,7 +372,7 @@ def test_a_walk_that_stops_in_step_with_the_stored_one_finds_what_a_full_walk_do
 ) -> None:
     """Detection's incremental path: the series changed on days [first, last]; the walk of the new
     values stops in step with the stored walk of the old ones (`Sync`), whose findings from there on
-    stand. Together they are the full walk's findings."""
+    stand. Together they are the full walk's findings, whatever stored level the walk resumes on."""
     window = data.draw(st.sampled_from([7, 14, 28]))
     params = Params(
         window=window, min_history=7, baseline=data.draw(st.sampled_from(["weekday", "trailing"]))
@@ -371,7 +381,8 @@ def test_a_walk_that_stops_in_step_with_the_stored_one_finds_what_a_full_walk_do
     last = data.draw(st.integers(first, min(first + 6, len(old) - 1)))
     factor = data.draw(st.sampled_from(["0", "0.2", "0.7", "1.3", "4"]))
     new = [v * D(factor) if first <= i <= last else v for i, v in enumerate(old)]
-    resumed, full, _ = _in_step(old, new, last, params)
+    begin = data.draw(st.integers(0, first), label="resume from")
+    resumed, full, _ = _in_step(old, new, last, params, begin)
     assert _shown(resumed) == _shown(full)
 
 

@@ -46,7 +46,9 @@ class Sync:
     from that day on stand."""
 
     day: int
-    regime: int  # the level the walk starts on
+    # The level the walk starts on: that of the stored walk there, so no stored level shift before
+    # the walk's first day starts after it (detection resumes where the stored walk was quiet).
+    regime: int
     changes: tuple[tuple[int, int], ...]  # the stored changes of the total: (first day, duration)
     shift_days: int
 

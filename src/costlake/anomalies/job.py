@@ -260,6 +260,8 @@ def _totals(
         bands = screens.bands
         own = bands is None or (whole and starts.totals[s] > starts.begin[s])
         screened = None if bands is None or own else bands[s, first : first + len(total)]
+        # A walk that stops computes no band from there on: only a series with no possible mix
+        # shift may stop (mix_shifts reads the bands of its candidate days).
         sync = None if whole else _sync(starts.resume[s], series, regime, params)
         result = detect(total, params, begin=begin, regime=regime, screened=screened, sync=sync)
         todo.append(_Todo(series, result, begin, maybe))
