@@ -41,6 +41,7 @@ def test_invalid_settings_are_refused(bad, tmp_path, monkeypatch):
 def test_history_a_band_cannot_read_is_refused(name, tmp_path, monkeypatch):
     """A band reads at most the window: asking for more history would silently judge no day."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValidationError, match=f"{name} \\(15\\) must not exceed anomaly_window_days \\(14\\)"):
+    refused = f"{name} \\(15\\) must not exceed anomaly_window_days \\(14\\)"
+    with pytest.raises(ValidationError, match=refused):
         Settings(anomaly_window_days=14, **{name: 15})
     assert Settings(anomaly_window_days=14, **{name: 14}).anomaly_window_days == 14
