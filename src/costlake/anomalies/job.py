@@ -95,12 +95,12 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
                 changed = _changed(wh, previous, manifest, con)
                 resume = None if changed is None else resume_points(changed, old_rows, params)
                 done["series"] = "all" if resume is None else len(resume)
-        fresh, series, kept, exact = _detect(con, resume, params)
+        fresh, series, redone, exact = _detect(con, resume, params)
     finally:
         con.close()
-    new_rows = merge(old_rows, fresh, resume, kept)
+    new_rows = merge(old_rows, fresh, resume, redone)
     report = commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
-    report.settled = sum(end != dt.date.max for _, end in kept.values())
+    report.settled = sum(end != dt.date.max for _, end in redone.values())
     return report
 
 
