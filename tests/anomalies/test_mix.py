@@ -6,11 +6,14 @@ import datetime as dt
 from decimal import Decimal as D
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from costlake.anomalies.analyse import ServiceSeries, analyse
-from costlake.anomalies.detect import Params
-from costlake.anomalies.mix import _last_billed, _moves
+from costlake.anomalies.detect import Params, detect
+from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
+from costlake.anomalies.mix import _last_billed, _moves, calm_days, judgeable, screen
+from costlake.anomalies.screen import candidates
 
 P = Params(window=28, min_history=14)
 DAYS = 70
@@ -132,3 +135,40 @@ def test_moves_computed_in_blocks_of_whole_series_equal_one_pass() -> None:
     for block in (1, 7, 64):
         parts = _moves(values, owner, last, P, block=block)
         assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(parts, whole, strict=True)), block
+
+
+def _screened(s: ServiceSeries) -> dict[int, float]:
+    """The mix screen's days of one series, with their moved dollars, as the job gets them."""
+    n = len(s.total)
+    totals = np.array([[float(v) for v in s.total]])
+    parts = {
+        dim: Parts(
+            np.zeros(len(rows), dtype=np.int64), np.array([[float(v) for v in xs] for xs in rows])
+        )
+        for dim in SHIFT_DIMENSIONS
+        for rows in [[xs for (d, _), xs in sorted(s.parts.items()) if d == dim]]
+    }
+    start = np.zeros(1, dtype=np.int64)
+    frame = Frame([("a", "s")], s.start, start, np.array([n]), start, totals, parts, pa.table({}))
+    opens, expected, _ = candidates(totals, start, np.ones(1, dtype=bool), P)
+    moved = screen(frame, calm_days(expected, totals, start, opens.any(axis=1), P.window), P, start)[0]
+    days = np.flatnonzero(~np.isnan(moved))
+    return dict(zip(days.tolist(), moved[days].tolist(), strict=True))
+
+
+@pytest.mark.parametrize(("share", "shifts"), [(D("0.4"), 0), (D("0.8"), 1)])
+def test_a_move_the_screen_sees_under_the_percent_floor_reads_no_part(share: D, shifts: int) -> None:
+    """A lasting move of 40% of a steady $1,000 service between regions is far above the $ floor
+    (the screen sees it) but under the 60% one, which only the analysed total's band gives: it is
+    dropped before any part is read. A move of 80% is kept and found."""
+    total = _steady(1000)
+    moved = [(x * share).quantize(D("0.01")) if i >= 40 else D(0) for i, x in enumerate(total)]
+    east = [x - m for x, m in zip(total, moved, strict=True)]
+    s = _series(total, {"us-east-1": east, "us-west-2": moved})
+    days = _screened(s)
+    assert any(38 <= t <= 41 for t in days), "the screen lets the move through"
+    kept = judgeable(s.total, detect(s.total, P), days, P)
+    assert kept <= set(days) and bool(kept) == bool(shifts)
+    found = analyse(s, P, mix_days=kept)
+    assert found == analyse(s, P)
+    assert [(f.index, f.kind) for f in found] == [(40, "mix_shift")] * shifts

@@ -43,7 +43,7 @@ from costlake.anomalies.frame import (
     load_parts,
     series_keys,
 )
-from costlake.anomalies.mix import calm_days
+from costlake.anomalies.mix import calm_days, judgeable
 from costlake.anomalies.mix import screen as mix_screen
 from costlake.anomalies.screen import candidates
 from costlake.anomalies.store import AnomalyReport, commit, merge
@@ -200,7 +200,9 @@ class _Screens:
     """What the float screens found for a frame's series."""
 
     bands: np.ndarray | None  # (S, n) days that may leave their band (None: not screened)
-    mix: np.ndarray | None  # (S, n) days that may start a mix shift (None: a method without them)
+    # (S, n) the moved dollars of the days that may start a mix shift, NaN elsewhere (None: a method
+    # without them)
+    mix: np.ndarray | None
 
 
 def _screen(
@@ -221,7 +223,7 @@ def _screen(
     calm[np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)
-    return shifted | mix.any(axis=1), _Screens(bands, mix)
+    return shifted | ~np.isnan(mix).all(axis=1), _Screens(bands, mix)
 
 
 @dataclass
@@ -251,7 +253,7 @@ def _totals(
     ):
         first = int(frame.first[s])
         series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total)
-        maybe = None if screens.mix is None else set((np.flatnonzero(screens.mix[s]) - first).tolist())
+        maybe = None if screens.mix is None else _candidates(screens.mix[s], first)
         # Without a possible mix shift, only the changes of the total from `starts.totals` on.
         whole = maybe is None or bool(maybe)
         begin = int((starts.begin if whole else starts.totals)[s]) - first
@@ -264,9 +266,16 @@ def _totals(
         # shift may stop (mix_shifts reads the bands of its candidate days).
         sync = None if whole else _sync(starts.resume[s], series, regime, params)
         result = detect(total, params, begin=begin, regime=regime, screened=screened, sync=sync)
-        todo.append(_Todo(series, result, begin, maybe))
+        mix_days = None if maybe is None else judgeable(total, result, maybe, params)
+        todo.append(_Todo(series, result, begin, mix_days))
         current().advance()
     return todo
+
+
+def _candidates(moved: np.ndarray, first: int) -> dict[int, float]:
+    """The mix screen's days of one series (indexes from its first day) with their moved dollars."""
+    days = np.flatnonzero(~np.isnan(moved))
+    return dict(zip((days - first).tolist(), moved[days].tolist(), strict=True))
 
 
 def _finish(

@@ -74,11 +74,12 @@ def calm_days(
 
 def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:
     """(S, n) the days of each series of the frame (from its column `begin` on) that may qualify,
-    among its `calm_days` (only the parts of series with such days are looked at). A day reads the
+    among its `calm_days` (only the parts of series with such days are looked at): the largest of
+    their dimensions' moved dollars there, NaN on every other day (see `judgeable`). A day reads the
     window before it and the span after it (a move's first day further back is left out), so rows
     are screened in groups on the weeks from a window before their first judged day: on a daily
     delivery, two weeks of most series instead of the whole calendar."""
-    found = np.zeros(frame.totals.shape, dtype=bool)
+    found = np.full(frame.totals.shape, np.nan)
     for lo, rows in resume_groups(begin, params.window, frame.totals.shape[1]):
         parts = {}
         for dim, p in frame.parts.items():
@@ -100,7 +101,7 @@ def _screen(
     begin: np.ndarray,
 ) -> np.ndarray:
     """`screen` of a frame's `totals`, `parts` and `end`."""
-    found = np.zeros(totals.shape, dtype=bool)
+    found = np.full(totals.shape, np.nan)
     judged = np.asarray(calm.any(axis=1))
     last = _last_billed(totals)
     floor = float(params.min_impact)  # the % floor depends on the exact band (its level may shift)
@@ -127,7 +128,8 @@ def _screen(
             bar = centre + float(params.z) * scale / np.sqrt(params.mix_shift_days)
             known = (~np.isnan(moves)).sum(axis=1) >= MOVES_MIN
             hit = known & (moved[rows, cols] > bar * (1 - 1e-9) - 1e-6)
-        found[rows[hit], cols[hit]] = True
+        rows, cols = rows[hit], cols[hit]
+        found[rows, cols] = np.fmax(found[rows, cols], moved[rows, cols])
     return found
 
 
@@ -242,6 +244,32 @@ def mix_shifts(
         if run:
             _close(run, xs, totals, total, best, params, _floor(run, busy, begin))
     return [best[t][1] for t in sorted(best)]
+
+
+def judgeable(
+    totals: Sequence[Decimal], total: SeriesResult, moved: Mapping[int, float], params: Params
+) -> set[int]:
+    """The days of `moved` (from `screen`: each day's largest moved dollars, in floats) that
+    `mix_shifts` may still find qualifying once the total is analysed: those calm beside its
+    changes, with a band, enough daily moves before them, a move above the band's percent floor
+    (which the screen could not check: the level may shift) and a total that is not noisy there.
+    What `_qualifies` rejects without reading a part is rejected here already, so that parts are
+    read only for the days left (on a correction, most candidates fall to the percent floor)."""
+    span, window = params.mix_shift_days, params.window
+    busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}
+    kept = set()
+    for t, dollars in moved.items():
+        band = total.band(t)
+        if band is None or busy.intersection(range(t, t + span)):
+            continue
+        floor = float(max(params.min_impact, params.min_pct * abs(band.expected) / 100))
+        if not dollars > floor * (1 - 1e-9) - 1e-6:  # the screen's margin against the exact move
+            continue
+        billed = sum(1 for i in range(max(t - window, 0), t) if totals[i] > 0)
+        if billed - 1 < MOVES_MIN or noisy_total(totals, t, band):
+            continue
+        kept.add(t)
+    return kept
 
 
 def _qualifies(
