@@ -285,6 +285,25 @@ def test_an_early_correction_keeps_the_findings_after_the_walk_is_back_in_step(t
     assert_matches_full_analysis(wh)
 
 
+def test_a_finding_found_again_on_unchanged_days_keeps_its_stored_causes(tmp_path: Path) -> None:
+    """A spike found again by a walk, alike and with no changed day among its basis (the same
+    weekday over the window before it) and its own day, keeps its stored contributors without its
+    parts being read; one whose basis holds a changed day has them computed again. (Both equal a
+    full analysis: test_incremental_detection_equals_a_full_analysis_after_every_step.)"""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=1, services=2, seed=5)
+    keys = sorted(bill.series)
+    assert run(wh, bill.deliver(80, spikes=[(keys[0], 70)])).anomalies == 1
+
+    aside = run(wh, bill.correct([keys[0]], 60, 2, 1.0, move=True))  # days 60-61 move to another region
+    assert (aside.series, aside.exact, aside.settled, aside.causes_kept) == (1, 1, 0, 1)
+    assert_matches_full_analysis(wh)
+
+    basis = run(wh, bill.correct([keys[0]], 63, 1, 1.02, move=True))  # day 63: the spike's weekday
+    assert (basis.series, basis.exact, basis.settled, basis.causes_kept) == (1, 1, 0, 0)
+    assert_matches_full_analysis(wh)
+
+
 def test_a_new_day_leaves_the_findings_before_it_to_the_screen(tmp_path: Path) -> None:
     """A daily delivery re-judges two mix spans of every series, but changes of the total only from
     the new day on: the spikes of the days just before it stay stored, and no series needs the

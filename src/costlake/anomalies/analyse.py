@@ -8,12 +8,12 @@ between regions or pricing models while the total stayed inside its band.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from costlake.anomalies.contributors import contributors, contributors_json
+from costlake.anomalies.contributors import Contributor, contributors, contributors_json
 from costlake.anomalies.detect import Finding, Params, SeriesResult, detect
 from costlake.anomalies.mix import mix_shifts
 
@@ -49,13 +49,21 @@ def analyse(
     return finish(series, total, params, begin=begin, mix_days=mix_days)
 
 
-def parts_days(total: SeriesResult, params: Params, mix_days: Collection[int] | None) -> set[int] | None:
+def parts_days(
+    total: SeriesResult,
+    params: Params,
+    mix_days: Collection[int] | None,
+    known: Collection[int] = (),
+) -> set[int] | None:
     """The only days whose parts `finish` reads after `total` (None: any day): each finding's
-    basis and episode (its contributors), and for every day that may start a mix shift, the window
+    basis and episode (its contributors; not for the findings on the days `known`, whose
+    contributors are given), and for every day that may start a mix shift, the window
     before it and the span after it (mix.mix_shifts judges t on days t - window .. t + span - 1 and
     dates a run from a span before its first day, with a window before that)."""
     days: set[int] = set()
     for f in total.findings:
+        if f.index in known:
+            continue
         days.update(f.band.basis)
         days.update(range(f.index, f.index + max(f.duration, 1)))
     if params.method == "baseline":
@@ -74,15 +82,19 @@ def finish(
     *,
     begin: int = 0,
     mix_days: Collection[int] | None = None,
+    known: Mapping[int, list[Contributor]] | None = None,
 ) -> list[Finding]:
-    """`analyse` after the total's detection: mix shifts, then every finding's contributors."""
+    """`analyse` after the total's detection: mix shifts, then every finding's contributors (those
+    `known` for the changes of the total on their days)."""
     findings = list(total.findings)
     if params.method == "baseline":
         busy = {i for f in total.findings for i in range(f.index, f.index + f.duration)}
         findings += mix_shifts(series.total, series.parts, total, busy, params, begin, mix_days)
         findings.sort(key=lambda f: f.index)
+    known = known or {}
     for f in findings:
-        f.contributors = contributors(f, series.parts, series.total)
+        given = known.get(f.index) if f.kind != "mix_shift" else None
+        f.contributors = contributors(f, series.parts, series.total) if given is None else given
     return findings
 
 

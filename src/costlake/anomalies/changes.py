@@ -63,6 +63,7 @@ class Resume:
     # state, the stored changes of the total stand (see `baseline.Sync`); date.max: never.
     settle: dt.date = dt.date.max
     stored: tuple[tuple[dt.date, int], ...] = ()  # the stored changes of the total: first day, duration
+    changed: Changed = Changed(dt.date.min, dt.date.max)  # the series' changed days lie in there
 
 
 # One aggregation over both sides: a (day, region, pricing model, charge category, usage type) group
@@ -200,7 +201,8 @@ def resume_points(changed: dict[Key, Changed], stored: pa.Table, params: Params)
         if _shifts(found, totals, params) != shifts:
             totals = begin
         changes = tuple((f["usage_date"], int(f["duration_days"])) for f in found if f["kind"] != "mix_shift")
-        out[key] = Resume(begin, max(shifts) if shifts else None, totals, _settle(days.last, params), changes)
+        regime = max(shifts) if shifts else None
+        out[key] = Resume(begin, regime, totals, _settle(days.last, params), changes, days)
     return out
 
 

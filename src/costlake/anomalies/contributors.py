@@ -53,6 +53,20 @@ class Contributor:
         }
 
 
+def parse_contributors(text: str) -> list[Contributor]:
+    """The contributors of a stored row, from its `contributors` JSON (`contributors_json`)."""
+    return [
+        Contributor(
+            c["dimension"],
+            c["value"],
+            Decimal(c["actual_usd"]),
+            Decimal(c["expected_usd"]),
+            Decimal(c["contribution_usd"]),
+        )
+        for c in json.loads(text)
+    ]
+
+
 def _weight(c: Contributor) -> Decimal:
     size = abs(c.contribution)
     return size * size / (abs(c.expected) + abs(c.actual))

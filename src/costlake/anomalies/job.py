@@ -46,7 +46,7 @@ from costlake.anomalies.frame import (
 from costlake.anomalies.mix import calm_days, judgeable
 from costlake.anomalies.mix import screen as mix_screen
 from costlake.anomalies.screen import candidates
-from costlake.anomalies.store import AnomalyReport, commit, merge
+from costlake.anomalies.store import AnomalyReport, Stored, commit, known_causes, merge, stored_changes
 from costlake.duck import to_arrow
 from costlake.errors import first_line
 from costlake.lake.manifest import Manifest, latest_manifest, manifests
@@ -95,12 +95,14 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
                 changed = _changed(wh, previous, manifest, con)
                 resume = None if changed is None else resume_points(changed, old_rows, params)
                 done["series"] = "all" if resume is None else len(resume)
-        fresh, series, redone, exact = _detect(con, resume, params)
+        stored = stored_changes(old_rows, resume)
+        found = _detect(con, resume, params, stored)
     finally:
         con.close()
-    new_rows = merge(old_rows, fresh, resume, redone)
-    report = commit(wh, old_rows, new_rows, source, params, last, series, exact, resume is None)
-    report.settled = sum(end != dt.date.max for _, end in redone.values())
+    new_rows = merge(old_rows, found.rows, resume, found.redone)
+    report = commit(wh, old_rows, new_rows, source, params, last, found.series, found.exact, resume is None)
+    report.settled = sum(end != dt.date.max for _, end in found.redone.values())
+    report.causes_kept = found.causes_kept
     return report
 
 
@@ -122,11 +124,14 @@ def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
 
 
 def _detect(
-    con: duckdb.DuckDBPyConnection, resume: dict[Key, Resume] | None, params: Params
-) -> tuple[list[dict[str, Any]], int, dict[Key, tuple[dt.date, dt.date]], int]:
-    """Rows of the series in `resume` (None: every series), from each one's resume day on; the
-    series analysed; of those analysed in exact decimals, the days their changes of the total were
-    derived again on (`_Todo.redone`); and how many were."""
+    con: duckdb.DuckDBPyConnection,
+    resume: dict[Key, Resume] | None,
+    params: Params,
+    stored: Stored,
+) -> _Detected:
+    """The series in `resume` (None: every series) analysed, each from its resume day on;
+    `stored`: their stored changes of the total (`store.stored_changes`), whose contributors may
+    stand (`store.known_causes`)."""
     todo: list[_Todo] = []
     chosen: list[pa.Table] = []
     series = 0
@@ -147,11 +152,21 @@ def _detect(
             chosen.append(batch.take(pa.array(np.flatnonzero(suspects), pa.int64())))
             todo += _totals(np.flatnonzero(suspects), frame, starts, screens, params)
         # One read of the events for the parts of every series analysed, whatever its batch.
-        rows = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params)
+        rows, kept = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params, stored)
         settled = sum(t.total.settled is not None for t in todo)
-        done.update(series=series, exact=len(todo), settled=settled, anomalies=len(rows))
-    redone = {(t.series.account_id, t.series.service_name): t.redone for t in todo}
-    return rows, series, redone, len(todo)
+        done.update(series=series, exact=len(todo), settled=settled, causes_kept=kept, anomalies=len(rows))
+    return _Detected(rows, series, {t.key: t.redone for t in todo}, len(todo), kept)
+
+
+@dataclass
+class _Detected:
+    rows: list[dict[str, Any]]
+    series: int  # analysed
+    # Of those analysed in exact decimals, the days their changes of the total were derived again on
+    # (`_Todo.redone`)
+    redone: dict[Key, tuple[dt.date, dt.date]]
+    exact: int  # how many were
+    causes_kept: int  # findings whose contributors stood as stored (`store.known_causes`)
 
 
 def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
@@ -234,6 +249,11 @@ class _Todo:
     total: SeriesResult
     begin: int
     mix_days: set[int] | None
+    point: Resume | None  # where its analysis resumed (None: from its start)
+
+    @property
+    def key(self) -> Key:
+        return self.series.account_id, self.series.service_name
 
     @property
     def redone(self) -> tuple[dt.date, dt.date]:
@@ -267,7 +287,7 @@ def _totals(
         sync = None if whole else _sync(starts.resume[s], series, regime, params)
         result = detect(total, params, begin=begin, regime=regime, screened=screened, sync=sync)
         mix_days = None if maybe is None else judgeable(total, result, maybe, params)
-        todo.append(_Todo(series, result, begin, mix_days))
+        todo.append(_Todo(series, result, begin, mix_days, starts.resume[s]))
         current().advance()
     return todo
 
@@ -279,19 +299,30 @@ def _candidates(moved: np.ndarray, first: int) -> dict[int, float]:
 
 
 def _finish(
-    con: duckdb.DuckDBPyConnection, keys: pa.Table, todo: list[_Todo], params: Params
-) -> list[dict[str, Any]]:
+    con: duckdb.DuckDBPyConnection,
+    keys: pa.Table,
+    todo: list[_Todo],
+    params: Params,
+    stored: Stored,
+) -> tuple[list[dict[str, Any]], int]:
     """Rows of the series of `todo` (rows of `keys`, in order): mix shifts and contributors, on the
-    parts of only the days they read."""
-    needed = [parts_days(t.total, params, t.mix_days) for t in todo]
+    parts of only the days they read (none for the contributors that stand as stored); and how many
+    contributors stood."""
+    known = [
+        {}
+        if t.point is None
+        else known_causes(t.series, t.total.findings, stored.get(t.key, {}), t.point.changed)
+        for t in todo
+    ]
+    needed = [parts_days(t.total, params, t.mix_days, k) for t, k in zip(todo, known, strict=True)]
     parts = exact_parts(con, keys, needed)
     rows = []
-    for t in todo:
-        t.series.parts = parts[(t.series.account_id, t.series.service_name)]
-        found = finish(t.series, t.total, params, begin=t.begin, mix_days=t.mix_days)
+    for t, k in zip(todo, known, strict=True):
+        t.series.parts = parts[t.key]
+        found = finish(t.series, t.total, params, begin=t.begin, mix_days=t.mix_days, known=k)
         rows += [anomaly_row(t.series, f, params.method) for f in found]
         current().advance()
-    return rows
+    return rows, sum(len(k) for k in known)
 
 
 def _sync(point: Resume | None, series: ServiceSeries, regime: int, params: Params) -> Sync | None:

@@ -12,8 +12,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costlake.anomalies.bands import Params
-from costlake.anomalies.changes import Key, Resume
+from costlake.anomalies.analyse import ServiceSeries
+from costlake.anomalies.bands import Finding, Params
+from costlake.anomalies.changes import Changed, Key, Resume
+from costlake.anomalies.contributors import Contributor, parse_contributors
 from costlake.lake.warehouse import Warehouse
 from costlake.tables import COST_ANOMALIES
 
@@ -31,6 +33,7 @@ class AnomalyReport:
     full: bool = True  # every series analysed from its start (else only the changed ones)
     exact: int = 0  # series the float screen could not clear, analysed in exact decimals
     settled: int = 0  # of those, series whose walk stopped in step with the stored analysis
+    causes_kept: int = 0  # changes of the total found again whose stored contributors stood
 
     def summary(self) -> str:
         """One line: what is stored now, what was re-analysed, what changed."""
@@ -70,6 +73,48 @@ def merge(
     rows = kept + fresh
     rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"], r["kind"]))
     return pa.Table.from_pylist(rows, schema=COST_ANOMALIES.arrow_schema())
+
+
+Stored = dict[Key, dict[dt.date, dict[str, Any]]]  # rows by series and first day
+
+
+def stored_changes(old: pa.Table, resume: dict[Key, Resume] | None) -> Stored:
+    """The stored changes of the total of the series in `resume`, by series and first day."""
+    out: Stored = {}
+    if resume is None or not old.num_rows:
+        return out
+    rows = old.filter(pc.not_equal(old.column("kind"), "mix_shift"))
+    for row in rows.to_pylist():
+        key = (row["account_id"], row["service_name"])
+        if key in resume:
+            out.setdefault(key, {})[row["usage_date"]] = row
+    return out
+
+
+def known_causes(
+    series: ServiceSeries, findings: list[Finding], stored: dict[dt.date, dict[str, Any]], changed: Changed
+) -> dict[int, list[Contributor]]:
+    """The contributors of the `findings` (changes of the total of a re-analysed series) that stand
+    as stored, by day: those the stored analysis found alike -- the same day, direction, cost,
+    expected cost, history and duration -- whose basis and episode hold no `changed` day. A
+    finding's contributors depend on nothing else (contributors.py), and its basis follows from its
+    day and history (`bands.baseline_band`; the day before for `day_over_day`): they are what a
+    fresh read of those days' parts would give, and those days are not read."""
+    known = {}
+    for f in findings:
+        row = stored.get(series.day(f.index))
+        if row is None or row["contributors"] is None or not (
+            row["direction"] == f.direction
+            and row["actual_usd"] == f.actual
+            and row["expected_usd"] == f.band.expected
+            and row["history_days"] == f.band.history
+            and row["duration_days"] == f.duration
+        ):
+            continue
+        read = [*f.band.basis, *range(f.index, f.index + max(f.duration, 1))]
+        if not any(changed.first <= series.day(i) <= changed.last for i in read):
+            known[f.index] = parse_contributors(row["contributors"])
+    return known
 
 
 def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
