@@ -142,9 +142,7 @@ def _screened(s: ServiceSeries) -> dict[int, float]:
     n = len(s.total)
     totals = np.array([[float(v) for v in s.total]])
     parts = {
-        dim: Parts(
-            np.zeros(len(rows), dtype=np.int64), np.array([[float(v) for v in xs] for xs in rows])
-        )
+        dim: Parts(np.zeros(len(rows), dtype=np.int64), np.array([[float(v) for v in xs] for xs in rows]))
         for dim in SHIFT_DIMENSIONS
         for rows in [[xs for (d, _), xs in sorted(s.parts.items()) if d == dim]]
     }

@@ -27,12 +27,11 @@ re-derives the findings up to a window after it, not those to the end.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from costlake.anomalies.bands import Params
 from costlake.anomalies.baseline import settles
@@ -177,12 +176,13 @@ def _widen(out: dict[Key, Changed], key: Key, days: Changed) -> None:
     out[key] = Changed(min(was.first, days.first), max(was.last, days.last))
 
 
-def resume_points(changed: dict[Key, Changed], stored: pa.Table, params: Params) -> dict[Key, Resume]:
-    """Where each changed series' analysis resumes, given the anomalies stored for it."""
+def resume_points(
+    changed: dict[Key, Changed], stored: Sequence[dict[str, Any]], params: Params
+) -> dict[Key, Resume]:
+    """Where each changed series' analysis resumes, given the anomalies stored for it (rows of
+    `cost_anomalies`)."""
     by_series: dict[Key, list[dict[str, Any]]] = {}
-    for row in stored.select(
-        ["account_id", "service_name", "usage_date", "kind", "duration_days"]
-    ).to_pylist():
+    for row in stored:
         key = (row["account_id"], row["service_name"])
         if key in changed:
             by_series.setdefault(key, []).append(row)

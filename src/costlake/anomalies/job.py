@@ -80,7 +80,7 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
         return AnomalyReport(source, 0, 0, [], 0, 0, None, skipped=True, full=False)
     previous = _manifest(wh, last.get("source_run", ""))
     if manifest is None:
-        old_rows = wh.read_rows(COST_ANOMALIES)
+        old_rows = wh.read_rows(COST_ANOMALIES).to_pylist()
         return commit(wh, old_rows, merge(old_rows, [], None, {}), source, params, last, 0, 0, True)
     from costlake.catalog.views import open_lake
 
@@ -88,7 +88,8 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
     con = open_lake(wh, tables=tables)
     try:
         # DuckDB reads the many small files of the stored anomalies faster than a table scan.
-        old_rows = to_arrow(con, "SELECT * FROM cost_anomalies").cast(COST_ANOMALIES.arrow_schema())
+        stored_table = to_arrow(con, "SELECT * FROM cost_anomalies")
+        old_rows = stored_table.cast(COST_ANOMALIES.arrow_schema()).to_pylist()
         resume: dict[Key, Resume] | None = None
         if previous is not None and same_params and not full:
             with phase(log, "find changes") as done:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from costlake.anomalies.analyse import ServiceSeries
 from costlake.anomalies.bands import Finding, Params
@@ -45,18 +44,21 @@ class AnomalyReport:
         )
 
 
+Row = dict[str, Any]  # a `cost_anomalies` row, as Arrow gives it (`Table.to_pylist`)
+
+
 def merge(
-    old: pa.Table,
-    fresh: list[dict[str, Any]],
+    old: list[Row],
+    fresh: list[Row],
     resume: dict[Key, Resume] | None,
     redone: dict[Key, tuple[dt.date, dt.date]],
-) -> pa.Table:
-    """The stored rows the analysis did not redo, plus its rows, sorted: of a resumed series, the
-    rows before its resume day, and its changes of the total outside the days `redone` (only
-    changes before `Resume.totals` for a series the screens cleared)."""
-    kept: list[dict[str, Any]] = []
+) -> list[Row]:
+    """The stored rows the analysis did not redo, plus its rows (typed as stored), sorted: of a
+    resumed series, the rows before its resume day, and its changes of the total outside the days
+    `redone` (only changes before `Resume.totals` for a series the screens cleared)."""
+    kept: list[Row] = []
     if resume is not None:
-        for row in old.to_pylist():
+        for row in old:
             key = (row["account_id"], row["service_name"])
             point = resume.get(key)
             if point is None:
@@ -70,29 +72,26 @@ def merge(
                 keep = not first <= day < end
             if keep:
                 kept.append(row)
-    rows = kept + fresh
+    rows = kept + pa.Table.from_pylist(fresh, schema=COST_ANOMALIES.arrow_schema()).to_pylist()
     rows.sort(key=lambda r: (r["usage_date"], r["account_id"], r["service_name"], r["kind"]))
-    return pa.Table.from_pylist(rows, schema=COST_ANOMALIES.arrow_schema())
+    return rows
 
 
-Stored = dict[Key, dict[dt.date, dict[str, Any]]]  # rows by series and first day
+Stored = dict[Key, dict[dt.date, Row]]  # rows by series and first day
 
 
-def stored_changes(old: pa.Table, resume: dict[Key, Resume] | None) -> Stored:
+def stored_changes(old: list[Row], resume: dict[Key, Resume] | None) -> Stored:
     """The stored changes of the total of the series in `resume`, by series and first day."""
     out: Stored = {}
-    if resume is None or not old.num_rows:
-        return out
-    rows = old.filter(pc.not_equal(old.column("kind"), "mix_shift"))
-    for row in rows.to_pylist():
+    for row in old:
         key = (row["account_id"], row["service_name"])
-        if key in resume:
+        if resume is not None and key in resume and row["kind"] != "mix_shift":
             out.setdefault(key, {})[row["usage_date"]] = row
     return out
 
 
 def known_causes(
-    series: ServiceSeries, findings: list[Finding], stored: dict[dt.date, dict[str, Any]], changed: Changed
+    series: ServiceSeries, findings: list[Finding], stored: dict[dt.date, Row], changed: Changed
 ) -> dict[int, list[Contributor]]:
     """The contributors of the `findings` (changes of the total of a re-analysed series) that stand
     as stored, by day: those the stored analysis found alike -- the same day, direction, cost,
@@ -103,12 +102,16 @@ def known_causes(
     known = {}
     for f in findings:
         row = stored.get(series.day(f.index))
-        if row is None or row["contributors"] is None or not (
-            row["direction"] == f.direction
-            and row["actual_usd"] == f.actual
-            and row["expected_usd"] == f.band.expected
-            and row["history_days"] == f.band.history
-            and row["duration_days"] == f.duration
+        if (
+            row is None
+            or row["contributors"] is None
+            or not (
+                row["direction"] == f.direction
+                and row["actual_usd"] == f.actual
+                and row["expected_usd"] == f.band.expected
+                and row["history_days"] == f.band.history
+                and row["duration_days"] == f.duration
+            )
         ):
             continue
         read = [*f.band.basis, *range(f.index, f.index + max(f.duration, 1))]
@@ -117,7 +120,7 @@ def known_causes(
     return known
 
 
-def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
+def _by_day(rows: list[Row]) -> dict[dt.date, list[tuple[Any, ...]]]:
     out: dict[dt.date, list[tuple[Any, ...]]] = defaultdict(list)
     for r in rows:
         out[r["usage_date"]].append(tuple(r.values()))
@@ -126,8 +129,8 @@ def _by_day(rows: list[dict[str, Any]]) -> dict[dt.date, list[tuple[Any, ...]]]:
 
 def commit(
     wh: Warehouse,
-    old_rows: pa.Table,
-    new_rows: pa.Table,
+    old_rows: list[Row],
+    new_rows: list[Row],
     source: str,
     params: Params,
     last: dict[str, str],
@@ -135,16 +138,18 @@ def commit(
     exact: int,
     full: bool,
 ) -> AnomalyReport:
-    new, old = _by_day(new_rows.to_pylist()), _by_day(old_rows.to_pylist())
+    new, old = _by_day(new_rows), _by_day(old_rows)
     changed = sorted(d for d in new.keys() | old.keys() if new.get(d) != old.get(d))
     added = sum(len(set(new.get(d, [])) - set(old.get(d, []))) for d in changed)
     removed = sum(len(set(old.get(d, [])) - set(new.get(d, []))) for d in changed)
     snapshot_id = None
     if changed or last.get("source_run") != source or last.get("params") != repr(params):
-        days = pa.array(changed, pa.date32())
-        keep = pc.is_in(new_rows.column("usage_date"), value_set=days)
+        days = set(changed)
+        rows = pa.Table.from_pylist(
+            [r for r in new_rows if r["usage_date"] in days], schema=COST_ANOMALIES.arrow_schema()
+        )
         props = {"source_run": source, "params": repr(params), "changed_days": str(len(changed))}
-        snapshot_id = wh.replace_partition_rows(COST_ANOMALIES, changed, new_rows.filter(keep), props)
-    report = AnomalyReport(source, series, new_rows.num_rows, changed, added, removed, snapshot_id)
+        snapshot_id = wh.replace_partition_rows(COST_ANOMALIES, changed, rows, props)
+    report = AnomalyReport(source, series, len(new_rows), changed, added, removed, snapshot_id)
     report.full, report.exact = full, exact
     return report
