@@ -215,7 +215,9 @@ def _starts(frame: Frame, resume: dict[Key, Resume] | None) -> _Starts:
 class _Screens:
     """What the float screens found for a frame's series."""
 
-    bands: np.ndarray | None  # (S, n) days that may leave their band (None: not screened)
+    # (S, n) days that may leave their band, from `Resume.totals` on, and from the resume day for a
+    # series that may have a mix shift (None: not screened)
+    bands: np.ndarray | None
     # (S, n) the moved dollars of the days that may start a mix shift, NaN elsewhere (None: a method
     # without them)
     mix: np.ndarray | None
@@ -239,7 +241,14 @@ def _screen(
     calm[np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin)
-    return shifted | ~np.isnan(mix).all(axis=1), _Screens(bands, mix)
+    whole = ~np.isnan(mix).all(axis=1)
+    # A series that may have a mix shift is walked from its resume day (`_totals`): its days from
+    # there are screened too, all such series at once.
+    again = np.flatnonzero(whole & (starts.totals > starts.begin))
+    if again.size:
+        regime, begin = starts.regime[again], starts.begin[again]
+        bands[again] = candidates(frame.totals[again], regime, fresh[again], params, begin)[2]
+    return shifted | whole, _Screens(bands, mix)
 
 
 @dataclass
@@ -279,10 +288,9 @@ def _totals(
         whole = maybe is None or bool(maybe)
         begin = int((starts.begin if whole else starts.totals)[s]) - first
         regime = int(starts.regime[s]) - first
-        # The screen judged days from `starts.totals` on: a walk from an earlier day screens itself.
+        # The screen judged days from `begin` on (`_screen`); without it, the walk screens itself.
         bands = screens.bands
-        own = bands is None or (whole and starts.totals[s] > starts.begin[s])
-        screened = None if bands is None or own else bands[s, first : first + len(total)]
+        screened = None if bands is None else bands[s, first : first + len(total)]
         # A walk that stops computes no band from there on: only a series with no possible mix
         # shift may stop (mix_shifts reads the bands of its candidate days).
         sync = None if whole else _sync(starts.resume[s], series, regime, params)
