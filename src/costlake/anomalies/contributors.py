@@ -31,6 +31,7 @@ from decimal import Decimal
 from costlake.anomalies.bands import CTX, PLACES
 from costlake.anomalies.detect import Finding, median
 from costlake.anomalies.frame import DIMENSIONS
+from costlake.catalog.rows import contributor_values
 
 TOP = 5
 
@@ -55,16 +56,7 @@ class Contributor:
 
 def parse_contributors(text: str) -> list[Contributor]:
     """The contributors of a stored row, from its `contributors` JSON (`contributors_json`)."""
-    return [
-        Contributor(
-            c["dimension"],
-            c["value"],
-            Decimal(c["actual_usd"]),
-            Decimal(c["expected_usd"]),
-            Decimal(c["contribution_usd"]),
-        )
-        for c in json.loads(text)
-    ]
+    return [Contributor(*values) for values in contributor_values(text)]
 
 
 def _weight(c: Contributor) -> Decimal:

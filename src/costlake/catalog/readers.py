@@ -12,7 +12,6 @@ tables as they are now. Each call reads the catalog afresh, so a long-lived proc
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,6 +31,7 @@ from costlake.catalog.rows import (
     DailyCost,
     PageOf,
     T,
+    contributor_values,
 )
 from costlake.catalog.views import open_lake
 from costlake.duck import to_arrow
@@ -254,17 +254,7 @@ def all_anomalies(wh: Warehouse, tenant: str | None) -> pa.Table:
 
 
 def _anomaly(row: dict[str, Any]) -> Anomaly:
-    found = json.loads(row["contributors"]) if row["contributors"] else []
-    parsed = tuple(
-        Contributor(
-            c["dimension"],
-            c["value"],
-            Decimal(c["actual_usd"]),
-            Decimal(c["expected_usd"]),
-            Decimal(c["contribution_usd"]),
-        )
-        for c in found
-    )
+    parsed = tuple(Contributor(*values) for values in contributor_values(row["contributors"]))
     fields_only = {k: v for k, v in row.items() if k != "size"}  # a sort key, still needed for paging
     return Anomaly(**(fields_only | {"contributors": parsed}))
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, TypeVar
@@ -58,6 +59,21 @@ class Contributor:
     actual_usd: Decimal
     expected_usd: Decimal
     contribution_usd: Decimal
+
+
+def contributor_values(text: str | None) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+    """(dimension, value, actual, expected, contribution) of each contributor in the `contributors`
+    JSON of a `cost_anomalies` row, in its order (none for NULL)."""
+    return [
+        (
+            c["dimension"],
+            c["value"],
+            Decimal(c["actual_usd"]),
+            Decimal(c["expected_usd"]),
+            Decimal(c["contribution_usd"]),
+        )
+        for c in (json.loads(text) if text else [])
+    ]
 
 
 @dataclass(frozen=True)
