@@ -170,3 +170,21 @@ def test_a_move_the_screen_sees_under_the_percent_floor_reads_no_part(share: D, 
     found = analyse(s, P, mix_days=kept)
     assert found == analyse(s, P)
     assert [(f.index, f.kind) for f in found] == [(40, "mix_shift")] * shifts
+
+
+@pytest.mark.parametrize("huge", ["1E+17", "1E+15"])
+def test_a_move_after_a_charge_and_a_credit_that_cancel_is_judged_as_without_them(huge: str) -> None:
+    """On the first day one region is charged `huge` dollars and another credited as much: the
+    total does not move, but the screen's running sums carry the huge value ever after and its
+    float moves lose their cents. A lasting move of 60.3% of a $1,000 service on day 40, just over
+    the percent floor, must still reach the exact judgement and be found."""
+    total = _steady(1000)
+    west = [(x * D("0.3137")).quantize(D("0.01")) + (D("603") if i >= 40 else 0) for i, x in enumerate(total)]
+    east = [x - w for x, w in zip(total, west, strict=True)]
+    east[0], west[0] = east[0] + D(huge), west[0] - D(huge)
+    s = _series(total, {"us-east-1": east, "us-west-2": west})
+    reference = analyse(s, P)
+    assert (40, "mix_shift") in [(f.index, f.kind) for f in reference]
+    days = _screened(s)
+    kept = judgeable(s.total, detect(s.total, P), days, P)
+    assert analyse(s, P, mix_days=kept) == reference

@@ -75,7 +75,8 @@ def calm_days(
 def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:
     """(S, n) the days of each series of the frame (from its column `begin` on) that may qualify,
     among its `calm_days` (only the parts of series with such days are looked at): the largest of
-    their dimensions' moved dollars there, NaN on every other day (see `judgeable`). A day reads the
+    their dimensions' moved dollars there (an upper bound, `_moves`), NaN on every other day (see
+    `judgeable`). A day reads the
     window before it and the span after it (a move's first day further back is left out), so rows
     are screened in groups on the weeks from a window before their first judged day: on a daily
     delivery, two weeks of most series instead of the whole calendar."""
@@ -147,10 +148,11 @@ def _moves(
     values: np.ndarray, owner: np.ndarray, last: np.ndarray, params: Params, block: int = BLOCK_ROWS
 ) -> tuple[np.ndarray, np.ndarray]:
     """(moved, daily) per series row and day, in floats: the moved dollars of the means around day
-    t, and the moved dollars from the series' last billed day before t (`_last_billed`) to t.
-    Computed in blocks of whole series, `block` value rows or so each: a block's temporaries
-    (the median's windows are `mix_shift_days` times its size) stay small enough to be reused
-    instead of mapped afresh, which on a lake of many sparse series cost more than the arithmetic."""
+    t (raised by what rounding may have cost them: an upper bound), and the moved dollars from the
+    series' last billed day before t (`_last_billed`) to t. Computed in blocks of whole series,
+    `block` value rows or so each: a block's temporaries (the median's windows are
+    `mix_shift_days` times its size) stay small enough to be reused instead of mapped afresh,
+    which on a lake of many sparse series cost more than the arithmetic."""
     moved = np.full(last.shape, np.nan)
     daily = np.full(last.shape, np.nan)
     cuts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each series' first row
@@ -186,14 +188,32 @@ def _block_moves(
         middle = sorted({(span - 1) // 2, span // 2})
         parted = np.partition(windows, middle, axis=-1)
         after[:, : n - span + 1] = parted[..., middle].mean(axis=-1)
-    before = (sums[:, t] - sums[:, back]) / (counts[:, t] - counts[:, back])
-    full = (counts[:, ahead] - counts[:, t] == span) & (counts[:, t] - counts[:, back] >= 1)
+    counted = counts[:, t] - counts[:, back]
+    before = (sums[:, t] - sums[:, back]) / counted
+    full = (counts[:, ahead] - counts[:, t] == span) & (counted >= 1)
     _between(np.where(full, after - before, np.nan), owner, moved)
+    # What the floats may be off by: a running sum is off by up to n units in the last place of the
+    # sum of |values| so far, which a large cost (or a charge and a credit that cancel) makes
+    # dollars; each value's gain carries that error, and the moved dollars at most their sum.
+    # `moved` is raised by it, so that every comparison with it leans towards "may qualify".
+    eps = float(np.finfo(np.float64).eps)
+    magnitude = np.concatenate([np.zeros((v, 1)), np.cumsum(np.abs(x), axis=1)], axis=1)[:, t]
+    error = 4 * eps * (n * magnitude / np.maximum(counted, 1) + np.abs(after) + np.abs(before))
+    bound = np.full(moved.shape, np.nan)
+    _sum_over_values(np.where(full, error, np.nan), owner, bound)
+    rows = np.unique(owner)
+    moved[rows] += bound[rows]
     before_day = last[owner]
     earlier = np.take_along_axis(values, np.maximum(before_day, 0), axis=1)
     _between(
         np.where((before_day >= 0) & inside & ~np.isnan(earlier), values - earlier, np.nan), owner, daily
     )
+
+
+def _sum_over_values(x: np.ndarray, owner: np.ndarray, out: np.ndarray) -> None:
+    """The sum over the values of each series, into its row of `out`."""
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    out[owner[starts]] = np.add.reduceat(x, starts, axis=0)
 
 
 def _between(change: np.ndarray, owner: np.ndarray, out: np.ndarray) -> None:
@@ -249,7 +269,8 @@ def mix_shifts(
 def judgeable(
     totals: Sequence[Decimal], total: SeriesResult, moved: Mapping[int, float], params: Params
 ) -> set[int]:
-    """The days of `moved` (from `screen`: each day's largest moved dollars, in floats) that
+    """The days of `moved` (from `screen`: each day's largest moved dollars, in floats, raised by
+    their possible rounding error) that
     `mix_shifts` may still find qualifying once the total is analysed: those calm beside its
     changes, with a band, enough daily moves before them, a move above the band's percent floor
     (which the screen could not check: the level may shift) and a total that is not noisy there.
