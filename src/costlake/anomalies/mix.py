@@ -194,11 +194,13 @@ def _block_moves(
     _between(np.where(full, after - before, np.nan), owner, moved)
     # What the floats may be off by: a running sum is off by up to n units in the last place of the
     # sum of |values| so far, which a large cost (or a charge and a credit that cancel) makes
-    # dollars; each value's gain carries that error, and the moved dollars at most their sum.
-    # `moved` is raised by it, so that every comparison with it leans towards "may qualify".
+    # dollars; each value's gain carries that error, and the moved dollars at most their sum (and
+    # that sum's own rounding, up to a unit of each term per value). `moved` is raised by it, so that every
+    # comparison with it leans towards "may qualify".
     eps = float(np.finfo(np.float64).eps)
     magnitude = np.concatenate([np.zeros((v, 1)), np.cumsum(np.abs(x), axis=1)], axis=1)[:, t]
-    error = 4 * eps * (n * magnitude / np.maximum(counted, 1) + np.abs(after) + np.abs(before))
+    values_of = np.bincount(owner - owner[0])[owner - owner[0], None]  # each row's series' count
+    error = 4 * eps * (n + values_of) * (magnitude / np.maximum(counted, 1) + np.abs(after) + np.abs(before))
     bound = np.full(moved.shape, np.nan)
     _sum_over_values(np.where(full, error, np.nan), owner, bound)
     rows = np.unique(owner)
