@@ -88,8 +88,9 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
     con = open_lake(wh, tables=tables)
     try:
         # DuckDB reads the many small files of the stored anomalies faster than a table scan.
-        stored_table = to_arrow(con, "SELECT * FROM cost_anomalies")
-        old_rows = stored_table.cast(COST_ANOMALIES.arrow_schema()).to_pylist()
+        old_rows = (
+            to_arrow(con, "SELECT * FROM cost_anomalies").cast(COST_ANOMALIES.arrow_schema()).to_pylist()
+        )
         resume: dict[Key, Resume] | None = None
         if previous is not None and same_params and not full:
             with phase(log, "find changes") as done:

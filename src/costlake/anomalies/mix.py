@@ -201,10 +201,8 @@ def _block_moves(
     magnitude = np.concatenate([np.zeros((v, 1)), np.cumsum(np.abs(x), axis=1)], axis=1)[:, t]
     values_of = np.bincount(owner - owner[0])[owner - owner[0], None]  # each row's series' count
     error = 4 * eps * (n + values_of) * (magnitude / np.maximum(counted, 1) + np.abs(after) + np.abs(before))
-    bound = np.full(moved.shape, np.nan)
-    _sum_over_values(np.where(full, error, np.nan), owner, bound)
-    rows = np.unique(owner)
-    moved[rows] += bound[rows]
+    rows, bound = _per_series(np.where(full, error, np.nan), owner)
+    moved[rows] += bound
     before_day = last[owner]
     earlier = np.take_along_axis(values, np.maximum(before_day, 0), axis=1)
     _between(
@@ -212,19 +210,18 @@ def _block_moves(
     )
 
 
-def _sum_over_values(x: np.ndarray, owner: np.ndarray, out: np.ndarray) -> None:
-    """The sum over the values of each series, into its row of `out`."""
+def _per_series(x: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(series rows, the sum of `x` over each one's values), for value rows owned by ascending
+    series rows."""
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    out[owner[starts]] = np.add.reduceat(x, starts, axis=0)
+    return owner[starts], np.add.reduceat(x, starts, axis=0)
 
 
 def _between(change: np.ndarray, owner: np.ndarray, out: np.ndarray) -> None:
     """(sum |c| - |sum c|) / 2 over the values of each series, into its row of `out`: the dollars
     that moved between them."""
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    gross = np.add.reduceat(np.abs(change), starts, axis=0)
-    net = np.abs(np.add.reduceat(change, starts, axis=0))
-    out[owner[starts]] = (gross - net) / 2
+    rows, gross = _per_series(np.abs(change), owner)
+    out[rows] = (gross - np.abs(_per_series(change, owner)[1])) / 2
 
 
 def _history(daily: np.ndarray, rows: np.ndarray, days: np.ndarray, window: int) -> np.ndarray:
