@@ -364,10 +364,14 @@ def test_detection_from_the_header():
     assert "BilledCost" in FocusSource.expected() and "InvoiceId" in FocusSource.expected()
 
 
-def test_temporary_tables_are_cleaned_up(tmp_path):
+def test_the_rows_are_held_once_with_the_split_as_views(tmp_path):
     con = connect(Settings(warehouse=str(tmp_path)), tmp_path, ordered=True)
     FocusSource().parse(con, SAMPLE, BatchContext("b", 1, "f", LOADED, "USD"))
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    assert tables == {"accepted", "rejected"}
+    assert tables == {"checked"}  # the text of the file is gone; accepted and rejected copy nothing
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert views == {"accepted", "rejected"}
+    counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in tables | views}
+    assert counts["accepted"] == 1000 and counts["accepted"] + counts["rejected"] == counts["checked"]
     with pytest.raises(duckdb.Error):
         con.execute("SELECT * FROM text_rows")

@@ -1,6 +1,6 @@
 """The base class of a billing source (the registry that picks one is sources/registry.py).
 
-A source parses one file inside a DuckDB connection and leaves two temp tables behind:
+A source parses one file inside a DuckDB connection and leaves two temp views behind:
 `accepted` with the raw table's columns and `rejected` with the quarantine table's columns.
 It never commits anything: ingestion (pipeline/ingest.py) does that.
 """
@@ -67,7 +67,7 @@ class Source(ABC):
 
     @abstractmethod
     def parse(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: BatchContext) -> None:
-        """Create the temp tables `accepted` and `rejected` in `con` from the file at `path`."""
+        """Create the temp views `accepted` and `rejected` in `con` from the file at `path`."""
 
 
 def read_header(path: Path) -> list[str]:
