@@ -55,8 +55,34 @@ def stage1(compute: Engine, table: pa.Table, days: list[dt.date]) -> pa.Table:
     compute.materialize("ids", stage1_normalize.event_ids_sql("raw", "days"))
     compute.materialize("winners", stage1_normalize.winners_sql("raw", "ids"))
     compute.materialize("periods", stage1_normalize.period_rows_sql("raw", "days"))
-    compute.materialize("s1", stage1_normalize.on_days_sql("winners", "days", "periods"))
+    compute.define("s1", stage1_normalize.on_days_sql("winners", "days", "periods"))  # as the rebuild does
     return compute.fetch("SELECT * FROM s1 ORDER BY event_id")
+
+
+def test_a_defined_relation_has_the_rows_a_materialised_one_would(compute):
+    rows = raw(
+        {"event_id": "e1", "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(1)},
+        {"event_id": "e2", "account_id": "A1", "service_name": "S3", "usage_date": DAY2, "billed_cost": D(2)},
+    )
+    defined = stage1(compute, rows, [DAY1, DAY2])
+    compute.materialize("held", "SELECT * FROM s1")
+    assert compute.fetch("SELECT * FROM held ORDER BY event_id").equals(defined)
+    assert compute.fetch("SELECT sum(billed_cost) AS total FROM s1").column("total").to_pylist() == [D(3)]
+
+
+def test_duckdb_defines_a_view_that_holds_no_copy_of_its_rows(tmp_path):
+    with create_engine(Settings(warehouse=str(tmp_path / "wh")), tmp_path / "tmp") as session:
+        session.register_arrow("raw", raw({"event_id": "e1", "account_id": "A1", "service_name": "S3",
+                                           "usage_date": DAY1, "billed_cost": D(1)}))  # fmt: skip
+        session.materialize("held", "SELECT * FROM raw")
+        session.define("seen", "SELECT * FROM held WHERE billed_cost > 0")
+        con = session.con  # type: ignore[attr-defined]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        listed = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        views = {r[0] for r in listed}
+        assert "held" in tables and "seen" not in tables and "seen" in views
+        con.execute("DELETE FROM held")  # a view follows what it reads
+        assert session.fetch("SELECT * FROM seen").num_rows == 0
 
 
 def test_winners_by_total_order_and_moved_events(compute):

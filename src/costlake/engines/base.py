@@ -42,6 +42,12 @@ class Engine(ABC):
     def materialize(self, name: str, sql: str) -> int:
         """Compute `sql` once into relation `name` (spilling if needed); return its row count."""
 
+    def define(self, name: str, sql: str) -> None:
+        """Relation `name` as `sql`, computed again by each query that reads it: for a cheap filter of
+        relations already materialised, which would otherwise hold a second copy of their rows. An
+        engine without such views materialises it."""
+        self.materialize(name, sql)
+
     @abstractmethod
     def fetch(self, sql: str) -> pa.Table:
         """Run `sql` and return the (small) result as Arrow."""

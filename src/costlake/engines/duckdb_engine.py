@@ -40,6 +40,9 @@ class DuckDBEngine(Engine):
         row = self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0]
         return int(row[0])
 
+    def define(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
     def fetch(self, sql: str) -> pa.Table:
         return to_arrow(self.con, sql)
 
