@@ -266,8 +266,9 @@ NATIVE = "event_id,usage_date,account_id,service_name,cost_usd"
     [
         (f"{NATIVE}\ne1,2025-01-01,A1,EC2,1\ne2,2025-01-01\n", "malformed CSV"),
         (f"{NATIVE},Cost_USD\ne1,2025-01-01,A1,EC2,1,2\n", "column.s. cost_usd appear more than once"),
+        (f"{NATIVE},Source_Row\ne1,2025-01-01,A1,EC2,1,5\n", "a column is named source_row, which costlake"),
     ],
-    ids=["ragged", "repeated column"],
+    ids=["ragged", "repeated column", "the row-number column"],
 )
 def test_malformed_csv_is_refused_and_nothing_is_committed(wh, tmp_path, text, refusal):
     path = tmp_path / "bad.csv"

@@ -124,6 +124,9 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_MACROS)
 
 
+ROW_COLUMN = "source_row"  # `load_text`'s column of each row's place in the file
+
+
 def load_text(
     con: duckdb.DuckDBPyConnection, path: Path, header: list[str], positions: Iterable[int] | None = None
 ) -> None:
@@ -138,6 +141,11 @@ def load_text(
         dupes = sorted({c for c in header if header.count(c) > 1})
         if dupes:
             raise InputError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header")
+        if ROW_COLUMN in header:  # it would shadow each row's place in the file, which the checks read
+            raise InputError(
+                f"{path}: a column is named {ROW_COLUMN}, which costlake keeps for each row's place in the "
+                "file; rename or remove it"
+            )
         kept = ", ".join(f"c{i} AS {sql_ident(name)}" for i, name in enumerate(header))
     else:
         kept = ", ".join(f"c{i}" for i in sorted(set(positions)))
