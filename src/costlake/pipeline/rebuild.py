@@ -114,7 +114,8 @@ DEFINED = frozenset({"s1"})
 
 
 def _stage_steps(run_id: str, published_at: dt.datetime, lag: int) -> tuple[tuple[str, str], ...]:
-    """(name, SQL) of each table the rebuild materialises, in order: stages 1-3 from `raw_asof`."""
+    """(name, SQL) of each relation the rebuild makes, in order: stages 1-3 from `raw_asof`; those in
+    `DEFINED` are views, the others materialised."""
     # Only the latest reading of each delivery counts (a re-read replaces the earlier reading).
     raw = stage1_normalize.counted_sql("raw_asof", "readings")
     return (
