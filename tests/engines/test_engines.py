@@ -17,6 +17,7 @@ import pytest
 from costlake.engines import Engine, create_engine
 from costlake.lake.partition_files import check_partition_files
 from costlake.pipeline import gate, stage1_normalize, stage2_account_service_day, stage3_account_day
+from costlake.pipeline.rebuild import DEFINED
 from costlake.settings import Settings
 from costlake.tables import ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT, NORMALIZED, RAW
 from helpers import engine_options
@@ -52,10 +53,11 @@ def columns(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
 def stage1(compute: Engine, table: pa.Table, days: list[dt.date]) -> pa.Table:
     compute.register_arrow("raw", table)
     compute.register_arrow("days", pa.table({"usage_date": pa.array(days, pa.date32())}))
-    compute.materialize("ids", stage1_normalize.event_ids_sql("raw", "days"))
-    compute.materialize("winners", stage1_normalize.winners_sql("raw", "ids"))
-    compute.materialize("periods", stage1_normalize.period_rows_sql("raw", "days"))
-    compute.define("s1", stage1_normalize.on_days_sql("winners", "days", "periods"))  # as the rebuild does
+    for name, sql in stage1_normalize.steps("raw", "days"):  # as the rebuild does
+        if name in DEFINED:
+            compute.define(name, sql)
+        else:
+            compute.materialize(name, sql)
     return compute.fetch("SELECT * FROM s1 ORDER BY event_id")
 
 
@@ -109,6 +111,44 @@ def test_winners_by_total_order_and_moved_events(compute):
     ]  # e2 moved to DAY2: its winner leaves DAY1
     both = stage1(compute, rows, [DAY1, DAY2])
     assert [(r["event_id"], r["usage_date"]) for r in both.to_pylist()] == [("e1", DAY1), ("e2", DAY2)]
+
+
+def test_a_loser_is_told_apart_by_its_batch_and_row_not_by_either_alone(compute):
+    """Losers are removed by their place in raw (batch_seq, source_row): e1's older row shares its
+    row number with e3's row of the next batch and its batch with e2's row, which both win."""
+    row = {"account_id": "A1", "service_name": "S3", "usage_date": DAY1}
+    rows = raw(
+        row | {"event_id": "e1", "billed_cost": D(1), "batch_seq": 1, "source_row": 5},
+        row | {"event_id": "e1", "billed_cost": D(2), "batch_seq": 2, "source_row": 1},
+        row | {"event_id": "e2", "billed_cost": D(3), "batch_seq": 1, "source_row": 6},
+        row | {"event_id": "e3", "billed_cost": D(4), "batch_seq": 2, "source_row": 5},
+        row | {"event_id": "e4", "billed_cost": D(5), "batch_seq": 1, "source_row": 7, "usage_date": DAY2},
+        row | {"event_id": "e4", "billed_cost": D(6), "batch_seq": 2, "source_row": 2, "op": "delete"},
+    )
+    out = stage1(compute, rows, [DAY1, DAY2])
+    assert [(r["event_id"], r["billed_cost"]) for r in out.to_pylist()] == [
+        ("e1", D("2.000000000000")),
+        ("e2", D("3.000000000000")),
+        ("e3", D("4.000000000000")),
+    ]  # e4's delete row wins: retracted
+    winners = compute.fetch("SELECT event_id, usage_date, op FROM winners ORDER BY event_id").to_pylist()
+    assert [(r["event_id"], r["op"]) for r in winners] == [("e1", None), ("e2", None), ("e3", None)] + [
+        ("e4", "delete")
+    ]
+
+
+def test_release_frees_a_materialised_or_a_defined_relation(compute):
+    compute.register_arrow("numbers", pa.table({"n": [1, 2, 3]}))
+    compute.materialize("held", "SELECT n FROM numbers WHERE n > 1")
+    compute.define("seen", "SELECT n FROM held WHERE n > 2")
+    assert compute.fetch("SELECT count(*) AS c FROM seen").column("c").to_pylist() == [1]
+    compute.release("seen")
+    compute.release("held")
+    for name in ("held", "seen"):
+        with pytest.raises(Exception, match=name):
+            compute.fetch(f"SELECT * FROM {name}")
+    compute.materialize("held", "SELECT n FROM numbers")  # the name can be made again
+    assert compute.fetch("SELECT count(*) AS c FROM held").column("c").to_pylist() == [3]
 
 
 def test_period_rows_roll_up_with_the_same_event_ids_everywhere(compute):

@@ -49,6 +49,10 @@ class Engine(ABC):
         self.materialize(name, sql)
 
     @abstractmethod
+    def release(self, name: str) -> None:
+        """Free relation `name` (materialised or defined) once no later step reads it."""
+
+    @abstractmethod
     def fetch(self, sql: str) -> pa.Table:
         """Run `sql` and return the (small) result as Arrow."""
 

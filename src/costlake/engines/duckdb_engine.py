@@ -43,6 +43,13 @@ class DuckDBEngine(Engine):
     def define(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
+    def release(self, name: str) -> None:
+        kind = self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name = $name", {"name": name}
+        ).fetchall()
+        self.con.execute(f"DROP {'TABLE' if kind else 'VIEW'} IF EXISTS {name}")
+        self._arrow.pop(name, None)
+
     def fetch(self, sql: str) -> pa.Table:
         return to_arrow(self.con, sql)
 

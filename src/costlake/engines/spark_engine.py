@@ -237,6 +237,13 @@ class SparkEngine(Engine):
         self._checkpoints[name] = frame
         return int(frame.count())
 
+    def release(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+        self._views.discard(name)
+        previous = self._checkpoints.pop(name, None)
+        if previous is not None:
+            _release(previous)
+
     def fetch(self, sql: str) -> pa.Table:
         return self.spark.sql(sql).toArrow()
 

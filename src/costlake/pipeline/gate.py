@@ -6,7 +6,7 @@ The same checks run on demand over the published tables (`costlake validate`).
 
 Inputs:
 - `s1`, `s2`, `s3`: the stage outputs for the days being checked;
-- `raw_ids`: (usage_date, event_id) of every raw row dated on those days;
+- `raw_ids`: (usage_date, event_id) of every raw row dated on those days (a pair may repeat);
 - `winners`: the winning version of each of those events, whatever its day.
 """
 
@@ -79,7 +79,8 @@ def _accounted() -> str:
     """Every raw event dated on a day has a winner, and a day whose raw events win there is not empty."""
     return """
     SELECT r.usage_date, 'events_accounted' AS check_name, 'error' AS severity,
-           CAST(count(*) AS STRING) || ' raw event(s) of this day have no published version' AS detail
+           CAST(count(DISTINCT r.event_id) AS STRING) || ' raw event(s) of this day have no published version'
+           AS detail
     FROM raw_ids AS r LEFT JOIN winners AS w ON w.event_id = r.event_id
     WHERE w.event_id IS NULL GROUP BY r.usage_date
     UNION ALL

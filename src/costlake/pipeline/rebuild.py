@@ -81,6 +81,8 @@ def rebuild(
             engine.define(name, sql)
         else:
             engine.materialize(name, sql)
+        for spent in SPENT.get(name, ()):
+            engine.release(spent)
         progress.advance()
     found = engine.fetch(
         gate.gate_sql(
@@ -109,8 +111,12 @@ def rebuild(
 
 
 # Stage 1 is the winners dated on the rebuilt days plus the period rows: a filter of two tables already
-# held, read again by each reader instead of held a second time (at 10M events, a copy of every event).
-DEFINED = frozenset({"s1"})
+# held, read again by each reader instead of held a second time (at 10M events, a copy of every event);
+# `raw_ids` and `winners` are filters of the ranked rows the same way.
+DEFINED = frozenset({"raw_ids", "winners", "s1"})
+# Relations no later step reads once the named one is made, freed then: the ids of every event of the
+# rebuilt days (at 10M events, 10M strings) serve only to pick the rows `ranked` ranks.
+SPENT: dict[str, tuple[str, ...]] = {"ranked": ("day_events",)}
 
 
 def _stage_steps(run_id: str, published_at: dt.datetime, lag: int) -> tuple[tuple[str, str], ...]:
@@ -120,10 +126,7 @@ def _stage_steps(run_id: str, published_at: dt.datetime, lag: int) -> tuple[tupl
     raw = stage1_normalize.counted_sql("raw_asof", "readings")
     return (
         ("readings", stage1_normalize.readings_sql("raw_asof")),
-        ("raw_ids", stage1_normalize.event_ids_sql(raw, "days")),
-        ("winners", stage1_normalize.winners_sql(raw, "raw_ids")),
-        ("period_rows", stage1_normalize.period_rows_sql(raw, "days")),
-        ("s1", stage1_normalize.on_days_sql("winners", "days", "period_rows")),
+        *stage1_normalize.steps(raw, "days"),
         ("s2", stage2_account_service_day.account_service_day_sql("s1")),
         ("account_ingestion", stage3_account_day.account_ingestion_sql(raw)),
         ("invoiced", stage3_account_day.invoiced_sql("s1")),

@@ -25,6 +25,8 @@ A run rebuilds a set of days from raw. For those days it takes every event that 
 on one of them, finds each event's winner among *all* of its raw versions, and keeps the winners
 dated on the rebuilt days. An event whose winner moved to another day leaves the rebuilt day; the
 day it moved to is rebuilt too, because the planner adds the days of new rows (`touched_days_sql`).
+The versions are ranked on a few columns only (`ranked_sql`); whole rows are read for the rebuilt
+days alone, less the versions outranked (`latest_sql`). `steps` lists the relations in order.
 """
 
 from __future__ import annotations
@@ -105,23 +107,49 @@ def replaced_days_sql(current: str, replaced: str, raw: str) -> str:
     ORDER BY usage_date"""
 
 
-def event_ids_sql(raw: str, days: str) -> str:
-    """(usage_date, event_id) of every per-event raw row dated on one of `days`."""
+def day_events_sql(raw: str, days: str) -> str:
+    """(event_id) of every event with a per-event raw row dated on one of `days`, once each."""
     return f"""
-    SELECT DISTINCT usage_date, event_id FROM {raw}
+    SELECT DISTINCT event_id FROM {raw}
     WHERE billing_period_start IS NULL AND usage_date IN (SELECT usage_date FROM {days})"""
 
 
-def winners_sql(raw: str, event_ids: str) -> str:
-    """The winning version of each event in `event_ids`, among all of its raw rows, with its `op`: a
-    winning delete row is the event's tombstone (no day, no cost)."""
+def event_ids_sql(ranked: str, days: str) -> str:
+    """(usage_date, event_id) of every per-event raw row dated on one of `days`, from their events'
+    `ranked_sql` (a pair once per such row)."""
+    return f"SELECT usage_date, event_id FROM {ranked} WHERE usage_date IN (SELECT usage_date FROM {days})"
+
+
+def ranked_sql(raw: str, events: str) -> str:
+    """Every raw row of the events in `events`, whatever its day, ranked within its event by the
+    total order (`outranked`: all but the winner), with only what tells winners and losers apart:
+    the event, the row's day, its `op` and its place in raw (`batch_seq`, `source_row`: the raw
+    table's grain). Ranking these few columns instead of whole rows is most of what a full rebuild
+    at 10M events saves (docs/performance.md)."""
     return f"""
-    SELECT {COLUMNS}, op FROM (
-        SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY {ORDER}) AS rank_in_event
-        FROM ({canonical_sql(raw)}) AS events
-        WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {event_ids})
-    ) AS ranked
-    WHERE rank_in_event = 1"""
+    SELECT event_id, usage_date, op, batch_seq, source_row,
+           row_number() OVER (PARTITION BY event_id ORDER BY {ORDER}) > 1 AS outranked
+    FROM ({canonical_sql(raw)}) AS events
+    WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {events})"""
+
+
+def winners_sql(ranked: str) -> str:
+    """(event_id, usage_date, op) of each ranked event's winner (`ranked_sql`): a winning delete row
+    is the event's tombstone (no day, no cost)."""
+    return f"SELECT event_id, usage_date, op FROM {ranked} WHERE NOT outranked"
+
+
+def latest_sql(raw: str, days: str, ranked: str) -> str:
+    """Whole rows of the winners dated on one of `days`: the per-event raw rows of those days that
+    no later row of their event outranks (`ranked_sql` of at least the events of those days)."""
+    return f"""
+    SELECT {COLUMNS}, op FROM ({canonical_sql(raw)}) AS e
+    WHERE billing_period_start IS NULL AND usage_date IN (SELECT usage_date FROM {days})
+      AND NOT EXISTS (
+          SELECT 1 FROM {ranked} AS r
+          WHERE r.outranked AND r.batch_seq IS NOT DISTINCT FROM e.batch_seq
+            AND r.source_row IS NOT DISTINCT FROM e.source_row
+      )"""
 
 
 def period_rows_sql(raw: str, days: str) -> str:
@@ -164,11 +192,27 @@ def period_rows_sql(raw: str, days: str) -> str:
              usage_type"""
 
 
-def on_days_sql(winners: str, days: str, period_rows: str | None = None) -> str:
-    """The stage 1 content of the rebuilt days: live event winners dated there, plus period rows."""
-    events = f"SELECT {COLUMNS} FROM {winners} WHERE usage_date IN (SELECT usage_date FROM {days}) AND {LIVE}"
+def on_days_sql(latest: str, days: str, period_rows: str | None = None) -> str:
+    """The stage 1 content of the rebuilt days: live event winners dated there (`latest_sql`), plus
+    period rows."""
+    events = f"SELECT {COLUMNS} FROM {latest} WHERE usage_date IN (SELECT usage_date FROM {days}) AND {LIVE}"
     return (
         events if period_rows is None else f"{events}\n    UNION ALL\n    SELECT {COLUMNS} FROM {period_rows}"
+    )
+
+
+def steps(raw: str, days: str) -> tuple[tuple[str, str], ...]:
+    """(name, SQL) of each relation stage 1 of `days` is made of, in order, from the counted raw rows
+    `raw` (`counted_sql`); the last, `s1`, is the stage's content. `winners` is what the gate checks
+    every raw event of those days against (pipeline/gate.py)."""
+    return (
+        ("day_events", day_events_sql(raw, days)),
+        ("ranked", ranked_sql(raw, "day_events")),
+        ("raw_ids", event_ids_sql("ranked", days)),
+        ("winners", winners_sql("ranked")),
+        ("latest", latest_sql(raw, days, "ranked")),
+        ("period_rows", period_rows_sql(raw, days)),
+        ("s1", on_days_sql("latest", days, "period_rows")),
     )
 
 
@@ -194,9 +238,7 @@ def normalize(raw: pa.Table, days: list[dt.date] | None = None) -> pa.Table:
         wanted = run_on_arrow("SELECT DISTINCT usage_date FROM raw", raw=raw)
     readings = run_on_arrow(readings_sql("raw"), raw=raw)
     raw = run_on_arrow(f"SELECT * FROM {counted_sql('raw', 'readings')}", raw=raw, readings=readings)
-    ids = run_on_arrow(event_ids_sql("raw", "days"), raw=raw, days=wanted)
-    winners = run_on_arrow(winners_sql("raw", "ids"), raw=raw, ids=ids)
-    periods = run_on_arrow(period_rows_sql("raw", "days"), raw=raw, days=wanted)
-    return run_on_arrow(
-        on_days_sql("winners", "days", "periods"), winners=winners, days=wanted, periods=periods
-    )
+    tables = {"raw": raw, "days": wanted}
+    for name, sql in steps("raw", "days"):
+        tables[name] = run_on_arrow(sql, **tables)
+    return tables["s1"]

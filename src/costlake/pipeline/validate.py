@@ -42,10 +42,11 @@ def validate(
             f"WHERE billing_period_start IS NULL AND {window}",
         )
         # A retracted event has no published version: its winner is its tombstone.
+        engine.materialize("ranked", stage1_normalize.ranked_sql(raw, "raw_dated"))
         engine.materialize(
             "raw_ids",
             "SELECT * FROM raw_dated WHERE event_id NOT IN (SELECT event_id FROM "
-            f"({stage1_normalize.winners_sql(raw, 'raw_dated')}) AS w WHERE NOT ({stage1_normalize.LIVE}))",
+            f"({stage1_normalize.winners_sql('ranked')}) AS w WHERE NOT ({stage1_normalize.LIVE}))",
         )
         engine.materialize("winners", "SELECT * FROM s1_all WHERE billing_period_start IS NULL")
         days = (
