@@ -373,5 +373,9 @@ def test_the_rows_are_held_once_with_the_split_as_views(tmp_path):
     assert views == {"accepted", "rejected"}
     counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in tables | views}
     assert counts["accepted"] == 1000 and counts["accepted"] + counts["rejected"] == counts["checked"]
+    # Only a refused row keeps the row as delivered (quarantine's raw_record); quarantine tests check
+    # that it does.
+    kept = con.execute("SELECT count(raw_record) FROM checked WHERE reason = ''").fetchall()
+    assert kept == [(0,)]
     with pytest.raises(duckdb.Error):
         con.execute("SELECT * FROM text_rows")
