@@ -156,6 +156,43 @@ def test_a_loser_is_told_apart_by_its_batch_and_row_not_by_either_alone(compute)
     ]
 
 
+def accounted(compute: Engine) -> list[str]:
+    """The gate's events_accounted findings over `stage1`'s relations (stages 2 and 3 made from s1)."""
+    compute.materialize("s2", stage2_account_service_day.account_service_day_sql("s1"))
+    compute.register_arrow(
+        "accounts", pa.table({"account_id": ["A1"], "last_ingestion_ts": [dt.datetime(2025, 1, 9)]})
+    )
+    compute.materialize("invoiced", stage3_account_day.invoiced_sql("s1"))
+    sql = stage3_account_day.account_day_sql(
+        "s2", "accounts", "invoiced", lag_hours=24, run_id="r", published_at=dt.datetime(2025, 1, 9)
+    )
+    compute.materialize("s3", sql)
+    found = compute.fetch(gate.gate_sql(currency="USD", negative_total="warning", dialect=compute.dialect))
+    return [r["detail"] for r in found.to_pylist() if r["check_name"] == "events_accounted"]
+
+
+def test_raw_damaged_outside_costlake_is_reported_or_told_apart_never_dropped_silently(compute):
+    """Raw's grain (batch_seq, source_row) broken by another writer: an event whose row is there twice
+    is left out of stage 1 and the gate says so; rows without a row number stay each their event's."""
+    row = {"account_id": "A1", "service_name": "S3", "usage_date": DAY1}
+    twice = row | {"event_id": "e1", "billed_cost": D(1), "batch_seq": 1, "source_row": 1}
+    rows = raw(twice, twice, row | {"event_id": "e2", "billed_cost": D(2), "batch_seq": 1, "source_row": 2})
+    out = stage1(compute, rows, [DAY1])
+    assert out.column("event_id").to_pylist() == ["e2"]
+    assert accounted(compute) == ["2 winning event(s) of this day, 1 in stage 1"]
+    unnumbered = raw(
+        row | {"event_id": "e1", "billed_cost": D(3), "batch_seq": 1},
+        row | {"event_id": "e1", "billed_cost": D(4), "batch_seq": 2},
+        row | {"event_id": "e2", "billed_cost": D(5), "batch_seq": 1},
+    )
+    out = stage1(compute, unnumbered, [DAY1])
+    assert [(r["event_id"], r["billed_cost"]) for r in out.to_pylist()] == [
+        ("e1", D("4.000000000000")),
+        ("e2", D("5.000000000000")),
+    ]
+    assert accounted(compute) == []
+
+
 def test_release_frees_a_materialised_or_a_defined_relation(compute):
     compute.register_arrow("numbers", pa.table({"n": [1, 2, 3]}))
     compute.materialize("held", "SELECT n FROM numbers WHERE n > 1")
@@ -168,6 +205,10 @@ def test_release_frees_a_materialised_or_a_defined_relation(compute):
             compute.fetch(f"SELECT * FROM {name}")
     compute.materialize("held", "SELECT n FROM numbers")  # the name can be made again
     assert compute.fetch("SELECT count(*) AS c FROM held").column("c").to_pylist() == [3]
+    compute.release("numbers")  # registered Arrow: the table behind it goes too
+    for name in ("numbers", "numbers__arrow"):
+        with pytest.raises(Exception, match=name):
+            compute.fetch(f"SELECT * FROM {name}")
 
 
 def test_period_rows_roll_up_with_the_same_event_ids_everywhere(compute):
@@ -298,7 +339,8 @@ def test_gate_findings_are_the_same_text_in_the_same_order(compute):
     # Stage 3 is computed from a stage 2 that lost A2's row: reconciliation must catch it.
     compute.materialize("s3", f"SELECT * FROM ({sql}) AS s WHERE COALESCE(account_id, '') <> 'A2'")
     compute.register_arrow("raw_ids", pa.table({"usage_date": [DAY2], "event_id": ["lost"]}))
-    compute.register_arrow("winners", s1.filter(pa.compute.equal(s1["event_id"], "e1")))
+    won = s1.filter(pa.compute.equal(s1["event_id"], "e1"))
+    compute.register_arrow("winners", won.append_column("op", pa.nulls(won.num_rows, pa.string())))
     found = compute.fetch(gate.gate_sql(currency="USD", negative_total="warning", dialect=compute.dialect))
     assert [tuple(r.values()) for r in found.to_pylist()] == [
         (DAY1, "negative_daily_total", "warning", "A1 -3.000000000000"),

@@ -55,7 +55,8 @@ class DuckDBEngine(Engine):
             "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name = $name", {"name": name}
         ).fetchall()
         self.con.execute(f"DROP {'TABLE' if kind else 'VIEW'} IF EXISTS {name}")
-        self._arrow.pop(name, None)
+        if self._arrow.pop(name, None) is not None:  # `register_arrow`'s view and the table behind it
+            self.con.unregister(f"{name}__arrow")
 
     def fetch(self, sql: str) -> pa.Table:
         return to_arrow(self.con, sql)

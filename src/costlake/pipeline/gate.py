@@ -7,7 +7,8 @@ The same checks run on demand over the published tables (`costlake validate`).
 Inputs:
 - `s1`, `s2`, `s3`: the stage outputs for the days being checked;
 - `raw_ids`: (usage_date, event_id) of every raw row dated on those days (a pair may repeat);
-- `winners`: the winning version of each of those events, whatever its day.
+- `winners`: (event_id, usage_date, op) of the winning version of each of those events, whatever its
+  day (`op` 'delete': a tombstone).
 """
 
 from __future__ import annotations
@@ -76,13 +77,27 @@ def _reconcile() -> str:
 
 
 def _accounted() -> str:
-    """Every raw event dated on a day has a winner, and a day whose raw events win there is not empty."""
+    """Every raw event dated on a day has a winner, stage 1 holds each live winner of the day once,
+    and a day whose raw events win there is not empty."""
     return """
     SELECT r.usage_date, 'events_accounted' AS check_name, 'error' AS severity,
            CAST(count(DISTINCT r.event_id) AS STRING) || ' raw event(s) of this day have no published version'
            AS detail
     FROM raw_ids AS r LEFT JOIN winners AS w ON w.event_id = r.event_id
     WHERE w.event_id IS NULL GROUP BY r.usage_date
+    UNION ALL
+    SELECT w.usage_date, 'events_accounted', 'error',
+           CAST(w.won AS STRING) || ' winning event(s) of this day, '
+           || CAST(COALESCE(s.held, 0) AS STRING) || ' in stage 1'
+    FROM (
+        SELECT usage_date, count(*) AS won FROM winners
+        WHERE usage_date IN (SELECT usage_date FROM raw_ids) AND COALESCE(op, 'upsert') <> 'delete'
+        GROUP BY usage_date
+    ) AS w
+    LEFT JOIN (
+        SELECT usage_date, count(*) AS held FROM s1 WHERE billing_period_start IS NULL GROUP BY usage_date
+    ) AS s ON s.usage_date = w.usage_date
+    WHERE COALESCE(s.held, 0) <> w.won AND w.usage_date IN (SELECT usage_date FROM s1)
     UNION ALL
     SELECT w.usage_date, 'not_empty', 'error',
            CAST(count(*) AS STRING) || ' winning event(s) but the stage 1 partition is empty'

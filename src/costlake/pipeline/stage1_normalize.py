@@ -141,13 +141,15 @@ def winners_sql(ranked: str) -> str:
 
 def latest_sql(raw: str, days: str, ranked: str) -> str:
     """Whole rows of the winners dated on one of `days`: the per-event raw rows of those days that
-    no later row of their event outranks (`ranked_sql` of at least the events of those days)."""
+    no later row of their event outranks (`ranked_sql` of at least the events of those days). A row
+    is told by its event and place in raw; raw damaged outside costlake, with one event's row twice,
+    loses both copies here, which the gate's `events_accounted` reports (pipeline/gate.py)."""
     return f"""
     SELECT {COLUMNS}, op FROM ({canonical_sql(raw)}) AS e
     WHERE billing_period_start IS NULL AND usage_date IN (SELECT usage_date FROM {days})
       AND NOT EXISTS (
           SELECT 1 FROM {ranked} AS r
-          WHERE r.outranked AND r.batch_seq IS NOT DISTINCT FROM e.batch_seq
+          WHERE r.outranked AND r.event_id = e.event_id AND r.batch_seq IS NOT DISTINCT FROM e.batch_seq
             AND r.source_row IS NOT DISTINCT FROM e.source_row
       )"""
 

@@ -48,7 +48,9 @@ def validate(
             "SELECT * FROM raw_dated WHERE event_id NOT IN (SELECT event_id FROM "
             f"({stage1_normalize.winners_sql('ranked')}) AS w WHERE NOT ({stage1_normalize.LIVE}))",
         )
-        engine.materialize("winners", "SELECT * FROM s1_all WHERE billing_period_start IS NULL")
+        engine.materialize(
+            "winners", "SELECT *, CAST(NULL AS STRING) AS op FROM s1_all WHERE billing_period_start IS NULL"
+        )
         days = (
             engine.fetch(
                 "SELECT count(DISTINCT usage_date) AS n FROM (SELECT usage_date FROM s1 "
