@@ -88,16 +88,17 @@ def _accounted() -> str:
     UNION ALL
     SELECT w.usage_date, 'events_accounted', 'error',
            CAST(w.won AS STRING) || ' winning event(s) of this day, '
-           || CAST(COALESCE(s.held, 0) AS STRING) || ' in stage 1'
+           || CAST(s.held AS STRING) || ' in stage 1'
     FROM (
         SELECT usage_date, count(*) AS won FROM winners
-        WHERE usage_date IN (SELECT usage_date FROM raw_ids) AND COALESCE(op, 'upsert') <> 'delete'
+        WHERE COALESCE(op, 'upsert') <> 'delete' AND usage_date IN (SELECT DISTINCT usage_date FROM raw_ids)
         GROUP BY usage_date
     ) AS w
-    LEFT JOIN (
-        SELECT usage_date, count(*) AS held FROM s1 WHERE billing_period_start IS NULL GROUP BY usage_date
+    JOIN (  -- the days of stage 1 (an empty one is `not_empty`'s), each with its per-event rows
+        SELECT usage_date, sum(CASE WHEN billing_period_start IS NULL THEN 1 ELSE 0 END) AS held
+        FROM s1 GROUP BY usage_date
     ) AS s ON s.usage_date = w.usage_date
-    WHERE COALESCE(s.held, 0) <> w.won AND w.usage_date IN (SELECT usage_date FROM s1)
+    WHERE s.held <> w.won
     UNION ALL
     SELECT w.usage_date, 'not_empty', 'error',
            CAST(count(*) AS STRING) || ' winning event(s) but the stage 1 partition is empty'
