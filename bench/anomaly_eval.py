@@ -32,7 +32,7 @@ from pathlib import Path
 from costlake.anomalies.analyse import analyse_all
 from costlake.anomalies.detect import Params
 from costlake.anomalies.evaluate import Scores, score
-from costlake.anomalies.job import load_series
+from costlake.anomalies.series import load_series
 from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files

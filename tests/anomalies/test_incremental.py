@@ -12,9 +12,11 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import Phase, given, settings
@@ -22,7 +24,19 @@ from hypothesis import strategies as st
 
 from costlake.anomalies.analyse import analyse_all
 from costlake.anomalies.bands import Params
-from costlake.anomalies.job import AnomalyReport, load_series, update_anomalies
+from costlake.anomalies.changes import Changed, Resume
+from costlake.anomalies.detect import detect
+from costlake.anomalies.frame import Frame
+from costlake.anomalies.job import (
+    AnomalyReport,
+    _Screens,
+    _stands,
+    _Starts,
+    _sync,
+    update_anomalies,
+)
+from costlake.anomalies.screen import candidates
+from costlake.anomalies.series import load_series
 from costlake.lake.faults import ENV, EXIT_CODE
 from costlake.lake.manifest import latest_manifest
 from costlake.lake.warehouse import Warehouse
@@ -405,3 +419,40 @@ def test_generated_bills_delivered_batch_by_batch_equal_a_full_analysis(
         report = run(wh, path)
         assert report.full is (n == 0)
         assert_matches_full_analysis(wh)
+
+
+@pytest.mark.parametrize(
+    ("stored", "stands"),
+    [
+        (((70, 1),), True),  # the stored spike lies after the settle day: the walk stops there
+        (((45, 6),), False),  # a stored change still open on the settle day: the walk goes on
+        (((30, 10),), False),  # a stored level shift before it: the stored walk is on another level
+    ],
+)
+def test_a_suspect_whose_candidates_lie_past_its_settle_day_stands_only_where_the_walk_would_stop(
+    stored: tuple[tuple[int, int], ...], stands: bool
+) -> None:
+    """`_stands` spares the exact walk of a series the screen flags only after its settle day; it
+    must agree with that walk: no finding before it, and stopped on it in step with the stored
+    analysis (`baseline.Sync`). A stored change open then, or a stored level shift before it,
+    keeps the walk."""
+    params, origin, n = Params(), dt.date(2025, 1, 1), 80
+    values = [Decimal(100 + (i * 7) % 5) for i in range(n)]
+    values[70] = Decimal(900)  # a spike past the settle day of a correction on day 20
+    floats = np.array([[float(v) for v in values]])
+    day = [origin + dt.timedelta(days=i) for i in range(n)]
+    changed = Changed(day[20], day[20])
+    point = Resume(
+        day[6], None, day[20], day[20 + params.window + 1], tuple((day[d], k) for d, k in stored), changed
+    )
+    frame = Frame([("a", "s")], origin, np.array([0]), np.array([n]), np.array([0]), floats, {}, pa.table({}))
+    zero, judge = np.array([0]), np.array([20])
+    opens, _, bands = candidates(floats, zero, np.array([True]), params, np.array([6]), judge)
+    starts = _Starts(np.array([6]), zero, judge, [point])
+    screens = _Screens(bands, np.full((1, n), np.nan), opens)
+    assert opens[0, 70] and not opens[0, :49].any()
+
+    found = _stands(np.array([True]), frame, starts, screens, params)
+    walk = detect(values, params, begin=20, regime=0, screened=bands[0], sync=_sync(point, origin, 0, params))
+    assert (found == {0: (day[20], day[49])}) is stands
+    assert (walk.findings == [] and walk.settled == 49) is stands

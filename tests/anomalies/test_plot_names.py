@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from costlake.anomalies.detect import Params
-from costlake.anomalies.job import load_series
 from costlake.anomalies.plot import chart_for, write_chart
+from costlake.anomalies.series import load_series
 from costlake.lake.warehouse import Warehouse
 from costlake.text.names import withheld_label
 from helpers import NATIVE_HEADER, ingest_and_run

@@ -13,8 +13,8 @@ import pytest
 from matplotlib.image import imread
 
 from costlake.anomalies.detect import Params
-from costlake.anomalies.job import load_series
 from costlake.anomalies.plot import chart_for, write_chart
+from costlake.anomalies.series import load_series
 from costlake.lake.warehouse import Warehouse
 from helpers import ingest_and_run
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from api_server import Served
 from costlake.anomalies.detect import Params
-from costlake.anomalies.job import load_series
 from costlake.anomalies.plot import chart_for
+from costlake.anomalies.series import load_series
 from two_tenants import A1, B1
 
 PROBLEM = "application/problem+json"

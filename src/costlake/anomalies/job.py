@@ -37,7 +37,6 @@ from costlake.anomalies.frame import (
     Frame,
     batches,
     exact_parts,
-    exact_series,
     frame_totals,
     load_frame,
     load_parts,
@@ -54,7 +53,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase
 from costlake.tables import ACCOUNT_SERVICE_DAY, COST_ANOMALIES, DAILY_ACCOUNT, NORMALIZED
 
-__all__ = ["NONE_VALUE", "AnomalyReport", "load_series", "update_anomalies"]
+__all__ = ["NONE_VALUE", "AnomalyReport", "update_anomalies"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
         con.close()
     new_rows = merge(old_rows, found.rows, resume, found.redone)
     report = commit(wh, old_rows, new_rows, source, params, last, found.series, found.exact, resume is None)
-    report.settled = sum(end != dt.date.max for _, end in found.redone.values())
+    report.settled = found.settled
     report.causes_kept = found.causes_kept
     return report
 
@@ -136,6 +135,7 @@ def _detect(
     stand (`store.known_causes`)."""
     todo: list[_Todo] = []
     chosen: list[pa.Table] = []
+    standing: dict[Key, tuple[dt.date, dt.date]] = {}
     series = 0
     keys = series_keys(con, None if resume is None else _scope(resume, params))
     # A unit per series screened, and two more per series the screen cannot clear (its exact walk,
@@ -147,6 +147,9 @@ def _detect(
             frame = load_frame(con, batch)
             starts = _starts(frame, resume)
             suspects, screens = _screen(con, frame, batch, starts, params)
+            stands = _stands(suspects, frame, starts, screens, params)
+            suspects[list(stands)] = False
+            standing.update({frame.keys[s]: days for s, days in stands.items()})
             series += len(frame.keys)
             total += 2 * int(suspects.sum())
             progress.update(total=total)
@@ -156,8 +159,11 @@ def _detect(
         # One read of the events for the parts of every series analysed, whatever its batch.
         rows, kept = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params, stored)
         settled = sum(t.total.settled is not None for t in todo)
-        done.update(series=series, exact=len(todo), settled=settled, causes_kept=kept, anomalies=len(rows))
-    return _Detected(rows, series, {t.key: t.redone for t in todo}, len(todo), kept)
+        done.update(
+            series=series, exact=len(todo), settled=settled, standing=len(standing), causes_kept=kept,
+            anomalies=len(rows),
+        )  # fmt: skip
+    return _Detected(rows, series, standing | {t.key: t.redone for t in todo}, len(todo), settled, kept)
 
 
 @dataclass
@@ -168,6 +174,7 @@ class _Detected:
     # (`_Todo.redone`)
     redone: dict[Key, tuple[dt.date, dt.date]]
     exact: int  # how many were
+    settled: int  # of those, how many walks stopped in step with the stored analysis (`baseline.Sync`)
     causes_kept: int  # findings whose contributors stood as stored (`store.known_causes`)
 
 
@@ -222,6 +229,8 @@ class _Screens:
     # (S, n) the moved dollars of the days that may start a mix shift, NaN elsewhere (None: a method
     # without them)
     mix: np.ndarray | None
+    # (S, n) the days that may open a change of the total, from `Resume.totals` on (None: not screened)
+    opens: np.ndarray | None = None
 
 
 def _screen(
@@ -249,7 +258,7 @@ def _screen(
     if again.size:
         regime, begin = starts.regime[again], starts.begin[again]
         bands[again] = candidates(frame.totals[again], regime, fresh[again], params, begin)[2]
-    return shifted | whole, _Screens(bands, mix)
+    return shifted | whole, _Screens(bands, mix, totals)
 
 
 @dataclass
@@ -294,7 +303,7 @@ def _totals(
         screened = None if bands is None else bands[s, first : first + len(total)]
         # A walk that stops computes no band from there on: only a series with no possible mix
         # shift may stop (mix_shifts reads the bands of its candidate days).
-        sync = None if whole else _sync(starts.resume[s], series, regime, params)
+        sync = None if whole else _sync(starts.resume[s], series.start, regime, params)
         result = detect(total, params, begin=begin, regime=regime, screened=screened, sync=sync)
         mix_days = None if maybe is None else judgeable(total, result, maybe, params)
         todo.append(_Todo(series, result, begin, mix_days, starts.resume[s]))
@@ -335,46 +344,35 @@ def _finish(
     return rows, sum(len(k) for k in known)
 
 
-def _sync(point: Resume | None, series: ServiceSeries, regime: int, params: Params) -> Sync | None:
-    """What the walk of a resumed series needs to stop in step with its stored analysis."""
+def _sync(point: Resume | None, start: dt.date, regime: int, params: Params) -> Sync | None:
+    """What the walk of a resumed series (its first day `start`) needs to stop in step with its
+    stored analysis."""
     if point is None or point.settle == dt.date.max:
         return None
-    changes = tuple(((day - series.start).days, duration) for day, duration in point.stored)
-    return Sync((point.settle - series.start).days, regime, changes, params.shift_days)
+    changes = tuple(((day - start).days, duration) for day, duration in point.stored)
+    return Sync((point.settle - start).days, regime, changes, params.shift_days)
 
 
-def load_series(
-    wh: Warehouse, account_id: str | None = None, service: str | None = None
-) -> list[ServiceSeries]:
-    """Every (account, service) series over its account's span of complete days, in exact decimals
-    (the evaluation's and the tests' reference input); with `account_id` only that account's series
-    (and with `service` only that one), read without loading the rest of the lake."""
-    from costlake.catalog.views import open_lake
-
-    con = open_lake(wh, tables=[ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name])
-    try:
-        scope = None if account_id is None else _account_scope(con, account_id, service)
-        keys = series_keys(con, scope)
-        first = {(r["account_id"], r["service_name"]): r["first_day"] for r in keys.to_pylist()}
-        found = exact_series(con, keys)
-        return [ServiceSeries(a, s, first[(a, s)], *found[(a, s)]) for a, s in sorted(found)]
-    finally:
-        con.close()
-
-
-def _account_scope(con: duckdb.DuckDBPyConnection, account_id: str, service: str | None) -> pa.Table:
-    """(account_id, service_name, from_day) of one account's series (one of them with `service`), each
-    from its start: `series_keys` clips `from_day` to the account's first complete day."""
-    where = "account_id = $account" + (" AND service_name = $service" if service is not None else "")
-    params: dict[str, Any] = {"account": account_id} | ({"service": service} if service is not None else {})
-    rows = con.execute(
-        f"SELECT DISTINCT service_name FROM account_service_day_cost WHERE {where} ORDER BY 1", params
-    ).fetchall()
-    services = [r[0] for r in rows]
-    return pa.table(
-        {
-            "account_id": pa.array([account_id] * len(services), pa.string()),
-            "service_name": pa.array(services, pa.string()),
-            "from_day": pa.array([dt.date(1900, 1, 1)] * len(services), pa.date32()),
-        }
-    )
+def _stands(
+    suspects: np.ndarray, frame: Frame, starts: _Starts, screens: _Screens, params: Params
+) -> dict[int, tuple[dt.date, dt.date]]:
+    """The suspects whose exact walk would open nothing and stop at once in step with the stored
+    analysis (`baseline.Sync`), each with the days it would have derived again (`_Todo.redone`):
+    no possible mix shift, no day that may open a change of the total before its `Resume.settle`
+    (the screens' candidates lie after it), and there the stored walk has no change open and is
+    on the level the screen assumed. On a daily delivery the screen flags the days a window after
+    the changed ones of many series whose stored findings stand there."""
+    if screens.mix is None or screens.opens is None:
+        return {}
+    out = {}
+    for s in np.flatnonzero(suspects & np.isnan(screens.mix).all(axis=1)).tolist():
+        point, first = starts.resume[s], int(frame.first[s])
+        if point is None or point.settle >= frame.origin + dt.timedelta(days=int(frame.end[s])):
+            continue  # analysed from its start, or no day of it settles
+        if screens.opens[s, : (point.settle - frame.origin).days].any():
+            continue
+        start = frame.origin + dt.timedelta(days=first)
+        sync = _sync(point, start, int(starts.regime[s]) - first, params)
+        if sync is not None and sync.level(sync.day) == sync.regime:
+            out[s] = (frame.origin + dt.timedelta(days=int(starts.totals[s])), point.settle)
+    return out

@@ -90,8 +90,8 @@ def plot(
 ) -> None:
     """Chart an account's daily cost (or one service's) with the expected band and the anomalies."""
     from costlake.anomalies.detect import Params
-    from costlake.anomalies.job import load_series
     from costlake.anomalies.plot import chart_for, write_chart
+    from costlake.anomalies.series import load_series
 
     wh = state.warehouse()
     chart = chart_for(load_series(wh, account, service), account, service, Params.from_settings(wh.settings))

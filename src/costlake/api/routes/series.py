@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from costlake.anomalies.detect import Params
-from costlake.anomalies.job import load_series
 from costlake.anomalies.plot import Chart, chart_for
+from costlake.anomalies.series import load_series
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
 from costlake.api.problems import TENANT_ERRORS, documented, not_found
