@@ -75,7 +75,11 @@ class Settings(BaseSettings):
     negative_daily_total: Literal["warning", "error"] = Field(
         "warning", description="Severity of a negative account-day total in the quality gate."
     )
-    duckdb_threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default: all cores.")
+    duckdb_threads: int | None = Field(
+        None,
+        ge=1,
+        description="DuckDB worker threads, also those of detection's float screens; default: all cores.",
+    )
     duckdb_memory_limit: str | None = Field(
         None,
         description="DuckDB memory cap such as `2GB`; larger work spills to the warehouse's temp folder.",

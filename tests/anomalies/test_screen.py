@@ -9,9 +9,11 @@ from decimal import Decimal as D
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from costlake.anomalies import chunks
 from costlake.anomalies.analyse import ServiceSeries, analyse
 from costlake.anomalies.bands import NOISY_SPREAD, Band, exact_ordinary, noise_spread, noisy, ordinary
 from costlake.anomalies.detect import Params, detect, detect_baseline
@@ -324,3 +326,32 @@ def test_the_mix_screen_of_rows_resuming_late_is_that_of_the_whole_calendar(
     assert np.array_equal(np.isnan(got), np.isnan(whole))  # the same days, moves equal but for rounding
     assert np.allclose(got, whole, rtol=1e-9, atol=1e-9, equal_nan=True)
     assert np.isnan(got[np.arange(n)[None, :] < begin[:, None]]).all()
+
+
+@pytest.mark.filterwarnings("error")
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), kinds), min_size=2, max_size=9), st.integers(0, 10**6))
+def test_screens_in_chunks_on_threads_give_the_numbers_of_one_pass(
+    draws: list[tuple[int, str]], seed: int
+) -> None:
+    """The total and mix screens split each group of rows into chunks computed on threads
+    (chunks.py): the same numbers, bit for bit, as one pass over every row; and no floating-point
+    warning escapes a thread (numpy.errstate holds per thread, warnings filters do not)."""
+    rng = np.random.default_rng(seed)
+    frame = _frame([_series(s, kind) for s, kind in draws])
+    rows, n = frame.totals.shape
+    begin = np.where(rng.random(rows) < 0.5, P.window + 7 * rng.integers(0, 4, rows), 0)
+    starts = np.minimum(rng.integers(0, n, rows), begin)
+    fresh = starts == 0
+
+    def screens(chunk_rows: int, threads: int) -> list[np.ndarray]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(chunks, "CHUNK_ROWS", chunk_rows)
+            opens, expected, outside = candidates(frame.totals, starts, fresh, P, begin, threads=threads)
+            calm = calm_days(expected, frame.totals, starts, opens.any(axis=1), P.window, begin)
+            calm[np.arange(n)[None, :] < begin[:, None]] = False
+            return [opens, expected, outside, mix_screen(frame, calm, P, begin, threads)]
+
+    whole, split = screens(10**6, 1), screens(2, 3)
+    assert all(np.array_equal(w, s, equal_nan=True) for w, s in zip(whole, split, strict=True))
+    assert chunks.chunked([(0, np.arange(rows))], 2)[-1][1][-1] == rows - 1  # every row is in a chunk

@@ -97,7 +97,7 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
                 resume = None if changed is None else resume_points(changed, old_rows, params)
                 done["series"] = "all" if resume is None else len(resume)
         stored = stored_changes(old_rows, resume)
-        found = _detect(con, resume, params, stored)
+        found = _detect(con, resume, params, stored, wh.settings.duckdb_threads)
     finally:
         con.close()
     new_rows = merge(old_rows, found.rows, resume, found.redone)
@@ -129,10 +129,11 @@ def _detect(
     resume: dict[Key, Resume] | None,
     params: Params,
     stored: Stored,
+    threads: int | None = None,
 ) -> _Detected:
     """The series in `resume` (None: every series) analysed, each from its resume day on;
     `stored`: their stored changes of the total (`store.stored_changes`), whose contributors may
-    stand (`store.known_causes`)."""
+    stand (`store.known_causes`). The float screens run on `threads` threads (None: all cores)."""
     todo: list[_Todo] = []
     chosen: list[pa.Table] = []
     standing: dict[Key, tuple[dt.date, dt.date]] = {}
@@ -146,7 +147,7 @@ def _detect(
         for batch in batches(keys):
             frame = load_frame(con, batch)
             starts = _starts(frame, resume)
-            suspects, screens = _screen(con, frame, batch, starts, params)
+            suspects, screens = _screen(con, frame, batch, starts, params, threads)
             stands = _stands(suspects, frame, starts, screens, params)
             suspects[list(stands)] = False
             standing.update({frame.keys[s]: days for s, days in stands.items()})
@@ -234,7 +235,12 @@ class _Screens:
 
 
 def _screen(
-    con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, starts: _Starts, params: Params
+    con: duckdb.DuckDBPyConnection,
+    frame: Frame,
+    keys: pa.Table,
+    starts: _Starts,
+    params: Params,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, _Screens]:
     """(S,) the series the float screens cannot clear, and what the screens found (for the exact
     analysis of those): a possible change of the total from the day those are derived again on,
@@ -244,20 +250,22 @@ def _screen(
     fresh = starts.regime == frame.first
     # Expected costs from the resume day (the mix screen's calm days), findings from `totals` on.
     totals, expected, bands = candidates(
-        frame.totals, starts.regime, fresh, params, starts.begin, starts.totals
+        frame.totals, starts.regime, fresh, params, starts.begin, starts.totals, threads
     )
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window, starts.begin)
     calm[np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]] = False
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
-    mix = mix_screen(frame, calm, params, starts.begin)
+    mix = mix_screen(frame, calm, params, starts.begin, threads)
     whole = ~np.isnan(mix).all(axis=1)
     # A series that may have a mix shift is walked from its resume day (`_totals`): its days from
     # there are screened too, all such series at once.
     again = np.flatnonzero(whole & (starts.totals > starts.begin))
     if again.size:
         regime, begin = starts.regime[again], starts.begin[again]
-        bands[again] = candidates(frame.totals[again], regime, fresh[again], params, begin)[2]
+        bands[again] = candidates(frame.totals[again], regime, fresh[again], params, begin, threads=threads)[
+            2
+        ]
     return shifted | whole, _Screens(bands, mix, totals)
 
 

@@ -23,7 +23,6 @@ exact decimals, and only the series the screen could not clear are decided.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 
@@ -39,6 +38,7 @@ from costlake.anomalies.bands import (
     tail_scale,
 )
 from costlake.anomalies.bands import noisy as noisy_total
+from costlake.anomalies.chunks import screened
 from costlake.anomalies.detect import SeriesResult
 from costlake.anomalies.frame import SHIFT_DIMENSIONS, Frame, Parts
 from costlake.anomalies.rows import row_median, row_tail_scale
@@ -72,24 +72,29 @@ def calm_days(
     return ~np.isnan(expected) & ~noisy
 
 
-def screen(frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray) -> np.ndarray:
+def screen(
+    frame: Frame, calm: np.ndarray, params: Params, begin: np.ndarray, threads: int | None = None
+) -> np.ndarray:
     """(S, n) the days of each series of the frame (from its column `begin` on) that may qualify,
     among its `calm_days` (only the parts of series with such days are looked at): the largest of
     their dimensions' moved dollars there (an upper bound, `_moves`), NaN on every other day (see
     `judgeable`). A day reads the
     window before it and the span after it (a move's first day further back is left out), so rows
     are screened in groups on the weeks from a window before their first judged day: on a daily
-    delivery, two weeks of most series instead of the whole calendar."""
-    found = np.full(frame.totals.shape, np.nan)
-    for lo, rows in resume_groups(begin, params.window, frame.totals.shape[1]):
+    delivery, two weeks of most series instead of the whole calendar. Groups are screened in chunks
+    on `threads` threads (chunks.py)."""
+
+    def group(lo: int, rows: np.ndarray) -> np.ndarray:
         parts = {}
         for dim, p in frame.parts.items():
             mine = np.isin(p.owner, rows)
             parts[dim] = Parts(np.searchsorted(rows, p.owner[mine]), p.values[mine, lo:])
         end = frame.end[rows] - lo
-        found[rows, lo:] = _screen(
-            frame.totals[rows, lo:], parts, end, calm[rows, lo:], params, begin[rows] - lo
-        )
+        return _screen(frame.totals[rows, lo:], parts, end, calm[rows, lo:], params, begin[rows] - lo)
+
+    found = np.full(frame.totals.shape, np.nan)
+    for lo, rows, got in screened(group, resume_groups(begin, params.window, frame.totals.shape[1]), threads):
+        found[rows, lo:] = got
     return found
 
 
@@ -113,8 +118,7 @@ def _screen(
         mine = judged[dim_parts.owner]
         if not mine.any():
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(all="ignore"):
             moved, daily = _moves(dim_parts.values[mine], dim_parts.owner[mine], last, params)
             n = moved.shape[1]
             days = np.arange(n)[None, :]

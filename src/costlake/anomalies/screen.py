@@ -9,12 +9,12 @@ that it never changes a finding).
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
 from costlake.anomalies.bands import GUARD_MIN, MAD_SIGMA, NOISY_SPREAD, WEEKDAY_MIN, Z90, Params, min_history
+from costlake.anomalies.chunks import screened
 from costlake.anomalies.intermittent import BILLED_MIN, IDLE_WEEKDAYS, INTERMITTENT_EVERY, INTERMITTENT_MIN
 from costlake.anomalies.rows import row_median, row_tail_scale, slack, small_median
 
@@ -26,8 +26,7 @@ def screen_bands(values: np.ndarray, start: int, params: Params) -> np.ndarray:
     need = np.array([min_history(start, params)])
     rows, starts = values[None, :], np.array([start])
     expected, margin = _bands(rows, starts, need, params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with np.errstate(all="ignore"):
         outside = _may_leave(rows, expected, margin, starts, params) & ~np.isnan(margin)
     r, c = np.nonzero(outside)
     history = _history(rows, starts, r, c, params.window)
@@ -42,8 +41,10 @@ def candidates(
     params: Params,
     begin: np.ndarray | None = None,
     judge: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`_candidates`, computed for groups of rows on only the columns their days can read.
+    """`_candidates`, computed for groups of rows on only the columns their days can read, in
+    chunks on `threads` threads (chunks.py).
 
     A day's band, its noise and its intermittency read at most the `window` days before it, so the
     rows that resume late (a daily delivery re-judges the last weeks of most series) are computed
@@ -56,10 +57,13 @@ def candidates(
     judge = begin if judge is None else judge
     opens, outside = np.zeros((s, n), dtype=bool), np.zeros((s, n), dtype=bool)
     expected = np.full((s, n), np.nan)
-    for lo, rows in resume_groups(begin, params.window, n):
-        got = _candidates(
+
+    def screen(lo: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _candidates(
             values[rows, lo:], starts[rows] - lo, fresh[rows], params, begin[rows] - lo, judge[rows] - lo
         )
+
+    for lo, rows, got in screened(screen, resume_groups(begin, params.window, n), threads):
         opens[rows, lo:], expected[rows, lo:], outside[rows, lo:] = got
     return opens, expected, outside
 
@@ -94,8 +98,7 @@ def _candidates(
     need = np.where(fresh, params.min_history, params.shift_days)
     expected, margin = _bands(values, starts, need, params, begin, judge)
     judged = ~np.isnan(margin)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with np.errstate(all="ignore"):
         outside = _may_leave(values, np.where(judged, expected, np.nan), margin, starts, params)
         idle = _present(values, starts) & (values <= 0)
     outside &= ~np.isnan(margin)
@@ -144,8 +147,7 @@ def _history(
 
 def _ordinary(value: np.ndarray, expected: np.ndarray, history: np.ndarray, params: Params) -> np.ndarray:
     """`bands.ordinary` for many days at once (rows of `history`), with a margin towards 'not'."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with np.errstate(all="ignore"):
         logs = np.log(np.where(history > 0, history, np.nan))
         spread = _noise_spread(logs)
         log_value = np.log(np.where(value > 0, value, np.nan))
@@ -175,8 +177,7 @@ def _usual_billing(value: np.ndarray, history: np.ndarray, params: Params) -> np
     ahead = np.where(billed.all(axis=1), history.shape[1], np.argmin(billed, axis=1))
     in_run = 1 + ahead <= np.maximum(2 * runs.max(axis=1, initial=0), 2)
     n = billed.sum(axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with np.errstate(all="ignore"):
         costs = np.where(billed, history, np.nan)
         centre = row_median(costs)
         spread = np.maximum(MAD_SIGMA * row_median(np.abs(costs - centre[:, None])), 0.01)
@@ -205,8 +206,7 @@ def noisy_days(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarra
     not noisy (thresholds raised a little against float error); False on a few days it would call
     noisy, which are then only screened further."""
     s, n = values.shape
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with np.errstate(all="ignore"):
         logs = np.log(np.where(values > 0, values, np.nan))
     logs[np.arange(n)[None, :] < starts[:, None]] = np.nan
     bar = float(NOISY_SPREAD) * np.sqrt(2) * (1 + 1e-6)
@@ -280,8 +280,7 @@ def _bands(
         same_day[:, lag:, j] = np.where(present[:, :-lag], values[:, :-lag], np.nan)
     weeks = (~np.isnan(same_day)).sum(axis=2)
     weekly = (weeks >= WEEKDAY_MIN) & (params.baseline == "weekday")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no history yet
+    with np.errstate(all="ignore"):  # all-NaN rows: no history yet
         # Two same weekdays: the trailing median breaks the tie (as in baseline_band).
         two = weekly & (weeks == 2)
         r, c = np.nonzero((~weekly | two) & enough)  # the only days whose trailing median is needed
