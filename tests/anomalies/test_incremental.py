@@ -22,19 +22,14 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
+from costlake.anomalies import resumed
 from costlake.anomalies.analyse import analyse_all
 from costlake.anomalies.bands import Params
 from costlake.anomalies.changes import Changed, Resume
 from costlake.anomalies.detect import detect
 from costlake.anomalies.frame import Frame
-from costlake.anomalies.job import (
-    AnomalyReport,
-    _Screens,
-    _stands,
-    _Starts,
-    _sync,
-    update_anomalies,
-)
+from costlake.anomalies.job import AnomalyReport, update_anomalies
+from costlake.anomalies.resumed import Screens, Starts, sync_for
 from costlake.anomalies.screen import candidates
 from costlake.anomalies.series import load_series
 from costlake.lake.faults import ENV, EXIT_CODE
@@ -432,7 +427,7 @@ def test_generated_bills_delivered_batch_by_batch_equal_a_full_analysis(
 def test_a_suspect_whose_candidates_lie_past_its_settle_day_stands_only_where_the_walk_would_stop(
     stored: tuple[tuple[int, int], ...], stands: bool
 ) -> None:
-    """`_stands` spares the exact walk of a series the screen flags only after its settle day; it
+    """`resumed.stands` spares the exact walk of a series the screen flags only after its settle day; it
     must agree with that walk: no finding before it, and stopped on it in step with the stored
     analysis (`baseline.Sync`). A stored change open then, or a stored level shift before it,
     keeps the walk."""
@@ -448,11 +443,13 @@ def test_a_suspect_whose_candidates_lie_past_its_settle_day_stands_only_where_th
     frame = Frame([("a", "s")], origin, np.array([0]), np.array([n]), np.array([0]), floats, {}, pa.table({}))
     zero, judge = np.array([0]), np.array([20])
     opens, _, bands = candidates(floats, zero, np.array([True]), params, np.array([6]), judge)
-    starts = _Starts(np.array([6]), zero, judge, [point])
-    screens = _Screens(bands, np.full((1, n), np.nan), opens)
+    starts = Starts(np.array([6]), zero, judge, [point])
+    screens = Screens(bands, np.full((1, n), np.nan), opens)
     assert opens[0, 70] and not opens[0, :49].any()
 
-    found = _stands(np.array([True]), frame, starts, screens, params)
-    walk = detect(values, params, begin=20, regime=0, screened=bands[0], sync=_sync(point, origin, 0, params))
+    found = resumed.stands(np.array([True]), frame, starts, screens, params)
+    walk = detect(
+        values, params, begin=20, regime=0, screened=bands[0], sync=sync_for(point, origin, 0, params)
+    )
     assert (found == {0: (day[20], day[49])}) is stands
     assert (walk.findings == [] and walk.settled == 49) is stands

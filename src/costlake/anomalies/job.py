@@ -31,7 +31,7 @@ import pyarrow as pa
 from costlake.anomalies.analyse import ServiceSeries, anomaly_row, finish, parts_days
 from costlake.anomalies.bands import Params
 from costlake.anomalies.changes import Changed, Key, Resume, resume_points, touched
-from costlake.anomalies.detect import SeriesResult, Sync, detect
+from costlake.anomalies.detect import SeriesResult, detect
 from costlake.anomalies.frame import (
     NONE_VALUE,
     Frame,
@@ -44,6 +44,7 @@ from costlake.anomalies.frame import (
 )
 from costlake.anomalies.mix import calm_days, judgeable
 from costlake.anomalies.mix import screen as mix_screen
+from costlake.anomalies.resumed import Screens, Starts, stands, starts_of, sync_for
 from costlake.anomalies.screen import candidates
 from costlake.anomalies.store import AnomalyReport, Stored, commit, known_causes, merge, stored_changes
 from costlake.duck import to_arrow
@@ -146,11 +147,11 @@ def _detect(
     with phase(log, "detect", method=params.method) as done:
         for batch in batches(keys):
             frame = load_frame(con, batch)
-            starts = _starts(frame, resume)
+            starts = starts_of(frame, resume)
             suspects, screens = _screen(con, frame, batch, starts, params, threads)
-            stands = _stands(suspects, frame, starts, screens, params)
-            suspects[list(stands)] = False
-            standing.update({frame.keys[s]: days for s, days in stands.items()})
+            spared = stands(suspects, frame, starts, screens, params)
+            suspects[list(spared)] = False
+            standing.update({frame.keys[s]: days for s, days in spared.items()})
             series += len(frame.keys)
             total += 2 * int(suspects.sum())
             progress.update(total=total)
@@ -196,57 +197,19 @@ def _minus(day: dt.date, delta: dt.timedelta) -> dt.date:
     return dt.date.min if day - dt.date.min < delta else day - delta
 
 
-@dataclass
-class _Starts:
-    begin: np.ndarray  # (S,) column the analysis resumes at
-    regime: np.ndarray  # (S,) column of the level in force then
-    totals: np.ndarray  # (S,) column from which changes of the total are derived again (Resume.totals)
-    resume: list[Resume | None]  # (S,) the series' resume point (None: analysed from its start)
-
-
-def _starts(frame: Frame, resume: dict[Key, Resume] | None) -> _Starts:
-    begin, regime, totals = frame.first.copy(), frame.first.copy(), frame.first.copy()
-    points: list[Resume | None] = [None] * len(frame.keys)
-    if resume is not None:
-        points = [resume[key] for key in frame.keys]
-        for s, key in enumerate(frame.keys):
-            point = resume[key]
-            begin[s], totals[s] = (
-                max(frame.first[s], (day - frame.origin).days) if day > dt.date.min else frame.first[s]
-                for day in (point.begin, point.totals)
-            )
-            if point.regime is not None:
-                regime[s] = (point.regime - frame.origin).days
-    return _Starts(begin, regime, totals, points)
-
-
-@dataclass
-class _Screens:
-    """What the float screens found for a frame's series."""
-
-    # (S, n) days that may leave their band, from `Resume.totals` on, and from the resume day for a
-    # series that may have a mix shift (None: not screened)
-    bands: np.ndarray | None
-    # (S, n) the moved dollars of the days that may start a mix shift, NaN elsewhere (None: a method
-    # without them)
-    mix: np.ndarray | None
-    # (S, n) the days that may open a change of the total, from `Resume.totals` on (None: not screened)
-    opens: np.ndarray | None = None
-
-
 def _screen(
     con: duckdb.DuckDBPyConnection,
     frame: Frame,
     keys: pa.Table,
-    starts: _Starts,
+    starts: Starts,
     params: Params,
     threads: int | None = None,
-) -> tuple[np.ndarray, _Screens]:
+) -> tuple[np.ndarray, Screens]:
     """(S,) the series the float screens cannot clear, and what the screens found (for the exact
     analysis of those): a possible change of the total from the day those are derived again on,
     or a possible mix shift. Parts are loaded only for series with calm days."""
     if params.method != "baseline":
-        return np.ones(len(frame.keys), dtype=bool), _Screens(None, None)
+        return np.ones(len(frame.keys), dtype=bool), Screens(None, None)
     fresh = starts.regime == frame.first
     # Expected costs from the resume day (the mix screen's calm days), findings from `totals` on.
     totals, expected, bands = candidates(
@@ -266,7 +229,7 @@ def _screen(
         bands[again] = candidates(frame.totals[again], regime, fresh[again], params, begin, threads=threads)[
             2
         ]
-    return shifted | whole, _Screens(bands, mix, totals)
+    return shifted | whole, Screens(bands, mix, totals)
 
 
 @dataclass
@@ -292,7 +255,7 @@ class _Todo:
 
 
 def _totals(
-    suspects: np.ndarray, frame: Frame, starts: _Starts, screens: _Screens, params: Params
+    suspects: np.ndarray, frame: Frame, starts: Starts, screens: Screens, params: Params
 ) -> list[_Todo]:
     """The frame's series `suspects`, each total analysed in exact decimals."""
     todo = []
@@ -311,7 +274,7 @@ def _totals(
         screened = None if bands is None else bands[s, first : first + len(total)]
         # A walk that stops computes no band from there on: only a series with no possible mix
         # shift may stop (mix_shifts reads the bands of its candidate days).
-        sync = None if whole else _sync(starts.resume[s], series.start, regime, params)
+        sync = None if whole else sync_for(starts.resume[s], series.start, regime, params)
         result = detect(total, params, begin=begin, regime=regime, screened=screened, sync=sync)
         mix_days = None if maybe is None else judgeable(total, result, maybe, params)
         todo.append(_Todo(series, result, begin, mix_days, starts.resume[s]))
@@ -350,37 +313,3 @@ def _finish(
         rows += [anomaly_row(t.series, f, params.method) for f in found]
         current().advance()
     return rows, sum(len(k) for k in known)
-
-
-def _sync(point: Resume | None, start: dt.date, regime: int, params: Params) -> Sync | None:
-    """What the walk of a resumed series (its first day `start`) needs to stop in step with its
-    stored analysis."""
-    if point is None or point.settle == dt.date.max:
-        return None
-    changes = tuple(((day - start).days, duration) for day, duration in point.stored)
-    return Sync((point.settle - start).days, regime, changes, params.shift_days)
-
-
-def _stands(
-    suspects: np.ndarray, frame: Frame, starts: _Starts, screens: _Screens, params: Params
-) -> dict[int, tuple[dt.date, dt.date]]:
-    """The suspects whose exact walk would open nothing and stop at once in step with the stored
-    analysis (`baseline.Sync`), each with the days it would have derived again (`_Todo.redone`):
-    no possible mix shift, no day that may open a change of the total before its `Resume.settle`
-    (the screens' candidates lie after it), and there the stored walk has no change open and is
-    on the level the screen assumed. On a daily delivery the screen flags the days a window after
-    the changed ones of many series whose stored findings stand there."""
-    if screens.mix is None or screens.opens is None:
-        return {}
-    out = {}
-    for s in np.flatnonzero(suspects & np.isnan(screens.mix).all(axis=1)).tolist():
-        point, first = starts.resume[s], int(frame.first[s])
-        if point is None or point.settle >= frame.origin + dt.timedelta(days=int(frame.end[s])):
-            continue  # analysed from its start, or no day of it settles
-        if screens.opens[s, : (point.settle - frame.origin).days].any():
-            continue
-        start = frame.origin + dt.timedelta(days=first)
-        sync = _sync(point, start, int(starts.regime[s]) - first, params)
-        if sync is not None and sync.level(sync.day) == sync.regime:
-            out[s] = (frame.origin + dt.timedelta(days=int(starts.totals[s])), point.settle)
-    return out
