@@ -45,9 +45,19 @@ def screened(
     """(lo, rows, fn(lo, rows)) for every chunk of the groups, in order; on `threads` threads
     (None: one per core)."""
     tasks = chunked(groups, CHUNK_ROWS)
-    workers = min(len(tasks), threads or len(os.sched_getaffinity(0)))
+    workers = min(len(tasks), threads or cores())
     if workers <= 1:
         return [(lo, rows, fn(lo, rows)) for lo, rows in tasks]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="costlake-screen") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="costlake-screen")
+    try:
         futures = [pool.submit(fn, lo, rows) for lo, rows in tasks]
         return [(lo, rows, future.result()) for (lo, rows), future in zip(tasks, futures, strict=True)]
+    finally:
+        # On an error or an interrupt the chunks not started are dropped, not computed first.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
