@@ -184,3 +184,32 @@ def test_the_listing_shows_amounts_of_any_size(tmp_path: Path, write_csv: Callab
     assert listed.returncode == 0, listed.stderr
     [row] = json.loads(listed.stdout)
     assert row["actual_usd"] == "999999999999999999.00"
+
+
+def test_detection_gives_the_objects_it_set_aside_back_to_the_collector(
+    make_wh: Callable[..., Warehouse], write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection sets the process's older objects aside from the garbage collector (`gc.freeze`)
+    and gives them back after, whether it finishes or fails."""
+    import gc
+
+    import costlake.anomalies.job as job
+
+    wh = make_wh()
+    ingest_and_run(wh, write_csv("bill.csv", _rows(30, spike_day=25)))
+    held = []
+    real = job._update
+
+    def watched(*args: object) -> object:
+        held.append(gc.get_freeze_count())
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job, "_update", watched)
+    before = gc.get_freeze_count()
+    update_anomalies(wh, full=True)
+    assert held[-1] > before and gc.get_freeze_count() == before
+
+    with pytest.raises(RuntimeError, match="detection failed"), job._older_objects_frozen():
+        assert gc.get_freeze_count() > before
+        raise RuntimeError("detection failed")
+    assert gc.get_freeze_count() == before
