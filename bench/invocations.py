@@ -34,6 +34,9 @@ FIGURES = (  # (label, key in a phase of the BENCH line)
     ("floor RSS MiB", "baseline_rss_mb"),
     ("costlake RSS MiB", "costlake_rss_mb"),
     ("PySpark RSS MiB", "pyspark_rss_mb"),
+    ("costlake --engine spark s", "spark_engine_s"),
+    ("Spark engine / PySpark", "ratio_spark_engine"),
+    ("Spark engine RSS MiB", "spark_engine_rss_mb"),
 )
 
 

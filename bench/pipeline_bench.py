@@ -21,7 +21,10 @@ after each phase (detection must not change stage 3).
 The PySpark peer (the baseline folder's pipe_spark.py, the original system's three stages, through the
 venv's `spark-submit --master local[2]`) runs the same two phases on the same input unless
 --skip-spark is given; its totals are checked like costlake's, and the table adds the ratio
-costlake / PySpark.
+costlake / PySpark. Beside it, costlake's own Spark engine (`costlake --engine spark`, local[2],
+defaults on) ingests and runs the same phases once each on a third warehouse (`--spark-engine` runs it
+without the peer too); its totals are checked the same way, and the bench prints its time against
+the peer's.
 
 Every step is a subprocess timed on the wall clock; its peak RSS comes from os.wait4 (per child).
 Both sides get 2 DuckDB threads (the baseline hard-codes threads=2). Logs go to OUT/logs.
@@ -134,6 +137,44 @@ def detection_work(output: str) -> dict[str, int]:
     return {"detection_series": series, "detection_exact": exact}
 
 
+def spark_engine_phase(phase: str, files: list[Path], warehouse: Path, logs: Path, env: dict) -> dict:
+    """`costlake --engine spark` ingest + run of one phase (once: a JVM's start is part of its cost)."""
+    steps = {
+        part: Step(
+            f"{phase}_spark_engine_{part}",
+            [*COSTLAKE, "--engine", "spark", "--warehouse", str(warehouse), *command],
+            logs,
+            env,
+        )
+        for part, command in (("ingest", ["ingest", *map(str, files)]), ("run", ["run"]))
+    }
+    ingest, run = steps["ingest"], steps["run"]
+    return {
+        "spark_engine_ingest_s": round(ingest.seconds, 3),
+        "spark_engine_run_s": round(run.seconds, 3),
+        "spark_engine_s": round(ingest.seconds + run.seconds, 3),
+        "spark_engine_rss_mb": round(max(ingest.rss_mb, run.rss_mb)),
+    }
+
+
+def spark_engine_summary(phases: dict[str, dict]) -> str:
+    """One line: the Spark engine's ingest + run per phase, against the PySpark peer where it ran.
+
+    >>> print(spark_engine_summary({"full": {"spark_engine_s": 97.1, "spark_engine_rss_mb": 1234,
+    ...     "pyspark_s": 52.0, "ratio_spark_engine": 1.87}, "next_day": {}}))
+    costlake --engine spark (local[2], ingest + run): full 97.10 s, 1.87x the PySpark peer, 1234 MiB
+    """
+    labels = {"full": "full", "correction": "correction", "backfill": "re-delivery"}
+    parts = [
+        f"{labels[p]} {ph['spark_engine_s']:.2f} s"
+        + (f", {ph['ratio_spark_engine']:.2f}x the PySpark peer" if "ratio_spark_engine" in ph else "")
+        + f", {ph['spark_engine_rss_mb']} MiB"
+        for p, ph in phases.items()
+        if "spark_engine_s" in ph
+    ]
+    return "costlake --engine spark (local[2], ingest + run): " + "; ".join(parts)
+
+
 def baseline_result(step: Step) -> dict:
     line = next(ln for ln in step.output.splitlines() if ln.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
@@ -220,7 +261,16 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--baseline-dir", type=Path, default=ROOT.parent / "shared" / "bench")
     ap.add_argument("--skip-baseline", action="store_true", help="run costlake alone")
-    ap.add_argument("--skip-spark", action="store_true", help="leave out the PySpark peer (quick runs)")
+    ap.add_argument(
+        "--skip-spark",
+        action="store_true",
+        help="leave out the PySpark peer and the Spark engine (quick runs)",
+    )
+    ap.add_argument(
+        "--spark-engine",
+        action="store_true",
+        help="time `costlake --engine spark` even without the PySpark peer (it runs with the peer anyway)",
+    )
     ap.add_argument(
         "--repeat",
         type=int,
@@ -234,7 +284,8 @@ def main() -> int:
     out = args.out.resolve()
     data, base_out, logs = out / "input", out / "baseline", out / "logs"
     warehouses = {v: out / f"warehouse_{v}" for v in VARIANTS}
-    for d in (data, base_out, logs, *warehouses.values()):
+    spark_wh = out / "warehouse_spark"
+    for d in (data, base_out, logs, spark_wh, *warehouses.values()):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
     bdir = args.baseline_dir.resolve()
@@ -255,6 +306,9 @@ def main() -> int:
     env = {**os.environ, "COSTLAKE_DUCKDB_THREADS": os.environ.get("COSTLAKE_DUCKDB_THREADS", THREADS)}
     # set explicitly for both, so neither the caller's environment nor a costlake.toml can flip `on`
     envs = {v: {**env, "COSTLAKE_ANOMALIES_ON_RUN": flag} for v, flag in VARIANTS.items()}
+    engine = (run_spark or args.spark_engine) and not args.skip_spark
+    # the peer's two cores; defaults on otherwise (detection included)
+    engine_env = {**spark_env, **envs["on"], "COSTLAKE_SPARK_MASTER": "local[2]"}
 
     # 1. the input, once, shared by both sides
     backfill = data / "BACKFILL.csv"
@@ -327,6 +381,11 @@ def main() -> int:
             peer = baseline_result(sp)
             ph.update(pyspark_s=round(sp.seconds, 3), pyspark_rss_mb=round(sp.rss_mb))
             ph.update(pyspark_rows=int(peer["stage3_rows"]), pyspark_total=str(peer["stage3_total_cost"]))
+        if engine and mode is not None:
+            print(f"{phase}: costlake --engine spark ...", flush=True)
+            ph.update(spark_engine_phase(phase, files, spark_wh, logs, engine_env))
+            if "pyspark_s" in ph:
+                ph["ratio_spark_engine"] = round(ph["spark_engine_s"] / ph["pyspark_s"], 2)
         ingests: dict[str, Step] = {}
         for v, wh in warehouses.items():
             print(f"{phase}: costlake ingest, detection {v} ...", flush=True)
@@ -400,6 +459,16 @@ def main() -> int:
                 ok = want["rows"] == got["rows"] and Decimal(want["total"]) == Decimal(got["total"])
                 check.update(expected_rows=want["rows"], expected_total=want["total"], match=ok)
             checks[phase][v] = check
+        if "spark_engine_s" in ph:  # against what the baseline (or else costlake's DuckDB run) published
+            got = costlake_totals(spark_wh, logs, f"{phase}_spark_engine_query", engine_env)
+            on = checks[phase]["on"]
+            want = {"rows": on.get("expected_rows", on["costlake_rows"])}
+            want["total"] = on.get("expected_total", on["costlake_total"])
+            ok = want["rows"] == got["rows"] and Decimal(want["total"]) == Decimal(got["total"])
+            checks[phase]["spark_engine"] = {
+                "costlake_rows": got["rows"], "costlake_total": got["total"], "expected_rows": want["rows"],
+                "expected_total": want["total"], "match": ok,
+            }  # fmt: skip
 
     def row(*cells: object) -> None:
         text = [f"{c:.2f}" if isinstance(c, float) else "-" if c is None else str(c) for c in cells]
@@ -444,6 +513,8 @@ def main() -> int:
                     "",
                     "",
                 )
+    if engine:
+        print(spark_engine_summary(phases))
     full, redo, daily = phases["full"], phases["backfill"], phases["next_day"]
     print(
         f"detection overhead: run with detection / run without = {full['detection_ratio']:.2f} (full), "
@@ -472,7 +543,7 @@ def main() -> int:
     bad = []
     for phase, by_variant in checks.items():
         for v, c in by_variant.items():
-            label = f"{phase}, detection {v}"
+            label = f"{phase}, costlake --engine spark" if v == "spark_engine" else f"{phase}, detection {v}"
             if "match" not in c:
                 print(
                     f"{label}: costlake total {c['costlake_total']} over {c['costlake_rows']} rows "
@@ -498,6 +569,7 @@ def main() -> int:
         "generator": "baseline" if have_gen else "costlake",
         "baseline": run_base,
         "pyspark": run_spark,
+        "spark_engine": engine,
         "threads": env["COSTLAKE_DUCKDB_THREADS"],
         "repeat": args.repeat,
         "duckdb": versions,

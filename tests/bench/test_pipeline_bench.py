@@ -1,7 +1,7 @@
 """`make bench` without the shared baselines (as on a user's machine): costlake generates the input,
-runs the full load, the one-day correction and the re-delivery with and without detection, and each
-verbatim re-delivery leaves the published totals as they were; bench/invocations.py, which `make bench`
-runs, reports the median of each figure over the invocations."""
+runs the full load, the one-day correction and the re-delivery with and without detection (and on its
+Spark engine), and each verbatim re-delivery leaves the published totals as they were;
+bench/invocations.py, which `make bench` runs, reports the median of each figure over the invocations."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 INVOCATIONS = Path(__file__).resolve().parents[2] / "bench" / "invocations.py"
 
 
+@pytest.mark.spark
 def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> None:
     args = [
         "1",
@@ -20,6 +23,7 @@ def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> Non
         "3000",
         "--repeat",
         "1",
+        "--spark-engine",
         "--out",
         str(tmp_path / "out"),
         "--baseline-dir",
@@ -52,6 +56,14 @@ def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> Non
     assert phases["correction"]["detection_series"] < phases["next_day"]["detection_series"]
     assert all(0 <= phases[p]["detection_exact"] <= phases[p]["detection_series"] for p in phases)
     assert "detection re-analysed, series (in exact decimals): " in shown.stdout
+    # `--spark-engine`: costlake's Spark engine ingests and runs the phases the PySpark peer has (not
+    # the next day) on its own warehouse, and publishes what the DuckDB engine publishes.
+    assert summary["spark_engine"]
+    for phase in redone:
+        assert phases[phase]["spark_engine_s"] > 0 and checks[phase]["spark_engine"]["match"]
+        assert f"{phase}, costlake --engine spark: MATCH" in shown.stdout
+    assert "spark_engine_s" not in phases["next_day"]
+    assert "costlake --engine spark (local[2], ingest + run): full " in shown.stdout
 
     # Three invocations' output, the full load 1x, 3x and 2x as slow: the median is the 2x one's.
     logs = []
