@@ -65,3 +65,13 @@ def test_allowed_long_functions_are_still_long() -> None:
 def test_the_package_root_has_at_most_6_modules() -> None:
     root = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
     assert len(root) <= MAX_ROOT_MODULES, f"{len(root)} modules in src/costlake/: {root}"
+
+
+def test_every_test_module_has_a_name_of_its_own() -> None:
+    """Test modules are imported by their file name (the test folders are not packages): two of the
+    same name in different folders fail collection, which a run of one folder does not show."""
+    tests = Path(__file__).resolve().parent
+    names: dict[str, list[str]] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        names.setdefault(path.name, []).append(path.relative_to(tests).as_posix())
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}

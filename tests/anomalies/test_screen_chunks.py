@@ -1,4 +1,5 @@
-"""The float screens' chunks on threads (src/costlake/anomalies/chunks.py); that the screens give the
+"""The float screens' chunks on threads (src/costlake/anomalies/chunks.py; named apart from
+rag/test_chunks.py, since test modules import by basename); that the screens give the
 same numbers in chunks is checked in test_screen.py."""
 
 from __future__ import annotations
