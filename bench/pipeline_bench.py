@@ -308,7 +308,8 @@ def main() -> int:
     envs = {v: {**env, "COSTLAKE_ANOMALIES_ON_RUN": flag} for v, flag in VARIANTS.items()}
     engine = (run_spark or args.spark_engine) and not args.skip_spark
     # the peer's two cores; defaults on otherwise (detection included)
-    engine_env = {**spark_env, **envs["on"], "COSTLAKE_SPARK_MASTER": "local[2]"}
+    engine_env = {**envs["on"], **spark_env, "COSTLAKE_SPARK_MASTER": "local[2]"}
+    engine_env.update({k: envs["on"][k] for k in ("COSTLAKE_DUCKDB_THREADS", "COSTLAKE_ANOMALIES_ON_RUN")})
 
     # 1. the input, once, shared by both sides
     backfill = data / "BACKFILL.csv"

@@ -213,3 +213,11 @@ def test_detection_gives_the_objects_it_set_aside_back_to_the_collector(
         assert gc.get_freeze_count() > before
         raise RuntimeError("detection failed")
     assert gc.get_freeze_count() == before
+    # A process that froze objects itself keeps them frozen.
+    gc.freeze()
+    try:
+        mine = gc.get_freeze_count()
+        update_anomalies(wh, full=True)
+        assert gc.get_freeze_count() > mine // 2  # not released (some frozen objects die meanwhile)
+    finally:
+        gc.unfreeze()

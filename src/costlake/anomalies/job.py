@@ -79,7 +79,11 @@ def _older_objects_frozen() -> Iterator[None]:
     """Detection makes many short-lived objects (decimals, rows), and each collection of the cyclic
     garbage collector's oldest generation would scan every object the process already held (after
     a run, the pipeline's): those are set aside for detection's time (`gc.freeze`) and given back
-    after. About 0.1 s of the 10M re-delivery's 2 s of detection."""
+    after. About 0.1 s of the 10M re-delivery's 2 s of detection. A process that froze objects
+    itself (say, before forking) is left as it is: unfreezing would release its objects too."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield
