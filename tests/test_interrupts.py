@@ -126,3 +126,16 @@ def test_a_signal_at_any_moment_of_a_run_gives_one_line_and_a_converging_rerun(
         assert (code, err) == (EXIT[sig], "interrupted\n"), err
     assert cli(wh, "run").returncode == 0
     assert _content(wh) == reference
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
+def test_a_signal_while_the_last_line_is_written_keeps_the_line_and_its_exit_code(
+    tmp_path: Path, sig: str
+) -> None:
+    """A supervisor's SIGTERM or a second Ctrl-C that lands while a failing command writes its line."""
+    missing = tmp_path / "no-such-bill.csv"
+    code, _, err = _finish(
+        _costlake(tmp_path / "wh", "ingest", str(missing), env={SIGNAL_ENV: f"exit_line:{sig}"})
+    )
+    assert code == 1, err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "no-such-bill.csv" in err, err

@@ -141,6 +141,7 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
+    crash_point("exit_line")
     if state.log_json:
         line = {"level": "error", "logger": "costlake.cli", "message": message, "exit_code": code}
         sys.stderr.write(json.dumps(line) + "\n")
@@ -181,10 +182,13 @@ def main() -> None:
 
 
 def _exit_for(exc: BaseException) -> NoReturn:
+    # From here the exit code is being decided: a signal now (a second Ctrl-C, a supervisor's SIGTERM
+    # while the line is written) must neither cut the line short nor turn it into a traceback.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     if isinstance(exc, SystemExit):
         raise exc
     if _received:  # whatever surfaced (ours, or a library's "query interrupted"), it was the signal
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message short
         _fail("interrupted", 128 + _received[0])
     if state.debug and not isinstance(exc, typer.Exit | click_exceptions.NoArgsIsHelpError):
         traceback.print_exception(exc, file=sys.stderr)
