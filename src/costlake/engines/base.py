@@ -39,8 +39,8 @@ class Engine(ABC):
         """Expose an in-memory Arrow table as relation `name`."""
 
     @abstractmethod
-    def materialize(self, name: str, sql: str) -> int:
-        """Compute `sql` once into relation `name` (spilling if needed); return its row count."""
+    def materialize(self, name: str, sql: str) -> None:
+        """Compute `sql` once into relation `name` (spilling if needed)."""
 
     def define(self, name: str, sql: str) -> None:
         """Relation `name` as `sql`, computed again by each query that reads it: for a cheap filter of

@@ -42,10 +42,8 @@ class DuckDBEngine(Engine):
         self.con.register(f"{name}__arrow", table)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}__arrow")
 
-    def materialize(self, name: str, sql: str) -> int:
+    def materialize(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0]
-        return int(row[0])
 
     def define(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")

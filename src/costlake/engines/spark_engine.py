@@ -222,7 +222,7 @@ class SparkEngine(Engine):
     def register_arrow(self, name: str, table: pa.Table) -> None:
         self._view(name, self.spark.createDataFrame(table, schema=self._schema(table.schema)))
 
-    def materialize(self, name: str, sql: str) -> int:
+    def materialize(self, name: str, sql: str) -> None:
         from pyspark import StorageLevel
 
         # A local checkpoint computes the result once and cuts its lineage: later queries plan
@@ -235,7 +235,6 @@ class SparkEngine(Engine):
         if previous is not None:
             _release(previous)
         self._checkpoints[name] = frame
-        return int(frame.count())
 
     def release(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
