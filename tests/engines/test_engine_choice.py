@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,3 +58,28 @@ def test_spark_settings_have_defaults_and_read_the_environment(monkeypatch):
     assert settings.spark_conf == {"spark.sql.adaptive.enabled": "false"}
     with pytest.raises(ValidationError):
         Settings(warehouse="w", spark_shuffle_partitions=0)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    ("java_options", "collectors"),
+    [
+        (None, {"PS Scavenge", "PS MarkSweep"}),  # the default: the parallel (throughput) collector
+        ("-XX:+UseSerialGC -Xss4m", {"Copy", "MarkSweepCompact"}),  # a collector asked for wins
+    ],
+)
+def test_the_driver_jvm_runs_the_parallel_collector_unless_another_is_asked_for(
+    tmp_path, java_options, collectors
+):
+    conf = {} if java_options is None else {"spark.driver.extraJavaOptions": java_options}
+    started = python(
+        "import json\n"
+        "from costlake.engines.spark_engine import spark_session\n"
+        "from costlake.settings import Settings\n"
+        f"settings = Settings(warehouse='w', engine='spark', spark_master='local[1]', spark_conf={conf!r})\n"
+        "jvm = spark_session(settings).sparkContext._jvm\n"
+        "beans = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()\n"
+        "print(json.dumps(sorted(str(bean.getName()) for bean in beans)))\n"
+    )
+    assert started.returncode == 0, started.stderr
+    assert set(json.loads(started.stdout.splitlines()[-1])) == collectors

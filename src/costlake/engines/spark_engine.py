@@ -70,6 +70,13 @@ logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
 logger.gateway.level = error
 """
 
+# The driver JVM's collector unless `spark_conf`'s `spark.driver.extraJavaOptions` picks one: a
+# batch job wants throughput, not G1's short pauses. Measured on 2 cores, local[2], 2026-12-05 (two
+# alternating runs each): `run` of 1M events 57.7 s with G1 (JDK 17's default) against 51.3 s; of
+# 1,500 events 23.3 s against 21.6 s.
+DEFAULT_GC = "-XX:+UseParallelGC"
+_GC_OPTION = re.compile(r"-XX:\+Use\w*GC\b")
+
 _LOCK = threading.Lock()
 _ROOT: list[SparkSession] = []  # the process's session, once started
 _ROOT_CONF: dict[str, str] = {}  # the `spark_conf` it was started with
@@ -146,14 +153,14 @@ def _start_conf(settings: Settings) -> dict[str, str]:
     log_config = scratch / "log4j2.properties"
     log_config.write_text(LOG4J2)
     extra = dict(settings.spark_conf)
-    java_options = f"-Dlog4j2.configurationFile=file:{log_config} " + extra.pop(
-        "spark.driver.extraJavaOptions", ""
-    )
+    asked = extra.pop("spark.driver.extraJavaOptions", "")
+    collector = "" if _GC_OPTION.search(asked) else DEFAULT_GC
+    java_options = f"-Dlog4j2.configurationFile=file:{log_config} {collector} {asked}"
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "costlake",
         "spark.driver.memory": settings.spark_driver_memory,
-        "spark.driver.extraJavaOptions": java_options.strip(),
+        "spark.driver.extraJavaOptions": " ".join(java_options.split()),
         "spark.log.structuredLogging.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
