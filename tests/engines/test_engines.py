@@ -171,6 +171,31 @@ def accounted(compute: Engine) -> list[str]:
     return [r["detail"] for r in found.to_pylist() if r["check_name"] == "events_accounted"]
 
 
+def test_a_day_whose_events_win_but_whose_stage_1_partition_is_empty_is_held_back(compute):
+    """`not_empty`: events of DAY2 have winning versions, yet stage 1 holds nothing of that day."""
+    s1 = pa.Table.from_pylist(
+        [
+            {"event_id": "e1", "account_id": "A1", "service_name": "ec2", "usage_date": DAY1}
+            | {"billed_cost": D(3), "effective_cost": D(3), "currency": "USD"},
+        ],
+        schema=NORMALIZED.arrow_schema(),
+    )
+    compute.register_arrow("s1", s1)
+    won = pa.table(
+        {"event_id": ["e1", "e2", "e3"], "usage_date": [DAY1, DAY2, DAY2], "op": [None, None, "delete"]},
+        schema=pa.schema([("event_id", pa.string()), ("usage_date", pa.date32()), ("op", pa.string())]),
+    )
+    compute.register_arrow("winners", won)
+    compute.register_arrow(
+        "raw_ids", pa.table({"usage_date": [DAY1, DAY2, DAY2], "event_id": ["e1", "e2", "e2"]})
+    )
+    accounted(compute)  # stages 2 and 3 from s1
+    found = compute.fetch(gate.gate_sql(currency="USD", negative_total="warning", dialect=compute.dialect))
+    assert [tuple(r.values()) for r in found.to_pylist()] == [
+        (DAY2, "not_empty", "error", "2 winning event(s) but the stage 1 partition is empty")
+    ]
+
+
 def test_raw_damaged_outside_costlake_is_reported_never_dropped_silently(compute):
     """Raw's grain (batch_seq, source_row) broken by another writer: the rows at a place held twice
     are left out of stage 1, and the gate says so for their day."""

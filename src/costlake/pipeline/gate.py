@@ -102,9 +102,9 @@ def _accounted() -> str:
     UNION ALL
     SELECT w.usage_date, 'not_empty', 'error',
            CAST(count(*) AS STRING) || ' winning event(s) but the stage 1 partition is empty'
-    FROM winners AS w
-    WHERE w.usage_date IN (SELECT usage_date FROM raw_ids)
-      AND w.usage_date NOT IN (SELECT usage_date FROM s1)
+    FROM winners AS w  -- DISTINCT: Spark would otherwise build its (null-aware) anti join on every row
+    WHERE w.usage_date IN (SELECT DISTINCT usage_date FROM raw_ids)
+      AND w.usage_date NOT IN (SELECT DISTINCT usage_date FROM s1)
     GROUP BY w.usage_date"""
 
 
