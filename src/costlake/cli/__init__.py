@@ -136,8 +136,12 @@ _received: list[int] = []
 
 
 def _on_signal(signum: int, _frame: object) -> None:
+    """The first signal stops the command; later ones (a second Ctrl-C, or a SIGTERM pending beside
+    the SIGINT, whose handler Python runs at its next check, even inside a `finally`) are noted
+    only, so the clean-up the first one started is not cut short."""
     _received.append(signum)
-    raise Interrupted(signum)
+    if len(_received) == 1:
+        raise Interrupted(signum)
 
 
 def _fail(message: str, code: int) -> NoReturn:

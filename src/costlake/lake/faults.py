@@ -3,7 +3,8 @@
 - `COSTLAKE_CRASH_AT=<point>` kills the process at that point with exit code 86, without cleanup,
   as a power cut or `kill -9` would leave it.
 - `COSTLAKE_SIGNAL_AT=<point>:<INT|TERM>` makes the process send itself that signal at that point,
-  so a test can interrupt a real process at an exact step, as Ctrl-C or a scheduler's stop would.
+  so a test can interrupt a real process at an exact step, as Ctrl-C or a scheduler's stop would;
+  `<point>:TERM+INT` sends both back to back (a supervisor's stop and a Ctrl-C at once).
 
 The write path calls `crash_point(name)` between its steps. With the variables unset this is two
 dictionary lookups.
@@ -24,4 +25,11 @@ def crash_point(name: str) -> None:
         os._exit(EXIT_CODE)
     wanted = os.environ.get(SIGNAL_ENV)
     if wanted and wanted.rpartition(":")[0] == name:
-        os.kill(os.getpid(), signal.Signals["SIG" + wanted.rpartition(":")[2]])
+        sent = [signal.Signals["SIG" + sig] for sig in wanted.rpartition(":")[2].split("+")]
+        # Held back until all are sent: both arrive together, not the second after the first's handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, sent)
+        try:
+            for signum in sent:
+                os.kill(os.getpid(), signum)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, sent)
