@@ -99,7 +99,8 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Further Spark properties, `spark.*` key to value (env: a JSON object). JVM and "
         "context properties take effect when the process starts its session; SQL ones in every engine. "
-        "A collector in `spark.driver.extraJavaOptions` replaces the default `-XX:+UseParallelGC`.",
+        "A collector in `spark.driver.extraJavaOptions` (or the JVM's own option variables) replaces the "
+        "default `-XX:+UseParallelGC`.",
     )
 
     lock_timeout_seconds: float = Field(

@@ -62,14 +62,16 @@ def test_spark_settings_have_defaults_and_read_the_environment(monkeypatch):
 
 @pytest.mark.spark
 @pytest.mark.parametrize(
-    ("java_options", "collectors"),
+    ("java_options", "env", "collectors"),
     [
-        (None, {"PS Scavenge", "PS MarkSweep"}),  # the default: the parallel (throughput) collector
-        ("-XX:+UseSerialGC -Xss4m", {"Copy", "MarkSweepCompact"}),  # a collector asked for wins
+        (None, {}, {"PS Scavenge", "PS MarkSweep"}),  # the default: the parallel (throughput) collector
+        ("-XX:+UseSerialGC -Xss4m", {}, {"Copy", "MarkSweepCompact"}),  # a collector asked for wins
+        (None, {"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC"}, {"Copy", "MarkSweepCompact"}),  # so does the JVM's
+        ('-Dnote="-XX:+UseSerialGC  kept"', {}, {"PS Scavenge", "PS MarkSweep"}),  # inside a value: no choice
     ],
 )
 def test_the_driver_jvm_runs_the_parallel_collector_unless_another_is_asked_for(
-    tmp_path, java_options, collectors
+    tmp_path, java_options, env, collectors
 ):
     conf = {} if java_options is None else {"spark.driver.extraJavaOptions": java_options}
     started = python(
@@ -80,6 +82,31 @@ def test_the_driver_jvm_runs_the_parallel_collector_unless_another_is_asked_for(
         "jvm = spark_session(settings).sparkContext._jvm\n"
         "beans = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()\n"
         "print(json.dumps(sorted(str(bean.getName()) for bean in beans)))\n"
+        "print(jvm.java.lang.System.getProperty('note'))\n",
+        **env,
     )
     assert started.returncode == 0, started.stderr
-    assert set(json.loads(started.stdout.splitlines()[-1])) == collectors
+    assert set(json.loads(started.stdout.splitlines()[-2])) == collectors
+    if java_options and "note" in java_options:
+        assert started.stdout.splitlines()[-1] == "-XX:+UseSerialGC  kept"  # passed on as written
+
+
+@pytest.mark.spark
+def test_a_jvm_that_will_not_start_is_a_configuration_error_naming_where_options_come_from(tmp_path):
+    refused = python(
+        "import sys\n"
+        "from costlake.engines.spark_engine import spark_session\n"
+        "from costlake.errors import ConfigError\n"
+        "from costlake.settings import Settings\n"
+        "conf = {'spark.driver.extraJavaOptions': '-XX:+UseEpsilonGC'}  # experimental: not unlocked\n"
+        "settings = Settings(warehouse='w', engine='spark', spark_master='local[1]', spark_conf=conf)\n"
+        "try:\n"
+        "    spark_session(settings)\n"
+        "except ConfigError as exc:\n"
+        "    print(exc, file=sys.stderr)\n"
+        "    sys.exit(7)\n"
+    )
+    assert refused.returncode == 7, refused.stderr
+    message = refused.stderr.strip().splitlines()[-1]
+    assert "JVM did not start" in message and "spark.driver.extraJavaOptions" in message
+    assert "JAVA_TOOL_OPTIONS" in message

@@ -75,7 +75,10 @@ logger.gateway.level = error
 # alternating runs each): `run` of 1M events 57.7 s with G1 (JDK 17's default) against 51.3 s; of
 # 1,500 events 23.3 s against 21.6 s.
 DEFAULT_GC = "-XX:+UseParallelGC"
-_GC_OPTION = re.compile(r"-XX:\+Use\w*GC\b")
+_GC_OPTION = re.compile(r"(?:^|\s)-XX:\+Use\w*GC(?=\s|$)")
+# Where else a driver JVM's options may come from; a collector chosen there wins too (two would stop
+# the JVM from starting).
+JAVA_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
 
 _LOCK = threading.Lock()
 _ROOT: list[SparkSession] = []  # the process's session, once started
@@ -136,13 +139,30 @@ def spark_session(settings: Settings) -> SparkSession:
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)
-        session = builder.getOrCreate()
+        session = _started(builder)
         session.sparkContext.setLogLevel("ERROR")
         _quiet_python_loggers()
         _ROOT.append(session)
         if not launched:
             _ROOT_CONF.update(settings.spark_conf)
         return session
+
+
+def _started(builder: Any) -> SparkSession:
+    """`builder.getOrCreate()`; a JVM that would not start (an option it refuses, two collectors) is
+    a configuration error, whose cause the JVM itself has printed."""
+    from pyspark.errors import PySparkRuntimeError
+
+    try:
+        return builder.getOrCreate()
+    except PySparkRuntimeError as exc:
+        if exc.getCondition() != "JAVA_GATEWAY_EXITED":
+            raise
+        variables = ", ".join(JAVA_OPTION_VARIABLES)
+        raise ConfigError(
+            "the Spark engine's JVM did not start (its own message is printed above): check the Java "
+            f"options in spark_conf (spark.driver.extraJavaOptions) and in {variables}"
+        ) from None
 
 
 def _start_conf(settings: Settings) -> dict[str, str]:
@@ -153,14 +173,18 @@ def _start_conf(settings: Settings) -> dict[str, str]:
     log_config = scratch / "log4j2.properties"
     log_config.write_text(LOG4J2)
     extra = dict(settings.spark_conf)
-    asked = extra.pop("spark.driver.extraJavaOptions", "")
-    collector = "" if _GC_OPTION.search(asked) else DEFAULT_GC
-    java_options = f"-Dlog4j2.configurationFile=file:{log_config} {collector} {asked}"
+    asked = extra.pop("spark.driver.extraJavaOptions", "").strip()
+    elsewhere = [extra.get("spark.driver.defaultJavaOptions", "")]
+    elsewhere += [os.environ.get(name, "") for name in JAVA_OPTION_VARIABLES]
+    collector = "" if any(_GC_OPTION.search(options) for options in [asked, *elsewhere]) else DEFAULT_GC
+    java_options = " ".join(
+        o for o in (f"-Dlog4j2.configurationFile=file:{log_config}", collector, asked) if o
+    )
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "costlake",
         "spark.driver.memory": settings.spark_driver_memory,
-        "spark.driver.extraJavaOptions": " ".join(java_options.split()),
+        "spark.driver.extraJavaOptions": java_options,
         "spark.log.structuredLogging.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
