@@ -1,7 +1,8 @@
 """`python -m costlake` and the `costlake` console script.
 
 The signal handlers go in before the heavy imports (typer, PyArrow, PyIceberg, DuckDB take a second
-or two): an interrupt that early has nothing to clean up, so it prints its one line and exits at
+or two): an interrupt that early has nothing to clean up, so it prints its one line (a JSON one
+with `--log-format json` or COSTLAKE_LOG_FORMAT=json; a costlake.toml is not read yet) and exits at
 once; `costlake.cli.main` then installs the handlers that unwind a running command.
 
 NumPy is told not to ask for transparent huge pages (NUMPY_MADVISE_HUGEPAGE=0, read when NumPy is
@@ -19,9 +20,28 @@ import sys
 
 
 def _early_exit(signum: int, _frame: object) -> None:
-    sys.stderr.write("interrupted\n")
+    code = 128 + signum
+    if _json_logs(sys.argv[1:]):  # the shape of `costlake.cli`'s error lines, without importing it
+        line = (
+            f'{{"level": "error", "logger": "costlake.cli", "message": "interrupted", "exit_code": {code}}}'
+        )
+    else:
+        line = "interrupted"
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
-    os._exit(128 + signum)
+    os._exit(code)
+
+
+def _json_logs(args: list[str]) -> bool:
+    """Whether the command line (`--log-format json` or `=json`, the last one winning) or else
+    COSTLAKE_LOG_FORMAT asks for JSON lines."""
+    chosen = os.environ.get("COSTLAKE_LOG_FORMAT", "text")
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            chosen = args[i + 1]
+        elif arg.startswith("--log-format="):
+            chosen = arg.partition("=")[2]
+    return chosen == "json"
 
 
 def main() -> None:
