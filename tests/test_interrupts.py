@@ -3,6 +3,7 @@ published, and the next run converges to what an uninterrupted run publishes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -155,8 +156,49 @@ def test_only_the_first_signal_stops_a_command_later_ones_are_noted(monkeypatch:
         with pytest.raises(costlake_cli.Interrupted):
             os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGTERM)  # handled at once (os.kill checks), and only noted
-        os.kill(os.getpid(), signal.SIGINT)
-        assert costlake_cli._received == [signal.SIGINT, signal.SIGTERM, signal.SIGINT]
+        assert costlake_cli._received == [signal.SIGINT, signal.SIGTERM]  # (a third would end pytest)
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+def _snippet(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_a_third_signal_ends_a_command_at_once_with_its_line() -> None:
+    """For a clean-up that hangs (an object store that does not answer): the third signal ends the
+    process with the first one's exit code and the one line."""
+    done = _snippet(
+        "import os, signal, time\n"
+        "from costlake import cli\n"
+        "for s in (signal.SIGINT, signal.SIGTERM):\n"
+        "    signal.signal(s, cli._on_signal)\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "except cli.Interrupted:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)  # noted\n"
+        "    os.kill(os.getpid(), signal.SIGINT)  # the third\n"
+        "    time.sleep(30)\n"
+    )
+    assert (done.returncode, done.stderr) == (143, "interrupted\n")
+
+
+def test_an_interrupt_swallowed_on_its_way_still_ends_the_command_as_interrupted() -> None:
+    """A signal whose exception a finalizer swallowed (Python only prints "Exception ignored") must
+    not let the command end as if nothing had happened."""
+    done = _snippet(
+        "import signal, sys\n"
+        "from costlake import cli\n"
+        "sys.argv = ['costlake', '--help']\n"
+        "cli._received.append(signal.SIGINT)  # what the swallowed signal left\n"
+        "cli.main()\n"
+    )
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
+
+
+def test_an_error_before_the_settings_are_read_follows_the_json_flag() -> None:
+    done = cli(Path("unused"), "--log-format", "json", "no-such-command")
+    assert done.returncode == 1
+    line = json.loads(done.stderr)
+    assert line["level"] == "error" and line["exit_code"] == 1 and "no-such-command" in line["message"]

@@ -53,6 +53,7 @@ os.kill(os.getpid(), signal.SIGTERM)
         (["--log-format=json", "run"], {}, True),
         (["run"], {"COSTLAKE_LOG_FORMAT": "json"}, True),
         (["--log-format", "text", "run"], {"COSTLAKE_LOG_FORMAT": "json"}, False),  # the flag wins
+        (["ingest", "--", "--log-format", "json"], {}, False),  # after `--`: a file name
     ],
 )
 def test_an_interrupt_during_start_up_writes_one_line_in_the_asked_format(

@@ -18,30 +18,14 @@ import os
 import signal
 import sys
 
+from costlake.startup import error_line, json_logs_asked
+
 
 def _early_exit(signum: int, _frame: object) -> None:
     code = 128 + signum
-    if _json_logs(sys.argv[1:]):  # the shape of `costlake.cli`'s error lines, without importing it
-        line = (
-            f'{{"level": "error", "logger": "costlake.cli", "message": "interrupted", "exit_code": {code}}}'
-        )
-    else:
-        line = "interrupted"
-    sys.stderr.write(line + "\n")
+    sys.stderr.write(error_line("interrupted", code, json_logs_asked(sys.argv[1:])) + "\n")
     sys.stderr.flush()
     os._exit(code)
-
-
-def _json_logs(args: list[str]) -> bool:
-    """Whether the command line (`--log-format json` or `=json`, the last one winning) or else
-    COSTLAKE_LOG_FORMAT asks for JSON lines."""
-    chosen = os.environ.get("COSTLAKE_LOG_FORMAT", "text")
-    for i, arg in enumerate(args):
-        if arg == "--log-format" and i + 1 < len(args):
-            chosen = args[i + 1]
-        elif arg.startswith("--log-format="):
-            chosen = arg.partition("=")[2]
-    return chosen == "json"
 
 
 def main() -> None:

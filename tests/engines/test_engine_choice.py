@@ -68,6 +68,8 @@ def test_spark_settings_have_defaults_and_read_the_environment(monkeypatch):
         ("-XX:+UseSerialGC -Xss4m", {}, {"Copy", "MarkSweepCompact"}),  # a collector asked for wins
         (None, {"JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC"}, {"Copy", "MarkSweepCompact"}),  # so does the JVM's
         ('-Dnote="-XX:+UseSerialGC  kept"', {}, {"PS Scavenge", "PS MarkSweep"}),  # inside a value: no choice
+        ('"-XX:+UseSerialGC"', {}, {"Copy", "MarkSweepCompact"}),  # quoted, as spark-submit allows
+        ("-XX:+UseMaximumCompactionOnSystemGC", {}, {"PS Scavenge", "PS MarkSweep"}),  # not a collector
     ],
 )
 def test_the_driver_jvm_runs_the_parallel_collector_unless_another_is_asked_for(

@@ -7,7 +7,7 @@ package imports the CLI.
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import sys
 import traceback
@@ -26,6 +26,7 @@ from costlake.cli.context import err, state
 from costlake.errors import CostlakeError
 from costlake.lake.faults import crash_point
 from costlake.logs import LOG_FORMATS, configure_logging
+from costlake.startup import error_line, json_logs_asked
 
 app = typer.Typer(
     help="costlake: finance-grade cloud-cost lake on Apache Iceberg.",
@@ -135,20 +136,28 @@ class Interrupted(BaseException):
 _received: list[int] = []
 
 
+FORCE_AFTER = 3  # signals: the one that makes a command stop at once, clean-up or not
+
+
 def _on_signal(signum: int, _frame: object) -> None:
-    """The first signal stops the command; later ones (a second Ctrl-C, or a SIGTERM pending beside
-    the SIGINT, whose handler Python runs at its next check, even inside a `finally`) are noted
-    only, so the clean-up the first one started is not cut short."""
+    """The first signal stops the command; the next (a second Ctrl-C, or a SIGTERM pending beside
+    the SIGINT, whose handler Python runs at its next check, even inside a `finally`) is noted
+    only, so the clean-up the first one started is not cut short. A third ends the process at once,
+    as a crash would (the next command finishes or undoes what was left; a lock held in a lease
+    expires): for a clean-up that hangs, say on an unreachable object store."""
     _received.append(signum)
     if len(_received) == 1:
         raise Interrupted(signum)
+    if len(_received) >= FORCE_AFTER:
+        sys.stderr.write(error_line("interrupted", 128 + _received[0], state.log_json) + "\n")
+        sys.stderr.flush()
+        os._exit(128 + _received[0])
 
 
 def _fail(message: str, code: int) -> NoReturn:
     crash_point("exit_line")
     if state.log_json:
-        line = {"level": "error", "logger": "costlake.cli", "message": message, "exit_code": code}
-        sys.stderr.write(json.dumps(line) + "\n")
+        sys.stderr.write(error_line(message, code, as_json=True) + "\n")
     else:
         err.print(_one_line(message), markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
@@ -168,11 +177,14 @@ def main() -> None:
 
     0 success; 1 usage or input error; 2 a quality gate held back a day; 3 an internal failure;
     130 / 143 interrupted by SIGINT / SIGTERM. `--debug` adds the traceback of an error."""
+    state.log_json = json_logs_asked(sys.argv[1:])  # until the settings say (an interrupt may come first)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
     try:
         try:
             app(standalone_mode=False)
+            if _received:  # the interrupt was swallowed on its way (a finalizer): it still happened
+                raise Interrupted(_received[0])
         except BaseException as exc:  # noqa: BLE001 - this is the one place that decides how we exit
             _exit_for(exc)
     finally:

@@ -75,7 +75,12 @@ logger.gateway.level = error
 # alternating runs each): `run` of 1M events 57.7 s with G1 (JDK 17's default) against 51.3 s; of
 # 1,500 events 23.3 s against 21.6 s.
 DEFAULT_GC = "-XX:+UseParallelGC"
-_GC_OPTION = re.compile(r"(?:^|\s)-XX:\+Use\w*GC(?=\s|$)")
+# JDK 17's collectors (and older names, which it ignores or refuses), as an option of their own,
+# quoted or not.
+_GC_OPTION = re.compile(
+    r"""(?:^|\s)["']?-XX:\+Use(?:Serial|Parallel|ParallelOld|G1|Z|Shenandoah|Epsilon|ConcMarkSweep)GC"""
+    r"""(?=["']?(?:\s|$))"""
+)
 # Where else a driver JVM's options may come from; a collector chosen there wins too (two would stop
 # the JVM from starting).
 JAVA_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
