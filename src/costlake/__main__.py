@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 
-from costlake.startup import error_line, json_logs_asked
+from costlake.logs import error_line, json_logs_asked
 
 
 def _early_exit(signum: int, _frame: object) -> None:

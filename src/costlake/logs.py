@@ -20,6 +20,9 @@ computes the same result whoever listens.
 >>> seen
 [('reading x.csv', 0.0, 100.0), (None, 40.0, None)]
 >>> current().advance(1)  # nobody listens any more: nothing happens
+
+Only the standard library is imported here: the console script reads `json_logs_asked` before its
+heavy imports, so that an interrupt during those seconds writes its line in the format asked for.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -216,3 +219,23 @@ def watching(poll: Callable[[], float], scale: float, every: float = 0.2) -> Ite
     finally:
         stop.set()
         thread.join()
+
+
+def json_logs_asked(args: Sequence[str]) -> bool:
+    """Whether the command line (`--log-format json` or `--log-format=json`, the last one before a
+    `--` winning) or else COSTLAKE_LOG_FORMAT asks for JSON log lines. A costlake.toml is not read."""
+    chosen = os.environ.get("COSTLAKE_LOG_FORMAT", "text")
+    cut = list(args).index("--") if "--" in args else len(args)
+    for i, arg in enumerate(args[:cut]):
+        if arg == "--log-format" and i + 1 < cut:
+            chosen = args[i + 1]
+        elif arg.startswith("--log-format="):
+            chosen = arg.partition("=")[2]
+    return chosen == "json"
+
+
+def error_line(message: str, code: int, as_json: bool) -> str:
+    """One error line as the CLI writes it: plain text, or a JSON object."""
+    if not as_json:
+        return message
+    return json.dumps({"level": "error", "logger": "costlake.cli", "message": message, "exit_code": code})

@@ -25,8 +25,7 @@ from costlake.cli import alerts, anomalies, explain, lake, maintain, runs, serve
 from costlake.cli.context import err, state
 from costlake.errors import CostlakeError
 from costlake.lake.faults import crash_point
-from costlake.logs import LOG_FORMATS, configure_logging
-from costlake.startup import error_line, json_logs_asked
+from costlake.logs import LOG_FORMATS, configure_logging, error_line, json_logs_asked
 
 app = typer.Typer(
     help="costlake: finance-grade cloud-cost lake on Apache Iceberg.",
