@@ -18,14 +18,11 @@ import os
 import signal
 import sys
 
-from costlake.logs import error_line, json_logs_asked
+from costlake.logs import exit_interrupted, json_logs_asked
 
 
 def _early_exit(signum: int, _frame: object) -> None:
-    code = 128 + signum
-    sys.stderr.write(error_line("interrupted", code, json_logs_asked(sys.argv[1:])) + "\n")
-    sys.stderr.flush()
-    os._exit(code)
+    exit_interrupted(128 + signum, json_logs_asked(sys.argv[1:]))
 
 
 def main() -> None:

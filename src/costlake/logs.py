@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 LOG_FORMATS = ("text", "json")
 # Environment variables whose values are secrets (provider keys, cloud credentials, service tokens).
@@ -239,3 +239,11 @@ def error_line(message: str, code: int, as_json: bool) -> str:
     if not as_json:
         return message
     return json.dumps({"level": "error", "logger": "costlake.cli", "message": message, "exit_code": code})
+
+
+def exit_interrupted(code: int, as_json: bool) -> NoReturn:
+    """Write the `interrupted` line and end the process at once, without clean-up: for a signal that
+    comes before there is anything to clean up, or one that must not wait for the clean-up."""
+    sys.stderr.write(error_line("interrupted", code, as_json) + "\n")
+    sys.stderr.flush()
+    os._exit(code)

@@ -7,7 +7,6 @@ package imports the CLI.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import traceback
@@ -25,7 +24,7 @@ from costlake.cli import alerts, anomalies, explain, lake, maintain, runs, serve
 from costlake.cli.context import err, state
 from costlake.errors import CostlakeError
 from costlake.lake.faults import crash_point
-from costlake.logs import LOG_FORMATS, configure_logging, error_line, json_logs_asked
+from costlake.logs import LOG_FORMATS, configure_logging, error_line, exit_interrupted, json_logs_asked
 
 app = typer.Typer(
     help="costlake: finance-grade cloud-cost lake on Apache Iceberg.",
@@ -148,9 +147,7 @@ def _on_signal(signum: int, _frame: object) -> None:
     if len(_received) == 1:
         raise Interrupted(signum)
     if len(_received) >= FORCE_AFTER:
-        sys.stderr.write(error_line("interrupted", 128 + _received[0], state.log_json) + "\n")
-        sys.stderr.flush()
-        os._exit(128 + _received[0])
+        exit_interrupted(128 + _received[0], state.log_json)
 
 
 def _fail(message: str, code: int) -> NoReturn:

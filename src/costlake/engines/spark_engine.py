@@ -70,7 +70,7 @@ logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
 logger.gateway.level = error
 """
 
-# The driver JVM's collector unless `spark_conf`'s `spark.driver.extraJavaOptions` picks one: a
+# The driver JVM's collector unless one is chosen (`_start_conf` looks where options come from): a
 # batch job wants throughput, not G1's short pauses. Measured on 2 cores, local[2], 2026-12-05 (two
 # alternating runs each): `run` of 1M events 57.7 s with G1 (JDK 17's default) against 51.3 s; of
 # 1,500 events 23.3 s against 21.6 s.
