@@ -66,7 +66,9 @@ def invoke(n: int, args: list[str], out: Path) -> tuple[int, dict]:
 
 def medians(runs: list[dict]) -> None:
     """The table: per phase and figure, the median over the invocations, and the range."""
-    print(f"\nmedians of {len(runs)} invocations ({runs[0]['events']:,} events; lowest - highest)")
+    accounts = runs[0].get("accounts")  # not in the output of invocations before the figure was added
+    billed = f", {accounts:,} accounts" if accounts else ""
+    print(f"\nmedians of {len(runs)} invocations ({runs[0]['events']:,} events{billed}; lowest - highest)")
     for phase in runs[0]["phases"]:
         print(f"{phase}:")
         for label, key in FIGURES:
@@ -77,7 +79,8 @@ def medians(runs: list[dict]) -> None:
     shares = [r["phases"]["correction"]["costlake_s"] / r["phases"]["full"]["costlake_s"] for r in runs]
     print(f"one-day correction / full load (costlake): 1/{1 / statistics.median(shares):.0f} (median)")
     summary = {key: _median_phase(runs, key) for key in runs[0]["phases"]}
-    print("BENCH_MEDIANS " + json.dumps({"invocations": len(runs), "events": runs[0]["events"], **summary}))
+    head = {"invocations": len(runs), "events": runs[0]["events"], "accounts": accounts}
+    print("BENCH_MEDIANS " + json.dumps({**head, **summary}))
 
 
 def _median_phase(runs: list[dict], phase: str) -> dict:

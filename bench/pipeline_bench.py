@@ -26,6 +26,10 @@ defaults on) ingests and runs the same phases once each on a third warehouse (`-
 without the peer too); its totals are checked the same way, and the bench prints its time against
 the peer's.
 
+`--accounts-factor K` shares each generated account's events out among K accounts before anything
+runs (bench/accounts.py): the same events and totals with K times the accounts and series, for how
+costlake grows with accounts.
+
 Every step is a subprocess timed on the wall clock; its peak RSS comes from os.wait4 (per child).
 Both sides get 2 DuckDB threads (the baseline hard-codes threads=2). Logs go to OUT/logs.
 Prints a table and one `BENCH {json}` line. Needs Linux or macOS; no dependencies beyond the venv.
@@ -45,6 +49,8 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+
+from accounts import count_accounts, spread  # bench/, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
@@ -277,9 +283,19 @@ def main() -> int:
         default=3,
         help="times each `costlake run` is repeated, with and without detection in turn (median reported)",
     )
+    ap.add_argument(
+        "--accounts-factor",
+        type=int,
+        default=1,
+        metavar="K",
+        help="share each account's events out among K accounts (bench/accounts.py): the same events, "
+        "K times the accounts and series",
+    )
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
+    if args.accounts_factor < 1:
+        ap.error("--accounts-factor must be at least 1")
 
     out = args.out.resolve()
     data, base_out, logs = out / "input", out / "baseline", out / "logs"
@@ -344,9 +360,16 @@ def main() -> int:
             logs,
         )
         inputs = sorted(data.glob("billing_batch_*.csv"))
+        for path in inputs:
+            spread(path, args.accounts_factor)
         verbatim_backfill(inputs, backfill)
+    if have_gen:  # the shared generator's backfill re-delivers events of the input: spread alike
+        for path in (*inputs, backfill):
+            spread(path, args.accounts_factor)
+    accounts = count_accounts(inputs)
     size_mb = sum(p.stat().st_size for p in inputs) / 2**20
     print(f"input: {', '.join(p.name for p in inputs)} ({size_mb:.0f} MiB, generated in {gen.seconds:.1f} s)")
+    print(f"accounts: {accounts:,} (each generated account's events shared out among {args.accounts_factor})")
 
     phases: dict[str, dict] = {}
     checks: dict[str, dict] = {}
@@ -566,6 +589,8 @@ def main() -> int:
                 bad += [] if c["pyspark_match"] else [f"{phase}, PySpark peer"]
     summary = {
         "events": args.events,
+        "accounts": accounts,
+        "accounts_factor": args.accounts_factor,
         "input_mib": round(size_mb, 1),
         "generator": "baseline" if have_gen else "costlake",
         "baseline": run_base,

@@ -24,6 +24,8 @@ def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> Non
         "--repeat",
         "1",
         "--spark-engine",
+        "--accounts-factor",
+        "2",
         "--out",
         str(tmp_path / "out"),
         "--baseline-dir",
@@ -36,6 +38,9 @@ def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> Non
     assert "baseline: not available" in shown.stdout and "one-day correction (2024-02-11)" in shown.stdout
     summary = json.loads(next(ln for ln in shown.stdout.splitlines() if ln.startswith("BENCH "))[6:])
     assert list(summary["phases"]) == ["full", "correction", "backfill", "next_day"] and summary["ok"]
+    # `costlake generate`'s 12 accounts, each shared out among 2 (bench/accounts.py)
+    assert (summary["accounts"], summary["accounts_factor"]) == (24, 2)
+    assert "accounts: 24 (each generated account's events shared out among 2)" in shown.stdout
     checks = summary["checks"]
     redone = ("full", "correction", "backfill")
     totals = {c["costlake_total"] for phase in redone for c in checks[phase].values()}
@@ -47,7 +52,7 @@ def test_the_bench_runs_every_phase_and_checks_its_totals(tmp_path: Path) -> Non
     assert len(correction) > 1 and all(",2024-02-11," in line for line in correction[1:])
     next_day = (inputs / "NEXT_DAY.csv").read_text().splitlines()
     assert len(next_day) > 1 and all(line.startswith("next-") for line in next_day[1:])
-    assert "medians of 1 invocations" in shown.stdout
+    assert "medians of 1 invocations (3,000 events, 24 accounts;" in shown.stdout
     # What detection did in each phase: every series on the full load, those of the accounts billed on
     # the new day on the next day, fewer on the correction (none here: this small input's correction
     # moves no sum).
