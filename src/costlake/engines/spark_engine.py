@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,8 @@ SESSION_SQL_CONF = {
 }
 
 # Spark prints its start-up chatter and every failed query's stack although PySpark raises the
-# error anyway: keep the console to real errors. log4j reads this file when the JVM starts; the
+# error anyway (a failed task's stack twice, from the executor and the task scheduler, which costlake
+# turns into one line): keep the console to real errors. log4j reads this file when the JVM starts; the
 # launcher's own loggers are set too, or PySpark announces the "default log level" it picks.
 LOG4J2 = """\
 rootLogger.level = error
@@ -68,6 +69,10 @@ logger.submit.name = org.apache.spark.deploy.SparkSubmit
 logger.submit.level = error
 logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
 logger.gateway.level = error
+logger.executor.name = org.apache.spark.executor.Executor
+logger.executor.level = off
+logger.tasks.name = org.apache.spark.scheduler.TaskSetManager
+logger.tasks.level = off
 """
 
 # The driver JVM's collector unless one is chosen (`_start_conf` looks where options come from): a
@@ -84,6 +89,10 @@ _GC_OPTION = re.compile(
 # Where else a driver JVM's options may come from; a collector chosen there wins too (two would stop
 # the JVM from starting).
 JAVA_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
+
+# What a JVM's error says when Spark ran out of memory: a task that could not get execution memory
+# (Spark's own condition), or the heap itself.
+_OUT_OF_MEMORY = re.compile(r"UNABLE_TO_ACQUIRE_MEMORY|java\.lang\.OutOfMemoryError(?:: [^\n]*)?")
 
 _LOCK = threading.Lock()
 _ROOT: list[SparkSession] = []  # the process's session, once started
@@ -201,6 +210,33 @@ def _start_conf(settings: Settings) -> dict[str, str]:
     }
 
 
+def out_of_memory(exc: BaseException, driver_memory: str) -> ConfigError | None:
+    """The one-line error for a Spark job that ran out of memory (None for any other failure): the
+    JVM's error is in the text of the exception PySpark raises (`Py4JJavaError` or one of PySpark's
+    own), under a first line that only names the call.
+
+    >>> task = RuntimeError("o250.getResult\\n: SparkOutOfMemoryError: [UNABLE_TO_ACQUIRE_MEMORY] ...")
+    >>> str(out_of_memory(task, "2g")).split(":")[0]
+    'the Spark engine ran out of memory (UNABLE_TO_ACQUIRE_MEMORY) with a 2g driver'
+    >>> heap = RuntimeError("o99.toArrow\\n: java.lang.OutOfMemoryError: Java heap space\\n\\tat ...")
+    >>> str(out_of_memory(heap, "4g")).split(":")[:2]
+    ['the Spark engine ran out of memory (java.lang.OutOfMemoryError', ' Java heap space) with a 4g driver']
+    >>> out_of_memory(RuntimeError("[DIVIDE_BY_ZERO] Division by zero"), "2g") is None
+    True
+    """
+    try:
+        text = str(exc)
+    except Exception:  # the JVM behind a Py4J error may be gone: nothing more to read
+        return None
+    found = _OUT_OF_MEMORY.search(text)
+    if found is None:
+        return None
+    return ConfigError(
+        f"the Spark engine ran out of memory ({found.group(0).strip()}) with a {driver_memory} driver: "
+        "give it more with spark_driver_memory (COSTLAKE_SPARK_DRIVER_MEMORY), or run it on a cluster"
+    )
+
+
 def _release(frame: DataFrame) -> None:
     """Drop a local checkpoint's blocks now rather than when the JVM collects the RDD."""
     plan = frame._jdf.queryExecution().logical()  # a LogicalRDD over the checkpointed RDD
@@ -230,6 +266,23 @@ class SparkEngine(Engine):
                 self.spark.conf.set(key, value)
         self._checkpoints: dict[str, DataFrame] = {}
         self._views: set[str] = set()
+
+    @contextlib.contextmanager
+    def _job(self) -> Iterator[None]:
+        """Runs Spark jobs; one that ran out of memory ends as costlake's one-line error."""
+        try:
+            yield
+        except Exception as exc:
+            error = out_of_memory(exc, self._driver_memory())
+            if error is None:
+                raise
+            raise error from exc
+
+    def _driver_memory(self) -> str:
+        try:  # the launcher's, under spark-submit
+            return str(self.spark.sparkContext.getConf().get("spark.driver.memory", "1g"))
+        except Exception:  # a JVM that died of it
+            return self.settings.spark_driver_memory
 
     @staticmethod
     def _schema(schema: pa.Schema) -> Any:
@@ -265,7 +318,8 @@ class SparkEngine(Engine):
         # against a plain scan of it, not the whole chain of stages (planning the gate over
         # cached stages took longer than running it). Losing an executor fails the run, before
         # anything is committed.
-        frame = self.spark.sql(sql).localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+        with self._job():
+            frame = self.spark.sql(sql).localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
         self._view(name, frame)
         previous = self._checkpoints.pop(name, None)
         if previous is not None:
@@ -280,7 +334,8 @@ class SparkEngine(Engine):
             _release(previous)
 
     def fetch(self, sql: str) -> pa.Table:
-        return self.spark.sql(sql).toArrow()
+        with self._job():
+            return self.spark.sql(sql).toArrow()
 
     def write_partitions(self, sql: str, out_dir: Path, partition_by: str) -> list[str]:
         from pyspark.sql.functions import col
@@ -292,13 +347,14 @@ class SparkEngine(Engine):
             raise ValueError(f"cannot partition columns {frame.columns} by {partition_by!r} via {copy!r}")
         # All rows of a date in one task, so one file per date; `partitionBy` drops the copy from
         # the files and keeps the column itself, in the select's order and types.
-        (
-            frame.withColumn(copy, col(partition_by))
-            .repartition(copy)
-            .write.mode("append")
-            .partitionBy(copy)
-            .parquet(str(out_dir))
-        )
+        with self._job():
+            (
+                frame.withColumn(copy, col(partition_by))
+                .repartition(copy)
+                .write.mode("append")
+                .partitionBy(copy)
+                .parquet(str(out_dir))
+            )
         for junk in [*out_dir.rglob(".*.crc"), *out_dir.glob("_SUCCESS")]:  # checksums, job marker
             junk.unlink()
         return sorted(str(p) for p in out_dir.rglob("*.parquet"))
