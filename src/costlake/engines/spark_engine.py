@@ -91,8 +91,13 @@ _GC_OPTION = re.compile(
 JAVA_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
 
 # What a JVM's error says when Spark ran out of memory: a task that could not get execution memory
-# (Spark's own condition), or the heap itself.
-_OUT_OF_MEMORY = re.compile(r"UNABLE_TO_ACQUIRE_MEMORY|java\.lang\.OutOfMemoryError(?:: [^\n]*)?")
+# (Spark's own error and condition), or the heap itself; as the JVM names an exception, at the start
+# of a line or after a colon (a quoted value of a billing file that spells one is neither).
+_OUT_OF_MEMORY = re.compile(
+    r"(?:^|: )(?:org\.apache\.spark\.memory\.SparkOutOfMemoryError: \[(UNABLE_TO_ACQUIRE_MEMORY)\]"
+    r"|(java\.lang\.OutOfMemoryError(?:: [^\n]*)?))",
+    re.MULTILINE,
+)
 
 _LOCK = threading.Lock()
 _ROOT: list[SparkSession] = []  # the process's session, once started
@@ -215,13 +220,16 @@ def out_of_memory(exc: BaseException, driver_memory: str) -> ConfigError | None:
     JVM's error is in the text of the exception PySpark raises (`Py4JJavaError` or one of PySpark's
     own), under a first line that only names the call.
 
-    >>> task = RuntimeError("o250.getResult\\n: SparkOutOfMemoryError: [UNABLE_TO_ACQUIRE_MEMORY] ...")
+    >>> oom = "org.apache.spark.memory.SparkOutOfMemoryError: [UNABLE_TO_ACQUIRE_MEMORY] Unable to acquire"
+    >>> task = RuntimeError(f"o250.getResult.\\n: org.apache.spark.SparkException: Lost task: {oom}")
     >>> str(out_of_memory(task, "2g")).split(":")[0]
     'the Spark engine ran out of memory (UNABLE_TO_ACQUIRE_MEMORY) with a 2g driver'
     >>> heap = RuntimeError("o99.toArrow\\n: java.lang.OutOfMemoryError: Java heap space\\n\\tat ...")
     >>> str(out_of_memory(heap, "4g")).split(":")[:2]
     ['the Spark engine ran out of memory (java.lang.OutOfMemoryError', ' Java heap space) with a 4g driver']
     >>> out_of_memory(RuntimeError("[DIVIDE_BY_ZERO] Division by zero"), "2g") is None
+    True
+    >>> out_of_memory(RuntimeError(f"[CAST_INVALID_INPUT] The value '{oom}' cannot be cast"), "2g") is None
     True
     """
     try:
@@ -231,8 +239,9 @@ def out_of_memory(exc: BaseException, driver_memory: str) -> ConfigError | None:
     found = _OUT_OF_MEMORY.search(text)
     if found is None:
         return None
+    what = found.group(1) or found.group(2)
     return ConfigError(
-        f"the Spark engine ran out of memory ({found.group(0).strip()}) with a {driver_memory} driver: "
+        f"the Spark engine ran out of memory ({what}) with a {driver_memory} driver: "
         "give it more with spark_driver_memory (COSTLAKE_SPARK_DRIVER_MEMORY), or run it on a cluster"
     )
 
