@@ -6,8 +6,10 @@ its original account and a hash of its `event_id`, so every version of an event 
 correction) lands in the same new account, and the files derived from the input later (the one-day
 correction, the next day) follow. The events, their days, services, regions and costs are unchanged,
 so the totals per day stay the same; only the accounts (and the account-service series) multiply,
-each a `factor`-th of its original's spend with the same shape. Every other column is copied as
-text, untouched.
+each a `factor`-th of its original's spend with the same shape. Every other value is read as text
+and written back as it was read (DuckDB's CSV writer decides the quoting and the line ends, and a
+quoted empty value comes back as an empty field). A row with an account but no event id is refused:
+it has nothing to share its account out by.
 
 Tested in tests/bench/test_accounts.py.
 """
@@ -42,6 +44,11 @@ def spread(path: Path, factor: int) -> None:
     tmp = path.with_name(path.name + ".spread")
     con = duckdb.connect()
     try:
+        orphans = f"""SELECT count(*) FROM read_csv('{_quoted(path)}', header = true, all_varchar = true)
+                      WHERE event_id IS NULL AND account_id IS NOT NULL"""
+        row = con.execute(orphans).fetchone()
+        if row and row[0]:
+            raise ValueError(f"{path}: {row[0]} row(s) with an account but no event_id")
         con.execute("SET preserve_insertion_order = true")
         con.execute(_SPREAD.format(factor=factor, src=_quoted(path), dst=_quoted(tmp)))
     finally:

@@ -82,3 +82,14 @@ def test_a_factor_of_one_leaves_the_file_as_it_is(accounts: ModuleType, tmp_path
     assert billing.read_bytes() == text
     with pytest.raises(ValueError, match="at least 1"):
         accounts.spread(billing, 0)
+
+
+def test_a_row_with_an_account_but_no_event_id_is_refused(accounts: ModuleType, tmp_path: Path) -> None:
+    billing = tmp_path / "billing.csv"
+    rows = _events(5, ("000000000007",))
+    rows[2][0] = ""
+    _write(billing, rows)
+    text = billing.read_bytes()
+    with pytest.raises(ValueError, match="1 row\\(s\\) with an account but no event_id"):
+        accounts.spread(billing, 3)
+    assert billing.read_bytes() == text  # left as it was

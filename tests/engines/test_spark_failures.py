@@ -21,17 +21,38 @@ def costlake(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.spark
-def test_a_spark_run_out_of_memory_ends_with_one_line_that_names_the_setting(tmp_path: Path) -> None:
-    """At 10M events a 2g driver once ran out of execution memory in the gate (1 run in 4): the command
-    ended with Spark's stack traces and `internal error (Py4JJavaError: An error occurred while calling
-    o250.getResult.)`, exit 3. A memory fraction too small for any sort makes the same failure here."""
+def ingested(tmp_path: Path) -> str:
+    """A warehouse with 400 generated events ingested (not run)."""
     lake = str(tmp_path / "wh")
     made = costlake("generate", str(tmp_path / "in"), "--events", "400", "--batches", "1")
     assert made.returncode == 0, made.stderr
     took = costlake("--warehouse", lake, "ingest", *map(str, sorted((tmp_path / "in").glob("billing_*.csv"))))
     assert took.returncode == 0, took.stderr
+    return lake
 
+
+def one_line(stderr: str) -> str:
+    """The command's line; besides it, nothing of the JVM but its own start-up notice (the incubator
+    module Spark adds)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert all(line.startswith("WARNING: ") for line in lines[:-1]), lines
+    return lines[-1]
+
+
+def nothing_published(lake: str) -> bool:
+    published = costlake(
+        "--warehouse", lake, "query", "SELECT count(*) AS n FROM daily_account_cost", "--format", "csv"
+    )
+    assert published.returncode == 0, published.stderr
+    return published.stdout.split() == ["n", "0"]
+
+
+@pytest.mark.spark
+def test_a_spark_run_out_of_memory_ends_with_one_line_that_names_the_setting(tmp_path: Path) -> None:
+    """At 10M events a 2g driver once ran out of execution memory in the gate (1 run in 5): the command
+    ended with Spark's stack traces and `internal error (Py4JJavaError: An error occurred while calling
+    o250.getResult.)`, exit 3. A memory fraction too small for any sort makes the same failure here."""
+    lake = ingested(tmp_path)
     starved = json.dumps({"spark.memory.fraction": "0.0001"})
     run = costlake(
         "--warehouse", lake, "--engine", "spark", "run",
@@ -39,15 +60,31 @@ def test_a_spark_run_out_of_memory_ends_with_one_line_that_names_the_setting(tmp
     )  # fmt: skip
 
     assert run.returncode == 1, run.stderr[-3000:]
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith(
+    assert one_line(run.stderr) == (
         "error: the Spark engine ran out of memory (UNABLE_TO_ACQUIRE_MEMORY) with a 2g driver: give it more"
-        " with spark_driver_memory"
-    ), lines[-1]
-    # Nothing of the JVM but its own start-up notice (the incubator module Spark adds).
-    assert all(line.startswith("WARNING: ") for line in lines[:-1]), lines
-    published = costlake(
-        "--warehouse", lake, "query", "SELECT count(*) AS n FROM daily_account_cost", "--format", "csv"
+        " with spark_driver_memory (COSTLAKE_SPARK_DRIVER_MEMORY), or run it on a cluster"
     )
-    assert published.returncode == 0, published.stderr
-    assert published.stdout.split() == ["n", "0"]  # nothing was committed
+    assert nothing_published(lake)
+
+
+@pytest.mark.spark
+def test_a_task_that_fails_otherwise_ends_with_the_jvms_own_first_line(tmp_path: Path) -> None:
+    """A raw file damaged outside costlake: Spark's executor logged the reason inside a stack trace,
+    and the command's line said only `Py4JJavaError: An error occurred while calling
+    o178.localCheckpoint.`"""
+    lake = ingested(tmp_path)
+    (raw,) = (Path(lake) / "costlake" / "raw_billing_events" / "data").rglob("*.parquet")
+    damaged = bytearray(raw.read_bytes())
+    damaged[64:2000] = bytes(len(damaged[64:2000]))
+    raw.write_bytes(bytes(damaged))
+
+    run = costlake("--warehouse", lake, "--engine", "spark", "run", COSTLAKE_SPARK_MASTER="local[1]")
+
+    assert run.returncode == 3, run.stderr[-3000:]
+    line = one_line(run.stderr)
+    assert line.startswith(("error: the Spark engine failed: ", "error: the Spark engine's job failed: ")), (
+        line
+    )
+    assert "[FAILED_READ_FILE" in line, line
+    assert raw.name in line and line.endswith("(--debug: the JVM's stack)"), line
+    assert nothing_published(lake)

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from costlake.engines.base import Engine, register_engine
 from costlake.engines.dialect import SPARK
+from costlake.engines.spark_failures import Memory, failure
 from costlake.errors import ConfigError
 from costlake.settings import Settings
 
@@ -90,18 +91,10 @@ _GC_OPTION = re.compile(
 # the JVM from starting).
 JAVA_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
 
-# What a JVM's error says when Spark ran out of memory: a task that could not get execution memory
-# (Spark's own error and condition), or the heap itself; as the JVM names an exception, at the start
-# of a line or after a colon (a quoted value of a billing file that spells one is neither).
-_OUT_OF_MEMORY = re.compile(
-    r"(?:^|: )(?:org\.apache\.spark\.memory\.SparkOutOfMemoryError: \[(UNABLE_TO_ACQUIRE_MEMORY)\]"
-    r"|(java\.lang\.OutOfMemoryError(?:: [^\n]*)?))",
-    re.MULTILINE,
-)
-
 _LOCK = threading.Lock()
 _ROOT: list[SparkSession] = []  # the process's session, once started
 _ROOT_CONF: dict[str, str] = {}  # the `spark_conf` it was started with
+_LAUNCHED: list[bool] = []  # whether a launcher (spark-submit) started its JVM, not costlake
 
 
 def java_version(java: str) -> int:
@@ -162,6 +155,7 @@ def spark_session(settings: Settings) -> SparkSession:
         session.sparkContext.setLogLevel("ERROR")
         _quiet_python_loggers()
         _ROOT.append(session)
+        _LAUNCHED[:] = [launched]
         if not launched:
             _ROOT_CONF.update(settings.spark_conf)
         return session
@@ -215,37 +209,6 @@ def _start_conf(settings: Settings) -> dict[str, str]:
     }
 
 
-def out_of_memory(exc: BaseException, driver_memory: str) -> ConfigError | None:
-    """The one-line error for a Spark job that ran out of memory (None for any other failure): the
-    JVM's error is in the text of the exception PySpark raises (`Py4JJavaError` or one of PySpark's
-    own), under a first line that only names the call.
-
-    >>> oom = "org.apache.spark.memory.SparkOutOfMemoryError: [UNABLE_TO_ACQUIRE_MEMORY] Unable to acquire"
-    >>> task = RuntimeError(f"o250.getResult.\\n: org.apache.spark.SparkException: Lost task: {oom}")
-    >>> str(out_of_memory(task, "2g")).split(":")[0]
-    'the Spark engine ran out of memory (UNABLE_TO_ACQUIRE_MEMORY) with a 2g driver'
-    >>> heap = RuntimeError("o99.toArrow\\n: java.lang.OutOfMemoryError: Java heap space\\n\\tat ...")
-    >>> str(out_of_memory(heap, "4g")).split(":")[:2]
-    ['the Spark engine ran out of memory (java.lang.OutOfMemoryError', ' Java heap space) with a 4g driver']
-    >>> out_of_memory(RuntimeError("[DIVIDE_BY_ZERO] Division by zero"), "2g") is None
-    True
-    >>> out_of_memory(RuntimeError(f"[CAST_INVALID_INPUT] The value '{oom}' cannot be cast"), "2g") is None
-    True
-    """
-    try:
-        text = str(exc)
-    except Exception:  # the JVM behind a Py4J error may be gone: nothing more to read
-        return None
-    found = _OUT_OF_MEMORY.search(text)
-    if found is None:
-        return None
-    what = found.group(1) or found.group(2)
-    return ConfigError(
-        f"the Spark engine ran out of memory ({what}) with a {driver_memory} driver: "
-        "give it more with spark_driver_memory (COSTLAKE_SPARK_DRIVER_MEMORY), or run it on a cluster"
-    )
-
-
 def _release(frame: DataFrame) -> None:
     """Drop a local checkpoint's blocks now rather than when the JVM collects the RDD."""
     plan = frame._jdf.queryExecution().logical()  # a LogicalRDD over the checkpointed RDD
@@ -278,20 +241,29 @@ class SparkEngine(Engine):
 
     @contextlib.contextmanager
     def _job(self) -> Iterator[None]:
-        """Runs Spark jobs; one that ran out of memory ends as costlake's one-line error."""
+        """Runs Spark jobs; one that fails in the JVM ends as costlake's one-line error
+        (spark_failures.py)."""
         try:
             yield
         except Exception as exc:
-            error = out_of_memory(exc, self._driver_memory())
+            error = failure(exc, self._memory())
             if error is None:
                 raise
             raise error from exc
 
-    def _driver_memory(self) -> str:
-        try:  # the launcher's, under spark-submit
-            return str(self.spark.sparkContext.getConf().get("spark.driver.memory", "1g"))
+    def _memory(self) -> Memory:
+        """The memory a job of this session runs in, and what raises it."""
+        ours = "spark_driver_memory (COSTLAKE_SPARK_DRIVER_MEMORY), or run it on a cluster"
+        try:
+            context = self.spark.sparkContext
+            conf, master = context.getConf(), str(context.master)
         except Exception:  # a JVM that died of it
-            return self.settings.spark_driver_memory
+            return Memory(f"a {self.settings.spark_driver_memory} driver", ours)
+        if not master.startswith("local"):
+            size = conf.get("spark.executor.memory", "1g")
+            return Memory(f"{size} executors", "spark.executor.memory (spark_conf, or the launcher's)")
+        driver = f"a {conf.get('spark.driver.memory', '1g')} driver"
+        return Memory(driver, "the launcher's --driver-memory" if any(_LAUNCHED) else ours)
 
     @staticmethod
     def _schema(schema: pa.Schema) -> Any:
