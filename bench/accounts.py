@@ -26,12 +26,17 @@ import duckdb
 _SPREAD = """
     COPY (
         SELECT * REPLACE (
-            lpad(CAST((CAST(account_id AS HUGEINT) * {factor}
-                       + CAST(md5_number_lower(event_id) % {factor} AS HUGEINT)) % 1000000000000 AS VARCHAR),
-                 12, '0') AS account_id
+            CASE WHEN event_id IS NULL AND account_id IS NOT NULL THEN error('{orphan}')
+                 ELSE lpad(CAST((CAST(account_id AS HUGEINT) * {factor}
+                                 + CAST(md5_number_lower(event_id) % {factor} AS HUGEINT)) % 1000000000000
+                                AS VARCHAR), 12, '0')
+            END AS account_id
         )
         FROM read_csv('{src}', header = true, all_varchar = true, quote = '"')
     ) TO '{dst}' (FORMAT csv, HEADER true)"""
+
+
+_ORPHAN = "a row with an account but no event_id"
 
 
 def spread(path: Path, factor: int) -> None:
@@ -44,13 +49,17 @@ def spread(path: Path, factor: int) -> None:
     tmp = path.with_name(path.name + ".spread")
     con = duckdb.connect()
     try:
+        con.execute("SET preserve_insertion_order = true")
+        con.execute(_SPREAD.format(factor=factor, src=_quoted(path), dst=_quoted(tmp), orphan=_ORPHAN))
+    except duckdb.Error as exc:
+        tmp.unlink(missing_ok=True)
+        if _ORPHAN not in str(exc):
+            raise
+        # One pass in the usual case; the count only for the message.
         orphans = f"""SELECT count(*) FROM read_csv('{_quoted(path)}', header = true, all_varchar = true)
                       WHERE event_id IS NULL AND account_id IS NOT NULL"""
         row = con.execute(orphans).fetchone()
-        if row and row[0]:
-            raise ValueError(f"{path}: {row[0]} row(s) with an account but no event_id")
-        con.execute("SET preserve_insertion_order = true")
-        con.execute(_SPREAD.format(factor=factor, src=_quoted(path), dst=_quoted(tmp)))
+        raise ValueError(f"{path}: {row[0] if row else 'a'} row(s) with an account but no event_id") from None
     finally:
         con.close()
     tmp.replace(path)

@@ -343,6 +343,8 @@ def main() -> int:
             ],
             logs,
         )
+        for path in (*inputs, backfill):  # its backfill re-delivers events of the input: spread alike
+            spread(path, args.accounts_factor)
     else:
         gen = Step(
             "generate",
@@ -362,10 +364,7 @@ def main() -> int:
         inputs = sorted(data.glob("billing_batch_*.csv"))
         for path in inputs:
             spread(path, args.accounts_factor)
-        verbatim_backfill(inputs, backfill)
-    if have_gen:  # the shared generator's backfill re-delivers events of the input: spread alike
-        for path in (*inputs, backfill):
-            spread(path, args.accounts_factor)
+        verbatim_backfill(inputs, backfill)  # of the spread inputs
     accounts = count_accounts(inputs)
     size_mb = sum(p.stat().st_size for p in inputs) / 2**20
     print(f"input: {', '.join(p.name for p in inputs)} ({size_mb:.0f} MiB, generated in {gen.seconds:.1f} s)")
