@@ -1,4 +1,4 @@
-"""A Spark job that fails ends the command with costlake's one line, not the JVM's stacks."""
+"""A Spark job that fails or is interrupted ends the command with costlake's one line, not JVM stacks."""
 
 from __future__ import annotations
 
@@ -88,3 +88,22 @@ def test_a_task_that_fails_otherwise_ends_with_the_jvms_own_first_line(tmp_path:
     assert "[FAILED_READ_FILE" in line, line
     assert raw.name in line and line.endswith("(--debug: the JVM's stack)"), line
     assert nothing_published(lake)
+
+
+@pytest.mark.spark
+def test_an_interrupt_during_a_spark_run_is_costlakes_not_the_spark_contexts(tmp_path: Path) -> None:
+    """A SparkContext installs its own SIGINT handler (cancel every job, raise KeyboardInterrupt
+    wherever the main thread is). With it, a Ctrl-C inside a Py4J call printed py4j's tracebacks and
+    the command could end with exit 0, and a Ctrl-C with a SIGTERM beside it ended as SIGTERM's 143.
+    costlake keeps its own handler: the first signal decides, as on the DuckDB engine."""
+    lake = ingested(tmp_path)
+    run = costlake(
+        "--warehouse", lake, "--engine", "spark", "run",
+        COSTLAKE_SIGNAL_AT="computed:INT+TERM", COSTLAKE_SPARK_MASTER="local[1]",
+    )  # fmt: skip
+    assert run.returncode == 130, run.stderr[-3000:]
+    assert one_line(run.stderr) == "interrupted"
+    assert nothing_published(lake)
+    again = costlake("--warehouse", lake, "--engine", "spark", "run", COSTLAKE_SPARK_MASTER="local[1]")
+    assert again.returncode == 0, again.stderr[-3000:]  # the lock went with the interrupted command
+    assert not nothing_published(lake)

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -167,7 +168,8 @@ def _started(builder: Any) -> SparkSession:
     from pyspark.errors import PySparkRuntimeError
 
     try:
-        return builder.getOrCreate()
+        with _own_interrupts():
+            return builder.getOrCreate()
     except PySparkRuntimeError as exc:
         if exc.getCondition() != "JAVA_GATEWAY_EXITED":
             raise
@@ -176,6 +178,22 @@ def _started(builder: Any) -> SparkSession:
             "the Spark engine's JVM did not start (its own message is printed above): check the Java "
             f"options in spark_conf (spark.driver.extraJavaOptions) and in {variables}"
         ) from None
+
+
+@contextlib.contextmanager
+def _own_interrupts() -> Iterator[None]:
+    """Keeps the process's SIGINT handler. A SparkContext installs its own (cancel every job, then
+    raise KeyboardInterrupt wherever the main thread is): raised inside a Py4J call, py4j logs it
+    with tracebacks and the command may even end with exit 0. costlake's handler (cli.main) stops the
+    command as for any engine, and the JVM's jobs end with the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # no handler can be set from here, and the context sets none either
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _start_conf(settings: Settings) -> dict[str, str]:
