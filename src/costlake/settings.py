@@ -89,8 +89,11 @@ class Settings(BaseSettings):
         description="Spark master URL: `local[*]` runs in-process on every core, `local[2]` on two; under "
         "spark-submit its own --master wins.",
     )
-    spark_driver_memory: str = Field(
-        "2g", description="Spark driver JVM heap such as `2g`; fixed when the process starts its session."
+    spark_driver_memory: str | None = Field(
+        None,
+        description="Spark driver JVM heap such as `6g`; fixed when the process starts its session. "
+        "Default: a quarter of the memory the process may use (the machine's, or its control group's "
+        "limit), to the nearest GiB from 1g to 16g.",
     )
     spark_shuffle_partitions: int = Field(
         8, ge=1, description="Spark `spark.sql.shuffle.partitions`: tasks per shuffle (joins, aggregations)."

@@ -52,7 +52,7 @@ def test_spark_settings_have_defaults_and_read_the_environment(monkeypatch):
     assert (settings.engine, settings.spark_master, settings.spark_driver_memory) == (
         "spark",
         "local[*]",
-        "2g",
+        None,  # sized from the machine when the session starts (spark_memory.py)
     )
     assert settings.spark_shuffle_partitions == 3
     assert settings.spark_conf == {"spark.sql.adaptive.enabled": "false"}

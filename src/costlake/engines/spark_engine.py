@@ -32,6 +32,7 @@ import pyarrow as pa
 from costlake.engines.base import Engine, register_engine
 from costlake.engines.dialect import SPARK
 from costlake.engines.spark_failures import Memory, failure
+from costlake.engines.spark_memory import default_driver_memory
 from costlake.errors import ConfigError
 from costlake.settings import Settings
 
@@ -214,7 +215,7 @@ def _start_conf(settings: Settings) -> dict[str, str]:
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "costlake",
-        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.driver.memory": settings.spark_driver_memory or default_driver_memory(),
         "spark.driver.extraJavaOptions": java_options,
         "spark.log.structuredLogging.enabled": "false",
         "spark.ui.enabled": "false",
@@ -276,7 +277,7 @@ class SparkEngine(Engine):
             context = self.spark.sparkContext
             conf, master = context.getConf(), str(context.master)
         except Exception:  # a JVM that died of it
-            return Memory(f"a {self.settings.spark_driver_memory} driver", ours)
+            return Memory(f"a {self.settings.spark_driver_memory or default_driver_memory()} driver", ours)
         if not master.startswith("local"):
             size = conf.get("spark.executor.memory", "1g")
             return Memory(f"{size} executors", "spark.executor.memory (spark_conf, or the launcher's)")
