@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -92,8 +93,8 @@ class Settings(BaseSettings):
     spark_driver_memory: str | None = Field(
         None,
         description="Spark driver JVM heap such as `6g`; fixed when the process starts its session. "
-        "Default: a quarter of the memory the process may use (the machine's, or its control group's "
-        "limit), to the nearest GiB from 1g to 16g.",
+        "Default (also when blank): a quarter of the memory the process may use (the machine's, or the "
+        "smallest limit of its control groups and those above them), to the nearest GiB from 1g to 16g.",
     )
     spark_shuffle_partitions: int = Field(
         8, ge=1, description="Spark `spark.sql.shuffle.partitions`: tasks per shuffle (joins, aggregations)."
@@ -325,6 +326,18 @@ class Settings(BaseSettings):
                     f"({self.anomaly_window_days}): no day could ever be judged"
                 )
         return self
+
+    @field_validator("spark_driver_memory")
+    @classmethod
+    def _spark_size(cls, value: str | None) -> str | None:
+        """A size as Spark reads one (a whole number and an optional unit), or None (blank too):
+        sized from the machine. Checked here, since the JVM's own refusal names no setting."""
+        if value is None or not value.strip():
+            return None
+        size = value.strip()
+        if not re.fullmatch(r"[0-9]+([kmgtp]b?|b)?", size, re.IGNORECASE) or not int(re.sub(r"\D", "", size)):
+            raise ValueError("spark_driver_memory must be a size such as 6g or 4096m")
+        return size
 
     @field_validator("currency")
     @classmethod

@@ -4,8 +4,9 @@ may use, so that one machine's default suits a laptop and a large server alike.
 In local mode the driver's heap holds every task's execution memory. A fixed 2g ran out of it in one
 full load of five at 10M events in local[2] (docs/performance.md); a quarter of what the process may
 use leaves the rest to the Python side (the Arrow buffers of results, detection) and to the file
-cache. The process may use the machine's physical memory, or less when a control group (a
-container's, or a systemd unit's) limits it: the smallest limit wins.
+cache. The process may use the machine's physical memory, or less when a control group limits it
+(a container's, a systemd slice's, a batch job's; its own group or any above it): the smallest
+limit wins.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ MIN_GIB, MAX_GIB = 1, 16  # whole GiB, from 1g (Spark's own default) to 16g
 FALLBACK = "2g"  # when the memory cannot be read
 GIB = 1 << 30
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+MEMBERSHIP = Path("/proc/self/cgroup")
 
 
 def default_driver_memory(limits: Iterable[int | None] | None = None) -> str:
@@ -37,10 +39,14 @@ def default_driver_memory(limits: Iterable[int | None] | None = None) -> str:
     return f"{min(max(gib, MIN_GIB), MAX_GIB)}g"
 
 
-def memory_limits(root: Path = CGROUP_ROOT, membership: Path = Path("/proc/self/cgroup")) -> list[int | None]:
-    """The machine's physical memory and every memory limit of the process's control groups (v1 and
-    v2, its own group and the root), in bytes; None for what cannot be read or is unlimited."""
-    return [_physical(), *(_read_limit(path) for path in _limit_files(root, membership))]
+def memory_limits(root: Path | None = None, membership: Path | None = None) -> list[int | None]:
+    """The machine's physical memory and every memory limit over the process: those of its control
+    groups (v1 and v2) and of each group above them up to the root, in bytes; None for what cannot
+    be read or is unlimited. A limit on any ancestor (a Slurm job over its steps, a systemd slice
+    over its units) bounds the process as much as its own group's. `root` and `membership` default
+    to `CGROUP_ROOT` and `MEMBERSHIP`."""
+    files = _limit_files(root or CGROUP_ROOT, membership or MEMBERSHIP)
+    return [_physical(), *(_read_limit(path) for path in files)]
 
 
 def _physical() -> int | None:
@@ -51,30 +57,33 @@ def _physical() -> int | None:
 
 
 def _limit_files(root: Path, membership: Path) -> list[Path]:
-    """memory.max (v2) and memory.limit_in_bytes (v1) of the process's groups, as /proc/self/cgroup
-    names them (`0::/path` for v2, `N:memory:/path` for v1), and of the root."""
+    """memory.max (v2) and memory.limit_in_bytes (v1) of the root and of every group on the way
+    to the process's own, as /proc/self/cgroup names them (`0::/path` for v2, `N:memory:/path` or a
+    co-mounted `N:cpu,memory:/path` for v1). Group names may hold any byte but a slash."""
     files = [root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
     try:
-        lines = membership.read_text().splitlines()
+        lines = os.fsdecode(membership.read_bytes()).splitlines()
     except OSError:
         return files
     for line in lines:
         _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        relative = path.strip().lstrip("/")
-        if not relative:
-            continue
         if controllers == "":
-            files.append(root / relative / "memory.max")
+            base, name = root, "memory.max"
         elif "memory" in controllers.split(","):
-            files.append(root / "memory" / relative / "memory.limit_in_bytes")
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        parts = [part for part in path.strip().split("/") if part not in ("", ".", "..")]
+        files += [base.joinpath(*parts[:depth], name) for depth in range(1, len(parts) + 1)]
     return files
 
 
 def _read_limit(path: Path) -> int | None:
-    """The limit in `path`, None when absent, unreadable or unlimited (`max` in v2; v1 spells no
-    limit as a number near 2**63, which is larger than any machine and so loses to the physical)."""
+    """The limit in `path`, None when absent, unreadable, unlimited (`max` in v2; v1 spells no
+    limit as a number near 2**63, which is larger than any machine and so loses to the physical)
+    or not a number of ASCII digits."""
     try:
-        text = path.read_text().strip()
+        text = path.read_bytes().strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
