@@ -417,23 +417,28 @@ def test_generated_bills_delivered_batch_by_batch_equal_a_full_analysis(
 
 
 @pytest.mark.parametrize(
-    ("stored", "stands"),
+    ("stored", "idle", "stands"),
     [
-        (((70, 1),), True),  # the stored spike lies after the settle day: the walk stops there
-        (((45, 6),), False),  # a stored change still open on the settle day: the walk goes on
-        (((30, 10),), False),  # a stored level shift before it: the stored walk is on another level
+        (((70, 1),), (), True),  # the stored spike lies after the settle day: the walk stops there
+        (((45, 6),), (), False),  # a stored change still open on the settle day: the walk goes on
+        (((30, 10),), (), False),  # a stored level shift before it: the stored walk is on another level
+        # a day without charges after the settle day: a day from there may be judged on billed days
+        # back to the changed one (`Sync.until`), so the walk goes on
+        (((70, 1),), (58,), False),
     ],
 )
 def test_a_suspect_whose_candidates_lie_past_its_settle_day_stands_only_where_the_walk_would_stop(
-    stored: tuple[tuple[int, int], ...], stands: bool
+    stored: tuple[tuple[int, int], ...], idle: tuple[int, ...], stands: bool
 ) -> None:
     """`resumed.stands` spares the exact walk of a series the screen flags only after its settle day; it
     must agree with that walk: no finding before it, and stopped on it in step with the stored
-    analysis (`baseline.Sync`). A stored change open then, or a stored level shift before it,
-    keeps the walk."""
+    analysis (`baseline.Sync`). A stored change open then, a stored level shift before it, or a day
+    without charges from a window before it on, keeps the walk."""
     params, origin, n = Params(), dt.date(2025, 1, 1), 80
     values = [Decimal(100 + (i * 7) % 5) for i in range(n)]
     values[70] = Decimal(900)  # a spike past the settle day of a correction on day 20
+    for i in idle:
+        values[i] = Decimal(0)
     floats = np.array([[float(v) for v in values]])
     day = [origin + dt.timedelta(days=i) for i in range(n)]
     changed = Changed(day[20], day[20])

@@ -50,6 +50,15 @@ class Params:
     shift_days: int = 3
     mix_shift_days: int = 7
     dod_pct: Decimal = Decimal("50")
+    # Windows of history whose billed days judge a billed day of an intermittent series
+    # (intermittent.py): a sparse service has too few of them in one window.
+    billed_windows: int = 3
+
+    @property
+    def reach(self) -> int:
+        """How many days before a day its judgement may read: the billed history of an
+        intermittent series, which is never shorter than the window."""
+        return self.window * max(self.billed_windows, 1)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> Params:

@@ -32,7 +32,9 @@ from costlake.anomalies.screen import screen_bands
 
 def settles(last: int, params: Params) -> int:
     """The first day whose judgement reads no day up to `last`: a day reads the `window` days
-    before it (its band, noise and intermittency), the level in force and the change still open."""
+    before it (its band, noise and intermittency), the level in force and the change still open;
+    and, when its window has days without charges (it may be intermittent), the billed days of the
+    `params.reach` days before it (intermittent.usual_billing, `Sync.until`)."""
     return last + params.window + 1
 
 
@@ -51,6 +53,15 @@ class Sync:
     regime: int
     changes: tuple[tuple[int, int], ...]  # the stored changes of the total: (first day, duration)
     shift_days: int
+    # The last day whose billed history (`Params.reach`) holds a changed day: up to it, a day whose
+    # window has a day without charges may be judged on that history (an intermittent series), so
+    # the walk stops only where no such window lies ahead up to it.
+    until: int
+
+    def clear(self, t: int, last_idle: int, window: int) -> bool:
+        """Whether no day from t to `until` has a day without charges in its window, given the
+        last such day up to `until` (-1: none): none of them reads its billed history."""
+        return t > self.until or last_idle < t - window
 
     def level(self, t: int) -> int | None:
         """The first day of the stored walk's level on day t, or None while it had a change open
@@ -79,8 +90,15 @@ def detect_baseline(
     as the baseline window reaches (see `frame.exact_series`). With `sync`, the walk stops as soon
     as it is in step with the stored analysis (`SeriesResult.settled`)."""
     walk = _Walk(values, params, screen, begin, regime, screened)
+    idle = -1 if sync is None else _last_idle(values, begin - params.window, sync.until)
     for t in range(begin, len(values)):
-        if sync is not None and t >= sync.day and walk.open is None and sync.level(t) == walk.regime:
+        if (
+            sync is not None
+            and t >= sync.day
+            and walk.open is None
+            and sync.level(t) == walk.regime
+            and sync.clear(t, idle, params.window)
+        ):
             return SeriesResult(walk.findings, walk.band_at, len(values), settled=t)
         walk.step(t, values[t])
     if walk.open is not None and walk.grace:
@@ -130,7 +148,9 @@ class _Walk:
             direction = "down"
         if direction is not None and ordinary(self.values, t, band, self.params.z):
             return band, None  # outside the band, but an ordinary day of this series' noise
-        if direction is not None and usual_billing(self.values, t, _before(t, band), self.params):
+        if direction is not None and usual_billing(
+            self.values, t, _before(t, band), self.params, self.starts[t]
+        ):
             return band, None  # a billed day of a series billed now and then, like its others
         return band, direction
 
@@ -159,7 +179,8 @@ class _Walk:
         bands = (change.band, self.before[phase] or change.band)
         outside = any(direction_of(value, b) == change.direction for b in bands)
         same_change = outside or _beyond_halfway(value, change, self.before[phase])
-        if same_change and usual_billing(self.values, t, _before(change.index, change.band), self.params):
+        history, since = _before(change.index, change.band), self.starts[change.index]
+        if same_change and usual_billing(self.values, t, history, self.params, since):
             same_change = False  # a series billed now and then, billed as it was before the change
         # Once the baseline restarted from the new level, a move away from that level is news.
         rebased = change.duration >= self.params.shift_days
@@ -194,6 +215,15 @@ def _beyond_halfway(value: Decimal, change: Finding, old: Band | None) -> bool:
     step = change.impact if first == 0 else CTX.divide(change.impact * level, first)
     midpoint = level + step / 2
     return value > midpoint if change.direction == "up" else value < midpoint
+
+
+def _last_idle(values: Sequence[Decimal], lo: int, until: int) -> int:
+    """The last day from `lo` to `until` without net charges, -1 if none (days not loaded count as
+    idle: nothing says they were billed)."""
+    for i in range(min(until, len(values) - 1), max(lo, 0) - 1, -1):
+        if values[i] is None or values[i] <= 0:
+            return i
+    return -1
 
 
 def _before(t: int, band: Band) -> range:

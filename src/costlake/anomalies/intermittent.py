@@ -19,12 +19,12 @@ Days without charges are its usual intermittency already (`baseline._usual_zero`
 >>> p = Params(window=14, min_history=7)
 >>> values = [D(v) for v in "0 60 0 0 55 0 70 0 0 65 0 58 0 0 62".split()]
 >>> band = baseline_band(values, 14, 0, p)
->>> (band.expected == 0, usual_billing(values, 14, range(0, 14), p))
+>>> (band.expected == 0, usual_billing(values, 14, range(0, 14), p, 0))
 (True, True)
->>> usual_billing(values[:14] + [D(400)], 14, range(0, 14), p)
+>>> usual_billing(values[:14] + [D(400)], 14, range(0, 14), p, 0)
 False
 >>> heavy = [D(v) for v in "0 0.4 0 0 3.1 0 0.2 0 0 9.5 0 1.2 0 0 0.05".split()]
->>> [usual_billing(heavy[:14] + [D(v)], 14, range(0, 14), p) for v in (58, 9000)]
+>>> [usual_billing(heavy[:14] + [D(v)], 14, range(0, 14), p, 0) for v in (58, 9000)]
 [True, False]
 """
 
@@ -54,15 +54,19 @@ def intermittent(values: Sequence[Decimal], t: int, history: range) -> bool:
     )
 
 
-def usual_billing(values: Sequence[Decimal], t: int, history: range, params: Params) -> bool:
-    """Whether billed day t of a series intermittent over `history` is usual billing: within the
-    band of the billed days of that history (`BILLED_MIN` of them at least), and not in a longer run
-    of billed days than any of that history (a service billed every third day that comes to be
-    billed every day has changed, though each day costs what it did); False for any other day."""
+def usual_billing(values: Sequence[Decimal], t: int, history: range, params: Params, since: int) -> bool:
+    """Whether billed day t of a series intermittent over `history` (a band's, which ends the day
+    before t or before the change it continues) is usual billing: within the band of the billed days
+    of the `params.reach` days that end with that history, none before day `since` (the level's first
+    day), `BILLED_MIN` of them at least; and not in a longer run of billed days than any of `history`
+    (a service billed every third day that comes to be billed every day has changed, though each
+    day costs what it did). False for any other day."""
     value = values[t]
     if value <= 0 or not intermittent(values, t, history):
         return False
-    billed = [values[i] for i in history if values[i] > 0]
+    billed = [
+        values[i] for i in range(max(since, history.stop - params.reach), history.stop) if values[i] > 0
+    ]
     if len(billed) < BILLED_MIN or _run(values, t, range(t + 1)) > max(2 * _longest_run(values, history), 2):
         return False
     centre = median(billed)

@@ -202,7 +202,7 @@ class _Detected:
 
 def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
     """(account_id, service_name, from_day): each series loaded from a window before it resumes."""
-    back = dt.timedelta(days=params.window + 1)
+    back = dt.timedelta(days=params.reach + 1)
     keys = sorted(resume)
     return pa.table(
         {

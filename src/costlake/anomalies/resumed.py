@@ -64,7 +64,8 @@ def sync_for(point: Resume | None, start: dt.date, regime: int, params: Params) 
     if point is None or point.settle == dt.date.max:
         return None
     changes = tuple(((day - start).days, duration) for day, duration in point.stored)
-    return Sync((point.settle - start).days, regime, changes, params.shift_days)
+    day = (point.settle - start).days
+    return Sync(day, regime, changes, params.shift_days, until=day - params.window - 1 + params.reach)
 
 
 def stands(
@@ -87,6 +88,17 @@ def stands(
             continue
         start = frame.origin + dt.timedelta(days=first)
         sync = sync_for(point, start, int(starts.regime[s]) - first, params)
-        if sync is not None and sync.level(sync.day) == sync.regime:
+        if (
+            sync is not None
+            and sync.level(sync.day) == sync.regime
+            and _billed_ahead(frame, s, sync, first, params)
+        ):
             out[s] = (frame.origin + dt.timedelta(days=int(starts.totals[s])), point.settle)
     return out
+
+
+def _billed_ahead(frame: Frame, s: int, sync: Sync, first: int, params: Params) -> bool:
+    """Whether every day of row s from a window before the settle day to `Sync.until` is billed:
+    then no day the walk would stop at reads its billed history (`Sync.clear`)."""
+    lo, hi = first + sync.day - params.window, first + sync.until + 1
+    return bool((frame.totals[s, max(lo, 0) : hi] > 0).all())

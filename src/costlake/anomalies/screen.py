@@ -46,7 +46,8 @@ def candidates(
     """`_candidates`, computed for groups of rows on only the columns their days can read, in
     chunks on `threads` threads (chunks.py).
 
-    A day's band, its noise and its intermittency read at most the `window` days before it, so the
+    A day's band, its noise and its intermittency read at most the `window` days before it (and the
+    billed days of an intermittent series the `params.reach` days before it), so the
     rows that resume late (a daily delivery re-judges the last weeks of most series) are computed
     on those weeks, not on the frame's whole calendar: the same result, on a fraction of the
     arrays. Rows are grouped by the week their first read column falls in. With `judge` (each row's
@@ -63,7 +64,7 @@ def candidates(
             values[rows, lo:], starts[rows] - lo, fresh[rows], params, begin[rows] - lo, judge[rows] - lo
         )
 
-    for lo, rows, got in screened(screen, resume_groups(begin, params.window, n), threads):
+    for lo, rows, got in screened(screen, resume_groups(begin, params.reach, n), threads):
         opens[rows, lo:], expected[rows, lo:], outside[rows, lo:] = got
     return opens, expected, outside
 
@@ -107,7 +108,7 @@ def _candidates(
     outside[r, c] = ~_ordinary(values[r, c], expected[r, c], history, params)
     opens = outside & ~(idle & (_rolling(idle, params.window) > 0))  # usual intermittency
     r, c = np.nonzero(opens & (values > 0))
-    opens[r, c] = ~_usual_billing(values[r, c], _history(values, starts, r, c, params.window), params)
+    opens[r, c] = ~_usual_billing(values[r, c], _history(values, starts, r, c, params.reach), params)
     return opens, expected, outside
 
 
@@ -159,9 +160,11 @@ def _ordinary(value: np.ndarray, expected: np.ndarray, history: np.ndarray, para
         return guarded & (distance <= float(params.z) * spread * (1 - 1e-9) - 1e-9)
 
 
-def _usual_billing(value: np.ndarray, history: np.ndarray, params: Params) -> np.ndarray:
-    """`intermittent.usual_billing` of many billed days at once (rows of `history`, column j the day
-    j + 1 back), with a margin towards 'not usual': True only where the exact rule surely says so."""
+def _usual_billing(value: np.ndarray, reach: np.ndarray, params: Params) -> np.ndarray:
+    """`intermittent.usual_billing` of many billed days at once (rows of `reach`, the `params.reach`
+    days before each, column j the day j + 1 back: the first `window` of them its band's history),
+    with a margin towards 'not usual': True only where the exact rule surely says so."""
+    history = reach[:, : params.window]
     present = ~np.isnan(history)
     idle, billed = present & (history <= 0), present & (history > 0)
     count, days = idle.sum(axis=1), present.sum(axis=1)
@@ -176,9 +179,9 @@ def _usual_billing(value: np.ndarray, history: np.ndarray, params: Params) -> np
     runs = since - np.maximum.accumulate(np.where(billed, 0, since), axis=1)
     ahead = np.where(billed.all(axis=1), history.shape[1], np.argmin(billed, axis=1))
     in_run = 1 + ahead <= np.maximum(2 * runs.max(axis=1, initial=0), 2)
-    n = billed.sum(axis=1)
+    n = (reach > 0).sum(axis=1)
     with np.errstate(all="ignore"):
-        costs = np.where(billed, history, np.nan)
+        costs = np.where(reach > 0, reach, np.nan)
         centre = row_median(costs)
         spread = np.maximum(MAD_SIGMA * row_median(np.abs(costs - centre[:, None])), 0.01)
         margin = np.maximum(
