@@ -56,24 +56,30 @@ class Frame:
     totals: np.ndarray  # (S, n)
     parts: dict[str, Parts]
     exact: pa.Table  # (row, col, cost): the totals as read, in exact decimals (see `frame_totals`)
+    # (S,) first column of the parts (None: `begin`); the mix screen reads a window back where the
+    # totals read the billed history of `Params.reach`
+    parts_begin: np.ndarray | None = None
 
 
 def series_keys(con: duckdb.DuckDBPyConnection, scope: pa.Table | None) -> pa.Table:
-    """(account_id, service_name, first_day, last_day, from_day) of every series to analyse, sorted:
-    every published series of an account with complete days, or those of `scope`
-    (account_id, service_name, from_day) that still exist."""
+    """(account_id, service_name, first_day, last_day, from_day, parts_from) of every series to
+    analyse, sorted: every published series of an account with complete days, or those of `scope`
+    (account_id, service_name, from_day[, parts_from]: the first day of its totals, of its parts)
+    that still exist."""
     spans = f"({SPANS_SQL}) AS spans"
     if scope is None:
         sql = f"""
             SELECT DISTINCT t.account_id, t.service_name, spans.first_day, spans.last_day,
-                   spans.first_day AS from_day
+                   spans.first_day AS from_day, spans.first_day AS parts_from
             FROM account_service_day_cost t JOIN {spans} USING (account_id)
             WHERE spans.last_day IS NOT NULL ORDER BY 1, 2"""
         return to_arrow(con, sql)
     con.register("detection_scope", scope)
+    parts = "s.parts_from" if "parts_from" in scope.column_names else "s.from_day"
     sql = f"""
         SELECT s.account_id, s.service_name, spans.first_day, spans.last_day,
-               greatest(s.from_day, spans.first_day) AS from_day
+               greatest(s.from_day, spans.first_day) AS from_day,
+               greatest({parts}, s.from_day, spans.first_day) AS parts_from
         FROM detection_scope s JOIN {spans} USING (account_id)
         WHERE spans.last_day IS NOT NULL ORDER BY 1, 2"""
     try:
@@ -101,7 +107,10 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
     origin = min(first_days)
     col = np.array([(d - origin).days for d in first_days], dtype=np.int64)
     end = np.array([(d - origin).days + 1 for d in keys.column("last_day").to_pylist()], dtype=np.int64)
-    begin = np.array([(d - origin).days for d in keys.column("from_day").to_pylist()], dtype=np.int64)
+    begin, parts_begin = (
+        np.array([(d - origin).days for d in keys.column(name).to_pylist()], dtype=np.int64)
+        for name in ("from_day", "parts_from")
+    )
     n = int(end.max()) if keys.num_rows else 0
     with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
         exact = to_arrow(con, _TOTALS_SQL.format(origin=origin.isoformat(), lo=_earliest(keys)))
@@ -112,7 +121,7 @@ def load_frame(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> Frame:
     keys_list = list(
         zip(keys.column("account_id").to_pylist(), keys.column("service_name").to_pylist(), strict=True)
     )
-    return Frame(keys_list, origin, col, end, begin, totals, {}, exact)
+    return Frame(keys_list, origin, col, end, begin, totals, {}, exact, parts_begin)
 
 
 def frame_totals(frame: Frame, rows: Sequence[int]) -> dict[tuple[str, str], list[Decimal]]:
@@ -134,9 +143,9 @@ def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wan
     (one scan for both)."""
     n = frame.totals.shape[1]
     with _keys(con, keys, wanted):
-        sql = _PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE, lo=_earliest(keys))
-        got = con.sql(sql).fetchnumpy()
-    inside = _inside(frame.begin, frame.end, n)
+        lo = _earliest(keys, "parts_from")
+        got = con.sql(_PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE, lo=lo)).fetchnumpy()
+    inside = _inside(frame.begin if frame.parts_begin is None else frame.parts_begin, frame.end, n)
     columns = {c: np.asarray(got[c], dtype=np.float64 if c == "cost" else np.int64) for c in got}
     frame.parts = {
         dim: _parts({c: v[columns["dimension"] == d] for c, v in columns.items()}, len(frame.keys), n, inside)
@@ -155,10 +164,10 @@ def _keys(con: duckdb.DuckDBPyConnection, keys: pa.Table, wanted: np.ndarray) ->
         con.unregister("detection_keys")
 
 
-def _earliest(keys: pa.Table) -> str:
-    """The first day any of `keys` is loaded from: a constant bound lets a scan skip the files of
-    the days before it (the join's own bounds do not)."""
-    return str(min(keys.column("from_day").to_pylist(), default=dt.date.min).isoformat())
+def _earliest(keys: pa.Table, column: str = "from_day") -> str:
+    """The first day any of `keys` is loaded from (its `column`): a constant bound lets a scan skip
+    the files of the days before it (the join's own bounds do not)."""
+    return str(min(keys.column(column).to_pylist(), default=dt.date.min).isoformat())
 
 
 _TOTALS_SQL = """
@@ -178,7 +187,7 @@ _PARTS_SQL = """
                    e.billed_cost, COALESCE(e.region, '{none}') AS region,
                    COALESCE(e.pricing_model, '{none}') AS pricing_model
             FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
-            WHERE e.usage_date BETWEEN k.from_day AND k.last_day AND e.usage_date >= DATE '{lo}'
+            WHERE e.usage_date BETWEEN k.parts_from AND k.last_day AND e.usage_date >= DATE '{lo}'
         ) AS e
         GROUP BY GROUPING SETS ((row, col, region), (row, col, pricing_model))
     ), codes AS (

@@ -201,14 +201,20 @@ class _Detected:
 
 
 def _scope(resume: dict[Key, Resume], params: Params) -> pa.Table:
-    """(account_id, service_name, from_day): each series loaded from a window before it resumes."""
-    back = dt.timedelta(days=params.reach + 1)
+    """(account_id, service_name, from_day, parts_from): each series' totals loaded from the billed
+    history's reach before it resumes (intermittent.usual_billing), its parts from a window before
+    (the mix screen reads no further)."""
     keys = sorted(resume)
+
+    def days(back: int) -> pa.Array:
+        return pa.array([_minus(resume[k].begin, dt.timedelta(days=back + 1)) for k in keys], pa.date32())
+
     return pa.table(
         {
             "account_id": pa.array([k[0] for k in keys], pa.string()),
             "service_name": pa.array([k[1] for k in keys], pa.string()),
-            "from_day": pa.array([_minus(resume[k].begin, back) for k in keys], pa.date32()),
+            "from_day": days(params.reach),
+            "parts_from": days(params.window),
         }
     )
 

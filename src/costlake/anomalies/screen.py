@@ -46,8 +46,8 @@ def candidates(
     """`_candidates`, computed for groups of rows on only the columns their days can read, in
     chunks on `threads` threads (chunks.py).
 
-    A day's band, its noise and its intermittency read at most the `window` days before it (and the
-    billed days of an intermittent series the `params.reach` days before it), so the
+    A day's band, its noise and its intermittency read at most the `window` days before it (the
+    billed days of an intermittent series, `params.reach` days, are gathered from the whole rows), so the
     rows that resume late (a daily delivery re-judges the last weeks of most series) are computed
     on those weeks, not on the frame's whole calendar: the same result, on a fraction of the
     arrays. Rows are grouped by the week their first read column falls in. With `judge` (each row's
@@ -60,11 +60,12 @@ def candidates(
     expected = np.full((s, n), np.nan)
 
     def screen(lo: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cut, whole = values[rows, lo:], values[rows]
         return _candidates(
-            values[rows, lo:], starts[rows] - lo, fresh[rows], params, begin[rows] - lo, judge[rows] - lo
+            cut, starts[rows] - lo, fresh[rows], params, begin[rows] - lo, judge[rows] - lo, whole
         )
 
-    for lo, rows, got in screened(screen, resume_groups(begin, params.reach, n), threads):
+    for lo, rows, got in screened(screen, resume_groups(begin, params.window, n), threads):
         opens[rows, lo:], expected[rows, lo:], outside[rows, lo:] = got
     return opens, expected, outside
 
@@ -85,6 +86,7 @@ def _candidates(
     params: Params,
     begin: np.ndarray | None = None,
     judge: np.ndarray | None = None,
+    whole: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For many series at once (rows of `values`, NaN outside each series' days), each analysed with
     the level that starts at `starts` (its first day where `fresh`, else a level shift): the days
@@ -93,7 +95,9 @@ def _candidates(
     days); the expected cost of every day; and the days that may leave their band and are not
     ordinary, what `screen_bands` gives each series (the exact walk starts from it); days before
     the column `begin` of their row (where the analysis resumes) are left out, and with `judge`
-    the days before it are only given their expected cost. A series
+    the days before it are only given their expected cost. `whole`: the same rows from the frame's
+    first column when `values` are their last columns, for the billed history of intermittent
+    series (`params.reach` days). A series
     without any day that may open a finding has none, exactly; the others are analysed one by one
     in exact arithmetic."""
     need = np.where(fresh, params.min_history, params.shift_days)
@@ -108,7 +112,9 @@ def _candidates(
     outside[r, c] = ~_ordinary(values[r, c], expected[r, c], history, params)
     opens = outside & ~(idle & (_rolling(idle, params.window) > 0))  # usual intermittency
     r, c = np.nonzero(opens & (values > 0))
-    opens[r, c] = ~_usual_billing(values[r, c], _history(values, starts, r, c, params.reach), params)
+    lo = 0 if whole is None else whole.shape[1] - values.shape[1]  # the columns `values` leaves out
+    rows = values if whole is None else whole
+    opens[r, c] = ~_usual_billing(values[r, c], _history(rows, starts + lo, r, c + lo, params.reach), params)
     return opens, expected, outside
 
 
