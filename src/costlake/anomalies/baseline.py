@@ -42,10 +42,11 @@ def settles(last: int, params: Params) -> int:
 class Sync:
     """What a walk needs to know of the stored analysis of its series, made before the series'
     days changed, all of them before `day` - `window` (detection's incremental path). A day's
-    judgement reads only the `window` days before it, the level in force and the change still open:
-    on a day from `day` on where neither walk has a change open and both are on the same level,
-    the rest of the walk would repeat the stored one, so it stops there and the stored findings
-    from that day on stand."""
+    judgement reads the `window` days before it, the level in force and the change still open, and
+    on an intermittent series the billed days of `Params.reach` days (up to `until` those may hold
+    a changed day): on a day from `day` on where neither walk has a change open, both are on the
+    same level and no day up to `until` can read a changed one (`clear`), the rest of the walk
+    would repeat the stored one, so it stops there and the stored findings from that day on stand."""
 
     day: int
     # The level the walk starts on: that of the stored walk there, so no stored level shift before
@@ -87,7 +88,7 @@ def detect_baseline(
     (`screen.candidates` computes it for many series at once).
     `begin` resumes an analysis at a day on which no change was open, with the level that started
     on day `regime` (detection's incremental path); days before it need only be loaded as far back
-    as the baseline window reaches (see `frame.exact_series`). With `sync`, the walk stops as soon
+    as a judgement reaches, `Params.reach` (see `frame.exact_series`). With `sync`, the walk stops as soon
     as it is in step with the stored analysis (`SeriesResult.settled`)."""
     walk = _Walk(values, params, screen, begin, regime, screened)
     idle = -1 if sync is None else _last_idle(values, begin - params.window, sync.until)

@@ -20,8 +20,10 @@ day (`Resume.totals`) the stored ones stand, unless the series may have a mix sh
 analysis starts at `begin`) or a level shift starts in between. On a daily delivery that spares the
 exact analysis of every series whose only findings lie in the two weeks before the new day.
 They stand again after the last changed day too, once a window has passed and the walk is back in
-step with the stored one (`Resume.settle`, `baseline.Sync`): a correction in the middle of the lake
-re-derives the findings up to a window after it, not those to the end.
+step with the stored one (`Resume.settle`, `baseline.Sync`; on a series billed now and then, once
+no day up to three windows after it can read it in its billed history): a correction in the middle
+of the lake re-derives the findings up to a window after it (three, billed now and then), not those
+to the end.
 """
 
 from __future__ import annotations

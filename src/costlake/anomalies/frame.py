@@ -240,9 +240,9 @@ def exact_series(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[s
 
 def exact_totals(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[str, str], list[Decimal]]:
     """Exact daily totals of the series `keys`, index 0 at each series' first day. Days before the
-    day a series was loaded from hold None (typed as Decimal for its readers): the analysis resumes a
-    window later, and no band, baseline or mix window reaches back that far, so reading one would be
-    a bug that fails loudly."""
+    day a series was loaded from hold None (typed as Decimal for its readers): the analysis resumes
+    `Params.reach` days later, and no band, billed history or mix window reaches back that far, so
+    reading one would be a bug that fails loudly."""
     with _keys(con, keys, np.ones(keys.num_rows, dtype=bool)):
         found = to_arrow(con, _EXACT_TOTALS)
     out: dict[tuple[str, str], list[Decimal]] = {}
