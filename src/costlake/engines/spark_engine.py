@@ -215,7 +215,7 @@ def _start_conf(settings: Settings) -> dict[str, str]:
     return {
         "spark.master": settings.spark_master,
         "spark.app.name": "costlake",
-        "spark.driver.memory": settings.spark_driver_memory or default_driver_memory(),
+        "spark.driver.memory": _driver_memory(settings),
         "spark.driver.extraJavaOptions": java_options,
         "spark.log.structuredLogging.enabled": "false",
         "spark.ui.enabled": "false",
@@ -226,6 +226,12 @@ def _start_conf(settings: Settings) -> dict[str, str]:
         **SESSION_SQL_CONF,
         **extra,
     }
+
+
+def _driver_memory(settings: Settings) -> str:
+    """The driver heap a session this process starts asks for: the setting, or the machine's
+    default (spark_memory.py)."""
+    return settings.spark_driver_memory or default_driver_memory()
 
 
 def _release(frame: DataFrame) -> None:
@@ -277,7 +283,7 @@ class SparkEngine(Engine):
             context = self.spark.sparkContext
             conf, master = context.getConf(), str(context.master)
         except Exception:  # a JVM that died of it
-            return Memory(f"a {self.settings.spark_driver_memory or default_driver_memory()} driver", ours)
+            return Memory(f"a {_driver_memory(self.settings)} driver", ours)
         if not master.startswith("local"):
             size = conf.get("spark.executor.memory", "1g")
             return Memory(f"{size} executors", "spark.executor.memory (spark_conf, or the launcher's)")

@@ -24,8 +24,8 @@ MEMBERSHIP = Path("/proc/self/cgroup")
 
 
 def default_driver_memory(limits: Iterable[int | None] | None = None) -> str:
-    """`SHARE` of the smallest of `limits` (bytes; default: `memory_limits()`), in whole GiB between
-    `MIN_GIB` and `MAX_GIB`, as Spark spells a size.
+    """`SHARE` of the smallest of `limits` (bytes; default: `memory_limits()`), to the nearest whole
+    GiB between `MIN_GIB` and `MAX_GIB`, as Spark spells a size (23.5 GiB gives 6g).
 
     >>> [default_driver_memory([int(n * GIB)]) for n in (2, 7.7, 23.5, 200)]
     ['1g', '2g', '6g', '16g']
