@@ -315,19 +315,35 @@ def test_a_finding_found_again_on_unchanged_days_keeps_its_stored_causes(tmp_pat
 
 def test_a_new_day_leaves_the_findings_before_it_to_the_screen(tmp_path: Path) -> None:
     """A daily delivery re-judges two mix spans of every series, but changes of the total only from
-    the new day on: the spikes of the days just before it stay stored, and no series needs the
-    exact analysis (each spiked one did while they were re-derived)."""
+    `shift_days` - 1 days before the new day on (a step starting on it may be dated that far
+    back): the spikes of the days before those stay stored, and no series needs the exact
+    analysis (each spiked one did while they were re-derived)."""
     wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
     bill = Bill(tmp_path, accounts=3, services=4, seed=7)
     keys = sorted(bill.series)
     spiked = [keys[1], keys[5], keys[9]]
-    first = run(wh, bill.deliver(40, spikes=[(k, 34 + n) for n, k in enumerate(spiked)]))
+    first = run(wh, bill.deliver(40, spikes=[(k, 32 + n) for n, k in enumerate(spiked)]))
     assert first.full and first.anomalies == 3
 
     next_day = run(wh, bill.deliver(1))
     assert (next_day.full, next_day.series, next_day.exact) == (False, 12, 0)
     assert (next_day.anomalies, next_day.added, next_day.removed) == (3, 0, 0)
     assert_matches_full_analysis(wh)
+
+
+def test_a_step_a_correction_starts_is_dated_onto_the_unchanged_days_before_it(tmp_path: Path) -> None:
+    """Days 43-44 raised by half (inside their band), then days 45 on corrected to x1.8: the step
+    is dated on day 43, before the days the second correction changed, as a full analysis dates it
+    (the walk resumes `shift_days` - 1 days before the changed ones)."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    bill = Bill(tmp_path, accounts=1, services=2, seed=3)
+    key = sorted(bill.series)[0]
+    assert run(wh, bill.deliver(60)).anomalies == 0
+    assert run(wh, bill.correct([key], 43, 2, 1.5, move=False)).anomalies == 0
+    step = run(wh, bill.correct([key], 45, 15, 1.8, move=False))
+    assert (step.full, step.series, step.anomalies) == (False, 1, 1)
+    [row] = assert_matches_full_analysis(wh)
+    assert (row["kind"], row["usage_date"], row["duration_days"]) == ("step_up", START + dt.timedelta(43), 16)
 
 
 @pytest.mark.parametrize("catch_up", ["run", "anomalies"])

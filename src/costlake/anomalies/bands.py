@@ -53,6 +53,10 @@ class Params:
     # Windows of history whose billed days judge a billed day of an intermittent series
     # (intermittent.py): a sparse service has too few of them in one window.
     billed_windows: int = 3
+    # The revision of the rules: stored anomalies analysed under another one (their `params`
+    # differ) are derived again in full. 2: a step is dated from its first day past halfway to
+    # its new level (baseline._Walk._began), not from the first day it left its band.
+    revision: int = 2
 
     @property
     def reach(self) -> int:

@@ -34,8 +34,10 @@ def settles(last: int, params: Params) -> int:
     """The first day whose judgement reads no day up to `last`: a day reads the `window` days
     before it (its band, noise and intermittency), the level in force and the change still open;
     and, when its window has days without charges (it may be intermittent), the billed days of the
-    `params.reach` days before it (intermittent.usual_billing, `Sync.until`)."""
-    return last + params.window + 1
+    `params.reach` days before it (intermittent.usual_billing, `Sync.until`); and a step that
+    starts on it may be dated up to `shift_days` - 1 days earlier (`_Walk._began`), on those days'
+    bands."""
+    return last + params.window + params.shift_days
 
 
 @dataclass(frozen=True)
@@ -202,10 +204,38 @@ class _Walk:
         return False
 
     def _level_shift(self, change: Finding) -> None:
-        """The change has lasted `shift_days`: it is a step, and the baseline restarts from it."""
+        """The change has lasted `shift_days`: it is a step, dated from where it began
+        (`_began`), and the baseline restarts from it."""
         change.kind = {"spike": "step_up", "dip": "step_down"}.get(change.kind, change.kind)
+        if change.kind in ("step_up", "step_down"):
+            self._began(change)
         self.regime = change.index
         self.screened = screen_bands(self.floats, self.regime, self.params)
+
+    def _began(self, change: Finding) -> None:
+        """Date a step from its first day past halfway to the new level: on a noisy series the
+        first days of a step can stay inside their band, which is wide, and the step would be
+        dated where it first left it. The step moves back over at most `shift_days` - 1 days just
+        before it that were past the midpoint between their own band's level and the step's
+        (`_beyond_halfway`), each judged by this walk on the same level, and none of them the
+        change before it or the two days that closed it. Its first day is then reported as it was
+        judged: its cost, its band and its score, which may be under `z`."""
+        before = self.findings[-2] if len(self.findings) > 1 else None
+        floor = self.begin if before is None else max(self.begin, before.index + before.duration + 2)
+        first = change.index
+        for day in range(change.index - 1, max(change.index - self.params.shift_days, floor - 1), -1):
+            band = self.band_at(day) if self.starts.get(day) == self.starts[change.index] else None
+            if band is None or not _beyond_halfway(self.values[day], change, band):
+                break
+            first = day
+        if first == change.index:
+            return
+        band = self.band_at(first)
+        assert band is not None  # checked in the loop
+        change.duration += change.index - first
+        change.index, change.actual, change.band = first, self.values[first], band
+        change.score = robust_z(change.actual, band)
+        self.before = {0: band}  # the old level's bands per weekday, from the new first day
 
 
 def _beyond_halfway(value: Decimal, change: Finding, old: Band | None) -> bool:

@@ -199,7 +199,8 @@ def resume_points(
         # A change of the total is judged on the days before it: it moves only from the changed
         # day on (or from the start of a change open then). Kept from there back to `begin`, unless
         # a level shift starts in between (the screen judges those days on the level of `begin`).
-        totals = max(begin, _quiet_day(day, [f for f in found if f["kind"] != "mix_shift"], params))
+        of_total = [f for f in found if f["kind"] != "mix_shift"]
+        totals = max(begin, _quiet_day(_back(day, params), of_total, params))
         if _shifts(found, totals, params) != shifts:
             totals = begin
         changes = tuple((f["usage_date"], int(f["duration_days"])) for f in found if f["kind"] != "mix_shift")
@@ -223,9 +224,18 @@ def _shifts(found: list[dict[str, Any]], before: dt.date, params: Params) -> lis
     ]
 
 
+def _back(day: dt.date, params: Params) -> dt.date:
+    """How far before `day` a change of the total that a changed `day` can make may be dated: a
+    step is dated up to `shift_days` - 1 days before the day it first left its band
+    (`baseline._Walk._began`), and the walk must have judged those days."""
+    back = (params.shift_days - 1) * DAY
+    return dt.date.min if day - dt.date.min < back else day - back
+
+
 def _quiet_day(day: dt.date, found: list[dict[str, Any]], params: Params) -> dt.date:
     """The latest day no later than `day` on which no stored change is open (a change ends at most
-    two days after its last day: one grace day, then the day that closes it)."""
+    two days after its last day: one grace day, then the day that closes it), moved back over the
+    days a change open then may be dated to when it is derived again (`_back`)."""
     reach = (params.window + params.mix_shift_days) * DAY
     moved = True
     while moved:
@@ -235,7 +245,7 @@ def _quiet_day(day: dt.date, found: list[dict[str, Any]], params: Params) -> dt.
             if f["kind"] == "mix_shift":
                 lo, hi = start - reach, start + length + params.mix_shift_days * DAY
             else:
-                lo, hi = start, start + length + 2 * DAY
+                lo, hi = _back(start, params), start + length + 2 * DAY
             if lo < day < hi and day != dt.date.min:
                 day, moved = lo, True
     return day

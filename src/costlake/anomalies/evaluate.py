@@ -79,20 +79,62 @@ TOLERANCE_DAYS = 1
 
 
 def score(detected: Sequence[Mapping[str, Any]], truth: Sequence[Mapping[str, str]]) -> Scores:
-    found = {(str(d["account_id"]), str(d["service_name"]), str(d["usage_date"])): d for d in detected}
-    anomalies = [t for t in truth if t.get("expected_kind") != NO_ALARM]
+    m = _match(detected, truth)
     quiet = {(t["account_id"], t["service_name"]) for t in truth if t.get("expected_kind") == NO_ALARM}
+    noise = sum(1 for key in m.found if key[:2] in quiet and key not in m.matched)
+    hits = len(m.matched)
+    return Scores(hits, len(m.found) - hits, len(m.missed), m.causes, noise)
+
+
+def errors(detected: Sequence[Mapping[str, Any]], truth: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """What `score` counts against a method, one dict per error: each false alarm (`error`
+    "false_alarm", the detected row's fields, and the kind injected on that series if any: a change
+    reported too late or too early shows as a miss and a false alarm on the same series) and each
+    miss (`error` "missed", the truth row's fields, and the days reported on that series).
+
+    >>> truth = [{"account_id": "A", "service_name": "s", "start_date": "2025-02-10", "kind": "step_up",
+    ...           "cause_dimension": "region", "cause_value": "eu-west-1"}]
+    >>> late = [{"account_id": "A", "service_name": "s", "usage_date": "2025-02-12", "kind": "step_up",
+    ...          "top_dimension": None, "top_value": None}]
+    >>> [(e["error"], e.get("usage_date") or e["start_date"], e["on_series"]) for e in errors(late, truth)]
+    [('missed', '2025-02-10', ['2025-02-12']), ('false_alarm', '2025-02-12', ['step_up'])]
+    """
+    m = _match(detected, truth)
+    out: list[dict[str, Any]] = []
+    for t in m.missed:
+        days = sorted(k[2] for k in m.found if k[:2] == (t["account_id"], t["service_name"]))
+        out.append({"error": "missed", **t, "on_series": days})
+    for key, row in m.found.items():
+        if key not in m.matched:
+            kinds = [t.get("kind", "") for t in truth if (t["account_id"], t["service_name"]) == key[:2]]
+            out.append({"error": "false_alarm", **row, "on_series": kinds})
+    return out
+
+
+@dataclass
+class _Matched:
+    found: dict[tuple[str, str, str], Mapping[str, Any]]  # every detection by (account, service, day)
+    matched: set[tuple[str, str, str]]  # the detections that found an injected anomaly
+    missed: list[Mapping[str, str]]  # the injected anomalies none found
+    causes: int  # found ones whose top contributor is the injected cause
+
+
+def _match(detected: Sequence[Mapping[str, Any]], truth: Sequence[Mapping[str, str]]) -> _Matched:
+    found = {(str(d["account_id"]), str(d["service_name"]), str(d["usage_date"])): d for d in detected}
     matched: set[tuple[str, str, str]] = set()
-    hits = causes = 0
-    for t in anomalies:
+    missed = []
+    causes = 0
+    for t in truth:
+        if t.get("expected_kind") == NO_ALARM:
+            continue
         start = dt.date.fromisoformat(t["start_date"])
         for lag in range(TOLERANCE_DAYS + 1):
             key = (t["account_id"], t["service_name"], (start + dt.timedelta(days=lag)).isoformat())
             if key in found and key not in matched:
                 matched.add(key)
-                hits += 1
                 top = (found[key]["top_dimension"], found[key]["top_value"])
                 causes += top == (t["cause_dimension"], t["cause_value"])
                 break
-    noise = sum(1 for key in found if key[:2] in quiet and key not in matched)
-    return Scores(hits, len(found) - hits, len(anomalies) - hits, causes, noise)
+        else:
+            missed.append(t)
+    return _Matched(found, matched, missed, causes)
