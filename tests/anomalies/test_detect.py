@@ -439,6 +439,24 @@ def test_a_walk_that_stops_in_step_with_the_stored_one_finds_what_a_full_walk_do
     assert _shown(resumed) == _shown(full)
 
 
+def test_a_walk_does_not_stop_where_a_stored_step_could_be_dated_back_over_it() -> None:
+    """Before the change, a blip on day 68 barred the step that left its band on day 72 from being
+    dated back past day 71; the changed day 40 (a day of the blip's weekday band) removes the blip,
+    so the full walk dates the step from day 70. The walk must not stop on day 71, the first day it
+    could: a stored change counts as open from `shift_days` - 1 days before its first."""
+    params = Params(window=28, min_history=14)
+    old = [D(100)] * 95
+    old[47], old[40], old[68] = D(140), D(50), D(175)  # day 68's weekday band: days 47, 54, 61, 40
+    old[70] = old[71] = D(155)  # past halfway to 200, inside their band (which reaches 160)
+    old[72:] = [D(200)] * 23
+    new = old[:40] + [D(200)] + old[41:]
+    resumed, full, _ = _in_step(old, new, 40, params, begin=40)
+    stored = detect_baseline(old, params).findings
+    assert [(f.index, f.kind) for f in stored] == [(68, "spike"), (71, "step_up")]
+    assert [(f.index, f.kind) for f in full] == [(40, "spike"), (70, "step_up")]
+    assert _shown(resumed) == _shown(full)
+
+
 def test_the_walk_judges_the_last_day_whose_window_reads_a_changed_day() -> None:
     """The stored walk found a drop to zero on day 14; the change made day 0 a day without charges
     too, so day 14 (whose 14-day window reads day 0) is the series' usual intermittency: the walk

@@ -68,8 +68,11 @@ class Sync:
 
     def level(self, t: int) -> int | None:
         """The first day of the stored walk's level on day t, or None while it had a change open
-        (a change is open until two days after its last: a grace day, then the day that closes it)."""
-        if any(start < t < start + duration + 2 for start, duration in self.changes):
+        (a change is open until two days after its last: a grace day, then the day that closes it;
+        and from `shift_days` - 1 days before its first, the days a step may be dated back onto
+        when it is derived again (`_Walk._began`), which the change before it may have barred)."""
+        back = self.shift_days - 1
+        if any(start - back < t < start + duration + 2 for start, duration in self.changes):
             return None
         shifts = [start for start, duration in self.changes if duration >= self.shift_days and start < t]
         return max([self.regime, *shifts])
