@@ -218,6 +218,12 @@ def test_a_step_is_dated_back_no_further_than_shift_days_less_one() -> None:
     assert found == [(43 - (P.shift_days - 1), "step_up")]
     after_spike = flat("100", 35) + [D(500), D(100), D(155), D(155)] + flat("200", 8)
     assert [(f.index, f.kind) for f in detect(after_spike, P).findings] == [(35, "spike"), (38, "step_up")]
+    idle_then_down = flat("100", 60)  # a few days without charges, the last just before the step
+    for day in (3, 11, 19, 27, 36, 47):
+        idle_then_down[day] = D(0)
+    idle_then_down[48:] = flat("30", 12)
+    [f] = detect(idle_then_down, P).findings
+    assert (f.index, f.kind, f.actual) == (48, "step_down", D(30))
 
 
 def test_steps_of_the_generators_noise_are_dated_on_their_first_day() -> None:
@@ -434,7 +440,8 @@ def test_a_walk_that_stops_in_step_with_the_stored_one_finds_what_a_full_walk_do
     last = data.draw(st.integers(first, min(first + 6, len(old) - 1)))
     factor = data.draw(st.sampled_from(["0", "0.2", "0.7", "1.3", "4"]))
     new = [v * D(factor) if first <= i <= last else v for i, v in enumerate(old)]
-    begin = data.draw(st.integers(0, first), label="resume from")
+    # no later than the job resumes changes of the total: a step may be dated shift_days - 1 back
+    begin = data.draw(st.integers(0, max(first - (params.shift_days - 1), 0)), label="resume from")
     resumed, full, _ = _in_step(old, new, last, params, begin)
     assert _shown(resumed) == _shown(full)
 
@@ -487,5 +494,6 @@ def test_a_stopped_walk_of_a_service_billed_now_and_then_matches_the_full_walk(
     last = data.draw(st.integers(first, first + 3))
     factor = D(data.draw(st.sampled_from(["0", "0.01", "30", "3000"])))
     new = [v * factor if first <= i <= last else v for i, v in enumerate(old)]
-    resumed, full, _ = _in_step(old, new, last, params, data.draw(st.integers(0, first)))
+    begin = data.draw(st.integers(0, max(first - (params.shift_days - 1), 0)))  # as the job resumes
+    resumed, full, _ = _in_step(old, new, last, params, begin)
     assert _shown(resumed) == _shown(full)

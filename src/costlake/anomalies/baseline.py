@@ -220,15 +220,17 @@ class _Walk:
         first days of a step can stay inside their band, which is wide, and the step would be
         dated where it first left it. The step moves back over at most `shift_days` - 1 days just
         before it that were past the midpoint between their own band's level and the step's
-        (`_beyond_halfway`), each judged by this walk on the same level, and none of them the
-        change before it or the two days that closed it. Its first day is then reported as it was
+        (`_beyond_halfway`) and billed, each judged by this walk on the same level, and none of them
+        the change before it or the two days that closed it. Its first day is then reported as it was
         judged: its cost, its band and its score, which may be under `z`."""
         before = self.findings[-2] if len(self.findings) > 1 else None
         floor = self.begin if before is None else max(self.begin, before.index + before.duration + 2)
         first = change.index
         for day in range(change.index - 1, max(change.index - self.params.shift_days, floor - 1), -1):
             band = self.band_at(day) if self.starts.get(day) == self.starts[change.index] else None
-            if band is None or not _beyond_halfway(self.values[day], change, band):
+            # A day without net charges is no part of a step down: nothing was billed (or credits
+            # cancelled the charges), which a series that has such days does now and then.
+            if band is None or self.values[day] <= 0 or not _beyond_halfway(self.values[day], change, band):
                 break
             first = day
         if first == change.index:
