@@ -59,6 +59,12 @@ class Params:
     revision: int = 2
 
     @property
+    def dated_back(self) -> int:
+        """How many days before the day it first left its band a step may be dated: its first
+        days may have stayed inside a wide band (baseline._Walk._began)."""
+        return self.shift_days - 1
+
+    @property
     def reach(self) -> int:
         """How many days before a day its judgement may read: the billed history of an
         intermittent series, which is never shorter than the window."""

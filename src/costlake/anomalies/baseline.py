@@ -35,9 +35,9 @@ def settles(last: int, params: Params) -> int:
     before it (its band, noise and intermittency), the level in force and the change still open;
     and, when its window has days without charges (it may be intermittent), the billed days of the
     `params.reach` days before it (intermittent.usual_billing, `Sync.until`); and a step that
-    starts on it may be dated up to `shift_days` - 1 days earlier (`_Walk._began`), on those days'
+    starts on it may be dated `Params.dated_back` days earlier (`_Walk._began`), on those days'
     bands."""
-    return last + params.window + params.shift_days
+    return last + params.window + 1 + params.dated_back
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Sync:
         (a change is open until two days after its last: a grace day, then the day that closes it;
         and from `shift_days` - 1 days before its first, the days a step may be dated back onto
         when it is derived again (`_Walk._began`), which the change before it may have barred)."""
-        back = self.shift_days - 1
+        back = self.shift_days - 1  # Params.dated_back
         if any(start - back < t < start + duration + 2 for start, duration in self.changes):
             return None
         shifts = [start for start, duration in self.changes if duration >= self.shift_days and start < t]
@@ -218,29 +218,27 @@ class _Walk:
     def _began(self, change: Finding) -> None:
         """Date a step from its first day past halfway to the new level: on a noisy series the
         first days of a step can stay inside their band, which is wide, and the step would be
-        dated where it first left it. The step moves back over at most `shift_days` - 1 days just
+        dated where it first left it. The step moves back over at most `Params.dated_back` days just
         before it that were past the midpoint between their own band's level and the step's
         (`_beyond_halfway`) and billed, each judged by this walk on the same level, and none of them
         the change before it or the two days that closed it. Its first day is then reported as it was
         judged: its cost, its band and its score, which may be under `z`."""
         before = self.findings[-2] if len(self.findings) > 1 else None
         floor = self.begin if before is None else max(self.begin, before.index + before.duration + 2)
-        first = change.index
-        for day in range(change.index - 1, max(change.index - self.params.shift_days, floor - 1), -1):
+        first, first_band = change.index, change.band
+        for day in range(change.index - 1, max(change.index - 1 - self.params.dated_back, floor - 1), -1):
             band = self.band_at(day) if self.starts.get(day) == self.starts[change.index] else None
             # A day without net charges is no part of a step down: nothing was billed (or credits
             # cancelled the charges), which a series that has such days does now and then.
             if band is None or self.values[day] <= 0 or not _beyond_halfway(self.values[day], change, band):
                 break
-            first = day
+            first, first_band = day, band
         if first == change.index:
             return
-        band = self.band_at(first)
-        assert band is not None  # checked in the loop
         change.duration += change.index - first
-        change.index, change.actual, change.band = first, self.values[first], band
-        change.score = robust_z(change.actual, band)
-        self.before = {0: band}  # the old level's bands per weekday, from the new first day
+        change.index, change.actual, change.band = first, self.values[first], first_band
+        change.score = robust_z(change.actual, first_band)
+        self.before = {0: first_band}  # the old level's bands per weekday, from the new first day
 
 
 def _beyond_halfway(value: Decimal, change: Finding, old: Band | None) -> bool:

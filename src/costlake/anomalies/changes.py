@@ -225,10 +225,9 @@ def _shifts(found: list[dict[str, Any]], before: dt.date, params: Params) -> lis
 
 
 def _back(day: dt.date, params: Params) -> dt.date:
-    """How far before `day` a change of the total that a changed `day` can make may be dated: a
-    step is dated up to `shift_days` - 1 days before the day it first left its band
-    (`baseline._Walk._began`), and the walk must have judged those days."""
-    back = (params.shift_days - 1) * DAY
+    """How far before `day` a change of the total that a changed `day` can make may be dated
+    (`Params.dated_back`): the walk must have judged those days."""
+    back = params.dated_back * DAY
     return dt.date.min if day - dt.date.min < back else day - back
 
 
