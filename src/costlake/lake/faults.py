@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 ENV = "COSTLAKE_CRASH_AT"
 SIGNAL_ENV = "COSTLAKE_SIGNAL_AT"
@@ -26,10 +27,15 @@ def crash_point(name: str) -> None:
     wanted = os.environ.get(SIGNAL_ENV)
     if wanted and wanted.rpartition(":")[0] == name:
         sent = [signal.Signals["SIG" + sig] for sig in wanted.rpartition(":")[2].split("+")]
-        # Held back until all are sent: both arrive together, not the second after the first's handler.
+        # Sent to the main thread, where Python runs the handlers, and held back there until all are
+        # sent: both arrive together, not the second after the first's handler. (Sent to the process,
+        # each could be taken by another thread, a Py4J one say, whose handlers may run in either
+        # order on a busy machine.)
+        main = threading.main_thread().ident
+        assert main is not None
         signal.pthread_sigmask(signal.SIG_BLOCK, sent)
         try:
             for signum in sent:
-                os.kill(os.getpid(), signum)
+                signal.pthread_kill(main, signum)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, sent)
