@@ -63,18 +63,22 @@ SEED_SETS = {
 
 def evaluate_dataset(
     folder: Path, seed: int, args: argparse.Namespace
-) -> tuple[dict[str, Scores], list[dict[str, Any]]]:
-    """Each method's scores on one generated dataset, and the baseline method's errors."""
-    made = generate(
-        folder / "data",
-        events=args.events,
-        days=args.days,
-        tenants=args.tenants,
-        accounts_per_tenant=args.accounts_per_tenant,
-        seed=seed,
-        anomalies=args.anomalies,
-        noisy_mix=args.noisy_mix,
-    )
+) -> tuple[dict[str, Scores], list[dict[str, Any]]] | str:
+    """Each method's scores on one generated dataset, and the baseline method's errors; or why the
+    generator refused the seed's plan (too few large services for the anomalies asked for)."""
+    try:
+        made = generate(
+            folder / "data",
+            events=args.events,
+            days=args.days,
+            tenants=args.tenants,
+            accounts_per_tenant=args.accounts_per_tenant,
+            seed=seed,
+            anomalies=args.anomalies,
+            noisy_mix=args.noisy_mix,
+        )
+    except ValueError as exc:  # only the generator's refusal; a failure further on stops the bench
+        return str(exc)
     assert made.truth_file is not None
     truth = read_truth(made.truth_file)
     wh = Warehouse(Settings(warehouse=str(folder / "warehouse")))
@@ -135,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     skipped = []
     with tempfile.TemporaryDirectory(prefix="costlake-anomaly-eval-") as tmp:
         for seed in seeds:
-            try:
-                scores, wrong = evaluate_dataset(Path(tmp) / f"d{seed}", seed, args)
-            except ValueError as exc:  # the generator's refusal: too few large services for the plan
-                print(f"{seed:>7} not generated: {exc}")
+            done = evaluate_dataset(Path(tmp) / f"d{seed}", seed, args)
+            if isinstance(done, str):
+                print(f"{seed:>7} not generated: {done}")
                 skipped.append(seed)
                 continue
+            scores, wrong = done
             for method, s in scores.items():
                 totals[method] = totals[method] + s
                 _row(str(seed), method, s)
