@@ -31,25 +31,24 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from costlake.anomalies.analyse import ServiceSeries, anomaly_row, finish, parts_days
+from costlake.anomalies.analyse import anomaly_row, finish, parts_days
 from costlake.anomalies.bands import Params
 from costlake.anomalies.changes import Changed, Key, Resume, resume_points, touched
-from costlake.anomalies.detect import SeriesResult, detect
 from costlake.anomalies.frame import (
     NONE_VALUE,
     Frame,
     batches,
     exact_parts,
-    frame_totals,
     load_frame,
     load_parts,
     series_keys,
 )
-from costlake.anomalies.mix import calm_days, judgeable
+from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
-from costlake.anomalies.resumed import Screens, Starts, stands, starts_of, sync_for
+from costlake.anomalies.resumed import Screens, Starts, stands, starts_of
 from costlake.anomalies.screen import candidates
 from costlake.anomalies.store import AnomalyReport, Stored, commit, known_causes, merge, stored_changes
+from costlake.anomalies.walks import Ahead, Todo, walk_all
 from costlake.duck import to_arrow
 from costlake.errors import first_line
 from costlake.lake.manifest import Manifest, latest_manifest, manifests
@@ -155,7 +154,7 @@ def _detect(
     """The series in `resume` (None: every series) analysed, each from its resume day on;
     `stored`: their stored changes of the total (`store.stored_changes`), whose contributors may
     stand (`store.known_causes`). The float screens run on `threads` threads (None: all cores)."""
-    todo: list[_Todo] = []
+    todo: list[Todo] = []
     chosen: list[pa.Table] = []
     standing: dict[Key, tuple[dt.date, dt.date]] = {}
     series = 0
@@ -168,7 +167,9 @@ def _detect(
         for batch in batches(keys):
             frame = load_frame(con, batch)
             starts = starts_of(frame, resume)
-            suspects, screens = _screen(con, frame, batch, starts, params, threads)
+            with Ahead(frame, starts, params, threads) as ahead:
+                suspects, screens = _screen(con, frame, batch, starts, params, threads, ahead)
+                done_ahead = ahead.done()
             spared = stands(suspects, frame, starts, screens, params)
             suspects[list(spared)] = False
             standing.update({frame.keys[s]: days for s, days in spared.items()})
@@ -177,7 +178,7 @@ def _detect(
             progress.update(total=total)
             progress.advance(len(frame.keys))
             chosen.append(batch.take(pa.array(np.flatnonzero(suspects), pa.int64())))
-            todo += _totals(np.flatnonzero(suspects), frame, starts, screens, params)
+            todo += walk_all(np.flatnonzero(suspects), frame, starts, screens, params, done_ahead)
         # One read of the events for the parts of every series analysed, whatever its batch.
         rows, kept = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params, stored)
         settled = sum(t.total.settled is not None for t in todo)
@@ -193,7 +194,7 @@ class _Detected:
     rows: list[dict[str, Any]]
     series: int  # analysed
     # Of those analysed in exact decimals, the days their changes of the total were derived again on
-    # (`_Todo.redone`)
+    # (`walks.Todo.redone`)
     redone: dict[Key, tuple[dt.date, dt.date]]
     exact: int  # how many were
     settled: int  # of those, how many walks stopped in step with the stored analysis (`baseline.Sync`)
@@ -230,6 +231,7 @@ def _screen(
     starts: Starts,
     params: Params,
     threads: int | None = None,
+    ahead: Ahead | None = None,
 ) -> tuple[np.ndarray, Screens]:
     """(S,) the series the float screens cannot clear, and what the screens found (for the exact
     analysis of those): a possible change of the total from the day those are derived again on,
@@ -244,10 +246,12 @@ def _screen(
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window, starts.begin)
     calm[np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]] = False
+    if ahead is not None:  # the flagged series are walked while DuckDB reads the parts
+        ahead.start(shifted, Screens(bands, None, totals))
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin, threads)
     whole = ~np.isnan(mix).all(axis=1)
-    # A series that may have a mix shift is walked from its resume day (`_totals`): its days from
+    # A series that may have a mix shift is walked from its resume day (walks.py): its days from
     # there are screened too, all such series at once.
     again = np.flatnonzero(whole & (starts.totals > starts.begin))
     if again.size:
@@ -258,66 +262,10 @@ def _screen(
     return shifted | whole, Screens(bands, mix, totals)
 
 
-@dataclass
-class _Todo:
-    """A series the screens could not clear, its total analysed; mix shifts and causes to come."""
-
-    series: ServiceSeries
-    total: SeriesResult
-    begin: int
-    mix_days: set[int] | None
-    point: Resume | None  # where its analysis resumed (None: from its start)
-
-    @property
-    def key(self) -> Key:
-        return self.series.account_id, self.series.service_name
-
-    @property
-    def redone(self) -> tuple[dt.date, dt.date]:
-        """[first, end): the days whose changes of the total were derived again (the stored ones
-        stand outside them); end is date.max unless the walk settled (`baseline.Sync`)."""
-        end = dt.date.max if self.total.settled is None else self.series.day(self.total.settled)
-        return self.series.day(self.begin), end
-
-
-def _totals(
-    suspects: np.ndarray, frame: Frame, starts: Starts, screens: Screens, params: Params
-) -> list[_Todo]:
-    """The frame's series `suspects`, each total analysed in exact decimals."""
-    todo = []
-    for s, (key, total) in zip(
-        suspects.tolist(), frame_totals(frame, suspects.tolist()).items(), strict=True
-    ):
-        first = int(frame.first[s])
-        series = ServiceSeries(key[0], key[1], frame.origin + dt.timedelta(days=first), total)
-        maybe = None if screens.mix is None else _candidates(screens.mix[s], first)
-        # Without a possible mix shift, only the changes of the total from `starts.totals` on.
-        whole = maybe is None or bool(maybe)
-        begin = int((starts.begin if whole else starts.totals)[s]) - first
-        regime = int(starts.regime[s]) - first
-        # The screen judged days from `begin` on (`_screen`); without it, the walk screens itself.
-        bands = screens.bands
-        screened = None if bands is None else bands[s, first : first + len(total)]
-        # A walk that stops computes no band from there on: only a series with no possible mix
-        # shift may stop (mix_shifts reads the bands of its candidate days).
-        sync = None if whole else sync_for(starts.resume[s], series.start, regime, params)
-        result = detect(total, params, begin=begin, regime=regime, screened=screened, sync=sync)
-        mix_days = None if maybe is None else judgeable(total, result, maybe, params)
-        todo.append(_Todo(series, result, begin, mix_days, starts.resume[s]))
-        current().advance()
-    return todo
-
-
-def _candidates(moved: np.ndarray, first: int) -> dict[int, float]:
-    """The mix screen's days of one series (indexes from its first day) with their moved dollars."""
-    days = np.flatnonzero(~np.isnan(moved))
-    return dict(zip((days - first).tolist(), moved[days].tolist(), strict=True))
-
-
 def _finish(
     con: duckdb.DuckDBPyConnection,
     keys: pa.Table,
-    todo: list[_Todo],
+    todo: list[Todo],
     params: Params,
     stored: Stored,
 ) -> tuple[list[dict[str, Any]], int]:
