@@ -11,11 +11,12 @@ from pathlib import Path
 import boto3
 import pytest
 
+from anomaly_rows import replace_and_check
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.audit import verify
 from costlake.pipeline.run import run_pipeline
 from costlake.settings import Settings
-from costlake.tables import DAILY_ACCOUNT, TABLES
+from costlake.tables import COST_ANOMALIES, DAILY_ACCOUNT, TABLES
 from helpers import SEED, cli, ingest_and_run, query_rows
 from moto_s3 import moto_endpoint, s3_with_bucket
 
@@ -95,6 +96,14 @@ def test_ingest_run_backfill_query_on_s3_with_glue(aws_env, tmp_path, write_csv,
     done = cli(prefix, "query", "SELECT sum(total_cost_usd) AS s FROM daily_account_cost", "--format", "csv")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["s", "31.000000000001"]
+
+
+def test_small_table_rows_replace_their_days_on_s3(aws_env, tmp_path):
+    """The anomalies' commit on S3: the rows' files are uploaded under the table, one per day."""
+    prefix = f"s3://{BUCKET}/{tmp_path.name}"
+    wh = Warehouse(glue_settings(prefix, aws_env, tmp_path / "local", region="ap-south-1"))
+    replace_and_check(wh)
+    assert all(f.startswith(f"{prefix}/") for f in wh.data_files(COST_ANOMALIES, fetch=False))
 
 
 def test_an_s3_warehouse_needs_a_catalog_it_can_reach(tmp_path):

@@ -1,9 +1,13 @@
-"""The check every staged file passes before a partition replace commits it."""
+"""The files of a partition replace: written from rows, and the check every staged file passes
+before the replace commits it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from costlake.errors import LakeError
@@ -38,3 +42,23 @@ def check_partition_files(tdef: TableDef, files: Sequence[str], wanted: set[str]
                 f"{tdef.name}: staged file {path} holds {column} {sorted(values)}, "
                 f"expected one of the partitions being replaced"
             )
+
+
+def write_partition_files(tdef: TableDef, rows: pa.Table, folder: Path) -> list[str]:
+    """`rows` (a small table's, typed as it is) written into `folder`, one Parquet file per value of
+    the partition column, each day's rows in their order. Iceberg's own append splits a table by
+    filtering the whole of it once per partition, which for the anomalies of a month of days cost
+    more than writing the files."""
+    column = tdef.partition_by
+    assert column is not None
+    ordered = rows.take(pc.sort_indices(rows, [(column, "ascending")]))  # a stable sort
+    days = ordered.column(column).to_pylist()
+    files: list[str] = []
+    start = 0
+    for end in range(1, len(days) + 1):
+        if end == len(days) or days[end] != days[start]:
+            path = folder / f"{column}={days[start].isoformat()}.parquet"
+            pq.write_table(ordered.slice(start, end - start), path, compression="zstd")
+            files.append(str(path))
+            start = end
+    return files

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from costlake.errors import LakeError
+from costlake.errors import LakeError, first_line
 from costlake.lake.connect import open_catalog
 from costlake.lake.filters import is_in
 from costlake.lake.home import check_home
@@ -28,7 +29,7 @@ from costlake.lake.lease import LEASE_SCHEMES, S3Lease
 from costlake.lake.lock import ensure_held, writer_lock
 from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableMeta, read_files, snapshot_ref
 from costlake.lake.migrate import migrate_table, missing_columns
-from costlake.lake.partition_files import check_partition_files
+from costlake.lake.partition_files import check_partition_files, write_partition_files
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.lake.tags import tag_commit
 from costlake.settings import Settings
@@ -308,24 +309,16 @@ class Warehouse:
     ) -> int:
         """Atomically replace the `dates` partitions of a small table with `rows` (which must all fall
         on those dates); with no dates, a marker commit that only records `properties`."""
-        assert tdef.partition_by is not None
-        wanted = sorted({d.isoformat() for d in dates})
-        table = self.table(tdef)
-        props = {PROP_PREFIX + k: v for k, v in properties.items()}
+        if not dates:
+            return self.append_rows(tdef, rows, properties)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with table.transaction() as tx:
-                    if wanted:
-                        tx.delete(is_in(tdef.partition_by, wanted), snapshot_properties=props)
-                    if rows.num_rows or not wanted:
-                        tx.append(rows.cast(tdef.arrow_schema()), snapshot_properties=props)
-                    tag_commit(tx)
-                    ensure_held(self.root)
-        except ValueError as exc:  # schema mismatch and friends: nothing was committed
-            first = str(exc).strip().splitlines()[0]
-            raise LakeError(f"{tdef.name}: refused to commit {rows.num_rows} row(s): {first}") from exc
-        return self._committed(table, tdef, days=len(wanted), rows=rows.num_rows)
+            typed = rows.cast(tdef.arrow_schema())
+        except ValueError as exc:  # pyarrow's ArrowInvalid: rows that do not fit the table
+            reason = first_line(exc)
+            raise LakeError(f"{tdef.name}: refused to commit {rows.num_rows} row(s): {reason}") from exc
+        folder = self.new_data_dir(tdef, f"rows={uuid.uuid4()}")
+        files = write_partition_files(tdef, typed, folder) if rows.num_rows else []
+        return self.replace_partitions(tdef, dates, files, properties)
 
     def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
         """Add already-written Parquet files to `tdef` in one commit (no files: a marker commit)."""
