@@ -48,7 +48,7 @@ from costlake.anomalies.mix import screen as mix_screen
 from costlake.anomalies.resumed import Screens, Starts, stands, starts_of
 from costlake.anomalies.screen import candidates
 from costlake.anomalies.store import AnomalyReport, Stored, commit, known_causes, merge, stored_changes
-from costlake.anomalies.walks import Ahead, Todo, walk_all
+from costlake.anomalies.walks import Todo, walk_all
 from costlake.duck import to_arrow
 from costlake.errors import first_line
 from costlake.lake.manifest import Manifest, latest_manifest, manifests
@@ -167,9 +167,7 @@ def _detect(
         for batch in batches(keys):
             frame = load_frame(con, batch)
             starts = starts_of(frame, resume)
-            with Ahead(frame, starts, params, threads) as ahead:
-                suspects, screens = _screen(con, frame, batch, starts, params, threads, ahead)
-                done_ahead = ahead.done()
+            suspects, screens = _screen(con, frame, batch, starts, params, threads)
             spared = stands(suspects, frame, starts, screens, params)
             suspects[list(spared)] = False
             standing.update({frame.keys[s]: days for s, days in spared.items()})
@@ -178,7 +176,7 @@ def _detect(
             progress.update(total=total)
             progress.advance(len(frame.keys))
             chosen.append(batch.take(pa.array(np.flatnonzero(suspects), pa.int64())))
-            todo += walk_all(np.flatnonzero(suspects), frame, starts, screens, params, done_ahead)
+            todo += walk_all(np.flatnonzero(suspects), frame, starts, screens, params)
         # One read of the events for the parts of every series analysed, whatever its batch.
         rows, kept = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params, stored)
         settled = sum(t.total.settled is not None for t in todo)
@@ -231,7 +229,6 @@ def _screen(
     starts: Starts,
     params: Params,
     threads: int | None = None,
-    ahead: Ahead | None = None,
 ) -> tuple[np.ndarray, Screens]:
     """(S,) the series the float screens cannot clear, and what the screens found (for the exact
     analysis of those): a possible change of the total from the day those are derived again on,
@@ -246,8 +243,6 @@ def _screen(
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window, starts.begin)
     calm[np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]] = False
-    if ahead is not None:  # the flagged series are walked while DuckDB reads the parts
-        ahead.start(shifted, Screens(bands, None, totals))
     load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin, threads)
     whole = ~np.isnan(mix).all(axis=1)
