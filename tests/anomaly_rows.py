@@ -15,7 +15,7 @@ from costlake.tables import COST_ANOMALIES
 DAY1, DAY2, DAY3 = dt.date(2025, 1, 1), dt.date(2025, 1, 2), dt.date(2025, 1, 3)
 
 
-def anomaly(account: str, day: dt.date, actual: str = "100") -> dict[str, Any]:
+def anomaly(account: str, day: dt.date | None, actual: str = "100") -> dict[str, Any]:
     """A `cost_anomalies` row of a spike of `actual` dollars over an expected 10."""
     money = Decimal(actual)
     return {
@@ -40,8 +40,9 @@ def stored(wh: Warehouse) -> list[tuple[str, dt.date, Decimal]]:
 
 
 def replace_and_check(wh: Warehouse) -> None:
-    """Two replaces on `wh`: the days given are replaced whole (a day given without rows is
-    emptied), the others stay; each commit adds one file per day it has rows for."""
+    """Three replaces on `wh`: the days given are replaced whole (a day given without rows is
+    emptied), the others stay; each commit adds one file per day it has rows for, and one that only
+    empties days adds none."""
     wh.ensure_tables()
     first = wh.replace_partition_rows(
         COST_ANOMALIES, [DAY1, DAY2, DAY3],
@@ -59,3 +60,8 @@ def replace_and_check(wh: Warehouse) -> None:
     wh.replace_partition_rows(COST_ANOMALIES, [DAY2, DAY3], rows(anomaly("A4", DAY2, "55.5")), props)
     assert sorted(stored(wh)) == [("A1", DAY1, Decimal(100)), ("A4", DAY2, Decimal("55.5"))]
     assert wh.last_properties(COST_ANOMALIES)["source_run"] == "r2"
+    emptied = wh.replace_partition_rows(COST_ANOMALIES, [DAY2], rows(), {"source_run": "r3"})
+    assert stored(wh) == [("A1", DAY1, Decimal(100))]
+    only = wh.table(COST_ANOMALIES).snapshot_by_id(emptied)
+    assert only is not None and only.summary is not None
+    assert only.summary.operation.value == "delete"  # no append of nothing after it

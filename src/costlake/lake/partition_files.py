@@ -3,6 +3,7 @@ before the replace commits it."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from costlake.errors import LakeError
+from costlake.errors import LakeError, first_line
 from costlake.tables import TableDef
 
 
@@ -42,6 +43,23 @@ def check_partition_files(tdef: TableDef, files: Sequence[str], wanted: set[str]
                 f"{tdef.name}: staged file {path} holds {column} {sorted(values)}, "
                 f"expected one of the partitions being replaced"
             )
+
+
+def rows_on_days(tdef: TableDef, dates: Sequence[dt.date], rows: pa.Table) -> pa.Table:
+    """`rows` typed as the table's, refused before anything is written unless each falls on one of
+    `dates` (a row without a day falls on none)."""
+    column = tdef.partition_by
+    assert column is not None
+    refused = f"{tdef.name}: refused to commit {rows.num_rows} row(s)"
+    try:
+        typed = rows.cast(tdef.arrow_schema())
+    except ValueError as exc:  # pyarrow's ArrowInvalid: rows that do not fit the table
+        raise LakeError(f"{refused}: {first_line(exc)}") from exc
+    days = set(dates)
+    outside = sorted(str(d) for d in pc.unique(typed.column(column)).to_pylist() if d not in days)
+    if outside:
+        raise LakeError(f"{refused}: {column} {', '.join(outside[:3])} is not a day being replaced")
+    return typed
 
 
 def write_partition_files(tdef: TableDef, rows: pa.Table, folder: Path) -> list[str]:

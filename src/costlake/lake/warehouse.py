@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from costlake.errors import LakeError, first_line
+from costlake.errors import LakeError
 from costlake.lake.connect import open_catalog
 from costlake.lake.filters import is_in
 from costlake.lake.home import check_home
@@ -29,7 +29,7 @@ from costlake.lake.lease import LEASE_SCHEMES, S3Lease
 from costlake.lake.lock import ensure_held, writer_lock
 from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableMeta, read_files, snapshot_ref
 from costlake.lake.migrate import migrate_table, missing_columns
-from costlake.lake.partition_files import check_partition_files, write_partition_files
+from costlake.lake.partition_files import check_partition_files, rows_on_days, write_partition_files
 from costlake.lake.storage import Storage, is_remote, to_local
 from costlake.lake.tags import tag_commit
 from costlake.settings import Settings
@@ -297,7 +297,8 @@ class Warehouse:
                 with table.transaction() as tx:
                     if wanted:
                         tx.delete(is_in(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
-                    tx.add_files(self._publish(tdef, files), snapshot_properties=props)
+                    if files or not wanted:  # days only emptied need no append of nothing
+                        tx.add_files(self._publish(tdef, files), snapshot_properties=props)
                     tag_commit(tx)
                     ensure_held(self.root)  # a writer whose lease was taken commits nothing more
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
@@ -309,16 +310,19 @@ class Warehouse:
     ) -> int:
         """Atomically replace the `dates` partitions of a small table with `rows` (which must all fall
         on those dates); with no dates, a marker commit that only records `properties`."""
+        typed = rows_on_days(tdef, dates, rows)
         if not dates:
-            return self.append_rows(tdef, rows, properties)
-        try:
-            typed = rows.cast(tdef.arrow_schema())
-        except ValueError as exc:  # pyarrow's ArrowInvalid: rows that do not fit the table
-            reason = first_line(exc)
-            raise LakeError(f"{tdef.name}: refused to commit {rows.num_rows} row(s): {reason}") from exc
+            return self.append_rows(tdef, typed, properties)
+        if not typed.num_rows:
+            return self.replace_partitions(tdef, dates, [], properties)
         folder = self.new_data_dir(tdef, f"rows={uuid.uuid4()}")
-        files = write_partition_files(tdef, typed, folder) if rows.num_rows else []
-        return self.replace_partitions(tdef, dates, files, properties)
+        snapshot_id = self.replace_partitions(
+            tdef, dates, write_partition_files(tdef, typed, folder), properties
+        )
+        if self.remote:  # the staged copies went to the cache as they were uploaded
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        return snapshot_id
 
     def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
         """Add already-written Parquet files to `tdef` in one commit (no files: a marker commit)."""
