@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import shutil
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -315,14 +316,10 @@ class Warehouse:
             return self.append_rows(tdef, typed, properties)
         if not typed.num_rows:
             return self.replace_partitions(tdef, dates, [], properties)
+        for left in self.staging_root(tdef).glob("rows=*") if self.remote else ():
+            shutil.rmtree(left, ignore_errors=True)  # staging only (uploads went to the cache): ours to clear
         folder = self.new_data_dir(tdef, f"rows={uuid.uuid4()}")
-        snapshot_id = self.replace_partitions(
-            tdef, dates, write_partition_files(tdef, typed, folder), properties
-        )
-        if self.remote:  # the staged copies went to the cache as they were uploaded
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        return snapshot_id
+        return self.replace_partitions(tdef, dates, write_partition_files(tdef, typed, folder), properties)
 
     def append_files(self, tdef: TableDef, files: Sequence[str], properties: dict[str, str]) -> int:
         """Add already-written Parquet files to `tdef` in one commit (no files: a marker commit)."""
