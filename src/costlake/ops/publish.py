@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from costlake.alerts.events import Operations
 from costlake.alerts.send import SendReport, send_alerts
 from costlake.anomalies.job import AnomalyReport, update_anomalies
+from costlake.anomalies.part_sums import SumsAhead
 from costlake.errors import first_line
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import STEPS as PIPELINE_STEPS
@@ -75,9 +76,19 @@ def _publish_and_detect(
 ) -> PublishReport:
     started = time.monotonic()
     say = step or (lambda _: None)
+    detect = wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages)
+    ahead = SumsAhead(wh)  # detection's part sums of the new event files, while the run commits on
     with wh.writer("run"):
-        report = PublishReport(**vars(run_pipeline(wh, say, backfill=backfill, stages=stages)))
-        if wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages):
+        try:
+            run = run_pipeline(
+                wh, say, backfill=backfill, stages=stages, committed=ahead.committed if detect else None
+            )
+        except BaseException:
+            ahead.join(stop=True)
+            raise
+        ahead.join()
+        report = PublishReport(**vars(run))
+        if detect:
             say(STEPS[-1])
             report.anomalies = update_anomalies(wh, force=False)
     report.seconds = time.monotonic() - started
