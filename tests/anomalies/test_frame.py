@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from costlake.anomalies.frame import _parts, exact_parts, exact_series, load_frame, load_parts, series_keys
-from costlake.anomalies.part_sums import PartSums
 from costlake.catalog.views import open_lake
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
@@ -58,9 +57,8 @@ def test_a_missing_region_and_one_spelt_none_are_one_value(tmp_path: Path) -> No
     try:
         keys = series_keys(con, None)
         frame = load_frame(con, keys)
-        sums = PartSums(wh, con, wh.data_files(NORMALIZED, fetch=False))
-        load_parts(sums, frame, keys, np.ones(keys.num_rows, dtype=bool))
-        exact = exact_parts(con, keys, [None], sums)[("111111111111", "amazonec2")]
+        load_parts(con, frame, keys, np.ones(keys.num_rows, dtype=bool))
+        exact = exact_parts(con, keys, [None])[("111111111111", "amazonec2")]
         reference = exact_series(con, keys)[("111111111111", "amazonec2")][1]
     finally:
         con.close()

@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -30,7 +29,6 @@ from costlake.anomalies.changes import Changed, Resume
 from costlake.anomalies.detect import detect
 from costlake.anomalies.frame import Frame
 from costlake.anomalies.job import AnomalyReport, update_anomalies
-from costlake.anomalies.part_sums import PartSums
 from costlake.anomalies.resumed import Screens, Starts, sync_for
 from costlake.anomalies.screen import candidates
 from costlake.anomalies.series import load_series
@@ -371,11 +369,9 @@ def test_a_run_killed_after_publishing_is_caught_up_by_the_next_detection(
     assert runs(wh) == (published, published)
 
 
-@pytest.mark.parametrize("sums_kept", [True, False])
-def test_when_the_older_runs_files_are_gone_every_series_is_analysed(tmp_path: Path, sums_kept: bool) -> None:
-    """What changed is read from the sums kept of the files the older run has and the newer one has
-    not (part_sums.py), or from those files; when a retention policy (or a hand) removed the files
-    and their sums, detection cannot tell and analyses everything."""
+def test_when_the_older_runs_files_are_gone_every_series_is_analysed(tmp_path: Path) -> None:
+    """What changed is read from the files the older run has and the newer one has not; when a
+    retention policy (or a hand) removed them, detection cannot tell and analyses everything."""
     wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
     bill = Bill(tmp_path, accounts=2, services=2, seed=3)
     key = sorted(bill.series)[1]
@@ -385,24 +381,16 @@ def test_when_the_older_runs_files_are_gone_every_series_is_analysed(tmp_path: P
     assert older is not None
     crashed_run(wh, "after_commit:publish_log", bill.correct([key], 30, 1, 1 / 8, move=False))
     wh.refresh()
-    gone = set(wh.data_files(NORMALIZED, snapshot_id=older.snapshots[NORMALIZED.name], fetch=False)) - set(
-        wh.data_files(NORMALIZED, fetch=False)
+    gone = set(wh.data_files(NORMALIZED, snapshot_id=older.snapshots[NORMALIZED.name])) - set(
+        wh.data_files(NORMALIZED)
     )
     assert gone
-    kept = PartSums(wh, duckdb.connect(), sorted(gone))
-    for location in gone:
-        os.remove(location)
-        assert kept.path(location).exists()
-        if not sums_kept:
-            kept.path(location).unlink()
+    for path in gone:
+        os.remove(path)
 
     report = update_anomalies(wh)
-    if sums_kept:  # only the corrected series, told from the sums kept of the files that went
-        assert (report.full, report.series, report.removed) == (False, 1, 1)
-    else:
-        assert (report.full, report.series, report.removed) == (True, 4, 1)  # 2 accounts x 2 services
+    assert (report.full, report.series, report.removed) == (True, 4, 1)  # 2 accounts x 2 services
     assert assert_matches_full_analysis(wh) == []
-    assert not any(kept.path(location).exists() for location in gone)  # pruned with their files
 
 
 def test_an_account_whose_events_are_all_retracted_loses_its_anomalies(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@ anomalies reflect, and the day each one's analysis resumes from.
 
 What changed is what differs between that run's snapshot of the stage tables and the latest run's,
 so the changes of every run in between are included, a run that crashed before detection too. Only
-the data files one snapshot has and the other has not are compared, through the sums kept of each
-(part_sums.py): a series changed when any of its (day, dimension, value) sums differs between the
-two; an account whose first or last complete day moved changes all its series from there.
+the data files one snapshot has and the other has not are read: a series changed when any of its
+(day, region, pricing model, charge category, usage type) sums differs between the two; an account
+whose first or last complete day moved changes all its series from there.
 
 A series resumes twice `mix_shift_days` before its earliest changed day (a mix shift looks that
 far ahead, and is dated up to that much before its first qualifying day), moved back until no
@@ -38,7 +38,6 @@ import duckdb
 from costlake.anomalies.bands import Params
 from costlake.anomalies.baseline import settles
 from costlake.anomalies.frame import SPANS_OF
-from costlake.anomalies.part_sums import PartSums
 from costlake.duck import sql_string, table_scan, to_arrow
 from costlake.lake.manifest import Manifest
 from costlake.lake.warehouse import Warehouse
@@ -68,6 +67,19 @@ class Resume:
     changed: Changed = Changed(dt.date.min, dt.date.max)  # the series' changed days lie in there
 
 
+# One aggregation over both sides: a (day, region, pricing model, charge category, usage type) group
+# changed when its sums differ, or when it is on one side only.
+_CHANGED = """
+    SELECT account_id, service_name, min(usage_date) AS first, max(usage_date) AS last FROM (
+        SELECT account_id, service_name, usage_date FROM (
+            SELECT false AS came, * FROM ({gone}) AS g UNION ALL SELECT true AS came, * FROM ({came}) AS c
+        ) AS events
+        GROUP BY account_id, service_name, usage_date, region, pricing_model, charge_category, usage_type
+        HAVING sum(billed_cost) FILTER (WHERE NOT came) IS DISTINCT FROM sum(billed_cost) FILTER (WHERE came)
+            OR NOT (bool_or(came) AND bool_or(NOT came))
+    ) GROUP BY ALL"""
+
+
 @dataclass(frozen=True)
 class _Files:
     """The data files of one table at the older and the newer run."""
@@ -85,24 +97,23 @@ class _Files:
 
 
 def touched(
-    wh: Warehouse, old: Manifest, new: Manifest, current: duckdb.DuckDBPyConnection, sums: PartSums
+    wh: Warehouse, old: Manifest, new: Manifest, current: duckdb.DuckDBPyConnection
 ) -> dict[Key, Changed]:
     """Each series whose data changed between the two runs, with the span of its changed days;
-    `current` reads the lake as of `new` (the latest finished run), `sums` the part sums of event
-    files (part_sums.py).
+    `current` reads the lake as of `new` (the latest finished run).
 
-    Runs replace whole files, so only the files one run has and the other has not are compared: a
-    series changed when the sums of its (day, dimension, value) groups (region, pricing model, charge
-    category, usage type: all that detection reads of the events, the day's total among them) in
-    the files that went differ from those in the files that came. (When a day keeps some files, a
-    group's sum over the whole day changes exactly when its sum over the replaced files does; a
-    group that only appears or vanishes there with nothing to its name counts as a change, which
-    re-analyses a series needlessly but never misses one.)"""
+    Runs replace whole files, so only the files one run has and the other has not are read: a
+    series changed when the sums of its (day, region, pricing model, charge category, usage type)
+    groups in the files that went differ from those in the files that came. (When a day keeps some
+    files, a group's sum over the whole day changes exactly when its sum over the replaced files
+    does; a group that only appears or vanishes there with nothing to its name counts as a change,
+    which re-analyses a series needlessly but never misses one.)"""
     files = {t.name: _files(wh, t, old, new) for t in (NORMALIZED, ACCOUNT_SERVICE_DAY, DAILY_ACCOUNT)}
     events = files[NORMALIZED.name]
+    sql = _CHANGED.format(gone=_scan(wh, NORMALIZED, events.gone), came=_scan(wh, NORMALIZED, events.came))
     out: dict[Key, Changed] = {}
-    for key, first, last in sums.differing(events.gone, events.came):
-        _widen(out, key, Changed(first, last))
+    for row in to_arrow(current, sql).to_pylist():
+        _widen(out, (row["account_id"], row["service_name"]), Changed(row["first"], row["last"]))
     spans = files[DAILY_ACCOUNT.name]
     moved = _moved_spans(
         _spans(current, _scan(wh, DAILY_ACCOUNT, sorted(spans.old))),

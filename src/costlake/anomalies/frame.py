@@ -22,13 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costlake.anomalies.part_pick import exact, floats
-from costlake.anomalies.part_sums import DIMENSION_NAMES, PartSums
 from costlake.duck import to_arrow
 from costlake.tables import NONE_VALUE
 
 # The dimensions of root causes, in the order that breaks ties; usage type only where the source has one.
-DIMENSIONS = DIMENSION_NAMES
+DIMENSIONS = ("region", "pricing_model", "charge_category", "usage_type")
 SHIFT_DIMENSIONS = ("region", "pricing_model")
 BATCH_SERIES = 6000  # series per batch: bounds the matrices (and DuckDB's results) in memory
 
@@ -140,17 +138,17 @@ def frame_totals(frame: Frame, rows: Sequence[int]) -> dict[tuple[str, str], lis
     return out
 
 
-def load_parts(sums: PartSums, frame: Frame, keys: pa.Table, wanted: np.ndarray) -> None:
-    """Region and pricing-model parts of the frame's series where `wanted` (S,), into `frame.parts`,
-    from the sums of the event files (part_sums.py)."""
+def load_parts(con: duckdb.DuckDBPyConnection, frame: Frame, keys: pa.Table, wanted: np.ndarray) -> None:
+    """Region and pricing-model parts of the frame's series where `wanted` (S,), into `frame.parts`
+    (one scan for both)."""
     n = frame.totals.shape[1]
+    with _keys(con, keys, wanted):
+        lo = _earliest(keys, "parts_from")
+        got = con.sql(_PARTS_SQL.format(origin=frame.origin.isoformat(), none=NONE_VALUE, lo=lo)).fetchnumpy()
     inside = _inside(frame.begin if frame.parts_begin is None else frame.parts_begin, frame.end, n)
-    rows = np.flatnonzero(wanted)
-    begin = frame.begin if frame.parts_begin is None else frame.parts_begin
-    got = floats(sums, keys.take(pa.array(rows, pa.int64())), begin[rows], frame.end[rows], frame.origin)
-    got["row"] = rows[got["row"]]
+    columns = {c: np.asarray(got[c], dtype=np.float64 if c == "cost" else np.int64) for c in got}
     frame.parts = {
-        dim: _parts({c: v[got["dimension"] == d] for c, v in got.items()}, len(frame.keys), n, inside)
+        dim: _parts({c: v[columns["dimension"] == d] for c, v in columns.items()}, len(frame.keys), n, inside)
         for d, dim in enumerate(SHIFT_DIMENSIONS)
     }
 
@@ -177,6 +175,28 @@ _TOTALS_SQL = """
            t.total_cost_usd AS cost, CAST(t.total_cost_usd AS DOUBLE) AS fcost
     FROM account_service_day_cost t JOIN detection_keys k USING (account_id, service_name)
     WHERE t.usage_date BETWEEN k.from_day AND k.last_day AND t.usage_date >= DATE '{lo}'"""
+
+# Values are coded as integers (a code per dimension and value, in no particular order): the screen
+# only needs to tell them apart, and strings would cost more to fetch than the sums themselves.
+_PARTS_SQL = """
+    WITH parts AS (
+        SELECT row, col, CASE WHEN GROUPING(region) = 0 THEN 0 ELSE 1 END AS dimension,
+               COALESCE(region, pricing_model) AS value, CAST(sum(billed_cost) AS DOUBLE) AS cost
+        FROM (
+            SELECT k.row, CAST(date_diff('day', DATE '{origin}', e.usage_date) AS BIGINT) AS col,
+                   e.billed_cost, COALESCE(e.region, '{none}') AS region,
+                   COALESCE(e.pricing_model, '{none}') AS pricing_model
+            FROM normalized_billing_events e JOIN detection_keys k USING (account_id, service_name)
+            WHERE e.usage_date BETWEEN k.parts_from AND k.last_day AND e.usage_date >= DATE '{lo}'
+        ) AS e
+        GROUP BY GROUPING SETS ((row, col, region), (row, col, pricing_model))
+    ), codes AS (
+        SELECT dimension, value, row_number() OVER () AS code
+        FROM (SELECT DISTINCT dimension, value FROM parts)
+    )
+    SELECT row, col, dimension, code, cost
+    FROM parts JOIN codes USING (dimension, value)
+"""  # dimension: the index in SHIFT_DIMENSIONS; a missing value is one with a value spelt "(none)"
 
 
 def _inside(begin: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
@@ -239,13 +259,12 @@ def exact_totals(con: duckdb.DuckDBPyConnection, keys: pa.Table) -> dict[tuple[s
 
 
 def exact_parts(
-    con: duckdb.DuckDBPyConnection, keys: pa.Table, days: PartDays, sums: PartSums | None = None
+    con: duckdb.DuckDBPyConnection, keys: pa.Table, days: PartDays
 ) -> dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]]:
     """Exact daily parts (every dimension) of the series `keys`, on the days `days[row]` of each
     (indexes from its first day; None: every day it was loaded from). Other days hold None, so that
     an analysis reading a day it did not ask for fails loudly; the job reads only the days a series'
-    findings and mix-shift candidates need (`analyse.parts_days`), a small share of most series.
-    With `sums`, from the sums of the event files (part_sums.py), else from the events."""
+    findings and mix-shift candidates need (`analyse.parts_days`), a small share of most series."""
     out: dict[tuple[str, str], dict[tuple[str, str], list[Decimal]]] = {}
     blanks: list[list[Decimal]] = []
     cells: dict[str, list[Any]] = {name: [] for name in _CELLS.names}
@@ -265,7 +284,12 @@ def exact_parts(
     if not cells["row"]:
         return out
     table = pa.table(cells, schema=_CELLS)
-    found = _exact_cells(con, table) if sums is None else exact(sums, keys, table)
+    con.register("detection_cells", table)
+    try:
+        dates = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(cells["usage_date"])))
+        found = to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE, dates=dates))
+    finally:
+        con.unregister("detection_cells")
     series = list(out.values())
     columns = (found.column(c).to_pylist() for c in ("row", "day", "dimension", "value", "cost"))
     for row, day, dimension, value, cost in zip(*columns, strict=True):
@@ -275,17 +299,6 @@ def exact_parts(
             parts[key] = list(blanks[row])
         parts[key][day] = cost
     return out
-
-
-def _exact_cells(con: duckdb.DuckDBPyConnection, cells: pa.Table) -> pa.Table:
-    con.register("detection_cells", cells)
-    try:
-        dates = ", ".join(
-            f"DATE '{d.isoformat()}'" for d in sorted(set(cells.column("usage_date").to_pylist()))
-        )
-        return to_arrow(con, _EXACT_PARTS.format(none=NONE_VALUE, dates=dates))
-    finally:
-        con.unregister("detection_cells")
 
 
 _CELLS = pa.schema(

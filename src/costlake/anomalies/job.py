@@ -45,7 +45,6 @@ from costlake.anomalies.frame import (
 )
 from costlake.anomalies.mix import calm_days
 from costlake.anomalies.mix import screen as mix_screen
-from costlake.anomalies.part_sums import PartSums
 from costlake.anomalies.resumed import Screens, Starts, stands, starts_of
 from costlake.anomalies.screen import candidates
 from costlake.anomalies.store import AnomalyReport, Stored, commit, known_causes, merge, stored_changes
@@ -104,9 +103,8 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
         return commit(wh, old_rows, merge(old_rows, [], None, {}), source, params, last, 0, 0, True)
     from costlake.catalog.views import open_lake
 
-    # The events are read through the sums of their files (part_sums.py), not a view.
-    con = open_lake(wh, tables=[ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name, COST_ANOMALIES.name])
-    sums = PartSums(wh, con, _event_files(wh, manifest))
+    tables = [ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name, COST_ANOMALIES.name]
+    con = open_lake(wh, tables=tables)
     try:
         # DuckDB reads the many small files of the stored anomalies faster than a table scan.
         old_rows = (
@@ -115,37 +113,31 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
         resume: dict[Key, Resume] | None = None
         if previous is not None and same_params and not full:
             with phase(log, "find changes") as done:
-                changed = _changed(wh, previous, manifest, con, sums)
+                changed = _changed(wh, previous, manifest, con)
                 resume = None if changed is None else resume_points(changed, old_rows, params)
                 done["series"] = "all" if resume is None else len(resume)
         stored = stored_changes(old_rows, resume)
-        found = _detect(con, sums, resume, params, stored, wh.settings.duckdb_threads)
+        found = _detect(con, resume, params, stored, wh.settings.duckdb_threads)
     finally:
         con.close()
     new_rows = merge(old_rows, found.rows, resume, found.redone)
     report = commit(wh, old_rows, new_rows, source, params, last, found.series, found.exact, resume is None)
-    sums.prune()
     report.settled = found.settled
     report.causes_kept = found.causes_kept
     return report
 
 
 def _changed(
-    wh: Warehouse, previous: Manifest, manifest: Manifest, con: duckdb.DuckDBPyConnection, sums: PartSums
+    wh: Warehouse, previous: Manifest, manifest: Manifest, con: duckdb.DuckDBPyConnection
 ) -> dict[Key, Changed] | None:
     """`touched`, or None (analyse every series) when the older run's data files cannot be read any
     more (removed by a retention policy or by hand): what changed is then unknown."""
     try:
-        return touched(wh, previous, manifest, con, sums)
+        return touched(wh, previous, manifest, con)
     except (duckdb.IOException, OSError) as exc:
         reason = first_line(exc)
         log.warning("the data of run %s cannot be read (%s): analysing every series", previous.run_id, reason)
         return None
-
-
-def _event_files(wh: Warehouse, manifest: Manifest) -> list[str]:
-    snapshot = manifest.snapshots.get(NORMALIZED.name)
-    return [] if snapshot is None else wh.data_files(NORMALIZED, snapshot_id=snapshot, fetch=False)
 
 
 def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
@@ -154,7 +146,6 @@ def _manifest(wh: Warehouse, run_id: str) -> Manifest | None:
 
 def _detect(
     con: duckdb.DuckDBPyConnection,
-    sums: PartSums,
     resume: dict[Key, Resume] | None,
     params: Params,
     stored: Stored,
@@ -176,7 +167,7 @@ def _detect(
         for batch in batches(keys):
             frame = load_frame(con, batch)
             starts = starts_of(frame, resume)
-            suspects, screens = _screen(sums, frame, batch, starts, params, threads)
+            suspects, screens = _screen(con, frame, batch, starts, params, threads)
             spared = stands(suspects, frame, starts, screens, params)
             suspects[list(spared)] = False
             standing.update({frame.keys[s]: days for s, days in spared.items()})
@@ -187,7 +178,7 @@ def _detect(
             chosen.append(batch.take(pa.array(np.flatnonzero(suspects), pa.int64())))
             todo += walk_all(np.flatnonzero(suspects), frame, starts, screens, params)
         # One read of the events for the parts of every series analysed, whatever its batch.
-        rows, kept = _finish(con, sums, pa.concat_tables(chosen) if chosen else keys, todo, params, stored)
+        rows, kept = _finish(con, pa.concat_tables(chosen) if chosen else keys, todo, params, stored)
         settled = sum(t.total.settled is not None for t in todo)
         done.update(
             series=series, exact=len(todo), settled=settled, standing=len(standing), causes_kept=kept,
@@ -232,7 +223,7 @@ def _minus(day: dt.date, delta: dt.timedelta) -> dt.date:
 
 
 def _screen(
-    sums: PartSums,
+    con: duckdb.DuckDBPyConnection,
     frame: Frame,
     keys: pa.Table,
     starts: Starts,
@@ -252,7 +243,7 @@ def _screen(
     shifted = np.asarray(totals.any(axis=1))
     calm = calm_days(expected, frame.totals, starts.regime, shifted, params.window, starts.begin)
     calm[np.arange(frame.totals.shape[1])[None, :] < starts.begin[:, None]] = False
-    load_parts(sums, frame, keys, np.asarray(calm.any(axis=1)))
+    load_parts(con, frame, keys, np.asarray(calm.any(axis=1)))
     mix = mix_screen(frame, calm, params, starts.begin, threads)
     whole = ~np.isnan(mix).all(axis=1)
     # A series that may have a mix shift is walked from its resume day (walks.py): its days from
@@ -268,7 +259,6 @@ def _screen(
 
 def _finish(
     con: duckdb.DuckDBPyConnection,
-    sums: PartSums,
     keys: pa.Table,
     todo: list[Todo],
     params: Params,
@@ -284,7 +274,7 @@ def _finish(
         for t in todo
     ]
     needed = [parts_days(t.total, params, t.mix_days, k) for t, k in zip(todo, known, strict=True)]
-    parts = exact_parts(con, keys, needed, sums)
+    parts = exact_parts(con, keys, needed)
     rows = []
     for t, k in zip(todo, known, strict=True):
         t.series.parts = parts[t.key]

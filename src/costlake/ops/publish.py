@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from costlake.alerts.events import Operations
 from costlake.alerts.send import SendReport, send_alerts
 from costlake.anomalies.job import AnomalyReport, update_anomalies
-from costlake.anomalies.part_sums import SumsAhead
 from costlake.errors import first_line
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.run import STEPS as PIPELINE_STEPS
@@ -76,19 +75,9 @@ def _publish_and_detect(
 ) -> PublishReport:
     started = time.monotonic()
     say = step or (lambda _: None)
-    detect = wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages)
-    ahead = SumsAhead(wh)  # detection's part sums of the new event files, while the run commits on
     with wh.writer("run"):
-        try:
-            run = run_pipeline(
-                wh, say, backfill=backfill, stages=stages, committed=ahead.committed if detect else None
-            )
-        except BaseException:
-            ahead.join(stop=True)
-            raise
-        ahead.join()
-        report = PublishReport(**vars(run))
-        if detect:
+        report = PublishReport(**vars(run_pipeline(wh, say, backfill=backfill, stages=stages)))
+        if wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages):
             say(STEPS[-1])
             report.anomalies = update_anomalies(wh, force=False)
     report.seconds = time.monotonic() - started

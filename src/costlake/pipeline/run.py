@@ -48,9 +48,6 @@ from costlake.tables import (
 )
 
 Step = Callable[[str], None]
-# Told of each stage table's files once they are committed: (the table, the paths they were staged
-# at; a local warehouse's files stay there, a remote one's were uploaded from there).
-Committed = Callable[[TableDef, list[str]], None]
 STEPS = (
     "planning",
     "rebuilding stages 1-3",
@@ -102,15 +99,12 @@ def run_pipeline(
     *,
     backfill: tuple[dt.date, dt.date] | None = None,
     stages: Collection[str] | None = None,
-    committed: Committed | None = None,
 ) -> RunReport:
     """Publish everything not yet published (and the `backfill` window, if given).
 
     `stages` limits the commits to some stage tables (the original system's one-job-per-stage flow):
     the next job catches up on what this one committed, and readers see the new days once the job
-    that commits stage 3 has written the run manifest. `committed` is told of each stage table's
-    files once they are committed (ops/publish.py starts on the event files' part sums then, while
-    the run commits its other tables)."""
+    that commits stage 3 has written the run manifest."""
     started = time.monotonic()
     say: Step = step or (lambda _: None)
     wh.ensure_tables()
@@ -127,7 +121,7 @@ def run_pipeline(
                 done |= {"days": len(plan.days), "batches": len(plan.new_batches)}
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
-                _publish(wh, engine, plan, report, now, say, stages, committed)
+                _publish(wh, engine, plan, report, now, say, stages)
         report.seconds = time.monotonic() - started
         return report
 
@@ -140,7 +134,6 @@ def _publish(
     now: dt.datetime,
     say: Step,
     stages: Collection[str] | None,
-    committed: Committed | None = None,
 ) -> None:
     say(STEPS[1])
     staging = {tdef.name: wh.new_data_dir(tdef, f"run_id={report.run_id}") for tdef, _ in STAGES}
@@ -166,8 +159,6 @@ def _publish(
             )
             done |= {"days": len(result.committed), "held_back": len(result.held_back), "rows": result.rows}
         report.tables.append(result)
-        if committed is not None and result.snapshot_id is not None:
-            committed(tdef, [f for d in result.committed for f in rebuilt.files[tdef.name].get(d, [])])
     if stages is not None and DAILY_ACCOUNT.name not in stages:
         return  # the job that publishes stage 3 finishes the run
     say(STEPS[3])
