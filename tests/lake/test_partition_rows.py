@@ -19,13 +19,13 @@ from costlake.tables import COST_ANOMALIES
 
 
 def data_files_on_disk(wh: Warehouse) -> list[Path]:
-    return sorted((Path(wh.staging_root(COST_ANOMALIES))).rglob("*.parquet"))
+    return sorted(wh.staging_root(COST_ANOMALIES).rglob("*.parquet"))
 
 
 def test_rows_replace_exactly_the_days_given(tmp_path: Path) -> None:
     wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
     replace_and_check(wh)
-    folders = list(Path(wh.staging_root(COST_ANOMALIES)).glob("rows=*"))
+    folders = list(wh.staging_root(COST_ANOMALIES).glob("rows=*"))
     assert len(folders) == 2 and all(any(f.iterdir()) for f in folders)  # none for the emptying one
     # A day's rows keep their order in its file.
     day2 = [f for f in wh.data_files(COST_ANOMALIES) if f.endswith(f"usage_date={DAY2}.parquet")]
