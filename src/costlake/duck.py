@@ -113,6 +113,15 @@ def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return table
 
 
+def arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, rows: int = 1 << 20) -> pa.RecordBatchReader:
+    """The result of a query as a stream of Arrow batches of about `rows` rows, for results too large
+    to hold at once (DuckDB 2 renamed the relation's `fetch_arrow_reader` to `to_arrow_reader`)."""
+    relation = con.sql(sql)
+    method = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+    reader: pa.RecordBatchReader = method(rows)
+    return reader
+
+
 def run_on_arrow(sql: str, **tables: pa.Table) -> pa.Table:
     """Run `sql` over in-memory Arrow tables named by the keywords: a stage as a pure function."""
     con = duckdb.connect()
