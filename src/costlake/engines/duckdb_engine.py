@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from costlake.duck import connect, sql_string, table_scan, to_arrow
+from costlake.duck import PARQUET_FORMAT, connect, sql_string, table_scan, to_arrow
 from costlake.engines.base import Engine, register_engine
 from costlake.engines.dialect import DUCKDB
 from costlake.settings import Settings
@@ -62,7 +62,7 @@ class DuckDBEngine(Engine):
     def write_partitions(self, sql: str, out_dir: Path, partition_by: str) -> list[str]:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.con.execute(
-            f"COPY ({sql}) TO {sql_string(str(out_dir))} (FORMAT parquet, COMPRESSION zstd, "
+            f"COPY ({sql}) TO {sql_string(str(out_dir))} ({PARQUET_FORMAT}, "
             f"PARTITION_BY ({partition_by}), WRITE_PARTITION_COLUMNS true, OVERWRITE_OR_IGNORE true)"
         )
         return sorted(str(p) for p in out_dir.rglob("*.parquet"))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.duck import connect, sql_string, table_scan
+from costlake.duck import PARQUET_FORMAT, connect, sql_string, table_scan
 from costlake.errors import InputError
 from costlake.files import file_sha256
 from costlake.lake.batches import Batch, register
@@ -256,7 +256,7 @@ def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path) -> str:
     # A fresh name per attempt: a repeated ingestion never overwrites a file an old snapshot references.
     target = out_dir / f"part-{uuid.uuid4().hex}.parquet"
     con.execute(
-        f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+        f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} ({PARQUET_FORMAT})"
     )
     return str(target)
 
