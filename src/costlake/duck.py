@@ -15,7 +15,6 @@ import pyarrow as pa
 
 from costlake.settings import Settings
 
-
 # How the lake's Parquet files are written by DuckDB. zstd's level 1 made the 10M lake's stage 1 files
 # as small as the default level 3 did (251 MB against 250 MB) and wrote them 10% faster.
 PARQUET_FORMAT = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"

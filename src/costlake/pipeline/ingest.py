@@ -255,9 +255,7 @@ def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path) -> str:
     """One Parquet file of the table; the ingest connection keeps file order, so rows stay in it."""
     # A fresh name per attempt: a repeated ingestion never overwrites a file an old snapshot references.
     target = out_dir / f"part-{uuid.uuid4().hex}.parquet"
-    con.execute(
-        f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} ({PARQUET_FORMAT})"
-    )
+    con.execute(f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} ({PARQUET_FORMAT})")
     return str(target)
 
 
