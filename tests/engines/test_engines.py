@@ -167,6 +167,7 @@ def accounted(compute: Engine) -> list[str]:
         "s2", "accounts", "invoiced", lag_hours=24, run_id="r", published_at=dt.datetime(2025, 1, 9)
     )
     compute.materialize("s3", sql)
+    compute.materialize("raw_days", gate.RAW_DAYS_SQL)
     found = compute.fetch(gate.gate_sql(currency="USD", negative_total="warning", dialect=compute.dialect))
     return [r["detail"] for r in found.to_pylist() if r["check_name"] == "events_accounted"]
 
@@ -190,6 +191,7 @@ def test_a_day_whose_events_win_but_whose_stage_1_partition_is_empty_is_held_bac
         "raw_ids", pa.table({"usage_date": [DAY1, DAY2, DAY2], "event_id": ["e1", "e2", "e2"]})
     )
     accounted(compute)  # stages 2 and 3 from s1
+    compute.materialize("raw_days", gate.RAW_DAYS_SQL)
     found = compute.fetch(gate.gate_sql(currency="USD", negative_total="warning", dialect=compute.dialect))
     assert [tuple(r.values()) for r in found.to_pylist()] == [
         (DAY2, "not_empty", "error", "2 winning event(s) but the stage 1 partition is empty")
@@ -363,6 +365,7 @@ def test_gate_findings_are_the_same_text_in_the_same_order(compute):
     compute.register_arrow("raw_ids", pa.table({"usage_date": [DAY2], "event_id": ["lost"]}))
     won = s1.filter(pa.compute.equal(s1["event_id"], "e1"))
     compute.register_arrow("winners", won.append_column("op", pa.nulls(won.num_rows, pa.string())))
+    compute.materialize("raw_days", gate.RAW_DAYS_SQL)
     found = compute.fetch(gate.gate_sql(currency="USD", negative_total="warning", dialect=compute.dialect))
     assert [tuple(r.values()) for r in found.to_pylist()] == [
         (DAY1, "negative_daily_total", "warning", "A1 -3.000000000000"),

@@ -7,6 +7,9 @@ The same checks run on demand over the published tables (`costlake validate`).
 Inputs:
 - `s1`, `s2`, `s3`: the stage outputs for the days being checked;
 - `raw_ids`: (usage_date, event_id) of every raw row dated on those days (a pair may repeat);
+- `raw_days`: the days of `raw_ids`, once each (`RAW_DAYS_SQL`, made into a table by the caller: with
+  its true size known, DuckDB's joins with it build on its 90 rows of a 90-day load rather than on
+  the 10M winners, which took 1.8 s of the gate's 3.9 s at 10M events);
 - `winners`: (event_id, usage_date, op) of the winning version of each of those events, whatever its
   day (`op` 'delete': a tombstone).
 """
@@ -20,6 +23,7 @@ from typing import Literal
 from costlake.engines.dialect import DUCKDB, Dialect
 
 Severity = Literal["error", "warning"]
+RAW_DAYS_SQL = "SELECT DISTINCT usage_date FROM raw_ids"
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def _accounted() -> str:
            || CAST(s.held AS STRING) || ' in stage 1'
     FROM (
         SELECT usage_date, count(*) AS won FROM winners
-        WHERE COALESCE(op, 'upsert') <> 'delete' AND usage_date IN (SELECT DISTINCT usage_date FROM raw_ids)
+        WHERE COALESCE(op, 'upsert') <> 'delete' AND usage_date IN (SELECT usage_date FROM raw_days)
         GROUP BY usage_date
     ) AS w
     JOIN (  -- the days of stage 1 (an empty one is `not_empty`'s), each with its per-event rows
@@ -103,7 +107,7 @@ def _accounted() -> str:
     SELECT w.usage_date, 'not_empty', 'error',
            CAST(count(*) AS STRING) || ' winning event(s) but the stage 1 partition is empty'
     FROM winners AS w  -- DISTINCT: Spark would otherwise build its (null-aware) anti join on every row
-    WHERE w.usage_date IN (SELECT DISTINCT usage_date FROM raw_ids)
+    WHERE w.usage_date IN (SELECT usage_date FROM raw_days)
       AND w.usage_date NOT IN (SELECT DISTINCT usage_date FROM s1)
     GROUP BY w.usage_date"""
 

@@ -84,6 +84,7 @@ def rebuild(
         for spent in SPENT.get(name, ()):
             engine.release(spent)
         progress.advance()
+    engine.materialize("raw_days", gate.RAW_DAYS_SQL)
     found = engine.fetch(
         gate.gate_sql(
             currency=settings.currency, negative_total=settings.negative_daily_total, dialect=engine.dialect

@@ -59,6 +59,7 @@ def validate(
             .column("n")[0]
             .as_py()
         )
+        engine.materialize("raw_days", gate.RAW_DAYS_SQL)
         found = engine.fetch(
             gate.gate_sql(
                 currency=wh.settings.currency,
