@@ -51,10 +51,12 @@ def columns(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
     return [(f.name, pa.string() if f.type == pa.large_string() else f.type) for f in schema]
 
 
-def stage1(compute: Engine, table: pa.Table, days: list[dt.date]) -> pa.Table:
+def stage1(compute: Engine, table: pa.Table, days: list[dt.date], every_day: bool | None = None) -> pa.Table:
     compute.register_arrow("raw", table)
     compute.register_arrow("days", pa.table({"usage_date": pa.array(days, pa.date32())}))
-    for name, sql in stage1_normalize.steps("raw", "days"):  # as the rebuild does
+    if every_day is None:  # as the rebuild does
+        every_day = not compute.fetch(stage1_normalize.outside_days_sql("raw", "days")).num_rows
+    for name, sql in stage1_normalize.steps("raw", "days", every_day=every_day):
         if name in DEFINED:
             compute.define(name, sql)
         else:
@@ -71,6 +73,31 @@ def test_a_defined_relation_has_the_rows_a_materialised_one_would(compute):
     compute.materialize("held", "SELECT * FROM s1")
     assert compute.fetch("SELECT * FROM held ORDER BY event_id").equals(defined)
     assert compute.fetch("SELECT sum(billed_cost) AS total FROM s1").column("total").to_pylist() == [D(3)]
+
+
+def test_ranking_every_event_when_the_days_hold_every_raw_row_gives_the_same_stage_1(compute):
+    """`every_day`: when the rebuilt days hold the day of every raw row (a full load), every event is
+    ranked without the events of those days being listed first; stage 1 is the same either way, and
+    a row on another day, or with no day, makes the rebuild list them."""
+    later = dt.datetime(2025, 1, 4)
+    rows = raw(
+        {"event_id": "e1", "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(1)},
+        {"event_id": "e1", "account_id": "A1", "service_name": "S3", "usage_date": DAY2, "billed_cost": D(5)}
+        | {"ingestion_ts": later, "batch_seq": 2, "source_row": 1},  # e1 corrected and moved to DAY2
+        {"event_id": "e2", "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(2)}
+        | {"source_row": 2},
+    )
+    listed = stage1(compute, rows, [DAY1, DAY2], every_day=False)
+    assert not compute.fetch(stage1_normalize.outside_days_sql("raw", "days")).num_rows
+    assert stage1(compute, rows, [DAY1, DAY2]).equals(listed)
+    assert [(r["event_id"], r["usage_date"], r["billed_cost"]) for r in listed.to_pylist()] == [
+        ("e1", DAY2, D(5)), ("e2", DAY1, D(2))
+    ]  # fmt: skip
+    stage1(compute, rows, [DAY2])
+    assert compute.fetch(stage1_normalize.outside_days_sql("raw", "days")).num_rows == 1
+    undated = raw({"event_id": "e3", "account_id": "A1", "service_name": "S3", "usage_date": None})
+    stage1(compute, undated, [DAY1, DAY2])
+    assert compute.fetch(stage1_normalize.outside_days_sql("raw", "days")).num_rows == 1
 
 
 def test_duckdb_writes_a_partition_out_as_its_rows_come_not_all_at_the_end(tmp_path):

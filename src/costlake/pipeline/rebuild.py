@@ -71,18 +71,22 @@ def rebuild(
     raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
     engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
     engine.register_arrow("days", pa.table({"usage_date": pa.array(sorted(days), pa.date32())}))
+    every_day = not engine.fetch(stage1_normalize.outside_days_sql("raw_asof", "days")).num_rows
     steps = _stage_steps(
-        run_id, published_at, settings.completeness_lag_hours if lag_hours is None else lag_hours
+        run_id, published_at, settings.completeness_lag_hours if lag_hours is None else lag_hours, every_day
     )
     progress = current()  # a step per table built, the gate, and a step per stage's files
     progress.start(f"rebuilding {len(days):,} day(s)", total=len(steps) + 1 + len(STAGES), unit="steps")
+    made: set[str] = set()
     for name, sql in steps:
         if name in DEFINED:
             engine.define(name, sql)
         else:
             engine.materialize(name, sql)
         for spent in SPENT.get(name, ()):
-            engine.release(spent)
+            if spent in made:
+                engine.release(spent)
+        made.add(name)
         progress.advance()
     engine.materialize("raw_days", gate.RAW_DAYS_SQL)
     found = engine.fetch(
@@ -120,14 +124,17 @@ DEFINED = frozenset({"raw_ids", "winners", "s1"})
 SPENT: dict[str, tuple[str, ...]] = {"ranked": ("day_events",)}
 
 
-def _stage_steps(run_id: str, published_at: dt.datetime, lag: int) -> tuple[tuple[str, str], ...]:
+def _stage_steps(
+    run_id: str, published_at: dt.datetime, lag: int, every_day: bool
+) -> tuple[tuple[str, str], ...]:
     """(name, SQL) of each relation the rebuild makes, in order: stages 1-3 from `raw_asof`; those in
-    `DEFINED` are views, the others materialised."""
+    `DEFINED` are views, the others materialised. `every_day`: the rebuilt days hold every raw day
+    (`stage1_normalize.outside_days_sql` over `raw_asof`: no row of an older reading either)."""
     # Only the latest reading of each delivery counts (a re-read replaces the earlier reading).
     raw = stage1_normalize.counted_sql("raw_asof", "readings")
     return (
         ("readings", stage1_normalize.readings_sql("raw_asof")),
-        *stage1_normalize.steps(raw, "days"),
+        *stage1_normalize.steps(raw, "days", every_day=every_day),
         ("s2", stage2_account_service_day.account_service_day_sql("s1")),
         ("account_ingestion", stage3_account_day.account_ingestion_sql(raw)),
         ("invoiced", stage3_account_day.invoiced_sql("s1")),

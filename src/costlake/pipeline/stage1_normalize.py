@@ -120,17 +120,29 @@ def event_ids_sql(ranked: str, days: str) -> str:
     return f"SELECT usage_date, event_id FROM {ranked} WHERE usage_date IN (SELECT usage_date FROM {days})"
 
 
-def ranked_sql(raw: str, events: str) -> str:
-    """Every raw row of the events in `events`, whatever its day, ranked within its event by the
-    total order (`outranked`: all but the winner), with only what tells winners and losers apart:
-    the event, the row's day, its `op` and its place in raw (`batch_seq`, `source_row`: the raw
-    table's grain). Ranking these few columns instead of whole rows is most of what a full rebuild
-    at 10M events saves (docs/performance.md)."""
+def ranked_sql(raw: str, events: str | None) -> str:
+    """Every raw row of the events in `events` (None: of every event), whatever its day, ranked
+    within its event by the total order (`outranked`: all but the winner), with only what tells
+    winners and losers apart: the event, the row's day, its `op` and its place in raw (`batch_seq`,
+    `source_row`: the raw table's grain). Ranking these few columns instead of whole rows is most of
+    what a full rebuild at 10M events saves (docs/performance.md)."""
+    wanted = "" if events is None else f" AND event_id IN (SELECT event_id FROM {events})"
     return f"""
     SELECT event_id, usage_date, op, batch_seq, source_row,
            row_number() OVER (PARTITION BY event_id ORDER BY {ORDER}) > 1 AS outranked
     FROM ({canonical_sql(raw)}) AS events
-    WHERE billing_period_start IS NULL AND event_id IN (SELECT event_id FROM {events})"""
+    WHERE billing_period_start IS NULL{wanted}"""
+
+
+def outside_days_sql(raw: str, days: str) -> str:
+    """One row if some per-event raw row of `raw` is dated outside `days` (or not dated), none if
+    `days` holds the day of every one: then every event has a row on those days, and `steps` ranks
+    them all without first listing them (`every_day`)."""
+    return f"""
+    SELECT 1 AS outside FROM {raw}
+    WHERE billing_period_start IS NULL
+      AND (usage_date IS NULL OR usage_date NOT IN (SELECT usage_date FROM {days}))
+    LIMIT 1"""
 
 
 def winners_sql(ranked: str) -> str:
@@ -204,13 +216,17 @@ def on_days_sql(latest: str, days: str, period_rows: str | None = None) -> str:
     )
 
 
-def steps(raw: str, days: str) -> tuple[tuple[str, str], ...]:
+def steps(raw: str, days: str, *, every_day: bool = False) -> tuple[tuple[str, str], ...]:
     """(name, SQL) of each relation stage 1 of `days` is made of, in order, from the counted raw rows
     `raw` (`counted_sql`); the last, `s1`, is the stage's content. `winners` is what the gate checks
-    every raw event of those days against (pipeline/gate.py)."""
+    every raw event of those days against (pipeline/gate.py). `every_day`: `days` holds the day of
+    every per-event raw row (`outside_days_sql` finds none), so every event is ranked, and the list
+    of the events of those days is not made (at a 10M-event full load, a DISTINCT of 10M ids and a
+    semi-join with them)."""
+    listed = () if every_day else (("day_events", day_events_sql(raw, days)),)
     return (
-        ("day_events", day_events_sql(raw, days)),
-        ("ranked", ranked_sql(raw, "day_events")),
+        *listed,
+        ("ranked", ranked_sql(raw, None if every_day else "day_events")),
         ("raw_ids", event_ids_sql("ranked", days)),
         ("winners", winners_sql("ranked")),
         ("latest", latest_sql(raw, days, "ranked")),
