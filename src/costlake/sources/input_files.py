@@ -63,8 +63,9 @@ class InputFile:
         return "CSV" if self.compression == "none" else f"{self.compression} CSV"
 
     def text_sql(self, con: duckdb.DuckDBPyConnection, width: int) -> str:
-        """A query of `source_row` and c0 … c<width-1>, every field as VARCHAR in file order. CSV
-        fields are text as delivered; Parquet values become text as the module docstring says."""
+        """A query of c0 … c<width-1>, every field as VARCHAR in file order (CSV fields are text as
+        delivered; Parquet values become text as the module docstring says), and for Parquet
+        `source_row` too: a CSV's rows are numbered as they are stored (sql_text.load_text)."""
         if self.parquet:
             fields = ", ".join(
                 f"{_as_text(_identifier(name), kind)} AS c{i}"
@@ -73,7 +74,7 @@ class InputFile:
             return f"""SELECT file_row_number + 1 AS source_row, {fields}
                 FROM read_parquet({sql_string(str(self.path))}, file_row_number = true)"""
         declared = ", ".join(f"{sql_string(f'c{i}')}: 'VARCHAR'" for i in range(width))
-        return f"""SELECT row_number() OVER () AS source_row, *
+        return f"""SELECT *
             FROM read_csv({sql_string(str(self.path))}, compression = {sql_string(self.compression)},
                           header = true, auto_detect = false, columns = {{{declared}}}, delim = ',',
                           quote = '"', escape = '"', strict_mode = true)"""

@@ -1,0 +1,38 @@
+"""`load_text` numbers a CSV's rows by their place in the file. The rows are stored in file order and
+each row's place is its rowid; a file large enough for DuckDB to read in parallel pieces must keep
+its numbering, and a connection that does not keep insertion order numbers rows in the query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from costlake.duck import connect
+from costlake.settings import Settings
+from costlake.sources.sql_text import load_text
+
+ROWS = 700_000  # about 45 MB: read by DuckDB in several pieces on two threads
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("csv") / "big.csv"
+    with path.open("w") as out:
+        out.write("event_id,account_id,service_name,region,pricing_model,usage_date,cost_usd,ingestion_ts\n")
+        for i in range(1, ROWS + 1):
+            day = f"2024-01-0{1 + i % 9}"
+            out.write(f"e{i},{100000 + i % 977},svc-{i % 31},eu-west-{i % 3},on_demand,{day},{i}.5,\n")
+    return path
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_each_row_is_numbered_by_its_place_in_the_file(big_csv: Path, tmp_path: Path, ordered: bool) -> None:
+    con = connect(Settings(warehouse=str(tmp_path / "wh"), duckdb_threads=2), tmp_path, ordered=ordered)
+    header = big_csv.open().readline().strip().split(",")
+    load_text(con, big_csv, header)
+    wrong, count, last = con.execute(
+        "SELECT count(*) FILTER (WHERE event_id <> 'e' || source_row), count(*), max(source_row) "
+        "FROM text_rows"
+    ).fetchall()[0]
+    assert (wrong, count, last) == (0, ROWS, ROWS)
