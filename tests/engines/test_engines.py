@@ -77,8 +77,10 @@ def test_a_defined_relation_has_the_rows_a_materialised_one_would(compute):
 
 def test_ranking_every_event_when_the_days_hold_every_raw_row_gives_the_same_stage_1(compute):
     """`every_day`: when the rebuilt days hold the day of every raw row (a full load), every event is
-    ranked without the events of those days being listed first; stage 1 is the same either way, and
-    a row on another day, or with no day, makes the rebuild list them."""
+    ranked without the events of those days being listed first; stage 1, the winners and the raw ids
+    the gate reads are the same either way (with a period row, and a row with no event id, which only
+    raw damaged outside costlake holds), and a row on another day, or with no day, makes the rebuild
+    list them."""
     later = dt.datetime(2025, 1, 4)
     rows = raw(
         {"event_id": "e1", "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(1)},
@@ -86,13 +88,31 @@ def test_ranking_every_event_when_the_days_hold_every_raw_row_gives_the_same_sta
         | {"ingestion_ts": later, "batch_seq": 2, "source_row": 1},  # e1 corrected and moved to DAY2
         {"event_id": "e2", "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(2)}
         | {"source_row": 2},
+        {"event_id": "p1", "account_id": "A1", "service_name": "EC2", "usage_date": DAY2, "billed_cost": D(7)}
+        | {
+            "source_format": "focus",
+            "billing_account_id": "BA1",
+            "billing_period_start": DAY1,
+            "source_row": 3,
+        },
+        {"event_id": None, "account_id": "A1", "service_name": "S3", "usage_date": DAY1, "billed_cost": D(9)}
+        | {"source_row": 4},
     )
-    listed = stage1(compute, rows, [DAY1, DAY2], every_day=False)
+
+    def made(every_day: bool) -> list[list[dict[str, object]]]:
+        s1 = stage1(compute, rows, [DAY1, DAY2], every_day=every_day)
+        winners = compute.fetch("SELECT event_id, usage_date, op FROM winners ORDER BY event_id")
+        ids = compute.fetch("SELECT usage_date, event_id FROM raw_ids ORDER BY usage_date, event_id")
+        return [t.to_pylist() for t in (s1, winners, ids)]
+
+    listed = made(False)
     assert not compute.fetch(stage1_normalize.outside_days_sql("raw", "days")).num_rows
-    assert stage1(compute, rows, [DAY1, DAY2]).equals(listed)
-    assert [(r["event_id"], r["usage_date"], r["billed_cost"]) for r in listed.to_pylist()] == [
+    assert made(True) == listed
+    events = [r for r in listed[0] if str(r["event_id"]).startswith("e")]
+    assert [(r["event_id"], r["usage_date"], r["billed_cost"]) for r in events] == [
         ("e1", DAY2, D(5)), ("e2", DAY1, D(2))
     ]  # fmt: skip
+    assert [r["event_id"] for r in listed[1]] == ["e1", "e2"]
     stage1(compute, rows, [DAY2])
     assert compute.fetch(stage1_normalize.outside_days_sql("raw", "days")).num_rows == 1
     undated = raw({"event_id": "e3", "account_id": "A1", "service_name": "S3", "usage_date": None})

@@ -147,3 +147,15 @@ def test_file_order_changes_nothing_and_content_changes_the_day_it_touches(
 
 def test_no_files_no_fingerprints() -> None:
     assert fingerprint_files(NORMALIZED, []) == {}
+
+
+def test_rows_without_a_day_have_a_fingerprint_of_their_own(files: list[str], tmp_path: Path) -> None:
+    """Not a day the stages publish (the gate holds back a row without one), but hashed as before."""
+    rows = pq.read_table(files[0]).to_pylist()[:5]
+    undated = write(
+        tmp_path / "undated.parquet", [r | {"usage_date": None} for r in rows], NORMALIZED.arrow_schema()
+    )
+    got = fingerprint_files(NORMALIZED, [undated, files[0]])
+    want = reference(NORMALIZED, [undated, files[0]])
+    assert {d: (f.row_count, f.content_hash, f.batch_ids) for d, f in got.items()} == want
+    assert got[None].row_count == 5  # type: ignore[index]

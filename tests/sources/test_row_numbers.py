@@ -1,6 +1,7 @@
 """`load_text` numbers a CSV's rows by their place in the file. The rows are stored in file order and
-each row's place is its rowid; a file large enough for DuckDB to read in parallel pieces must keep
-its numbering, and a connection that does not keep insertion order numbers rows in the query."""
+each row's place is its rowid: a file large enough for DuckDB to read in parallel pieces keeps its
+numbering, a column of the file named `rowid` does not hide it, and a connection that does not keep
+insertion order is refused."""
 
 from __future__ import annotations
 
@@ -26,9 +27,8 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("ordered", [True, False])
-def test_each_row_is_numbered_by_its_place_in_the_file(big_csv: Path, tmp_path: Path, ordered: bool) -> None:
-    con = connect(Settings(warehouse=str(tmp_path / "wh"), duckdb_threads=2), tmp_path, ordered=ordered)
+def test_each_row_is_numbered_by_its_place_in_the_file(big_csv: Path, tmp_path: Path) -> None:
+    con = connect(Settings(warehouse=str(tmp_path / "wh"), duckdb_threads=2), tmp_path, ordered=True)
     header = big_csv.open().readline().strip().split(",")
     load_text(con, big_csv, header)
     wrong, count, last = con.execute(
@@ -36,3 +36,19 @@ def test_each_row_is_numbered_by_its_place_in_the_file(big_csv: Path, tmp_path: 
         "FROM text_rows"
     ).fetchall()[0]
     assert (wrong, count, last) == (0, ROWS, ROWS)
+
+
+@pytest.mark.parametrize("name", ["rowid", "RowID"])
+def test_a_column_named_rowid_is_the_files_own(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "rowid.csv"
+    path.write_text(f"event_id,{name},cost_usd\ne1,x,1\ne2,y,2\n")
+    con = connect(Settings(warehouse=str(tmp_path / "wh")), tmp_path, ordered=True)
+    load_text(con, path, ["event_id", name, "cost_usd"])
+    rows = con.execute(f'SELECT source_row, event_id, "{name}" FROM text_rows ORDER BY source_row').fetchall()
+    assert rows == [(1, "e1", "x"), (2, "e2", "y")]
+
+
+def test_a_connection_that_does_not_keep_order_is_refused(big_csv: Path, tmp_path: Path) -> None:
+    con = connect(Settings(warehouse=str(tmp_path / "wh")), tmp_path, ordered=False)
+    with pytest.raises(ValueError, match="keeps insertion order"):
+        load_text(con, big_csv, ["event_id"])

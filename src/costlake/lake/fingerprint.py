@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from costlake.duck import arrow_batches, table_scan
 from costlake.tables import TableDef
@@ -100,7 +101,7 @@ def fingerprint_files(tdef: TableDef, files: Sequence[str]) -> dict[dt.date, Par
     return {d: PartitionFingerprint(d, int(n), hashes[d], str(b or "")) for d, n, b in days}
 
 
-def _content_hashes(con: duckdb.DuckDBPyConnection, sql: str) -> dict[dt.date, str]:
+def _content_hashes(con: duckdb.DuckDBPyConnection, sql: str) -> dict[dt.date | None, str]:
     """The MD5 of each day's row hashes joined in order, from `sql`'s (usage_date, row_hash) rows
     sorted by both: each batch's runs of one day are fed to that day's MD5 straight from the Arrow
     string buffer, which holds a run's hashes back to back."""
@@ -108,7 +109,7 @@ def _content_hashes(con: duckdb.DuckDBPyConnection, sql: str) -> dict[dt.date, s
     for batch in arrow_batches(con, sql, BATCH_ROWS):
         if not batch.num_rows:
             continue
-        days = batch.column(0).cast(pa.int32()).to_numpy(zero_copy_only=False)
+        days = pc.fill_null(batch.column(0).cast(pa.int32()), _NO_DAY).to_numpy(zero_copy_only=False)
         row_hashes = batch.column(1)
         if row_hashes.type != pa.large_string():
             row_hashes = row_hashes.cast(pa.large_string())
@@ -120,8 +121,12 @@ def _content_hashes(con: duckdb.DuckDBPyConnection, sql: str) -> dict[dt.date, s
             if day not in hashers:
                 hashers[day] = hashlib.md5()  # noqa: S324 - a content hash, not a security one
             hashers[day].update(text[offsets[start] : offsets[stop]])
-    return {_EPOCH + dt.timedelta(days=day): h.hexdigest() for day, h in hashers.items()}
+    return {
+        None if day == _NO_DAY else _EPOCH + dt.timedelta(days=day): h.hexdigest()
+        for day, h in hashers.items()
+    }
 
 
 _EPOCH = dt.date(1970, 1, 1)
+_NO_DAY = -(2**31)  # a row without a usage_date (the former query gave its rows a day of None too)
 EMPTY_HASH = "d41d8cd98f00b204e9800998ecf8427e"  # md5 of no rows

@@ -126,7 +126,10 @@ def ranked_sql(raw: str, events: str | None) -> str:
     winners and losers apart: the event, the row's day, its `op` and its place in raw (`batch_seq`,
     `source_row`: the raw table's grain). Ranking these few columns instead of whole rows is most of
     what a full rebuild at 10M events saves (docs/performance.md)."""
-    wanted = "" if events is None else f" AND event_id IN (SELECT event_id FROM {events})"
+    # Every event with an id: the list of events (a DISTINCT of ids) never let a NULL one through either.
+    wanted = (
+        " AND event_id IS NOT NULL" if events is None else f" AND event_id IN (SELECT event_id FROM {events})"
+    )
     return f"""
     SELECT event_id, usage_date, op, batch_seq, source_row,
            row_number() OVER (PARTITION BY event_id ORDER BY {ORDER}) > 1 AS outranked

@@ -147,31 +147,28 @@ def load_text(
                 f"{path}: a column is named {ROW_COLUMN}, which costlake keeps for each row's place in the "
                 "file; rename or remove it"
             )
+        columns = list(range(len(header)))
         kept = ", ".join(f"c{i} AS {sql_ident(name)}" for i, name in enumerate(header))
     else:
-        kept = ", ".join(f"c{i}" for i in sorted(set(positions)))
+        columns = sorted(set(positions))
+        kept = ", ".join(f"c{i}" for i in columns)
+    if con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] is not True:
+        raise ValueError(
+            "load_text needs a connection that keeps insertion order (duck.connect(ordered=True))"
+        )
     source = input_files.readable(path)
     install_macros(con)  # Parquet floats become text through plain_number
+    # The fields are stored in file order under their positional names (c<i>: a column of the file named
+    # `rowid` must not hide DuckDB's), and a CSV row's place in the file is its rowid. Numbering rows in
+    # the query (row_number() OVER ()) read the file on one thread: 6.2 s against 3.1 s for 10M rows.
+    stored = ", ".join(["source_row"] * source.parquet + [f"c{i}" for i in columns])
+    number = "source_row" if source.parquet else "rowid + 1 AS source_row"
     fields = source.text_sql(con, len(header))
-    ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-    # A CSV's rows are numbered as they are stored: kept in file order, a row's rowid is its place in
-    # the file. Numbering them in the query (row_number() OVER ()) read the file on one thread: 6.2 s
-    # against 3.1 s for 10M rows. A connection that does not keep order numbers them in the query.
-    by_rowid = not source.parquet and str(ordered).lower() == "true"
-    numbered = (
-        fields
-        if source.parquet or by_rowid
-        else f"SELECT row_number() OVER () AS source_row, * FROM ({fields})"
-    )
     try:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE text_fields AS
-            SELECT {"" if by_rowid else "source_row, "}{kept} FROM ({numbered})"""
-        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE text_fields AS SELECT {stored} FROM ({fields})")
     except duckdb.Error as exc:
         raise InputError(f"{path}: malformed {source.label}: {_read_error(exc)}") from None
-    number = "rowid + 1 AS source_row, " if by_rowid else ""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW text_rows AS SELECT {number}* FROM text_fields")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW text_rows AS SELECT {number}, {kept} FROM text_fields")
 
 
 # What DuckDB's CSV reader says went wrong, after the line number and the (possibly huge) original line.
