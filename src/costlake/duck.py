@@ -7,6 +7,8 @@ and fingerprints use them without depending on any engine.
 from __future__ import annotations
 
 import functools
+import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,18 +92,24 @@ def _types(schema: pa.Schema) -> tuple[str, ...]:
 def connect(
     settings: Settings, temp_dir: Path | None = None, *, ordered: bool = False
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection configured from settings.
+    """A DuckDB connection configured from settings (threads, memory limit: DuckDB's own default, 80%
+    of the machine's memory, unless `duckdb_memory_limit` says otherwise).
 
-    `ordered` keeps insertion order (needed where row numbers come from file order); the pipeline
-    turns it off because it never relies on order and is faster without it.
+    Work larger than the limit spills to `temp_dir`; by default to a folder of its own in the system's
+    temp folder, which DuckDB makes on the first spill and removes when the connection closes (its
+    default, `.tmp` in the working directory, would write into the user's folder). `ordered` keeps
+    insertion order (needed where row numbers come from file order); the pipeline turns it off
+    because it never relies on order and is faster without it.
     """
-    config: dict[str, str | bool | int | float | list[str]] = {"preserve_insertion_order": ordered}
+    spill = temp_dir or Path(tempfile.gettempdir()) / f"costlake-spill-{uuid.uuid4().hex}"
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "preserve_insertion_order": ordered,
+        "temp_directory": str(spill),
+    }
     if settings.duckdb_threads:
         config["threads"] = settings.duckdb_threads
     if settings.duckdb_memory_limit:
         config["memory_limit"] = settings.duckdb_memory_limit
-    if temp_dir is not None:
-        config["temp_directory"] = str(temp_dir)
     con = duckdb.connect(config=config)
     # Progress is tracked for `costlake.progress.watching` (query_progress) but never drawn: DuckDB's
     # own bar would go to stdout after 2 s, into a CSV being written.

@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     )
     duckdb_memory_limit: str | None = Field(
         None,
-        description="DuckDB memory cap such as `2GB`; larger work spills to the warehouse's temp folder.",
+        description="DuckDB memory cap such as `2GB` (default: DuckDB's own, 80% of the machine's memory); "
+        "larger work spills to a temp folder.",
     )
     spark_master: str = Field(
         "local[*]",

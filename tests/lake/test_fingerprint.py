@@ -18,8 +18,10 @@ import pytest
 from costlake.duck import table_scan
 from costlake.lake import fingerprint
 from costlake.lake.fingerprint import content_columns, fingerprint_files
+from costlake.settings import Settings
 from costlake.tables import DAILY_ACCOUNT, NORMALIZED, TableDef
 
+SETTINGS = Settings(warehouse="unused")  # the DuckDB connection's threads and memory
 DAYS = [dt.date(2024, 2, 10), dt.date(2024, 2, 11), dt.date(2024, 2, 12)]
 
 
@@ -98,7 +100,7 @@ def test_the_streamed_hashes_are_the_ones_the_lakes_hold(
     files: list[str], batch_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fingerprint, "BATCH_ROWS", batch_rows)  # 7: every day's hashes cut into many batches
-    got = fingerprint_files(NORMALIZED, files)
+    got = fingerprint_files(NORMALIZED, files, SETTINGS)
     want = reference(NORMALIZED, files)
     assert sorted(got) == DAYS
     assert {d: (f.row_count, f.content_hash, f.batch_ids) for d, f in got.items()} == want
@@ -121,32 +123,34 @@ def test_a_table_without_batches_and_with_run_columns(tmp_path: Path) -> None:
     one = write(tmp_path / "one.parquet", [row(i, "run-1") for i in range(40)], schema)
     rng.seed(3)
     other = write(tmp_path / "other.parquet", [row(i, "run-2") for i in range(40)], schema)
-    got = fingerprint_files(DAILY_ACCOUNT, [one])
+    got = fingerprint_files(DAILY_ACCOUNT, [one], SETTINGS)
     assert {d: (f.row_count, f.content_hash, f.batch_ids) for d, f in got.items()} == reference(
         DAILY_ACCOUNT, [one]
     )
-    assert fingerprint_files(DAILY_ACCOUNT, [other]) == got  # published again by another run: the same
+    assert (
+        fingerprint_files(DAILY_ACCOUNT, [other], SETTINGS) == got
+    )  # published again by another run: the same
 
 
 def test_file_order_changes_nothing_and_content_changes_the_day_it_touches(
     files: list[str], tmp_path: Path
 ) -> None:
-    before = fingerprint_files(NORMALIZED, files)
-    assert fingerprint_files(NORMALIZED, files[::-1]) == before
+    before = fingerprint_files(NORMALIZED, files, SETTINGS)
+    assert fingerprint_files(NORMALIZED, files[::-1], SETTINGS) == before
     table = pq.read_table(files[0])
     cost = table.column("billed_cost").to_pylist()
     cost[3] += Decimal("0.000000000001")  # one row of the first day, by the smallest amount the lake holds
     column = table.schema.get_field_index("billed_cost")
     table = table.set_column(column, "billed_cost", pa.array(cost, table.schema.field(column).type))
     changed = write(tmp_path / "a2.parquet", table.to_pylist(), table.schema)
-    after = fingerprint_files(NORMALIZED, [changed, *files[1:]])
+    after = fingerprint_files(NORMALIZED, [changed, *files[1:]], SETTINGS)
     assert after[DAYS[0]].content_hash != before[DAYS[0]].content_hash
     assert after[DAYS[0]].row_count == before[DAYS[0]].row_count
     assert {d: after[d] for d in DAYS[1:]} == {d: before[d] for d in DAYS[1:]}
 
 
 def test_no_files_no_fingerprints() -> None:
-    assert fingerprint_files(NORMALIZED, []) == {}
+    assert fingerprint_files(NORMALIZED, [], SETTINGS) == {}
 
 
 def test_rows_without_a_day_have_a_fingerprint_of_their_own(files: list[str], tmp_path: Path) -> None:
@@ -155,7 +159,7 @@ def test_rows_without_a_day_have_a_fingerprint_of_their_own(files: list[str], tm
     undated = write(
         tmp_path / "undated.parquet", [r | {"usage_date": None} for r in rows], NORMALIZED.arrow_schema()
     )
-    got = fingerprint_files(NORMALIZED, [undated, files[0]])
+    got = fingerprint_files(NORMALIZED, [undated, files[0]], SETTINGS)
     want = reference(NORMALIZED, [undated, files[0]])
     assert {d: (f.row_count, f.content_hash, f.batch_ids) for d, f in got.items()} == want
     assert got[None].row_count == 5  # type: ignore[index]

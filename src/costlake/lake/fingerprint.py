@@ -25,7 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from costlake.duck import arrow_batches, table_scan
+from costlake.duck import arrow_batches, connect, table_scan
+from costlake.settings import Settings
 from costlake.tables import TableDef
 
 RUN_COLUMNS = frozenset({"published_at", "run_id"})
@@ -80,15 +81,18 @@ def _text(column: str, kind: pa.DataType) -> str:
     return f"CAST({column} AS VARCHAR)"
 
 
-def fingerprint_files(tdef: TableDef, files: Sequence[str]) -> dict[dt.date, PartitionFingerprint]:
-    """Fingerprints per `usage_date` of the rows in `files` (a partitioned table's data files)."""
+def fingerprint_files(
+    tdef: TableDef, files: Sequence[str], settings: Settings
+) -> dict[dt.date, PartitionFingerprint]:
+    """Fingerprints per `usage_date` of the rows in `files` (a partitioned table's data files), on a
+    DuckDB connection bounded as `settings` say (its sort of every row's hash may spill)."""
     if not files:
         return {}
     scan = table_scan(files, tdef.arrow_schema())
     batches = (
         "string_agg(DISTINCT batch_id, ',' ORDER BY batch_id)" if "batch_id" in tdef.column_names else "''"
     )
-    con = duckdb.connect()
+    con = connect(settings)
     try:
         days = con.execute(
             f"SELECT usage_date, count(*), {batches} FROM ({scan}) GROUP BY usage_date"

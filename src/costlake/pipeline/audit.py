@@ -109,7 +109,7 @@ def _verify_run(wh: Warehouse, manifest: Manifest, rows: list[dict[str, object]]
         for tdef, _ in STAGES:
             snapshot = manifest.snapshots.get(tdef.name)
             files = wh.data_files(tdef, dates=days, snapshot_id=snapshot) if snapshot else []
-            stored[tdef.name] = fingerprint_files(TABLES[tdef.name], files)
+            stored[tdef.name] = fingerprint_files(TABLES[tdef.name], files, wh.settings)
     out = []
     for table, day, expected in logged:
         s, p = stored[table].get(day), replayed[table].get(day)

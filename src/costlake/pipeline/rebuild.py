@@ -109,7 +109,7 @@ def rebuild(
         for path in written:
             by_day[day_of_file(path)].append(path)
         files[tdef.name] = dict(by_day)
-        fingerprints[tdef.name] = fingerprint_files(tdef, written)
+        fingerprints[tdef.name] = fingerprint_files(tdef, written, engine.settings)
         progress.advance()
     crash_point("files_written")
     return Rebuilt(sorted(days), files, fingerprints, findings, held_back)

@@ -183,7 +183,7 @@ def _gate_and_commit(
     """Commit one stage table's changed days that passed the gate (one transaction), and drop the
     rest of its staged files. Returns its result and the change number the next stage records."""
     failed = rebuilt.held_back
-    current = fingerprint_files(tdef, wh.data_files(tdef, dates=plan.days))
+    current = fingerprint_files(tdef, wh.data_files(tdef, dates=plan.days), wh.settings)
     new = rebuilt.fingerprints[tdef.name]
     changed = [d for d in plan.days if _key(new.get(d)) != _key(current.get(d))]
     commit = [d for d in changed if d not in failed]
