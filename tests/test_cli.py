@@ -51,6 +51,22 @@ def test_bad_sql_and_bad_flags_exit_1_without_traceback(tmp_path):
         assert done.stderr.startswith("error: "), done.stderr
 
 
+def test_duckdb_out_of_memory_is_one_line_naming_the_setting_not_an_internal_error() -> None:
+    """DuckDB out of memory (or out of temp space to spill to: it says "failed to offload") is the
+    machine's limit, not a bug: exit 1 with the setting to raise, not an internal error's 3."""
+    code = (
+        "import duckdb; from costlake.cli import _exit_for; "
+        "_exit_for(duckdb.OutOfMemoryException('Out of Memory Error: failed to offload data block\\nmore'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: DuckDB ran out of memory or of temp space to spill to (Out of Memory Error: failed to "
+        "offload data block); raise duckdb_memory_limit (COSTLAKE_DUCKDB_MEMORY_LIMIT) or free space in "
+        "the temp folder"
+    ]
+
+
 def test_help_explains_commands(tmp_path):
     done = cli(tmp_path / "wh", "--help")
     assert done.returncode == 0

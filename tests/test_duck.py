@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from costlake import tables
-from costlake.duck import _types, connect
+from costlake.duck import SPILL_PREFIX, _sweep_spills, _types, connect
 from costlake.settings import Settings
 
 SCHEMAS = [t.arrow_schema() for t in vars(tables).values() if isinstance(t, tables.TableDef)]
@@ -39,3 +42,40 @@ def test_work_beyond_the_memory_limit_spills_outside_the_working_folder(
     assert spilled  # 2M hashes (about 100 MB) did not fit in 48MB
     assert not list((tmp_path / "system-tmp").iterdir())  # DuckDB removed its folder on close
     assert not (tmp_path / ".tmp").exists()
+
+
+def test_a_killed_process_spill_is_removed_by_the_next_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process killed while it spilled leaves its folder: the next process's first connection
+    removes the folders of processes that no longer run, and leaves those of running ones."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead, alive = int(finished.stdout), os.getppid()
+    for pid in (dead, alive):
+        (tmp_path / f"{SPILL_PREFIX}{pid}-0123").mkdir()
+        (tmp_path / f"{SPILL_PREFIX}{pid}-0123" / "duckdb_temp_storage-0.tmp").write_bytes(b"x" * 1000)
+    _sweep_spills.cache_clear()
+    connect(Settings(warehouse="w")).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{SPILL_PREFIX}{alive}-0123"]
+
+
+def test_without_a_writable_temp_folder_queries_still_run_without_spilling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No usable temp folder (a read-only container) must not fail every query: spilling is off,
+    and only work beyond the memory limit fails. Nor may the spill go to the working folder, where
+    Python's `tempfile` falls back to when nothing else is writable."""
+
+    def nowhere() -> str:
+        raise FileNotFoundError("No usable temporary directory found")
+
+    shown = "SELECT current_setting('temp_directory'), count(*) FROM range(10)"
+    monkeypatch.setattr(tempfile, "gettempdir", nowhere)
+    assert connect(Settings(warehouse="w")).execute(shown).fetchone() == ("", 10)
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    assert connect(Settings(warehouse="w")).execute(shown).fetchone() == ("", 10)

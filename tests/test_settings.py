@@ -29,7 +29,15 @@ def test_config_file_named_by_environment(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "bad", [{"currency": "dollars"}, {"completeness_lag_hours": -1}, {"nonsense": 1}, {"engine": "pandas"}]
+    "bad",
+    [
+        {"currency": "dollars"},
+        {"completeness_lag_hours": -1},
+        {"nonsense": 1},
+        {"engine": "pandas"},
+        {"duckdb_threads": 0},
+        {"duckdb_threads": 100_000},  # a typo would start that many threads per query
+    ],
 )
 def test_invalid_settings_are_refused(bad, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

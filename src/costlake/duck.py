@@ -7,6 +7,8 @@ and fingerprints use them without depending on any engine.
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -95,16 +97,14 @@ def connect(
     """A DuckDB connection configured from settings (threads, memory limit: DuckDB's own default, 80%
     of the machine's memory, unless `duckdb_memory_limit` says otherwise).
 
-    Work larger than the limit spills to `temp_dir`; by default to a folder of its own in the system's
-    temp folder, which DuckDB makes on the first spill and removes when the connection closes (its
+    Work larger than the limit spills to `temp_dir`, by default to `_spill_folder()` (DuckDB's own
     default, `.tmp` in the working directory, would write into the user's folder). `ordered` keeps
     insertion order (needed where row numbers come from file order); the pipeline turns it off
     because it never relies on order and is faster without it.
     """
-    spill = temp_dir or Path(tempfile.gettempdir()) / f"costlake-spill-{uuid.uuid4().hex}"
     config: dict[str, str | bool | int | float | list[str]] = {
         "preserve_insertion_order": ordered,
-        "temp_directory": str(spill),
+        "temp_directory": str(temp_dir) if temp_dir is not None else _spill_folder(),
     }
     if settings.duckdb_threads:
         config["threads"] = settings.duckdb_threads
@@ -115,6 +115,48 @@ def connect(
     # own bar would go to stdout after 2 s, into a CSV being written.
     con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
     return con
+
+
+SPILL_PREFIX = "costlake-spill-"
+
+
+def _spill_folder() -> str:
+    """A folder of the connection's own in the system's temp folder, named after the process: DuckDB
+    makes it on the first spill and removes it when the connection closes. The first call of a
+    process removes the folders of processes that no longer run (a killed process leaves its
+    spill behind). "" (no spilling: work beyond the memory limit fails as out of memory) when there
+    is no writable temp folder, rather than failing every query, or spilling into the working
+    folder where Python's `tempfile` falls back to it."""
+    try:
+        base = tempfile.gettempdir()
+    except FileNotFoundError:  # none of the candidates is writable
+        return ""
+    if Path(base) == Path.cwd() and not any(os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")):
+        return ""
+    _sweep_spills(base)
+    return str(Path(base) / f"{SPILL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:16]}")
+
+
+@functools.cache
+def _sweep_spills(base: str) -> None:
+    """Remove the spill folders in `base` of processes that no longer run (once per process; POSIX
+    only, where signal 0 asks whether a process runs)."""
+    if os.name != "posix":
+        return
+    for folder in Path(base).glob(f"{SPILL_PREFIX}*"):
+        pid = folder.name[len(SPILL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process, or a number no pid can be
+        return True  # either way, not ours to remove
+    return True
 
 
 def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:

@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     duckdb_threads: int | None = Field(
         None,
         ge=1,
-        description="DuckDB worker threads, also those of detection's float screens; default: all cores.",
+        le=1024,
+        description="DuckDB worker threads (1 to 1024), also those of detection's float screens; default: "
+        "all cores.",
     )
     duckdb_memory_limit: str | None = Field(
         None,

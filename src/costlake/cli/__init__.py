@@ -218,6 +218,13 @@ def _exit_for(exc: BaseException) -> NoReturn:
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"error: {where}{exc.strerror or exc}", 1)
     first = (str(exc).strip().splitlines() or [""])[0]
+    if type(exc).__name__ == "OutOfMemoryException" and "duckdb" in type(exc).__module__:
+        # Not a bug: the work needed more memory than DuckDB's limit, or more temp space to spill to.
+        _fail(
+            f"error: DuckDB ran out of memory or of temp space to spill to ({first}); raise "
+            "duckdb_memory_limit (COSTLAKE_DUCKDB_MEMORY_LIMIT) or free space in the temp folder",
+            1,
+        )
     _fail(f"error: internal error ({type(exc).__name__}: {first}); rerun with --debug for the traceback", 3)
 
 
