@@ -7,6 +7,8 @@ import json
 import logging
 from decimal import Decimal
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from costlake.errors import InputError
@@ -274,6 +276,17 @@ def test_malformed_csv_is_refused_and_nothing_is_committed(wh, tmp_path, text, r
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(InputError, match=f"bad.csv: {refusal}"):
+        ingest_files(wh, [path])
+    assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 0}]
+
+
+@pytest.mark.parametrize("name", ["file_row_number", "File_Row_Number"])
+def test_a_parquet_column_named_as_the_readers_row_number_is_refused_in_one_line(wh, tmp_path, name):
+    """DuckDB's Parquet reader numbers rows under that name and cannot rename it."""
+    path = tmp_path / "bad.parquet"
+    row = {"event_id": "e1", "usage_date": "2025-01-01", "account_id": "A1", "service_name": "EC2"}
+    pq.write_table(pa.table({k: [v] for k, v in (row | {"cost_usd": "1", name: "7"}).items()}), path)
+    with pytest.raises(InputError, match="bad.parquet: a column is named file_row_number, which DuckDB"):
         ingest_files(wh, [path])
     assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 0}]
 

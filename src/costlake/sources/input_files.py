@@ -67,9 +67,14 @@ class InputFile:
         delivered; Parquet values become text as the module docstring says), and for Parquet
         `source_row` too: a CSV's rows are numbered as they are stored (sql_text.load_text)."""
         if self.parquet:
+            columns = _parquet_columns(con, self.path)
+            if any(name.lower() == "file_row_number" for name, _ in columns):
+                raise InputError(
+                    f"{self.path}: a column is named file_row_number, which DuckDB's Parquet reader "
+                    "keeps for each row's place in the file; rename or remove it"
+                )
             fields = ", ".join(
-                f"{_as_text(_identifier(name), kind)} AS c{i}"
-                for i, (name, kind) in enumerate(_parquet_columns(con, self.path))
+                f"{_as_text(_identifier(name), kind)} AS c{i}" for i, (name, kind) in enumerate(columns)
             )
             return f"""SELECT file_row_number + 1 AS source_row, {fields}
                 FROM read_parquet({sql_string(str(self.path))}, file_row_number = true)"""
