@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from costlake import tables
-from costlake.duck import SPILL_PREFIX, _sweep_spills, _types, connect
+from costlake.duck import SPILL_PREFIX, _host, _sweep_spills, _types, connect
 from costlake.settings import Settings
 
 SCHEMAS = [t.arrow_schema() for t in vars(tables).values() if isinstance(t, tables.TableDef)]
@@ -48,16 +48,21 @@ def test_a_killed_process_spill_is_removed_by_the_next_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A process killed while it spilled leaves its folder: the next process's first connection
-    removes the folders of processes that no longer run, and leaves those of running ones."""
+    removes the folders of this machine's processes that no longer run, and leaves those of running
+    ones and of other machines (a temp folder shared between containers)."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead, alive = int(finished.stdout), os.getppid()
-    for pid in (dead, alive):
-        (tmp_path / f"{SPILL_PREFIX}{pid}-0123").mkdir()
-        (tmp_path / f"{SPILL_PREFIX}{pid}-0123" / "duckdb_temp_storage-0.tmp").write_bytes(b"x" * 1000)
+    elsewhere = (
+        f"{SPILL_PREFIX}other_host-{dead}-0123"  # another machine's or container's: its pids are not ours
+    )
+    names = [f"{SPILL_PREFIX}{_host()}-{dead}-0123", f"{SPILL_PREFIX}{_host()}-{alive}-0123", elsewhere]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "duckdb_temp_storage-0.tmp").write_bytes(b"x" * 1000)
     _sweep_spills.cache_clear()
     connect(Settings(warehouse="w")).close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{SPILL_PREFIX}{alive}-0123"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
 
 
 def test_without_a_writable_temp_folder_queries_still_run_without_spilling(

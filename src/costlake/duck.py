@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -121,7 +123,8 @@ SPILL_PREFIX = "costlake-spill-"
 
 
 def _spill_folder() -> str:
-    """A folder of the connection's own in the system's temp folder, named after the process: DuckDB
+    """A folder of the connection's own in the system's temp folder, named after the machine and the
+    process: DuckDB
     makes it on the first spill and removes it when the connection closes. The first call of a
     process removes the folders of processes that no longer run (a killed process leaves its
     spill behind). "" (no spilling: work beyond the memory limit fails as out of memory) when there
@@ -134,17 +137,23 @@ def _spill_folder() -> str:
     if Path(base) == Path.cwd() and not any(os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")):
         return ""
     _sweep_spills(base)
-    return str(Path(base) / f"{SPILL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:16]}")
+    return str(Path(base) / f"{SPILL_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:16]}")
+
+
+def _host() -> str:
+    """This machine's name as a folder name may hold it: a temp folder shared with another machine or
+    container (whose process ids mean nothing here) must not have its spills taken for dead ones."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
 
 
 @functools.cache
 def _sweep_spills(base: str) -> None:
-    """Remove the spill folders in `base` of processes that no longer run (once per process; POSIX
-    only, where signal 0 asks whether a process runs)."""
+    """Remove the spill folders in `base` of this machine's processes that no longer run (once per
+    process; POSIX only, where signal 0 asks whether a process runs)."""
     if os.name != "posix":
         return
-    for folder in Path(base).glob(f"{SPILL_PREFIX}*"):
-        pid = folder.name[len(SPILL_PREFIX) :].split("-", 1)[0]
+    for folder in Path(base).glob(f"{SPILL_PREFIX}{_host()}-*"):
+        pid = folder.name[len(SPILL_PREFIX) + len(_host()) + 1 :].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
