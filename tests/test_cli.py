@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -61,10 +62,27 @@ def test_duckdb_out_of_memory_is_one_line_naming_the_setting_not_an_internal_err
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "error: DuckDB ran out of memory or of temp space to spill to (Out of Memory Error: failed to "
+        "error: DuckDB ran out of memory or of temp space to spill (Out of Memory Error: failed to "
         "offload data block); raise duckdb_memory_limit (COSTLAKE_DUCKDB_MEMORY_LIMIT) or free space in "
         "the temp folder"
     ]
+
+
+def test_a_query_out_of_memory_says_what_to_raise(tmp_path) -> None:
+    """`query`'s own errors say `query failed`; out of memory adds the setting to raise."""
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", str(SEED)).returncode == 0
+    env = os.environ | {"COSTLAKE_DUCKDB_MEMORY_LIMIT": "20MB", "COSTLAKE_DUCKDB_THREADS": "1"}
+    sql = "SELECT length(string_agg(md5(i::VARCHAR), ',')) FROM range(2000000) t(i)"
+    done = subprocess.run(
+        [sys.executable, "-m", "costlake", "--warehouse", str(wh), "query", sql],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: query failed: Out of Memory Error") and line.endswith(
+        "; raise duckdb_memory_limit (COSTLAKE_DUCKDB_MEMORY_LIMIT) or free space in the temp folder"
+    )
 
 
 def test_help_explains_commands(tmp_path):

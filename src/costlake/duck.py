@@ -6,15 +6,16 @@ and fingerprints use them without depending on any engine.
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import functools
 import os
-import re
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pyarrow as pa
@@ -120,52 +121,75 @@ def connect(
 
 
 SPILL_PREFIX = "costlake-spill-"
+OWNER = "owner.lock"  # in each process's spill folder, locked (flock) for as long as the process runs
+_OURS: list[tuple[int, Path, IO[bytes]]] = []  # (pid, folder, its locked owner file) of this process
 
 
 def _spill_folder() -> str:
-    """A folder of the connection's own in the system's temp folder, named after the machine and the
-    process: DuckDB
-    makes it on the first spill and removes it when the connection closes. The first call of a
-    process removes the folders of processes that no longer run (a killed process leaves its
-    spill behind). "" (no spilling: work beyond the memory limit fails as out of memory) when there
-    is no writable temp folder, rather than failing every query, or spilling into the working
-    folder where Python's `tempfile` falls back to it."""
-    try:
-        base = tempfile.gettempdir()
-    except FileNotFoundError:  # none of the candidates is writable
-        return ""
-    if Path(base) == Path.cwd() and not any(os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")):
-        return ""
-    _sweep_spills(base)
-    return str(Path(base) / f"{SPILL_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:16]}")
+    """A folder for one connection's spill, inside this process's (`_process_spill_folder`): DuckDB
+    makes it on the first spill and removes it when the connection closes. "" (no spilling: work
+    beyond the memory limit fails as out of memory) when no temp folder is writable."""
+    root = _process_spill_folder()
+    return str(Path(root) / uuid.uuid4().hex[:16]) if root else ""
 
 
-def _host() -> str:
-    """This machine's name as a folder name may hold it: a temp folder shared with another machine or
-    container (whose process ids mean nothing here) must not have its spills taken for dead ones."""
-    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+def _process_spill_folder() -> str:
+    """This process's spill folder, made once (mode 0700: spilled rows are billing data) in the first
+    writable of the temp folders (`_temp_folders`), never in the working folder. Its owner file is
+    locked until the process ends, when the folder is removed; a killed process leaves it, and the
+    next process's first connection removes every such folder whose lock it can take
+    (`_sweep_spills`): a lock is held across process-id namespaces, so a live process is never taken
+    for a dead one, whichever container or machine shares the temp folder."""
+    made = [folder for pid, folder, _ in _OURS if pid == os.getpid()]  # not a parent's, after a fork
+    if made:
+        return str(made[0])
+    for base in _temp_folders():
+        _sweep_spills(base)
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=base))
+            staged = folder / f".{OWNER}"
+            owner = staged.open("wb")
+        except OSError:
+            continue
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file of our own: never taken
+        staged.rename(folder / OWNER)  # appears already locked: a sweep never sees it free
+        _OURS.append((os.getpid(), folder, owner))
+        if len(_OURS) == 1:
+            atexit.register(_remove_ours)
+        return str(folder)
+    return ""  # tried again by the next connection: a temp folder may have become writable
 
 
-@functools.cache
+def _temp_folders() -> list[str]:
+    """Where spills may go, in order: `TMPDIR`, `TEMP`, `TMP` when set, then the system's temp
+    folders. Unlike Python's `tempfile`, never the working folder (a user's)."""
+    named = [os.environ[v] for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)]
+    return [*named, "/tmp", "/var/tmp", "/usr/tmp"]  # noqa: S108 - searched, as tempfile does
+
+
 def _sweep_spills(base: str) -> None:
-    """Remove the spill folders in `base` of this machine's processes that no longer run (once per
-    process; POSIX only, where signal 0 asks whether a process runs)."""
-    if os.name != "posix":
-        return
-    for folder in Path(base).glob(f"{SPILL_PREFIX}{_host()}-*"):
-        pid = folder.name[len(SPILL_PREFIX) + len(_host()) + 1 :].split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
+    """Remove the spill folders in `base` whose owner no longer runs: those whose owner file's lock
+    can be taken. Folders without an owner file (being made), other users' (unreadable) and
+    symlinks are left alone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process, or a number no pid can be
-        return True  # either way, not ours to remove
-    return True
+        folders = [f for f in Path(base).glob(f"{SPILL_PREFIX}*") if f.is_dir() and not f.is_symlink()]
+    except OSError:
+        return
+    for folder in folders:
+        try:
+            with (folder / OWNER).open("rb") as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # no owner file, not ours to read, or its process still runs
+            continue
+
+
+def _remove_ours() -> None:
+    """At exit: remove the spill folder this process made (not one a parent made before a fork)."""
+    for pid, folder, owner in _OURS:
+        if pid == os.getpid():
+            shutil.rmtree(folder, ignore_errors=True)
+            owner.close()
 
 
 def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:

@@ -47,6 +47,13 @@ class LakeError(CostlakeError):
     """The lake (catalog, storage) is not in a state costlake can work with."""
 
 
+# What to do when DuckDB runs out of memory, or of temp space to spill to (it then says "failed to
+# offload"): the machine's limit, not a bug.
+OUT_OF_MEMORY_HINT = (
+    "raise duckdb_memory_limit (COSTLAKE_DUCKDB_MEMORY_LIMIT) or free space in the temp folder"
+)
+
+
 def first_line(exc: BaseException) -> str:
     """The first non-blank line of an exception's message, or its type's name: what a one-line error
     quotes of a library's multi-line message.

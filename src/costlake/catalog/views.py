@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from costlake.duck import connect, sql_string, table_scan, to_arrow
-from costlake.errors import InputError, first_line
+from costlake.errors import OUT_OF_MEMORY_HINT, InputError, first_line
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
 from costlake.lake.warehouse import Warehouse
@@ -178,6 +178,8 @@ def run_query(wh: Warehouse, sql: str, as_of: str | None = None, tenant: str | N
         raise InputError(f"query failed: {first_line(exc)}") from None
     try:
         return to_arrow(con, sql)
+    except duckdb.OutOfMemoryException as exc:
+        raise InputError(f"query failed: {first_line(exc)}; {OUT_OF_MEMORY_HINT}") from None
     except duckdb.Error as exc:
         raise InputError(f"query failed: {first_line(exc)}") from None
     finally:

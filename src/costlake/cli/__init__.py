@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from costlake.cli import alerts, anomalies, explain, lake, maintain, runs, serve, synthetic, tenants
 from costlake.cli.context import err, state
-from costlake.errors import CostlakeError
+from costlake.errors import OUT_OF_MEMORY_HINT, CostlakeError
 from costlake.lake.faults import crash_point
 from costlake.logs import LOG_FORMATS, configure_logging, error_line, exit_interrupted, json_logs_asked
 
@@ -220,11 +220,7 @@ def _exit_for(exc: BaseException) -> NoReturn:
     first = (str(exc).strip().splitlines() or [""])[0]
     if type(exc).__name__ == "OutOfMemoryException" and "duckdb" in type(exc).__module__:
         # Not a bug: the work needed more memory than DuckDB's limit, or more temp space to spill to.
-        _fail(
-            f"error: DuckDB ran out of memory or of temp space to spill to ({first}); raise "
-            "duckdb_memory_limit (COSTLAKE_DUCKDB_MEMORY_LIMIT) or free space in the temp folder",
-            1,
-        )
+        _fail(f"error: DuckDB ran out of memory or of temp space to spill ({first}); {OUT_OF_MEMORY_HINT}", 1)
     _fail(f"error: internal error ({type(exc).__name__}: {first}); rerun with --debug for the traceback", 3)
 
 
