@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import stat
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def test_a_killed_process_spill_is_removed_by_the_next_process(temp_folder: Path
     """A process killed while it spilled leaves its folder: the next process's first connection
     removes every spill folder whose owner file it can lock (its process is gone), whichever
     process-id namespace or machine made it, and leaves the rest: a running process's (locked), one
-    being made (no owner file yet), and a symlink."""
+    being made (no owner file yet), a symlink, and one whose owner file is a FIFO (which would hang
+    the open)."""
     dead, alive, making = (temp_folder / f"{SPILL_PREFIX}{name}" for name in ("dead", "alive", "making"))
     for folder in (dead, alive, making):
         folder.mkdir()
@@ -69,12 +71,16 @@ def test_a_killed_process_spill_is_removed_by_the_next_process(temp_folder: Path
     outside.mkdir()
     (outside / "keep").touch()
     (temp_folder / f"{SPILL_PREFIX}link").symlink_to(outside)
+    fifo = temp_folder / f"{SPILL_PREFIX}fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / OWNER)  # opening it to read would block until a writer came
     with (alive / OWNER).open("rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # as its running process holds it
         connect(Settings(warehouse="w")).close()
     left = sorted(p.name for p in temp_folder.iterdir())
-    [ours] = [name for name in left if name not in {alive.name, making.name, f"{SPILL_PREFIX}link"}]
-    assert dead.name not in left and len(left) == 4 and (outside / "keep").exists()
+    kept = {alive.name, making.name, f"{SPILL_PREFIX}link", fifo.name}
+    [ours] = [name for name in left if name not in kept]
+    assert dead.name not in left and len(left) == 5 and (outside / "keep").exists()
     assert (temp_folder / ours / OWNER).exists()
 
 

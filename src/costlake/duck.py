@@ -11,6 +11,7 @@ import fcntl
 import functools
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -168,20 +169,32 @@ def _temp_folders() -> list[str]:
 
 
 def _sweep_spills(base: str) -> None:
-    """Remove the spill folders in `base` whose owner no longer runs: those whose owner file's lock
-    can be taken. Folders without an owner file (being made), other users' (unreadable) and
-    symlinks are left alone."""
+    """Remove the spill folders in `base` whose owner no longer runs: this user's folders whose owner
+    file's lock can be taken. Folders without an owner file (being made), other users', symlinks,
+    and an owner file that is not a regular file (a FIFO would block the open) are left alone."""
     try:
-        folders = [f for f in Path(base).glob(f"{SPILL_PREFIX}*") if f.is_dir() and not f.is_symlink()]
+        folders = [f for f in Path(base).glob(f"{SPILL_PREFIX}*") if _own_folder(f)]
     except OSError:
         return
     for folder in folders:
         try:
-            with (folder / OWNER).open("rb") as owner:
-                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(folder, ignore_errors=True)
-        except OSError:  # no owner file, not ours to read, or its process still runs
+            fd = os.open(folder / OWNER, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError:  # no owner file, or a symlink
             continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # its process still runs
+            pass
+        finally:
+            os.close(fd)
+
+
+def _own_folder(path: Path) -> bool:
+    """A real folder (not a symlink) of this user's."""
+    info = path.lstat()
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
 def _remove_ours() -> None:
