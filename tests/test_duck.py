@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -98,3 +99,22 @@ def test_without_a_writable_temp_folder_queries_still_run_without_spilling(
     assert list(tmp_path.iterdir()) == []
     monkeypatch.delenv("TMPDIR", raising=False)
     assert "" not in duck._temp_folders() and str(tmp_path) not in duck._temp_folders()
+
+
+def test_a_spill_folder_that_cannot_be_locked_is_not_left_behind(
+    temp_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without locks, or a process out of file descriptors: no spilling, and no
+    folder left that no sweep could ever remove (it has no locked owner file)."""
+
+    class NoLocks:
+        LOCK_EX, LOCK_NB = fcntl.LOCK_EX, fcntl.LOCK_NB
+
+        @staticmethod
+        def flock(*_: object) -> None:
+            raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(duck, "fcntl", NoLocks)
+    shown = "SELECT current_setting('temp_directory')"
+    assert connect(Settings(warehouse="w")).execute(shown).fetchone() == ("",)
+    assert list(temp_folder.iterdir()) == []

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,6 +125,7 @@ def connect(
 SPILL_PREFIX = "costlake-spill-"
 OWNER = "owner.lock"  # in each process's spill folder, locked (flock) for as long as the process runs
 _OURS: list[tuple[int, Path, IO[bytes]]] = []  # (pid, folder, its locked owner file) of this process
+_MAKING = threading.Lock()
 
 
 def _spill_folder() -> str:
@@ -141,24 +143,41 @@ def _process_spill_folder() -> str:
     next process's first connection removes every such folder whose lock it can take
     (`_sweep_spills`): a lock is held across process-id namespaces, so a live process is never taken
     for a dead one, whichever container or machine shares the temp folder."""
-    made = [folder for pid, folder, _ in _OURS if pid == os.getpid()]  # not a parent's, after a fork
-    if made:
-        return str(made[0])
-    for base in _temp_folders():
-        _sweep_spills(base)
+    with _MAKING:  # threads connecting at once share one folder
+        made = [folder for pid, folder, _ in _OURS if pid == os.getpid()]  # not a parent's, after a fork
+        if made:
+            return str(made[0])
+        for base in _temp_folders():
+            _sweep_spills(base)
+            folder = _made_folder(os.path.abspath(base))
+            if folder is not None:
+                return str(folder)
+        return ""  # tried again by the next connection: a temp folder may have become writable
+
+
+def _made_folder(base: str) -> Path | None:
+    """A new spill folder in `base` with its owner file locked, recorded as this process's; None
+    when `base` does not take one (nothing is left behind then)."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=base))
+    except OSError:
+        return None
+    try:
+        staged = folder / f".{OWNER}"
+        owner = staged.open("wb")
         try:
-            folder = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=base))
-            staged = folder / f".{OWNER}"
-            owner = staged.open("wb")
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file of our own: never taken
+            staged.rename(folder / OWNER)  # appears already locked: a sweep never sees it free
         except OSError:
-            continue
-        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file of our own: never taken
-        staged.rename(folder / OWNER)  # appears already locked: a sweep never sees it free
-        _OURS.append((os.getpid(), folder, owner))
-        if len(_OURS) == 1:
-            atexit.register(_remove_ours)
-        return str(folder)
-    return ""  # tried again by the next connection: a temp folder may have become writable
+            owner.close()
+            raise
+    except OSError:  # out of file descriptors, a file system without locks: no spilling here
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    _OURS.append((os.getpid(), folder, owner))
+    if len(_OURS) == 1:
+        atexit.register(_remove_ours)
+    return folder
 
 
 def _temp_folders() -> list[str]:
@@ -173,13 +192,15 @@ def _sweep_spills(base: str) -> None:
     file's lock can be taken. Folders without an owner file (being made), other users', symlinks,
     and an owner file that is not a regular file (a FIFO would block the open) are left alone."""
     try:
-        folders = [f for f in Path(base).glob(f"{SPILL_PREFIX}*") if _own_folder(f)]
+        folders = list(Path(base).glob(f"{SPILL_PREFIX}*"))
     except OSError:
         return
     for folder in folders:
         try:
+            if not _own_folder(folder):
+                continue
             fd = os.open(folder / OWNER, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError:  # no owner file, or a symlink
+        except OSError:  # gone meanwhile (another process's sweep), no owner file, or a symlink
             continue
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):
