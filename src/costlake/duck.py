@@ -142,7 +142,8 @@ def _process_spill_folder() -> str:
     locked until the process ends, when the folder is removed; a killed process leaves it, and the
     next process's first connection removes every such folder whose lock it can take
     (`_sweep_spills`): a lock is held across process-id namespaces, so a live process is never taken
-    for a dead one, whichever container or machine shares the temp folder."""
+    for a dead one, whichever container on the machine shares the temp folder (a temp folder on a
+    network file system shared by machines is not expected: its locks may be local to each)."""
     with _MAKING:  # threads connecting at once share one folder
         made = [folder for pid, folder, _ in _OURS if pid == os.getpid()]  # not a parent's, after a fork
         if made:
