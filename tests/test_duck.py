@@ -34,6 +34,7 @@ def temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.setattr(duck, "_temp_folders", lambda: [str(folder)])
     monkeypatch.setattr(duck, "_OURS", [])
+    monkeypatch.setattr(duck, "_SWEPT", set())
     return folder
 
 
@@ -48,7 +49,7 @@ def test_work_beyond_the_memory_limit_spills_outside_the_working_folder(
     con.execute("CREATE TEMP TABLE hashes AS SELECT md5(i::VARCHAR) AS h FROM range(2000000) t(i)")
     assert con.execute("SELECT count(*), sum(length(h)) FROM hashes").fetchone() == (2_000_000, 64_000_000)
     [ours] = temp_folder.glob(f"{SPILL_PREFIX}*")
-    spilled = [p for p in ours.glob("*/*")]
+    spilled = list(ours.glob("*/*"))
     con.close()
     assert spilled  # 2M hashes (about 100 MB) did not fit in 48MB
     assert stat.S_IMODE(ours.stat().st_mode) == 0o700
@@ -93,6 +94,7 @@ def test_without_a_writable_temp_folder_queries_still_run_without_spilling(
     missing = tmp_path / "missing"
     monkeypatch.setattr(duck, "_temp_folders", lambda: [str(missing)])
     monkeypatch.setattr(duck, "_OURS", [])
+    monkeypatch.setattr(duck, "_SWEPT", set())
     monkeypatch.chdir(tmp_path)
     shown = "SELECT current_setting('temp_directory'), count(*) FROM range(10)"
     assert connect(Settings(warehouse="w")).execute(shown).fetchone() == ("", 10)

@@ -126,6 +126,7 @@ SPILL_PREFIX = "costlake-spill-"
 OWNER = "owner.lock"  # in each process's spill folder, locked (flock) for as long as the process runs
 _OURS: list[tuple[int, Path, IO[bytes]]] = []  # (pid, folder, its locked owner file) of this process
 _MAKING = threading.Lock()
+_SWEPT: set[str] = set()  # temp folders this process has swept (`_sweep_spills`)
 
 
 def _spill_folder() -> str:
@@ -148,9 +149,11 @@ def _process_spill_folder() -> str:
         made = [folder for pid, folder, _ in _OURS if pid == os.getpid()]  # not a parent's, after a fork
         if made:
             return str(made[0])
-        for base in _temp_folders():
-            _sweep_spills(base)
-            folder = _made_folder(os.path.abspath(base))
+        for base in map(os.path.abspath, _temp_folders()):
+            if base not in _SWEPT:  # once a process: a process without a folder tries on each connection
+                _SWEPT.add(base)
+                _sweep_spills(base)
+            folder = _made_folder(base)
             if folder is not None:
                 return str(folder)
         return ""  # tried again by the next connection: a temp folder may have become writable
