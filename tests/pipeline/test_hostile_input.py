@@ -203,6 +203,17 @@ CASES = [
         REFUSED,
     ),
     Case(
+        "lines ending in both CRLF and LF",
+        raw(
+            HEADER_ROW
+            + "\r\n"
+            + GOOD_LINES.replace(",,\n", ",,eu-west-1\r\n", 1).replace(",,\n", ",,eu-west-1\n")
+        ),
+        "refused: FILE: malformed CSV: mixed line endings (line 3 ends with LF, line 1 with CRLF); costlake "
+        "reads a CSV whose lines all end alike: convert it (dos2unix or unix2dos) and ingest it again",
+        REFUSED,
+    ),
+    Case(
         "a repeated column",
         raw(HEADER_ROW + ",Cost_USD\n"),
         "refused: FILE: column(s) cost_usd appear more than once in the header",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import logging
+import re
 from decimal import Decimal
 
 import pyarrow as pa
@@ -278,6 +280,47 @@ def test_malformed_csv_is_refused_and_nothing_is_committed(wh, tmp_path, text, r
     with pytest.raises(InputError, match=f"bad.csv: {refusal}"):
         ingest_files(wh, [path])
     assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 0}]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_mixed_line_endings_are_refused_with_the_first_line_that_differs(wh, tmp_path, compression):
+    """DuckDB refuses such a file without a line number; the refusal names the line. Quoted fields
+    with commas and doubled quotes are fields like any other."""
+    text = f'{NATIVE}\r\ne1,2025-01-01,A1,"EC2, ""x""",1\r\ne2,2025-01-01,A1,S3,2\r\ne3,2025-01-02,A1,S3,3\n'
+    path = tmp_path / ("bad.csv.gz" if compression == "gzip" else "bad.csv")
+    path.write_bytes(gzip.compress(text.encode()) if compression == "gzip" else text.encode())
+    label = "gzip CSV" if compression == "gzip" else "CSV"
+    refusal = f"malformed {label}: mixed line endings (line 4 ends with LF, line 1 with CRLF); "
+    with pytest.raises(InputError, match=re.escape(f"{path.name}: {refusal}")):
+        ingest_files(wh, [path])
+    assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 0}]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        'e1,2025-01-01,A1,"EC2\r\nx",1\r\ne2,2025-01-01,A1,S3,2\n',  # a quoted line break first
+        'e1,2025-01-01,A1,EC"2,1\r\ne2,2025-01-01,A1,S3,2\n',  # a quote inside an unquoted field
+        "e1,2025-01-01,A1,E\rC2,1\r\ne2,2025-01-01,A1,S3,2\n",  # a bare CR
+    ],
+    ids=["quoted line break", "stray quote", "bare CR"],
+)
+def test_mixed_line_endings_are_not_blamed_on_a_line_duckdb_may_read_otherwise(wh, tmp_path, rows):
+    """Past a line that is not one whole record of plain fields, line numbers are DuckDB's to give:
+    the refusal says what DuckDB says, and names no line."""
+    path = tmp_path / "bad.csv"
+    path.write_bytes(f"{NATIVE}\r\n{rows}".encode())
+    with pytest.raises(InputError, match="bad.csv: malformed CSV: ") as refused:
+        ingest_files(wh, [path])
+    assert "line ending" not in str(refused.value)
+
+
+def test_a_quoted_line_break_in_a_crlf_file_is_kept(wh, tmp_path):
+    path = tmp_path / "good.csv"
+    path.write_bytes(f'{NATIVE}\r\ne1,2025-01-01,A1,"EC2\nx",1\r\ne2,2025-01-01,A1,S3,2\r\n'.encode())
+    ingest_files(wh, [path])
+    got = query_rows(wh, "SELECT service_name FROM raw_billing_events ORDER BY source_row")
+    assert [r["service_name"] for r in got] == ["EC2\nx", "S3"]
 
 
 @pytest.mark.parametrize("name", ["file_row_number", "File_Row_Number"])

@@ -154,7 +154,7 @@ def _tags_sql(header: list[str], original: list[str], tags: list[int]) -> str:
     """A JSON object of the non-blank tag values, or NULL. Tags never reject a row."""
     parts, keys = [], {original[i].split("/", 1)[-1].removeprefix("resource_tags_"): i for i in tags}
     if "resource_tags" in header:  # CUR 2.0 map column: JSON, or Athena's {key=value, ...}
-        t = f"NULLIF(trim(c{header.index('resource_tags')}), '')"
+        t = f"field_text(c{header.index('resource_tags')})"
         as_map = f"""CASE WHEN json_valid({t}) THEN TRY(json_transform({t}, '"MAP(VARCHAR, VARCHAR)"'))
             ELSE TRY(map_from_entries([struct_pack(k := split_part(s, '=', 1),
                 v := substr(s, strpos(s, '=') + 1)) FOR s IN string_split(trim({t}, '{{}}'), ', ')
@@ -164,7 +164,7 @@ def _tags_sql(header: list[str], original: list[str], tags: list[int]) -> str:
         keys.pop("resource_tags", None)
     if keys:  # one column per tag
         pairs = ", ".join(
-            f"struct_pack(k := {sql_string(k)}, v := NULLIF(trim(c{i}), ''))" for k, i in keys.items()
+            f"struct_pack(k := {sql_string(k)}, v := field_text(c{i}))" for k, i in keys.items()
         )
         parts.append(f"TRY(map_from_entries([e FOR e IN [{pairs}] IF e.v IS NOT NULL]))")
     if not parts:
@@ -201,7 +201,7 @@ def _checked_sql(
 ) -> str:
     """One row per line item with typed values and `reason` ('' when the row is good); `fields` maps
     each loaded column (c<index>) to its name in the file, for the size check."""
-    text = {n: f"NULLIF(trim(c{where[n]}), '')" if n in where else "CAST(NULL AS VARCHAR)" for n in SPELLINGS}
+    text = {n: f"field_text(c{where[n]})" if n in where else "CAST(NULL AS VARCHAR)" for n in SPELLINGS}
     name = {n: original[where[n]] if n in where else SPELLINGS[n][0] for n in SPELLINGS}  # for reasons
     limit = ctx.limits.max_field_bytes
     raw = ", ".join(

@@ -91,8 +91,9 @@ OPTIONAL = (
 )
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")  # ChargeCategory allowed values
 # NullHandling attribute: an absent value is NULL; CSV exports write it as the literal NULL.
+# (field_text: sources/sql_text.py; only a text of at most four characters can read NULL in upper case.)
 _FOCUS_NULL = """CREATE OR REPLACE TEMP MACRO focus_null(x) AS
-    CASE WHEN upper(trim(x)) NOT IN ('', 'NULL') THEN trim(x) END"""
+    CASE WHEN NOT (length(field_text(x)) <= 4 AND upper(field_text(x)) = 'NULL') THEN field_text(x) END"""
 
 
 class FocusSource(Source):

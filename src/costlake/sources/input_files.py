@@ -27,10 +27,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import duckdb
 import zstandard
@@ -138,14 +139,57 @@ def readable(path: Path) -> InputFile:
 
 def _open_text(source: InputFile) -> IO[str]:
     """The CSV as a text stream, decompressed on the fly."""
+    return io.TextIOWrapper(_open_binary(source), encoding="utf-8-sig", newline="")
+
+
+def mixed_line_endings(source: InputFile) -> str | None:
+    """Where a CSV's lines stop ending as its first line does (`line 3 ends with LF, line 1 with
+    CRLF`), or None. DuckDB refuses such a file without a line number; this is read only to explain
+    that refusal, up to the first such line. It names a line only when every line up to it is one
+    whole record of well-formed fields (`_RECORD`), where a line is a record and its number is the
+    one DuckDB would give: at a line that is not (a quoted field that runs on to the next line, a
+    quote inside an unquoted field, a bare CR, a line over `_SCAN_LINE` bytes) and after
+    `_SCAN_BYTES`, it gives up, so that it never blames a line DuckDB reads otherwise and costs
+    little more than the refusal itself."""
+    if source.parquet:
+        return None
+    first: tuple[int, bytes] | None = None
+    bytes_read = 0
+    with _open_binary(source) as handle:
+        for number, line in enumerate(iter(lambda: handle.readline(_SCAN_LINE + 1), b""), start=1):
+            bytes_read += len(line)
+            record = _RECORD.fullmatch(line) if len(line) <= _SCAN_LINE else None
+            if record is None or bytes_read > _SCAN_BYTES:
+                return None
+            ending = record.group(1)
+            if first is None:
+                first = (number, ending)
+            elif ending != first[1]:
+                return (
+                    f"line {number} ends with {_ENDINGS[ending]}, line {first[0]} with {_ENDINGS[first[1]]}"
+                )
+    return None
+
+
+# One CSV line that is a whole record: comma-separated fields, each quoted (a doubled quote inside)
+# or without quotes, CR or LF, and its line ending.
+_FIELD = rb'(?:"(?:[^"]|"")*"|[^",\r\n]*)'
+_RECORD = re.compile(_FIELD + rb"(?:," + _FIELD + rb")*(\r?\n)")
+_ENDINGS = {b"\n": "LF", b"\r\n": "CRLF"}
+_SCAN_LINE = 1 << 20  # bytes of one line
+_SCAN_BYTES = 1 << 28  # bytes of the file, from its start
+
+
+def _open_binary(source: InputFile) -> IO[bytes]:
+    """The CSV's bytes, decompressed on the fly."""
     if source.compression == "gzip":
-        return gzip.open(source.path, "rt", encoding="utf-8-sig", newline="")
+        return cast("IO[bytes]", gzip.open(source.path, "rb"))  # a GzipFile reads bytes
     if source.compression == "zstd":
         reader = zstandard.ZstdDecompressor().stream_reader(
             source.path.open("rb"), read_across_frames=True, closefd=True
         )
-        return io.TextIOWrapper(reader, encoding="utf-8-sig", newline="")
-    return source.path.open(newline="", encoding="utf-8-sig")
+        return io.BufferedReader(reader)
+    return source.path.open("rb")
 
 
 def _zstd_complete(path: Path) -> bool:

@@ -60,7 +60,7 @@ DELETE_CLEARS = (
 
 def _text(column: str, present: set[str]) -> str:
     """The trimmed text of a column, NULL when blank or absent."""
-    return f"NULLIF(trim({column}), '')" if column in present else "CAST(NULL AS VARCHAR)"
+    return f"field_text({column})" if column in present else "CAST(NULL AS VARCHAR)"
 
 
 class NativeSource(Source):

@@ -5,10 +5,13 @@ connection, builds a query over `text_rows` with one row per source row (the raw
 batch's own from `batch_columns`, plus `reason`, '' when the row is good), and hands it to `split_checked`.
 
 Macros (temp, per connection):
+  field_text(x)          x without the spaces trim() removes, NULL when blank: every source reads its
+                         fields through it
   quote_text(x)          x cut to 60 characters, in single quotes: an offending value inside a reason
   plain_number(t)        the plain decimal text of a number, NULL if t is not one; E-notation ('1.81E-8')
                          is expanded digit by digit, never through a float (`exponent := false` refuses it)
-  money(t)               t as DECIMAL(38,12), NULL when money_reason(t, ...) is not NULL
+  money(t)               t as DECIMAL(38,12), NULL when money_reason(t, ...) is not NULL (a plain amount
+                         is cast directly, anything else goes through sql_text_any_money: the same value)
   money_reason(t, label) NULL when t is good money, else why not: missing, not a decimal number, more than
                          12 decimal places (extra digits are fine when they are zeros), too large
                          (not below 1e18 in absolute value: sums must fit DECIMAL(38,12))
@@ -17,7 +20,8 @@ Macros (temp, per connection):
                          followed by `T` (or `t`, or a space) and HH:MM, HH:MM:SS or HH:MM:SS.fraction,
                          optionally followed by a zone: `Z`, `+HH`, `+HHMM` or `+HH:MM` (`-` too; hours
                          00-14, minutes 00-59). No zone means UTC. Plain arithmetic on TIMESTAMP: the
-                         session's TimeZone plays no part.
+                         session's TimeZone plays no part. 'YYYY-MM-DD HH:MM:SS' (T for the space, Z
+                         after it) is cast directly, anything else goes through sql_text_any_timestamp.
   utc_date(t)            the UTC date of utc_timestamp(t)
   id_reason(t, label)    NULL when t is a machine identifier (ID_RULE below), else why not
 Macro arguments are trimmed text, NULL for a blank value.
@@ -49,6 +53,10 @@ _TIMESTAMP = (
     r" ?([Zz]|[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9])?)?)?$"
 )
 TIMESTAMP_FORM = "YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]"
+# Shapes the macros take a short way for (see money and utc_timestamp below); anything else goes the
+# general way, which gives these the same result.
+_PLAIN_AMOUNT = r"[+-]?[0-9]{1,17}(\.[0-9]{0,12})?"
+_SECONDS_UTC = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}[Zz]?"
 # Machine identifiers (event, account and billing account ids): these characters only, not starting with a
 # character a spreadsheet reads as a formula, at most MAX_ID_CHARS long.
 ID_CHARS = "A-Za-z0-9_.:/@+=-"
@@ -59,6 +67,13 @@ ID_RULE = "letters, digits and _ . : / @ + = -, not starting with = + - @"
 MONEY_LIMIT = 10**18  # the largest |amount| of one row, exclusive (see the macro sql_text_money)
 MONEY_LIMIT_TEXT = "1e18"
 _MACROS = f"""
+-- A field's text without the spaces trim() removes (U+0020 and the other Unicode space separators),
+-- NULL when blank. A field that begins and ends with a printable ASCII character, which trim() never
+-- removes, is passed as it is, without the copy trim() makes (10M ids: 0.37 s -> 0.20 s).
+CREATE OR REPLACE TEMP MACRO field_text(x) AS CASE
+    WHEN ord(x) BETWEEN 33 AND 126 AND ord(right(x, 1)) BETWEEN 33 AND 126 THEN x
+    ELSE NULLIF(trim(x), '')
+    END;
 -- Control characters (newlines, terminal escapes) become '?': a reason is one line of plain text.
 CREATE OR REPLACE TEMP MACRO quote_text(x) AS
     chr(39) || regexp_replace(left(x, 60), '[[:cntrl:]]', '?', 'g') || chr(39);
@@ -86,9 +101,17 @@ CREATE OR REPLACE TEMP MACRO sql_text_extra(p) AS
 CREATE OR REPLACE TEMP MACRO sql_text_money(p) AS [
     CASE WHEN abs(sql_text_m) < {MONEY_LIMIT} THEN sql_text_m END
     FOR sql_text_m IN [TRY_CAST(p AS {MONEY_SQL})]][1];
-CREATE OR REPLACE TEMP MACRO money(t, exponent := true) AS [
+-- Any text as money (the general way).
+CREATE OR REPLACE TEMP MACRO sql_text_any_money(t, exponent := true) AS [
     CASE WHEN NOT sql_text_extra(sql_text_p) THEN sql_text_money(sql_text_p) END
     FOR sql_text_p IN [plain_number(t, exponent := exponent)]][1];
+-- A plain amount with at most 17 digits before the point and 12 after it (nearly every amount) is
+-- cast as it is: the general way would find it a number without extra digits, below the limit, and
+-- cast the same text (10M amounts: 1.41 s -> 0.62 s).
+CREATE OR REPLACE TEMP MACRO money(t, exponent := true) AS CASE
+    WHEN regexp_full_match(t, '{_PLAIN_AMOUNT}') THEN TRY_CAST(t AS {MONEY_SQL})
+    ELSE sql_text_any_money(t, exponent := exponent)
+    END;
 CREATE OR REPLACE TEMP MACRO money_reason(t, label, exponent := true) AS [CASE
     WHEN t IS NULL THEN 'missing ' || label
     WHEN sql_text_p IS NULL THEN label || ' ' || quote_text(t) || ' is not a decimal number'
@@ -105,10 +128,20 @@ CREATE OR REPLACE TEMP MACRO sql_text_offset(z) AS CASE WHEN z IN ('', 'Z', 'z')
          * (CAST(z[2:3] AS INTEGER) * 60
             + CASE WHEN length(z) > 3 THEN CAST(right(z, 2) AS INTEGER) ELSE 0 END)
     END;
-CREATE OR REPLACE TEMP MACRO utc_timestamp(t) AS [CASE WHEN sql_text_ts.day <> '' THEN
+-- Any text as a UTC timestamp (the general way).
+CREATE OR REPLACE TEMP MACRO sql_text_any_timestamp(t) AS [CASE WHEN sql_text_ts.day <> '' THEN
         TRY_CAST(sql_text_ts.day || ' ' || COALESCE(NULLIF(sql_text_ts.clock, ''), '00:00') AS TIMESTAMP)
         - to_minutes(sql_text_offset(sql_text_ts.zone)) END
     FOR sql_text_ts IN [regexp_extract(t, '{_TIMESTAMP}', ['day', 'clock', 'zone'])]][1];
+-- The commonest form, a date and a time to the second in UTC ('2024-03-26 17:51:32', or with T and Z),
+-- is cast without taking it apart with a regular expression: the same day and clock, the same cast, no
+-- offset (10M timestamps: 1.35 s -> 0.77 s, or 1.03 s with T and Z).
+CREATE OR REPLACE TEMP MACRO utc_timestamp(t) AS CASE
+    WHEN regexp_full_match(t, '{_SECONDS_UTC}') THEN TRY_CAST(CASE
+        WHEN strlen(t) = 19 AND substr(t, 11, 1) = ' ' THEN t
+        ELSE left(t, 10) || ' ' || substr(t, 12, 8) END AS TIMESTAMP)
+    ELSE sql_text_any_timestamp(t)
+    END;
 CREATE OR REPLACE TEMP MACRO utc_date(t) AS CAST(utc_timestamp(t) AS DATE);
 CREATE OR REPLACE TEMP MACRO id_reason(t, label) AS CASE
     WHEN NOT regexp_full_match(t, '[{ID_CHARS}]+') OR left(t, 1) IN ('=', '+', '-', '@')
@@ -167,10 +200,18 @@ def load_text(
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE text_fields AS SELECT {stored} FROM ({fields})")
     except duckdb.Error as exc:
+        mixed = _INVALID_STATE in str(exc) and input_files.mixed_line_endings(source)
+        if mixed:
+            raise InputError(
+                f"{path}: malformed {source.label}: mixed line endings ({mixed}); costlake reads a CSV "
+                "whose lines all end alike: convert it (dos2unix or unix2dos) and ingest it again"
+            ) from None
         raise InputError(f"{path}: malformed {source.label}: {_read_error(exc)}") from None
     con.execute(f"CREATE OR REPLACE TEMP VIEW text_rows AS SELECT {number}, {kept} FROM text_fields")
 
 
+# What DuckDB's strict CSV reader says, without a line number, of a file whose lines end in both LF and CRLF
+_INVALID_STATE = "CSV Parser state machine reached an invalid state"
 # What DuckDB's CSV reader says went wrong, after the line number and the (possibly huge) original line.
 _CSV_PROBLEM = re.compile(
     r"Expected Number of Columns: \d+ Found: \d+|Value with unterminated quote found\."
