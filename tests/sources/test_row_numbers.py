@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from costlake.duck import connect
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
 from costlake.sources.sql_text import load_text
+from costlake.tables import QUARANTINE, RAW
 
 ROWS = 700_000  # about 45 MB: read by DuckDB in several pieces on two threads
 
@@ -52,3 +55,20 @@ def test_a_connection_that_does_not_keep_order_is_refused(big_csv: Path, tmp_pat
     con = connect(Settings(warehouse=str(tmp_path / "wh")), tmp_path, ordered=False)
     with pytest.raises(ValueError, match="keeps insertion order"):
         load_text(con, big_csv, ["event_id"])
+
+
+def test_an_ingest_keeps_each_rows_number_and_quarantine_in_file_order(big_csv: Path, tmp_path: Path) -> None:
+    """The raw batch is written without keeping insertion order (on both threads), quarantine in file
+    order: every raw row keeps its number, and the refused rows read back in the order of the file."""
+    bad = tmp_path / "some_bad.csv"
+    with big_csv.open() as src, bad.open("w") as out:
+        out.write(src.readline())
+        for number, line in enumerate(src, start=1):
+            out.write(line.replace(f",{number}.5,", ",not money,") if number % 5_000 == 0 else line)
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh"), duckdb_threads=2))
+    ingest_files(wh, [bad])
+    raw = wh.read_rows(RAW).select(["event_id", "source_row"]).to_pylist()
+    assert len(raw) == ROWS - ROWS // 5_000
+    assert all(r["event_id"] == f"e{r['source_row']}" for r in raw)
+    refused = wh.read_rows(QUARANTINE).column("source_row").to_pylist()
+    assert refused == list(range(5_000, ROWS + 1, 5_000))
