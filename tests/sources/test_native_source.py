@@ -282,11 +282,16 @@ def test_malformed_csv_is_refused_and_nothing_is_committed(wh, tmp_path, text, r
     assert query_rows(wh, "SELECT count(*) AS n FROM raw_billing_events") == [{"n": 0}]
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip"])
-def test_mixed_line_endings_are_refused_with_the_first_line_that_differs(wh, tmp_path, compression):
+@pytest.mark.parametrize(
+    ("compression", "header"),
+    [("none", NATIVE), ("gzip", NATIVE), ("none", '\ufeff"event_id"' + NATIVE.removeprefix("event_id"))],
+    ids=["plain", "gzip", "byte-order mark and a quoted header"],
+)
+def test_mixed_line_endings_are_refused_with_the_first_line_that_differs(wh, tmp_path, compression, header):
     """DuckDB refuses such a file without a line number; the refusal names the line. Quoted fields
-    with commas and doubled quotes are fields like any other."""
-    text = f'{NATIVE}\r\ne1,2025-01-01,A1,"EC2, ""x""",1\r\ne2,2025-01-01,A1,S3,2\r\ne3,2025-01-02,A1,S3,3\n'
+    with commas and doubled quotes are fields like any other, and a byte-order mark (Excel's "CSV
+    UTF-8" writes one) is no part of the first field."""
+    text = f'{header}\r\ne1,2025-01-01,A1,"EC2, ""x""",1\r\ne2,2025-01-01,A1,S3,2\r\ne3,2025-01-02,A1,S3,3\n'
     path = tmp_path / ("bad.csv.gz" if compression == "gzip" else "bad.csv")
     path.write_bytes(gzip.compress(text.encode()) if compression == "gzip" else text.encode())
     label = "gzip CSV" if compression == "gzip" else "CSV"

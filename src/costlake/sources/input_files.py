@@ -158,6 +158,8 @@ def mixed_line_endings(source: InputFile) -> str | None:
     with _open_binary(source) as handle:
         for number, line in enumerate(iter(lambda: handle.readline(_SCAN_LINE + 1), b""), start=1):
             bytes_read += len(line)
+            if number == 1:  # a byte-order mark is no part of the first field (DuckDB skips it too)
+                line = line.removeprefix(_BOM)
             record = _RECORD.fullmatch(line) if len(line) <= _SCAN_LINE else None
             if record is None or bytes_read > _SCAN_BYTES:
                 return None
@@ -176,6 +178,7 @@ def mixed_line_endings(source: InputFile) -> str | None:
 _FIELD = rb'(?:"(?:[^"]|"")*"|[^",\r\n]*)'
 _RECORD = re.compile(_FIELD + rb"(?:," + _FIELD + rb")*(\r?\n)")
 _ENDINGS = {b"\n": "LF", b"\r\n": "CRLF"}
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
 _SCAN_LINE = 1 << 20  # bytes of one line
 _SCAN_BYTES = 1 << 28  # bytes of the file, from its start
 
