@@ -206,14 +206,29 @@ def test_query_as_a_tenant_shows_only_its_accounts(tmp_path, write_csv):
     assert unknown.stderr.splitlines() == ["error: unknown tenant 'team-c'"]
 
 
+def test_version_is_shown_whatever_else_the_command_line_holds(tmp_path):
+    """An eager option: it answers before the settings are read or a command runs, so a bad setting
+    or a missing warehouse does not hide it."""
+    from importlib.metadata import version
+
+    from costlake import __version__
+
+    assert __version__ == version("costlake")  # the package's, as pyproject.toml gives it
+    for args in (["--version"], ["--version", "run"], ["--engine", "nope", "--version"]):
+        shown = cli(tmp_path / "missing", *args)
+        assert (shown.returncode, shown.stdout, shown.stderr) == (0, f"costlake {__version__}\n", ""), args
+    assert not (tmp_path / "missing").exists()
+
+
 def test_help_imports_no_data_library() -> None:
-    """`costlake --help` and `COMMAND --help` touch no data: pyarrow, numpy, DuckDB, PyIceberg and the
-    service's libraries are imported on first use only (each costs tens to hundreds of ms), and so are
-    the settings (pydantic-settings was a third of `--help`'s 0.3 s; typer itself imports pydantic)."""
+    """`costlake --help`, `--version` and `COMMAND --help` touch no data: pyarrow, numpy, DuckDB,
+    PyIceberg and the service's libraries are imported on first use only (each costs tens to hundreds
+    of ms), and so are the settings (pydantic-settings was a third of `--help`'s 0.3 s; typer itself
+    imports pydantic)."""
     heavy = {"pyarrow", "numpy", "duckdb", "pyiceberg", "fastapi", "uvicorn", "boto3", "faiss"}
     heavy |= {"pydantic_settings", "sqlalchemy"}
     commands = (["ingest"], ["run"], ["anomalies"], ["maintain"], ["serve"], ["tenants"], ["explain"])
-    for args in (["--help"], *([*c, "--help"] for c in commands)):
+    for args in (["--help"], ["--version"], *([*c, "--help"] for c in commands)):
         shown = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "costlake", *args],
             capture_output=True,

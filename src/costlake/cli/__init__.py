@@ -46,6 +46,22 @@ app.add_typer(maintain.app)
 _Debug = Annotated[
     bool, typer.Option("--debug", help="Show the traceback of an error (after its one-line message).")
 ]
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        from costlake import __version__
+
+        typer.echo(f"costlake {__version__}")
+        raise typer.Exit()
+
+
+_Version = Annotated[
+    bool,
+    typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Show costlake's version and exit."
+    ),
+]
 _Quiet = Annotated[
     bool,
     typer.Option(
@@ -97,6 +113,7 @@ def _global(
     ] = None,
     debug: _Debug = False,
     quiet: _Quiet = False,
+    version: _Version = False,  # handled by its callback, before any other option
 ) -> None:
     state.debug, state.quiet = debug, quiet
     state.overrides = {
