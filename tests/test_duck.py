@@ -15,6 +15,7 @@ import pytest
 from costlake import duck, tables
 from costlake.duck import OWNER, SPILL_PREFIX, _types, connect
 from costlake.settings import Settings
+from helpers import cli
 
 SCHEMAS = [t.arrow_schema() for t in vars(tables).values() if isinstance(t, tables.TableDef)]
 
@@ -120,3 +121,40 @@ def test_a_spill_folder_that_cannot_be_locked_is_not_left_behind(
     shown = "SELECT current_setting('temp_directory')"
     assert connect(Settings(warehouse="w")).execute(shown).fetchone() == ("",)
     assert list(temp_folder.iterdir()) == []
+
+
+def test_a_scratch_folder_is_private_and_inside_the_process_folder(temp_folder: Path) -> None:
+    """A command's working files (DuckDB's spill, staged files) go where a killed process's are swept
+    from: its process's spill folder."""
+    with duck.scratch_folder("costlake-run-") as scratch:
+        (scratch / "part.parquet").write_bytes(b"rows")
+        [ours] = temp_folder.glob(f"{SPILL_PREFIX}*")
+        assert scratch.parent == ours and scratch.name.startswith("costlake-run-")
+        assert stat.S_IMODE(scratch.stat().st_mode) == 0o700
+    assert not scratch.exists() and [p.name for p in ours.iterdir()] == [OWNER]
+
+
+@pytest.mark.parametrize("command", ["ingest", "run"])
+def test_a_command_killed_midway_leaves_nothing_the_next_one_does_not_sweep(
+    tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kill -9` (here the fault point's `os._exit`, which skips every clean-up) in the middle of a
+    command leaves its working folder, which may hold spilled billing rows; the next command removes
+    it. They used to stay in the temp folder for good."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    bill = tmp_path / "bill.csv"
+    bill.write_text("event_id,usage_date,account_id,service_name,cost_usd\ne1,2025-01-01,A1,S3,1.50\n")
+    root = tmp_path / "wh"
+    if command == "run":
+        assert cli(root, "ingest", str(bill)).returncode == 0
+    monkeypatch.setenv(
+        "COSTLAKE_CRASH_AT", "computed" if command == "run" else "after_commit:raw_billing_events"
+    )
+    killed = cli(root, *([command, str(bill)] if command == "ingest" else [command]))
+    assert killed.returncode == 86, killed.stderr
+    assert list(temp.glob(f"*/costlake-{command}-*"))  # left behind, inside a spill folder
+    monkeypatch.delenv("COSTLAKE_CRASH_AT")
+    assert cli(root, "run").returncode == 0
+    assert list(temp.rglob("costlake-*")) == []

@@ -7,6 +7,7 @@ and fingerprints use them without depending on any engine.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import functools
 import os
@@ -15,7 +16,7 @@ import stat
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -135,6 +136,23 @@ def _spill_folder() -> str:
     beyond the memory limit fails as out of memory) when no temp folder is writable."""
     root = _process_spill_folder()
     return str(Path(root) / uuid.uuid4().hex[:16]) if root else ""
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A private folder (mode 0700) for one command's working files, removed when the block ends:
+    DuckDB's spill and staged stage files, both billing data. It is made inside this process's spill
+    folder, so a process killed meanwhile (`kill -9`, out of memory) leaves nothing the next process
+    does not sweep (`_sweep_spills`). Without a writable temp folder, Python's `tempfile` chooses the
+    place, as a last resort."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=process_folder()) as folder:
+        yield Path(folder)
+
+
+def process_folder() -> str | None:
+    """This process's private temp folder, which holds its spill and scratch folders and which the
+    next process sweeps if this one is killed; None when no temp folder is writable."""
+    return _process_spill_folder() or None
 
 
 def _process_spill_folder() -> str:

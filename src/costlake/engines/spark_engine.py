@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from costlake.duck import process_folder
 from costlake.engines.base import Engine, register_engine
 from costlake.engines.dialect import SPARK
 from costlake.engines.spark_failures import Memory, failure
@@ -200,7 +201,9 @@ def _own_interrupts() -> Iterator[None]:
 def _start_conf(settings: Settings) -> dict[str, str]:
     """The properties of a session this process starts itself (checks Java first)."""
     find_java()
-    scratch = Path(tempfile.mkdtemp(prefix="costlake-spark-"))
+    # Spark's local files (shuffles, spills) are billing data: in this process's folder, which the
+    # next process sweeps if this one is killed (duck.process_folder).
+    scratch = Path(tempfile.mkdtemp(prefix="costlake-spark-", dir=process_folder()))
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     log_config = scratch / "log4j2.properties"
     log_config.write_text(LOG4J2)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from costlake.duck import scratch_folder
 from costlake.engines import create_engine
 from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
@@ -92,7 +92,7 @@ def _expired_meanwhile(wh: Warehouse, manifest: Manifest) -> bool:
 def _verify_run(wh: Warehouse, manifest: Manifest, rows: list[dict[str, object]]) -> list[Mismatch]:
     logged = [(str(r["table_name"]), _as_date(r["usage_date"]), str(r["content_hash"])) for r in rows]
     days = sorted({day for _, day, _ in logged})
-    with tempfile.TemporaryDirectory(prefix="costlake-audit-") as tmp:
+    with scratch_folder("costlake-audit-") as tmp:
         staging = {tdef.name: Path(tmp) / tdef.name for tdef, _ in STAGES}
         with create_engine(wh.settings, Path(tmp)) as engine:
             replayed = rebuild(

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import logging
 import shutil
-import tempfile
 import uuid
 import warnings
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.duck import PARQUET_FORMAT, connect, sql_string, table_scan
+from costlake.duck import PARQUET_FORMAT, connect, scratch_folder, sql_string, table_scan
 from costlake.errors import InputError
 from costlake.files import file_sha256
 from costlake.lake.batches import Batch, register
@@ -113,7 +112,7 @@ def _ingest_one(
     result = IngestResult(path, batch_id, source.format, replaces=replaces)
     with (
         phase(log, "ingest file", file=str(path), format=source.format, batch_id=batch_id) as done,
-        tempfile.TemporaryDirectory(prefix="costlake-ingest-") as tmp,
+        scratch_folder("costlake-ingest-") as tmp,
     ):
         con = connect(wh.settings, Path(tmp), ordered=True)
         try:

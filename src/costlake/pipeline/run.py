@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Collection
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from costlake.duck import scratch_folder
 from costlake.engines import Engine, create_engine
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
@@ -108,7 +108,7 @@ def run_pipeline(
     started = time.monotonic()
     say: Step = step or (lambda _: None)
     wh.ensure_tables()
-    with wh.writer("run"), tempfile.TemporaryDirectory(prefix="costlake-run-") as tmp:
+    with wh.writer("run"), scratch_folder("costlake-run-") as tmp:
         wh.refresh()
         batches = settle_bookkeeping(wh)  # every batch registered, old records tagged
         remove_orphaned_run_files(wh)

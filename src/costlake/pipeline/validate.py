@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from pathlib import Path
 
+from costlake.duck import scratch_folder
 from costlake.engines import create_engine
 from costlake.lake.filters import at_most
 from costlake.lake.warehouse import Warehouse
@@ -26,7 +26,7 @@ def validate(
     if last:
         window += f" AND usage_date <= DATE '{last.isoformat()}'"
     with (
-        tempfile.TemporaryDirectory(prefix="costlake-validate-") as tmp,
+        scratch_folder("costlake-validate-") as tmp,
         create_engine(wh.settings, Path(tmp)) as engine,
     ):
         for tdef, name in STAGES:
