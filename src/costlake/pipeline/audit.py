@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from costlake.duck import scratch_folder
 from costlake.engines import create_engine
@@ -93,8 +92,8 @@ def _verify_run(wh: Warehouse, manifest: Manifest, rows: list[dict[str, object]]
     logged = [(str(r["table_name"]), _as_date(r["usage_date"]), str(r["content_hash"])) for r in rows]
     days = sorted({day for _, day, _ in logged})
     with scratch_folder("costlake-audit-") as tmp:
-        staging = {tdef.name: Path(tmp) / tdef.name for tdef, _ in STAGES}
-        with create_engine(wh.settings, Path(tmp)) as engine:
+        staging = {tdef.name: tmp / tdef.name for tdef, _ in STAGES}
+        with create_engine(wh.settings, tmp) as engine:
             replayed = rebuild(
                 wh,
                 engine,

@@ -114,7 +114,7 @@ def _ingest_one(
         phase(log, "ingest file", file=str(path), format=source.format, batch_id=batch_id) as done,
         scratch_folder("costlake-ingest-") as tmp,
     ):
-        con = connect(wh.settings, Path(tmp), ordered=True)
+        con = connect(wh.settings, tmp, ordered=True)
         try:
             size = path.stat().st_size
             current().start(f"reading {path.name}", total=size, unit="bytes")

@@ -114,7 +114,7 @@ def run_pipeline(
         remove_orphaned_run_files(wh)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         report = RunReport(new_run_id(now))
-        with create_engine(wh.settings, Path(tmp)) as engine:
+        with create_engine(wh.settings, tmp) as engine:
             say(STEPS[0])
             with phase(log, "plan", run_id=report.run_id) as done:
                 plan = plan_run(wh, engine, backfill, batches)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from costlake.duck import scratch_folder
 from costlake.engines import create_engine
@@ -27,7 +26,7 @@ def validate(
         window += f" AND usage_date <= DATE '{last.isoformat()}'"
     with (
         scratch_folder("costlake-validate-") as tmp,
-        create_engine(wh.settings, Path(tmp)) as engine,
+        create_engine(wh.settings, tmp) as engine,
     ):
         for tdef, name in STAGES:
             engine.register_files(f"{name}_all", wh.data_files(tdef), tdef.arrow_schema())
