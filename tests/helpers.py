@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -91,6 +93,30 @@ def cli(warehouse: Path | str, *args: str, cwd: Path | None = None) -> subproces
         cwd=cwd,
         timeout=300,
     )
+
+
+def cli_on_terminal(warehouse: Path | str, *args: str, cwd: Path | None = None) -> tuple[int, bytes]:
+    """Run the CLI with a terminal (a pseudo-terminal) as its stdout and stderr, the way it draws for a
+    user at a shell: (exit code, the bytes it wrote, escape sequences included)."""
+    main, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "costlake", "--warehouse", str(warehouse), *args],
+        stdin=subprocess.DEVNULL, stdout=child, stderr=child, cwd=cwd, env=env,
+    )  # fmt: skip
+    os.close(child)
+    chunks = []
+    while True:  # read as it writes (a pseudo-terminal buffers little) until its side is closed
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: every process holding the terminal has ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    return proc.wait(timeout=300), b"".join(chunks)
 
 
 def changed_row(header: tuple[str, ...], good: list[str], **change: str) -> list[str]:

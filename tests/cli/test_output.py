@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from helpers import SEED, cli, empty_warehouse
+from helpers import SEED, cli, cli_on_terminal, empty_warehouse
 
 CELLS = (
     "SELECT '[w1]' AS tag, CAST(0 AS DECIMAL(38,12)) AS zero, '=HYPERLINK(\"http://x\",\"click\")' AS link, "
@@ -122,3 +122,55 @@ def test_an_error_naming_a_hostile_file_name_stays_one_plain_line(tmp_path: Path
     line = refused.stderr.rstrip("\n")
     assert "\n" not in line and "\x1b" not in line and "\u202e" not in line, repr(line)
     assert line.startswith("error: ") and "no\\nsuch\\x1b[2J\\u202efile.csv" in line, line
+
+
+# --- text from billing files, as a terminal shows it -----------------------------------------------------
+
+ESC, RLO = "\x1b", "\u202e"
+
+
+def test_ingest_shows_the_file_name_and_the_quarantine_reasons_as_text_on_a_terminal(tmp_path: Path) -> None:
+    """A review found `ingest` reading them as rich markup: a value could print a clickable OSC 8 link
+    dressed as a line of the tool's own, and a value holding `; ` or a quote escaped the blanking of
+    values, so that one bad row counted as two kinds of reason."""
+    name = "[bold red blink]URGENT[reverse].csv"
+    bill = tmp_path / name
+    bill.write_text(
+        "event_id,usage_date,account_id,service_name,cost_usd\n"
+        'z1,2025-01-02,111122223333,x,"1; [link=https://evil.example/pay]Fix: re-run with --force[/link]"\n'
+        "z2,2025-01-02,111122223333,x,\"x'[link=http://evil.example/]CLICK-HERE[/link]'y\"\n"
+        f'z3,2025-01-02,111122223333,x,"1{RLO}0{ESC}[2J"\n'
+        "z4,2025-01-02,111122223333,x,abc\n"
+        "z5,2025-01-02,111122223333,x,5\n"
+    )
+    code, shown = cli_on_terminal(tmp_path / "wh", "-q", "ingest", str(bill))
+    text = shown.decode()
+    assert code == 0, text
+    assert (
+        f"{ESC}]8" not in text and "evil.example" not in text and RLO not in text and f"{ESC}[2J" not in text
+    )
+    assert f"{bill}: batch " in text  # the name as it is, its brackets shown
+    lines = [line.strip() for line in text.splitlines() if "quarantined" in line and "×" in line]
+    assert lines == ["quarantined 4 × cost_usd … is not a decimal number"]
+    reasons = cli(
+        tmp_path / "wh", "query", "SELECT reason FROM quarantine ORDER BY source_row", "--format", "json"
+    )
+    assert [r["reason"] for r in json.loads(reasons.stdout)][1:3] == [
+        "cost_usd 'x''[link=http://evil.example/]CLICK-HERE[/link]''y' is not a decimal number",
+        "cost_usd '1?0?[2J' is not a decimal number",  # control and format characters as '?'
+    ]
+
+
+def test_csv_on_a_terminal_escapes_control_and_format_characters_and_stays_exact_in_a_pipe(
+    tmp_path: Path,
+) -> None:
+    """The table view already escaped them; CSV wrote them raw, so `query --format csv` at a shell could
+    clear the screen, set a link or reorder a line (found by a review). A file or a pipe gets the bytes."""
+    wh = empty_warehouse(tmp_path / "wh")
+    sql = "SELECT chr(27) || '[2J' || chr(8238) || 'gnp.exe' AS name, '=1+1' AS f, 1.50::DECIMAL(10,2) AS d"
+    code, shown = cli_on_terminal(wh, "query", sql, "--format", "csv")
+    assert code == 0 and shown.decode().splitlines() == ["name,f,d", "\\x1b[2J\\u202egnp.exe,'=1+1,1.50"]
+    piped = cli(wh, "query", sql, "--format", "csv")
+    assert piped.stdout.splitlines()[1] == f"{ESC}[2J{RLO}gnp.exe,'=1+1,1.50"
+    code, table = cli_on_terminal(wh, "query", sql)
+    assert code == 0 and "\\x1b[2J\\u202egnp.exe" in table.decode() and RLO not in table.decode()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 import sys
 import traceback
-import unicodedata
 from typing import Annotated, NoReturn
 
 import typer
@@ -25,6 +24,7 @@ from costlake.cli.context import err, state
 from costlake.errors import OUT_OF_MEMORY_HINT, CostlakeError
 from costlake.lake.faults import crash_point
 from costlake.logs import LOG_FORMATS, configure_logging, error_line, exit_interrupted, json_logs_asked
+from costlake.text.terminal import escape_controls
 
 app = typer.Typer(
     help="costlake: finance-grade cloud-cost lake on Apache Iceberg.",
@@ -179,10 +179,7 @@ def _fail(message: str, code: int) -> NoReturn:
 def _one_line(message: str) -> str:
     """The message with control, format and unpaired surrogate characters escaped (`\\n`, `\\x1b`,
     `\\u202e`, `\\udcff`): a file name or value quoted in an error stays one line of plain text."""
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch
-        for ch in message
-    )
+    return escape_controls(message)
 
 
 def main() -> None:

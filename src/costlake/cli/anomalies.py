@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, out, print_result, state
+from costlake.cli.context import check_choice, out, print_result, say, state
 from costlake.cli.progress import progress_bars
 from costlake.errors import InputError
 
@@ -100,4 +100,4 @@ def plot(
         png, page = write_chart(chart, output or Path(name))
     except OSError as exc:
         raise InputError(f"cannot write the chart: {exc}") from None
-    out.print(f"wrote {png} and {page} ({len(chart.days)} days, {len(chart.anomalies)} anomalies)")
+    say(f"wrote {png} and {page} ({len(chart.days)} days, {len(chart.anomalies)} anomalies)")

@@ -6,8 +6,8 @@ import csv
 import datetime as dt
 import io
 import json
-import re
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from rich.text import Text
 from costlake.errors import InputError
 from costlake.ops.console import stdout_console
 from costlake.text import neutralise_cell
+from costlake.text.terminal import escape_controls
 
 if TYPE_CHECKING:  # imported on first use: `--help` and reading commands start without them
     import pyarrow as pa
@@ -96,23 +97,21 @@ def plain(value: Any) -> Any:
     return format(value, "f") if isinstance(value, Decimal) else value
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    r"""Text for a terminal: control characters (escape sequences that could retitle, recolour or
-    rewrite the screen) shown as escapes instead of sent.
+    r"""Text for a terminal: control and format characters (escape sequences that could retitle,
+    recolour or rewrite the screen, bidirectional overrides that reorder it) shown as escapes instead
+    of sent; tabs and newlines stay (a table cell may hold them).
 
-    >>> printable(chr(27) + "]0;x" + chr(7) + "ok")
-    '\\x1b]0;x\\x07ok'
+    >>> printable(chr(27) + "]0;x" + chr(7) + "ok" + chr(0x202E))
+    '\\x1b]0;x\\x07ok\\u202e'
     """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return escape_controls(text, keep="\t\n")
 
 
 def say(text: str) -> None:
-    """One line of text that may hold data (a tenant, a label) on stdout: never markup, never a
-    terminal control sequence."""
-    out.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+    """One line of text that may hold data (a tenant, a label, a file name) on stdout: never markup,
+    never a terminal control sequence, never a second line."""
+    out.print(escape_controls(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def print_secret(secret: str) -> None:
@@ -126,7 +125,9 @@ def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
     """A query result as a table on the terminal, CSV or JSON (decimals as exact strings).
 
     Cell text is data: never read as markup on the terminal, and neutralised in CSV so that a
-    spreadsheet does not run a cell like `=HYPERLINK(...)` as a formula."""
+    spreadsheet does not run a cell like `=HYPERLINK(...)` as a formula. CSV and JSON sent to a file or
+    a pipe hold the values as they are; CSV shown on a terminal has its control and format characters
+    escaped, as the table has (JSON escapes them itself)."""
     rows = result.to_pylist()
     if fmt == "json":
         sys.stdout.write(json.dumps(rows, default=lambda v: str(plain(v)), indent=2) + "\n")
@@ -134,9 +135,9 @@ def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow([neutralise_cell(name) for name in result.column_names])
-        writer.writerows(
-            [["" if v is None else neutralise_cell(plain(v)) for v in row.values()] for row in rows]
-        )
+        shown = printable if sys.stdout.isatty() else str
+        for row in rows:
+            writer.writerow([_csv_cell(v, shown) for v in row.values()])
         sys.stdout.write(buffer.getvalue())
     else:
         table = Table(title=title)
@@ -145,3 +146,12 @@ def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
         for row in rows:
             table.add_row(*(Text("" if v is None else printable(str(plain(v)))) for v in row.values()))
         out.print(table)
+
+
+def _csv_cell(value: Any, shown: Callable[[str], str]) -> Any:
+    """A CSV cell: empty for NULL, exact decimals in plain notation, text through `shown` and never a
+    formula a spreadsheet would run."""
+    if value is None:
+        return ""
+    value = plain(value)
+    return neutralise_cell(shown(value) if isinstance(value, str) else value)

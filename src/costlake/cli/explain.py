@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, err, out, state
+from costlake.cli.context import check_choice, err, out, printable, state
 from costlake.cli.progress import progress_bars
+from costlake.text.terminal import escape_controls
 
 if TYPE_CHECKING:
     from costlake.rag.explain import ExplainResult
@@ -61,13 +62,16 @@ def explain(
     if fmt == "json":
         sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
         return
-    out.print(result.explanation, markup=False, highlight=False)
+    # The model's text, and the names it quotes, are data: shown, never obeyed by the terminal.
+    out.print(printable(result.explanation), markup=False, highlight=False)
     if result.citations:
         out.print("\nSources:", markup=False)
         for c in result.citations:
             out.print(
-                f"  [{c.chunk_id}] {c.usage_date} account {c.account_id} {c.service_name} "
-                f"impact {c.impact_usd}",
+                escape_controls(
+                    f"  [{c.chunk_id}] {c.usage_date} account {c.account_id} {c.service_name} "
+                    f"impact {c.impact_usd}"
+                ),
                 markup=False,
                 highlight=False,
             )
@@ -90,12 +94,16 @@ def _warn(result: ExplainResult) -> None:
         err.print("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
     elif result.degraded_reason == "ungrounded":
         err.print(
-            f"warning: the model's answer was not grounded (not in the retrieved context: {unsupported}); "
-            "showing the offline composition (degraded)",
+            escape_controls(
+                "warning: the model's answer was not grounded (not in the retrieved context: "
+                f"{unsupported}); showing the offline composition (degraded)"
+            ),
             markup=False,
             highlight=False,
         )
     elif not result.grounded:
         err.print(
-            f"warning: not found in the retrieved context: {unsupported}", markup=False, highlight=False
+            escape_controls(f"warning: not found in the retrieved context: {unsupported}"),
+            markup=False,
+            highlight=False,
         )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, out, parse_date, print_result, state
+from costlake.cli.context import check_choice, out, parse_date, print_result, say, state
 from costlake.cli.progress import progress_bars
 from costlake.errors import GateFailure, InputError
 
@@ -57,17 +57,18 @@ def ingest(
 
 
 def _print_ingested(r: IngestResult) -> None:
-    """One file's outcome, printed as soon as it is committed."""
+    """One file's outcome, printed as soon as it is committed. The file's name and the quarantine
+    reasons (which quote values of the file) are data: never markup, never a control sequence."""
     if r.skipped:
-        out.print(f"{r.path}: already ingested as batch {r.batch_id}; nothing to do")
+        say(f"{r.path}: already ingested as batch {r.batch_id}; nothing to do")
         return
     replaces = f", replaces batch {r.replaces}" if r.replaces else ""
-    out.print(
+    say(
         f"{r.path}: batch {r.batch_id} ({r.source_format}{replaces}): "
         f"{r.accepted:,} accepted, {r.quarantined:,} quarantined"
     )
     for reason, count in r.reasons:
-        out.print(f"  quarantined {count:,} × {reason}")
+        say(f"  quarantined {count:,} × {reason}")
     if r.duplicates:
         out.print(
             f"  warning: {r.duplicates:,} row(s) repeat an event_id of an earlier row in the file; "

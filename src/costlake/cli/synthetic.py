@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from costlake.cli.context import out, parse_date, state
+from costlake.cli.context import out, parse_date, say, state
 from costlake.errors import InputError
 
 app = typer.Typer()
@@ -66,10 +66,10 @@ def generate(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     for path in result.files:
-        out.print(f"wrote {path}")
-    out.print(f"wrote {result.tenants_file}")
+        say(f"wrote {path}")
+    say(f"wrote {result.tenants_file}")
     if result.truth_file:
-        out.print(
+        say(
             f"wrote {result.truth_file} ({result.anomalies} injected anomalies, "
             f"{result.noisy_mix} noisy-mix series)"
         )

@@ -32,7 +32,7 @@ def tenants_load(
     from costlake.pipeline.tenants import load_tenants
 
     updated, added = load_tenants(state.warehouse(create=True), file)
-    out.print(f"{file}: {updated} account(s) updated, {added} not seen yet added")
+    say(f"{file}: {updated} account(s) updated, {added} not seen yet added")
 
 
 def _key_store() -> KeyStore:

@@ -241,11 +241,15 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def _top_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """The ten most frequent kinds of problem among the rejected rows, each with its count. Values
+    (quoted by `quote_text`, a quote inside doubled) and sizes vary inside reasons: they are blanked
+    before a row's reasons are told apart, so that a value holding `; ` or a quote is never read as a
+    reason of its own."""
     rows = con.execute(
-        # Values (quoted) and sizes vary inside reasons: count by the kind of problem, not by the value.
-        """SELECT regexp_replace(regexp_replace(unnest(string_split(reason, '; ')),
-                                  chr(39) || '[^' || chr(39) || ']*' || chr(39), '…', 'g'),
-                                  ' is [0-9]+ (bytes|characters)', ' is … \\1', 'g') AS r,
+        r"""SELECT unnest(string_split(
+                      regexp_replace(regexp_replace(reason, '''(?:[^'']|'''')*''', '…', 'g'),
+                                     ' is [0-9]+ (bytes|characters)', ' is … \1', 'g'),
+                      '; ')) AS r,
                   count(*) AS n
            FROM rejected GROUP BY r ORDER BY n DESC, r LIMIT 10"""
     ).fetchall()

@@ -7,7 +7,8 @@ batch's own from `batch_columns`, plus `reason`, '' when the row is good), and h
 Macros (temp, per connection):
   field_text(x)          x without the spaces trim() removes, NULL when blank: every source reads its
                          fields through it
-  quote_text(x)          x cut to 60 characters, in single quotes: an offending value inside a reason
+  quote_text(x)          x cut to 60 characters, in single quotes (a quote inside doubled, control and
+                         format characters as '?'): an offending value inside a reason
   plain_number(t)        the plain decimal text of a number, NULL if t is not one; E-notation ('1.81E-8')
                          is expanded digit by digit, never through a float (`exponent := false` refuses it)
   money(t)               t as DECIMAL(38,12), NULL when money_reason(t, ...) is not NULL (a plain amount
@@ -66,6 +67,8 @@ ID_RULE = "letters, digits and _ . : / @ + = -, not starting with = + - @"
 # computed twice: `[... FOR sql_text_v IN [costly]][1]` computes it once.
 MONEY_LIMIT = 10**18  # the largest |amount| of one row, exclusive (see the macro sql_text_money)
 MONEY_LIMIT_TEXT = "1e18"
+# What a quoted value in a reason may not hold: control, format and line or paragraph separator characters.
+_NOT_TEXT = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
 _MACROS = f"""
 -- A field's text without the spaces trim() removes (U+0020 and the other Unicode space separators),
 -- NULL when blank. A field that begins and ends with a printable ASCII character, which trim() never
@@ -74,9 +77,12 @@ CREATE OR REPLACE TEMP MACRO field_text(x) AS CASE
     WHEN ord(x) BETWEEN 33 AND 126 AND ord(right(x, 1)) BETWEEN 33 AND 126 THEN x
     ELSE NULLIF(trim(x), '')
     END;
--- Control characters (newlines, terminal escapes) become '?': a reason is one line of plain text.
+-- Control and format characters (newlines, terminal escapes, bidirectional overrides) become '?': a
+-- reason is one line of plain text. A quote inside is doubled, as SQL writes it, so that whoever reads
+-- the reason (ingest's summary of them) knows where the value ends.
 CREATE OR REPLACE TEMP MACRO quote_text(x) AS
-    chr(39) || regexp_replace(left(x, 60), '[[:cntrl:]]', '?', 'g') || chr(39);
+    chr(39) || replace(regexp_replace(left(x, 60), '{_NOT_TEXT}', '?', 'g'), chr(39), chr(39) || chr(39))
+    || chr(39);
 -- sign and digits times 10^shift, as plain decimal text
 CREATE OR REPLACE TEMP MACRO sql_text_shift(sign, digits, shift) AS CASE WHEN shift >= 0
     THEN sign || digits || repeat('0', shift)
