@@ -13,24 +13,28 @@ import pyarrow as pa
 
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
+from costlake.sources.base import RowLimits
+from costlake.sources.sql_text import id_problem
 from costlake.tables import DIM_ACCOUNT
 
 REQUIRED = ("account_id", "tenant_id")
 
 
-def read_tenants(path: Path) -> dict[str, tuple[str, str | None]]:
-    """account_id → (tenant_id, account_name); every problem is reported with its row."""
+def read_tenants(path: Path, limits: RowLimits | None = None) -> dict[str, tuple[str, str | None]]:
+    """account_id → (tenant_id, account_name); every problem is reported with its row. Ids follow the
+    billing files' identifier rule and a name is at most `limits.max_field_bytes` long, as in a billing
+    file: the file is as untrusted as they are."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         try:
-            return _owners(path, reader)
+            return _owners(path, reader, limits or RowLimits())
         except csv.Error as exc:  # e.g. a field over the CSV reader's limit: one line, no traceback
             raise InputError(f"{path}: line {reader.line_num + 1}: {exc}") from None
 
 
-def _owners(path: Path, reader: csv.DictReader[str]) -> dict[str, tuple[str, str | None]]:
+def _owners(path: Path, reader: csv.DictReader[str], limits: RowLimits) -> dict[str, tuple[str, str | None]]:
     header = [h.strip().lower() for h in reader.fieldnames or []]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
@@ -47,6 +51,15 @@ def _owners(path: Path, reader: csv.DictReader[str]) -> dict[str, tuple[str, str
         for column, value in (("account_id", account), ("tenant_id", tenant)):
             if not value:
                 raise InputError(f"{path}: row {row_number}, column {column}: empty value")
+            # Ids are matched against billing files' account ids, sent in API headers, shown and given
+            # to models: the billing files' identifier rule, so that no id carries text.
+            if problem := id_problem(value):
+                raise InputError(f"{path}: row {row_number}, column {column}: {problem}")
+        if name is not None and len(name.encode()) > limits.max_field_bytes:
+            raise InputError(
+                f"{path}: row {row_number}, column account_name: {len(name.encode())} bytes, over the "
+                f"{limits.max_field_bytes} of a field (setting max_field_bytes)"
+            )
         if account in owners and owners[account][0] != tenant:
             raise InputError(
                 f"{path}: row {row_number}, column tenant_id: account {account} is already "
@@ -63,7 +76,7 @@ def _named(name: str) -> dict[str, object]:
 
 def load_tenants(wh: Warehouse, path: Path) -> tuple[int, int]:
     """Upsert the owners into dim_account. Returns (accounts updated, accounts added)."""
-    owners = read_tenants(path)
+    owners = read_tenants(path, RowLimits(max_field_bytes=wh.settings.max_field_bytes))
     wh.ensure_tables()
     with wh.writer("tenants load"):
         wh.refresh()

@@ -36,6 +36,7 @@ from typing import Any
 
 from costlake.errors import InputError
 from costlake.rag.grounding import ContextFacts, context_facts
+from costlake.text.names import shown_name
 
 BEGIN = "<<<CONTEXT"
 END = "CONTEXT>>>"
@@ -181,7 +182,12 @@ def build_prompt(question: str, chunks: Sequence[Mapping[str, Any]]) -> Prompt:
 
 def _context_of(chunk: Mapping[str, Any]) -> dict[str, Any]:
     shown = [key for key in CONTEXT_FIELDS if key in chunk]
-    return {key: _exact(key, chunk[key], f"chunk {chunk.get('chunk_id')} field {key}") for key in shown}
+    context = {key: _exact(key, chunk[key], f"chunk {chunk.get('chunk_id')} field {key}") for key in shown}
+    if isinstance(context.get("tenant_id"), str):
+        # A tenants file's text, as the names are: a lake loaded before tenants files' ids had to be
+        # identifiers may hold prose there (chunks keep the id as it is: it decides who sees them).
+        context["tenant_id"] = shown_name("tenant", context["tenant_id"])
+    return context
 
 
 def _exact(key: str, value: Any, where: str) -> Any:

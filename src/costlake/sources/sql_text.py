@@ -303,6 +303,25 @@ def window_reason(day: str, text: str, label: str, ctx: BatchContext) -> str:
     END"""
 
 
+_ID = re.compile(f"[{ID_CHARS}]+")
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` is not a machine identifier (None when it is): the rule of the SQL macro `id_reason`,
+    for files read in Python (a tenants file). The value is not quoted: the caller names where it is.
+
+    >>> id_problem("123456789012"), id_problem("tenant-a"), id_problem("=cmd") == id_problem("a b")
+    (None, None, True)
+    >>> id_problem("x" * 129)
+    '129 characters long, over the 128 of an identifier'
+    """
+    if not _ID.fullmatch(value) or value.startswith(("=", "+", "-", "@")):
+        return f"not an identifier ({ID_RULE})"
+    if len(value) > MAX_ID_CHARS:
+        return f"{len(value)} characters long, over the {MAX_ID_CHARS} of an identifier"
+    return None
+
+
 def id_checks(text: str, label: str, *, required: bool) -> str:
     """The reason a machine identifier is refused (NULL when fine): missing (when `required`), characters
     outside ID_CHARS, a leading = + - @, or more than MAX_ID_CHARS characters."""
