@@ -222,6 +222,29 @@ SCENARIOS = {
             " By pricing model: Reserved (+$847.00).",
         ],
     ),
+    # Withheld values in the dimensions after the first keep their whole label: cut to "7f28d3 (name
+    # withheld)", the label's digits read as an unsupported figure and the whole sentence was dropped
+    # (found by a review: a billing value could silence the explanation of its anomaly).
+    "withheld_values_after_the_first_dimension": (
+        chunk(
+            chunk_id="anom-labels1",
+            impact_usd="442.00",
+            contributors=[
+                {"dimension": "charge_category", "value": "Usage", "contribution_usd": "442"},
+                {"dimension": "region", "value": "region 9769ca (name withheld)", "contribution_usd": "608"},
+                {
+                    "dimension": "usage_type",
+                    "value": "usage type 7f28d3 (name withheld)",
+                    "contribution_usd": "442",
+                },
+            ],
+        ),
+        [
+            "Most of the increase came from charge category Usage (+$442.00).",
+            " By region: region 9769ca (name withheld) (+$608.00).",
+            " By usage type: usage type 7f28d3 (name withheld) (+$442.00).",
+        ],
+    ),
 }
 
 

@@ -123,7 +123,7 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
     Causes are listed per dimension, the dimension detection ranked first leading: the regions of a
     change and its pricing models are two views of the same dollars, never listed as if they added
     up. A mix shift names only its own dimension."""
-    by_dimension: dict[str, list[str]] = {}
+    by_dimension: dict[str, list[tuple[str, str]]] = {}  # dimension -> (value, detail)
     for item in chunk.get("contributors") or []:
         if not isinstance(item, Mapping):
             continue
@@ -137,21 +137,20 @@ def _contributors(chunk: Mapping[str, Any], top: int = 3) -> str:
             detail += f": {format_usd(actual)} with nothing expected"
         elif actual is not None and expected is not None:
             detail += f": {format_usd(actual)} against {format_usd(expected)} expected"
-        by_dimension.setdefault(dimension, []).append(
-            f"{dimension_phrase(dimension, str(item['value']))} ({detail})"
-        )
+        by_dimension.setdefault(dimension, []).append((str(item["value"]), detail))
     if not by_dimension:
         return ""
     (first, rows), *others = by_dimension.items()  # the order detection ranked them: the root cause first
+    named = [f"{dimension_phrase(first, value)} ({detail})" for value, detail in rows[:top]]
     if chunk.get("kind") == "mix_shift" or chunk.get("direction") == "shift":
-        return f"Spend moved between {_listed(rows[:top])}."
+        return f"Spend moved between {_listed(named)}."
     impact = _decimal(chunk.get("impact_usd"))
     change = "increase" if impact is None or impact > 0 else "decrease"
-    sentences = [f"Most of the {change} came from {_listed(rows[:top])}."]
+    sentences = [f"Most of the {change} came from {_listed(named)}."]
     for dimension, rows in others:
-        words = dimension.replace("_", " ")
-        shown = [row.removeprefix(words + " ") for row in rows[:top]]
-        sentences.append(f"By {words}: {_listed(shown)}.")
+        # "By region: us-east-1 (...)": the dimension is said once; a withheld value's label is whole.
+        shown = [f"{value} ({detail})" for value, detail in rows[:top]]
+        sentences.append(f"By {dimension.replace('_', ' ')}: {_listed(shown)}.")
     return " ".join(sentences)
 
 
