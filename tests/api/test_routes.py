@@ -112,6 +112,20 @@ def test_anomalies_page_through_with_cursors_bound_to_tenant_and_query(served: S
         assert served.get("/anomalies", key, params={"cursor": first, "limit": 5}).status_code == 200
 
 
+def test_a_least_impact_that_no_impact_could_be_compared_with_is_422_not_500(served: Served) -> None:
+    """DuckDB compares the bound with DECIMAL(38,12) impacts in one decimal type: a bound with more than
+    12 places, or 26 digits before the point, did not fit it and gave a 500 (found by a review)."""
+    key = served.keys["team-a"]
+    rows = served.get("/anomalies", key).json()["data"]
+    for bound in ("0.0000000000000000000000000000000000001", "123456789012345678901234567890.5", "-1"):
+        problem = _problem(served.get("/anomalies", key, params={"min_impact": bound}), 422)
+        assert "min_impact" in json.dumps(problem)
+    kept = served.get("/anomalies", key, params={"min_impact": "0.000000000001"}).json()["data"]
+    assert kept == [r for r in rows if abs(Decimal(r["impact_usd"])) >= Decimal("0.000000000001")]
+    largest = served.get("/anomalies", key, params={"min_impact": "9" * 26}).json()["data"]
+    assert largest == []
+
+
 @pytest.mark.parametrize("sort", ["date", "-date", "-impact"])
 def test_anomalies_sort_orders_and_page_through_in_each(served: Served, sort: str) -> None:
     key = served.keys["team-a"]

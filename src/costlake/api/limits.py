@@ -22,6 +22,10 @@ from costlake.sources.sql_text import MAX_ID_CHARS
 # published series can be asked for.
 ACCOUNT_ID_CHARS = MAX_ID_CHARS
 SERVICE_CHARS = RowLimits().max_field_bytes
+# The longest cursor a client may send back: more than the server makes for a page whose last row
+# carries a name as long as ingestion allows by default (tests/api/test_cursors.py measures it), and
+# short enough for a URL.
+CURSOR_CHARS = 8192
 MAX_KEYS = 100_000  # buckets kept; the oldest are dropped beyond this (a full bucket is the default)
 
 

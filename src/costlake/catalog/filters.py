@@ -75,13 +75,17 @@ class DailyCostFilters(CostFilters):
     """Billed (`total_cost_usd`) or amortised (`effective_cost_usd`) cost."""
 
 
+MAX_IMPACT = Decimal(10) ** 26  # DECIMAL(38,12) holds 26 digits before the point
+
+
 class AnomalyFilters(CostFilters):
     """Anomalies: the filters, plus a kind and a minimum dollar impact."""
 
     kind: str | None = None
     """spike, dip, step_up, step_down, new_service, dropped_to_zero or mix_shift."""
-    min_impact: Decimal | None = Field(default=None, ge=0)
-    """Only anomalies whose impact is at least this many dollars, up or down."""
+    min_impact: Decimal | None = Field(default=None, ge=0, lt=MAX_IMPACT, decimal_places=12)
+    """Only anomalies whose impact is at least this many dollars, up or down: a DECIMAL(38,12) value, as
+    the impacts are (a bound with more places, or larger, would not fit the comparison)."""
 
     def conditions(self) -> tuple[list[str], list[Any]]:
         where, params = super().conditions()
@@ -138,7 +142,8 @@ class Keyset:
     def position(self, row: Mapping[str, Any]) -> str:
         """The opaque position after `row`."""
         key = [self._text(name, row[name]) for name, _ in self._keys]
-        text = json.dumps([self.listing, *key], separators=(",", ":"))
+        # Names as UTF-8, not as JSON's \\u escapes: a page's last name may be as long as ingestion allows.
+        text = json.dumps([self.listing, *key], separators=(",", ":"), ensure_ascii=False)
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     def after(self, position: str) -> tuple[str, list[Any]]:

@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 
 from costlake.api.auth import Caller, caller, own_account
 from costlake.api.cursors import query_digest
-from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
+from costlake.api.limits import ACCOUNT_ID_CHARS, CURSOR_CHARS, SERVICE_CHARS
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
 from costlake.catalog import readers
-from costlake.catalog.filters import MAX_LIMIT, AnomalyFilters, DailyCostFilters, Page
+from costlake.catalog.filters import MAX_IMPACT, MAX_LIMIT, AnomalyFilters, DailyCostFilters, Page
 from costlake.text.csv_cells import neutralise_cell
 
 router = APIRouter(tags=["data"])
@@ -93,7 +93,9 @@ class AccountList(BaseModel):
 
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")]
-Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the page before.")]
+Cursor = Annotated[
+    str | None, Query(max_length=CURSOR_CHARS, description="`next_cursor` of the page before.")
+]
 From = Annotated[
     dt.date | None,
     Query(alias="from", ge=EARLIEST, le=LATEST, description="First usage day (inclusive)."),
@@ -153,7 +155,10 @@ def anomalies(
     who: Annotated[Caller, Depends(caller)],
     asked: Annotated[Listing, Depends(listing)],
     kind: Annotated[KINDS | None, Query(description="One kind of anomaly.")] = None,
-    min_impact: Annotated[Decimal | None, Query(ge=0, description="Least dollar impact, up or down.")] = None,
+    min_impact: Annotated[
+        Decimal | None,
+        Query(ge=0, lt=MAX_IMPACT, decimal_places=12, description="Least dollar impact, up or down."),
+    ] = None,
     sort: Annotated[Literal["date", "-date", "-impact"], Query(description="Order of the rows.")] = "date",
 ) -> Response:
     filters, digest, page = _filters_and_page(
