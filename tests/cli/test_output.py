@@ -98,6 +98,34 @@ def test_settings_errors_are_one_line(tmp_path: Path) -> None:
         assert shown.returncode == 1 and len(shown.stderr.splitlines()) == 1 and words in shown.stderr
 
 
+def test_an_error_quoting_a_huge_value_stays_a_short_line(tmp_path: Path) -> None:
+    """A review made a 840,090-byte error line of a header naming seven 120 KB columns twice: names are
+    cut to 60 characters there, and any error line to 2,000 characters and how many more there were."""
+    names = [chr(ord("a") + i) * 120_000 for i in range(7)]
+    bill = tmp_path / "dupes.csv"
+    bill.write_text(
+        ",".join(["event_id", "usage_date", "account_id", "service_name", "cost_usd", *names, *names])
+    )
+    shown = cli(tmp_path / "wh", "ingest", str(bill))
+    (line,) = shown.stderr.splitlines()
+    assert shown.returncode == 1 and "appear more than once in the header" in line and len(line) < 1000
+    assert "a" * 60 + "…" in line and "a" * 61 not in line
+    for fmt in ("text", "json"):
+        shown = cli(
+            empty_warehouse(tmp_path / "wh2"),
+            "--log-format",
+            fmt,
+            "query",
+            "SELECT 1",
+            "--format",
+            "z" * 100_000,
+        )
+        (line,) = shown.stderr.splitlines()
+        message = json.loads(line)["message"] if fmt == "json" else line
+        assert shown.returncode == 1 and message.startswith("error: --format must be table, csv or json")
+        assert len(message) < 2100 and message.endswith(" more characters)")
+
+
 def test_with_json_logs_the_error_line_is_json_too(tmp_path: Path) -> None:
     shown = cli(empty_warehouse(tmp_path / "wh"), "--log-format", "json", "query", "SELEC 1")
     (line,) = shown.stderr.splitlines()

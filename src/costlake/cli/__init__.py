@@ -24,7 +24,7 @@ from costlake.cli.context import err, state
 from costlake.errors import OUT_OF_MEMORY_HINT, CostlakeError
 from costlake.lake.faults import crash_point
 from costlake.logs import LOG_FORMATS, configure_logging, error_line, exit_interrupted, json_logs_asked
-from costlake.text.terminal import escape_controls
+from costlake.text.terminal import capped_line, escape_controls
 
 app = typer.Typer(
     help="costlake: finance-grade cloud-cost lake on Apache Iceberg.",
@@ -169,6 +169,7 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     crash_point("exit_line")
+    message = capped_line(message)  # one line, never a flood: a file's value may be quoted in it
     if state.log_json:
         sys.stderr.write(error_line(message, code, as_json=True) + "\n")
     else:

@@ -44,6 +44,7 @@ from costlake.errors import InputError
 from costlake.sources import input_files
 from costlake.sources.base import BatchContext
 from costlake.tables import MONEY_SQL, QUARANTINE, RAW
+from costlake.text.terminal import shortened
 
 # A number: optional sign, digits, optional fraction, optional exponent (at most three digits).
 _NUMBER = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?"
@@ -180,7 +181,9 @@ def load_text(
     if positions is None:
         dupes = sorted({c for c in header if header.count(c) > 1})
         if dupes:
-            raise InputError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the header")
+            shown = ", ".join(shortened(name) for name in dupes[:10])
+            more = f" and {len(dupes) - 10} more" if len(dupes) > 10 else ""
+            raise InputError(f"{path}: column(s) {shown}{more} appear more than once in the header")
         if ROW_COLUMN in header:  # it would shadow each row's place in the file, which the checks read
             raise InputError(
                 f"{path}: a column is named {ROW_COLUMN}, which costlake keeps for each row's place in the "

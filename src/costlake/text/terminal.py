@@ -32,3 +32,24 @@ def escape_controls(text: str, keep: str = "") -> str:
         else ch
         for ch in text
     )
+
+
+MAX_LINE_CHARS = 2000  # an error line longer than this is cut (a value quoted in full could be megabytes)
+
+
+def shortened(text: str, limit: int = 60) -> str:
+    """`text`, or its first `limit` characters and `…` when it is longer: a value quoted inside a message.
+
+    >>> shortened("payer_account_id"), shortened("x" * 100, 5)
+    ('payer_account_id', 'xxxxx…')
+    """
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def capped_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """One message line of at most about `limit` characters: longer, its start and how much was cut.
+
+    >>> capped_line("error: " + "y" * 50, 20)
+    'error: yyyyyyyyyyyyy… (37 more characters)'
+    """
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"
