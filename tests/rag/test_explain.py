@@ -18,7 +18,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.tenants import load_tenants
 from costlake.rag.embedders import HashingEmbedder
 from costlake.rag.embedders import base as embedders_base
-from costlake.rag.explain import Explainer, ExplainResult
+from costlake.rag.explain import MAX_ANSWER_CHARS, Explainer, ExplainResult
 from costlake.rag.index import VectorIndex
 from costlake.rag.indexer import build_index, index_folder, lake_chunks, rag_folder
 from costlake.rag.llm import LLMClient, OfflineClient, register
@@ -180,6 +180,27 @@ def test_with_llm_ungrounded_flag_the_models_text_is_kept_and_flagged(
     assert answer.explanation == "EC2 rose by $999.99 because of a runaway job."
     assert (answer.degraded, answer.degraded_reason, answer.grounded) == (False, None, False)
     assert answer.unsupported == ["999.99"]
+
+
+class _Rambling(LLMClient):
+    """A provider whose server ignores max_tokens: a review got a 3 MB answer back as the explanation."""
+
+    name = "rambling"
+
+    def _complete(self, prompt: Prompt) -> str:
+        return "EC2 rose. " * 1_000_000
+
+
+def test_an_answer_longer_than_an_answer_may_be_is_a_failed_provider(
+    lake: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llm_base, "_REGISTRY", dict(llm_base._REGISTRY))
+    register("rambling", _Rambling)
+    build_index(lake)
+    rambling = Warehouse(lake.settings.model_copy(update={"llm_provider": "rambling"}))
+    answer = Explainer(rambling).explain("why did EC2 jump on 2025-02-03?", tenant="team-a")
+    assert (answer.degraded, answer.degraded_reason) == (True, "provider_error")
+    assert len(answer.explanation) < MAX_ANSWER_CHARS and "EC2 rose. EC2 rose." not in answer.explanation
 
 
 def test_an_unknown_tenant_is_an_input_error_not_an_empty_answer(lake: Warehouse) -> None:

@@ -5,7 +5,8 @@ The answer is an `ExplainResult`, whose JSON is exactly the API's shape: `explan
 `retrieval_ms`, `generation_ms`, `provider`, `degraded`, `degraded_reason`, `grounded`.
 
 Two ways an answer is degraded (`degraded: true`):
-- `degraded_reason: "provider_error"`: the provider failed (any `LLMError`); the answer lists the retrieved
+- `degraded_reason: "provider_error"`: the provider failed (any `LLMError`), or answered with more than
+  MAX_ANSWER_CHARS characters; the answer lists the retrieved
   anomalies' own sentences, unless `llm_failure = "error"`, which raises instead.
 - `degraded_reason: "ungrounded"`: the model's answer failed the grounding check (a figure or date the
   context does not hold, or a chunk id that was not retrieved); with `llm_ungrounded = "replace"` (the
@@ -50,12 +51,16 @@ from costlake.rag.indexer import (
     rag_folder,
 )
 from costlake.rag.intents import Intent, classify
-from costlake.rag.llm import LLMClient, LLMError, compose_explanation, shared_llm
+from costlake.rag.llm import LLMClient, LLMError, LLMTerminalError, compose_explanation, shared_llm
 from costlake.rag.prompt import Prompt, build_prompt
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
 from costlake.rag.results import Citation, DegradedReason, ExplainResult, context_of
 from costlake.rag.retriever import Mode, Retrieval, Retriever, describe, narrowed, question_name
 from costlake.settings import Settings
+
+# The longest answer taken from a model (the prompt asks for a few short sentences): a longer one is
+# treated as a failed provider, before the grounding check reads it.
+MAX_ANSWER_CHARS = 8000
 
 log = logging.getLogger(__name__)
 # Intents answered from the published tables: no index, no model.
@@ -285,6 +290,10 @@ class Explainer:
         composition (see the module doc)."""
         try:
             text = client.generate(prompt)
+            if len(text) > MAX_ANSWER_CHARS:  # a server that ignores max_tokens, or is hostile
+                raise LLMTerminalError(
+                    f"its answer is {len(text):,} characters long, over the {MAX_ANSWER_CHARS:,} allowed"
+                )
         except LLMError as exc:
             if self.wh.settings.llm_failure == "error":
                 raise
