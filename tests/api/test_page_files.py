@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from api_server import Served
-from costlake.api.routes.page import STATIC
+from costlake.api.routes.page import CSP, STATIC
 
 STRICT = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -54,6 +55,10 @@ def test_missing_files_and_traversals_are_404_problems(served: Served) -> None:
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("application/problem+json"), path
         assert "Traceback" not in response.text
+        if urlsplit(response.url).path.startswith("/static/"):  # the page's headers on every answer under it
+            assert response.headers["content-security-policy"] == CSP, path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+            assert response.headers["referrer-policy"] == "no-referrer", path
 
 
 def test_the_page_is_not_in_the_openapi_document_and_series_is(served: Served) -> None:

@@ -50,9 +50,16 @@ def _shipped() -> dict[str, tuple[bytes, str]]:
 def _file(name: str) -> Response:
     found = _shipped().get(name)
     if found is None:
-        raise not_found("such file")
+        return _missing()
     content, media_type = found
     return Response(content, media_type=media_type, headers=HEADERS)
+
+
+def _missing() -> Response:
+    """The usual 404 problem, with the page's headers: every answer under / and /static/ has them."""
+    response = not_found("such file").response()
+    response.headers.update(HEADERS)
+    return response
 
 
 @router.get("/")
@@ -63,5 +70,11 @@ def index() -> Response:
 @router.get("/static/{name}")
 def static(name: str) -> Response:
     if name == "index.html":  # the page lives at /
-        raise not_found("such file")
+        return _missing()
     return _file(name)
+
+
+@router.get("/static/{rest:path}")
+def static_elsewhere(rest: str) -> Response:
+    """A subfolder or anything else under /static/: nothing is served there."""
+    return _missing()
