@@ -79,3 +79,25 @@ def test_a_refusal_is_one_line(lake: Path, args: tuple[str, ...], message: str) 
     refused = cli(lake, "tenants", *args)
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.startswith(message) and len(refused.stderr.splitlines()) == 1
+
+
+def test_a_load_warns_of_active_keys_of_a_tenant_left_without_accounts(tmp_path: Path) -> None:
+    """A key acts for a tenant id: a review emptied a tenant, gave its id to another customer's account
+    later, and the old key read that account. The load that empties a tenant says so."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    ingest_and_run(wh, SEED)
+    owners = tmp_path / "owners.csv"
+    owners.write_text("account_id,tenant_id\nA1,team-a\nA2,team-b\n")
+    assert cli(wh.root, "tenants", "load", str(owners)).stderr == ""
+    made = cli(wh.root, "tenants", "add-key", "team-b")
+    assert made.returncode == 0, made.stderr
+    owners.write_text("account_id,tenant_id\nA2,team-a\n")
+    moved = cli(wh.root, "tenants", "load", str(owners))
+    assert moved.returncode == 0 and moved.stderr.splitlines() == [
+        "warning: tenant team-b owns no account now, and 1 active API key(s) of it stay active: a tenants "
+        "file that gives team-b accounts again gives those keys their data; revoke them with `costlake "
+        "tenants revoke-key`"
+    ]
+    key_id = made.stdout.splitlines()[-2].split()[2]
+    assert cli(wh.root, "tenants", "revoke-key", key_id).returncode == 0
+    assert cli(wh.root, "tenants", "load", str(owners)).stderr == ""

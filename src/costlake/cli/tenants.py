@@ -12,11 +12,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from costlake.cli.context import check_choice, out, print_secret, printable, say, state
+from costlake.cli.context import check_choice, err, out, print_secret, printable, say, state
 from costlake.errors import InputError
+from costlake.text.terminal import escape_controls
 
 if TYPE_CHECKING:
     from costlake.lake.api_keys import ApiKey, KeyStore
+    from costlake.lake.warehouse import Warehouse
 
 app = typer.Typer(
     help="Tenants: which tenant owns which account, and their API keys for `costlake serve`.",
@@ -31,8 +33,34 @@ def tenants_load(
     """Assign accounts to tenants (accounts with no owner belong to tenant 'unassigned')."""
     from costlake.pipeline.tenants import load_tenants
 
-    updated, added = load_tenants(state.warehouse(create=True), file)
+    wh = state.warehouse(create=True)
+    updated, added = load_tenants(wh, file)
     say(f"{file}: {updated} account(s) updated, {added} not seen yet added")
+    for tenant, keys in _idle_keys(wh).items():
+        err.print(
+            escape_controls(
+                f"warning: tenant {tenant} owns no account now, and {keys} active API key(s) of it stay "
+                f"active: a tenants file that gives {tenant} accounts again gives those keys their data; "
+                "revoke them with `costlake tenants revoke-key`"
+            ),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _idle_keys(wh: Warehouse) -> dict[str, int]:
+    """Active API keys of tenants that own no account (sorted by tenant): a key acts for a tenant id,
+    whoever that id is given to later."""
+    from costlake.lake.api_keys import KeyStore
+    from costlake.tables import DIM_ACCOUNT
+
+    owners = set(wh.read_rows(DIM_ACCOUNT).column("tenant_id").to_pylist())
+    idle: dict[str, int] = {}
+    for key in KeyStore.for_settings(wh.settings, wh.root).list(include_revoked=False):
+        if key.tenant_id is not None and key.tenant_id not in owners:
+            idle[key.tenant_id] = idle.get(key.tenant_id, 0) + 1
+    return dict(sorted(idle.items()))
 
 
 def _key_store() -> KeyStore:
