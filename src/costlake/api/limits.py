@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from costlake.sources.base import RowLimits
-from costlake.sources.sql_text import MAX_ID_CHARS
+from costlake.sources.identifiers import MAX_ID_CHARS
 
 # The longest account id and service name a filter may name: what ingestion accepts, so every
 # published series can be asked for.

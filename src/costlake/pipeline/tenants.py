@@ -14,7 +14,7 @@ import pyarrow as pa
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.sources.base import RowLimits
-from costlake.sources.sql_text import id_problem
+from costlake.sources.identifiers import id_problem
 from costlake.tables import DIM_ACCOUNT
 
 REQUIRED = ("account_id", "tenant_id")

@@ -43,6 +43,7 @@ from costlake.duck import sql_string
 from costlake.errors import InputError
 from costlake.sources import input_files
 from costlake.sources.base import BatchContext
+from costlake.sources.identifiers import ID_CHARS, ID_RULE, MAX_ID_CHARS
 from costlake.tables import MONEY_SQL, QUARANTINE, RAW
 from costlake.text.terminal import shortened
 
@@ -59,11 +60,6 @@ TIMESTAMP_FORM = "YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]"
 # general way, which gives these the same result.
 _PLAIN_AMOUNT = r"[+-]?[0-9]{1,17}(\.[0-9]{0,12})?"
 _SECONDS_UTC = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}[Zz]?"
-# Machine identifiers (event, account and billing account ids): these characters only, not starting with a
-# character a spreadsheet reads as a formula, at most MAX_ID_CHARS long.
-ID_CHARS = "A-Za-z0-9_.:/@+=-"
-MAX_ID_CHARS = 128
-ID_RULE = "letters, digits and _ . : / @ + = -, not starting with = + - @"
 # A macro's argument is pasted in wherever the macro names it, so a costly argument named twice would be
 # computed twice: `[... FOR sql_text_v IN [costly]][1]` computes it once.
 MONEY_LIMIT = 10**18  # the largest |amount| of one row, exclusive (see the macro sql_text_money)
@@ -304,25 +300,6 @@ def window_reason(day: str, text: str, label: str, ctx: BatchContext) -> str:
         WHEN {day} > DATE {sql_string(last.isoformat())}
             THEN {value} || {sql_string(too_late + " (setting usage_date_max_days_ahead)")}
     END"""
-
-
-_ID = re.compile(f"[{ID_CHARS}]+")
-
-
-def id_problem(value: str) -> str | None:
-    """Why `value` is not a machine identifier (None when it is): the rule of the SQL macro `id_reason`,
-    for files read in Python (a tenants file). The value is not quoted: the caller names where it is.
-
-    >>> id_problem("123456789012"), id_problem("tenant-a"), id_problem("=cmd") == id_problem("a b")
-    (None, None, True)
-    >>> id_problem("x" * 129)
-    '129 characters long, over the 128 of an identifier'
-    """
-    if not _ID.fullmatch(value) or value.startswith(("=", "+", "-", "@")):
-        return f"not an identifier ({ID_RULE})"
-    if len(value) > MAX_ID_CHARS:
-        return f"{len(value)} characters long, over the {MAX_ID_CHARS} of an identifier"
-    return None
 
 
 def id_checks(text: str, label: str, *, required: bool) -> str:

@@ -28,6 +28,9 @@ The rule: a name is shown when every check passes, withheld when any fails (`wit
    at non-letters (`ignore_previous`).
 9. No prose: a name of 3 or more words containing a function word of a sentence (`the`, `is`, `you`,
    `please`, `must`, `now`, `vous`, `ist`...).
+10. Not a figure: a name without a letter that is more than a run of digits (`-12.5`, `2500.00`,
+   `2025-03-03`, `-2+3`) reads as an amount or a date wherever an answer names it. A run of digits
+   alone (an account id standing for a missing account name) is shown.
 
 >>> [shown_name("service", v) for v in ("AmazonEC2", "Amazon Elastic Compute Cloud", "Microsoft.Compute")]
 ['AmazonEC2', 'Amazon Elastic Compute Cloud', 'Microsoft.Compute']
@@ -41,6 +44,8 @@ The rule: a name is shown when every check passes, withheld when any fails (`wit
 ('a role marker or a label (a colon before a space)', 'character U+200B', 'longer than 64 characters')
 >>> withheld_reason("ignore_all_rules"), withheld_reason("the bill is zero"), withheld_reason("AWS Lambda")
 ("instruction word 'ignore'", "prose word 'the'", None)
+>>> withheld_reason("-12.5"), withheld_reason("2025-03-03"), withheld_reason("334112345678")
+('a figure (a number, an amount or a date)', 'a figure (a number, an amount or a date)', None)
 """
 
 from __future__ import annotations
@@ -156,6 +161,8 @@ def _shape_reason(value: str) -> str | None:
         return "a URL"
     if _SENTENCE_END.search(value):
         return "a sentence inside"
+    if not any(ch.isalpha() for ch in value) and not value.isdigit() and any(ch.isdigit() for ch in value):
+        return "a figure (a number, an amount or a date)"
     return None
 
 
