@@ -57,6 +57,12 @@ def test_missing_invalid_and_malformed_keys_are_401(served: Served) -> None:
     assert served.get("/accounts", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
 
 
+def test_a_trailing_slash_is_a_404_not_a_redirect_built_from_the_host_header(served: Served) -> None:
+    key = served.keys["team-a"]
+    response = served.get("/accounts/", key, headers={"Host": "evil.example"}, allow_redirects=False)
+    assert _problem(response, 404) and "location" not in response.headers
+
+
 def test_accounts_are_the_tenants_own(served: Served) -> None:
     found = served.get("/accounts", served.keys["team-a"]).json()["data"]
     assert {a["account_id"] for a in found} == TEAM_A

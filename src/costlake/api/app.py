@@ -48,6 +48,9 @@ def create_app(settings: Settings, workers: int = 1) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        # No redirect of /accounts/ to /accounts: Starlette builds its Location from the request's Host
+        # header, so a proxy's cache could be taught to send users elsewhere. Such a path is a 404.
+        redirect_slashes=False,
     )
     app.state.service = state
     app.state.limits = TokenBuckets(settings.api_rate_limit / max(1, workers))
