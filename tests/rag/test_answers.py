@@ -233,6 +233,9 @@ def test_questions_without_words_and_unreadable_dates_are_refused_in_one_line(ex
         with pytest.raises(InputError, match="the question has no words"):
             explainer.explain(question, tenant="team-a")
     answer = explainer.explain("how much did we spend in 0000", tenant="team-a")  # no traceback
+    # A day its month does not have is refused, not read as no date (an answer for the last 30 days)
+    with pytest.raises(InputError, match=r"^2025-02-30 is not a date in the question$"):
+        explainer.explain("how much did we spend on 2025-02-30?", tenant="team-a")
     assert answer.intent == "lookup" and answer.date_to is not None
     with pytest.raises(UnknownTenant) as refused:
         explainer.explain("what is growing", tenant="x" * 100_000)

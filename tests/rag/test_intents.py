@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from costlake.errors import InputError
 from costlake.rag.intents import (
     Intent,
     classify,
@@ -117,10 +118,19 @@ def test_trend_and_previous_periods() -> None:
 
 
 @pytest.mark.parametrize(
-    "phrase", ["in 0000", "in 0001", "Q4 9999", "2025-02-30", "on 0000-01-01", "in 3000", "the year 1899"]
+    "phrase", ["in 0000", "in 0001", "Q4 9999", "on 0000-01-01", "in 3000", "the year 1899", "on 9999-02-30"]
 )
 def test_dates_no_bill_can_have_are_not_read(phrase: str) -> None:
     assert parse_period(f"how much did we spend {phrase}", ANCHOR) == (None, None)
+
+
+@pytest.mark.parametrize("day", ["2025-02-30", "2024-02-30", "2025-04-31", "2025/06/31"])
+def test_a_day_its_month_does_not_have_is_refused_not_read_as_no_date(day: str) -> None:
+    """Read as no date, it was answered for the default range (the last 30 days): a mistyped date."""
+    with pytest.raises(InputError, match=f"^{day} is not a date in the question$"):
+        parse_period(f"how much did we spend on {day}", ANCHOR)
+    leap = date(2024, 2, 29)
+    assert parse_period("how much did we spend on 2024-02-29", ANCHOR) == (leap, leap)
 
 
 def test_open_ended_and_empty_ranges_end_on_the_anchor() -> None:

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
+from costlake.errors import InputError
 from costlake.rag.bm25 import camel_parts
 
 Direction = Literal["up", "down"]
@@ -287,7 +288,7 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         start, end = _relative(m.group(0), today)
         return keep(start, end, m)
 
-    text.take(r"(?<![\d-])(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?![\d-])", lambda m: day(m[1], m[2], m[3], m))
+    text.take(r"(?<![\d-])(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?![\d-])", lambda m: day(*_real_day(m), m))
     text.take(r"(?<![\d-])(\d{4})-(\d{1,2})(?![\d-])", lambda m: month(m[1], int(m[2]), m))
     text.take(_B + "(?:" + _RELATIVE + ")" + _E, relative)
     text.take(_B + _DAY + r"(?:\s+of)?\s+" + _M + _YEAR + _E, lambda m: day(m[3], m[2], m[1], m))
@@ -308,6 +309,18 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     if not spans:
         return None, None
     return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def _real_day(m: re.Match[str]) -> tuple[str, str, str]:
+    """An ISO date's year, month and day; a day its month does not have (2025-02-30) is refused, not
+    read as no date: the question would otherwise be answered for other dates than the one asked."""
+    year, month_, day_ = m[1], m[2], m[3]
+    if YEARS[0] <= int(year) <= YEARS[1] and 1 <= int(month_) <= 12 and 1 <= int(day_) <= 31:
+        try:
+            date(int(year), int(month_), int(day_))
+        except ValueError:
+            raise InputError(f"{m[0]} is not a date in the question") from None
+    return year, month_, day_
 
 
 def _quarter(number: int, year: str | None, today: date) -> tuple[date, date]:
