@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from costlake.cli.context import check_choice, err, out, print_secret, printable, say, state
+from costlake.cli.context import check_choice, out, print_secret, printable, say, state, warn
 from costlake.errors import InputError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def alerts_add(
     check_choice("--format", fmt, ("json", "slack"))
     chosen = parse_events(events)
     if (warning := check_url(url)) is not None:
-        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        warn(f"warning: {warning}")
     alert, secret = add_alert(
         state.warehouse(), tenant, url, min_impact=_decimal("--min-impact", min_impact),
         min_pct=_decimal("--min-pct", min_pct), fmt=fmt, events=chosen, include_existing=include_existing,

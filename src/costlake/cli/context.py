@@ -68,7 +68,7 @@ class State:
             return Warehouse(settings)
         return Warehouse(
             settings,
-            on_wait=lambda message: err.print(message, markup=False, highlight=False, soft_wrap=True),
+            on_wait=warn,
         )
 
 
@@ -112,6 +112,12 @@ def say(text: str) -> None:
     """One line of text that may hold data (a tenant, a label, a file name) on stdout: never markup,
     never a terminal control sequence, never a second line."""
     out.print(escape_controls(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def warn(text: str) -> None:
+    """One line on stderr (a warning, a note on what a command waits for) that may hold data: never
+    markup, never a terminal control sequence, never a second line."""
+    err.print(escape_controls(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def print_secret(secret: str) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, err, out, printable, state
+from costlake.cli.context import check_choice, err, out, printable, state, warn
 from costlake.cli.progress import progress_bars
 from costlake.text.terminal import escape_controls
 
@@ -93,17 +93,9 @@ def _warn(result: ExplainResult) -> None:
     if result.degraded_reason == "provider_error":
         err.print("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
     elif result.degraded_reason == "ungrounded":
-        err.print(
-            escape_controls(
-                "warning: the model's answer was not grounded (not in the retrieved context: "
-                f"{unsupported}); showing the offline composition (degraded)"
-            ),
-            markup=False,
-            highlight=False,
+        warn(
+            "warning: the model's answer was not grounded (not in the retrieved context: "
+            f"{unsupported}); showing the offline composition (degraded)"
         )
     elif not result.grounded:
-        err.print(
-            escape_controls(f"warning: not found in the retrieved context: {unsupported}"),
-            markup=False,
-            highlight=False,
-        )
+        warn(f"warning: not found in the retrieved context: {unsupported}")

@@ -12,9 +12,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from costlake.cli.context import check_choice, err, out, print_secret, printable, say, state
+from costlake.cli.context import check_choice, out, print_secret, printable, say, state, warn
 from costlake.errors import InputError
-from costlake.text.terminal import escape_controls
 
 if TYPE_CHECKING:
     from costlake.lake.api_keys import ApiKey, KeyStore
@@ -37,15 +36,10 @@ def tenants_load(
     updated, added = load_tenants(wh, file)
     say(f"{file}: {updated} account(s) updated, {added} not seen yet added")
     for tenant, keys in _idle_keys(wh).items():
-        err.print(
-            escape_controls(
-                f"warning: tenant {tenant} owns no account now, and {keys} active API key(s) of it stay "
-                f"active: a tenants file that gives {tenant} accounts again gives those keys their data; "
-                "revoke them with `costlake tenants revoke-key`"
-            ),
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+        warn(
+            f"warning: tenant {tenant} owns no account now, and {keys} active API key(s) of it stay "
+            f"active: a tenants file that gives {tenant} accounts again gives those keys their data; "
+            "revoke them with `costlake tenants revoke-key`"
         )
 
 
