@@ -28,9 +28,10 @@ The rule: a name is shown when every check passes, withheld when any fails (`wit
    at non-letters (`ignore_previous`).
 9. No prose: a name of 3 or more words containing a function word of a sentence (`the`, `is`, `you`,
    `please`, `must`, `now`, `vous`, `ist`...).
-10. Not a figure: a name without a letter that is more than a run of digits (`-12.5`, `2500.00`,
-   `2025-03-03`, `-2+3`) reads as an amount or a date wherever an answer names it. A run of digits
-   alone (an account id standing for a missing account name) is shown.
+10. Not a figure: a service, region, pricing model, usage type, charge category or tag without a
+   letter (`-12.5`, `2500.00`, `2025-03-03`, `1000000`) reads as an amount or a date wherever an
+   answer names it. Account ids and account names are exempt: ids are often digits and dashes
+   (`1234-5678-9012`, a GCP `012345-678901-234567`), and an account without a name is named by its id.
 
 >>> [shown_name("service", v) for v in ("AmazonEC2", "Amazon Elastic Compute Cloud", "Microsoft.Compute")]
 ['AmazonEC2', 'Amazon Elastic Compute Cloud', 'Microsoft.Compute']
@@ -44,8 +45,10 @@ The rule: a name is shown when every check passes, withheld when any fails (`wit
 ('a role marker or a label (a colon before a space)', 'character U+200B', 'longer than 64 characters')
 >>> withheld_reason("ignore_all_rules"), withheld_reason("the bill is zero"), withheld_reason("AWS Lambda")
 ("instruction word 'ignore'", "prose word 'the'", None)
->>> withheld_reason("-12.5"), withheld_reason("2025-03-03"), withheld_reason("334112345678")
-('a figure (a number, an amount or a date)', 'a figure (a number, an amount or a date)', None)
+>>> [shown_name("service", v) for v in ("-12.5", "1000000", "S3 2025")]
+['service 6e734d (name withheld)', 'service 6cce36 (name withheld)', 'S3 2025']
+>>> shown_name("account id", "1234-5678-9012"), shown_name("account", "334112345678")
+('1234-5678-9012', '334112345678')
 """
 
 from __future__ import annotations
@@ -161,8 +164,6 @@ def _shape_reason(value: str) -> str | None:
         return "a URL"
     if _SENTENCE_END.search(value):
         return "a sentence inside"
-    if not any(ch.isalpha() for ch in value) and not value.isdigit() and any(ch.isdigit() for ch in value):
-        return "a figure (a number, an amount or a date)"
     return None
 
 
@@ -189,7 +190,17 @@ def is_shown(value: str) -> bool:
 def shown_name(kind: str, value: str) -> str:
     """`value` when it may be shown, else its label (`kind` names it: "service", "region"...). A label is
     shown as it is, so applying the policy twice changes nothing."""
-    return value if is_shown(value) else withheld_label(kind, value)
+    shown = is_shown(value) and (kind in _ID_KINDS or not _is_figure(value))
+    return value if shown else withheld_label(kind, value)
+
+
+# Kinds whose values may be figures (rule 10): ids, and account names, which fall back to the id.
+_ID_KINDS = frozenset(("account id", "account", "tenant"))
+
+
+def _is_figure(value: str) -> bool:
+    """A value without a letter but with a digit: a number, an amount or a date to whoever reads it."""
+    return any(ch.isdigit() for ch in value) and not any(ch.isalpha() for ch in value)
 
 
 def shown_value(column: str, value: str | None) -> str | None:
