@@ -202,3 +202,20 @@ def test_csv_on_a_terminal_escapes_control_and_format_characters_and_stays_exact
     assert piped.stdout.splitlines()[1] == f"{ESC}[2J{RLO}gnp.exe,'=1+1,1.50"
     code, table = cli_on_terminal(wh, "query", sql)
     assert code == 0 and "\\x1b[2J\\u202egnp.exe" in table.decode() and RLO not in table.decode()
+
+
+def test_emoji_codes_in_text_from_a_file_are_shown_as_written(tmp_path: Path) -> None:
+    """rich turns `:warning:` into an emoji even with markup off (found by a re-review): a file's name
+    or an id from a file is printed as written, on stdout and in an error line."""
+    bill = tmp_path / ":warning: ok.csv"
+    bill.write_text(
+        "event_id,usage_date,account_id,service_name,cost_usd\ne1,2025-01-02,:red_circle:,:lock:,-5\n"
+    )
+    piped = cli(tmp_path / "wh", "ingest", str(bill)).stdout
+    _, drawn = cli_on_terminal(tmp_path / "wh", "ingest", str(bill))
+    for shown in (piped, drawn.decode()):
+        assert f"{bill}: " in shown and "⚠" not in shown
+    missing = cli(tmp_path / "wh", "ingest", str(tmp_path / ":red_circle: payments.csv"))
+    assert missing.returncode == 1 and ":red_circle: payments.csv: no such file" in missing.stderr
+    table = cli(tmp_path / "wh", "query", "SELECT account_id, service_name FROM raw_billing_events")
+    assert ":red_circle:" in table.stdout and ":lock:" in table.stdout and "🔴" not in table.stdout

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from costlake.errors import InputError
-from costlake.ops.console import stdout_console
+from costlake.ops.console import stderr_console, stdout_console
 from costlake.text import neutralise_cell
 from costlake.text.terminal import escape_controls
 
@@ -28,7 +27,7 @@ if TYPE_CHECKING:  # imported on first use: `--help` and reading commands start 
 
 
 out = stdout_console()
-err = Console(stderr=True)
+err = stderr_console()
 
 
 class State:

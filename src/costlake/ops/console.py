@@ -1,4 +1,9 @@
-"""The console the commands and jobs print results on (rich)."""
+"""The consoles the commands and jobs print results on (rich).
+
+Text from billing and tenants files passes through them, so neither reads `:name:` as an emoji code
+(rich's default: a file named `:warning: bill.csv` would print as `⚠ bill.csv`); markup is off wherever
+such text is printed (`cli/context.py`'s `say` and `warn`).
+"""
 
 from __future__ import annotations
 
@@ -7,5 +12,10 @@ from rich.console import Console
 
 def stdout_console() -> Console:
     """A console for standard output; when piped, wide enough that tables do not wrap mid-value."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    console = Console(emoji=False)
+    return console if console.is_terminal else Console(width=200, emoji=False)
+
+
+def stderr_console() -> Console:
+    """A console for standard error (warnings, the one line of an error, progress bars)."""
+    return Console(stderr=True, emoji=False)
