@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from costlake.logs import REDACTED, JsonFormatter, RedactingFilter, phase
+from costlake.logs import REDACTED, JsonFormatter, RedactingFilter, TextFormatter, phase
 from helpers import SEED
 
 PROVIDER_KEY = "sk-proj-Zq8t3LkW9mX2vB7nR4yH6cJ1"
@@ -101,3 +101,21 @@ def test_a_phase_logs_its_duration_and_added_fields(caplog) -> None:  # type: ig
         done["rows"] = 7
     end = caplog.records[-1]
     assert end.phase == "work" and end.days == 3 and end.rows == 7 and end.duration_ms >= 0
+
+
+def test_a_text_log_line_shows_a_files_text_escaped_and_a_huge_message_cut(tmp_path: Path) -> None:
+    """A file named with terminal escapes reached `--log-level info`'s lines raw (clear screen, window
+    title), and a message quoting a server's error text had no length limit (found by a re-review)."""
+    bill = tmp_path / "evil\x1b[2J\x1b]0;pwned\x07.csv"
+    bill.write_text(SEED.read_text())
+    done = _costlake(tmp_path / "wh", "--log-level", "info", "ingest", str(bill), env={})
+    assert done.returncode == 0 and "evil\\x1b[2J\\x1b]0;pwned\\x07.csv" in done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    record = logging.LogRecord(
+        "costlake.x", logging.WARNING, __file__, 1, "%s failed: %s", ("llm", "e" * 9000), None
+    )
+    line = TextFormatter("%(levelname)s %(message)s").format(record)
+    assert (
+        line.startswith("WARNING llm failed: eee") and line.endswith(" more characters)") and len(line) < 8100
+    )
+    assert json.loads(JsonFormatter().format(record))["message"].endswith(" more characters)")

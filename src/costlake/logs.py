@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
+from costlake.text.terminal import capped_line, escape_controls
+
 LOG_FORMATS = ("text", "json")
 # Environment variables whose values are secrets (provider keys, cloud credentials, service tokens).
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL)", re.IGNORECASE)
@@ -86,6 +88,19 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# A log message longer than this is cut: a value from a file or a server's error text may be quoted in it.
+MAX_LOG_CHARS = 8000
+
+
+class TextFormatter(logging.Formatter):
+    """A line of text per record; the message's control and format characters escaped (a file's name or
+    a provider's error text quoted in it must not clear or retitle the terminal), and long ones cut."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = capped_line(escape_controls(record.message), MAX_LOG_CHARS)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, plus any `extra` fields."""
 
@@ -94,7 +109,7 @@ class JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": capped_line(record.getMessage(), MAX_LOG_CHARS),
         }
         body |= {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
         if record.exc_info:
@@ -110,7 +125,7 @@ def configure_logging(level: str = "warning", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("costlake")
     for old in list(root.handlers):
         root.removeHandler(old)

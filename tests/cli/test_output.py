@@ -110,6 +110,13 @@ def test_an_error_quoting_a_huge_value_stays_a_short_line(tmp_path: Path) -> Non
     (line,) = shown.stderr.splitlines()
     assert shown.returncode == 1 and "appear more than once in the header" in line and len(line) < 1000
     assert "a" * 60 + "…" in line and "a" * 61 not in line
+    # Cut after escaping: twelve names of 60 invisible tag characters, each escaped to 10 characters
+    tagged = [chr(0xE0020 + i) * 60 for i in range(12)]
+    bill.write_text(
+        ",".join(["event_id", "usage_date", "account_id", "service_name", "cost_usd", *tagged, *tagged])
+    )
+    (line,) = cli(tmp_path / "wh", "ingest", str(bill)).stderr.splitlines()
+    assert "\\U000e0020" in line and len(line) <= 2000 + len("… (99,999 more characters)")
     for fmt in ("text", "json"):
         shown = cli(
             empty_warehouse(tmp_path / "wh2"),

@@ -169,11 +169,13 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     crash_point("exit_line")
-    message = capped_line(message)  # one line, never a flood: a file's value may be quoted in it
+    # One line, never a flood (a file's value may be quoted in it): escaped, then cut, so that what is
+    # written is at most the cap however many characters the escapes took.
+    message = capped_line(_one_line(message))
     if state.log_json:
         sys.stderr.write(error_line(message, code, as_json=True) + "\n")
     else:
-        err.print(_one_line(message), markup=False, highlight=False, soft_wrap=True)
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
