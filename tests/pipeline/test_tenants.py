@@ -51,3 +51,12 @@ def test_identifiers_of_every_allowed_character_load(wh: Warehouse, tmp_path: Pa
     assert load_tenants(wh, _tenants(tmp_path, rows)) == (0, 2)
     owners = {r["account_id"]: r["tenant_id"] for r in wh.read_rows(DIM_ACCOUNT).to_pylist()}
     assert owners == {"111122223333": "tenant-a.prod_1:eu/x@y+z=", "arn:aws:123": "t" * 128}
+
+
+def test_a_tenants_file_that_is_not_utf8_is_refused_in_one_line(wh: Warehouse, tmp_path: Path) -> None:
+    """A Latin-1 file was an internal error (exit code 3) where a billing file gets one line."""
+    path = tmp_path / "tenants.csv"
+    path.write_bytes("account_id,tenant_id,account_name\n111122223333,acme,Société\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"tenants\.csv: not a readable UTF-8 CSV file") as refused:
+        load_tenants(wh, path)
+    assert "\n" not in str(refused.value) and wh.read_rows(DIM_ACCOUNT).num_rows == 0

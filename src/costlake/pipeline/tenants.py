@@ -32,6 +32,10 @@ def read_tenants(path: Path, limits: RowLimits | None = None) -> dict[str, tuple
             return _owners(path, reader, limits or RowLimits())
         except csv.Error as exc:  # e.g. a field over the CSV reader's limit: one line, no traceback
             raise InputError(f"{path}: line {reader.line_num + 1}: {exc}") from None
+        except UnicodeDecodeError as exc:  # a Latin-1 or binary file, as a billing file would be told
+            raise InputError(
+                f"{path}: not a readable UTF-8 CSV file ({exc.reason}); save it as UTF-8"
+            ) from None
 
 
 def _owners(path: Path, reader: csv.DictReader[str], limits: RowLimits) -> dict[str, tuple[str, str | None]]:
