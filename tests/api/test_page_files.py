@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import requests
+
 from api_server import Served
 from costlake.api.routes.page import CSP, STATIC
 
@@ -50,6 +52,7 @@ def test_missing_files_and_traversals_are_404_problems(served: Served) -> None:
         "/static/..%2f..%2fapp.py",
         "/static/%2e%2e/routes/page.py",
         "/static/sub/app.js",
+        "/static",
     ):
         response = served.get(path)
         assert response.status_code == 404, path
@@ -59,6 +62,21 @@ def test_missing_files_and_traversals_are_404_problems(served: Served) -> None:
             assert response.headers["content-security-policy"] == CSP, path
             assert response.headers["x-content-type-options"] == "nosniff", path
             assert response.headers["referrer-policy"] == "no-referrer", path
+
+
+def test_every_answer_of_the_page_carries_its_headers_a_refused_method_too(served: Served) -> None:
+    """Found by a re-review: POST /static/app.js and HEAD / were 405s without the page's policy."""
+    for method, path in (
+        ("POST", "/static/app.js"),
+        ("HEAD", "/"),
+        ("DELETE", "/"),
+        ("HEAD", "/static/app.js"),
+    ):
+        response = requests.request(method, served.url + path, timeout=30)
+        assert response.status_code in (200, 404, 405), (method, path)
+        assert response.headers["content-security-policy"] == CSP, (method, path)
+        assert response.headers["x-content-type-options"] == "nosniff", (method, path)
+    assert "content-security-policy" not in served.get("/openapi.json").headers  # the API's own answers
 
 
 def test_the_page_is_not_in_the_openapi_document_and_series_is(served: Served) -> None:

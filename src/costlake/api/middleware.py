@@ -17,6 +17,7 @@ from typing import Any
 
 from costlake.api.metrics import LATENCY, REQUESTS
 from costlake.api.problems import PROBLEM, TITLES, TYPES
+from costlake.api.routes.page import HEADERS as PAGE_HEADERS
 
 log = logging.getLogger("costlake.api.access")
 Scope = MutableMapping[str, Any]
@@ -86,6 +87,9 @@ class ServiceMiddleware:
                     sent["status"], sent["started"] = message["status"], True
                     headers = message.setdefault("headers", [])
                     headers.append((b"x-request-id", request_id.encode()))
+                    if _on_page(scope["path"]):  # any answer there, a 404 or a 405 too: the page's policy
+                        present = {k.lower() for k, _ in headers}
+                        headers += [(k, v) for k, v in _PAGE_HEADERS if k not in present]
                     if not any(k.lower() == b"cache-control" for k, _ in headers):
                         headers.append((b"cache-control", b"no-store"))  # a tenant's data stays out of caches
                 await send(message)
@@ -132,6 +136,14 @@ class ServiceMiddleware:
             **info,
         }
         log.info("%s %s %s", method, route, status, extra=fields)
+
+
+_PAGE_HEADERS = [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]
+
+
+def _on_page(path: str) -> bool:
+    """Whether `path` is the page's (`/`, `/static` and below), whose answers carry its headers."""
+    return path == "/" or path == "/static" or path.startswith("/static/")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

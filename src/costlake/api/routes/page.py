@@ -50,16 +50,9 @@ def _shipped() -> dict[str, tuple[bytes, str]]:
 def _file(name: str) -> Response:
     found = _shipped().get(name)
     if found is None:
-        return _missing()
+        raise not_found("such file")
     content, media_type = found
     return Response(content, media_type=media_type, headers=HEADERS)
-
-
-def _missing() -> Response:
-    """The usual 404 problem, with the page's headers: every answer under / and /static/ has them."""
-    response = not_found("such file").response()
-    response.headers.update(HEADERS)
-    return response
 
 
 @router.get("/")
@@ -70,11 +63,5 @@ def index() -> Response:
 @router.get("/static/{name}")
 def static(name: str) -> Response:
     if name == "index.html":  # the page lives at /
-        return _missing()
+        raise not_found("such file")
     return _file(name)
-
-
-@router.get("/static/{rest:path}")
-def static_elsewhere(rest: str) -> Response:
-    """A subfolder or anything else under /static/: nothing is served there."""
-    return _missing()
