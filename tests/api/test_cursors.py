@@ -6,8 +6,10 @@ ending on such a name handing out a cursor the next request refused (422): pagin
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import random
+import zlib
 from decimal import Decimal
 
 import pytest
@@ -16,22 +18,25 @@ from costlake.api.cursors import Cursors, query_digest
 from costlake.api.limits import ACCOUNT_ID_CHARS, CURSOR_CHARS
 from costlake.api.problems import Problem
 from costlake.catalog.filters import Keyset
+from costlake.errors import InputError
 from costlake.sources.base import RowLimits
 
 MAX_BYTES = RowLimits().max_field_bytes
 
 
 def _longest_names(seed: int) -> list[str]:
-    """Names of exactly MAX_BYTES UTF-8 bytes that compress badly: random ASCII, random 3-byte CJK,
-    random 4-byte characters, and one character repeated (the reviewer's `"A" * 4096`)."""
+    """Names of exactly MAX_BYTES UTF-8 bytes that compress badly: random printable ASCII, random 3-byte
+    CJK, random 4-byte characters, mostly random control characters (JSON writes each as six), and one
+    character repeated (the first reviewer's `"A" * 4096`)."""
     rng = random.Random(seed)
-    ascii_ = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789-_") for _ in range(MAX_BYTES))
+    ascii_ = "".join(chr(rng.randrange(0x21, 0x7F)) for _ in range(MAX_BYTES))
     cjk = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(MAX_BYTES // 3))
     astral = "".join(chr(rng.randrange(0x1F300, 0x1F5FF)) for _ in range(MAX_BYTES // 4))
-    return [ascii_, cjk, astral, "A" * MAX_BYTES]
+    controls = "".join(chr(rng.randrange(1, 32)) if rng.random() < 0.7 else "x" for _ in range(MAX_BYTES))
+    return [ascii_, cjk, astral, controls, "A" * MAX_BYTES]
 
 
-@pytest.mark.parametrize("name", _longest_names(7), ids=["ascii", "cjk", "astral", "repeated"])
+@pytest.mark.parametrize("name", _longest_names(7), ids=["ascii", "cjk", "astral", "controls", "repeated"])
 def test_a_cursor_after_the_longest_name_fits_the_routes_limit_and_opens(name: str) -> None:
     assert len(name.encode()) <= MAX_BYTES
     cursors = Cursors(b"secret")
@@ -59,3 +64,10 @@ def test_a_cursor_of_another_tenant_or_an_edited_one_is_refused() -> None:
     for tenant, digest, text in (("b", "q", cursor), ("a", "r", cursor), ("a", "q", cursor[:-4] + "AAAA")):
         with pytest.raises(Problem):
             cursors.open(text, tenant, digest)
+
+
+def test_a_position_that_would_inflate_beyond_any_real_one_is_refused() -> None:
+    keyset = Keyset("anomalies/date", ("usage_date", "account_id"))
+    bomb = base64.urlsafe_b64encode(zlib.compress(b"[" + b" " * (2 << 20) + b"]", 9)).decode()
+    with pytest.raises(InputError, match="is not one this listing"):
+        keyset.after(bomb)

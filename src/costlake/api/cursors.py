@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from costlake.api.problems import Problem
+from costlake.catalog.filters import inflate
 
 
 def query_digest(route: str, query: Mapping[str, Any]) -> str:
@@ -41,7 +42,7 @@ class Cursors:
     def open(self, cursor: str, tenant: str, digest: str) -> str:
         """The position inside `cursor`; a 400 unless this tenant made it for this very query."""
         try:
-            found = json.loads(zlib.decompress(self._fernet.decrypt(cursor.encode("ascii", "strict"))))
+            found = json.loads(inflate(self._fernet.decrypt(cursor.encode("ascii", "strict"))))
             if found["t"] == tenant and found["q"] == digest and isinstance(found["p"], str):
                 return str(found["p"])
         except (InvalidToken, UnicodeError, ValueError, KeyError, TypeError, zlib.error):

@@ -22,6 +22,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -109,6 +110,18 @@ class Page(BaseModel):
     """Opaque position: the `next` of the previous page."""
 
 
+MAX_POSITION_BYTES = 1 << 20  # no position holds more: a forged one is refused before it is inflated
+
+
+def inflate(data: bytes, limit: int = MAX_POSITION_BYTES) -> bytes:
+    """`data` decompressed (zlib), refused (ValueError) when it would be larger than `limit` bytes."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, limit)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("not a whole position, or one larger than a position can be")
+    return out
+
+
 @dataclass(frozen=True)
 class Keyset:
     """The total order of one listing: its name and its sort columns, each ascending or, written
@@ -142,9 +155,10 @@ class Keyset:
     def position(self, row: Mapping[str, Any]) -> str:
         """The opaque position after `row`."""
         key = [self._text(name, row[name]) for name, _ in self._keys]
-        # Names as UTF-8, not as JSON's \\u escapes: a page's last name may be as long as ingestion allows.
+        # Names as UTF-8, not as JSON's \\u escapes, and compressed: a page's last name may be as long as
+        # ingestion allows, and its position must fit a URL.
         text = json.dumps([self.listing, *key], separators=(",", ":"), ensure_ascii=False)
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        return base64.urlsafe_b64encode(zlib.compress(text.encode(), 9)).decode().rstrip("=")
 
     def after(self, position: str) -> tuple[str, list[Any]]:
         """The condition (and its parameters) that keeps the rows after `position`."""
@@ -170,14 +184,14 @@ class Keyset:
 
     def _decode(self, position: str) -> list[Any]:
         try:
-            raw = base64.urlsafe_b64decode(position + "=" * (-len(position) % 4))
+            raw = inflate(base64.urlsafe_b64decode(position + "=" * (-len(position) % 4)))
             listing, *key = json.loads(raw)
             if listing != self.listing or len(key) != len(self.columns):
                 raise ValueError
             if not all(isinstance(v, str) for v in key):
                 raise ValueError
             return [self._value(name, v) for (name, _), v in zip(self._keys, key, strict=True)]
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, ArithmeticError):
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, ArithmeticError, zlib.error):
             raise InputError(
                 f"page position {position[:40]!r} is not one this listing ({self.listing}) gave; "
                 "start again without it"
