@@ -385,3 +385,42 @@ def test_a_crashed_ingest_leaves_no_batch_and_can_be_repeated(point, tmp_path, w
         {"batch_seq": 1, "n": 1}
     ]
     assert len(list(wh.staging_root(RAW).glob("batch_id=*"))) == 1
+
+
+def test_a_row_without_ingestion_ts_keeps_its_ingestion_date_not_the_load_time(wh, write_csv):
+    """Found by a review: with both columns in the header, a row whose ingestion_ts was blank took the
+    batch's load time and ignored its ingestion_date, so an old version beat every correction made
+    before the load; a delete row of that shape was refused meanwhile. Each row falls back on its own."""
+    header = (
+        "event_id",
+        "usage_date",
+        "account_id",
+        "service_name",
+        "cost_usd",
+        "ingestion_date",
+        "ingestion_ts",
+        "op",
+    )
+    newer = ["x3", "2025-03-01", "A", "X", "40", "2025-03-01", "2025-03-02T00:00:00Z", ""]
+    older = [
+        ["x3", "2025-03-02", "A", "X", "41", "2025-03-01", "", ""],  # dated 03-01: loses to the 03-02 version
+        ["x4", "2025-03-02", "A", "X", "7", "2025-03-03", "", ""],
+        ["x4", "", "", "", "", "2025-03-02", "", "delete"],  # older than x4's version: x4 stays
+        ["x5", "2025-03-02", "A", "X", "1", "", "", ""],  # neither: the load time
+    ]
+    ingest_files(wh, [write_csv("a.csv", [newer], header)])
+    [result] = ingest_files(wh, [write_csv("b.csv", older, header)])
+    assert result.quarantined == 0
+    sql = "SELECT ingestion_ts FROM raw_billing_events WHERE batch_seq = 2 ORDER BY source_row"
+    times = [r["ingestion_ts"] for r in query_rows(wh, sql)]
+    assert times[:3] == [dt.datetime(2025, 3, 1), dt.datetime(2025, 3, 3), dt.datetime(2025, 3, 2)]
+    assert times[3] > dt.datetime(2026, 1, 1)
+    publish_and_detect(wh)
+    events = query_rows(
+        wh, "SELECT event_id, usage_date, billed_cost FROM normalized_billing_events ORDER BY 1"
+    )
+    assert [(e["event_id"], str(e["usage_date"]), e["billed_cost"]) for e in events] == [
+        ("x3", "2025-03-01", Decimal("40")),
+        ("x4", "2025-03-02", Decimal("7")),
+        ("x5", "2025-03-02", Decimal("1")),
+    ]

@@ -156,15 +156,24 @@ def _effective_cost(present: set[str], billed: str) -> tuple[str, str]:
 
 
 def _ingestion(present: set[str], ctx: BatchContext) -> tuple[str, str]:
-    """(value, reason) of ingestion_ts: the ingestion_ts column, else ingestion_date, else (and where
-    blank) when the batch was loaded. Either column is read by the one timestamp parser of every source
-    (sql_text.utc_timestamp): an offset is converted to UTC, no zone is UTC."""
-    loaded = sql_text.loaded_at(ctx)
-    column = next((c for c in ("ingestion_ts", "ingestion_date") if c in present), None)
-    if column is None:
-        return loaded, "NULL"
-    value, reason = sql_text.timestamp_checks(_text(column, present), column, ctx, required=False)
-    return f"COALESCE({value}, {loaded})", reason
+    """(value, reason) of ingestion_ts, row by row: the row's ingestion_ts, else its ingestion_date
+    (midnight), else when the batch was loaded. A row whose ingestion_ts is blank keeps the date it
+    gives: the load time would put an old version after every correction made before the load. Both
+    columns are read by the one timestamp parser of every source (sql_text.utc_timestamp): an offset
+    is converted to UTC, no zone is UTC."""
+    checked = [
+        sql_text.timestamp_checks(_text(column, present), column, ctx, required=False)
+        for column in _TIME_COLUMNS
+        if column in present
+    ]
+    if not checked:
+        return sql_text.loaded_at(ctx), "NULL"
+    values = ", ".join([*(value for value, _ in checked), sql_text.loaded_at(ctx)])
+    reasons = ", ".join(reason for _, reason in checked)
+    return f"COALESCE({values})", f"NULLIF(concat_ws('; ', {reasons}), '')"
+
+
+_TIME_COLUMNS = ("ingestion_ts", "ingestion_date")  # the ordering time's columns, the first given wins
 
 
 def _usage_date_reason(usage: str, ctx: BatchContext) -> str:
@@ -197,11 +206,12 @@ def _row_reason(present: set[str], header: list[str], ctx: BatchContext) -> str:
 def _delete_reasons(present: set[str], header: list[str], ctx: BatchContext) -> list[str]:
     """Why a delete row is refused: a bad event_id, no ordering time (a delete without one could not be
     placed in the total order), a bad one, or a field over the size limit."""
-    column = next((c for c in ("ingestion_ts", "ingestion_date") if c in present), None)
+    columns = [c for c in _TIME_COLUMNS if c in present]
     needs_time = sql_string("a delete row needs an ingestion_ts or ingestion_date column")
-    if column is not None:
-        missing = sql_string(f"missing {column} (a delete row needs its ordering time)")
-        needs_time = f"CASE WHEN {_text(column, present)} IS NULL THEN {missing} END"
+    if columns:
+        missing = sql_string(f"missing {' and '.join(columns)} (a delete row needs its ordering time)")
+        blank = " AND ".join(f"{_text(c, present)} IS NULL" for c in columns)
+        needs_time = f"CASE WHEN {blank} THEN {missing} END"
     fields = {sql_text.sql_ident(name): name for name in header}
     return [
         sql_text.id_checks(_text("event_id", present), "event_id", required=True),
