@@ -258,6 +258,13 @@ CASES = [
     Case(
         "an event id starting with -", native({"event_id": "-2+3"}), f"quarantined: event_id '-2+3' {NOT_ID}"
     ),
+    Case(  # found by a review: it counted beside the FOCUS event of that id, one id twice in stage 1
+        "a native event id named like a FOCUS or CUR event",
+        native({"event_id": "focus:26d9142cf99af4fa44194b5cc753168b"}, {"event_id": "CUR:1"}),
+        "quarantined: event_id 'focus:26d9142cf99af4fa44194b5cc753168b' starts with focus: or cur:, which "
+        "name the events of FOCUS and CUR files | event_id 'CUR:1' starts with focus: or cur:, which name "
+        "the events of FOCUS and CUR files",
+    ),
     Case(
         "an event id of 129 characters",
         native({"event_id": "e" * 129}),
