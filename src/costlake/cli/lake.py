@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, out, parse_date, print_result, say, state
+from costlake.cli.context import check_choice, out, parse_date, print_result, say, state, warn
 from costlake.cli.progress import progress_bars
 from costlake.errors import GateFailure, InputError
 
@@ -69,6 +69,13 @@ def _print_ingested(r: IngestResult) -> None:
     )
     for reason, count in r.reasons:
         say(f"  quarantined {count:,} × {reason}")
+    if r.restates:
+        warn(
+            f"warning: {r.path} restates billing period(s) that {', '.join(map(str, r.restates))} of this "
+            "same ingest delivered; a period is replaced whole by its latest delivery, so only this file's "
+            "rows of them count: the parts of one export must be ingested as one file "
+            "(docs/billing_formats.md, Deliveries in parts)"
+        )
     if r.duplicates:
         out.print(
             f"  warning: {r.duplicates:,} row(s) repeat an event_id of an earlier row in the file; "

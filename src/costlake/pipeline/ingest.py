@@ -60,6 +60,11 @@ class IngestResult:
     unknown_deletes: int = 0
     # The batch_id of the reading this batch replaces (`reparse`), else "".
     replaces: str = ""
+    # Period formats: the (billing account, first day) of each billing period the batch delivers.
+    periods: frozenset[tuple[str, str]] = frozenset()
+    # Earlier files of the same `ingest` of this format whose periods this batch restates, each period
+    # being replaced whole by its latest delivery: their rows of those periods no longer count.
+    restates: list[Path] = field(default_factory=list)
 
 
 def ingest_files(
@@ -86,11 +91,14 @@ def ingest_files(
         batches = settle_bookkeeping(wh)  # every batch registered, old records tagged
         _drop_orphan_quarantine(wh, batches)
         _remove_unregistered_raw_files(wh, batches)
-        results = []
+        results: list[IngestResult] = []
         for path in paths:
-            results.append(_ingest_one(wh, path, fmt, batches, reparse))
+            result = _ingest_one(wh, path, fmt, batches, reparse)
+            same = (r for r in results if r.source_format == result.source_format)
+            result.restates = [r.path for r in same if r.periods & result.periods]
+            results.append(result)
             if on_result is not None:
-                on_result(results[-1])
+                on_result(result)
         return results
 
 
@@ -126,6 +134,7 @@ def _ingest_one(
             result.reasons = _top_reasons(con)
             result.duplicates = _duplicates(con, path)
             result.unknown_deletes = _unknown_deletes(con, wh, path)
+            result.periods = _periods(con) if source.format in PERIOD_FORMATS else frozenset()
             _refuse_an_empty_reread(result)
             done |= {"accepted": result.accepted, "quarantined": result.quarantined}
             props = {"batch_id": batch_id, "batch_seq": str(seq)}
@@ -140,6 +149,18 @@ def _ingest_one(
         finally:
             con.close()
     return result
+
+
+PERIOD_FORMATS = ("focus", "cur")  # formats whose deliveries restate whole billing periods
+
+
+def _periods(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
+    """The (billing account, first day) of each billing period the accepted rows deliver."""
+    rows = con.execute(
+        """SELECT DISTINCT billing_account_id, CAST(billing_period_start AS VARCHAR) FROM accepted
+           WHERE billing_period_start IS NOT NULL"""
+    ).fetchall()
+    return frozenset((str(account), str(start)) for account, start in rows)
 
 
 def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> Batch:
