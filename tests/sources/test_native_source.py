@@ -424,3 +424,10 @@ def test_a_row_without_ingestion_ts_keeps_its_ingestion_date_not_the_load_time(w
         ("x4", "2025-03-02", Decimal("7")),
         ("x5", "2025-03-02", Decimal("1")),
     ]
+    # ingestion_date is read, and checked, only where ingestion_ts is blank (as before for the rest)
+    odd = [["y1", "2025-03-02", "A", "X", "1", "03/01/2025", "2025-03-02T00:00:00Z", ""]]
+    odd.append(["y2", "2025-03-02", "A", "X", "1", "03/01/2025", "", ""])
+    [mixed] = ingest_files(wh, [write_csv("c.csv", odd, header)])
+    assert (mixed.accepted, mixed.quarantined) == (1, 1)
+    [reason] = query_rows(wh, f"SELECT reason FROM quarantine WHERE batch_id = '{mixed.batch_id}'")
+    assert reason["reason"].startswith("ingestion_date '03/01/2025' is not an ISO 8601 timestamp")

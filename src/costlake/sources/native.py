@@ -172,19 +172,25 @@ def _effective_cost(present: set[str], billed: str) -> tuple[str, str]:
 def _ingestion(present: set[str], ctx: BatchContext) -> tuple[str, str]:
     """(value, reason) of ingestion_ts, row by row: the row's ingestion_ts, else its ingestion_date
     (midnight), else when the batch was loaded. A row whose ingestion_ts is blank keeps the date it
-    gives: the load time would put an old version after every correction made before the load. Both
-    columns are read by the one timestamp parser of every source (sql_text.utc_timestamp): an offset
-    is converted to UTC, no zone is UTC."""
-    checked = [
-        sql_text.timestamp_checks(_text(column, present), column, ctx, required=False)
-        for column in _TIME_COLUMNS
-        if column in present
-    ]
-    if not checked:
+    gives: the load time would put an old version after every correction made before the load. A column
+    is read, and checked, only where the one before it is blank. Both are read by the one timestamp
+    parser of every source (sql_text.utc_timestamp): an offset is converted to UTC, no zone is UTC."""
+    values: list[str] = []
+    reasons: list[str] = []
+    blank: list[str] = []  # the columns before this one, blank
+    for column in (c for c in _TIME_COLUMNS if c in present):
+        text = _text(column, present)
+        value, reason = sql_text.timestamp_checks(text, column, ctx, required=False)
+        values.append(value)
+        reasons.append(f"CASE WHEN {' AND '.join(blank)} THEN {reason} END" if blank else reason)
+        blank.append(f"{text} IS NULL")
+    if not values:
         return sql_text.loaded_at(ctx), "NULL"
-    values = ", ".join([*(value for value, _ in checked), sql_text.loaded_at(ctx)])
-    reasons = ", ".join(reason for _, reason in checked)
-    return f"COALESCE({values})", f"NULLIF(concat_ws('; ', {reasons}), '')"
+    joined = ", ".join(reasons)
+    return (
+        f"COALESCE({', '.join(values)}, {sql_text.loaded_at(ctx)})",
+        f"NULLIF(concat_ws('; ', {joined}), '')",
+    )
 
 
 _TIME_COLUMNS = ("ingestion_ts", "ingestion_date")  # the ordering time's columns, the first given wins
