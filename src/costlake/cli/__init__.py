@@ -169,20 +169,15 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     crash_point("exit_line")
-    # One line, never a flood (a file's value may be quoted in it): escaped, then cut, so that what is
-    # written is at most the cap however many characters the escapes took.
-    message = capped_line(_one_line(message))
+    # One line of plain text, never a flood (a file's name or value may be quoted in it): control, format
+    # and unpaired surrogate characters escaped (`\n`, `\x1b`, `\u202e`, `\udcff`), then cut, so that
+    # what is written is at most the cap however many characters the escapes took.
+    message = capped_line(escape_controls(message))
     if state.log_json:
         sys.stderr.write(error_line(message, code, as_json=True) + "\n")
     else:
         err.print(message, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
-
-
-def _one_line(message: str) -> str:
-    """The message with control, format and unpaired surrogate characters escaped (`\\n`, `\\x1b`,
-    `\\u202e`, `\\udcff`): a file name or value quoted in an error stays one line of plain text."""
-    return escape_controls(message)
 
 
 def main() -> None:
