@@ -137,6 +137,11 @@ _CANONICAL_APPENDED = (("usage_type", _S),)
 # (CUR product/servicename or product/ProductName, the name of the service key). Stored as delivered:
 # the name policy (costlake.text.names) decides where they may be shown. NULL where the file has none.
 _RAW_NAMES = (("account_name", _S), ("product_name", _S))
+# `delivery_group`: the files of one delivery in parts (`ingest --parts`, `--part-of`) are a batch each,
+# and every part's rows carry the group's number: the delivery key (`COALESCE(delivery_seq, batch_seq)`)
+# of the batch the group began with. A billing period's latest delivery is a group, every part of it
+# counted (pipeline/stage1_normalize.py). NULL: the batch is a delivery of its own.
+_RAW_GROUP = (("delivery_group", _L),)
 
 RAW = TableDef(
     "raw_billing_events",
@@ -160,11 +165,16 @@ RAW = TableDef(
         ("delivery_seq", _L),
         *_CANONICAL_APPENDED,
         *_RAW_NAMES,
+        *_RAW_GROUP,
     ),
     partition_by="load_date",
     grain=("batch_seq", "source_row"),
     doc="Every accepted source row, append-only; one batch per ingested file.",
-    appended=("op", "delivery_seq", *(name for name, _ in (*_CANONICAL_APPENDED, *_RAW_NAMES))),
+    appended=(
+        "op",
+        "delivery_seq",
+        *(name for name, _ in (*_CANONICAL_APPENDED, *_RAW_NAMES, *_RAW_GROUP)),
+    ),
 )
 
 QUARANTINE = TableDef(
@@ -350,10 +360,13 @@ INGEST_BATCHES = TableDef(
         ("rows_quarantined", _L),
         ("snapshot_id", _L),  # the raw commit that added the batch's rows
         ("replaces", _S),  # the batch an `ingest --reparse` replaced; "" for a first reading
+        # Appended: the delivery in parts the batch belongs to (RAW's `delivery_group`); NULL: none
+        ("delivery_group", _L),
     ),
     partition_by=None,
     grain=("batch_seq",),
     doc="The batch registry: one row per ingested batch (lake/batches.py).",
+    appended=("delivery_group",),
 )
 
 TABLES: dict[str, TableDef] = {

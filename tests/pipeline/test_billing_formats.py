@@ -4,57 +4,17 @@ corrections in old partitions, invoiced completeness and tenant ownership."""
 from __future__ import annotations
 
 import csv
-import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from costlake.lake.warehouse import Warehouse
+from billing_sums import CUR, FOCUS, cur_totals, focus_totals, published, utc_day
 from helpers import FIXTURES, cli, ingest_and_run, query_rows
 
 pytestmark = pytest.mark.all_engines  # period restatements and rolled-up event ids on every engine
 
-FOCUS = FIXTURES / "focus" / "focus_1.0_sample.csv"
-CUR = FIXTURES / "cur" / "aws_cur_legacy_sample.csv"
-
-
-def is_null(value: str | None) -> bool:
-    return value is None or value.strip() == "" or value.strip().upper() == "NULL"
-
-
-def utc_day(text: str) -> str:
-    """The UTC date of a FOCUS/CUR timestamp (naive values are UTC)."""
-    stamp = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(dt.UTC)
-    return stamp.date().isoformat()
-
-
-def focus_totals(path: Path) -> dict[tuple[str, str], Decimal]:
-    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            account = row["BillingAccountId"] if is_null(row["SubAccountId"]) else row["SubAccountId"]
-            totals[(account, utc_day(row["ChargePeriodStart"]))] += Decimal(row["BilledCost"])
-    return dict(totals)
-
-
-def cur_totals(path: Path) -> dict[tuple[str, str], Decimal]:
-    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            day = utc_day(row["lineItem/UsageStartDate"])
-            totals[(row["lineItem/UsageAccountId"], day)] += Decimal(row["lineItem/UnblendedCost"])
-    return dict(totals)
-
-
-def published(wh: Warehouse) -> dict[tuple[str, str], Decimal]:
-    rows = query_rows(
-        wh, "SELECT account_id, CAST(usage_date AS VARCHAR) AS d, total_cost_usd FROM daily_account_cost"
-    )
-    return {(r["account_id"], r["d"]): r["total_cost_usd"] for r in rows}
 
 
 def test_focus_sample_end_to_end_matches_an_independent_exact_sum(wh):
@@ -158,8 +118,8 @@ def test_an_invoiced_period_is_complete_whatever_the_lag(make_wh):
 
 def test_two_files_of_one_ingest_delivering_one_period_are_warned_about(tmp_path: Path) -> None:
     """A period is replaced whole by its latest delivery, so the parts of one export ingested as two
-    files keep only the second's rows (found by a review: money gone without a word). Until parts can
-    form one delivery, the ingest that does so says which file no longer counts."""
+    files keep only the second's rows (found by a review: money gone without a word): the ingest that
+    does so says which file no longer counts, and that `--parts` makes them one delivery."""
     with FOCUS.open(newline="") as handle:
         header, *rows = list(csv.reader(handle))
     parts = [tmp_path / "part-00001.csv", tmp_path / "part-00002.csv"]
@@ -170,8 +130,10 @@ def test_two_files_of_one_ingest_delivering_one_period_are_warned_about(tmp_path
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         f"warning: {parts[1]} restates billing period(s) that {parts[0]} of this same ingest delivered; a "
-        "period is replaced whole by its latest delivery, so only this file's rows of them count: the parts "
-        "of one export must be ingested as one file (docs/billing_formats.md, Deliveries in parts)"
+        "period is replaced whole by its latest delivery, so only this file's rows of them count: ingest "
+        "the parts of one export with --parts (docs/billing_formats.md, Deliveries in parts)"
     ]
     again = cli(tmp_path / "wh2", "ingest", str(FOCUS))  # one file: nothing to say
     assert again.returncode == 0 and again.stderr == ""
+    as_parts = cli(tmp_path / "wh3", "ingest", "--parts", *map(str, parts))  # one delivery: nothing either
+    assert as_parts.returncode == 0 and as_parts.stderr == ""

@@ -42,6 +42,25 @@ def ingest(
             "on, whatever that reading's ingestion times; the earlier raw rows stay, no longer counted.",
         ),
     ] = False,
+    parts: Annotated[
+        bool,
+        typer.Option(
+            "--parts",
+            help="The files are the parts of one delivery (a FOCUS or CUR export written as several "
+            "files): each becomes a batch, and a billing period's latest delivery counts all of them "
+            "instead of the last file alone. Run again after an interruption: ingested parts are "
+            "skipped, the rest join the same delivery.",
+        ),
+    ] = False,
+    part_of: Annotated[
+        str | None,
+        typer.Option(
+            "--part-of",
+            metavar="BATCH_ID",
+            help="Add the files as more parts of the delivery that batch BATCH_ID belongs to (a part "
+            "that arrived later than the others).",
+        ),
+    ] = None,
 ) -> None:
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files
@@ -53,18 +72,19 @@ def ingest(
             with progress.paused():
                 _print_ingested(result)
 
-        ingest_files(wh, files, fmt, reparse=reparse, on_result=show)
+        ingest_files(wh, files, fmt, reparse=reparse, parts=parts, part_of=part_of, on_result=show)
 
 
 def _print_ingested(r: IngestResult) -> None:
     """One file's outcome, printed as soon as it is committed. The file's name and the quarantine
     reasons (which quote values of the file) are data: never markup, never a control sequence."""
+    part = f", a part of the delivery of batch {r.first_part}" if r.first_part else ""
     if r.skipped:
-        say(f"{r.path}: already ingested as batch {r.batch_id}; nothing to do")
+        say(f"{r.path}: already ingested as batch {r.batch_id}{part}; nothing to do")
         return
     replaces = f", replaces batch {r.replaces}" if r.replaces else ""
     say(
-        f"{r.path}: batch {r.batch_id} ({r.source_format}{replaces}): "
+        f"{r.path}: batch {r.batch_id} ({r.source_format}{replaces}{part}): "
         f"{r.accepted:,} accepted, {r.quarantined:,} quarantined"
     )
     for reason, count in r.reasons:
@@ -73,7 +93,7 @@ def _print_ingested(r: IngestResult) -> None:
         warn(
             f"warning: {r.path} restates billing period(s) that {', '.join(map(str, r.restates))} of this "
             "same ingest delivered; a period is replaced whole by its latest delivery, so only this file's "
-            "rows of them count: the parts of one export must be ingested as one file "
+            "rows of them count: ingest the parts of one export with --parts "
             "(docs/billing_formats.md, Deliveries in parts)"
         )
     if r.duplicates:

@@ -35,6 +35,8 @@ class Batch:
     snapshot_id: int
     # The batch_id of the reading this batch replaces (`ingest --reparse`); "" for a first reading.
     replaces: str = ""
+    # The delivery in parts this batch is a part of (`ingest --parts`, RAW's `delivery_group`); None: none.
+    delivery_group: int | None = None
 
 
 def registered_batches(wh: Warehouse) -> list[Batch]:
@@ -120,6 +122,7 @@ def _unrecorded(wh: Warehouse, recorded: list[Batch]) -> list[Batch]:
                 rows_quarantined=int(p["rows_quarantined"]),
                 snapshot_id=snap.snapshot_id,
                 replaces=p.get("replaces", ""),
+                delivery_group=int(p["delivery_group"]) if p.get("delivery_group") else None,
             )
         )
     return sorted(out, key=lambda b: b.batch_seq)

@@ -1,4 +1,5 @@
-"""Ingestion: one billing file becomes one immutable batch in `raw_billing_events`.
+"""Ingestion: one billing file becomes one immutable batch in `raw_billing_events`; the files of
+one delivery in parts become a batch each, in one delivery group (pipeline/deliveries.py).
 
 `ingest --reparse` reads a file already ingested again, with the current parser, as a new batch: a new
 *reading* of the same delivery. It is parsed as of the delivery's first load (the same default
@@ -35,6 +36,7 @@ from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase, watching
+from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_key, first_of
 from costlake.pipeline.stage1_normalize import LIVE
 from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
@@ -65,6 +67,9 @@ class IngestResult:
     # Earlier files of the same `ingest` of this format whose periods this batch restates, each period
     # being replaced whole by its latest delivery: their rows of those periods no longer count.
     restates: list[Path] = field(default_factory=list)
+    # The delivery in parts the batch belongs to (pipeline/deliveries.py), and its first part's batch_id
+    delivery_group: int | None = None
+    first_part: str = ""
 
 
 def ingest_files(
@@ -73,10 +78,14 @@ def ingest_files(
     fmt: str = "auto",
     *,
     reparse: bool = False,
+    parts: bool = False,
+    part_of: str | None = None,
     on_result: Callable[[IngestResult], None] | None = None,
 ) -> list[IngestResult]:
     """Ingest each file in order as its own batch. Files already ingested are skipped; with `reparse`,
     each must have been ingested, and is read again as a batch that replaces its latest reading.
+    With `parts`, the files are the parts of one delivery (pipeline/deliveries.py); with `part_of`
+    (a batch_id), parts added to the delivery of that batch.
 
     Each file is committed on its own: `on_result` hears of each as it is done, so a caller can say
     which files landed before a later one is refused."""
@@ -85,17 +94,25 @@ def ingest_files(
             raise InputError(f"{path}: is a directory, not a file")
         if not path.is_file():
             raise InputError(f"{path}: no such file")
+    if reparse and (parts or part_of is not None):
+        raise InputError(
+            "--reparse keeps each file in the delivery it was ingested in: drop --parts / --part-of"
+        )
     wh.ensure_tables()
     with wh.writer("ingest --reparse" if reparse else "ingest"):
         wh.refresh()
         batches = settle_bookkeeping(wh)  # every batch registered, old records tagged
         _drop_orphan_quarantine(wh, batches)
         _remove_unregistered_raw_files(wh, batches)
+        shas = [file_sha256(path) for path in paths]
+        delivery = None
+        if parts or part_of is not None:
+            files = [(p, sha, source_for(p, fmt).format) for p, sha in zip(paths, shas, strict=True)]
+            delivery = delivery_for(files, batches, part_of)
         results: list[IngestResult] = []
-        for path in paths:
-            result = _ingest_one(wh, path, fmt, batches, reparse)
-            same = (r for r in results if r.source_format == result.source_format)
-            result.restates = [r.path for r in same if r.periods & result.periods]
+        for path, sha in zip(paths, shas, strict=True):
+            result = _ingest_one(wh, path, sha, fmt, batches, reparse, delivery)
+            result.restates = [r.path for r in results if _restated(r, result)]
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -103,21 +120,36 @@ def ingest_files(
 
 
 def _ingest_one(
-    wh: Warehouse, path: Path, fmt: str, batches: list[Batch], reparse: bool = False
+    wh: Warehouse,
+    path: Path,
+    sha: str,
+    fmt: str,
+    batches: list[Batch],
+    reparse: bool = False,
+    delivery: Delivery | None = None,
 ) -> IngestResult:
-    """Ingest one file as a new batch; `batches` (every batch of the lake) gains it."""
-    sha = file_sha256(path)
+    """Ingest one file (its checksum `sha`) as a new batch, a part of `delivery` if given; `batches`
+    (every batch of the lake) gains it."""
     readings = [b for b in batches if b.sha256 == sha]
     if readings and not reparse:
-        return IngestResult(path, readings[-1].batch_id, readings[-1].source_format, skipped=True)
+        latest = readings[-1]
+        group = None if delivery is None else delivery_key(latest, batches)
+        return IngestResult(
+            path, latest.batch_id, latest.source_format, skipped=True, delivery_group=group,
+            first_part=_first_part(group, batches),
+        )  # fmt: skip
     source = source_for(path, fmt)
     seq = max((b.batch_seq for b in batches), default=0) + 1
     batch_id = f"b{seq:06d}-{sha[:12]}"
-    loaded_at, delivery, replaces = _reading(path, source.format, readings, reparse)
+    loaded_at, reading, replaces = _reading(path, source.format, readings, reparse)
+    group = readings[0].delivery_group if reparse else None
+    if delivery is not None:
+        group = delivery.join(seq, batch_id, source.format)
     ctx = BatchContext(
-        batch_id, seq, str(path.resolve()), loaded_at, wh.settings.currency, _limits(wh), delivery
+        batch_id, seq, str(path.resolve()), loaded_at, wh.settings.currency, _limits(wh), reading, group
     )
-    result = IngestResult(path, batch_id, source.format, replaces=replaces)
+    result = IngestResult(path, batch_id, source.format, replaces=replaces, delivery_group=group)
+    result.first_part = batch_id if group == seq else _first_part(group, batches)
     with (
         phase(log, "ingest file", file=str(path), format=source.format, batch_id=batch_id) as done,
         scratch_folder("costlake-ingest-") as tmp,
@@ -144,7 +176,7 @@ def _ingest_one(
                 wh.append_files(QUARANTINE, [q_file], props)
                 crash_point("after_commit:quarantine")
             batch = Batch(batch_id, seq, sha, ctx.source_file, source.format, loaded_at.isoformat(),
-                          result.accepted, result.quarantined, 0, replaces)  # fmt: skip
+                          result.accepted, result.quarantined, 0, replaces, group)  # fmt: skip
             batches.append(_commit_raw(wh, con, batch))
         finally:
             con.close()
@@ -170,7 +202,11 @@ def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> 
     raw_files = (
         [_copy(con, "accepted", wh.new_data_dir(RAW, folder), ordered=False)] if batch.rows_accepted else []
     )
-    props = {k: str(v) for k, v in batch.__dict__.items() if k not in ("snapshot_id", "replaces")}
+    props = {
+        k: str(v) for k, v in batch.__dict__.items() if k not in ("snapshot_id", "replaces", "delivery_group")
+    }
+    if batch.delivery_group is not None:
+        props["delivery_group"] = str(batch.delivery_group)
     if batch.replaces:
         props |= {"replaces": batch.replaces, "reparsed_at": _now().isoformat()}
     crash_point("before_commit:raw_billing_events")
@@ -208,6 +244,17 @@ def _refuse_an_empty_reread(result: IngestResult) -> None:
             f"{result.path}: the current parser accepts no row of this file ({result.quarantined:,} "
             f"would be quarantined, e.g. {why}); nothing recorded, batch {result.replaces} stays in force"
         )
+
+
+def _restated(earlier: IngestResult, later: IngestResult) -> bool:
+    """Whether `later` delivers a billing period `earlier` delivered, as another delivery: the
+    earlier one's rows of that period no longer count."""
+    other = earlier.delivery_group is None or earlier.delivery_group != later.delivery_group
+    return other and earlier.source_format == later.source_format and bool(earlier.periods & later.periods)
+
+
+def _first_part(group: int | None, batches: list[Batch]) -> str:
+    return "" if group is None else first_of(group, batches).batch_id
 
 
 def _now() -> dt.datetime:

@@ -14,7 +14,9 @@ batch_seq and every batch counts.
 
 Period formats (FOCUS, CUR; rows with a `billing_period_start`): a delivery restates whole billing
 periods, so the rows of the latest delivery (its counted reading) of each (source_format,
-billing_account_id, billing_period_start) replace every earlier row of that period. Correction rows
+billing_account_id, billing_period_start) replace every earlier row of that period. A delivery that
+came in parts (`ingest --parts`: a batch per file, one `delivery_group`) is one delivery here, every
+part counted; a re-read part stays in its group. Correction rows
 are ordinary rows of the delivery they arrive in and keep their own (possibly older) usage date.
 Their rows (often hourly) are rolled up to one event per account, service, region, pricing model,
 charge category, currency, invoice, usage type and day, with a stable id. A row without a usage type
@@ -52,7 +54,8 @@ def canonical_sql(raw: str) -> str:
     SELECT event_id, billing_account_id, account_id, lower(trim(service_name)) AS service_name,
            region, pricing_model, charge_category, usage_date, billed_cost, effective_cost, currency,
            invoice_id, billing_period_start, source_format, ingestion_ts, batch_id, batch_seq, source_row,
-           usage_type, op, COALESCE(delivery_seq, batch_seq) AS delivery_seq
+           usage_type, op, COALESCE(delivery_seq, batch_seq) AS delivery_seq,
+           COALESCE(delivery_group, delivery_seq, batch_seq) AS delivery_group
     FROM {raw}"""
 
 
@@ -172,7 +175,8 @@ def latest_sql(raw: str, days: str, ranked: str) -> str:
 
 def period_rows_sql(raw: str, days: str) -> str:
     """Rows of the latest delivery of every billing period with a raw row on one of `days`, rolled up
-    per day, on those days."""
+    per day, on those days. A delivery in parts (`delivery_group`) counts every part: rows of one key
+    in several parts add up to one event, which names the earliest part's batch and row."""
     unit = "source_format, billing_account_id, billing_period_start"
     # concat_ws skips a NULL: an event without a usage type keeps the id it had before the column existed.
     key = (
@@ -180,13 +184,17 @@ def period_rows_sql(raw: str, days: str) -> str:
         f"COALESCE(region, {NULL_KEY}), COALESCE(pricing_model, {NULL_KEY}), charge_category, "
         f"CAST(usage_date AS STRING), currency, COALESCE(invoice_id, {NULL_KEY}), usage_type)"
     )
+    event = (
+        "source_format, billing_account_id, billing_period_start, account_id, service_name, region, "
+        "pricing_model, charge_category, usage_date, currency, invoice_id, usage_type"
+    )
     return f"""
     WITH units AS (
         SELECT DISTINCT {unit} FROM {raw}
         WHERE billing_period_start IS NOT NULL AND usage_date IN (SELECT usage_date FROM {days})
     ), latest AS (
         SELECT r.source_format, r.billing_account_id, r.billing_period_start,
-               max(COALESCE(r.delivery_seq, r.batch_seq)) AS delivery_seq
+               max(COALESCE(r.delivery_group, r.delivery_seq, r.batch_seq)) AS delivery_group
         FROM {raw} AS r
         JOIN units AS u ON r.source_format = u.source_format AND r.billing_account_id = u.billing_account_id
                        AND r.billing_period_start = u.billing_period_start
@@ -195,19 +203,26 @@ def period_rows_sql(raw: str, days: str) -> str:
         SELECT e.* FROM ({canonical_sql(raw)}) AS e
         JOIN latest AS l ON e.source_format = l.source_format AND e.billing_account_id = l.billing_account_id
                         AND e.billing_period_start = l.billing_period_start
-                        AND e.delivery_seq = l.delivery_seq
+                        AND e.delivery_group = l.delivery_group
         WHERE e.usage_date IN (SELECT usage_date FROM {days})
+    ), parts AS (
+        SELECT {event}, batch_id AS part_batch, batch_seq AS part_seq, sum(billed_cost) AS part_billed,
+               sum(effective_cost) AS part_effective, max(ingestion_ts) AS part_ts,
+               min(source_row) AS part_row
+        FROM delivered
+        GROUP BY {event}, batch_id, batch_seq
+    ), ranked_parts AS (
+        SELECT *, row_number() OVER (PARTITION BY {event} ORDER BY part_seq) AS part FROM parts
     )
     SELECT source_format || ':' || md5({key}) AS event_id, billing_account_id, account_id, service_name,
            region, pricing_model, charge_category, usage_date,
-           CAST(sum(billed_cost) AS {MONEY_SQL}) AS billed_cost,
-           CAST(sum(effective_cost) AS {MONEY_SQL}) AS effective_cost,
+           CAST(sum(part_billed) AS {MONEY_SQL}) AS billed_cost,
+           CAST(sum(part_effective) AS {MONEY_SQL}) AS effective_cost,
            currency, invoice_id, billing_period_start, source_format,
-           max(ingestion_ts) AS ingestion_ts, batch_id, batch_seq, min(source_row) AS source_row, usage_type
-    FROM delivered
-    GROUP BY source_format, billing_account_id, billing_period_start, batch_id, batch_seq, account_id,
-             service_name, region, pricing_model, charge_category, usage_date, currency, invoice_id,
-             usage_type"""
+           max(part_ts) AS ingestion_ts, max(CASE WHEN part = 1 THEN part_batch END) AS batch_id,
+           min(part_seq) AS batch_seq, max(CASE WHEN part = 1 THEN part_row END) AS source_row, usage_type
+    FROM ranked_parts
+    GROUP BY {event}"""
 
 
 def on_days_sql(latest: str, days: str, period_rows: str | None = None) -> str:

@@ -39,6 +39,8 @@ class BatchContext:
     limits: RowLimits = RowLimits()
     # The batch_seq of the delivery this batch reads again (`ingest --reparse`); None: its own.
     delivery_seq: int | None = None
+    # The delivery in parts this batch is a part of (RAW's `delivery_group`); None: a delivery of its own.
+    delivery_group: int | None = None
 
     @property
     def date_window(self) -> tuple[dt.date, dt.date]:

@@ -353,10 +353,11 @@ def loaded_at(ctx: BatchContext) -> str:
 def batch_columns(
     ctx: BatchContext, source_format: str, ingestion_ts: str | None = None, op: str = "CAST(NULL AS VARCHAR)"
 ) -> str:
-    """The raw columns that come from the batch, batch_id to load_date plus `delivery_seq`, and the
-    row's `op`, for a query over `text_rows`; `ingestion_ts` defaults to when the batch was loaded, `op`
-    to NULL (formats without retractions)."""
+    """The raw columns that come from the batch, batch_id to load_date plus `delivery_seq` and
+    `delivery_group`, and the row's `op`, for a query over `text_rows`; `ingestion_ts` defaults to when
+    the batch was loaded, `op` to NULL (formats without retractions)."""
     delivery = ctx.batch_seq if ctx.delivery_seq is None else ctx.delivery_seq
+    group = "NULL" if ctx.delivery_group is None else int(ctx.delivery_group)
     return f"""{sql_string(ctx.batch_id)} AS batch_id,
         CAST({ctx.batch_seq} AS BIGINT) AS batch_seq,
         {sql_string(source_format)} AS source_format,
@@ -365,7 +366,8 @@ def batch_columns(
         {ingestion_ts or loaded_at(ctx)} AS ingestion_ts,
         CAST({loaded_at(ctx)} AS DATE) AS load_date,
         {op} AS op,
-        CAST({delivery} AS BIGINT) AS delivery_seq"""
+        CAST({delivery} AS BIGINT) AS delivery_seq,
+        CAST({group} AS BIGINT) AS delivery_group"""
 
 
 def split_checked(con: duckdb.DuckDBPyConnection, checked_sql: str) -> None:
