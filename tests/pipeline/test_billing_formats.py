@@ -16,7 +16,6 @@ from helpers import FIXTURES, cli, ingest_and_run, query_rows
 pytestmark = pytest.mark.all_engines  # period restatements and rolled-up event ids on every engine
 
 
-
 def test_focus_sample_end_to_end_matches_an_independent_exact_sum(wh):
     [result], report = ingest_and_run(wh, FOCUS)
     assert result.source_format == "focus" and (result.accepted, result.quarantined) == (1000, 0)
@@ -130,8 +129,8 @@ def test_two_files_of_one_ingest_delivering_one_period_are_warned_about(tmp_path
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         f"warning: {parts[1]} restates billing period(s) that {parts[0]} of this same ingest delivered; a "
-        "period is replaced whole by its latest delivery, so only this file's rows of them count: ingest "
-        "the parts of one export with --parts (docs/billing_formats.md, Deliveries in parts)"
+        "period is replaced whole by its latest delivery, so the earlier file's rows of them no longer "
+        "count: ingest the parts of one export with --parts (docs/billing_formats.md, Deliveries in parts)"
     ]
     again = cli(tmp_path / "wh2", "ingest", str(FOCUS))  # one file: nothing to say
     assert again.returncode == 0 and again.stderr == ""

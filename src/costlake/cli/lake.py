@@ -92,9 +92,14 @@ def _print_ingested(r: IngestResult) -> None:
     if r.restates:
         warn(
             f"warning: {r.path} restates billing period(s) that {', '.join(map(str, r.restates))} of this "
-            "same ingest delivered; a period is replaced whole by its latest delivery, so only this file's "
-            "rows of them count: ingest the parts of one export with --parts "
+            "same ingest delivered; a period is replaced whole by its latest delivery, so the earlier "
+            "file's rows of them no longer count: ingest the parts of one export with --parts "
             "(docs/billing_formats.md, Deliveries in parts)"
+        )
+    if r.superseded_by:
+        warn(
+            f"warning: {r.path} joins the delivery of batch {r.first_part}, which a later delivery (batch "
+            f"{r.superseded_by}) replaced for billing period(s) it delivers: its rows of them will not count"
         )
     if r.duplicates:
         out.print(

@@ -4,47 +4,64 @@ A large FOCUS or CUR export comes as several files, and a billing period's lates
 the period whole (pipeline/stage1_normalize.py). Ingested one by one, the second part would replace
 the first. `ingest --parts` makes each file a batch of its own (its own rows, numbers, quarantine and
 checksum) and gives every one the same `delivery_group`: the delivery key of the group's first batch.
-Stage 1 then counts every part of the latest group. `ingest --part-of B` adds files to the delivery
-batch B belongs to, in a later command (B may have been ingested alone: it then becomes the group's
-first part).
+Stage 1 then counts every part of the latest group.
 
-An `ingest --parts` stopped half-way leaves the parts it committed: running it again skips them and
-adds the rest to the same delivery, because files already ingested tell which delivery they belong to.
+- `--parts F...` is always a new delivery of exactly these files, even where a file's bytes were
+  ingested before (an export may repeat a part unchanged, and a header-only part is the same file in
+  every export): such a file is read again as a part of the new delivery. Only when the same files
+  already form one whole delivery is there nothing to do. Every part is read and checked before the
+  first is committed, so a part that cannot be read leaves the lake as it was; a command stopped
+  during its commits leaves a delivery short of its last parts, which the same command, run again,
+  replaces with a whole one.
+- `--part-of B F...` adds files to the delivery batch B belongs to (B may have been ingested alone:
+  it is then the group's first part). A file already in that delivery is skipped. The command warns
+  when a later delivery has replaced B's for a period the new parts deliver: they will not count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from costlake.duck import connect, sql_string, table_scan
 from costlake.errors import InputError
 from costlake.lake.batches import Batch
+from costlake.lake.warehouse import Warehouse
+from costlake.pipeline.stage1_normalize import DELIVERY_KEY
+from costlake.tables import RAW
+
+PERIOD_FORMATS = ("focus", "cur")  # formats whose deliveries restate whole billing periods
 
 
 @dataclass
 class Delivery:
-    """The delivery the new batches of one `ingest` join: `group` None until its first part is made
-    (that batch's batch_seq then names it); every part must be of `source_format` once it is known."""
+    """The delivery the files of one `ingest` join: `group` None until its first new part is staged
+    (that batch's batch_seq then names it). `members`: the checksums of its batches, by batch."""
 
     group: int | None = None
-    source_format: str | None = None
     first_batch: str = ""  # batch_id of the group's first part, for messages
+    existing: bool = False  # the group was there before this command (`--part-of`, a whole delivery)
+    # sha256 of each file in the delivery -> (batch_id, source_format) of its latest batch there
+    members: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def join(self, seq: int, batch_id: str, source_format: str) -> int:
-        """The group a new batch (`seq`) belongs to, founding it with this batch if need be."""
+    def join(self, seq: int, batch_id: str, sha: str, source_format: str) -> int:
+        """The group a new batch (`seq`, the file `sha`) belongs to, founding it if need be."""
         if self.group is None:
             self.group, self.first_batch = seq, batch_id
-        self.source_format = self.source_format or source_format
+        self.members[sha] = (batch_id, source_format)
         return self.group
 
 
 def delivery_key(batch: Batch, batches: Sequence[Batch]) -> int:
-    """The key stage 1 gives the delivery `batch` belongs to: its group, else the batch_seq of its
-    file's first reading (`ingest --reparse` keeps a file's delivery)."""
+    """The key stage 1 gives the delivery `batch` belongs to: its group, else the batch_seq of the
+    reading its re-reads go back to (`ingest --reparse` keeps a file's delivery)."""
     if batch.delivery_group is not None:
         return batch.delivery_group
-    return next(b.batch_seq for b in batches if b.sha256 == batch.sha256)
+    by_id = {b.batch_id: b for b in batches}
+    while batch.replaces in by_id:
+        batch = by_id[batch.replaces]
+    return batch.batch_seq
 
 
 def first_of(key: int, batches: Sequence[Batch]) -> Batch:
@@ -55,36 +72,64 @@ def first_of(key: int, batches: Sequence[Batch]) -> Batch:
 def delivery_for(
     files: Sequence[tuple[Path, str, str]], batches: Sequence[Batch], part_of: str | None
 ) -> Delivery:
-    """The delivery the `files` ((path, sha256, format) each) join as parts: that of batch `part_of`,
-    or that of those already ingested (a repeated `ingest --parts`), or a new one. Refused in one line,
-    before anything is written, when they cannot be parts of one delivery."""
-    delivery = Delivery()
-    if part_of is not None:
-        found = [b for b in batches if b.batch_id == part_of]
-        if not found:
-            raise InputError(
-                f"--part-of {part_of}: no batch has this id (ingest prints each file's batch id)"
-            )
-        key = delivery_key(found[0], batches)
-        delivery = Delivery(key, found[0].source_format, first_of(key, batches).batch_id)
-    for path, sha, _ in files:
-        readings = [b for b in batches if b.sha256 == sha]
-        if not readings:
-            continue
-        key = delivery_key(readings[-1], batches)
-        if delivery.group is None:
-            delivery = Delivery(key, readings[-1].source_format, first_of(key, batches).batch_id)
-        elif key != delivery.group:
-            raise InputError(
-                f"{path}: already ingested as batch {readings[-1].batch_id}, which is not part of the "
-                f"delivery of batch {delivery.first_batch}; the parts of one delivery are ingested "
-                "together (--parts) or added to it (--part-of), never moved from another: nothing ingested"
-            )
+    """The delivery the `files` ((path, sha256, format) each) are parts of: that of batch `part_of`,
+    else a new one, unless they already are one whole delivery. Refused in one line, before anything
+    is written, when they cannot be parts of one delivery."""
+    target = _batch(part_of, batches) if part_of is not None else None
+    expected = target.source_format if target is not None else files[0][2]
     for path, _, source_format in files:
-        expected = delivery.source_format or files[0][2]
+        if source_format not in PERIOD_FORMATS:
+            raise InputError(
+                f"{path}: reads as {source_format}; parts are for FOCUS and CUR exports, whose deliveries "
+                "restate whole billing periods (ingest files of events without --parts / --part-of)"
+            )
         if source_format != expected:
             raise InputError(
                 f"{path}: reads as {source_format}, but the other parts of this delivery are {expected}: "
                 "the parts of one delivery are of one format; nothing ingested"
             )
-    return delivery
+    groups: dict[int, list[Batch]] = {}
+    for b in batches:
+        groups.setdefault(delivery_key(b, batches), []).append(b)
+    if target is not None:
+        key = delivery_key(target, batches)
+        return Delivery(key, first_of(key, batches).batch_id, True, _members(groups[key]))
+    shas = {sha for _, sha, _ in files}
+    for key, members in groups.items():
+        if {b.sha256 for b in members} == shas:
+            return Delivery(key, first_of(key, batches).batch_id, True, _members(members))
+    return Delivery()
+
+
+def _members(batches: Sequence[Batch]) -> dict[str, tuple[str, str]]:
+    return {b.sha256: (b.batch_id, b.source_format) for b in batches}
+
+
+def _batch(batch_id: str, batches: Sequence[Batch]) -> Batch:
+    found = [b for b in batches if b.batch_id == batch_id]
+    if not found:
+        raise InputError(f"--part-of {batch_id}: no batch has this id (ingest prints each file's batch id)")
+    return found[0]
+
+
+def later_delivery(
+    wh: Warehouse, delivery: Delivery, source_format: str, periods: set[tuple[str, str]]
+) -> int | None:
+    """The key of the first delivery later than `delivery` that delivers one of `periods` ((billing
+    account, first day)) of `source_format`, else None: parts added to an older delivery never count."""
+    files = wh.data_files(RAW)
+    if not periods or not files or delivery.group is None:
+        return None
+    wanted = " OR ".join(
+        f"(billing_account_id = {sql_string(a)} AND CAST(billing_period_start AS VARCHAR) = {sql_string(p)})"
+        for a, p in sorted(periods)
+    )
+    sql = f"""SELECT min({DELIVERY_KEY}) FROM ({table_scan(files, RAW.arrow_schema())}) AS r
+              WHERE source_format = {sql_string(source_format)} AND {DELIVERY_KEY} > {delivery.group}
+                AND ({wanted})"""
+    con = connect(wh.settings)
+    try:
+        found = con.execute(sql).fetchall()[0][0]
+    finally:
+        con.close()
+    return None if found is None else int(found)

@@ -19,15 +19,12 @@ import dataclasses
 import datetime as dt
 import logging
 import shutil
-import uuid
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
-from costlake.duck import PARQUET_FORMAT, connect, scratch_folder, sql_string, table_scan
+from costlake.duck import connect, scratch_folder
 from costlake.errors import InputError
 from costlake.files import file_sha256
 from costlake.lake.batches import Batch, register
@@ -36,40 +33,13 @@ from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase, watching
-from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_key, first_of
-from costlake.pipeline.stage1_normalize import LIVE
+from costlake.pipeline.deliveries import Delivery, delivery_for, first_of, later_delivery
+from costlake.pipeline.parsed import IngestResult, check_parsed, copy_rows
 from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
 from costlake.tables import QUARANTINE, RAW
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class IngestResult:
-    path: Path
-    batch_id: str
-    source_format: str
-    accepted: int = 0
-    quarantined: int = 0
-    skipped: bool = False
-    reasons: list[tuple[str, int]] = field(default_factory=list)
-    # Accepted rows whose event_id an earlier accepted row of the same file already has: the total order
-    # (ingestion_ts, batch, row) still picks one winner, but a file should not repeat an event.
-    duplicates: int = 0
-    # Accepted delete rows of events no raw row has yet: kept, so an older version arriving later
-    # stays deleted, but they remove nothing now.
-    unknown_deletes: int = 0
-    # The batch_id of the reading this batch replaces (`reparse`), else "".
-    replaces: str = ""
-    # Period formats: the (billing account, first day) of each billing period the batch delivers.
-    periods: frozenset[tuple[str, str]] = frozenset()
-    # Earlier files of the same `ingest` of this format whose periods this batch restates, each period
-    # being replaced whole by its latest delivery: their rows of those periods no longer count.
-    restates: list[Path] = field(default_factory=list)
-    # The delivery in parts the batch belongs to (pipeline/deliveries.py), and its first part's batch_id
-    delivery_group: int | None = None
-    first_part: str = ""
 
 
 def ingest_files(
@@ -84,8 +54,9 @@ def ingest_files(
 ) -> list[IngestResult]:
     """Ingest each file in order as its own batch. Files already ingested are skipped; with `reparse`,
     each must have been ingested, and is read again as a batch that replaces its latest reading.
-    With `parts`, the files are the parts of one delivery (pipeline/deliveries.py); with `part_of`
-    (a batch_id), parts added to the delivery of that batch.
+    With `parts`, the files are the parts of one new delivery; with `part_of` (a batch_id), parts
+    added to the delivery of that batch (pipeline/deliveries.py). Parts are all read and checked
+    before the first is committed.
 
     Each file is committed on its own: `on_result` hears of each as it is done, so a caller can say
     which files landed before a later one is refused."""
@@ -110,8 +81,7 @@ def ingest_files(
             files = [(p, sha, source_for(p, fmt).format) for p, sha in zip(paths, shas, strict=True)]
             delivery = delivery_for(files, batches, part_of)
         results: list[IngestResult] = []
-        for path, sha in zip(paths, shas, strict=True):
-            result = _ingest_one(wh, path, sha, fmt, batches, reparse, delivery)
+        for result in _ingested(wh, list(zip(paths, shas, strict=True)), fmt, batches, reparse, delivery):
             result.restates = [r.path for r in results if _restated(r, result)]
             results.append(result)
             if on_result is not None:
@@ -119,37 +89,89 @@ def ingest_files(
         return results
 
 
-def _ingest_one(
+def _ingested(
+    wh: Warehouse,
+    files: list[tuple[Path, str]],
+    fmt: str,
+    batches: list[Batch],
+    reparse: bool,
+    delivery: Delivery | None,
+) -> Iterator[IngestResult]:
+    """Each file's result as it is committed: one file after the other, or, for the parts of a
+    delivery, every part staged (read, checked and written) before the first is committed, so that
+    a part that cannot be read leaves the delivery as it was."""
+    staged: list[_Staged | IngestResult] = []
+    try:
+        for path, sha in files:
+            seq = (
+                max((b.batch_seq for b in batches), default=0)
+                + 1
+                + sum(isinstance(s, _Staged) for s in staged)
+            )
+            one = _stage(wh, path, sha, fmt, batches, seq, reparse, delivery)
+            if delivery is None:
+                yield one if isinstance(one, IngestResult) else _commit(wh, one, batches)
+            else:
+                staged.append(one)
+    except BaseException:  # a part that cannot be read: the parts staged before it are never committed
+        for one in staged:
+            if isinstance(one, _Staged):
+                for written in (*one.raw_files, *one.quarantine_files):
+                    shutil.rmtree(Path(written).parent, ignore_errors=True)
+        raise
+    if delivery is not None and delivery.existing:
+        _superseded(wh, delivery, [s.result for s in staged if isinstance(s, _Staged)], batches)
+    for one in staged:
+        yield one if isinstance(one, IngestResult) else _commit(wh, one, batches)
+
+
+def _superseded(wh: Warehouse, delivery: Delivery, results: list[IngestResult], batches: list[Batch]) -> None:
+    """Marks the new parts of an earlier delivery with the later one that replaced it for a period they
+    deliver (`IngestResult.superseded_by`): their rows of it will not count."""
+    for result in results:
+        later = later_delivery(wh, delivery, result.source_format, set(result.periods))
+        result.superseded_by = "" if later is None else first_of(later, batches).batch_id
+
+
+@dataclass
+class _Staged:
+    """A file read and checked, its raw and quarantine files written, nothing committed yet."""
+
+    result: IngestResult
+    batch: Batch
+    raw_files: list[str]
+    quarantine_files: list[str]
+
+
+def _stage(
     wh: Warehouse,
     path: Path,
     sha: str,
     fmt: str,
     batches: list[Batch],
+    seq: int,
     reparse: bool = False,
     delivery: Delivery | None = None,
-) -> IngestResult:
-    """Ingest one file (its checksum `sha`) as a new batch, a part of `delivery` if given; `batches`
-    (every batch of the lake) gains it."""
+) -> _Staged | IngestResult:
+    """One file (its checksum `sha`) read as batch `seq`, a part of `delivery` if given; or, when there
+    is nothing to ingest (a file already ingested, already a part of `delivery`), the skipped result."""
     readings = [b for b in batches if b.sha256 == sha]
-    if readings and not reparse:
-        latest = readings[-1]
-        group = None if delivery is None else delivery_key(latest, batches)
-        return IngestResult(
-            path, latest.batch_id, latest.source_format, skipped=True, delivery_group=group,
-            first_part=_first_part(group, batches),
-        )  # fmt: skip
+    skipped = _skipped(path, sha, readings, reparse, delivery)
+    if skipped is not None:
+        return skipped
     source = source_for(path, fmt)
-    seq = max((b.batch_seq for b in batches), default=0) + 1
     batch_id = f"b{seq:06d}-{sha[:12]}"
     loaded_at, reading, replaces = _reading(path, source.format, readings, reparse)
-    group = readings[0].delivery_group if reparse else None
+    group = readings[-1].delivery_group if reparse else None
     if delivery is not None:
-        group = delivery.join(seq, batch_id, source.format)
+        group = delivery.join(seq, batch_id, sha, source.format)
     ctx = BatchContext(
         batch_id, seq, str(path.resolve()), loaded_at, wh.settings.currency, _limits(wh), reading, group
     )
-    result = IngestResult(path, batch_id, source.format, replaces=replaces, delivery_group=group)
-    result.first_part = batch_id if group == seq else _first_part(group, batches)
+    first = delivery.first_batch if delivery is not None else _first_part(group, batches)
+    result = IngestResult(
+        path, batch_id, source.format, replaces=replaces, delivery_group=group, first_part=first
+    )
     with (
         phase(log, "ingest file", file=str(path), format=source.format, batch_id=batch_id) as done,
         scratch_folder("costlake-ingest-") as tmp,
@@ -161,47 +183,49 @@ def _ingest_one(
             with watching(con.query_progress, size):
                 source.parse(con, path, ctx)
             current().start(f"storing {path.name} as batch {batch_id}")
-            result.accepted = _count(con, "accepted")
-            result.quarantined = _count(con, "rejected")
-            result.reasons = _top_reasons(con)
-            result.duplicates = _duplicates(con, path)
-            result.unknown_deletes = _unknown_deletes(con, wh, path)
-            result.periods = _periods(con) if source.format in PERIOD_FORMATS else frozenset()
-            _refuse_an_empty_reread(result)
+            check_parsed(con, wh, path, source.format, result)
             done |= {"accepted": result.accepted, "quarantined": result.quarantined}
-            props = {"batch_id": batch_id, "batch_seq": str(seq)}
-            if result.quarantined:
-                q_dir = wh.new_data_dir(QUARANTINE, f"batch_id={batch_id}")
-                q_file = _copy(con, "rejected", q_dir)
-                wh.append_files(QUARANTINE, [q_file], props)
-                crash_point("after_commit:quarantine")
-            batch = Batch(batch_id, seq, sha, ctx.source_file, source.format, loaded_at.isoformat(),
-                          result.accepted, result.quarantined, 0, replaces, group)  # fmt: skip
-            batches.append(_commit_raw(wh, con, batch))
+            folder = f"batch_id={batch_id}"
+            rejected, accepted = (
+                [copy_rows(con, name, wh.new_data_dir(tdef, folder), ordered=tdef is QUARANTINE)]
+                if count
+                else []
+                for name, tdef, count in (
+                    ("rejected", QUARANTINE, result.quarantined),
+                    ("accepted", RAW, result.accepted),
+                )
+            )
         finally:
             con.close()
-    return result
+    batch = Batch(batch_id, seq, sha, ctx.source_file, source.format, loaded_at.isoformat(),
+                  result.accepted, result.quarantined, 0, replaces, group)  # fmt: skip
+    return _Staged(result, batch, accepted, rejected)
 
 
-PERIOD_FORMATS = ("focus", "cur")  # formats whose deliveries restate whole billing periods
+def _skipped(
+    path: Path, sha: str, readings: list[Batch], reparse: bool, delivery: Delivery | None
+) -> IngestResult | None:
+    """The result of a file with nothing to ingest: a part `delivery` already has, or, outside a
+    delivery in parts, a file already ingested (unless it is to be read again)."""
+    if delivery is not None and sha in delivery.members:
+        batch_id, source_format = delivery.members[sha]
+        return IngestResult(
+            path, batch_id, source_format, skipped=True, delivery_group=delivery.group,
+            first_part=delivery.first_batch,
+        )  # fmt: skip
+    if delivery is None and readings and not reparse:
+        return IngestResult(path, readings[-1].batch_id, readings[-1].source_format, skipped=True)
+    return None
 
 
-def _periods(con: duckdb.DuckDBPyConnection) -> frozenset[tuple[str, str]]:
-    """The (billing account, first day) of each billing period the accepted rows deliver."""
-    rows = con.execute(
-        """SELECT DISTINCT billing_account_id, CAST(billing_period_start AS VARCHAR) FROM accepted
-           WHERE billing_period_start IS NOT NULL"""
-    ).fetchall()
-    return frozenset((str(account), str(start)) for account, start in rows)
-
-
-def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> Batch:
-    """The batch's raw rows in one commit whose properties say which batch it is (that commit is the
-    batch: lake/batches.py), then the batch's row in the registry. Returns the batch as registered."""
-    folder = f"batch_id={batch.batch_id}"
-    raw_files = (
-        [_copy(con, "accepted", wh.new_data_dir(RAW, folder), ordered=False)] if batch.rows_accepted else []
-    )
+def _commit(wh: Warehouse, staged: _Staged, batches: list[Batch]) -> IngestResult:
+    """Quarantine first, then the raw rows in one commit whose properties say which batch it is (that
+    commit is the batch: lake/batches.py), then the batch's row in the registry; `batches` gains it."""
+    batch = staged.batch
+    if staged.quarantine_files:
+        props = {"batch_id": batch.batch_id, "batch_seq": str(batch.batch_seq)}
+        wh.append_files(QUARANTINE, staged.quarantine_files, props)
+        crash_point("after_commit:quarantine")
     props = {
         k: str(v) for k, v in batch.__dict__.items() if k not in ("snapshot_id", "replaces", "delivery_group")
     }
@@ -210,11 +234,12 @@ def _commit_raw(wh: Warehouse, con: duckdb.DuckDBPyConnection, batch: Batch) -> 
     if batch.replaces:
         props |= {"replaces": batch.replaces, "reparsed_at": _now().isoformat()}
     crash_point("before_commit:raw_billing_events")
-    snapshot_id = wh.append_files(RAW, raw_files, props)
+    snapshot_id = wh.append_files(RAW, staged.raw_files, props)
     crash_point("after_commit:raw_billing_events")
     committed = dataclasses.replace(batch, snapshot_id=snapshot_id)
     register(wh, [committed])
-    return committed
+    batches.append(committed)
+    return staged.result
 
 
 def _reading(
@@ -227,7 +252,10 @@ def _reading(
         return _now(), None, ""
     if not readings:
         raise InputError(f"{path}: not ingested yet, so nothing to re-read; ingest it without --reparse")
-    first, latest = readings[0], readings[-1]
+    latest = first = readings[-1]
+    by_id = {b.batch_id: b for b in readings}
+    while first.replaces in by_id:  # back to the reading the re-reads replaced, one after the other
+        first = by_id[first.replaces]
     if source_format != first.source_format:
         raise InputError(
             f"{path}: reads as {source_format} now but was ingested as {first.source_format}; "
@@ -236,21 +264,12 @@ def _reading(
     return dt.datetime.fromisoformat(first.loaded_at), first.batch_seq, latest.batch_id
 
 
-def _refuse_an_empty_reread(result: IngestResult) -> None:
-    """A re-read must accept a row: its rows are what replaces the earlier reading."""
-    if result.replaces and not result.accepted:
-        why = result.reasons[0][0] if result.reasons else "the file has no rows"
-        raise InputError(
-            f"{result.path}: the current parser accepts no row of this file ({result.quarantined:,} "
-            f"would be quarantined, e.g. {why}); nothing recorded, batch {result.replaces} stays in force"
-        )
-
-
 def _restated(earlier: IngestResult, later: IngestResult) -> bool:
     """Whether `later` delivers a billing period `earlier` delivered, as another delivery: the
     earlier one's rows of that period no longer count."""
     other = earlier.delivery_group is None or earlier.delivery_group != later.delivery_group
-    return other and earlier.source_format == later.source_format and bool(earlier.periods & later.periods)
+    same = earlier.source_format == later.source_format and bool(earlier.periods & later.periods)
+    return other and same and not later.replaces  # a re-read keeps its delivery's place: it restates nothing
 
 
 def _first_part(group: int | None, batches: list[Batch]) -> str:
@@ -261,87 +280,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _unknown_deletes(con: duckdb.DuckDBPyConnection, wh: Warehouse, path: Path) -> int:
-    """Accepted delete rows whose event has no version in the file or in raw (the command reports them)."""
-    deletes = "SELECT event_id FROM accepted WHERE op = 'delete'"
-    if not con.execute(f"SELECT count(*) FROM ({deletes})").fetchall()[0][0]:
-        return 0
-    known = f"SELECT event_id FROM accepted WHERE {LIVE}"
-    files = wh.data_files(RAW)
-    if files:
-        known += (
-            f" UNION ALL SELECT event_id FROM ({table_scan(files, RAW.arrow_schema())}) AS r WHERE {LIVE}"
-        )
-    unknown = f"SELECT count(*) FROM ({deletes}) AS d WHERE event_id NOT IN ({known})"
-    found = int(con.execute(unknown).fetchall()[0][0])
-    if found:  # the command says so to the user; the log keeps it for machines
-        log.info(
-            "%s: %d delete row(s) retract events the lake has no version of; kept, they remove nothing "
-            "now, and a version older than the delete arriving later stays deleted",
-            path,
-            found,
-            extra={"file": str(path), "unknown_deletes": found},
-        )
-    return found
-
-
 def _limits(wh: Warehouse) -> RowLimits:
     settings = wh.settings
     return RowLimits(settings.usage_date_min, settings.usage_date_max_days_ahead, settings.max_field_bytes)
-
-
-def _duplicates(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Accepted rows repeating an earlier accepted row's event_id (the command reports them)."""
-    found = int(con.execute("SELECT count(*) - count(DISTINCT event_id) FROM accepted").fetchall()[0][0])
-    if found:  # the command says so to the user; the log keeps it for machines
-        log.info(
-            "%s: %d row(s) repeat an event_id of an earlier row in the file; the latest by "
-            "(ingestion_ts, row) wins",
-            path,
-            found,
-            extra={"file": str(path), "duplicates": found},
-        )
-    return found
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-
-
-def _top_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
-    """The ten most frequent kinds of problem among the rejected rows, each with its count. Values
-    (quoted by `quote_text`, a quote inside doubled) and sizes vary inside reasons: they are blanked
-    before a row's reasons are told apart, so that a value holding `; ` or a quote is never read as a
-    reason of its own."""
-    rows = con.execute(
-        r"""SELECT unnest(string_split(
-                      regexp_replace(regexp_replace(reason, '''(?:[^'']|'''')*''', '…', 'g'),
-                                     ' is [0-9]+ (bytes|characters)', ' is … \1', 'g'),
-                      '; ')) AS r,
-                  count(*) AS n
-           FROM rejected GROUP BY r ORDER BY n DESC, r LIMIT 10"""
-    ).fetchall()
-    return [(str(r), int(n)) for r, n in rows]
-
-
-def _copy(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, *, ordered: bool = True) -> str:
-    """One Parquet file of the table, its rows in file order (the ingest's connection keeps insertion
-    order) unless not `ordered`. The raw batch is written unordered: each raw row carries its place in
-    the file (`source_row`), every reader that needs an order asks for it, and DuckDB then encodes the
-    row groups on every thread (10M rows in 4.4 s instead of 5.8 s). Quarantine keeps file order, for
-    whoever reads it to mend the file."""
-    # A fresh name per attempt: a repeated ingestion never overwrites a file an old snapshot references.
-    target = out_dir / f"part-{uuid.uuid4().hex}.parquet"
-    sql = f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} ({PARQUET_FORMAT})"
-    if ordered:
-        con.execute(sql)
-        return str(target)
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        con.execute(sql)
-    finally:  # the next file's rows are numbered by their order
-        con.execute("SET preserve_insertion_order = true")
-    return str(target)
 
 
 def _drop_orphan_quarantine(wh: Warehouse, batches: list[Batch]) -> None:

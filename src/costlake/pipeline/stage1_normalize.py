@@ -46,6 +46,8 @@ LIVE = "COALESCE(op, 'upsert') <> 'delete'"
 # NULL inside a rolled-up event's key. No backslash: DuckDB reads '\N' as two characters, Spark as 'N'.
 NULL_KEY = "'(null)'"
 COLUMNS = ", ".join(NORMALIZED.column_names)
+# The delivery a raw row belongs to: its delivery in parts, else the delivery its batch reads.
+DELIVERY_KEY = "COALESCE(delivery_group, delivery_seq, batch_seq)"
 
 
 def canonical_sql(raw: str) -> str:
@@ -55,7 +57,7 @@ def canonical_sql(raw: str) -> str:
            region, pricing_model, charge_category, usage_date, billed_cost, effective_cost, currency,
            invoice_id, billing_period_start, source_format, ingestion_ts, batch_id, batch_seq, source_row,
            usage_type, op, COALESCE(delivery_seq, batch_seq) AS delivery_seq,
-           COALESCE(delivery_group, delivery_seq, batch_seq) AS delivery_group
+           {DELIVERY_KEY} AS delivery_group
     FROM {raw}"""
 
 

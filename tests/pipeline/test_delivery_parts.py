@@ -6,6 +6,7 @@ anything is written."""
 from __future__ import annotations
 
 import csv
+import hashlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
+from costlake.tables import RAW
 from helpers import cli, query_rows
 
 TOTALS = {FOCUS: focus_totals, CUR: cur_totals}
@@ -91,11 +93,12 @@ def test_a_part_added_later_joins_its_delivery_and_a_new_delivery_still_replaces
     assert published(wh) == focus_totals(first)
 
 
-def test_an_interrupted_parts_ingest_run_again_adds_the_rest_to_the_same_delivery(
+def test_an_interrupted_parts_ingest_run_again_makes_a_whole_delivery_that_replaces_the_partial_one(
     tmp_path: Path, monkeypatch
 ) -> None:
     """Killed after its first part's commit, before the registry row: the next command registers
-    that part with its delivery, and the same `ingest --parts` adds the second part to it."""
+    that part (a delivery short of a part), and the same `ingest --parts` run again ingests both
+    parts as a new delivery, which replaces it."""
     root = tmp_path / "wh"
     parts = split(CUR, tmp_path / "export")
     monkeypatch.setenv("COSTLAKE_CRASH_AT", "after_commit:raw_billing_events")
@@ -103,59 +106,122 @@ def test_an_interrupted_parts_ingest_run_again_adds_the_rest_to_the_same_deliver
     monkeypatch.delenv("COSTLAKE_CRASH_AT")
     done = cli(root, "ingest", "--parts", *map(str, parts))
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert (
-        "already ingested as batch b000001-" in lines[0]
-        and "a part of the delivery of batch b000001-" in lines[0]
-    )
-    assert "batch b000002-" in lines[1] and "a part of the delivery of batch b000001-" in lines[1]
+    joined = "a part of the delivery of batch b000002-"
+    first, second = done.stdout.splitlines()
+    assert ": batch b000002-" in first and joined in first  # part 1 again, in the new delivery
+    assert ": batch b000003-" in second and joined in second
     assert cli(root, "run").returncode == 0
     wh = Warehouse(Settings(warehouse=str(root)))
     assert published(wh) == cur_totals(CUR)
-    assert [b.delivery_group for b in registered_batches(wh)] == [1, 1]
+    assert [b.delivery_group for b in registered_batches(wh)] == [1, 2, 2]
+    again = cli(root, "ingest", "--parts", *map(str, parts))  # the same files are one delivery now
+    assert again.returncode == 0 and again.stdout.count("already ingested as batch") == 2
+    assert len(registered_batches(wh)) == 3
 
 
-def test_a_reread_part_stays_in_its_delivery(tmp_path: Path) -> None:
+def test_a_new_export_repeating_a_part_unchanged_is_a_new_delivery_not_more_of_the_old_one(
+    tmp_path: Path,
+) -> None:
+    """Exports repeat parts byte for byte (a part whose rows did not change, a header-only part):
+    such a file is read again as a part of the new delivery, which replaces the old one whole."""
     root = tmp_path / "wh"
-    parts = split(FOCUS, tmp_path / "export", count=3)
-    assert cli(root, "ingest", "--parts", *map(str, parts)).returncode == 0
-    reread = cli(root, "ingest", "--reparse", str(parts[2]))
-    assert reread.returncode == 0, reread.stderr
-    assert (
-        "replaces batch b000003-" in reread.stdout
-        and "a part of the delivery of batch b000001-" in reread.stdout
-    )
+    parts = split(FOCUS, tmp_path / "v1", count=3)
+    empty = tmp_path / "v1" / "empty.csv"
+    empty.write_text(FOCUS.read_text().splitlines()[0] + "\n")
+    assert cli(root, "ingest", "--parts", str(empty), *map(str, parts)).returncode == 0
+    changed = tmp_path / "v2" / parts[0].name
+    changed.parent.mkdir()
+    with parts[0].open(newline="") as handle:
+        header, first, *rows = list(csv.reader(handle))
+    first[header.index("BilledCost")] = str(Decimal(first[header.index("BilledCost")]) + 100)
+    with changed.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, first, *rows])
+    v2 = [changed, parts[1], parts[2], empty]
+    done = cli(root, "ingest", "--parts", *map(str, v2))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("a part of the delivery of batch b000005-") == 4
+    assert cli(root, "run").returncode == 0
+    wh = Warehouse(Settings(warehouse=str(root)))
+    assert published(wh) == totals_of(v2[:3], FOCUS) != focus_totals(FOCUS)
+
+
+def test_a_part_that_cannot_be_read_leaves_the_lake_as_it_was(tmp_path: Path) -> None:
+    """Every part is read and checked before the first is committed: a malformed last part stops
+    the command with nothing committed and nothing left behind, and the next run publishes what the
+    lake had."""
+    root = tmp_path / "wh"
+    assert cli(root, "ingest", str(FOCUS)).returncode == 0 and cli(root, "run").returncode == 0
+    first, second = split(FOCUS, tmp_path / "export")
+    broken = tmp_path / "export" / "broken.csv"
+    broken.write_text(second.read_text() + '"unterminated,quote\n')
+    refused = cli(root, "ingest", "--parts", str(first), str(broken))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "broken.csv" in refused.stderr and refused.stdout == ""
+    wh = Warehouse(Settings(warehouse=str(root)))
+    assert [b.batch_seq for b in registered_batches(wh)] == [1]
+    assert sorted(p.name for p in wh.staging_root(RAW).glob("batch_id=*")) == [
+        f"batch_id={registered_batches(wh)[0].batch_id}"
+    ]
+    assert cli(root, "run").returncode == 0 and published(wh) == focus_totals(FOCUS)
+
+
+def test_a_part_added_to_a_replaced_delivery_is_warned_about(tmp_path: Path) -> None:
+    root = tmp_path / "wh"
+    first, second = split(FOCUS, tmp_path / "export")
+    assert cli(root, "ingest", str(first)).returncode == 0
+    assert cli(root, "ingest", str(FOCUS)).returncode == 0  # a later delivery of the same periods
+    added = cli(root, "ingest", "--part-of", "b000001-" + _sha(first)[:12], str(second))
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.startswith(f"warning: {second} joins the delivery of batch b000001-")
+    assert "a later delivery (batch b000002-" in added.stderr and "will not count" in added.stderr
     assert cli(root, "run").returncode == 0
     assert published(Warehouse(Settings(warehouse=str(root)))) == focus_totals(FOCUS)
 
 
+def test_a_reread_part_stays_in_its_delivery_and_restates_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "wh"
+    parts = split(FOCUS, tmp_path / "export", count=3)
+    assert cli(root, "ingest", "--parts", *map(str, parts)).returncode == 0
+    reread = cli(root, "ingest", "--reparse", str(parts[2]), str(parts[0]))
+    assert reread.returncode == 0, reread.stderr
+    lines = reread.stdout.splitlines()
+    assert "replaces batch b000003-" in lines[0] and "a part of the delivery of batch b000001-" in lines[0]
+    assert reread.stderr == ""  # re-reads keep their delivery's place: no restatement to warn of
+    assert cli(root, "run").returncode == 0
+    assert published(Warehouse(Settings(warehouse=str(root)))) == focus_totals(FOCUS)
+    # Two deliveries re-read in one command, the later first: neither restates the other.
+    apart = tmp_path / "apart"
+    for part in parts[:2]:
+        assert cli(apart, "ingest", str(part)).returncode == 0
+    both = cli(apart, "ingest", "--reparse", str(parts[1]), str(parts[0]))
+    assert both.returncode == 0 and both.stderr == "", both.stderr
+
+
 def test_what_cannot_be_parts_of_one_delivery_is_refused_in_one_line_before_anything_is_written(
-    tmp_path: Path,
+    tmp_path: Path, write_csv
 ) -> None:
     root = tmp_path / "wh"
     focus_parts = split(FOCUS, tmp_path / "focus")
     cur_parts = split(CUR, tmp_path / "cur")
+    native = write_csv("native.csv", [["e1", "2025-01-03", "A1", "EC2", "2.5", "2025-01-05"]])
     assert cli(root, "ingest", str(focus_parts[0])).returncode == 0
-    assert cli(root, "ingest", str(cur_parts[0])).returncode == 0
     refusals = {
         ("--part-of", "b999999-nope", str(focus_parts[1])): "--part-of b999999-nope: no batch has this id",
-        ("--parts", str(focus_parts[0]), str(cur_parts[0]), str(focus_parts[1])): (
-            f"{cur_parts[0]}: already ingested as batch b000002-"
+        ("--part-of", "b000001-" + _sha(focus_parts[0])[:12], str(cur_parts[1])): (
+            f"{cur_parts[1]}: reads as cur, but the other parts of this delivery are focus"
         ),
-        (
-            "--parts",
-            str(focus_parts[1]),
-            str(cur_parts[1]),
-        ): f"{cur_parts[1]}: reads as cur, but the other parts",
+        ("--parts", str(focus_parts[1]), str(cur_parts[1])): f"{cur_parts[1]}: reads as cur, but the other",
+        ("--parts", str(native)): f"{native}: reads as native; parts are for FOCUS and CUR exports",
         ("--reparse", "--parts", str(focus_parts[0])): "--reparse keeps each file in the delivery",
     }
     for args, start in refusals.items():
         refused = cli(root, "ingest", *args)
         line = refused.stderr.strip()
-        assert refused.returncode == 1 and "\n" not in line and "Traceback" not in line, (
-            args,
-            refused.stderr,
-        )
+        assert refused.returncode == 1 and "\n" not in line and "Traceback" not in line, (args, line)
         assert start in line, (args, line)
     wh = Warehouse(Settings(warehouse=str(root)))
-    assert [b.batch_seq for b in registered_batches(wh)] == [1, 2]  # nothing more was ingested
+    assert [b.batch_seq for b in registered_batches(wh)] == [1]  # nothing more was ingested
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
