@@ -19,7 +19,7 @@ from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
 from costlake.settings import Settings
-from costlake.tables import RAW
+from costlake.tables import QUARANTINE, RAW
 from helpers import cli, query_rows
 
 TOTALS = {FOCUS: focus_totals, CUR: cur_totals}
@@ -225,3 +225,44 @@ def test_what_cannot_be_parts_of_one_delivery_is_refused_in_one_line_before_anyt
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_reread_reads_the_copy_in_the_files_latest_delivery(tmp_path: Path) -> None:
+    """A file in two deliveries (a part repeated, then added to the older delivery too): `--reparse`
+    re-reads the copy that counts, in the later delivery."""
+    root = tmp_path / "wh"
+    c1, c2, c3 = split(CUR, tmp_path / "export", count=3)
+    assert cli(root, "ingest", "--parts", str(c1), str(c2)).returncode == 0  # b1, b2
+    assert cli(root, "ingest", "--parts", str(c2), str(c3)).returncode == 0  # b3, b4: replaces the first
+    older = "b000001-" + _sha(c1)[:12]
+    assert "will not count" in cli(root, "ingest", "--part-of", older, str(c3)).stderr  # b5
+    reread = cli(root, "ingest", "--reparse", str(c3))
+    assert reread.returncode == 0, reread.stderr
+    assert "replaces batch b000004-" in reread.stdout and "delivery of batch b000003-" in reread.stdout
+    assert cli(root, "run").returncode == 0
+    wh = Warehouse(Settings(warehouse=str(root)))
+    assert published(wh) == totals_of([c2, c3], CUR)
+    counted = query_rows(wh, "SELECT DISTINCT batch_seq FROM normalized_billing_events ORDER BY 1")
+    assert [r["batch_seq"] for r in counted] == [3, 6]
+
+
+def test_a_quarantine_file_staged_by_a_stopped_parts_ingest_is_removed_by_the_next_ingest(
+    tmp_path: Path, monkeypatch
+) -> None:
+    root = tmp_path / "wh"
+    first, second = split(FOCUS, tmp_path / "export")
+    with second.open(newline="") as handle:
+        header, row, *rows = list(csv.reader(handle))
+    row[header.index("BilledCost")] = "not a cost"
+    with second.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, row, *rows])
+    monkeypatch.setenv("COSTLAKE_CRASH_AT", "after_commit:raw_billing_events")  # after the first part's
+    assert cli(root, "ingest", "--parts", str(first), str(second)).returncode == EXIT_CODE
+    monkeypatch.delenv("COSTLAKE_CRASH_AT")
+    wh = Warehouse(Settings(warehouse=str(root)))
+    staged = "batch_id=b000002-" + _sha(second)[:12]
+    assert (wh.staging_root(QUARANTINE) / staged).is_dir()  # staged, never committed
+    done = cli(root, "ingest", "--parts", str(first), str(second))
+    assert done.returncode == 0 and "1 quarantined" in done.stdout, done.stderr
+    assert not (wh.staging_root(QUARANTINE) / staged).exists()
+    assert query_rows(wh, "SELECT count(*) AS n FROM quarantine") == [{"n": 1}]

@@ -33,7 +33,7 @@ from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase, watching
-from costlake.pipeline.deliveries import Delivery, delivery_for, first_of, later_delivery
+from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_key, first_of, later_delivery
 from costlake.pipeline.parsed import IngestResult, check_parsed, copy_rows
 from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
@@ -75,6 +75,7 @@ def ingest_files(
         batches = settle_bookkeeping(wh)  # every batch registered, old records tagged
         _drop_orphan_quarantine(wh, batches)
         _remove_unregistered_raw_files(wh, batches)
+        _remove_uncommitted_quarantine_files(wh, batches)
         shas = [file_sha256(path) for path in paths]
         delivery = None
         if parts or part_of is not None:
@@ -156,6 +157,9 @@ def _stage(
     """One file (its checksum `sha`) read as batch `seq`, a part of `delivery` if given; or, when there
     is nothing to ingest (a file already ingested, already a part of `delivery`), the skipped result."""
     readings = [b for b in batches if b.sha256 == sha]
+    if reparse and readings:  # the file's copy in its latest delivery: the one that counts
+        latest = max(delivery_key(b, batches) for b in readings)
+        readings = [b for b in readings if delivery_key(b, batches) == latest]
     skipped = _skipped(path, sha, readings, reparse, delivery)
     if skipped is not None:
         return skipped
@@ -318,4 +322,22 @@ def _remove_unregistered_raw_files(wh: Warehouse, batches: list[Batch]) -> None:
     }
     for folder in stray:
         if folder.name not in live:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_uncommitted_quarantine_files(wh: Warehouse, batches: list[Batch]) -> None:
+    """Quarantine files staged by an ingestion that stopped before committing them (the parts of a
+    delivery are all staged before the first commit): a folder of a batch that is not registered and
+    that no quarantine commit ever named. One a commit named stays for the snapshots that read it."""
+    known = {b.batch_id for b in batches}
+    stray = [
+        f
+        for f in wh.staging_root(QUARANTINE).glob("batch_id=*")
+        if f.name.removeprefix("batch_id=") not in known
+    ]
+    if not stray:
+        return
+    committed = {snap.properties.get("batch_id") for snap in wh.snapshots(QUARANTINE)}
+    for folder in stray:
+        if folder.name.removeprefix("batch_id=") not in committed:
             shutil.rmtree(folder, ignore_errors=True)
