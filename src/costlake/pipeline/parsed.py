@@ -85,28 +85,25 @@ def _unknown_deletes(con: duckdb.DuckDBPyConnection, wh: Warehouse, path: Path) 
         )
     unknown = f"SELECT count(*) FROM ({deletes}) AS d WHERE event_id NOT IN ({known})"
     found = int(con.execute(unknown).fetchall()[0][0])
-    if found:  # the command says so to the user; the log keeps it for machines
-        log.info(
-            "%s: %d delete row(s) retract events the lake has no version of; kept, they remove nothing "
-            "now, and a version older than the delete arriving later stays deleted",
-            path,
-            found,
-            extra={"file": str(path), "unknown_deletes": found},
-        )
-    return found
+    what = (
+        "delete row(s) retract events the lake has no version of; kept, they remove nothing now, and a "
+        "version older than the delete arriving later stays deleted"
+    )
+    return _logged(path, found, "unknown_deletes", what)
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Accepted rows repeating an earlier accepted row's event_id (the command reports them)."""
     found = int(con.execute("SELECT count(*) - count(DISTINCT event_id) FROM accepted").fetchall()[0][0])
-    if found:  # the command says so to the user; the log keeps it for machines
-        log.info(
-            "%s: %d row(s) repeat an event_id of an earlier row in the file; the latest by "
-            "(ingestion_ts, row) wins",
-            path,
-            found,
-            extra={"file": str(path), "duplicates": found},
-        )
+    what = "row(s) repeat an event_id of an earlier row in the file; the latest by (ingestion_ts, row) wins"
+    return _logged(path, found, "duplicates", what)
+
+
+def _logged(path: Path, found: int, field_name: str, what: str) -> int:
+    """`found`, logged at info when there are any: the command says so to the user, the log keeps it
+    for machines (`field_name` in the record's fields)."""
+    if found:
+        log.info("%s: %d %s", path, found, what, extra={"file": str(path), field_name: found})
     return found
 
 
