@@ -213,17 +213,15 @@ def period_rows_sql(raw: str, days: str) -> str:
                min(source_row) AS part_row
         FROM delivered
         GROUP BY {event}, batch_id, batch_seq
-    ), ranked_parts AS (
-        SELECT *, row_number() OVER (PARTITION BY {event} ORDER BY part_seq) AS part FROM parts
     )
     SELECT source_format || ':' || md5({key}) AS event_id, billing_account_id, account_id, service_name,
            region, pricing_model, charge_category, usage_date,
            CAST(sum(part_billed) AS {MONEY_SQL}) AS billed_cost,
            CAST(sum(part_effective) AS {MONEY_SQL}) AS effective_cost,
            currency, invoice_id, billing_period_start, source_format,
-           max(part_ts) AS ingestion_ts, max(CASE WHEN part = 1 THEN part_batch END) AS batch_id,
-           min(part_seq) AS batch_seq, max(CASE WHEN part = 1 THEN part_row END) AS source_row, usage_type
-    FROM ranked_parts
+           max(part_ts) AS ingestion_ts, min_by(part_batch, part_seq) AS batch_id,
+           min(part_seq) AS batch_seq, min_by(part_row, part_seq) AS source_row, usage_type
+    FROM parts
     GROUP BY {event}"""
 
 
