@@ -156,10 +156,7 @@ def _stage(
 ) -> _Staged | IngestResult:
     """One file (its checksum `sha`) read as batch `seq`, a part of `delivery` if given; or, when there
     is nothing to ingest (a file already ingested, already a part of `delivery`), the skipped result."""
-    readings = [b for b in batches if b.sha256 == sha]
-    if reparse and readings:  # the file's copy in its latest delivery: the one that counts
-        latest = max(delivery_key(b, batches) for b in readings)
-        readings = [b for b in readings if delivery_key(b, batches) == latest]
+    readings = _readings(sha, batches, reparse)
     skipped = _skipped(path, sha, readings, reparse, delivery)
     if skipped is not None:
         return skipped
@@ -199,11 +196,22 @@ def _stage(
                     ("accepted", RAW, result.accepted),
                 )
             )
+            crash_point("ingest:staged")  # the file's rows written, its working folder still there
         finally:
             con.close()
     batch = Batch(batch_id, seq, sha, ctx.source_file, source.format, loaded_at.isoformat(),
                   result.accepted, result.quarantined, 0, replaces, group)  # fmt: skip
     return _Staged(result, batch, accepted, rejected)
+
+
+def _readings(sha: str, batches: list[Batch], reparse: bool) -> list[Batch]:
+    """The batches of the file `sha`; to read it again, those of its latest delivery only (a file
+    repeated in two deliveries is re-read where it counts)."""
+    readings = [b for b in batches if b.sha256 == sha]
+    if reparse and readings:
+        latest = max(delivery_key(b, batches) for b in readings)
+        readings = [b for b in readings if delivery_key(b, batches) == latest]
+    return readings
 
 
 def _skipped(
