@@ -53,15 +53,16 @@ class Delivery:
         return self.group
 
 
-def delivery_key(batch: Batch, batches: Sequence[Batch]) -> int:
-    """The key stage 1 gives the delivery `batch` belongs to: its group, else the batch_seq of the
-    reading its re-reads go back to (`ingest --reparse` keeps a file's delivery)."""
-    if batch.delivery_group is not None:
-        return batch.delivery_group
-    by_id = {b.batch_id: b for b in batches}
-    while batch.replaces in by_id:
-        batch = by_id[batch.replaces]
-    return batch.batch_seq
+def delivery_keys(batches: Sequence[Batch]) -> dict[str, int]:
+    """The key stage 1 gives the delivery each batch belongs to, by batch_id: its group, else the
+    batch_seq of the reading its re-reads go back to (`ingest --reparse` keeps a file's delivery).
+    One pass in batch_seq order: a re-read replaces an earlier batch, whose key is known by then."""
+    keys: dict[str, int] = {}
+    for b in sorted(batches, key=lambda b: b.batch_seq):
+        keys[b.batch_id] = (
+            b.delivery_group if b.delivery_group is not None else keys.get(b.replaces, b.batch_seq)
+        )
+    return keys
 
 
 def first_of(key: int, batches: Sequence[Batch]) -> Batch:
@@ -88,11 +89,12 @@ def delivery_for(
                 f"{path}: reads as {source_format}, but the other parts of this delivery are {expected}: "
                 "the parts of one delivery are of one format; nothing ingested"
             )
+    keys = delivery_keys(batches)
     groups: dict[int, list[Batch]] = {}
     for b in batches:
-        groups.setdefault(delivery_key(b, batches), []).append(b)
+        groups.setdefault(keys[b.batch_id], []).append(b)
     if target is not None:
-        key = delivery_key(target, batches)
+        key = keys[target.batch_id]
         return Delivery(key, first_of(key, batches).batch_id, True, _members(groups[key]))
     shas = {sha for _, sha, _ in files}
     for key, members in groups.items():

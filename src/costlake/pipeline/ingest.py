@@ -33,7 +33,7 @@ from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase, watching
-from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_key, first_of, later_delivery
+from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_keys, first_of, later_delivery
 from costlake.pipeline.parsed import IngestResult, check_parsed, copy_rows
 from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
@@ -209,8 +209,9 @@ def _readings(sha: str, batches: list[Batch], reparse: bool) -> list[Batch]:
     repeated in two deliveries is re-read where it counts)."""
     readings = [b for b in batches if b.sha256 == sha]
     if reparse and readings:
-        latest = max(delivery_key(b, batches) for b in readings)
-        readings = [b for b in readings if delivery_key(b, batches) == latest]
+        keys = delivery_keys(batches)
+        latest = max(keys[b.batch_id] for b in readings)
+        readings = [b for b in readings if keys[b.batch_id] == latest]
     return readings
 
 
