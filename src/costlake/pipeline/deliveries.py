@@ -114,24 +114,27 @@ def _batch(batch_id: str, batches: Sequence[Batch]) -> Batch:
     return found[0]
 
 
-def later_delivery(
+def later_deliveries(
     wh: Warehouse, delivery: Delivery, source_format: str, periods: set[tuple[str, str]]
-) -> int | None:
-    """The key of the first delivery later than `delivery` that delivers one of `periods` ((billing
-    account, first day)) of `source_format`, else None: parts added to an older delivery never count."""
+) -> dict[tuple[str, str], int]:
+    """For each of `periods` ((billing account, first day)) of `source_format` that a delivery later
+    than `delivery` delivers, the first such delivery's key: parts added to an older delivery never
+    count there. One scan of raw for every part of the command."""
     files = wh.data_files(RAW)
     if not periods or not files or delivery.group is None:
-        return None
+        return {}
     wanted = " OR ".join(
         f"(billing_account_id = {sql_string(a)} AND CAST(billing_period_start AS VARCHAR) = {sql_string(p)})"
         for a, p in sorted(periods)
     )
-    sql = f"""SELECT min({DELIVERY_KEY}) FROM ({table_scan(files, RAW.arrow_schema())}) AS r
+    sql = f"""SELECT billing_account_id, CAST(billing_period_start AS VARCHAR), min({DELIVERY_KEY})
+              FROM ({table_scan(files, RAW.arrow_schema())}) AS r
               WHERE source_format = {sql_string(source_format)} AND {DELIVERY_KEY} > {delivery.group}
-                AND ({wanted})"""
+                AND ({wanted})
+              GROUP BY ALL"""
     con = connect(wh.settings)
     try:
-        found = con.execute(sql).fetchall()[0][0]
+        rows = con.execute(sql).fetchall()
     finally:
         con.close()
-    return None if found is None else int(found)
+    return {(str(a), str(p)): int(key) for a, p, key in rows}

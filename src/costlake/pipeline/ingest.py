@@ -33,7 +33,7 @@ from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase, watching
-from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_keys, first_of, later_delivery
+from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_keys, first_of, later_deliveries
 from costlake.pipeline.parsed import IngestResult, check_parsed, copy_rows
 from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
@@ -129,9 +129,13 @@ def _ingested(
 def _superseded(wh: Warehouse, delivery: Delivery, results: list[IngestResult], batches: list[Batch]) -> None:
     """Marks the new parts of an earlier delivery with the later one that replaced it for a period they
     deliver (`IngestResult.superseded_by`): their rows of it will not count."""
+    if not results:
+        return
+    periods = set().union(*(r.periods for r in results))
+    later = later_deliveries(wh, delivery, results[0].source_format, periods)  # parts share one format
     for result in results:
-        later = later_delivery(wh, delivery, result.source_format, set(result.periods))
-        result.superseded_by = "" if later is None else first_of(later, batches).batch_id
+        keys = [later[p] for p in result.periods if p in later]
+        result.superseded_by = first_of(min(keys), batches).batch_id if keys else ""
 
 
 @dataclass
