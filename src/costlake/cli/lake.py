@@ -23,9 +23,23 @@ catalog_app = typer.Typer(help="Query the lake from other engines.", no_args_is_
 app.add_typer(catalog_app, name="catalog")
 
 
+_Manifest = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest",
+        help="Ingest the data files an AWS export manifest lists, as the parts of one delivery: "
+        "a CUR's <report>-Manifest.json (reportKeys) or a Data Exports manifest (dataFiles), in a "
+        "local copy of the export that keeps its layout (aws s3 sync). Instead of FILES.",
+    ),
+]
+
+
 @app.command()
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="Billing files to ingest, each as one batch.")],
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Billing files to ingest, each as one batch.", show_default=False),
+    ] = None,
     fmt: Annotated[
         str,
         typer.Option(
@@ -62,10 +76,12 @@ def ingest(
             "that arrived later than the others).",
         ),
     ] = None,
+    manifest: _Manifest = None,
 ) -> None:
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
     from costlake.pipeline.ingest import ingest_files
 
+    files, parts = _files_to_ingest(files or [], manifest, parts=parts, reparse=reparse, part_of=part_of)
     wh = state.warehouse(create=True)
     with progress_bars() as progress:
 
@@ -74,6 +90,31 @@ def ingest(
                 _print_ingested(result)
 
         ingest_files(wh, files, fmt, reparse=reparse, parts=parts, part_of=part_of, on_result=show)
+
+
+def _files_to_ingest(
+    files: list[Path], manifest: Path | None, *, parts: bool, reparse: bool, part_of: str | None
+) -> tuple[list[Path], bool]:
+    """The files `ingest` was given, or those its `--manifest` lists (then always as parts)."""
+    if manifest is None:
+        if not files:
+            raise InputError(
+                "ingest: give the billing files to ingest, or --manifest with an export's manifest"
+            )
+        return files, parts
+    if files:
+        raise InputError("ingest: give either billing files or --manifest, not both")
+    if reparse or part_of is not None:
+        raise InputError(
+            "ingest: --manifest is a new delivery of the files it lists: drop --reparse / --part-of"
+        )
+    from costlake.sources.manifest import read_manifest
+
+    listed = read_manifest(manifest)
+    delivery = f", delivery {listed.delivery}" if listed.delivery else ""
+    period = f", billing period {listed.period}" if listed.period else ""
+    say(f"{manifest}: {listed.kind} manifest{delivery}{period}: {len(listed.files):,} data file(s)")
+    return listed.files, True
 
 
 def _print_ingested(r: IngestResult) -> None:

@@ -1,0 +1,189 @@
+"""`ingest --manifest`: the data files an AWS export manifest lists (a CUR's reportKeys, a Data Exports
+manifest's dataFiles), found in a local copy of the export and ingested as one delivery; a manifest
+is untrusted, so a key is only looked for inside the export's own folder, and a manifest that cannot
+be used is refused in one line before anything is ingested."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from billing_sums import CUR, cur_totals, published
+from costlake.errors import InputError
+from costlake.lake.batches import registered_batches
+from costlake.lake.warehouse import Warehouse
+from costlake.settings import Settings
+from costlake.sources import manifest as manifests
+from costlake.sources.manifest import CUR as CUR_KIND
+from costlake.sources.manifest import DATA_EXPORTS, read_manifest
+from helpers import cli
+
+PERIOD = "20240101-20240201"
+
+
+def gzip_parts(folder: Path, stem: str, count: int = 2) -> list[Path]:
+    """The CUR sample's rows dealt out to `count` gzip CSV parts under its header, row by row (so
+    most daily line items have rows in every part)."""
+    with CUR.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = [folder / f"{stem}-{n + 1:05d}.csv.gz" for n in range(count)]
+    for n, part in enumerate(parts):
+        with gzip.open(part, "wt", newline="") as handle:
+            csv.writer(handle).writerows([header, *rows[n::count]])
+    return parts
+
+
+def cur_export(root: Path) -> tuple[Path, list[Path]]:
+    """A legacy CUR delivery as `aws s3 sync` of its prefix copies it: the manifest in the period's
+    folder, the parts in the update's assemblyId folder; keys are the bucket's, prefix included."""
+    folder = root / "billing" / "my-report" / PERIOD
+    parts = gzip_parts(folder / "asm-1", "my-report")
+    keys = [f"billing/my-report/{PERIOD}/asm-1/{p.name}" for p in parts]
+    body = {
+        "assemblyId": "asm-1",
+        "billingPeriod": {"start": "20240101T000000.000Z", "end": "20240201T000000.000Z"},
+        "bucket": "my-bucket",
+        "reportKeys": keys,
+    }
+    path = folder / "my-report-Manifest.json"
+    path.write_text(json.dumps(body))
+    return path, parts
+
+
+def test_a_cur_manifest_ingests_its_report_keys_as_one_delivery(tmp_path: Path) -> None:
+    """Every part counts (the published money is the whole file's, to the cent), all parts are one
+    delivery, and the same manifest again ingests nothing."""
+    path, parts = cur_export(tmp_path / "copy")
+    root = tmp_path / "wh"
+    got = cli(root, "ingest", "--manifest", str(path))
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[0] == (
+        f"{path}: CUR manifest, delivery asm-1, billing period 20240101T000000.000Z to "
+        "20240201T000000.000Z: 2 data file(s)"
+    )
+    assert [line.split(":")[0] for line in lines[1:]] == [str(p) for p in parts]
+    again = cli(root, "ingest", "--manifest", str(path))
+    assert again.returncode == 0 and again.stdout.count("nothing to do") == 2, again.stdout
+    assert cli(root, "run").returncode == 0
+    wh = Warehouse(Settings(warehouse=str(root)))
+    assert published(wh) == cur_totals(CUR)
+    assert [b.delivery_group for b in registered_batches(wh)] == [1, 1]
+
+
+def test_a_data_exports_manifest_finds_its_files_under_the_export_folder(tmp_path: Path) -> None:
+    export = tmp_path / "copy" / "cur2" / "my-export"
+    parts = gzip_parts(export / "data" / "BILLING_PERIOD=2024-01", "my-export")
+    path = export / "metadata" / "BILLING_PERIOD=2024-01" / "my-export-Manifest.json"
+    path.parent.mkdir(parents=True)
+    uris = [f"s3://my-bucket/cur2/my-export/data/BILLING_PERIOD=2024-01/{p.name}" for p in parts]
+    path.write_text(json.dumps({"executionId": "exec-7", "dataFiles": uris, "bucket": "my-bucket"}))
+    found = read_manifest(path)
+    assert (found.kind, found.delivery, found.period, found.files) == (
+        DATA_EXPORTS,
+        "exec-7",
+        "2024-01",
+        parts,
+    )
+
+
+def test_data_files_copied_flat_beside_a_cur_manifest_are_found(tmp_path: Path) -> None:
+    parts = gzip_parts(tmp_path / "flat", "my-report")
+    path = tmp_path / "flat" / "my-report-Manifest.json"
+    keys = [f"billing/my-report/{PERIOD}/asm-1/{p.name}" for p in parts]
+    path.write_text(json.dumps({"assemblyId": "asm-1", "reportKeys": keys}))
+    found = read_manifest(path)
+    assert (found.kind, found.files, found.period) == (CUR_KIND, parts, "")
+
+
+def _cur_manifest(tmp_path: Path, body: object) -> Path:
+    path, _ = cur_export(tmp_path / "copy")
+    path.write_text(body if isinstance(body, str) else json.dumps(body))
+    return path
+
+
+def _keys(*keys: object) -> dict[str, object]:
+    return {"assemblyId": "asm-1", "reportKeys": list(keys)}
+
+
+FIRST = f"billing/my-report/{PERIOD}/asm-1/my-report-00001.csv.gz"
+
+REFUSED = {
+    "parent folder": (_keys(FIRST, "../../../secret.csv"), "cannot be a file of this export"),
+    "absolute key": (_keys("/etc/passwd"), "cannot be a file of this export"),
+    "dot segment": (_keys(f"billing/my-report/{PERIOD}/./my-report-00001.csv.gz"), "cannot be a file"),
+    "control character": (_keys("billing/\x1b[31mred.csv"), "cannot be a file of this export"),
+    "missing part": (_keys(FIRST, f"billing/my-report/{PERIOD}/asm-1/gone.csv.gz"), "is not in the export's"),
+    "one file twice": (_keys(FIRST, FIRST), "are one file"),
+    "not json": ("{reportKeys: [", "not a JSON manifest"),
+    "a list": ([FIRST], "not an export manifest"),
+    "neither kind": ({"assemblyId": "asm-1"}, "neither reportKeys nor dataFiles"),
+    "both kinds": ({"reportKeys": [FIRST], "dataFiles": []}, "both reportKeys and dataFiles"),
+    "empty": (_keys(), "reportKeys is empty"),
+    "not strings": (_keys(FIRST, 7), "not a list of keys"),
+    "deeply nested": ("[" * 100_000 + "]" * 100_000, "not a JSON manifest"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_manifest_that_cannot_be_used_is_refused_in_one_line(tmp_path: Path, case: str) -> None:
+    body, message = REFUSED[case]
+    (tmp_path / "secret.csv").write_text("not billing data\n")
+    path = _cur_manifest(tmp_path, body)
+    with pytest.raises(InputError, match=message) as raised:
+        read_manifest(path)
+    assert "\n" not in str(raised.value) and "\x1b" not in str(raised.value).replace("\\x1b", "")
+
+
+def test_a_data_file_that_links_out_of_the_export_folder_is_refused(tmp_path: Path) -> None:
+    path, parts = cur_export(tmp_path / "copy")
+    (tmp_path / "secret.csv").write_text("not billing data\n")
+    parts[1].unlink()
+    parts[1].symlink_to(tmp_path / "secret.csv")
+    with pytest.raises(InputError, match="leads out of the export's folder"):
+        read_manifest(path)
+
+
+def test_data_exports_keys_and_layout_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    export = tmp_path / "my-export"
+    path = export / "metadata" / "BILLING_PERIOD=2024-01" / "m.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"dataFiles": ["https://example.com/x.csv"]}))
+    with pytest.raises(InputError, match="is not an s3:// URI"):
+        read_manifest(path)
+    path.write_text(json.dumps({"dataFiles": ["s3://my-bucket"]}))
+    with pytest.raises(InputError, match="names no key in a bucket"):
+        read_manifest(path)
+    path.write_text(json.dumps({"dataFiles": ["s3://my-bucket/my-export/data/x.csv"]}))
+    moved = tmp_path / "m.json"
+    path.rename(moved)
+    with pytest.raises(InputError, match="read from its place in a copy of the export"):
+        read_manifest(moved)
+    monkeypatch.setattr(manifests, "MAX_BYTES", 10)
+    with pytest.raises(InputError, match="larger than"):
+        read_manifest(moved)
+
+
+def test_the_cli_refuses_a_bad_manifest_or_flags_before_ingesting_anything(tmp_path: Path) -> None:
+    path, parts = cur_export(tmp_path / "copy")
+    parts[1].unlink()  # the second part is missing: not even the first may land
+    root = tmp_path / "wh"
+    cases = [
+        (["--manifest", str(path)], "is not in the export's folder"),
+        (["--manifest", str(path), str(parts[0])], "either billing files or --manifest"),
+        (["--manifest", str(path), "--reparse"], "drop --reparse / --part-of"),
+        ([], "give the billing files to ingest, or --manifest"),
+    ]
+    for args, message in cases:
+        got = cli(root, "ingest", *args)
+        assert got.returncode == 1, (args, got.stderr)
+        assert message in got.stderr and len(got.stderr.strip().splitlines()) == 1, got.stderr
+        assert "Traceback" not in got.stderr and got.stdout == ""
+    assert not (root / "catalog.db").exists() or not registered_batches(
+        Warehouse(Settings(warehouse=str(root)))
+    )
