@@ -184,6 +184,22 @@ def test_a_third_signal_ends_a_command_at_once_with_its_line() -> None:
     assert (done.returncode, done.stderr) == (143, "interrupted\n")
 
 
+def test_an_ingest_interrupted_between_its_files_says_how_many_landed_and_how_to_finish(
+    tmp_path: Path, bills: list[str], reference: tuple[str, str]
+) -> None:
+    wh = tmp_path / "wh"
+    code, out, err = _finish(_costlake(wh, "ingest", *bills, env={SIGNAL_ENV: "ingest:committed:INT"}))
+    assert code == 130 and len(out.splitlines()) == 1, out
+    assert err == (
+        "interrupted: 1 of 2 files were ingested; run the same command again to ingest the rest (files "
+        "already ingested are skipped)\n"
+    )
+    again = cli(wh, "ingest", *bills)
+    assert again.returncode == 0 and "already ingested" in again.stdout.splitlines()[0], again.stdout
+    assert cli(wh, "run").returncode == 0
+    assert _content(wh) == reference
+
+
 def test_an_interrupt_swallowed_on_its_way_still_ends_the_command_as_interrupted() -> None:
     """A signal whose exception a finalizer swallowed (Python only prints "Exception ignored") must
     not let the command end as if nothing had happened."""

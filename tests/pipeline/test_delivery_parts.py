@@ -14,7 +14,7 @@ import pytest
 
 from billing_sums import CUR, FOCUS, cur_totals, focus_totals, published
 from costlake.lake.batches import registered_batches
-from costlake.lake.faults import EXIT_CODE
+from costlake.lake.faults import EXIT_CODE, SIGNAL_ENV
 from costlake.lake.warehouse import Warehouse
 from costlake.ops.publish import publish_and_detect
 from costlake.pipeline.ingest import ingest_files
@@ -117,6 +117,25 @@ def test_an_interrupted_parts_ingest_run_again_makes_a_whole_delivery_that_repla
     again = cli(root, "ingest", "--parts", *map(str, parts))  # the same files are one delivery now
     assert again.returncode == 0 and again.stdout.count("already ingested as batch") == 2
     assert len(registered_batches(wh)) == 3
+
+
+def test_an_interrupt_between_the_commits_of_parts_says_what_landed_and_how_to_finish(
+    tmp_path: Path, monkeypatch
+) -> None:
+    root = tmp_path / "wh"
+    parts = split(CUR, tmp_path / "export", count=3)
+    monkeypatch.setenv(SIGNAL_ENV, "ingest:committed:INT")
+    stopped = cli(root, "ingest", "--parts", *map(str, parts))
+    monkeypatch.delenv(SIGNAL_ENV)
+    assert stopped.returncode == 130, stopped.stderr
+    first = stopped.stdout.split(": batch ")[1].split(" ")[0]
+    assert stopped.stderr == (
+        f"interrupted: 1 of 3 parts of the delivery of batch {first} were committed; run the same command "
+        "again: it ingests all the parts as a new delivery, which replaces the short one\n"
+    )
+    assert cli(root, "ingest", "--parts", *map(str, parts)).returncode == 0
+    assert cli(root, "run").returncode == 0
+    assert published(Warehouse(Settings(warehouse=str(root)))) == cur_totals(CUR)
 
 
 def test_a_new_export_repeating_a_part_unchanged_is_a_new_delivery_not_more_of_the_old_one(

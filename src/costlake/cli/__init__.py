@@ -205,6 +205,11 @@ def main() -> None:
     sys.exit(0)
 
 
+def _interrupted() -> str:
+    """The line of an interrupted command: `interrupted`, then what it had done when a command says."""
+    return f"interrupted: {state.interrupt_note}" if state.interrupt_note else "interrupted"
+
+
 def _exit_for(exc: BaseException) -> NoReturn:
     # From here the exit code is being decided: a signal now (a second Ctrl-C, a supervisor's SIGTERM
     # while the line is written) must neither cut the line short nor turn it into a traceback.
@@ -213,7 +218,7 @@ def _exit_for(exc: BaseException) -> NoReturn:
     if isinstance(exc, SystemExit):
         raise exc
     if _received:  # whatever surfaced (ours, or a library's "query interrupted"), it was the signal
-        _fail("interrupted", 128 + _received[0])
+        _fail(_interrupted(), 128 + _received[0])
     if state.debug and not isinstance(exc, typer.Exit | click_exceptions.NoArgsIsHelpError):
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, typer.Exit):
@@ -221,7 +226,7 @@ def _exit_for(exc: BaseException) -> NoReturn:
     if isinstance(exc, click_exceptions.NoArgsIsHelpError):
         sys.exit(0)  # the help was shown: that is what was asked for
     if isinstance(exc, typer.Abort | KeyboardInterrupt):
-        _fail("interrupted", 130)
+        _fail(_interrupted(), 130)
     if isinstance(exc, click_exceptions.ClickException):
         _fail(f"error: {exc.format_message()}", 1)
     if isinstance(exc, CostlakeError):

@@ -37,6 +37,9 @@ class State:
     debug = False
     quiet = False  # --quiet: no progress bars (they are shown only on a terminal anyway)
     log_json = False  # --log-format json: every line on stderr is a JSON object, errors included
+    # What a command interrupted now has done and how to finish it, said after "interrupted" ("" says
+    # nothing more): set by a command whose work lands in several commits, as each one lands.
+    interrupt_note = ""
 
     def settings(self) -> Settings:
         from pydantic import ValidationError  # pydantic-settings costs --help a third of its time

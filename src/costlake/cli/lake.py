@@ -83,11 +83,14 @@ def ingest(
 
     files, parts = _files_to_ingest(files or [], manifest, parts=parts, reparse=reparse, part_of=part_of)
     wh = state.warehouse(create=True)
+    landed: list[IngestResult] = []
     with progress_bars() as progress:
 
         def show(result: IngestResult) -> None:
             with progress.paused():
                 _print_ingested(result)
+            landed.append(result)
+            state.interrupt_note = _landed_note(landed, len(files), parts=parts, part_of=part_of)
 
         ingest_files(wh, files, fmt, reparse=reparse, parts=parts, part_of=part_of, on_result=show)
 
@@ -115,6 +118,27 @@ def _files_to_ingest(
     period = f", billing period {listed.period}" if listed.period else ""
     say(f"{manifest}: {listed.kind} manifest{delivery}{period}: {len(listed.files):,} data file(s)")
     return listed.files, True
+
+
+def _landed_note(landed: list[IngestResult], total: int, *, parts: bool, part_of: str | None) -> str:
+    """What an `ingest` interrupted now leaves, and what to do: its files are committed one by one."""
+    done = sum(not r.skipped for r in landed)
+    if not done or len(landed) == total:
+        return ""
+    if parts:
+        return (
+            f"{done} of {total} parts of the delivery of batch {landed[0].first_part} were committed; run "
+            "the same command again: it ingests all the parts as a new delivery, which replaces the short one"
+        )
+    if part_of is not None:
+        return (
+            f"{done} of {total} files were added to the delivery of batch {landed[0].first_part}; run the "
+            "same command again to add the rest (files already in it are skipped)"
+        )
+    return (
+        f"{done} of {total} files were ingested; run the same command again to ingest the rest (files "
+        "already ingested are skipped)"
+    )
 
 
 def _print_ingested(r: IngestResult) -> None:

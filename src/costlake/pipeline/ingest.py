@@ -87,6 +87,7 @@ def ingest_files(
             results.append(result)
             if on_result is not None:
                 on_result(result)
+            crash_point("ingest:committed")  # a file committed and registered, the next one not yet
         return results
 
 
