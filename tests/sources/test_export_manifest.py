@@ -18,7 +18,6 @@ from costlake.lake.batches import registered_batches
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
 from costlake.sources import manifest as manifests
-from costlake.sources.manifest import CUR as CUR_KIND
 from costlake.sources.manifest import DATA_EXPORTS, read_manifest
 from helpers import cli
 
@@ -92,13 +91,28 @@ def test_a_data_exports_manifest_finds_its_files_under_the_export_folder(tmp_pat
     )
 
 
-def test_data_files_copied_flat_beside_a_cur_manifest_are_found(tmp_path: Path) -> None:
-    parts = gzip_parts(tmp_path / "flat", "my-report")
-    path = tmp_path / "flat" / "my-report-Manifest.json"
-    keys = [f"billing/my-report/{PERIOD}/asm-1/{p.name}" for p in parts]
-    path.write_text(json.dumps({"assemblyId": "asm-1", "reportKeys": keys}))
-    found = read_manifest(path)
-    assert (found.kind, found.files, found.period) == (CUR_KIND, parts, "")
+def test_a_part_missing_from_its_update_is_never_taken_from_another_update(tmp_path: Path) -> None:
+    """Every update of a report reuses the file names: a part of this update that is not in its
+    `<assemblyId>/` folder is missing, whatever file of that name lies elsewhere in the period."""
+    path, parts = cur_export(tmp_path / "copy")
+    older = path.parent / parts[1].name  # the same name, from an earlier update copied flat
+    older.write_bytes(parts[1].read_bytes())
+    parts[1].unlink()
+    with pytest.raises(InputError, match="is not there"):
+        read_manifest(path)
+
+
+def test_an_update_s_own_copy_of_its_manifest_warns_when_the_period_names_another(tmp_path: Path) -> None:
+    path, _ = cur_export(tmp_path / "copy")
+    copy = path.parent / "asm-1" / path.name
+    copy.write_bytes(path.read_bytes())
+    assert read_manifest(copy).current == ""  # the period's manifest names this update
+    body = json.loads(path.read_text())
+    path.write_text(json.dumps({**body, "assemblyId": "asm-2"}))
+    assert read_manifest(copy).current == "asm-2"
+    got = cli(tmp_path / "wh", "ingest", "--manifest", str(copy))
+    assert got.returncode == 0, got.stderr
+    assert got.stderr.startswith("warning: the manifest in the billing period's folder names update asm-2")
 
 
 def _cur_manifest(tmp_path: Path, body: object) -> Path:
@@ -114,12 +128,18 @@ def _keys(*keys: object) -> dict[str, object]:
 FIRST = f"billing/my-report/{PERIOD}/asm-1/my-report-00001.csv.gz"
 
 REFUSED = {
-    "parent folder": (_keys(FIRST, "../../../secret.csv"), "cannot be a file of this export"),
-    "absolute key": (_keys("/etc/passwd"), "cannot be a file of this export"),
+    "parent folder": (_keys(FIRST, "../../../secret.csv"), "cannot be a file of this delivery"),
+    "absolute key": (_keys("/etc/passwd"), "cannot be a file of this delivery"),
     "dot segment": (_keys(f"billing/my-report/{PERIOD}/./my-report-00001.csv.gz"), "cannot be a file"),
-    "control character": (_keys("billing/\x1b[31mred.csv"), "cannot be a file of this export"),
-    "missing part": (_keys(FIRST, f"billing/my-report/{PERIOD}/asm-1/gone.csv.gz"), "is not in the export's"),
+    "control character": (_keys("billing/\x1b[31mred.csv"), "cannot be a file of this delivery"),
+    "outside the period": (_keys(FIRST, "billing/my-report/secret.csv"), "is not in the delivery's folder"),
+    "another update": (_keys(f"billing/my-report/{PERIOD}/asm-0/x.csv.gz"), "folder of this update"),
+    "missing part": (_keys(FIRST, f"billing/my-report/{PERIOD}/asm-1/gone.csv.gz"), "is not there"),
+    "a folder": (_keys(f"billing/my-report/{PERIOD}/asm-1"), "is not a regular file"),
+    "name too long": (_keys(FIRST, f"billing/my-report/{PERIOD}/{'a' * 300}"), "cannot be read"),
     "one file twice": (_keys(FIRST, FIRST), "are one file"),
+    "a key twice": ('{"reportKeys": ["/etc/passwd"], "reportKeys": []}', "appears twice"),
+    "not a number": ('{"reportKeys": [], "n": NaN}', "NaN is not a JSON number"),
     "not json": ("{reportKeys: [", "not a JSON manifest"),
     "a list": ([FIRST], "not an export manifest"),
     "neither kind": ({"assemblyId": "asm-1"}, "neither reportKeys nor dataFiles"),
@@ -140,12 +160,20 @@ def test_a_manifest_that_cannot_be_used_is_refused_in_one_line(tmp_path: Path, c
     assert "\n" not in str(raised.value) and "\x1b" not in str(raised.value).replace("\\x1b", "")
 
 
+def test_two_keys_that_lead_to_one_file_are_refused(tmp_path: Path) -> None:
+    path, parts = cur_export(tmp_path / "copy")
+    parts[1].unlink()
+    parts[1].symlink_to(parts[0])
+    with pytest.raises(InputError, match="are one file"):
+        read_manifest(path)
+
+
 def test_a_data_file_that_links_out_of_the_export_folder_is_refused(tmp_path: Path) -> None:
     path, parts = cur_export(tmp_path / "copy")
     (tmp_path / "secret.csv").write_text("not billing data\n")
     parts[1].unlink()
     parts[1].symlink_to(tmp_path / "secret.csv")
-    with pytest.raises(InputError, match="leads out of the export's folder"):
+    with pytest.raises(InputError, match="leads out of the delivery's folder"):
         read_manifest(path)
 
 
@@ -153,12 +181,18 @@ def test_data_exports_keys_and_layout_are_checked(tmp_path: Path, monkeypatch: p
     export = tmp_path / "my-export"
     path = export / "metadata" / "BILLING_PERIOD=2024-01" / "m.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"dataFiles": ["https://example.com/x.csv"]}))
-    with pytest.raises(InputError, match="is not an s3:// URI"):
-        read_manifest(path)
-    path.write_text(json.dumps({"dataFiles": ["s3://my-bucket"]}))
-    with pytest.raises(InputError, match="names no key in a bucket"):
-        read_manifest(path)
+    (export / "outside").mkdir()
+    (export / "outside" / "x.csv").write_text("not billing data\n")
+    refused = {
+        "https://example.com/x.csv": "is not an s3:// URI",
+        "s3://my-bucket": "names no key in a bucket",
+        "s3://my-bucket/my-export/outside/x.csv": "is not in the delivery's folder BILLING_PERIOD=2024-01/",
+        "s3://my-bucket/my-export/data/BILLING_PERIOD=2023-12/x.csv": "is not in the delivery's folder",
+    }
+    for uri, message in refused.items():
+        path.write_text(json.dumps({"dataFiles": [uri]}))
+        with pytest.raises(InputError, match=message):
+            read_manifest(path)
     path.write_text(json.dumps({"dataFiles": ["s3://my-bucket/my-export/data/x.csv"]}))
     moved = tmp_path / "m.json"
     path.rename(moved)
@@ -169,12 +203,20 @@ def test_data_exports_keys_and_layout_are_checked(tmp_path: Path, monkeypatch: p
         read_manifest(moved)
 
 
+def test_a_cur_manifest_outside_a_billing_period_folder_is_refused(tmp_path: Path) -> None:
+    path, _ = cur_export(tmp_path / "copy")
+    moved = tmp_path / path.name
+    path.rename(moved)
+    with pytest.raises(InputError, match="<report>/<yyyymmdd-yyyymmdd>/"):
+        read_manifest(moved)
+
+
 def test_the_cli_refuses_a_bad_manifest_or_flags_before_ingesting_anything(tmp_path: Path) -> None:
     path, parts = cur_export(tmp_path / "copy")
     parts[1].unlink()  # the second part is missing: not even the first may land
     root = tmp_path / "wh"
     cases = [
-        (["--manifest", str(path)], "is not in the export's folder"),
+        (["--manifest", str(path)], "is not there"),
         (["--manifest", str(path), str(parts[0])], "either billing files or --manifest"),
         (["--manifest", str(path), "--reparse"], "drop --reparse / --part-of"),
         ([], "give the billing files to ingest, or --manifest"),

@@ -117,6 +117,12 @@ def _files_to_ingest(
     delivery = f", delivery {listed.delivery}" if listed.delivery else ""
     period = f", billing period {listed.period}" if listed.period else ""
     say(f"{manifest}: {listed.kind} manifest{delivery}{period}: {len(listed.files):,} data file(s)")
+    if listed.current:
+        warn(
+            f"warning: the manifest in the billing period's folder names update {listed.current}, the "
+            f"report's current one; ingesting update {listed.delivery or '?'} makes it the period's latest "
+            "delivery, which replaces the period whole"
+        )
     return listed.files, True
 
 

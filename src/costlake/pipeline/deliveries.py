@@ -82,7 +82,8 @@ def delivery_for(
         if source_format not in PERIOD_FORMATS:
             raise InputError(
                 f"{path}: reads as {source_format}; parts are for FOCUS and CUR exports, whose deliveries "
-                "restate whole billing periods (ingest files of events without --parts / --part-of)"
+                "restate whole billing periods (ingest files of events without --parts / --part-of / "
+                "--manifest)"
             )
         if source_format != expected:
             raise InputError(
