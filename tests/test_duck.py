@@ -149,9 +149,7 @@ def test_a_command_killed_midway_leaves_nothing_the_next_one_does_not_sweep(
     root = tmp_path / "wh"
     if command == "run":
         assert cli(root, "ingest", str(bill)).returncode == 0
-    monkeypatch.setenv(
-        "COSTLAKE_CRASH_AT", "computed" if command == "run" else "ingest:staged"
-    )
+    monkeypatch.setenv("COSTLAKE_CRASH_AT", "computed" if command == "run" else "ingest:staged")
     killed = cli(root, *([command, str(bill)] if command == "ingest" else [command]))
     assert killed.returncode == 86, killed.stderr
     assert list(temp.glob(f"*/costlake-{command}-*"))  # left behind, inside a spill folder

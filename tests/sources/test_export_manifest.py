@@ -5,8 +5,6 @@ be used is refused in one line before anything is ingested."""
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 from pathlib import Path
 
@@ -19,22 +17,8 @@ from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
 from costlake.sources import manifest as manifests
 from costlake.sources.manifest import DATA_EXPORTS, read_manifest
+from cur_exports import PERIOD, gzip_parts
 from helpers import cli
-
-PERIOD = "20240101-20240201"
-
-
-def gzip_parts(folder: Path, stem: str, count: int = 2) -> list[Path]:
-    """The CUR sample's rows dealt out to `count` gzip CSV parts under its header, row by row (so
-    most daily line items have rows in every part)."""
-    with CUR.open(newline="") as handle:
-        header, *rows = list(csv.reader(handle))
-    folder.mkdir(parents=True, exist_ok=True)
-    parts = [folder / f"{stem}-{n + 1:05d}.csv.gz" for n in range(count)]
-    for n, part in enumerate(parts):
-        with gzip.open(part, "wt", newline="") as handle:
-            csv.writer(handle).writerows([header, *rows[n::count]])
-    return parts
 
 
 def cur_export(root: Path) -> tuple[Path, list[Path]]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, out, parse_date, print_result, say, state, warn
+from costlake.cli.context import check_choice, out, parse_date, print_result, state
 from costlake.cli.progress import progress_bars
 from costlake.errors import GateFailure, InputError
 
@@ -23,13 +23,25 @@ catalog_app = typer.Typer(help="Query the lake from other engines.", no_args_is_
 app.add_typer(catalog_app, name="catalog")
 
 
+_PartOf = Annotated[
+    str | None,
+    typer.Option(
+        "--part-of",
+        metavar="BATCH_ID",
+        help="Add the files as more parts of the delivery that batch BATCH_ID belongs to (a part "
+        "that arrived later than the others).",
+    ),
+]
+
 _Manifest = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--manifest",
+        metavar="PATH|S3_URI",
         help="Ingest the data files an AWS export manifest lists, as the parts of one delivery: "
-        "a CUR's <report>-Manifest.json (reportKeys) or a Data Exports manifest (dataFiles), in a "
-        "local copy of the export that keeps its layout (aws s3 sync). Instead of FILES.",
+        "a CUR's <report>-Manifest.json (reportKeys) or a Data Exports manifest (dataFiles), either in "
+        "a local copy of the export that keeps its layout (aws s3 sync) or at its s3:// URI (the "
+        "files are downloaded to a scratch folder; needs costlake[aws]). Instead of FILES.",
     ),
 ]
 
@@ -67,122 +79,27 @@ def ingest(
             "before the first is committed. After an interruption, run the same command again.",
         ),
     ] = False,
-    part_of: Annotated[
-        str | None,
-        typer.Option(
-            "--part-of",
-            metavar="BATCH_ID",
-            help="Add the files as more parts of the delivery that batch BATCH_ID belongs to (a part "
-            "that arrived later than the others).",
-        ),
-    ] = None,
+    part_of: _PartOf = None,
     manifest: _Manifest = None,
 ) -> None:
     """Land billing files in the raw zone as immutable batches; bad rows go to quarantine."""
+    from costlake.cli.ingesting import landed_note, print_ingested, to_ingest
     from costlake.pipeline.ingest import ingest_files
 
-    files, parts = _files_to_ingest(files or [], manifest, parts=parts, reparse=reparse, part_of=part_of)
-    wh = state.warehouse(create=True)
     landed: list[IngestResult] = []
-    with progress_bars() as progress:
+    with progress_bars() as progress, to_ingest(files or [], manifest, parts, reparse, part_of) as given:
+        wh = state.warehouse(create=True)
 
         def show(result: IngestResult) -> None:
             with progress.paused():
-                _print_ingested(result)
+                print_ingested(result, given.sources)
             landed.append(result)
-            state.interrupt_note = _landed_note(landed, len(files), parts=parts, part_of=part_of)
+            state.interrupt_note = landed_note(landed, len(given.files), parts=given.parts, part_of=part_of)
 
-        ingest_files(wh, files, fmt, reparse=reparse, parts=parts, part_of=part_of, on_result=show)
-
-
-def _files_to_ingest(
-    files: list[Path], manifest: Path | None, *, parts: bool, reparse: bool, part_of: str | None
-) -> tuple[list[Path], bool]:
-    """The files `ingest` was given, or those its `--manifest` lists (then always as parts)."""
-    if manifest is None:
-        if not files:
-            raise InputError(
-                "ingest: give the billing files to ingest, or --manifest with an export's manifest"
-            )
-        return files, parts
-    if files:
-        raise InputError("ingest: give either billing files or --manifest, not both")
-    if reparse or part_of is not None:
-        raise InputError(
-            "ingest: --manifest is a new delivery of the files it lists: drop --reparse / --part-of"
-        )
-    from costlake.sources.manifest import read_manifest
-
-    listed = read_manifest(manifest)
-    delivery = f", delivery {listed.delivery}" if listed.delivery else ""
-    period = f", billing period {listed.period}" if listed.period else ""
-    say(f"{manifest}: {listed.kind} manifest{delivery}{period}: {len(listed.files):,} data file(s)")
-    if listed.current:
-        warn(
-            f"warning: the manifest in the billing period's folder names update {listed.current}, the "
-            f"report's current one; ingesting update {listed.delivery or '?'} makes it the period's latest "
-            "delivery, which replaces the period whole"
-        )
-    return listed.files, True
-
-
-def _landed_note(landed: list[IngestResult], total: int, *, parts: bool, part_of: str | None) -> str:
-    """What an `ingest` interrupted now leaves, and what to do: its files are committed one by one."""
-    done = sum(not r.skipped for r in landed)
-    if not done or len(landed) == total:
-        return ""
-    if parts:
-        return (
-            f"{done} of {total} parts of the delivery of batch {landed[0].first_part} were committed; run "
-            "the same command again: it ingests all the parts as a new delivery, which replaces the short one"
-        )
-    if part_of is not None:
-        return (
-            f"{done} of {total} files were added to the delivery of batch {landed[0].first_part}; run the "
-            "same command again to add the rest (files already in it are skipped)"
-        )
-    return (
-        f"{done} of {total} files were ingested; run the same command again to ingest the rest (files "
-        "already ingested are skipped)"
-    )
-
-
-def _print_ingested(r: IngestResult) -> None:
-    """One file's outcome, printed as soon as it is committed. The file's name and the quarantine
-    reasons (which quote values of the file) are data: never markup, never a control sequence."""
-    part = f", a part of the delivery of batch {r.first_part}" if r.first_part else ""
-    if r.skipped:
-        say(f"{r.path}: already ingested as batch {r.batch_id}{part}; nothing to do")
-        return
-    replaces = f", replaces batch {r.replaces}" if r.replaces else ""
-    say(
-        f"{r.path}: batch {r.batch_id} ({r.source_format}{replaces}{part}): "
-        f"{r.accepted:,} accepted, {r.quarantined:,} quarantined"
-    )
-    for reason, count in r.reasons:
-        say(f"  quarantined {count:,} × {reason}")
-    if r.restates:
-        warn(
-            f"warning: {r.path} restates billing period(s) that {', '.join(map(str, r.restates))} of this "
-            "same ingest delivered; a period is replaced whole by its latest delivery, so the earlier "
-            "file's rows of them no longer count: ingest the parts of one export with --parts "
-            "(docs/billing_formats.md, Deliveries in parts)"
-        )
-    if r.superseded_by:
-        warn(
-            f"warning: {r.path} joins the delivery of batch {r.first_part}, which a later delivery (batch "
-            f"{r.superseded_by}) replaced for billing period(s) it delivers: its rows of them will not count"
-        )
-    if r.duplicates:
-        out.print(
-            f"  warning: {r.duplicates:,} row(s) repeat an event_id of an earlier row in the file; "
-            "the latest by (ingestion_ts, row) wins"
-        )
-    if r.unknown_deletes:
-        out.print(
-            f"  {r.unknown_deletes:,} delete row(s) of events the lake has no version of: kept, they "
-            "remove nothing now (a version older than the delete arriving later stays deleted)"
-        )
+        ingest_files(
+            wh, given.files, fmt, reparse=reparse, parts=given.parts, part_of=part_of, on_result=show,
+            sources=given.sources,
+        )  # fmt: skip
 
 
 @app.command()

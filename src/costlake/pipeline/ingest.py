@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ def ingest_files(
     parts: bool = False,
     part_of: str | None = None,
     on_result: Callable[[IngestResult], None] | None = None,
+    sources: Mapping[Path, str] | None = None,
 ) -> list[IngestResult]:
     """Ingest each file in order as its own batch. Files already ingested are skipped; with `reparse`,
     each must have been ingested, and is read again as a batch that replaces its latest reading.
@@ -59,7 +60,8 @@ def ingest_files(
     before the first is committed.
 
     Each file is committed on its own: `on_result` hears of each as it is done, so a caller can say
-    which files landed before a later one is refused."""
+    which files landed before a later one is refused. `sources` names where a file came from when it
+    is a local copy (an object of an S3 export): that name is the batch's `source_file`."""
     for path in paths:
         if path.is_dir():
             raise InputError(f"{path}: is a directory, not a file")
@@ -82,7 +84,10 @@ def ingest_files(
             files = [(p, sha, source_for(p, fmt).format) for p, sha in zip(paths, shas, strict=True)]
             delivery = delivery_for(files, batches, part_of)
         results: list[IngestResult] = []
-        for result in _ingested(wh, list(zip(paths, shas, strict=True)), fmt, batches, reparse, delivery):
+        named = [
+            (p, sha, (sources or {}).get(p) or str(p.resolve())) for p, sha in zip(paths, shas, strict=True)
+        ]
+        for result in _ingested(wh, named, fmt, batches, reparse, delivery):
             result.restates = [r.path for r in results if _restated(r, result)]
             results.append(result)
             if on_result is not None:
@@ -93,7 +98,7 @@ def ingest_files(
 
 def _ingested(
     wh: Warehouse,
-    files: list[tuple[Path, str]],
+    files: list[tuple[Path, str, str]],
     fmt: str,
     batches: list[Batch],
     reparse: bool,
@@ -104,13 +109,13 @@ def _ingested(
     a part that cannot be read leaves the delivery as it was."""
     staged: list[_Staged | IngestResult] = []
     try:
-        for path, sha in files:
+        for path, sha, source_file in files:
             seq = (
                 max((b.batch_seq for b in batches), default=0)
                 + 1
                 + sum(isinstance(s, _Staged) for s in staged)
             )
-            one = _stage(wh, path, sha, fmt, batches, seq, reparse, delivery)
+            one = _stage(wh, (path, sha, source_file), fmt, batches, seq, reparse, delivery)
             if delivery is None:
                 yield one if isinstance(one, IngestResult) else _commit(wh, one, batches)
             else:
@@ -151,16 +156,17 @@ class _Staged:
 
 def _stage(
     wh: Warehouse,
-    path: Path,
-    sha: str,
+    file: tuple[Path, str, str],
     fmt: str,
     batches: list[Batch],
     seq: int,
     reparse: bool = False,
     delivery: Delivery | None = None,
 ) -> _Staged | IngestResult:
-    """One file (its checksum `sha`) read as batch `seq`, a part of `delivery` if given; or, when there
-    is nothing to ingest (a file already ingested, already a part of `delivery`), the skipped result."""
+    """One file (its path, checksum and source name) read as batch `seq`, a part of `delivery` if
+    given; or, when there is nothing to ingest (a file already ingested, already a part of
+    `delivery`), the skipped result."""
+    path, sha, source_file = file
     readings = _readings(sha, batches, reparse)
     skipped = _skipped(path, sha, readings, reparse, delivery)
     if skipped is not None:
@@ -172,7 +178,7 @@ def _stage(
     if delivery is not None:
         group = delivery.join(seq, batch_id, sha, source.format)
     ctx = BatchContext(
-        batch_id, seq, str(path.resolve()), loaded_at, wh.settings.currency, _limits(wh), reading, group
+        batch_id, seq, source_file, loaded_at, wh.settings.currency, _limits(wh), reading, group
     )
     first = delivery.first_batch if delivery is not None else _first_part(group, batches)
     result = IngestResult(

@@ -60,7 +60,7 @@ def read_manifest(path: Path) -> ExportManifest:
     one-line errors for a manifest that cannot be read, a key that cannot be a file of this
     delivery, or a file that is not there."""
     path = path.resolve()  # a link to a manifest reads the export the manifest lies in
-    body = _json(path)
+    body = read_json(path)
     kind, keys = _listed(path, body)
     folder = _delivery_folder(path, kind)
     delivery = _text(body.get("assemblyId" if kind == CUR else "executionId"))
@@ -77,7 +77,8 @@ def read_manifest(path: Path) -> ExportManifest:
     return ExportManifest(path, kind, delivery, _period(body, path, kind), files, current)
 
 
-def _json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """The manifest's JSON object, refused in one line when it cannot be one."""
     try:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
@@ -114,6 +115,13 @@ def _constant(name: str) -> None:
 
 def _listed(path: Path, body: dict[str, Any]) -> tuple[str, list[str]]:
     """The manifest's kind and its keys (the `s3://bucket/` of a Data Exports URI taken off)."""
+    kind, located = listed_objects(path, body)
+    return kind, [key for _, key in located]
+
+
+def listed_objects(path: Path, body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """The manifest's kind and its data files as (bucket, key): a Data Exports URI's bucket, or an
+    empty one for a CUR's key (which is in the manifest's bucket)."""
     present = [name for name in ("reportKeys", "dataFiles") if name in body]
     if len(present) != 1:
         found = "both reportKeys and dataFiles" if present else "neither reportKeys nor dataFiles"
@@ -127,17 +135,17 @@ def _listed(path: Path, body: dict[str, Any]) -> tuple[str, list[str]]:
     if len(listed) > MAX_FILES:
         raise InputError(f"{path}: {name} lists {len(listed):,} files, more than {MAX_FILES:,}")
     if name == "reportKeys":
-        return CUR, listed
-    return DATA_EXPORTS, [_key_of_uri(path, uri) for uri in listed]
+        return CUR, [("", key) for key in listed]
+    return DATA_EXPORTS, [_object_of_uri(path, uri) for uri in listed]
 
 
-def _key_of_uri(path: Path, uri: str) -> str:
+def _object_of_uri(path: Path, uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise InputError(f"{path}: dataFiles entry {uri[:200]!r} is not an s3:// URI")
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or not key:
         raise InputError(f"{path}: dataFiles entry {uri[:200]!r} names no key in a bucket")
-    return key
+    return bucket, key
 
 
 def _delivery_folder(path: Path, kind: str) -> Path:
@@ -165,13 +173,7 @@ def _local(path: Path, folder: Path, key: str, assembly: str) -> Path:
     """The file of `key`: the part of the key after the delivery folder's name, inside that folder
     (for a CUR that keeps every version, in the manifest's `<assemblyId>/` folder)."""
     shown = repr(key[:200])
-    if (
-        len(key.encode("utf-8", "surrogatepass")) > MAX_KEY
-        or key.startswith("/")
-        or any(p in ("", ".", "..") for p in key.split("/"))
-        or any(ord(c) < 32 or c == "\x7f" for c in key)
-    ):
-        raise InputError(f"{path}: key {shown} cannot be a file of this delivery")
+    check_key(path, key)
     parts = PurePosixPath(key).parts
     after = [parts[i + 1 :] for i, p in enumerate(parts[:-1]) if p == folder.name]
     if not after:
@@ -200,6 +202,30 @@ def _local(path: Path, folder: Path, key: str, assembly: str) -> Path:
     return local
 
 
+def check_key(path: Path | str, key: str) -> None:
+    """Refuse a key that cannot name a file of a delivery: too long for S3, absolute, with `.`, `..`
+    or empty segments, or with control characters."""
+    if (
+        len(key.encode("utf-8", "surrogatepass")) > MAX_KEY
+        or key.startswith("/")
+        or any(p in ("", ".", "..") for p in key.split("/"))
+        or any(ord(c) < 32 or c == "\x7f" for c in key)
+    ):
+        raise InputError(f"{path}: key {key[:200]!r} cannot be a file of this delivery")
+
+
+def delivery_prefix(path: Path, key: str, kind: str) -> str:
+    """The key prefix (no trailing `/`) of the delivery whose manifest has `key` in its bucket: the
+    billing period's folder of a CUR, the export's `data/BILLING_PERIOD=…` of Data Exports (the
+    folder `read_manifest` reads its files from, as a key)."""
+    folders = PurePosixPath(key).parts[:-1]
+    local = _delivery_folder(path, kind)  # the same rules on the manifest's place
+    if kind == CUR:
+        period = folders.index(local.name, max(0, len(folders) - 2))
+        return "/".join(folders[: period + 1])
+    return "/".join([*folders[:-2], "data", folders[-1]])
+
+
 def _current_update(path: Path, folder: Path, delivery: str) -> str:
     """For a manifest read from an update's `<assemblyId>/` folder, the update the period folder's
     manifest names when that is another one (""; also when it cannot be read)."""
@@ -207,7 +233,7 @@ def _current_update(path: Path, folder: Path, delivery: str) -> str:
         return ""
     for other in sorted(folder.glob("*-Manifest.json")):
         try:
-            named = _text(_json(other).get("assemblyId"))
+            named = _text(read_json(other).get("assemblyId"))
         except InputError:
             continue
         if named and named != delivery:
