@@ -120,7 +120,9 @@ REFUSED = {
     "another update": (_keys(f"billing/my-report/{PERIOD}/asm-0/x.csv.gz"), "folder of this update"),
     "missing part": (_keys(FIRST, f"billing/my-report/{PERIOD}/asm-1/gone.csv.gz"), "is not there"),
     "a folder": (_keys(f"billing/my-report/{PERIOD}/asm-1"), "is not a regular file"),
-    "name too long": (_keys(FIRST, f"billing/my-report/{PERIOD}/{'a' * 300}"), "cannot be read"),
+    "name too long": (_keys(FIRST, f"billing/my-report/{PERIOD}/{'a' * 300}"), "cannot be a file"),
+    "another report": (_keys(f"billing/other-report/{PERIOD}/asm-1/my-report-00001.csv.gz"), "not in the"),
+    "two places": (_keys(FIRST, f"billing/my-report/{PERIOD}/my-report-00002.csv.gz"), "all in one place"),
     "one file twice": (_keys(FIRST, FIRST), "are one file"),
     "a key twice": ('{"reportKeys": ["/etc/passwd"], "reportKeys": []}', "appears twice"),
     "not a number": ('{"reportKeys": [], "n": NaN}', "NaN is not a JSON number"),
@@ -144,11 +146,22 @@ def test_a_manifest_that_cannot_be_used_is_refused_in_one_line(tmp_path: Path, c
     assert "\n" not in str(raised.value) and "\x1b" not in str(raised.value).replace("\\x1b", "")
 
 
-def test_two_keys_that_lead_to_one_file_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("link", ["a part of the update", "a part of another update", "the update's folder"])
+def test_a_data_file_reached_through_a_link_inside_the_period_is_refused(tmp_path: Path, link: str) -> None:
+    """A link could join a file of another update (or the same file twice) to this delivery."""
     path, parts = cur_export(tmp_path / "copy")
-    parts[1].unlink()
-    parts[1].symlink_to(parts[0])
-    with pytest.raises(InputError, match="are one file"):
+    if link == "the update's folder":
+        other = path.parent / "asm-0"
+        parts[0].parent.rename(other)
+        parts[0].parent.symlink_to(other)
+    else:
+        target = parts[0] if link == "a part of the update" else path.parent / "asm-0" / parts[1].name
+        target.parent.mkdir(exist_ok=True)
+        if not target.exists():
+            target.write_bytes(parts[1].read_bytes())
+        parts[1].unlink()
+        parts[1].symlink_to(target)
+    with pytest.raises(InputError, match="is a symbolic link"):
         read_manifest(path)
 
 
@@ -157,7 +170,7 @@ def test_a_data_file_that_links_out_of_the_export_folder_is_refused(tmp_path: Pa
     (tmp_path / "secret.csv").write_text("not billing data\n")
     parts[1].unlink()
     parts[1].symlink_to(tmp_path / "secret.csv")
-    with pytest.raises(InputError, match="leads out of the delivery's folder"):
+    with pytest.raises(InputError, match="is a symbolic link"):
         read_manifest(path)
 
 
@@ -170,7 +183,9 @@ def test_data_exports_keys_and_layout_are_checked(tmp_path: Path, monkeypatch: p
     refused = {
         "https://example.com/x.csv": "is not an s3:// URI",
         "s3://my-bucket": "names no key in a bucket",
-        "s3://my-bucket/my-export/outside/x.csv": "is not in the delivery's folder BILLING_PERIOD=2024-01/",
+        "s3://my-bucket/my-export/outside/x.csv": "folder data/BILLING_PERIOD=2024-01/",
+        "s3://my-bucket/my-export/metadata/BILLING_PERIOD=2024-01/x.csv": "is not in the delivery's folder",
+        "s3://my-bucket/my-export/data/BILLING_PERIOD=2024-01/exec-1/x.csv": "folder of this update",
         "s3://my-bucket/my-export/data/BILLING_PERIOD=2023-12/x.csv": "is not in the delivery's folder",
     }
     for uri, message in refused.items():
@@ -213,3 +228,43 @@ def test_the_cli_refuses_a_bad_manifest_or_flags_before_ingesting_anything(tmp_p
     assert not (root / "catalog.db").exists() or not registered_batches(
         Warehouse(Settings(warehouse=str(root)))
     )
+
+
+def test_a_data_exports_delivery_in_its_execution_s_folder_is_found(tmp_path: Path) -> None:
+    """An export that creates new files on each refresh writes them in a folder named by its
+    executionId: the manifest's own execution only."""
+    export = tmp_path / "my-export"
+    parts = gzip_parts(export / "data" / "BILLING_PERIOD=2024-01" / "exec-7", "part")
+    path = export / "metadata" / "BILLING_PERIOD=2024-01" / "my-export-Manifest.json"
+    path.parent.mkdir(parents=True)
+    uris = [f"s3://b/cur2/my-export/data/BILLING_PERIOD=2024-01/exec-7/{p.name}" for p in parts]
+    path.write_text(json.dumps({"executionId": "exec-7", "dataFiles": uris}))
+    assert read_manifest(path).files == parts
+    path.write_text(json.dumps({"executionId": "exec-8", "dataFiles": uris}))
+    with pytest.raises(InputError, match="folder of this update"):
+        read_manifest(path)
+
+
+def test_a_loop_of_links_as_the_manifest_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    got = cli(tmp_path / "wh", "ingest", "--manifest", str(tmp_path / "a"))
+    assert got.returncode == 1 and "cannot be read" in got.stderr, got.stderr
+    assert len(got.stderr.strip().splitlines()) == 1
+
+
+def test_the_current_update_warning_reads_only_this_report_s_manifest_and_only_when_files_land(
+    tmp_path: Path,
+) -> None:
+    path, _ = cur_export(tmp_path / "copy")
+    copy = path.parent / "asm-1" / path.name
+    copy.write_bytes(path.read_bytes())
+    other = path.parent / "other-report-Manifest.json"
+    other.write_text(json.dumps({"assemblyId": "asm-9", "reportKeys": ["x"]}))
+    assert read_manifest(copy).current == ""  # another report's manifest in the folder says nothing
+    path.write_text(json.dumps({**json.loads(path.read_text()), "assemblyId": "asm-2"}))
+    root = tmp_path / "wh"
+    first = cli(root, "ingest", "--manifest", str(copy))
+    assert first.returncode == 0 and "names update asm-2" in first.stderr, first.stderr
+    again = cli(root, "ingest", "--manifest", str(copy))
+    assert again.returncode == 0 and again.stderr == "", again.stderr  # nothing landed: nothing to warn of

@@ -90,9 +90,28 @@ def test_data_exports_objects_must_be_in_the_manifest_s_bucket(s3: Any, tmp_path
 def test_a_missing_manifest_or_bucket_is_one_line(s3: Any, tmp_path: Path) -> None:
     for uri, message in [
         (f"s3://{BUCKET}/{MANIFEST}", "no such object"),
-        (f"s3://no-such-bucket/{MANIFEST}", "no such"),
+        (f"s3://no-such-bucket/{MANIFEST}", "no such bucket"),
         (f"s3://{BUCKET}", "not the s3:// URI of a manifest"),
     ]:
         got = cli(tmp_path / "wh", "ingest", "--manifest", uri)
         assert got.returncode == 1 and message in got.stderr, (uri, got.stderr)
         assert len(got.stderr.strip().splitlines()) == 1
+
+
+def test_an_update_s_copy_from_s3_warns_when_the_period_names_another(s3: Any, tmp_path: Path) -> None:
+    upload_export(s3, tmp_path)
+    body = json.loads(s3.get_object(Bucket=BUCKET, Key=MANIFEST)["Body"].read())
+    copy = f"{FOLDER}/asm-1/my-report-Manifest.json"
+    s3.put_object(Bucket=BUCKET, Key=copy, Body=json.dumps(body).encode())
+    s3.put_object(Bucket=BUCKET, Key=MANIFEST, Body=json.dumps({**body, "assemblyId": "asm-2"}).encode())
+    got = cli(tmp_path / "wh", "ingest", "--manifest", f"s3://{BUCKET}/{copy}")
+    assert got.returncode == 0 and "names update asm-2" in got.stderr, got.stderr
+
+
+def test_an_error_in_a_downloaded_file_names_its_uri(s3: Any, tmp_path: Path) -> None:
+    keys = upload_export(s3, tmp_path)
+    s3.put_object(Bucket=BUCKET, Key=keys[1], Body=b"not,a,billing,file\n1,2,3,4\n")
+    got = cli(tmp_path / "wh", "ingest", "--manifest", f"s3://{BUCKET}/{MANIFEST}")
+    assert got.returncode == 1, got.stderr
+    assert got.stderr.startswith(f"error: s3://{BUCKET}/{keys[1]}: "), got.stderr
+    assert "costlake-s3-" not in got.stderr and len(got.stderr.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from costlake.cli.context import out, say, state, warn
-from costlake.errors import InputError
+from costlake.errors import InputError, first_line
 
 if TYPE_CHECKING:
     from costlake.pipeline.ingest import IngestResult
@@ -18,12 +18,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Given:
-    """The files to ingest, whether they are the parts of one delivery, and the S3 URI of each file
-    that is a downloaded copy."""
+    """The files to ingest, whether they are the parts of one delivery, the S3 URI of each file that
+    is a downloaded copy, and a warning to give once a file of them has landed."""
 
     files: list[Path]
     parts: bool
     sources: dict[Path, str] = field(default_factory=dict)
+    warning: str = ""
 
 
 @contextlib.contextmanager
@@ -46,45 +47,72 @@ def to_ingest(
             "ingest: --manifest is a new delivery of the files it lists: drop --reparse / --part-of"
         )
     from costlake.sources.manifest import read_manifest
-    from costlake.sources.s3_delivery import fetch_delivery, is_s3
+    from costlake.sources.s3_delivery import is_s3
 
     if not is_s3(manifest):
         listed = read_manifest(Path(manifest))
-        _tell(manifest, listed)
-        yield Given(listed.files, True)
+        yield _told(manifest, listed)
         return
+    with _from_s3(manifest) as (local, sources):
+        given = _told(manifest, read_manifest(local))
+        given.sources = {path.resolve(): sources[path] for path in sources} | sources
+        yield given
+
+
+@contextlib.contextmanager
+def _from_s3(uri: str) -> Iterator[tuple[Path, dict[Path, str]]]:
+    """The delivery of the manifest at `uri`, downloaded into a scratch folder for as long as the
+    block runs. An error inside it names what it read by its s3:// URI, not by the scratch copy."""
     from costlake.duck import scratch_folder
+    from costlake.errors import CostlakeError
     from costlake.lake.connect import s3_client
+    from costlake.sources.s3_delivery import fetch_delivery
 
-    client = s3_client(state.settings())
+    try:
+        client = s3_client(state.settings())
+    except CostlakeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore's configuration errors (endpoint, profile, region)
+        reason = f"{type(exc).__name__}: {first_line(exc)[:300]}"
+        raise InputError(f"{uri}: S3 cannot be reached ({reason})") from None
     with scratch_folder("costlake-s3-") as into:
-        local, sources = fetch_delivery(manifest, client, into)
-        listed = read_manifest(local)
-        _tell(manifest, listed)
-        yield Given(listed.files, True, {path.resolve(): sources[path] for path in sources} | sources)
+        try:
+            yield fetch_delivery(uri, client, into)
+        except CostlakeError as exc:
+            copies = {str(into.resolve()), str(into)}
+            text = str(exc.args[0]) if exc.args else str(exc)
+            for copy in copies:
+                text = text.replace(copy + "/", "s3://")
+            exc.args = (text,)
+            raise
 
 
-def _tell(manifest: str, listed: ExportManifest) -> None:
+def _told(manifest: str, listed: ExportManifest) -> Given:
+    """Says what the manifest lists; its warning waits for a file to land."""
     delivery = f", delivery {listed.delivery}" if listed.delivery else ""
     period = f", billing period {listed.period}" if listed.period else ""
     say(f"{manifest}: {listed.kind} manifest{delivery}{period}: {len(listed.files):,} data file(s)")
+    warning = ""
     if listed.current:
-        warn(
+        warning = (
             f"warning: the manifest in the billing period's folder names update {listed.current}, the "
-            f"report's current one; ingesting update {listed.delivery or '?'} makes it the period's latest "
+            f"report's current one; update {listed.delivery or '?'}, ingested now, is the period's latest "
             "delivery, which replaces the period whole"
         )
+    return Given(listed.files, True, warning=warning)
 
 
 def landed_note(landed: list[IngestResult], total: int, *, parts: bool, part_of: str | None) -> str:
-    """What an `ingest` interrupted now leaves, and what to do: its files are committed one by one."""
-    done = sum(not r.skipped for r in landed)
-    if not done or len(landed) == total:
+    """What an `ingest` interrupted now leaves, and what to do: `landed` are the files whose raw
+    commit landed (each is a batch from then on), of `total` given."""
+    done = len(landed)
+    if not done or done == total:
         return ""
     if parts:
         return (
             f"{done} of {total} parts of the delivery of batch {landed[0].first_part} were committed; run "
-            "the same command again: it ingests all the parts as a new delivery, which replaces the short one"
+            "the same command again: it ingests all the parts as a new delivery, which replaces the short "
+            "one (a run before that publishes the short one)"
         )
     if part_of is not None:
         return (

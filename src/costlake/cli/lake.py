@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, out, parse_date, print_result, state
+from costlake.cli.context import check_choice, out, parse_date, print_result, state, warn
 from costlake.cli.progress import progress_bars
 from costlake.errors import GateFailure, InputError
 
@@ -90,16 +90,20 @@ def ingest(
     with progress_bars() as progress, to_ingest(files or [], manifest, parts, reparse, part_of) as given:
         wh = state.warehouse(create=True)
 
-        def show(result: IngestResult) -> None:
-            with progress.paused():
-                print_ingested(result, given.sources)
+        def committed(result: IngestResult) -> None:
             landed.append(result)
             state.interrupt_note = landed_note(landed, len(given.files), parts=given.parts, part_of=part_of)
 
+        def show(result: IngestResult) -> None:
+            with progress.paused():
+                print_ingested(result, given.sources)
+
         ingest_files(
             wh, given.files, fmt, reparse=reparse, parts=given.parts, part_of=part_of, on_result=show,
-            sources=given.sources,
+            sources=given.sources, on_commit=committed,
         )  # fmt: skip
+        if given.warning and landed:
+            warn(given.warning)
 
 
 @app.command()

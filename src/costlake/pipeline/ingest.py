@@ -52,6 +52,7 @@ def ingest_files(
     part_of: str | None = None,
     on_result: Callable[[IngestResult], None] | None = None,
     sources: Mapping[Path, str] | None = None,
+    on_commit: Callable[[IngestResult], None] | None = None,
 ) -> list[IngestResult]:
     """Ingest each file in order as its own batch. Files already ingested are skipped; with `reparse`,
     each must have been ingested, and is read again as a batch that replaces its latest reading.
@@ -60,8 +61,9 @@ def ingest_files(
     before the first is committed.
 
     Each file is committed on its own: `on_result` hears of each as it is done, so a caller can say
-    which files landed before a later one is refused. `sources` names where a file came from when it
-    is a local copy (an object of an S3 export): that name is the batch's `source_file`."""
+    which files landed before a later one is refused; `on_commit` hears of each as soon as its raw
+    commit (the batch itself) has landed, before the registry row. `sources` names where a file came
+    from when it is a local copy (an object of an S3 export): that name is the batch's `source_file`."""
     for path in paths:
         if path.is_dir():
             raise InputError(f"{path}: is a directory, not a file")
@@ -87,7 +89,7 @@ def ingest_files(
         named = [
             (p, sha, (sources or {}).get(p) or str(p.resolve())) for p, sha in zip(paths, shas, strict=True)
         ]
-        for result in _ingested(wh, named, fmt, batches, reparse, delivery):
+        for result in _ingested(wh, named, fmt, batches, reparse, delivery, on_commit):
             result.restates = [r.path for r in results if _restated(r, result)]
             results.append(result)
             if on_result is not None:
@@ -103,6 +105,7 @@ def _ingested(
     batches: list[Batch],
     reparse: bool,
     delivery: Delivery | None,
+    on_commit: Callable[[IngestResult], None] | None = None,
 ) -> Iterator[IngestResult]:
     """Each file's result as it is committed: one file after the other, or, for the parts of a
     delivery, every part staged (read, checked and written) before the first is committed, so that
@@ -117,7 +120,7 @@ def _ingested(
             )
             one = _stage(wh, (path, sha, source_file), fmt, batches, seq, reparse, delivery)
             if delivery is None:
-                yield one if isinstance(one, IngestResult) else _commit(wh, one, batches)
+                yield one if isinstance(one, IngestResult) else _commit(wh, one, batches, on_commit)
             else:
                 staged.append(one)
     except BaseException:  # a part that cannot be read: the parts staged before it are never committed
@@ -129,7 +132,7 @@ def _ingested(
     if delivery is not None and delivery.existing:
         _superseded(wh, delivery, [s.result for s in staged if isinstance(s, _Staged)], batches)
     for one in staged:
-        yield one if isinstance(one, IngestResult) else _commit(wh, one, batches)
+        yield one if isinstance(one, IngestResult) else _commit(wh, one, batches, on_commit)
 
 
 def _superseded(wh: Warehouse, delivery: Delivery, results: list[IngestResult], batches: list[Batch]) -> None:
@@ -242,7 +245,12 @@ def _skipped(
     return None
 
 
-def _commit(wh: Warehouse, staged: _Staged, batches: list[Batch]) -> IngestResult:
+def _commit(
+    wh: Warehouse,
+    staged: _Staged,
+    batches: list[Batch],
+    on_commit: Callable[[IngestResult], None] | None = None,
+) -> IngestResult:
     """Quarantine first, then the raw rows in one commit whose properties say which batch it is (that
     commit is the batch: lake/batches.py), then the batch's row in the registry; `batches` gains it."""
     batch = staged.batch
@@ -259,6 +267,8 @@ def _commit(wh: Warehouse, staged: _Staged, batches: list[Batch]) -> IngestResul
         props |= {"replaces": batch.replaces, "reparsed_at": _now().isoformat()}
     crash_point("before_commit:raw_billing_events")
     snapshot_id = wh.append_files(RAW, staged.raw_files, props)
+    if on_commit is not None:
+        on_commit(staged.result)
     crash_point("after_commit:raw_billing_events")
     committed = dataclasses.replace(batch, snapshot_id=snapshot_id)
     register(wh, [committed])

@@ -34,6 +34,7 @@ from costlake.errors import InputError, first_line
 MAX_BYTES = 8 << 20  # a manifest with every CUR column and thousands of keys is far smaller
 MAX_FILES = 100_000
 MAX_KEY = 1024  # S3's limit on a key, in bytes
+MAX_NAME = 255  # a file name's limit on the file systems a copy is made on, in bytes
 
 CUR = "CUR"
 DATA_EXPORTS = "Data Exports"
@@ -59,22 +60,90 @@ def read_manifest(path: Path) -> ExportManifest:
     """The manifest at `path` with every file it lists, each at its place in the delivery's folder;
     one-line errors for a manifest that cannot be read, a key that cannot be a file of this
     delivery, or a file that is not there."""
-    path = path.resolve()  # a link to a manifest reads the export the manifest lies in
+    path = _manifest_path(path)
     body = read_json(path)
     kind, keys = _listed(path, body)
-    folder = _delivery_folder(path, kind)
-    delivery = _text(body.get("assemblyId" if kind == CUR else "executionId"))
+    where = layout(path, body, kind)
+    places = [where.place(path, key) for key in keys]
+    check_uniform(path, keys, places)
     files: list[Path] = []
     seen: dict[Path, str] = {}
-    for key in keys:
-        local = _local(path, folder, key, delivery if kind == CUR else "")
+    for key, rest in zip(keys, places, strict=True):
+        local = _local(path, where.folder, key, rest)
         real = local.resolve()
         if real in seen:
             raise InputError(f"{path}: keys {seen[real][:200]!r} and {key[:200]!r} are one file ({real})")
         seen[real] = key
         files.append(local)
-    current = _current_update(path, folder, delivery) if kind == CUR else ""
-    return ExportManifest(path, kind, delivery, _period(body, path, kind), files, current)
+    current = _current_update(path, where) if kind == CUR else ""
+    return ExportManifest(path, kind, where.update, _period(body, path, kind), files, current)
+
+
+def _manifest_path(path: Path) -> Path:
+    """`path` made absolute; a link to a manifest is followed (the manifest reads the export it lies
+    in), a linked folder above it is not (its name is the period's)."""
+    try:
+        path = path.absolute()
+        return path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError) as exc:  # a loop of links (RuntimeError before Python 3.13)
+        raise InputError(f"{path}: cannot be read ({first_line(exc)})") from None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a delivery's files are: in `folder`, the billing period's folder (a CUR's
+    `yyyymmdd-yyyymmdd`, an export's `data/BILLING_PERIOD=YYYY-MM`), whose name in a key follows the
+    folders `before` (the report's name; the export's and `data`), either directly or in the folder
+    of the update (`update`: the assemblyId or executionId, "" when the manifest names none)."""
+
+    folder: Path
+    before: tuple[str, ...]
+    update: str
+
+    def place(self, path: Path | str, key: str) -> tuple[str, ...]:
+        """The key's path inside the period's folder: (file,) or (update, file); refused in one line
+        when the key cannot be a file of this delivery."""
+        check_key(path, key)
+        parts = PurePosixPath(key).parts
+        period, n = self.folder.name, len(self.before)
+        found = [
+            i for i, p in enumerate(parts[:-1]) if p == period and parts[max(0, i - n) : i] == self.before
+        ]
+        shown = repr(key[:200])
+        if not found or found[-1] < n:
+            named = "/".join([*self.before, period])
+            raise InputError(f"{path}: key {shown} is not in the delivery's folder {named}/")
+        rest = parts[found[-1] + 1 :]
+        if len(rest) > 2 or (len(rest) == 2 and (not self.update or rest[0] != self.update)):
+            raise InputError(
+                f"{path}: key {shown} is not in {period}/ itself or in the {period}/<update>/ folder of "
+                "this update"
+            )
+        return rest
+
+
+def layout(path: Path, body: dict[str, Any], kind: str) -> Layout:
+    """The layout of the delivery whose manifest is at `path` (its place in a copy of the export,
+    which names the folders): refused unless the manifest is where AWS writes it."""
+    named = path.name.removesuffix("-Manifest.json") if path.name.endswith("-Manifest.json") else ""
+    folder = path.parent
+    if kind == CUR:
+        update = _text(body.get("assemblyId"))
+        for candidate in (folder, folder.parent):
+            if _CUR_PERIOD.fullmatch(candidate.name):
+                return Layout(candidate, (named,) if named else (), update)
+        raise InputError(
+            f"{path}: a CUR manifest is read from its place in a copy of the report, "
+            "<report>/<yyyymmdd-yyyymmdd>/ (aws s3 sync of the report's prefix)"
+        )
+    if folder.parent.name != "metadata" or not _EXPORT_PERIOD.fullmatch(folder.name):
+        raise InputError(
+            f"{path}: a Data Exports manifest is read from its place in a copy of the export, "
+            "<export>/metadata/BILLING_PERIOD=YYYY-MM/ (aws s3 sync of the export's prefix)"
+        )
+    export = folder.parent.parent
+    before = (export.name, "data") if named == export.name else ("data",)
+    return Layout(export / "data" / folder.name, before, _text(body.get("executionId")))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -148,55 +217,24 @@ def _object_of_uri(path: Path, uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _delivery_folder(path: Path, kind: str) -> Path:
-    """The folder the delivery's files are in: a CUR's billing period folder (`yyyymmdd-yyyymmdd`,
-    the manifest's, or its parent's for an update's copy in `<assemblyId>/`); the export's
-    `data/BILLING_PERIOD=…/` for Data Exports."""
-    folder = path.parent
-    if kind == CUR:
-        for candidate in (folder, folder.parent):
-            if _CUR_PERIOD.fullmatch(candidate.name):
-                return candidate
-        raise InputError(
-            f"{path}: a CUR manifest is read from its place in a copy of the report, "
-            "<report>/<yyyymmdd-yyyymmdd>/ (aws s3 sync of the report's prefix)"
-        )
-    if folder.parent.name != "metadata" or not _EXPORT_PERIOD.fullmatch(folder.name):
-        raise InputError(
-            f"{path}: a Data Exports manifest is read from its place in a copy of the export, "
-            "<export>/metadata/BILLING_PERIOD=YYYY-MM/ (aws s3 sync of the export's prefix)"
-        )
-    return folder.parent.parent / "data" / folder.name
-
-
-def _local(path: Path, folder: Path, key: str, assembly: str) -> Path:
-    """The file of `key`: the part of the key after the delivery folder's name, inside that folder
-    (for a CUR that keeps every version, in the manifest's `<assemblyId>/` folder)."""
+def _local(path: Path, folder: Path, key: str, rest: tuple[str, ...]) -> Path:
+    """The file of `key` at `rest` in the period's `folder`: a regular file, reached through no
+    symbolic link below that folder (a link could lead out of it, or into another update)."""
     shown = repr(key[:200])
-    check_key(path, key)
-    parts = PurePosixPath(key).parts
-    after = [parts[i + 1 :] for i, p in enumerate(parts[:-1]) if p == folder.name]
-    if not after:
-        raise InputError(f"{path}: key {shown} is not in the delivery's folder {folder.name}/")
-    rest = after[-1]
-    if len(rest) > 1 and (len(rest) > 2 or not assembly or rest[0] != assembly):
-        raise InputError(
-            f"{path}: key {shown} is not in {folder.name}/ itself or in the {folder.name}/<assemblyId>/ "
-            "folder of this update"
-        )
     local = folder.joinpath(*rest)
     try:
         mode = local.stat().st_mode
-        inside = local.resolve().is_relative_to(folder.resolve())
+        real = local.resolve()
+        expected = folder.resolve().joinpath(*rest)
     except FileNotFoundError:
         raise InputError(
             f"{path}: the data file of key {shown} is not there ({local}); copy the whole delivery, "
             "keeping its layout"
         ) from None
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         raise InputError(f"{path}: the data file of key {shown} cannot be read ({first_line(exc)})") from None
-    if not inside:
-        raise InputError(f"{path}: key {shown} leads out of the delivery's folder {folder}")
+    if real != expected:
+        raise InputError(f"{path}: the data file of key {shown} is a symbolic link ({local} leads to {real})")
     if not stat.S_ISREG(mode):
         raise InputError(f"{path}: the data file of key {shown} is not a regular file ({local})")
     return local
@@ -204,41 +242,51 @@ def _local(path: Path, folder: Path, key: str, assembly: str) -> Path:
 
 def check_key(path: Path | str, key: str) -> None:
     """Refuse a key that cannot name a file of a delivery: too long for S3, absolute, with `.`, `..`
-    or empty segments, or with control characters."""
+    or empty segments, with control characters, or with a segment too long for a file name."""
     if (
         len(key.encode("utf-8", "surrogatepass")) > MAX_KEY
         or key.startswith("/")
         or any(p in ("", ".", "..") for p in key.split("/"))
         or any(ord(c) < 32 or c == "\x7f" for c in key)
+        or any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME for p in key.split("/"))
     ):
         raise InputError(f"{path}: key {key[:200]!r} cannot be a file of this delivery")
 
 
-def delivery_prefix(path: Path, key: str, kind: str) -> str:
-    """The key prefix (no trailing `/`) of the delivery whose manifest has `key` in its bucket: the
-    billing period's folder of a CUR, the export's `data/BILLING_PERIOD=…` of Data Exports (the
-    folder `read_manifest` reads its files from, as a key)."""
+def delivery_prefix(key: str, where: Layout) -> str:
+    """The key prefix (no trailing `/`) of the period's folder, for a manifest at `key` in its bucket
+    laid out as `where` (see `layout`, which read the same folders from the manifest's copy)."""
     folders = PurePosixPath(key).parts[:-1]
-    local = _delivery_folder(path, kind)  # the same rules on the manifest's place
-    if kind == CUR:
-        period = folders.index(local.name, max(0, len(folders) - 2))
-        return "/".join(folders[: period + 1])
-    return "/".join([*folders[:-2], "data", folders[-1]])
+    if where.before[-1:] == (
+        "data",
+    ):  # Data Exports: <export>/metadata/<period>/ beside <export>/data/<period>/
+        return "/".join([*folders[:-2], "data", folders[-1]])
+    period = len(folders) - 1 if folders[-1] == where.folder.name else len(folders) - 2
+    return "/".join(folders[: period + 1])
 
 
-def _current_update(path: Path, folder: Path, delivery: str) -> str:
-    """For a manifest read from an update's `<assemblyId>/` folder, the update the period folder's
-    manifest names when that is another one (""; also when it cannot be read)."""
-    if path.parent == folder:
+def check_uniform(path: Path | str, keys: list[str], places: list[tuple[str, ...]]) -> None:
+    """One delivery's files are all in the period's folder or all in its update's folder: a CUR's
+    updates reuse their file names, so a mix would join files of two updates."""
+    if len({len(rest) for rest in places}) > 1:
+        flat = next(k for k, rest in zip(keys, places, strict=True) if len(rest) == 1)
+        raise InputError(
+            f"{path}: key {flat[:200]!r} is in the period's folder while others are in the update's "
+            "folder: the files of one update are all in one place"
+        )
+
+
+def _current_update(path: Path, where: Layout) -> str:
+    """For a manifest read from an update's folder, the update the period folder's manifest of the
+    same name names when that is another one (""; also when there is none or it cannot be read)."""
+    if path.parent == where.folder:
         return ""
-    for other in sorted(folder.glob("*-Manifest.json")):
-        try:
-            named = _text(read_json(other).get("assemblyId"))
-        except InputError:
-            continue
-        if named and named != delivery:
-            return named
-    return ""
+    current = where.folder / path.name
+    try:
+        named = _text(read_json(current).get("assemblyId")) if current.is_file() else ""
+    except InputError:
+        return ""
+    return named if named and named != where.update else ""
 
 
 def _period(body: dict[str, Any], path: Path, kind: str) -> str:

@@ -5,14 +5,15 @@ lists into a private scratch folder, each under its key (`<bucket>/<key>`), so t
 has the export's layout and `manifest.read_manifest` checks it as it checks one made by `aws s3 sync`.
 The manifest is untrusted: before any data file is downloaded, every listed object must be in the
 manifest's own bucket, under the delivery's prefix (the CUR billing period's folder, the export's
-`data/BILLING_PERIOD=…/`), with a key that can be a file; nothing else in the bucket is ever read.
-The client is the warehouse's (`lake.connect.s3_client`: its `s3_endpoint` and `aws_region`, and
-credentials from the standard AWS chain).
+`data/BILLING_PERIOD=…/`), at a place `manifest.Layout` accepts, so nothing else in the bucket is
+ever read. For an update's own copy of a CUR manifest, the period folder's manifest of the same name
+is fetched too (`read_manifest` tells when it names another update). The client is the warehouse's
+(`lake.connect.s3_client`: its `s3_endpoint` and `aws_region`, credentials from the AWS chain).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from costlake.errors import InputError, first_line
@@ -30,52 +31,96 @@ def fetch_delivery(uri: str, client: Any, into: Path) -> tuple[Path, dict[Path, 
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or not key or "/" in bucket:
         raise InputError(f"{uri}: not the s3:// URI of a manifest (s3://bucket/key)")
-    local = into / bucket / key
     manifests.check_key(uri, key)
-    size = _size(client, bucket, key, uri)
-    if size > manifests.MAX_BYTES:
-        raise InputError(f"{uri}: larger than {manifests.MAX_BYTES >> 20} MiB; not an export manifest")
-    _download(client, bucket, key, local, uri)
-    kind, listed = manifests.listed_objects(local, manifests.read_json(local))
-    prefix = manifests.delivery_prefix(local, key, kind) + "/"
-    wanted: dict[Path, str] = {}
+    local = into / bucket / key
+    _fetch_manifest(client, bucket, key, local, missing_ok=False)
+    body = manifests.read_json(local)
+    kind, listed = manifests.listed_objects(local, body)
+    where = manifests.layout(local, body, kind)
+    prefix = manifests.delivery_prefix(key, where) + "/"
+    places = []
     for their_bucket, their_key in listed:
         named = f"s3://{their_bucket or bucket}/{their_key}"
-        manifests.check_key(local, their_key)
         if (their_bucket or bucket) != bucket or not their_key.startswith(prefix):
             raise InputError(f"{uri}: {named[:300]!r} is not in the delivery's folder s3://{bucket}/{prefix}")
-        wanted[into / bucket / their_key] = named
+        places.append(where.place(uri, their_key))
+    keys = [k for _, k in listed]
+    manifests.check_uniform(uri, keys, places)
+    if kind == manifests.CUR and len(PurePosixPath(key).parts) > len(PurePosixPath(prefix).parts) + 1:
+        period_copy = f"{prefix}{PurePosixPath(key).name}"  # an update's copy: the period's own manifest
+        _fetch_manifest(client, bucket, period_copy, into / bucket / period_copy, missing_ok=True)
+    wanted = {into / bucket / k: f"s3://{bucket}/{k}" for k in keys}
     progress = current()
     progress.start("downloading the delivery", total=len(wanted), unit="files")
-    for target, named in wanted.items():
-        _download(client, bucket, named[len(f"s3://{bucket}/") :], target, named)
+    for (target, named), their_key in zip(wanted.items(), keys, strict=True):
+        _download(client, bucket, their_key, target, named)
         progress.advance()
     return local, wanted
 
 
-def _size(client: Any, bucket: str, key: str, uri: str) -> int:
+def _fetch_manifest(client: Any, bucket: str, key: str, target: Path, *, missing_ok: bool) -> None:
+    """A manifest, refused unread when it is larger than a manifest can be."""
+    uri = f"s3://{bucket}/{key}"
     try:
-        return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
-    except Exception as exc:  # noqa: BLE001 - botocore's errors, told apart below
-        raise _s3_error(uri, exc) from None
+        size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, told apart in _s3_error
+        if missing_ok and _code(exc) in _MISSING:
+            return
+        raise _s3_error(f"s3://{bucket}/{key}", exc, client, bucket) from None
+    if size > manifests.MAX_BYTES:
+        raise InputError(
+            f"s3://{bucket}/{key}: larger than {manifests.MAX_BYTES >> 20} MiB; not an export manifest"
+        )
+    _download(client, bucket, key, target, uri if target.name == PurePosixPath(key).name else key)
 
 
 def _download(client: Any, bucket: str, key: str, target: Path, uri: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a key that is a folder of another key, a full disk
+        raise InputError(f"{uri}: cannot be written to the scratch folder ({first_line(exc)})") from None
     try:
         client.download_file(bucket, key, str(target))
-    except Exception as exc:  # noqa: BLE001 - botocore's errors, told apart below
-        raise _s3_error(uri, exc) from None
+    except OSError as exc:
+        raise InputError(f"{uri}: cannot be written to the scratch folder ({first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, told apart in _s3_error
+        raise _s3_error(uri, exc, client, bucket) from None
 
 
-def _s3_error(uri: str, exc: Exception) -> InputError:
-    """One line for what S3 (or the way to it) said: a missing object or bucket, a refusal, no
-    credentials, no endpoint."""
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+_REASONS = {
+    "NoSuchKey": "no such object",
+    "NoSuchBucket": "no such bucket",
+    "403": "access denied",
+    "AccessDenied": "access denied",
+    "InvalidAccessKeyId": "the credentials are not known to S3",
+    "SignatureDoesNotMatch": "the credentials are refused by S3",
+}
+
+
+def _code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error", {})
-        code = str(error.get("Code") or "")
-        reason = {"404": "no such object", "NoSuchKey": "no such object", "NoSuchBucket": "no such bucket",
-                  "403": "access denied", "AccessDenied": "access denied"}.get(code, code)  # fmt: skip
-        return InputError(f"{uri}: {reason or 'refused by S3'}")
-    return InputError(f"{uri}: S3 cannot be read ({type(exc).__name__}: {first_line(exc)[:300]})")
+    return str(response.get("Error", {}).get("Code") or "") if isinstance(response, dict) else ""
+
+
+def _s3_error(uri: str, exc: Exception, client: Any, bucket: str) -> InputError:
+    """One line for what S3 (or the way to it) said: a missing object or bucket, a refusal, no
+    credentials, no endpoint. A bare 404 (HEAD has no body) is told apart by asking for the bucket."""
+    code = _code(exc)
+    if code in _MISSING:
+        return InputError(
+            f"{uri}: {'no such object' if _bucket_exists(client, bucket) else 'no such bucket'}"
+        )
+    if code:
+        message = str(getattr(exc, "response", {}).get("Error", {}).get("Message") or "")
+        reason = _REASONS.get(code) or f"S3 answered {code}" + (f": {message}" if message else "")
+        return InputError(f"{uri}: {' '.join(reason.split())[:300]}")
+    return InputError(f"{uri}: S3 cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})")
+
+
+def _bucket_exists(client: Any, bucket: str) -> bool:
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as exc:  # noqa: BLE001 - only a missing bucket says so; a refusal may hide one
+        return _code(exc) not in {*_MISSING, "NoSuchBucket"}
+    return True
