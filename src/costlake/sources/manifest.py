@@ -10,14 +10,15 @@ Two kinds are read:
                  when the report keeps every version, else in the period's folder itself.
   Data Exports   `<export>-Manifest.json` in `<prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/`
                  (CUR 2.0); its `dataFiles` are `s3://bucket/key` URIs in
-                 `<prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/`.
+                 `<prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/`, or in its `<executionId>/` folder
+                 when the export creates new files on each refresh.
 
 The manifest is read from its place in a local copy that keeps the keys' layout (`aws s3 sync` of
 the report's prefix). A manifest is as untrusted as any billing file: a key is looked for only at its
-place in the delivery's own folder (the billing period's folder of a CUR, the export's
-`data/BILLING_PERIOD=…/` folder), after that folder's name in the key, so a key such as
-`../../.ssh/id_rsa`, an absolute path, a key outside the period, or a symbolic link out of that folder
-is refused, and nothing is read before every listed file has been found.
+place in the delivery's own folder (`Layout`: after the period's folder, which follows the report's
+name, or the export's `data/`, in the key), all of one delivery's files in one place (the period's
+folder or the manifest's own update folder: updates reuse file names), and through no symbolic link
+below the period's folder; nothing is read before every listed file has been found.
 """
 
 from __future__ import annotations
