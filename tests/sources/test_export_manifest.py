@@ -117,7 +117,10 @@ REFUSED = {
     "dot segment": (_keys(f"billing/my-report/{PERIOD}/./my-report-00001.csv.gz"), "cannot be a file"),
     "control character": (_keys("billing/\x1b[31mred.csv"), "cannot be a file of this delivery"),
     "outside the period": (_keys(FIRST, "billing/my-report/secret.csv"), "is not in the delivery's folder"),
-    "another update": (_keys(f"billing/my-report/{PERIOD}/asm-0/x.csv.gz"), "folder of this update"),
+    "another update": (
+        _keys(f"billing/my-report/{PERIOD}/asm-0/x.csv.gz"),
+        "where the files of this update are",
+    ),
     "missing part": (_keys(FIRST, f"billing/my-report/{PERIOD}/asm-1/gone.csv.gz"), "is not there"),
     "a folder": (_keys(f"billing/my-report/{PERIOD}/asm-1"), "is not a regular file"),
     "name too long": (_keys(FIRST, f"billing/my-report/{PERIOD}/{'a' * 300}"), "cannot be a file"),
@@ -185,7 +188,7 @@ def test_data_exports_keys_and_layout_are_checked(tmp_path: Path, monkeypatch: p
         "s3://my-bucket": "names no key in a bucket",
         "s3://my-bucket/my-export/outside/x.csv": "folder data/BILLING_PERIOD=2024-01/",
         "s3://my-bucket/my-export/metadata/BILLING_PERIOD=2024-01/x.csv": "is not in the delivery's folder",
-        "s3://my-bucket/my-export/data/BILLING_PERIOD=2024-01/exec-1/x.csv": "folder of this update",
+        "s3://my-bucket/my-export/data/BILLING_PERIOD=2024-01/exec-1/x.csv": "where the files of this",
         "s3://my-bucket/my-export/data/BILLING_PERIOD=2023-12/x.csv": "is not in the delivery's folder",
     }
     for uri, message in refused.items():
@@ -241,7 +244,7 @@ def test_a_data_exports_delivery_in_its_execution_s_folder_is_found(tmp_path: Pa
     path.write_text(json.dumps({"executionId": "exec-7", "dataFiles": uris}))
     assert read_manifest(path).files == parts
     path.write_text(json.dumps({"executionId": "exec-8", "dataFiles": uris}))
-    with pytest.raises(InputError, match="folder of this update"):
+    with pytest.raises(InputError, match="where the files of this update are"):
         read_manifest(path)
 
 
@@ -268,3 +271,30 @@ def test_the_current_update_warning_reads_only_this_report_s_manifest_and_only_w
     assert first.returncode == 0 and "names update asm-2" in first.stderr, first.stderr
     again = cli(root, "ingest", "--manifest", str(copy))
     assert again.returncode == 0 and again.stderr == "", again.stderr  # nothing landed: nothing to warn of
+
+
+def test_a_cur_that_overwrites_or_is_parquet_is_read_from_its_year_and_month_folder(tmp_path: Path) -> None:
+    """Such a report is written to `<report>/<report>/year=YYYY/month=M/`, manifest included."""
+    month = tmp_path / "billing" / "my-report" / "my-report" / "year=2024" / "month=1"
+    parts = gzip_parts(month, "my-report")
+    keys = [f"billing/my-report/my-report/year=2024/month=1/{p.name}" for p in parts]
+    path = month / "my-report-Manifest.json"
+    path.write_text(json.dumps({"assemblyId": "asm-1", "reportKeys": keys}))
+    assert read_manifest(path).files == parts
+    elsewhere = "billing/my-report/my-report/year=2023/month=1/x.csv"
+    path.write_text(json.dumps({"reportKeys": [*keys, elsewhere]}))
+    with pytest.raises(InputError, match="is not in the delivery's folder my-report/year=2024/month=1/"):
+        read_manifest(path)
+
+
+def test_an_update_s_copy_of_its_manifest_lists_files_of_its_own_folder_only(tmp_path: Path) -> None:
+    """The period's folder itself holds the files of a report that overwrites them, which may be
+    another update's by now: an update's copy naming them would mix updates."""
+    path, parts = cur_export(tmp_path / "copy")
+    copy = path.parent / "asm-1" / path.name
+    flat = path.parent / parts[0].name
+    flat.write_bytes(parts[0].read_bytes())
+    keys = [f"billing/my-report/{PERIOD}/{flat.name}"]
+    copy.write_text(json.dumps({"assemblyId": "asm-1", "reportKeys": keys}))
+    with pytest.raises(InputError, match=f"is not in the {PERIOD}/asm-1/ folder"):
+        read_manifest(copy)

@@ -115,3 +115,17 @@ def test_an_error_in_a_downloaded_file_names_its_uri(s3: Any, tmp_path: Path) ->
     assert got.returncode == 1, got.stderr
     assert got.stderr.startswith(f"error: s3://{BUCKET}/{keys[1]}: "), got.stderr
     assert "costlake-s3-" not in got.stderr and len(got.stderr.strip().splitlines()) == 1
+
+
+def test_a_manifest_where_aws_writes_none_or_a_key_naming_the_period_twice_is_refused(
+    s3: Any, tmp_path: Path
+) -> None:
+    s3.create_bucket(Bucket=PERIOD)  # a bucket named like a billing period: its root is no period folder
+    body = json.dumps({"reportKeys": ["x"]}).encode()
+    s3.put_object(Bucket=PERIOD, Key="my-report-Manifest.json", Body=body)
+    got = cli(tmp_path / "wh", "ingest", "--manifest", f"s3://{PERIOD}/my-report-Manifest.json")
+    assert got.returncode == 1 and "where AWS does not write one" in got.stderr, got.stderr
+    twice = f"{FOLDER}/my-report/{PERIOD}/my-report-00001.csv.gz"
+    upload_export(s3, tmp_path, [twice])
+    got = cli(tmp_path / "wh", "ingest", "--manifest", f"s3://{BUCKET}/{MANIFEST}")
+    assert got.returncode == 1 and "is not at its place in" in got.stderr, got.stderr

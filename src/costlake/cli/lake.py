@@ -75,7 +75,8 @@ def ingest(
             help="The files are the parts of one delivery (a FOCUS or CUR export written as several "
             "files): each becomes a batch, and a billing period's latest delivery counts all of them "
             "instead of the last file alone. Always a new delivery of exactly these files (a part "
-            "ingested before is read again), unless they already are one; every part is checked "
+            "ingested before is read again), unless they already are the latest delivery of their "
+            "periods; every part is checked "
             "before the first is committed. After an interruption, run the same command again.",
         ),
     ] = False,

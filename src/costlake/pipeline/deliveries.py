@@ -9,7 +9,8 @@ Stage 1 then counts every part of the latest group.
 - `--parts F...` is always a new delivery of exactly these files, even where a file's bytes were
   ingested before (an export may repeat a part unchanged, and a header-only part is the same file in
   every export): such a file is read again as a part of the new delivery. Only when the same files
-  already form one whole delivery is there nothing to do. Every part is read and checked before the
+  already form one whole delivery that no later one has replaced is there nothing to do (the files
+  of a replaced delivery come again as a new one: the way back to an earlier export). Every part is read and checked before the
   first is committed, so a part that cannot be read leaves the lake as it was; a command stopped
   during its commits leaves a delivery short of its last parts, which the same command, run again,
   replaces with a whole one.
@@ -98,7 +99,7 @@ def delivery_for(
         key = keys[target.batch_id]
         return Delivery(key, first_of(key, batches).batch_id, True, _members(groups[key]))
     shas = {sha for _, sha, _ in files}
-    for key, members in groups.items():
+    for key, members in sorted(groups.items(), reverse=True):  # the latest such delivery
         if {b.sha256 for b in members} == shas:
             return Delivery(key, first_of(key, batches).batch_id, True, _members(members))
     return Delivery()
@@ -139,3 +140,24 @@ def later_deliveries(
     finally:
         con.close()
     return {(str(a), str(p)): int(key) for a, p, key in rows}
+
+
+def superseded(wh: Warehouse, group: int) -> bool:
+    """Whether a later delivery has replaced delivery `group` for a billing period it delivers (of
+    the same format and billing account): then its files, ingested again as parts, are a new
+    delivery, not nothing to do. One scan of raw."""
+    files = wh.data_files(RAW)
+    if not files:
+        return False
+    scan = table_scan(files, RAW.arrow_schema())
+    sql = f"""WITH raw AS ({scan}),
+              mine AS (SELECT DISTINCT source_format, billing_account_id, billing_period_start
+                       FROM raw WHERE {DELIVERY_KEY} = {int(group)})
+              SELECT count(*) FROM raw
+              JOIN mine USING (source_format, billing_account_id, billing_period_start)
+              WHERE {DELIVERY_KEY} > {int(group)}"""
+    con = connect(wh.settings)
+    try:
+        return bool(con.execute(sql).fetchall()[0][0])
+    finally:
+        con.close()

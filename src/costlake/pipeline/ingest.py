@@ -33,7 +33,14 @@ from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase, watching
-from costlake.pipeline.deliveries import Delivery, delivery_for, delivery_keys, first_of, later_deliveries
+from costlake.pipeline.deliveries import (
+    Delivery,
+    delivery_for,
+    delivery_keys,
+    first_of,
+    later_deliveries,
+    superseded,
+)
 from costlake.pipeline.parsed import IngestResult, check_parsed, copy_rows
 from costlake.sources.base import BatchContext, RowLimits
 from costlake.sources.registry import source_for
@@ -85,6 +92,9 @@ def ingest_files(
         if parts or part_of is not None:
             files = [(p, sha, source_for(p, fmt).format) for p, sha in zip(paths, shas, strict=True)]
             delivery = delivery_for(files, batches, part_of)
+            group = delivery.group
+            if part_of is None and group is not None and delivery.existing and superseded(wh, group):
+                delivery = Delivery()  # a later delivery replaced it: the files come again, as a new one
         results: list[IngestResult] = []
         named = [
             (p, sha, (sources or {}).get(p) or str(p.resolve())) for p, sha in zip(paths, shas, strict=True)

@@ -40,6 +40,8 @@ MAX_NAME = 255  # a file name's limit on the file systems a copy is made on, in 
 CUR = "CUR"
 DATA_EXPORTS = "Data Exports"
 _CUR_PERIOD = re.compile(r"\d{8}-\d{8}")
+_CUR_YEAR = re.compile(r"year=\d{4}")  # a report that overwrites its versions, and every Parquet one
+_CUR_MONTH = re.compile(r"month=\d{1,2}")
 _EXPORT_PERIOD = re.compile(r"BILLING_PERIOD=\d{4}-\d{2}")
 
 
@@ -93,13 +95,15 @@ def _manifest_path(path: Path) -> Path:
 @dataclass(frozen=True)
 class Layout:
     """Where a delivery's files are: in `folder`, the billing period's folder (a CUR's
-    `yyyymmdd-yyyymmdd`, an export's `data/BILLING_PERIOD=YYYY-MM`), whose name in a key follows the
-    folders `before` (the report's name; the export's and `data`), either directly or in the folder
-    of the update (`update`: the assemblyId or executionId, "" when the manifest names none)."""
+    `yyyymmdd-yyyymmdd` or `year=YYYY/month=M`, an export's `data/BILLING_PERIOD=YYYY-MM`), whose name
+    in a key follows the folders `before` (the report's name or the year's; the export's and `data`),
+    either directly or in the folder of the update (`update`: the assemblyId or executionId, "" when
+    the manifest names none); only there when the manifest is that update's own copy (`own`)."""
 
     folder: Path
     before: tuple[str, ...]
     update: str
+    own: bool = False
 
     def place(self, path: Path | str, key: str) -> tuple[str, ...]:
         """The key's path inside the period's folder: (file,) or (update, file); refused in one line
@@ -111,15 +115,14 @@ class Layout:
             i for i, p in enumerate(parts[:-1]) if p == period and parts[max(0, i - n) : i] == self.before
         ]
         shown = repr(key[:200])
-        if not found or found[-1] < n:
+        if not found:
             named = "/".join([*self.before, period])
             raise InputError(f"{path}: key {shown} is not in the delivery's folder {named}/")
         rest = parts[found[-1] + 1 :]
-        if len(rest) > 2 or (len(rest) == 2 and (not self.update or rest[0] != self.update)):
-            raise InputError(
-                f"{path}: key {shown} is not in {period}/ itself or in the {period}/<update>/ folder of "
-                "this update"
-            )
+        flat = len(rest) == 1 and not self.own
+        if not flat and (len(rest) != 2 or not self.update or rest[0] != self.update):
+            inside = f"the {period}/{self.update}/ folder" if self.own else f"{period}/ or its update folder"
+            raise InputError(f"{path}: key {shown} is not in {inside}, where the files of this update are")
         return rest
 
 
@@ -130,12 +133,14 @@ def layout(path: Path, body: dict[str, Any], kind: str) -> Layout:
     folder = path.parent
     if kind == CUR:
         update = _text(body.get("assemblyId"))
+        if _CUR_MONTH.fullmatch(folder.name) and _CUR_YEAR.fullmatch(folder.parent.name):
+            return Layout(folder, (named, folder.parent.name) if named else (folder.parent.name,), "")
         for candidate in (folder, folder.parent):
             if _CUR_PERIOD.fullmatch(candidate.name):
-                return Layout(candidate, (named,) if named else (), update)
+                return Layout(candidate, (named,) if named else (), update, own=candidate != folder)
         raise InputError(
-            f"{path}: a CUR manifest is read from its place in a copy of the report, "
-            "<report>/<yyyymmdd-yyyymmdd>/ (aws s3 sync of the report's prefix)"
+            f"{path}: a CUR manifest is read from its place in a copy of the report, <report>/"
+            "<yyyymmdd-yyyymmdd>/ or <report>/year=YYYY/month=M/ (aws s3 sync of the report's prefix)"
         )
     if folder.parent.name != "metadata" or not _EXPORT_PERIOD.fullmatch(folder.name):
         raise InputError(
@@ -256,14 +261,17 @@ def check_key(path: Path | str, key: str) -> None:
 
 def delivery_prefix(key: str, where: Layout) -> str:
     """The key prefix (no trailing `/`) of the period's folder, for a manifest at `key` in its bucket
-    laid out as `where` (see `layout`, which read the same folders from the manifest's copy)."""
+    laid out as `where` (see `layout`, which read the same folders from the manifest's copy); refused
+    when the key itself does not hold those folders (a bucket named like one of them)."""
     folders = PurePosixPath(key).parts[:-1]
-    if where.before[-1:] == (
-        "data",
-    ):  # Data Exports: <export>/metadata/<period>/ beside <export>/data/<period>/
-        return "/".join([*folders[:-2], "data", folders[-1]])
-    period = len(folders) - 1 if folders[-1] == where.folder.name else len(folders) - 2
-    return "/".join(folders[: period + 1])
+    if where.before[-1:] == ("data",):  # Data Exports: <export>/metadata/<period>/, <export>/data/<period>/
+        if len(folders) >= 3 and folders[-2] == "metadata":
+            return "/".join([*folders[:-2], "data", folders[-1]])
+    else:
+        depth = len(folders) - (2 if where.own else 1)
+        if depth >= 0 and folders[depth] == where.folder.name:
+            return "/".join(folders[: depth + 1])
+    raise InputError(f"{key[:200]!r}: the key of a manifest where AWS does not write one")
 
 
 def check_uniform(path: Path | str, keys: list[str], places: list[tuple[str, ...]]) -> None:
@@ -280,7 +288,7 @@ def check_uniform(path: Path | str, keys: list[str], places: list[tuple[str, ...
 def _current_update(path: Path, where: Layout) -> str:
     """For a manifest read from an update's folder, the update the period folder's manifest of the
     same name names when that is another one (""; also when there is none or it cannot be read)."""
-    if path.parent == where.folder:
+    if not where.own:
         return ""
     current = where.folder / path.name
     try:

@@ -43,10 +43,13 @@ def fetch_delivery(uri: str, client: Any, into: Path) -> tuple[Path, dict[Path, 
         named = f"s3://{their_bucket or bucket}/{their_key}"
         if (their_bucket or bucket) != bucket or not their_key.startswith(prefix):
             raise InputError(f"{uri}: {named[:300]!r} is not in the delivery's folder s3://{bucket}/{prefix}")
-        places.append(where.place(uri, their_key))
+        rest = where.place(uri, their_key)
+        if their_key != prefix + "/".join(rest):  # the period's folder named again inside the key
+            raise InputError(f"{uri}: {named[:300]!r} is not at its place in s3://{bucket}/{prefix}")
+        places.append(rest)
     keys = [k for _, k in listed]
     manifests.check_uniform(uri, keys, places)
-    if kind == manifests.CUR and len(PurePosixPath(key).parts) > len(PurePosixPath(prefix).parts) + 1:
+    if where.own:
         period_copy = f"{prefix}{PurePosixPath(key).name}"  # an update's copy: the period's own manifest
         _fetch_manifest(client, bucket, period_copy, into / bucket / period_copy, missing_ok=True)
     wanted = {into / bucket / k: f"s3://{bucket}/{k}" for k in keys}
