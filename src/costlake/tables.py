@@ -362,11 +362,14 @@ INGEST_BATCHES = TableDef(
         ("replaces", _S),  # the batch an `ingest --reparse` replaced; "" for a first reading
         # Appended: the delivery in parts the batch belongs to (RAW's `delivery_group`); NULL: none
         ("delivery_group", _L),
+        # Appended: how many parts the command that founded that delivery declared (`ingest --parts`,
+        # `--manifest`), on each of them; NULL: none declared (a single file, a part added later)
+        ("delivery_parts", _L),
     ),
     partition_by=None,
     grain=("batch_seq",),
     doc="The batch registry: one row per ingested batch (lake/batches.py).",
-    appended=("delivery_group",),
+    appended=("delivery_group", "delivery_parts"),
 )
 
 TABLES: dict[str, TableDef] = {

@@ -119,6 +119,43 @@ def test_an_interrupted_parts_ingest_run_again_makes_a_whole_delivery_that_repla
     assert len(registered_batches(wh)) == 3
 
 
+class _Stopped(BaseException):
+    """What stops an ingest right after its first part's raw commit, as a signal would."""
+
+
+@pytest.mark.all_engines
+def test_a_delivery_short_of_its_parts_does_not_count_until_it_is_whole(make_wh, tmp_path: Path) -> None:
+    """An `ingest --parts` stopped between its commits leaves a delivery short of parts: a run then
+    keeps the delivery before it (here the export as one file) instead of publishing a part of the new
+    one, and the same parts ingested again are a whole delivery, which counts."""
+    wh = make_wh()
+    ingest_files(wh, [CUR])
+    publish_and_detect(wh)
+    before = published(wh)
+    parts = split(CUR, tmp_path / "v2", count=3)
+    with parts[1].open(newline="") as handle:
+        header, first, *rows = list(csv.reader(handle))
+    first[header.index("lineItem/UnblendedCost")] = str(
+        Decimal(first[header.index("lineItem/UnblendedCost")]) + 7
+    )
+    with parts[1].open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, first, *rows])
+
+    def stop(_: object) -> None:
+        raise _Stopped
+
+    with pytest.raises(_Stopped):
+        ingest_files(wh, parts, parts=True, on_commit=stop)
+    short = registered_batches(wh)[-1]
+    assert (short.delivery_group, short.delivery_parts) == (2, 3)  # read back from the raw commit
+    publish_and_detect(wh)
+    assert published(wh) == before == cur_totals(CUR)
+    assert cli(wh.settings.warehouse, "validate").returncode == 0
+    ingest_files(wh, parts, parts=True)
+    publish_and_detect(wh)
+    assert published(wh) == totals_of(parts, CUR) != before
+
+
 @pytest.mark.parametrize("point", ["ingest:committed", "after_commit:raw_billing_events"])
 def test_an_interrupt_between_the_commits_of_parts_says_what_landed_and_how_to_finish(
     tmp_path: Path, monkeypatch, point: str
@@ -134,8 +171,8 @@ def test_an_interrupt_between_the_commits_of_parts_says_what_landed_and_how_to_f
     first = f"b000001-{hashlib.sha256(parts[0].read_bytes()).hexdigest()[:12]}"
     assert stopped.stderr == (
         f"interrupted: 1 of 3 parts of the delivery of batch {first} were committed; run the same command "
-        "again: it ingests all the parts as a new delivery, which replaces the short one (a run before "
-        "that publishes the short one)\n"
+        "again: it ingests all the parts as a new delivery, which replaces the short one (until then, "
+        "runs keep the delivery before it)\n"
     )
     assert cli(root, "ingest", "--parts", *map(str, parts)).returncode == 0
     assert cli(root, "run").returncode == 0

@@ -112,7 +112,7 @@ def landed_note(landed: list[IngestResult], total: int, *, parts: bool, part_of:
         return (
             f"{done} of {total} parts of the delivery of batch {landed[0].first_part} were committed; run "
             "the same command again: it ingests all the parts as a new delivery, which replaces the short "
-            "one (a run before that publishes the short one)"
+            "one (until then, runs keep the delivery before it)"
         )
     if part_of is not None:
         return (

@@ -37,6 +37,10 @@ class Batch:
     replaces: str = ""
     # The delivery in parts this batch is a part of (`ingest --parts`, RAW's `delivery_group`); None: none.
     delivery_group: int | None = None
+    # How many parts the command that founded the delivery declared (on each of them); None: none.
+    # A delivery short of them (a command stopped between its commits) does not count
+    # (`incomplete_deliveries`).
+    delivery_parts: int | None = None
 
 
 def registered_batches(wh: Warehouse) -> list[Batch]:
@@ -123,6 +127,24 @@ def _unrecorded(wh: Warehouse, recorded: list[Batch]) -> list[Batch]:
                 snapshot_id=snap.snapshot_id,
                 replaces=p.get("replaces", ""),
                 delivery_group=int(p["delivery_group"]) if p.get("delivery_group") else None,
+                delivery_parts=int(p["delivery_parts"]) if p.get("delivery_parts") else None,
             )
         )
     return sorted(out, key=lambda b: b.batch_seq)
+
+
+def incomplete_deliveries(batches: list[Batch], watermark: int | None = None) -> list[int]:
+    """The batch_seq of every part of a delivery that has fewer parts (up to `watermark`) than the
+    command that founded it declared: a command stopped between its commits. Such a delivery does not
+    count until it is whole, so the delivery before it still does."""
+    seen = [b for b in batches if watermark is None or b.batch_seq <= watermark]
+    groups: dict[int, list[Batch]] = {}
+    for b in seen:
+        if b.delivery_group is not None:
+            groups.setdefault(b.delivery_group, []).append(b)
+    out: list[int] = []
+    for members in groups.values():
+        declared = max((b.delivery_parts or 0 for b in members), default=0)
+        if len({b.sha256 for b in members}) < declared:  # a part read again is still one part
+            out += [b.batch_seq for b in members]
+    return sorted(out)

@@ -12,8 +12,9 @@ Stage 1 then counts every part of the latest group.
   already form one whole delivery that no later one has replaced is there nothing to do (the files
   of a replaced delivery come again as a new one: the way back to an earlier export). Every part is
   read and checked before the first is committed, so a part that cannot be read leaves the lake as
-  it was; a command stopped during its commits leaves a delivery short of its last parts, which the
-  same command, run again, replaces with a whole one.
+  it was; a command stopped during its commits leaves a delivery short of its last parts, which no
+  run counts (each part records how many its command declared: `lake.batches.incomplete_deliveries`)
+  and which the same command, run again, replaces with a whole one.
 - `--part-of B F...` adds files to the delivery batch B belongs to (B may have been ingested alone:
   it is then the group's first part). A file already in that delivery is skipped. The command warns
   when a later delivery has replaced B's for a period the new parts deliver: they will not count.

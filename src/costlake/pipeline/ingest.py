@@ -141,6 +141,10 @@ def _ingested(
         raise
     if delivery is not None and delivery.existing:
         _superseded(wh, delivery, [s.result for s in staged if isinstance(s, _Staged)], batches)
+    elif delivery is not None:  # a new delivery: it counts once all the parts it declares are in
+        parts = [s for s in staged if isinstance(s, _Staged)]
+        for one in parts:
+            one.batch = dataclasses.replace(one.batch, delivery_parts=len(parts))
     for one in staged:
         yield one if isinstance(one, IngestResult) else _commit(wh, one, batches, on_commit)
 
@@ -269,10 +273,13 @@ def _commit(
         wh.append_files(QUARANTINE, staged.quarantine_files, props)
         crash_point("after_commit:quarantine")
     props = {
-        k: str(v) for k, v in batch.__dict__.items() if k not in ("snapshot_id", "replaces", "delivery_group")
+        k: str(v)
+        for k, v in batch.__dict__.items()
+        if k not in ("snapshot_id", "replaces", "delivery_group", "delivery_parts")
     }
-    if batch.delivery_group is not None:
-        props["delivery_group"] = str(batch.delivery_group)
+    for name in ("delivery_group", "delivery_parts"):
+        if getattr(batch, name) is not None:
+            props[name] = str(getattr(batch, name))
     if batch.replaces:
         props |= {"replaces": batch.replaces, "reparsed_at": _now().isoformat()}
     crash_point("before_commit:raw_billing_events")

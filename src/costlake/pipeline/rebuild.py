@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from costlake.engines import Engine
+from costlake.lake.batches import incomplete_deliveries, registered_batches
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import at_most
 from costlake.lake.fingerprint import PartitionFingerprint, fingerprint_files
@@ -72,9 +74,9 @@ def rebuild(
     engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
     engine.register_arrow("days", pa.table({"usage_date": pa.array(sorted(days), pa.date32())}))
     every_day = not engine.fetch(stage1_normalize.outside_days_sql("raw_asof", "days")).num_rows
-    steps = _stage_steps(
-        run_id, published_at, settings.completeness_lag_hours if lag_hours is None else lag_hours, every_day
-    )
+    lag = settings.completeness_lag_hours if lag_hours is None else lag_hours
+    short = incomplete_deliveries(registered_batches(wh), watermark)
+    steps = _stage_steps(run_id, published_at, lag, every_day, short)
     progress = current()  # a step per table built, the gate, and a step per stage's files
     progress.start(f"rebuilding {len(days):,} day(s)", total=len(steps) + 1 + len(STAGES), unit="steps")
     made: set[str] = set()
@@ -125,15 +127,16 @@ SPENT: dict[str, tuple[str, ...]] = {"ranked": ("day_events",)}
 
 
 def _stage_steps(
-    run_id: str, published_at: dt.datetime, lag: int, every_day: bool
+    run_id: str, published_at: dt.datetime, lag: int, every_day: bool, short: Sequence[int] = ()
 ) -> tuple[tuple[str, str], ...]:
     """(name, SQL) of each relation the rebuild makes, in order: stages 1-3 from `raw_asof`; those in
     `DEFINED` are views, the others materialised. `every_day`: the rebuilt days hold every raw day
-    (`stage1_normalize.outside_days_sql` over `raw_asof`: no row of an older reading either)."""
+    (`stage1_normalize.outside_days_sql` over `raw_asof`: no row of an older reading either).
+    `short`: the batches of deliveries short of their declared parts, which do not count yet."""
     # Only the latest reading of each delivery counts (a re-read replaces the earlier reading).
     raw = stage1_normalize.counted_sql("raw_asof", "readings")
     return (
-        ("readings", stage1_normalize.readings_sql("raw_asof")),
+        ("readings", stage1_normalize.readings_sql("raw_asof", short)),
         *stage1_normalize.steps(raw, "days", every_day=every_day),
         ("s2", stage2_account_service_day.account_service_day_sql("s1")),
         ("account_ingestion", stage3_account_day.account_ingestion_sql(raw)),

@@ -34,6 +34,7 @@ days alone, less the versions outranked (`latest_sql`). `steps` lists the relati
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pyarrow as pa
 
@@ -61,9 +62,12 @@ def canonical_sql(raw: str) -> str:
     FROM {raw}"""
 
 
-def readings_sql(raw: str) -> str:
-    """(batch_seq) of the batches whose rows count: the latest reading of each delivery."""
-    return f"SELECT max(batch_seq) AS batch_seq FROM {raw} GROUP BY COALESCE(delivery_seq, batch_seq)"
+def readings_sql(raw: str, incomplete: Sequence[int] = ()) -> str:
+    """(batch_seq) of the batches whose rows count: the latest reading of each delivery, but none of
+    the parts of a delivery still short of the parts it declared (`incomplete`, their batch_seq:
+    `lake.batches.incomplete_deliveries`), so that the delivery before it still counts."""
+    short = f"WHERE batch_seq NOT IN ({', '.join(str(int(s)) for s in incomplete)}) " if incomplete else ""
+    return f"SELECT max(batch_seq) AS batch_seq FROM {raw} {short}GROUP BY COALESCE(delivery_seq, batch_seq)"
 
 
 def counted_sql(raw: str, readings: str) -> str:

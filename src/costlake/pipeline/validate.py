@@ -6,6 +6,7 @@ import datetime as dt
 
 from costlake.duck import scratch_folder
 from costlake.engines import create_engine
+from costlake.lake.batches import incomplete_deliveries, registered_batches
 from costlake.lake.filters import at_most
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline import gate, stage1_normalize
@@ -33,7 +34,8 @@ def validate(
             engine.materialize(name, f"SELECT * FROM {name}_all WHERE {window}")
         raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
         engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
-        engine.materialize("readings", stage1_normalize.readings_sql("raw_asof"))
+        short = incomplete_deliveries(registered_batches(wh), watermark)
+        engine.materialize("readings", stage1_normalize.readings_sql("raw_asof", short))
         raw = stage1_normalize.counted_sql("raw_asof", "readings")
         engine.materialize(
             "raw_dated",
