@@ -156,6 +156,33 @@ def test_a_delivery_short_of_its_parts_does_not_count_until_it_is_whole(make_wh,
     assert published(wh) == totals_of(parts, CUR) != before
 
 
+def test_a_short_delivery_never_counts_and_its_landed_parts_alone_are_a_new_delivery(tmp_path: Path) -> None:
+    """Only the parts its command declared complete a delivery: a file added to a short one with
+    --part-of does not make it count (nor warn that it replaced anything), and the parts that landed,
+    given again as the whole export, are a new delivery rather than nothing to do."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    ingest_files(wh, [CUR])
+    publish_and_detect(wh)
+    before = published(wh)
+    parts = split(CUR, tmp_path / "v2", count=3)
+
+    def stop(_: object) -> None:
+        raise _Stopped
+
+    with pytest.raises(_Stopped):
+        ingest_files(wh, parts, parts=True, on_commit=stop)
+    short = registered_batches(wh)[-1].batch_id
+    added = ingest_files(wh, [parts[2]], part_of=short)
+    publish_and_detect(wh)
+    assert published(wh) == before
+    to_first = ingest_files(wh, [parts[1]], part_of=registered_batches(wh)[0].batch_id)
+    assert [r.superseded_by for r in added + to_first] == ["", ""]  # a short delivery replaces nothing
+    again = ingest_files(wh, [parts[0]], parts=True)
+    assert [r.skipped for r in again] == [False]
+    publish_and_detect(wh)
+    assert published(wh) == totals_of([parts[0]], CUR)
+
+
 @pytest.mark.parametrize("point", ["ingest:committed", "after_commit:raw_billing_events"])
 def test_an_interrupt_between_the_commits_of_parts_says_what_landed_and_how_to_finish(
     tmp_path: Path, monkeypatch, point: str

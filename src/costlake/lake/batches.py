@@ -134,9 +134,10 @@ def _unrecorded(wh: Warehouse, recorded: list[Batch]) -> list[Batch]:
 
 
 def incomplete_deliveries(batches: list[Batch], watermark: int | None = None) -> list[int]:
-    """The batch_seq of every part of a delivery that has fewer parts (up to `watermark`) than the
-    command that founded it declared: a command stopped between its commits. Such a delivery does not
-    count until it is whole, so the delivery before it still does."""
+    """The batch_seq of every part of a delivery that holds fewer of its founding command's parts (up
+    to `watermark`) than that command declared: a command stopped between its commits. Such a
+    delivery never counts (parts added later with `--part-of`, or read again, are not the declared
+    ones), so the delivery before it still does; the same command run again makes a whole one."""
     seen = [b for b in batches if watermark is None or b.batch_seq <= watermark]
     groups: dict[int, list[Batch]] = {}
     for b in seen:
@@ -145,6 +146,7 @@ def incomplete_deliveries(batches: list[Batch], watermark: int | None = None) ->
     out: list[int] = []
     for members in groups.values():
         declared = max((b.delivery_parts or 0 for b in members), default=0)
-        if len({b.sha256 for b in members}) < declared:  # a part read again is still one part
+        landed = {b.sha256 for b in members if b.delivery_parts is not None}
+        if len(landed) < declared:
             out += [b.batch_seq for b in members]
     return sorted(out)

@@ -118,11 +118,16 @@ def _batch(batch_id: str, batches: Sequence[Batch]) -> Batch:
 
 
 def later_deliveries(
-    wh: Warehouse, delivery: Delivery, source_format: str, periods: set[tuple[str, str]]
+    wh: Warehouse,
+    delivery: Delivery,
+    source_format: str,
+    periods: set[tuple[str, str]],
+    short: Sequence[int] = (),
 ) -> dict[tuple[str, str], int]:
     """For each of `periods` ((billing account, first day)) of `source_format` that a delivery later
     than `delivery` delivers, the first such delivery's key: parts added to an older delivery never
-    count there. One scan of raw for every part of the command."""
+    count there. A delivery short of its parts (`short`: their batch_seq) replaces nothing. One scan
+    of raw for every part of the command."""
     files = wh.data_files(RAW)
     if not periods or not files or delivery.group is None:
         return {}
@@ -131,7 +136,7 @@ def later_deliveries(
         for a, p in sorted(periods)
     )
     sql = f"""SELECT billing_account_id, CAST(billing_period_start AS VARCHAR), min({DELIVERY_KEY})
-              FROM ({table_scan(files, RAW.arrow_schema())}) AS r
+              FROM (SELECT * FROM ({table_scan(files, RAW.arrow_schema())}) AS a{_counted(short)}) AS r
               WHERE source_format = {sql_string(source_format)} AND {DELIVERY_KEY} > {delivery.group}
                 AND ({wanted})
               GROUP BY ALL"""
@@ -143,14 +148,15 @@ def later_deliveries(
     return {(str(a), str(p)): int(key) for a, p, key in rows}
 
 
-def superseded(wh: Warehouse, group: int) -> bool:
+def superseded(wh: Warehouse, group: int, short: Sequence[int] = ()) -> bool:
     """Whether a later delivery has replaced delivery `group` for a billing period it delivers (of
     the same format and billing account): then its files, ingested again as parts, are a new
-    delivery, not nothing to do. One scan of raw."""
+    delivery, not nothing to do. A delivery short of its parts (`short`: their batch_seq) replaces
+    nothing. One scan of raw."""
     files = wh.data_files(RAW)
     if not files:
         return False
-    scan = table_scan(files, RAW.arrow_schema())
+    scan = f"SELECT * FROM ({table_scan(files, RAW.arrow_schema())}) AS r{_counted(short)}"
     sql = f"""WITH raw AS ({scan}),
               mine AS (SELECT DISTINCT source_format, billing_account_id, billing_period_start
                        FROM raw WHERE {DELIVERY_KEY} = {int(group)})
@@ -162,3 +168,8 @@ def superseded(wh: Warehouse, group: int) -> bool:
         return bool(con.execute(sql).fetchall()[0][0])
     finally:
         con.close()
+
+
+def _counted(short: Sequence[int]) -> str:
+    """A WHERE clause leaving out the batches of deliveries short of their parts ("" for none)."""
+    return f" WHERE batch_seq NOT IN ({', '.join(str(int(s)) for s in short)})" if short else ""

@@ -27,7 +27,7 @@ from pathlib import Path
 from costlake.duck import connect, scratch_folder
 from costlake.errors import InputError
 from costlake.files import file_sha256
-from costlake.lake.batches import Batch, register
+from costlake.lake.batches import Batch, incomplete_deliveries, register
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import equal_to
 from costlake.lake.retention import settle_bookkeeping
@@ -92,9 +92,8 @@ def ingest_files(
         if parts or part_of is not None:
             files = [(p, sha, source_for(p, fmt).format) for p, sha in zip(paths, shas, strict=True)]
             delivery = delivery_for(files, batches, part_of)
-            group = delivery.group
-            if part_of is None and group is not None and delivery.existing and superseded(wh, group):
-                delivery = Delivery()  # a later delivery replaced it: the files come again, as a new one
+            if part_of is None and _comes_again(wh, delivery, batches):
+                delivery = Delivery()  # the files come again, as a new delivery
         results: list[IngestResult] = []
         named = [
             (p, sha, (sources or {}).get(p) or str(p.resolve())) for p, sha in zip(paths, shas, strict=True)
@@ -106,6 +105,18 @@ def ingest_files(
                 on_result(result)
             crash_point("ingest:committed")  # a file committed and registered, the next one not yet
         return results
+
+
+def _comes_again(wh: Warehouse, delivery: Delivery, batches: list[Batch]) -> bool:
+    """Whether files that already form `delivery` are a new delivery all the same: it is short of
+    the parts its command declared (it never counts), or a later delivery has replaced it."""
+    group = delivery.group
+    if group is None or not delivery.existing:
+        return False
+    short = set(incomplete_deliveries(batches))
+    return any(b.delivery_group == group and b.batch_seq in short for b in batches) or superseded(
+        wh, group, sorted(short)
+    )
 
 
 def _ingested(
@@ -155,7 +166,8 @@ def _superseded(wh: Warehouse, delivery: Delivery, results: list[IngestResult], 
     if not results:
         return
     periods = set().union(*(r.periods for r in results))
-    later = later_deliveries(wh, delivery, results[0].source_format, periods)  # parts share one format
+    short = incomplete_deliveries(batches)  # a delivery short of its parts replaces nothing
+    later = later_deliveries(wh, delivery, results[0].source_format, periods, short)  # parts share a format
     for result in results:
         keys = [later[p] for p in result.periods if p in later]
         result.superseded_by = first_of(min(keys), batches).batch_id if keys else ""
