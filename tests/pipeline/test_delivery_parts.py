@@ -183,6 +183,28 @@ def test_a_short_delivery_never_counts_and_its_landed_parts_alone_are_a_new_deli
     assert published(wh) == totals_of([parts[0]], CUR)
 
 
+def test_a_re_read_of_a_file_also_in_a_short_delivery_re_reads_the_copy_that_counts(tmp_path: Path) -> None:
+    """A part of a whole delivery, repeated in a later export stopped after it: --reparse re-reads it
+    in the whole delivery (where it counts), and a file added to the short one is flagged."""
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    parts = split(CUR, tmp_path / "v1", count=3)
+    whole = ingest_files(wh, parts, parts=True)
+
+    def stop(_: object) -> None:
+        raise _Stopped
+
+    with pytest.raises(_Stopped):
+        ingest_files(wh, [parts[0], parts[1]], parts=True, on_commit=stop)
+    assert len(registered_batches(wh)) == 4  # the short delivery holds parts[0] again
+    again = ingest_files(wh, [parts[0]], reparse=True)
+    assert again[0].replaces == whole[0].batch_id and not again[0].short_delivery
+    short = registered_batches(wh)[3].batch_id
+    added = ingest_files(wh, [parts[2]], part_of=short)
+    assert added[0].short_delivery
+    publish_and_detect(wh)
+    assert published(wh) == cur_totals(CUR)
+
+
 @pytest.mark.parametrize("point", ["ingest:committed", "after_commit:raw_billing_events"])
 def test_an_interrupt_between_the_commits_of_parts_says_what_landed_and_how_to_finish(
     tmp_path: Path, monkeypatch, point: str

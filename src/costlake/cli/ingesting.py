@@ -136,6 +136,7 @@ def print_ingested(r: IngestResult, sources: Mapping[Path, str]) -> None:
     part = f", a part of the delivery of batch {r.first_part}" if r.first_part else ""
     if r.skipped:
         say(f"{shown(r.path)}: already ingested as batch {r.batch_id}{part}; nothing to do")
+        _warn_short(r, shown(r.path))
         return
     replaces = f", replaces batch {r.replaces}" if r.replaces else ""
     say(
@@ -151,6 +152,7 @@ def print_ingested(r: IngestResult, sources: Mapping[Path, str]) -> None:
             "whole by its latest delivery, so the earlier file's rows of them no longer count: ingest "
             "the parts of one export with --parts (docs/billing_formats.md, Deliveries in parts)"
         )
+    _warn_short(r, shown(r.path))
     if r.superseded_by:
         warn(
             f"warning: {shown(r.path)} joins the delivery of batch {r.first_part}, which a later delivery "
@@ -166,4 +168,12 @@ def print_ingested(r: IngestResult, sources: Mapping[Path, str]) -> None:
         out.print(
             f"  {r.unknown_deletes:,} delete row(s) of events the lake has no version of: kept, they "
             "remove nothing now (a version older than the delete arriving later stays deleted)"
+        )
+
+
+def _warn_short(r: IngestResult, name: str) -> None:
+    if r.short_delivery:
+        warn(
+            f"warning: {name} is in a delivery short of the parts its command declared (a command "
+            "stopped between its commits), which never counts: ingest the whole export again with --parts"
         )

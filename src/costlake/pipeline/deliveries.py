@@ -28,7 +28,7 @@ from pathlib import Path
 
 from costlake.duck import connect, sql_string, table_scan
 from costlake.errors import InputError
-from costlake.lake.batches import Batch
+from costlake.lake.batches import Batch, incomplete_deliveries
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.stage1_normalize import DELIVERY_KEY
 from costlake.tables import RAW
@@ -173,3 +173,22 @@ def superseded(wh: Warehouse, group: int, short: Sequence[int] = ()) -> bool:
 def _counted(short: Sequence[int]) -> str:
     """A WHERE clause leaving out the batches of deliveries short of their parts ("" for none)."""
     return f" WHERE batch_seq NOT IN ({', '.join(str(int(s)) for s in short)})" if short else ""
+
+
+def in_short_delivery(group: int | None, batch_id: str, batches: Sequence[Batch]) -> bool:
+    """Whether the batch `batch_id` (in delivery `group`, when known) is in a delivery short of the
+    parts its command declared: its rows never count."""
+    short = set(incomplete_deliveries(list(batches)))
+    if group is None:
+        group = next((b.delivery_group for b in batches if b.batch_id == batch_id), None)
+    return group is not None and any(b.delivery_group == group and b.batch_seq in short for b in batches)
+
+
+def comes_again(wh: Warehouse, delivery: Delivery, batches: Sequence[Batch]) -> bool:
+    """Whether files that already form `delivery` are a new delivery all the same: it is short of
+    the parts its command declared (it never counts), or a later delivery has replaced it."""
+    group = delivery.group
+    if group is None or not delivery.existing:
+        return False
+    short = incomplete_deliveries(list(batches))
+    return in_short_delivery(group, "", batches) or superseded(wh, group, short)

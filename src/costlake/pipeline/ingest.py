@@ -35,11 +35,12 @@ from costlake.lake.warehouse import Warehouse
 from costlake.logs import current, phase, watching
 from costlake.pipeline.deliveries import (
     Delivery,
+    comes_again,
     delivery_for,
     delivery_keys,
     first_of,
+    in_short_delivery,
     later_deliveries,
-    superseded,
 )
 from costlake.pipeline.parsed import IngestResult, check_parsed, copy_rows
 from costlake.sources.base import BatchContext, RowLimits
@@ -92,31 +93,23 @@ def ingest_files(
         if parts or part_of is not None:
             files = [(p, sha, source_for(p, fmt).format) for p, sha in zip(paths, shas, strict=True)]
             delivery = delivery_for(files, batches, part_of)
-            if part_of is None and _comes_again(wh, delivery, batches):
+            if part_of is None and comes_again(wh, delivery, batches):
                 delivery = Delivery()  # the files come again, as a new delivery
         results: list[IngestResult] = []
         named = [
             (p, sha, (sources or {}).get(p) or str(p.resolve())) for p, sha in zip(paths, shas, strict=True)
         ]
         for result in _ingested(wh, named, fmt, batches, reparse, delivery, on_commit):
+            # (the parts of a new delivery are short until its last: only an earlier delivery can be)
+            result.short_delivery = (delivery is None or delivery.existing) and in_short_delivery(
+                result.delivery_group, result.batch_id, batches
+            )
             result.restates = [r.path for r in results if _restated(r, result)]
             results.append(result)
             if on_result is not None:
                 on_result(result)
             crash_point("ingest:committed")  # a file committed and registered, the next one not yet
         return results
-
-
-def _comes_again(wh: Warehouse, delivery: Delivery, batches: list[Batch]) -> bool:
-    """Whether files that already form `delivery` are a new delivery all the same: it is short of
-    the parts its command declared (it never counts), or a later delivery has replaced it."""
-    group = delivery.group
-    if group is None or not delivery.existing:
-        return False
-    short = set(incomplete_deliveries(batches))
-    return any(b.delivery_group == group and b.batch_seq in short for b in batches) or superseded(
-        wh, group, sorted(short)
-    )
 
 
 def _ingested(
@@ -246,11 +239,14 @@ def _stage(
 
 def _readings(sha: str, batches: list[Batch], reparse: bool) -> list[Batch]:
     """The batches of the file `sha`; to read it again, those of its latest delivery only (a file
-    repeated in two deliveries is re-read where it counts)."""
+    repeated in two deliveries is re-read where it counts: the latest one not short of its parts,
+    unless all are)."""
     readings = [b for b in batches if b.sha256 == sha]
     if reparse and readings:
         keys = delivery_keys(batches)
-        latest = max(keys[b.batch_id] for b in readings)
+        short = set(incomplete_deliveries(batches))
+        counted = [b for b in readings if b.batch_seq not in short] or readings
+        latest = max(keys[b.batch_id] for b in counted)
         readings = [b for b in readings if keys[b.batch_id] == latest]
     return readings
 

@@ -48,6 +48,8 @@ class IngestResult:
     first_part: str = ""
     # The first batch of a later delivery that replaced this part's delivery for a period it delivers
     superseded_by: str = ""
+    # The batch is in a delivery short of the parts its command declared: its rows never count
+    short_delivery: bool = False
 
 
 def check_parsed(
