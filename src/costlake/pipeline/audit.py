@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from costlake.duck import scratch_folder
 from costlake.engines import create_engine
 from costlake.errors import InputError
-from costlake.lake.batches import registered_batches
+from costlake.lake.batches import Batch, registered_batches
 from costlake.lake.fingerprint import EMPTY_HASH, fingerprint_files
 from costlake.lake.manifest import Manifest, manifest_for, manifests, past_retention
 from costlake.lake.warehouse import Warehouse
@@ -55,7 +55,7 @@ class VerifyReport:
 def verify(wh: Warehouse, run_id: str | None = None) -> VerifyReport:
     """Verify one run, or every finished run when `run_id` is None."""
     wh.ensure_tables()
-    registered_batches(wh)  # refuses a registry with a row removed by someone else
+    batches = registered_batches(wh)  # refuses a registry with a row removed by someone else
     runs = [manifest_for(wh, run_id)] if run_id else manifests(wh)
     log = wh.read_rows(PUBLISH_LOG).to_pylist()
     report = VerifyReport([m.run_id for m in runs], 0, [])
@@ -66,7 +66,7 @@ def verify(wh: Warehouse, run_id: str | None = None) -> VerifyReport:
         if rows:
             try:
                 with phase(logger, "audit run", run_id=manifest.run_id, partitions=len(rows)) as done:
-                    found = _verify_run(wh, manifest, rows)
+                    found = _verify_run(wh, manifest, rows, batches)
                     done["mismatches"] = len(found)
             except Exception:
                 if run_id is not None or not _expired_meanwhile(wh, manifest):
@@ -88,7 +88,9 @@ def _expired_meanwhile(wh: Warehouse, manifest: Manifest) -> bool:
     return False
 
 
-def _verify_run(wh: Warehouse, manifest: Manifest, rows: list[dict[str, object]]) -> list[Mismatch]:
+def _verify_run(
+    wh: Warehouse, manifest: Manifest, rows: list[dict[str, object]], batches: list[Batch]
+) -> list[Mismatch]:
     logged = [(str(r["table_name"]), _as_date(r["usage_date"]), str(r["content_hash"])) for r in rows]
     days = sorted({day for _, day, _ in logged})
     with scratch_folder("costlake-audit-") as tmp:
@@ -102,6 +104,7 @@ def _verify_run(wh: Warehouse, manifest: Manifest, rows: list[dict[str, object]]
                 run_id=manifest.run_id,
                 published_at=dt.datetime(1970, 1, 1),
                 staging=staging,
+                batches=batches,
                 lag_hours=manifest.lag_hours,
             ).fingerprints
         stored = {}

@@ -175,20 +175,36 @@ def _counted(short: Sequence[int]) -> str:
     return f" WHERE batch_seq NOT IN ({', '.join(str(int(s)) for s in short)})" if short else ""
 
 
-def in_short_delivery(group: int | None, batch_id: str, batches: Sequence[Batch]) -> bool:
+def in_short_delivery(
+    group: int | None, batch_id: str, batches: Sequence[Batch], short: Sequence[int]
+) -> bool:
     """Whether the batch `batch_id` (in delivery `group`, when known) is in a delivery short of the
-    parts its command declared: its rows never count."""
-    short = set(incomplete_deliveries(list(batches)))
+    parts its command declared (`short`: their batch_seq, `incomplete_deliveries`): its rows never
+    count."""
     if group is None:
         group = next((b.delivery_group for b in batches if b.batch_id == batch_id), None)
     return group is not None and any(b.delivery_group == group and b.batch_seq in short for b in batches)
 
 
-def comes_again(wh: Warehouse, delivery: Delivery, batches: Sequence[Batch]) -> bool:
+def comes_again(wh: Warehouse, delivery: Delivery, batches: Sequence[Batch], short: Sequence[int]) -> bool:
     """Whether files that already form `delivery` are a new delivery all the same: it is short of
-    the parts its command declared (it never counts), or a later delivery has replaced it."""
+    the parts its command declared (`short`, as for `in_short_delivery`: it never counts), or a
+    later delivery has replaced it."""
     group = delivery.group
     if group is None or not delivery.existing:
         return False
-    short = incomplete_deliveries(list(batches))
-    return in_short_delivery(group, "", batches) or superseded(wh, group, short)
+    return in_short_delivery(group, "", batches, short) or superseded(wh, group, short)
+
+
+def file_readings(sha: str, batches: list[Batch], reparse: bool) -> list[Batch]:
+    """The batches of the file `sha`; to read it again, those of its latest delivery only (a file
+    repeated in two deliveries is re-read where it counts: the latest one not short of its parts,
+    unless all are)."""
+    readings = [b for b in batches if b.sha256 == sha]
+    if reparse and readings:
+        keys = delivery_keys(batches)
+        short = set(incomplete_deliveries(batches))
+        counted = [b for b in readings if b.batch_seq not in short] or readings
+        latest = max(keys[b.batch_id] for b in counted)
+        readings = [b for b in readings if keys[b.batch_id] == latest]
+    return readings

@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from costlake.pipeline.deliveries import (
     Delivery,
     comes_again,
     delivery_for,
-    delivery_keys,
+    file_readings,
     first_of,
     in_short_delivery,
     later_deliveries,
@@ -72,15 +72,7 @@ def ingest_files(
     which files landed before a later one is refused; `on_commit` hears of each as soon as its raw
     commit (the batch itself) has landed, before the registry row. `sources` names where a file came
     from when it is a local copy (an object of an S3 export): that name is the batch's `source_file`."""
-    for path in paths:
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory, not a file")
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-    if reparse and (parts or part_of is not None):
-        raise InputError(
-            "--reparse keeps each file in the delivery it was ingested in: drop --parts / --part-of"
-        )
+    _check_given(paths, reparse=reparse, delivery=parts or part_of is not None)
     wh.ensure_tables()
     with wh.writer("ingest --reparse" if reparse else "ingest"):
         wh.refresh()
@@ -88,21 +80,22 @@ def ingest_files(
         _drop_orphan_quarantine(wh, batches)
         _remove_unregistered_raw_files(wh, batches)
         _remove_uncommitted_quarantine_files(wh, batches)
+        short = incomplete_deliveries(batches)  # deliveries short of their parts, before this command
         shas = [file_sha256(path) for path in paths]
         delivery = None
         if parts or part_of is not None:
             files = [(p, sha, source_for(p, fmt).format) for p, sha in zip(paths, shas, strict=True)]
             delivery = delivery_for(files, batches, part_of)
-            if part_of is None and comes_again(wh, delivery, batches):
+            if part_of is None and comes_again(wh, delivery, batches, short):
                 delivery = Delivery()  # the files come again, as a new delivery
         results: list[IngestResult] = []
         named = [
             (p, sha, (sources or {}).get(p) or str(p.resolve())) for p, sha in zip(paths, shas, strict=True)
         ]
-        for result in _ingested(wh, named, fmt, batches, reparse, delivery, on_commit):
+        for result in _ingested(wh, named, fmt, batches, reparse, delivery, on_commit, short):
             # (the parts of a new delivery are short until its last: only an earlier delivery can be)
             result.short_delivery = (delivery is None or delivery.existing) and in_short_delivery(
-                result.delivery_group, result.batch_id, batches
+                result.delivery_group, result.batch_id, batches, short
             )
             result.restates = [r.path for r in results if _restated(r, result)]
             results.append(result)
@@ -110,6 +103,19 @@ def ingest_files(
                 on_result(result)
             crash_point("ingest:committed")  # a file committed and registered, the next one not yet
         return results
+
+
+def _check_given(paths: list[Path], *, reparse: bool, delivery: bool) -> None:
+    """Refuse, before anything is read, what cannot be ingested as asked."""
+    for path in paths:
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a file")
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+    if reparse and delivery:
+        raise InputError(
+            "--reparse keeps each file in the delivery it was ingested in: drop --parts / --part-of"
+        )
 
 
 def _ingested(
@@ -120,6 +126,7 @@ def _ingested(
     reparse: bool,
     delivery: Delivery | None,
     on_commit: Callable[[IngestResult], None] | None = None,
+    short: Sequence[int] = (),
 ) -> Iterator[IngestResult]:
     """Each file's result as it is committed: one file after the other, or, for the parts of a
     delivery, every part staged (read, checked and written) before the first is committed, so that
@@ -144,7 +151,7 @@ def _ingested(
                     shutil.rmtree(Path(written).parent, ignore_errors=True)
         raise
     if delivery is not None and delivery.existing:
-        _superseded(wh, delivery, [s.result for s in staged if isinstance(s, _Staged)], batches)
+        _superseded(wh, delivery, [s.result for s in staged if isinstance(s, _Staged)], batches, short)
     elif delivery is not None:  # a new delivery: it counts once all the parts it declares are in
         parts = [s for s in staged if isinstance(s, _Staged)]
         for one in parts:
@@ -153,13 +160,15 @@ def _ingested(
         yield one if isinstance(one, IngestResult) else _commit(wh, one, batches, on_commit)
 
 
-def _superseded(wh: Warehouse, delivery: Delivery, results: list[IngestResult], batches: list[Batch]) -> None:
+def _superseded(
+    wh: Warehouse, delivery: Delivery, results: list[IngestResult], batches: list[Batch], short: Sequence[int]
+) -> None:
     """Marks the new parts of an earlier delivery with the later one that replaced it for a period they
-    deliver (`IngestResult.superseded_by`): their rows of it will not count."""
+    deliver (`IngestResult.superseded_by`): their rows of it will not count. A delivery short of its
+    parts (`short`) replaces nothing."""
     if not results:
         return
     periods = set().union(*(r.periods for r in results))
-    short = incomplete_deliveries(batches)  # a delivery short of its parts replaces nothing
     later = later_deliveries(wh, delivery, results[0].source_format, periods, short)  # parts share a format
     for result in results:
         keys = [later[p] for p in result.periods if p in later]
@@ -189,7 +198,7 @@ def _stage(
     given; or, when there is nothing to ingest (a file already ingested, already a part of
     `delivery`), the skipped result."""
     path, sha, source_file = file
-    readings = _readings(sha, batches, reparse)
+    readings = file_readings(sha, batches, reparse)
     skipped = _skipped(path, sha, readings, reparse, delivery)
     if skipped is not None:
         return skipped
@@ -235,20 +244,6 @@ def _stage(
     batch = Batch(batch_id, seq, sha, ctx.source_file, source.format, loaded_at.isoformat(),
                   result.accepted, result.quarantined, 0, replaces, group)  # fmt: skip
     return _Staged(result, batch, accepted, rejected)
-
-
-def _readings(sha: str, batches: list[Batch], reparse: bool) -> list[Batch]:
-    """The batches of the file `sha`; to read it again, those of its latest delivery only (a file
-    repeated in two deliveries is re-read where it counts: the latest one not short of its parts,
-    unless all are)."""
-    readings = [b for b in batches if b.sha256 == sha]
-    if reparse and readings:
-        keys = delivery_keys(batches)
-        short = set(incomplete_deliveries(batches))
-        counted = [b for b in readings if b.batch_seq not in short] or readings
-        latest = max(keys[b.batch_id] for b in counted)
-        readings = [b for b in readings if keys[b.batch_id] == latest]
-    return readings
 
 
 def _skipped(

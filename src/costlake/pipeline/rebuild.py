@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from costlake.engines import Engine
-from costlake.lake.batches import incomplete_deliveries, registered_batches
+from costlake.lake.batches import Batch, incomplete_deliveries
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import at_most
 from costlake.lake.fingerprint import PartitionFingerprint, fingerprint_files
@@ -65,6 +65,7 @@ def rebuild(
     run_id: str,
     published_at: dt.datetime,
     staging: dict[str, Path],
+    batches: Sequence[Batch],
     lag_hours: int | None = None,
 ) -> Rebuilt:
     """Compute stages 1-3 for `days` from raw batches up to `watermark`, run the gate, write files.
@@ -75,7 +76,7 @@ def rebuild(
     engine.register_arrow("days", pa.table({"usage_date": pa.array(sorted(days), pa.date32())}))
     every_day = not engine.fetch(stage1_normalize.outside_days_sql("raw_asof", "days")).num_rows
     lag = settings.completeness_lag_hours if lag_hours is None else lag_hours
-    short = incomplete_deliveries(registered_batches(wh), watermark)
+    short = incomplete_deliveries(list(batches), watermark)
     steps = _stage_steps(run_id, published_at, lag, every_day, short)
     progress = current()  # a step per table built, the gate, and a step per stage's files
     progress.start(f"rebuilding {len(days):,} day(s)", total=len(steps) + 1 + len(STAGES), unit="steps")

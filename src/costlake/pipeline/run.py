@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from costlake.duck import scratch_folder
 from costlake.engines import Engine, create_engine
+from costlake.lake.batches import Batch
 from costlake.lake.faults import crash_point
 from costlake.lake.filters import greater_than
 from costlake.lake.fingerprint import EMPTY_HASH, PartitionFingerprint, fingerprint_files
@@ -121,7 +122,7 @@ def run_pipeline(
                 done |= {"days": len(plan.days), "batches": len(plan.new_batches)}
             report.batches, report.reasons = plan.new_batches, dict(plan.reasons)
             if plan.days or plan.new_batches or plan.recovered_runs:
-                _publish(wh, engine, plan, report, now, say, stages)
+                _publish(wh, engine, plan, report, now, say, stages, batches)
         report.seconds = time.monotonic() - started
         return report
 
@@ -134,6 +135,7 @@ def _publish(
     now: dt.datetime,
     say: Step,
     stages: Collection[str] | None,
+    batches: list[Batch],
 ) -> None:
     say(STEPS[1])
     staging = {tdef.name: wh.new_data_dir(tdef, f"run_id={report.run_id}") for tdef, _ in STAGES}
@@ -146,6 +148,7 @@ def _publish(
             run_id=report.run_id,
             published_at=now,
             staging=staging,
+            batches=batches,
         )
         done["held_back"] = len(rebuilt.held_back)
     report.findings = rebuilt.findings
