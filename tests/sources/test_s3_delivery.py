@@ -5,15 +5,19 @@ delivery's prefix, or in another bucket, is refused before any data file is down
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from billing_sums import CUR, cur_totals, published
+from costlake.errors import InputError
 from costlake.lake.batches import registered_batches
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
+from costlake.sources import s3_delivery
+from costlake.sources.s3_delivery import HEADROOM, fetch_delivery
 from cur_exports import PERIOD, gzip_parts
 from helpers import cli
 from moto_s3 import moto_endpoint, s3_with_bucket
@@ -129,3 +133,36 @@ def test_a_manifest_where_aws_writes_none_or_a_key_naming_the_period_twice_is_re
     upload_export(s3, tmp_path, [twice])
     got = cli(tmp_path / "wh", "ingest", "--manifest", f"s3://{BUCKET}/{MANIFEST}")
     assert got.returncode == 1 and "is not at its place in" in got.stderr, got.stderr
+
+
+def test_every_part_is_asked_for_before_any_is_downloaded(s3: Any, tmp_path: Path) -> None:
+    missing = f"{FOLDER}/asm-1/missing.csv.gz"
+    upload_export(s3, tmp_path, [missing])  # listed last: the two real parts come first
+    into = tmp_path / "scratch"
+    with pytest.raises(InputError, match=f"^s3://{BUCKET}/{missing}: no such object$"):
+        fetch_delivery(f"s3://{BUCKET}/{MANIFEST}", s3, into)
+    assert [p.name for p in into.rglob("*") if p.is_file()] == ["my-report-Manifest.json"]
+
+
+def test_a_delivery_larger_than_the_free_disk_is_refused_before_downloading(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = upload_export(s3, tmp_path)
+    need = sum(int(s3.head_object(Bucket=BUCKET, Key=k)["ContentLength"]) for k in keys)
+    into = tmp_path / "scratch"
+    real = shutil.disk_usage(tmp_path)
+    for free, refused in [(HEADROOM + need - 1, True), (HEADROOM + need, False)]:
+        monkeypatch.setattr(s3_delivery.shutil, "disk_usage", lambda _, free=free: real._replace(free=free))
+        shutil.rmtree(into, ignore_errors=True)
+        if not refused:
+            fetch_delivery(f"s3://{BUCKET}/{MANIFEST}", s3, into)
+            assert len(list(into.rglob("*.csv.gz"))) == 2
+            continue
+        with pytest.raises(InputError) as caught:
+            fetch_delivery(f"s3://{BUCKET}/{MANIFEST}", s3, into)
+        kib = -(-need >> 10), -(-(need - 1) >> 10)
+        assert str(caught.value) == (
+            f"s3://{BUCKET}/{MANIFEST}: its 2 data file(s) hold {kib[0]} KiB, more than the {kib[1]} KiB "
+            f"free for them where they would be downloaded ({tmp_path}); set TMPDIR to a folder on a larger disk"
+        )
+        assert not list(into.rglob("*.csv.gz"))

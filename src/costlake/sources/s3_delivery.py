@@ -13,12 +13,16 @@ is fetched too (`read_manifest` tells when it names another update). The client 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from costlake.errors import InputError, first_line
 from costlake.logs import current
 from costlake.sources import manifest as manifests
+
+# Disk the ingest keeps for its own working files (DuckDB's spill, staged Parquet) beside the download
+HEADROOM = 256 << 20
 
 
 def is_s3(location: str) -> bool:
@@ -49,6 +53,7 @@ def fetch_delivery(uri: str, client: Any, into: Path) -> tuple[Path, dict[Path, 
         places.append(rest)
     keys = [k for _, k in listed]
     manifests.check_uniform(uri, keys, places)
+    _check_room(uri, _sizes(client, bucket, keys), into)
     if where.own:
         period_copy = f"{prefix}{PurePosixPath(key).name}"  # an update's copy: the period's own manifest
         _fetch_manifest(client, bucket, period_copy, into / bucket / period_copy, missing_ok=True)
@@ -59,6 +64,39 @@ def fetch_delivery(uri: str, client: Any, into: Path) -> tuple[Path, dict[Path, 
         _download(client, bucket, their_key, target, named)
         progress.advance()
     return local, wanted
+
+
+def _sizes(client: Any, bucket: str, keys: list[str]) -> list[int]:
+    """The size of each listed object, asked before anything is downloaded: a part that is missing
+    or refused stops the command before it spends time and disk on the others."""
+    sizes = []
+    for key in keys:
+        try:
+            sizes.append(int(client.head_object(Bucket=bucket, Key=key)["ContentLength"]))
+        except Exception as exc:  # noqa: BLE001 - botocore's errors, told apart in _s3_error
+            raise _s3_error(f"s3://{bucket}/{key}", exc, client, bucket) from None
+    return sizes
+
+
+def _check_room(uri: str, sizes: list[int], into: Path) -> None:
+    """Refuses a delivery larger than the scratch folder's disk has room for (less `HEADROOM`, which
+    the ingest's own working files need): a manifest can list any number of parts of any size, and
+    a disk filled half-way fails later, having read for nothing."""
+    need, free = sum(sizes), shutil.disk_usage(into).free
+    if need > free - HEADROOM:
+        raise InputError(
+            f"{uri}: its {len(sizes):,} data file(s) hold {_size(need)}, more than the "
+            f"{_size(max(free - HEADROOM, 0))} free for them where they would be downloaded "
+            f"({into.parent}); set TMPDIR to a folder on a larger disk"
+        )
+
+
+def _size(count: int) -> str:
+    """A byte count for people: 1.5 GiB, 312.0 MiB, 20 KiB."""
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if count >= 1 << shift:
+            return f"{count / (1 << shift):,.1f} {unit}"
+    return f"{-(-count >> 10):,} KiB"
 
 
 def _fetch_manifest(client: Any, bucket: str, key: str, target: Path, *, missing_ok: bool) -> None:
