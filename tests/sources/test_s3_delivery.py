@@ -163,6 +163,7 @@ def test_a_delivery_larger_than_the_free_disk_is_refused_before_downloading(
         kib = -(-need >> 10), -(-(need - 1) >> 10)
         assert str(caught.value) == (
             f"s3://{BUCKET}/{MANIFEST}: its 2 data file(s) hold {kib[0]} KiB, more than the {kib[1]} KiB "
-            f"free for them where they would be downloaded ({tmp_path}); set TMPDIR to a folder on a larger disk"
+            f"free for them where they would be downloaded ({tmp_path}); "
+            "set TMPDIR to a folder on a larger disk"
         )
         assert not list(into.rglob("*.csv.gz"))
