@@ -12,6 +12,7 @@ tables as they are now. Each call reads the catalog afresh, so a long-lived proc
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -139,18 +140,20 @@ def spend(
     if wanted := sorted(set(accounts)):
         where.append(f"s.account_id IN ({', '.join('?' * len(wanted))})")
         params += wanted
-    if keys := sorted({service_key(s) for s in services}):
-        where.append(f"{_SERVICE_KEY} IN ({', '.join('?' * len(keys))})")
-        params += keys
-    key = _GROUP_KEYS[group_by]
-    sql = f"""SELECT s.{key} AS key, sum({_COST_COLUMNS[cost]}) AS cost_usd,
-                     CAST(count(DISTINCT s.usage_date) AS BIGINT) AS days
-              FROM {ACCOUNT_SERVICE_DAY.name} AS s WHERE {" AND ".join(where)}
-              GROUP BY s.{key} ORDER BY s.{key}"""
+    keys = {service_key(s) for s in services}
     status = f"""SELECT usage_date, bool_and(COALESCE(data_complete, false)) AS complete
                  FROM {DAILY_ACCOUNT.name} GROUP BY usage_date"""
     tables = [ACCOUNT_SERVICE_DAY.name, DAILY_ACCOUNT.name]
     with _lake(wh, tenant, tables) as con:
+        if keys:  # the spellings in the lake of the services asked for (none: nothing matches)
+            names = sorted(n for n in _column(con, "service_name") if service_key(n) in keys)
+            where.append(f"s.service_name IN ({', '.join('?' * len(names))})" if names else "false")
+            params += names
+        key = _GROUP_KEYS[group_by]
+        sql = f"""SELECT s.{key} AS key, sum({_COST_COLUMNS[cost]}) AS cost_usd,
+                         CAST(count(DISTINCT s.usage_date) AS BIGINT) AS days
+                  FROM {ACCOUNT_SERVICE_DAY.name} AS s WHERE {" AND ".join(where)}
+                  GROUP BY s.{key} ORDER BY s.{key}"""
         groups = [GroupSpend(**r) for r in _rows(con, sql, params)]
         complete = {r["usage_date"]: r["complete"] for r in _rows(con, status, [])}
     return Spend(date_from, date_to, groups, _incomplete_days(date_from, date_to, complete))
@@ -168,12 +171,27 @@ def _incomplete_days(date_from: dt.date, date_to: dt.date, complete: dict[dt.dat
     return [d for d in every if (d in complete and not complete[d]) or d > last]
 
 
-_SERVICE_KEY = "regexp_replace(lower(s.service_name), '[^a-z0-9]', '', 'g')"
+def _column(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
+    """The distinct values of a column of the tenant's stage 2."""
+    sql = f"SELECT DISTINCT {column} FROM {ACCOUNT_SERVICE_DAY.name} WHERE {column} IS NOT NULL"
+    return [str(r[column]) for r in _rows(con, sql, [])]
+
+
+# Separators, punctuation and symbols: what people write differently for one service.
+_LOOSE = frozenset("ZPS")
 
 
 def service_key(service: str) -> str:
-    """A service name's letters and digits, lower-cased: how services are compared."""
-    return "".join(ch for ch in service.lower() if ch.isalnum())
+    """How services are compared: the name lower-cased and composed (Unicode NFC), without spaces,
+    punctuation and symbols, so that "Amazon S3", "amazon-s3" and "AmazonS3" are one service, and so
+    is "Stockage Données" however its accent was typed. An invisible character (a zero-width space, a
+    control) stays: a look-alike of a service's name is another service.
+
+    >>> [service_key(s) for s in ("Amazon S3", "amazon_s3", "Amazon\u200bS3", "Donne\u0301es")]
+    ['amazons3', 'amazons3', 'amazon\u200bs3', 'données']
+    """
+    text = unicodedata.normalize("NFC", service.lower())
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in _LOOSE)
 
 
 _COST_COLUMNS = {"billed": "s.total_cost_usd", "effective": "s.effective_cost_usd"}

@@ -17,12 +17,14 @@ never read as a date.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
+from costlake.catalog.readers import service_key
 from costlake.errors import InputError
 from costlake.rag.bm25 import camel_parts
 
@@ -136,7 +138,7 @@ class _Text:
     """The question, lower-cased; recognised spans are blanked so later patterns cannot reuse them."""
 
     def __init__(self, question: str) -> None:
-        self.original = " ".join(question.split())
+        self.original = unicodedata.normalize("NFC", " ".join(question.split()))
         self.masked = self.original.lower()
         self.matched: dict[str, str] = {}
 
@@ -175,11 +177,29 @@ def parse_period(text: str, today: date) -> tuple[date | None, date | None]:
 
 
 def _words_pattern(term: str, *, plural: bool = False) -> str:
-    """Whole-word pattern for a service name or alias; "AmazonEC2" also matches "Amazon EC2", "amazon-ec2"."""
+    """Whole-word pattern for a service name or alias; "AmazonEC2" also matches "Amazon EC2", "amazon-ec2".
+    A name that is not plain ASCII matches its own words in order ("Stockage Données" also matches
+    "stockage-données"), each character as it is: an invisible one inside a word stays in the pattern,
+    so a look-alike of a service's name never matches what is typed for the service."""
+    if not term.isascii():
+        words = _unicode_words(term)
+        if not words:
+            return ""
+        return _UB + r"[\s._-]*".join(re.escape(w) for w in words) + _UE
     parts = [p for word in re.findall(r"[A-Za-z0-9]+", term) for p in camel_parts(word)]
     if not parts:
         return ""
     return _B + r"[\s._-]*".join(re.escape(p) for p in parts) + ("s?" if plural else "") + _E
+
+
+_UB, _UE = r"(?<![^\W_])", r"(?![^\W_])"  # whole words, in any script
+
+
+def _unicode_words(term: str) -> list[str]:
+    """A name's words, lower-cased and composed (NFC): the runs between spaces, punctuation and
+    symbols, as `readers.service_key` compares names."""
+    text = unicodedata.normalize("NFC", term.lower())
+    return "".join(" " if unicodedata.category(ch)[0] in "ZPS" else ch for ch in text).split()
 
 
 def _collect(found: set[str], ids: Collection[str], what: str) -> Callable[[re.Match[str]], str]:
@@ -228,14 +248,15 @@ def _service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[st
     then the remaining services under their own name."""
     by_key: dict[str, set[str]] = {}
     for service in services:
-        by_key.setdefault(_key(service), set()).add(service)
+        by_key.setdefault(service_key(service), set()).add(service)
     patterns: dict[str, set[str]] = {}
     needles: dict[str, str] = {}
     claimed: set[str] = set()
     for canonical, (names, aliases) in _FAMILIES.items():
-        members = {s for spelling in (canonical, *names, *aliases) for s in by_key.get(_key(spelling), ())}
+        spellings = (canonical, *names, *aliases)
+        members = {s for spelling in spellings for s in by_key.get(service_key(spelling), ())}
         claimed |= members
-        for spelling in (canonical, *names, *aliases) if members else ():
+        for spelling in spellings if members else ():
             pattern = _words_pattern(spelling, plural=spelling in aliases)
             patterns.setdefault(pattern, set()).update(members)
             needles[pattern] = _first_part(spelling)
@@ -248,11 +269,9 @@ def _service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[st
 
 def _first_part(term: str) -> str:
     """The first part `_words_pattern` matches: "AmazonEC2" -> "amazon"."""
+    if not term.isascii():
+        return next(iter(_unicode_words(term)), "")
     return next((p for word in re.findall(r"[A-Za-z0-9]+", term) for p in camel_parts(word)), "")
-
-
-def _key(service: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", service.lower())
 
 
 def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
