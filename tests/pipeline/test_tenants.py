@@ -60,3 +60,13 @@ def test_a_tenants_file_that_is_not_utf8_is_refused_in_one_line(wh: Warehouse, t
     with pytest.raises(InputError, match=r"tenants\.csv: not a readable UTF-8 CSV file") as refused:
         load_tenants(wh, path)
     assert "\n" not in str(refused.value) and wh.read_rows(DIM_ACCOUNT).num_rows == 0
+
+
+@pytest.mark.parametrize("header", ["account_id,tenant_id,account_id", "account_id,tenant_id,Tenant_ID "])
+def test_a_column_named_twice_is_refused(wh: Warehouse, tmp_path: Path, header: str) -> None:
+    """The last column of a name won: an account given twice went to the tenant of the other id."""
+    path = tmp_path / "tenants.csv"
+    path.write_text(f"{header}\n111122223333,tenant-a,222\n")
+    with pytest.raises(InputError, match=r"tenants\.csv: column\(s\) '\w+' appear more than once") as refused:
+        load_tenants(wh, path)
+    assert "\n" not in str(refused.value) and wh.read_rows(DIM_ACCOUNT).num_rows == 0

@@ -40,6 +40,9 @@ def read_tenants(path: Path, limits: RowLimits | None = None) -> dict[str, tuple
 
 def _owners(path: Path, reader: csv.DictReader[str], limits: RowLimits) -> dict[str, tuple[str, str | None]]:
     header = [h.strip().lower() for h in reader.fieldnames or []]
+    if dupes := sorted({c for c in header if header.count(c) > 1}):  # which one would win is a guess
+        shown = ", ".join(repr(c[:40]) for c in dupes[:5])
+        raise InputError(f"{path}: column(s) {shown} appear more than once in the header; nothing loaded")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InputError(
