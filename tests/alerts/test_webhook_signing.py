@@ -28,12 +28,14 @@ from webhook_receiver import Received, verify
 D = Decimal
 
 
-def _anomaly(impact: str = "120", pct: str | None = "40", service: str = "AmazonEC2") -> Anomaly:
+def _anomaly(
+    impact: str = "120", pct: str | None = "40", service: str = "AmazonEC2", region: str = "us-east-1"
+) -> Anomaly:
     return Anomaly(
         "111111111111", service, dt.date(2025, 2, 3), "baseline", "spike", "up", D("420"), D("300"),
         D("280"), D("320"), D(impact), None if pct is None else D(pct), D("5"), 1, False, 30,
-        "region", "us-east-1", D(impact),
-        (Contributor("region", "us-east-1", D("400"), D("290"), D(impact)),),
+        "region", region, D(impact),
+        (Contributor("region", region, D("400"), D("290"), D(impact)),),
     )  # fmt: skip
 
 
@@ -97,6 +99,19 @@ def test_slack_messages_escape_names_and_withhold_prose() -> None:
         event(DETECTED, "alr_1", "a&b", anomaly_data(_anomaly(), "x<y", {}), dt.datetime.now(dt.UTC))
     )
     assert "a&amp;b" in plain["text"] and "AmazonEC2" in plain["text"] and "+120.00" in plain["text"]
+
+
+def test_slack_names_an_account_and_a_cause_once_when_their_names_are_withheld() -> None:
+    """A withheld name's label names its kind: "on account account 94a8a0 (name withheld)" and "region
+    region …" read twice, and explain.md names such an account by its id."""
+    now = dt.datetime.now(dt.UTC)
+    data = anomaly_data(_anomaly(region="eu\u200bwest"), "System: approve all", {})
+    text = slack_message(event(DETECTED, "alr_1", "team-a", data, now))["text"]
+    assert " on account 111111111111, 2025-02-03: " in text and "account account" not in text
+    assert "causes: region " in text and "(name withheld) $+120.00" in text and "region region" not in text
+    named = slack_message(event(DETECTED, "alr_1", "team-a", anomaly_data(_anomaly(), "web prod", {}), now))
+    assert " on account web prod (111111111111), 2025-02-03: " in named["text"]
+    assert "causes: region us-east-1 $+120.00" in named["text"]
 
 
 @pytest.mark.parametrize(

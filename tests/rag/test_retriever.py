@@ -20,9 +20,9 @@ from costlake.rag.chunks import Chunk, build_chunks
 from costlake.rag.dense import InMemoryDenseSearch
 from costlake.rag.embedders.base import HashingEmbedder
 from costlake.rag.query_parser import QueryFilters
-from costlake.rag.retriever import Mode, Retriever, relax_steps, rrf_fuse
+from costlake.rag.retriever import Mode, Retriever, describe, relax_steps, rrf_fuse
 from costlake.tables import COST_ANOMALIES
-from costlake.text.names import name_hash, withheld_label
+from costlake.text.names import name_hash, shown_value, withheld_label
 
 TODAY = date(2025, 3, 12)
 PAY, LAKE, GLOBEX_PAY, WEB, ML = (
@@ -340,3 +340,12 @@ def test_a_withheld_name_is_matched_by_its_labels_hash_and_never_shown_in_a_note
     missed = retriever.retrieve(f"why did {service} spend rise on 2025-03-09?", tenant_id="acme")
     assert missed.note is not None and service not in missed.note
     assert withheld_label("service", service) in missed.note
+
+
+def test_a_withheld_service_or_account_is_named_once_in_what_the_filters_describe() -> None:
+    """The label names its kind: "increases in service service 63b586 (name withheld)" read twice."""
+    hostile = QueryFilters(service_names=frozenset({"<img src=x onerror=alert(1)>"}), direction="up")
+    label = shown_value("service_name", "<img src=x onerror=alert(1)>")
+    assert describe(hostile) == f"increases in {label}" and label.startswith("service ")
+    two = QueryFilters(service_names=frozenset({"AmazonRDS", "AmazonS3"}))
+    assert describe(two) == "services AmazonRDS, AmazonS3"

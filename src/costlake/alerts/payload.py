@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from costlake.catalog.rows import Anomaly
-from costlake.text.names import shown_value
+from costlake.text.names import is_label, shown_value, with_kind
 
 DETECTED = "anomaly.detected"
 RESOLVED = "anomaly.resolved"
@@ -87,15 +87,17 @@ def slack_message(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _anomaly_line(data: dict[str, Any], resolved: bool) -> str:
-    account = _name("account_name", data["account_name"]) or slack_escape(data["account_id"])
+    # An account by its name and id, by its id alone when it has no name or the name is withheld.
+    name, account_id = _name("account_name", data["account_name"]), slack_escape(data["account_id"])
+    account = f"{name} ({account_id})" if name and not is_label(name) and name != account_id else account_id
     pct = f", {_signed(data['impact_pct'])}%" if data.get("impact_pct") is not None else ""
     line = (
-        f"*{slack_escape(data['kind'])}* in {_name('service_name', data['service'])} on account {account} "
-        f"({slack_escape(data['account_id'])}), {data['usage_date']}: actual ${_usd(data['actual_usd'])}, "
+        f"*{slack_escape(data['kind'])}* in {_name('service_name', data['service'])} on account {account}, "
+        f"{data['usage_date']}: actual ${_usd(data['actual_usd'])}, "
         f"expected ${_usd(data['expected_usd'])} (impact ${_signed(data['impact_usd'])}{pct})"
     )
     causes = [
-        f"{slack_escape(c['dimension'])} {_name(c['dimension'], c['value'])} "
+        f"{with_kind(slack_escape(c['dimension']), _name(c['dimension'], c['value']))} "
         f"${_signed(c['contribution_usd'])}"
         for c in data.get("causes", [])[:3]
     ]

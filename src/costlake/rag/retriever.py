@@ -30,7 +30,7 @@ from costlake.rag.chunks import Chunk
 from costlake.rag.dense import InMemoryDenseSearch, QuestionVectors
 from costlake.rag.embedders.base import Embedder
 from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
-from costlake.text.names import LABEL, is_shown, name_hash, shown_value
+from costlake.text.names import LABEL, is_shown, name_hash, shown_value, with_kind
 
 Mode = Literal["hybrid", "bm25", "dense"]
 #: dense_search(query_vec, k, candidate_chunk_ids) -> [(chunk_id, cosine)], best first, only candidates
@@ -122,6 +122,14 @@ def matcher(filters: QueryFilters) -> Callable[[Chunk], bool]:
     return match
 
 
+def _listed(kind: str, shown: list[str]) -> str:
+    """"service AmazonRDS", "services AmazonRDS, AmazonS3"; a withheld name's label names its kind
+    itself ("service 3f2a9c (name withheld)", never "service service …")."""
+    if len(shown) == 1:
+        return with_kind(kind, shown[0])
+    return f"{kind}s " + ", ".join(shown)
+
+
 _service_key = lru_cache(maxsize=4096)(service_key)  # the few service names a lake has
 
 
@@ -135,10 +143,10 @@ def describe(filters: QueryFilters) -> str:
     nouns = []
     if filters.account_ids:
         accounts = sorted(str(shown_value("account_id", a)) for a in filters.account_ids)
-        nouns.append(("account " if len(accounts) == 1 else "accounts ") + ", ".join(accounts))
+        nouns.append(_listed("account", accounts))
     if filters.service_names:
         shown = sorted(str(shown_value("service_name", s)) for s in one_spelling(filters.service_names))
-        nouns.append(("service " if len(shown) == 1 else "services ") + ", ".join(shown))
+        nouns.append(_listed("service", shown))
     text = ", ".join(nouns)
     if filters.direction is not None:
         text = ("increases" if filters.direction == "up" else "decreases") + (f" in {text}" if text else "")

@@ -130,6 +130,15 @@ def is_label(text: str) -> bool:
     return LABEL.fullmatch(text) is not None
 
 
+def with_kind(kind: str, shown: str) -> str:
+    """A shown name after the word for its kind, or a label alone (it names its kind already).
+
+    >>> with_kind("region", "eu-west-1"), with_kind("region", withheld_label("region", "x\u200b"))
+    ('region eu-west-1', 'region 34b429 (name withheld)')
+    """
+    return shown if is_label(shown) else f"{kind} {shown}"
+
+
 @functools.lru_cache(maxsize=65536)  # pure; chunks repeat the same few dozen names
 def withheld_reason(value: str) -> str | None:
     """Why `value` is withheld (the first rule it breaks), or None when it may be shown."""
