@@ -273,6 +273,16 @@ def _ask_and_follow_a_citation(page: Any, expect: Any) -> None:
     expect(picked).to_have_count(1)
     expect(picked).to_be_focused()
     expect(page.locator("#series-title")).not_to_have_text("")
+    # A citation whose service name is withheld (shown by its label) links to its row all the same.
+    spike = (START + dt.timedelta(days=36)).isoformat()
+    page.fill("#question", f"why did spend jump on {spike}?")
+    page.click("#ask button[type=submit]")
+    withheld = page.locator("#answer button.cite", has_text="(name withheld)").first
+    expect(withheld).to_be_visible()
+    withheld.click()
+    expect(picked).to_have_count(1)
+    expect(picked).to_contain_text(FORMULA_STORED)
+    expect(picked).to_contain_text(spike)
 
 
 def _download_csv(page: Any) -> None:
