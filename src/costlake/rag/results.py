@@ -23,12 +23,9 @@ class Citation(BaseModel):
 
     chunk_id: str
     account_id: str
-    service_name: str = Field(description="as shown: a name the name policy withholds is its label")
+    service_name: str
     usage_date: str = Field(description="ISO 8601 day, e.g. 2025-03-02")
     impact_usd: str = Field(description="exact decimal, as a string so no float ever rounds it")
-    service_key: str = Field(
-        "", description="the service_name as stored, as GET /anomalies gives it: to find the anomaly by"
-    )
 
     @classmethod
     def of(cls, chunk: Chunk) -> Citation:
@@ -39,7 +36,6 @@ class Citation(BaseModel):
             service_name=str(chunk.metadata.get("service_name", chunk.service_name)),
             usage_date=chunk.usage_date.isoformat(),
             impact_usd=str(chunk.metadata.get("impact_usd", chunk.impact_usd)),
-            service_key=chunk.service_name,
         )
 
 

@@ -24,6 +24,7 @@ from costlake.api.limits import ACCOUNT_ID_CHARS, CURSOR_CHARS, SERVICE_CHARS
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
 from costlake.catalog import readers
 from costlake.catalog.filters import MAX_IMPACT, MAX_LIMIT, AnomalyFilters, DailyCostFilters, Page
+from costlake.rag.chunks import chunk_id_for
 from costlake.text.csv_cells import neutralise_cell
 
 router = APIRouter(tags=["data"])
@@ -251,6 +252,7 @@ def _answer(
 def _anomaly(a: readers.Anomaly) -> dict[str, Any]:
     row = {f.name: getattr(a, f.name) for f in dataclasses.fields(a) if f.name != "contributors"}
     row["contributors"] = [_plain(dataclasses.asdict(c)) for c in a.contributors]
+    row["chunk_id"] = chunk_id_for(a.account_id, a.service_name, a.usage_date, a.method)  # as citations
     return _plain(row)
 
 

@@ -131,7 +131,7 @@ function citation(c) {
   button.className = "cite";
   button.textContent = `${c.usage_date} · ${accountName(c.account_id)} · ${c.service_name} · ${money(c.impact_usd)}`;
   button.addEventListener("click", () => {
-    if (!table.reveal(c.account_id, c.service_key || c.service_name, c.usage_date)) {
+    if (!table.reveal(c.chunk_id)) {
       alertShow("That anomaly is not in the table as filtered: clear the filters to see it.");
     }
   });

@@ -95,6 +95,7 @@ export class AnomalyTable {
       const tr = document.createElement("tr");
       tr.tabIndex = 0;
       tr.dataset.key = rowKey(a.account_id, a.service_name, a.usage_date);
+      tr.dataset.chunk = a.chunk_id;
       tr.className = `dir-${a.direction}`;
       if (tr.dataset.key === this.picked) tr.classList.add("picked");
       cell(tr, a.usage_date, "nowrap");
@@ -129,13 +130,13 @@ export class AnomalyTable {
     this.onPick(anomaly);
   }
 
-  // The row of a citation: highlighted, scrolled to and focused, and its series charted. False when
-  // the table (as filtered) does not hold it.
-  reveal(accountId, service, day) {
-    const key = rowKey(accountId, service, day);
-    const tr = [...this.body.rows].find((r) => r.dataset.key === key);
+  // The row of a citation, found by its chunk id (a citation shows a withheld service name by its
+  // label, the table the name as stored): highlighted, scrolled to and focused, and its series
+  // charted. False when the table (as filtered) does not hold it.
+  reveal(chunkId) {
+    const tr = [...this.body.rows].find((r) => r.dataset.chunk === chunkId);
     if (!tr) return false;
-    const anomaly = this.rows.find((a) => rowKey(a.account_id, a.service_name, a.usage_date) === key);
+    const anomaly = this.rows.find((a) => a.chunk_id === chunkId);
     tr.scrollIntoView({ block: "center" });
     tr.focus({ preventScroll: true });
     this.pick(tr, anomaly);
