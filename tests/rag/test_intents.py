@@ -124,7 +124,9 @@ def test_dates_no_bill_can_have_are_not_read(phrase: str) -> None:
     assert parse_period(f"how much did we spend {phrase}", ANCHOR) == (None, None)
 
 
-@pytest.mark.parametrize("day", ["2025-02-30", "2024-02-30", "2025-04-31", "2025/06/31"])
+@pytest.mark.parametrize(
+    "day", ["2025-02-30", "2024-02-30", "2025-04-31", "2025/06/31", "February 30", "31 April", "Feb 29 2025"]
+)
 def test_a_day_its_month_does_not_have_is_refused_not_read_as_no_date(day: str) -> None:
     """Read as no date, it was answered for the default range (the last 30 days): a mistyped date."""
     with pytest.raises(InputError, match=f"^{day} is not a date in the question$"):
@@ -139,3 +141,10 @@ def test_open_ended_and_empty_ranges_end_on_the_anchor() -> None:
     assert parse_period("last 0 days", mid) == (mid, mid)
     feb, mar = (date(2025, 2, 1), date(2025, 2, 28)), (date(2025, 3, 1), date(2025, 3, 31))
     assert comparison_periods("how much more did we spend in March than February", ANCHOR) == (feb, mar)
+
+
+def test_a_named_day_without_a_year_is_its_latest_up_to_the_anchor() -> None:
+    """February 29 without a year is the latest one (years back in a common year), not February."""
+    leap = date(2024, 2, 29)
+    assert parse_period("how much did we spend on February 29", date(2025, 3, 1)) == (leap, leap)
+    assert parse_period("what did March 32 services cost", ANCHOR)[0] == date(ANCHOR.year, 3, 1)

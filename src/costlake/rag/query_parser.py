@@ -289,13 +289,12 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         number = int(month_) if month_.isdigit() else _MONTHS[month_]
         if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
             return None
-        try:
-            value = date(int(year) if year else today.year, number, int(day_))
-            if year is None and value > today:
-                value = date(today.year - 1, number, int(day_))
-        except ValueError:
-            if iso:  # 2025-02-30: mistyped, not read as no date (and answered for the default range)
-                raise InputError(f"{m[0]} is not a date in the question") from None
+        value = _latest_day(int(year) if year else None, number, int(day_), today)
+        if value is None:
+            # 2025-02-30, February 30: mistyped, not read as no date (and answered for the default
+            # range) nor as its month; a number no month has as a day ("March 32") is not a day at all
+            if iso or 1 <= int(day_) <= 31:
+                raise InputError(f"{text.original[m.start() : m.end()]} is not a date in the question")
             return None
         return keep(value, value, m)
 
@@ -330,6 +329,23 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     if not spans:
         return None, None
     return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def _latest_day(year: int | None, month: int, day: int, today: date) -> date | None:
+    """The day `day` of `month` in `year`; without a year, the latest such day up to `today` (the
+    latest February 29 may be years back). None when there is no such day.
+
+    >>> _latest_day(None, 2, 29, date(2025, 3, 1)), _latest_day(None, 2, 30, date(2025, 3, 1))
+    (datetime.date(2024, 2, 29), None)
+    """
+    for candidate in [year] if year is not None else range(today.year, today.year - 8, -1):
+        try:
+            value = date(candidate, month, day)
+        except ValueError:
+            continue
+        if year is not None or value <= today:
+            return value
+    return None
 
 
 def _quarter(number: int, year: str | None, today: date) -> tuple[date, date]:
