@@ -17,6 +17,7 @@ from costlake.pipeline.tenants import load_tenants
 from costlake.rag.explain import Explainer
 from costlake.rag.formatting import format_usd
 from costlake.rag.indexer import build_index
+from costlake.rag.query_parser import QueryFilters
 from costlake.settings import Settings
 from helpers import NATIVE_HEADER, ingest_and_run
 
@@ -173,6 +174,41 @@ def test_the_trend_compares_the_last_30_complete_days_with_the_30_before(
     )
     assert "\n- awslambda:" in answer.explanation.lower()  # the one service that grows every day
     assert answer.grounded
+
+
+@pytest.mark.parametrize("question", ["What is growing?", "S3 spend February vs January", "month over month"])
+def test_the_callers_dates_replace_the_periods_a_comparison_or_a_trend_names(
+    explainer: Explainer, question: str
+) -> None:
+    """The page sends its date range with every question: they were ignored here (the answer covered
+    the question's periods, or the last 30 days), where a filter replaces what the question says."""
+    given = QueryFilters(date_from=dt.date(2025, 2, 1), date_to=dt.date(2025, 2, 10))
+    answer = explainer.explain(question, tenant="team-a", given=given)
+    assert answer.intent in ("comparison", "trend") and answer.grounded
+    assert (answer.date_from, answer.date_to) == ("2025-01-22", "2025-02-10"), question
+    s3 = [_spent("AmazonS3", *days) for days in ((dt.date(2025, 2, 1), dt.date(2025, 2, 10)),)]
+    if "S3" in question:
+        assert answer.explanation.startswith(
+            f"Spend on AmazonS3 was {format_usd(s3[0])} from 2025-02-01 to 2025-02-10"
+        )
+    assert "Over the last" not in answer.explanation
+
+
+@pytest.mark.parametrize(
+    ("given", "days"),
+    [
+        (QueryFilters(date_from=dt.date(2999, 12, 31)), ("2999-12-31", "2999-12-31")),
+        (QueryFilters(date_to=dt.date(1900, 1, 1)), ("1900-01-01", "1900-01-01")),
+    ],
+)
+def test_a_range_from_one_given_end_is_never_reversed_nor_before_1900(
+    explainer: Explainer, given: QueryFilters, days: tuple[str, str]
+) -> None:
+    answer = explainer.explain("How much did we spend?", tenant="team-a", given=given)
+    assert (answer.date_from, answer.date_to) == days
+    assert answer.explanation.startswith(
+        f"No spend was published across the accounts from {days[0]} to {days[1]}"
+    )
 
 
 def test_a_ranking_orders_every_matching_anomaly_by_impact(explainer: Explainer) -> None:

@@ -23,8 +23,8 @@ from costlake.lake.warehouse import Warehouse
 from costlake.rag.chunk_text import account_phrase, service_phrase
 from costlake.rag.chunks import Chunk
 from costlake.rag.formatting import format_pct, format_usd
-from costlake.rag.intents import Intent, Order, Period, comparison_periods, trend_periods
-from costlake.rag.query_parser import QueryFilters
+from costlake.rag.intents import Intent, Order, Period, comparison_periods, previous_period, trend_periods
+from costlake.rag.query_parser import YEARS, QueryFilters
 from costlake.rag.retriever import matcher, one_spelling
 from costlake.text.names import shown_value
 
@@ -111,9 +111,14 @@ def comparison(
     filters: QueryFilters,
     intent: Intent,
     anchor: dt.date,
+    window: Period | None = None,
 ) -> TableAnswer:
-    """The spend of two periods (`intents.comparison_periods`) and the largest changes per group."""
-    before, after = comparison_periods(question, anchor)
+    """The spend of two periods (`intents.comparison_periods`; the caller's `window` and the period
+    before it, when its filters give dates) and the largest changes per group."""
+    if window is None:
+        before, after = comparison_periods(question, anchor)
+    else:
+        before, after = previous_period(*window), window
     return _compare(wh, tenant, names, filters, intent, before, after, question)
 
 
@@ -125,11 +130,15 @@ def trend(
     filters: QueryFilters,
     intent: Intent,
     anchor: dt.date,
+    window: Period | None = None,
 ) -> TableAnswer:
-    """The groups whose spend over the last 30 complete days grew most against the 30 days before
-    (fell most, when the question asks what is declining)."""
-    before, after = trend_periods(anchor)
-    return _compare(wh, tenant, names, filters, intent, before, after, question, trend=True)
+    """The groups whose spend over the last 30 complete days (the caller's `window`, when its filters
+    give dates) grew most against as many days before (fell most, when the question asks what is
+    declining)."""
+    before, after = trend_periods(anchor) if window is None else (previous_period(*window), window)
+    return _compare(
+        wh, tenant, names, filters, intent, before, after, question, trend=True, latest=window is None
+    )
 
 
 def _compare(
@@ -143,7 +152,9 @@ def _compare(
     question: str,
     *,
     trend: bool = False,
+    latest: bool = False,
 ) -> TableAnswer:
+    """`after` against `before`; `latest`: `after` is the last complete days (a trend's own period)."""
     old, new = (_spend(wh, tenant, filters, intent, period) for period in (before, after))
     a, b = old.total_usd, new.total_usd
     days = (before[1] - before[0]).days + 1
@@ -158,7 +169,7 @@ def _compare(
         {"from_date": after[0], "to_date": after[1], "total_usd": b, "change_usd": b - a, **_pct(b - a, a)},
     ]
     scope = _scope(filters, names.services)
-    if trend:
+    if latest:
         text = (
             f"Over the last {days} complete days ({after[0]} to {after[1]}), spend {scope} was "
             f"{format_usd(b)} against {format_usd(a)} in the {days} days before ({before[0]} to {before[1]})"
@@ -218,9 +229,19 @@ def _spend(
     )
 
 
+def given_window(given: QueryFilters | None, anchor: dt.date) -> Period | None:
+    """The period a caller's filters give (they replace what the question says), None when they give
+    no date."""
+    if given is None or (given.date_from is None and given.date_to is None):
+        return None
+    return _range(given, anchor)
+
+
 def _range(filters: QueryFilters, anchor: dt.date) -> Period:
-    end = filters.date_to or anchor
-    start = filters.date_from or end - dt.timedelta(days=29)
+    """The filters' dates; a missing end is the latest complete day (or the start, when that is
+    later), a missing start 30 days before the end (never before the earliest date a question reads)."""
+    end = filters.date_to or max(anchor, filters.date_from or anchor)
+    start = filters.date_from or max(end - dt.timedelta(days=29), dt.date(YEARS[0], 1, 1))
     return start, end
 
 

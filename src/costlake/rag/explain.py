@@ -259,10 +259,10 @@ class Explainer:
             filters = narrowed(parsed, given)
             if intent.kind == "lookup":
                 found = answers.lookup(self.wh, tenant, names, filters, intent, anchor)
-            elif intent.kind == "comparison":
-                found = answers.comparison(self.wh, tenant, names, question, filters, intent, anchor)
-            else:
-                found = answers.trend(self.wh, tenant, names, question, filters, intent, anchor)
+            else:  # a comparison or a trend: the caller's dates replace the periods the question names
+                window = answers.given_window(given, anchor)
+                compare = answers.comparison if intent.kind == "comparison" else answers.trend
+                found = compare(self.wh, tenant, names, question, filters, intent, anchor, window)
             done["rows"] = found.rows_read
         read = time.perf_counter()
         grounding = check_grounding(found.text, found.context)
