@@ -45,3 +45,38 @@ def test_ingest_creates_the_warehouse_and_then_every_command_finds_it(tmp_path: 
     assert (tmp_path / "wh" / "catalog.db").is_file()
     done = cli(tmp_path / "wh", "query", "SELECT count(*) AS n FROM raw_billing_events", "--format", "csv")
     assert done.returncode == 0 and done.stdout.splitlines()[1] != "0", done.stderr
+
+
+NATIVE = "event_id,usage_date,account_id,service_name,cost_usd\n"
+
+
+def test_a_warehouse_path_a_uri_would_misread_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
+    """`lake%20A` opened `lake A`'s catalog (and added its batch to that lake's money); `lake?a` made a
+    catalog file `lake` that no later command found."""
+    bill = tmp_path / "a.csv"
+    bill.write_text(NATIVE + "e1,2025-03-01,111,ec2,10.50\n")
+    lake = tmp_path / "lake A"
+    assert cli(lake, "ingest", str(bill)).returncode == 0
+    for name, sign in [("lake%20A", "%"), ("lake?a", "?"), ("la#ke", "#")]:
+        done = cli(tmp_path / name, "ingest", str(bill))
+        assert done.returncode == 1 and done.stderr.strip() == (
+            f"error: {tmp_path / name}: a warehouse folder's path cannot hold {sign} (the Iceberg catalog's "
+            "URIs read them as escapes, a query or a fragment); choose a folder without them"
+        )
+        assert not (tmp_path / name).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "lake A"]
+    batches = cli(lake, "query", "SELECT count(*) AS n FROM ingest_batches", "--format", "csv")
+    assert batches.stdout.splitlines() == ["n", "1"]
+
+
+def test_a_warehouse_folder_with_a_space_or_an_accent_holds_its_own_tables(tmp_path: Path) -> None:
+    """PyIceberg takes a file URI's path literally: the tables of `lake A` were written to a folder
+    `lake%20A` beside it, which a backup (or removal) of the warehouse folder missed."""
+    bill = tmp_path / "a.csv"
+    bill.write_text(NATIVE + "e1,2025-03-01,111,ec2,10.50\n")
+    for name in ("lake A", "lac été"):
+        lake = tmp_path / name
+        assert cli(lake, "ingest", str(bill)).returncode == 0 and cli(lake, "run").returncode == 0
+        parquet = list(lake.rglob("*.parquet"))
+        assert parquet and all(lake in p.parents for p in parquet)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "lac été", "lake A"]

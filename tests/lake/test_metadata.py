@@ -124,7 +124,7 @@ def _imports_after(warehouse: str, *args: str) -> tuple[str, str]:
 
 
 def test_reading_commands_do_not_import_the_catalog(make_wh) -> None:  # type: ignore[no-untyped-def]
-    wh = make_wh("w h#1", embedder="hashing")  # a path its file: URIs percent-encode
+    wh = make_wh("w hé1", embedder="hashing")  # a path a file: URI would percent-encode
     ingest_and_run(wh, SEED)
     build_index(wh)
     where = wh.settings.warehouse

@@ -24,7 +24,10 @@ def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
         s3["s3.endpoint"] = settings.s3_endpoint
     if settings.aws_region:
         s3["s3.region"] = settings.aws_region
-    location = settings.warehouse if remote else root.as_uri()
+    # A local warehouse's tables live in its folder as it is spelt: PyIceberg takes a file URI's path
+    # literally (`root.as_uri()` put `lake A`'s tables into a folder `lake%20A` beside it). The
+    # signs a URI would read otherwise are refused (home.check_path).
+    location = settings.warehouse if remote else f"file://{root}"
     if settings.catalog == "glue":
         from pyiceberg.catalog.glue import GlueCatalog
 

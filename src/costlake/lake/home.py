@@ -14,10 +14,27 @@ from costlake.errors import InputError
 from costlake.lake.storage import is_remote, to_local
 from costlake.settings import Settings
 
+# What a URI reads as an escape, a query and a fragment
+URI_SIGNS = "%?#"
+
+
+def check_path(root: Path) -> None:
+    """Refuse (one line) a local warehouse folder whose path holds `URI_SIGNS`: the catalog's SQLite
+    URL and the tables' file URIs would read `lake%20A` as `lake A` (and open that warehouse's
+    catalog: another lake's money) and `lake?a` as a file `lake` with a query (a catalog no later
+    command finds). Nothing is created."""
+    signs = [c for c in URI_SIGNS if c in str(root)]
+    if signs:
+        raise InputError(
+            f"{root}: a warehouse folder's path cannot hold {' or '.join(signs)} (the Iceberg catalog's "
+            "URIs read them as escapes, a query or a fragment); choose a folder without them"
+        )
+
 
 def homes(root: Path) -> set[Path]:
-    """The folder a table's location may sit in: the warehouse folder, or the spelling of it that
-    Iceberg keeps (a file URI's escapes, e.g. `%20` for a space, taken literally on disk)."""
+    """The folder a table's location may sit in: the warehouse folder, or, for a lake made before the
+    tables' location was the folder as spelt (lake/connect.py), the spelling of it as a file URI
+    (`%20` for a space), which PyIceberg took literally on disk: such tables sit beside the folder."""
     return {root, Path(to_local(root.as_uri()))}
 
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from costlake.errors import LakeError
 from costlake.lake.connect import open_catalog
 from costlake.lake.filters import is_in
-from costlake.lake.home import check_home
+from costlake.lake.home import check_home, check_path
 from costlake.lake.lease import LEASE_SCHEMES, S3Lease
 from costlake.lake.lock import ensure_held, writer_lock
 from costlake.lake.metadata import LightTables, LocalMetadata, PlanCache, TableMeta, read_files, snapshot_ref
@@ -69,6 +69,7 @@ class Warehouse:
             self.root = Path(settings.local_dir or Path.home() / ".cache" / "costlake" / slug).resolve()
         else:
             self.root = Path(to_local(settings.warehouse)).resolve()
+            check_path(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         # A remote catalog opens at once (its configuration errors first), the local one on first use.
         self._catalog: Catalog | None = open_catalog(settings, self.root, True) if self.remote else None

@@ -123,8 +123,8 @@ def matcher(filters: QueryFilters) -> Callable[[Chunk], bool]:
 
 
 def _listed(kind: str, shown: list[str]) -> str:
-    """"service AmazonRDS", "services AmazonRDS, AmazonS3"; a withheld name's label names its kind
-    itself ("service 3f2a9c (name withheld)", never "service service …")."""
+    """How the filters name one kind: "service AmazonRDS", "services AmazonRDS, AmazonS3"; a withheld
+    name's label names its kind itself ("service 3f2a9c (name withheld)", never "service service …")."""
     if len(shown) == 1:
         return with_kind(kind, shown[0])
     return f"{kind}s " + ", ".join(shown)
