@@ -151,6 +151,10 @@ def test_backfill_with_no_new_input_commits_nothing_and_keeps_files(wh, tmp_path
     report = run_pipeline(wh, backfill=(dt.date(2025, 1, 1), dt.date(2025, 1, 10)))
     assert not report.changed and len(report.reasons) == 10
     assert snapshot_counts(wh) == before
+    # A window of decades plans only the days raw has rows on (it planned and rebuilt every day of it).
+    report = run_pipeline(wh, backfill=(dt.date(2000, 1, 1), dt.date(2030, 12, 31)))
+    assert not report.changed and len(report.reasons) == 10
+    assert snapshot_counts(wh) == before
     # A re-delivery that changes one day: only that day gets new files.
     day = "2025-01-03"
     winner = query_rows(

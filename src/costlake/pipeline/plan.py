@@ -113,9 +113,23 @@ def plan_run(
         plan.recovered[tdef.name] = days
         plan.add(days, "catching up")
     if backfill is not None:
-        first, last = backfill
-        plan.add((first + dt.timedelta(days=i) for i in range((last - first).days + 1)), "backfill window")
+        plan.add(_window_days(wh, engine, *backfill), "backfill window")
     return plan
+
+
+def _window_days(wh: Warehouse, engine: Engine, first: dt.date, last: dt.date) -> list[dt.date]:
+    """The days of a backfill window that raw or stage 1 has a row on. Only those can have content
+    to rebuild (what is published derives from raw, which keeps every row), and a window of
+    centuries planned day by day took minutes before doing nothing."""
+    engine.register_files("raw_window", wh.data_files(RAW), RAW.arrow_schema())
+    engine.register_files("s1_window", wh.data_files(NORMALIZED), NORMALIZED.arrow_schema())
+    rows = engine.fetch(
+        f"""SELECT DISTINCT usage_date FROM (
+                SELECT usage_date FROM raw_window UNION ALL SELECT usage_date FROM s1_window
+            ) AS days
+            WHERE usage_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"""
+    )
+    return sorted(rows.column("usage_date").to_pylist())
 
 
 def _reparsed_days(wh: Warehouse, engine: Engine, replaced: list[str]) -> list[dt.date]:
