@@ -52,6 +52,23 @@ def test_bad_sql_and_bad_flags_exit_1_without_traceback(tmp_path):
         assert done.stderr.startswith("error: "), done.stderr
 
 
+def test_a_reversed_window_or_an_empty_run_id_is_refused_not_read_as_everything(tmp_path):
+    """validate --from after --to checked no day and passed; audit verify --run "" verified every run:
+    a script with swapped bounds or an unset $RUN always passed."""
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", str(SEED)).returncode == 0 and cli(wh, "run").returncode == 0
+    for args, message in [
+        (
+            ("validate", "--from", "2025-01-10", "--to", "2025-01-01"),
+            "--from 2025-01-10 is after --to 2025-01-01",
+        ),
+        (("audit", "verify", "--run", ""), "unknown run id ''"),
+    ]:
+        done = cli(wh, *args)
+        assert done.returncode == 1 and done.stderr.startswith(f"error: {message}"), (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_duckdb_out_of_memory_is_one_line_naming_the_setting_not_an_internal_error() -> None:
     """DuckDB out of memory (or out of temp space to spill to: it says "failed to offload") is the
     machine's limit, not a bug: exit 1 with the setting to raise, not an internal error's 3."""

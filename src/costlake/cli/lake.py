@@ -147,11 +147,10 @@ def validate(
     """Run the quality gate over the published tables; exit code 2 if any check fails."""
     from costlake.pipeline.validate import validate as check
 
-    days, findings = check(
-        state.warehouse(),
-        parse_date("--from", first) if first else None,
-        parse_date("--to", last) if last else None,
-    )
+    window = (parse_date("--from", first) if first else None, parse_date("--to", last) if last else None)
+    if window[0] and window[1] and window[0] > window[1]:  # it checked no day and passed
+        raise InputError(f"--from {first} is after --to {last}")
+    days, findings = check(state.warehouse(), *window)
     errors = [f for f in findings if f.severity == "error"]
     for f in findings:
         out.print(f"{f.severity}: {f.usage_date} {f.check}: {f.detail}", markup=False)

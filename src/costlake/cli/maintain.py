@@ -90,11 +90,12 @@ def _print(report: MaintainReport, fmt: str, *, remote: bool) -> None:
     for t in report.tables:
         if t.snapshots:
             out.print(f"{t.table}: {verb} {len(t.snapshots)} snapshot(s)", markup=False)
+    removed = "would be removed" if dry_run else "removed"  # files are deleted, snapshots expired
     for name, part in (("unreferenced files", report.orphans), ("plan-cache entries", report.plans)):
-        out.print(f"{name}: {verb} {part.files} ({_size(part.bytes)})", markup=False)
+        out.print(f"{name}: {removed} {part.files} ({_size(part.bytes)})", markup=False)
     if remote:
         out.print(
-            f"local cache: {verb} {report.cache.files} file(s) ({_size(report.cache.bytes)})", markup=False
+            f"local cache: {removed} {report.cache.files} file(s) ({_size(report.cache.bytes)})", markup=False
         )
     out.print(f"{'would free' if dry_run else 'freed'} {_size(report.freed_bytes)}", markup=False)
 

@@ -56,7 +56,7 @@ def verify(wh: Warehouse, run_id: str | None = None) -> VerifyReport:
     """Verify one run, or every finished run when `run_id` is None."""
     wh.ensure_tables()
     batches = registered_batches(wh)  # refuses a registry with a row removed by someone else
-    runs = [manifest_for(wh, run_id)] if run_id else manifests(wh)
+    runs = [manifest_for(wh, run_id)] if run_id is not None else manifests(wh)
     log = wh.read_rows(PUBLISH_LOG).to_pylist()
     report = VerifyReport([m.run_id for m in runs], 0, [])
     if run_id is None:
