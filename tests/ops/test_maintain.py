@@ -244,8 +244,8 @@ def test_a_copied_warehouse_and_impossible_values_are_refused_before_any_change(
         assert line.startswith("error: raw_billing_events lives in ") and "\n" not in line
         assert line.endswith("(a copied warehouse? Iceberg keeps absolute paths): nothing was changed")
     for args, message in (
-        (("--retain-days", "99999999"), "--retain-days must be 0 to 36500, not 99999999"),
-        (("--orphan-hours", "inf"), "--orphan-hours must be 0 to 876,000, not inf"),
+        (("--retain-days", "99999999"), "--retain-days (retain_days) must be 0 to 36500, not 99999999"),
+        (("--orphan-hours", "inf"), "--orphan-hours (orphan_hours) must be 0 to 876,000, not inf"),
     ):
         done = cli(wh.root, "maintain", *args)
         assert done.returncode == 1 and done.stderr.strip() == f"error: {message}", done.stderr

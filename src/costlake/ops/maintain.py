@@ -65,13 +65,16 @@ class Policy:
     orphan_hours: float
 
     def check(self) -> None:
-        """One-line errors for values no retention can use (before anything is changed)."""
+        """One-line errors for values no retention can use (before anything is changed), naming the
+        option and the setting: a value may come from either (COSTLAKE_ORPHAN_HOURS, costlake.toml)."""
         if not 0 <= self.retain_days <= MAX_DAYS:
-            raise InputError(f"--retain-days must be 0 to {MAX_DAYS}, not {self.retain_days}")
+            raise InputError(f"--retain-days (retain_days) must be 0 to {MAX_DAYS}, not {self.retain_days}")
         if not 0 <= self.retain_runs <= MAX_RUNS:
-            raise InputError(f"--retain-runs must be 0 to {MAX_RUNS:,}, not {self.retain_runs}")
+            raise InputError(f"--retain-runs (retain_runs) must be 0 to {MAX_RUNS:,}, not {self.retain_runs}")
         if not 0 <= self.orphan_hours <= MAX_HOURS:  # NaN fails too
-            raise InputError(f"--orphan-hours must be 0 to {MAX_HOURS:,}, not {self.orphan_hours}")
+            raise InputError(
+                f"--orphan-hours (orphan_hours) must be 0 to {MAX_HOURS:,}, not {self.orphan_hours}"
+            )
 
     def describe(self) -> str:
         newest = f" and the newest {self.retain_runs}" if self.retain_runs else ""
