@@ -35,6 +35,22 @@ def test_ingest_run_query_in_every_format(tmp_path):
     assert "17.000000000000" in as_table.stdout and "A2" in as_table.stdout
     again = cli(wh, "run")
     assert again.returncode == 0 and "nothing new to publish" in again.stdout
+    # Two columns of one name (a self-join) keep both values, in their places; JSON, one value per
+    # name, refuses them. The CSV lost a value and shifted the next under the wrong header.
+    join = (
+        "SELECT t.usage_date AS d, t.total_cost_usd, y.total_cost_usd FROM daily_account_cost t "
+        "JOIN daily_account_cost y ON y.account_id = t.account_id AND y.usage_date = t.usage_date - 1"
+    )
+    assert cli(wh, "query", join, "--format", "csv").stdout.splitlines() == [
+        "d,total_cost_usd,total_cost_usd",
+        "2025-01-02,8.000000000000,17.000000000000",
+    ]
+    refused = cli(wh, "query", join, "--format", "json")
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "error: columns named more than once: total_cost_usd; a JSON object holds one value per name"
+    )
+    odd = cli(wh, "query", "SELECT 'nan'::DOUBLE AS x, [1e-12::DECIMAL(18,12)] AS l", "--format", "json")
+    assert json.loads(odd.stdout) == [{"x": "nan", "l": ["0.000000000001"]}], odd.stdout
 
 
 def test_bad_sql_and_bad_flags_exit_1_without_traceback(tmp_path):

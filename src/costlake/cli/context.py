@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -93,10 +94,20 @@ def plain(value: Any) -> Any:
     """A value as printed: exact decimals in plain notation (`0.000000000000`, never `0E-12`).
 
     >>> from decimal import Decimal
-    >>> plain(Decimal("0E-12")), plain(Decimal("1.5E+3")), plain("x")
-    ('0.000000000000', '1500', 'x')
+    >>> plain(Decimal("0E-12")), plain(Decimal("1.5E+3")), plain("x"), plain([Decimal("1E-12")])
+    ('0.000000000000', '1500', 'x', ['0.000000000001'])
+    >>> plain(float("nan")), plain(float("-inf"))
+    ('nan', '-inf')
     """
-    return format(value, "f") if isinstance(value, Decimal) else value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float) and not math.isfinite(value):  # JSON has no NaN or Infinity
+        return str(value)
+    if isinstance(value, list):  # a list or an array of decimals: each in plain notation
+        return [plain(v) for v in value]
+    if isinstance(value, dict):  # a struct or a map
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 def printable(text: str) -> str:
@@ -136,23 +147,31 @@ def print_result(result: pa.Table, fmt: str, title: str | None = None) -> None:
     spreadsheet does not run a cell like `=HYPERLINK(...)` as a formula. CSV and JSON sent to a file or
     a pipe hold the values as they are; CSV shown on a terminal has its control and format characters
     escaped, as the table has (JSON escapes them itself)."""
-    rows = result.to_pylist()
+    names = result.column_names
+    # Rows by position: two columns of one name (a join of two tables) keep both their values.
+    rows = list(zip(*(column.to_pylist() for column in result.columns), strict=True))
     if fmt == "json":
-        sys.stdout.write(json.dumps(rows, default=lambda v: str(plain(v)), indent=2) + "\n")
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise InputError(
+                f"columns named more than once: {', '.join(printable(n)[:60] for n in twice[:5])}; a JSON "
+                "object holds one value per name, so give each its own name (AS)"
+            )
+        objects = [{n: plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
+        sys.stdout.write(json.dumps(objects, default=lambda v: str(plain(v)), indent=2) + "\n")
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([neutralise_cell(name) for name in result.column_names])
         shown = printable if sys.stdout.isatty() else str
+        writer.writerow([neutralise_cell(shown(name)) for name in names])
         for row in rows:
-            writer.writerow([_csv_cell(v, shown) for v in row.values()])
+            writer.writerow([_csv_cell(v, shown) for v in row])
         sys.stdout.write(buffer.getvalue())
     else:
         table = Table(title=title)
-        for name in result.column_names:
-            table.add_column(Text(name))
+        for name in names:
+            table.add_column(Text(printable(name)))
         for row in rows:
-            table.add_row(*(Text("" if v is None else printable(str(plain(v)))) for v in row.values()))
+            table.add_row(*(Text("" if v is None else printable(str(plain(v)))) for v in row))
         out.print(table)
 
 
