@@ -234,6 +234,13 @@ def test_query_as_a_tenant_shows_only_its_accounts(tmp_path, write_csv):
         assert query(sql) == team_a + team_b
     published = "SELECT count(*) AS n FROM publish_log"
     assert query(published, "--tenant", "team-a") == ["0"] and query(published) != ["0"]
+    # The tables the docs name for a tenant: its accounts, and no batches (they failed: the copy of
+    # the lake's tables collided with these in-memory ones)
+    assert query("SELECT account_id FROM tenant_accounts ORDER BY 1", "--tenant", "team-a") == ["A1", "A2"]
+    assert query("SELECT count(*) FROM ingest_batches", "--tenant", "team-a") == ["0"]
+    # The views' text lists the data files of every tenant's days and batches: a tenant sees none.
+    views = "SELECT count(*) FROM duckdb_views() WHERE sql ILIKE '%parquet%' OR sql ILIKE '%batch_id=%'"
+    assert query(views, "--tenant", "team-a") == ["0"] and query(views) != ["0"]
     unknown = cli(wh, "query", "SELECT 1", "--tenant", "team-c")
     assert unknown.returncode == 1 and unknown.stdout == ""
     assert unknown.stderr.splitlines() == ["error: unknown tenant 'team-c'"]

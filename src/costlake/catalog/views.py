@@ -199,13 +199,17 @@ def seal(con: duckdb.DuckDBPyConnection, sql: str, readable: list[str], *, copy_
     and allow no file access at all, since the data files hold every tenant's rows. The
     configuration is locked, so the SQL cannot lift either."""
     if copy_in:
-        views = {
-            row[0]
-            for row in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
-        }
-        for name in sorted(views):  # the tables the SQL may name (a word match errs on copying more)
+        # The lake's views (a registered Arrow table is a temporary view, in memory already)
+        listed = "SELECT database_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+        views = sorted(con.execute(listed).fetchall())
+        for _, name in views:  # the tables the SQL may name (a word match errs on copying more)
             if re.search(rf"\b{name}\b", sql, re.IGNORECASE):
                 con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM main.{name}")
+        # Then the views go: their text lists the data files of every tenant's days and batches,
+        # which `duckdb_views()` would show.
+        for database, name in views:
+            catalog = '"' + database.replace('"', '""') + '"'
+            con.execute(f"DROP VIEW {catalog}.main.{name}")
         readable = []
     if readable:
         con.execute("SET allowed_paths = [" + ", ".join(sql_string(f) for f in sorted(set(readable))) + "]")
