@@ -54,3 +54,26 @@ def test_a_catalog_uri_that_cannot_be_opened_is_named_by_its_setting_never_its_v
     assert done.returncode == 3 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: COSTLAKE_CATALOG_URI: the Iceberg catalog cannot be opened (")
     assert "hunter2" not in done.stderr + done.stdout and str(bad) not in lines[0]
+
+
+def test_a_busy_catalog_is_one_line_saying_so_not_a_damaged_one(tmp_path: Path) -> None:
+    """A catalog another process holds in a write transaction was told as damaged, to be restored
+    from a backup (exit 3)."""
+    import sqlite3
+
+    made = generate(tmp_path / "bills", events=200, days=2, batches=1)
+    assert cli(tmp_path / "wh", "ingest", str(made.files[0])).returncode == 0
+    catalog = tmp_path / "wh" / "catalog.db"
+    holder = sqlite3.connect(catalog, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:  # a short SQLite wait keeps the test short; the default waits longer, then says the same
+        env = {**os.environ, "COSTLAKE_CATALOG_URI": f"sqlite:///{catalog}?timeout=0.2"}
+        command = [sys.executable, "-m", "costlake", "--warehouse", str(tmp_path / "wh"), "run"]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        holder.close()
+    assert done.returncode == 1 and done.stderr.strip() == (
+        "error: COSTLAKE_CATALOG_URI: the Iceberg catalog is busy (another process holds it: database is "
+        "locked); nothing was changed, run the command again"
+    ), done.stderr
+    assert cli(tmp_path / "wh", "run").returncode == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from costlake.errors import ConfigError, LakeError, first_line
+from costlake.errors import ConfigError, InputError, LakeError, first_line
 from costlake.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,6 +59,12 @@ def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
         # A catalog_uri may hold a password: name the setting, never its value.
         where = "COSTLAKE_CATALOG_URI" if settings.catalog_uri else str(root / "catalog.db")
         reason = first_line(exc.orig or exc)
+        if "database is locked" in reason or "database is busy" in reason:
+            # Another process holds a write transaction past SQLite's wait: busy, not damaged.
+            raise InputError(
+                f"{where}: the Iceberg catalog is busy (another process holds it: {reason}); nothing was "
+                "changed, run the command again"
+            ) from None
         restore = "" if settings.catalog_uri else "; a damaged catalog.db must be restored from a backup"
         raise LakeError(
             f"{where}: the Iceberg catalog cannot be opened ({reason}); nothing was changed{restore}"
