@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from costlake.catalog.views import (
@@ -16,7 +18,10 @@ from costlake.catalog.views import (
 from costlake.duck import to_arrow
 from costlake.lake.manifest import latest_manifest
 from costlake.lake.warehouse import Warehouse
+from costlake.settings import Settings
+from costlake.synthetic.generate import generate
 from costlake.tables import TABLES
+from helpers import ingest_and_run
 from two_tenants import A1, A2, B1, C1
 
 ACCOUNT_TABLES = sorted(name for name, tdef in TABLES.items() if "account_id" in tdef.column_names)
@@ -85,3 +90,16 @@ def test_the_cut_follows_as_of_and_only_the_views_asked_for(lake: Warehouse) -> 
 def test_an_unknown_tenant_is_refused_before_any_view_exists(lake: Warehouse) -> None:
     with pytest.raises(UnknownTenant, match="^unknown tenant 'nobody'$"):
         run_query(lake, "SELECT 1", tenant="nobody")
+
+
+def test_as_of_a_run_reads_the_anomalies_its_detection_left(tmp_path: Path) -> None:
+    """The manifest is written before detection: as of a run, its own anomalies were those of the
+    run before (none, for the first)."""
+    made = generate(tmp_path / "bills", events=3000, days=50, tenants=1, batches=2, anomalies=3)
+    wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
+    first = ingest_and_run(wh, made.files[0])[1]
+    after_first = run_query(wh, "SELECT count(*) AS n FROM cost_anomalies").column("n")[0].as_py()
+    ingest_and_run(wh, made.files[1])
+    assert after_first > 0
+    as_of = run_query(wh, "SELECT count(*) AS n FROM cost_anomalies", as_of=first.run_id)
+    assert as_of.column("n")[0].as_py() == after_first

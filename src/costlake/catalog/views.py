@@ -26,6 +26,7 @@ from costlake.lake.manifest import latest_manifest, manifest_for
 from costlake.lake.warehouse import Warehouse
 from costlake.tables import (
     ACCOUNT_SERVICE_DAY,
+    COST_ANOMALIES,
     DAILY_ACCOUNT,
     DIM_ACCOUNT,
     DIM_PRICING_MODEL,
@@ -91,11 +92,20 @@ def tenant_scope(tdef: TableDef) -> str | None:
 
 
 def snapshot_view(wh: Warehouse, as_of: str | None = None) -> dict[str, int | None]:
-    """The snapshot each table is read at: `as_of` a run's manifest for every table, or by default
-    the latest finished run's for the stage tables and the current one for the rest (None)."""
+    """The snapshot each table is read at: `as_of` a run's manifest for every table (the anomalies
+    as its detection left them, the first commit that reflects the run, when there is one: the
+    manifest is written before detection), or by default the latest finished run's for the stage
+    tables and the current one for the rest (None)."""
     if as_of is not None:
         manifest = manifest_for(wh, as_of)
         view = {name: manifest.snapshots.get(name) for name in TABLES}
+        detected = (
+            s.snapshot_id
+            for s in wh.snapshots(COST_ANOMALIES)
+            if s.properties.get("source_run") == manifest.run_id
+        )
+        if (first := next(detected, None)) is not None:
+            view[COST_ANOMALIES.name] = first
         return view | {PUBLISH_LOG.name: manifest.log_snapshot_id}
     latest = latest_manifest(wh)
     if latest is None:  # no run finished yet: whatever a crashed first run committed stays unseen
