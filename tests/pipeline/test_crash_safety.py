@@ -16,6 +16,7 @@ from costlake.lake.fingerprint import content_columns
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.audit import verify
 from costlake.pipeline.ingest import ingest_files
+from costlake.pipeline.validate import validate
 from costlake.settings import Settings
 from costlake.tables import (
     ACCOUNT_SERVICE_DAY,
@@ -100,6 +101,9 @@ def test_crash_at_every_step_converges(point, tmp_path, uninterrupted):
     # Readers see one finished run: the previous one, or this one if its manifest made it.
     seen = totals(wh)
     assert seen == (after_totals if point == "after_commit:publish_log" else BEFORE)
+    # validate checks what readers see: it checked the tables as the crash left them, one ahead of
+    # another, and failed the reconciliation of days no reader sees.
+    assert validate(wh)[1] == [], point
 
     rerun = subprocess.run(command, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
