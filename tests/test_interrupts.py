@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from costlake.lake.faults import SIGNAL_ENV
-from helpers import cli
+from helpers import SEED, cli
 
 DAILY = (
     "SELECT account_id, CAST(usage_date AS VARCHAR) AS d, CAST(total_cost_usd AS VARCHAR) AS t, "
@@ -218,3 +218,20 @@ def test_an_error_before_the_settings_are_read_follows_the_json_flag() -> None:
     assert done.returncode == 1
     line = json.loads(done.stderr)
     assert line["level"] == "error" and line["exit_code"] == 1 and "no-such-command" in line["message"]
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
+def test_a_long_query_stops_at_once_on_a_signal(tmp_path: Path, sig: str) -> None:
+    """Python runs a signal's handler only between its own steps: while DuckDB ran a query, Ctrl-C
+    (and SIGTERM) waited for the query to finish, however long it took."""
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", str(SEED)).returncode == 0
+    long = "SELECT count(*) FROM range(100000000000) AS t(i) WHERE hash(i) % 7 = 3"  # minutes of work
+    proc = _costlake(wh, "query", long)
+    time.sleep(3)  # the interpreter started and the query is running
+    assert proc.poll() is None
+    sent = time.monotonic()
+    proc.send_signal(getattr(signal, f"SIG{sig}"))
+    code, out, err = _finish(proc)
+    assert (code, err) == (EXIT[sig], "interrupted\n") and out == ""
+    assert time.monotonic() - sent < 10

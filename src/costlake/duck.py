@@ -16,14 +16,16 @@ import stat
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
 
 from costlake.settings import Settings
+
+T = TypeVar("T")
 
 # How the lake's Parquet files are written by DuckDB. zstd's level 1 made the 10M lake's stage 1 files
 # as small as the default level 3 did (251 MB against 250 MB) and wrote them 10% faster.
@@ -254,6 +256,33 @@ def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     method = getattr(relation, "to_arrow_table", None) or relation.arrow
     table: pa.Table = method()
     return table
+
+
+def interruptible(con: duckdb.DuckDBPyConnection, run: Callable[[], T]) -> T:
+    """`run()`, a call into DuckDB on `con`, made in a worker thread while this one waits, so that a
+    signal stops it at once: Python runs a signal's handler only between its own steps, never inside
+    a C call, so a long query held Ctrl-C (and SIGTERM) until it finished. The handler's exception
+    interrupts the query (`con.interrupt()`) and goes on up once the worker has stopped."""
+    done: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            done["value"] = run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            done["error"] = exc
+
+    worker = threading.Thread(target=work, name="costlake-query", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)  # a signal's handler runs here, in this thread
+    except BaseException:
+        con.interrupt()
+        worker.join()
+        raise
+    if "error" in done:
+        raise done["error"]
+    return cast("T", done["value"])
 
 
 def arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, rows: int = 1 << 20) -> pa.RecordBatchReader:

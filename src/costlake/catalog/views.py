@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import duckdb
 import pyarrow as pa
 
-from costlake.duck import connect, sql_string, table_scan, to_arrow
+from costlake.duck import connect, interruptible, sql_string, table_scan, to_arrow
 from costlake.errors import OUT_OF_MEMORY_HINT, InputError, first_line
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
@@ -187,7 +187,7 @@ def run_query(wh: Warehouse, sql: str, as_of: str | None = None, tenant: str | N
     except duckdb.Error as exc:
         raise InputError(f"query failed: {first_line(exc)}") from None
     try:
-        return to_arrow(con, sql)
+        return interruptible(con, lambda: to_arrow(con, sql))  # Ctrl-C stops a long query at once
     except duckdb.OutOfMemoryException as exc:
         raise InputError(f"query failed: {first_line(exc)}; {OUT_OF_MEMORY_HINT}") from None
     except duckdb.Error as exc:
