@@ -61,6 +61,7 @@ def test_bad_sql_and_bad_flags_exit_1_without_traceback(tmp_path):
         ("ingest", str(tmp_path / "missing.csv")),
         ("generate",),
         ("frobnicate",),
+        ("anomalies", "--limit", "-1"),  # refused before detection commits, not by the listing's SQL after
     ):
         done = cli(wh, *args)
         assert done.returncode == 1, (args, done.stdout, done.stderr)

@@ -24,7 +24,9 @@ def anomalies(
         typer.Option(help="baseline or day_over_day (setting anomaly_method; default baseline)."),
     ] = None,
     account: Annotated[str | None, typer.Option(help="Only list this account's anomalies.")] = None,
-    limit: Annotated[int, typer.Option(help="List at most this many, largest impact first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=0, max=1_000_000, help="List at most this many, largest impact first.")
+    ] = 20,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     full: Annotated[
         bool,
