@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from costlake.anomalies.job import update_anomalies
 from costlake.catalog.views import (
     INGEST_BATCHES,
     SCOPE_LINKS,
@@ -95,11 +96,20 @@ def test_an_unknown_tenant_is_refused_before_any_view_exists(lake: Warehouse) ->
 def test_as_of_a_run_reads_the_anomalies_its_detection_left(tmp_path: Path) -> None:
     """The manifest is written before detection: as of a run, its own anomalies were those of the
     run before (none, for the first)."""
-    made = generate(tmp_path / "bills", events=3000, days=50, tenants=1, batches=2, anomalies=3)
+    made = generate(tmp_path / "bills", events=3000, days=50, tenants=1, batches=3, anomalies=3)
     wh = Warehouse(Settings(warehouse=str(tmp_path / "wh")))
-    first = ingest_and_run(wh, made.files[0])[1]
-    after_first = run_query(wh, "SELECT count(*) AS n FROM cost_anomalies").column("n")[0].as_py()
-    ingest_and_run(wh, made.files[1])
-    assert after_first > 0
-    as_of = run_query(wh, "SELECT count(*) AS n FROM cost_anomalies", as_of=first.run_id)
-    assert as_of.column("n")[0].as_py() == after_first
+
+    def stored(as_of: str | None = None) -> list[tuple[str, str]]:
+        sql = "SELECT CAST(usage_date AS VARCHAR) AS d, service_name FROM cost_anomalies ORDER BY ALL"
+        return [tuple(r.values()) for r in run_query(wh, sql, as_of=as_of).to_pylist()]
+
+    first = ingest_and_run(wh, *made.files[:2])[1]
+    after_first = stored()
+    assert after_first and stored(first.run_id) == after_first
+    # A run with detection off left the anomalies as they were; a later `costlake anomalies --full`,
+    # which reflects the same run in two snapshots (delete, then add), is another command's.
+    quiet = Warehouse(Settings(warehouse=str(tmp_path / "wh"), anomalies_on_run=False))
+    third = ingest_and_run(quiet, made.files[2])[1]
+    update_anomalies(wh, full=True)
+    assert stored() != after_first
+    assert stored(third.run_id) == after_first and stored(first.run_id) == after_first

@@ -62,15 +62,21 @@ log = logging.getLogger(__name__)
 
 
 def update_anomalies(
-    wh: Warehouse, params: Params | None = None, *, force: bool = True, full: bool = False
+    wh: Warehouse,
+    params: Params | None = None,
+    *,
+    force: bool = True,
+    full: bool = False,
+    by_run: bool = False,
 ) -> AnomalyReport:
     """Detect what changed since the run the stored anomalies reflect and commit the changed days
     (`full`: analyse every series again). With `force=False`, do nothing when the anomalies already
-    reflect the latest finished run. Takes the warehouse's write lock."""
+    reflect the latest finished run. `by_run`: the last step of `costlake run`, which the commit
+    records (`query --as-of` that run reads the anomalies it left). Takes the warehouse's write lock."""
     wh.ensure_tables()
     with wh.writer("anomalies"), _older_objects_frozen():
         wh.refresh()
-        return _update(wh, params or Params.from_settings(wh.settings), force, full)
+        return _update(wh, params or Params.from_settings(wh.settings), force, full, by_run)
 
 
 @contextlib.contextmanager
@@ -90,7 +96,7 @@ def _older_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyReport:
+def _update(wh: Warehouse, params: Params, force: bool, full: bool, by_run: bool = False) -> AnomalyReport:
     manifest = latest_manifest(wh)
     source = manifest.run_id if manifest else ""
     last = wh.last_properties(COST_ANOMALIES)
@@ -100,7 +106,7 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
     previous = _manifest(wh, last.get("source_run", ""))
     if manifest is None:
         old_rows = wh.read_rows(COST_ANOMALIES).to_pylist()
-        return commit(wh, old_rows, merge(old_rows, [], None, {}), source, params, last, 0, 0, True)
+        return commit(wh, old_rows, merge(old_rows, [], None, {}), source, params, last, 0, 0, True, by_run)
     from costlake.catalog.views import open_lake
 
     tables = [ACCOUNT_SERVICE_DAY.name, NORMALIZED.name, DAILY_ACCOUNT.name, COST_ANOMALIES.name]
@@ -121,7 +127,9 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool) -> AnomalyRe
     finally:
         con.close()
     new_rows = merge(old_rows, found.rows, resume, found.redone)
-    report = commit(wh, old_rows, new_rows, source, params, last, found.series, found.exact, resume is None)
+    report = commit(
+        wh, old_rows, new_rows, source, params, last, found.series, found.exact, resume is None, by_run
+    )
     report.settled = found.settled
     report.causes_kept = found.causes_kept
     return report

@@ -137,7 +137,10 @@ def commit(
     series: int,
     exact: int,
     full: bool,
+    by_run: bool = False,
 ) -> AnomalyReport:
+    """Commits the days whose rows differ (`by_run`: as the last step of a run, which the commit's
+    properties record, so that the lake as of that run holds the anomalies it left)."""
     new, old = _by_day(new_rows), _by_day(old_rows)
     changed = sorted(d for d in new.keys() | old.keys() if new.get(d) != old.get(d))
     added = sum(len(set(new.get(d, [])) - set(old.get(d, []))) for d in changed)
@@ -149,6 +152,8 @@ def commit(
             [r for r in new_rows if r["usage_date"] in days], schema=COST_ANOMALIES.arrow_schema()
         )
         props = {"source_run": source, "params": repr(params), "changed_days": str(len(changed))}
+        if by_run:
+            props["by_run"] = "true"
         snapshot_id = wh.replace_partition_rows(COST_ANOMALIES, changed, rows, props)
     report = AnomalyReport(source, series, len(new_rows), changed, added, removed, snapshot_id)
     report.full, report.exact = full, exact

@@ -93,19 +93,21 @@ def tenant_scope(tdef: TableDef) -> str | None:
 
 def snapshot_view(wh: Warehouse, as_of: str | None = None) -> dict[str, int | None]:
     """The snapshot each table is read at: `as_of` a run's manifest for every table (the anomalies
-    as its detection left them, the first commit that reflects the run, when there is one: the
-    manifest is written before detection), or by default the latest finished run's for the stage
-    tables and the current one for the rest (None)."""
+    as the run's own detection left them, where it had one: the manifest is written before it), or
+    by default the latest finished run's for the stage tables and the current one for the rest
+    (None)."""
     if as_of is not None:
         manifest = manifest_for(wh, as_of)
         view = {name: manifest.snapshots.get(name) for name in TABLES}
-        detected = (
+        # The last snapshot of that detection's commit (a commit that replaces days makes two): a
+        # later `costlake anomalies` that reflects the same run is another command's, not the run's.
+        detected = [
             s.snapshot_id
             for s in wh.snapshots(COST_ANOMALIES)
-            if s.properties.get("source_run") == manifest.run_id
-        )
-        if (first := next(detected, None)) is not None:
-            view[COST_ANOMALIES.name] = first
+            if s.properties.get("source_run") == manifest.run_id and s.properties.get("by_run") == "true"
+        ]
+        if detected:
+            view[COST_ANOMALIES.name] = detected[-1]
         return view | {PUBLISH_LOG.name: manifest.log_snapshot_id}
     latest = latest_manifest(wh)
     if latest is None:  # no run finished yet: whatever a crashed first run committed stays unseen

@@ -79,6 +79,6 @@ def _publish_and_detect(
         report = PublishReport(**vars(run_pipeline(wh, say, backfill=backfill, stages=stages)))
         if wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages):
             say(STEPS[-1])
-            report.anomalies = update_anomalies(wh, force=False)
+            report.anomalies = update_anomalies(wh, force=False, by_run=True)
     report.seconds = time.monotonic() - started
     return report
