@@ -262,24 +262,35 @@ def interruptible(con: duckdb.DuckDBPyConnection, run: Callable[[], T]) -> T:
     """`run()`, a call into DuckDB on `con`, made in a worker thread while this one waits, so that a
     signal stops it at once: Python runs a signal's handler only between its own steps, never inside
     a C call, so a long query held Ctrl-C (and SIGTERM) until it finished. The handler's exception
-    interrupts the query (`con.interrupt()`) and goes on up once the worker has stopped."""
+    interrupts the query (`con.interrupt()`) and goes on up once the worker has stopped.
+
+    The wait is on an event the worker sets as its last step, not on `Thread.join`, which a signal
+    can cut short with the thread still running; and the worker is no daemon: a process that ended
+    with DuckDB still inside a call was aborted by the C++ runtime ("exception not rethrown")."""
     done: dict[str, Any] = {}
+    finished = threading.Event()
 
     def work() -> None:
         try:
             done["value"] = run()
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
             done["error"] = exc
+        finally:
+            finished.set()
 
-    worker = threading.Thread(target=work, name="costlake-query", daemon=True)
-    worker.start()
+    worker = threading.Thread(target=work, name="costlake-duckdb")
     try:
-        while worker.is_alive():
-            worker.join(0.1)  # a signal's handler runs here, in this thread
+        worker.start()
+        while not finished.wait(0.1):  # a signal's handler runs here, in this thread
+            pass
     except BaseException:
         con.interrupt()
-        worker.join()
+        while worker.ident is not None and not finished.wait(0.1):  # later signals are only noted
+            pass
         raise
+    finally:
+        if worker.ident is not None:
+            worker.join()
     if "error" in done:
         raise done["error"]
     return cast("T", done["value"])
