@@ -503,3 +503,41 @@ def test_files_written_before_a_column_was_appended_read_it_as_null(compute: Eng
         newer_row = {"event_id": "e2", "op": "delete", "delivery_seq": 2, "usage_type": "U"}
         expected += [newer_row] if "newer" in files else []
         assert rows.to_pylist() == expected, files
+
+
+@pytest.mark.parametrize("call", ["materialize", "fetch", "write_partitions"])
+def test_a_signal_stops_a_long_duckdb_call_at_once(tmp_path: Path, call: str) -> None:
+    """Python runs a signal's handler only between its own steps: Ctrl-C during a long DuckDB call
+    waited for the query to finish (seconds at 10M events) before the command stopped."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long = "SELECT i AS usage_date FROM range(100000000000) AS t(i) WHERE hash(i) % 1000003 = 0"
+    args = {
+        "materialize": f"'x', {long!r}",
+        "fetch": f"{long!r}",
+        "write_partitions": f"{long!r}, Path({str(tmp_path / 'out')!r}), 'usage_date'",
+    }[call]
+    code = (
+        "from pathlib import Path\n"
+        "from costlake.engines import create_engine\n"
+        "from costlake.settings import Settings\n"
+        f"engine = create_engine(Settings(warehouse={str(tmp_path / 'wh')!r}), Path({str(tmp_path)!r}))\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        f"    engine.{call}({args})\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped', flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    time.sleep(2)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert out == "stopped\n", err
+    assert time.monotonic() - sent < 10

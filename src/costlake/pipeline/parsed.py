@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.duck import PARQUET_FORMAT, sql_string, table_scan
+from costlake.duck import PARQUET_FORMAT, interruptible, sql_string, table_scan
 from costlake.errors import InputError
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.deliveries import PERIOD_FORMATS
@@ -139,11 +139,11 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, out_dir: Path, *, orde
     target = out_dir / f"part-{uuid.uuid4().hex}.parquet"
     sql = f"COPY (SELECT * FROM {table}) TO {sql_string(str(target))} ({PARQUET_FORMAT})"
     if ordered:
-        con.execute(sql)
+        interruptible(con, lambda: con.execute(sql))  # Ctrl-C stops the write at once
         return str(target)
     con.execute("SET preserve_insertion_order = false")
     try:
-        con.execute(sql)
+        interruptible(con, lambda: con.execute(sql))
     finally:  # the next file's rows are numbered by their order
         con.execute("SET preserve_insertion_order = true")
     return str(target)

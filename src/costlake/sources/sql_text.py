@@ -39,7 +39,7 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.duck import sql_string
+from costlake.duck import interruptible, sql_string
 from costlake.errors import InputError
 from costlake.sources import input_files
 from costlake.sources.base import BatchContext
@@ -203,7 +203,9 @@ def load_text(
     number = "source_row" if source.parquet else "rowid + 1 AS source_row"
     fields = source.text_sql(con, len(header))
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE text_fields AS SELECT {stored} FROM ({fields})")
+        # In a worker thread, so that Ctrl-C stops the read at once (duck.interruptible)
+        read = f"CREATE OR REPLACE TEMP TABLE text_fields AS SELECT {stored} FROM ({fields})"
+        interruptible(con, lambda: con.execute(read))
     except duckdb.Error as exc:
         mixed = _INVALID_STATE in str(exc) and input_files.mixed_line_endings(source)
         if mixed:
@@ -381,10 +383,11 @@ def split_checked(con: duckdb.DuckDBPyConnection, checked_sql: str) -> None:
     does each view."""
     # Only a refused row's raw_record is kept (quarantine's copy of the row as delivered): an accepted
     # row's would be a second copy of every field, held to the end of the ingest for nothing.
-    con.execute(
+    check = (
         "CREATE OR REPLACE TEMP TABLE checked AS SELECT * REPLACE "
         f"(CASE WHEN reason <> '' THEN raw_record END AS raw_record) FROM ({checked_sql}) AS rows"
     )
+    interruptible(con, lambda: con.execute(check))  # Ctrl-C stops the checks at once
     con.execute("DROP VIEW text_rows")
     con.execute("DROP TABLE text_fields")
     for view, schema, test in (("accepted", RAW, "= ''"), ("rejected", QUARANTINE, "<> ''")):
