@@ -64,6 +64,10 @@ def test_a_warehouse_path_a_uri_would_misread_is_refused_and_nothing_is_created(
             "URIs read them as escapes, a query or a fragment); choose a folder without them"
         )
         assert not (tmp_path / name).exists()
+    for name in ("lake\tA", "lake\nA", "lake\rA"):  # a URI parser drops them: the tables went to lakeA
+        done = cli(tmp_path / name, "ingest", str(bill))
+        assert done.returncode == 1 and "path cannot hold a control character" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / name).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "lake A"]
     batches = cli(lake, "query", "SELECT count(*) AS n FROM ingest_batches", "--format", "csv")
     assert batches.stdout.splitlines() == ["n", "1"]

@@ -22,7 +22,17 @@ from helpers import NATIVE_HEADER, ingest_and_run
 
 ACCOUNT = "111122223333"
 LOOK_ALIKE = "Amazon\u200bS3"
-DAILY = {"AmazonS3": Decimal("90.25"), LOOK_ALIKE: Decimal("7.50"), "Stockage Données": Decimal("50.10")}
+DAILY = {
+    "AmazonS3": Decimal("90.25"),
+    LOOK_ALIKE: Decimal("7.50"),
+    "Stockage Données": Decimal("50.10"),
+    "İzmir Storage": Decimal("3.10"),  # published lower-cased by DuckDB: "izmir storage"
+    "Cloud \u2601 Storage": Decimal("4.20"),
+    "Cloud Storage": Decimal("5.30"),
+    "\U0001f468\u200d\U0001f4bb": Decimal("6.40"),  # two emoji that differ but for a joined part
+    "\U0001f469\u200d\U0001f52c": Decimal("7.70"),
+    "!!!": Decimal("8.80"),
+}
 JANUARY = 31
 
 
@@ -73,3 +83,24 @@ def test_service_keys_keep_what_tells_two_services_apart() -> None:
     assert readers.service_key("Amazon S3") == readers.service_key("amazon_s3") == "amazons3"
     assert readers.service_key(LOOK_ALIKE) != readers.service_key("AmazonS3")
     assert readers.service_key("Donne\u0301es") == readers.service_key("Données") == "données"
+
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        "İzmir Storage",
+        "Cloud \u2601 Storage",
+        "Cloud Storage",
+        "\U0001f468\u200d\U0001f4bb",
+        "\U0001f469\u200d\U0001f52c",
+        "!!!",
+        LOOK_ALIKE,
+    ],
+)
+def test_every_service_is_found_by_its_own_name_and_summed_alone(explainer: Explainer, service: str) -> None:
+    """Found by a re-check: two emoji were one service (their keys kept only the joiner between
+    them), "İzmir" and "Cloud ☁ Storage" were read as S3, a name of emoji or punctuation alone was
+    never found (the tenant's whole spend came back), and the look-alike typed was answered as S3."""
+    answer = explainer.explain(f"How much did we spend on {service} in January 2025?", tenant="team-a")
+    assert f"was {_january(service)}" in answer.explanation, answer.explanation

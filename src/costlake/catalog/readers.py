@@ -177,21 +177,35 @@ def _column(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
     return [str(r[column]) for r in _rows(con, sql, [])]
 
 
-# Separators, punctuation and symbols: what people write differently for one service.
-_LOOSE = frozenset("ZPS")
+# Spaces and punctuation: what people write differently for one service ("Amazon S3", "amazon-s3")
+_LOOSE = frozenset("ZP")
+
+
+def simple_lower(text: str) -> str:
+    """Lower case one character for one, as DuckDB's `lower` (which publishes service names) does:
+    Python's own maps "İ" to "i" and a combining dot, which no published name holds.
+
+    >>> simple_lower("İzmir ẞ"), len(simple_lower("İİ"))
+    ('izmir ß', 2)
+    """
+    return "".join(ch.lower()[0] for ch in text)
 
 
 def service_key(service: str) -> str:
-    """How services are compared: the name lower-cased and composed (Unicode NFC), without spaces,
-    punctuation and symbols, so that "Amazon S3", "amazon-s3" and "AmazonS3" are one service, and so
-    is "Stockage Données" however its accent was typed. An invisible character (a zero-width space, a
-    control) stays: a look-alike of a service's name is another service.
+    """How services are compared: the name composed (Unicode NFC) and lower-cased, without spaces and
+    punctuation, so that "Amazon S3", "amazon-s3" and "AmazonS3" are one service, and so is "Stockage
+    Données" however its accent was typed. Everything else stays: a symbol ("C++" is not "C", "cloud ☁
+    storage" not "cloud storage"), an emoji, an invisible character (a look-alike of a service's name
+    is another service); a name of punctuation alone is compared whole.
 
-    >>> [service_key(s) for s in ("Amazon S3", "amazon_s3", "Amazon\u200bS3", "Donne\u0301es")]
-    ['amazons3', 'amazons3', 'amazon\u200bs3', 'données']
+    >>> [service_key(s) for s in ("Amazon S3", "amazon_s3", "Amazon\u200bS3", "Donne\u0301es", "İzmir")]
+    ['amazons3', 'amazons3', 'amazon\u200bs3', 'données', 'izmir']
+    >>> service_key("!!!"), service_key("C++") != service_key("C")
+    ('!!!', True)
     """
-    text = unicodedata.normalize("NFC", service.lower())
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in _LOOSE)
+    text = simple_lower(unicodedata.normalize("NFC", service))
+    key = "".join(ch for ch in text if unicodedata.category(ch)[0] not in _LOOSE)
+    return key or text
 
 
 _COST_COLUMNS = {"billed": "s.total_cost_usd", "effective": "s.effective_cost_usd"}

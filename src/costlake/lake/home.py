@@ -8,6 +8,7 @@ folder, and maintaining it would delete the original's. Every writing command ch
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from costlake.errors import InputError
@@ -28,6 +29,12 @@ def check_path(root: Path) -> None:
         raise InputError(
             f"{root}: a warehouse folder's path cannot hold {' or '.join(signs)} (the Iceberg catalog's "
             "URIs read them as escapes, a query or a fragment); choose a folder without them"
+        )
+    # A URI parser drops a tab or a line break: `lake<TAB>A` wrote its tables into `lakeA`, another lake.
+    if any(unicodedata.category(c) == "Cc" for c in str(root)):
+        shown = str(root).encode("unicode_escape").decode("ascii")
+        raise InputError(
+            f"{shown}: a warehouse folder's path cannot hold a control character (a tab, a line break)"
         )
 
 

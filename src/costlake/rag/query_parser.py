@@ -24,7 +24,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
-from costlake.catalog.readers import service_key
+from costlake.catalog.readers import service_key, simple_lower
 from costlake.errors import InputError
 from costlake.rag.bm25 import camel_parts
 
@@ -139,7 +139,7 @@ class _Text:
 
     def __init__(self, question: str) -> None:
         self.original = unicodedata.normalize("NFC", " ".join(question.split()))
-        self.masked = self.original.lower()
+        self.masked = simple_lower(self.original)  # one character for one: spans match `original`
         self.matched: dict[str, str] = {}
 
     def take(self, pattern: str, read: Callable[[re.Match[str]], str | None]) -> None:
@@ -181,11 +181,11 @@ def _words_pattern(term: str, *, plural: bool = False) -> str:
     A name that is not plain ASCII matches its own words in order ("Stockage Données" also matches
     "stockage-données"), each character as it is: an invisible one inside a word stays in the pattern,
     so a look-alike of a service's name never matches what is typed for the service."""
-    if not term.isascii():
+    if _spelt_whole(term):
         words = _unicode_words(term)
         if not words:
             return ""
-        return _UB + r"[\s._-]*".join(re.escape(w) for w in words) + _UE
+        return _UB + r"[\W_]*".join(re.escape(w) for w in words) + _UE
     parts = [p for word in re.findall(r"[A-Za-z0-9]+", term) for p in camel_parts(word)]
     if not parts:
         return ""
@@ -195,11 +195,19 @@ def _words_pattern(term: str, *, plural: bool = False) -> str:
 _UB, _UE = r"(?<![^\W_])", r"(?![^\W_])"  # whole words, in any script
 
 
+def _spelt_whole(term: str) -> bool:
+    """Whether a name is matched by its own words, each character as it is (`_unicode_words`),
+    rather than by its ASCII letters and digits split at capitals: a name that is not plain ASCII,
+    or that has no ASCII letter or digit ("!!!")."""
+    return not term.isascii() or re.search(r"[A-Za-z0-9]", term) is None
+
+
 def _unicode_words(term: str) -> list[str]:
-    """A name's words, lower-cased and composed (NFC): the runs between spaces, punctuation and
-    symbols, as `readers.service_key` compares names."""
-    text = unicodedata.normalize("NFC", term.lower())
-    return "".join(" " if unicodedata.category(ch)[0] in "ZPS" else ch for ch in text).split()
+    """A name's words, composed (NFC) and lower-cased: the runs between spaces and punctuation, as
+    `readers.service_key` compares names (symbols and emoji are kept: "cloud ☁ storage" has three)."""
+    text = simple_lower(unicodedata.normalize("NFC", term))
+    words = "".join(" " if unicodedata.category(ch)[0] in "ZP" else ch for ch in text).split()
+    return words or [text.strip()] if text.strip() else []  # a name of punctuation alone is one word
 
 
 def _collect(found: set[str], ids: Collection[str], what: str) -> Callable[[re.Match[str]], str]:
@@ -243,9 +251,9 @@ def _parse_services(text: _Text, services: Collection[str]) -> set[str]:
 
 @lru_cache(maxsize=64)
 def _service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[str], str], ...]:
-    """(pattern, services it means, the lower-case word every match starts with), longest pattern
-    first: canonical names, other spellings and aliases of each known service present in `services`,
-    then the remaining services under their own name."""
+    """(pattern, services it means, the lower-case word every match starts with), the names spelt
+    whole first, then the longest pattern first: canonical names, other spellings and aliases of
+    each known service present in `services`, then the remaining services under their own name."""
     by_key: dict[str, set[str]] = {}
     for service in services:
         by_key.setdefault(service_key(service), set()).add(service)
@@ -263,13 +271,15 @@ def _service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[st
     for service in services - claimed:
         patterns.setdefault(_words_pattern(service), set()).add(service)
         needles[_words_pattern(service)] = _first_part(service)
-    ordered = sorted(patterns.items(), key=lambda p: (-len(p[0]), p[0]))
+    # A name spelt whole (`_spelt_whole`) first: it matches only its own spelling, where an alias
+    # would match inside it ("s3" at the end of a look-alike "amazon<zero-width space>s3").
+    ordered = sorted(patterns.items(), key=lambda p: (not p[0].startswith(_UB), -len(p[0]), p[0]))
     return tuple((pattern, frozenset(members), needles[pattern]) for pattern, members in ordered if pattern)
 
 
 def _first_part(term: str) -> str:
     """The first part `_words_pattern` matches: "AmazonEC2" -> "amazon"."""
-    if not term.isascii():
+    if _spelt_whole(term):
         return next(iter(_unicode_words(term)), "")
     return next((p for word in re.findall(r"[A-Za-z0-9]+", term) for p in camel_parts(word)), "")
 
