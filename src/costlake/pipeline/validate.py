@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from costlake.duck import scratch_folder
-from costlake.engines import create_engine
+from costlake.engines import Engine, create_engine
 from costlake.lake.batches import incomplete_deliveries, registered_batches
 from costlake.lake.filters import at_most
 from costlake.lake.manifest import latest_manifest
@@ -25,21 +26,12 @@ def validate(
     wh.ensure_tables()
     manifest = latest_manifest(wh)
     watermark = manifest.batch_seq if manifest is not None else 0
-    snapshots = manifest.snapshots if manifest is not None else {}
-    window = "TRUE"
-    if first:
-        window += f" AND usage_date >= DATE '{first.isoformat()}'"
-    if last:
-        window += f" AND usage_date <= DATE '{last.isoformat()}'"
+    window = _window(first, last)
     with (
         scratch_folder("costlake-validate-") as tmp,
         create_engine(wh.settings, tmp) as engine,
     ):
-        for tdef, name in STAGES:
-            snapshot = snapshots.get(tdef.name)
-            files = wh.data_files(tdef, snapshot_id=snapshot) if snapshot is not None else []
-            engine.register_files(f"{name}_all", files, tdef.arrow_schema())
-            engine.materialize(name, f"SELECT * FROM {name}_all WHERE {window}")
+        _stages(wh, engine, manifest.snapshots if manifest is not None else {}, window)
         raw_files = wh.data_files(RAW, row_filter=at_most("batch_seq", watermark)) if watermark else []
         engine.register_files("raw_asof", raw_files, RAW.arrow_schema())
         short = incomplete_deliveries(registered_batches(wh), watermark)
@@ -80,3 +72,23 @@ def validate(
         gate.Finding(r["usage_date"], r["check_name"], r["severity"], r["detail"]) for r in found.to_pylist()
     ]
     return int(days), findings
+
+
+def _window(first: dt.date | None, last: dt.date | None) -> str:
+    """The condition on `usage_date` of the days [first, last], unbounded where None."""
+    window = "TRUE"
+    if first:
+        window += f" AND usage_date >= DATE '{first.isoformat()}'"
+    if last:
+        window += f" AND usage_date <= DATE '{last.isoformat()}'"
+    return window
+
+
+def _stages(wh: Warehouse, engine: Engine, snapshots: Mapping[str, int | None], window: str) -> None:
+    """Relations `s1`..`s3` (and `s1_all`..: every day): each stage table at its snapshot of
+    `snapshots` (a run's manifest; none: nothing published yet), its days of `window`."""
+    for tdef, name in STAGES:
+        snapshot = snapshots.get(tdef.name)
+        files = wh.data_files(tdef, snapshot_id=snapshot) if snapshot is not None else []
+        engine.register_files(f"{name}_all", files, tdef.arrow_schema())
+        engine.materialize(name, f"SELECT * FROM {name}_all WHERE {window}")

@@ -53,9 +53,10 @@ from costlake.rag.indexer import (
 from costlake.rag.intents import Intent, classify
 from costlake.rag.llm import LLMClient, LLMError, LLMTerminalError, compose_explanation, shared_llm
 from costlake.rag.prompt import Prompt, build_prompt
-from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
+from costlake.rag.query_parser import QueryFilters, parse_query
 from costlake.rag.results import Citation, DegradedReason, ExplainResult, context_of
 from costlake.rag.retriever import Mode, Retrieval, Retriever, describe, narrowed, question_name
+from costlake.rag.service_words import KNOWN_SERVICES
 from costlake.settings import Settings
 
 # The longest answer taken from a model (the prompt asks for a few short sentences): a longer one is

@@ -21,12 +21,11 @@ import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
 from typing import Literal
 
-from costlake.catalog.readers import service_key, simple_lower
+from costlake.catalog.readers import simple_lower
 from costlake.errors import InputError
-from costlake.rag.bm25 import camel_parts
+from costlake.rag.service_words import WORD_END, WORD_START, service_patterns
 
 Direction = Literal["up", "down"]
 
@@ -48,58 +47,11 @@ class QueryFilters:
         return self.date_from is not None and self.date_from == self.date_to
 
 
-# canonical name -> other spellings billing exports use, then question-side aliases
-_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "AmazonEC2": (("Amazon Elastic Compute Cloud", "Amazon Elastic Compute Cloud - Compute"),
-                  ("ec2", "compute", "instances")),
-    "AmazonS3": (("Amazon Simple Storage Service",), ("s3", "storage", "bucket", "object storage")),
-    "AmazonRDS": (("Amazon Relational Database Service",),
-                  ("rds", "database", "aurora", "postgres", "mysql")),
-    "AWSLambda": (("AWS Lambda",), ("lambda", "function", "serverless")),
-    "AWSDataTransfer": (("AWS Data Transfer",), ("data transfer", "egress", "bandwidth")),
-    "AmazonCloudFront": (("Amazon CloudFront",), ("cloudfront", "cdn")),
-    "AmazonDynamoDB": (("Amazon DynamoDB",), ("dynamodb", "dynamo")),
-    "AmazonEKS": (("Amazon Elastic Kubernetes Service",), ("eks", "kubernetes", "k8s")),
-    "AmazonRedshift": (("Amazon Redshift",), ("redshift", "warehouse", "data warehouse")),
-    "AmazonElastiCache": (("Amazon ElastiCache",), ("elasticache", "redis", "memcached", "cache")),
-    "AmazonCloudWatch": (("Amazon CloudWatch",), ("cloudwatch", "logs", "logging", "monitoring")),
-    "AmazonVPC": (("Amazon Virtual Private Cloud",), ("vpc", "nat gateway", "vpn")),
-    "AmazonES": (("Amazon OpenSearch Service", "Amazon Elasticsearch Service"),
-                 ("opensearch", "elasticsearch")),
-    "AmazonSageMaker": (("Amazon SageMaker",), ("sagemaker", "machine learning")),
-    "ElasticMapReduce": (("Amazon EMR", "Amazon Elastic MapReduce"), ("emr", "mapreduce", "hadoop")),
-    "AmazonEFS": (("Amazon Elastic File System",), ("efs", "file system")),
-    "AmazonKinesis": (("Amazon Kinesis",), ("kinesis",)),
-    "AmazonMSK": (("Amazon Managed Streaming for Apache Kafka",), ("msk", "kafka")),
-    "AWSGlue": (("AWS Glue",), ("glue", "etl")),
-    "AmazonAthena": (("Amazon Athena",), ("athena",)),
-    "AmazonECR": (("Amazon Elastic Container Registry",), ("ecr", "container registry")),
-    "AmazonECS": (("Amazon Elastic Container Service",), ("ecs", "fargate")),
-    "AWSBackup": (("AWS Backup",), ("backup",)),
-    "AmazonGuardDuty": (("Amazon GuardDuty",), ("guardduty", "guard duty")),
-    "AWSConfig": (("AWS Config",), ()),
-    "AWSCloudTrail": (("AWS CloudTrail",), ("cloudtrail",)),
-    "AmazonApiGateway": (("Amazon API Gateway",), ("api gateway",)),
-    "AWSQueueService": (("Amazon Simple Queue Service",), ("sqs", "queue")),
-    "AmazonSNS": (("Amazon Simple Notification Service",), ("sns", "notification")),
-    "AmazonRoute53": (("Amazon Route 53",), ("route 53", "dns")),
-    "AWSKMS": (("AWS Key Management Service",), ("kms", "key management")),
-    "AWSSecretsManager": (("AWS Secrets Manager",), ("secrets manager", "secret")),
-    "AmazonStates": (("AWS Step Functions",), ("step function", "state machine")),
-    "AmazonCognito": (("Amazon Cognito",), ("cognito",)),
-    "AmazonSES": (("Amazon Simple Email Service",), ("ses", "email")),
-    "AWSWAF": (("AWS WAF",), ("waf", "firewall")),
-}  # fmt: skip
-
-#: canonical service names the parser knows aliases for (the generator's services)
-KNOWN_SERVICES: tuple[str, ...] = tuple(_FAMILIES)
-
 _MONTHS = {
     "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7, "august": 8,
     "september": 9, "october": 10, "november": 11, "december": 12, "jan": 1, "feb": 2, "mar": 3, "apr": 4,
     "jun": 6, "jul": 7, "aug": 8, "sept": 9, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
 }  # fmt: skip
-_B, _E = r"(?<![a-z0-9])", r"(?![a-z0-9])"  # whole words
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?(?![0-9])"
 _YEAR = r"(?:,?\s+(\d{4}))?"
 _RELATIVE = (
@@ -176,40 +128,6 @@ def parse_period(text: str, today: date) -> tuple[date | None, date | None]:
     return _parse_dates(_Text(text), today)
 
 
-def _words_pattern(term: str, *, plural: bool = False) -> str:
-    """Whole-word pattern for a service name or alias; "AmazonEC2" also matches "Amazon EC2", "amazon-ec2".
-    A name that is not plain ASCII matches its own words in order ("Stockage Données" also matches
-    "stockage-données"), each character as it is: an invisible one inside a word stays in the pattern,
-    so a look-alike of a service's name never matches what is typed for the service."""
-    if _spelt_whole(term):
-        words = _unicode_words(term)
-        if not words:
-            return ""
-        return _UB + r"[\W_]*".join(re.escape(w) for w in words) + _UE
-    parts = [p for word in re.findall(r"[A-Za-z0-9]+", term) for p in camel_parts(word)]
-    if not parts:
-        return ""
-    return _B + r"[\s._-]*".join(re.escape(p) for p in parts) + ("s?" if plural else "") + _E
-
-
-_UB, _UE = r"(?<![^\W_])", r"(?![^\W_])"  # whole words, in any script
-
-
-def _spelt_whole(term: str) -> bool:
-    """Whether a name is matched by its own words, each character as it is (`_unicode_words`),
-    rather than by its ASCII letters and digits split at capitals: a name that is not plain ASCII,
-    or that has no ASCII letter or digit ("!!!")."""
-    return not term.isascii() or re.search(r"[A-Za-z0-9]", term) is None
-
-
-def _unicode_words(term: str) -> list[str]:
-    """A name's words, composed (NFC) and lower-cased: the runs between spaces and punctuation, as
-    `readers.service_key` compares names (symbols and emoji are kept: "cloud ☁ storage" has three)."""
-    text = simple_lower(unicodedata.normalize("NFC", term))
-    words = "".join(" " if unicodedata.category(ch)[0] in "ZP" else ch for ch in text).split()
-    return words or [text.strip()] if text.strip() else []  # a name of punctuation alone is one word
-
-
 def _collect(found: set[str], ids: Collection[str], what: str) -> Callable[[re.Match[str]], str]:
     """A `_Text.take` reader that adds `ids` to `found`."""
 
@@ -229,13 +147,15 @@ def _parse_accounts(text: _Text, accounts: Mapping[str, str]) -> set[str]:
         return f"account {account_id}"
 
     for account_id in sorted((a for a in accounts if len(a) >= 4), key=lambda a: (-len(a), a)):
-        text.take(_B + re.escape(account_id.lower()) + _E, _collect(found, {account_id}, "account"))
+        text.take(
+            WORD_START + re.escape(account_id.lower()) + WORD_END, _collect(found, {account_id}, "account")
+        )
     text.take(r"(?<![\d-])(?:\d{12}|\d{4}-\d{4}-\d{4})(?![\d-])", read_id)
     by_name: dict[str, set[str]] = {}
     for account_id, name in accounts.items():
         parts = re.findall(r"[a-z0-9]+", (name or "").lower())
         if parts and sum(map(len, parts)) >= 2 and name != account_id:
-            by_name.setdefault(_B + r"[\s._-]+".join(parts) + _E, set()).add(account_id)
+            by_name.setdefault(WORD_START + r"[\s._-]+".join(parts) + WORD_END, set()).add(account_id)
     for pattern, ids in sorted(by_name.items(), key=lambda item: (-len(item[0]), item[0])):
         text.take(pattern, _collect(found, ids, "account"))
     return found
@@ -243,45 +163,10 @@ def _parse_accounts(text: _Text, accounts: Mapping[str, str]) -> set[str]:
 
 def _parse_services(text: _Text, services: Collection[str]) -> set[str]:
     found: set[str] = set()
-    for pattern, members, needle in _service_patterns(frozenset(services)):
+    for pattern, members, needle in service_patterns(frozenset(services)):
         if needle in text.masked:  # a pattern whose first word is absent cannot match: not compiled
             text.take(pattern, _collect(found, members, "service"))
     return found
-
-
-@lru_cache(maxsize=64)
-def _service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[str], str], ...]:
-    """(pattern, services it means, the lower-case word every match starts with), the names spelt
-    whole first, then the longest pattern first: canonical names, other spellings and aliases of
-    each known service present in `services`, then the remaining services under their own name."""
-    by_key: dict[str, set[str]] = {}
-    for service in services:
-        by_key.setdefault(service_key(service), set()).add(service)
-    patterns: dict[str, set[str]] = {}
-    needles: dict[str, str] = {}
-    claimed: set[str] = set()
-    for canonical, (names, aliases) in _FAMILIES.items():
-        spellings = (canonical, *names, *aliases)
-        members = {s for spelling in spellings for s in by_key.get(service_key(spelling), ())}
-        claimed |= members
-        for spelling in spellings if members else ():
-            pattern = _words_pattern(spelling, plural=spelling in aliases)
-            patterns.setdefault(pattern, set()).update(members)
-            needles[pattern] = _first_part(spelling)
-    for service in services - claimed:
-        patterns.setdefault(_words_pattern(service), set()).add(service)
-        needles[_words_pattern(service)] = _first_part(service)
-    # A name spelt whole (`_spelt_whole`) first: it matches only its own spelling, where an alias
-    # would match inside it ("s3" at the end of a look-alike "amazon<zero-width space>s3").
-    ordered = sorted(patterns.items(), key=lambda p: (not p[0].startswith(_UB), -len(p[0]), p[0]))
-    return tuple((pattern, frozenset(members), needles[pattern]) for pattern, members in ordered if pattern)
-
-
-def _first_part(term: str) -> str:
-    """The first part `_words_pattern` matches: "AmazonEC2" -> "amazon"."""
-    if _spelt_whole(term):
-        return next(iter(_unicode_words(term)), "")
-    return next((p for word in re.findall(r"[A-Za-z0-9]+", term) for p in camel_parts(word)), "")
 
 
 def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
@@ -320,20 +205,22 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
 
     text.take(_ISO_DAY, lambda m: day(m[1], m[2], m[3], m, iso=True))
     text.take(r"(?<![\d-])(\d{4})-(\d{1,2})(?![\d-])", lambda m: month(m[1], int(m[2]), m))
-    text.take(_B + "(?:" + _RELATIVE + ")" + _E, relative)
-    text.take(_B + _DAY + r"(?:\s+of)?\s+" + _M + _YEAR + _E, lambda m: day(m[3], m[2], m[1], m))
-    text.take(_B + _M + r"\s+" + _DAY + _YEAR + _E, lambda m: day(m[3], m[1], m[2], m))
-    text.take(_B + _M + r",?\s+(\d{4})" + _E, lambda m: month(m[2], _MONTHS[m[1]], m))
+    text.take(WORD_START + "(?:" + _RELATIVE + ")" + WORD_END, relative)
+    text.take(
+        WORD_START + _DAY + r"(?:\s+of)?\s+" + _M + _YEAR + WORD_END, lambda m: day(m[3], m[2], m[1], m)
+    )
+    text.take(WORD_START + _M + r"\s+" + _DAY + _YEAR + WORD_END, lambda m: day(m[3], m[1], m[2], m))
+    text.take(WORD_START + _M + r",?\s+(\d{4})" + WORD_END, lambda m: month(m[2], _MONTHS[m[1]], m))
     # "may" alone is a month only after a preposition ("in May"), not in "costs may rise"
     after_preposition = "(?:" + "|".join(f"(?<={p} )" for p in ("in", "during", "for", "of", "since")) + ")"
-    text.take(after_preposition + "may" + _E, lambda m: month(None, 5, m))
-    text.take(_B + _month_names(without="may") + _E, lambda m: month(None, _MONTHS[m[1]], m))
+    text.take(after_preposition + "may" + WORD_END, lambda m: month(None, 5, m))
+    text.take(WORD_START + _month_names(without="may") + WORD_END, lambda m: month(None, _MONTHS[m[1]], m))
     text.take(
-        r"(?:(?<=in )|(?<=during ))(\d{4})" + _E,
+        r"(?:(?<=in )|(?<=during ))(\d{4})" + WORD_END,
         lambda m: keep(*_year(m[1]), m) if _plausible(m[1]) else None,
     )
     text.take(
-        _B + _QUARTER + _E,
+        WORD_START + _QUARTER + WORD_END,
         lambda m: keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m) if _plausible(m[3]) else None,
     )
     if not spans:
@@ -436,7 +323,7 @@ def _parse_direction(text: _Text) -> Direction | None:
         return read
 
     for words, direction in ((_UP, "up"), (_DOWN, "down"), (_NEUTRAL, "none")):
-        text.take(_B + "(?:" + "|".join(words.split()) + ")" + _E, reader(direction))
+        text.take(WORD_START + "(?:" + "|".join(words.split()) + ")" + WORD_END, reader(direction))
     if seen == {"up"}:
         return "up"
     if seen == {"down"}:

@@ -29,7 +29,8 @@ from costlake.rag.bm25 import BM25Ranker
 from costlake.rag.chunks import Chunk
 from costlake.rag.dense import InMemoryDenseSearch, QuestionVectors
 from costlake.rag.embedders.base import Embedder
-from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
+from costlake.rag.query_parser import QueryFilters, parse_query
+from costlake.rag.service_words import KNOWN_SERVICES
 from costlake.text.names import LABEL, is_shown, name_hash, shown_value, with_kind
 
 Mode = Literal["hybrid", "bm25", "dense"]

@@ -21,7 +21,8 @@ from costlake.errors import ConfigError
 from costlake.rag.explain import TABLE_INTENTS, Explainer, ExplainResult
 from costlake.rag.intents import classify
 from costlake.rag.llm import LLMError
-from costlake.rag.query_parser import KNOWN_SERVICES, QueryFilters, parse_query
+from costlake.rag.query_parser import QueryFilters, parse_query
+from costlake.rag.service_words import KNOWN_SERVICES
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["explain"])
