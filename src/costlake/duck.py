@@ -17,8 +17,9 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -259,41 +260,40 @@ def to_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 
 
 def interruptible(con: duckdb.DuckDBPyConnection, run: Callable[[], T]) -> T:
-    """`run()`, a call into DuckDB on `con`, made in a worker thread while this one waits, so that a
-    signal stops it at once: Python runs a signal's handler only between its own steps, never inside
-    a C call, so a long query held Ctrl-C (and SIGTERM) until it finished. The handler's exception
-    interrupts the query (`con.interrupt()`) and goes on up once the worker has stopped.
+    """`run()`, a call into DuckDB on `con`, made in a worker thread while the main thread waits, so
+    that a signal stops it at once: Python runs a signal's handler only in the main thread and only
+    between its own steps, never inside a C call, so a long query held Ctrl-C (and SIGTERM) until it
+    finished. The handler's exception interrupts the query (`con.interrupt()`) and goes on up once
+    the worker has stopped. Called from another thread (no signal reaches it), `run()` runs there.
 
-    The wait is on an event the worker sets as its last step, not on `Thread.join`, which a signal
-    can cut short with the thread still running; and the worker is no daemon: a process that ended
-    with DuckDB still inside a call was aborted by the C++ runtime ("exception not rethrown")."""
-    done: dict[str, Any] = {}
-    finished = threading.Event()
+    The wait is on the call's future, which the worker completes as its last step, not on
+    `Thread.join`, which a signal can cut short with the thread still running; and the worker is no
+    daemon: a process that ended with DuckDB still inside a call was aborted by the C++ runtime
+    ("exception not rethrown")."""
+    if threading.current_thread() is not threading.main_thread():
+        return run()
+    future: Future[T] = Future()
 
     def work() -> None:
         try:
-            done["value"] = run()
+            future.set_result(run())
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
-            done["error"] = exc
-        finally:
-            finished.set()
+            future.set_exception(exc)
 
     worker = threading.Thread(target=work, name="costlake-duckdb")
     try:
         worker.start()
-        while not finished.wait(0.1):  # a signal's handler runs here, in this thread
-            pass
+        wait([future])  # a signal's handler runs here, in this thread
     except BaseException:
         con.interrupt()
-        while worker.ident is not None and not finished.wait(0.1):  # later signals are only noted
-            pass
+        if worker.ident is not None:
+            while not wait([future], timeout=0.1).done:  # later signals are only noted
+                pass
         raise
     finally:
         if worker.ident is not None:
             worker.join()
-    if "error" in done:
-        raise done["error"]
-    return cast("T", done["value"])
+    return future.result()
 
 
 def arrow_batches(con: duckdb.DuckDBPyConnection, sql: str, rows: int = 1 << 20) -> pa.RecordBatchReader:
