@@ -53,3 +53,12 @@ def test_a_tenant_cannot_read_the_shared_data_files_by_path(lake: Warehouse) -> 
     own = run_query(lake, "SELECT DISTINCT account_id FROM main.daily_account_cost", tenant="team-a")
     assert set(own.column("account_id").to_pylist()) == {A1, A2}
     assert B1 not in str(run_query(lake, "SELECT sql FROM duckdb_views()", tenant="team-a").to_pylist())
+
+
+@pytest.mark.parametrize(
+    "table", ["daily_account_cost", "main.daily_account_cost", "memory.main.daily_account_cost"]
+)
+def test_a_tenant_names_its_tables_in_every_way_the_operator_can(lake: Warehouse, table: str) -> None:
+    own = run_query(lake, f"SELECT DISTINCT account_id FROM {table}", tenant="team-a")
+    assert set(own.column("account_id").to_pylist()) == {A1, A2}
+    assert run_query(lake, f"SELECT DISTINCT account_id FROM {table}").num_rows > 2

@@ -205,6 +205,10 @@ def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise InputError(f"query runs one SELECT statement over the lake, not {kinds}")
 
 
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def seal(con: duckdb.DuckDBPyConnection, sql: str, readable: list[str], *, copy_in: bool) -> None:
     """Lock the connection down before it runs `sql`: no file access but reading the lake's data
     files `readable` or, with `copy_in` (a tenant), first copy the tables the SQL names into memory
@@ -214,14 +218,19 @@ def seal(con: duckdb.DuckDBPyConnection, sql: str, readable: list[str], *, copy_
         # The lake's views (a registered Arrow table is a temporary view, in memory already)
         listed = "SELECT database_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
         views = sorted(con.execute(listed).fetchall())
-        for _, name in views:  # the tables the SQL may name (a word match errs on copying more)
-            if re.search(rf"\b{name}\b", sql, re.IGNORECASE):
-                con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM main.{name}")
-        # Then the views go: their text lists the data files of every tenant's days and batches,
-        # which `duckdb_views()` would show.
+        # The tables the SQL may name (a word match errs on copying more) are copied into memory
+        # under a name of their own, all before any view goes (a tenant's view may read another)
+        named = [(db, name) for db, name in views if re.search(rf"\b{name}\b", sql, re.IGNORECASE)]
+        for database, name in named:
+            table = f"{_quoted(database)}.main.{name}"
+            con.execute(f"CREATE TABLE {table}__copy AS SELECT * FROM {table}")
+        # Then the views go (their text lists the data files of every tenant's days and batches,
+        # which `duckdb_views()` would show) and the copies take their names: `x`, `main.x` and
+        # `memory.main.x` all name the tenant's copy.
         for database, name in views:
-            catalog = '"' + database.replace('"', '""') + '"'
-            con.execute(f"DROP VIEW {catalog}.main.{name}")
+            con.execute(f"DROP VIEW {_quoted(database)}.main.{name}")
+        for database, name in named:
+            con.execute(f"ALTER TABLE {_quoted(database)}.main.{name}__copy RENAME TO {name}")
         readable = []
     if readable:
         con.execute("SET allowed_paths = [" + ", ".join(sql_string(f) for f in sorted(set(readable))) + "]")
