@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -12,7 +14,7 @@ from pyiceberg.types import DateType, StringType, TimestamptzType
 from costlake.catalog.ddl import DIALECTS, TableRef, athena_type, statements, table_refs
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
-from costlake.tables import DAILY_ACCOUNT, DIM_REGION, MONEY, TABLES, TableDef
+from costlake.tables import DAILY_ACCOUNT, DIM_REGION, MONEY, NORMALIZED, TABLES, TableDef
 
 BASE = "s3://lake/warehouse/costlake"
 META = "00003-4f2a.metadata.json"
@@ -313,3 +315,44 @@ def test_cli_prints_the_ddl_of_every_table(tmp_path) -> None:
         assert f"CREATE TABLE IF NOT EXISTS costlake.{name} (" in done.stdout
     refused = cli(tmp_path / "wh", "catalog", "ddl", "--dialect", "oracle")
     assert refused.returncode == 1 and "unknown dialect 'oracle'" in refused.stderr
+
+
+def test_a_run_killed_halfway_leaves_the_stage_tables_registered_as_the_last_run_left_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from costlake.catalog.views import snapshot_view
+    from helpers import SEED, cli, ingest_and_run
+
+    root = tmp_path / "wh"
+    wh = Warehouse(Settings(warehouse=str(root)))
+    ingest_and_run(wh, SEED)
+    more = tmp_path / "more.csv"
+    more.write_text(SEED.read_text().splitlines()[0] + "\ne9,2025-01-02,A2,EC2,1,2025-01-04\n")
+    assert cli(root, "ingest", str(more)).returncode == 0
+    monkeypatch.setenv("COSTLAKE_CRASH_AT", f"after_commit:{NORMALIZED.name}")
+    assert cli(root, "run").returncode == 86  # stage 1 committed, stages 2 and 3 not
+    monkeypatch.delenv("COSTLAKE_CRASH_AT")
+
+    wh = Warehouse(wh.settings)
+    published = snapshot_view(wh)
+    refs = {r.name: r for r in table_refs(wh)}
+    stage1 = refs[NORMALIZED.name]
+    current = wh.table(NORMALIZED).metadata_location
+    assert stage1.metadata_location != current and not stage1.note
+    kept = json.loads(Path(stage1.metadata_location.removeprefix("file://")).read_text())
+    now = wh.table(NORMALIZED).current_snapshot()
+    assert now is not None and kept["current-snapshot-id"] == published[NORMALIZED.name] != now.snapshot_id
+    assert refs[DAILY_ACCOUNT.name].metadata_location == wh.table(DAILY_ACCOUNT).metadata_location
+    printed = cli(root, "catalog", "ddl", "--dialect", "spark")
+    assert printed.returncode == 0 and f"metadata_file => '{stage1.metadata_location}'" in printed.stdout
+
+    # Its older metadata files gone (removed by hand): the current one, said so.
+    Path(stage1.metadata_location.removeprefix("file://")).unlink()
+    refs = {r.name: r for r in table_refs(Warehouse(wh.settings))}
+    assert (
+        refs[NORMALIZED.name].metadata_location == current and "no longer kept" in refs[NORMALIZED.name].note
+    )
+    printed = cli(root, "catalog", "ddl", "--dialect", "trino")
+    assert f"-- {NORMALIZED.name}: its metadata file as of the latest finished run is no longer kept" in (
+        printed.stdout
+    )

@@ -16,11 +16,13 @@ Which one to use:
 * **`spark`**: Iceberg's Spark procedure `CALL <catalog>.system.register_table(...)` does the same for
   a Spark Iceberg catalog.
 
-A registration copies the table pointer as it is now. The other catalog keeps pointing at that
-metadata file while costlake goes on committing through its own catalog, so later runs stay invisible
-there until the table is unregistered and registered again. Keep such a catalog read-only: Iceberg warns
-that one table registered in two catalogs "can lead to missing updates, loss of data, and table
-corruption" (https://iceberg.apache.org/docs/latest/spark-procedures/#register_table).
+A registration copies the table pointer as it is now; for the three stage tables, the pointer as
+the latest finished run left them (`table_refs`), as `costlake query` reads them. The other catalog
+keeps pointing at that metadata file while costlake goes on committing through its own catalog, so
+later runs stay invisible there until the table is unregistered and registered again. Keep such a
+catalog read-only: Iceberg warns that one table registered in two catalogs "can lead to missing
+updates, loss of data, and table corruption"
+(https://iceberg.apache.org/docs/latest/spark-procedures/#register_table).
 
 Everything here is pure: the caller passes the tables (`table_refs` reads them from a warehouse) and
 prints or runs the statements. An entry of `statements()` that starts with `--` is a comment for the
@@ -34,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyiceberg.serializers import FromInputFile
 from pyiceberg.types import (
     BinaryType,
     BooleanType,
@@ -51,6 +54,8 @@ from pyiceberg.types import (
 from costlake.tables import NAMESPACE, TABLES, TableDef
 
 if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
     from costlake.lake.warehouse import Warehouse
 
 DIALECTS = ("athena", "trino", "spark")
@@ -65,23 +70,55 @@ class TableRef:
     """One lake table as another engine needs it: its definition and where its files are.
 
     `location` is the table's base location (`Table.location()`); `metadata_location` is the full URI
-    of its current `*.metadata.json` (`Table.metadata_location`).
+    of the `*.metadata.json` to register (`Table.metadata_location`, or for a stage table the one of
+    the latest finished run); `note` says why that could not be had, if it could not.
     """
 
     name: str
     tdef: TableDef
     location: str
     metadata_location: str
+    note: str = ""
 
 
 def table_refs(warehouse: Warehouse) -> list[TableRef]:
-    """Every lake table with its location and current metadata file, read from the warehouse's catalog."""
+    """Every lake table with its location and metadata file, read from the warehouse's catalog. The
+    stage tables are registered as the latest finished run left them, as `costlake query` reads
+    them: a run still committing (or killed halfway) has moved some of them on already, and the
+    other engine would read stage 1 of one run beside stage 3 of another."""
+    from costlake.catalog.views import RUN_TABLES, snapshot_view
+
     warehouse.refresh()  # the current metadata file, not one cached before another process committed
+    published = snapshot_view(warehouse)
     refs = []
     for tdef in TABLES.values():
         table = warehouse.table(tdef)
-        refs.append(TableRef(tdef.name, tdef, table.location(), table.metadata_location))
+        metadata, note = table.metadata_location, ""
+        if tdef.name in RUN_TABLES:
+            kept = _metadata_at(table, published.get(tdef.name))
+            metadata = kept or metadata
+            if kept is None:
+                note = (
+                    "its metadata file as of the latest finished run is no longer kept: this is its "
+                    "current one, which may hold part of a later run that is not finished"
+                )
+        refs.append(TableRef(tdef.name, tdef, table.location(), metadata, note))
     return refs
+
+
+def _metadata_at(table: Table, snapshot_id: int | None) -> str | None:
+    """The newest metadata file of `table` whose current snapshot is `snapshot_id` (None: the table
+    before any commit of data), from its metadata log; None if none is kept."""
+    if table.metadata.current_snapshot_id == snapshot_id:
+        return table.metadata_location
+    for entry in reversed(table.metadata.metadata_log):
+        try:
+            older = FromInputFile.table_metadata(table.io.new_input(entry.metadata_file))
+        except FileNotFoundError:
+            continue
+        if older.current_snapshot_id == snapshot_id:
+            return entry.metadata_file
+    return None
 
 
 def statements(
@@ -106,7 +143,9 @@ def statements(
     build = builders.get(dialect)
     if build is None:
         raise ValueError(f"unknown dialect {dialect!r}: choose one of {', '.join(DIALECTS)}")
-    return build(tables, database, catalog_name, glue)
+    out = build(tables, database, catalog_name, glue)
+    noted = [f"{ref.name}: {ref.note}." for ref in tables if ref.note]
+    return out[:1] + [_comment(noted)] + out[1:] if noted else out
 
 
 # -- Athena -----------------------------------------------------------------------------------------
