@@ -69,6 +69,7 @@ def reference(bills: list[str], tmp_path_factory: pytest.TempPathFactory) -> tup
     [
         ("ingest", "before_commit:raw_billing_events", "INT"),
         ("ingest", "before_commit:raw_billing_events", "TERM"),
+        ("ingest", "ingest:staged", "TERM"),  # the first file read and checked, nothing committed
         ("run", "computed", "TERM"),
         ("run", "files_written", "INT"),
         ("run", "after_commit:normalized_billing_events", "TERM"),
@@ -198,6 +199,57 @@ def test_an_ingest_interrupted_between_its_files_says_how_many_landed_and_how_to
     assert again.returncode == 0 and "already ingested" in again.stdout.splitlines()[0], again.stdout
     assert cli(wh, "run").returncode == 0
     assert _content(wh) == reference
+
+
+def test_an_ingest_interrupted_at_any_moment_lands_whole_files_only(
+    tmp_path: Path, bills: list[str], reference: tuple[str, str]
+) -> None:
+    """Not at a chosen step: after a delay, wherever the ingest is (reading a file, checking it,
+    writing raw). Whatever it stopped in, the files it reports landed are whole and the others absent."""
+    wh = tmp_path / "wh"
+    lines = {
+        "interrupted",
+        "interrupted: 1 of 2 files were ingested; run the same command again to ingest the rest (files "
+        "already ingested are skipped)",
+    }
+    for delay in (0.8, 1.6, 2.4):
+        proc = _costlake(wh, "ingest", *bills)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        code, _, err = _finish(proc)
+        if code == 0:
+            break
+        assert code == 130 and err.rstrip("\n") in lines, err
+    again = cli(wh, "ingest", *bills)
+    assert again.returncode == 0, again.stderr
+    landed = (
+        "SELECT count(*) AS n, CAST(sum(rows_accepted + rows_quarantined) AS BIGINT) AS r FROM ingest_batches"
+    )
+    rows = sum(len(Path(b).read_text().splitlines()) - 1 for b in bills)
+    assert json.loads(cli(wh, "query", landed, "--format", "json").stdout) == [{"n": 2, "r": rows}]
+    assert cli(wh, "run").returncode == 0
+    assert _content(wh) == reference
+
+
+def test_a_signal_while_duckdb_is_imported_waits_for_the_import(tmp_path: Path) -> None:
+    """Commands import DuckDB on first use. A signal raised inside its native initialisation (here
+    while it creates its enums, a moment a profile hook finds) aborted the process: "Critical
+    nanobind error", a traceback and exit 134. It is raised once the import is over."""
+    done = _snippet(
+        "import signal, sys\n"
+        "from costlake import cli\n"
+        "assert 'duckdb' not in sys.modules\n"
+        "fired = []\n"
+        "def hook(frame, event, arg):\n"
+        "    ours = 'duckdb' in sys.modules and not fired\n"
+        "    if ours and event == 'call' and frame.f_code.co_name == '_create_':\n"
+        "        fired.append(1)\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
+        "sys.setprofile(hook)\n"
+        f"sys.argv = ['costlake', '--warehouse', {str(tmp_path / 'wh')!r}, 'query', 'SELECT 1']\n"
+        "cli.main()\n"
+    )
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
 
 
 def test_an_interrupt_swallowed_on_its_way_still_ends_the_command_as_interrupted() -> None:

@@ -29,6 +29,7 @@ def _a_data_file(lake: Warehouse) -> str:
         ("CREATE TABLE t AS SELECT 1", "not CREATE"),
         ("SELECT * FROM read_text('/etc/hostname')", "disabled by configuration"),
         ("SELECT * FROM read_csv('{tmp}/x.csv')", "disabled by configuration"),
+        ("PIVOT daily_account_cost ON account_id USING sum(total_cost_usd)", "a PIVOT must list its values"),
     ],
 )
 def test_only_one_select_over_the_lake_runs(lake: Warehouse, tmp_path: Path, sql: str, error: str) -> None:
@@ -36,6 +37,11 @@ def test_only_one_select_over_the_lake_runs(lake: Warehouse, tmp_path: Path, sql
     with pytest.raises(InputError, match=error):
         run_query(lake, sql.format(tmp=tmp_path))
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.db").exists()
+
+
+def test_a_pivot_that_lists_its_values_runs(lake: Warehouse) -> None:
+    sql = f"PIVOT daily_account_cost ON account_id IN ('{A1}') USING count(*) GROUP BY usage_date"
+    assert A1 in run_query(lake, sql).column_names
 
 
 def test_the_operator_still_reads_the_lakes_own_files(lake: Warehouse) -> None:

@@ -202,6 +202,12 @@ def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     statements = con.extract_statements(sql)
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         kinds = ", ".join(str(s.type).rsplit(".", 1)[-1] for s in statements) or "nothing"
+        if len(statements) == 1 and statements[0].type == duckdb.StatementType.MULTI:
+            # DuckDB makes a PIVOT without its values a type of its own first, then the SELECT
+            raise InputError(
+                "query runs one SELECT statement over the lake, and this one needs more (a PIVOT "
+                "must list its values: PIVOT t ON c IN ('a', 'b') USING sum(x))"
+            )
         raise InputError(f"query runs one SELECT statement over the lake, not {kinds}")
 
 

@@ -7,10 +7,13 @@ package imports the CLI.
 
 from __future__ import annotations
 
+import builtins
 import signal
 import sys
+import threading
 import traceback
-from typing import Annotated, NoReturn
+from types import FrameType
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -154,17 +157,56 @@ _received: list[int] = []
 FORCE_AFTER = 3  # signals: the one that makes a command stop at once, clean-up or not
 
 
-def _on_signal(signum: int, _frame: object) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     """The first signal stops the command; the next (a second Ctrl-C, or a SIGTERM pending beside
     the SIGINT, whose handler Python runs at its next check, even inside a `finally`) is noted
     only, so the clean-up the first one started is not cut short. A third ends the process at once,
     as a crash would (the next command finishes or undoes what was left; a lock held in a lease
-    expires): for a clean-up that hangs, say on an unreachable object store."""
+    expires): for a clean-up that hangs, say on an unreachable object store.
+
+    A first signal that comes while a module is being imported is raised once the import is over
+    (`_import_then_stop`): an exception raised inside a native module's initialisation (DuckDB's,
+    whose commands import it on first use) aborts the process with a traceback and exit 134."""
     _received.append(signum)
     if len(_received) == 1:
+        if _imports[0] or _importing(frame):
+            _imports[1] = signum
+            return
         raise Interrupted(signum)
     if len(_received) >= FORCE_AFTER:
         exit_interrupted(128 + _received[0], state.log_json)
+
+
+_IMPORT_SYSTEM = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"})
+_imports = [0, 0]  # the main thread's imports under way; the signal held back until they are over
+
+
+def _importing(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename in _IMPORT_SYSTEM:
+            return True
+        frame = frame.f_back
+    return False
+
+
+_import = builtins.__import__
+
+
+def _import_then_stop(*args: Any, **kwargs: Any) -> Any:
+    """`__import__` for the main thread: a first signal held back while it ran is raised as soon as
+    the outermost import is over (one by `importlib.import_module`, whose frames are the import
+    system's, until the next import statement after it, or the command's end)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _import(*args, **kwargs)
+    _imports[0] += 1
+    try:
+        return _import(*args, **kwargs)
+    finally:
+        _imports[0] -= 1
+        held = _imports[1]
+        if held and not _imports[0] and not _importing(sys._getframe()):
+            _imports[1] = 0
+            raise Interrupted(held)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -188,6 +230,7 @@ def main() -> None:
     state.log_json = json_logs_asked(sys.argv[1:])  # until the settings say (an interrupt may come first)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
+    builtins.__import__ = _import_then_stop
     try:
         try:
             app(standalone_mode=False)
