@@ -37,6 +37,9 @@ def test_config_file_named_by_environment(tmp_path, monkeypatch):
         {"engine": "pandas"},
         {"duckdb_threads": 0},
         {"duckdb_threads": 100_000},  # a typo would start that many threads per query
+        # a window of years would take GiBs per batch of series; a span past year 9999 could not be dated
+        {"anomaly_window_days": 367},
+        {"anomaly_mix_shift_days": 400_000},
     ],
 )
 def test_invalid_settings_are_refused(bad, tmp_path, monkeypatch):

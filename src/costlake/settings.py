@@ -168,7 +168,9 @@ class Settings(BaseSettings):
         "window, for weekly seasonality; trailing median until two such days exist) or `trailing` "
         "(median of the window).",
     )
-    anomaly_window_days: int = Field(28, ge=7, description="Days of history the baseline looks back over.")
+    anomaly_window_days: int = Field(
+        28, ge=7, le=366, description="Days of history the baseline looks back over (at most a year)."
+    )
     anomaly_min_history_days: int = Field(
         14, ge=3, description="Days of history a series needs before any of its days can be judged."
     )
@@ -195,8 +197,9 @@ class Settings(BaseSettings):
     anomaly_mix_shift_days: int = Field(
         7,
         ge=2,
+        le=366,
         description="Days a move of spend between regions or pricing models (inside a stable total) must "
-        "last before it is reported, at its first day, as a mix shift.",
+        "last before it is reported, at its first day, as a mix shift (at most a year).",
     )
     anomaly_dod_pct: Decimal = Field(
         Decimal("50"),

@@ -135,6 +135,13 @@ def test_a_day_its_month_does_not_have_is_refused_not_read_as_no_date(day: str) 
     assert parse_period("how much did we spend on 2024-02-29", ANCHOR) == (leap, leap)
 
 
+@pytest.mark.parametrize("month", ["2025-13", "2025-00", "2024-99"])
+def test_a_month_no_year_has_is_refused_not_read_as_its_year(month: str) -> None:
+    """Read as no month, "in 2025-13" was answered for the whole of 2025."""
+    with pytest.raises(InputError, match=f"^{month} is not a month in the question$"):
+        parse_period(f"how much did we spend in {month}", ANCHOR)
+
+
 def test_open_ended_and_empty_ranges_end_on_the_anchor() -> None:
     mid = date(2025, 3, 15)
     assert parse_period("since March", mid) == (date(2025, 3, 1), mid)  # not the end of March

@@ -55,6 +55,8 @@ CASES: list[tuple[str, QueryFilters]] = [
     ("past 14 days cdn", F(services={"AmazonCloudFront"}, dates=(d(2, 27), d(3, 12)))),
     ("last 7 days", F(dates=(d(3, 6), d(3, 12)))),
     ("last 2 weeks", F(dates=(d(2, 27), d(3, 12)))),
+    ("last 1000 days", F(dates=(d(6, 17, 2022), d(3, 12)))),  # any number of them
+    ("last 99999999999 days", F(dates=(d(1, 1, 1900), d(3, 12)))),  # back to the first billing year
     ("this month so far", F(dates=(d(3, 1), d(3, 12)))),
     ("in December", F(dates=(d(12, 1, 2024), d(12, 31, 2024)))),
     ("what happened in 2024", F(dates=(d(1, 1, 2024), d(12, 31, 2024)))),
@@ -93,6 +95,11 @@ def test_parse(question: str, expected: QueryFilters) -> None:
         ("EC2 spike and lambda", LAKE, {"amazonec2", "awslambda"}),
         ("AmazonS3 buckets", LAKE, {"amazons3"}),
         ("lambda and redshift", ("AmazonS3",), set()),  # aliases only map to services that exist
+        # a service without aliases, stored case-folded, asked about as people spell it
+        ("how much on Amazon Glacier in January", ("amazonglacier", "amazonec2"), {"amazonglacier"}),
+        ("amazon-glacier and Round_Svc", ("amazonglacier", "roundsvc"), {"amazonglacier", "roundsvc"}),
+        ("route 53 and c++", ("route53", "c++", "c"), {"route53", "c++"}),
+        ("glacial amazon", ("amazonglacier",), set()),
     ],
 )  # fmt: skip
 def test_service_spellings(question: str, services: Collection[str], expected: set[str]) -> None:

@@ -55,7 +55,7 @@ _MONTHS = {
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?(?![0-9])"
 _YEAR = r"(?:,?\s+(\d{4}))?"
 _RELATIVE = (
-    r"(?:last|past|previous)\s+\d{1,3}\s+(?:day|week|month)s?|yesterday|today"
+    r"(?:last|past|previous)\s+\d+\s+(?:day|week|month)s?|yesterday|today"
     r"|(?:last|previous|past|this)\s+(?:week|month|quarter|year)"
     r"|(?:year|quarter|month|week)[\s-]+to[\s-]+date|ytd|qtd|mtd|wtd"
 )
@@ -193,7 +193,10 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
             return None
         return keep(value, value, m)
 
-    def month(year: str | None, month_: int, m: re.Match[str]) -> str | None:
+    def month(year: str | None, month_: int, m: re.Match[str], iso: bool = False) -> str | None:
+        if not 1 <= month_ <= 12 and iso and _plausible(year):
+            # 2025-13: mistyped, not read as no date nor as its year
+            raise InputError(f"{text.original[m.start() : m.end()]} is not a month in the question")
         if not 1 <= month_ <= 12 or (year is not None and not YEARS[0] <= int(year) <= YEARS[1]):
             return None
         number = int(year) if year else today.year if month_ <= today.month else today.year - 1
@@ -204,7 +207,7 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         return keep(start, end, m)
 
     text.take(_ISO_DAY, lambda m: day(m[1], m[2], m[3], m, iso=True))
-    text.take(r"(?<![\d-])(\d{4})-(\d{1,2})(?![\d-])", lambda m: month(m[1], int(m[2]), m))
+    text.take(r"(?<![\d-])(\d{4})-(\d{1,2})(?![\d-])", lambda m: month(m[1], int(m[2]), m, iso=True))
     text.take(WORD_START + "(?:" + _RELATIVE + ")" + WORD_END, relative)
     text.take(
         WORD_START + _DAY + r"(?:\s+of)?\s+" + _M + _YEAR + WORD_END, lambda m: day(m[3], m[2], m[1], m)
@@ -277,8 +280,10 @@ def _relative(phrase: str, today: date) -> tuple[date, date]:
         one = today - timedelta(days=1 if words[0] == "yesterday" else 0)
         return one, one
     if len(words) == 3:
-        days = max(int(words[1]), 1) * {"d": 1, "w": 7, "m": 30}[words[2][0]]  # "last 0 days": one
-        return today - timedelta(days=days - 1), today
+        count = int(words[1]) if len(words[1]) < 10 else 10**9  # a thousand digits: as many days as any
+        days = max(count, 1) * {"d": 1, "w": 7, "m": 30}[words[2][0]]  # "last 0 days": one
+        first = date(YEARS[0], 1, 1)  # "last 100000 days": every day a bill can have
+        return max(today - timedelta(days=min(days - 1, (today - first).days)), first), today
     which, unit = words
     if unit == "week":
         if which == "this":

@@ -81,12 +81,23 @@ def service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[str
             patterns.setdefault(pattern, set()).update(members)
             needles[pattern] = _first_part(spelling)
     for service in services - claimed:
-        patterns.setdefault(_words_pattern(service), set()).add(service)
-        needles[_words_pattern(service)] = _first_part(service)
+        pattern, needle = _own_pattern(service)
+        patterns.setdefault(pattern, set()).add(service)
+        needles[pattern] = needle
     # A name spelt whole (`_spelt_whole`) first: it matches only its own spelling, where an alias
     # would match inside it ("s3" at the end of a look-alike "amazon<zero-width space>s3").
     ordered = sorted(patterns.items(), key=lambda p: (not p[0].startswith(_UB), -len(p[0]), p[0]))
     return tuple((pattern, frozenset(members), needles[pattern]) for pattern, members in ordered if pattern)
+
+
+def _own_pattern(service: str) -> tuple[str, str]:
+    """The pattern of a service without aliases, and the text every match starts with. An ASCII
+    name matches its key (`readers.service_key`) with spaces, dots, dashes or underscores anywhere
+    in it: a lake that stores "amazonglacier" is asked about "Amazon Glacier" or "amazon-glacier"."""
+    if _spelt_whole(service):
+        return _words_pattern(service), _first_part(service)
+    key = service_key(service)
+    return WORD_START + r"[\s._-]*".join(re.escape(ch) for ch in key) + WORD_END, key[:1]
 
 
 def _first_part(term: str) -> str:
