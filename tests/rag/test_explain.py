@@ -111,6 +111,23 @@ def test_moving_an_account_to_another_tenant_takes_effect_without_reindexing(
     assert Explainer(lake).explain(question, tenant="team-b").retrieved_context_count == 1
 
 
+def test_an_account_renamed_since_the_index_is_asked_about_by_its_new_name(
+    lake: Warehouse, write_csv: Callable[..., Path]
+) -> None:
+    build_index(lake)
+    assert not Explainer(lake).stale
+    renamed = write_csv(
+        "renamed.csv", [[A1, "team-a", "payments-core"]], header=("account_id", "tenant_id", "account_name")
+    )
+    load_tenants(lake, renamed)
+    explainer = Explainer(lake)
+    assert explainer.stale  # the CLI warns: run `costlake index`
+    assert explainer.retriever.parse("why did payments-core jump?", "team-a").account_ids == {A1}
+    assert explainer.retriever.parse("why did payments-prod jump?", "team-a").account_ids == frozenset()
+    build_index(lake)
+    assert not Explainer(lake).stale
+
+
 def test_index_updates_incrementally_and_equals_a_rebuild(
     lake: Warehouse, write_csv: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -193,6 +193,7 @@ class ServiceState:
             if r["account_id"]
         }
         explainer = Explainer(self.wh)
+        _ = explainer.source  # what `/health` compares the index with, read with the rest of the view
         if (self.rag / CHUNKS_FILE).exists():
             _ = explainer.retriever  # the index loads now, once, not inside some request
         return View(version, explainer, owners)

@@ -58,7 +58,10 @@ def explain(
     explainer = Explainer(state.warehouse())
     result = explainer.explain(question, tenant=tenant, k=k)
     if explainer.stale:
-        err.print("warning: anomalies changed since the index was built; run `costlake index` to update it")
+        err.print(
+            "warning: anomalies or account names changed since the index was built; "
+            "run `costlake index` to update it"
+        )
     if fmt == "json":
         sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
         return

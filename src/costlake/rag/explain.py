@@ -45,9 +45,9 @@ from costlake.rag.index import VectorIndex
 from costlake.rag.indexer import (
     CHUNKS_FILE,
     SOURCE_FILE,
-    anomalies_snapshot,
     configured_embedder,
     index_folder,
+    index_source,
     rag_folder,
 )
 from costlake.rag.intents import Intent, classify
@@ -111,10 +111,16 @@ class Explainer:
 
     @property
     def stale(self) -> bool:
-        """True when cost_anomalies changed since `costlake index` built the chunks."""
+        """True when cost_anomalies, or the accounts' names and tenants, changed since `costlake index`
+        built the chunks (an index of an older version, which recorded the anomalies only, is stale)."""
         path = rag_folder(self.wh, create=False) / SOURCE_FILE
-        built = json.loads(path.read_text()).get("cost_anomalies_snapshot") if path.exists() else None
-        return built != anomalies_snapshot(self.wh)
+        built = json.loads(path.read_text()) if path.exists() else None
+        return built != self.source
+
+    @cached_property
+    def source(self) -> dict[str, int | str | None]:
+        """What an index built from the lake as it is now would record (`indexer.index_source`)."""
+        return index_source(self.wh)
 
     @cached_property
     def retriever(self) -> Retriever:

@@ -10,6 +10,7 @@ several times faster, and the index re-embeds a chunk only when that text (or it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -28,12 +29,12 @@ from costlake.rag.embedders import Embedder, shared_embedder
 from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.index import IndexItem, VectorIndex
 from costlake.settings import Settings
-from costlake.tables import COST_ANOMALIES, DIM_SERVICE
+from costlake.tables import COST_ANOMALIES, DIM_ACCOUNT, DIM_SERVICE
 
 log = logging.getLogger(__name__)
 
 CHUNKS_FILE = "chunks.jsonl"
-SOURCE_FILE = "source.json"  # the cost_anomalies snapshot the chunks were built from
+SOURCE_FILE = "source.json"  # the snapshots the chunks were built from (`index_source`)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,18 @@ def anomalies_snapshot(wh: Warehouse) -> int | None:
     return None
 
 
+def index_source(wh: Warehouse) -> dict[str, int | str | None]:
+    """What the chunks are built from (SOURCE_FILE): the anomalies' snapshot, and a digest of the
+    accounts' names and tenants, which the chunks carry (a run rewrites dim_account whether or not
+    they changed). An index built from other anomalies or other names is stale."""
+    accounts = wh.read_rows(DIM_ACCOUNT).select(["account_id", "account_name", "tenant_id"]).to_pylist()
+    rows = sorted(json.dumps(row, sort_keys=True) for row in accounts)
+    return {
+        "cost_anomalies_snapshot": anomalies_snapshot(wh),
+        "accounts_sha256": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
+    }
+
+
 def lake_chunks(wh: Warehouse) -> list[Chunk]:
     """Chunks of every anomaly in the lake, with account names and tenants from dim_account and
     services' display names from dim_service."""
@@ -128,7 +141,7 @@ def _build(wh: Warehouse) -> IndexReport:
     started = time.monotonic()
     folder = rag_folder(wh)
     with phase(log, "chunks") as done:
-        source = anomalies_snapshot(wh)
+        source = index_source(wh)
         chunks = lake_chunks(wh)
         write_chunks(chunks, folder / CHUNKS_FILE)
         done["chunks"] = len(chunks)
@@ -144,7 +157,7 @@ def _build(wh: Warehouse) -> IndexReport:
         done |= {"embedded": embedder.misses, "cached": embedder.hits}
     with phase(log, "index write", vectors=len(index)):
         index.save()
-        (folder / SOURCE_FILE).write_text(json.dumps({"cost_anomalies_snapshot": source}) + "\n")
+        (folder / SOURCE_FILE).write_text(json.dumps(source) + "\n")
     return IndexReport(
         where,
         embedder.embedder_id,

@@ -200,14 +200,16 @@ class Retriever:
         self._by_tenant: dict[str | None, list[Chunk]] = {None: list(self._chunks.values())}
         self._names: dict[str | None, dict[str, str]] = {None: {}}
         self._own_services: dict[str | None, set[str]] = {None: {c.service_name for c in chunks}}
-        for chunk in self._chunks.values():
-            self._by_tenant.setdefault(chunk.tenant_id, []).append(chunk)
-            self._own_services.setdefault(chunk.tenant_id, set()).add(chunk.service_name)
-            self._add_name(chunk.tenant_id, chunk.account_id, chunk.account_name)
+        # An account's name as dim_account has it now first: one renamed since `costlake index` is
+        # asked about by its new name, and its old one (in the chunks) no longer names it
         if accounts is not None:
             for row in accounts.select(["account_id", "account_name", "tenant_id"]).to_pylist():
                 if row["account_id"] is not None and row["tenant_id"] is not None:
                     self._add_name(row["tenant_id"], row["account_id"], row["account_name"] or "")
+        for chunk in self._chunks.values():
+            self._by_tenant.setdefault(chunk.tenant_id, []).append(chunk)
+            self._own_services.setdefault(chunk.tenant_id, set()).add(chunk.service_name)
+            self._add_name(chunk.tenant_id, chunk.account_id, chunk.account_name)
         self._rankers: dict[str | None, BM25Ranker] = {}
 
     def _add_name(self, tenant_id: str, account_id: str, name: str) -> None:
