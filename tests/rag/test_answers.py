@@ -173,7 +173,14 @@ def test_the_trend_compares_the_last_30_complete_days_with_the_30_before(
         anchor.isoformat(),
     )
     assert "\n- awslambda:" in answer.explanation.lower()  # the one service that grows every day
+    # The 30 days before start before the lake's first day: said so, not counted silently as $0
+    missing = (START - start).days
+    assert missing > 0 and f" Data begins on {START}: the {missing} day(s) of the earlier period" in (
+        answer.explanation
+    )
     assert answer.grounded
+    feb = explainer.explain("S3 spend February vs January", tenant="team-a").explanation
+    assert "Data begins" not in feb  # both periods inside the data
 
 
 @pytest.mark.parametrize("question", ["What is growing?", "S3 spend February vs January", "month over month"])

@@ -73,6 +73,13 @@ def latest_usage_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
     return latest
 
 
+def first_usage_date(wh: Warehouse, tenant: str | None) -> dt.date | None:
+    """The first published usage day (of the tenant's accounts); None before anything is published."""
+    sql = f"SELECT min(usage_date) AS first FROM {DAILY_ACCOUNT.name}"
+    first: dt.date | None = _select(wh, tenant, [DAILY_ACCOUNT.name], sql, [])[0]["first"]
+    return first
+
+
 def last_published_at(wh: Warehouse, tenant: str | None) -> dt.datetime | None:
     """When stage 3 last published a row of the tenant's accounts (UTC): the last time new data for
     them went through a run. None before anything is published."""

@@ -182,9 +182,21 @@ def _compare(
     text += f": {_moved(b - a, a)}."
     if not old.groups and new.groups:
         text += f" Nothing was published from {before[0]} to {before[1]}."
+    else:
+        text += _before_the_data(readers.first_usage_date(wh, tenant), before, context)
     text += _mover_lines(old, new, intent, _direction(question, trend), names.of(intent), context)
     text += _incomplete(sorted({*old.incomplete, *new.incomplete}), context)
     return TableAnswer(text, context, before[0], after[1], len(old.groups) + len(new.groups))
+
+
+def _before_the_data(first: dt.date | None, before: Period, context: list[dict[str, Any]]) -> str:
+    """A note when the earlier period starts before the first published day: its days before that
+    count as nothing spent, and the change is not like for like."""
+    if first is None or not before[0] < first <= before[1]:
+        return ""
+    missing = (first - before[0]).days
+    context[0] |= {"first_published_date": first, "before_data_days": missing}
+    return f" Data begins on {first}: the {missing} day(s) of the earlier period before it hold no spend."
 
 
 def _mover_lines(
