@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,6 +94,14 @@ def test_injected_anomalies_are_found_with_their_cause(
         hits += 0 <= lag <= 1 and row["kind"] == t["expected_kind"]
         assert json.loads(row["contributors"]), "every anomaly carries its contributors"
     assert hits >= 4
+    amounts = [
+        c[field]
+        for row in found.values()
+        for c in json.loads(row["contributors"])
+        for field in ("actual_usd", "expected_usd", "contribution_usd")
+    ]
+    plain = re.compile(r"-?\d+(\.\d+)?")  # as every amount is written: a zero was "0E-12"
+    assert amounts and [a for a in amounts if not plain.fullmatch(a)] == []
 
 
 @pytest.mark.slow

@@ -346,3 +346,24 @@ def test_an_audit_beside_a_maintenance_counts_the_runs_it_expired_as_past_retent
     out, err = audit.communicate(timeout=60)
     assert audit.returncode == 0, (out, err)
     assert "of 1 run(s): 0 mismatch(es)" in out and f"{len(runs) - 1} run(s) past retention" in out, out
+
+
+def test_detection_after_the_run_its_anomalies_reflect_was_expired_warns_and_analyses_all(
+    tmp_path: Path, monkeypatch
+) -> None:
+    root = tmp_path / "wh"
+    assert cli(root, "ingest", str(SEED)).returncode == 0 and cli(root, "run").returncode == 0
+    assert (
+        cli(
+            root, "ingest", str(_batch(tmp_path, "more.csv", ["e9,2025-01-02,A2,EC2,1,2025-01-04"]))
+        ).returncode
+        == 0
+    )
+    monkeypatch.setenv("COSTLAKE_ANOMALIES_ON_RUN", "false")  # the anomalies still reflect the first run
+    assert cli(root, "run").returncode == 0
+    monkeypatch.delenv("COSTLAKE_ANOMALIES_ON_RUN")
+    done = cli(root, "maintain", "--retain-runs", "1", "--retain-days", "0")
+    assert done.returncode == 0, done.stderr
+    detected = cli(root, "anomalies")
+    assert detected.returncode == 0
+    assert "is no longer kept (maintain expired it): analysing every series" in detected.stderr

@@ -48,10 +48,20 @@ class Contributor:
         return {
             "dimension": self.dimension,
             "value": self.value,
-            "actual_usd": str(self.actual),
-            "expected_usd": str(self.expected),
-            "contribution_usd": str(self.contribution),
+            "actual_usd": _plain(self.actual),
+            "expected_usd": _plain(self.expected),
+            "contribution_usd": _plain(self.contribution),
         }
+
+
+def _plain(amount: Decimal) -> str:
+    """An amount as positional text, as every other amount is shown (a zero at 12 places is
+    `0.000000000000`, not `0E-12`; never `-0`).
+
+    >>> _plain(Decimal("0E-12")), _plain(Decimal("-0E-12")), _plain(Decimal("1.50"))
+    ('0.000000000000', '0.000000000000', '1.50')
+    """
+    return format(amount.copy_abs() if amount.is_zero() else amount, "f")
 
 
 def parse_contributors(text: str) -> list[Contributor]:

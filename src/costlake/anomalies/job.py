@@ -104,6 +104,12 @@ def _update(wh: Warehouse, params: Params, force: bool, full: bool, by_run: bool
     if not force and last.get("source_run") == source and same_params:
         return AnomalyReport(source, 0, 0, [], 0, 0, None, skipped=True, full=False)
     previous = _manifest(wh, last.get("source_run", ""))
+    if previous is None and last.get("source_run") and not full:
+        log.warning(
+            "run %s, which the stored anomalies reflect, is no longer kept (maintain expired it): "
+            "analysing every series",
+            last["source_run"],
+        )
     if manifest is None:
         old_rows = wh.read_rows(COST_ANOMALIES).to_pylist()
         return commit(wh, old_rows, merge(old_rows, [], None, {}), source, params, last, 0, 0, True, by_run)
