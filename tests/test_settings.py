@@ -39,6 +39,10 @@ def test_config_file_named_by_environment(tmp_path, monkeypatch):
         {"duckdb_threads": 100_000},  # a typo would start that many threads per query
         # a window of years would take GiBs per batch of series; a span past year 9999 could not be dated
         {"anomaly_window_days": 367},
+        {"completeness_lag_hours": 3_000_000_000},  # DuckDB's intervals overflowed: an internal error
+        {"duckdb_memory_limit": "banana"},  # refused by DuckDB at the first query, as an internal error
+        {"duckdb_memory_limit": "100"},
+        {"duckdb_memory_limit": "0GB"},
         {"anomaly_mix_shift_days": 400_000},
     ],
 )
@@ -56,3 +60,12 @@ def test_history_a_band_cannot_read_is_refused(name, tmp_path, monkeypatch):
     with pytest.raises(ValidationError, match=refused):
         Settings(anomaly_window_days=14, **{name: 15})
     assert Settings(anomaly_window_days=14, **{name: 14}).anomaly_window_days == 14
+
+
+@pytest.mark.parametrize("size", ["2GB", "1536MB", "1.5 GiB", "500kb", "50%", "1T"])
+def test_duckdb_reads_every_memory_limit_the_settings_take(size, tmp_path, monkeypatch):
+    import duckdb
+
+    monkeypatch.chdir(tmp_path)
+    limit = Settings(duckdb_memory_limit=size).duckdb_memory_limit
+    duckdb.connect().execute(f"SET memory_limit = '{limit}'")

@@ -53,7 +53,11 @@ class Settings(BaseSettings):
         "USD", description="Reporting currency; rows in any other currency are quarantined."
     )
     completeness_lag_hours: int = Field(
-        24, ge=0, description="Hours after the end of a usage day before its data counts as complete (T+1)."
+        24,
+        ge=0,
+        le=87_600,
+        description="Hours after the end of a usage day before its data counts as complete (T+1; at most "
+        "ten years).",
     )
     usage_date_min: dt.date = Field(
         dt.date(2000, 1, 1),
@@ -343,6 +347,22 @@ class Settings(BaseSettings):
         size = value.strip()
         if not re.fullmatch(r"[0-9]+([kmgtp]b?|b)?", size, re.IGNORECASE) or not int(re.sub(r"\D", "", size)):
             raise ValueError("spark_driver_memory must be a size such as 6g or 4096m")
+        return size
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _duckdb_size(cls, value: str | None) -> str | None:
+        """A size as DuckDB's `memory_limit` reads one (a number and a unit, or a share of the
+        machine's memory), or None (blank too): DuckDB's default. Checked here, where a bad one
+        failed at the first query as an internal error."""
+        if value is None or not value.strip():
+            return None
+        size = value.strip()
+        units = r"(?:[kmgt]i?b|[kmgt]|b|%)"
+        if not re.fullmatch(rf"[0-9]+(?:\.[0-9]+)?\s*{units}", size, re.IGNORECASE) or not float(
+            re.sub(r"[^0-9.]", "", size)
+        ):
+            raise ValueError("duckdb_memory_limit must be a size such as 2GB, 1536MB or 50%")
         return size
 
     @field_validator("currency")

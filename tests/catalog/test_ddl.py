@@ -356,3 +356,9 @@ def test_a_run_killed_halfway_leaves_the_stage_tables_registered_as_the_last_run
     assert f"-- {NORMALIZED.name}: its metadata file as of the latest finished run is no longer kept" in (
         printed.stdout
     )
+
+
+@pytest.mark.parametrize("dialect", ["trino", "spark"])
+def test_a_registration_says_maintain_removes_what_it_points_at(dialect: str) -> None:
+    notes = comments(statements(dialect, FAKE))
+    assert "`costlake maintain` removes the metadata files and snapshots it no longer keeps" in notes

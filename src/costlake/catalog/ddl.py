@@ -355,6 +355,8 @@ def _registration_notes(reregister: str) -> list[str]:
     return [
         "Registers each table's current metadata file: a read-only view of the lake as of now.",
         f"Later costlake runs stay invisible there; to see them, {reregister}.",
+        "`costlake maintain` removes the metadata files and snapshots it no longer keeps, these "
+        "included: register again after it runs.",
         "Never write through this catalog: one table owned by two catalogs loses updates and can be "
         "corrupted (Iceberg docs, register_table).",
     ]
