@@ -123,6 +123,9 @@ def test_cli_anomalies_and_plot(tmp_path: Path, write_csv: Callable[..., Path]) 
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = png.with_suffix(".html").read_text()
     assert "<svg" in page and "2025-02-03" in page and "spike" in page
+    text = cli(wh, "plot", "--account", "111111111111", "--out", str(tmp_path / "chart.txt"))
+    assert text.returncode == 1 and "the chart is a PNG, name it *.png" in text.stderr
+    assert not (tmp_path / "chart.txt").exists() and not (tmp_path / "chart.html").exists()
     missing = cli(wh, "plot", "--account", "999")
     assert missing.returncode == 1 and "no published cost for account '999'" in missing.stderr
     assert cli(wh, "anomalies", "--method", "nope").returncode == 1

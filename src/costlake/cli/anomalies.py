@@ -95,6 +95,8 @@ def plot(
     from costlake.anomalies.plot import chart_for, write_chart
     from costlake.anomalies.series import load_series
 
+    if output is not None and output.suffix.lower() != ".png":
+        raise InputError(f"--out {output}: the chart is a PNG, name it *.png (the HTML goes beside it)")
     wh = state.warehouse()
     chart = chart_for(load_series(wh, account, service), account, service, Params.from_settings(wh.settings))
     name = f"cost_{account}" + (f"_{service}" if service else "") + ".png"
