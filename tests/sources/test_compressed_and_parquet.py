@@ -300,3 +300,55 @@ def test_a_double_cost_is_its_shortest_round_trip_text_never_more_exact(tmp_path
         (5, "cost_usd '0.0000000000001' has more than 12 decimal places"),
         (6, "cost_usd 'inf' is not a decimal number"),
     ]
+
+
+@pytest.mark.parametrize("second", ["BilledCost", "billedcost"])
+def test_a_parquet_column_named_twice_is_refused_as_in_a_csv_header(tmp_path, second):
+    """DuckDB reads the second one as billedcost_1: one of two costs was published, the other dropped."""
+    parquet = typed_parquet(
+        FOCUS, tmp_path / "focus.parquet", money=pa.float64(), stamps=FOCUS_STAMPS, maps=set()
+    )
+    table = pq.read_table(parquet)
+    doubled = table.append_column(second, pa.array([999.0] * table.num_rows))
+    pq.write_table(doubled, tmp_path / "doubled.parquet")
+    with pytest.raises(InputError, match="billedcost appear more than once in the header"):
+        parse(tmp_path, tmp_path / "doubled.parquet")
+
+
+@pytest.mark.parametrize(
+    ("added", "error"),
+    [
+        (["lineItem/UnblendedCost"], "CUR columns lineItem/UnblendedCost and lineItem/UnblendedCost are one"),
+        (["line_item_unblended_cost"], "CUR columns lineItem/UnblendedCost and line_item_unblended_cost are"),
+        (["lineitem/usageaccountid"], "CUR columns lineItem/UsageAccountId and lineitem/usageaccountid are"),
+        (["resourceTags/user:Team"] * 2, "tag column resourceTags/user:Team appears more than once"),
+    ],
+)
+def test_a_cur_column_named_twice_is_refused_not_one_of_its_values_dropped(tmp_path, added, error):
+    with CUR.open(newline="", encoding="utf-8-sig") as handle:
+        header, *rows = list(csv.reader(handle))
+    doubled = tmp_path / "doubled.csv"
+    with doubled.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header + added)
+        writer.writerows(row + [str(n) for n in range(len(added))] for row in rows)
+    with pytest.raises(InputError, match=error):
+        parse(tmp_path, doubled)
+    tags = ["resourceTags/user:Team", "resourceTags/user:team"]  # two tags: AWS tag keys are case-sensitive
+    with doubled.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header + tags, *(row + ["a", "b"] for row in rows)])
+    assert parse(tmp_path, doubled)[0] == "cur"
+
+
+def test_a_header_wider_than_a_billing_file_can_be_is_refused_at_once(tmp_path):
+    """DuckDB plans a query over every column in time that grows with their square, where no signal
+    reaches it: 10,000 columns of one row took 78 s."""
+    wide = tmp_path / "wide.csv"
+    extra = [f"x{i}" for i in range(3000)]
+    wide.write_text(
+        ",".join(["event_id", "usage_date", "account_id", "service_name", "cost_usd", *extra]) + "\n"
+    )
+    with pytest.raises(
+        InputError, match=r"wide.csv: 3,005 columns, more than the 2,000 a billing file can have"
+    ):
+        parse(tmp_path, wide)

@@ -51,6 +51,7 @@ included) holds a field larger than the batch's limit.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -61,6 +62,7 @@ from costlake.sources import sql_text
 from costlake.sources.base import BatchContext, Source, read_header
 from costlake.sources.input_files import column_names
 from costlake.tables import MONEY_SQL
+from costlake.text.terminal import shortened
 
 # canonical name -> (legacy header, CUR 2.0 header); headers are compared lower-cased.
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -132,9 +134,12 @@ class CurSource(Source):
     def parse(self, con: duckdb.DuckDBPyConnection, path: Path, ctx: BatchContext) -> None:
         header = read_header(path)
         original = column_names(path)  # tag keys keep their case
-        where: dict[str, int] = {}  # canonical name -> index of the first column spelled either way
+        where: dict[str, int] = {}  # canonical name -> index of its column, spelled either way
         for name, spellings in SPELLINGS.items():
             found = [i for i, h in enumerate(header) if h in {s.lower() for s in spellings}]
+            if len(found) > 1:  # which one holds the value is anyone's guess: one would be dropped
+                shown = " and ".join(shortened(original[i]) for i in found[:3])
+                raise InputError(f"{path}: CUR columns {shown} are one column named twice in the header")
             if found:
                 where[name] = found[0]
         layout = 0 if any("/" in name for name in header) else 1
@@ -142,6 +147,9 @@ class CurSource(Source):
         if missing:
             raise InputError(f"{path}: missing required CUR column(s) {', '.join(missing)}")
         tags = [i for i, h in enumerate(header) if h.startswith(("resourcetags/", "resource_tags"))]
+        twice = sorted(name for name, n in Counter(original[i] for i in tags).items() if n > 1)
+        if twice:  # tag keys differing in case are two tags; one spelt the same twice is one tag
+            raise InputError(f"{path}: tag column {shortened(twice[0])} appears more than once in the header")
         sql_text.install_macros(con)
         # Header names may repeat (both spellings, tags differing in case only): load by position.
         sql_text.load_text(con, path, header, positions=[*where.values(), *tags])

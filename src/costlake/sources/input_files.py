@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, cast
 
 import duckdb
+import pyarrow as pa
 import zstandard
 
 from costlake.duck import sql_string
@@ -104,12 +105,30 @@ def inspect(path: Path) -> InputFile:
     return InputFile(path, compression)
 
 
+MAX_COLUMNS = 2000  # a legacy CUR has ~125 columns plus one per cost allocation tag (AWS caps those at 500)
+
+
 def column_names(path: Path) -> list[str]:
-    """The file's column names as delivered, trimmed: its CSV header, or its Parquet schema."""
+    """The file's column names as delivered, trimmed: its CSV header, or its Parquet schema. More
+    than `MAX_COLUMNS` are refused: DuckDB plans a query over them in time that grows with their
+    square (78 s for 10,000 columns of one row), and no signal stops that planning."""
+    names = _column_names(path)
+    if len(names) > MAX_COLUMNS:
+        raise InputError(
+            f"{path}: {len(names):,} columns, more than the {MAX_COLUMNS:,} a billing file can have"
+        )
+    return names
+
+
+def _column_names(path: Path) -> list[str]:
     source = inspect(path)
     if source.parquet:
         with duckdb.connect() as con:
-            return [name.strip() for name, _ in _parquet_columns(con, path)]
+            names = [name.strip() for name, _ in _parquet_columns(con, path)]
+        # DuckDB renames a repeated name (the second BilledCost reads as BilledCost_1); the file's own
+        # names are the header, so a column named twice is refused as in a CSV header
+        delivered = _parquet_names(path)
+        return delivered if delivered is not None and len(delivered) == len(names) else names
     try:
         with _open_text(source) as handle:
             header = next(csv.reader(handle), None)
@@ -227,6 +246,16 @@ def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[s
     if not rows:
         raise InputError(f"{path}: a Parquet file with no columns")
     return [(str(name), str(kind)) for name, kind, *_ in rows]
+
+
+def _parquet_names(path: Path) -> list[str] | None:
+    """The top-level column names a Parquet file's schema holds, repeats included (None: unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return [name.strip() for name in pq.read_schema(path).names]
+    except (OSError, ValueError, pa.ArrowException):
+        return None
 
 
 def _identifier(name: str) -> str:
