@@ -201,6 +201,15 @@ def test_an_ingest_interrupted_between_its_files_says_how_many_landed_and_how_to
     assert _content(wh) == reference
 
 
+def test_an_ingest_interrupted_after_its_last_commit_says_everything_landed(
+    tmp_path: Path, bills: list[str]
+) -> None:
+    wh = tmp_path / "wh"
+    code, _, err = _finish(_costlake(wh, "ingest", bills[0], env={SIGNAL_ENV: "ingest:committed:TERM"}))
+    assert (code, err) == (143, "interrupted: 1 of 1 files were ingested before it; nothing is left to do\n")
+    assert "already ingested" in cli(wh, "ingest", bills[0]).stdout
+
+
 def test_an_ingest_interrupted_at_any_moment_lands_whole_files_only(
     tmp_path: Path, bills: list[str], reference: tuple[str, str]
 ) -> None:
@@ -211,6 +220,7 @@ def test_an_ingest_interrupted_at_any_moment_lands_whole_files_only(
         "interrupted",
         "interrupted: 1 of 2 files were ingested; run the same command again to ingest the rest (files "
         "already ingested are skipped)",
+        "interrupted: 2 of 2 files were ingested before it; nothing is left to do",
     }
     for delay in (0.8, 1.6, 2.4):
         proc = _costlake(wh, "ingest", *bills)

@@ -106,8 +106,11 @@ def landed_note(landed: list[IngestResult], total: int, *, parts: bool, part_of:
     """What an `ingest` interrupted now leaves, and what to do: `landed` are the files whose raw
     commit landed (each is a batch from then on), of `total` given."""
     done = len(landed)
-    if not done or done == total:
+    if not done:
         return ""
+    if done == total:  # the signal came after the last commit: nothing was cut short
+        what = "parts" if parts else "files"
+        return f"{total} of {total} {what} were ingested before it; nothing is left to do"
     if parts:
         return (
             f"{done} of {total} parts of the delivery of batch {landed[0].first_part} were committed; run "
