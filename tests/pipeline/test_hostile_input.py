@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -131,6 +132,11 @@ def no_file(folder: Path, account: str) -> Path:
     return folder / f"{account}-missing.csv"
 
 
+def a_fifo(folder: Path, account: str) -> Path:
+    os.mkfifo(folder / account)  # opening it to read would wait for a writer forever
+    return folder / account
+
+
 @dataclass(frozen=True)
 class Case:
     """One hostile file: what it is, how to write it, the outcome, the published total of its accounts.
@@ -151,7 +157,14 @@ CASES = [
     # Refused files: nothing of them is committed.
     Case("a directory", a_folder, "refused: FILE: is a directory, not a file", REFUSED),
     Case("no such file", no_file, "refused: FILE: no such file", REFUSED),
+    Case("a FIFO", a_fifo, "refused: FILE: not a regular file", REFUSED),
     Case("empty file", raw(""), "refused: FILE: empty file, expected a CSV header", REFUSED),
+    Case(
+        "a blank line first",
+        raw("\n\n" + HEADER_ROW + "\n" + GOOD_LINES),
+        "refused: FILE: the first line is blank, expected a CSV header there",
+        REFUSED,
+    ),
     Case(
         "semicolon-separated",
         raw(HEADER_ROW.replace(",", ";") + "\n" + GOOD_LINES.replace(",", ";")),

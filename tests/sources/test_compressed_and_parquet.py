@@ -120,6 +120,11 @@ def damaged_files(tmp_path: Path) -> dict[str, Path]:
         "truncated gzip": (packed[: len(packed) // 2], "damaged or truncated gzip CSV"),
         "gzip with a wrong CRC": (bytes(bad_crc), "damaged or truncated gzip CSV"),
         "truncated zstd": (zstd[: len(zstd) // 2], "damaged or truncated zstd CSV"),
+        # cut inside its first block, a small stream decompressed to nothing: it was an "empty file"
+        "zstd cut in its first block": (
+            zstandard.ZstdCompressor(write_checksum=False).compress(FOCUS.read_bytes()[:300])[:-1],
+            "damaged or truncated zstd CSV",
+        ),
         "zip archive": (b"PK\x03\x04" + packed, "a zip archive"),
         "truncated parquet": (b"PAR1" + packed[:100], "not a readable Parquet file"),
     }

@@ -110,8 +110,8 @@ def _check_given(paths: list[Path], *, reparse: bool, delivery: bool) -> None:
     for path in paths:
         if path.is_dir():
             raise InputError(f"{path}: is a directory, not a file")
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
+        if not path.is_file():  # a FIFO or a device is no billing file either
+            raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
     if reparse and delivery:
         raise InputError(
             "--reparse keeps each file in the delivery it was ingested in: drop --parts / --part-of"

@@ -137,6 +137,10 @@ def _column_names(path: Path) -> list[str]:
     except _DAMAGED as exc:
         raise _damaged(source, exc) from None
     if not header:
+        if source.compression:
+            readable(path)  # a stream cut inside its first block reads as empty: say it is damaged
+        if header is not None:
+            raise InputError(f"{path}: the first line is blank, expected a CSV header there")
         raise InputError(f"{path}: empty file, expected a CSV header")
     return [name.strip() for name in header]
 
