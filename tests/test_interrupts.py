@@ -262,6 +262,31 @@ def test_a_signal_while_duckdb_is_imported_waits_for_the_import(tmp_path: Path) 
     assert (done.returncode, done.stderr) == (130, "interrupted\n")
 
 
+def test_a_signal_while_a_module_is_loaded_by_import_module_stops_the_command_soon_after(
+    tmp_path: Path,
+) -> None:
+    """`run` loads its engine with importlib.import_module and then runs the pipeline with no import
+    statement: a signal held while that module loaded waited for the command's end."""
+    (tmp_path / "loaded_mod.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nx = 1\n")
+    done = _snippet(
+        "import builtins, importlib, signal, sys, time\n"
+        "from costlake import cli\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "for s in (signal.SIGINT, signal.SIGTERM):\n"
+        "    signal.signal(s, cli._on_signal)\n"
+        "builtins.__import__ = cli._import_then_stop\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    module = importlib.import_module('loaded_mod')\n"
+        "    while time.monotonic() - start < 30:\n"
+        "        sum(range(1000))  # work with no import statement\n"
+        "    print('ran to its end')\n"
+        "except cli.Interrupted:\n"
+        "    print('stopped', module.x, time.monotonic() - start < 5)\n"
+    )
+    assert done.stdout == "stopped 1 True\n", done.stdout + done.stderr
+
+
 def test_an_interrupt_swallowed_on_its_way_still_ends_the_command_as_interrupted() -> None:
     """A signal whose exception a finalizer swallowed (Python only prints "Exception ignored") must
     not let the command end as if nothing had happened."""

@@ -43,6 +43,7 @@ def test_config_file_named_by_environment(tmp_path, monkeypatch):
         {"duckdb_memory_limit": "banana"},  # refused by DuckDB at the first query, as an internal error
         {"duckdb_memory_limit": "100"},
         {"duckdb_memory_limit": "0GB"},
+        {"duckdb_memory_limit": "150%"},  # DuckDB takes a share of the memory up to 100%
         {"anomaly_mix_shift_days": 400_000},
     ],
 )
@@ -62,7 +63,10 @@ def test_history_a_band_cannot_read_is_refused(name, tmp_path, monkeypatch):
     assert Settings(anomaly_window_days=14, **{name: 14}).anomaly_window_days == 14
 
 
-@pytest.mark.parametrize("size", ["2GB", "1536MB", "1.5 GiB", "500kb", "50%", "1T"])
+@pytest.mark.parametrize(
+    "size",
+    ["2GB", "1536MB", "1.5 GiB", "500kb", "50%", "100%", "1T", ".5GB", "2.GB", "2 gigabytes", "none", "-1"],
+)
 def test_duckdb_reads_every_memory_limit_the_settings_take(size, tmp_path, monkeypatch):
     import duckdb
 

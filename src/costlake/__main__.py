@@ -18,17 +18,17 @@ import os
 import signal
 import sys
 
-from costlake.logs import exit_interrupted, json_logs_asked
-
 
 def _early_exit(signum: int, _frame: object) -> None:
+    from costlake.logs import exit_interrupted, json_logs_asked  # imported after the handlers go in
+
     exit_interrupted(128 + signum, json_logs_asked(sys.argv[1:]))
 
 
 def main() -> None:
-    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _early_exit)
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     from costlake.cli import main as cli_main
 
     cli_main()

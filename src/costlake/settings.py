@@ -352,17 +352,18 @@ class Settings(BaseSettings):
     @field_validator("duckdb_memory_limit")
     @classmethod
     def _duckdb_size(cls, value: str | None) -> str | None:
-        """A size as DuckDB's `memory_limit` reads one (a number and a unit, or a share of the
-        machine's memory), or None (blank too): DuckDB's default. Checked here, where a bad one
-        failed at the first query as an internal error."""
+        """A size as DuckDB's `memory_limit` reads one (a number and a unit, a share of the
+        machine's memory up to 100%, or `none` / `-1` for no limit), or None (blank too): DuckDB's
+        default. Checked here, where a bad one failed at the first query as an internal error."""
         if value is None or not value.strip():
             return None
         size = value.strip()
-        units = r"(?:[kmgt]i?b|[kmgt]|b|%)"
-        if not re.fullmatch(rf"[0-9]+(?:\.[0-9]+)?\s*{units}", size, re.IGNORECASE) or not float(
-            re.sub(r"[^0-9.]", "", size)
-        ):
-            raise ValueError("duckdb_memory_limit must be a size such as 2GB, 1536MB or 50%")
+        if size.lower() in ("none", "-1"):
+            return size
+        units = r"(?:[kmgt]i?b|[kmgt]|b|bytes|(?:kilo|mega|giga|tera)bytes?|%)"
+        number = re.fullmatch(rf"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*{units}", size, re.IGNORECASE)
+        if number is None or not 0 < float(number[1]) <= (100 if size.endswith("%") else float("inf")):
+            raise ValueError("duckdb_memory_limit must be a size such as 2GB, 1536MB or 50%, or none")
         return size
 
     @field_validator("currency")

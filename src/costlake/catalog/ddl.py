@@ -353,7 +353,8 @@ def _spark(tables: Sequence[TableRef], database: str, catalog_name: str, glue: b
 
 def _registration_notes(reregister: str) -> list[str]:
     return [
-        "Registers each table's current metadata file: a read-only view of the lake as of now.",
+        "Registers each table's metadata file as of now (the stage tables' as the latest finished run "
+        "left them): a read-only view of the lake.",
         f"Later costlake runs stay invisible there; to see them, {reregister}.",
         "`costlake maintain` removes the metadata files and snapshots it no longer keeps, these "
         "included: register again after it runs.",

@@ -167,10 +167,18 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     A first signal that comes while a module is being imported is raised once the import is over
     (`_import_then_stop`): an exception raised inside a native module's initialisation (DuckDB's,
     whose commands import it on first use) aborts the process with a traceback and exit 134."""
+    if _imports[2] and signum == _imports[1]:  # the held signal, sent again (`_send_again`)
+        _imports[2] = 0
+        if _imports[0] or _importing(frame):
+            _send_again()
+            return
+        _imports[1] = 0
+        raise Interrupted(signum)
     _received.append(signum)
     if len(_received) == 1:
         if _imports[0] or _importing(frame):
             _imports[1] = signum
+            _send_again()
             return
         raise Interrupted(signum)
     if len(_received) >= FORCE_AFTER:
@@ -178,7 +186,24 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 _IMPORT_SYSTEM = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"})
-_imports = [0, 0]  # the main thread's imports under way; the signal held back until they are over
+# The main thread's imports under way; the signal held back until they are over; whether it was sent
+# again (a module loaded by `importlib.import_module` has no import statement whose end raises it)
+_imports = [0, 0, 0]
+RESEND_AFTER = 0.05  # seconds
+
+
+def _send_again() -> None:
+    """Send the held signal to the main thread again shortly, to be raised there if no import is
+    under way by then (`_import_then_stop` may raise it first: then this finds nothing held)."""
+
+    def send() -> None:
+        if _imports[1]:
+            _imports[2] = 1
+            signal.pthread_kill(threading.main_thread().ident or 0, _imports[1])
+
+    timer = threading.Timer(RESEND_AFTER, send)
+    timer.daemon = True
+    timer.start()
 
 
 def _importing(frame: FrameType | None) -> bool:
@@ -194,8 +219,8 @@ _import = builtins.__import__
 
 def _import_then_stop(*args: Any, **kwargs: Any) -> Any:
     """`__import__` for the main thread: a first signal held back while it ran is raised as soon as
-    the outermost import is over (one by `importlib.import_module`, whose frames are the import
-    system's, until the next import statement after it, or the command's end)."""
+    the outermost import is over (one held in a module loaded by `importlib.import_module`, whose
+    frames are the import system's, by the next import statement or `_send_again`)."""
     if threading.current_thread() is not threading.main_thread():
         return _import(*args, **kwargs)
     _imports[0] += 1

@@ -196,7 +196,10 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     def month(year: str | None, month_: int, m: re.Match[str], iso: bool = False) -> str | None:
         if not 1 <= month_ <= 12 and iso and _plausible(year):
             # 2025-13: mistyped, not read as no date nor as its year
-            raise InputError(f"{text.original[m.start() : m.end()]} is not a month in the question")
+            raise InputError(
+                f"{text.original[m.start() : m.end()]} is not a month in the question (a month is "
+                "written 2025-03 or March 2025, a year 2025)"
+            )
         if not 1 <= month_ <= 12 or (year is not None and not YEARS[0] <= int(year) <= YEARS[1]):
             return None
         number = int(year) if year else today.year if month_ <= today.month else today.year - 1

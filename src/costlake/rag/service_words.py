@@ -91,13 +91,18 @@ def service_patterns(services: frozenset[str]) -> tuple[tuple[str, frozenset[str
 
 
 def _own_pattern(service: str) -> tuple[str, str]:
-    """The pattern of a service without aliases, and the text every match starts with. An ASCII
-    name matches its key (`readers.service_key`) with spaces, dots, dashes or underscores anywhere
-    in it: a lake that stores "amazonglacier" is asked about "Amazon Glacier" or "amazon-glacier"."""
-    if _spelt_whole(service):
-        return _words_pattern(service), _first_part(service)
-    key = service_key(service)
-    return WORD_START + r"[\s._-]*".join(re.escape(ch) for ch in key) + WORD_END, key[:1]
+    """The pattern of a service without aliases, and the text every match starts with: its words
+    (`_words_pattern`). A lake that stores names case-folded ("amazonglacier") has lost the
+    capitals that split them, so a cloud vendor's name it starts with is split off: it is asked
+    about as "Amazon Glacier" or "amazon-glacier". Nothing else is split ("iam" is not "I am")."""
+    if not _spelt_whole(service) and service == service.lower():
+        vendor = next((v for v in _VENDORS if service.startswith(v) and len(service) > len(v) + 2), None)
+        if vendor is not None:
+            service = f"{vendor} {service[len(vendor) :]}"
+    return _words_pattern(service), _first_part(service)
+
+
+_VENDORS = ("amazon", "aws", "azure", "microsoft", "google", "gcp", "oracle", "oci")
 
 
 def _first_part(term: str) -> str:
