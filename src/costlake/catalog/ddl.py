@@ -114,7 +114,7 @@ def _metadata_at(table: Table, snapshot_id: int | None) -> str | None:
     for entry in reversed(table.metadata.metadata_log):
         try:
             older = FromInputFile.table_metadata(table.io.new_input(entry.metadata_file))
-        except FileNotFoundError:
+        except OSError:  # gone (an object store may answer 403 for a key it no longer has)
             continue
         if older.current_snapshot_id == snapshot_id:
             return entry.metadata_file

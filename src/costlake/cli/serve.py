@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -50,6 +51,11 @@ def serve(
     _check_address(host, port)
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     configure_access_log()
+    # Stopped while uvicorn sets its event loop up, the coroutine it had made is never awaited, and
+    # Python warns of it (three lines) before the command's one `interrupted` line
+    warnings.filterwarnings(
+        "ignore", message="coroutine 'Server.serve' was never awaited", category=RuntimeWarning
+    )
     options: dict[str, Any] = {
         "host": host,
         "port": port,
