@@ -55,9 +55,9 @@ class Settings(BaseSettings):
     completeness_lag_hours: int = Field(
         24,
         ge=0,
-        le=87_600,
+        le=10**7,
         description="Hours after the end of a usage day before its data counts as complete (T+1; at most "
-        "ten years).",
+        "10,000,000, over a thousand years: never, in effect).",
     )
     usage_date_min: dt.date = Field(
         dt.date(2000, 1, 1),

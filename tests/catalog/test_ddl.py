@@ -11,7 +11,8 @@ import duckdb
 import pytest
 from pyiceberg.types import DateType, StringType, TimestamptzType
 
-from costlake.catalog.ddl import DIALECTS, TableRef, athena_type, statements, table_refs
+from costlake.catalog.ddl import DIALECTS, athena_type, statements
+from costlake.catalog.refs import TableRef, table_refs
 from costlake.lake.warehouse import Warehouse
 from costlake.settings import Settings
 from costlake.tables import DAILY_ACCOUNT, DIM_REGION, MONEY, NORMALIZED, TABLES, TableDef

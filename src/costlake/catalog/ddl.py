@@ -17,14 +17,14 @@ Which one to use:
   a Spark Iceberg catalog.
 
 A registration copies the table pointer as it is now; for the three stage tables, the pointer as
-the latest finished run left them (`table_refs`), as `costlake query` reads them. The other catalog
+the latest finished run left them (`refs.table_refs`), as `costlake query` reads them. The other catalog
 keeps pointing at that metadata file while costlake goes on committing through its own catalog, so
 later runs stay invisible there until the table is unregistered and registered again. Keep such a
 catalog read-only: Iceberg warns that one table registered in two catalogs "can lead to missing
 updates, loss of data, and table corruption"
 (https://iceberg.apache.org/docs/latest/spark-procedures/#register_table).
 
-Everything here is pure: the caller passes the tables (`table_refs` reads them from a warehouse) and
+Everything here is pure: the caller passes the tables (`refs.table_refs` reads them from a warehouse) and
 prints or runs the statements. An entry of `statements()` that starts with `--` is a comment for the
 reader (a runner skips it); every other entry is one complete statement ending in `;`.
 """
@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from pyiceberg.serializers import FromInputFile
 from pyiceberg.types import (
     BinaryType,
     BooleanType,
@@ -51,74 +48,14 @@ from pyiceberg.types import (
     TimestampType,
 )
 
-from costlake.tables import NAMESPACE, TABLES, TableDef
-
-if TYPE_CHECKING:
-    from pyiceberg.table import Table
-
-    from costlake.lake.warehouse import Warehouse
+from costlake.catalog.refs import TableRef
+from costlake.tables import NAMESPACE
 
 DIALECTS = ("athena", "trino", "spark")
 
 
 def _keywords(text: str) -> frozenset[str]:
     return frozenset(text.split())
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """One lake table as another engine needs it: its definition and where its files are.
-
-    `location` is the table's base location (`Table.location()`); `metadata_location` is the full URI
-    of the `*.metadata.json` to register (`Table.metadata_location`, or for a stage table the one of
-    the latest finished run); `note` says why that could not be had, if it could not.
-    """
-
-    name: str
-    tdef: TableDef
-    location: str
-    metadata_location: str
-    note: str = ""
-
-
-def table_refs(warehouse: Warehouse) -> list[TableRef]:
-    """Every lake table with its location and metadata file, read from the warehouse's catalog. The
-    stage tables are registered as the latest finished run left them, as `costlake query` reads
-    them: a run still committing (or killed halfway) has moved some of them on already, and the
-    other engine would read stage 1 of one run beside stage 3 of another."""
-    from costlake.catalog.views import RUN_TABLES, snapshot_view
-
-    warehouse.refresh()  # the current metadata file, not one cached before another process committed
-    published = snapshot_view(warehouse)
-    refs = []
-    for tdef in TABLES.values():
-        table = warehouse.table(tdef)
-        metadata, note = table.metadata_location, ""
-        if tdef.name in RUN_TABLES:
-            kept = _metadata_at(table, published.get(tdef.name))
-            metadata = kept or metadata
-            if kept is None:
-                note = (
-                    "its metadata file as of the latest finished run is no longer kept: this is its "
-                    "current one, which may hold part of a later run that is not finished"
-                )
-        refs.append(TableRef(tdef.name, tdef, table.location(), metadata, note))
-    return refs
-
-
-def _metadata_at(table: Table, snapshot_id: int | None) -> str | None:
-    """The newest metadata file of `table` whose current snapshot is `snapshot_id` (None: the table
-    before any commit of data), from its metadata log; None if none is kept."""
-    if table.metadata.current_snapshot_id == snapshot_id:
-        return table.metadata_location
-    for entry in reversed(table.metadata.metadata_log):
-        try:
-            older = FromInputFile.table_metadata(table.io.new_input(entry.metadata_file))
-        except OSError:  # gone (an object store may answer 403 for a key it no longer has)
-            continue
-        if older.current_snapshot_id == snapshot_id:
-            return entry.metadata_file
-    return None
 
 
 def statements(

@@ -210,7 +210,8 @@ def catalog_ddl(
     catalog_name: Annotated[str, typer.Option(help="Iceberg catalog name in Trino or Spark.")] = "iceberg",
 ) -> None:
     """Print the statements that make the lake's tables queryable from Athena, Trino or Spark."""
-    from costlake.catalog.ddl import statements, table_refs
+    from costlake.catalog.ddl import statements
+    from costlake.catalog.refs import table_refs
 
     wh = state.warehouse()
     wh.ensure_tables()

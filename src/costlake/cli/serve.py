@@ -51,11 +51,7 @@ def serve(
     _check_address(host, port)
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     configure_access_log()
-    # Stopped while uvicorn sets its event loop up, the coroutine it had made is never awaited, and
-    # Python warns of it (three lines) before the command's one `interrupted` line
-    warnings.filterwarnings(
-        "ignore", message="coroutine 'Server.serve' was never awaited", category=RuntimeWarning
-    )
+    _no_unawaited_warning()
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -78,6 +74,14 @@ def serve(
         where = f"{url} with {workers} workers"
         err.print(f"serving {settings.warehouse} on {where}", markup=False)
         _supervise(uvicorn.Config("costlake.api.app:factory", factory=True, workers=workers, **options))
+
+
+def _no_unawaited_warning() -> None:
+    """Stopped while uvicorn sets up its event loop, the coroutine it had made is never awaited, and
+    Python warns of it (three lines) before the command's one `interrupted` line: not shown."""
+    warnings.filterwarnings(
+        "ignore", message="coroutine 'Server.serve' was never awaited", category=RuntimeWarning
+    )
 
 
 def _check_address(host: str, port: int) -> None:

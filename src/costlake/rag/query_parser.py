@@ -194,12 +194,8 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         return keep(value, value, m)
 
     def month(year: str | None, month_: int, m: re.Match[str], iso: bool = False) -> str | None:
-        if not 1 <= month_ <= 12 and iso and _plausible(year):
-            # 2025-13: mistyped, not read as no date nor as its year
-            raise InputError(
-                f"{text.original[m.start() : m.end()]} is not a month in the question (a month is "
-                "written 2025-03 or March 2025, a year 2025)"
-            )
+        if iso and _plausible(year):
+            _a_month(text.original[m.start() : m.end()], month_)
         if not 1 <= month_ <= 12 or (year is not None and not YEARS[0] <= int(year) <= YEARS[1]):
             return None
         number = int(year) if year else today.year if month_ <= today.month else today.year - 1
@@ -232,6 +228,15 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     if not spans:
         return None, None
     return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def _a_month(written: str, month: int) -> None:
+    """Refuse 2025-13: a month mistyped, to be read neither as no date nor as its year."""
+    if not 1 <= month <= 12:
+        raise InputError(
+            f"{written} is not a month in the question "
+            "(a month is written 2025-03 or March 2025, a year 2025)"
+        )
 
 
 def _latest_day(year: int | None, month: int, day: int, today: date) -> date | None:
