@@ -38,6 +38,12 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier: a column name from a file header, or a catalog's name, may hold any
+    character."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def parquet_scan(files: Sequence[str]) -> str:
     """`read_parquet` over exactly these files. Hive partitioning stays off: folder names such as
     `run_id=…` must not turn into columns; every file carries its own columns. Columns are matched by

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import duckdb
 import pyarrow as pa
 
-from costlake.duck import connect, interruptible, sql_string, table_scan, to_arrow
+from costlake.duck import connect, interruptible, sql_ident, sql_string, table_scan, to_arrow
 from costlake.errors import OUT_OF_MEMORY_HINT, InputError, first_line
 from costlake.lake.batches import registered_batches
 from costlake.lake.manifest import latest_manifest, manifest_for
@@ -211,10 +211,6 @@ def _one_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise InputError(f"query runs one SELECT statement over the lake, not {kinds}")
 
 
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def seal(con: duckdb.DuckDBPyConnection, sql: str, readable: list[str], *, copy_in: bool) -> None:
     """Lock the connection down before it runs `sql`: no file access but reading the lake's data
     files `readable` or, with `copy_in` (a tenant), first copy the tables the SQL names into memory
@@ -228,15 +224,15 @@ def seal(con: duckdb.DuckDBPyConnection, sql: str, readable: list[str], *, copy_
         # under a name of their own, all before any view goes (a tenant's view may read another)
         named = [(db, name) for db, name in views if re.search(rf"\b{name}\b", sql, re.IGNORECASE)]
         for database, name in named:
-            table = f"{_quoted(database)}.main.{name}"
+            table = f"{sql_ident(database)}.main.{name}"
             con.execute(f"CREATE TABLE {table}__copy AS SELECT * FROM {table}")
         # Then the views go (their text lists the data files of every tenant's days and batches,
         # which `duckdb_views()` would show) and the copies take their names: `x`, `main.x` and
         # `memory.main.x` all name the tenant's copy.
         for database, name in views:
-            con.execute(f"DROP VIEW {_quoted(database)}.main.{name}")
+            con.execute(f"DROP VIEW {sql_ident(database)}.main.{name}")
         for database, name in named:
-            con.execute(f"ALTER TABLE {_quoted(database)}.main.{name}__copy RENAME TO {name}")
+            con.execute(f"ALTER TABLE {sql_ident(database)}.main.{name}__copy RENAME TO {name}")
         readable = []
     if readable:
         con.execute("SET allowed_paths = [" + ", ".join(sql_string(f) for f in sorted(set(readable))) + "]")

@@ -37,7 +37,7 @@ import duckdb
 import pyarrow as pa
 import zstandard
 
-from costlake.duck import sql_string
+from costlake.duck import sql_ident, sql_string
 from costlake.errors import InputError
 
 GZIP = b"\x1f\x8b"
@@ -76,7 +76,7 @@ class InputFile:
                     "keeps for each row's place in the file; rename or remove it"
                 )
             fields = ", ".join(
-                f"{_as_text(_identifier(name), kind)} AS c{i}" for i, (name, kind) in enumerate(columns)
+                f"{_as_text(sql_ident(name), kind)} AS c{i}" for i, (name, kind) in enumerate(columns)
             )
             return f"""SELECT file_row_number + 1 AS source_row, {fields}
                 FROM read_parquet({sql_string(str(self.path))}, file_row_number = true)"""
@@ -260,10 +260,6 @@ def _parquet_names(path: Path) -> list[str] | None:
         return [name.strip() for name in pq.read_schema(path).names]
     except (OSError, ValueError, pa.ArrowException):
         return None
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _as_text(column: str, kind: str) -> str:

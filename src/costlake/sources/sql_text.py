@@ -39,7 +39,7 @@ from pathlib import Path
 
 import duckdb
 
-from costlake.duck import interruptible, sql_string
+from costlake.duck import interruptible, sql_ident, sql_string
 from costlake.errors import InputError
 from costlake.sources import input_files
 from costlake.sources.base import BatchContext
@@ -326,11 +326,6 @@ def kept_text(sql: str, limit: int) -> str:
     """A field as quarantine's raw_record keeps it: as delivered, or its first 200 characters and `…`
     when it is over `limit` bytes (the reason gives its size)."""
     return f"CASE WHEN strlen({sql}) > {limit} THEN left({sql}, 200) || '…' ELSE {sql} END"
-
-
-def sql_ident(name: str) -> str:
-    """A quoted SQL identifier: a column name from a file header may hold any character."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def currency_reason(text: str, label: str, reporting: str, *, missing: str | None = None) -> str:
