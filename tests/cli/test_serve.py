@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,41 @@ def test_an_address_in_use_is_one_line_and_exit_code_1(lake: Warehouse) -> None:
         done = cli(lake.root, "serve", "--port", str(port))
     assert done.returncode == 1
     assert done.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+@pytest.mark.slow
+def test_two_sigints_let_the_request_in_flight_finish(lake: Warehouse) -> None:
+    """uvicorn force-quits on a second SIGINT, cancelling the requests in flight (each a 500 and a
+    traceback); `serve` lets them finish. The request here is held in flight by its body, sent in
+    two halves around the signals."""
+    key = cli(lake.root, "tenants", "add-key", "team-a").stdout.strip().splitlines()[-1]
+    port = free_port()
+    process = _start(lake.root, port)
+    body = b'{"query": "total cost last month"}'
+    head = (
+        f"POST /explain HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = b""
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process, lambda: process.communicate()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(head + body[:10])
+            time.sleep(0.5)  # the application is reading the body
+            for _ in range(2):
+                process.send_signal(signal.SIGINT)
+                time.sleep(0.3)
+            assert process.poll() is None  # still waiting for the request
+            client.sendall(body[10:])
+            while chunk := client.recv(65536):
+                answer += chunk
+    finally:
+        if not answer:  # failed before the answer: nothing to wait for
+            process.kill()
+        _, stderr = process.communicate(timeout=60)
+    status = answer.split(b"\r\n", 1)[0]
+    assert status == b"HTTP/1.1 200 OK", answer[:300]
+    assert b'"grounded":true' in answer
+    assert process.returncode == 128 + signal.SIGINT
+    lines = [line for line in stderr.splitlines() if '"costlake.api.access"' not in line]
+    assert lines[-1] == "interrupted" and "Traceback" not in stderr, stderr

@@ -15,6 +15,10 @@ from costlake.errors import ConfigError
 
 app = typer.Typer()
 
+# How long a stop waits for the requests in flight (every answer takes well under a second); those
+# still running then are cancelled, uvicorn says how many in one line.
+GRACE_SECONDS = 30
+
 
 @app.command()
 def serve(
@@ -58,11 +62,16 @@ def serve(
         "log_config": None,
         "access_log": False,
         "server_header": False,
+        "timeout_graceful_shutdown": GRACE_SECONDS,
     }
     if workers == 1:
         application = create_app(settings)
-        err.print(f"serving {settings.warehouse} on {url} (the page at /, docs at /docs)", markup=False)
-        uvicorn.run(application, **options)
+        err.print(
+            f"serving {settings.warehouse} on {url} (the page at /, docs at /docs)",
+            markup=False,
+            soft_wrap=True,
+        )
+        _serve_one(uvicorn.Config(application, **options))
         return
     # Workers are new processes: they read the same settings from the environment.
     for name, value in settings.model_dump().items():
@@ -72,8 +81,27 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="costlake-metrics-") as metrics:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # the workers' metrics, summed by GET /metrics
         where = f"{url} with {workers} workers"
-        err.print(f"serving {settings.warehouse} on {where}", markup=False)
+        err.print(f"serving {settings.warehouse} on {where}", markup=False, soft_wrap=True)
         _supervise(uvicorn.Config("costlake.api.app:factory", factory=True, workers=workers, **options))
+
+
+def _serve_one(config: Any) -> None:
+    """One process serving: uvicorn's server, except that a second SIGINT does not force it to quit
+    (uvicorn's "CTRL+C to force quit" cancels the requests in flight, which then answered 500 with a
+    traceback each): every signal asks for the same stop, and the requests in flight finish, within
+    `GRACE_SECONDS`. The signal is raised again once the server has stopped (`interrupted`, exit
+    code 130 or 143)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self.force_exit = False
+
+    server = Server(config)
+    server.run()
+    if not server.started:  # uvicorn logged why (the application's start-up failed)
+        raise ConfigError("the server did not start (the line above says why)")
 
 
 def _no_unawaited_warning() -> None:
