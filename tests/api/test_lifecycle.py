@@ -4,6 +4,7 @@ index; and the limits: the per-key rate, a failing provider, the request log."""
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -213,6 +214,46 @@ def test_without_an_index_questions_needing_it_are_503_without_paths(
     finally:
         (own_lake.root / "rag.away").rename(rag)
     assert _until(lambda: _explain(url, key).status_code == 200, 10.0) < 10.0
+
+
+@pytest.mark.parametrize("damaged", ["chunks.jsonl", "vectors"])
+def test_a_damaged_index_fails_only_the_questions_needing_it(
+    own_lake: Warehouse, server: Callable[..., str], damaged: str
+) -> None:
+    """A chunks or vectors file cut short: every route answered 400 with the file's path (or 500)
+    and /health called the lake unreachable; now only the questions that need the index are 503."""
+    url = server()
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    rag = own_lake.root / "rag"
+    files = [rag / "chunks.jsonl"] if damaged == "chunks.jsonl" else sorted(rag.glob("index/*/vectors-*"))
+    kept = [(path, path.read_bytes()) for path in files]
+    assert kept
+    try:
+        for path, data in kept:
+            path.write_bytes(data[: len(data) // 2])
+        _touch(rag, 1)
+        answer = _explain(url, key)
+        assert answer.status_code == 503 and answer.headers["retry-after"]
+        assert answer.json()["detail"] == "the explanation index cannot be read; it has to be built again"
+        assert str(own_lake.root) not in answer.text
+        lookup = {"query": "how much did we spend in January 2025?"}  # from the tables: no index needed
+        headers = {"Authorization": f"Bearer {key}"}
+        assert requests.post(url + "/explain", json=lookup, headers=headers, timeout=30).status_code == 200
+        for path in ("/accounts", "/anomalies", "/costs/daily"):
+            assert _get(url, key, path).status_code == 200
+        health = requests.get(url + "/health", timeout=30)
+        assert health.status_code == 200 and health.json()["index"]["reachable"] is False
+    finally:
+        for path, data in kept:
+            path.write_bytes(data)
+        _touch(rag, 2)  # as `costlake index` would leave it
+    assert _until(lambda: _explain(url, key).status_code == 200, 10.0) < 10.0
+
+
+def _touch(rag: Path, seconds: int) -> None:
+    """The files the server watches for a new index, `seconds` ahead: a new version whatever the clock."""
+    for path in [rag / "chunks.jsonl", *rag.glob("index/*/index.json")]:
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + seconds * 10**9))
 
 
 def test_a_catalog_locked_by_another_process_is_a_quick_503(

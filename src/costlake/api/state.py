@@ -25,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from costlake.errors import ConfigError, first_line
 from costlake.lake.api_keys import ApiKey, KeyStore
 from costlake.lake.metadata import CATALOG_NAME, LocalMetadata
 from costlake.lake.warehouse import Warehouse
@@ -195,7 +196,10 @@ class ServiceState:
         explainer = Explainer(self.wh)
         _ = explainer.source  # what `/health` compares the index with, read with the rest of the view
         if (self.rag / CHUNKS_FILE).exists():
-            _ = explainer.retriever  # the index loads now, once, not inside some request
+            try:
+                _ = explainer.retriever  # the index loads now, once, not inside some request
+            except ConfigError as exc:  # damaged, or another embedder's: only the questions that need
+                log.error("%s", first_line(exc))  # the index fail (503), and the path is in this log only
         return View(version, explainer, owners)
 
     def warm_up(self) -> None:
@@ -217,7 +221,9 @@ class ServiceState:
         except Exception as exc:  # noqa: BLE001 - health reports, it does not fail
             return {"lake": {"reachable": False, "error": type(exc).__name__}, "index": {"reachable": False}}
         index: dict[str, Any] = {"reachable": (self.rag / CHUNKS_FILE).exists()}
-        if index["reachable"]:
+        if index["reachable"] and view.explainer.damaged:
+            index = {"reachable": False, "error": "damaged: run `costlake index` again"}
+        elif index["reachable"]:
             index["stale"] = view.explainer.stale
             index["built_at"] = dt.datetime.fromtimestamp(
                 (self.rag / CHUNKS_FILE).stat().st_mtime, dt.UTC

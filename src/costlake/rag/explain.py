@@ -26,13 +26,13 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from costlake.errors import InputError, NotReady
+from costlake.errors import ConfigError, InputError, NotReady, first_line
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.rag.chunk_store import read_chunks
@@ -41,7 +41,7 @@ from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk
 from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.formatting import format_signed_usd
 from costlake.rag.grounding import GroundingResult, check_grounding
-from costlake.rag.index import VectorIndex
+from costlake.rag.index import VectorIndex, VectorIndexError
 from costlake.rag.indexer import (
     CHUNKS_FILE,
     SOURCE_FILE,
@@ -79,6 +79,13 @@ class NoIndex(NotReady):
     public = "the explanation index is not built yet"
 
 
+class DamagedIndex(NotReady):
+    """The index's files cannot be read (cut short, edited, or replaced while being read): questions
+    that need it wait for `costlake index`; those answered from the tables do not."""
+
+    public = "the explanation index cannot be read; it has to be built again"
+
+
 def configured_llm(settings: Settings) -> LLMClient:
     """The LLM client the settings name, built once per process and configuration (`shared_llm`)."""
     options: dict[str, Any] = {
@@ -99,6 +106,7 @@ class Explainer:
     """Everything one warehouse needs to answer questions; build once, ask many times."""
 
     wh: Warehouse
+    _damaged: DamagedIndex | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def chunks(self) -> list[Chunk]:
@@ -117,6 +125,11 @@ class Explainer:
         built = json.loads(path.read_text()) if path.exists() else None
         return built != self.source
 
+    @property
+    def damaged(self) -> bool:
+        """Whether the index was found unreadable (`DamagedIndex`)."""
+        return self._damaged is not None
+
     @cached_property
     def source(self) -> dict[str, int | str | None]:
         """What an index built from the lake as it is now would record (`indexer.index_source`)."""
@@ -128,10 +141,21 @@ class Explainer:
 
         folder = rag_folder(self.wh, create=False)
         embedder = self._warm_embedder()  # the model loads while the chunks, the index and the lake are read
-        chunks = self.chunks  # first: a missing index says to run `costlake index`
-        index = VectorIndex.open(
-            index_folder(folder, embedder.embedder_id), expect_embedder_id=embedder.embedder_id
-        )
+        if self._damaged is not None:  # read once: every later question gets the same answer at once
+            raise self._damaged
+        try:
+            chunks = self.chunks  # first: a missing index says to run `costlake index`
+            index = VectorIndex.open(
+                index_folder(folder, embedder.embedder_id), expect_embedder_id=embedder.embedder_id
+            )
+        except ConfigError:  # not built yet, or built by another embedder: says what to do as it is
+            raise
+        except (InputError, VectorIndexError, OSError) as exc:
+            self._damaged = DamagedIndex(
+                f"the explanation index in {folder} cannot be read ({first_line(exc)}): "
+                "run `costlake index` again"
+            )
+            raise self._damaged from exc
         accounts = readers.accounts_table(readers.accounts(self.wh, None))
 
         def dense(vector: np.ndarray, k: int, candidates: Any) -> list[tuple[str, float]]:
