@@ -117,11 +117,17 @@ def test_trend_and_previous_periods() -> None:
     assert last_complete_month(date(2025, 3, 30)) == (date(2025, 2, 1), date(2025, 2, 28))
 
 
-@pytest.mark.parametrize(
-    "phrase", ["in 0000", "in 0001", "Q4 9999", "on 0000-01-01", "in 3000", "the year 1899", "on 9999-02-30"]
-)
-def test_dates_no_bill_can_have_are_not_read(phrase: str) -> None:
+@pytest.mark.parametrize("phrase", ["in 0000", "in 0001", "Q4 9999", "in 3000", "the year 1899"])
+def test_years_no_bill_can_have_are_not_read(phrase: str) -> None:
+    """A number alone may be an amount or a count: not read as a year outside 1900-2999."""
     assert parse_period(f"how much did we spend {phrase}", ANCHOR) == (None, None)
+
+
+@pytest.mark.parametrize("day", ["0000-01-01", "0001-01-01", "1899-12-31", "9999-12-31", "9999-02-30"])
+def test_a_day_no_bill_can_have_is_refused(day: str) -> None:
+    """Read as no date, "on 9999-12-31" was answered for the last 30 days."""
+    with pytest.raises(InputError, match=f"^{day} is not a date in the question \\(bills are dated from 1900"):
+        parse_period(f"how much did we spend on {day}", ANCHOR)
 
 
 @pytest.mark.parametrize(

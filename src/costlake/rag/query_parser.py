@@ -183,6 +183,11 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     def day(year: str | None, month_: str, day_: str, m: re.Match[str], iso: bool = False) -> str | None:
         number = int(month_) if month_.isdigit() else _MONTHS[month_]
         if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
+            if iso:  # 9999-12-31 names a day, not one a bill can have: said, not answered for no date
+                raise InputError(
+                    f"{text.original[m.start() : m.end()]} is not a date in the question "
+                    f"(bills are dated from {YEARS[0]} to {YEARS[1]})"
+                )
             return None
         value = _latest_day(int(year) if year else None, number, int(day_), today)
         if value is None:
