@@ -32,15 +32,16 @@ def test_questions_never_reach_the_embedding_cache_on_disk(tmp_path: Path) -> No
     assert len(model.texts) == 51
 
 
-def test_each_tenant_has_its_own_entries_and_the_oldest_go_first() -> None:
+def test_each_tenant_has_its_own_entries_and_one_tenants_flood_evicts_only_its_own() -> None:
     model = Counting()
-    vectors = QuestionVectors(model, size=3)
+    vectors = QuestionVectors(model, size=2)
     vectors.get("why?", "tenant-a")
     vectors.get("why?", "tenant-b")  # computed again: one tenant's question never speeds up another's
     vectors.get("why?", "tenant-a")  # a hit
     assert model.texts == ["why?", "why?"]
-    vectors.get("what?", "tenant-a")
-    vectors.get("how?", "tenant-a")  # over the bound: tenant-b's entry, the least recently used, goes
-    assert len(vectors) == 3
-    vectors.get("why?", "tenant-b")
-    assert model.texts.count("why?") == 3
+    for question in ("what?", "how?", "when?"):  # over tenant-a's bound: its own oldest go
+        vectors.get(question, "tenant-a")
+    assert len(vectors) == 3  # two of tenant-a's, tenant-b's one
+    assert vectors.has("why?", "tenant-b") and not vectors.has("why?", "tenant-a")
+    vectors.get("why?", "tenant-b")  # still a hit
+    assert model.texts.count("why?") == 2

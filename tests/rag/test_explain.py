@@ -220,6 +220,23 @@ def test_an_answer_longer_than_an_answer_may_be_is_a_failed_provider(
     assert len(answer.explanation) < MAX_ANSWER_CHARS and "EC2 rose. EC2 rose." not in answer.explanation
 
 
+def test_only_a_question_asked_before_is_answered_at_once(
+    lake: Warehouse, write_csv: Callable[..., Path]
+) -> None:
+    """What the API answers on its event loop: a new question's vector costs the model 10-60 ms,
+    which goes to a thread, so one tenant's new questions do not hold up everyone's requests."""
+    corrected = [r for r in _bill(spike=(A2, 40)) if r[0] == f"{A2}-AmazonS3-40"]  # a second anomaly
+    ingest_and_run(lake, write_csv("correction.csv", corrected))
+    assert build_index(lake).chunks == 2  # more than one: the question's vector ranks them
+    explainer = Explainer(lake)
+    question = "why did spend jump?"
+    assert not explainer.answers_at_once(question, "team-a")  # the index is not loaded yet
+    explainer.explain(question, tenant="team-a")
+    assert explainer.answers_at_once(question, "team-a")
+    assert not explainer.answers_at_once(question, "team-b")  # another tenant's vectors are its own
+    assert not explainer.answers_at_once("why did spend drop?", "team-a")
+
+
 def test_an_unknown_tenant_is_an_input_error_not_an_empty_answer(lake: Warehouse) -> None:
     build_index(lake)
     with pytest.raises(UnknownTenant, match="unknown tenant 'tenant-nope'"):

@@ -19,7 +19,7 @@ from costlake.rag.chunks import Chunk
 from costlake.rag.embedders.base import Embedder
 from costlake.rag.embedders.cache import CachedEmbedder
 
-QUESTION_VECTORS = 1024  # per retriever, over all tenants
+QUESTION_VECTORS = 256  # per tenant (384 floats each: under 0.4 MB a tenant)
 
 
 class InMemoryDenseSearch:
@@ -54,34 +54,42 @@ class InMemoryDenseSearch:
 
 
 class QuestionVectors:
-    """The vectors of recent questions, by (tenant, question), least recently used dropped first.
+    """The vectors of each tenant's recent questions, least recently used dropped first: `size` per
+    tenant, so one tenant's flood of questions never evicts another's.
 
     >>> from costlake.rag.embedders.base import HashingEmbedder
     >>> vectors = QuestionVectors(HashingEmbedder(dim=8), size=1)
     >>> bool((vectors.get("why", "a") == vectors.get("why", "b")).all()), len(vectors)
-    (True, 1)
+    (True, 2)
+    >>> _ = vectors.get("how", "a"); vectors.has("why", "a"), vectors.has("why", "b")
+    (False, True)
     """
 
     def __init__(self, embedder: Embedder, size: int = QUESTION_VECTORS) -> None:
         # Through a persistent cache's model directly: questions never reach its disk or memory.
         self._embedder = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
         self._size = size
-        self._vectors: OrderedDict[tuple[str | None, str], np.ndarray] = OrderedDict()
+        self._tenants: dict[str | None, OrderedDict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._vectors)
+        return sum(len(v) for v in self._tenants.values())
+
+    def has(self, question: str, tenant: str | None) -> bool:
+        """Whether the question's vector is at hand (`get` then costs no model call)."""
+        with self._lock:
+            return question in self._tenants.get(tenant, {})
 
     def get(self, question: str, tenant: str | None) -> np.ndarray:
-        key = (tenant, question)
         with self._lock:
-            found = self._vectors.get(key)
+            own = self._tenants.setdefault(tenant, OrderedDict())
+            found = own.get(question)
             if found is not None:
-                self._vectors.move_to_end(key)
+                own.move_to_end(question)
                 return found
         vector = self._embedder.embed(question)
         with self._lock:
-            self._vectors[key] = vector
-            while len(self._vectors) > self._size:
-                self._vectors.popitem(last=False)
+            own[question] = vector
+            while len(own) > self._size:
+                own.popitem(last=False)
         return vector

@@ -130,6 +130,11 @@ class Explainer:
         """Whether the index was found unreadable (`DamagedIndex`)."""
         return self._damaged is not None
 
+    def answers_at_once(self, question: str, tenant: str | None) -> bool:
+        """Whether answering from the index takes a few ms: loaded, the question's vector at hand."""
+        loaded = self.__dict__.get("retriever")
+        return loaded is not None and loaded.knows(question, tenant)
+
     @cached_property
     def source(self) -> dict[str, int | str | None]:
         """What an index built from the lake as it is now would record (`indexer.index_source`)."""

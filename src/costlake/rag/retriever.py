@@ -217,6 +217,11 @@ class Retriever:
         self._names.setdefault(tenant_id, {}).setdefault(account_id, name)
         self._names[None].setdefault(account_id, name)
 
+    def knows(self, question: str, tenant_id: str | None) -> bool:
+        """Whether retrieving for `question` needs no model call: its vector is at hand (or no
+        model is used)."""
+        return self._questions is None or self._questions.has(question, tenant_id)
+
     def retrieve(
         self,
         question: str,

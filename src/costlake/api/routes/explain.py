@@ -95,13 +95,15 @@ async def explain(
         given,
         lambda: anchor or who.view.anchor(who.tenant),
     )
-    # A question answered from the loaded index by the local composer is a few milliseconds of CPU:
-    # answered here, without a thread hop. Anything that may wait (reading the lake, a remote model)
-    # goes to a thread, so the event loop keeps serving other requests.
+    # A question asked again, answered from the loaded index by the local composer, is a few
+    # milliseconds of CPU: answered here, without a thread hop. Anything that may take longer (a new
+    # question's vector, reading the lake, a remote model) goes to a thread, so the event loop keeps
+    # serving other requests, and other tenants, meanwhile.
     local = (
         anchor is not None
         and explainer.llm.name == "offline"
         and classify(body.query).kind not in TABLE_INTENTS
+        and explainer.answers_at_once(body.query, who.tenant)
     )
     result = answer() if local else await run_in_threadpool(answer)
     _observe(result, request)
