@@ -97,3 +97,13 @@ def test_every_shipped_file_is_package_data() -> None:
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert '"costlake.api" = ["static/*"]' in pyproject
     assert {p.suffix for p in STATIC.iterdir()} <= {".html", ".js", ".css"}
+
+
+def test_head_is_answered_wherever_get_is_without_a_body(served: Served) -> None:
+    """HEAD was a 405 on every route, /health included, which monitors probe with HEAD (RFC 9110:
+    wherever GET is answered, HEAD is too, with the same headers and no body)."""
+    for path in ("/health", "/", "/static/app.js"):
+        got, head = requests.get(served.url + path, timeout=30), requests.head(served.url + path, timeout=30)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"], path
+    assert requests.head(served.url + "/explain", timeout=30).status_code == 405  # POST only

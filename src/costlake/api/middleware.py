@@ -82,7 +82,12 @@ class ServiceMiddleware:
                 await _refuse(send, *refused, request_id)
                 return
 
+            head = scope["method"] == "HEAD"  # answered as a GET without its body (RFC 9110, 9.3.2)
+            inner = {**scope, "method": "GET"} if head else scope
+
             async def sending(message: Message) -> None:
+                if head and message["type"] == "http.response.body":
+                    message = {**message, "body": b""}
                 if message["type"] == "http.response.start":
                     sent["status"], sent["started"] = message["status"], True
                     headers = message.setdefault("headers", [])
@@ -94,7 +99,10 @@ class ServiceMiddleware:
                         headers.append((b"cache-control", b"no-store"))  # a tenant's data stays out of caches
                 await send(message)
 
-            await self.app(scope, receive, sending)
+            try:
+                await self.app(inner, receive, sending)
+            finally:
+                scope.setdefault("route", inner.get("route"))  # what the request log names
         except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes a 500
             extra = {"request_id": request_id}
             if not sent["started"] and _busy(exc):  # another process holds the catalog: try again soon
