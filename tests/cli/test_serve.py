@@ -3,6 +3,7 @@ add-key`, metrics summed over the workers, and a stop by signal with the usual e
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -107,3 +108,24 @@ def test_two_sigints_let_the_request_in_flight_finish(lake: Warehouse) -> None:
     assert process.returncode == 128 + signal.SIGINT
     lines = [line for line in stderr.splitlines() if '"costlake.api.access"' not in line]
     assert lines[-1] == "interrupted" and "Traceback" not in stderr, stderr
+
+
+def test_with_json_logs_uvicorns_own_lines_are_json_too(lake: Warehouse) -> None:
+    """A request line too long to parse made uvicorn print `Invalid HTTP request received.` as bare
+    text between the JSON lines."""
+    port = free_port()
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(lake.root), "--log-format", "json"]
+    process = subprocess.Popen(
+        [*command, "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, process, lambda: process.communicate()[1])
+        assert requests.get(url + "/health", params={"x": "a" * 70_000}, timeout=30).status_code == 400
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    lines = stderr.splitlines()
+    assert lines[0].startswith("serving ")
+    logged = [json.loads(line) for line in lines[1:]]  # every line after the banner is JSON
+    assert any(r["logger"] == "uvicorn.error" and "Invalid HTTP request" in r["message"] for r in logged)

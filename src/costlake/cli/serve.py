@@ -55,6 +55,7 @@ def serve(
     _check_address(host, port)
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     configure_access_log()
+    _uvicorn_lines_as_ours()
     _no_unawaited_warning()
     options: dict[str, Any] = {
         "host": host,
@@ -102,6 +103,19 @@ def _serve_one(config: Any) -> None:
     server.run()
     if not server.started:  # uvicorn logged why (the application's start-up failed)
         raise ConfigError("the server did not start (the line above says why)")
+
+
+def _uvicorn_lines_as_ours() -> None:
+    """uvicorn's own warnings (e.g. `Invalid HTTP request received.` for a request line too long to
+    parse) in the format `--log-format` chose, through costlake's handler: without one they were bare
+    text, between the JSON lines of `--log-format json`."""
+    import logging
+
+    ours = logging.getLogger("costlake").handlers
+    for name in ("uvicorn", "uvicorn.error"):
+        theirs = logging.getLogger(name)
+        theirs.handlers = list(ours)
+        theirs.propagate = False
 
 
 def _no_unawaited_warning() -> None:
