@@ -4,11 +4,14 @@ add-key`, metrics summed over the workers, and a stop by signal with the usual e
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,9 @@ import requests
 
 from api_server import free_port, wait_until_up
 from costlake.lake.warehouse import Warehouse
+from costlake.rag.indexer import build_index
 from helpers import cli
-from two_tenants import A1, A2, B1
+from two_tenants import A1, A2, B1, build_lake
 
 
 def _start(wh: Path, port: int, *args: str) -> subprocess.Popen[str]:
@@ -80,11 +84,7 @@ def test_two_sigints_let_the_request_in_flight_finish(lake: Warehouse) -> None:
     key = cli(lake.root, "tenants", "add-key", "team-a").stdout.strip().splitlines()[-1]
     port = free_port()
     process = _start(lake.root, port)
-    body = b'{"query": "total cost last month"}'
-    head = (
-        f"POST /explain HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
+    head, body = _held_explain(key)
     answer = b""
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process, lambda: process.communicate()[1])
@@ -110,14 +110,26 @@ def test_two_sigints_let_the_request_in_flight_finish(lake: Warehouse) -> None:
     assert lines[-1] == "interrupted" and "Traceback" not in stderr, stderr
 
 
-def test_with_json_logs_uvicorns_own_lines_are_json_too(lake: Warehouse) -> None:
+def _held_explain(key: str) -> tuple[bytes, bytes]:
+    """The head and the body of a POST /explain that a test sends in parts, to hold it in flight."""
+    body = b'{"query": "total cost last month"}'
+    head = (
+        f"POST /explain HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head, body
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_with_json_logs_uvicorns_own_lines_are_json_too(lake: Warehouse, workers: str) -> None:
     """A request line too long to parse made uvicorn print `Invalid HTTP request received.` as bare
-    text between the JSON lines."""
+    text between the JSON lines (in every worker)."""
     port = free_port()
     command = [sys.executable, "-m", "costlake", "--warehouse", str(lake.root), "--log-format", "json"]
     process = subprocess.Popen(
-        [*command, "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [*command, "serve", "--port", str(port), "--workers", workers],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url, process, lambda: process.communicate()[1])
@@ -129,3 +141,95 @@ def test_with_json_logs_uvicorns_own_lines_are_json_too(lake: Warehouse) -> None
     assert lines[0].startswith("serving ")
     logged = [json.loads(line) for line in lines[1:]]  # every line after the banner is JSON
     assert any(r["logger"] == "uvicorn.error" and "Invalid HTTP request" in r["message"] for r in logged)
+
+
+@pytest.mark.slow
+def test_a_stop_is_bounded_when_a_request_waits_on_a_model_that_does_not_answer(tmp_path: Path) -> None:
+    """A question waiting on a model that never answers ran in a thread the stop could not cancel: at
+    the end of the grace period the client got a plain-text 500 and stderr a 40-line traceback, and the
+    process waited for the model's timeouts (90 s). Now: a 503, one line, and a prompt exit."""
+    lake = build_lake(tmp_path)
+    build_index(lake)  # a "why" question retrieves, then asks the model
+    key = cli(lake.root, "tenants", "add-key", "team-a").stdout.strip().splitlines()[-1]
+    asked = threading.Event()
+
+    class Silent(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # a model that takes the question and never answers
+            asked.set()
+            time.sleep(120)
+
+    model = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    model.daemon_threads = True
+    threading.Thread(target=model.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "COSTLAKE_LLM_PROVIDER": "openai",
+        "COSTLAKE_LLM_BASE_URL": f"http://127.0.0.1:{model.server_address[1]}/v1",
+        "OPENAI_API_KEY": "test",
+        "COSTLAKE_LLM_TIMEOUT_SECONDS": "100",
+        "COSTLAKE_API_SHUTDOWN_GRACE_SECONDS": "1",
+    }
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(lake.root), "serve", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    answers: list[requests.Response] = []
+    try:
+        wait_until_up(url, process, lambda: process.communicate()[1])
+        question = {"query": "why did EC2 spend jump?"}
+        client = threading.Thread(
+            target=lambda: answers.append(
+                requests.post(url + "/explain", json=question, headers={"Authorization": f"Bearer {key}"})
+            )
+        )
+        client.start()
+        assert asked.wait(30)
+        started = time.monotonic()
+        for _ in range(2):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+        _, stderr = process.communicate(timeout=30)
+        stopped = time.monotonic() - started
+        client.join(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        model.shutdown()
+    assert stopped < 10  # the grace (1 s) and a second for idle threads, not the model's 100 s
+    assert answers and answers[0].status_code == 503
+    assert answers[0].headers["content-type"] == "application/problem+json"
+    assert process.returncode == 130 and "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if '"costlake.api.access"' not in line]
+    assert lines[-1] == "interrupted", stderr
+
+
+@pytest.mark.slow
+def test_a_double_ctrl_c_to_every_worker_lets_the_request_in_flight_finish(lake: Warehouse) -> None:
+    """A terminal's double Ctrl-C reaches the supervisor and every worker (one process group): the
+    workers, uvicorn's own server, force-quit on the second one and cancelled the requests."""
+    key = cli(lake.root, "tenants", "add-key", "team-a").stdout.strip().splitlines()[-1]
+    port = free_port()
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(lake.root), "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    head, body = _held_explain(key)
+    answer = b""
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process, lambda: process.communicate()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(head + body[:10])
+            time.sleep(0.5)  # a worker's application is reading the body
+            for _ in range(2):
+                os.killpg(process.pid, signal.SIGINT)
+                time.sleep(0.3)
+            client.sendall(body[10:])
+            while chunk := client.recv(65536):
+                answer += chunk
+    finally:
+        if not answer:
+            os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK", answer[:300]
+    assert process.returncode == 128 + signal.SIGINT and "Traceback" not in stderr, stderr

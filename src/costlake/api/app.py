@@ -19,6 +19,7 @@ from costlake.api.cursors import Cursors
 from costlake.api.limits import TokenBuckets
 from costlake.api.middleware import ServiceMiddleware, configure_access_log
 from costlake.api.routes import data, explain, page, series, service
+from costlake.api.server import uvicorn_lines_as_ours
 from costlake.api.state import ServiceState
 from costlake.logs import configure_logging
 from costlake.settings import Settings, load_settings
@@ -70,4 +71,5 @@ def factory() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     configure_access_log()
+    uvicorn_lines_as_ours()
     return create_app(settings, int(os.environ.get(WORKERS_ENV, "1")))

@@ -7,6 +7,7 @@ the route added (retrieval and generation times of POST /explain). Never a heade
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -103,6 +104,16 @@ class ServiceMiddleware:
                 await self.app(inner, receive, sending)
             finally:
                 scope.setdefault("route", inner.get("route"))  # what the request log names
+        except asyncio.CancelledError:  # still running when a stop's grace ran out (api/server.py)
+            log.warning(
+                "request cancelled: the server stopped before it was answered",
+                extra={"request_id": request_id},
+            )
+            if not sent["started"]:
+                sent["status"] = 503
+                await _refuse(
+                    send, 503, "unavailable", "the server is stopping; retry", request_id, retry_after=1
+                )
         except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes a 500
             extra = {"request_id": request_id}
             if not sent["started"] and _busy(exc):  # another process holds the catalog: try again soon

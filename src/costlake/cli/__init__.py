@@ -8,6 +8,7 @@ package imports the CLI.
 from __future__ import annotations
 
 import builtins
+import os
 import signal
 import sys
 import threading
@@ -244,6 +245,9 @@ def _fail(message: str, code: int) -> NoReturn:
         sys.stderr.write(error_line(message, code, as_json=True) + "\n")
     else:
         err.print(message, markup=False, highlight=False, soft_wrap=True)
+    if state.exit_at_once:
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

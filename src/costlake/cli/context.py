@@ -41,6 +41,9 @@ class State:
     # What a command interrupted now has done and how to finish it, said after "interrupted" ("" says
     # nothing more): set by a command whose work lands in several commits, as each one lands.
     interrupt_note = ""
+    # The command leaves threads it cannot stop (`serve`: those of requests it cancelled): its line
+    # written, the process ends without waiting for them.
+    exit_at_once = False
 
     def settings(self) -> Settings:
         from pydantic import ValidationError  # pydantic-settings costs --help a third of its time

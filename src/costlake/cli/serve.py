@@ -15,10 +15,6 @@ from costlake.errors import ConfigError
 
 app = typer.Typer()
 
-# How long a stop waits for the requests in flight (every answer takes well under a second); those
-# still running then are cancelled, uvicorn says how many in one line.
-GRACE_SECONDS = 30
-
 
 @app.command()
 def serve(
@@ -48,6 +44,7 @@ def serve(
 
         from costlake.api.app import WORKERS_ENV, create_app
         from costlake.api.middleware import configure_access_log
+        from costlake.api.server import use_graceful_workers, uvicorn_lines_as_ours
     except ImportError as exc:
         extra = "pip install 'costlake[server]'"
         raise ConfigError(f"`costlake serve` needs the server extra: {extra} ({exc.name})") from None
@@ -55,7 +52,7 @@ def serve(
     _check_address(host, port)
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     configure_access_log()
-    _uvicorn_lines_as_ours()
+    uvicorn_lines_as_ours()
     _no_unawaited_warning()
     options: dict[str, Any] = {
         "host": host,
@@ -63,7 +60,8 @@ def serve(
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "timeout_graceful_shutdown": GRACE_SECONDS,
+        # then the requests still running are cancelled (api/server.py)
+        "timeout_graceful_shutdown": settings.api_shutdown_grace_seconds,
     }
     if workers == 1:
         application = create_app(settings)
@@ -83,39 +81,24 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # the workers' metrics, summed by GET /metrics
         where = f"{url} with {workers} workers"
         err.print(f"serving {settings.warehouse} on {where}", markup=False, soft_wrap=True)
+        use_graceful_workers()
         _supervise(uvicorn.Config("costlake.api.app:factory", factory=True, workers=workers, **options))
 
 
 def _serve_one(config: Any) -> None:
-    """One process serving: uvicorn's server, except that a second SIGINT does not force it to quit
-    (uvicorn's "CTRL+C to force quit" cancels the requests in flight, which then answered 500 with a
-    traceback each): every signal asks for the same stop, and the requests in flight finish, within
-    `GRACE_SECONDS`. The signal is raised again once the server has stopped (`interrupted`, exit
-    code 130 or 143)."""
-    import uvicorn
+    """One process serving (`api/server.py`): every signal asks for the same graceful stop, bounded
+    by `api_shutdown_grace_seconds`; it is raised again once the server has stopped (`interrupted`,
+    exit code 130 or 143), and the process then exits without waiting for the threads of cancelled
+    requests."""
+    from costlake.api.server import GracefulServer, stuck_threads
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            super().handle_exit(sig, frame)
-            self.force_exit = False
-
-    server = Server(config)
-    server.run()
+    server = GracefulServer(config)
+    try:
+        server.run()
+    finally:
+        state.exit_at_once = bool(stuck_threads())
     if not server.started:  # uvicorn logged why (the application's start-up failed)
         raise ConfigError("the server did not start (the line above says why)")
-
-
-def _uvicorn_lines_as_ours() -> None:
-    """uvicorn's own warnings (e.g. `Invalid HTTP request received.` for a request line too long to
-    parse) in the format `--log-format` chose, through costlake's handler: without one they were bare
-    text, between the JSON lines of `--log-format json`."""
-    import logging
-
-    ours = logging.getLogger("costlake").handlers
-    for name in ("uvicorn", "uvicorn.error"):
-        theirs = logging.getLogger(name)
-        theirs.handlers = list(ours)
-        theirs.propagate = False
 
 
 def _no_unawaited_warning() -> None:
