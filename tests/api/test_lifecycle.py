@@ -216,21 +216,47 @@ def test_without_an_index_questions_needing_it_are_503_without_paths(
     assert _until(lambda: _explain(url, key).status_code == 200, 10.0) < 10.0
 
 
-@pytest.mark.parametrize("damaged", ["chunks.jsonl", "vectors"])
+def _damage(rag: Path, how: str) -> dict[Path, bytes]:
+    """The index's files as `how` damages them (path: its new bytes)."""
+    chunks = rag / "chunks.jsonl"
+    lines = chunks.read_bytes().splitlines(keepends=True)
+    meta = next(rag.glob("index/*/index.json"))
+    vectors = next(rag.glob("index/*/vectors-*"))
+    return {
+        "chunks cut inside a line": {chunks: chunks.read_bytes()[: chunks.stat().st_size // 2]},
+        "chunks cut at a line's end": {chunks: b"".join(lines[:-1])},
+        "chunks emptied": {chunks: b""},
+        "vectors cut": {vectors: vectors.read_bytes()[: vectors.stat().st_size // 2]},
+        "another embedder's": {meta: meta.read_bytes().replace(b'"embedder_id": "', b'"embedder_id": "x')},
+    }[how]
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "chunks cut inside a line",
+        "chunks cut at a line's end",
+        "chunks emptied",
+        "vectors cut",
+        "another embedder's",
+    ],
+)
 def test_a_damaged_index_fails_only_the_questions_needing_it(
-    own_lake: Warehouse, server: Callable[..., str], damaged: str
+    own_lake: Warehouse, server: Callable[..., str], how: str
 ) -> None:
     """A chunks or vectors file cut short: every route answered 400 with the file's path (or 500)
-    and /health called the lake unreachable; now only the questions that need the index are 503."""
+    and /health called the lake unreachable. A chunks file emptied or cut at a line's end was read as
+    fewer anomalies ("No anomaly matched"), an index of another embedder was 503 while /health
+    called it fine. Now only the questions that need the index are 503, and /health says so."""
     url = server()
     key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
     rag = own_lake.root / "rag"
-    files = [rag / "chunks.jsonl"] if damaged == "chunks.jsonl" else sorted(rag.glob("index/*/vectors-*"))
-    kept = [(path, path.read_bytes()) for path in files]
-    assert kept
+    assert len((rag / "chunks.jsonl").read_bytes().splitlines()) >= 2
+    damaged = _damage(rag, how)
+    kept = {path: path.read_bytes() for path in damaged}
     try:
-        for path, data in kept:
-            path.write_bytes(data[: len(data) // 2])
+        for path, data in damaged.items():
+            path.write_bytes(data)
         _touch(rag, 1)
         answer = _explain(url, key)
         assert answer.status_code == 503 and answer.headers["retry-after"]
@@ -244,10 +270,27 @@ def test_a_damaged_index_fails_only_the_questions_needing_it(
         health = requests.get(url + "/health", timeout=30)
         assert health.status_code == 200 and health.json()["index"]["reachable"] is False
     finally:
-        for path, data in kept:
+        for path, data in kept.items():
             path.write_bytes(data)
         _touch(rag, 2)  # as `costlake index` would leave it
     assert _until(lambda: _explain(url, key).status_code == 200, 10.0) < 10.0
+
+
+def test_a_damaged_source_file_makes_the_index_stale_not_the_health_check_fail(
+    own_lake: Warehouse, server: Callable[..., str]
+) -> None:
+    """source.json cut short: GET /health was a 500 with a traceback."""
+    url = server()
+    source = own_lake.root / "rag" / "source.json"
+    kept = source.read_bytes()
+    try:
+        source.write_bytes(kept[:10])
+        _touch(own_lake.root / "rag", 1)
+        health = requests.get(url + "/health", timeout=30)
+        assert health.status_code == 200 and health.json()["index"]["stale"] is True
+    finally:
+        source.write_bytes(kept)
+        _touch(own_lake.root / "rag", 2)
 
 
 def _touch(rag: Path, seconds: int) -> None:

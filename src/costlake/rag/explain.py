@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from costlake.errors import ConfigError, InputError, NotReady, first_line
+from costlake.errors import InputError, NotReady
 from costlake.lake.warehouse import Warehouse
 from costlake.logs import phase
 from costlake.rag.chunk_store import read_chunks
@@ -41,17 +41,16 @@ from costlake.rag.chunks import UNASSIGNED_TENANT, Chunk
 from costlake.rag.embedders.cache import CachedEmbedder
 from costlake.rag.formatting import format_signed_usd
 from costlake.rag.grounding import GroundingResult, check_grounding
-from costlake.rag.index import VectorIndex, VectorIndexError
 from costlake.rag.indexer import (
     CHUNKS_FILE,
     SOURCE_FILE,
     configured_embedder,
-    index_folder,
     index_source,
     rag_folder,
 )
 from costlake.rag.intents import Intent, classify
 from costlake.rag.llm import LLMClient, LLMError, LLMTerminalError, compose_explanation, shared_llm
+from costlake.rag.opened import DamagedIndex, open_index
 from costlake.rag.prompt import Prompt, build_prompt
 from costlake.rag.query_parser import QueryFilters, parse_query
 from costlake.rag.results import Citation, DegradedReason, ExplainResult, context_of
@@ -77,13 +76,6 @@ class _Answer:
 
 class NoIndex(NotReady):
     public = "the explanation index is not built yet"
-
-
-class DamagedIndex(NotReady):
-    """The index's files cannot be read (cut short, edited, or replaced while being read): questions
-    that need it wait for `costlake index`; those answered from the tables do not."""
-
-    public = "the explanation index cannot be read; it has to be built again"
 
 
 def configured_llm(settings: Settings) -> LLMClient:
@@ -122,12 +114,15 @@ class Explainer:
         """True when cost_anomalies, or the accounts' names and tenants, changed since `costlake index`
         built the chunks (an index of an older version, which recorded the anomalies only, is stale)."""
         path = rag_folder(self.wh, create=False) / SOURCE_FILE
-        built = json.loads(path.read_text()) if path.exists() else None
+        try:
+            built = json.loads(path.read_text()) if path.exists() else None
+        except (OSError, ValueError):  # cut short or edited: what the chunks were built from is unknown
+            return True
         return built != self.source
 
     @property
     def damaged(self) -> bool:
-        """Whether the index was found unreadable (`DamagedIndex`)."""
+        """Whether the index was found unusable (`opened.DamagedIndex`)."""
         return self._damaged is not None
 
     def answers_at_once(self, question: str, tenant: str | None) -> bool:
@@ -148,19 +143,11 @@ class Explainer:
         embedder = self._warm_embedder()  # the model loads while the chunks, the index and the lake are read
         if self._damaged is not None:  # read once: every later question gets the same answer at once
             raise self._damaged
-        try:
-            chunks = self.chunks  # first: a missing index says to run `costlake index`
-            index = VectorIndex.open(
-                index_folder(folder, embedder.embedder_id), expect_embedder_id=embedder.embedder_id
-            )
-        except ConfigError:  # not built yet, or built by another embedder: says what to do as it is
+        try:  # a missing index says to run `costlake index`
+            chunks, index = open_index(folder, embedder.embedder_id, lambda: self.chunks)
+        except DamagedIndex as exc:
+            self._damaged = exc
             raise
-        except (InputError, VectorIndexError, OSError) as exc:
-            self._damaged = DamagedIndex(
-                f"the explanation index in {folder} cannot be read ({first_line(exc)}): "
-                "run `costlake index` again"
-            )
-            raise self._damaged from exc
         accounts = readers.accounts_table(readers.accounts(self.wh, None))
 
         def dense(vector: np.ndarray, k: int, candidates: Any) -> list[tuple[str, float]]:

@@ -261,7 +261,7 @@ class VectorIndex:
         blob = _faiss().serialize_index(self._index).tobytes()
         digest = hashlib.sha256(blob).hexdigest()
         vectors_file = f"vectors-{digest[:16]}.faiss"
-        _write_atomic(self.folder / vectors_file, blob)
+        write_atomic(self.folder / vectors_file, blob)
         chunks = [
             {"id": vid, "chunk_id": e.chunk_id, "tenant_id": e.tenant_id, "content_hash": e.content_hash}
             for vid, e in sorted(self._entries.items(), key=lambda pair: pair[1].chunk_id)
@@ -275,7 +275,7 @@ class VectorIndex:
             "vectors_sha256": digest,
             "chunks": chunks,
         }
-        _write_atomic(self.folder / META_FILE, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+        write_atomic(self.folder / META_FILE, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
         for old in self.folder.glob("vectors-*.faiss"):
             if old.name != vectors_file:
                 old.unlink(missing_ok=True)
@@ -308,7 +308,8 @@ class VectorIndex:
         return out / np.where(norms == 0, 1.0, norms)  # an empty text's zero vector stays zero: cosine 0
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """`data` in `path`, whole or not at all (a reader never sees it half written)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
         f.write(data)

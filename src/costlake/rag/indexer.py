@@ -27,7 +27,7 @@ from costlake.rag.chunks import Chunk, build_chunks
 from costlake.rag.embed_text import embed_hash, embed_text
 from costlake.rag.embedders import Embedder, shared_embedder
 from costlake.rag.embedders.cache import CachedEmbedder
-from costlake.rag.index import IndexItem, VectorIndex
+from costlake.rag.index import IndexItem, VectorIndex, write_atomic
 from costlake.settings import Settings
 from costlake.tables import COST_ANOMALIES, DIM_ACCOUNT, DIM_SERVICE
 
@@ -157,7 +157,7 @@ def _build(wh: Warehouse) -> IndexReport:
         done |= {"embedded": embedder.misses, "cached": embedder.hits}
     with phase(log, "index write", vectors=len(index)):
         index.save()
-        (folder / SOURCE_FILE).write_text(json.dumps(source) + "\n")
+        write_atomic(folder / SOURCE_FILE, (json.dumps(source) + "\n").encode())
     return IndexReport(
         where,
         embedder.embedder_id,
