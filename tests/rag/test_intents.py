@@ -123,9 +123,16 @@ def test_years_no_bill_can_have_are_not_read(phrase: str) -> None:
     assert parse_period(f"how much did we spend {phrase}", ANCHOR) == (None, None)
 
 
-@pytest.mark.parametrize("day", ["0000-01-01", "0001-01-01", "1899-12-31", "9999-12-31", "9999-02-30"])
+@pytest.mark.parametrize(
+    "day",
+    [
+        "0000-01-01", "0001-01-01", "1899-12-31", "9999-12-31", "9999-02-30", "December 31, 9999",
+        "31 December 9999", "31 December 1800", "December 9999", "1 March 3000", "9999-12",
+    ],
+)  # fmt: skip
 def test_a_day_no_bill_can_have_is_refused(day: str) -> None:
-    """Read as no date, "on 9999-12-31" was answered for the last 30 days."""
+    """Read as no date, "on 9999-12-31" was answered for the last 30 days, and "December 31, 9999" for
+    the latest December."""
     refused = f"^{day} is not a date in the question \\(bills are dated from 1900 to 2999\\)$"
     with pytest.raises(InputError, match=refused):
         parse_period(f"how much did we spend on {day}", ANCHOR)

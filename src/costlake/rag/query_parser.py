@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
+from typing import Literal, NoReturn
 
 from costlake.catalog.readers import simple_lower
 from costlake.errors import InputError
@@ -180,15 +180,18 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         spans.append((start, end))
         return f"date {start}" if start == end else f"dates {start} to {end}"
 
+    def no_bill(m: re.Match[str]) -> NoReturn:
+        """Refuse a day or month written with a year no bill can have (a year alone may be an amount:
+        left unread); read as no date, it was answered for the default range."""
+        raise InputError(
+            f"{text.original[m.start() : m.end()]} is not a date in the question "
+            f"(bills are dated from {YEARS[0]} to {YEARS[1]})"
+        )
+
     def day(year: str | None, month_: str, day_: str, m: re.Match[str], iso: bool = False) -> str | None:
         number = int(month_) if month_.isdigit() else _MONTHS[month_]
         if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
-            if iso:  # 9999-12-31 names a day, not one a bill can have: said, not answered for no date
-                raise InputError(
-                    f"{text.original[m.start() : m.end()]} is not a date in the question "
-                    f"(bills are dated from {YEARS[0]} to {YEARS[1]})"
-                )
-            return None
+            no_bill(m)  # 9999-12-31, December 31, 9999: a day asked for, not one a bill can have
         value = _latest_day(int(year) if year else None, number, int(day_), today)
         if value is None:
             # 2025-02-30, February 30: mistyped, not read as no date (and answered for the default
@@ -201,8 +204,10 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     def month(year: str | None, month_: int, m: re.Match[str], iso: bool = False) -> str | None:
         if iso and _plausible(year):
             _a_month(text.original[m.start() : m.end()], month_)
-        if not 1 <= month_ <= 12 or (year is not None and not YEARS[0] <= int(year) <= YEARS[1]):
+        if not 1 <= month_ <= 12:
             return None
+        if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
+            no_bill(m)  # December 9999, 9999-12: not read as the latest December
         number = int(year) if year else today.year if month_ <= today.month else today.year - 1
         return keep(date(number, month_, 1), _month_end(number, month_), m)
 
