@@ -45,3 +45,21 @@ def test_each_tenant_has_its_own_entries_and_one_tenants_flood_evicts_only_its_o
     assert vectors.has("why?", "tenant-b") and not vectors.has("why?", "tenant-a")
     vectors.get("why?", "tenant-b")  # still a hit
     assert model.texts.count("why?") == 2
+
+
+def test_every_tenant_together_is_bounded_too_and_the_largest_gives_up_its_oldest() -> None:
+    """256 per tenant with no overall bound grew with the tenants (2.5 MB a tenant for 2,000-character
+    questions, kept whole): now 4,096 vectors in all by default, the questions kept as digests."""
+    vectors = QuestionVectors(HashingEmbedder(dim=4), size=3, in_all=4)
+    for question in ("a", "b", "c"):
+        vectors.get(question, "flood")
+    vectors.get("x", "quiet")
+    vectors.get("y", "quiet")  # one over: the largest tenant (flood) gives up its oldest
+    assert len(vectors) == 4
+    assert not vectors.has("a", "flood") and vectors.has("b", "flood")
+    assert vectors.has("x", "quiet") and vectors.has("y", "quiet")
+    many = QuestionVectors(HashingEmbedder(dim=4))
+    for tenant in range(40):
+        for n in range(300):
+            many.get(f"{n} " + "ü" * 1990, f"tenant-{tenant}")
+    assert len(many) == 4096

@@ -9,6 +9,7 @@ the time of an answer that another one asked the same question.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
@@ -19,7 +20,8 @@ from costlake.rag.chunks import Chunk
 from costlake.rag.embedders.base import Embedder
 from costlake.rag.embedders.cache import CachedEmbedder
 
-QUESTION_VECTORS = 256  # per tenant (384 floats each: under 0.4 MB a tenant)
+QUESTION_VECTORS = 256  # per tenant
+ALL_QUESTION_VECTORS = 4096  # over all tenants: 6 MB of 384-float vectors
 
 
 class InMemoryDenseSearch:
@@ -55,7 +57,9 @@ class InMemoryDenseSearch:
 
 class QuestionVectors:
     """The vectors of each tenant's recent questions, least recently used dropped first: `size` per
-    tenant, so one tenant's flood of questions never evicts another's.
+    tenant, so one tenant's flood of questions never evicts another's, and `in_all` over every tenant
+    (then the tenant holding the most gives up its oldest). Questions are kept as digests: a
+    2,000-character question costs 32 bytes beside its vector, whatever its script.
 
     >>> from costlake.rag.embedders.base import HashingEmbedder
     >>> vectors = QuestionVectors(HashingEmbedder(dim=8), size=1)
@@ -65,31 +69,46 @@ class QuestionVectors:
     (False, True)
     """
 
-    def __init__(self, embedder: Embedder, size: int = QUESTION_VECTORS) -> None:
+    def __init__(
+        self, embedder: Embedder, size: int = QUESTION_VECTORS, in_all: int = ALL_QUESTION_VECTORS
+    ) -> None:
         # Through a persistent cache's model directly: questions never reach its disk or memory.
         self._embedder = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
-        self._size = size
-        self._tenants: dict[str | None, OrderedDict[str, np.ndarray]] = {}
+        self._size, self._in_all, self._count = size, in_all, 0
+        self._tenants: dict[str | None, OrderedDict[bytes, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._tenants.values())
+        return self._count
 
     def has(self, question: str, tenant: str | None) -> bool:
         """Whether the question's vector is at hand (`get` then costs no model call)."""
         with self._lock:
-            return question in self._tenants.get(tenant, {})
+            return _digest(question) in self._tenants.get(tenant, {})
 
     def get(self, question: str, tenant: str | None) -> np.ndarray:
+        key = _digest(question)
         with self._lock:
-            own = self._tenants.setdefault(tenant, OrderedDict())
-            found = own.get(question)
+            found = self._tenants.get(tenant, {}).get(key)
             if found is not None:
-                own.move_to_end(question)
+                self._tenants[tenant].move_to_end(key)
                 return found
         vector = self._embedder.embed(question)
         with self._lock:
-            own[question] = vector
+            own = self._tenants.setdefault(tenant, OrderedDict())
+            self._count += key not in own
+            own[key] = vector
             while len(own) > self._size:
                 own.popitem(last=False)
+                self._count -= 1
+            while self._count > self._in_all:
+                largest = max(self._tenants, key=lambda t: len(self._tenants[t]))
+                self._tenants[largest].popitem(last=False)
+                self._count -= 1
+                if not self._tenants[largest]:
+                    del self._tenants[largest]
         return vector
+
+
+def _digest(question: str) -> bytes:
+    return hashlib.sha256(question.encode("utf-8", "surrogatepass")).digest()
