@@ -84,14 +84,16 @@ class QuestionVectors:
     def has(self, question: str, tenant: str | None) -> bool:
         """Whether the question's vector is at hand (`get` then costs no model call)."""
         with self._lock:
-            return _digest(question) in self._tenants.get(tenant, {})
+            own = self._tenants.get(tenant)
+            return own is not None and _digest(question) in own
 
     def get(self, question: str, tenant: str | None) -> np.ndarray:
         key = _digest(question)
         with self._lock:
-            found = self._tenants.get(tenant, {}).get(key)
-            if found is not None:
-                self._tenants[tenant].move_to_end(key)
+            own = self._tenants.get(tenant)
+            found = None if own is None else own.get(key)
+            if own is not None and found is not None:
+                own.move_to_end(key)
                 return found
         vector = self._embedder.embed(question)
         with self._lock:
