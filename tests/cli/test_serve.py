@@ -137,9 +137,8 @@ def test_with_json_logs_uvicorns_own_lines_are_json_too(lake: Warehouse, workers
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
-    lines = stderr.splitlines()
-    assert lines[0].startswith("serving ")
-    logged = [json.loads(line) for line in lines[1:]]  # every line after the banner is JSON
+    logged = [json.loads(line) for line in stderr.splitlines()]  # every line is JSON, the banner too
+    assert logged[0]["message"].startswith("serving ")
     assert any(r["logger"] == "uvicorn.error" and "Invalid HTTP request" in r["message"] for r in logged)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import tempfile
 import warnings
 from typing import Annotated, Any
@@ -65,11 +67,7 @@ def serve(
     }
     if workers == 1:
         application = create_app(settings)
-        err.print(
-            f"serving {settings.warehouse} on {url} (the page at /, docs at /docs)",
-            markup=False,
-            soft_wrap=True,
-        )
+        _banner(f"serving {settings.warehouse} on {url} (the page at /, docs at /docs)")
         _serve_one(uvicorn.Config(application, **options))
         return
     # Workers are new processes: they read the same settings from the environment.
@@ -80,9 +78,18 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="costlake-metrics-") as metrics:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # the workers' metrics, summed by GET /metrics
         where = f"{url} with {workers} workers"
-        err.print(f"serving {settings.warehouse} on {where}", markup=False, soft_wrap=True)
+        _banner(f"serving {settings.warehouse} on {where}")
         use_graceful_workers()
         _supervise(uvicorn.Config("costlake.api.app:factory", factory=True, workers=workers, **options))
+
+
+def _banner(line: str) -> None:
+    """The line that says where the server listens: one JSON object with `--log-format json`, whose
+    every line on stderr is one, else plain text on one line whatever the terminal's width."""
+    if state.log_json:
+        sys.stderr.write(json.dumps({"level": "info", "logger": "costlake.cli", "message": line}) + "\n")
+    else:
+        err.print(line, markup=False, soft_wrap=True)
 
 
 def _serve_one(config: Any) -> None:
