@@ -117,7 +117,7 @@ def test_trend_and_previous_periods() -> None:
     assert last_complete_month(date(2025, 3, 30)) == (date(2025, 2, 1), date(2025, 2, 28))
 
 
-@pytest.mark.parametrize("phrase", ["in 0000", "in 0001", "Q4 9999", "in 3000", "the year 1899"])
+@pytest.mark.parametrize("phrase", ["in 0000", "in 0001", "in 3000", "the year 1899"])
 def test_years_no_bill_can_have_are_not_read(phrase: str) -> None:
     """A number alone may be an amount or a count: not read as a year outside 1900-2999."""
     assert parse_period(f"how much did we spend {phrase}", ANCHOR) == (None, None)
@@ -128,6 +128,8 @@ def test_years_no_bill_can_have_are_not_read(phrase: str) -> None:
     [
         "0000-01-01", "0001-01-01", "1899-12-31", "9999-12-31", "9999-02-30", "December 31, 9999",
         "31 December 9999", "31 December 1800", "December 9999", "1 March 3000", "9999-12",
+        "December of 9999", "Q4 9999", "Q4 of 9999", "fourth quarter of 9999", "31-Dec-9999", "Dec-31-9999",
+        "December the 31st, 9999", "9999/12",
     ],
 )  # fmt: skip
 def test_a_day_no_bill_can_have_is_refused(day: str) -> None:
@@ -169,3 +171,21 @@ def test_a_named_day_without_a_year_is_its_latest_up_to_the_anchor() -> None:
     leap = date(2024, 2, 29)
     assert parse_period("how much did we spend on February 29", date(2025, 3, 1)) == (leap, leap)
     assert parse_period("what did March 32 services cost", ANCHOR)[0] == date(ANCHOR.year, 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "period"),
+    [
+        ("in December of 2023", (date(2023, 12, 1), date(2023, 12, 31))),
+        ("in Q1 of 2023", (date(2023, 1, 1), date(2023, 3, 31))),
+        ("on 31-Dec-2023", (date(2023, 12, 31), date(2023, 12, 31))),
+        ("on Dec-31-2023", (date(2023, 12, 31), date(2023, 12, 31))),
+        ("on December the 31st, 2023", (date(2023, 12, 31), date(2023, 12, 31))),
+        ("in 2023/12", (date(2023, 12, 1), date(2023, 12, 31))),
+    ],
+)
+def test_a_year_written_after_of_or_with_hyphens_is_the_year_asked_for(
+    phrase: str, period: tuple[date, date]
+) -> None:
+    """"December of 2023" was read as the latest December, "2023/12" as the whole of 2023."""
+    assert parse_period(f"how much did we spend {phrase}", ANCHOR) == period

@@ -61,7 +61,7 @@ _RELATIVE = (
 )
 YEARS = (1900, 2999)  # the years a question's dates may name; others (0000, 9999) are not read as dates
 _ISO_DAY = r"(?<![\d-])(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?![\d-])"
-_QUARTER = r"(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter(?:\s+of)?)" + _YEAR
+_QUARTER = r"(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter)(?:,?\s+(?:of\s+)?(\d{4}))?"
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _UP = """jump jumped jumps jumping spike spiked spikes spiking increase increased increases increasing
     rise rises rising rose risen up higher surge surged surging grew grow grows growing growth more climb
@@ -216,13 +216,18 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         return keep(start, end, m)
 
     text.take(_ISO_DAY, lambda m: day(m[1], m[2], m[3], m, iso=True))
-    text.take(r"(?<![\d-])(\d{4})-(\d{1,2})(?![\d-])", lambda m: month(m[1], int(m[2]), m, iso=True))
+    text.take(r"(?<![\d/-])(\d{4})[-/](\d{1,2})(?![\d/-])", lambda m: month(m[1], int(m[2]), m, iso=True))
     text.take(WORD_START + "(?:" + _RELATIVE + ")" + WORD_END, relative)
+    # 31-Dec-2023, Dec-31-2023
+    text.take(WORD_START + _DAY + "-" + _M + r"-(\d{4})" + WORD_END, lambda m: day(m[3], m[2], m[1], m))
+    text.take(WORD_START + _M + "-" + _DAY + r"-(\d{4})" + WORD_END, lambda m: day(m[3], m[1], m[2], m))
     text.take(
         WORD_START + _DAY + r"(?:\s+of)?\s+" + _M + _YEAR + WORD_END, lambda m: day(m[3], m[2], m[1], m)
     )
-    text.take(WORD_START + _M + r"\s+" + _DAY + _YEAR + WORD_END, lambda m: day(m[3], m[1], m[2], m))
-    text.take(WORD_START + _M + r",?\s+(\d{4})" + WORD_END, lambda m: month(m[2], _MONTHS[m[1]], m))
+    text.take(
+        WORD_START + _M + r"\s+(?:the\s+)?" + _DAY + _YEAR + WORD_END, lambda m: day(m[3], m[1], m[2], m)
+    )
+    text.take(WORD_START + _M + r",?\s+(?:of\s+)?(\d{4})" + WORD_END, lambda m: month(m[2], _MONTHS[m[1]], m))
     # "may" alone is a month only after a preposition ("in May"), not in "costs may rise"
     after_preposition = "(?:" + "|".join(f"(?<={p} )" for p in ("in", "during", "for", "of", "since")) + ")"
     text.take(after_preposition + "may" + WORD_END, lambda m: month(None, 5, m))
@@ -233,7 +238,9 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     )
     text.take(
         WORD_START + _QUARTER + WORD_END,
-        lambda m: keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m) if _plausible(m[3]) else None,
+        lambda m: (
+            keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m) if _plausible(m[3]) else no_bill(m)
+        ),
     )
     if not spans:
         return None, None
