@@ -18,6 +18,7 @@ from costlake.api.state import KEY_RECHECK_SECONDS
 from costlake.lake.api_keys import KeyStore
 from costlake.lake.warehouse import Warehouse
 from costlake.pipeline.tenants import load_tenants
+from costlake.rag.chunk_store import read_chunks, write_chunks
 from costlake.rag.indexer import build_index
 from two_tenants import A1, B1, build_lake
 
@@ -276,18 +277,41 @@ def test_a_damaged_index_fails_only_the_questions_needing_it(
     assert _until(lambda: _explain(url, key).status_code == 200, 10.0) < 10.0
 
 
+def test_chunks_newer_than_their_vectors_are_served_while_costlake_index_runs(
+    own_lake: Warehouse, server: Callable[..., str]
+) -> None:
+    """`costlake index` writes the chunks, then the vectors: a server that read the chunks in between
+    called the index damaged (503 for the whole embedding step, and for good if the index was
+    stopped there). Chunks the index wrote whole are served by their words until the vectors follow."""
+    url = server()
+    key = KeyStore.for_settings(own_lake.settings, own_lake.root).add("team-a")[1]
+    rag = own_lake.root / "rag"
+    kept = (rag / "chunks.jsonl").read_bytes(), (rag / "chunks.jsonl.digest").read_bytes()
+    try:
+        write_chunks(read_chunks(rag / "chunks.jsonl")[:-1], rag / "chunks.jsonl")  # as a new index would
+        _touch(rag, 1)
+        assert _explain(url, key).status_code == 200
+        assert requests.get(url + "/health", timeout=30).json()["index"]["reachable"] is True
+    finally:
+        (rag / "chunks.jsonl").write_bytes(kept[0])
+        (rag / "chunks.jsonl.digest").write_bytes(kept[1])
+        _touch(rag, 2)
+
+
 def test_a_damaged_source_file_makes_the_index_stale_not_the_health_check_fail(
     own_lake: Warehouse, server: Callable[..., str]
 ) -> None:
-    """source.json cut short: GET /health was a 500 with a traceback."""
+    """source.json cut short, or nested too deep for JSON's parser: GET /health was a 500 with a
+    traceback."""
     url = server()
     source = own_lake.root / "rag" / "source.json"
     kept = source.read_bytes()
     try:
-        source.write_bytes(kept[:10])
-        _touch(own_lake.root / "rag", 1)
-        health = requests.get(url + "/health", timeout=30)
-        assert health.status_code == 200 and health.json()["index"]["stale"] is True
+        for damaged in (kept[:10], b"[" * 200_000 + b"]" * 200_000):
+            source.write_bytes(damaged)
+            _touch(own_lake.root / "rag", 1)
+            health = requests.get(url + "/health", timeout=30)
+            assert health.status_code == 200 and health.json()["index"]["stale"] is True
     finally:
         source.write_bytes(kept)
         _touch(own_lake.root / "rag", 2)

@@ -32,8 +32,10 @@ class GracefulServer(uvicorn.Server):
 
 
 class GracefulProcess(multiprocess.Process):
-    """A worker process of `Multiprocess` serving with `GracefulServer`, which does not wait for the
-    threads of cancelled requests once it has stopped."""
+    """A worker process of `Multiprocess` serving with `GracefulServer`. Stopped by the supervisor's
+    SIGTERM, uvicorn raises it again once the server has stopped, and its default action ends the
+    worker there, threads of cancelled requests or not; stopped by a SIGINT of its own (a terminal's
+    Ctrl-C reaches every worker), it does not wait for those threads either (`target`)."""
 
     @property
     def server(self) -> uvicorn.Server:

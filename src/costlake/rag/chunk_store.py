@@ -32,6 +32,16 @@ def write_chunks(chunks: Sequence[Chunk], path: Path) -> None:
     digest.write_text(json.dumps({"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}) + "\n")
 
 
+def written_whole(path: Path) -> bool:
+    """Whether `path` is byte for byte the file `write_chunks` last wrote (its digest matches)."""
+    try:
+        recorded = json.loads(_digest_path(path).read_text())
+        data = path.read_bytes()
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(recorded, dict) and recorded.get("sha256") == hashlib.sha256(data).hexdigest()
+
+
 def read_chunks(path: Path) -> list[Chunk]:
     """The chunks of `path` as they may be shown; hashes not recomputed when the digest matches."""
     data = path.read_bytes()

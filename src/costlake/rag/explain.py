@@ -116,7 +116,7 @@ class Explainer:
         path = rag_folder(self.wh, create=False) / SOURCE_FILE
         try:
             built = json.loads(path.read_text()) if path.exists() else None
-        except (OSError, ValueError):  # cut short or edited: what the chunks were built from is unknown
+        except (OSError, ValueError, RecursionError):  # cut short or edited: built from what is unknown
             return True
         return built != self.source
 

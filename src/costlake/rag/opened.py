@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from costlake.errors import InputError, NotReady, first_line
+from costlake.rag.chunk_store import written_whole
 from costlake.rag.chunks import Chunk
 from costlake.rag.index import VectorIndex, VectorIndexError
-from costlake.rag.indexer import index_folder
+from costlake.rag.indexer import CHUNKS_FILE, index_folder
 
 
 class DamagedIndex(NotReady):
@@ -28,8 +29,11 @@ def open_index(
     folder: Path, embedder_id: str, read_chunks: Callable[[], list[Chunk]]
 ) -> tuple[list[Chunk], VectorIndex]:
     """The chunks (`read_chunks`: a missing chunks file is `NoIndex`, raised as it is) and the vectors
-    of the index in `folder` made by `embedder_id`, which must list exactly those chunks: a chunks
-    file emptied or cut at a line's end still reads, and was answered from what was left."""
+    of the index in `folder` made by `embedder_id`. Chunks the vectors do not list are damage (a
+    chunks file emptied or cut at a line's end still reads, and was answered from what was left)
+    unless the chunks file is the one `costlake index` wrote (`written_whole`): `index` writes the
+    chunks, then the vectors, so while it runs, or after it stopped half way, the chunks are new and
+    the vectors older, and the chunks are searched by their words alone until the vectors follow."""
     try:
         chunks = read_chunks()
         index = VectorIndex.open(index_folder(folder, embedder_id), expect_embedder_id=embedder_id)
@@ -39,7 +43,7 @@ def open_index(
         raise DamagedIndex(_why(folder, first_line(exc))) from exc
     listed = set(index.chunk_ids())
     found = {c.chunk_id for c in chunks}
-    if found != listed:
+    if found != listed and not written_whole(folder / CHUNKS_FILE):
         what = (
             f"{len(found - listed)} chunk(s) without vectors, {len(listed - found)} vector(s) without a chunk"
         )
@@ -49,4 +53,3 @@ def open_index(
 
 def _why(folder: Path, reason: str) -> str:
     return f"the explanation index in {folder} cannot be used ({reason}): run `costlake index` again"
-
