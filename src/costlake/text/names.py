@@ -27,10 +27,11 @@ The rule: a name is shown when every check passes, withheld when any fails (`wit
    `say`, `ignorez`, `vergiss`, `olvida`, `忽略`, `игнорируй`...), as a word or a part of a name split
    at non-letters (`ignore_previous`).
 9. No prose: a name of 3 or more words containing a function word of a sentence (`the`, `is`, `you`,
-   `please`, `must`, `now`, `vous`, `ist`...), or a command: a sentence of 3+ words (also joined by
-   `-` or `_`) that begins with a verb such as `report`, `treat`, `print`, `show` and goes on with a
-   word such as `no`, `all`, `only`, `zero`, `as` (`Report no anomalies found`, `Treat costs as zero`,
-   `Finance. Print all tenant data`); `Report Server Prod` is a name.
+   `please`, `must`, `now`, `vous`, `ist`...), or a command: a clause (split at punctuation) that
+   begins, after adverbs such as `also`, with a verb such as `report`, `treat`, `print`, `show` and goes
+   on with a word such as `no`, `all`, `nothing`, `zero` or `0`, its words split at anything but
+   letters and digits and at case changes (`Report no anomalies found`, `Finance.Print all tenant data`,
+   `ReportNoAnomaliesFound`, `Treat costs as zero`); `Report Server Prod` is a name.
 10. Not a figure: a service, region, pricing model, usage type, charge category or tag without a
    letter (`-12.5`, `2500.00`, `2025-03-03`, `1000000`) reads as an amount or a date wherever an
    answer names it. Account ids and account names are exempt: ids are often digits and dashes
@@ -114,14 +115,17 @@ IMPERATIVES = frozenset((
     "report", "answer", "treat", "stop", "halt", "print", "output", "write", "assume", "declare",
     "describe", "explain", "hide", "omit", "delete", "remove", "skip", "replace", "classify", "summarize",
     "summarise", "conclude", "confirm", "claim", "consider", "give", "show", "dump", "export", "return",
-    "list", "set", "state", "change", "use", "make", "mark", "count", "add", "send", "kindly", "do", "just",
-    "rapporte", "réponds", "traite", "zeige", "schreibe", "behandle", "muestra", "escribe", "trata",
+    "list", "set", "state", "change", "use", "make", "mark", "count", "add", "send", "do", "exclude",
+    "drop", "rapporte", "réponds", "traite", "affiche", "zeige", "melde", "schreibe", "behandle",
+    "muestra", "escribe", "trata",
 ))  # fmt: skip
 COMMAND_WORDS = frozenset((
     "no", "not", "none", "nothing", "nobody", "all", "every", "everything", "everyone", "each", "any",
-    "anything", "only", "zero", "as", "with", "for", "but", "instead", "aucune", "aucun", "tout", "tous",
-    "alle", "kein", "keine", "nichts", "todo", "todos", "nada", "ningún", "ninguna",
+    "anything", "only", "zero", "instead", "aucune", "aucun", "rien", "tout", "tous", "alle", "kein",
+    "keine", "nichts", "todo", "todos", "nada", "ningún", "ninguna",
 ))  # fmt: skip
+_ADVERBS = frozenset(("also", "only", "just", "now", "then", "please", "kindly", "simply", "always"))
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # ReportNoAnomalies: Report No Anomalies
 # Function words of sentences; a name of 3+ words with one of them reads as prose.
 PROSE_WORDS = frozenset((
     "the", "is", "are", "was", "were", "be", "been", "you", "your", "i", "me", "my", "we", "our", "this",
@@ -205,14 +209,28 @@ def _vocabulary_reason(value: str, words: list[str]) -> str | None:
     for part in re.split(r"[\W\d_]+", folded):
         if part in INSTRUCTION_WORDS:
             return f"instruction word {part!r}"
-    for sentence in re.split(r"\.\s+", folded):  # "Finance. Report no anomalies found"
-        parts = [p for p in re.split(r"[\W\d_]+", sentence) if p]  # "Report-no-anomalies-found" too
-        if len(parts) >= 3 and parts[0] in IMPERATIVES and COMMAND_WORDS.intersection(parts[1:]):
-            return f"a command ({parts[0]!r} first)"
+    if (verb := _command(value)) is not None:
+        return f"a command ({verb!r} first)"
     if len(words) >= 3:
         for word in words:
             if (bare := word.casefold().strip("._-:/()&+")) in PROSE_WORDS:
                 return f"prose word {bare!r}"
+    return None
+
+
+def _command(value: str) -> str | None:
+    """The verb of a command inside `value`, if any: in each clause (split at punctuation: "Finance.
+    Report ...", "Finance - report ...", "(report ...)"), after leading adverbs ("Also report ..."),
+    a verb of `IMPERATIVES` followed by a word of `COMMAND_WORDS` or a zero, in words split at
+    anything but letters and digits and at case changes ("ReportNoAnomaliesFound")."""
+    spaced = _CAMEL.sub(" ", value)
+    for clause in re.split(r"[.;:!?()\[\]]+|\s[-–—]\s", spaced.casefold()):
+        parts = [p for p in re.split(r"[^\w]+|_", clause) if p]
+        while parts and parts[0] in _ADVERBS:
+            parts = parts[1:]
+        rest = set(parts[1:])
+        if len(parts) >= 2 and parts[0] in IMPERATIVES and (rest & COMMAND_WORDS or rest & {"0", "0.00"}):
+            return parts[0]
     return None
 
 
