@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -84,20 +85,10 @@ def test_two_sigints_let_the_request_in_flight_finish(lake: Warehouse) -> None:
     key = cli(lake.root, "tenants", "add-key", "team-a").stdout.strip().splitlines()[-1]
     port = free_port()
     process = _start(lake.root, port)
-    head, body = _held_explain(key)
     answer = b""
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process, lambda: process.communicate()[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
-            client.sendall(head + body[:10])
-            time.sleep(0.5)  # the application is reading the body
-            for _ in range(2):
-                process.send_signal(signal.SIGINT)
-                time.sleep(0.3)
-            assert process.poll() is None  # still waiting for the request
-            client.sendall(body[10:])
-            while chunk := client.recv(65536):
-                answer += chunk
+        answer = _answer_across_signals(port, key, lambda: process.send_signal(signal.SIGINT))
     finally:
         if not answer:  # failed before the answer: nothing to wait for
             process.kill()
@@ -110,14 +101,25 @@ def test_two_sigints_let_the_request_in_flight_finish(lake: Warehouse) -> None:
     assert lines[-1] == "interrupted" and "Traceback" not in stderr, stderr
 
 
-def _held_explain(key: str) -> tuple[bytes, bytes]:
-    """The head and the body of a POST /explain that a test sends in parts, to hold it in flight."""
+def _answer_across_signals(port: int, key: str, signal_it: Callable[[], None]) -> bytes:
+    """The raw answer to a POST /explain held in flight by its body, sent in two halves with two
+    signals (`signal_it`) between them."""
     body = b'{"query": "total cost last month"}'
     head = (
         f"POST /explain HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
-    return head, body
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(head + body[:10])
+        time.sleep(0.5)  # the application is reading the body
+        for _ in range(2):
+            signal_it()
+            time.sleep(0.3)
+        client.sendall(body[10:])
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -213,19 +215,10 @@ def test_a_double_ctrl_c_to_every_worker_lets_the_request_in_flight_finish(lake:
         [*command, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
-    head, body = _held_explain(key)
     answer = b""
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process, lambda: process.communicate()[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
-            client.sendall(head + body[:10])
-            time.sleep(0.5)  # a worker's application is reading the body
-            for _ in range(2):
-                os.killpg(process.pid, signal.SIGINT)
-                time.sleep(0.3)
-            client.sendall(body[10:])
-            while chunk := client.recv(65536):
-                answer += chunk
+        answer = _answer_across_signals(port, key, lambda: os.killpg(process.pid, signal.SIGINT))
     finally:
         if not answer:
             os.killpg(process.pid, signal.SIGKILL)
