@@ -278,12 +278,9 @@ class Settings(BaseSettings):
         65536, ge=1024, description="`costlake serve`: largest request body accepted (413 above)."
     )
     api_shutdown_grace_seconds: float = Field(
-        30.0,
-        gt=0,
-        le=3600,
-        description="`costlake serve`: how long a stop (SIGINT, SIGTERM) waits for the requests in flight; "
-        "those still running then get a 503 and the process exits.",
-    )
+        30.0, gt=0, le=3600, description="`costlake serve`: how long a stop (SIGINT, SIGTERM) waits for "
+        "the requests in flight; those still running then get a 503 and the process exits.",
+    )  # fmt: skip
 
     alert_timeout_seconds: float = Field(
         10.0,

@@ -85,35 +85,12 @@ class ServiceMiddleware:
 
             head = scope["method"] == "HEAD"  # answered as a GET without its body (RFC 9110, 9.3.2)
             inner = {**scope, "method": "GET"} if head else scope
-
-            async def sending(message: Message) -> None:
-                if head and message["type"] == "http.response.body":
-                    message = {**message, "body": b""}
-                if message["type"] == "http.response.start":
-                    sent["status"], sent["started"] = message["status"], True
-                    headers = message.setdefault("headers", [])
-                    headers.append((b"x-request-id", request_id.encode()))
-                    if _on_page(scope["path"]):  # any answer there, a 404 or a 405 too: the page's policy
-                        present = {k.lower() for k, _ in headers}
-                        headers += [(k, v) for k, v in _PAGE_HEADERS if k not in present]
-                    if not any(k.lower() == b"cache-control" for k, _ in headers):
-                        headers.append((b"cache-control", b"no-store"))  # a tenant's data stays out of caches
-                await send(message)
-
             try:
-                await self.app(inner, receive, sending)
+                await self.app(inner, receive, _sender(send, scope["path"], sent, request_id, head))
             finally:
                 scope.setdefault("route", inner.get("route"))  # what the request log names
         except asyncio.CancelledError:  # still running when a stop's grace ran out (api/server.py)
-            log.warning(
-                "request cancelled: the server stopped before it was answered",
-                extra={"request_id": request_id},
-            )
-            if not sent["started"]:
-                sent["status"] = 503
-                await _refuse(
-                    send, 503, "unavailable", "the server is stopping; retry", request_id, retry_after=1
-                )
+            await _cancelled(send, sent, request_id)
         except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes a 500
             extra = {"request_id": request_id}
             if not sent["started"] and _busy(exc):  # another process holds the catalog: try again soon
@@ -180,6 +157,37 @@ def _busy(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _sender(send: Send, path: str, sent: dict[str, Any], request_id: str, head: bool) -> Send:
+    """`send` with the service's headers on the answer's start (noted in `sent`), and no body for a
+    HEAD request."""
+
+    async def sending(message: Message) -> None:
+        if head and message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        if message["type"] == "http.response.start":
+            sent["status"], sent["started"] = message["status"], True
+            headers = message.setdefault("headers", [])
+            headers.append((b"x-request-id", request_id.encode()))
+            if _on_page(path):  # any answer there, a 404 or a 405 too: the page's policy
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in _PAGE_HEADERS if k not in present]
+            if not any(k.lower() == b"cache-control" for k, _ in headers):
+                headers.append((b"cache-control", b"no-store"))  # a tenant's data stays out of caches
+        await send(message)
+
+    return sending
+
+
+async def _cancelled(send: Send, sent: dict[str, Any], request_id: str) -> None:
+    """A request cancelled when a stop's grace ran out: one line, and a 503 if nothing was sent yet."""
+    log.warning(
+        "request cancelled: the server stopped before it was answered", extra={"request_id": request_id}
+    )
+    if not sent["started"]:
+        sent["status"] = 503
+        await _refuse(send, 503, "unavailable", "the server is stopping; retry", request_id, retry_after=1)
 
 
 async def _refuse(

@@ -56,15 +56,7 @@ def serve(
     configure_access_log()
     uvicorn_lines_as_ours()
     _no_unawaited_warning()
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_config": None,
-        "access_log": False,
-        "server_header": False,
-        # then the requests still running are cancelled (api/server.py)
-        "timeout_graceful_shutdown": settings.api_shutdown_grace_seconds,
-    }
+    options = _options(host, port, settings.api_shutdown_grace_seconds)
     if workers == 1:
         application = create_app(settings)
         _banner(f"serving {settings.warehouse} on {url} (the page at /, docs at /docs)")
@@ -81,6 +73,19 @@ def serve(
         _banner(f"serving {settings.warehouse} on {where}")
         use_graceful_workers()
         _supervise(uvicorn.Config("costlake.api.app:factory", factory=True, workers=workers, **options))
+
+
+def _options(host: str, port: int, grace: float) -> dict[str, Any]:
+    """uvicorn's settings: costlake logs the requests, and a stop waits `grace` seconds for those in
+    flight, then cancels them (api/server.py)."""
+    return {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": grace,
+    }
 
 
 def _banner(line: str) -> None:

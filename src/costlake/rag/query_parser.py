@@ -169,6 +169,33 @@ def _parse_services(text: _Text, services: Collection[str]) -> set[str]:
     return found
 
 
+_RELATIVE_PHRASE = WORD_START + "(?:" + _RELATIVE + ")" + WORD_END
+# A day written with a month's name, and the groups of its (year, month, day).
+_DAY_SPELLINGS = (
+    (WORD_START + _DAY + "-" + _M + r"-(\d{4})" + WORD_END, (3, 2, 1)),  # 31-Dec-2023
+    (WORD_START + _M + "-" + _DAY + r"-(\d{4})" + WORD_END, (3, 1, 2)),  # Dec-31-2023
+    (WORD_START + _DAY + r"(?:\s+of)?\s+" + _M + _YEAR + WORD_END, (3, 2, 1)),  # 31st of December 2023
+    (WORD_START + _M + r"\s+(?:the\s+)?" + _DAY + _YEAR + WORD_END, (3, 1, 2)),  # December the 31st, 2023
+)
+
+
+def _spelled(
+    day: Callable[[str | None, str, str, re.Match[str]], str | None], order: tuple[int, int, int]
+) -> Callable[[re.Match[str]], str | None]:
+    """`day` of a match's (year, month, day) groups, numbered by `order`."""
+    year, month, number = order
+    return lambda m: day(m[year], m[month], m[number], m)
+
+
+def _no_bill(text: _Text, m: re.Match[str]) -> NoReturn:
+    """Refuse a day or month written with a year no bill can have (a year alone may be an amount:
+    left unread); read as no date, it was answered for the default range."""
+    raise InputError(
+        f"{text.original[m.start() : m.end()]} is not a date in the question "
+        f"(bills are dated from {YEARS[0]} to {YEARS[1]})"
+    )
+
+
 def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     spans: list[tuple[date, date]] = []
 
@@ -180,18 +207,10 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         spans.append((start, end))
         return f"date {start}" if start == end else f"dates {start} to {end}"
 
-    def no_bill(m: re.Match[str]) -> NoReturn:
-        """Refuse a day or month written with a year no bill can have (a year alone may be an amount:
-        left unread); read as no date, it was answered for the default range."""
-        raise InputError(
-            f"{text.original[m.start() : m.end()]} is not a date in the question "
-            f"(bills are dated from {YEARS[0]} to {YEARS[1]})"
-        )
-
     def day(year: str | None, month_: str, day_: str, m: re.Match[str], iso: bool = False) -> str | None:
         number = int(month_) if month_.isdigit() else _MONTHS[month_]
         if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
-            no_bill(m)  # 9999-12-31, December 31, 9999: a day asked for, not one a bill can have
+            _no_bill(text, m)  # 9999-12-31, December 31, 9999: a day asked for, not one a bill can have
         value = _latest_day(int(year) if year else None, number, int(day_), today)
         if value is None:
             # 2025-02-30, February 30: mistyped, not read as no date (and answered for the default
@@ -207,26 +226,15 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         if not 1 <= month_ <= 12:
             return None
         if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
-            no_bill(m)  # December 9999, 9999-12: not read as the latest December
+            _no_bill(text, m)  # December 9999, 9999-12: not read as the latest December
         number = int(year) if year else today.year if month_ <= today.month else today.year - 1
         return keep(date(number, month_, 1), _month_end(number, month_), m)
 
-    def relative(m: re.Match[str]) -> str | None:
-        start, end = _relative(m.group(0), today)
-        return keep(start, end, m)
-
     text.take(_ISO_DAY, lambda m: day(m[1], m[2], m[3], m, iso=True))
     text.take(r"(?<![\d/-])(\d{4})[-/](\d{1,2})(?![\d/-])", lambda m: month(m[1], int(m[2]), m, iso=True))
-    text.take(WORD_START + "(?:" + _RELATIVE + ")" + WORD_END, relative)
-    # 31-Dec-2023, Dec-31-2023
-    text.take(WORD_START + _DAY + "-" + _M + r"-(\d{4})" + WORD_END, lambda m: day(m[3], m[2], m[1], m))
-    text.take(WORD_START + _M + "-" + _DAY + r"-(\d{4})" + WORD_END, lambda m: day(m[3], m[1], m[2], m))
-    text.take(
-        WORD_START + _DAY + r"(?:\s+of)?\s+" + _M + _YEAR + WORD_END, lambda m: day(m[3], m[2], m[1], m)
-    )
-    text.take(
-        WORD_START + _M + r"\s+(?:the\s+)?" + _DAY + _YEAR + WORD_END, lambda m: day(m[3], m[1], m[2], m)
-    )
+    text.take(_RELATIVE_PHRASE, lambda m: keep(*_relative(m.group(0), today), m))
+    for pattern, order in _DAY_SPELLINGS:
+        text.take(pattern, _spelled(day, order))
     text.take(WORD_START + _M + r",?\s+(?:of\s+)?(\d{4})" + WORD_END, lambda m: month(m[2], _MONTHS[m[1]], m))
     # "may" alone is a month only after a preposition ("in May"), not in "costs may rise"
     after_preposition = "(?:" + "|".join(f"(?<={p} )" for p in ("in", "during", "for", "of", "since")) + ")"
@@ -239,7 +247,9 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     text.take(
         WORD_START + _QUARTER + WORD_END,
         lambda m: (
-            keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m) if _plausible(m[3]) else no_bill(m)
+            keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m)
+            if _plausible(m[3])
+            else _no_bill(text, m)
         ),
     )
     if not spans:
