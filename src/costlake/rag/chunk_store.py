@@ -32,24 +32,28 @@ def write_chunks(chunks: Sequence[Chunk], path: Path) -> None:
     digest.write_text(json.dumps({"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}) + "\n")
 
 
-def written_whole(path: Path) -> bool:
-    """Whether `path` is byte for byte the file `write_chunks` last wrote (its digest matches)."""
+def _matches_digest(path: Path, data: bytes) -> bool:
+    """Whether `data` (the bytes of `path`) are those whose sha256 the digest beside `path` records."""
     try:
         recorded = json.loads(_digest_path(path).read_text())
-        data = path.read_bytes()
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(recorded, dict) and recorded.get("sha256") == hashlib.sha256(data).hexdigest()
 
 
+def written_whole(path: Path) -> bool:
+    """Whether `path` is byte for byte the file `write_chunks` last wrote (its digest matches)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return _matches_digest(path, data)
+
+
 def read_chunks(path: Path) -> list[Chunk]:
     """The chunks of `path` as they may be shown; hashes not recomputed when the digest matches."""
     data = path.read_bytes()
-    try:
-        recorded = json.loads(_digest_path(path).read_text())
-    except (OSError, ValueError, RecursionError):
-        recorded = None
-    if isinstance(recorded, dict) and recorded.get("sha256") == hashlib.sha256(data).hexdigest():
+    if _matches_digest(path, data):
         chunks = [Chunk.from_dict(json.loads(line)) for line in data.decode().splitlines() if line.strip()]
     else:
         chunks = read_jsonl(path)

@@ -140,9 +140,9 @@ class Explainer:
         from costlake.catalog import readers
 
         folder = rag_folder(self.wh, create=False)
-        embedder = self._warm_embedder()  # the model loads while the chunks, the index and the lake are read
         if self._damaged is not None:  # read once: every later question gets the same answer at once
             raise self._damaged
+        embedder = self._warm_embedder()  # the model loads while the chunks, the index and the lake are read
         try:  # a missing index says to run `costlake index`
             chunks, index = open_index(folder, embedder.embedder_id, lambda: self.chunks)
         except DamagedIndex as exc:
