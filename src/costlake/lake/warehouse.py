@@ -39,7 +39,7 @@ from costlake.tables import NAMESPACE, NORMALIZED, QUARANTINE, RAW, TABLE_PROPER
 if TYPE_CHECKING:  # PyIceberg is imported on first use: a reading command often needs none of it
     from pyiceberg.catalog import Catalog
     from pyiceberg.expressions import BooleanExpression
-    from pyiceberg.table import Table
+    from pyiceberg.table import Table, Transaction
 
 PROP_PREFIX = "costlake."
 # Tables whose commits do not plan their new snapshot at once: large, and read by the pipeline only.
@@ -300,7 +300,7 @@ class Warehouse:
                     if wanted:
                         tx.delete(is_in(tdef.partition_by, sorted(wanted)), snapshot_properties=props)
                     if files or not wanted:  # days only emptied need no append of nothing
-                        tx.add_files(self._publish(tdef, files), snapshot_properties=props)
+                        self._add_files(tx, tdef, files, props)
                     tag_commit(tx)
                     ensure_held(self.root)  # a writer whose lease was taken commits nothing more
         except ValueError as exc:  # schema mismatch and friends: nothing was committed
@@ -328,15 +328,20 @@ class Warehouse:
         props = {PROP_PREFIX + k: v for k, v in properties.items()}
         try:
             with table.transaction() as tx:
-                tx.add_files(self._publish(tdef, files), snapshot_properties=props)
+                self._add_files(tx, tdef, files, props)
                 tag_commit(tx)
                 ensure_held(self.root)
         except ValueError as exc:
             raise LakeError(f"{tdef.name}: refused to commit {len(files)} file(s): {exc}") from exc
         return self._committed(table, tdef, files=len(files))
 
-    def _publish(self, tdef: TableDef, files: Sequence[str]) -> list[str]:
-        return self.storage.publish(files, tdef.name, self.table(tdef).location())
+    def _add_files(self, tx: Transaction, tdef: TableDef, files: Sequence[str], props: Any) -> None:
+        """`files` published and appended in `tx` (`add_files` without reading them back)."""
+        from costlake.lake.data_files import append_data_files, data_files
+
+        table = self.table(tdef)  # the files are uploaded (S3) once their footers are read
+        publish = lambda: self.storage.publish(files, tdef.name, table.location())  # noqa: E731
+        append_data_files(tx, data_files(table.metadata, files, publish), props)
 
     def append_rows(self, tdef: TableDef, rows: pa.Table, properties: dict[str, str]) -> int:
         table = self.table(tdef)
