@@ -293,3 +293,20 @@ def test_an_anomaly_whose_account_moved_away_is_not_resolved(fast: Warehouse, ho
     assert ("anomaly.resolved", "moved", 0) in states and ("anomaly.resolved", "delivered", 1) in states
     send_alerts(fast)
     assert len(hook.received) == 1  # the moved one is never told, later or again
+
+
+def test_a_waiting_delivery_whose_account_moved_away_is_not_sent(fast: Warehouse, hook: Receiver) -> None:
+    # Logged `pending` while A1 was team-b's (its endpoint was down, say); A1 is team-a's by the send.
+    alert_id, _ = _add(fast, hook, "team-b", include_existing=False)
+    store = open_store(fast)
+    theirs = detected(store.get(alert_id), tenant_data(fast, "team-a"), {})
+    assert theirs and {d.data["account_id"] for d in theirs} <= {A1, A2}
+    log_due(store, store.get(alert_id), theirs)
+    store.close()
+    result = send_alerts(fast).alerts[0]
+    assert (result.delivered, result.left) == (0, 0) and hook.received == []
+    states = [s for s in _states(fast, alert_id) if s[0] == DETECTED]
+    assert states.count((DETECTED, "moved", 0)) == len(theirs)
+    assert {state for _, state, _ in states} == {"moved", "baseline"}  # team-b's own: its baseline
+    send_alerts(fast)
+    assert hook.received == []  # never sent, later or again

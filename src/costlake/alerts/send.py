@@ -12,6 +12,7 @@ never sent again itself); a 410 disables the alert.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from costlake.alerts.events import (
 )
 from costlake.alerts.payload import DETECTED, RESOLVED, body, event
 from costlake.alerts.secret_file import SecretFile, secrets_path
-from costlake.alerts.store import RESEND, Alert, AlertStore, has_active_alerts
+from costlake.alerts.store import RESEND, Alert, AlertStore, Delivery, has_active_alerts
 from costlake.catalog import readers
 from costlake.catalog.filters import MAX_LIMIT, Page
 from costlake.errors import CostlakeError
@@ -216,6 +217,9 @@ def _send_alert(
         for pending in store.due(alert.alert_id, wh.settings.alert_max_per_send):
             if not report.has_time():
                 break
+            if elsewhere(pending, tenant):  # logged while the account was the tenant's; not now
+                store.outcome(pending.delivery_id, "moved", None, "the account belongs to another tenant", 0)
+                continue
             outcome = deliver(url, secret, pending.delivery_id, pending.body, wh.settings)
             crash_point(CRASH_POINT)
             if not _record(store, alert, pending.delivery_id, pending.event, outcome, result):
@@ -224,6 +228,14 @@ def _send_alert(
     if result.left:
         log.info("alerts: %s has %d deliveries left for the next send", alert.alert_id, result.left)
     return result
+
+
+def elsewhere(delivery: Delivery, tenant: TenantData | None) -> bool:
+    """Whether a logged anomaly event is about an account its alert's tenant no longer owns (moved
+    by `costlake tenants load` while the delivery waited: an endpoint down, a send out of time)."""
+    if delivery.event not in (DETECTED, RESOLVED):
+        return False
+    return tenant is None or json.loads(delivery.subject).get("account_id") not in tenant.account_names
 
 
 def _record(

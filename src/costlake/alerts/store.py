@@ -10,8 +10,8 @@ subject), so no event of an alert is ever logged, or sent, under two ids. States
 `pending` (logged, not known to be delivered: sent again by the next send), `failed` (timeouts,
 connection errors, 429, 5xx: sent again), `delivered` (2xx), `rejected` (another 4xx or a redirect:
 never sent again), `gone` (410: the alert was disabled), `baseline` (an anomaly that existed when the
-alert was added: never sent), `moved` (a `resolved` event not sent: the anomaly's account belongs to
-another tenant now).
+alert was added: never sent), `moved` (an anomaly's event not sent: its account belongs to another
+tenant now, whether that was known when it was logged or only when it was due to be sent).
 """
 
 from __future__ import annotations
