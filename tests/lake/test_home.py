@@ -57,11 +57,13 @@ def test_a_warehouse_path_a_uri_would_misread_is_refused_and_nothing_is_created(
     bill.write_text(NATIVE + "e1,2025-03-01,111,ec2,10.50\n")
     lake = tmp_path / "lake A"
     assert cli(lake, "ingest", str(bill)).returncode == 0
-    for name, sign in [("lake%20A", "%"), ("lake?a", "?"), ("la#ke", "#")]:
+    # DuckDB wrote `back\slash`'s run files into the folder `back/slash`: its every run failed.
+    for name, sign in [("lake%20A", "%"), ("lake?a", "?"), ("la#ke", "#"), ("back\\slash", "\\")]:
         done = cli(tmp_path / name, "ingest", str(bill))
         assert done.returncode == 1 and done.stderr.strip() == (
             f"error: {tmp_path / name}: a warehouse folder's path cannot hold {sign} (the Iceberg catalog's "
-            "URIs read them as escapes, a query or a fragment); choose a folder without them"
+            "URIs read them as escapes, a query or a fragment, DuckDB a backslash as a slash); "
+            "choose a folder without them"
         )
         assert not (tmp_path / name).exists()
     for name in ("lake\tA", "lake\nA", "lake\rA"):  # a URI parser drops them: the tables went to lakeA

@@ -15,20 +15,22 @@ from costlake.errors import InputError
 from costlake.lake.storage import is_remote, to_local
 from costlake.settings import Settings
 
-# What a URI reads as an escape, a query and a fragment
-URI_SIGNS = "%?#"
+# What a URI reads as an escape, a query and a fragment, and what DuckDB's file system reads as `/`
+URI_SIGNS = "%?#\\"
 
 
 def check_path(root: Path) -> None:
     """Refuse (one line) a local warehouse folder whose path holds `URI_SIGNS`: the catalog's SQLite
     URL and the tables' file URIs would read `lake%20A` as `lake A` (and open that warehouse's
     catalog: another lake's money) and `lake?a` as a file `lake` with a query (a catalog no later
-    command finds). Nothing is created."""
+    command finds); DuckDB writes `lake\\a` as the folder `lake/a` (a run's files outside the lake).
+    Nothing is created."""
     signs = [c for c in URI_SIGNS if c in str(root)]
     if signs:
         raise InputError(
             f"{root}: a warehouse folder's path cannot hold {' or '.join(signs)} (the Iceberg catalog's "
-            "URIs read them as escapes, a query or a fragment); choose a folder without them"
+            "URIs read them as escapes, a query or a fragment, DuckDB a backslash as a slash); "
+            "choose a folder without them"
         )
     # A URI parser drops a tab or a line break: `lake<TAB>A` wrote its tables into `lakeA`, another lake.
     if any(unicodedata.category(c) == "Cc" for c in str(root)):
