@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -88,7 +89,12 @@ def _shown(listing: pa.Table) -> pa.Table:
 def plot(
     account: Annotated[str, typer.Option(help="Account id to chart.")],
     service: Annotated[str | None, typer.Option(help="One service (as published, e.g. amazonec2).")] = None,
-    output: Annotated[Path | None, typer.Option("--out", help="PNG path; the HTML goes beside it.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="PNG path (default cost_<account>[_<service>].png here); the HTML goes beside it."
+        ),
+    ] = None,
 ) -> None:
     """Chart an account's daily cost (or one service's) with the expected band and the anomalies."""
     from costlake.anomalies.detect import Params
@@ -99,9 +105,20 @@ def plot(
         raise InputError(f"--out {output}: the chart is a PNG, name it *.png (the HTML goes beside it)")
     wh = state.warehouse()
     chart = chart_for(load_series(wh, account, service), account, service, Params.from_settings(wh.settings))
-    name = f"cost_{account}" + (f"_{service}" if service else "") + ".png"
     try:
-        png, page = write_chart(chart, output or Path(name))
+        png, page = write_chart(chart, output or default_chart_path(account, service))
     except OSError as exc:
         raise InputError(f"cannot write the chart: {exc}") from None
     say(f"wrote {png} and {page} ({len(chart.days)} days, {len(chart.anomalies)} anomalies)")
+
+
+def default_chart_path(account: str, service: str | None) -> Path:
+    """`cost_<account>[_<service>].png` in the current folder, each name as letters, digits, `.`, `-`
+    and `_` only, at most 80 characters (the others become `_`): a service name as billed may hold a
+    `/`, a line break or a megabyte, and must not choose where the chart goes.
+
+    >>> default_chart_path("1234", "../../etc/x$y$")
+    PosixPath('cost_1234_.._.._etc_x_y_.png')
+    """
+    safe = [re.sub(r"[^A-Za-z0-9._-]", "_", part)[:80] for part in (account, service) if part]
+    return Path("cost_" + "_".join(safe) + ".png")
