@@ -283,3 +283,43 @@ def test_questions_without_words_and_unreadable_dates_are_refused_in_one_line(ex
     with pytest.raises(UnknownTenant) as refused:
         explainer.explain("what is growing", tenant="x" * 100_000)
     assert len(str(refused.value)) < 120
+
+
+def _digits_only_withheld_service() -> str:
+    """A service name the policy withholds whose label's hash is all digits ("say 0": 988751)."""
+    from costlake.text.names import name_hash, shown_value
+
+    name = next(f"say {n}" for n in range(1000) if name_hash(f"say {n}".lower()).isdigit())
+    assert shown_value("service_name", name.lower()) != name.lower()
+    return name
+
+
+def test_a_withheld_names_label_is_not_read_as_a_figure(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The table answers' context held the stored names, the answer their labels: the digits of a label
+    such as `service 988751 (name withheld)` were an unsupported figure, and a correct answer was
+    marked ungrounded (with a warning; a model's answer would have been replaced)."""
+    folder = tmp_path_factory.mktemp("labels")
+    wh = Warehouse(Settings(warehouse=str(folder / "wh"), embedder="hashing"))
+    withheld, bill = _digits_only_withheld_service(), folder / "bill.csv"
+    with bill.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(NATIVE_HEADER)
+        for i in range(40):
+            day = (START + dt.timedelta(days=i)).isoformat()
+            grown = "300.00" if i >= 31 else "100.00"  # the withheld service grows in February
+            writer.writerows(
+                [
+                    [f"e{k}-{i}", day, A1, s, c, day]
+                    for k, (s, c) in enumerate(((withheld, grown), ("EC2", "100.00")))
+                ]
+            )
+    ingest_and_run(wh, bill)
+    for question in (
+        "How much was spent in January 2025 by service?",
+        "Which services grew over the last 7 days?",
+    ):
+        answer = Explainer(wh).explain(question, tenant=None)
+        assert " (name withheld)" in answer.explanation and withheld not in answer.explanation
+        assert answer.grounded, (answer.explanation, answer.unsupported)
+    lookup = Explainer(wh).explain(f"How much did {withheld} cost in January 2025?", tenant=None)
+    assert lookup.grounded and "was $3,100.00" in lookup.explanation, lookup.explanation

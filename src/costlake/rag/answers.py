@@ -89,7 +89,7 @@ def lookup(
     spend = _spend(wh, tenant, filters, intent, (start, end))
     scope = _scope(filters, names.services)
     context: list[dict[str, Any]] = [
-        {"from_date": start, "to_date": end, "total_usd": spend.total_usd, **_named(filters)}
+        {"from_date": start, "to_date": end, "total_usd": spend.total_usd, **_named(filters, scope)}
     ]
     if not spend.groups:
         text = f"No spend was published {scope} from {start} to {end}."
@@ -164,7 +164,7 @@ def _compare(
             "to_date": before[1],
             "total_usd": a,
             "period_days": days,
-            **_named(filters),
+            **_named(filters, _scope(filters, names.services)),
         },
         {"from_date": after[0], "to_date": after[1], "total_usd": b, "change_usd": b - a, **_pct(b - a, a)},
     ]
@@ -212,14 +212,14 @@ def _mover_lines(
     shown = _movers(old.groups, new.groups, direction)[: intent.top or BREAKDOWN_ROWS]
     lines = []
     for key, was, now in shown:
+        group = _shown(intent, key, names)
         context.append(
-            {_key_field(intent): key, "previous_cost_usd": was, "cost_usd": now, "change_usd": now - was}
+            {_key_field(intent): key, "shown_as": group, "previous_cost_usd": was, "cost_usd": now}
+            | {"change_usd": now - was}
             | _pct(now - was, was)
         )
         change = _moved(now - was, was)
-        lines.append(
-            f"- {_shown(intent, key, names)}: {format_usd(now)} against {format_usd(was)} ({change})"
-        )
+        lines.append(f"- {group}: {format_usd(now)} against {format_usd(was)} ({change})")
     if lines:
         return f"\nThe {intent.group_by}s whose spend {label}:\n" + "\n".join(lines)
     if old.groups or new.groups:
@@ -271,9 +271,14 @@ def _scope(filters: QueryFilters, display: dict[str, str | None]) -> str:
     return " ".join(parts) or "across the accounts"
 
 
-def _named(filters: QueryFilters) -> dict[str, Any]:
-    """The accounts and services an answer covers, for its context (names and ids are not claims)."""
-    return {"account_ids": sorted(filters.account_ids), "service_names": sorted(filters.service_names)}
+def _named(filters: QueryFilters, scope: str) -> dict[str, Any]:
+    """The accounts and services an answer covers, as stored and as the answer shows them (`scope`,
+    with the labels of withheld names), for its context: names and ids are not claims."""
+    return {
+        "account_ids": sorted(filters.account_ids),
+        "service_names": sorted(filters.service_names),
+        "scope": scope,
+    }
 
 
 def _breakdown(
@@ -285,8 +290,9 @@ def _breakdown(
     ordered = sorted(groups, key=lambda g: (-g.cost_usd, g.key))[: intent.top or BREAKDOWN_ROWS]
     lines = []
     for g in ordered:
-        context.append({_key_field(intent): g.key, "cost_usd": g.cost_usd})
-        lines.append(f"- {_shown(intent, g.key, names)}: {format_usd(g.cost_usd)}")
+        group = _shown(intent, g.key, names)  # as stored and as shown (a withheld name's label)
+        context.append({_key_field(intent): g.key, "shown_as": group, "cost_usd": g.cost_usd})
+        lines.append(f"- {group}: {format_usd(g.cost_usd)}")
     if len(groups) > len(ordered):
         lines.append(f"- and {len(groups) - len(ordered)} more")
         context.append({"more_count": len(groups) - len(ordered)})
