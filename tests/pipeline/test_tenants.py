@@ -70,3 +70,15 @@ def test_a_column_named_twice_is_refused(wh: Warehouse, tmp_path: Path, header: 
     with pytest.raises(InputError, match=r"tenants\.csv: column\(s\) '\w+' appear more than once") as refused:
         load_tenants(wh, path)
     assert "\n" not in str(refused.value) and wh.read_rows(DIM_ACCOUNT).num_rows == 0
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused(wh: Warehouse, tmp_path: Path) -> None:
+    """The field past the header was dropped without a word: `111,ta,Payments, EU` loaded the name
+    `Payments`, where a billing file refuses a ragged row."""
+    path = tmp_path / "tenants.csv"
+    path.write_text("account_id,tenant_id,account_name\n444455556666,ta,Web\n111122223333,ta,Payments, EU\n")
+    with pytest.raises(
+        InputError, match=r"tenants\.csv: row 2: 4 fields, the header names 3 \(a comma"
+    ) as refused:
+        load_tenants(wh, path)
+    assert "\n" not in str(refused.value) and wh.read_rows(DIM_ACCOUNT).num_rows == 0

@@ -52,6 +52,12 @@ def _owners(path: Path, reader: csv.DictReader[str], limits: RowLimits) -> dict[
     reader.fieldnames = header
     owners: dict[str, tuple[str, str | None]] = {}
     for row_number, row in enumerate(reader, start=1):
+        if extra := row.get(None):  # type: ignore[call-overload,unused-ignore]  # fields past the header
+            fields = len(header) + len(extra)
+            raise InputError(
+                f"{path}: row {row_number}: {fields} fields, the header names {len(header)} "
+                "(a comma inside a value must be quoted); nothing loaded"
+            )
         account = (row.get("account_id") or "").strip()
         tenant = (row.get("tenant_id") or "").strip()
         name = (row.get("account_name") or "").strip() or None
