@@ -4,6 +4,7 @@ and operations events. See docs/alerts.md."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated
@@ -27,7 +28,9 @@ app = typer.Typer(
 def _decimal(flag: str, text: str | None) -> Decimal | None:
     if text is None:
         return None
-    try:
+    try:  # ASCII digits only, as in a billing file: Decimal reads 1_0 as 10 and full-width digits too
+        if not re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", text, re.ASCII):
+            raise InvalidOperation
         value = Decimal(text)
     except InvalidOperation:
         raise InputError(f"{flag} must be a number, not {text!r}") from None
