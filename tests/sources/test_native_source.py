@@ -431,3 +431,12 @@ def test_a_row_without_ingestion_ts_keeps_its_ingestion_date_not_the_load_time(w
     assert (mixed.accepted, mixed.quarantined) == (1, 1)
     [reason] = query_rows(wh, f"SELECT reason FROM quarantine WHERE batch_id = '{mixed.batch_id}'")
     assert reason["reason"].startswith("ingestion_date '03/01/2025' is not an ISO 8601 timestamp")
+
+
+def test_an_unknown_format_is_refused_for_a_file_already_ingested_too(wh):
+    """A file already ingested is never read again, and `--format bogus` passed unchecked (exit 0)."""
+    ingest_files(wh, [SEED])
+    with pytest.raises(
+        InputError, match=r"^unknown format 'bogus'; choose one of: auto, cur, focus, native$"
+    ):
+        ingest_files(wh, [SEED], fmt="bogus")

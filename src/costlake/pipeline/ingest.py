@@ -44,7 +44,7 @@ from costlake.pipeline.deliveries import (
 )
 from costlake.pipeline.parsed import IngestResult, check_parsed, copy_rows
 from costlake.sources.base import BatchContext, RowLimits
-from costlake.sources.registry import source_for
+from costlake.sources.registry import check_format, source_for
 from costlake.tables import QUARANTINE, RAW
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def ingest_files(
     commit (the batch itself) has landed, before the registry row. `sources` names where a file came
     from when it is a local copy (an object of an S3 export): that name is the batch's `source_file`."""
     _check_given(paths, reparse=reparse, delivery=parts or part_of is not None)
+    check_format(fmt)
     wh.ensure_tables()
     with wh.writer("ingest --reparse" if reparse else "ingest"):
         wh.refresh()

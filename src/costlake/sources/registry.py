@@ -17,15 +17,20 @@ from costlake.sources.native import NativeSource
 SOURCES: dict[str, type[Source]] = {cls.format: cls for cls in (CurSource, FocusSource, NativeSource)}
 
 
+def check_format(fmt: str) -> None:
+    """Refuse (one line) a format name that is neither `auto` nor a source's, before any file is read:
+    a file already ingested is never read again, and its name must not let a typo through."""
+    if fmt != "auto" and fmt not in SOURCES:
+        known = ", ".join(["auto", *sorted(SOURCES)])
+        raise InputError(f"unknown format {fmt!r}; choose one of: {known}")
+
+
 def source_for(path: Path, fmt: str = "auto") -> Source:
     """The source for `path`: the named format, or the one whose header matches."""
+    check_format(fmt)
     header = read_header(path)
     if fmt != "auto":
-        try:
-            cls = SOURCES[fmt]
-        except KeyError:
-            known = ", ".join(["auto", *sorted(SOURCES)])
-            raise InputError(f"unknown format {fmt!r}; choose one of: {known}") from None
+        cls = SOURCES[fmt]
         if not cls.matches(header):
             _refuse_other_delimiter(path, header)
         return cls()
