@@ -184,11 +184,14 @@ def period_rows_sql(raw: str, days: str) -> str:
     per day, on those days. A delivery in parts (`delivery_group`) counts every part: rows of one key
     in several parts add up to one event, which names the earliest part's batch and row."""
     unit = "source_format, billing_account_id, billing_period_start"
+    f = _key_field
     # concat_ws skips a NULL: an event without a usage type keeps the id it had before the column existed.
     key = (
-        "concat_ws('|', billing_account_id, CAST(billing_period_start AS STRING), account_id, service_name, "
-        f"COALESCE(region, {NULL_KEY}), COALESCE(pricing_model, {NULL_KEY}), charge_category, "
-        f"CAST(usage_date AS STRING), currency, COALESCE(invoice_id, {NULL_KEY}), usage_type)"
+        f"concat_ws('|', {f('billing_account_id')}, CAST(billing_period_start AS STRING), {f('account_id')}, "
+        f"{f('service_name')}, COALESCE({f('region')}, {NULL_KEY}), "
+        f"COALESCE({f('pricing_model')}, {NULL_KEY}), {f('charge_category')}, CAST(usage_date AS STRING), "
+        f"{f('currency')}, "
+        f"COALESCE({f('invoice_id')}, {NULL_KEY}), {f('usage_type')})"
     )
     event = (
         "source_format, billing_account_id, billing_period_start, account_id, service_name, region, "
@@ -227,6 +230,18 @@ def period_rows_sql(raw: str, days: str) -> str:
            min(part_seq) AS batch_seq, min_by(part_row, part_seq) AS source_row, usage_type
     FROM parts
     GROUP BY {event}"""
+
+
+def _key_field(column: str) -> str:
+    """A text field of a rolled-up event's key (`period_rows_sql`), written so that no two events
+    share a key: a value that holds the separator `|`, begins with `#` or is spelt as `NULL_KEY` is
+    written as `#<its length>:<itself>` (service `a|b` in region `c` and service `a` in region `b|c`,
+    or a region named `(null)` and no region, had one id, and the gate held their days back). Any
+    other value, so every real provider's name, is written as it is and keeps the id it had."""
+    return (
+        f"CASE WHEN instr({column}, '|') > 0 OR substr({column}, 1, 1) = '#' OR {column} = {NULL_KEY} "
+        f"THEN '#' || CAST(length({column}) AS STRING) || ':' || {column} ELSE {column} END"
+    )
 
 
 def on_days_sql(latest: str, days: str, period_rows: str | None = None) -> str:
