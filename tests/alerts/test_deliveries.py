@@ -310,3 +310,20 @@ def test_a_waiting_delivery_whose_account_moved_away_is_not_sent(fast: Warehouse
     assert {state for _, state, _ in states} == {"moved", "baseline"}  # team-b's own: its baseline
     send_alerts(fast)
     assert hook.received == []  # never sent, later or again
+
+
+def test_a_waiting_delivery_of_a_tenant_left_without_accounts_is_not_sent(
+    fast: Warehouse, hook: Receiver
+) -> None:
+    # The review's case: the tenant's last account moved away, so the tenant is unknown by the send.
+    alert_id, _ = _add(fast, hook, "team-b", include_existing=False)
+    store = open_store(fast)
+    waiting = detected(store.get(alert_id), tenant_data(fast, "team-a"), {})
+    log_due(store, store.get(alert_id), waiting)
+    store.close()
+    with sqlite3.connect(store_path(fast.settings, fast.root)) as con:
+        con.execute("UPDATE costlake_alerts SET tenant_id = 'team-gone' WHERE alert_id = ?", (alert_id,))
+    result = send_alerts(fast).alerts[0]
+    assert (result.delivered, result.left) == (0, 0) and hook.received == []
+    states = [s for s in _states(fast, alert_id) if s[0] == DETECTED]
+    assert states.count((DETECTED, "moved", 0)) == len(waiting) > 0

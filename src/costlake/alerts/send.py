@@ -38,6 +38,7 @@ from costlake.alerts.secret_file import SecretFile, secrets_path
 from costlake.alerts.store import RESEND, Alert, AlertStore, Delivery, has_active_alerts
 from costlake.catalog import readers
 from costlake.catalog.filters import MAX_LIMIT, Page
+from costlake.catalog.views import UnknownTenant
 from costlake.errors import CostlakeError
 from costlake.lake.api_keys import store_path
 from costlake.lake.faults import crash_point
@@ -74,6 +75,7 @@ class SendReport:
     deadline: float = float("inf")  # time.monotonic() after which no further POST starts
     out_of_time: bool = False
     every_anomaly: set[tuple[str, ...]] | None = None  # of all tenants, read once when needed
+    unknown: set[str] = field(default_factory=set)  # tenants that own no account now
 
     def anywhere(self, wh: Warehouse) -> Callable[[], set[tuple[str, ...]]]:
         def read() -> set[tuple[str, ...]]:
@@ -145,11 +147,15 @@ def all_anomalies(wh: Warehouse) -> set[tuple[str, ...]]:
                 return found
 
 
-def _tenant(wh: Warehouse, tenant: str, cache: dict[str, TenantData | None]) -> TenantData | None:
+def _tenant(
+    wh: Warehouse, tenant: str, cache: dict[str, TenantData | None], unknown: set[str]
+) -> TenantData | None:
     if tenant not in cache:
         try:
             cache[tenant] = tenant_data(wh, tenant)
         except CostlakeError as exc:  # an unknown tenant, a lake not built yet: operations still go
+            if isinstance(exc, UnknownTenant):
+                unknown.add(tenant)
             log.warning("alerts: cannot read tenant %s's anomalies: %s", tenant, exc)
             cache[tenant] = None
     return cache[tenant]
@@ -207,7 +213,8 @@ def _send_alert(
     report: SendReport,
 ) -> AlertResult:
     result = AlertResult(alert.alert_id)
-    tenant = _tenant(wh, alert.tenant_id, tenants)
+    tenant = _tenant(wh, alert.tenant_id, tenants, report.unknown)
+    owned = _owned(tenant, alert.tenant_id in report.unknown)
     log_due(store, alert, due_events(wh, store, alert, run, tenant, report.anywhere(wh)))
     secret, url = keys.get(alert.alert_id), keys.url(alert.alert_id)
     if secret is None or url is None:
@@ -217,7 +224,9 @@ def _send_alert(
         for pending in store.due(alert.alert_id, wh.settings.alert_max_per_send):
             if not report.has_time():
                 break
-            if elsewhere(pending, tenant):  # logged while the account was the tenant's; not now
+            if (about := _account(pending)) is not None and owned is None:
+                continue  # the tenant's accounts cannot be read now: the next send decides
+            if about is not None and owned is not None and about not in owned:  # not the tenant's now
                 store.outcome(pending.delivery_id, "moved", None, "the account belongs to another tenant", 0)
                 continue
             outcome = deliver(url, secret, pending.delivery_id, pending.body, wh.settings)
@@ -230,12 +239,21 @@ def _send_alert(
     return result
 
 
-def elsewhere(delivery: Delivery, tenant: TenantData | None) -> bool:
-    """Whether a logged anomaly event is about an account its alert's tenant no longer owns (moved
-    by `costlake tenants load` while the delivery waited: an endpoint down, a send out of time)."""
+def _owned(tenant: TenantData | None, unknown: bool) -> frozenset[str] | None:
+    """The accounts an alert's tenant owns now: none when it is an unknown tenant (its last account
+    moved away), None when they cannot be read (the lake cannot be, say)."""
+    if tenant is not None:
+        return frozenset(tenant.account_names)
+    return frozenset() if unknown else None
+
+
+def _account(delivery: Delivery) -> str | None:
+    """The account a logged anomaly event is about (None: an operations event). A delivery waits
+    (an endpoint down, a send out of time) while `costlake tenants load` may move its account to
+    another tenant, which must not be told of it."""
     if delivery.event not in (DETECTED, RESOLVED):
-        return False
-    return tenant is None or json.loads(delivery.subject).get("account_id") not in tenant.account_names
+        return None
+    return str(json.loads(delivery.subject).get("account_id"))
 
 
 def _record(
