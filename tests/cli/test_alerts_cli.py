@@ -86,7 +86,8 @@ def test_a_bad_url_or_tenant_is_one_line_and_exit_1(lake: Warehouse) -> None:
                  ("--tenant", "team-a", "--url", "https://h.example/x", "--min-impact", "1e13"),
                  # read as 10 and 12 by Decimal, refused by the billing parser: refused here too
                  ("--tenant", "team-a", "--url", "https://h.example/x", "--min-impact", "1_0"),
-                 ("--tenant", "team-a", "--url", "https://h.example/x", "--min-pct", "\uff11\uff12")):  # fmt: skip
+                 ("--tenant", "team-a", "--url", "https://h.example/x", "--min-pct", "\uff11\uff12"),
+                 ):  # fmt: skip
         refused = cli(lake.settings.warehouse, "alerts", "add", *args)
         assert refused.returncode == 1 and refused.stdout == ""
         assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith("error: ")
