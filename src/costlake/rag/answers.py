@@ -158,17 +158,12 @@ def _compare(
     old, new = (_spend(wh, tenant, filters, intent, period) for period in (before, after))
     a, b = old.total_usd, new.total_usd
     days = (before[1] - before[0]).days + 1
+    scope = _scope(filters, names.services)
     context: list[dict[str, Any]] = [
-        {
-            "from_date": before[0],
-            "to_date": before[1],
-            "total_usd": a,
-            "period_days": days,
-            **_named(filters, _scope(filters, names.services)),
-        },
+        {"from_date": before[0], "to_date": before[1], "total_usd": a, "period_days": days}
+        | _named(filters, scope),
         {"from_date": after[0], "to_date": after[1], "total_usd": b, "change_usd": b - a, **_pct(b - a, a)},
     ]
-    scope = _scope(filters, names.services)
     if latest:
         text = (
             f"Over the last {days} complete days ({after[0]} to {after[1]}), spend {scope} was "
@@ -213,11 +208,8 @@ def _mover_lines(
     lines = []
     for key, was, now in shown:
         group = _shown(intent, key, names)
-        context.append(
-            {_key_field(intent): key, "shown_as": group, "previous_cost_usd": was, "cost_usd": now}
-            | {"change_usd": now - was}
-            | _pct(now - was, was)
-        )
+        moved = {"previous_cost_usd": was, "cost_usd": now, "change_usd": now - was} | _pct(now - was, was)
+        context.append({_key_field(intent): key, "shown_as": group} | moved)
         change = _moved(now - was, was)
         lines.append(f"- {group}: {format_usd(now)} against {format_usd(was)} ({change})")
     if lines:
