@@ -4,7 +4,6 @@ and operations events. See docs/alerts.md."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated
@@ -28,8 +27,10 @@ app = typer.Typer(
 def _decimal(flag: str, text: str | None) -> Decimal | None:
     if text is None:
         return None
+    from costlake.text.csv_cells import PLAIN_NUMBER
+
     try:  # ASCII digits only, as in a billing file: Decimal reads 1_0 as 10 and full-width digits too
-        if not re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", text, re.ASCII):
+        if not PLAIN_NUMBER.fullmatch(text.strip()):
             raise InvalidOperation
         value = Decimal(text)
     except InvalidOperation:

@@ -190,8 +190,7 @@ def period_rows_sql(raw: str, days: str) -> str:
         f"concat_ws('|', {f('billing_account_id')}, CAST(billing_period_start AS STRING), {f('account_id')}, "
         f"{f('service_name')}, COALESCE({f('region')}, {NULL_KEY}), "
         f"COALESCE({f('pricing_model')}, {NULL_KEY}), {f('charge_category')}, CAST(usage_date AS STRING), "
-        f"{f('currency')}, "
-        f"COALESCE({f('invoice_id')}, {NULL_KEY}), {f('usage_type')})"
+        f"{f('currency')}, COALESCE({f('invoice_id')}, {NULL_KEY}), {f('usage_type')})"
     )
     event = (
         "source_format, billing_account_id, billing_period_start, account_id, service_name, region, "

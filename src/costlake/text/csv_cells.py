@@ -14,8 +14,8 @@ from typing import TypeVar
 
 # Characters that start a formula (or, for tab and CR, hide one after them in some spreadsheets).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# A plain number: optional sign, digits with an optional fraction, an optional exponent.
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# A plain number in ASCII digits: optional sign, digits with an optional fraction, an optional exponent.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 T = TypeVar("T")
 
@@ -38,6 +38,6 @@ def neutralise_cell(value: T) -> T | str:
     """
     if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
         return value
-    if _PLAIN_NUMBER.fullmatch(value):
+    if PLAIN_NUMBER.fullmatch(value):
         return value
     return "'" + value
