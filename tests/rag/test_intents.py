@@ -140,6 +140,17 @@ def test_a_day_no_bill_can_have_is_refused(day: str) -> None:
         parse_period(f"how much did we spend on {day}", ANCHOR)
 
 
+@pytest.mark.parametrize("quarter", ["Q0", "Q5", "q9", "Q12", "Q5 2025", "Q7 of 2024", "Q6, 2025"])
+def test_a_quarter_no_year_has_is_refused_not_left_unread(quarter: str) -> None:
+    """Left unread, "in Q5" was answered for the default range (the last 30 days)."""
+    with pytest.raises(
+        InputError, match=f"^{quarter} is not a quarter in the question \\(a quarter is Q1 to Q4\\)$"
+    ):
+        parse_period(f"how much did we spend in {quarter}", ANCHOR)
+    assert parse_period("how much did we spend in Q4 2024", ANCHOR) == (date(2024, 10, 1), date(2024, 12, 31))
+    assert parse_period("how much did EC2 Q developer cost", ANCHOR) == (None, None)
+
+
 @pytest.mark.parametrize(
     "day", ["2025-02-30", "2024-02-30", "2025-04-31", "2025/06/31", "February 30", "31 April", "Feb 29 2025"]
 )
@@ -187,5 +198,5 @@ def test_a_named_day_without_a_year_is_its_latest_up_to_the_anchor() -> None:
 def test_a_year_written_after_of_or_with_hyphens_is_the_year_asked_for(
     phrase: str, period: tuple[date, date]
 ) -> None:
-    """"December of 2023" was read as the latest December, "2023/12" as the whole of 2023."""
+    """ "December of 2023" was read as the latest December, "2023/12" as the whole of 2023."""
     assert parse_period(f"how much did we spend {phrase}", ANCHOR) == period

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from costlake.errors import InputError
 from costlake.rag.query_parser import Direction, QueryFilters, parse_query
 from costlake.synthetic.generate import SERVICES
 
@@ -142,3 +143,24 @@ def test_year_rolls_back_only_when_the_date_is_after_today() -> None:
     assert parse_query("March 13", accounts={}, services=(), today=TODAY).date_from == d(3, 13, 2024)
     assert parse_query("April", accounts={}, services=(), today=TODAY).date_from == d(4, 1, 2024)
     assert parse_query("last month", accounts={}, services=(), today=d(1, 15)).date_from == d(12, 1, 2024)
+
+
+@pytest.mark.parametrize("number", ["37014965641", "3701496564188", "00000000000"])
+def test_an_id_a_digit_short_or_long_is_refused_not_read_as_every_account(number: str) -> None:
+    """Left unread, "What did 37014965641 spend?" (an id missing a digit) was answered for every
+    account the asker may see."""
+    with pytest.raises(InputError, match=f"^{number} is not an account id in the question \\(an AWS"):
+        parse_query(f"What did {number} spend last week?", accounts=ACCOUNTS, services=SERVICES, today=TODAY)
+
+
+def test_a_known_id_of_any_length_and_amounts_are_not_refused() -> None:
+    legacy = {"37014965641": "legacy-billing"}  # a source whose ids are not AWS's: matched as listed
+    f = parse_query("What did 37014965641 spend?", accounts=legacy, services=SERVICES, today=TODAY)
+    assert f == F(accounts={"37014965641"})
+    for amount in ("$12345678901", "12345678901.50", "1,234,567,890,123", "€3701496564188"):
+        assert parse_query(f"we spent {amount} more", accounts=ACCOUNTS, services=SERVICES, today=TODAY) == F(
+            direction="up"
+        )
+    assert parse_query("spend of 444455556666", accounts={}, services=SERVICES, today=TODAY) == F(
+        accounts={"444455556666"}
+    )

@@ -62,6 +62,9 @@ _RELATIVE = (
 YEARS = (1900, 2999)  # the years a question's dates may name; others (0000, 9999) are not read as dates
 _ISO_DAY = r"(?<![\d-])(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?![\d-])"
 _QUARTER = r"(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter)(?:,?\s+(?:of\s+)?(\d{4}))?"
+# Q0, Q5, Q12 (with or without a year): a quarter mistyped, refused rather than left unread (the
+# question was then answered for the default range)
+_NO_QUARTER = r"q(?:0|[5-9]|\d{2,})(?:,?\s+(?:of\s+)?\d{4})?"
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _UP = """jump jumped jumps jumping spike spiked spikes spiking increase increased increases increasing
     rise rises rising rose risen up higher surge surged surging grew grow grows growing growth more climb
@@ -151,6 +154,7 @@ def _parse_accounts(text: _Text, accounts: Mapping[str, str]) -> set[str]:
             WORD_START + re.escape(account_id.lower()) + WORD_END, _collect(found, {account_id}, "account")
         )
     text.take(r"(?<![\d-])(?:\d{12}|\d{4}-\d{4}-\d{4})(?![\d-])", read_id)
+    text.take(_NEAR_ID, lambda m: _not_an_id(text, m))
     by_name: dict[str, set[str]] = {}
     for account_id, name in accounts.items():
         parts = re.findall(r"[a-z0-9]+", (name or "").lower())
@@ -159,6 +163,20 @@ def _parse_accounts(text: _Text, accounts: Mapping[str, str]) -> set[str]:
     for pattern, ids in sorted(by_name.items(), key=lambda item: (-len(item[0]), item[0])):
         text.take(pattern, _collect(found, ids, "account"))
     return found
+
+
+# A number a digit short of or past an AWS account id's twelve, and no known account's id: a mistyped
+# id, refused rather than left unread (the question was then answered for every account in reach).
+# An amount is written with a currency sign, a separator or a decimal point around its digits, and a
+# count of days ("last 99999999999 days") with its unit.
+_NEAR_ID = r"(?<![\d$€£.,/-])(?:\d{11}|\d{13})(?![\d.,/-])(?!\s+(?:day|week|month|year)s?\b)"
+
+
+def _not_an_id(text: _Text, m: re.Match[str]) -> NoReturn:
+    raise InputError(
+        f"{m.group(0)} is not an account id in the question "
+        "(an AWS account id has 12 digits; other ids are matched as the account lists them)"
+    )
 
 
 def _parse_services(text: _Text, services: Collection[str]) -> set[str]:
@@ -252,9 +270,16 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
             else _no_bill(text, m)
         ),
     )
+    text.take(WORD_START + _NO_QUARTER + WORD_END, lambda m: _not_a_quarter(text, m))
     if not spans:
         return None, None
     return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def _not_a_quarter(text: _Text, m: re.Match[str]) -> NoReturn:
+    raise InputError(
+        f"{text.original[m.start() : m.end()]} is not a quarter in the question (a quarter is Q1 to Q4)"
+    )
 
 
 def _a_month(written: str, month: int) -> None:
