@@ -82,3 +82,29 @@ def test_a_row_with_more_fields_than_the_header_is_refused(wh: Warehouse, tmp_pa
     ) as refused:
         load_tenants(wh, path)
     assert "\n" not in str(refused.value) and wh.read_rows(DIM_ACCOUNT).num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            'account_id,tenant_id\n111122223333,"acme\n444455556666,beta\n',
+            "line 2: a quoted value is never closed",
+        ),
+        (
+            'account_id,tenant_id\n111122223333,acme\n444455556666,"be\nta\n',
+            "line 3: a quoted value is never closed",
+        ),
+        ('account_id,tenant_id\n111122223333,"acme"x\n', "line 2: ',' expected after '\"'"),
+    ],
+)
+def test_a_quote_left_open_is_refused_for_what_it_is(
+    wh: Warehouse, tmp_path: Path, text: str, where: str
+) -> None:
+    """The open quote swallowed the rest of the file into one value, refused as `row 1, column
+    tenant_id: not an identifier`, which sent the reader looking for a wrong character."""
+    path = tmp_path / "tenants.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"tenants\.csv: " + where + ".*; nothing loaded$") as refused:
+        load_tenants(wh, path)
+    assert "\n" not in str(refused.value) and wh.read_rows(DIM_ACCOUNT).num_rows == 0

@@ -27,18 +27,26 @@ def read_tenants(path: Path, limits: RowLimits | None = None) -> dict[str, tuple
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+        # strict: a quote left open is an error, not a value that swallows the rest of the file
+        reader = csv.DictReader(handle, strict=True)
+        started = [1]  # the line the row being read starts on
         try:
-            return _owners(path, reader, limits or RowLimits())
+            return _owners(path, reader, limits or RowLimits(), started)
         except csv.Error as exc:  # e.g. a field over the CSV reader's limit: one line, no traceback
-            raise InputError(f"{path}: line {reader.line_num + 1}: {exc}") from None
+            if str(exc) == "unexpected end of data":
+                unclosed = 'a quoted value is never closed (a " left open)'
+                raise InputError(f"{path}: line {started[0]}: {unclosed}; nothing loaded") from None
+            raise InputError(f"{path}: line {started[0]}: {exc}; nothing loaded") from None
         except UnicodeDecodeError as exc:  # a Latin-1 or binary file, as a billing file would be told
             raise InputError(
                 f"{path}: not a readable UTF-8 CSV file ({exc.reason}); save it as UTF-8"
             ) from None
 
 
-def _owners(path: Path, reader: csv.DictReader[str], limits: RowLimits) -> dict[str, tuple[str, str | None]]:
+def _owners(
+    path: Path, reader: csv.DictReader[str], limits: RowLimits, started: list[int]
+) -> dict[str, tuple[str, str | None]]:
+    """The rows of `reader`; `started[0]` is kept at the line the next row starts on."""
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if dupes := sorted({c for c in header if header.count(c) > 1}):  # which one would win is a guess
         shown = ", ".join(repr(c[:40]) for c in dupes[:5])
@@ -50,6 +58,7 @@ def _owners(path: Path, reader: csv.DictReader[str], limits: RowLimits) -> dict[
             "expected account_id,tenant_id[,account_name]"
         )
     reader.fieldnames = header
+    started[0] = reader.line_num + 1
     owners: dict[str, tuple[str, str | None]] = {}
     for row_number, row in enumerate(reader, start=1):
         if extra := row.get(None):  # type: ignore[call-overload,unused-ignore]  # fields past the header
@@ -79,6 +88,7 @@ def _owners(path: Path, reader: csv.DictReader[str], limits: RowLimits) -> dict[
                 f"assigned to {owners[account][0]}"
             )
         owners[account] = (tenant, name)
+        started[0] = reader.line_num + 1
     return owners
 
 
