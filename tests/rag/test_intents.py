@@ -10,13 +10,14 @@ import pytest
 from costlake.errors import InputError
 from costlake.rag.intents import (
     Intent,
+    check_compared,
     classify,
     comparison_periods,
     last_complete_month,
     previous_period,
     trend_periods,
 )
-from costlake.rag.query_parser import parse_period
+from costlake.rag.query_parser import parse_period, parse_query
 
 ANCHOR = date(2025, 3, 31)  # the lake's latest complete day
 
@@ -200,3 +201,77 @@ def test_a_year_written_after_of_or_with_hyphens_is_the_year_asked_for(
 ) -> None:
     """ "December of 2023" was read as the latest December, "2023/12" as the whole of 2023."""
     assert parse_period(f"how much did we spend {phrase}", ANCHOR) == period
+
+
+@pytest.mark.parametrize(
+    ("phrase", "period"),
+    [
+        ("before March 10", (date(1900, 1, 1), date(2025, 3, 9))),
+        ("until March 10", (date(1900, 1, 1), date(2025, 3, 10))),
+        ("up to 2025-03-10", (date(1900, 1, 1), date(2025, 3, 10))),
+        ("after March 10", (date(2025, 3, 11), ANCHOR)),
+        ("from March 10", (date(2025, 3, 10), ANCHOR)),
+        ("from March 10 to March 12", (date(2025, 3, 10), date(2025, 3, 12))),
+        ("in the 30 days before March 10", (date(2025, 2, 8), date(2025, 3, 9))),
+        ("in the 2 weeks before 2025-03-10", (date(2025, 2, 24), date(2025, 3, 9))),
+        ("since 2025", (date(2025, 1, 1), ANCHOR)),
+        ("before February", (date(1900, 1, 1), date(2025, 1, 31))),
+        ("in H1 2025", (date(2025, 1, 1), date(2025, 6, 30))),
+        ("in the second half of 2024", (date(2024, 7, 1), date(2024, 12, 31))),
+        ("in H2", (date(2024, 7, 1), date(2024, 12, 31))),  # the latest that has begun
+        ("over the last seven days", (date(2025, 3, 25), ANCHOR)),
+        ("in the last two weeks", (date(2025, 3, 18), ANCHOR)),
+        ("in the last 2 years", (date(2023, 4, 2), ANCHOR)),  # 730 days
+    ],
+)
+def test_a_date_with_the_word_before_it_or_a_spelt_count_is_the_range_it_names(
+    phrase: str, period: tuple[date, date]
+) -> None:
+    """Read as the date alone, "before March 10" was answered for March 10; "H1 2025", "the last seven
+    days" and "the last 2 years" were not read, and answered for the last 30 days."""
+    assert parse_period(f"how much did we spend {phrase}", ANCHOR) == period
+
+
+@pytest.mark.parametrize(
+    ("phrase", "refused"),
+    [
+        ("in FY2025", "FY2025 is not a period this reads \\(a fiscal year"),
+        ("in fiscal year 2024", "fiscal year is not a period this reads"),
+        ("in 2025-W10", "2025-W10 is not a period this reads \\(weeks are not read by number\\)"),
+        ("in week 53", "week 53 is not a period this reads"),
+        ("on 3/2/2025", "3/2/2025 is not a period this reads \\(day and month can be read either way\\)"),
+        ("on March 32nd", "March 32nd is not a date in the question"),
+        ("on March 32", "March 32 is not a date in the question"),
+        ("after March 31", "no day after March 31 has billing data \\(the latest is 2025-03-31\\)"),
+    ],
+)
+def test_a_period_that_is_not_read_is_refused_not_answered_for_another(phrase: str, refused: str) -> None:
+    """Left unread, each was answered for the default range (the last 30 days), "2025-W10" for all of
+    2025 and "March 32nd" for all of March."""
+    with pytest.raises(InputError, match="^" + refused):
+        parse_period(f"how much did we spend {phrase}", ANCHOR)
+
+
+@pytest.mark.parametrize(
+    ("question", "refused"),
+    [
+        ("EC2 vs S3", True),
+        ("payments-prod vs payments-dev last month", True),
+        ("how does payments-prod compare to payments-dev?", True),
+        ("EC2 in March vs S3 in February", True),
+        ("March vs February for EC2", False),
+        ("EC2 in March vs February", False),
+        ("EC2 and S3 this month compared with last month", False),
+        ("how much more did we spend on EC2 in March than February?", False),
+    ],
+)
+def test_one_service_or_account_against_another_is_refused(question: str, refused: bool) -> None:
+    """A comparison sets two periods side by side: "EC2 vs S3" was answered as their sum this month
+    against last month."""
+    accounts = {"334112345678": "payments-prod", "334112345679": "payments-dev"}
+    filters = parse_query(question, accounts=accounts, services=["AmazonEC2", "AmazonS3"], today=ANCHOR)
+    if refused:
+        with pytest.raises(InputError, match="^a comparison of one service or account with another is not"):
+            check_compared(question, filters)
+    else:
+        check_compared(question, filters)

@@ -23,7 +23,15 @@ from costlake.lake.warehouse import Warehouse
 from costlake.rag.chunk_text import account_phrase, service_phrase
 from costlake.rag.chunks import Chunk
 from costlake.rag.formatting import format_pct, format_usd
-from costlake.rag.intents import Intent, Order, Period, comparison_periods, previous_period, trend_periods
+from costlake.rag.intents import (
+    Intent,
+    Order,
+    Period,
+    check_compared,
+    comparison_periods,
+    previous_period,
+    trend_periods,
+)
 from costlake.rag.query_parser import YEARS, QueryFilters
 from costlake.rag.retriever import matcher, one_spelling
 from costlake.text.names import shown_value
@@ -115,6 +123,7 @@ def comparison(
 ) -> TableAnswer:
     """The spend of two periods (`intents.comparison_periods`; the caller's `window` and the period
     before it, when its filters give dates) and the largest changes per group."""
+    check_compared(question, filters)
     if window is None:
         before, after = comparison_periods(question, anchor)
     else:

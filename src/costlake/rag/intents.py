@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from costlake.rag.query_parser import parse_period
+from costlake.errors import InputError
+from costlake.rag.query_parser import QueryFilters, parse_period
 
 Kind = Literal["explain", "ranking", "lookup", "comparison", "trend"]
 Order = Literal["biggest", "increase", "decrease"]
@@ -143,13 +144,40 @@ def _order(q: str) -> Order:
     return "biggest"
 
 
+_SIDES = r"\b(?:vs\.?|versus|compared?\s+(?:to|with)|against|than)\b"
+
+
+def check_compared(question: str, filters: QueryFilters) -> None:
+    """Refuse "A vs B" where A and B are services or accounts, not periods: a comparison compares two
+    periods of what the filters name, so "EC2 vs S3" was answered as their sum this month against
+    last month."""
+    q = " ".join(question.lower().split())
+    sides = re.split(_SIDES, q, maxsplit=1)
+    if len(sides) != 2:
+        return
+    named = [
+        {
+            what
+            for text, what in filters.matched.items()
+            if what.startswith(("service", "account")) and text.lower() in side
+        }
+        for side in sides
+    ]
+    if named[0] and named[1] and named[0] != named[1]:
+        raise InputError(
+            "a comparison of one service or account with another is not answered (a comparison sets "
+            "two periods of the same services and accounts side by side): ask about each one, or "
+            "compare two periods"
+        )
+
+
 def comparison_periods(question: str, anchor: date) -> tuple[Period, Period]:
     """(earlier, later) periods a comparison compares, from the question and the lake's latest
     complete day `anchor`: the two sides of "A vs B" (in date order); one named period against the
     period of the same length before it (a month against the month before); "week over week" the
     last two complete weeks; otherwise the last two complete months."""
     q = " ".join(question.lower().split())
-    sides = re.split(r"\b(?:vs\.?|versus|compared?\s+(?:to|with)|against|than)\b", q, maxsplit=1)
+    sides = re.split(_SIDES, q, maxsplit=1)
     if len(sides) == 1 and re.search(r"\bcompar", q):  # "compare March with (or and) February"
         sides = re.split(r"\b(?:with|and|to)\b", q, maxsplit=1)
     if len(sides) == 2:

@@ -20,11 +20,23 @@ import re
 import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal, NoReturn
 
 from costlake.catalog.readers import simple_lower
 from costlake.errors import InputError
+from costlake.rag.periods import (
+    COUNTS,
+    YEARS,
+    half,
+    latest_day,
+    month_end,
+    open_ended,
+    plausible,
+    quarter,
+    relative,
+    year_of,
+)
 from costlake.rag.service_words import WORD_END, WORD_START, service_patterns
 
 Direction = Literal["up", "down"]
@@ -55,11 +67,10 @@ _MONTHS = {
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?(?![0-9])"
 _YEAR = r"(?:,?\s+(\d{4}))?"
 _RELATIVE = (
-    r"(?:last|past|previous)\s+\d+\s+(?:day|week|month)s?|yesterday|today"
+    r"(?:last|past|previous)\s+(?:\d+|" + "|".join(COUNTS) + r")\s+(?:day|week|month|year)s?|yesterday|today"
     r"|(?:last|previous|past|this)\s+(?:week|month|quarter|year)"
     r"|(?:year|quarter|month|week)[\s-]+to[\s-]+date|ytd|qtd|mtd|wtd"
 )
-YEARS = (1900, 2999)  # the years a question's dates may name; others (0000, 9999) are not read as dates
 _ISO_DAY = r"(?<![\d-])(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?![\d-])"
 _QUARTER = r"(?:q([1-4])|(first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter)(?:,?\s+(?:of\s+)?(\d{4}))?"
 # Q0, Q5, Q12 (with or without a year): a quarter mistyped, refused rather than left unread (the
@@ -117,6 +128,7 @@ def parse_query(
     filters use their spelling). Dates without a year fall in the last twelve months up to `today`.
     """
     text = _Text(question)
+    _refuse_exclusions(text)
     account_ids = _parse_accounts(text, accounts)
     date_from, date_to = _parse_dates(text, today)
     service_names = _parse_services(text, services)
@@ -124,6 +136,27 @@ def parse_query(
     return QueryFilters(
         frozenset(account_ids), frozenset(service_names), date_from, date_to, direction, text.matched
     )
+
+
+# Words that leave something out of a question: the filters only name what to include, so "everything
+# except EC2" was answered for EC2 alone.
+_EXCLUDE = re.compile(
+    WORD_START
+    + r"(?:except|excluding|exclude[sd]?|other\s+than|not\s+counting|apart\s+from|aside\s+from"
+    + r"|but\s+not|leaving\s+out|leave\s+out|left\s+out|minus|omitting|omit)"
+    + WORD_END
+)
+
+
+def _refuse_exclusions(text: _Text) -> None:
+    """Refuse a question that asks to leave a service, an account or a period out."""
+    m = _EXCLUDE.search(text.masked)
+    if m is not None:
+        shown = text.original[m.start() : m.end() + 40].split(",")[0].split("?")[0].strip()
+        raise InputError(
+            f"'{shown}': a question that leaves something out is not answered (the filters name only what "
+            "to include); ask about the services, accounts or days to include"
+        )
 
 
 def parse_period(text: str, today: date) -> tuple[date | None, date | None]:
@@ -220,8 +253,8 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     def keep(start: date, end: date, m: re.Match[str]) -> str | None:
         if not (YEARS[0] <= start.year and end.year <= YEARS[1]):
             return None  # not a billing date: left unread
-        if text.masked[: m.start()].rstrip().endswith("since"):
-            end = today  # since March: from its first day to the day dates count from
+        before, after = text.masked[: m.start()].rstrip(), text.masked[m.end() :].lstrip()
+        start, end = open_ended(before, after, text.original[m.start() : m.end()], (start, end), today)
         spans.append((start, end))
         return f"date {start}" if start == end else f"dates {start} to {end}"
 
@@ -229,28 +262,32 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         number = int(month_) if month_.isdigit() else _MONTHS[month_]
         if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
             _no_bill(text, m)  # 9999-12-31, December 31, 9999: a day asked for, not one a bill can have
-        value = _latest_day(int(year) if year else None, number, int(day_), today)
+        value = latest_day(int(year) if year else None, number, int(day_), today)
         if value is None:
-            # 2025-02-30, February 30: mistyped, not read as no date (and answered for the default
-            # range) nor as its month; a number no month has as a day ("March 32") is not a day at all
-            if iso or 1 <= int(day_) <= 31:
+            # 2025-02-30, February 30, "on March 32", "March 32nd": mistyped, not read as no date (and
+            # answered for the default range) nor as its month; a number no month has as a day
+            # after a month's name, with no ordinal and no "on" ("March 32 services"), is a count
+            asked = re.search(r"\d(?:st|nd|rd|th)", m.group(0)) or text.masked[: m.start()].rstrip().endswith(
+                "on"
+            )
+            if iso or 1 <= int(day_) <= 31 or asked:
                 raise InputError(f"{text.original[m.start() : m.end()]} is not a date in the question")
             return None
         return keep(value, value, m)
 
     def month(year: str | None, month_: int, m: re.Match[str], iso: bool = False) -> str | None:
-        if iso and _plausible(year):
+        if iso and plausible(year):
             _a_month(text.original[m.start() : m.end()], month_)
         if not 1 <= month_ <= 12:
             return None
         if year is not None and not YEARS[0] <= int(year) <= YEARS[1]:
             _no_bill(text, m)  # December 9999, 9999-12: not read as the latest December
         number = int(year) if year else today.year if month_ <= today.month else today.year - 1
-        return keep(date(number, month_, 1), _month_end(number, month_), m)
+        return keep(date(number, month_, 1), month_end(number, month_), m)
 
     text.take(_ISO_DAY, lambda m: day(m[1], m[2], m[3], m, iso=True))
     text.take(r"(?<![\d/-])(\d{4})[-/](\d{1,2})(?![\d/-])", lambda m: month(m[1], int(m[2]), m, iso=True))
-    text.take(_RELATIVE_PHRASE, lambda m: keep(*_relative(m.group(0), today), m))
+    text.take(_RELATIVE_PHRASE, lambda m: keep(*relative(m.group(0), today), m))
     for pattern, order in _DAY_SPELLINGS:
         text.take(pattern, _spelled(day, order))
     text.take(WORD_START + _M + r",?\s+(?:of\s+)?(\d{4})" + WORD_END, lambda m: month(m[2], _MONTHS[m[1]], m))
@@ -258,25 +295,57 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     after_preposition = "(?:" + "|".join(f"(?<={p} )" for p in ("in", "during", "for", "of", "since")) + ")"
     text.take(after_preposition + "may" + WORD_END, lambda m: month(None, 5, m))
     text.take(WORD_START + _month_names(without="may") + WORD_END, lambda m: month(None, _MONTHS[m[1]], m))
+    for pattern, why in _UNREAD_PERIODS:  # before a year is read out of "2025-W10" or "FY2025"
+        text.take(WORD_START + pattern + WORD_END, _refusing(text, why))
     text.take(
-        r"(?:(?<=in )|(?<=during ))(\d{4})" + WORD_END,
-        lambda m: keep(*_year(m[1]), m) if _plausible(m[1]) else None,
+        WORD_START + _HALF + WORD_END,
+        lambda m: (
+            keep(*half(1 if (m[1] or m[2]) in ("1", "first", "1st") else 2, m[3], today), m)
+            if plausible(m[3])
+            else _no_bill(text, m)
+        ),
+    )
+    text.take(
+        r"(?:(?<=in )|(?<=during )|(?<=since )|(?<=before )|(?<=after )|(?<=until ))(\d{4})" + WORD_END,
+        lambda m: keep(*year_of(m[1]), m) if plausible(m[1]) else None,
     )
     text.take(
         WORD_START + _QUARTER + WORD_END,
         lambda m: (
-            keep(*_quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m)
-            if _plausible(m[3])
+            keep(*quarter(int(m[1] or _ORDINALS[m[2]]), m[3], today), m)
+            if plausible(m[3])
             else _no_bill(text, m)
         ),
     )
-    text.take(WORD_START + _NO_QUARTER + WORD_END, lambda m: _not_a_quarter(text, m))
+    text.take(WORD_START + _NO_QUARTER + WORD_END, lambda m: _not_aquarter(text, m))
     if not spans:
         return None, None
     return min(s for s, _ in spans), max(e for _, e in spans)
 
 
-def _not_a_quarter(text: _Text, m: re.Match[str]) -> NoReturn:
+_HALF = r"(?:h([12])|(first|second|1st|2nd)\s+half)(?:,?\s+(?:of\s+)?(?:the\s+year\s+)?(\d{4}))?"
+# Periods a question may name that are not read, refused with how to ask instead (left unread, each
+# was answered for the default range, or "2025-W10" for all of 2025).
+_UNREAD_PERIODS = (
+    (r"\d{4}-?w\d{1,2}|week\s+(?:no\.?\s*|number\s+|#)?\d{1,2}", "weeks are not read by number"),
+    (r"fy\s?'?\d{2,4}|fiscal\s+year", "a fiscal year differs from one company to the next"),
+    (r"(?<![\d/-])\d{1,2}/\d{1,2}/\d{2,4}(?![\d/-])", "day and month can be read either way"),
+)
+
+
+def _refusing(text: _Text, why: str) -> Callable[[re.Match[str]], str | None]:
+    """A `_Text.take` reader that refuses the period it matched, saying `why`."""
+
+    def refuse(m: re.Match[str]) -> NoReturn:
+        raise InputError(
+            f"{text.original[m.start() : m.end()]} is not a period this reads ({why}): name the days, "
+            "e.g. 2025-03-03 to 2025-03-09, March 2025 or Q1 2025"
+        )
+
+    return refuse
+
+
+def _not_aquarter(text: _Text, m: re.Match[str]) -> NoReturn:
     raise InputError(
         f"{text.original[m.start() : m.end()]} is not a quarter in the question (a quarter is Q1 to Q4)"
     )
@@ -289,88 +358,6 @@ def _a_month(written: str, month: int) -> None:
             f"{written} is not a month in the question "
             "(a month is written 2025-03 or March 2025, a year 2025)"
         )
-
-
-def _latest_day(year: int | None, month: int, day: int, today: date) -> date | None:
-    """The day `day` of `month` in `year`; without a year, the latest such day up to `today` (the
-    latest February 29 may be years back). None when there is no such day.
-
-    >>> _latest_day(None, 2, 29, date(2025, 3, 1)), _latest_day(None, 2, 30, date(2025, 3, 1))
-    (datetime.date(2024, 2, 29), None)
-    """
-    for candidate in [year] if year is not None else range(today.year, today.year - 8, -1):
-        try:
-            value = date(candidate, month, day)
-        except ValueError:
-            continue
-        if year is not None or value <= today:
-            return value
-    return None
-
-
-def _quarter(number: int, year: str | None, today: date) -> tuple[date, date]:
-    """Quarter `number` of `year`; without a year, the latest one that has begun by `today`."""
-    first = (number - 1) * 3 + 1
-    value = int(year) if year else today.year if first <= today.month else today.year - 1
-    return date(value, first, 1), _month_end(value, first + 2)
-
-
-def _plausible(year: str | None) -> bool:
-    """Whether a year written in a question can be a billing year (`YEARS`); no year is."""
-    return year is None or YEARS[0] <= int(year) <= YEARS[1]
-
-
-def _year(year: str) -> tuple[date, date]:
-    return date(int(year), 1, 1), date(int(year), 12, 31)
-
-
-def _month_end(year: int, month: int) -> date:
-    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
-
-
-def _relative(phrase: str, today: date) -> tuple[date, date]:
-    """yesterday, today, last/past N days|weeks|months (N x 30 days), last/this/past
-    week|month|quarter|year, year/quarter/month/week to date; `today` is the day they count from."""
-    words = phrase.replace("-", " ").split()
-    monday = today - timedelta(days=today.weekday())
-    if words[-1] in ("date", "ytd", "qtd", "mtd", "wtd"):  # year to date, qtd, ...
-        unit = {"ytd": "year", "qtd": "quarter", "mtd": "month", "wtd": "week"}.get(words[0], words[0])
-        return _relative(f"this {unit}", today)
-    if words[0] in ("yesterday", "today"):
-        one = today - timedelta(days=1 if words[0] == "yesterday" else 0)
-        return one, one
-    if len(words) == 3:
-        count = int(words[1]) if len(words[1]) < 10 else 10**9  # a thousand digits: as many days as any
-        days = max(count, 1) * {"d": 1, "w": 7, "m": 30}[words[2][0]]  # "last 0 days": one
-        first = date(YEARS[0], 1, 1)  # "last 100000 days": every day a bill can have
-        return max(today - timedelta(days=min(days - 1, (today - first).days)), first), today
-    which, unit = words
-    if unit == "week":
-        if which == "this":
-            return monday, today
-        if which == "past":
-            return today - timedelta(days=6), today
-        return monday - timedelta(days=7), monday - timedelta(days=1)
-    if unit == "quarter":
-        start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
-        if which == "this":
-            return start, today
-        if which == "past":
-            return today - timedelta(days=89), today
-        end = start - timedelta(days=1)
-        return date(end.year, end.month - 2, 1), end
-    if unit == "month":
-        if which == "this":
-            return today.replace(day=1), today
-        if which == "past":
-            return today - timedelta(days=29), today
-        last = today.replace(day=1) - timedelta(days=1)
-        return last.replace(day=1), last
-    if which == "this":
-        return date(today.year, 1, 1), today
-    if which == "past":
-        return today - timedelta(days=364), today
-    return date(today.year - 1, 1, 1), date(today.year - 1, 12, 31)
 
 
 def _parse_direction(text: _Text) -> Direction | None:
