@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,40 @@ def test_a_busy_catalog_is_one_line_saying_so_not_a_damaged_one(tmp_path: Path) 
         "locked); nothing was changed, run the command again"
     ), done.stderr
     assert cli(tmp_path / "wh", "run").returncode == 0
+
+
+def _lake(root: Path) -> Path:
+    made = generate(root / "bills", events=500, days=3, batches=1)
+    assert cli(root / "wh", "ingest", str(made.files[0])).returncode == 0
+    assert cli(root / "wh", "run").returncode == 0
+    return root / "wh"
+
+
+def test_a_truncated_manifest_is_an_error_not_an_interrupt(tmp_path: Path) -> None:
+    """PyIceberg's Avro reader raises EOFError on a manifest cut short, which click took for Ctrl-D at
+    a prompt: the command said `interrupted` after an empty line and exited 130, as if stopped."""
+    wh = _lake(tmp_path)
+    manifest = sorted((wh / "costlake" / "daily_account_cost" / "metadata").glob("snap-*.avro"))[0]
+    with manifest.open("r+b") as handle:
+        handle.truncate(100)
+    shutil.rmtree(wh / ".plans")  # the plan cache would answer without reading it
+    done = cli(wh, "query", "SELECT count(*) FROM daily_account_cost")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: a file being read is shorter than its contents say (")
+    assert "may be truncated or damaged" in done.stderr and "interrupted" not in done.stderr
+
+
+def test_a_damaged_metadata_file_is_refused_naming_its_table(tmp_path: Path) -> None:
+    """Every command, one on another table too, said `internal error (ValidationError: 1 validation
+    error for TableMetadataWrapper)`, naming no table."""
+    wh = _lake(tmp_path)
+    current = sorted((wh / "costlake" / "daily_account_cost" / "metadata").glob("*.metadata.json"))[-1]
+    current.write_text(current.read_text()[:500])
+    for command in (("query", "SELECT count(*) FROM raw_billing_events"), ("validate",)):
+        done = cli(wh, *command)
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.splitlines() == [done.stderr.strip()]
+        assert done.stderr.startswith(
+            "error: table costlake.daily_account_cost: its metadata cannot be read ("
+        )

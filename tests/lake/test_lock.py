@@ -68,3 +68,15 @@ def test_a_blocked_command_says_once_whom_it_waits_for_and_gives_up_at_the_timeo
 def test_the_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
     with writer_lock(tmp_path, "run"), writer_lock(tmp_path, "anomalies"):
         assert holder(tmp_path).startswith("run (pid")
+
+
+def test_a_backfill_holds_the_lock_as_a_backfill(tmp_path: Path) -> None:
+    """A run waiting behind a backfill was told it waited for `run`: the backfill took the lock under
+    the name of the run it shares its code with."""
+    wh = tmp_path / "wh"
+    assert cli(wh, "ingest", str(SEED)).returncode == 0 and cli(wh, "run").returncode == 0
+    env = {**os.environ, "COSTLAKE_CRASH_AT": "computed"}  # stopped while it holds the lock
+    command = [sys.executable, "-m", "costlake", "--warehouse", str(wh), "backfill"]
+    done = subprocess.run([*command, "--from", "2025-01-01", "--to", "2025-01-02"], env=env, timeout=300)
+    assert done.returncode == 86
+    assert holder(wh).startswith("backfill (pid ")

@@ -122,6 +122,15 @@ def test_an_account_renamed_since_the_index_is_asked_about_by_its_new_name(
     load_tenants(lake, renamed)
     explainer = Explainer(lake)
     assert explainer.stale  # the CLI warns: run `costlake index`
+    told = subprocess.run(
+        [sys.executable, "-m", "costlake", "--warehouse", lake.settings.warehouse, "explain", "why?"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COSTLAKE_EMBEDDER": "hashing"},
+    )  # fmt: skip
+    assert told.returncode == 0, told.stderr  # one line, not wrapped at 80 columns into a pipe
+    assert (
+        "warning: anomalies or account names changed since the index was built; run `costlake index` to"
+        in told.stderr
+    )
     assert explainer.retriever.parse("why did payments-core jump?", "team-a").account_ids == {A1}
     assert explainer.retriever.parse("why did payments-prod jump?", "team-a").account_ids == frozenset()
     build_index(lake)

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 try:  # typer >= 0.24 carries its own copy of click
     from typer._click import exceptions as click_exceptions
@@ -25,12 +26,29 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from costlake.cli import alerts, anomalies, explain, lake, maintain, runs, serve, synthetic, tenants
 from costlake.cli.context import err, state
-from costlake.errors import OUT_OF_MEMORY_HINT, CostlakeError
+from costlake.errors import OUT_OF_MEMORY_HINT, CostlakeError, LakeError, first_line
 from costlake.lake.faults import crash_point
 from costlake.logs import LOG_FORMATS, configure_logging, error_line, exit_interrupted, json_logs_asked
 from costlake.text.terminal import capped_line, escape_controls
 
+
+class _Commands(TyperGroup):
+    """The command group. No command prompts, so an EOFError is a file that ended too early under a
+    library (PyIceberg reading a truncated Avro manifest): click takes any EOFError for Ctrl-D at a
+    prompt and aborts, which was reported as `interrupted` (exit code 130) after an empty line."""
+
+    def invoke(self, ctx: Any) -> Any:  # noqa: ANN401 - click's signature
+        try:
+            return super().invoke(ctx)
+        except EOFError as exc:
+            raise LakeError(
+                f"a file being read is shorter than its contents say ({first_line(exc)}): a file of "
+                "the warehouse may be truncated or damaged; rerun with --debug to see which"
+            ) from exc
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="costlake: finance-grade cloud-cost lake on Apache Iceberg.",
     no_args_is_help=True,
     add_completion=False,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from costlake.cli.context import check_choice, err, out, printable, state, warn
+from costlake.cli.context import check_choice, out, printable, state, warn
 from costlake.cli.progress import progress_bars
 from costlake.text.terminal import escape_controls
 
@@ -58,7 +58,7 @@ def explain(
     explainer = Explainer(state.warehouse())
     result = explainer.explain(question, tenant=tenant, k=k)
     if explainer.stale:
-        err.print(
+        warn(
             "warning: anomalies or account names changed since the index was built; "
             "run `costlake index` to update it"
         )
@@ -94,7 +94,7 @@ def _warn(result: ExplainResult) -> None:
     """One warning line on stderr when the answer is not the model's grounded text."""
     unsupported = ", ".join(result.unsupported)
     if result.degraded_reason == "provider_error":
-        err.print("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
+        warn("warning: the LLM provider failed; showing the retrieved anomalies (degraded)")
     elif result.degraded_reason == "ungrounded":
         warn(
             "warning: the model's answer was not grounded (not in the retrieved context: "

@@ -14,6 +14,7 @@ from costlake.settings import Settings
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
 
 def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
@@ -68,6 +69,21 @@ def open_catalog(settings: Settings, root: Path, remote: bool) -> Catalog:
         restore = "" if settings.catalog_uri else "; a damaged catalog.db must be restored from a backup"
         raise LakeError(
             f"{where}: the Iceberg catalog cannot be opened ({reason}); nothing was changed{restore}"
+        ) from exc
+
+
+def load_table(catalog: Catalog, identifier: str) -> Table:
+    """`catalog.load_table`, a table whose metadata file cannot be read (cut short, overwritten)
+    refused in one line naming the table, where it was an internal error naming a parser's class."""
+    from pydantic import ValidationError
+    from pyiceberg.exceptions import ValidationError as IcebergValidationError
+
+    try:
+        return catalog.load_table(identifier)
+    except (ValidationError, IcebergValidationError, ValueError, EOFError) as exc:  # JSON errors: ValueError
+        raise LakeError(
+            f"table {identifier}: its metadata cannot be read ({first_line(exc)}): the file "
+            "may be truncated or damaged (restore it, or the warehouse, from a copy)"
         ) from exc
 
 

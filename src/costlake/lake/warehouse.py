@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from costlake.errors import LakeError
-from costlake.lake.connect import open_catalog
+from costlake.lake.connect import load_table, open_catalog
 from costlake.lake.filters import is_in
 from costlake.lake.home import check_home, check_path
 from costlake.lake.lease import LEASE_SCHEMES, S3Lease
@@ -151,7 +151,7 @@ class Warehouse:
         found: dict[str, Table] = {}
         for tdef in TABLES.values():
             with contextlib.suppress(NoSuchTableError, NoSuchNamespaceError):
-                found[tdef.name] = self.catalog.load_table(tdef.identifier)
+                found[tdef.name] = load_table(self.catalog, tdef.identifier)
         return found
 
     def table(self, tdef: TableDef) -> Table:
@@ -161,10 +161,10 @@ class Warehouse:
         from pyiceberg.exceptions import NoSuchTableError
 
         try:
-            table = self.catalog.load_table(tdef.identifier)
+            table = load_table(self.catalog, tdef.identifier)
         except NoSuchTableError:
             self.ensure_tables()
-            table = self.catalog.load_table(tdef.identifier)
+            table = load_table(self.catalog, tdef.identifier)
         self._tables[tdef.name] = table
         return table
 

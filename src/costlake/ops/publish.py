@@ -75,7 +75,7 @@ def _publish_and_detect(
 ) -> PublishReport:
     started = time.monotonic()
     say = step or (lambda _: None)
-    with wh.writer("run"):
+    with wh.writer("backfill" if backfill is not None else "run"):
         report = PublishReport(**vars(run_pipeline(wh, say, backfill=backfill, stages=stages)))
         if wh.settings.anomalies_on_run and (stages is None or DAILY_ACCOUNT.name in stages):
             say(STEPS[-1])

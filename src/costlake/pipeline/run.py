@@ -109,7 +109,7 @@ def run_pipeline(
     started = time.monotonic()
     say: Step = step or (lambda _: None)
     wh.ensure_tables()
-    with wh.writer("run"), scratch_folder("costlake-run-") as tmp:
+    with wh.writer("backfill" if backfill is not None else "run"), scratch_folder("costlake-run-") as tmp:
         wh.refresh()
         batches = settle_bookkeeping(wh)  # every batch registered, old records tagged
         remove_orphaned_run_files(wh)
