@@ -181,3 +181,15 @@ def test_a_question_that_leaves_something_out_is_refused(question: str) -> None:
         InputError, match=r"^'(?:except|excluding|other than|not counting) [^']*': a question that leaves"
     ):
         parse_query(question, accounts=ACCOUNTS, services=SERVICES, today=TODAY)
+
+
+def test_a_service_name_that_matches_no_service_is_refused_not_read_as_all() -> None:
+    """Left unread, "amazonfoo" was answered for every service, as if the question named none."""
+    with pytest.raises(InputError, match="^no service is named 'amazonfoo'"):
+        parse_query("how much did we spend on amazonfoo?", accounts=ACCOUNTS, services=SERVICES, today=TODAY)
+    for question in (
+        "amazonrds and AWSLambda",
+        "why did EC2 spend jump in us-east-1?",
+        "which account costs most?",
+    ):
+        parse_query(question, accounts=ACCOUNTS, services=SERVICES, today=TODAY)

@@ -85,7 +85,6 @@ def test_service_keys_keep_what_tells_two_services_apart() -> None:
     assert readers.service_key("Donne\u0301es") == readers.service_key("Données") == "données"
 
 
-
 @pytest.mark.parametrize(
     "service",
     [

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from costlake.errors import InputError
-
 # A count of days, weeks, months or years, in digits or spelt ("the last seven days")
 COUNTS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -117,17 +115,15 @@ _UNTIL = re.compile(r"(?:\buntil|\btill|\bthrough|\bthru|\bup\s+to|\bup\s+until)
 _THEN_TO = re.compile(r"^(?:to|until|till|through|thru|and)\b|^-")
 
 
-def open_ended(
-    before: str, after: str, shown: str, period: tuple[date, date], today: date
-) -> tuple[date, date]:
-    """The range a date (`shown`, naming `period`) names with the question's text `before` it
+def open_ended(before: str, after: str, period: tuple[date, date], today: date) -> tuple[date, date]:
+    """The range a date naming `period` names with the question's text `before` it
     (lower-cased; `after` it tells "from March 10" from "from March 10 to 12"): "since March" and
     "from March" (with no end of its own) run from its first day to `today`, "after March" from the
     day after it; "before March" runs up to the day before it, "until March" to its last day, both
     from the first day a bill may have. Read as the date alone, "before March 10" was answered for
-    March 10. A range with no day in it is refused.
+    March 10.
 
-    >>> open_ended("spend before", "?", "March 10", (date(2025, 3, 10),) * 2, date(2025, 3, 31))
+    >>> open_ended("spend before", "?", (date(2025, 3, 10),) * 2, date(2025, 3, 31))
     (datetime.date(1900, 1, 1), datetime.date(2025, 3, 9))
     """
     start, end = period
@@ -145,7 +141,4 @@ def open_ended(
         start = first
     else:
         return start, end
-    if start > end:
-        word = before.rsplit(None, 1)[-1]
-        raise InputError(f"no day {word} {shown} has billing data (the latest is {today})")
     return start, end

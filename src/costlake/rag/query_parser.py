@@ -38,6 +38,7 @@ from costlake.rag.periods import (
     year_of,
 )
 from costlake.rag.service_words import WORD_END, WORD_START, service_patterns
+from costlake.rag.unread_names import refuse_unread_names
 
 Direction = Literal["up", "down"]
 
@@ -133,6 +134,7 @@ def parse_query(
     date_from, date_to = _parse_dates(text, today)
     service_names = _parse_services(text, services)
     direction = _parse_direction(text)
+    refuse_unread_names(text.masked)
     return QueryFilters(
         frozenset(account_ids), frozenset(service_names), date_from, date_to, direction, text.matched
     )
@@ -254,7 +256,7 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
         if not (YEARS[0] <= start.year and end.year <= YEARS[1]):
             return None  # not a billing date: left unread
         before, after = text.masked[: m.start()].rstrip(), text.masked[m.end() :].lstrip()
-        start, end = open_ended(before, after, text.original[m.start() : m.end()], (start, end), today)
+        start, end = open_ended(before, after, (start, end), today)
         spans.append((start, end))
         return f"date {start}" if start == end else f"dates {start} to {end}"
 
