@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import http.client
 import io
 import json
 from decimal import Decimal
@@ -55,6 +56,23 @@ def test_missing_invalid_and_malformed_keys_are_401(served: Served) -> None:
         _problem(response, 401)
         assert response.headers["www-authenticate"].startswith("Bearer")
     assert served.get("/accounts", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
+
+
+def test_two_keys_or_two_tenants_in_one_request_are_refused(served: Served) -> None:
+    """Two Authorization headers were served for the first one: whichever a proxy put first."""
+    host, port = served.url.removeprefix("http://").split(":")
+    a, b, admin = (("Authorization", f"Bearer {served.keys[k]}") for k in ("team-a", "team-b", "admin"))
+    for doubled in ([b, a], [admin, ("X-Costlake-Tenant", "team-a"), ("X-Costlake-Tenant", "team-b")]):
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.putrequest("GET", "/accounts")
+        for name, value in doubled:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+        assert response.status == 400 and body["detail"].startswith("send one "), body
+        assert "team-a" not in json.dumps(body) and "team-b" not in json.dumps(body)
 
 
 def test_a_trailing_slash_is_a_404_not_a_redirect_built_from_the_host_header(served: Served) -> None:

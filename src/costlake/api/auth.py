@@ -68,6 +68,9 @@ async def caller(
     a millisecond; only a view that must be rebuilt goes to a thread. (The two parameters put the
     key and the header in the OpenAPI document; the headers are read here, whatever their case.)"""
     state: ServiceState = request.app.state.service
+    for header in ("authorization", TENANT_HEADER):  # two credentials, or two tenants: which one counts?
+        if len(request.headers.getlist(header)) > 1:
+            raise Problem(400, "ambiguous-credentials", f"send one {header.title()} header, not several")
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
