@@ -115,3 +115,19 @@ def test_a_damaged_metadata_file_is_refused_naming_its_table(tmp_path: Path) -> 
         assert done.stderr.startswith(
             "error: table costlake.daily_account_cost: its metadata cannot be read ("
         )
+
+
+def test_a_missing_data_file_is_named_not_an_internal_error(tmp_path: Path) -> None:
+    """A data file deleted by hand made `validate` and `anomalies` say `internal error (IOException:
+    …)` and ask for a traceback, where nothing in costlake failed."""
+    wh = _lake(tmp_path)
+    gone = sorted((wh / "costlake" / "daily_account_cost" / "data").rglob("*.parquet"))[0]
+    gone.unlink()
+    for command in (("validate",), ("anomalies", "--full")):
+        done = cli(wh, *command)
+        assert done.returncode == 3, done.stderr
+        line = done.stderr.strip()
+        assert (
+            line.startswith("error: a file of the warehouse cannot be read (IO Error: ") and str(gone) in line
+        )
+        assert "internal error" not in line and len(done.stderr.splitlines()) == 1

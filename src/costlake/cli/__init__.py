@@ -325,6 +325,9 @@ def _exit_for(exc: BaseException) -> NoReturn:
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"error: {where}{exc.strerror or exc}", 1)
     first = (str(exc).strip().splitlines() or [""])[0]
+    if type(exc).__name__ == "IOException" and "duckdb" in type(exc).__module__:
+        # A data file a table lists is gone or unreadable (deleted by hand, a disk fault): not a bug.
+        _fail(f"error: a file of the warehouse cannot be read ({first}); restore it from a copy", 3)
     if type(exc).__name__ == "OutOfMemoryException" and "duckdb" in type(exc).__module__:
         # Not a bug: the work needed more memory than DuckDB's limit, or more temp space to spill to.
         _fail(f"error: DuckDB ran out of memory or of temp space to spill ({first}); {OUT_OF_MEMORY_HINT}", 1)
