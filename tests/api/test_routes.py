@@ -284,9 +284,9 @@ def test_csv_cells_can_neither_run_nor_break_a_row() -> None:
     assert cells[-1] == "-12.5" and [r[1] for r in rows[1:]] == ["1.50"] * len(hostile)
 
 
-def test_a_window_that_ends_before_it_starts_is_told_in_the_parameters_words(served: Served) -> None:
+def test_a_window_that_ends_before_it_starts_is_told_in_the_parameters_names(served: Served) -> None:
     """It said `date_from 2025-03-05 is after date_to 2025-03-01`, names no parameter has."""
     response = served.get("/anomalies?from=2025-03-05&to=2025-03-01", served.keys["team-a"])
     assert response.status_code in (400, 422)
     detail = json.dumps(response.json())
-    assert "the first day (2025-03-05) is after the last (2025-03-01)" in detail and "date_from" not in detail
+    assert "'from' (2025-03-05) is after 'to' (2025-03-01)" in detail and "date_from" not in detail

@@ -53,7 +53,7 @@ class CostFilters(BaseModel):
     @model_validator(mode="after")
     def _window(self) -> CostFilters:
         if self.date_from is not None and self.date_to is not None and self.date_from > self.date_to:
-            raise ValueError(f"the first day ({self.date_from}) is after the last ({self.date_to})")
+            raise ValueError(f"'from' ({self.date_from}) is after 'to' ({self.date_to})")
         return self
 
     def conditions(self) -> tuple[list[str], list[Any]]:
