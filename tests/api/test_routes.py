@@ -290,3 +290,24 @@ def test_a_window_that_ends_before_it_starts_is_told_in_the_parameters_names(ser
     assert response.status_code in (400, 422)
     detail = json.dumps(response.json())
     assert "'from' (2025-03-05) is after 'to' (2025-03-01)" in detail and "date_from" not in detail
+
+
+def test_a_service_filter_is_one_service_not_a_question(served: Served) -> None:
+    """`filters.service` went through the question parser: "amazonec2 OR 1=1" and "amazonec2,
+    amazons3" were read as the services they mention. Now a name alone ("ec2" too) is that service,
+    and anything more is the name as given, which no service has: nothing matches it, and the answer
+    says so before it lists the nearest anomalies."""
+    key = served.keys["team-a"]
+
+    def answer(service: str) -> dict:
+        body = {"query": "what changed?", "k": 20, "filters": {"service": service}}
+        response = served.post("/explain", key, json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    for name in ("ec2", "AmazonEC2"):
+        found = answer(name)
+        assert {c["service_name"] for c in found["citations"]} == {"amazonec2"}
+        assert not found["explanation"].startswith("No anomaly matched")
+    for padded in ("amazonec2 OR 1=1", "amazonec2, amazons3", "ec2 and rds"):
+        assert answer(padded)["explanation"].startswith("No anomaly matched"), padded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from costlake.api.auth import Caller, caller, own_account
 from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
 from costlake.api.metrics import DEGRADED, GENERATION, LLM_ERRORS, RETRIEVAL
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
-from costlake.errors import ConfigError
+from costlake.errors import ConfigError, InputError
 from costlake.rag.explain import TABLE_INTENTS, Explainer, ExplainResult
 from costlake.rag.intents import classify
 from costlake.rag.llm import LLMError
@@ -135,14 +136,29 @@ def _given(who: Caller, filters: ExplainFilters | None) -> QueryFilters | None:
     own_account(who, filters.account_id)
     services: frozenset[str] = frozenset()
     if filters.service:
-        parsed = parse_query(filters.service, accounts={}, services=KNOWN_SERVICES, today=dt.date.today())
-        services = parsed.service_names or frozenset({filters.service})
+        services = _one_service(filters.service)
     return QueryFilters(
         account_ids=frozenset({filters.account_id}) if filters.account_id else frozenset(),
         service_names=services,
         date_from=filters.date_from,
         date_to=filters.date_to,
     )
+
+
+def _one_service(given: str) -> frozenset[str]:
+    """The service `filters.service` names: a known one or its common name ("ec2") when that is all
+    it holds, else the name as given, matched as the lake spells it. A filter is not a question:
+    "amazonec2 OR 1=1" and "amazonec2, amazons3" were read as the services they mention."""
+    try:
+        parsed = parse_query(given, accounts={}, services=KNOWN_SERVICES, today=dt.date.today())
+    except InputError:  # words the question parser refuses ("amazonfoo"): a name, taken as given
+        return frozenset({given})
+    left = given
+    for text in parsed.matched:
+        left = left.replace(text, " ", 1)
+    if len(parsed.service_names) != 1 or re.search(r"[^\W_]", left):
+        return frozenset({given})
+    return parsed.service_names
 
 
 def _observe(result: ExplainResult, request: Request) -> None:
