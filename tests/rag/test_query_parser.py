@@ -183,6 +183,14 @@ def test_a_question_that_leaves_something_out_is_refused(question: str) -> None:
         parse_query(question, accounts=ACCOUNTS, services=SERVICES, today=TODAY)
 
 
+def test_an_account_named_with_an_excluding_word_is_its_name() -> None:
+    named = {"111111111111": "left-out", "222222222222": "minus-eu"}
+    for question, account in (("spend of left-out", "111111111111"), ("minus-eu last week", "222222222222")):
+        assert parse_query(question, accounts=named, services=SERVICES, today=TODAY).account_ids == {account}
+    with pytest.raises(InputError, match="^'except minus-eu': a question that leaves"):
+        parse_query("all accounts except minus-eu", accounts=named, services=SERVICES, today=TODAY)
+
+
 def test_a_service_name_that_matches_no_service_is_refused_not_read_as_all() -> None:
     """Left unread, "amazonfoo" was answered for every service, as if the question named none."""
     with pytest.raises(InputError, match="^no service is named 'amazonfoo'"):

@@ -129,10 +129,10 @@ def parse_query(
     filters use their spelling). Dates without a year fall in the last twelve months up to `today`.
     """
     text = _Text(question)
-    _refuse_exclusions(text)
     account_ids = _parse_accounts(text, accounts)
     date_from, date_to = _parse_dates(text, today)
     service_names = _parse_services(text, services)
+    _refuse_exclusions(text)  # after the names, so that an account named "left-out" is its name
     direction = _parse_direction(text)
     refuse_unread_names(text.masked)
     return QueryFilters(
