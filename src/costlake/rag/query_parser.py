@@ -297,6 +297,15 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
     after_preposition = "(?:" + "|".join(f"(?<={p} )" for p in ("in", "during", "for", "of", "since")) + ")"
     text.take(after_preposition + "may" + WORD_END, lambda m: month(None, 5, m))
     text.take(WORD_START + _month_names(without="may") + WORD_END, lambda m: month(None, _MONTHS[m[1]], m))
+    _take_periods(text, keep, today)
+    if not spans:
+        return None, None
+    return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def _take_periods(text: _Text, keep: Callable[[date, date, re.Match[str]], str | None], today: date) -> None:
+    """The periods of `_parse_dates` read after the days and months: the ones refused, halves, years
+    after a preposition, quarters (`keep` takes each range read)."""
     for pattern, why in _UNREAD_PERIODS:  # before a year is read out of "2025-W10" or "FY2025"
         text.take(WORD_START + pattern + WORD_END, _refusing(text, why))
     text.take(
@@ -319,10 +328,7 @@ def _parse_dates(text: _Text, today: date) -> tuple[date | None, date | None]:
             else _no_bill(text, m)
         ),
     )
-    text.take(WORD_START + _NO_QUARTER + WORD_END, lambda m: _not_aquarter(text, m))
-    if not spans:
-        return None, None
-    return min(s for s, _ in spans), max(e for _, e in spans)
+    text.take(WORD_START + _NO_QUARTER + WORD_END, lambda m: _not_a_quarter(text, m))
 
 
 _HALF = r"(?:h([12])|(first|second|1st|2nd)\s+half)(?:,?\s+(?:of\s+)?(?:the\s+year\s+)?(\d{4}))?"
@@ -347,7 +353,7 @@ def _refusing(text: _Text, why: str) -> Callable[[re.Match[str]], str | None]:
     return refuse
 
 
-def _not_aquarter(text: _Text, m: re.Match[str]) -> NoReturn:
+def _not_a_quarter(text: _Text, m: re.Match[str]) -> NoReturn:
     raise InputError(
         f"{text.original[m.start() : m.end()]} is not a quarter in the question (a quarter is Q1 to Q4)"
     )
