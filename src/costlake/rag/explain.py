@@ -278,7 +278,9 @@ class Explainer:
             names = answers.Names.read(self.wh, tenant)
             accounts = {a: question_name(a, name) for a, name in names.accounts.items()}
             services = {*KNOWN_SERVICES, *names.services}
-            parsed = parse_query(question, accounts=accounts, services=services, today=anchor)
+            parsed = parse_query(
+                question, accounts=accounts, services=services, today=anchor, every_service=True
+            )
             filters = narrowed(parsed, given)
             if intent.kind == "lookup":
                 found = answers.lookup(self.wh, tenant, names, filters, intent, anchor)

@@ -121,12 +121,20 @@ class _Text:
 
 
 def parse_query(
-    question: str, *, accounts: Mapping[str, str], services: Collection[str], today: date
+    question: str,
+    *,
+    accounts: Mapping[str, str],
+    services: Collection[str],
+    today: date,
+    every_service: bool = False,
 ) -> QueryFilters:
     """Read accounts (ids, names), services, dates and direction out of `question`.
 
     `accounts` maps account id -> name; `services` are the service names retrieval filters on (the
     filters use their spelling). Dates without a year fall in the last twelve months up to `today`.
+    `every_service`: `services` holds every service the asker has (the tables' answers), so a
+    vendor-like name none of them has is refused (`unread_names`); the anomaly index knows only the
+    services with anomalies, and a question there about another service is answered as unfiltered.
     """
     text = _Text(question)
     account_ids = _parse_accounts(text, accounts)
@@ -134,7 +142,8 @@ def parse_query(
     service_names = _parse_services(text, services)
     _refuse_exclusions(text)  # after the names, so that an account named "left-out" is its name
     direction = _parse_direction(text)
-    refuse_unread_names(text.masked)
+    if every_service:
+        refuse_unread_names(text.masked)
     return QueryFilters(
         frozenset(account_ids), frozenset(service_names), date_from, date_to, direction, text.matched
     )
