@@ -38,7 +38,7 @@ from costlake.rag.periods import (
     year_of,
 )
 from costlake.rag.service_words import WORD_END, WORD_START, service_patterns
-from costlake.rag.unread_names import refuse_unread_names
+from costlake.rag.unread_names import refuse_exclusions, refuse_unread_names
 
 Direction = Literal["up", "down"]
 
@@ -140,34 +140,13 @@ def parse_query(
     account_ids = _parse_accounts(text, accounts)
     date_from, date_to = _parse_dates(text, today)
     service_names = _parse_services(text, services)
-    _refuse_exclusions(text)  # after the names, so that an account named "left-out" is its name
+    refuse_exclusions(text.masked, text.original)  # after the names: an account may be "left-out"
     direction = _parse_direction(text)
     if every_service:
         refuse_unread_names(text.masked)
     return QueryFilters(
         frozenset(account_ids), frozenset(service_names), date_from, date_to, direction, text.matched
     )
-
-
-# Words that leave something out of a question: the filters only name what to include, so "everything
-# except EC2" was answered for EC2 alone.
-_EXCLUDE = re.compile(
-    WORD_START
-    + r"(?:except|excluding|exclude[sd]?|other\s+than|not\s+counting|apart\s+from|aside\s+from"
-    + r"|but\s+not|leaving\s+out|leave\s+out|left\s+out|minus|omitting|omit)"
-    + WORD_END
-)
-
-
-def _refuse_exclusions(text: _Text) -> None:
-    """Refuse a question that asks to leave a service, an account or a period out."""
-    m = _EXCLUDE.search(text.masked)
-    if m is not None:
-        shown = text.original[m.start() : m.end() + 40].split(",")[0].split("?")[0].strip()
-        raise InputError(
-            f"'{shown}': a question that leaves something out is not answered (the filters name only what "
-            "to include); ask about the services, accounts or days to include"
-        )
 
 
 def parse_period(text: str, today: date) -> tuple[date | None, date | None]:
