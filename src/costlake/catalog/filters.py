@@ -35,6 +35,12 @@ from costlake.errors import InputError
 MAX_LIMIT = 1000
 
 
+def check_window(date_from: dt.date | None, date_to: dt.date | None) -> None:
+    """A window of days that ends before it starts is refused in the words of its parameters."""
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise ValueError(f"'from' ({date_from}) is after 'to' ({date_to})")
+
+
 class CostFilters(BaseModel):
     """Which published rows: a window of usage days (both ends included), an account, a service."""
 
@@ -52,8 +58,7 @@ class CostFilters(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> CostFilters:
-        if self.date_from is not None and self.date_to is not None and self.date_from > self.date_to:
-            raise ValueError(f"'from' ({self.date_from}) is after 'to' ({self.date_to})")
+        check_window(self.date_from, self.date_to)
         return self
 
     def conditions(self) -> tuple[list[str], list[Any]]:

@@ -18,6 +18,7 @@ from costlake.api.auth import Caller, caller, own_account
 from costlake.api.limits import ACCOUNT_ID_CHARS, SERVICE_CHARS
 from costlake.api.metrics import DEGRADED, GENERATION, LLM_ERRORS, RETRIEVAL
 from costlake.api.problems import EARLIEST, LATEST, TENANT_ERRORS, Problem, documented
+from costlake.catalog.filters import check_window
 from costlake.errors import ConfigError, InputError
 from costlake.rag.explain import TABLE_INTENTS, Explainer, ExplainResult
 from costlake.rag.intents import classify
@@ -51,8 +52,7 @@ class ExplainFilters(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> ExplainFilters:
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValueError(f"from {self.date_from} is after to {self.date_to}")
+        check_window(self.date_from, self.date_to)
         return self
 
 
